@@ -1,0 +1,76 @@
+# tailsift — build, run and test the collector distribution.
+# Only Go is needed: every tool is a Go tool pinned in internal/tools.
+
+# The module proxy is reachable here, the `direct` fallback is not.
+export GOPROXY := https://proxy.golang.org
+export CGO_ENABLED ?= 1
+
+GO      ?= go
+TOOLS   := $(GO) tool -modfile=$(CURDIR)/internal/tools/go.mod
+BIN     := $(CURDIR)/bin/otelcol-tailsift
+DIST    := cmd/otelcol-tailsift
+CONFIG  ?= config/default.yaml
+FUZZTIME ?= 10s
+# What `make generate` writes; check-generated compares it with the commit.
+GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor,$(c)/internal/metadata $(c)/internal/metadatatest \
+	$(c)/generated_component_test.go $(c)/generated_package_test.go $(c)/documentation.md)
+
+# The binary depends on every Go source of the main module and the distribution.
+SOURCES := $(shell find . -name '*.go' -not -path './benchmarks/*' -not -path './internal/tools/*' -not -name '*_test.go') \
+	go.mod go.sum $(DIST)/go.mod $(DIST)/go.sum
+
+.PHONY: all build run test test-unit test-e2e fuzz check-generated generate lint bench bench-smoke tidy clean
+
+all: build
+
+## build: compile the distribution into bin/otelcol-tailsift
+build: $(BIN)
+
+$(BIN): $(SOURCES)
+	cd $(DIST) && $(GO) build -trimpath -o $(BIN) .
+
+## run: run the collector on config/default.yaml (kept traces go to ./data/)
+run: $(BIN)
+	mkdir -p data
+	$(BIN) --config $(CONFIG)
+
+## test: generated code is current, then unit, fuzz, end-to-end and benchmark smoke tests, with -race
+test: check-generated $(BIN) test-unit fuzz bench-smoke
+
+test-unit: $(BIN)
+	TAILSIFT_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: a short run of each fuzz target
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzScan$$' -fuzztime=$(FUZZTIME) ./internal/wire/
+
+bench-smoke:
+	cd benchmarks && $(GO) test -race -count=1 -run . ./...
+
+## generate: regenerate cmd/otelcol-tailsift (ocb) and mdatagen output
+generate:
+	mkdir -p $(DIST)
+	$(TOOLS) builder --config builder-config.yaml --skip-compilation
+	$(GO) generate ./processor/...
+
+## check-generated: fail when the committed generated code differs from what `make generate` gives
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "generated code differs from the commit; run 'make generate' and commit:"; \
+		git status --porcelain -- $(GENERATED); git --no-pager diff -- $(GENERATED) | head -50; exit 1; fi
+
+## lint: golangci-lint (built from internal/tools)
+lint:
+	$(TOOLS) golangci-lint run ./...
+	cd benchmarks && $(TOOLS) golangci-lint run ./...
+
+## bench: the short benchmark subset (a few minutes)
+bench:
+	cd benchmarks && $(GO) test -run='^$$' -bench=. -benchmem -count=3 -timeout 30m ./... | tee bench.txt
+
+tidy:
+	$(GO) mod tidy
+	cd benchmarks && $(GO) mod tidy
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,150 @@
+package tracebuf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// Config is the user-facing configuration of the trace buffer and its
+// engine. The tailsift processor and receiver share it, so a block of YAML
+// moves between them unchanged.
+type Config struct {
+	// Shards is the number of buffer shards, each owned by one goroutine;
+	// 0 means GOMAXPROCS. Trace IDs are hashed with xxhash to pick a shard.
+	Shards int `mapstructure:"shards"`
+	// Completion says when a trace is complete enough to decide.
+	Completion CompletionConfig `mapstructure:"completion"`
+	// Buffer bounds the memory held for undecided traces.
+	Buffer BufferConfig `mapstructure:"buffer"`
+	// DecisionCache remembers decisions so late spans follow their trace.
+	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
+	// Policies are evaluated in order; the first that keeps a trace wins.
+	Policies []sampling.PolicyConfig `mapstructure:"policies"`
+}
+
+// CompletionConfig holds the completion rules; the first to fire decides.
+type CompletionConfig struct {
+	// Quiet: once the root span has arrived, decide after this long with no
+	// new span of the trace.
+	Quiet time.Duration `mapstructure:"quiet"`
+	// MaxWait: decide at the latest this long after the trace's first span.
+	// A trace whose root never arrives is decided then.
+	MaxWait time.Duration `mapstructure:"max_wait"`
+	// MaxSpans: a trace with this many spans is decided at once on what has
+	// arrived; its later spans follow that decision.
+	MaxSpans int `mapstructure:"max_spans"`
+}
+
+// BufferConfig bounds the buffer.
+type BufferConfig struct {
+	// MaxBytes is the budget for buffered spans across all shards. When it is
+	// reached, the oldest traces are decided early; nothing is dropped
+	// undecided. Accepts sizes like 512MiB.
+	MaxBytes ByteSize `mapstructure:"max_bytes"`
+	// MaxQueuedBytes bounds the requests accepted but not yet taken in by the
+	// shards. When it is reached, callers block until their context ends and
+	// then get a retryable error.
+	MaxQueuedBytes ByteSize `mapstructure:"max_queued_bytes"`
+}
+
+// DecisionCacheConfig sizes the caches of past decisions.
+type DecisionCacheConfig struct {
+	// KeptMaxBytes bounds the cache of kept trace IDs (ristretto, by cost).
+	KeptMaxBytes ByteSize `mapstructure:"kept_max_bytes"`
+	// DroppedMaxEntries bounds the filter of dropped trace IDs.
+	DroppedMaxEntries int `mapstructure:"dropped_max_entries"`
+}
+
+// Validate implements component.ConfigValidator.
+func (c *Config) Validate() error {
+	if c.Shards < 0 || c.Shards > 4096 {
+		return fmt.Errorf("shards: must be between 0 (GOMAXPROCS) and 4096, got %d", c.Shards)
+	}
+	return sampling.ValidatePolicies(c.Policies)
+}
+
+// Validate checks the completion rules.
+func (c *CompletionConfig) Validate() error {
+	if c.Quiet <= 0 {
+		return fmt.Errorf("quiet: must be positive, got %v", c.Quiet)
+	}
+	if c.MaxWait < c.Quiet {
+		return fmt.Errorf("max_wait: must be at least quiet (%v), got %v", c.Quiet, c.MaxWait)
+	}
+	if c.MaxSpans <= 0 {
+		return fmt.Errorf("max_spans: must be positive, got %d", c.MaxSpans)
+	}
+	return nil
+}
+
+// Validate checks the buffer bounds.
+func (c *BufferConfig) Validate() error {
+	if c.MaxBytes < 1<<20 {
+		return fmt.Errorf("max_bytes: must be at least 1MiB, got %d", c.MaxBytes)
+	}
+	if c.MaxQueuedBytes < 1<<20 {
+		return fmt.Errorf("max_queued_bytes: must be at least 1MiB, got %d", c.MaxQueuedBytes)
+	}
+	return nil
+}
+
+// Validate checks the cache sizes.
+func (c *DecisionCacheConfig) Validate() error {
+	if c.KeptMaxBytes < 64<<10 {
+		return fmt.Errorf("kept_max_bytes: must be at least 64KiB, got %d", c.KeptMaxBytes)
+	}
+	if c.DroppedMaxEntries < 0 {
+		return fmt.Errorf("dropped_max_entries: must not be negative, got %d", c.DroppedMaxEntries)
+	}
+	return nil
+}
+
+// ByteSize is a number of bytes that reads from YAML as an integer or as a
+// string with a unit: B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB
+// (powers of 1024).
+type ByteSize int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	n, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = n
+	return nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// ParseByteSize parses sizes like "512MiB", "16MB" or "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	num := s
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("invalid byte size %q (want e.g. 512MiB, 16MB or a number of bytes)", s)
+	}
+	v := f * float64(mult)
+	if v > float64(1<<62) {
+		return 0, errors.New("byte size too large")
+	}
+	return ByteSize(v), nil
+}

@@ -1,0 +1,48 @@
+package tracebuf
+
+import "time"
+
+// Reasons a trace is decided, as reported to the Observer.
+const (
+	ReasonQuiet    = "quiet"     // the root arrived and the trace went quiet
+	ReasonMaxWait  = "max_wait"  // the trace reached completion.max_wait
+	ReasonMaxSpans = "max_spans" // early: the trace reached completion.max_spans
+	ReasonMemory   = "memory"    // early: the buffer reached buffer.max_bytes
+	ReasonShutdown = "shutdown"  // early: the component is shutting down
+)
+
+// Refusal reasons.
+const (
+	RefusedQueueFull = "queue_full" // retryable
+	RefusedInvalid   = "invalid"    // permanent: bad IDs
+)
+
+// Observer receives the buffer's events, for self-metrics. It is called
+// concurrently from Ingest callers and from every shard goroutine.
+type Observer interface {
+	// Received counts spans accepted into the buffer's queue.
+	Received(spans int)
+	// Refused counts spans refused, by reason.
+	Refused(reason string, spans int)
+	// Decided reports one decision: the deciding policy (empty if none
+	// kept), the outcome, the trace's buffered span count, the reason, the
+	// time since its first span, and how long after its rule fired the
+	// decision came (negative when no timed rule applies).
+	Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration)
+	// Late counts spans that arrived after their trace was decided.
+	Late(kept bool, spans int)
+	// Buffered reports changes of buffered bytes and traces.
+	Buffered(bytes, traces int64)
+	// ExportFailed counts kept spans the next consumer did not take.
+	ExportFailed(spans int)
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+func (NopObserver) Received(int)                                                    {}
+func (NopObserver) Refused(string, int)                                             {}
+func (NopObserver) Decided(string, bool, int, string, time.Duration, time.Duration) {}
+func (NopObserver) Late(bool, int)                                                  {}
+func (NopObserver) Buffered(int64, int64)                                           {}
+func (NopObserver) ExportFailed(int)                                                {}

@@ -1,0 +1,449 @@
+package tracebuf
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/wire"
+	tsampling "github.com/tailsift/tailsift/sampling"
+)
+
+// message is what a shard's queue carries: spans to take in, a sync
+// barrier, or the final flush.
+type message struct {
+	req   *request
+	spans []int32
+	sync  chan struct{}
+	flush *flush
+}
+
+type flush struct {
+	ctx  context.Context
+	done chan error
+}
+
+// shard owns a disjoint set of traces. Only its goroutine touches its state.
+type shard struct {
+	b              *Buffer
+	id             int
+	in             chan message
+	traces         map[[16]byte]*trace
+	byFirst        list
+	byQuiet        list
+	groups         *interner
+	ring           *keptRing
+	dropped        *dropFilter
+	budget         int64
+	used           int64 // trace records and overhead; groups are in groups.bytes
+	reported       int64 // bytes last reported to the observer
+	nTraces        int64
+	reportedTraces int64
+
+	quiet, maxWait int64
+	maxSpans       int
+
+	timer   clock.Timer
+	armed   bool
+	armedAt int64
+
+	// scratch, reused across messages
+	gids    []int32
+	late    []lateSpan
+	order   []uint32
+	seen    map[[8]byte]struct{}
+	spanBuf []byte
+	ends    []int
+}
+
+type lateSpan struct {
+	idx int32
+	th  uint64
+}
+
+func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
+	s := &shard{
+		b:        b,
+		id:       id,
+		in:       make(chan message, shardQueueLen),
+		traces:   make(map[[16]byte]*trace),
+		groups:   newInterner(),
+		ring:     newKeptRing(ring),
+		dropped:  newDropFilter(dropped),
+		budget:   budget,
+		quiet:    int64(b.cfg.Completion.Quiet),
+		maxWait:  int64(b.cfg.Completion.MaxWait),
+		maxSpans: b.cfg.Completion.MaxSpans,
+		seen:     make(map[[8]byte]struct{}),
+	}
+	s.byFirst.at = func(t *trace) *links { return &t.byFirst }
+	s.byQuiet.at = func(t *trace) *links { return &t.byQuiet }
+	return s
+}
+
+func (s *shard) now() int64 { return int64(s.b.set.Clock.Now().Sub(s.b.base)) }
+
+func (s *shard) run(ctx context.Context) {
+	s.timer = s.b.set.Clock.NewTimer(time.Hour)
+	s.timer.Stop()
+	defer s.timer.Stop()
+	for {
+		select {
+		case m := <-s.in:
+			switch {
+			case m.req != nil:
+				s.ingest(ctx, m.req, m.spans)
+			case m.sync != nil:
+				s.expire(ctx, s.now())
+				close(m.sync)
+			case m.flush != nil:
+				m.flush.done <- s.flushAll(m.flush.ctx)
+				return
+			}
+		case <-s.timer.C():
+			s.armed = false
+		case <-ctx.Done():
+			return
+		}
+		now := s.now()
+		s.expire(ctx, now)
+		s.rearm(now)
+		s.report()
+	}
+}
+
+// ingest takes in one message's spans.
+func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
+	defer req.release()
+	now := s.now()
+	batch := &req.batch
+	if cap(s.gids) < len(batch.Scopes) {
+		s.gids = make([]int32, len(batch.Scopes))
+	}
+	s.gids = s.gids[:len(batch.Scopes)]
+	for i := range s.gids {
+		s.gids[i] = -1
+	}
+	s.late = s.late[:0]
+	lateDropped := 0
+	for _, i := range idx {
+		sp := &batch.Spans[i]
+		t := s.traces[sp.TraceID]
+		if t == nil {
+			h := hashID(&sp.TraceID)
+			if th, ok := s.keptThreshold(&sp.TraceID, h); ok {
+				s.late = append(s.late, lateSpan{idx: i, th: th})
+				continue
+			}
+			if s.dropped.contains(h) {
+				lateDropped++
+				continue
+			}
+			t = s.newTrace(sp, h, now)
+		}
+		gid := s.gids[sp.Scope]
+		if gid < 0 {
+			gid = int32(s.groups.lookup(&batch.Scopes[sp.Scope]))
+			s.gids[sp.Scope] = gid
+		}
+		s.add(t, sp, uint32(gid), now)
+		if t.sum.SpanCount >= s.maxSpans {
+			s.decideAsync(ctx, t, ReasonMaxSpans, now, -1)
+		}
+	}
+	if lateDropped > 0 {
+		s.b.set.Observer.Late(false, lateDropped)
+	}
+	if len(s.late) > 0 {
+		s.forwardLate(ctx, batch)
+	}
+	for s.used+s.groups.bytes > s.budget && s.byFirst.head != nil {
+		s.decideAsync(ctx, s.byFirst.head, ReasonMemory, now, -1)
+	}
+}
+
+func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
+	t := &trace{hash: h, first: now, last: now}
+	t.sum.SetIdentity(sp.TraceID, sp.TraceState)
+	s.traces[sp.TraceID] = t
+	s.byFirst.pushBack(t)
+	t.size = traceOverhead
+	s.used += traceOverhead
+	s.nTraces++
+	return t
+}
+
+func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
+	before := cap(t.recs)
+	t.recs = binary.AppendUvarint(t.recs, uint64(gid))
+	t.recs = binary.AppendUvarint(t.recs, uint64(len(sp.Raw)))
+	t.recs = append(t.recs, sp.Raw...)
+	if grown := int64(cap(t.recs) - before); grown != 0 {
+		t.size += grown
+		s.used += grown
+	}
+	s.groups.ref(gid)
+
+	sum := &t.sum
+	sum.SpanCount++
+	sum.StatusMask |= 1 << sp.Status
+	if sp.Start != 0 && (sum.Start == 0 || sp.Start < sum.Start) {
+		sum.Start = sp.Start
+	}
+	if sp.End > sum.End {
+		sum.End = sp.End
+	}
+	t.last = now
+	if !sp.HasParent {
+		if !t.hasRoot && len(sp.TraceState) > 0 {
+			// The root's tracestate is the authoritative one for rv and th.
+			sum.SetIdentity(sp.TraceID, sp.TraceState)
+		}
+		t.hasRoot = true
+	}
+	if t.hasRoot {
+		if t.inQuiet {
+			s.byQuiet.moveToBack(t)
+		} else {
+			s.byQuiet.pushBack(t)
+			t.inQuiet = true
+		}
+	}
+}
+
+// expire decides the traces whose completion rule has fired by now.
+func (s *shard) expire(ctx context.Context, now int64) {
+	for t := s.byFirst.head; t != nil && t.first+s.maxWait <= now; t = s.byFirst.head {
+		s.decideAsync(ctx, t, ReasonMaxWait, now, now-(t.first+s.maxWait))
+	}
+	for t := s.byQuiet.head; t != nil && t.last+s.quiet <= now; t = s.byQuiet.head {
+		s.decideAsync(ctx, t, ReasonQuiet, now, now-(t.last+s.quiet))
+	}
+}
+
+// rearm sets the timer for the next rule to fire, unless it is already set
+// for that time or earlier.
+func (s *shard) rearm(now int64) {
+	next := int64(math.MaxInt64)
+	if t := s.byFirst.head; t != nil {
+		next = t.first + s.maxWait
+	}
+	if t := s.byQuiet.head; t != nil {
+		next = min(next, t.last+s.quiet)
+	}
+	if next == math.MaxInt64 || (s.armed && s.armedAt <= next) {
+		return
+	}
+	s.timer.Reset(time.Duration(max(next-now, 0)))
+	s.armed, s.armedAt = true, next
+}
+
+// report sends the change of buffered bytes and traces to the observer.
+func (s *shard) report() {
+	used := s.used + s.groups.bytes
+	if d, n := used-s.reported, s.nTraces-s.reportedTraces; d != 0 || n != 0 {
+		s.b.set.Observer.Buffered(d, n)
+		s.reported, s.reportedTraces = used, s.nTraces
+	}
+}
+
+// decide evaluates t, forgets it and forwards it if kept, returning what
+// the next consumer refused. lag is how long after its rule fired this
+// happens, or negative for early decisions.
+func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
+	d := s.b.engine.Decide(&t.sum)
+	var td ptrace.Traces
+	var err error
+	if d.Keep {
+		s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
+		td, err = s.build(t, tsampling.NewMarker(d.Threshold))
+	} else {
+		s.dropped.add(t.hash)
+	}
+	id := t.sum.ID
+	s.forget(t, d, reason, now, lag)
+	if d.Keep && err == nil {
+		err = s.send(ctx, td)
+	}
+	if err != nil {
+		return fmt.Errorf("trace %s: %w", traceID(id), err)
+	}
+	return nil
+}
+
+// decideAsync is decide where no caller waits for the outcome: what the next
+// consumer refused is counted (by send) and logged.
+func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, lag int64) {
+	if err := s.decide(ctx, t, reason, now, lag); err != nil {
+		s.b.set.Logger.Error("Kept trace not forwarded", zap.Error(err))
+	}
+}
+
+func (s *shard) rememberKept(id [16]byte, h, th uint64) {
+	s.b.kept.Set(h, keptValue{check: idCheck(&id), threshold: th}, keptEntryCost)
+	if old, oldTh, evicted := s.ring.add(id, th); evicted {
+		oh := hashID(&old)
+		if v, ok := s.b.kept.Get(oh); !ok || v.check != idCheck(&old) {
+			s.b.kept.Set(oh, keptValue{check: idCheck(&old), threshold: oldTh}, keptEntryCost)
+		}
+	}
+}
+
+func (s *shard) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
+	if th, ok := s.ring.get(*id); ok {
+		return th, true
+	}
+	if v, ok := s.b.kept.Get(h); ok && v.check == idCheck(id) {
+		return v.threshold, true
+	}
+	return 0, false
+}
+
+// build decodes a kept trace's spans into pdata, grouped under their
+// resource and scope, with each span's tracestate marked and duplicate
+// span IDs (from client retries) removed.
+func (s *shard) build(t *trace, m tsampling.Marker) (ptrace.Traces, error) {
+	s.order = s.order[:0]
+	t.forEachRecord(func(gid uint32, _ []byte) {
+		for _, g := range s.order {
+			if g == gid {
+				return
+			}
+		}
+		s.order = append(s.order, gid)
+	})
+	clear(s.seen)
+	out := make([]byte, 0, len(t.recs)+len(s.order)*512)
+	for _, g := range s.order {
+		s.spanBuf, s.ends = s.spanBuf[:0], s.ends[:0]
+		t.forEachRecord(func(gid uint32, raw []byte) {
+			if gid != g {
+				return
+			}
+			id, ts := wire.PeekSpan(raw)
+			if _, dup := s.seen[id]; dup {
+				return
+			}
+			s.seen[id] = struct{}{}
+			s.spanBuf = wire.AppendSpan(s.spanBuf, raw, m.Mark(ts))
+			s.ends = append(s.ends, len(s.spanBuf))
+		})
+		out = wire.AppendResourceSpans(out, &s.groups.groups[g].sc, s.spanBuf, s.ends)
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(out)
+	if err != nil {
+		return td, fmt.Errorf("decode kept trace: %w", err)
+	}
+	return td, nil
+}
+
+// forwardLate sends the late spans of kept traces in s.late at once, each
+// marked with its trace's threshold.
+func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch) {
+	var out []byte
+	for scope := range batch.Scopes {
+		s.spanBuf, s.ends = s.spanBuf[:0], s.ends[:0]
+		for _, l := range s.late {
+			sp := &batch.Spans[l.idx]
+			if int(sp.Scope) != scope {
+				continue
+			}
+			th, _ := sampling.UnsignedToThreshold(l.th)
+			s.spanBuf = wire.AppendSpan(s.spanBuf, sp.Raw, tsampling.NewMarker(th).Mark(sp.TraceState))
+			s.ends = append(s.ends, len(s.spanBuf))
+		}
+		if len(s.ends) > 0 {
+			out = wire.AppendResourceSpans(out, &batch.Scopes[scope], s.spanBuf, s.ends)
+		}
+	}
+	s.b.set.Observer.Late(true, len(s.late))
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(out)
+	if err == nil {
+		err = s.send(ctx, td)
+	}
+	if err != nil {
+		s.b.set.Logger.Error("Late spans of kept traces not forwarded", zap.Int("spans", len(s.late)), zap.Error(err))
+	}
+}
+
+// send hands td to the next consumer, retrying retryable errors with
+// backoff until ctx ends. What is not delivered is counted and returned.
+func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
+	backoff := 5 * time.Millisecond
+	for {
+		err := s.b.emit(ctx, td)
+		if err == nil {
+			return nil
+		}
+		if consumererror.IsPermanent(err) {
+			s.b.set.Observer.ExportFailed(td.SpanCount())
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.b.set.Observer.ExportFailed(td.SpanCount())
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// flushAll decides every buffered trace, oldest first, and returns what the
+// next consumer refused.
+func (s *shard) flushAll(ctx context.Context) error {
+	// Take in what is still queued: it was accepted, so it is decided too.
+	for {
+		select {
+		case m := <-s.in:
+			if m.req != nil {
+				s.ingest(ctx, m.req, m.spans)
+			} else if m.sync != nil {
+				close(m.sync)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	var errs []error
+	now := s.now()
+	for t := s.byFirst.head; t != nil; t = s.byFirst.head {
+		if err := s.decide(ctx, t, ReasonShutdown, now, -1); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.report()
+	return errors.Join(errs...)
+}
+
+// forget removes a decided trace from the shard's state.
+func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64) {
+	delete(s.traces, t.sum.ID)
+	s.byFirst.remove(t)
+	if t.inQuiet {
+		s.byQuiet.remove(t)
+	}
+	s.nTraces--
+	s.b.set.Observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	t.forEachRecord(func(gid uint32, _ []byte) { s.groups.unref(gid, 1) })
+	s.used -= t.size
+	t.recs = nil
+}
+
+type traceID [16]byte
+
+func (id traceID) String() string { return fmt.Sprintf("%x", id[:]) }

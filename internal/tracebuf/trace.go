@@ -1,0 +1,82 @@
+package tracebuf
+
+import (
+	"encoding/binary"
+
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// traceOverhead is the bookkeeping counted per buffered trace: the struct
+// and its map entry.
+const traceOverhead = 200
+
+// trace is one buffered, undecided trace. Its spans are kept as records in
+// recs: uvarint(group id), uvarint(length), the span's encoded bytes.
+type trace struct {
+	sum     sampling.Trace
+	hash    uint64
+	recs    []byte
+	first   int64 // arrival of the first span, clock nanoseconds
+	last    int64 // arrival of the latest span
+	hasRoot bool
+	size    int64 // bytes accounted to the budget
+
+	byFirst links // all buffered traces, by first arrival
+	byQuiet links // traces whose root arrived, by latest arrival
+	inQuiet bool
+}
+
+// forEachRecord calls f for each buffered span record of t.
+func (t *trace) forEachRecord(f func(gid uint32, raw []byte)) {
+	recs := t.recs
+	for len(recs) > 0 {
+		gid, n := binary.Uvarint(recs)
+		l, m := binary.Uvarint(recs[n:])
+		start := n + m
+		f(uint32(gid), recs[start:start+int(l)])
+		recs = recs[start+int(l):]
+	}
+}
+
+type links struct{ prev, next *trace }
+
+// list is an intrusive doubly linked list of traces through one of their
+// links fields.
+type list struct {
+	head, tail *trace
+	at         func(*trace) *links
+}
+
+func (l *list) pushBack(t *trace) {
+	lt := l.at(t)
+	lt.prev, lt.next = l.tail, nil
+	if l.tail != nil {
+		l.at(l.tail).next = t
+	} else {
+		l.head = t
+	}
+	l.tail = t
+}
+
+func (l *list) remove(t *trace) {
+	lt := l.at(t)
+	if lt.prev != nil {
+		l.at(lt.prev).next = lt.next
+	} else {
+		l.head = lt.next
+	}
+	if lt.next != nil {
+		l.at(lt.next).prev = lt.prev
+	} else {
+		l.tail = lt.prev
+	}
+	lt.prev, lt.next = nil, nil
+}
+
+func (l *list) moveToBack(t *trace) {
+	if l.tail == t {
+		return
+	}
+	l.remove(t)
+	l.pushBack(t)
+}

@@ -1,0 +1,105 @@
+package wire
+
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// AppendSpan appends the body of the span message raw to dst with its
+// trace_state (field 3) replaced by ts; an empty ts removes it. raw must be a
+// span Scan accepted.
+func AppendSpan(dst, raw []byte, ts string) []byte {
+	off := 0
+	for off < len(raw) {
+		num, typ, n := protowire.ConsumeTag(raw[off:])
+		m := protowire.ConsumeFieldValue(num, typ, raw[off+n:])
+		if num != 3 {
+			dst = append(dst, raw[off:off+n+m]...)
+		}
+		off += n + m
+	}
+	if len(ts) > 0 {
+		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
+		dst = protowire.AppendString(dst, ts)
+	}
+	return dst
+}
+
+// PeekSpan returns the span ID and trace state of the span message raw,
+// which must be a span Scan accepted.
+func PeekSpan(raw []byte) (id [8]byte, ts []byte) {
+	off := 0
+	for off < len(raw) {
+		num, typ, n := protowire.ConsumeTag(raw[off:])
+		off += n
+		if typ == protowire.BytesType && (num == 2 || num == 3) {
+			v, m := protowire.ConsumeBytes(raw[off:])
+			if num == 2 {
+				copy(id[:], v)
+			} else {
+				ts = v
+			}
+			off += m
+			continue
+		}
+		off += protowire.ConsumeFieldValue(num, typ, raw[off:])
+	}
+	return id, ts
+}
+
+// AppendResourceSpans appends one TracesData.resource_spans field (number 1)
+// to dst, holding one ScopeSpans with the given framing and span bodies.
+// Span i is spans[ends[i-1]:ends[i]] (ends[-1] being 0).
+func AppendResourceSpans(dst []byte, sc *Scope, spans []byte, ends []int) []byte {
+	spansSize := 0
+	prev := 0
+	for _, e := range ends {
+		spansSize += fieldSize(2, e-prev)
+		prev = e
+	}
+	scopeSpansSize := spansSize
+	if sc.Scope != nil {
+		scopeSpansSize += fieldSize(1, len(sc.Scope))
+	}
+	if len(sc.ScopeSchemaURL) > 0 {
+		scopeSpansSize += fieldSize(3, len(sc.ScopeSchemaURL))
+	}
+	rsSize := fieldSize(2, scopeSpansSize)
+	if sc.Resource != nil {
+		rsSize += fieldSize(1, len(sc.Resource))
+	}
+	if len(sc.ResourceSchemaURL) > 0 {
+		rsSize += fieldSize(3, len(sc.ResourceSchemaURL))
+	}
+
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(rsSize))
+	if sc.Resource != nil {
+		dst = appendField(dst, 1, sc.Resource)
+	}
+	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(scopeSpansSize))
+	if sc.Scope != nil {
+		dst = appendField(dst, 1, sc.Scope)
+	}
+	prev = 0
+	for _, e := range ends {
+		dst = appendField(dst, 2, spans[prev:e])
+		prev = e
+	}
+	if len(sc.ScopeSchemaURL) > 0 {
+		dst = appendField(dst, 3, sc.ScopeSchemaURL)
+	}
+	if len(sc.ResourceSchemaURL) > 0 {
+		dst = appendField(dst, 3, sc.ResourceSchemaURL)
+	}
+	return dst
+}
+
+func fieldSize(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+func appendField(dst []byte, num protowire.Number, v []byte) []byte {
+	dst = protowire.AppendTag(dst, num, protowire.BytesType)
+	return protowire.AppendBytes(dst, v)
+}

@@ -1,0 +1,75 @@
+package tailsiftprocessor
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+
+	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
+)
+
+// tailsiftProcessor implements processor.Traces on the shared trace buffer:
+// ConsumeTraces encodes the batch once and hands the bytes to the buffer,
+// which holds them by trace and forwards kept traces to next.
+type tailsiftProcessor struct {
+	buf       *tracebuf.Buffer
+	telemetry *metadata.TelemetryBuilder
+}
+
+var _ processor.Traces = (*tailsiftProcessor)(nil)
+
+func newProcessor(set processor.Settings, cfg *Config, next consumer.Traces) (*tailsiftProcessor, error) {
+	return newProcessorWithClock(set, cfg, next, clock.Real{})
+}
+
+func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Traces, clk clock.Clock) (*tailsiftProcessor, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("create telemetry: %w", err)
+	}
+	obs := newObserver(tb)
+	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
+		Logger:   set.Logger,
+		Observer: obs,
+		Clock:    clk,
+	})
+	if err != nil {
+		tb.Shutdown()
+		return nil, err
+	}
+	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
+}
+
+func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
+	p.buf.Start()
+	return nil
+}
+
+// Shutdown decides every buffered trace and forwards the kept ones within ctx.
+func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
+	err := p.buf.Shutdown(ctx)
+	p.telemetry.Shutdown()
+	return err
+}
+
+func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+// ConsumeTraces buffers td's spans by trace. It returns once they are queued
+// for their shards, not when they are decided.
+func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	if err != nil {
+		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
+	}
+	return p.buf.Ingest(ctx, buf)
+}
