@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/wire"
@@ -137,6 +139,7 @@ type request struct {
 	per     [][]int32 // span indexes, per shard
 	pending atomic.Int32
 	weight  int64
+	arrival int64 // when Ingest took it, clock nanoseconds
 }
 
 func (r *request) release() {
@@ -164,11 +167,12 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	}
 	req := b.reqs.Get().(*request)
 	req.buf = buf
+	req.arrival = int64(b.set.Clock.Now().Sub(b.base))
 	if err := wire.Scan(buf, &req.batch); err != nil {
 		req.batch.Reset()
 		req.buf = nil
 		b.reqs.Put(req)
-		return consumererror.NewPermanent(err)
+		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
 	}
 	spans := req.batch.Spans
 	invalid := 0
@@ -186,7 +190,8 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	var invalidErr error
 	if invalid > 0 {
 		b.set.Observer.Refused(RefusedInvalid, invalid)
-		invalidErr = consumererror.NewPermanent(fmt.Errorf(
+		// The gRPC status makes OTLP receivers answer INVALID_ARGUMENT / 400.
+		invalidErr = consumererror.NewPermanent(status.Errorf(codes.InvalidArgument,
 			"tailsift: rejected %d of %d spans: trace_id and span_id must be present and not all zero", invalid, len(spans)))
 	}
 	targets := 0
@@ -208,7 +213,9 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 		req.release()
 		return fmt.Errorf("tailsift: buffer queue full (buffer.max_queued_bytes), retry later: %w", err)
 	}
-	req.pending.Store(int32(targets))
+	// One reference per target shard, plus Ingest's own while it walks per.
+	req.pending.Store(int32(targets) + 1)
+	defer req.release()
 	accepted, refused := 0, 0
 	for sh, idx := range req.per {
 		if len(idx) == 0 {

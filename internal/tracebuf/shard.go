@@ -124,7 +124,7 @@ func (s *shard) run(ctx context.Context) {
 // ingest takes in one message's spans.
 func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	defer req.release()
-	now := s.now()
+	now := req.arrival
 	batch := &req.batch
 	if cap(s.gids) < len(batch.Scopes) {
 		s.gids = make([]int32, len(batch.Scopes))

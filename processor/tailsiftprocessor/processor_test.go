@@ -1,0 +1,506 @@
+package tailsiftprocessor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
+	tsampling "github.com/tailsift/tailsift/sampling"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// spanSpec describes one span of a test trace.
+type spanSpec struct {
+	trace  uint64 // trace number; the trace ID is derived from it
+	span   uint64 // span number within the trace; 1 is the root
+	parent uint64 // 0 for the root
+	dur    time.Duration
+	status ptrace.StatusCode
+	ts     string
+}
+
+func traceID(n uint64) pcommon.TraceID {
+	var id pcommon.TraceID
+	binary.BigEndian.PutUint64(id[:8], n*0x9E3779B97F4A7C15+1)
+	binary.BigEndian.PutUint64(id[8:], n*0xBF58476D1CE4E5B9+7)
+	return id
+}
+
+func spanID(trace, span uint64) pcommon.SpanID {
+	var id pcommon.SpanID
+	binary.BigEndian.PutUint64(id[:], trace<<16|span)
+	return id
+}
+
+// batch builds one ptrace.Traces holding the given spans under two resources.
+func batch(specs ...spanSpec) ptrace.Traces {
+	td := ptrace.NewTraces()
+	var ss [2]ptrace.SpanSlice
+	for i := range ss {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", []string{"frontend", "backend"}[i])
+		rs.Resource().Attributes().PutStr("host.name", "host-1")
+		sc := rs.ScopeSpans().AppendEmpty()
+		sc.Scope().SetName("test")
+		ss[i] = sc.Spans()
+	}
+	for _, s := range specs {
+		sp := ss[s.span%2].AppendEmpty()
+		sp.SetTraceID(traceID(s.trace))
+		sp.SetSpanID(spanID(s.trace, s.span))
+		if s.parent != 0 {
+			sp.SetParentSpanID(spanID(s.trace, s.parent))
+		}
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
+		d := s.dur
+		if d == 0 {
+			d = 10 * time.Millisecond
+		}
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(d)))
+		sp.Status().SetCode(s.status)
+		sp.TraceState().FromRaw(s.ts)
+		sp.Attributes().PutStr("http.route", "/api/items/{id}")
+		sp.Attributes().PutInt("http.status_code", 200)
+	}
+	for i := td.ResourceSpans().Len() - 1; i >= 0; i-- {
+		if ss[i].Len() == 0 {
+			td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool { return rs.ScopeSpans().At(0).Spans().Len() == 0 })
+			break
+		}
+	}
+	return td
+}
+
+// harness is a processor on a fake clock with a sink and telemetry.
+type harness struct {
+	t    *testing.T
+	p    *tailsiftProcessor
+	clk  *clocktest.Fake
+	sink *consumertest.TracesSink
+	tel  *componenttest.Telemetry
+}
+
+func testConfig() *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Shards = 2
+	cfg.Policies = []tsampling.PolicyConfig{
+		tsampling.NewPolicyConfig("errors", "status_code", &tsampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		tsampling.NewPolicyConfig("slow", "latency", &tsampling.LatencyConfig{ThresholdMs: 1000}),
+	}
+	return cfg
+}
+
+func newHarness(t *testing.T, cfg *Config, next consumer.Traces) *harness {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	h := &harness{t: t, clk: clocktest.NewFake(t0), tel: componenttest.NewTelemetry()}
+	if next == nil {
+		h.sink = new(consumertest.TracesSink)
+		next = h.sink
+	}
+	set := processortest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = h.tel.NewTelemetrySettings()
+	p, err := newProcessorWithClock(set, cfg, next, h.clk)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	h.p = p
+	t.Cleanup(func() {
+		assert.NoError(t, p.Shutdown(context.Background()))
+		assert.NoError(t, h.tel.Shutdown(context.Background()))
+	})
+	return h
+}
+
+func (h *harness) send(specs ...spanSpec) {
+	h.t.Helper()
+	require.NoError(h.t, h.p.ConsumeTraces(context.Background(), batch(specs...)))
+}
+
+// advance moves the clock and waits until the shards have acted on it.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	h.clk.Advance(d)
+	require.NoError(h.t, h.p.buf.Sync(context.Background()))
+}
+
+// spansOf returns the received spans of trace n, by span number.
+func (h *harness) spansOf(n uint64) map[uint64]ptrace.Span {
+	out := map[uint64]ptrace.Span{}
+	id := traceID(n)
+	for _, td := range h.sink.AllTraces() {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			rs := td.ResourceSpans().At(i)
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				ss := rs.ScopeSpans().At(j).Spans()
+				for k := 0; k < ss.Len(); k++ {
+					if ss.At(k).TraceID() == id {
+						sid := ss.At(k).SpanID()
+						out[binary.BigEndian.Uint64(sid[:])&0xffff] = ss.At(k)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (h *harness) metric(name string, attrs ...attribute.KeyValue) int64 {
+	h.t.Helper()
+	m, err := h.tel.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	want := attribute.NewSet(attrs...)
+	var total int64
+	if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+		for _, dp := range sum.DataPoints {
+			match := true
+			for _, kv := range want.ToSlice() {
+				if v, ok := dp.Attributes.Value(kv.Key); !ok || v != kv.Value {
+					match = false
+				}
+			}
+			if match {
+				total += dp.Value
+			}
+		}
+	}
+	return total
+}
+
+// errorTrace is trace n with the error on a non-root span, split by the caller.
+func errorTrace(n uint64) []spanSpec {
+	return []spanSpec{
+		{trace: n, span: 2, parent: 1},
+		{trace: n, span: 3, parent: 2, status: ptrace.StatusCodeError},
+		{trace: n, span: 1},
+	}
+}
+
+func TestCompletionQuietAfterRoot(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	tr := errorTrace(1)
+	h.send(tr[0], tr[1])
+	h.advance(5 * time.Second) // no root yet: quiet does not apply
+	assert.Empty(t, h.spansOf(1))
+
+	h.send(tr[2])
+	h.advance(1900 * time.Millisecond)
+	assert.Empty(t, h.spansOf(1), "decided before quiet elapsed")
+	h.advance(100 * time.Millisecond)
+	got := h.spansOf(1)
+	require.Len(t, got, 3, "trace not decided once quiet elapsed after the root")
+	for _, sp := range got {
+		assert.Equal(t, "ot=th:0", sp.TraceState().AsRaw())
+	}
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_decided",
+		attribute.String("policy", "errors"), attribute.String("decision", "keep")))
+}
+
+func TestCompletionQuietRestartsOnNewSpan(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	tr := errorTrace(1)
+	h.send(tr[2], tr[0])
+	h.advance(1500 * time.Millisecond)
+	h.send(tr[1]) // a span after the root postpones the decision
+	h.advance(1500 * time.Millisecond)
+	assert.Empty(t, h.spansOf(1))
+	h.advance(500 * time.Millisecond)
+	assert.Len(t, h.spansOf(1), 3)
+}
+
+func TestCompletionMaxWaitWithoutRoot(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	tr := errorTrace(1)
+	h.send(tr[0], tr[1])
+	h.advance(29900 * time.Millisecond)
+	assert.Empty(t, h.spansOf(1))
+	h.advance(100 * time.Millisecond)
+	assert.Len(t, h.spansOf(1), 2, "rootless trace must be decided at max_wait")
+}
+
+func TestCompletionMaxWaitWithBusyRoot(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})
+	for i := uint64(2); i <= 30; i++ { // a span every second keeps quiet from firing
+		h.advance(time.Second)
+		h.send(spanSpec{trace: 1, span: i, parent: 1})
+	}
+	assert.Empty(t, h.spansOf(1))
+	h.advance(time.Second) // 30 s after the first span
+	assert.Len(t, h.spansOf(1), 30)
+}
+
+func TestMaxSpansDecidesAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.Completion.MaxSpans = 5
+	h := newHarness(t, cfg, nil)
+	var specs []spanSpec
+	for i := uint64(2); i <= 6; i++ {
+		specs = append(specs, spanSpec{trace: 7, span: i, parent: 1, status: ptrace.StatusCodeError})
+	}
+	h.send(specs...)
+	h.advance(0)
+	assert.Len(t, h.spansOf(7), 5)
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_early_decisions", attribute.String("reason", "max_spans")))
+	// The rest of the trace follows the decision at once.
+	h.send(spanSpec{trace: 7, span: 1}, spanSpec{trace: 7, span: 8, parent: 1})
+	h.advance(0)
+	assert.Len(t, h.spansOf(7), 7)
+	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
+}
+
+func TestLateSpansFollowTheDecision(t *testing.T) {
+	cfg := testConfig()
+	cfg.Policies = append(cfg.Policies,
+		tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 50}))
+	h := newHarness(t, cfg, nil)
+	th, err := sampling.ProbabilityToThreshold(0.5)
+	require.NoError(t, err)
+	want := "ot=th:" + th.TValue()
+
+	// Find a fast trace the baseline keeps and one it drops.
+	var kept, dropped uint64
+	for n := uint64(100); kept == 0 || dropped == 0; n++ {
+		if th.ShouldSample(sampling.TraceIDToRandomness(traceID(n))) {
+			kept = n
+		} else {
+			dropped = n
+		}
+	}
+	h.send(spanSpec{trace: kept, span: 1}, spanSpec{trace: dropped, span: 1})
+	h.advance(2 * time.Second)
+	require.Len(t, h.spansOf(kept), 1)
+	require.Empty(t, h.spansOf(dropped))
+
+	h.send(spanSpec{trace: kept, span: 2, parent: 1}, spanSpec{trace: dropped, span: 2, parent: 1})
+	h.advance(0) // no time passes: late spans are forwarded at once
+	got := h.spansOf(kept)
+	require.Len(t, got, 2)
+	assert.Equal(t, want, got[2].TraceState().AsRaw(), "late span must carry its trace's threshold")
+	assert.Equal(t, want, got[1].TraceState().AsRaw())
+	assert.Empty(t, h.spansOf(dropped))
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
+}
+
+func TestTraceStateMergedWithIncoming(t *testing.T) {
+	cfg := testConfig()
+	h := newHarness(t, cfg, nil)
+	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError, ts: "vendor=abc,ot=rv:abcdef01234567"},
+		spanSpec{trace: 2, span: 1, status: ptrace.StatusCodeError, ts: "ot=th:8"}) // head-sampled at 50 %
+	h.advance(2 * time.Second)
+	// W3C: the modified ot entry moves to the front; other vendors' entries stay.
+	assert.Equal(t, "ot=rv:abcdef01234567;th:0,vendor=abc", h.spansOf(1)[1].TraceState().AsRaw())
+	assert.Equal(t, "ot=th:8", h.spansOf(2)[1].TraceState().AsRaw(), "a head threshold stays: the trace stands for 2")
+}
+
+func TestMemoryBudgetDecidesOldestEarly(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.Buffer.MaxBytes = 1 << 20
+	h := newHarness(t, cfg, nil)
+	const traces = 6000 // about 2 MB of spans: twice the budget
+	for n := uint64(1); n <= traces; n += 100 {
+		var specs []spanSpec
+		for k := n; k < n+100; k++ {
+			st := ptrace.StatusCodeOk
+			if k%10 == 0 {
+				st = ptrace.StatusCodeError
+			}
+			specs = append(specs, spanSpec{trace: k, span: 2, parent: 1, status: st})
+		}
+		h.send(specs...)
+	}
+	h.advance(0)
+	early := h.metric("otelcol_processor_tailsift_early_decisions", attribute.String("reason", "memory"))
+	assert.Positive(t, early, "budget never forced a decision")
+	assert.LessOrEqual(t, h.metric("otelcol_processor_tailsift_buffered_bytes"), int64(cfg.Buffer.MaxBytes))
+	// The oldest went first, and every error trace decided so far was kept.
+	assert.Len(t, h.spansOf(10), 1)
+	assert.Empty(t, h.spansOf(traces), "the newest trace should still be buffered")
+	h.advance(31 * time.Second)
+	for n := uint64(10); n <= traces; n += 10 {
+		require.Len(t, h.spansOf(n), 1, "error trace %d lost", n)
+	}
+	assert.Equal(t, int64(traces), h.metric("otelcol_processor_tailsift_traces_decided"))
+}
+
+func TestShutdownDecidesAndFlushesEverything(t *testing.T) {
+	cfg := testConfig()
+	sink := new(consumertest.TracesSink)
+	h := &harness{t: t, clk: clocktest.NewFake(t0), sink: sink}
+	p, err := newProcessorWithClock(processortest.NewNopSettings(metadata.Type), cfg, sink, h.clk)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	h.p = p
+	for n := uint64(1); n <= 200; n++ {
+		tr := errorTrace(n)
+		if n%2 == 0 {
+			tr[1].status = ptrace.StatusCodeOk
+		}
+		h.send(tr...)
+	}
+	require.NoError(t, p.Shutdown(context.Background()))
+	for n := uint64(1); n <= 200; n++ {
+		if n%2 == 1 {
+			assert.Len(t, h.spansOf(n), 3, "error trace %d not flushed on shutdown", n)
+		} else {
+			assert.Empty(t, h.spansOf(n))
+		}
+	}
+	require.NoError(t, p.Shutdown(context.Background()), "second Shutdown")
+	assert.ErrorIs(t, p.ConsumeTraces(context.Background(), batch(errorTrace(999)...)), tracebuf.ErrShutdown)
+}
+
+// flaky fails the first n calls, retryably or permanently.
+type flaky struct {
+	consumertest.TracesSink
+	fails     atomic.Int32
+	permanent bool
+}
+
+func (f *flaky) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if f.fails.Add(-1) >= 0 {
+		err := errors.New("backend unavailable")
+		if f.permanent {
+			return consumererror.NewPermanent(err)
+		}
+		return err
+	}
+	return f.TracesSink.ConsumeTraces(ctx, td)
+}
+
+func TestNextConsumerErrors(t *testing.T) {
+	t.Run("retryable errors are retried", func(t *testing.T) {
+		next := &flaky{}
+		next.fails.Store(3)
+		h := newHarness(t, testConfig(), next)
+		h.send(errorTrace(1)...)
+		h.clk.Advance(2 * time.Second)
+		require.Eventually(t, func() bool { return next.SpanCount() == 3 }, 10*time.Second, 5*time.Millisecond)
+	})
+	t.Run("shutdown returns permanent errors", func(t *testing.T) {
+		next := &flaky{permanent: true}
+		next.fails.Store(1)
+		clk := clocktest.NewFake(t0)
+		p, err := newProcessorWithClock(processortest.NewNopSettings(metadata.Type), testConfig(), next, clk)
+		require.NoError(t, err)
+		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+		require.NoError(t, p.ConsumeTraces(context.Background(), batch(errorTrace(1)...)))
+		err = p.Shutdown(context.Background())
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "backend unavailable")
+	})
+	t.Run("shutdown gives up when its context ends", func(t *testing.T) {
+		next := &flaky{}
+		next.fails.Store(1 << 30)
+		clk := clocktest.NewFake(t0)
+		p, err := newProcessorWithClock(processortest.NewNopSettings(metadata.Type), testConfig(), next, clk)
+		require.NoError(t, err)
+		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+		require.NoError(t, p.ConsumeTraces(context.Background(), batch(errorTrace(1)...)))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		err = p.Shutdown(ctx)
+		require.Error(t, err)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}
+
+func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	td := batch(errorTrace(1)...)
+	bad := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty()
+	bad.SetSpanID(spanID(9, 9)) // all-zero trace ID
+	nospan := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty()
+	nospan.SetTraceID(traceID(9)) // no span ID
+	err := h.p.ConsumeTraces(context.Background(), td)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "bad data must be a permanent error")
+	assert.Contains(t, err.Error(), "rejected 2 of 5 spans")
+	h.advance(2 * time.Second)
+	assert.Len(t, h.spansOf(1), 3)
+	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
+}
+
+// blocking holds every ConsumeTraces until released.
+type blocking struct {
+	consumertest.TracesSink
+	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (b *blocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	return b.TracesSink.ConsumeTraces(ctx, td)
+}
+
+func TestQueueFullRefusesRetryably(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	cfg.Completion.MaxSpans = 1
+	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
+	h := newHarness(t, cfg, next)
+	// The first error span is decided at once and blocks the shard in next.
+	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})
+	<-next.entered
+	var refused error
+	for n := uint64(2); n < 100000 && refused == nil; n++ {
+		specs := make([]spanSpec, 0, 200)
+		for k := range uint64(200) {
+			specs = append(specs, spanSpec{trace: n*1000 + k, span: 1})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		refused = h.p.ConsumeTraces(ctx, batch(specs...))
+		cancel()
+	}
+	require.Error(t, refused)
+	assert.False(t, consumererror.IsPermanent(refused), "overload must be retryable")
+	assert.True(t, strings.Contains(refused.Error(), "queue full"), refused.Error())
+	assert.Positive(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "queue_full")))
+	close(next.release)
+}
+
+func TestLifecycleThroughFactory(t *testing.T) {
+	f := NewFactory()
+	sink := new(consumertest.TracesSink)
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Completion.Quiet = 10 * time.Millisecond
+	cfg.Completion.MaxWait = 50 * time.Millisecond
+	p, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	td := batch(errorTrace(42)...)
+	td.MarkReadOnly()
+	require.NoError(t, p.ConsumeTraces(context.Background(), td))
+	require.Eventually(t, func() bool { return sink.SpanCount() == 3 }, 5*time.Second, 5*time.Millisecond,
+		"real-clock decision did not come")
+	require.NoError(t, p.Shutdown(context.Background()))
+}
