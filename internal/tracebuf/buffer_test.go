@@ -1,0 +1,207 @@
+package tracebuf
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/sampling"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+}
+
+type collector struct {
+	mu    sync.Mutex
+	spans map[[16]byte]int
+}
+
+func (c *collector) emit(_ context.Context, td ptrace.Traces) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j).Spans()
+			for k := 0; k < ss.Len(); k++ {
+				c.spans[ss.At(k).TraceID()]++
+			}
+		}
+	}
+	return nil
+}
+
+func (c *collector) count(id [16]byte) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spans[id]
+}
+
+func tid(n uint64) [16]byte {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], n*0x9E3779B97F4A7C15+3)
+	binary.BigEndian.PutUint64(id[8:], n)
+	return id
+}
+
+// encode builds an encoded request with one span per trace number.
+func encode(t *testing.T, traces []uint64, spanNo uint64, status ptrace.StatusCode) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	ss := rs.ScopeSpans().AppendEmpty().Spans()
+	for _, n := range traces {
+		sp := ss.AppendEmpty()
+		sp.SetTraceID(tid(n))
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], spanNo)
+		sp.SetSpanID(sid)
+		if spanNo != 1 {
+			sp.SetParentSpanID(pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1})
+		}
+		sp.Status().SetCode(status)
+	}
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	return buf
+}
+
+func testBufferConfig() Config {
+	return Config{
+		Shards:        1,
+		Completion:    CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 1},
+		Buffer:        BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
+		DecisionCache: DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
+		Policies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		},
+	}
+}
+
+// TestKeptDecisionSurvivesRistrettoRefusal churns the kept cache so that
+// ristretto's admission policy refuses new entries, then checks that the late
+// spans of every recently kept trace are still forwarded.
+func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
+	cfg := testBufferConfig()
+	out := &collector{spans: map[[16]byte]int{}}
+	b, err := New(cfg, out.emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
+	ctx := context.Background()
+
+	// Churn: fill ristretto with keys that are read often, so that TinyLFU
+	// rejects newcomers, the way a busy cache does.
+	capEntries := uint64(cfg.DecisionCache.KeptMaxBytes) * 3 / 4 / keptEntryCost
+	for round := 0; round < 8; round++ {
+		for k := uint64(1); k <= 2*capEntries; k++ {
+			key := k<<32 | 0xdead
+			if _, ok := b.kept.Get(key); !ok {
+				b.kept.Set(key, keptValue{}, keptEntryCost)
+			}
+		}
+		b.kept.Wait()
+	}
+
+	const kept = 300 // within the shard's ring
+	require.Less(t, kept, len(b.shards[0].ring.ids))
+	traces := make([]uint64, kept)
+	for i := range traces {
+		traces[i] = uint64(i + 1)
+	}
+	// max_spans is 1: each error span is decided, and kept, at once.
+	require.NoError(t, b.Ingest(ctx, encode(t, traces, 1, ptrace.StatusCodeError)))
+	require.NoError(t, b.Sync(ctx))
+	b.kept.Wait()
+
+	inRistretto := 0
+	for _, n := range traces {
+		id := tid(n)
+		if v, ok := b.kept.Get(hashID(&id)); ok && v.check == idCheck(&id) {
+			inRistretto++
+		}
+	}
+	t.Logf("ristretto holds %d of %d kept decisions", inRistretto, kept)
+	require.Less(t, inRistretto, kept, "the churn did not make ristretto refuse anything; the test proves nothing")
+
+	// Late spans of every kept trace are forwarded nonetheless.
+	require.NoError(t, b.Ingest(ctx, encode(t, traces, 2, ptrace.StatusCodeOk)))
+	require.NoError(t, b.Sync(ctx))
+	for _, n := range traces {
+		assert.Equal(t, 2, out.count(tid(n)), "late span of kept trace %d lost", n)
+	}
+}
+
+// TestKeptDecisionOutlivesRing: once a decision has left the shard's ring,
+// ristretto still answers for it when it admitted it.
+func TestKeptDecisionOutlivesRing(t *testing.T) {
+	cfg := testBufferConfig()
+	out := &collector{spans: map[[16]byte]int{}}
+	b, err := New(cfg, out.emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
+	ctx := context.Background()
+	ring := len(b.shards[0].ring.ids)
+	traces := make([]uint64, ring+100)
+	for i := range traces {
+		traces[i] = uint64(i + 1)
+	}
+	require.NoError(t, b.Ingest(ctx, encode(t, traces, 1, ptrace.StatusCodeError)))
+	require.NoError(t, b.Sync(ctx))
+	b.kept.Wait()
+	// The first 100 left the ring; they were set into ristretto again on the way out.
+	require.NoError(t, b.Ingest(ctx, encode(t, traces[:100], 2, ptrace.StatusCodeOk)))
+	require.NoError(t, b.Sync(ctx))
+	forwarded := 0
+	for _, n := range traces[:100] {
+		if out.count(tid(n)) == 2 {
+			forwarded++
+		}
+	}
+	assert.Greater(t, forwarded, 90, "ristretto lost most decisions that left the ring")
+}
+
+func TestDroppedFilter(t *testing.T) {
+	f := newDropFilter(1000)
+	for h := uint64(1); h <= 500; h++ {
+		f.add(h * 0x9E3779B97F4A7C15)
+	}
+	for h := uint64(1); h <= 500; h++ {
+		require.True(t, f.contains(h*0x9E3779B97F4A7C15))
+	}
+	assert.False(t, f.contains(12345))
+	// Past its capacity the oldest generation goes, the newest stays.
+	for h := uint64(501); h <= 1600; h++ {
+		f.add(h * 0x9E3779B97F4A7C15)
+	}
+	assert.False(t, f.contains(1*0x9E3779B97F4A7C15))
+	for h := uint64(1100); h <= 1600; h++ {
+		require.True(t, f.contains(h*0x9E3779B97F4A7C15), h)
+	}
+	assert.False(t, newDropFilter(0).contains(1), "disabled filter")
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"512MiB": 512 << 20, "16MB": 16e6, "1GiB": 1 << 30, "100": 100, "1.5KiB": 1536, " 2 KB ": 2000} {
+		got, err := ParseByteSize(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "MiB", "-1MiB", "12XB", "lots"} {
+		_, err := ParseByteSize(in)
+		assert.Error(t, err, in)
+	}
+}
