@@ -58,6 +58,7 @@ type shard struct {
 
 	// scratch, reused across messages
 	gids    []int32
+	slots   []*trace
 	late    []lateSpan
 	order   []uint32
 	seen    map[[8]byte]struct{}
@@ -135,6 +136,9 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	}
 	s.late = s.late[:0]
 	lateDropped := 0
+	// Pass 1: find each span's trace and what its records will add, so that
+	// each trace's record buffer grows once per message, to the exact size.
+	s.slots = s.slots[:0]
 	for _, i := range idx {
 		sp := &batch.Spans[i]
 		t := s.traces[sp.TraceID]
@@ -142,10 +146,12 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			h := hashID(&sp.TraceID)
 			if th, ok := s.keptThreshold(&sp.TraceID, h); ok {
 				s.late = append(s.late, lateSpan{idx: i, th: th})
+				s.slots = append(s.slots, nil)
 				continue
 			}
 			if s.dropped.contains(h) {
 				lateDropped++
+				s.slots = append(s.slots, nil)
 				continue
 			}
 			t = s.newTrace(sp, h, now)
@@ -155,11 +161,31 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			gid = int32(s.groups.lookup(&batch.Scopes[sp.Scope]))
 			s.gids[sp.Scope] = gid
 		}
-		s.add(t, sp, uint32(gid), now)
+		t.pending += varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
+		s.slots = append(s.slots, t)
+	}
+	// Pass 2: append the records.
+	for k, i := range idx {
+		t := s.slots[k]
+		if t == nil {
+			continue
+		}
+		sp := &batch.Spans[i]
+		if t.decided {
+			// max_spans decided the trace earlier in this message.
+			if th, ok := s.keptThreshold(&sp.TraceID, t.hash); ok {
+				s.late = append(s.late, lateSpan{idx: i, th: th})
+			} else {
+				lateDropped++
+			}
+			continue
+		}
+		s.add(t, sp, uint32(s.gids[sp.Scope]), now)
 		if t.sum.SpanCount >= s.maxSpans {
 			s.decideAsync(ctx, t, ReasonMaxSpans, now, -1)
 		}
 	}
+	clear(s.slots) // do not keep decided traces reachable
 	if lateDropped > 0 {
 		s.b.set.Observer.Late(false, lateDropped)
 	}
@@ -182,8 +208,25 @@ func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
 	return t
 }
 
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
 func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
 	before := cap(t.recs)
+	if t.pending > 0 {
+		if need := len(t.recs) + t.pending; need > cap(t.recs) {
+			grown := make([]byte, len(t.recs), need)
+			copy(grown, t.recs)
+			t.recs = grown
+		}
+		t.pending = 0
+	}
 	t.recs = binary.AppendUvarint(t.recs, uint64(gid))
 	t.recs = binary.AppendUvarint(t.recs, uint64(len(sp.Raw)))
 	t.recs = append(t.recs, sp.Raw...)
@@ -432,6 +475,7 @@ func (s *shard) flushAll(ctx context.Context) error {
 
 // forget removes a decided trace from the shard's state.
 func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64) {
+	t.decided = true
 	delete(s.traces, t.sum.ID)
 	s.byFirst.remove(t)
 	if t.inQuiet {

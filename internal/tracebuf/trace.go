@@ -19,7 +19,9 @@ type trace struct {
 	first   int64 // arrival of the first span, clock nanoseconds
 	last    int64 // arrival of the latest span
 	hasRoot bool
+	decided bool
 	size    int64 // bytes accounted to the budget
+	pending int   // record bytes the current message will add
 
 	byFirst links // all buffered traces, by first arrival
 	byQuiet links // traces whose root arrived, by latest arrival
