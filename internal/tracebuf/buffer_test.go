@@ -195,7 +195,7 @@ func TestDroppedFilter(t *testing.T) {
 }
 
 func TestParseByteSize(t *testing.T) {
-	for in, want := range map[string]ByteSize{"512MiB": 512 << 20, "16MB": 16e6, "1GiB": 1 << 30, "100": 100, "1.5KiB": 1536, " 2 KB ": 2000} {
+	for in, want := range map[string]ByteSize{"512MiB": 512 << 20, "16MB": 16e6, "1GiB": 1 << 30, "100": 100, "1.5KiB": 1536, "2 KB": 2000} {
 		got, err := ParseByteSize(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)

@@ -1,0 +1,310 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// collectorConfig is what a test chooses of the collector's configuration.
+type collectorConfig struct {
+	Quiet       time.Duration // completion.quiet
+	MaxWait     time.Duration // completion.max_wait
+	BaselinePct float64       // the probabilistic policy's sampling_percentage
+	SinkAddr    string        // where the otlp_grpc exporter sends
+}
+
+// fastConfig is the configuration of tests that want quick decisions.
+func fastConfig(sinkAddr string) collectorConfig {
+	return collectorConfig{Quiet: 300 * time.Millisecond, MaxWait: 5 * time.Second, BaselinePct: 10, SinkAddr: sinkAddr}
+}
+
+var configTemplate = template.Must(template.New("config").Parse(`receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{.GRPCAddr}}
+      http:
+        endpoint: {{.HTTPAddr}}
+
+processors:
+  tailsift:
+    shards: 0
+    completion:
+      quiet: {{.Quiet}}
+      max_wait: {{.MaxWait}}
+      max_spans: 10000
+    buffer:
+      max_bytes: 128MiB
+    decision_cache:
+      kept_max_bytes: 4MiB
+      dropped_max_entries: 100000
+    policies:
+      - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
+      - {name: slow,     type: latency,       latency:       {threshold_ms: 1000}}
+      - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: {{.BaselinePct}}}}
+
+exporters:
+  otlp_grpc:
+    endpoint: {{.SinkAddr}}
+    tls:
+      insecure: true
+    compression: zstd
+{{if .HealthAddr}}
+extensions:
+  health_check:
+    endpoint: {{.HealthAddr}}
+{{end}}
+service:
+{{- if .HealthAddr}}
+  extensions: [health_check]
+{{- end}}
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tailsift]
+      exporters: [otlp_grpc]
+`))
+
+// collector is a running otelcol-tailsift child process.
+type collector struct {
+	grpcAddr   string
+	httpAddr   string
+	healthAddr string // empty when the binary lacks health_check
+
+	cmd    *exec.Cmd
+	output *syncBuffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // the process's exit status, once exited is closed
+}
+
+// startCollector writes cfg with fresh loopback ports, starts the collector
+// and waits until it is ready. The collector is stopped with SIGTERM (and
+// killed if it does not exit) when the test ends; its output is logged if
+// the test failed.
+func startCollector(t testing.TB, cfg collectorConfig) *collector {
+	t.Helper()
+	var lastOutput string
+	for attempt := 1; attempt <= 3; attempt++ {
+		c, err := tryStartCollector(t, cfg, attempt)
+		if err == nil {
+			return c
+		}
+		lastOutput = c.output.String()
+		if !strings.Contains(lastOutput, "address already in use") {
+			t.Fatalf("start collector: %v\ncollector output:\n%s", err, lastOutput)
+		}
+		t.Logf("start collector, attempt %d: %v; retrying with other ports", attempt, err)
+	}
+	t.Fatalf("start collector: ports kept clashing\ncollector output:\n%s", lastOutput)
+	return nil
+}
+
+func tryStartCollector(t testing.TB, cfg collectorConfig, attempt int) (*collector, error) {
+	t.Helper()
+	c := &collector{
+		grpcAddr: freeAddr(t),
+		httpAddr: freeAddr(t),
+		output:   &syncBuffer{},
+		exited:   make(chan struct{}),
+	}
+	if haveHealthCheck {
+		c.healthAddr = freeAddr(t)
+	}
+
+	var yaml bytes.Buffer
+	require.NoError(t, configTemplate.Execute(&yaml, struct {
+		collectorConfig
+		GRPCAddr, HTTPAddr, HealthAddr string
+	}{cfg, c.grpcAddr, c.httpAddr, c.healthAddr}))
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("config-%d.yaml", attempt))
+	require.NoError(t, os.WriteFile(path, yaml.Bytes(), 0o600))
+
+	c.cmd = exec.Command(collectorBin, "--config", "file:"+path)
+	c.cmd.Stdout = c.output
+	c.cmd.Stderr = c.output
+	setChildAttrs(c.cmd)
+	require.NoError(t, c.cmd.Start())
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		if err := c.stop(15 * time.Second); err != nil {
+			t.Errorf("stop collector: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("collector config %s:\n%s", path, yaml.String())
+			t.Logf("collector output:\n%s", c.output.String())
+		}
+	})
+
+	if err := c.waitReady(30 * time.Second); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// waitReady polls the health_check extension (or, without it, the OTLP
+// ports) until the collector is ready.
+func (c *collector) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-c.exited:
+			if c.err == nil {
+				return errors.New("collector exited with status 0 before it was ready")
+			}
+			return fmt.Errorf("collector exited before it was ready: %w", c.err)
+		default:
+		}
+		if c.ready(client) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("collector not ready after %s", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *collector) ready(client *http.Client) bool {
+	if c.healthAddr != "" {
+		resp, err := client.Get("http://" + c.healthAddr + "/")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+	}
+	for _, addr := range []string{c.grpcAddr, c.httpAddr} {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = conn.Close()
+	}
+	return true
+}
+
+// running reports whether the process has not exited.
+func (c *collector) running() bool {
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// terminate sends SIGTERM.
+func (c *collector) terminate() error {
+	return c.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// waitExit waits up to timeout for the process to exit and returns its
+// exit status.
+func (c *collector) waitExit(timeout time.Duration) (exited bool, exitErr error) {
+	select {
+	case <-c.exited:
+		return true, c.err
+	case <-time.After(timeout):
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM and waits up to timeout before killing the process.
+// It returns an error if the process had to be killed or exited uncleanly.
+func (c *collector) stop(timeout time.Duration) error {
+	if !c.running() {
+		return nil // an exit status seen by a test is that test's business
+	}
+	if err := c.terminate(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("send SIGTERM: %w", err)
+	}
+	if ok, err := c.waitExit(timeout); ok {
+		if err != nil {
+			return fmt.Errorf("collector exited uncleanly after SIGTERM: %w", err)
+		}
+		return nil
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+	return fmt.Errorf("collector did not exit within %s of SIGTERM; killed", timeout)
+}
+
+// usedPorts keeps ports handed out in this process so that parallel tests
+// do not get the same one between closing the probe and binding it.
+var (
+	usedPortsMu sync.Mutex
+	usedPorts   = map[int]bool{}
+)
+
+// freeAddr returns a 127.0.0.1 address with a port that was free.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	usedPortsMu.Lock()
+	defer usedPortsMu.Unlock()
+	for range 100 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := lis.Addr().String()
+		require.NoError(t, lis.Close())
+		_, portStr, err := net.SplitHostPort(addr)
+		require.NoError(t, err)
+		port, err := strconv.Atoi(portStr)
+		require.NoError(t, err)
+		if !usedPorts[port] {
+			usedPorts[port] = true
+			return addr
+		}
+	}
+	t.Fatal("no free port found")
+	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// ctxFor returns a context that ends with the test or after timeout.
+func ctxFor(t testing.TB, timeout time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestShutdownLosesNoErrorTrace streams traces, sends the collector SIGTERM
+// while export requests are still being made, and checks that every error
+// trace whose requests all succeeded arrives complete: on shutdown the
+// collector must decide and flush everything it buffered. quiet and
+// max_wait are long so that, without that flush, nothing would arrive.
+func TestShutdownLosesNoErrorTrace(t *testing.T) {
+	t.Parallel()
+	const (
+		workers   = 3
+		groupSize = 4
+		// SIGTERM is sent once this many error traces were accepted whole.
+		acceptedBeforeSIGTERM = 40
+	)
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			snk := newSink(t)
+			cfg := collectorConfig{Quiet: 30 * time.Second, MaxWait: 60 * time.Second, BaselinePct: 10, SinkAddr: snk.addr}
+			col := startCollector(t, cfg)
+			exp := newExporter(t, tr, col)
+			base := newRand(t)
+			ctx := ctxFor(t, time.Minute)
+
+			var (
+				stats         sendStats
+				mu            sync.Mutex
+				sent          []*testTrace // traces whose every request was made
+				acceptedErrs  atomic.Int64
+				sigtermSent   atomic.Bool
+				afterSIGTERM  atomic.Int64 // requests started after SIGTERM
+				failedAfter   atomic.Int64 // of those, failed
+				stopSending   = make(chan struct{})
+				sendersDone   sync.WaitGroup
+				sendingCutoff = time.Now().Add(30 * time.Second) // bound, whatever happens
+			)
+			for w := range workers {
+				rng := rand.New(rand.NewPCG(base.Uint64(), uint64(w)))
+				sendersDone.Add(1)
+				go func() {
+					defer sendersDone.Done()
+					for {
+						select {
+						case <-stopSending:
+							return
+						default:
+						}
+						if time.Now().After(sendingCutoff) {
+							return
+						}
+						group := make([]*testTrace, groupSize)
+						for i := range group {
+							c := classFast
+							if rng.IntN(10) < 3 {
+								c = classError
+							}
+							group[i] = newTrace(rng, c, time.Now())
+						}
+						for _, req := range interleave(group) {
+							after := sigtermSent.Load()
+							err := exp.ExportSpans(ctx, req.spans)
+							stats.record(req, err)
+							if after {
+								afterSIGTERM.Add(1)
+								if err != nil {
+									failedAfter.Add(1)
+								}
+							}
+						}
+						for _, tt := range group {
+							if tt.class == classError && stats.accepted(tt) {
+								acceptedErrs.Add(1)
+							}
+						}
+						mu.Lock()
+						sent = append(sent, group...)
+						mu.Unlock()
+						// Once the receiver refuses requests, a short pause
+						// keeps the loop from spinning.
+						if after := sigtermSent.Load(); after && failedAfter.Load() > 0 {
+							time.Sleep(10 * time.Millisecond)
+						}
+					}
+				}()
+			}
+
+			// Senders stop when the collector has exited, or when the test
+			// ends early; this runs before the exporter is shut down.
+			stopSenders := sync.OnceFunc(func() {
+				close(stopSending)
+				sendersDone.Wait()
+			})
+			t.Cleanup(stopSenders)
+
+			require.Eventually(t, func() bool { return acceptedErrs.Load() >= acceptedBeforeSIGTERM },
+				20*time.Second, 10*time.Millisecond, "error traces were not accepted")
+			// With quiet 30s nothing should have been decided yet: all that
+			// arrives from here on is the shutdown flush.
+			spansBeforeSIGTERM, _ := snk.stats()
+			sigtermSent.Store(true)
+			sigtermAt := time.Now()
+			require.NoError(t, col.terminate())
+
+			exited, exitErr := col.waitExit(30 * time.Second)
+			stopSenders()
+			require.True(t, exited, "collector did not exit within 30s of SIGTERM")
+			t.Logf("collector exited %s after SIGTERM", time.Since(sigtermAt).Round(time.Millisecond))
+			assert.NoError(t, exitErr, "collector exit status after SIGTERM")
+
+			mu.Lock()
+			defer mu.Unlock()
+			var accepted []*testTrace
+			for _, tt := range sent {
+				if tt.class == classError && stats.accepted(tt) {
+					accepted = append(accepted, tt)
+				}
+			}
+			t.Logf("made %d export requests (%d failed; %d after SIGTERM, %d of them failed); %d error traces accepted whole",
+				stats.requests, stats.failed, afterSIGTERM.Load(), failedAfter.Load(), len(accepted))
+			require.Positive(t, afterSIGTERM.Load(), "no export request was made after SIGTERM; the test did not exercise shutdown under load")
+			require.GreaterOrEqual(t, len(accepted), acceptedBeforeSIGTERM)
+			assert.Zero(t, spansBeforeSIGTERM, "spans were forwarded before SIGTERM although quiet is %s", cfg.Quiet)
+
+			// The exporter got the sink's answer before the collector exited,
+			// so everything flushed is already recorded.
+			snk.assertComplete(t, accepted)
+			snk.assertThreshold(t, accepted, "0")
+		})
+	}
+}
