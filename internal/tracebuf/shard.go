@@ -221,6 +221,11 @@ func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
 	before := cap(t.recs)
 	if t.pending > 0 {
 		if need := len(t.recs) + t.pending; need > cap(t.recs) {
+			// Exact for a trace's first message; later ones leave 1/8 room,
+			// so a trace fed by many messages is not copied quadratically.
+			if cap(t.recs) > 0 {
+				need += need / 8
+			}
 			grown := make([]byte, len(t.recs), need)
 			copy(grown, t.recs)
 			t.recs = grown
