@@ -44,20 +44,24 @@ var _ confmap.Unmarshaler = (*PolicyConfig)(nil)
 // Unmarshal implements confmap.Unmarshaler: it decodes the `<type>:` block into
 // the registered settings of that type and refuses unknown keys.
 func (p *PolicyConfig) Unmarshal(conf *confmap.Conf) error {
-	for k := range conf.ToStringMap() {
-		if k != "name" && k != "type" && k != fmt.Sprint(conf.Get("type")) {
-			return fmt.Errorf("unknown key %q (a policy has name, type and a block named after its type)", k)
-		}
-	}
 	name, _ := conf.Get("name").(string)
-	typ, _ := conf.Get("type").(string)
+	rawType := conf.Get("type")
+	typ, isString := rawType.(string)
+	switch {
+	case rawType == nil:
+		return errors.New("type: missing")
+	case !isString:
+		return fmt.Errorf("type: must be a string, got %v", rawType)
+	}
 	p.Name, p.Type = name, typ
 	f, ok := registry[typ]
 	if !ok {
-		if typ == "" {
-			return errors.New("type: missing")
-		}
 		return fmt.Errorf("type: unknown policy type %q (known: %s)", typ, strings.Join(Types(), ", "))
+	}
+	for k := range conf.ToStringMap() {
+		if k != "name" && k != "type" && k != typ {
+			return fmt.Errorf("unknown key %q (a policy has name, type and a block named after its type)", k)
+		}
 	}
 	p.settings = f.defaultConfig()
 	if sub, err := conf.Sub(typ); err == nil && len(sub.AllKeys()) > 0 {

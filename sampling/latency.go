@@ -2,6 +2,8 @@ package sampling
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -17,6 +19,13 @@ type LatencyConfig struct {
 
 // Validate implements the config validator.
 func (c *LatencyConfig) Validate() error {
+	const maxMs = math.MaxInt64 / int64(time.Millisecond)
+	if c.ThresholdMs > maxMs {
+		return fmt.Errorf("threshold_ms: must be at most %d", maxMs)
+	}
+	if c.UpperThresholdMs > maxMs {
+		return fmt.Errorf("upper_threshold_ms: must be at most %d", maxMs)
+	}
 	if c.ThresholdMs < 0 {
 		return errors.New("threshold_ms: must not be negative")
 	}

@@ -1,7 +1,6 @@
 package sampling
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
@@ -32,7 +31,7 @@ func newProbabilistic(settings any) (Policy, error) {
 	c := settings.(*ProbabilisticConfig)
 	th, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
 	if err != nil {
-		return nil, errors.Join(errors.New("sampling_percentage"), err)
+		return nil, fmt.Errorf("sampling_percentage: %w", err)
 	}
 	return probabilistic{threshold: th}, nil
 }

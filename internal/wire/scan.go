@@ -83,7 +83,10 @@ func Scan(buf []byte, b *Batch) error {
 			return malformed("bad tag", off)
 		}
 		off += n
-		if num == 1 && typ == protowire.BytesType {
+		if num == 1 {
+			if typ != protowire.BytesType {
+				return malformed("wrong wire type for resource_spans", off)
+			}
 			v, m := protowire.ConsumeBytes(buf[off:])
 			if m < 0 {
 				return malformed("resource_spans length past end", off)
@@ -120,10 +123,8 @@ func scanResourceSpans(buf []byte, base int, b *Batch) error {
 		}
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			res, _ = protowire.ConsumeBytes(buf[off:])
-			if res == nil {
-				res = []byte{}
-			}
+			v, _ := protowire.ConsumeBytes(buf[off:])
+			res = merge(res, v)
 		case num == 3 && typ == protowire.BytesType:
 			schema, _ = protowire.ConsumeBytes(buf[off:])
 		case (num == 1 || num == 2 || num == 3) && typ != protowire.BytesType:
@@ -162,10 +163,8 @@ func scanScopeSpans(buf []byte, base int, res, resSchema []byte, b *Batch) error
 		}
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			sc.Scope, _ = protowire.ConsumeBytes(buf[off:])
-			if sc.Scope == nil {
-				sc.Scope = []byte{}
-			}
+			v, _ := protowire.ConsumeBytes(buf[off:])
+			sc.Scope = merge(sc.Scope, v)
 		case num == 3 && typ == protowire.BytesType:
 			sc.ScopeSchemaURL, _ = protowire.ConsumeBytes(buf[off:])
 		case (num == 1 || num == 2 || num == 3) && typ != protowire.BytesType:
@@ -221,11 +220,13 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 				if len(v) != 0 && len(v) != 16 {
 					return malformed("trace_id is not 16 bytes", base+off)
 				}
+				s.TraceID = [16]byte{} // the last occurrence wins, even if empty
 				copy(s.TraceID[:], v)
 			case 2:
 				if len(v) != 0 && len(v) != 8 {
 					return malformed("span_id is not 8 bytes", base+off)
 				}
+				s.SpanID = [8]byte{}
 				copy(s.SpanID[:], v)
 			case 3:
 				s.TraceState = v
@@ -237,11 +238,13 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 			case 5:
 				s.Name = v
 			case 15:
-				code, err := scanStatus(v, base+off+m-len(v))
+				code, ok, err := scanStatus(v, base+off+m-len(v))
 				if err != nil {
 					return err
 				}
-				s.Status = code
+				if ok { // repeated status messages merge: a later code wins
+					s.Status = code
+				}
 			}
 			off += m
 		case 7, 8:
@@ -269,36 +272,53 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 	return nil
 }
 
-func scanStatus(buf []byte, base int) (uint8, error) {
-	var code uint8
+// scanStatus returns the status code of a Status message and whether the
+// message set one. Codes outside the OTLP enum read as UNSET.
+func scanStatus(buf []byte, base int) (code uint8, set bool, err error) {
 	off := 0
 	for off < len(buf) {
 		num, typ, n := protowire.ConsumeTag(buf[off:])
 		if n < 0 {
-			return 0, malformed("bad tag in status", base+off)
+			return 0, false, malformed("bad tag in status", base+off)
 		}
 		off += n
 		if num == 3 {
 			if typ != protowire.VarintType {
-				return 0, malformed("wrong wire type for status code", base+off)
+				return 0, false, malformed("wrong wire type for status code", base+off)
 			}
 			v, m := protowire.ConsumeVarint(buf[off:])
 			if m < 0 {
-				return 0, malformed("truncated status code", base+off)
+				return 0, false, malformed("truncated status code", base+off)
 			}
-			if v <= uint64(StatusError) {
-				code = uint8(v)
+			// Enums are int32 on the wire: protobuf truncates wider values.
+			code, set = StatusUnset, true
+			if c := int32(v); c >= 0 && c <= int32(StatusError) {
+				code = uint8(c)
 			}
 			off += m
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
 		if m < 0 {
-			return 0, malformed("bad field in status", base+off)
+			return 0, false, malformed("bad field in status", base+off)
 		}
 		off += m
 	}
-	return code, nil
+	return code, set, nil
+}
+
+// merge returns the encoding of a singular message field seen again: protobuf
+// merges the occurrences, which is what their concatenation decodes to. The
+// first occurrence aliases the input; only a repeat allocates.
+func merge(prev, v []byte) []byte {
+	if prev == nil {
+		if v == nil {
+			return []byte{}
+		}
+		return v
+	}
+	out := make([]byte, 0, len(prev)+len(v))
+	return append(append(out, prev...), v...)
 }
 
 func allZero(b []byte) bool {
