@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/processor"
 
 	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
 )
@@ -34,7 +35,19 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := newObserver(tb)
+	obs := selfmetrics.NewObserver(selfmetrics.Instruments{
+		SpansReceived:   tb.ProcessorTailsiftSpansReceived,
+		SpansRefused:    tb.ProcessorTailsiftSpansRefused,
+		TracesDecided:   tb.ProcessorTailsiftTracesDecided,
+		SpansDecided:    tb.ProcessorTailsiftSpansDecided,
+		EarlyDecisions:  tb.ProcessorTailsiftEarlyDecisions,
+		LateSpans:       tb.ProcessorTailsiftLateSpans,
+		ExportFailures:  tb.ProcessorTailsiftExportFailures,
+		BufferedBytes:   tb.ProcessorTailsiftBufferedBytes,
+		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
+		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
+		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
+	})
 	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,
 		Observer: obs,

@@ -1,4 +1,7 @@
-package tailsiftprocessor
+// Package selfmetrics records the trace buffer's events as a component's
+// self-metrics. The processor and the receiver each generate their own
+// instruments with mdatagen and hand them to NewObserver.
+package selfmetrics
 
 import (
 	"context"
@@ -9,14 +12,29 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tailsift/tailsift/internal/tracebuf"
-	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
 )
+
+// Instruments are a component's generated instruments for the buffer's
+// events; see the processor's metadata.yaml for their meaning.
+type Instruments struct {
+	SpansReceived   metric.Int64Counter
+	SpansRefused    metric.Int64Counter
+	TracesDecided   metric.Int64Counter
+	SpansDecided    metric.Int64Counter
+	EarlyDecisions  metric.Int64Counter
+	LateSpans       metric.Int64Counter
+	ExportFailures  metric.Int64Counter
+	BufferedBytes   metric.Int64UpDownCounter
+	BufferedTraces  metric.Int64UpDownCounter
+	DecisionLatency metric.Float64Histogram
+	DecisionLag     metric.Float64Histogram
+}
 
 // observer records the buffer's events as the processor's self-metrics.
 // Attribute sets are built once per value and reused, so recording does not
 // allocate in steady state.
 type observer struct {
-	tb *metadata.TelemetryBuilder
+	in Instruments
 
 	mu      sync.RWMutex
 	decided map[decidedKey]metric.MeasurementOption
@@ -42,9 +60,10 @@ func decisionAttr(keep bool) metric.MeasurementOption {
 	return metric.WithAttributeSet(attribute.NewSet(attribute.String("decision", v)))
 }
 
-func newObserver(tb *metadata.TelemetryBuilder) *observer {
+// NewObserver returns a tracebuf.Observer that records on in.
+func NewObserver(in Instruments) tracebuf.Observer {
 	o := &observer{
-		tb:             tb,
+		in:             in,
 		decided:        map[decidedKey]metric.MeasurementOption{},
 		keep:           decisionAttr(true),
 		drop:           decisionAttr(false),
@@ -79,7 +98,7 @@ func (o *observer) decidedAttrs(policy string, keep bool) metric.MeasurementOpti
 }
 
 func (o *observer) Received(spans int) {
-	o.tb.ProcessorTailsiftSpansReceived.Add(context.Background(), int64(spans))
+	o.in.SpansReceived.Add(context.Background(), int64(spans))
 }
 
 func (o *observer) Refused(reason string, spans int) {
@@ -87,23 +106,23 @@ func (o *observer) Refused(reason string, spans int) {
 	if reason == tracebuf.RefusedInvalid {
 		a = o.refusedInvalid
 	}
-	o.tb.ProcessorTailsiftSpansRefused.Add(context.Background(), int64(spans), a)
+	o.in.SpansRefused.Add(context.Background(), int64(spans), a)
 }
 
 func (o *observer) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
 	ctx := context.Background()
-	o.tb.ProcessorTailsiftTracesDecided.Add(ctx, 1, o.decidedAttrs(policy, keep))
+	o.in.TracesDecided.Add(ctx, 1, o.decidedAttrs(policy, keep))
 	d := o.drop
 	if keep {
 		d = o.keep
 	}
-	o.tb.ProcessorTailsiftSpansDecided.Add(ctx, int64(spans), d)
-	o.tb.ProcessorTailsiftDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond))
+	o.in.SpansDecided.Add(ctx, int64(spans), d)
+	o.in.DecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond))
 	if lag >= 0 {
-		o.tb.ProcessorTailsiftDecisionLag.Record(ctx, float64(lag)/float64(time.Millisecond))
+		o.in.DecisionLag.Record(ctx, float64(lag)/float64(time.Millisecond))
 	}
 	if a, ok := o.early[reason]; ok {
-		o.tb.ProcessorTailsiftEarlyDecisions.Add(ctx, 1, a)
+		o.in.EarlyDecisions.Add(ctx, 1, a)
 	}
 }
 
@@ -112,19 +131,19 @@ func (o *observer) Late(kept bool, spans int) {
 	if kept {
 		a = o.lateKeep
 	}
-	o.tb.ProcessorTailsiftLateSpans.Add(context.Background(), int64(spans), a)
+	o.in.LateSpans.Add(context.Background(), int64(spans), a)
 }
 
 func (o *observer) Buffered(bytes, traces int64) {
 	ctx := context.Background()
 	if bytes != 0 {
-		o.tb.ProcessorTailsiftBufferedBytes.Add(ctx, bytes)
+		o.in.BufferedBytes.Add(ctx, bytes)
 	}
 	if traces != 0 {
-		o.tb.ProcessorTailsiftBufferedTraces.Add(ctx, traces)
+		o.in.BufferedTraces.Add(ctx, traces)
 	}
 }
 
 func (o *observer) ExportFailed(spans int) {
-	o.tb.ProcessorTailsiftExportFailures.Add(context.Background(), int64(spans))
+	o.in.ExportFailures.Add(context.Background(), int64(spans))
 }
