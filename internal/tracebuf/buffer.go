@@ -43,6 +43,23 @@ type Settings struct {
 // ErrShutdown is returned by Ingest once Shutdown has begun.
 var ErrShutdown = errors.New("tailsift: shutting down")
 
+// RejectedError reports the spans of a request that were rejected for an
+// all-zero or missing trace ID or span ID; the other spans were buffered. Its
+// gRPC status makes OTLP receivers answer INVALID_ARGUMENT / HTTP 400.
+type RejectedError struct {
+	Rejected, Total int
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("tailsift: rejected %d of %d spans: trace_id and span_id must be present and not all zero",
+		e.Rejected, e.Total)
+}
+
+// GRPCStatus implements the interface grpc's status.FromError looks for.
+func (e *RejectedError) GRPCStatus() *status.Status {
+	return status.New(codes.InvalidArgument, e.Error())
+}
+
 // Buffer is the sharded trace buffer. Create it with New, then Start it.
 type Buffer struct {
 	cfg    Config
@@ -190,9 +207,7 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	var invalidErr error
 	if invalid > 0 {
 		b.set.Observer.Refused(RefusedInvalid, invalid)
-		// The gRPC status makes OTLP receivers answer INVALID_ARGUMENT / 400.
-		invalidErr = consumererror.NewPermanent(status.Errorf(codes.InvalidArgument,
-			"tailsift: rejected %d of %d spans: trace_id and span_id must be present and not all zero", invalid, len(spans)))
+		invalidErr = consumererror.NewPermanent(&RejectedError{Rejected: invalid, Total: len(spans)})
 	}
 	targets := 0
 	for _, idx := range req.per {

@@ -9,9 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/sampling"
@@ -204,4 +207,26 @@ func TestParseByteSize(t *testing.T) {
 		_, err := ParseByteSize(in)
 		assert.Error(t, err, in)
 	}
+}
+
+func TestRejectedErrorIsInvalidArgument(t *testing.T) {
+	b, err := New(testBufferConfig(), (&collector{spans: map[[16]byte]int{}}).emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	ss.AppendEmpty().SetSpanID(pcommon.SpanID{1}) // zero trace ID
+	ok := ss.AppendEmpty()
+	ok.SetTraceID(tid(1))
+	ok.SetSpanID(pcommon.SpanID{2})
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	err = b.Ingest(context.Background(), buf)
+	var rej *RejectedError
+	require.ErrorAs(t, err, &rej)
+	assert.Equal(t, RejectedError{Rejected: 1, Total: 2}, *rej)
+	assert.True(t, consumererror.IsPermanent(err))
+	assert.Equal(t, codes.InvalidArgument, status.Code(err))
 }

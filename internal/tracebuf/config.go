@@ -60,6 +60,32 @@ type DecisionCacheConfig struct {
 	DroppedMaxEntries int `mapstructure:"dropped_max_entries"`
 }
 
+// DefaultConfig returns the defaults shared by the tailsift processor and
+// receiver: the values documented in the README.
+func DefaultConfig() Config {
+	return Config{
+		Shards: 0,
+		Completion: CompletionConfig{
+			Quiet:    2 * time.Second,
+			MaxWait:  30 * time.Second,
+			MaxSpans: 10000,
+		},
+		Buffer: BufferConfig{
+			MaxBytes:       512 << 20,
+			MaxQueuedBytes: 64 << 20,
+		},
+		DecisionCache: DecisionCacheConfig{
+			KeptMaxBytes:      16 << 20,
+			DroppedMaxEntries: 1_000_000,
+		},
+		Policies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000}),
+			sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 0.01}),
+		},
+	}
+}
+
 // Validate implements component.ConfigValidator.
 func (c *Config) Validate() error {
 	if c.Shards < 0 || c.Shards > 4096 {
