@@ -164,6 +164,7 @@ func (r *request) release() {
 		return
 	}
 	r.b.queued.Release(r.weight)
+	r.weight = 0 // a pooled request that takes no queue room must release none
 	for i := range r.per {
 		r.per[i] = r.per[i][:0]
 	}
@@ -177,10 +178,17 @@ func (r *request) release() {
 // rejected with a permanent error and the rest go through. When the queue is
 // full, Ingest blocks until ctx ends and then returns a retryable error.
 func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
+	_, err := b.IngestCount(ctx, buf)
+	return err
+}
+
+// IngestCount is Ingest that also returns the number of spans the request
+// held (0 when it did not scan), for callers that report it.
+func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed || !b.started {
-		return ErrShutdown
+		return 0, ErrShutdown
 	}
 	req := b.reqs.Get().(*request)
 	req.buf = buf
@@ -189,7 +197,7 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 		req.batch.Reset()
 		req.buf = nil
 		b.reqs.Put(req)
-		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
+		return 0, consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
 	}
 	spans := req.batch.Spans
 	invalid := 0
@@ -218,7 +226,7 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	if targets == 0 {
 		req.pending.Store(1)
 		req.release()
-		return invalidErr
+		return len(spans), invalidErr
 	}
 	req.weight = min(int64(len(buf)), b.queuedMax)
 	if err := b.queued.Acquire(ctx, req.weight); err != nil {
@@ -226,7 +234,7 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 		req.weight = 0
 		req.pending.Store(1)
 		req.release()
-		return fmt.Errorf("tailsift: buffer queue full (buffer.max_queued_bytes), retry later: %w", err)
+		return len(spans), fmt.Errorf("tailsift: buffer queue full (buffer.max_queued_bytes), retry later: %w", err)
 	}
 	// One reference per target shard, plus Ingest's own while it walks per.
 	req.pending.Store(int32(targets) + 1)
@@ -252,9 +260,9 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	}
 	if refused > 0 {
 		b.set.Observer.Refused(RefusedQueueFull, refused)
-		return fmt.Errorf("tailsift: buffer queue full, %d spans refused, retry later: %w", refused, ctx.Err())
+		return len(spans), fmt.Errorf("tailsift: buffer queue full, %d spans refused, retry later: %w", refused, ctx.Err())
 	}
-	return invalidErr
+	return len(spans), invalidErr
 }
 
 // Sync waits until every shard has taken in all that was queued before it

@@ -81,6 +81,29 @@ func encode(t *testing.T, traces []uint64, spanNo uint64, status ptrace.StatusCo
 	return buf
 }
 
+// encodePairs builds a request with the given span numbers of every trace,
+// trace by trace, under a resource of its own.
+func encodePairs(t *testing.T, traces, spans []uint64) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "other")
+	ss := rs.ScopeSpans().AppendEmpty().Spans()
+	for _, n := range traces {
+		for _, k := range spans {
+			sp := ss.AppendEmpty()
+			sp.SetTraceID(tid(n))
+			var sid [8]byte
+			binary.BigEndian.PutUint64(sid[:], k)
+			sp.SetSpanID(sid)
+			sp.SetParentSpanID(pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1})
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	return buf
+}
+
 func testBufferConfig() Config {
 	return Config{
 		Shards:        1,
@@ -229,4 +252,44 @@ func TestRejectedErrorIsInvalidArgument(t *testing.T) {
 	assert.Equal(t, RejectedError{Rejected: 1, Total: 2}, *rej)
 	assert.True(t, consumererror.IsPermanent(err))
 	assert.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+// TestAccountingReturnsToZero: after every trace is decided, nothing stays
+// counted, whatever mix of valid, invalid, late and max_spans traffic came.
+func TestAccountingReturnsToZero(t *testing.T) {
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 3
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	out := &collector{spans: map[[16]byte]int{}}
+	b, err := New(cfg, out.emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
+	ctx := context.Background()
+	bad := ptrace.NewTraces()
+	bad.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetSpanID(pcommon.SpanID{1})
+	var m ptrace.ProtoMarshaler
+	badBuf, err := m.MarshalTraces(bad)
+	require.NoError(t, err)
+	for round := uint64(0); round < 20; round++ {
+		traces := []uint64{round*10 + 1, round*10 + 2, round*10 + 3}
+		require.NoError(t, b.Ingest(ctx, encode(t, traces, 2, ptrace.StatusCodeError)))
+		// A request of only bad IDs after a valid one (regression: pooled
+		// requests once released a stale semaphore weight here).
+		require.Error(t, b.Ingest(ctx, badBuf))
+		// Spans 3 to 6 of each trace in one message, under a resource of its
+		// own: max_spans decides mid-message and the rest goes out as late
+		// spans, so the resource's group ends up with no reference.
+		require.NoError(t, b.Ingest(ctx, encodePairs(t, traces, []uint64{3, 4, 5, 6})))
+	}
+	clk.Advance(time.Minute)
+	require.NoError(t, b.Sync(ctx))
+	s := b.shards[0]
+	assert.Zero(t, len(s.traces))
+	assert.Zero(t, s.used, "trace bytes still counted")
+	assert.Zero(t, s.groups.bytes, "group bytes still counted")
+	assert.Empty(t, s.groups.byHash, "groups still interned")
+	for n := uint64(1); n <= 193; n += 10 {
+		assert.Equal(t, 5, out.count(tid(n)), "trace %d", n)
+	}
 }

@@ -79,7 +79,7 @@ func (in *interner) lookup(sc *wire.Scope) uint32 {
 		h++ // a 64-bit collision of different framings: probe on
 	}
 	n := len(sc.Resource) + len(sc.ResourceSchemaURL) + len(sc.Scope) + len(sc.ScopeSchemaURL)
-	data := make([]byte, 0, n)
+	data := make([]byte, 0, n) // unref frees cap(data), which is n
 	var g group
 	g.hash, g.data = h, data
 	g.sc.Resource, data = own(data, sc.Resource)
@@ -119,7 +119,7 @@ func (in *interner) unref(id uint32, n int) {
 	if g.refs > 0 {
 		return
 	}
-	in.bytes -= int64(len(g.data) + groupOverhead)
+	in.bytes -= int64(cap(g.data) + groupOverhead)
 	delete(in.byHash, g.hash)
 	*g = group{}
 	in.free = append(in.free, id)

@@ -158,7 +158,10 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		}
 		gid := s.gids[sp.Scope]
 		if gid < 0 {
+			// The message holds a reference of its own until it is done,
+			// so a decision in pass 2 cannot free a group it still uses.
 			gid = int32(s.groups.lookup(&batch.Scopes[sp.Scope]))
+			s.groups.ref(uint32(gid))
 			s.gids[sp.Scope] = gid
 		}
 		t.pending += varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
@@ -186,6 +189,13 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		}
 	}
 	clear(s.slots) // do not keep decided traces reachable
+	// Drop the message's own references (see pass 1); a group whose spans
+	// all went elsewhere is freed here.
+	for _, gid := range s.gids {
+		if gid >= 0 {
+			s.groups.unref(uint32(gid), 1)
+		}
+	}
 	if lateDropped > 0 {
 		s.b.set.Observer.Late(false, lateDropped)
 	}
