@@ -1,0 +1,109 @@
+package tailsiftreceiver
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+)
+
+// Config is the receiver's configuration: the OTLP protocols to serve, and
+// the trace buffer's settings, which are the tailsift processor's settings
+// (the same struct, tracebuf.Config) squashed in, so that a block of YAML
+// moves between the two unchanged:
+//
+//	protocols:
+//	  grpc: {endpoint: 127.0.0.1:4317}
+//	  http: {endpoint: 127.0.0.1:4318}
+//	shards: 0
+//	completion: {quiet: 2s, max_wait: 30s, max_spans: 10000}
+//	buffer: {max_bytes: 512MiB, max_queued_bytes: 64MiB}
+//	decision_cache: {kept_max_bytes: 16MiB, dropped_max_entries: 1000000}
+//	policies: [...]
+//
+// The buffer settings are promoted fields (cfg.Shards, cfg.Completion, ...).
+type Config struct {
+	// Protocols are the OTLP transports to serve, as in the otlp receiver.
+	Protocols Protocols `mapstructure:"protocols"`
+
+	// bufferConfig is tracebuf.Config under an unexported name: confmap
+	// decodes a squashed embedded struct's exported fields all the same,
+	// but confmap.Validate does not walk into it, which would prefix every
+	// error with "config::", a key that does not exist. Validate checks it
+	// instead, with the processor's key paths; Marshal writes it back.
+	bufferConfig `mapstructure:",squash"`
+}
+
+type bufferConfig = tracebuf.Config
+
+// Protocols is the configuration of the OTLP transports. Each is built like
+// the otlp receiver's, so TLS, authentication, keepalive, message size
+// limits and request decompression work the same.
+type Protocols struct {
+	GRPC configoptional.Optional[configgrpc.ServerConfig] `mapstructure:"grpc"`
+	HTTP configoptional.Optional[HTTPConfig]              `mapstructure:"http"`
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// HTTPConfig is the OTLP/HTTP server configuration.
+type HTTPConfig struct {
+	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
+	// TracesURLPath is where traces are received; "/v1/traces" by default.
+	TracesURLPath SanitizedURLPath `mapstructure:"traces_url_path,omitempty"`
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SanitizedURLPath is a URL path that always starts with a slash.
+type SanitizedURLPath string
+
+var _ encoding.TextUnmarshaler = (*SanitizedURLPath)(nil)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *SanitizedURLPath) UnmarshalText(text []byte) error {
+	u, err := url.Parse(string(text))
+	if err != nil {
+		return fmt.Errorf("invalid HTTP URL path set for signal: %w", err)
+	}
+	if !path.IsAbs(u.Path) {
+		u.Path = "/" + u.Path
+	}
+	*s = SanitizedURLPath(u.Path)
+	return nil
+}
+
+var (
+	_ component.Config  = (*Config)(nil)
+	_ confmap.Marshaler = Config{}
+)
+
+// Validate checks that a protocol is set, and the buffer settings with the
+// same errors as the tailsift processor's.
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.Protocols.GRPC.HasValue() && !c.Protocols.HTTP.HasValue() {
+		errs = append(errs, errors.New("protocols: must specify at least one of grpc or http"))
+	}
+	errs = append(errs, confmap.Validate(&c.bufferConfig))
+	return errors.Join(errs...)
+}
+
+// Marshal implements confmap.Marshaler, so that the buffer settings appear
+// in a marshaled configuration (print-config) at the top level. It has a
+// value receiver because confmap looks for it on the dereferenced struct.
+func (c Config) Marshal(conf *confmap.Conf) error {
+	return conf.Marshal(struct {
+		Protocols       Protocols `mapstructure:"protocols"`
+		tracebuf.Config `mapstructure:",squash"`
+	}{Protocols: c.Protocols, Config: c.bufferConfig})
+}

@@ -1,0 +1,63 @@
+package tailsiftreceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
+)
+
+const (
+	defaultGRPCEndpoint  = "localhost:4317"
+	defaultHTTPEndpoint  = "localhost:4318"
+	defaultTracesURLPath = "/v1/traces"
+)
+
+// NewFactory returns the tailsift receiver factory.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		receiver.WithTraces(createTraces, metadata.TracesStability),
+	)
+}
+
+// createDefaultConfig serves OTLP on the otlp receiver's default endpoints,
+// with the same gRPC and HTTP server defaults, and takes the buffer and
+// policy defaults from the tailsift processor, so the two never drift apart.
+func createDefaultConfig() component.Config {
+	grpcCfg := configgrpc.NewDefaultServerConfig()
+	grpcCfg.NetAddr.Endpoint = defaultGRPCEndpoint
+	grpcCfg.ReadBufferSize = 512 * 1024
+
+	httpCfg := confighttp.NewDefaultServerConfig()
+	httpCfg.NetAddr.Endpoint = defaultHTTPEndpoint
+	httpCfg.TLS = configoptional.None[configtls.ServerConfig]()
+	httpCfg.WriteTimeout = 0
+	httpCfg.ReadHeaderTimeout = 0
+	httpCfg.IdleTimeout = 0 //nolint:staticcheck // SA1019: as the otlp receiver, for keepalive composition
+
+	return &Config{
+		Protocols: Protocols{
+			GRPC: configoptional.Default(grpcCfg),
+			HTTP: configoptional.Default(HTTPConfig{
+				ServerConfig:  httpCfg,
+				TracesURLPath: defaultTracesURLPath,
+			}),
+		},
+		bufferConfig: tracebuf.DefaultConfig(),
+	}
+}
+
+func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
+	return newReceiver(set, cfg.(*Config), next, clock.Real{})
+}

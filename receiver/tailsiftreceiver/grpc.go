@@ -1,0 +1,84 @@
+package tailsiftreceiver
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+)
+
+// The OTLP trace service, served without generated protobuf types: requests
+// arrive as their encoded bytes and responses leave pre-encoded.
+const (
+	traceServiceName = "opentelemetry.proto.collector.trace.v1.TraceService"
+	exportMethod     = "/" + traceServiceName + "/Export"
+)
+
+// rawMessage is an encoded protobuf message that rawCodec passes through.
+type rawMessage struct{ b []byte }
+
+// rawCodec is the gRPC codec of the receiver's server. It is forced on the
+// whole server (grpc.ForceServerCodecV2), so it hands any other message type
+// to the standard proto codec; only *rawMessage skips (un)marshaling.
+type rawCodec struct{ fallback encoding.CodecV2 }
+
+func newRawCodec() rawCodec { return rawCodec{fallback: encoding.GetCodecV2(proto.Name)} }
+
+// Marshal implements encoding.CodecV2.
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*rawMessage); ok {
+		if len(m.b) == 0 {
+			return nil, nil
+		}
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	}
+	return c.fallback.Marshal(v)
+}
+
+// Unmarshal implements encoding.CodecV2. The request's bytes are copied out
+// of gRPC's pooled buffers, which are reused once this returns, into a
+// slice of their own: the trace buffer owns it from Ingest on.
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*rawMessage); ok {
+		m.b = data.Materialize()
+		return nil
+	}
+	return c.fallback.Unmarshal(data, v)
+}
+
+// Name implements encoding.CodecV2; responses go out as application/grpc+proto.
+func (rawCodec) Name() string { return proto.Name }
+
+// exporter handles one Export call's request bytes.
+type exporter interface {
+	exportGRPC(ctx context.Context, req []byte) ([]byte, error)
+}
+
+var traceServiceDesc = grpc.ServiceDesc{
+	ServiceName: traceServiceName,
+	HandlerType: (*exporter)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: exportHandler}},
+	Streams:     []grpc.StreamDesc{},
+	Metadata:    "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+}
+
+// exportHandler is what protoc-gen-go-grpc would generate, on rawMessage.
+func exportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(rawMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	handle := func(ctx context.Context, req any) (any, error) {
+		out, err := srv.(exporter).exportGRPC(ctx, req.(*rawMessage).b)
+		if err != nil {
+			return nil, err
+		}
+		return &rawMessage{b: out}, nil
+	}
+	if interceptor == nil {
+		return handle(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: exportMethod}, handle)
+}

@@ -1,0 +1,250 @@
+package tailsiftreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/selfmetrics"
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
+)
+
+// maxQueueWait bounds how long a request waits for room in a full buffer
+// queue before it is refused as retryable. A request whose deadline is
+// nearer waits half of what is left, so the client still hears the answer.
+const maxQueueWait = 2 * time.Second
+
+// tailsiftReceiver serves OTLP traces straight into a trace buffer.
+type tailsiftReceiver struct {
+	cfg       *Config
+	set       receiver.Settings
+	buf       *tracebuf.Buffer
+	telemetry *metadata.TelemetryBuilder
+	obsGRPC   *receiverhelper.ObsReport
+	obsHTTP   *receiverhelper.ObsReport
+	// queueWait is how long a request may wait for queue room, in
+	// nanoseconds (maxQueueWait; tests shorten it).
+	queueWait atomic.Int64
+
+	serverGRPC *grpc.Server
+	serverHTTP *http.Server
+	maxBody    int64
+	// grpcAddr and httpAddr are where the servers listen (tests use port 0).
+	grpcAddr, httpAddr net.Addr
+	serving            sync.WaitGroup
+	stopOnce           sync.Once
+	stopErr            error
+}
+
+var _ receiver.Traces = (*tailsiftReceiver)(nil)
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk clock.Clock) (*tailsiftReceiver, error) {
+	obsGRPC, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: "grpc", ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	obsHTTP, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: "http", ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("create telemetry: %w", err)
+	}
+	obs := selfmetrics.NewObserver(selfmetrics.Instruments{
+		SpansReceived:   tb.ReceiverTailsiftSpansReceived,
+		SpansRefused:    tb.ReceiverTailsiftSpansRefused,
+		TracesDecided:   tb.ReceiverTailsiftTracesDecided,
+		SpansDecided:    tb.ReceiverTailsiftSpansDecided,
+		EarlyDecisions:  tb.ReceiverTailsiftEarlyDecisions,
+		LateSpans:       tb.ReceiverTailsiftLateSpans,
+		ExportFailures:  tb.ReceiverTailsiftExportFailures,
+		BufferedBytes:   tb.ReceiverTailsiftBufferedBytes,
+		BufferedTraces:  tb.ReceiverTailsiftBufferedTraces,
+		DecisionLatency: tb.ReceiverTailsiftDecisionLatency,
+		DecisionLag:     tb.ReceiverTailsiftDecisionLag,
+	})
+	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
+		Logger:   set.Logger,
+		Observer: obs,
+		Clock:    clk,
+	})
+	if err != nil {
+		tb.Shutdown()
+		return nil, err
+	}
+	r := &tailsiftReceiver{
+		cfg:       cfg,
+		set:       set,
+		buf:       buf,
+		telemetry: tb,
+		obsGRPC:   obsGRPC,
+		obsHTTP:   obsHTTP,
+	}
+	r.queueWait.Store(int64(maxQueueWait))
+	return r, nil
+}
+
+// Start starts the buffer's shards, then the servers.
+func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
+	r.buf.Start()
+	err := r.startGRPC(ctx, host)
+	if err == nil {
+		err = r.startHTTP(ctx, host)
+	}
+	if err != nil {
+		return errors.Join(err, r.Shutdown(ctx))
+	}
+	return nil
+}
+
+func (r *tailsiftReceiver) startGRPC(ctx context.Context, host component.Host) error {
+	if !r.cfg.Protocols.GRPC.HasValue() {
+		return nil
+	}
+	cfg := r.cfg.Protocols.GRPC.Get()
+	// The forced codec hands the Export request over as its encoded bytes.
+	// It applies to every service of this server, which serves only the
+	// trace service; other message types would still go through proto.
+	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings,
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec())))
+	if err != nil {
+		return err
+	}
+	srv.RegisterService(&traceServiceDesc, r)
+	ln, err := cfg.NetAddr.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	r.serverGRPC, r.grpcAddr = srv, ln.Addr()
+	r.set.Logger.Info("Starting GRPC server", zap.String("endpoint", ln.Addr().String()))
+	r.serving.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	})
+	return nil
+}
+
+func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) error {
+	if !r.cfg.Protocols.HTTP.HasValue() {
+		return nil
+	}
+	cfg := r.cfg.Protocols.HTTP.Get()
+	urlPath := string(cfg.TracesURLPath)
+	if urlPath == "" {
+		urlPath = defaultTracesURLPath
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(urlPath, r.handleTraces)
+	srv, err := cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, mux,
+		confighttp.WithErrorHandler(errorHandler))
+	if err != nil {
+		return err
+	}
+	// ToServer has filled in the default body limit.
+	r.maxBody = cfg.ServerConfig.MaxRequestBodySize
+	ln, err := cfg.ServerConfig.ToListener(ctx)
+	if err != nil {
+		return err
+	}
+	r.serverHTTP, r.httpAddr = srv, ln.Addr()
+	r.set.Logger.Info("Starting HTTP server", zap.String("endpoint", ln.Addr().String()))
+	r.serving.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	})
+	return nil
+}
+
+// Shutdown stops the servers, letting requests in flight finish, then
+// decides every buffered trace and hands the kept ones to the next consumer
+// within ctx. It returns what the next consumer refused.
+func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
+	r.stopOnce.Do(func() {
+		var errs []error
+		if r.serverHTTP != nil {
+			errs = append(errs, r.serverHTTP.Shutdown(ctx))
+		}
+		if r.serverGRPC != nil {
+			stopped := make(chan struct{})
+			go func() {
+				r.serverGRPC.GracefulStop()
+				close(stopped)
+			}()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				r.serverGRPC.Stop()
+				<-stopped
+			}
+		}
+		r.serving.Wait()
+		errs = append(errs, r.buf.Shutdown(ctx))
+		r.telemetry.Shutdown()
+		r.stopErr = errors.Join(errs...)
+	})
+	return r.stopErr
+}
+
+// exportGRPC handles one gRPC Export call.
+func (r *tailsiftReceiver) exportGRPC(ctx context.Context, req []byte) ([]byte, error) {
+	out := r.ingest(ctx, r.obsGRPC, formatProtobuf, req)
+	if out.st != nil {
+		return nil, out.st.Err()
+	}
+	return appendExportResponse(nil, out.rejected, out.message), nil
+}
+
+const (
+	formatProtobuf = "protobuf"
+	formatJSON     = "json"
+)
+
+// ingest hands an encoded ExportTraceServiceRequest to the buffer, which
+// owns req from then on, and reports the receive operation.
+func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsReport, format string, req []byte) outcome {
+	ctx = obs.StartTracesOp(ctx)
+	wait := time.Duration(r.queueWait.Load())
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d)/2)
+	}
+	ictx, cancel := context.WithTimeout(ctx, wait)
+	spans, err := r.buf.IngestCount(ictx, req)
+	cancel()
+	out := classify(err)
+	switch {
+	case out.st != nil:
+		obs.EndTracesOp(ctx, format, spans, err)
+	case out.rejected > 0:
+		obs.EndTracesOp(ctx, format, spans-out.rejected, nil)
+		// The rejected spans are a second, failed operation, so that they
+		// count as refused.
+		obs.EndTracesOp(obs.StartTracesOp(ctx), format, out.rejected, err)
+	default:
+		obs.EndTracesOp(ctx, format, spans, nil)
+	}
+	return out
+}
