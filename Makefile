@@ -51,6 +51,7 @@ bench-smoke:
 generate:
 	mkdir -p $(DIST)
 	$(TOOLS) builder --config builder-config.yaml --skip-compilation
+	gofmt -w $(DIST)
 	$(GO) generate ./processor/... ./receiver/...
 
 ## check-generated: fail when the committed generated code differs from what `make generate` gives
