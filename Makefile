@@ -75,3 +75,4 @@ tidy:
 
 clean:
 	rm -rf bin data
+include benchmarks/bench.mk

@@ -381,7 +381,6 @@ func runRetained(b benchT, im impl, shards int, w *Workload) retainedResult {
 			}
 			input[i] = ptrace.Traces{}
 		}
-		input = nil
 		if _, ok := waitIdle(30 * time.Second); !ok {
 			b.Logf("%s: process did not go idle within 30s after feeding", im.name)
 		}

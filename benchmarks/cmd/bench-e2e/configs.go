@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+type kind string
+
+const (
+	kindTailsift kind = "tailsift"
+	kindContrib  kind = "contrib"
+	kindBaseline kind = "baseline"
+)
+
+// Settings shared by both sampling configurations.
+const (
+	quiet          = 2 * time.Second  // tailsift completion.quiet
+	maxWait        = 30 * time.Second // tailsift completion.max_wait, contrib decision_wait
+	afterRoot      = 2 * time.Second  // contrib decision_wait_after_root_received
+	contribTick    = time.Second      // contrib's decision ticker (fixed in v0.161.0)
+	fastPercentage = 5.0              // probabilistic policy
+	contribTraces  = 2_000_000        // contrib num_traces: far above anything buffered here
+)
+
+// contribFeatureGates: usetracestate makes contrib write the OpenTelemetry
+// sampling threshold (ot=th) into kept spans, as tailsift does, so the
+// sink's adjusted counts mean the same for both; metricstatcountspanssampled
+// adds count_spans_sampled, from which the buffered spans are derived.
+const contribFeatureGates = "--feature-gates=+processor.tailsamplingprocessor.usetracestate," +
+	"+processor.tailsamplingprocessor.metricstatcountspanssampled"
+
+var policiesYAML = fmt.Sprintf(`    policies:
+      - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
+      - {name: slow,     type: latency,       latency:       {threshold_ms: 1000}}
+      - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: %g}}
+`, fastPercentage)
+
+// ports are the loopback ports of one run.
+type ports struct {
+	OTLP, Metrics, Health, Pprof, SinkGRPC, SinkHTTP int
+}
+
+// collectorConfig returns the collector YAML for one run.
+func collectorConfig(k kind, p ports, pprof bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by benchmarks/cmd/bench-e2e (%s)\n", k)
+	b.WriteString("extensions:\n")
+	fmt.Fprintf(&b, "  health_check: {endpoint: 127.0.0.1:%d}\n", p.Health)
+	exts := "[health_check]"
+	if pprof {
+		fmt.Fprintf(&b, "  pprof: {endpoint: 127.0.0.1:%d}\n", p.Pprof)
+		exts = "[health_check, pprof]"
+	}
+	fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n", p.OTLP)
+	proc := ""
+	exporter := "otlp_grpc"
+	switch k {
+	case kindTailsift:
+		proc = "tailsift"
+		fmt.Fprintf(&b, "processors:\n  tailsift:\n    completion: {quiet: %s, max_wait: %s}\n%s", quiet, maxWait, policiesYAML)
+	case kindContrib:
+		proc = "tail_sampling"
+		fmt.Fprintf(&b, `processors:
+  tail_sampling:
+    decision_wait: %s
+    decision_wait_after_root_received: %s
+    num_traces: %d
+    sample_on_first_match: true
+    decision_cache: {sampled_cache_size: 100000, non_sampled_cache_size: 1000000}
+%s`, maxWait, afterRoot, contribTraces, policiesYAML)
+	case kindBaseline:
+		exporter = "nop"
+	}
+	b.WriteString("exporters:\n")
+	if exporter == "nop" {
+		b.WriteString("  nop: {}\n")
+	} else {
+		fmt.Fprintf(&b, "  otlp_grpc:\n    endpoint: 127.0.0.1:%d\n    compression: zstd\n    tls: {insecure: true}\n", p.SinkGRPC)
+	}
+	fmt.Fprintf(&b, `service:
+  extensions: %s
+  telemetry:
+    logs: {level: warn}
+    metrics:
+      readers:
+        - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}
+  pipelines:
+    traces:
+      receivers: [otlp]
+`, exts, p.Metrics)
+	if proc != "" {
+		fmt.Fprintf(&b, "      processors: [%s]\n", proc)
+	}
+	fmt.Fprintf(&b, "      exporters: [%s]\n", exporter)
+	return b.String()
+}

@@ -1,0 +1,474 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// row is one metric of the side-by-side table.
+type row struct {
+	name  string
+	fmt   string // value format
+	get   func(*runResult) (float64, bool)
+	ratio bool // print tailsift/contrib and vs-baseline ratios
+	kinds []kind
+}
+
+func f(v float64) (float64, bool) { return v, true }
+func fp(p *float64, scale float64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return *p * scale, true
+}
+func pos(v float64) (float64, bool) { return v, v > 0 }
+
+var all3 = []kind{kindTailsift, kindContrib, kindBaseline}
+var samplers = []kind{kindTailsift, kindContrib}
+
+var sideRows = []row{
+	{"accepted spans/s in the window", "%.0f", func(r *runResult) (float64, bool) { return f(r.WindowAcceptedRate) }, false, all3},
+	{"**collector CPU µs / accepted span**", "%.2f", func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }, true, all3},
+	{"collector CPU (cores)", "%.3f", func(r *runResult) (float64, bool) { return f(r.CPUUtil) }, true, all3},
+	{"collector CPU at idle, before load (cores)", "%.4f", func(r *runResult) (float64, bool) { return f(r.IdleCPU) }, false, all3},
+	{"RSS idle, before load (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) }, true, all3},
+	{"**RSS mean in the window (MB)**", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSMeanMB) }, true, all3},
+	{"RSS peak in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSPeakMB) }, true, all3},
+	{"Go heap mean in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.HeapMeanMB) }, true, all3},
+	{"buffered spans (mean)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BufferedSpansMean) }, true, samplers},
+	{"buffered traces (mean)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BufferedTracesMean) }, true, samplers},
+	{"mean hold per span, s (buffered ÷ rate)", "%.2f", func(r *runResult) (float64, bool) { return pos(r.MeanHoldS) }, true, samplers},
+	{"**B / buffered span (RSS − idle RSS)**", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) }, true, samplers},
+	{"B / buffered span (RSS − baseline's mean RSS)", "%.0f", nil, true, samplers},
+	{"B / buffered span (heap − idle heap)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanHeap) }, true, samplers},
+	{"B / buffered span (tailsift's buffered_bytes)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanAcct) }, false, []kind{kindTailsift}},
+	{"p50 added decision latency (ms)", "%.0f", func(r *runResult) (float64, bool) { return fp(r.P50AddedMs, 1) }, true, samplers},
+	{"**p99 added decision latency (ms)**", "%.0f", func(r *runResult) (float64, bool) { return fp(r.P99AddedMs, 1) }, true, samplers},
+	{"**error traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return fp(r.ErrorCompletePct, 1) }, false, samplers},
+	{"**slow traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return fp(r.SlowCompletePct, 1) }, false, samplers},
+	{"fast kept fraction (configured 0.05)", "%.4f", func(r *runResult) (float64, bool) { return fp(r.FastKeptFraction, 1) }, false, samplers},
+	{"fast kept z-score (binomial)", "%+.2f", func(r *runResult) (float64, bool) { return fp(r.FastZ, 1) }, false, samplers},
+	{"adjusted trace count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return fp(r.AdjTracesRelErr, 100) }, false, samplers},
+	{"adjusted span count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return fp(r.AdjSpansRelErr, 100) }, false, samplers},
+	{"kept spans without th", "%.0f", func(r *runResult) (float64, bool) {
+		if r.Score == nil {
+			return 0, false
+		}
+		return float64(r.Score.MissingTh.Spans), true
+	}, false, samplers},
+	{"spans refused (loadgen)", "%.0f", func(r *runResult) (float64, bool) {
+		if r.Loadgen == nil {
+			return 0, false
+		}
+		return float64(r.Loadgen.RefusedSpans), true
+	}, false, all3},
+	{"other load on CPU 0 (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(max(0, r.OtherCPU0)) }, false, all3},
+	{"CPU 1 busy: loadgen + sink + other (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(r.CPU1Busy) }, false, all3},
+}
+
+type agg struct {
+	n             int
+	med, min, max float64
+}
+
+func aggregate(runs []*runResult, k kind, get func(*runResult) (float64, bool)) agg {
+	var v []float64
+	for _, r := range runs {
+		if r.Kind != k {
+			continue
+		}
+		if x, ok := get(r); ok && !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return agg{}
+	}
+	sort.Float64s(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return agg{n: len(v), med: m, min: v[0], max: v[len(v)-1]}
+}
+
+func (a agg) cell(format string) string {
+	if a.n == 0 {
+		return "—"
+	}
+	if a.n == 1 {
+		return fmt.Sprintf(format, a.med)
+	}
+	return fmt.Sprintf(format+" ["+format+"–"+format+"]", a.med, a.min, a.max)
+}
+
+func ratio(a, b agg) string {
+	if a.n == 0 || b.n == 0 || b.med == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a.med/b.med)
+}
+
+func (rep *report) med(k kind, get func(*runResult) (float64, bool)) agg {
+	return aggregate(rep.Side, k, get)
+}
+
+type target struct {
+	Name, Detail string
+	OK           bool
+}
+type targetList []target
+
+func (t targetList) missed() []target {
+	var out []target
+	for _, x := range t {
+		if !x.OK {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// targets checks tailsift's targets on the side-by-side runs.
+func (rep *report) targets() targetList {
+	var out targetList
+	cpu := func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }
+	ts, ct := rep.med(kindTailsift, cpu), rep.med(kindContrib, cpu)
+	if ts.n > 0 && ct.n > 0 {
+		q := ts.med / ct.med
+		out = append(out, target{"CPU/span ≤ 1/2 of contrib's", fmt.Sprintf("median %.2f vs %.2f µs/span: ratio %.2f", ts.med, ct.med, q), q <= 0.5})
+	}
+	p99 := aggregate(rep.Side, kindTailsift, func(r *runResult) (float64, bool) { return fp(r.P99AddedMs, 1) })
+	if p99.n > 0 {
+		out = append(out, target{"p99 added decision latency ≤ 100 ms", fmt.Sprintf("worst run %.0f ms (median %.0f)", p99.max, p99.med), p99.max <= 100})
+	}
+	for _, c := range []struct {
+		name string
+		get  func(*runResult) (float64, bool)
+	}{
+		{"error", func(r *runResult) (float64, bool) { return fp(r.ErrorCompletePct, 1) }},
+		{"slow", func(r *runResult) (float64, bool) { return fp(r.SlowCompletePct, 1) }},
+	} {
+		a := aggregate(rep.Side, kindTailsift, c.get)
+		if a.n > 0 {
+			out = append(out, target{fmt.Sprintf("100 %% of %s traces complete", c.name), fmt.Sprintf("worst run %.3f %%", a.min), a.min >= 100})
+		}
+	}
+	return out
+}
+
+func (rep *report) markdown() string {
+	var b strings.Builder
+	o := rep.Opts
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# End-to-end: tailsift vs contrib tail_sampling v0.161.0 (%s)\n\n", rep.Started.UTC().Format("2006-01-02 15:04 MST"))
+	m := rep.Machine
+	w("Machine: %d CPUs (%s), %.1f GiB RAM, Linux %s, runner %s. Load average (1/5/15 min) at start %s, at end %s. ",
+		m.NumCPU, m.Model, m.MemGiB, m.Kernel, m.GoVersion, rep.LoadAvg[0], rep.LoadAvg[1])
+	if rep.Pinned {
+		w("Collector pinned to CPU 0, loadgen and sink to CPU 1 (`taskset -c`).\n\n")
+	} else {
+		w("**Unpinned** (taskset missing).\n\n")
+	}
+	w("Mode `%s`, %s → %s (%s). tailsift sources sha256 %s.\n\n", o.Mode, rep.Started.UTC().Format("15:04:05"),
+		rep.Finished.UTC().Format("15:04:05 MST"), rep.Finished.Sub(rep.Started).Round(time.Second), rep.SourceSum)
+	w("Command: `%s`\n\n", strings.Join(rep.Commands, "`, `"))
+
+	if len(rep.Side) > 0 {
+		w("## Side by side at %.0f spans/s offered (%d × tailsift, contrib, baseline; warm-up %v, window %v)\n\n", o.Rate, o.Pairs, o.Warmup, o.Window)
+		w("Median [min–max] over the runs; ratios are of medians. Baseline = the same receiver into the `nop` exporter.\n\n")
+		w("| metric | tailsift | contrib | baseline | tailsift / contrib | tailsift / baseline | contrib / baseline |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		baseRSS := rep.med(kindBaseline, func(r *runResult) (float64, bool) { return pos(r.RSSMeanMB) })
+		for _, r := range sideRows {
+			get := r.get
+			if get == nil { // B / buffered span above the baseline pipeline's RSS
+				if baseRSS.n == 0 {
+					continue
+				}
+				get = func(x *runResult) (float64, bool) {
+					if x.BufferedSpansMean <= 0 {
+						return 0, false
+					}
+					return (x.RSSMeanMB - baseRSS.med) * mb / x.BufferedSpansMean, true
+				}
+			}
+			a := map[kind]agg{}
+			for _, k := range r.kinds {
+				a[k] = rep.med(k, get)
+			}
+			rts, rtb, rcb := "", "", ""
+			if r.ratio {
+				rts, rtb, rcb = ratio(a[kindTailsift], a[kindContrib]), ratio(a[kindTailsift], a[kindBaseline]), ratio(a[kindContrib], a[kindBaseline])
+				if !slices.Contains(r.kinds, kindBaseline) {
+					rtb, rcb = "", ""
+				}
+			}
+			w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb)
+		}
+		cpu := func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }
+		ts, ct, bl := rep.med(kindTailsift, cpu), rep.med(kindContrib, cpu), rep.med(kindBaseline, cpu)
+		if ts.n > 0 && ct.n > 0 && bl.n > 0 {
+			w("| CPU µs/span above baseline (medians) | %.2f | %.2f | 0 | %.2f | | |\n", ts.med-bl.med, ct.med-bl.med, (ts.med-bl.med)/(ct.med-bl.med))
+		}
+		w("\n")
+		w("Targets (tailsift):\n\n")
+		for _, t := range rep.targets() {
+			v := "**met**"
+			if !t.OK {
+				v = "**MISSED**"
+			}
+			w("- %s: %s — %s\n", t.Name, v, t.Detail)
+		}
+		w("\n")
+		w("Per run:\n\n| run | collector | accepted/s | CPU µs/span | RSS mean / peak MB | buffered spans | p99 added ms | error / slow complete %% | other load CPU0 | problems |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, r := range rep.Side {
+			w("| %s | %s | %.0f | %.2f | %.0f / %.0f | %.0f | %s | %s / %s | %.2f | %s |\n", r.Label, r.Kind, r.WindowAcceptedRate, r.CPUMicrosPerSpan,
+				r.RSSMeanMB, r.RSSPeakMB, r.BufferedSpansMean, optf(r.P99AddedMs, "%.0f"), optf(r.ErrorCompletePct, "%.2f"), optf(r.SlowCompletePct, "%.2f"),
+				max(0, r.OtherCPU0), strings.Join(r.Problems, "; "))
+		}
+		w("\n")
+
+	}
+
+	if len(rep.Sat) > 0 {
+		w("## Saturation (one core; warm-up %v, window %v per step, rate ×%g)\n\n", o.SatWarmup, o.SatWindow, o.SatFactor)
+		w("A step passes when the loadgen's accepted spans are ≥ 99 %% of offered (and, as a sanity check against a stalled generator, the window's accepted rate ≥ 85 %% of the nominal rate: the workload is bursty), no trace was decided early for lack of room (tailsift `early_decisions{reason=\"memory\"}` = 0; contrib `sampling_trace_dropped_too_early` = `traces_dropped_too_large` = 0 and `traces_on_memory` < `num_traces`), every trace was decided within max_wait + 10 s of the end of the load, and the p99 added decision latency is ≤ 1 s beyond the decision point (tailsift: 1000 ms as measured; contrib: %.0f ms, because its 1 s ticker decides 2–3 s after the root, 0–1 s after the 2 s the sink subtracts). A failing step is repeated %d× before the ladder stops.\n\n", latencyLimit(kindContrib), o.SatRetry)
+		for _, k := range samplers {
+			s := rep.SatRate[k]
+			if s.StepsTried == 0 {
+				continue
+			}
+			switch {
+			case s.LoadgenCap:
+				w("- **%s: ≥ %.0f spans/s** (the load generator could not offer more on CPU 1; not saturated)\n", k, s.Rate)
+			case s.FirstFail > 0:
+				w("- **%s: %.0f spans/s** (next step %.0f failed: %s)\n", k, s.Rate, s.FirstFail, s.FailReason)
+			default:
+				w("- **%s: ≥ %.0f spans/s** (ladder ended without a failure)\n", k, s.Rate)
+			}
+		}
+		if sr := rep.SatRate[kindContrib].Rate; sr > 0 && o.Rate > sr {
+			w("\n**Warning: the side-by-side rate %.0f is above contrib's measured saturation %.0f.**\n", o.Rate, sr)
+		}
+		w("\n| step | collector | offered/s | accepted/s (window) | accepted/offered %% | CPU µs/span | CPU cores | RSS mean / peak MB | buffered spans | p99 added ms | error / slow complete %% | other load CPU0 | pass | reason |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+		for _, s := range rep.Sat {
+			acc := "—"
+			if s.Loadgen != nil && s.Loadgen.OfferedSpans > 0 {
+				acc = fmt.Sprintf("%.2f", 100*float64(s.Loadgen.AcceptedSpans)/float64(s.Loadgen.OfferedSpans))
+			}
+			w("| %s | %s | %.0f | %.0f | %s | %.2f | %.2f | %.0f / %.0f | %.0f | %s | %s / %s | %.2f | %v | %s |\n", s.Label, s.Kind, s.Rate, s.WindowAcceptedRate, acc,
+				s.CPUMicrosPerSpan, s.CPUUtil, s.RSSMeanMB, s.RSSPeakMB, s.BufferedSpansMean, optf(s.P99AddedMs, "%.0f"),
+				optf(s.ErrorCompletePct, "%.1f"), optf(s.SlowCompletePct, "%.1f"), max(0, s.OtherCPU0), s.Pass, s.Reason)
+		}
+		w("\n![CPU µs/span and RSS against offered rate](%s)\n\n", rep.svgName())
+	}
+
+	rep.sizing(&b)
+
+	if rep.Profile != nil {
+		w("## CPU profile of tailsift (%d s at %.0f spans/s, separate run)\n\n", o.ProfileSeconds, o.Rate)
+		w("Run: %.2f µs/span, %.3f cores, p99 added %s ms. `go tool pprof -top -nodecount=30 bin/otelcol-tailsift %s`:\n\n```\n%s```\n\n",
+			rep.Profile.CPUMicrosPerSpan, rep.Profile.CPUUtil, optf(rep.Profile.P99AddedMs, "%.0f"), filepath.Base(rep.Profile.ProfileFile), rep.ProfTop)
+	}
+	var probs []string
+	for _, r := range append(append([]*runResult{}, rep.Side...), rep.Profile) {
+		if r != nil {
+			for _, p := range r.Problems {
+				probs = append(probs, fmt.Sprintf("%s %s: %s", r.Label, r.Kind, p))
+			}
+		}
+	}
+	for _, s := range rep.Sat {
+		for _, p := range s.Problems {
+			probs = append(probs, fmt.Sprintf("%s %s: %s", s.Label, s.Kind, p))
+		}
+	}
+	if len(rep.Notes)+len(probs) > 0 {
+		w("## Notes\n\n")
+		for _, n := range append(rep.Notes, probs...) {
+			w("- %s\n", n)
+		}
+		w("\n")
+	}
+	return b.String()
+}
+
+func optf(p *float64, format string) string {
+	if p == nil {
+		return "—"
+	}
+	return fmt.Sprintf(format, *p)
+}
+
+// fit is a least-squares line y = a + b·x.
+type fit struct {
+	a, b, r2 float64
+	n        int
+}
+
+func linfit(x, y []float64) (fit, bool) {
+	n := float64(len(x))
+	if len(x) < 3 {
+		return fit{}, false
+	}
+	var sx, sy, sxx, sxy, syy float64
+	for i := range x {
+		sx, sy, sxx, sxy, syy = sx+x[i], sy+y[i], sxx+x[i]*x[i], sxy+x[i]*y[i], syy+y[i]*y[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return fit{}, false
+	}
+	b := (n*sxy - sx*sy) / d
+	a := (sy - b*sx) / n
+	var r2 float64
+	if vy := n*syy - sy*sy; vy > 0 {
+		c := n*sxy - sx*sy
+		r2 = c * c / (d * vy)
+	}
+	return fit{a, b, r2, len(x)}, true
+}
+
+// sizing derives cores and memory for large rates. With saturation data it
+// fits, over the passing steps of each collector, CPU cores used against the
+// accepted rate (cores = α + β·R: β is the marginal CPU per span, α the
+// fixed cost) and mean RSS against buffered spans (RSS = a + b·S: b is the
+// marginal bytes per buffered span, a the fixed memory). Without it, it
+// uses the side-by-side medians (c = CPU µs/span, B = (RSS − idle) per
+// buffered span, M₀ = idle RSS).
+func (rep *report) sizing(b *strings.Builder) {
+	const util = 0.7
+	rates := []float64{100e3, 1e6, 10e6}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	type model struct {
+		alpha, beta  float64 // cores, cores per span/s
+		mem0, bytes  float64 // bytes, bytes per buffered span
+		hold         float64 // s
+		sat          float64
+		cpuFit, mFit fit
+		fitted       bool
+		sideC, sideB float64
+	}
+	ms := map[kind]*model{}
+	for _, k := range samplers {
+		c := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) })
+		h := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.MeanHoldS) })
+		by := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) })
+		id := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) })
+		if c.n == 0 || h.n == 0 || by.n == 0 {
+			return
+		}
+		m := &model{alpha: 0, beta: c.med * 1e-6, mem0: id.med * mb, bytes: by.med, hold: h.med, sat: rep.SatRate[k].Rate, sideC: c.med, sideB: by.med}
+		var rx, cy, sx, ry []float64
+		for _, s := range rep.Sat {
+			if s.Kind != k || !s.Pass || s.BufferedSpansMean <= 0 {
+				continue
+			}
+			rx, cy = append(rx, s.WindowAcceptedRate), append(cy, s.CPUUtil)
+			sx, ry = append(sx, s.BufferedSpansMean), append(ry, s.RSSMeanMB*mb)
+		}
+		cf, ok1 := linfit(rx, cy)
+		mf, ok2 := linfit(sx, ry)
+		if ok1 && ok2 && cf.b > 0 && mf.b > 0 {
+			m.alpha, m.beta, m.mem0, m.bytes, m.cpuFit, m.mFit, m.fitted = max(cf.a, 0), cf.b, max(mf.a, 0), mf.b, cf, mf, true
+		}
+		ms[k] = m
+	}
+	fitted := ms[kindTailsift].fitted && ms[kindContrib].fitted
+	if !fitted { // the same model for both
+		for _, k := range samplers {
+			m := ms[k]
+			m.alpha, m.beta, m.mem0, m.bytes = 0, m.sideC*1e-6, rep.med(k, func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) }).med*mb, m.sideB
+		}
+	}
+	w("## Sizing\n\n")
+	if fitted {
+		w("Fitted over each collector's passing saturation steps (one collector per core, as measured): CPU cores used against accepted rate, `cores = α + β·R`, and mean RSS against buffered spans, `RSS = a + b·S`. β is the marginal CPU per span, b the marginal bytes per buffered span (it includes the Go GC's headroom and whatever else grows with the rate, e.g. receive buffers). W is the mean time a span is buffered, from the side-by-side runs (buffered spans ÷ accepted rate).\n\n")
+		w("    instances(R) = ⌈ R · β / (%.0f %% − α) ⌉        one core each, run at most %.0f %% busy\n", util*100, util*100)
+		w("    memory(R)    = instances(R) · a + R · W · b\n\n")
+	} else {
+		w("From the side-by-side medians (no saturation fit): β = c = collector CPU µs per span, b = B = (RSS − idle RSS) per buffered span, a = M₀ = idle RSS, W = buffered spans ÷ accepted rate.\n\n")
+		w("    instances(R) = ⌈ R · c / (%.0f %% · 10⁶) ⌉      one core each, run at most %.0f %% busy\n", util*100, util*100)
+		w("    memory(R)    = instances(R) · M₀ + R · W · B\n\n")
+	}
+	w("The decision wait is tailsift `completion.quiet: 2s` / contrib `decision_wait_after_root_received: 2s` (W as measured); the last column assumes every span waits the full 30 s (`max_wait` / `decision_wait`, e.g. root spans that never arrive). Not included: the load-balancing tier in front (trace-ID routing), network, exporter retries, GOMEMLIMIT tuning.\n\n")
+	w("| collector | β (µs/span) | α (cores) | a (MB) | b (B / buffered span) | W (s) | side-by-side c (µs/span) | side-by-side B | fit R² (CPU, RSS) | measured saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	for _, k := range samplers {
+		m := ms[k]
+		sat := "—"
+		if m.sat > 0 {
+			sat = fmt.Sprintf("%.0f spans/s", m.sat)
+		}
+		r2 := "—"
+		if m.fitted {
+			r2 = fmt.Sprintf("%.2f, %.2f (%d steps)", m.cpuFit.r2, m.mFit.r2, m.cpuFit.n)
+		}
+		w("| %s | %.2f | %.3f | %.0f | %.0f | %.2f | %.2f | %.0f | %s | %s |\n", k, m.beta*1e6, m.alpha, m.mem0/mb, m.bytes, m.hold, m.sideC, m.sideB, r2, sat)
+	}
+	w("\n| rate (spans/s) | collector | instances (cores) | spans/s per instance | memory at W | memory if W = 30 s |\n|---:|---|---:|---:|---:|---:|\n")
+	for _, R := range rates {
+		for _, k := range samplers {
+			m := ms[k]
+			per := (util - m.alpha) / m.beta
+			if per <= 0 {
+				w("| %s | %s | — | — | — | — |\n", human(R), k)
+				continue
+			}
+			n := math.Ceil(R / per)
+			w("| %s | %s | %.0f | %.0f | %s | %s |\n", human(R), k, n, per, gib(n*m.mem0+R*m.hold*m.bytes), gib(n*m.mem0+R*30*m.bytes))
+		}
+	}
+	w("\n")
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%gk", v/1e3)
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+func gib(b float64) string {
+	if b >= 10*(1<<30) {
+		return fmt.Sprintf("%.0f GiB", b/(1<<30))
+	}
+	return fmt.Sprintf("%.1f GiB", b/(1<<30))
+}
+
+// sourceSum is the sha256 over the sorted non-test .go files of the
+// tailsift processor sources (as in the README's in-process results).
+func sourceSum(repo string) string {
+	var files []string
+	for _, d := range []string{"internal", "processor", "sampling"} {
+		_ = filepath.WalkDir(filepath.Join(repo, d), func(p string, de fs.DirEntry, err error) error {
+			if err == nil && !de.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		rel, _ := filepath.Rel(repo, p)
+		fmt.Fprintf(h, "%s\n", rel)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12] + "…"
+}

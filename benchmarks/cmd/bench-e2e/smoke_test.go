@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmokeE2E runs the runner's whole pipeline (collector pinned to CPU 0,
+// loadgen and sink on CPU 1, counted window, decision wait, SIGTERM,
+// scoring, report rendering) for a couple of seconds at a low rate. It
+// needs bin/otelcol-tailsift (or $TAILSIFT_BIN) and builds the loadgen and
+// the sink into a temporary directory; contrib and the baseline run only
+// when bin/otelcol-contrib-bench exists (`make bench-contrib-dist`).
+func TestSmokeE2E(t *testing.T) {
+	repo, err := findRepo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := os.Getenv("TAILSIFT_BIN")
+	if ts == "" {
+		ts = filepath.Join(repo, "bin", "otelcol-tailsift")
+	}
+	if !exists(ts) {
+		t.Skipf("skipping: %s is not built (run `make build` or set TAILSIFT_BIN)", ts)
+	}
+	contrib := filepath.Join(repo, "bin", "otelcol-contrib-bench")
+	kinds := []kind{kindTailsift}
+	if exists(contrib) {
+		kinds = append(kinds, kindContrib, kindBaseline)
+	} else {
+		t.Logf("%s not built (make bench-contrib-dist): running tailsift only", contrib)
+	}
+	o := options{Repo: repo, TailsiftBin: ts, ContribBin: contrib}
+	e, cleanup, err := setup(&o, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	defer e.killAll()
+	if e.taskset == "" {
+		t.Log("taskset not found: running unpinned")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep := &report{Opts: o, Machine: readMachine("test"), Started: time.Now(), SatRate: map[kind]satOutcome{}}
+	rep.Opts.Rate, rep.Opts.Pairs = 2000, 1
+	for _, k := range kinds {
+		r, err := e.run(ctx, runSpec{Kind: k, Label: "smoke", Rate: 2000, Warmup: time.Second, Window: 2 * time.Second,
+			Drain: time.Second, Seed: 1, Idle: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		t.Logf("%s: %.0f spans accepted in %.1fs, %.2f µs/span, RSS %.0f MB, buffered %.0f spans, p99 %s ms, problems %v",
+			k, r.WindowAccepted, r.WindowS, r.CPUMicrosPerSpan, r.RSSMeanMB, r.BufferedSpansMean, optf(r.P99AddedMs, "%.0f"), r.Problems)
+		if r.WindowAccepted <= 0 || r.CPUSeconds < 0 || r.RSSMeanMB <= 0 {
+			t.Errorf("%s: window not measured: %+v", k, r)
+		}
+		if r.Loadgen == nil || r.Loadgen.AcceptedSpans != r.Loadgen.OfferedSpans || r.Loadgen.OfferedSpans == 0 {
+			t.Errorf("%s: loadgen summary %+v", k, r.Loadgen)
+		}
+		if k != kindBaseline {
+			if r.Score == nil || r.Score.Received.Spans == 0 {
+				t.Fatalf("%s: sink received nothing: %+v", k, r.Score)
+			}
+			if c := r.Score.class("error"); c == nil || (c.TracesSent > 0 && c.TracesKept == 0) {
+				t.Errorf("%s: no error trace kept: %+v", k, c)
+			}
+			if r.UndecidedAtStop > 0 {
+				t.Errorf("%s: %.0f traces undecided", k, r.UndecidedAtStop)
+			}
+		}
+		rep.Side = append(rep.Side, r)
+		rep.Sat = append(rep.Sat, judge(r))
+	}
+	rep.Finished = time.Now()
+	md := rep.markdown()
+	if !strings.Contains(md, "collector CPU µs / accepted span") {
+		t.Errorf("report lacks the CPU row:\n%s", md)
+	}
+	if svg := rep.svg(); !strings.HasPrefix(svg, "<svg") || !strings.HasSuffix(svg, "</svg>\n") {
+		t.Errorf("bad svg")
+	}
+}
+
+func TestParseProm(t *testing.T) {
+	in := `# HELP x
+otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"} 150001
+otelcol_processor_tailsift_spans_decided{decision="drop"} 135067
+otelcol_processor_tailsift_spans_decided{decision="keep"} 12844
+otelcol_processor_tailsift_late_spans{decision="keep"} 58
+otelcol_processor_tailsift_late_spans{decision="drop"} 554
+otelcol_processor_tailsift_spans_received 150001
+otelcol_processor_tailsift_buffered_traces 105
+otelcol_processor_tailsift_early_decisions{reason="memory"} 0
+otelcol_process_memory_rss 1.52682496e+08
+`
+	ss, err := parseProm(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &metrics{samples: ss}
+	if got := m.sum(mAccepted); got != 150001 {
+		t.Errorf("accepted %v", got)
+	}
+	if got := m.sum(mTSDecided, "decision", "keep"); got != 12844 {
+		t.Errorf("keep %v", got)
+	}
+	if got, ok := bufferedSpans(kindTailsift, m); !ok || got != 150001-135067-12844-58-554 {
+		t.Errorf("buffered %v %v", got, ok)
+	}
+	if got := m.sum("otelcol_process_memory_rss"); got != 152682496 {
+		t.Errorf("rss %v", got)
+	}
+	if !m.has(mTSEarly) || m.has("nope") {
+		t.Error("has")
+	}
+}
+
+func TestJudgeAndAggregate(t *testing.T) {
+	p99 := 50.0
+	ok := &runResult{Kind: kindTailsift, Rate: 1000, WindowAcceptedRate: 1000, P99AddedMs: &p99,
+		Loadgen: &loadgenSummary{OfferedSpans: 100, AcceptedSpans: 100}}
+	if st := judge(ok); !st.Pass {
+		t.Errorf("should pass: %s", st.Reason)
+	}
+	bad := *ok
+	bad.Loadgen = &loadgenSummary{OfferedSpans: 100, AcceptedSpans: 90, RefusedSpans: 10}
+	bad.EarlyMemory = 3
+	if st := judge(&bad); st.Pass || !strings.Contains(st.Reason, "accepted 90.00%") || !strings.Contains(st.Reason, "memory") {
+		t.Errorf("should fail: %+v", st.Reason)
+	}
+	slow := 1500.0
+	c := *ok
+	c.Kind, c.P99AddedMs = kindContrib, &slow
+	if st := judge(&c); !st.Pass {
+		t.Errorf("contrib 1.5 s is within its 2 s limit: %s", st.Reason)
+	}
+	runs := []*runResult{{Kind: kindTailsift, CPUMicrosPerSpan: 3}, {Kind: kindTailsift, CPUMicrosPerSpan: 1}, {Kind: kindTailsift, CPUMicrosPerSpan: 2}, {Kind: kindContrib, CPUMicrosPerSpan: 9}}
+	a := aggregate(runs, kindTailsift, func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) })
+	if a.n != 3 || a.med != 2 || a.min != 1 || a.max != 3 {
+		t.Errorf("aggregate %+v", a)
+	}
+	if got := a.cell("%.1f"); got != "2.0 [1.0–3.0]" {
+		t.Errorf("cell %q", got)
+	}
+}
+
+func TestCollectorConfig(t *testing.T) {
+	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6}
+	for k, want := range map[kind][]string{
+		kindTailsift: {"tailsift:", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5", "compression: zstd", "processors: [tailsift]"},
+		kindContrib:  {"decision_wait: 30s", "decision_wait_after_root_received: 2s", "num_traces: 2000000", "processors: [tail_sampling]"},
+		kindBaseline: {"nop: {}", "exporters: [nop]"},
+	} {
+		cfg := collectorConfig(k, p, k == kindTailsift)
+		for _, w := range want {
+			if !strings.Contains(cfg, w) {
+				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
+			}
+		}
+	}
+}
