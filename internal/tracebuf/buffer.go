@@ -156,7 +156,6 @@ type request struct {
 	per     [][]int32 // span indexes, per shard
 	pending atomic.Int32
 	weight  int64
-	arrival int64 // when Ingest took it, clock nanoseconds
 }
 
 func (r *request) release() {
@@ -192,7 +191,6 @@ func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
 	}
 	req := b.reqs.Get().(*request)
 	req.buf = buf
-	req.arrival = int64(b.set.Clock.Now().Sub(b.base))
 	if err := wire.Scan(buf, &req.batch); err != nil {
 		req.batch.Reset()
 		req.buf = nil

@@ -125,7 +125,10 @@ func (s *shard) run(ctx context.Context) {
 // ingest takes in one message's spans.
 func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	defer req.release()
-	now := req.arrival
+	// Spans are stamped when the shard takes them in, not when Ingest
+	// accepted them: when the queue lags, the later spans of a trace are
+	// still queued, and the quiet rule must not fire before they are seen.
+	now := s.now()
 	batch := &req.batch
 	if cap(s.gids) < len(batch.Scopes) {
 		s.gids = make([]int32, len(batch.Scopes))

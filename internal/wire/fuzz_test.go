@@ -378,9 +378,12 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 		for i, sc := range b.Scopes {
-			for _, part := range [][]byte{sc.Resource, sc.ResourceSchemaURL, sc.Scope, sc.ScopeSchemaURL} {
+			// Schema URLs alias the input. A resource or scope that occurs
+			// more than once is merged into a fresh slice (protobuf merge
+			// semantics); the round trip below checks those.
+			for _, part := range [][]byte{sc.ResourceSchemaURL, sc.ScopeSchemaURL} {
 				if !within(part, data) {
-					t.Fatalf("scope %d: framing outside the input", i)
+					t.Fatalf("scope %d: schema URL outside the input", i)
 				}
 			}
 		}

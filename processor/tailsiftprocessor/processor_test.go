@@ -134,9 +134,12 @@ func newHarness(t *testing.T, cfg *Config, next consumer.Traces) *harness {
 	return h
 }
 
+// send consumes one batch and waits until the shards have taken it in, so
+// that its spans are stamped with the current fake time.
 func (h *harness) send(specs ...spanSpec) {
 	h.t.Helper()
 	require.NoError(h.t, h.p.ConsumeTraces(context.Background(), batch(specs...)))
+	require.NoError(h.t, h.p.buf.Sync(context.Background()))
 }
 
 // advance moves the clock and waits until the shards have acted on it.
@@ -442,6 +445,7 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, consumererror.IsPermanent(err), "bad data must be a permanent error")
 	assert.Contains(t, err.Error(), "rejected 2 of 5 spans")
+	h.advance(0) // take the valid spans in before the clock moves
 	h.advance(2 * time.Second)
 	assert.Len(t, h.spansOf(1), 3)
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
@@ -468,8 +472,9 @@ func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg.Completion.MaxSpans = 1
 	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
 	h := newHarness(t, cfg, next)
-	// The first error span is decided at once and blocks the shard in next.
-	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})
+	// The first error span is decided at once and blocks the shard in next
+	// (so no Sync here: it would wait for the blocked shard).
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})))
 	<-next.entered
 	var refused error
 	for n := uint64(2); n < 100000 && refused == nil; n++ {
