@@ -12,6 +12,9 @@ const (
 	kindTailsift kind = "tailsift"
 	kindContrib  kind = "contrib"
 	kindBaseline kind = "baseline"
+	// kindFastpath: the tailsift receiver (raw OTLP bytes buffered, only
+	// kept traces decoded) straight into otlp_grpc, no processor.
+	kindFastpath kind = "fastpath"
 )
 
 // Settings shared by both sampling configurations.
@@ -53,7 +56,13 @@ func collectorConfig(k kind, p ports, pprof bool) string {
 		fmt.Fprintf(&b, "  pprof: {endpoint: 127.0.0.1:%d}\n", p.Pprof)
 		exts = "[health_check, pprof]"
 	}
-	fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n", p.OTLP)
+	receiver := "otlp"
+	if k == kindFastpath {
+		receiver = "tailsift"
+		fmt.Fprintf(&b, "receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n    completion: {quiet: %s, max_wait: %s}\n%s", p.OTLP, quiet, maxWait, policiesYAML)
+	} else {
+		fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n", p.OTLP)
+	}
 	proc := ""
 	exporter := "otlp_grpc"
 	switch k {
@@ -88,8 +97,8 @@ func collectorConfig(k kind, p ports, pprof bool) string {
         - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}
   pipelines:
     traces:
-      receivers: [otlp]
-`, exts, p.Metrics)
+      receivers: [%s]
+`, exts, p.Metrics, receiver)
 	if proc != "" {
 		fmt.Fprintf(&b, "      processors: [%s]\n", proc)
 	}

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,8 +47,12 @@ type options struct {
 	Window   time.Duration
 	Drain    time.Duration
 	Baseline bool
-	Seed     int64
-	Idle     time.Duration
+	// ContribSatRef: contrib's saturation rate from an earlier run, for the
+	// fast path's saturation target when this run has no contrib ladder.
+	ContribSatRef float64
+	Fastpath      bool // also run the tailsift receiver (kind fastpath) in every side-by-side round
+	Seed          int64
+	Idle          time.Duration
 
 	Sat         bool
 	SatStart    float64
@@ -118,6 +123,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Window, "window", o.Window, "side-by-side counted window")
 	fs.DurationVar(&o.Drain, "drain", o.Drain, "loadgen --drain in side-by-side runs (late spans are held back 10-30 s)")
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "run the OTLP->nop baseline in every side-by-side round")
+	fs.Float64Var(&o.ContribSatRef, "contrib-sat-ref", 0, "contrib's saturation rate (spans/s) from an earlier run, for the fast path's saturation target when this run has no contrib ladder (also applied by -replot)")
+	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
 	fs.BoolVar(&o.Sat, "sat", o.Sat, "run the saturation search")
@@ -167,6 +174,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		rep, err = loadReport(o.Replot)
 		if err == nil && o.OutDir != "" {
 			rep.Opts.OutDir = o.OutDir
+		}
+		if err == nil && o.ContribSatRef > 0 {
+			rep.Opts.ContribSatRef = o.ContribSatRef
 		}
 		if err == nil && rep.Opts.OutDir == "" {
 			rep.Opts.OutDir = filepath.Dir(o.Replot)
@@ -362,20 +372,23 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		active := map[kind]bool{}
 		for _, k := range strings.Split(o.SatKinds, ",") {
 			switch kind(strings.TrimSpace(k)) {
-			case kindTailsift:
-				active[kindTailsift] = true
-			case kindContrib:
-				active[kindContrib] = true
+			case kindTailsift, kindContrib, kindFastpath:
+				active[kind(strings.TrimSpace(k))] = true
+			case "":
 			default:
 				return nil, fmt.Errorf("-sat-kinds: unknown collector %q", k)
 			}
 		}
-		tried := map[kind]bool{kindTailsift: active[kindTailsift], kindContrib: active[kindContrib]}
+		tried := map[kind]bool{}
+		for _, k := range ladderKinds {
+			tried[k] = active[k]
+		}
+		anyActive := func() bool { return active[kindTailsift] || active[kindContrib] || active[kindFastpath] }
 		steps := 0
-		for rate := o.SatStart; rate <= o.SatMax*1.0001 && (active[kindTailsift] || active[kindContrib]) && steps < o.SatMaxSteps; rate *= o.SatFactor {
+		for rate := o.SatStart; rate <= o.SatMax*1.0001 && anyActive() && steps < o.SatMaxSteps; rate *= o.SatFactor {
 			steps++
 			rate = math.Round(rate/100) * 100
-			for _, k := range []kind{kindTailsift, kindContrib} {
+			for _, k := range ladderKinds {
 				if !active[k] {
 					continue
 				}
@@ -408,7 +421,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 				rep.SatRate[k] = out
 			}
 		}
-		for _, k := range []kind{kindTailsift, kindContrib} {
+		for _, k := range ladderKinds {
 			if out := rep.SatRate[k]; tried[k] && out.FirstFail == 0 && !out.LoadgenCap {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s did not saturate up to %.0f spans/s (-sat-max / -sat-max-steps reached).", k, out.Rate))
 			}
@@ -428,8 +441,11 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	// 2. Side by side.
 	for i := 1; i <= o.Pairs; i++ {
 		order := []kind{kindTailsift, kindContrib}
+		if o.Fastpath {
+			order = []kind{kindTailsift, kindFastpath, kindContrib}
+		}
 		if i%2 == 0 {
-			order = []kind{kindContrib, kindTailsift}
+			slices.Reverse(order)
 		}
 		if o.Baseline {
 			order = append(order, kindBaseline)
@@ -473,6 +489,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	rep.LoadAvg[1] = loadAvg()
 	return rep, nil
 }
+
+// ladderKinds are the collectors a saturation ladder can run, in step order.
+var ladderKinds = []kind{kindTailsift, kindContrib, kindFastpath}
 
 func problems(r *runResult) string {
 	if len(r.Problems) == 0 {

@@ -176,6 +176,15 @@ const (
 	mExpFailed     = "otelcol_exporter_send_failed_spans"
 )
 
+// tsm returns the name of a tailsift self-metric for kind k: the fast-path
+// receiver exports the processor's metrics under otelcol_receiver_tailsift_.
+func tsm(k kind, name string) string {
+	if k == kindFastpath {
+		return strings.Replace(name, "otelcol_processor_tailsift_", "otelcol_receiver_tailsift_", 1)
+	}
+	return name
+}
+
 // bufferedSpans estimates the spans a sampling processor holds (its intake
 // queue included) from its own counters:
 //
@@ -188,11 +197,11 @@ const (
 // late spans of decided traces go through the decision cache.
 func bufferedSpans(k kind, m *metrics) (float64, bool) {
 	switch k {
-	case kindTailsift:
-		if !m.has(mTSReceived) {
+	case kindTailsift, kindFastpath:
+		if !m.has(tsm(k, mTSReceived)) {
 			return 0, false
 		}
-		return m.sum(mTSReceived) - m.sum(mTSDecided) - m.sum(mTSLate), true
+		return m.sum(tsm(k, mTSReceived)) - m.sum(tsm(k, mTSDecided)) - m.sum(tsm(k, mTSLate)), true
 	case kindContrib:
 		if !m.has(mAccepted) {
 			return 0, false
@@ -205,8 +214,8 @@ func bufferedSpans(k kind, m *metrics) (float64, bool) {
 // bufferedTraces is the processor's gauge of traces waiting for a decision.
 func bufferedTraces(k kind, m *metrics) (float64, bool) {
 	switch k {
-	case kindTailsift:
-		return m.sum(mTSBufTraces), m.has(mTSBufTraces)
+	case kindTailsift, kindFastpath:
+		return m.sum(tsm(k, mTSBufTraces)), m.has(tsm(k, mTSBufTraces))
 	case kindContrib:
 		return m.sum(mCTOnMemory), m.has(mCTOnMemory)
 	}

@@ -32,8 +32,11 @@ func fp(p *float64, scale float64) (float64, bool) {
 }
 func pos(v float64) (float64, bool) { return v, v > 0 }
 
-var all3 = []kind{kindTailsift, kindContrib, kindBaseline}
-var samplers = []kind{kindTailsift, kindContrib}
+// all3: every kind of the side-by-side table (the name predates fastpath);
+// samplers: the kinds that sample; pair: the two the sizing compares.
+var all3 = []kind{kindTailsift, kindContrib, kindBaseline, kindFastpath}
+var samplers = []kind{kindTailsift, kindContrib, kindFastpath}
+var pair = []kind{kindTailsift, kindContrib}
 
 var sideRows = []row{
 	{"accepted spans/s in the window", "%.0f", func(r *runResult) (float64, bool) { return f(r.WindowAcceptedRate) }, false, all3},
@@ -50,7 +53,7 @@ var sideRows = []row{
 	{"**B / buffered span (RSS − idle RSS)**", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) }, true, samplers},
 	{"B / buffered span (RSS − baseline's mean RSS)", "%.0f", nil, true, samplers},
 	{"B / buffered span (heap − idle heap)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanHeap) }, true, samplers},
-	{"B / buffered span (tailsift's buffered_bytes)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanAcct) }, false, []kind{kindTailsift}},
+	{"B / buffered span (tailsift's / fastpath's buffered_bytes)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanAcct) }, false, []kind{kindTailsift, kindFastpath}},
 	{"p50 added decision latency (ms)", "%.0f", func(r *runResult) (float64, bool) { return fp(r.P50AddedMs, 1) }, true, samplers},
 	{"**p99 added decision latency (ms)**", "%.0f", func(r *runResult) (float64, bool) { return fp(r.P99AddedMs, 1) }, true, samplers},
 	{"**error traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return fp(r.ErrorCompletePct, 1) }, false, samplers},
@@ -166,6 +169,59 @@ func (rep *report) targets() targetList {
 	return out
 }
 
+// fastTargets checks the fast path's targets: CPU/span ≤ 1/4 of contrib's
+// and below the baseline's, bytes per buffered span ≤ 1/3 of contrib's
+// (RSS − idle RSS), saturation per core ≥ 3× contrib's (contrib's from this
+// run's ladder, else -contrib-sat-ref).
+func (rep *report) fastTargets() targetList {
+	var out targetList
+	cpu := func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }
+	fa, ct, bl := rep.med(kindFastpath, cpu), rep.med(kindContrib, cpu), rep.med(kindBaseline, cpu)
+	if fa.n == 0 {
+		return nil
+	}
+	if ct.n > 0 {
+		q := fa.med / ct.med
+		out = append(out, target{"CPU/span ≤ 1/4 of contrib's", fmt.Sprintf("median %.2f vs %.2f µs/span: ratio %.2f (worst fastpath run %.2f: %.2f)", fa.med, ct.med, q, fa.max, fa.max/ct.med), q <= 0.25})
+	}
+	if bl.n > 0 {
+		out = append(out, target{"CPU/span below the baseline's (otlp → nop)", fmt.Sprintf("median %.2f vs %.2f µs/span: ratio %.2f (fastpath runs %.2f–%.2f, baseline runs %.2f–%.2f)", fa.med, bl.med, fa.med/bl.med, fa.min, fa.max, bl.min, bl.max), fa.med < bl.med})
+	}
+	by := func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) }
+	fb, cb := rep.med(kindFastpath, by), rep.med(kindContrib, by)
+	if fb.n > 0 && cb.n > 0 {
+		hp := func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanHeap) }
+		fh, ch := rep.med(kindFastpath, hp), rep.med(kindContrib, hp)
+		extra := ""
+		if fh.n > 0 && ch.n > 0 {
+			extra = fmt.Sprintf("; by heap − idle heap %.0f vs %.0f: ratio %.2f", fh.med, ch.med, fh.med/ch.med)
+		}
+		q := fb.med / cb.med
+		out = append(out, target{"bytes per buffered span ≤ 1/3 of contrib's", fmt.Sprintf("(RSS − idle RSS) ÷ buffered spans, median %.0f vs %.0f B: ratio %.2f%s", fb.med, cb.med, q, extra), q <= 1.0/3})
+	}
+	cs, src := rep.SatRate[kindContrib].Rate, "this run"
+	if cs == 0 && rep.Opts.ContribSatRef > 0 {
+		cs, src = rep.Opts.ContribSatRef, "-contrib-sat-ref, an earlier run"
+	}
+	fs := rep.SatRate[kindFastpath]
+	if cs > 0 && fs.StepsTried > 0 {
+		need := 3 * cs
+		switch {
+		case fs.Rate >= need:
+			lower := ""
+			if fs.FirstFail == 0 {
+				lower = " (a lower bound: the ladder ended without a failure)"
+			}
+			out = append(out, target{"saturation per core ≥ 3× contrib's", fmt.Sprintf("fastpath ≥ %.0f spans/s%s vs contrib %.0f (%s): ×%.2f, needed %.0f", fs.Rate, lower, cs, src, fs.Rate/cs, need), true})
+		case fs.FirstFail > 0 && fs.FirstFail <= need:
+			out = append(out, target{"saturation per core ≥ 3× contrib's", fmt.Sprintf("fastpath failed at %.0f spans/s (%s) vs needed 3 × %.0f (%s) = %.0f", fs.FirstFail, fs.FailReason, cs, src, need), false})
+		default:
+			out = append(out, target{"saturation per core ≥ 3× contrib's (NOT DETERMINED)", fmt.Sprintf("fastpath passed %.0f, first failure %.0f (%s); needed %.0f = 3 × %.0f (%s): the ladder started too high to tell", fs.Rate, fs.FirstFail, fs.FailReason, need, cs, src), false})
+		}
+	}
+	return out
+}
+
 func (rep *report) markdown() string {
 	var b strings.Builder
 	o := rep.Opts
@@ -184,9 +240,22 @@ func (rep *report) markdown() string {
 	w("Command: `%s`\n\n", strings.Join(rep.Commands, "`, `"))
 
 	if len(rep.Side) > 0 {
-		w("## Side by side at %.0f spans/s offered (%d × tailsift, contrib, baseline; warm-up %v, window %v)\n\n", o.Rate, o.Pairs, o.Warmup, o.Window)
-		w("Median [min–max] over the runs; ratios are of medians. Baseline = the same receiver into the `nop` exporter.\n\n")
-		w("| metric | tailsift | contrib | baseline | tailsift / contrib | tailsift / baseline | contrib / baseline |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		hasFast := slices.ContainsFunc(rep.Side, func(r *runResult) bool { return r.Kind == kindFastpath })
+		kinds := "tailsift, contrib, baseline"
+		if hasFast {
+			kinds = "tailsift, fastpath, contrib, baseline"
+		}
+		w("## Side by side at %.0f spans/s offered (%d × %s; warm-up %v, window %v)\n\n", o.Rate, o.Pairs, kinds, o.Warmup, o.Window)
+		w("Median [min–max] over the runs; ratios are of medians. Baseline = the same receiver into the `nop` exporter.")
+		if hasFast {
+			w(" fastpath = the `tailsift` receiver (raw OTLP bytes buffered, only kept traces decoded) straight into `otlp_grpc`, no processor; its baseline is still the `otlp` receiver into `nop`.")
+		}
+		w("\n\n")
+		if hasFast {
+			w("| metric | tailsift | fastpath | contrib | baseline | tailsift / contrib | tailsift / baseline | contrib / baseline | fastpath / contrib | fastpath / baseline |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		} else {
+			w("| metric | tailsift | contrib | baseline | tailsift / contrib | tailsift / baseline | contrib / baseline |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		}
 		baseRSS := rep.med(kindBaseline, func(r *runResult) (float64, bool) { return pos(r.RSSMeanMB) })
 		for _, r := range sideRows {
 			get := r.get
@@ -205,18 +274,27 @@ func (rep *report) markdown() string {
 			for _, k := range r.kinds {
 				a[k] = rep.med(k, get)
 			}
-			rts, rtb, rcb := "", "", ""
+			rts, rtb, rcb, rfc, rfb := "", "", "", "", ""
 			if r.ratio {
 				rts, rtb, rcb = ratio(a[kindTailsift], a[kindContrib]), ratio(a[kindTailsift], a[kindBaseline]), ratio(a[kindContrib], a[kindBaseline])
+				rfc, rfb = ratio(a[kindFastpath], a[kindContrib]), ratio(a[kindFastpath], a[kindBaseline])
 				if !slices.Contains(r.kinds, kindBaseline) {
-					rtb, rcb = "", ""
+					rtb, rcb, rfb = "", "", ""
 				}
 			}
-			w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb)
+			if hasFast {
+				w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindFastpath].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb, rfc, rfb)
+			} else {
+				w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb)
+			}
 		}
 		cpu := func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }
 		ts, ct, bl := rep.med(kindTailsift, cpu), rep.med(kindContrib, cpu), rep.med(kindBaseline, cpu)
-		if ts.n > 0 && ct.n > 0 && bl.n > 0 {
+		fa := rep.med(kindFastpath, cpu)
+		switch {
+		case hasFast && ts.n > 0 && ct.n > 0 && bl.n > 0 && fa.n > 0:
+			w("| CPU µs/span above baseline (medians) | %.2f | %.2f | %.2f | 0 | %.2f | | | %.2f | |\n", ts.med-bl.med, fa.med-bl.med, ct.med-bl.med, (ts.med-bl.med)/(ct.med-bl.med), (fa.med-bl.med)/(ct.med-bl.med))
+		case !hasFast && ts.n > 0 && ct.n > 0 && bl.n > 0:
 			w("| CPU µs/span above baseline (medians) | %.2f | %.2f | 0 | %.2f | | |\n", ts.med-bl.med, ct.med-bl.med, (ts.med-bl.med)/(ct.med-bl.med))
 		}
 		w("\n")
@@ -229,6 +307,17 @@ func (rep *report) markdown() string {
 			w("- %s: %s — %s\n", t.Name, v, t.Detail)
 		}
 		w("\n")
+		if ft := rep.fastTargets(); len(ft) > 0 {
+			w("Targets (fast path, the `tailsift` receiver):\n\n")
+			for _, t := range ft {
+				v := "**met**"
+				if !t.OK {
+					v = "**MISSED**"
+				}
+				w("- %s: %s — %s\n", t.Name, v, t.Detail)
+			}
+			w("\n")
+		}
 		w("Per run:\n\n| run | collector | accepted/s | CPU µs/span | RSS mean / peak MB | buffered spans | p99 added ms | error / slow complete %% | other load CPU0 | problems |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, r := range rep.Side {
 			w("| %s | %s | %.0f | %.2f | %.0f / %.0f | %.0f | %s | %s / %s | %.2f | %s |\n", r.Label, r.Kind, r.WindowAcceptedRate, r.CPUMicrosPerSpan,
@@ -250,6 +339,8 @@ func (rep *report) markdown() string {
 			switch {
 			case s.LoadgenCap:
 				w("- **%s: ≥ %.0f spans/s** (the load generator could not offer more on CPU 1; not saturated)\n", k, s.Rate)
+			case s.FirstFail > 0 && s.Rate == 0:
+				w("- **%s: < %.0f spans/s** (the first step failed: %s)\n", k, s.FirstFail, s.FailReason)
 			case s.FirstFail > 0:
 				w("- **%s: %.0f spans/s** (next step %.0f failed: %s)\n", k, s.Rate, s.FirstFail, s.FailReason)
 			default:
@@ -359,7 +450,7 @@ func (rep *report) sizing(b *strings.Builder) {
 		sideC, sideB float64
 	}
 	ms := map[kind]*model{}
-	for _, k := range samplers {
+	for _, k := range pair {
 		c := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) })
 		h := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.MeanHoldS) })
 		by := rep.med(k, func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) })
@@ -385,7 +476,7 @@ func (rep *report) sizing(b *strings.Builder) {
 	}
 	fitted := ms[kindTailsift].fitted && ms[kindContrib].fitted
 	if !fitted { // the same model for both
-		for _, k := range samplers {
+		for _, k := range pair {
 			m := ms[k]
 			m.alpha, m.beta, m.mem0, m.bytes = 0, m.sideC*1e-6, rep.med(k, func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) }).med*mb, m.sideB
 		}
@@ -402,7 +493,7 @@ func (rep *report) sizing(b *strings.Builder) {
 	}
 	w("The decision wait is tailsift `completion.quiet: 2s` / contrib `decision_wait_after_root_received: 2s` (W as measured); the last column assumes every span waits the full 30 s (`max_wait` / `decision_wait`, e.g. root spans that never arrive). Not included: the load-balancing tier in front (trace-ID routing), network, exporter retries, GOMEMLIMIT tuning.\n\n")
 	w("| collector | β (µs/span) | α (cores) | a (MB) | b (B / buffered span) | W (s) | side-by-side c (µs/span) | side-by-side B | fit R² (CPU, RSS) | measured saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
-	for _, k := range samplers {
+	for _, k := range pair {
 		m := ms[k]
 		sat := "—"
 		if m.sat > 0 {
@@ -416,7 +507,7 @@ func (rep *report) sizing(b *strings.Builder) {
 	}
 	w("\n| rate (spans/s) | collector | instances (cores) | spans/s per instance | memory at W | memory if W = 30 s |\n|---:|---|---:|---:|---:|---:|\n")
 	for _, R := range rates {
-		for _, k := range samplers {
+		for _, k := range pair {
 			m := ms[k]
 			per := (util - m.alpha) / m.beta
 			if per <= 0 {

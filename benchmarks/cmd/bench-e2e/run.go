@@ -415,7 +415,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	bin := e.contribBin
 	args := []string{"--config", cfgPath}
 	switch spec.Kind {
-	case kindTailsift:
+	case kindTailsift, kindFastpath:
 		bin = e.tailsiftBin
 	case kindContrib:
 		args = append(args, contribFeatureGates)
@@ -553,8 +553,8 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 			btraces = append(btraces, v)
 			res.TracesOnMemMax = max(res.TracesOnMemMax, v)
 		}
-		if spec.Kind == kindTailsift {
-			bbytes = append(bbytes, m.sum(mTSBufBytes))
+		if spec.Kind == kindTailsift || spec.Kind == kindFastpath {
+			bbytes = append(bbytes, m.sum(tsm(spec.Kind, mTSBufBytes)))
 		}
 	}
 	addProm(s0.m)
@@ -691,10 +691,11 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	if last != nil {
 		res.AcceptedTotal = last.sum(mAccepted)
 		res.RefusedTotal = last.sum(mRefused)
-		res.EarlyMemory = last.sum(mTSEarly, "reason", "memory")
-		res.EarlyMaxSpans = last.sum(mTSEarly, "reason", "max_spans")
-		res.ProcRefused = last.sum(mTSRefused)
-		res.ExportFailures = last.sum(mTSExportFail) + last.sum(mExpFailed)
+		k := spec.Kind
+		res.EarlyMemory = last.sum(tsm(k, mTSEarly), "reason", "memory")
+		res.EarlyMaxSpans = last.sum(tsm(k, mTSEarly), "reason", "max_spans")
+		res.ProcRefused = last.sum(tsm(k, mTSRefused))
+		res.ExportFailures = last.sum(tsm(k, mTSExportFail)) + last.sum(mExpFailed)
 		res.DroppedTooEarly = last.sum(mCTTooEarly)
 		res.DroppedTooLarge = last.sum(mCTTooLarge)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestSmokeE2E(t *testing.T) {
 		t.Skipf("skipping: %s is not built (run `make build` or set TAILSIFT_BIN)", ts)
 	}
 	contrib := filepath.Join(repo, "bin", "otelcol-contrib-bench")
-	kinds := []kind{kindTailsift}
+	kinds := []kind{kindTailsift, kindFastpath} // fastpath: the tailsift receiver, same binary
 	if exists(contrib) {
 		kinds = append(kinds, kindContrib, kindBaseline)
 	} else {
@@ -81,6 +82,9 @@ func TestSmokeE2E(t *testing.T) {
 	if !strings.Contains(md, "collector CPU µs / accepted span") {
 		t.Errorf("report lacks the CPU row:\n%s", md)
 	}
+	if !strings.Contains(md, "| fastpath / contrib |") && slices.Contains(kinds, kindContrib) {
+		t.Errorf("report lacks the fastpath columns:\n%s", md)
+	}
 	if svg := rep.svg(); !strings.HasPrefix(svg, "<svg") || !strings.HasSuffix(svg, "</svg>\n") {
 		t.Errorf("bad svg")
 	}
@@ -117,6 +121,21 @@ otelcol_process_memory_rss 1.52682496e+08
 	}
 	if !m.has(mTSEarly) || m.has("nope") {
 		t.Error("has")
+	}
+	// The fast-path receiver exports the same counters under otelcol_receiver_tailsift_.
+	fast, err := parseProm(strings.NewReader(strings.ReplaceAll(in, "otelcol_processor_tailsift_", "otelcol_receiver_tailsift_")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := &metrics{samples: fast}
+	if got, ok := bufferedSpans(kindFastpath, fm); !ok || got != 150001-135067-12844-58-554 {
+		t.Errorf("fastpath buffered %v %v", got, ok)
+	}
+	if got, ok := bufferedTraces(kindFastpath, fm); !ok || got != 105 {
+		t.Errorf("fastpath buffered traces %v %v", got, ok)
+	}
+	if _, ok := bufferedSpans(kindTailsift, fm); ok {
+		t.Error("tailsift must not read the receiver's metrics")
 	}
 }
 
@@ -155,12 +174,17 @@ func TestCollectorConfig(t *testing.T) {
 		kindTailsift: {"tailsift:", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5", "compression: zstd", "processors: [tailsift]"},
 		kindContrib:  {"decision_wait: 30s", "decision_wait_after_root_received: 2s", "num_traces: 2000000", "processors: [tail_sampling]"},
 		kindBaseline: {"nop: {}", "exporters: [nop]"},
+		kindFastpath: {"receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:1}", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5",
+			"receivers: [tailsift]", "exporters: [otlp_grpc]", "compression: zstd"},
 	} {
 		cfg := collectorConfig(k, p, k == kindTailsift)
 		for _, w := range want {
 			if !strings.Contains(cfg, w) {
 				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
 			}
+		}
+		if k == kindFastpath && (strings.Contains(cfg, "processors") || strings.Contains(cfg, "otlp:\n")) {
+			t.Errorf("fastpath config has a processor or the otlp receiver:\n%s", cfg)
 		}
 	}
 }

@@ -17,7 +17,7 @@ func (rep *report) svg() string {
 		panelH      = 230
 		top1, top2  = 85, 390
 	)
-	colors := map[kind]string{kindTailsift: "#1f77b4", kindContrib: "#d62728"}
+	colors := map[kind]string{kindTailsift: "#1f77b4", kindContrib: "#d62728", kindFastpath: "#2ca02c"}
 	type pt struct {
 		x, cpu, rss float64
 		pass        bool
