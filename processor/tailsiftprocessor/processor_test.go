@@ -142,9 +142,12 @@ func (h *harness) send(specs ...spanSpec) {
 	require.NoError(h.t, h.p.buf.Sync(context.Background()))
 }
 
-// advance moves the clock and waits until the shards have acted on it.
+// advance waits until the shards have taken in what was sent, moves the
+// clock and waits until the shards have acted on it.
 func (h *harness) advance(d time.Duration) {
 	h.t.Helper()
+	// Spans still queued would be stamped with the advanced clock.
+	require.NoError(h.t, h.p.buf.Sync(context.Background()))
 	h.clk.Advance(d)
 	require.NoError(h.t, h.p.buf.Sync(context.Background()))
 }

@@ -151,9 +151,12 @@ func (g *rig) sendGRPC(td ptrace.Traces) {
 	require.Empty(g.t, resp, "full success is an empty response")
 }
 
-// advance moves the clock and waits until the shards have acted on it.
+// advance waits until the shards have taken in what was sent, moves the
+// clock and waits until the shards have acted on it.
 func (g *rig) advance(d time.Duration) {
 	g.t.Helper()
+	// Spans still queued would be stamped with the advanced clock.
+	require.NoError(g.t, g.r.buf.Sync(context.Background()))
 	g.clk.Advance(d)
 	require.NoError(g.t, g.r.buf.Sync(context.Background()))
 }
