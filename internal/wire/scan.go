@@ -31,6 +31,8 @@ type Span struct {
 	Name []byte
 	// TraceState is the raw W3C tracestate, nil when absent.
 	TraceState []byte
+	// Flags is the span's flags field (W3C trace flags in the low byte).
+	Flags uint32
 	// Raw is the encoded Span message, without its tag and length.
 	Raw []byte
 	// Scope indexes Batch.Scopes.
@@ -260,6 +262,16 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 			} else {
 				s.End = v
 			}
+			off += m
+		case 16:
+			if typ != protowire.Fixed32Type {
+				return malformed("wrong wire type for span flags", base+off)
+			}
+			v, m := protowire.ConsumeFixed32(buf[off:])
+			if m < 0 {
+				return malformed("truncated span flags", base+off)
+			}
+			s.Flags = v
 			off += m
 		default:
 			m := protowire.ConsumeFieldValue(num, typ, buf[off:])

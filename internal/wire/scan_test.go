@@ -404,6 +404,7 @@ func TestScanRecordsEveryField(t *testing.T) {
 					assert.Equal(t, uint64(sp.StartTimestamp()), got.Start, "span %d start", i)
 					assert.Equal(t, uint64(sp.EndTimestamp()), got.End, "span %d end", i)
 					assert.Equal(t, sp.Name(), string(got.Name), "span %d name", i)
+					assert.Equal(t, sp.Flags(), got.Flags, "span %d flags", i)
 					assert.Equal(t, sp.TraceState().AsRaw(), string(got.TraceState), "span %d tracestate", i)
 					if sp.TraceState().AsRaw() == "" {
 						assert.Nil(t, got.TraceState, "span %d: absent tracestate is nil", i)
@@ -1139,6 +1140,9 @@ func TestScanAgreesWithPdata(t *testing.T) {
 				}
 				if uint64(sp.StartTimestamp()) != got.Start || uint64(sp.EndTimestamp()) != got.End {
 					diffs = append(diffs, "times")
+				}
+				if sp.Flags() != got.Flags {
+					diffs = append(diffs, fmt.Sprintf("flags: pdata %x, Scan %x", sp.Flags(), got.Flags))
 				}
 				if sp.Name() != string(got.Name) || sp.TraceState().AsRaw() != string(got.TraceState) {
 					diffs = append(diffs, fmt.Sprintf("name/tracestate: pdata %q/%q, Scan %q/%q", sp.Name(), sp.TraceState().AsRaw(), got.Name, got.TraceState))
