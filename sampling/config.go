@@ -111,7 +111,7 @@ func ValidatePolicies(ps []PolicyConfig) error {
 // factory is a registry entry.
 type factory struct {
 	defaultConfig func() any
-	create        func(settings any) (Policy, error)
+	create        func(settings any, b *Builder) (Policy, error)
 }
 
 // registry maps a policy type to its settings and constructor. Adding a

@@ -2,13 +2,18 @@
 // complete, whether to keep it and with which probability.
 //
 // A decision is a value: keep or drop, the OpenTelemetry consistent-sampling
-// threshold the trace was kept with, and the policy that decided. Policies are
-// evaluated in order and the first keep wins. Evaluation allocates nothing.
+// threshold the trace was kept with, and the policy that decided. The engine
+// combines its policies' verdicts as contrib's tail_sampling does (see
+// Engine.Decide). Evaluation allocates nothing.
 package sampling
 
 import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
+
+// MaxKeys is the number of key slots a trace carries for keyed policies.
+const MaxKeys = 4
 
 // Status bits of Trace.StatusMask.
 const (
@@ -34,6 +39,62 @@ type Trace struct {
 	// HeadThreshold is the th that arrived with the trace, if HasHead.
 	HeadThreshold sampling.Threshold
 	HasHead       bool
+
+	// SizeBytes is the encoded size of the spans received.
+	SizeBytes uint64
+	// Now is the decision time, Unix nanoseconds of the buffer's clock. Rate
+	// based policies measure time with it, so tests can drive it.
+	Now int64
+	// Matched has bit i set when span predicate i (Builder.MatchSpans) held
+	// for at least one span.
+	Matched uint64
+	// Keys holds, per slot a policy registered with Builder.Key, the key
+	// hash of the trace's root span; KeySet has bit i set once slot i is
+	// filled. A trace whose root never arrived has no keys.
+	Keys   [MaxKeys]uint64
+	KeySet uint8
+	// Spans holds the trace's spans as pdata when a policy asked for them
+	// (Builder.NeedSpans) and HasSpans is set; otherwise it is the zero
+	// value and must not be used.
+	Spans    ptrace.Traces
+	HasSpans bool
+}
+
+// Scale returns the threshold of a policy's conditional probability q (its
+// own threshold th) applied on top of the head sampler's probability p: the
+// threshold of p·q. Without a head threshold it is th. A policy that samples
+// on the trace's randomness must compare it against the scaled threshold, so
+// that among the traces that reached it, it keeps the fraction q.
+func (t *Trace) Scale(th sampling.Threshold) sampling.Threshold {
+	if !t.HasHead || t.HeadThreshold == sampling.AlwaysSampleThreshold {
+		return th
+	}
+	if th == sampling.AlwaysSampleThreshold {
+		return t.HeadThreshold
+	}
+	if th == sampling.NeverSampleThreshold {
+		return th
+	}
+	scaled, err := sampling.ProbabilityToThreshold(t.HeadThreshold.Probability() * th.Probability())
+	if err != nil || sampling.ThresholdLessThan(scaled, t.HeadThreshold) {
+		// Below the smallest representable probability, or rounding put
+		// it above the head's: keep the stricter of the two.
+		return maxThreshold(t.HeadThreshold, th)
+	}
+	return scaled
+}
+
+// ShouldSample reports whether a policy with threshold th (its conditional
+// probability) samples t: the trace's randomness against Scale(th).
+func (t *Trace) ShouldSample(th sampling.Threshold) bool {
+	return t.Scale(th).ShouldSample(t.Randomness)
+}
+
+func maxThreshold(a, b sampling.Threshold) sampling.Threshold {
+	if sampling.ThresholdGreater(a, b) {
+		return a
+	}
+	return b
 }
 
 // Duration is the trace's wall duration: latest end minus earliest start.
@@ -44,16 +105,68 @@ func (t *Trace) Duration() uint64 {
 	return t.End - t.Start
 }
 
+// Verdict is a policy's answer, with contrib tail_sampling's meanings.
+type Verdict uint8
+
+// Verdicts. The zero value is NotSampled.
+const (
+	// NotSampled: the policy does not keep the trace.
+	NotSampled Verdict = iota
+	// Sampled: the policy keeps the trace, with the decision's threshold.
+	Sampled
+	// Dropped: the trace is dropped whatever other policies say (drop).
+	Dropped
+	// InvertSampled: an invert_match filter found no match. It keeps the
+	// trace only if no policy answered NotSampled (contrib's rule).
+	InvertSampled
+	// InvertNotSampled: an invert_match filter matched. It vetoes every
+	// Sampled verdict except Dropped's precedence.
+	InvertNotSampled
+)
+
+var verdictNames = [...]string{"not_sampled", "sampled", "dropped", "invert_sampled", "invert_not_sampled"}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return "unknown"
+}
+
 // Decision is the outcome of a policy or of the engine.
 type Decision struct {
-	// Keep is true when the trace is kept.
+	// Keep is true when the trace is kept. For a policy's decision it is
+	// true exactly for Sampled; build decisions with Keep, Invert and Drop.
 	Keep bool
+	// Verdict is the policy's answer; the engine's final decision is
+	// Sampled, NotSampled or Dropped.
+	Verdict Verdict
 	// Threshold is the consistent-sampling threshold the trace is kept with:
-	// AlwaysSampleThreshold for probability 1.
+	// AlwaysSampleThreshold for probability 1. A policy returns its own,
+	// conditional threshold; the engine scales it by the head sampler's
+	// (Trace.Scale).
 	Threshold sampling.Threshold
-	// Policy names the policy that decided, empty when no policy kept.
+	// Policy names the policy that decided, empty when no policy kept or
+	// dropped the trace.
 	Policy string
 }
+
+// Keep is a Sampled decision with threshold th.
+func Keep(th sampling.Threshold) Decision {
+	return Decision{Keep: true, Verdict: Sampled, Threshold: th}
+}
+
+// Invert is an invert_match filter's decision: InvertSampled when the
+// filter found no match, InvertNotSampled when it did.
+func Invert(noMatch bool) Decision {
+	if noMatch {
+		return Decision{Verdict: InvertSampled, Threshold: sampling.AlwaysSampleThreshold}
+	}
+	return Decision{Verdict: InvertNotSampled}
+}
+
+// Drop is a Dropped decision.
+func Drop() Decision { return Decision{Verdict: Dropped} }
 
 // Probability is the sampling probability the decision stands for (0 when dropped).
 func (d Decision) Probability() float64 {
@@ -64,12 +177,13 @@ func (d Decision) Probability() float64 {
 }
 
 // Policy decides on one trace. Implementations must not allocate per call and
-// must be safe for concurrent use.
+// must be safe for concurrent use: shards decide concurrently.
 type Policy interface {
-	// Evaluate returns whether the trace matches and, if so, the threshold
-	// it is kept with. The engine fills Decision.Policy.
+	// Evaluate returns the policy's verdict and, for Sampled, the
+	// conditional threshold it keeps the trace with. The engine fills
+	// Decision.Policy.
 	Evaluate(t *Trace) Decision
 }
 
 // keepAlways is the decision of a rule with probability 1.
-var keepAlways = Decision{Keep: true, Threshold: sampling.AlwaysSampleThreshold}
+var keepAlways = Keep(sampling.AlwaysSampleThreshold)

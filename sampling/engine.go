@@ -6,15 +6,20 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
-// Engine evaluates an ordered policy list; the first policy that keeps wins.
+// Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
-	policies []Policy
-	names    []string
+	policies  []Policy
+	names     []string
+	drop      []bool // policies of type drop, evaluated first
+	preds     []func(*SpanView) bool
+	keys      []func(*SpanView) uint64
+	needSpans bool
 }
 
 // NewEngine builds the policies of cfgs, which must have passed ValidatePolicies.
 func NewEngine(cfgs []PolicyConfig) (*Engine, error) {
 	e := &Engine{}
+	b := &Builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
 		f, ok := registry[c.Type]
@@ -25,33 +30,105 @@ func NewEngine(cfgs []PolicyConfig) (*Engine, error) {
 		if settings == nil {
 			settings = f.defaultConfig()
 		}
-		p, err := f.create(settings)
+		p, err := f.create(settings, b)
 		if err != nil {
 			return nil, fmt.Errorf("policies::%d (%s): %w", i, c.Name, err)
 		}
 		e.policies = append(e.policies, p)
 		e.names = append(e.names, c.Name)
+		e.drop = append(e.drop, c.Type == "drop")
 	}
+	e.preds, e.keys, e.needSpans = b.preds, b.keys, b.needSpans
 	return e, nil
 }
 
 // Names lists the policy names in evaluation order.
 func (e *Engine) Names() []string { return e.names }
 
-// Decide evaluates the policies in order. A kept trace's threshold is the
-// stricter of the deciding policy's and the one that arrived with the trace,
-// since both sampled the same randomness (consistent sampling).
+// NeedsView reports whether ObserveSpan has anything to do.
+func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }
+
+// NeedsSpans reports whether Decide needs Trace.Spans.
+func (e *Engine) NeedsSpans() bool { return e.needSpans }
+
+// ObserveSpan updates t's span predicates and, for a root span, its keys.
+func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
+	for i, f := range e.preds {
+		if bit := uint64(1) << i; t.Matched&bit == 0 && f(v) {
+			t.Matched |= bit
+		}
+	}
+	if v.Root {
+		for i, f := range e.keys {
+			if bit := uint8(1) << i; t.KeySet&bit == 0 {
+				t.Keys[i] = f(v)
+				t.KeySet |= bit
+			}
+		}
+	}
+}
+
+// Decide evaluates every policy and combines the verdicts as contrib's
+// tail_sampling does:
+//   - drop policies are evaluated first; if one answers Dropped, the trace
+//     is dropped and nothing else is evaluated;
+//   - otherwise every policy is evaluated (rate-limiting policies count what
+//     they see), and
+//   - an InvertNotSampled verdict drops the trace;
+//   - else a Sampled verdict keeps it, named after the first policy that
+//     sampled, with the most permissive threshold among those that did;
+//   - else InvertSampled keeps it (probability 1) if no policy answered
+//     NotSampled;
+//   - else it is not sampled.
+//
+// A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
+// head-sampled at p and kept at q, it is marked p·q.
 func (e *Engine) Decide(t *Trace) Decision {
 	for i, p := range e.policies {
-		d := p.Evaluate(t)
-		if !d.Keep {
+		if e.drop[i] && p.Evaluate(t).Verdict == Dropped {
+			return Decision{Verdict: Dropped, Policy: e.names[i]}
+		}
+	}
+	var (
+		sampled, invertSampled = -1, -1
+		invertNotSampled       bool
+		notSampled             bool
+		th                     = sampling.NeverSampleThreshold
+	)
+	for i, p := range e.policies {
+		if e.drop[i] {
 			continue
 		}
-		d.Policy = e.names[i]
-		if t.HasHead && sampling.ThresholdGreater(t.HeadThreshold, d.Threshold) {
-			d.Threshold = t.HeadThreshold
+		d := p.Evaluate(t)
+		switch d.Verdict {
+		case Sampled:
+			if sampled < 0 {
+				sampled = i
+			}
+			if sampling.ThresholdLessThan(d.Threshold, th) {
+				th = d.Threshold
+			}
+		case NotSampled:
+			notSampled = true
+		case InvertSampled:
+			if invertSampled < 0 {
+				invertSampled = i
+			}
+		case InvertNotSampled:
+			invertNotSampled = true
+		case Dropped:
+			// Only drop policies' Dropped verdicts count, as in contrib
+			// where only they are sorted first; others read as not sampled.
+			notSampled = true
 		}
-		return d
 	}
-	return Decision{}
+	switch {
+	case invertNotSampled:
+		return Decision{Verdict: NotSampled}
+	case sampled >= 0:
+		return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[sampled]}
+	case invertSampled >= 0 && !notSampled:
+		return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(sampling.AlwaysSampleThreshold), Policy: e.names[invertSampled]}
+	}
+	return Decision{Verdict: NotSampled}
 }

@@ -43,7 +43,7 @@ func (c *LatencyConfig) Validate() error {
 
 type latency struct{ lower, upper uint64 }
 
-func newLatency(settings any) (Policy, error) {
+func newLatency(settings any, _ *Builder) (Policy, error) {
 	c := settings.(*LatencyConfig)
 	return latency{
 		lower: uint64(c.ThresholdMs) * uint64(time.Millisecond),

@@ -27,7 +27,7 @@ func (c *ProbabilisticConfig) Validate() error {
 
 type probabilistic struct{ threshold sampling.Threshold }
 
-func newProbabilistic(settings any) (Policy, error) {
+func newProbabilistic(settings any, _ *Builder) (Policy, error) {
 	c := settings.(*ProbabilisticConfig)
 	th, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
 	if err != nil {
@@ -37,8 +37,8 @@ func newProbabilistic(settings any) (Policy, error) {
 }
 
 func (p probabilistic) Evaluate(t *Trace) Decision {
-	if p.threshold.ShouldSample(t.Randomness) {
-		return Decision{Keep: true, Threshold: p.threshold}
+	if t.ShouldSample(p.threshold) {
+		return Keep(p.threshold)
 	}
 	return Decision{}
 }

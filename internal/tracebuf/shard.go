@@ -51,6 +51,7 @@ type shard struct {
 
 	quiet, maxWait int64
 	maxSpans       int
+	observe        bool // the engine looks at each span (ObserveSpan)
 
 	timer   clock.Timer
 	armed   bool
@@ -64,6 +65,7 @@ type shard struct {
 	seen    map[[8]byte]struct{}
 	spanBuf []byte
 	ends    []int
+	view    tsampling.SpanView
 }
 
 type lateSpan struct {
@@ -81,6 +83,7 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 		ring:     newKeptRing(ring),
 		dropped:  newDropFilter(dropped),
 		budget:   budget,
+		observe:  b.engine.NeedsView(),
 		quiet:    int64(b.cfg.Completion.Quiet),
 		maxWait:  int64(b.cfg.Completion.MaxWait),
 		maxSpans: b.cfg.Completion.MaxSpans,
@@ -186,7 +189,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			}
 			continue
 		}
-		s.add(t, sp, uint32(s.gids[sp.Scope]), now)
+		s.add(t, sp, &batch.Scopes[sp.Scope], uint32(s.gids[sp.Scope]), now)
 		if t.sum.SpanCount >= s.maxSpans {
 			s.decideAsync(ctx, t, ReasonMaxSpans, now, -1)
 		}
@@ -230,7 +233,7 @@ func varintLen(v uint64) int {
 	return n
 }
 
-func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
+func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int64) {
 	before := cap(t.recs)
 	if t.pending > 0 {
 		if need := len(t.recs) + t.pending; need > cap(t.recs) {
@@ -256,6 +259,7 @@ func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
 
 	sum := &t.sum
 	sum.SpanCount++
+	sum.SizeBytes += uint64(len(sp.Raw))
 	sum.StatusMask |= 1 << sp.Status
 	if sp.Start != 0 && (sum.Start == 0 || sp.Start < sum.Start) {
 		sum.Start = sp.Start
@@ -270,6 +274,15 @@ func (s *shard) add(t *trace, sp *wire.Span, gid uint32, now int64) {
 			sum.SetIdentity(sp.TraceID, sp.TraceState)
 		}
 		t.hasRoot = true
+	}
+	if s.observe {
+		s.view = tsampling.SpanView{
+			Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
+			TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
+			Root: !sp.HasParent, Start: sp.Start, End: sp.End,
+		}
+		s.b.engine.ObserveSpan(sum, &s.view)
+		s.view = tsampling.SpanView{} // do not keep the request reachable
 	}
 	if t.hasRoot {
 		if t.inQuiet {
@@ -321,12 +334,23 @@ func (s *shard) report() {
 // the next consumer refused. lag is how long after its rule fired this
 // happens, or negative for early decisions.
 func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
+	t.sum.Now = s.b.set.Clock.Now().UnixNano()
+	if s.b.engine.NeedsSpans() {
+		spans, err := s.build(t, nil)
+		if err != nil {
+			s.b.set.Logger.Warn("Trace not decodable for span-level policies", zap.Error(err))
+		} else {
+			t.sum.Spans, t.sum.HasSpans = spans, true
+		}
+	}
 	d := s.b.engine.Decide(&t.sum)
+	t.sum.Spans, t.sum.HasSpans = ptrace.Traces{}, false
 	var td ptrace.Traces
 	var err error
 	if d.Keep {
 		s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
-		td, err = s.build(t, tsampling.NewMarker(d.Threshold))
+		m := tsampling.NewMarker(d.Threshold)
+		td, err = s.build(t, &m)
 	} else {
 		s.dropped.add(t.hash)
 	}
@@ -371,8 +395,9 @@ func (s *shard) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
 
 // build decodes a kept trace's spans into pdata, grouped under their
 // resource and scope, with each span's tracestate marked and duplicate
-// span IDs (from client retries) removed.
-func (s *shard) build(t *trace, m tsampling.Marker) (ptrace.Traces, error) {
+// span IDs (from client retries) removed. A nil m leaves tracestates as they
+// arrived.
+func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 	s.order = s.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
 		for _, g := range s.order {
@@ -395,7 +420,11 @@ func (s *shard) build(t *trace, m tsampling.Marker) (ptrace.Traces, error) {
 				return
 			}
 			s.seen[id] = struct{}{}
-			s.spanBuf = wire.AppendSpan(s.spanBuf, raw, m.Mark(ts))
+			if m != nil {
+				s.spanBuf = wire.AppendSpan(s.spanBuf, raw, m.Mark(ts))
+			} else {
+				s.spanBuf = wire.AppendSpan(s.spanBuf, raw, string(ts))
+			}
 			s.ends = append(s.ends, len(s.spanBuf))
 		})
 		out = wire.AppendResourceSpans(out, &s.groups.groups[g].sc, s.spanBuf, s.ends)

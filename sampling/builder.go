@@ -1,0 +1,59 @@
+package sampling
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxSpanPredicates is the number of span predicates an engine can hold.
+const MaxSpanPredicates = 64
+
+// Builder is what a policy constructor registers its needs with: predicates
+// the buffer evaluates on each arriving span, key functions it evaluates on
+// the root span, and whether the policy needs the spans as pdata. It also
+// builds sub-policies for the composing types (and, not, drop, composite).
+type Builder struct {
+	preds     []func(*SpanView) bool
+	keys      []func(*SpanView) uint64
+	needSpans bool
+}
+
+// MatchSpans registers a predicate on arriving spans and returns its bit in
+// Trace.Matched: set when the predicate held for at least one span of the
+// trace. f runs on the shard goroutines, concurrently for different traces,
+// and must not allocate per call or retain the view.
+func (b *Builder) MatchSpans(f func(v *SpanView) bool) (uint64, error) {
+	if len(b.preds) >= MaxSpanPredicates {
+		return 0, fmt.Errorf("too many span-matching policies (at most %d)", MaxSpanPredicates)
+	}
+	b.preds = append(b.preds, f)
+	return 1 << (len(b.preds) - 1), nil
+}
+
+// Key registers a key function evaluated on the trace's root span and returns
+// its slot in Trace.Keys. Zero is a valid key hash. The same rules as for
+// MatchSpans apply to f.
+func (b *Builder) Key(f func(v *SpanView) uint64) (int, error) {
+	if len(b.keys) >= MaxKeys {
+		return 0, fmt.Errorf("too many keyed policies (at most %d)", MaxKeys)
+	}
+	b.keys = append(b.keys, f)
+	return len(b.keys) - 1, nil
+}
+
+// NeedSpans asks the buffer to decode each trace into Trace.Spans before
+// deciding it. That costs a pdata decode per trace; only policies that need
+// whole spans (ottl_condition) ask.
+func (b *Builder) NeedSpans() { b.needSpans = true }
+
+// Policy validates and builds a sub-policy.
+func (b *Builder) Policy(c *PolicyConfig) (Policy, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	f, ok := registry[c.Type]
+	if !ok {
+		return nil, errors.New("type: unknown policy type " + c.Type)
+	}
+	return f.create(c.settings, b)
+}
