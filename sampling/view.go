@@ -227,3 +227,31 @@ func parseAnyValue(b []byte) Value {
 	}
 	return v
 }
+
+// findVarint returns the last value of varint field num in msg.
+func findVarint(msg []byte, num protowire.Number) (uint64, bool) {
+	var out uint64
+	found := false
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return 0, false
+		}
+		msg = msg[l:]
+		if n == num && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(msg)
+			if m < 0 {
+				return 0, false
+			}
+			out, found = v, true
+			msg = msg[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(n, typ, msg)
+		if m < 0 {
+			return 0, false
+		}
+		msg = msg[m:]
+	}
+	return out, found
+}
