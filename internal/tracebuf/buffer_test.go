@@ -14,9 +14,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -110,6 +112,7 @@ func testBufferConfig() Config {
 		Completion:    CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 1},
 		Buffer:        BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
 		DecisionCache: DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
+		Output:        OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192},
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
 		},
@@ -292,4 +295,146 @@ func TestAccountingReturnsToZero(t *testing.T) {
 	for n := uint64(1); n <= 193; n += 10 {
 		assert.Equal(t, 5, out.count(tid(n)), "trace %d", n)
 	}
+}
+
+// calls records each request the buffer hands on.
+type calls struct {
+	mu    sync.Mutex
+	sizes []int // spans per request
+	spans map[[16]byte]int
+}
+
+func (c *calls) emit(_ context.Context, td ptrace.Traces) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sizes = append(c.sizes, td.SpanCount())
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				c.spans[sp.TraceID()]++
+			}
+		}
+	}
+	return nil
+}
+
+func (c *calls) snapshot() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.sizes...)
+}
+
+func TestOutputBatching(t *testing.T) {
+	ctx := context.Background()
+	traces := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	start := func(t *testing.T, out OutputConfig) (*Buffer, *clocktest.Fake, *calls) {
+		cfg := testBufferConfig()
+		cfg.Completion.MaxSpans = 100
+		cfg.Output = out
+		clk := clocktest.NewFake(time.Unix(0, 0))
+		c := &calls{spans: map[[16]byte]int{}}
+		b, err := New(cfg, c.emit, Settings{Clock: clk})
+		require.NoError(t, err)
+		b.Start()
+		t.Cleanup(func() { assert.NoError(t, b.Shutdown(ctx)) })
+		// Ten error traces (kept) and ten others (dropped), all roots.
+		require.NoError(t, b.Ingest(ctx, encode(t, traces, 1, ptrace.StatusCodeError)))
+		require.NoError(t, b.Ingest(ctx, encode(t, []uint64{11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, 1, ptrace.StatusCodeOk)))
+		require.NoError(t, b.Sync(ctx))
+		return b, clk, c
+	}
+	t.Run("kept traces decided together leave in one request", func(t *testing.T) {
+		b, clk, c := start(t, OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192})
+		clk.Advance(time.Second) // quiet
+		require.NoError(t, b.Sync(ctx))
+		assert.Equal(t, []int{10}, c.snapshot())
+	})
+	t.Run("the batch leaves after batch_timeout without a Sync", func(t *testing.T) {
+		_, clk, c := start(t, OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192})
+		clk.Advance(time.Second) // quiet: decided, held for the batch
+		var waited time.Duration
+		require.Eventually(t, func() bool {
+			clk.Advance(10 * time.Millisecond)
+			waited += 10 * time.Millisecond
+			return len(c.snapshot()) > 0
+		}, 10*time.Second, time.Millisecond)
+		assert.Equal(t, []int{10}, c.snapshot())
+		assert.GreaterOrEqual(t, waited, 50*time.Millisecond, "handed on before batch_timeout")
+	})
+	t.Run("batch_max_spans splits the output", func(t *testing.T) {
+		b, clk, c := start(t, OutputConfig{BatchTimeout: time.Second, BatchMaxSpans: 4})
+		clk.Advance(time.Second)
+		require.NoError(t, b.Sync(ctx))
+		assert.Equal(t, []int{4, 4, 2}, c.snapshot())
+	})
+	t.Run("batch_timeout 0 hands each kept trace on at once", func(t *testing.T) {
+		b, clk, c := start(t, OutputConfig{BatchTimeout: 0, BatchMaxSpans: 8192})
+		clk.Advance(time.Second)
+		require.NoError(t, b.Sync(ctx))
+		assert.Equal(t, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, c.snapshot())
+	})
+	t.Run("shutdown flushes the batch", func(t *testing.T) {
+		b, _, c := start(t, OutputConfig{BatchTimeout: time.Minute, BatchMaxSpans: 8192})
+		require.NoError(t, b.Shutdown(ctx))
+		assert.Equal(t, []int{10}, c.snapshot())
+		for _, n := range traces {
+			assert.Equal(t, 1, c.spans[tid(n)], "trace %d", n)
+		}
+	})
+}
+
+// A span the scanner accepts but pdata refuses (the fast path only scans)
+// costs its own resource group, not the other kept traces of the batch.
+func TestOutputBatchSurvivesAnUndecodableSpan(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	c := &calls{spans: map[[16]byte]int{}}
+	b, err := New(cfg, c.emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { assert.NoError(t, b.Shutdown(ctx)) }()
+
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{1, 2}, 1, ptrace.StatusCodeError)))
+	// Trace 3's error span carries an attribute whose value has a bad
+	// wire type (a fixed32 string_value): Scan skips attributes, pdata does not.
+	bad := encode(t, []uint64{3}, 1, ptrace.StatusCodeError)
+	bad = injectBadAttribute(t, bad)
+	require.NoError(t, b.Ingest(ctx, bad))
+	require.NoError(t, b.Sync(ctx)) // taken in before the clock moves
+	clk.Advance(time.Second)
+	require.NoError(t, b.Sync(ctx))
+	assert.Equal(t, 1, c.spans[tid(1)])
+	assert.Equal(t, 1, c.spans[tid(2)])
+	assert.Zero(t, c.spans[tid(3)])
+}
+
+// injectBadAttribute appends to every span of req an attribute whose
+// AnyValue.string_value has the fixed32 wire type.
+func injectBadAttribute(t *testing.T, req []byte) []byte {
+	t.Helper()
+	var b wire.Batch
+	require.NoError(t, wire.Scan(req, &b))
+	anyValue := protowire.AppendFixed32(protowire.AppendTag(nil, 1, protowire.Fixed32Type), 7)
+	kv := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("k"))
+	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), anyValue)
+	var out []byte
+	for i := range b.Scopes {
+		var spans []byte
+		var ends []int
+		for _, sp := range b.Spans {
+			if int(sp.Scope) != i {
+				continue
+			}
+			spans = append(spans, sp.Raw...)
+			spans = protowire.AppendBytes(protowire.AppendTag(spans, 9, protowire.BytesType), kv)
+			ends = append(ends, len(spans))
+		}
+		out = wire.AppendResourceSpans(out, &b.Scopes[i], spans, ends)
+	}
+	var u ptrace.ProtoUnmarshaler
+	_, err := u.UnmarshalTraces(out)
+	require.Error(t, err, "pdata must refuse the injected attribute")
+	return out
 }

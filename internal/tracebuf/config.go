@@ -23,6 +23,8 @@ type Config struct {
 	Buffer BufferConfig `mapstructure:"buffer"`
 	// DecisionCache remembers decisions so late spans follow their trace.
 	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
+	// Output batches what is kept before handing it to the next consumer.
+	Output OutputConfig `mapstructure:"output"`
 	// Policies are evaluated in order; the first that keeps a trace wins.
 	Policies []sampling.PolicyConfig `mapstructure:"policies"`
 }
@@ -60,6 +62,29 @@ type DecisionCacheConfig struct {
 	DroppedMaxEntries int `mapstructure:"dropped_max_entries"`
 }
 
+// OutputConfig batches kept spans. Each shard gathers the traces it keeps
+// (and the late spans it forwards) into one request, handed on when it holds
+// BatchMaxSpans spans or BatchTimeout after its first trace, so the exporter
+// compresses and sends a few large requests instead of one per kept trace.
+type OutputConfig struct {
+	// BatchTimeout is the longest a kept trace waits for others to join
+	// its request; 0 hands each kept trace on at once.
+	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	// BatchMaxSpans hands a request on once it holds this many spans.
+	BatchMaxSpans int `mapstructure:"batch_max_spans"`
+}
+
+// Validate checks the batching bounds.
+func (c *OutputConfig) Validate() error {
+	if c.BatchTimeout < 0 || c.BatchTimeout > time.Minute {
+		return fmt.Errorf("batch_timeout: must be between 0 and 1m, got %v", c.BatchTimeout)
+	}
+	if c.BatchMaxSpans <= 0 {
+		return fmt.Errorf("batch_max_spans: must be positive, got %d", c.BatchMaxSpans)
+	}
+	return nil
+}
+
 // DefaultConfig returns the defaults shared by the tailsift processor and
 // receiver: the values documented in the README.
 func DefaultConfig() Config {
@@ -77,6 +102,10 @@ func DefaultConfig() Config {
 		DecisionCache: DecisionCacheConfig{
 			KeptMaxBytes:      16 << 20,
 			DroppedMaxEntries: 1_000_000,
+		},
+		Output: OutputConfig{
+			BatchTimeout:  50 * time.Millisecond,
+			BatchMaxSpans: 8192,
 		},
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
@@ -53,6 +54,14 @@ type shard struct {
 	maxSpans       int
 	observe        bool // the engine looks at each span (ObserveSpan)
 
+	// Output batch: encoded ResourceSpans of kept traces and late spans not
+	// yet handed on, since outSince (shard clock; -1 when empty).
+	out           []byte
+	outSpans      int
+	outSince      int64
+	batchTimeout  int64
+	batchMaxSpans int
+
 	timer   clock.Timer
 	armed   bool
 	armedAt int64
@@ -75,19 +84,22 @@ type lateSpan struct {
 
 func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 	s := &shard{
-		b:        b,
-		id:       id,
-		in:       make(chan message, shardQueueLen),
-		traces:   make(map[[16]byte]*trace),
-		groups:   newInterner(),
-		ring:     newKeptRing(ring),
-		dropped:  newDropFilter(dropped),
-		budget:   budget,
-		observe:  b.engine.NeedsView(),
-		quiet:    int64(b.cfg.Completion.Quiet),
-		maxWait:  int64(b.cfg.Completion.MaxWait),
-		maxSpans: b.cfg.Completion.MaxSpans,
-		seen:     make(map[[8]byte]struct{}),
+		b:             b,
+		id:            id,
+		in:            make(chan message, shardQueueLen),
+		traces:        make(map[[16]byte]*trace),
+		groups:        newInterner(),
+		ring:          newKeptRing(ring),
+		dropped:       newDropFilter(dropped),
+		budget:        budget,
+		observe:       b.engine.NeedsView(),
+		quiet:         int64(b.cfg.Completion.Quiet),
+		maxWait:       int64(b.cfg.Completion.MaxWait),
+		maxSpans:      b.cfg.Completion.MaxSpans,
+		outSince:      -1,
+		batchTimeout:  int64(b.cfg.Output.BatchTimeout),
+		batchMaxSpans: b.cfg.Output.BatchMaxSpans,
+		seen:          make(map[[8]byte]struct{}),
 	}
 	s.byFirst.at = func(t *trace) *links { return &t.byFirst }
 	s.byQuiet.at = func(t *trace) *links { return &t.byQuiet }
@@ -108,6 +120,7 @@ func (s *shard) run(ctx context.Context) {
 				s.ingest(ctx, m.req, m.spans)
 			case m.sync != nil:
 				s.expire(ctx, s.now())
+				s.flushOutAsync(ctx)
 				close(m.sync)
 			case m.flush != nil:
 				m.flush.done <- s.flushAll(m.flush.ctx)
@@ -120,6 +133,9 @@ func (s *shard) run(ctx context.Context) {
 		}
 		now := s.now()
 		s.expire(ctx, now)
+		if s.outSince >= 0 && now-s.outSince >= s.batchTimeout {
+			s.flushOutAsync(ctx)
+		}
 		s.rearm(now)
 		s.report()
 	}
@@ -206,7 +222,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		s.b.set.Observer.Late(false, lateDropped)
 	}
 	if len(s.late) > 0 {
-		s.forwardLate(ctx, batch)
+		s.forwardLate(ctx, batch, now)
 	}
 	for s.used+s.groups.bytes > s.budget && s.byFirst.head != nil {
 		s.decideAsync(ctx, s.byFirst.head, ReasonMemory, now, -1)
@@ -314,6 +330,9 @@ func (s *shard) rearm(now int64) {
 	if t := s.byQuiet.head; t != nil {
 		next = min(next, t.last+s.quiet)
 	}
+	if s.outSince >= 0 {
+		next = min(next, s.outSince+s.batchTimeout)
+	}
 	if next == math.MaxInt64 || (s.armed && s.armedAt <= next) {
 		return
 	}
@@ -345,22 +364,21 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 	}
 	d := s.b.engine.Decide(&t.sum)
 	t.sum.Spans, t.sum.HasSpans = ptrace.Traces{}, false
-	var td ptrace.Traces
-	var err error
 	if d.Keep {
 		s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
 		m := tsampling.NewMarker(d.Threshold)
-		td, err = s.build(t, &m)
+		var n int
+		s.out, n = s.appendTrace(s.out, t, &m)
+		s.outSpans += n
+		if s.outSince < 0 {
+			s.outSince = now
+		}
 	} else {
 		s.dropped.add(t.hash)
 	}
-	id := t.sum.ID
 	s.forget(t, d, reason, now, lag)
-	if d.Keep && err == nil {
-		err = s.send(ctx, td)
-	}
-	if err != nil {
-		return fmt.Errorf("trace %s: %w", traceID(id), err)
+	if s.outSpans >= s.batchMaxSpans || (s.outSince >= 0 && s.batchTimeout == 0) {
+		return s.flushOut(ctx)
 	}
 	return nil
 }
@@ -369,7 +387,64 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 // consumer refused is counted (by send) and logged.
 func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, lag int64) {
 	if err := s.decide(ctx, t, reason, now, lag); err != nil {
-		s.b.set.Logger.Error("Kept trace not forwarded", zap.Error(err))
+		s.b.set.Logger.Error("Kept spans not forwarded", zap.Error(err))
+	}
+}
+
+// flushOut hands the output batch to the next consumer and returns what it
+// refused.
+func (s *shard) flushOut(ctx context.Context) error {
+	if s.outSince < 0 {
+		return nil
+	}
+	td, err := s.decodeOut()
+	if cap(s.out) > 8<<20 {
+		s.out = nil // do not hold on to a huge trace's buffer
+	} else {
+		s.out = s.out[:0]
+	}
+	s.outSpans, s.outSince = 0, -1
+	if td.ResourceSpans().Len() > 0 {
+		err = errors.Join(err, s.send(ctx, td))
+	}
+	return err
+}
+
+// decodeOut decodes the output batch. The fast path buffers spans it has
+// only scanned, so a span pdata refuses can reach here; it then decodes the
+// batch one ResourceSpans at a time, so that such a span costs only its own
+// group of its trace, and returns the rest with an error for the loss.
+func (s *shard) decodeOut() (ptrace.Traces, error) {
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(s.out)
+	if err == nil {
+		return td, nil
+	}
+	td = ptrace.NewTraces()
+	var lost int
+	var first error
+	wire.ForEachResourceSpans(s.out, func(rs []byte, spans int) {
+		one, err := u.UnmarshalTraces(rs)
+		if err != nil {
+			lost += spans
+			if first == nil {
+				first = err
+			}
+			return
+		}
+		one.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	})
+	if lost > 0 {
+		s.b.set.Observer.ExportFailed(lost)
+		return td, fmt.Errorf("%d kept spans not decodable: %w", lost, first)
+	}
+	return td, nil
+}
+
+// flushOutAsync is flushOut where no caller waits for the outcome.
+func (s *shard) flushOutAsync(ctx context.Context) {
+	if err := s.flushOut(ctx); err != nil {
+		s.b.set.Logger.Error("Kept spans not forwarded", zap.Error(err))
 	}
 }
 
@@ -393,11 +468,23 @@ func (s *shard) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
 	return 0, false
 }
 
-// build decodes a kept trace's spans into pdata, grouped under their
-// resource and scope, with each span's tracestate marked and duplicate
-// span IDs (from client retries) removed. A nil m leaves tracestates as they
-// arrived.
+// build decodes a trace's spans into pdata (see appendTrace).
 func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
+	out, _ := s.appendTrace(nil, t, m)
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(out)
+	if err != nil {
+		return td, fmt.Errorf("decode trace: %w", err)
+	}
+	return td, nil
+}
+
+// appendTrace appends a trace's spans to out as encoded ResourceSpans
+// (TracesData field 1), grouped under their resource and scope, with each
+// span's tracestate marked and duplicate span IDs (from client retries)
+// removed, and returns the number of spans appended. A nil m leaves
+// tracestates as they arrived.
+func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker) ([]byte, int) {
 	s.order = s.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
 		for _, g := range s.order {
@@ -408,7 +495,8 @@ func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 		s.order = append(s.order, gid)
 	})
 	clear(s.seen)
-	out := make([]byte, 0, len(t.recs)+len(s.order)*512)
+	out = slices.Grow(out, len(t.recs)+len(s.order)*512)
+	spans := 0
 	for _, g := range s.order {
 		s.spanBuf, s.ends = s.spanBuf[:0], s.ends[:0]
 		t.forEachRecord(func(gid uint32, raw []byte) {
@@ -427,20 +515,15 @@ func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 			}
 			s.ends = append(s.ends, len(s.spanBuf))
 		})
+		spans += len(s.ends)
 		out = wire.AppendResourceSpans(out, &s.groups.groups[g].sc, s.spanBuf, s.ends)
 	}
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(out)
-	if err != nil {
-		return td, fmt.Errorf("decode kept trace: %w", err)
-	}
-	return td, nil
+	return out, spans
 }
 
 // forwardLate sends the late spans of kept traces in s.late at once, each
-// marked with its trace's threshold.
-func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch) {
-	var out []byte
+// marked with its trace's threshold, in the output batch.
+func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	for scope := range batch.Scopes {
 		s.spanBuf, s.ends = s.spanBuf[:0], s.ends[:0]
 		for _, l := range s.late {
@@ -453,17 +536,16 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch) {
 			s.ends = append(s.ends, len(s.spanBuf))
 		}
 		if len(s.ends) > 0 {
-			out = wire.AppendResourceSpans(out, &batch.Scopes[scope], s.spanBuf, s.ends)
+			s.out = wire.AppendResourceSpans(s.out, &batch.Scopes[scope], s.spanBuf, s.ends)
+			s.outSpans += len(s.ends)
 		}
 	}
 	s.b.set.Observer.Late(true, len(s.late))
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(out)
-	if err == nil {
-		err = s.send(ctx, td)
+	if s.outSince < 0 {
+		s.outSince = now
 	}
-	if err != nil {
-		s.b.set.Logger.Error("Late spans of kept traces not forwarded", zap.Int("spans", len(s.late)), zap.Error(err))
+	if s.outSpans >= s.batchMaxSpans || s.batchTimeout == 0 {
+		s.flushOutAsync(ctx)
 	}
 }
 
@@ -515,6 +597,9 @@ func (s *shard) flushAll(ctx context.Context) error {
 		if err := s.decide(ctx, t, ReasonShutdown, now, -1); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.flushOut(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.report()
 	return errors.Join(errs...)

@@ -103,3 +103,61 @@ func appendField(dst []byte, num protowire.Number, v []byte) []byte {
 	dst = protowire.AppendTag(dst, num, protowire.BytesType)
 	return protowire.AppendBytes(dst, v)
 }
+
+// ForEachResourceSpans calls f with each resource_spans field (tag and
+// length included, so that f's rs is itself an encoded TracesData) of buf,
+// an encoded TracesData written by AppendResourceSpans, and the number of
+// spans it holds. It stops at the first malformed byte.
+func ForEachResourceSpans(buf []byte, f func(rs []byte, spans int)) {
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return
+		}
+		m := protowire.ConsumeFieldValue(num, typ, buf[n:])
+		if m < 0 {
+			return
+		}
+		field := buf[:n+m]
+		buf = buf[n+m:]
+		if num != 1 || typ != protowire.BytesType {
+			continue
+		}
+		body, _ := protowire.ConsumeBytes(field[n:])
+		f(field, countSpans(body))
+	}
+}
+
+// countSpans counts the spans of an encoded ResourceSpans.
+func countSpans(rs []byte) int {
+	spans := 0
+	forEachBytesField(rs, 2, func(ss []byte) {
+		forEachBytesField(ss, 2, func([]byte) { spans++ })
+	})
+	return spans
+}
+
+// forEachBytesField calls f with each length-delimited field num of msg.
+func forEachBytesField(msg []byte, num protowire.Number, f func([]byte)) {
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return
+		}
+		msg = msg[l:]
+		if n == num && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(msg)
+			if m < 0 {
+				return
+			}
+			f(v)
+			msg = msg[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(n, typ, msg)
+		if m < 0 {
+			return
+		}
+		msg = msg[m:]
+	}
+}

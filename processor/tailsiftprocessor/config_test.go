@@ -28,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
 			KeptMaxBytes:      8 << 20,
 			DroppedMaxEntries: 250_000,
 		},
+		Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096},
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
 			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
@@ -102,6 +103,16 @@ func TestInvalidConfig(t *testing.T) {
 			name: "negative dropped entries",
 			yaml: map[string]any{"decision_cache": map[string]any{"dropped_max_entries": -5}},
 			err:  "decision_cache: dropped_max_entries: must not be negative, got -5",
+		},
+		{
+			name: "negative batch timeout",
+			yaml: map[string]any{"output": map[string]any{"batch_timeout": "-1s"}},
+			err:  "output: batch_timeout: must be between 0 and 1m, got -1s",
+		},
+		{
+			name: "zero batch size",
+			yaml: map[string]any{"output": map[string]any{"batch_max_spans": 0}},
+			err:  "output: batch_max_spans: must be positive, got 0",
 		},
 		{
 			name: "no policies",

@@ -406,7 +406,7 @@ func TestNextConsumerErrors(t *testing.T) {
 		next.fails.Store(3)
 		h := newHarness(t, testConfig(), next)
 		h.send(errorTrace(1)...)
-		h.clk.Advance(2 * time.Second)
+		h.advance(2 * time.Second)
 		require.Eventually(t, func() bool { return next.SpanCount() == 3 }, 10*time.Second, 5*time.Millisecond)
 	})
 	t.Run("shutdown returns permanent errors", func(t *testing.T) {
@@ -473,6 +473,7 @@ func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20
 	cfg.Completion.MaxSpans = 1
+	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
 	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
 	h := newHarness(t, cfg, next)
 	// The first error span is decided at once and blocks the shard in next

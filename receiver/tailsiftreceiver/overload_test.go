@@ -38,6 +38,7 @@ func TestOverloadIsRetryable(t *testing.T) {
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20 // the smallest allowed
 	cfg.Completion.MaxSpans = 1
+	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
 	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
 	g := newRig(t, cfg, next)
 	g.r.queueWait.Store(int64(50 * time.Millisecond))
@@ -107,6 +108,7 @@ func TestOverloadAnswersBeforeTheClientDeadline(t *testing.T) {
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20
 	cfg.Completion.MaxSpans = 1
+	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
 	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
 	g := newRig(t, cfg, next)
 	defer close(next.release)
