@@ -3,13 +3,15 @@ package sampling
 import "errors"
 
 // SpanCountConfig keeps traces with at least MinSpans and, when MaxSpans is
-// set, at most MaxSpans spans, as contrib's span_count policy does.
+// set, at most MaxSpans spans, as contrib's span_count policy does. contrib's
+// fields are int32; these are int64 so that the config decoder, which wraps
+// an out-of-range integer, cannot turn a large count into a small one.
 type SpanCountConfig struct {
 	// MinSpans is the smallest number of spans a kept trace has.
-	MinSpans int32 `mapstructure:"min_spans"`
+	MinSpans int64 `mapstructure:"min_spans"`
 	// MaxSpans is the largest number of spans a kept trace has; 0 means no
 	// upper bound.
-	MaxSpans int32 `mapstructure:"max_spans"`
+	MaxSpans int64 `mapstructure:"max_spans"`
 }
 
 // Validate implements the config validator.
@@ -31,7 +33,7 @@ type spanCount struct{ lower, upper int64 }
 
 func newSpanCount(settings any, _ *Builder) (Policy, error) {
 	c := settings.(*SpanCountConfig)
-	return spanCount{lower: int64(c.MinSpans), upper: int64(c.MaxSpans)}, nil
+	return spanCount{lower: c.MinSpans, upper: c.MaxSpans}, nil
 }
 
 // Evaluate keeps the trace when lower <= SpanCount and, unless upper is 0,
