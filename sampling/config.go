@@ -120,6 +120,14 @@ var registry = map[string]factory{
 	"status_code":   {defaultConfig: func() any { return &StatusCodeConfig{} }, create: newStatusCode},
 	"latency":       {defaultConfig: func() any { return &LatencyConfig{} }, create: newLatency},
 	"probabilistic": {defaultConfig: func() any { return &ProbabilisticConfig{} }, create: newProbabilistic},
+
+	"always_sample":     {defaultConfig: func() any { return &AlwaysSampleConfig{} }, create: newAlwaysSample},
+	"numeric_attribute": {defaultConfig: func() any { return &NumericAttributeConfig{} }, create: newNumericAttribute},
+	"string_attribute":  {defaultConfig: func() any { return &StringAttributeConfig{} }, create: newStringAttribute},
+	"boolean_attribute": {defaultConfig: func() any { return &BooleanAttributeConfig{} }, create: newBooleanAttribute},
+	"trace_state":       {defaultConfig: func() any { return &TraceStateConfig{} }, create: newTraceState},
+	"trace_flags":       {defaultConfig: func() any { return &TraceFlagsConfig{} }, create: newTraceFlags},
+	"span_count":        {defaultConfig: func() any { return &SpanCountConfig{} }, create: newSpanCount},
 }
 
 // Types lists the registered policy types, sorted.
