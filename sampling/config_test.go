@@ -2,6 +2,7 @@ package sampling_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -85,8 +86,16 @@ policies:
 }
 
 func TestConfigTypes(t *testing.T) {
-	assert.Equal(t, []string{"latency", "probabilistic", "status_code"}, sampling.Types())
+	types := sampling.Types()
+	assert.IsNonDecreasing(t, types)
+	assert.Subset(t, types, []string{
+		"and", "bytes_limiting", "composite", "drop", "latency", "not",
+		"ottl_condition", "probabilistic", "rate_limiting", "status_code",
+	})
 }
+
+// knownTypes is the list the unknown-type errors print.
+var knownTypes = strings.Join(sampling.Types(), ", ")
 
 func TestConfigDefaults(t *testing.T) {
 	// A policy without its block gets the type's defaults, which Validate
@@ -103,7 +112,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, &sampling.StatusCodeConfig{}, p.Settings())
 
 	p = sampling.NewPolicyConfig("s", "nope", nil)
-	require.EqualError(t, p.Validate(), `type: unknown policy type "nope" (known: latency, probabilistic, status_code)`)
+	require.EqualError(t, p.Validate(), `type: unknown policy type "nope" (known: `+knownTypes+`)`)
 	assert.Nil(t, p.Settings())
 }
 
@@ -122,12 +131,12 @@ func TestConfigInvalid(t *testing.T) {
 		{
 			name:      "unknown type",
 			yaml:      `policies: [{name: a, type: nope}]`,
-			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: latency, probabilistic, status_code)`,
+			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: `+knownTypes+`)`,
 		},
 		{
 			name:      "unknown type in second entry",
 			yaml:      `policies: [{name: a, type: latency, latency: {threshold_ms: 1}}, {name: b, type: Latency}]`,
-			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: latency, probabilistic, status_code)`,
+			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: `+knownTypes+`)`,
 		},
 		{
 			name:      "missing type",
