@@ -10,6 +10,9 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/contexts/ottlspanevent"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/ottlfuncs"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 )
 
@@ -56,7 +59,12 @@ func (c *OTTLConditionConfig) Validate() error {
 // sequences log with. The policy builder has no logger, so evaluation
 // errors in ignore mode are not logged (ignore behaves like silent).
 func ottlSettings() component.TelemetrySettings {
-	return component.TelemetrySettings{Logger: zap.NewNop()}
+	return component.TelemetrySettings{
+		Logger:         zap.NewNop(),
+		TracerProvider: tracenoop.NewTracerProvider(),
+		MeterProvider:  metricnoop.NewMeterProvider(),
+		Resource:       pcommon.NewResource(),
+	}
 }
 
 // parseSpanConditions is contrib's filterottl.NewBoolExprForSpanWithPathContextNames
