@@ -123,7 +123,7 @@ func TestAndProbabilistic(t *testing.T) {
 	d := e.Decide(kept)
 	require.True(t, d.Keep)
 	assert.Equal(t, probTh(t, 0.25), d.Threshold)
-	middle := traceWith(traceID(5 << 53), "") // passes 50 % only
+	middle := traceWith(traceID(5<<53), "") // passes 50 % only
 	assert.False(t, e.Decide(middle).Keep)
 	assert.Equal(t, otelsampling.AlwaysSampleThreshold, sampling.AndOf(fixed(sampled)).Evaluate(kept).Threshold)
 }

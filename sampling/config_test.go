@@ -131,12 +131,12 @@ func TestConfigInvalid(t *testing.T) {
 		{
 			name:      "unknown type",
 			yaml:      `policies: [{name: a, type: nope}]`,
-			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: `+knownTypes+`)`,
+			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: ` + knownTypes + `)`,
 		},
 		{
 			name:      "unknown type in second entry",
 			yaml:      `policies: [{name: a, type: latency, latency: {threshold_ms: 1}}, {name: b, type: Latency}]`,
-			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: `+knownTypes+`)`,
+			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: ` + knownTypes + `)`,
 		},
 		{
 			name:      "missing type",
