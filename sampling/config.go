@@ -117,10 +117,9 @@ type factory struct {
 // registry maps a policy type to its settings and constructor. Adding a
 // policy is one file plus one line here.
 var registry = map[string]factory{
-	"status_code":   {defaultConfig: func() any { return &StatusCodeConfig{} }, create: newStatusCode},
-	"latency":       {defaultConfig: func() any { return &LatencyConfig{} }, create: newLatency},
-	"probabilistic": {defaultConfig: func() any { return &ProbabilisticConfig{} }, create: newProbabilistic},
-
+	"status_code":       {defaultConfig: func() any { return &StatusCodeConfig{} }, create: newStatusCode},
+	"latency":           {defaultConfig: func() any { return &LatencyConfig{} }, create: newLatency},
+	"probabilistic":     {defaultConfig: func() any { return &ProbabilisticConfig{} }, create: newProbabilistic},
 	"always_sample":     {defaultConfig: func() any { return &AlwaysSampleConfig{} }, create: newAlwaysSample},
 	"numeric_attribute": {defaultConfig: func() any { return &NumericAttributeConfig{} }, create: newNumericAttribute},
 	"string_attribute":  {defaultConfig: func() any { return &StringAttributeConfig{} }, create: newStringAttribute},
@@ -128,6 +127,13 @@ var registry = map[string]factory{
 	"trace_state":       {defaultConfig: func() any { return &TraceStateConfig{} }, create: newTraceState},
 	"trace_flags":       {defaultConfig: func() any { return &TraceFlagsConfig{} }, create: newTraceFlags},
 	"span_count":        {defaultConfig: func() any { return &SpanCountConfig{} }, create: newSpanCount},
+	"rate_limiting":     {defaultConfig: func() any { return &RateLimitingConfig{} }, create: newRateLimiting},
+	"bytes_limiting":    {defaultConfig: func() any { return &BytesLimitingConfig{} }, create: newBytesLimiting},
+	"and":               {defaultConfig: func() any { return &AndConfig{} }, create: newAnd},
+	"not":               {defaultConfig: func() any { return &NotConfig{} }, create: newNot},
+	"drop":              {defaultConfig: func() any { return &DropConfig{} }, create: newDrop},
+	"composite":         {defaultConfig: func() any { return &CompositeConfig{} }, create: newComposite},
+	"ottl_condition":    {defaultConfig: func() any { return &OTTLConditionConfig{} }, create: newOTTLCondition},
 }
 
 // Types lists the registered policy types, sorted.

@@ -24,8 +24,8 @@ import (
 // Verdicts of contrib's tables: a one-policy engine keeps the trace exactly
 // when the policy answers Sampled.
 const (
-	sampled    = true
-	notSampled = false
+	wantSampled    = true
+	wantNotSampled = false
 )
 
 var contribTraceID = pcommon.TraceID([16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
@@ -57,7 +57,7 @@ func spanCountPolicy(name string, minSpans, maxSpans int64) sampling.PolicyConfi
 }
 
 // decide runs td through an engine holding only cfg, as the buffer would.
-func decide(t testing.TB, cfg sampling.PolicyConfig, td ptrace.Traces) sampling.Decision {
+func decideOne(t testing.TB, cfg sampling.PolicyConfig, td ptrace.Traces) sampling.Decision {
 	t.Helper()
 	e := newEngine(t, cfg)
 	return e.Decide(samplingtest.Summarize(t, e, td, 0))
@@ -147,10 +147,10 @@ func newTraceWithMultipleSpans(numberSpans []int32) ptrace.Traces {
 func TestAlwaysSample(t *testing.T) {
 	// contrib: TestEvaluate_AlwaysSample.
 	cfg := sampling.NewPolicyConfig("p", "always_sample", nil)
-	assertVerdict(t, sampled, decide(t, cfg, newTraceStringAttrs(nil, "example", "value")))
+	assertVerdict(t, wantSampled, decideOne(t, cfg, newTraceStringAttrs(nil, "example", "value")))
 	// And with its (empty) settings block given explicitly.
 	cfg = sampling.NewPolicyConfig("p", "always_sample", &sampling.AlwaysSampleConfig{})
-	assertVerdict(t, sampled, decide(t, cfg, newTraceFlags(false)))
+	assertVerdict(t, wantSampled, decideOne(t, cfg, newTraceFlags(false)))
 }
 
 func TestNumericAttribute(t *testing.T) {
@@ -164,22 +164,22 @@ func TestNumericAttribute(t *testing.T) {
 		// contrib: TestNumericTagFilter and TestNumericTagFilterInverted,
 		// which share their traces (but for the last case's span value,
 		// MaxInt32 vs MaxInt32+1 on a non-matching key: same verdicts).
-		{"nonmatching span attribute", newTraceIntAttrs(empty, "non_matching", math.MinInt32), notSampled, sampled},
-		{"span attribute at the lower limit", newTraceIntAttrs(empty, "example", math.MinInt32), sampled, notSampled},
-		{"resource attribute at the lower limit", newTraceIntAttrs(map[string]any{"example": math.MinInt32}, "non_matching", math.MinInt32), sampled, notSampled},
-		{"span attribute at the upper limit", newTraceIntAttrs(empty, "example", math.MaxInt32), sampled, notSampled},
-		{"resource attribute at the upper limit", newTraceIntAttrs(map[string]any{"example": math.MaxInt32}, "non_matching", math.MaxInt), sampled, notSampled},
-		{"span attribute below min limit", newTraceIntAttrs(empty, "example", math.MinInt32-1), notSampled, sampled},
-		{"resource attribute below min limit", newTraceIntAttrs(map[string]any{"example": math.MinInt32 - 1}, "non_matching", math.MinInt32), notSampled, sampled},
-		{"span attribute above max limit", newTraceIntAttrs(empty, "example", math.MaxInt32+1), notSampled, sampled},
-		{"resource attribute above max limit", newTraceIntAttrs(map[string]any{"example": math.MaxInt32 + 1}, "non_matching", math.MaxInt32+1), notSampled, sampled},
+		{"nonmatching span attribute", newTraceIntAttrs(empty, "non_matching", math.MinInt32), wantNotSampled, wantSampled},
+		{"span attribute at the lower limit", newTraceIntAttrs(empty, "example", math.MinInt32), wantSampled, wantNotSampled},
+		{"resource attribute at the lower limit", newTraceIntAttrs(map[string]any{"example": math.MinInt32}, "non_matching", math.MinInt32), wantSampled, wantNotSampled},
+		{"span attribute at the upper limit", newTraceIntAttrs(empty, "example", math.MaxInt32), wantSampled, wantNotSampled},
+		{"resource attribute at the upper limit", newTraceIntAttrs(map[string]any{"example": math.MaxInt32}, "non_matching", math.MaxInt), wantSampled, wantNotSampled},
+		{"span attribute below min limit", newTraceIntAttrs(empty, "example", math.MinInt32-1), wantNotSampled, wantSampled},
+		{"resource attribute below min limit", newTraceIntAttrs(map[string]any{"example": math.MinInt32 - 1}, "non_matching", math.MinInt32), wantNotSampled, wantSampled},
+		{"span attribute above max limit", newTraceIntAttrs(empty, "example", math.MaxInt32+1), wantNotSampled, wantSampled},
+		{"resource attribute above max limit", newTraceIntAttrs(map[string]any{"example": math.MaxInt32 + 1}, "non_matching", math.MaxInt32+1), wantNotSampled, wantSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			assertVerdict(t, tt.want, decide(t, numericPolicy("p", "example", math.MinInt32, math.MaxInt32, false), tt.td))
+			assertVerdict(t, tt.want, decideOne(t, numericPolicy("p", "example", math.MinInt32, math.MaxInt32, false), tt.td))
 		})
 		t.Run("inverted/"+tt.desc, func(t *testing.T) {
-			assertVerdict(t, tt.invert, decide(t, numericPolicy("p", "example", math.MinInt32, math.MaxInt32, true), tt.td))
+			assertVerdict(t, tt.invert, decideOne(t, numericPolicy("p", "example", math.MinInt32, math.MaxInt32, true), tt.td))
 		})
 	}
 }
@@ -195,30 +195,30 @@ func TestNumericAttributeOptionalBounds(t *testing.T) {
 		invert             bool
 		want               bool
 	}{
-		{"only min set - value above min", 100, 0, 200, false, sampled},
-		{"only min set - value below min", 100, 0, 50, false, notSampled},
-		{"only max set - value below max", 0, 100, 50, false, sampled},
-		{"only max set - value above max", 0, 100, 200, false, notSampled},
-		{"both set - value in range", 100, 200, 150, false, sampled},
-		{"both set - value out of range", 100, 200, 50, false, notSampled},
-		{"inverted match - only min set - value above min", 100, 0, 200, true, notSampled},
-		{"inverted match - only max set - value below max", 0, 100, 50, true, notSampled},
+		{"only min set - value above min", 100, 0, 200, false, wantSampled},
+		{"only min set - value below min", 100, 0, 50, false, wantNotSampled},
+		{"only max set - value below max", 0, 100, 50, false, wantSampled},
+		{"only max set - value above max", 0, 100, 200, false, wantNotSampled},
+		{"both set - value in range", 100, 200, 150, false, wantSampled},
+		{"both set - value out of range", 100, 200, 50, false, wantNotSampled},
+		{"inverted match - only min set - value above min", 100, 0, 200, true, wantNotSampled},
+		{"inverted match - only max set - value below max", 0, 100, 50, true, wantNotSampled},
 		// TestNumericAttributeCases.
-		{"Only min_value set (positive)", 400, 0, 500, false, sampled},
-		{"Only min_value set (negative value)", -100, 0, 50, false, sampled},
-		{"Only max_value set (positive)", 0, 1000, 500, false, sampled},
-		{"Both min and max set", 100, 200, 150, false, sampled},
-		{"Value below min_value", 400, 0, 300, false, notSampled},
-		{"Value above max_value", 0, 100, 200, false, notSampled},
+		{"Only min_value set (positive)", 400, 0, 500, false, wantSampled},
+		{"Only min_value set (negative value)", -100, 0, 50, false, wantSampled},
+		{"Only max_value set (positive)", 0, 1000, 500, false, wantSampled},
+		{"Both min and max set", 100, 200, 150, false, wantSampled},
+		{"Value below min_value", 400, 0, 300, false, wantNotSampled},
+		{"Value above max_value", 0, 100, 200, false, wantNotSampled},
 		// 0 is "unset", not a bound: [-100, 0] is [-100, MaxInt64].
-		{"max_value 0 is no upper bound", -100, 0, 1 << 62, false, sampled},
-		{"min_value 0 is no lower bound", 0, 10, math.MinInt64, false, sampled},
-		{"max_value 0 is no upper bound, inverted", -100, 0, 1 << 62, true, notSampled},
+		{"max_value 0 is no upper bound", -100, 0, 1 << 62, false, wantSampled},
+		{"min_value 0 is no lower bound", 0, 10, math.MinInt64, false, wantSampled},
+		{"max_value 0 is no upper bound, inverted", -100, 0, 1 << 62, true, wantNotSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			td := newTraceIntAttrs(map[string]any{}, "example", tt.value)
-			assertVerdict(t, tt.want, decide(t, numericPolicy("p", "example", tt.minValue, tt.maxValue, tt.invert), td))
+			assertVerdict(t, tt.want, decideOne(t, numericPolicy("p", "example", tt.minValue, tt.maxValue, tt.invert), td))
 		})
 	}
 }
@@ -246,21 +246,21 @@ func TestNumericAttributeNonInteger(t *testing.T) {
 		lo, hi     int64
 		want, wInv bool
 	}{
-		{"string in a range holding 0", "abc", -10, 10, sampled, notSampled},
-		{"string in a range without 0", "500", 400, 600, notSampled, sampled},
-		{"double in a range holding 0", 500.0, -10, 10, sampled, notSampled},
-		{"double in a range without 0", 500.0, 400, 600, notSampled, sampled},
-		{"bool in a range holding 0", true, -1, 1, sampled, notSampled},
+		{"string in a range holding 0", "abc", -10, 10, wantSampled, wantNotSampled},
+		{"string in a range without 0", "500", 400, 600, wantNotSampled, wantSampled},
+		{"double in a range holding 0", 500.0, -10, 10, wantSampled, wantNotSampled},
+		{"double in a range without 0", 500.0, 400, 600, wantNotSampled, wantSampled},
+		{"bool in a range holding 0", true, -1, 1, wantSampled, wantNotSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			td, span := newContribSpan(nil)
 			require.NoError(t, span.Attributes().FromRaw(map[string]any{"example": tt.attr}))
-			assertVerdict(t, tt.want, decide(t, numericPolicy("p", "example", tt.lo, tt.hi, false), td))
-			assertVerdict(t, tt.wInv, decide(t, numericPolicy("p", "example", tt.lo, tt.hi, true), td))
+			assertVerdict(t, tt.want, decideOne(t, numericPolicy("p", "example", tt.lo, tt.hi, false), td))
+			assertVerdict(t, tt.wInv, decideOne(t, numericPolicy("p", "example", tt.lo, tt.hi, true), td))
 			// On the resource too.
 			td, _ = newContribSpan(map[string]any{"example": tt.attr})
-			assertVerdict(t, tt.want, decide(t, numericPolicy("p", "example", tt.lo, tt.hi, false), td))
+			assertVerdict(t, tt.want, decideOne(t, numericPolicy("p", "example", tt.lo, tt.hi, false), td))
 		})
 	}
 }
@@ -280,34 +280,34 @@ func TestStringAttribute(t *testing.T) {
 		cfg  cfg
 		want bool
 	}{
-		{"nonmatching node attribute key", newTraceStringAttrs(map[string]any{"non_matching": "value"}, "", ""), cfg{"example", []string{"value"}, false, false}, notSampled},
-		{"nonmatching node attribute value", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"value"}, false, false}, notSampled},
-		{"matching node attribute", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, false, false}, sampled},
-		{"nonmatching span attribute key", newTraceStringAttrs(nil, "nonmatching", "value"), cfg{"example", []string{"value"}, false, false}, notSampled},
-		{"nonmatching span attribute value", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"value"}, false, false}, notSampled},
-		{"matching span attribute", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"value"}, false, false}, sampled},
-		{"matching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, false}, sampled},
-		{"nonmatching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[a-z]+.HealthCheck$"}, true, false}, notSampled},
-		{"matching span attribute with regex without CacheSize provided in config", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, false}, sampled},
-		{"matching plain text node attribute in regex", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, true, false}, sampled},
-		{"nonmatching span attribute on empty filter list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{}, true, false}, notSampled},
-		{"invert nonmatching node attribute key", newTraceStringAttrs(map[string]any{"non_matching": "value"}, "", ""), cfg{"example", []string{"value"}, false, true}, sampled},
-		{"invert nonmatching node attribute value", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"value"}, false, true}, sampled},
-		{"invert nonmatching node attribute list", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, sampled},
-		{"invert matching node attribute", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, false, true}, notSampled},
-		{"invert matching node attribute list", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, notSampled},
-		{"invert nonmatching span attribute key", newTraceStringAttrs(nil, "nonmatching", "value"), cfg{"example", []string{"value"}, false, true}, sampled},
-		{"invert nonmatching span attribute value", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"value"}, false, true}, sampled},
-		{"invert nonmatching span attribute list", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, sampled},
-		{"invert matching span attribute", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"value"}, false, true}, notSampled},
-		{"invert matching span attribute list", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, notSampled},
-		{"invert matching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, true}, notSampled},
-		{"invert matching span attribute with regex list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"^http", "v[0-9]+.HealthCheck$", "metrics$"}, true, true}, notSampled},
-		{"invert nonmatching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[a-z]+.HealthCheck$"}, true, true}, sampled},
-		{"invert nonmatching span attribute with regex list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"^http", "v[a-z]+.HealthCheck$", "metrics$"}, true, true}, sampled},
-		{"invert matching plain text node attribute in regex", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, true, true}, notSampled},
-		{"invert matching plain text node attribute in regex list", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, true, true}, notSampled},
-		{"invert nonmatching span attribute on empty filter list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{}, true, true}, sampled},
+		{"nonmatching node attribute key", newTraceStringAttrs(map[string]any{"non_matching": "value"}, "", ""), cfg{"example", []string{"value"}, false, false}, wantNotSampled},
+		{"nonmatching node attribute value", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"value"}, false, false}, wantNotSampled},
+		{"matching node attribute", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, false, false}, wantSampled},
+		{"nonmatching span attribute key", newTraceStringAttrs(nil, "nonmatching", "value"), cfg{"example", []string{"value"}, false, false}, wantNotSampled},
+		{"nonmatching span attribute value", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"value"}, false, false}, wantNotSampled},
+		{"matching span attribute", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"value"}, false, false}, wantSampled},
+		{"matching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, false}, wantSampled},
+		{"nonmatching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[a-z]+.HealthCheck$"}, true, false}, wantNotSampled},
+		{"matching span attribute with regex without CacheSize provided in config", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, false}, wantSampled},
+		{"matching plain text node attribute in regex", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, true, false}, wantSampled},
+		{"nonmatching span attribute on empty filter list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{}, true, false}, wantNotSampled},
+		{"invert nonmatching node attribute key", newTraceStringAttrs(map[string]any{"non_matching": "value"}, "", ""), cfg{"example", []string{"value"}, false, true}, wantSampled},
+		{"invert nonmatching node attribute value", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"value"}, false, true}, wantSampled},
+		{"invert nonmatching node attribute list", newTraceStringAttrs(map[string]any{"example": "non_matching"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, wantSampled},
+		{"invert matching node attribute", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, false, true}, wantNotSampled},
+		{"invert matching node attribute list", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, wantNotSampled},
+		{"invert nonmatching span attribute key", newTraceStringAttrs(nil, "nonmatching", "value"), cfg{"example", []string{"value"}, false, true}, wantSampled},
+		{"invert nonmatching span attribute value", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"value"}, false, true}, wantSampled},
+		{"invert nonmatching span attribute list", newTraceStringAttrs(nil, "example", "nonmatching"), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, wantSampled},
+		{"invert matching span attribute", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"value"}, false, true}, wantNotSampled},
+		{"invert matching span attribute list", newTraceStringAttrs(nil, "example", "value"), cfg{"example", []string{"first_value", "value", "last_value"}, false, true}, wantNotSampled},
+		{"invert matching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[0-9]+.HealthCheck$"}, true, true}, wantNotSampled},
+		{"invert matching span attribute with regex list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"^http", "v[0-9]+.HealthCheck$", "metrics$"}, true, true}, wantNotSampled},
+		{"invert nonmatching span attribute with regex", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"v[a-z]+.HealthCheck$"}, true, true}, wantSampled},
+		{"invert nonmatching span attribute with regex list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{"^http", "v[a-z]+.HealthCheck$", "metrics$"}, true, true}, wantSampled},
+		{"invert matching plain text node attribute in regex", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"value"}, true, true}, wantNotSampled},
+		{"invert matching plain text node attribute in regex list", newTraceStringAttrs(map[string]any{"example": "value"}, "", ""), cfg{"example", []string{"first_value", "value", "last_value"}, true, true}, wantNotSampled},
+		{"invert nonmatching span attribute on empty filter list", newTraceStringAttrs(nil, "example", "grpc.health.v1.HealthCheck"), cfg{"example", []string{}, true, true}, wantSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -319,7 +319,7 @@ func TestStringAttribute(t *testing.T) {
 				assertVerdict(t, tt.want, decideUnvalidated(t, p, tt.td))
 				return
 			}
-			assertVerdict(t, tt.want, decide(t, p, tt.td))
+			assertVerdict(t, tt.want, decideOne(t, p, tt.td))
 		})
 	}
 }
@@ -335,7 +335,7 @@ func TestStringAttributeInvalidRegex(t *testing.T) {
 	t.Run("succeeds when regex is disabled", func(t *testing.T) {
 		p := stringPolicy("p", "key", []string{"*invalid-regex"}, false, false)
 		require.NoError(t, p.Validate())
-		assertVerdict(t, sampled, decide(t, p, newTraceStringAttrs(nil, "key", "*invalid-regex")))
+		assertVerdict(t, wantSampled, decideOne(t, p, newTraceStringAttrs(nil, "key", "*invalid-regex")))
 	})
 }
 
@@ -351,23 +351,23 @@ func TestStringAttributeValueTypes(t *testing.T) {
 		regex    bool
 		want     bool
 	}{
-		{"resource int against a regex matching empty", map[string]any{"example": 5}, nil, anything, true, sampled},
-		{"resource empty string against a regex matching empty", map[string]any{"example": ""}, nil, anything, true, sampled},
-		{"span int against a regex matching empty", nil, map[string]any{"example": 5}, anything, true, notSampled},
-		{"span empty string against a regex matching empty", nil, map[string]any{"example": ""}, anything, true, notSampled},
-		{"absent attribute against a regex matching empty", nil, map[string]any{"other": "x"}, anything, true, notSampled},
-		{"span bytes are not a string", nil, map[string]any{"example": []byte("value")}, []string{"value"}, false, notSampled},
-		{"resource int is not its decimal string", map[string]any{"example": 5}, nil, []string{"5"}, false, notSampled},
-		{"regex is unanchored", nil, map[string]any{"example": "xxvaluexx"}, []string{"value"}, true, sampled},
-		{"exact match is whole", nil, map[string]any{"example": "xxvaluexx"}, []string{"value"}, false, notSampled},
-		{"exact match is case sensitive", nil, map[string]any{"example": "Value"}, []string{"value"}, false, notSampled},
+		{"resource int against a regex matching empty", map[string]any{"example": 5}, nil, anything, true, wantSampled},
+		{"resource empty string against a regex matching empty", map[string]any{"example": ""}, nil, anything, true, wantSampled},
+		{"span int against a regex matching empty", nil, map[string]any{"example": 5}, anything, true, wantNotSampled},
+		{"span empty string against a regex matching empty", nil, map[string]any{"example": ""}, anything, true, wantNotSampled},
+		{"absent attribute against a regex matching empty", nil, map[string]any{"other": "x"}, anything, true, wantNotSampled},
+		{"span bytes are not a string", nil, map[string]any{"example": []byte("value")}, []string{"value"}, false, wantNotSampled},
+		{"resource int is not its decimal string", map[string]any{"example": 5}, nil, []string{"5"}, false, wantNotSampled},
+		{"regex is unanchored", nil, map[string]any{"example": "xxvaluexx"}, []string{"value"}, true, wantSampled},
+		{"exact match is whole", nil, map[string]any{"example": "xxvaluexx"}, []string{"value"}, false, wantNotSampled},
+		{"exact match is case sensitive", nil, map[string]any{"example": "Value"}, []string{"value"}, false, wantNotSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			td, span := newContribSpan(tt.resource)
 			require.NoError(t, span.Attributes().FromRaw(tt.span))
-			assertVerdict(t, tt.want, decide(t, stringPolicy("p", "example", tt.values, tt.regex, false), td))
-			assertVerdict(t, !tt.want, decide(t, stringPolicy("p", "example", tt.values, tt.regex, true), td))
+			assertVerdict(t, tt.want, decideOne(t, stringPolicy("p", "example", tt.values, tt.regex, false), td))
+			assertVerdict(t, !tt.want, decideOne(t, stringPolicy("p", "example", tt.values, tt.regex, true), td))
 		})
 	}
 }
@@ -381,27 +381,27 @@ func TestBooleanAttribute(t *testing.T) {
 		want   bool
 		invert bool
 	}{
-		{"non-matching span attribute", newTraceBoolAttrs(empty, "non_matching", true), notSampled, sampled},
-		{"span attribute with unwanted boolean value", newTraceBoolAttrs(empty, "example", false), notSampled, sampled},
-		{"span attribute with wanted boolean value", newTraceBoolAttrs(empty, "example", true), sampled, notSampled},
+		{"non-matching span attribute", newTraceBoolAttrs(empty, "non_matching", true), wantNotSampled, wantSampled},
+		{"span attribute with unwanted boolean value", newTraceBoolAttrs(empty, "example", false), wantNotSampled, wantSampled},
+		{"span attribute with wanted boolean value", newTraceBoolAttrs(empty, "example", true), wantSampled, wantNotSampled},
 		// Beyond contrib's tables: resources, and non-boolean values,
 		// which pdata's Value.Bool() reads as false.
-		{"resource attribute with wanted boolean value", newTraceBoolAttrs(map[string]any{"example": true}, "other", false), sampled, notSampled},
-		{"resource attribute with unwanted boolean value", newTraceBoolAttrs(map[string]any{"example": false}, "other", true), notSampled, sampled},
-		{"string attribute \"true\" is not true", newTraceStringAttrs(nil, "example", "true"), notSampled, sampled},
+		{"resource attribute with wanted boolean value", newTraceBoolAttrs(map[string]any{"example": true}, "other", false), wantSampled, wantNotSampled},
+		{"resource attribute with unwanted boolean value", newTraceBoolAttrs(map[string]any{"example": false}, "other", true), wantNotSampled, wantSampled},
+		{"string attribute \"true\" is not true", newTraceStringAttrs(nil, "example", "true"), wantNotSampled, wantSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			assertVerdict(t, tt.want, decide(t, boolPolicy("p", "example", true, false), tt.td))
+			assertVerdict(t, tt.want, decideOne(t, boolPolicy("p", "example", true, false), tt.td))
 		})
 		t.Run("inverted/"+tt.desc, func(t *testing.T) {
-			assertVerdict(t, tt.invert, decide(t, boolPolicy("p", "example", true, true), tt.td))
+			assertVerdict(t, tt.invert, decideOne(t, boolPolicy("p", "example", true, true), tt.td))
 		})
 	}
 	t.Run("value false matches a non-boolean attribute", func(t *testing.T) {
 		td := newTraceStringAttrs(nil, "example", "yes")
-		assertVerdict(t, sampled, decide(t, boolPolicy("p", "example", false, false), td))
-		assertVerdict(t, notSampled, decide(t, boolPolicy("p", "example", false, true), td))
+		assertVerdict(t, wantSampled, decideOne(t, boolPolicy("p", "example", false, false), td))
+		assertVerdict(t, wantNotSampled, decideOne(t, boolPolicy("p", "example", false, true), td))
 	})
 }
 
@@ -414,14 +414,14 @@ func TestTraceState(t *testing.T) {
 		values []string
 		want   bool
 	}{
-		{"nonmatching trace_state key", "non_matching=value", "example", []string{"value"}, notSampled},
-		{"nonmatching trace_state value", "example=non_matching", "example", []string{"value"}, notSampled},
-		{"matching trace_state", "example=value", "example", []string{"value"}, sampled},
-		{"nonmatching trace_state on empty filter list", "example=value", "example", []string{}, notSampled},
-		{"nonmatching trace_state on multiple key-values", "example=non_matching,non_matching=value", "example", []string{"value"}, notSampled},
-		{"matching trace_state on multiple key-values", "example=value,non_matching=value", "example", []string{"value"}, sampled},
-		{"nonmatching trace_state on multiple filter list", "example=non_matching", "example", []string{"value1", "value2"}, notSampled},
-		{"matching trace_state on multiple filter list", "example=value1", "example", []string{"value1", "value2"}, sampled},
+		{"nonmatching trace_state key", "non_matching=value", "example", []string{"value"}, wantNotSampled},
+		{"nonmatching trace_state value", "example=non_matching", "example", []string{"value"}, wantNotSampled},
+		{"matching trace_state", "example=value", "example", []string{"value"}, wantSampled},
+		{"nonmatching trace_state on empty filter list", "example=value", "example", []string{}, wantNotSampled},
+		{"nonmatching trace_state on multiple key-values", "example=non_matching,non_matching=value", "example", []string{"value"}, wantNotSampled},
+		{"matching trace_state on multiple key-values", "example=value,non_matching=value", "example", []string{"value"}, wantSampled},
+		{"nonmatching trace_state on multiple filter list", "example=non_matching", "example", []string{"value1", "value2"}, wantNotSampled},
+		{"matching trace_state on multiple filter list", "example=value1", "example", []string{"value1", "value2"}, wantSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -431,7 +431,7 @@ func TestTraceState(t *testing.T) {
 				assertVerdict(t, tt.want, decideUnvalidated(t, p, newTraceState(tt.ts)))
 				return
 			}
-			assertVerdict(t, tt.want, decide(t, p, newTraceState(tt.ts)))
+			assertVerdict(t, tt.want, decideOne(t, p, newTraceState(tt.ts)))
 		})
 	}
 }
@@ -443,25 +443,25 @@ func TestTraceFlags(t *testing.T) {
 		td   ptrace.Traces
 		want bool
 	}{
-		{"sampled trace_flags", newTraceFlags(true), sampled},
-		{"non-sampled trace_flags", newTraceFlags(false), notSampled},
+		{"sampled trace_flags", newTraceFlags(true), wantSampled},
+		{"non-sampled trace_flags", newTraceFlags(false), wantNotSampled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			assertVerdict(t, tt.want, decide(t, sampling.NewPolicyConfig("p", "trace_flags", nil), tt.td))
+			assertVerdict(t, tt.want, decideOne(t, sampling.NewPolicyConfig("p", "trace_flags", nil), tt.td))
 		})
 	}
 	t.Run("only the low bit counts", func(t *testing.T) {
 		td, span := newContribSpan(nil)
 		span.SetFlags(0x300) // W3C random flag and the OTLP has-is-remote bits
-		assertVerdict(t, notSampled, decide(t, sampling.NewPolicyConfig("p", "trace_flags", nil), td))
+		assertVerdict(t, wantNotSampled, decideOne(t, sampling.NewPolicyConfig("p", "trace_flags", nil), td))
 		span.SetFlags(0x301)
-		assertVerdict(t, sampled, decide(t, sampling.NewPolicyConfig("p", "trace_flags", nil), td))
+		assertVerdict(t, wantSampled, decideOne(t, sampling.NewPolicyConfig("p", "trace_flags", nil), td))
 	})
 	t.Run("any span", func(t *testing.T) {
 		td := newTraceWithMultipleSpans([]int32{2, 3})
 		td.ResourceSpans().At(1).ScopeSpans().At(0).Spans().At(2).SetFlags(1)
-		assertVerdict(t, sampled, decide(t, sampling.NewPolicyConfig("p", "trace_flags", &sampling.TraceFlagsConfig{}), td))
+		assertVerdict(t, wantSampled, decideOne(t, sampling.NewPolicyConfig("p", "trace_flags", &sampling.TraceFlagsConfig{}), td))
 	})
 }
 
@@ -479,45 +479,45 @@ func TestSpanCount(t *testing.T) {
 		cases    []tcase
 	}{
 		{"OnlyMinSpans", 3, 0, []tcase{
-			{"Spans less than the minSpans, in one single batch", []int32{1}, notSampled},
-			{"Same number of spans as the minSpans, in one single batch", []int32{3}, sampled},
-			{"Spans greater than the minSpans, in one single batch", []int32{4}, sampled},
-			{"Spans less than the minSpans, across multiple batches", []int32{1, 1}, notSampled},
-			{"Same number of spans as the minSpans, across multiple batches", []int32{1, 2, 1}, sampled},
-			{"Spans greater than the minSpans, across multiple batches", []int32{1, 2, 3}, sampled},
+			{"Spans less than the minSpans, in one single batch", []int32{1}, wantNotSampled},
+			{"Same number of spans as the minSpans, in one single batch", []int32{3}, wantSampled},
+			{"Spans greater than the minSpans, in one single batch", []int32{4}, wantSampled},
+			{"Spans less than the minSpans, across multiple batches", []int32{1, 1}, wantNotSampled},
+			{"Same number of spans as the minSpans, across multiple batches", []int32{1, 2, 1}, wantSampled},
+			{"Spans greater than the minSpans, across multiple batches", []int32{1, 2, 3}, wantSampled},
 		}},
 		{"OnlyMaxSpans", 0, 20, []tcase{
-			{"Spans greater than the maxSpans, in one single batch", []int32{21}, notSampled},
-			{"Same number of spans as the maxSpans, in one single batch", []int32{20}, sampled},
-			{"Spans less than the maxSpans, in one single batch", []int32{19}, sampled},
-			{"Spans gather than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 6}, notSampled},
-			{"Same number of spans as the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 5}, sampled},
-			{"Spans less than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5}, sampled},
+			{"Spans greater than the maxSpans, in one single batch", []int32{21}, wantNotSampled},
+			{"Same number of spans as the maxSpans, in one single batch", []int32{20}, wantSampled},
+			{"Spans less than the maxSpans, in one single batch", []int32{19}, wantSampled},
+			{"Spans gather than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 6}, wantNotSampled},
+			{"Same number of spans as the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 5}, wantSampled},
+			{"Spans less than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5}, wantSampled},
 		}},
 		{"RangeOfSpans", 3, 20, []tcase{
-			{"Spans less than the minSpans, in one single batch", []int32{1}, notSampled},
-			{"Spans greater than the maxSpans, in one single batch", []int32{21}, notSampled},
-			{"Spans range of minSpan and maxSpans, in one single batch", []int32{4}, sampled},
-			{"Spans less than the minSpans, across multiple batches", []int32{1, 1}, notSampled},
-			{"Spans greater than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 6}, notSampled},
-			{"Spans range of minSpan and maxSpans, across multiple batches", []int32{1, 2, 1}, sampled},
-			{"Same number of spans as the minSpans, in one single batch", []int32{3}, sampled},
-			{"Same number of spans as the maxSpans, in one single batch", []int32{20}, sampled},
-			{"Same number of spans as the minSpans, across multiple batches", []int32{1, 2}, sampled},
-			{"Same number of spans as the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 5}, sampled},
+			{"Spans less than the minSpans, in one single batch", []int32{1}, wantNotSampled},
+			{"Spans greater than the maxSpans, in one single batch", []int32{21}, wantNotSampled},
+			{"Spans range of minSpan and maxSpans, in one single batch", []int32{4}, wantSampled},
+			{"Spans less than the minSpans, across multiple batches", []int32{1, 1}, wantNotSampled},
+			{"Spans greater than the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 6}, wantNotSampled},
+			{"Spans range of minSpan and maxSpans, across multiple batches", []int32{1, 2, 1}, wantSampled},
+			{"Same number of spans as the minSpans, in one single batch", []int32{3}, wantSampled},
+			{"Same number of spans as the maxSpans, in one single batch", []int32{20}, wantSampled},
+			{"Same number of spans as the minSpans, across multiple batches", []int32{1, 2}, wantSampled},
+			{"Same number of spans as the maxSpans, across multiple batches", []int32{1, 2, 3, 4, 5, 5}, wantSampled},
 		}},
 	}
 	for _, tb := range tables {
 		for _, c := range tb.cases {
 			t.Run(tb.name+"/"+c.desc, func(t *testing.T) {
-				assertVerdict(t, c.want, decide(t, spanCountPolicy("p", tb.min, tb.max), newTraceWithMultipleSpans(c.spans)))
+				assertVerdict(t, c.want, decideOne(t, spanCountPolicy("p", tb.min, tb.max), newTraceWithMultipleSpans(c.spans)))
 			})
 		}
 	}
 	t.Run("min 0 max 0 keeps every trace, as contrib", func(t *testing.T) {
 		p := spanCountPolicy("p", 0, 0)
 		require.EqualError(t, p.Validate(), "span_count: min_spans: set min_spans or max_spans")
-		assertVerdict(t, sampled, decideUnvalidated(t, p, newTraceWithMultipleSpans([]int32{1})))
+		assertVerdict(t, wantSampled, decideUnvalidated(t, p, newTraceWithMultipleSpans([]int32{1})))
 	})
 }
 
@@ -649,7 +649,7 @@ func TestTraceStateLongMember(t *testing.T) {
 	long := strings.Repeat("v", 256)
 	p := traceStatePolicy("p", "k", long)
 	require.EqualError(t, p.Validate(), "trace_state: values::0: key=value must be at most 256 characters")
-	assertVerdict(t, notSampled, decideUnvalidated(t, p, newTraceState("k="+long)))
+	assertVerdict(t, wantNotSampled, decideUnvalidated(t, p, newTraceState("k="+long)))
 	ok := strings.Repeat("v", 254) // len("k")+254 = 255 < 256
-	assertVerdict(t, sampled, decide(t, traceStatePolicy("p", "k", ok), newTraceState("k="+ok)))
+	assertVerdict(t, wantSampled, decideOne(t, traceStatePolicy("p", "k", ok), newTraceState("k="+ok)))
 }

@@ -1,0 +1,44 @@
+package sampling
+
+import "math"
+
+// BytesLimitingConfig keeps traces while a token bucket of bytes allows them,
+// as contrib's bytes_limiting policy does: the bucket refills at
+// BytesPerSecond, holds at most BurstCapacity bytes, and a trace takes as many
+// tokens as its size. A trace larger than BurstCapacity never passes.
+//
+// The size is Trace.SizeBytes, the encoded OTLP bytes of the trace's span
+// messages. contrib measures the protobuf size of all the batches it
+// received for the trace, which also counts each batch's resource and scope
+// and their framing, so the same traffic weighs less here.
+type BytesLimitingConfig struct {
+	// BytesPerSecond is the sustained rate, in bytes per second.
+	BytesPerSecond int64 `mapstructure:"bytes_per_second"`
+	// BurstCapacity is the bucket size in bytes; 0 means 2×BytesPerSecond.
+	BurstCapacity int64 `mapstructure:"burst_capacity"`
+}
+
+// Validate implements the config validator.
+func (c *BytesLimitingConfig) Validate() error {
+	return validateBucket("bytes_per_second", c.BytesPerSecond, c.BurstCapacity)
+}
+
+type bytesLimiting struct{ bucket *tokenBucket }
+
+func newBytesLimiting(settings any, _ *Builder) (Policy, error) {
+	c := settings.(*BytesLimitingConfig)
+	return bytesLimiting{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}, nil
+}
+
+// Evaluate keeps the trace, with probability 1 as contrib does, when the
+// bucket holds a token for each of its bytes at the decision time t.Now.
+func (p bytesLimiting) Evaluate(t *Trace) Decision {
+	size := int64(math.MaxInt64)
+	if t.SizeBytes < math.MaxInt64 {
+		size = int64(t.SizeBytes)
+	}
+	if p.bucket.allow(t.Now, size) {
+		return keepAlways
+	}
+	return Decision{}
+}

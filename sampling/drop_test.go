@@ -1,0 +1,89 @@
+package sampling_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// Ported from contrib's drop_test.go, string_attribute as an ottl_condition.
+func TestDrop(t *testing.T) {
+	errorSpan := func(attrs map[string]any) ptrace.Traces {
+		return traceOf(traceID(1), spanSpec{attrs: attrs, status: ptrace.StatusCodeError})
+	}
+	tests := []struct {
+		name string
+		subs []sampling.PolicyConfig
+		td   ptrace.Traces
+		want sampling.Verdict
+	}{
+		{
+			name: "not sampled",
+			subs: []sampling.PolicyConfig{attrIs("n1", "name", "value"), statusPolicy("n2", "ERROR")},
+			td:   errorSpan(nil),
+			want: sampling.NotSampled,
+		},
+		{
+			name: "all match: dropped",
+			subs: []sampling.PolicyConfig{attrIs("n1", "attribute_name", "attribute_value"), statusPolicy("n2", "ERROR")},
+			td:   errorSpan(map[string]any{"attribute_name": "attribute_value"}),
+			want: sampling.Dropped,
+		},
+		{
+			name: "nested not",
+			subs: []sampling.PolicyConfig{notPolicy("n1", statusPolicy("ok", "OK")), statusPolicy("n2", "ERROR")},
+			td:   errorSpan(nil),
+			want: sampling.Dropped,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, evalOn(t, dropPolicy("drop", tt.subs...), tt.td, t0).Verdict)
+		})
+	}
+}
+
+func TestDropVerdicts(t *testing.T) {
+	tests := []struct {
+		name string
+		subs []sampling.Policy
+		want sampling.Decision
+	}{
+		// TestDropEvaluatorStringInvertMatch: an invert_match filter with no
+		// match counts as a match.
+		{"invert sampled matches", []sampling.Policy{fixed(invertSampled), fixed(sampled)}, dropped},
+		// TestDropEvaluatorStringInvertNotMatch
+		{"invert not sampled does not", []sampling.Policy{fixed(invertNotSampled), fixed(sampled)}, notSampled},
+		{"not sampled last", []sampling.Policy{fixed(sampled), fixed(notSampled)}, notSampled},
+		{"sampled with a threshold matches", []sampling.Policy{fixed(sampling.Keep(probTh(t, 0.5)))}, dropped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, sampling.DropOf(tt.subs...).Evaluate(&sampling.Trace{}))
+		})
+	}
+	later := &counted{d: sampled}
+	assert.Equal(t, notSampled, sampling.DropOf(fixed(notSampled), later).Evaluate(&sampling.Trace{}))
+	assert.Zero(t, later.n.Load(), "evaluation stops at the first sub-policy that does not match")
+}
+
+func TestDropInEngine(t *testing.T) {
+	// A drop policy wins over a policy that samples, whatever the order.
+	e := newEngine(t,
+		statusPolicy("errors", "ERROR"),
+		dropPolicy("drop-noisy", attrIs("noisy", "noisy", "yes"), statusPolicy("err", "ERROR")),
+	)
+	noisy := traceOf(traceID(1), spanSpec{attrs: map[string]any{"noisy": "yes"}, status: ptrace.StatusCodeError})
+	d := decide(t, e, noisy, t0)
+	assert.Equal(t, sampling.Dropped, d.Verdict)
+	assert.Equal(t, "drop-noisy", d.Policy)
+	assert.False(t, d.Keep)
+
+	quiet := traceOf(traceID(2), spanSpec{attrs: map[string]any{"noisy": "no"}, status: ptrace.StatusCodeError})
+	d = decide(t, e, quiet, t0)
+	assert.Equal(t, sampling.Sampled, d.Verdict)
+	assert.Equal(t, "errors", d.Policy)
+}

@@ -1,0 +1,41 @@
+package sampling_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// Ported from contrib's not_test.go; the sub-policy is a fake with a fixed
+// verdict, as contrib's mockEvaluator.
+func TestNot(t *testing.T) {
+	tests := []struct {
+		name string
+		sub  sampling.Decision
+		want sampling.Decision
+	}{
+		{"sampled becomes not sampled", sampled, notSampled},
+		{"sampled with a threshold becomes not sampled", sampling.Keep(probTh(t, 0.1)), notSampled},
+		{"not sampled becomes sampled, probability 1", notSampled, sampled},
+		// Other verdicts bubble up unchanged (contrib's default case).
+		{"invert sampled bubbles up", invertSampled, invertSampled},
+		{"invert not sampled bubbles up", invertNotSampled, invertNotSampled},
+		{"dropped bubbles up", dropped, dropped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, sampling.NotOf(fixed(tt.sub)).Evaluate(&sampling.Trace{}))
+		})
+	}
+}
+
+func TestNotPolicy(t *testing.T) {
+	// not status_code OK: keeps traces without an OK span.
+	cfg := notPolicy("not-ok", statusPolicy("ok", "OK"))
+	assert.Equal(t, sampling.Sampled, evalOn(t, cfg, traceOf(traceID(1), spanSpec{status: ptrace.StatusCodeError}), t0).Verdict)
+	assert.Equal(t, sampling.NotSampled, evalOn(t, cfg, traceOf(traceID(1), spanSpec{status: ptrace.StatusCodeOk}), t0).Verdict)
+	assert.Equal(t, sampling.NotSampled, evalOn(t, cfg, traceOf(traceID(1), spanSpec{status: ptrace.StatusCodeError}, spanSpec{status: ptrace.StatusCodeOk}), t0).Verdict)
+}

@@ -1,0 +1,115 @@
+package sampling
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"time"
+)
+
+// RateLimitingConfig keeps traces while a token bucket of spans allows them,
+// as contrib's rate_limiting policy does: the bucket refills at
+// SpansPerSecond, holds at most BurstCapacity spans, and a trace takes as many
+// tokens as it has spans. A trace with more spans than BurstCapacity never
+// passes.
+type RateLimitingConfig struct {
+	// SpansPerSecond is the sustained rate, in spans per second.
+	SpansPerSecond int64 `mapstructure:"spans_per_second"`
+	// BurstCapacity is the bucket size in spans; 0 means 2×SpansPerSecond.
+	BurstCapacity int64 `mapstructure:"burst_capacity"`
+}
+
+// Validate implements the config validator.
+func (c *RateLimitingConfig) Validate() error {
+	return validateBucket("spans_per_second", c.SpansPerSecond, c.BurstCapacity)
+}
+
+// validateBucket checks a token bucket's rate and burst keys. contrib accepts
+// a rate of 0 (a bucket that never refills) and treats a negative burst as
+// unset; both are refused here as configuration mistakes.
+func validateBucket(rateKey string, perSecond, burst int64) error {
+	if perSecond <= 0 {
+		return errors.New(rateKey + ": must be positive")
+	}
+	if burst < 0 {
+		return errors.New("burst_capacity: must not be negative")
+	}
+	if burst == 0 && perSecond > math.MaxInt64/2 {
+		return errors.New(rateKey + ": too large for the default burst_capacity (2×" + rateKey + "); set burst_capacity")
+	}
+	return nil
+}
+
+type rateLimiting struct{ bucket *tokenBucket }
+
+func newRateLimiting(settings any, _ *Builder) (Policy, error) {
+	c := settings.(*RateLimitingConfig)
+	return rateLimiting{bucket: newTokenBucket(c.SpansPerSecond, c.BurstCapacity)}, nil
+}
+
+// Evaluate keeps the trace, with probability 1 as contrib does, when the
+// bucket holds a token for each of its spans at the decision time t.Now.
+func (p rateLimiting) Evaluate(t *Trace) Decision {
+	if p.bucket.allow(t.Now, int64(t.SpanCount)) {
+		return keepAlways
+	}
+	return Decision{}
+}
+
+// tokenBucket is golang.org/x/time/rate's Limiter, as contrib's rate_limiting
+// and bytes_limiting use it through AllowN, with the same float arithmetic,
+// but driven by the trace's decision time instead of the wall clock.
+type tokenBucket struct {
+	mu     sync.Mutex
+	limit  float64 // tokens per second
+	burst  int64
+	tokens float64
+	last   int64 // Unix ns of the last allowed request
+}
+
+// newTokenBucket returns a full bucket; burst 0 means 2×perSecond, contrib's
+// default.
+func newTokenBucket(perSecond, burst int64) *tokenBucket {
+	if burst <= 0 {
+		burst = perSecond * 2
+	}
+	return &tokenBucket{limit: float64(perSecond), burst: burst, tokens: float64(burst)}
+}
+
+// allow reports whether n tokens are available at now and takes them if so
+// (rate.Limiter.AllowN). A refused request changes nothing.
+func (b *tokenBucket) allow(now, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	last := b.last
+	if now < last {
+		last = now
+	}
+	tokens := b.tokens
+	if b.limit > 0 {
+		tokens += time.Duration(now-last).Seconds() * b.limit
+	}
+	if burst := float64(b.burst); tokens > burst {
+		tokens = burst
+	}
+	tokens -= float64(n)
+	if n > b.burst || (tokens < 0 && b.waitFor(-tokens) > 0) {
+		return false
+	}
+	b.last, b.tokens = now, tokens
+	return true
+}
+
+// waitFor is rate.Limit.durationFromTokens: how long the bucket takes to
+// refill the missing tokens. Like rate.Limiter, a deficit worth less than a
+// nanosecond of refill is allowed.
+func (b *tokenBucket) waitFor(missing float64) time.Duration {
+	if b.limit <= 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	d := missing / b.limit * float64(time.Second)
+	if d > float64(math.MaxInt64) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(d)
+}
