@@ -120,6 +120,7 @@ var registry = map[string]factory{
 	"status_code":   {defaultConfig: func() any { return &StatusCodeConfig{} }, create: newStatusCode},
 	"latency":       {defaultConfig: func() any { return &LatencyConfig{} }, create: newLatency},
 	"probabilistic": {defaultConfig: func() any { return &ProbabilisticConfig{} }, create: newProbabilistic},
+	"dynamic":       {defaultConfig: defaultDynamicConfig, create: newDynamic},
 }
 
 // Types lists the registered policy types, sorted.

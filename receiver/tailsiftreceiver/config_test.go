@@ -213,7 +213,7 @@ func TestUnmarshalErrorsNameTheKey(t *testing.T) {
 		{
 			name: "unknown policy type",
 			yaml: map[string]any{"policies": []any{map[string]any{"name": "x", "type": "nope"}}},
-			err:  `type: unknown policy type "nope" (known: latency, probabilistic, status_code)`,
+			err:  `type: unknown policy type "nope" (known: dynamic, latency, probabilistic, status_code)`,
 		},
 		{
 			name: "bad byte size",
