@@ -33,6 +33,13 @@ func TestLoadConfig(t *testing.T) {
 			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
 			sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 1}),
 		},
+		Budget: sampling.BudgetConfig{
+			TracesPerSecond: 200,
+			Classes: []sampling.BudgetClass{
+				{Name: "errors", Policies: []string{"errors"}, NeverDrop: true},
+				{Name: "rest", Policies: []string{"slow", "baseline"}},
+			},
+		},
 	}
 	bytesAsNumber := createDefaultConfig().(*Config)
 	bytesAsNumber.Buffer.MaxBytes = 2 << 20
@@ -143,6 +150,19 @@ func TestInvalidConfig(t *testing.T) {
 				map[string]any{"name": "p", "type": "probabilistic", "probabilistic": map[string]any{"sampling_percentage": 101}},
 			}},
 			err: "policies::0: probabilistic: sampling_percentage: must be in (0, 100], got 101",
+		},
+		{
+			name: "budget class naming no policy",
+			yaml: map[string]any{"budget": map[string]any{"traces_per_second": 100, "classes": []any{
+				map[string]any{"name": "important", "policies": []any{"errors", "slow"}},
+				map[string]any{"name": "rest", "policies": []any{"baselin"}},
+			}}},
+			err: `budget::classes::1::policies::0: no policy named "baselin"`,
+		},
+		{
+			name: "budget with both rates",
+			yaml: map[string]any{"budget": map[string]any{"traces_per_second": 100, "spans_per_second": 1000}},
+			err:  "budget: set only one of spans_per_second and traces_per_second",
 		},
 	}
 	for _, tt := range tests {
