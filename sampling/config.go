@@ -134,6 +134,7 @@ var registry = map[string]factory{
 	"drop":              {defaultConfig: func() any { return &DropConfig{} }, create: newDrop},
 	"composite":         {defaultConfig: func() any { return &CompositeConfig{} }, create: newComposite},
 	"ottl_condition":    {defaultConfig: func() any { return &OTTLConditionConfig{} }, create: newOTTLCondition},
+	"dynamic":           {defaultConfig: defaultDynamicConfig, create: newDynamic},
 }
 
 // Types lists the registered policy types, sorted.

@@ -147,7 +147,8 @@ type Decision struct {
 	// (Trace.Scale).
 	Threshold sampling.Threshold
 	// Policy names the policy that decided, empty when no policy kept or
-	// dropped the trace.
+	// dropped the trace. For a trace a budget dropped (NotSampled), it names
+	// the policy that would have kept it.
 	Policy string
 }
 

@@ -14,10 +14,16 @@ type Engine struct {
 	preds     []func(*SpanView) bool
 	keys      []func(*SpanView) uint64
 	needSpans bool
+	budget    *budget // nil when off
 }
 
-// NewEngine builds the policies of cfgs, which must have passed ValidatePolicies.
-func NewEngine(cfgs []PolicyConfig) (*Engine, error) {
+// NewEngine builds the policies of cfgs, which must have passed
+// ValidatePolicies, with the given options (WithBudget).
+func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
+	var o engineOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e := &Engine{}
 	b := &Builder{}
 	for i := range cfgs {
@@ -39,6 +45,11 @@ func NewEngine(cfgs []PolicyConfig) (*Engine, error) {
 		e.drop = append(e.drop, c.Type == "drop")
 	}
 	e.preds, e.keys, e.needSpans = b.preds, b.keys, b.needSpans
+	budget, err := newBudget(&o.budget, cfgs)
+	if err != nil {
+		return nil, err
+	}
+	e.budget = budget
 	return e, nil
 }
 
@@ -80,6 +91,11 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 //   - else InvertSampled keeps it (probability 1) if no policy answered
 //     NotSampled;
 //   - else it is not sampled.
+//
+// With a budget (WithBudget), a trace so kept with threshold q is then kept
+// only if it passes the threshold of q·p_c, p_c being the probability of the
+// class of the policy named; one the budget drops is NotSampled but still
+// names that policy.
 //
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
@@ -126,9 +142,21 @@ func (e *Engine) Decide(t *Trace) Decision {
 	case invertNotSampled:
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
-		return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[sampled]}
+		return e.keep(t, sampled, th)
 	case invertSampled >= 0 && !notSampled:
-		return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(sampling.AlwaysSampleThreshold), Policy: e.names[invertSampled]}
+		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold)
 	}
 	return Decision{Verdict: NotSampled}
+}
+
+// keep is the decision for a trace policy i keeps with conditional
+// threshold th: the budget's share taken, scaled by the head threshold.
+func (e *Engine) keep(t *Trace, i int, th sampling.Threshold) Decision {
+	if e.budget != nil {
+		var ok bool
+		if th, ok = e.budget.apply(t, i, th); !ok {
+			return Decision{Verdict: NotSampled, Policy: e.names[i]}
+		}
+	}
+	return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
 }

@@ -84,7 +84,7 @@ type Buffer struct {
 
 // New builds a buffer for a validated config.
 func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
-	engine, err := sampling.NewEngine(cfg.Policies)
+	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget))
 	if err != nil {
 		return nil, err
 	}

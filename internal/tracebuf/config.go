@@ -27,6 +27,9 @@ type Config struct {
 	Output OutputConfig `mapstructure:"output"`
 	// Policies are evaluated in order; the first that keeps a trace wins.
 	Policies []sampling.PolicyConfig `mapstructure:"policies"`
+	// Budget caps the kept traces or spans per second, shared among
+	// priority classes of the policies; off when absent.
+	Budget sampling.BudgetConfig `mapstructure:"budget"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.
@@ -120,7 +123,10 @@ func (c *Config) Validate() error {
 	if c.Shards < 0 || c.Shards > 4096 {
 		return fmt.Errorf("shards: must be between 0 (GOMAXPROCS) and 4096, got %d", c.Shards)
 	}
-	return sampling.ValidatePolicies(c.Policies)
+	if err := sampling.ValidatePolicies(c.Policies); err != nil {
+		return err
+	}
+	return sampling.ValidateBudget(&c.Budget, c.Policies)
 }
 
 // Validate checks the completion rules.

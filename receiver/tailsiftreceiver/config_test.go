@@ -2,6 +2,7 @@ package tailsiftreceiver
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,13 @@ func TestLoadConfig(t *testing.T) {
 				sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
 				sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
 				sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 1}),
+			},
+			Budget: sampling.BudgetConfig{
+				TracesPerSecond: 200,
+				Classes: []sampling.BudgetClass{
+					{Name: "errors", Policies: []string{"errors"}, NeverDrop: true},
+					{Name: "rest", Policies: []string{"slow", "baseline"}},
+				},
 			},
 		}
 		assert.Equal(t, want, cfg.bufferConfig)
@@ -191,6 +199,19 @@ func TestInvalidConfig(t *testing.T) {
 			err: "policies::0: probabilistic: sampling_percentage: must be in (0, 100], got 101",
 		},
 		{
+			name: "budget class naming no policy",
+			yaml: map[string]any{"budget": map[string]any{"traces_per_second": 100, "classes": []any{
+				map[string]any{"name": "important", "policies": []any{"errors", "slow"}},
+				map[string]any{"name": "rest", "policies": []any{"baselin"}},
+			}}},
+			err: `budget::classes::1::policies::0: no policy named "baselin"`,
+		},
+		{
+			name: "budget with both rates",
+			yaml: map[string]any{"budget": map[string]any{"traces_per_second": 100, "spans_per_second": 1000}},
+			err:  "budget: set only one of spans_per_second and traces_per_second",
+		},
+		{
 			name: "bad grpc server setting",
 			yaml: map[string]any{"protocols": map[string]any{"grpc": map[string]any{"read_buffer_size": -1}}},
 			err:  "protocols::grpc: invalid read_buffer_size value: -1",
@@ -224,7 +245,7 @@ func TestUnmarshalErrorsNameTheKey(t *testing.T) {
 		{
 			name: "unknown policy type",
 			yaml: map[string]any{"policies": []any{map[string]any{"name": "x", "type": "nope"}}},
-			err:  `type: unknown policy type "nope" (known: latency, probabilistic, status_code)`,
+			err:  `type: unknown policy type "nope" (known: ` + strings.Join(sampling.Types(), ", ") + `)`,
 		},
 		{
 			name: "bad byte size",

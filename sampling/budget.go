@@ -1,0 +1,321 @@
+package sampling
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+)
+
+// BudgetConfig caps what the engine keeps, in traces or spans per second,
+// shared among priority classes of policies. It is off when both rates are
+// zero (the block absent).
+//
+// A kept trace belongs to the class of the policy that decided it
+// (Decision.Policy). Each class's demand, what its policies keep before the
+// budget, is measured over time; the classes take from the budget in order,
+// each what it demands or what is left, and the next takes what the one
+// before left unused:
+//
+//	alloc_c = min(demand_c, remaining); p_c = alloc_c / demand_c; remaining -= alloc_c
+//
+// A trace of class c, kept by its policies with probability q, is then kept
+// with probability q·p_c, consistently (on its randomness), and carries the
+// threshold of q·p_c. A class marked NeverDrop keeps all its traces (p = 1)
+// but still uses up the budget.
+type BudgetConfig struct {
+	// SpansPerSecond caps the kept spans per second; 0 when unused.
+	SpansPerSecond float64 `mapstructure:"spans_per_second"`
+	// TracesPerSecond caps the kept traces per second; 0 when unused.
+	// Exactly one of the two is set when the budget is on.
+	TracesPerSecond float64 `mapstructure:"traces_per_second"`
+	// Classes in priority order. Default: one class per policy, named after
+	// it, in policy order. When set, every policy that can keep a trace
+	// (all but those of type drop) is in exactly one class.
+	Classes []BudgetClass `mapstructure:"classes"`
+}
+
+// BudgetClass is a priority class of a budget.
+type BudgetClass struct {
+	// Name identifies the class in ClassProbabilities.
+	Name string `mapstructure:"name"`
+	// Policies are the names of the policies whose kept traces are the
+	// class's.
+	Policies []string `mapstructure:"policies"`
+	// NeverDrop: the budget never drops this class's traces; they still
+	// count against the budget, ahead of the classes after it.
+	NeverDrop bool `mapstructure:"never_drop"`
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// Enabled reports whether the budget is on.
+func (b *BudgetConfig) Enabled() bool { return b.SpansPerSecond != 0 || b.TracesPerSecond != 0 }
+
+// ValidateBudget checks a budget against the policies it classifies,
+// naming the failing key from the top of the configuration
+// (budget::classes::1::policies::0: ...). It does what a Validate method on
+// BudgetConfig would, and more, since the policies are needed: call it from
+// the Validate of the struct that holds both.
+func ValidateBudget(b *BudgetConfig, policies []PolicyConfig) error {
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"spans_per_second", b.SpansPerSecond}, {"traces_per_second", b.TracesPerSecond}} {
+		if r.v < 0 || math.IsNaN(r.v) || math.IsInf(r.v, 0) {
+			return fmt.Errorf("budget::%s: must be a finite number, not negative, got %v", r.key, r.v)
+		}
+	}
+	if b.SpansPerSecond > 0 && b.TracesPerSecond > 0 {
+		return errors.New("budget: set only one of spans_per_second and traces_per_second")
+	}
+	if !b.Enabled() {
+		if len(b.Classes) > 0 {
+			return errors.New("budget: classes are set but neither spans_per_second nor traces_per_second")
+		}
+		return nil
+	}
+	byName := make(map[string]int, len(policies))
+	for i := range policies {
+		byName[policies[i].Name] = i
+	}
+	classNames := make(map[string]int, len(b.Classes))
+	classOf := make(map[string]int, len(policies))
+	for i := range b.Classes {
+		c := &b.Classes[i]
+		if c.Name == "" {
+			return fmt.Errorf("budget::classes::%d::name: must not be empty", i)
+		}
+		if j, dup := classNames[c.Name]; dup {
+			return fmt.Errorf("budget::classes::%d::name: %q is already used by budget::classes::%d", i, c.Name, j)
+		}
+		classNames[c.Name] = i
+		if len(c.Policies) == 0 {
+			return fmt.Errorf("budget::classes::%d::policies: must list at least one policy", i)
+		}
+		for j, name := range c.Policies {
+			pi, ok := byName[name]
+			if !ok {
+				return fmt.Errorf("budget::classes::%d::policies::%d: no policy named %q", i, j, name)
+			}
+			if policies[pi].Type == "drop" {
+				return fmt.Errorf("budget::classes::%d::policies::%d: policy %q is of type drop and keeps no trace", i, j, name)
+			}
+			if k, dup := classOf[name]; dup {
+				return fmt.Errorf("budget::classes::%d::policies::%d: policy %q is already in budget::classes::%d", i, j, name, k)
+			}
+			classOf[name] = i
+		}
+	}
+	if len(b.Classes) > 0 {
+		for i := range policies {
+			if _, ok := classOf[policies[i].Name]; !ok && policies[i].Type != "drop" {
+				return fmt.Errorf("budget::classes: policy %q (policies::%d) is in no class", policies[i].Name, i)
+			}
+		}
+	}
+	return nil
+}
+
+// Option configures NewEngine.
+type Option func(*engineOptions)
+
+type engineOptions struct {
+	budget BudgetConfig
+}
+
+// WithBudget applies a budget to the engine's decisions; a budget that is
+// not Enabled changes nothing.
+func WithBudget(b BudgetConfig) Option {
+	return func(o *engineOptions) { o.budget = b }
+}
+
+// ClassProbability is a budget class's current state, for metrics.
+type ClassProbability struct {
+	// Name is the class's name.
+	Name string
+	// Probability is p_c, the probability the budget keeps the class's
+	// traces with, on top of their policies' (1 for a NeverDrop class).
+	Probability float64
+	// Demand is the class's measured demand, in the budget's unit (traces
+	// or spans) per second, before the budget.
+	Demand float64
+}
+
+// ClassProbabilities appends each budget class's current probability and
+// demand to dst, in priority order, and returns the extended slice; nothing
+// when the engine has no budget. It is safe to call concurrently with
+// Decide, e.g. from a metrics callback; with a reused dst it allocates
+// nothing.
+func (e *Engine) ClassProbabilities(dst []ClassProbability) []ClassProbability {
+	if e.budget == nil {
+		return dst
+	}
+	for i := range e.budget.classes {
+		c := &e.budget.classes[i]
+		dst = append(dst, ClassProbability{
+			Name:        c.name,
+			Probability: math.Float64frombits(c.p.Load()),
+			Demand:      math.Float64frombits(c.demandBits.Load()),
+		})
+	}
+	return dst
+}
+
+// Budget timing: demand is counted over windows of budgetWindow and
+// smoothed with an EMA giving the newest window budgetWeight, so the demand
+// follows a change with a time constant of about 3.5 windows.
+const (
+	budgetWindow = time.Second
+	budgetWeight = 0.25
+)
+
+type budgetClass struct {
+	name      string
+	neverDrop bool
+	count     atomic.Uint64 // demand counted in the current window
+	p         atomic.Uint64 // float64 bits of p_c
+	// demandBits is the float64 bits of demand, for ClassProbabilities.
+	demandBits atomic.Uint64
+	demand     float64 // per second; owned by adjust, under budget.mu
+	seeded     bool
+	_          [24]byte // keep classes on separate cache lines
+}
+
+type budget struct {
+	spans   bool    // the unit is spans, else traces
+	rate    float64 // per second
+	classOf []int   // class of each policy index, -1 for none
+	classes []budgetClass
+
+	next atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
+	mu   sync.Mutex   // held by adjust
+	last int64
+}
+
+// newBudget builds the budget of cfg for the given policies; nil when off.
+func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
+	if err := ValidateBudget(cfg, policies); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	b := &budget{spans: cfg.SpansPerSecond > 0, rate: cfg.SpansPerSecond + cfg.TracesPerSecond}
+	b.classOf = make([]int, len(policies))
+	for i := range b.classOf {
+		b.classOf[i] = -1
+	}
+	classes := cfg.Classes
+	if len(classes) == 0 {
+		for i := range policies {
+			if policies[i].Type != "drop" {
+				classes = append(classes, BudgetClass{Name: policies[i].Name, Policies: []string{policies[i].Name}})
+			}
+		}
+	}
+	b.classes = make([]budgetClass, len(classes))
+	for ci := range classes {
+		c := &b.classes[ci]
+		c.name, c.neverDrop = classes[ci].Name, classes[ci].NeverDrop
+		c.p.Store(math.Float64bits(1))
+		for _, name := range classes[ci].Policies {
+			for pi := range policies {
+				if policies[pi].Name == name {
+					b.classOf[pi] = ci
+				}
+			}
+		}
+	}
+	return b, nil
+}
+
+// apply takes a trace the policies keep, decided by policy index pi with
+// the conditional threshold q, counts it in its class's demand and returns
+// the threshold of q·p_c and whether the trace passes it.
+func (b *budget) apply(t *Trace, pi int, q sampling.Threshold) (sampling.Threshold, bool) {
+	ci := b.classOf[pi]
+	if ci < 0 {
+		return q, true
+	}
+	c := &b.classes[ci]
+	w := uint64(1)
+	if b.spans {
+		w = uint64(max(t.SpanCount, 1))
+	}
+	c.count.Add(w)
+	if next := b.next.Load(); next == 0 || t.Now >= next {
+		b.adjust(t.Now)
+	}
+	if c.neverDrop {
+		return q, true
+	}
+	p := math.Float64frombits(c.p.Load())
+	if p >= 1 {
+		return q, true
+	}
+	th, err := sampling.ProbabilityToThreshold(max(q.Probability()*p, sampling.MinSamplingProbability))
+	if err != nil || sampling.ThresholdLessThan(th, q) {
+		// Rounding must not make q·p more permissive than q.
+		th = q
+	}
+	return th, t.ShouldSample(th)
+}
+
+// adjust folds the window's counts into each class's demand and recomputes
+// the classes' probabilities. One caller at a time does it.
+func (b *budget) adjust(now int64) {
+	if !b.mu.TryLock() {
+		return
+	}
+	defer b.mu.Unlock()
+	next := b.next.Load()
+	if next == 0 {
+		// Cold start: every class keeps p = 1 for the first window.
+		b.last = now
+		b.next.Store(now + int64(budgetWindow))
+		return
+	}
+	if now < next {
+		return
+	}
+	elapsed := max(now-b.last, 1)
+	secs := float64(elapsed) / float64(time.Second)
+	// A window of several seconds (no kept trace for a while) decays the
+	// old demand as that many windows would.
+	alpha := 1 - math.Pow(1-budgetWeight, float64(elapsed)/float64(budgetWindow))
+	remaining := b.rate
+	for i := range b.classes {
+		c := &b.classes[i]
+		r := float64(c.count.Swap(0)) / secs
+		if c.seeded {
+			c.demand = alpha*r + (1-alpha)*c.demand
+		} else if r > 0 {
+			c.demand, c.seeded = r, true
+		}
+		c.demandBits.Store(math.Float64bits(c.demand))
+		alloc := min(c.demand, remaining)
+		remaining -= alloc
+		var p float64
+		switch {
+		case c.neverDrop:
+			p = 1
+		case c.demand <= 0:
+			// No demand measured: whatever comes is kept while budget
+			// is left, until the next window measures it.
+			p = 1
+			if remaining <= 0 {
+				p = sampling.MinSamplingProbability
+			}
+		default:
+			p = max(alloc/c.demand, sampling.MinSamplingProbability)
+		}
+		c.p.Store(math.Float64bits(p))
+	}
+	b.last = now
+	b.next.Store(now + int64(budgetWindow))
+}

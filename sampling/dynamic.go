@@ -1,0 +1,329 @@
+package sampling
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+)
+
+// DynamicConfig keeps about GoalTracesPerSecond traces per second in all,
+// sharing them among the keys of the traces' root spans so that frequent
+// keys are sampled down and rare keys kept, as Honeycomb Refinery's
+// EMAThroughputSampler does:
+//
+//   - every AdjustmentInterval, the traces seen per key in the interval are
+//     folded into an exponential moving average (EMA) with weight Weight;
+//   - the interval's goal, GoalTracesPerSecond × AdjustmentInterval, is
+//     shared among the keys in proportion to log10 of their average count
+//     (at least one trace per key); a key whose share exceeds its count is
+//     kept whole and passes what it leaves to the keys after it, taken from
+//     the rarest to the most frequent;
+//   - a key's probability is its share divided by its average count.
+//
+// Each trace is kept consistently: on its randomness, against the threshold
+// of its key's current probability, which its tracestate then carries.
+type DynamicConfig struct {
+	// GoalTracesPerSecond is the kept rate aimed at, across all keys.
+	GoalTracesPerSecond float64 `mapstructure:"goal_traces_per_second"`
+	// Key lists the root-span fields traces are grouped by (see KeyFields);
+	// default: resource.service.name and name, the root's service and
+	// operation.
+	Key KeyFields `mapstructure:"key"`
+	// AdjustmentInterval is how often the probabilities are recomputed;
+	// default 15s.
+	AdjustmentInterval time.Duration `mapstructure:"adjustment_interval"`
+	// Weight is the EMA weight of the newest interval, in (0, 1]; default 0.5.
+	Weight float64 `mapstructure:"weight"`
+	// MaxKeys bounds the keys tracked; default 10000. Traces of further keys
+	// share one overflow key until tracked keys age out.
+	MaxKeys int `mapstructure:"max_keys"`
+}
+
+// Defaults of DynamicConfig.
+const (
+	defaultDynamicInterval = 15 * time.Second
+	defaultDynamicWeight   = 0.5
+	defaultDynamicMaxKeys  = 10000
+	maxDynamicMaxKeys      = 1 << 20
+	// dynamicAgeOut: a key whose average falls below this many traces per
+	// interval, with none in the last one, is forgotten (Refinery's
+	// AgeOutValue).
+	dynamicAgeOut = 0.5
+	// dynamicBurstMultiple: when the traces counted since the last
+	// adjustment reach this multiple of the average per interval, the
+	// probabilities are recomputed at once (Refinery's BurstMultiple).
+	dynamicBurstMultiple = 2
+)
+
+func defaultDynamicConfig() any {
+	return &DynamicConfig{
+		Key:                slices.Clone(DefaultKeyFields),
+		AdjustmentInterval: defaultDynamicInterval,
+		Weight:             defaultDynamicWeight,
+		MaxKeys:            defaultDynamicMaxKeys,
+	}
+}
+
+// Validate implements the config validator.
+func (c *DynamicConfig) Validate() error {
+	if !(c.GoalTracesPerSecond > 0) || math.IsInf(c.GoalTracesPerSecond, 1) {
+		return fmt.Errorf("goal_traces_per_second: must be a positive number, got %v", c.GoalTracesPerSecond)
+	}
+	if err := c.Key.Validate(); err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	if c.AdjustmentInterval < time.Millisecond {
+		return fmt.Errorf("adjustment_interval: must be at least 1ms, got %v", c.AdjustmentInterval)
+	}
+	if !(c.Weight > 0 && c.Weight <= 1) {
+		return fmt.Errorf("weight: must be in (0, 1], got %v", c.Weight)
+	}
+	if c.MaxKeys < 1 || c.MaxKeys > maxDynamicMaxKeys {
+		return fmt.Errorf("max_keys: must be between 1 and %d, got %d", maxDynamicMaxKeys, c.MaxKeys)
+	}
+	return nil
+}
+
+// dynamicStripes is the number of stripes of the key map, a power of two.
+const dynamicStripes = 16
+
+// dynKey is the state of one key. count is added to by Evaluate; th (the
+// unsigned threshold) is read by Evaluate and written by adjust; the rest
+// belongs to adjust, under dynamic.mu.
+type dynKey struct {
+	count atomic.Int64
+	th    atomic.Uint64
+	hash  uint64
+	ema   float64
+	// seeded is set once the key has an average: its first interval's
+	// count seeds it, rather than Weight × count as from an average of 0.
+	seeded bool
+}
+
+type dynStripe struct {
+	mu   sync.RWMutex
+	keys map[uint64]*dynKey
+	_    [40]byte // keep stripes on separate cache lines
+}
+
+type dynamic struct {
+	slot     int
+	goal     float64 // traces per interval
+	interval int64   // ns
+	weight   float64
+	maxKeys  int64
+
+	stripes [dynamicStripes]dynStripe
+	// noRoot holds the traces without a key (their root never arrived),
+	// overflow those whose key found no room under MaxKeys. Neither counts
+	// against MaxKeys.
+	noRoot, overflow dynKey
+
+	nKeys atomic.Int64 // keys in the stripes
+	total atomic.Int64 // traces counted since the last adjustment
+	next  atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
+	burst atomic.Int64 // total at which an early adjustment is due
+
+	mu      sync.Mutex // held by adjust
+	last    int64      // start of the current interval
+	scratch []*dynKey
+}
+
+func newDynamic(settings any, b *Builder) (Policy, error) {
+	c := settings.(*DynamicConfig)
+	hasher, err := c.Key.Hasher()
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	slot, err := b.Key(hasher)
+	if err != nil {
+		return nil, err
+	}
+	d := &dynamic{
+		slot:     slot,
+		goal:     c.GoalTracesPerSecond * c.AdjustmentInterval.Seconds(),
+		interval: int64(c.AdjustmentInterval),
+		weight:   c.Weight,
+		maxKeys:  int64(c.MaxKeys),
+	}
+	if d.goal <= 0 || math.IsInf(d.goal, 0) || math.IsNaN(d.goal) {
+		return nil, errors.New("goal_traces_per_second: out of range")
+	}
+	for i := range d.stripes {
+		d.stripes[i].keys = make(map[uint64]*dynKey)
+	}
+	always := sampling.AlwaysSampleThreshold.Unsigned()
+	d.noRoot.th.Store(always)
+	d.overflow.th.Store(always)
+	// Before the first adjustment every trace is kept, until the goal of
+	// one interval is reached: then the probabilities are computed early.
+	d.burst.Store(int64(math.Ceil(d.goal)))
+	return d, nil
+}
+
+// Evaluate counts the trace under its key and keeps it with the key's
+// current probability, on its randomness.
+func (d *dynamic) Evaluate(t *Trace) Decision {
+	// An adjustment due is made first: the trace that finds the interval
+	// over belongs to the next one.
+	if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
+		d.adjust(t.Now)
+	}
+	k := d.lookup(t)
+	k.count.Add(1)
+	d.total.Add(1)
+	th, _ := sampling.UnsignedToThreshold(k.th.Load())
+	if t.ShouldSample(th) {
+		return Keep(th)
+	}
+	return Decision{}
+}
+
+// lookup returns the state of t's key, adding the key if there is room.
+func (d *dynamic) lookup(t *Trace) *dynKey {
+	if t.KeySet&(1<<d.slot) == 0 {
+		return &d.noRoot
+	}
+	h := t.Keys[d.slot]
+	s := &d.stripes[h&(dynamicStripes-1)]
+	s.mu.RLock()
+	k := s.keys[h]
+	s.mu.RUnlock()
+	if k != nil {
+		return k
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k = s.keys[h]; k != nil {
+		return k
+	}
+	if d.nKeys.Add(1) > d.maxKeys {
+		d.nKeys.Add(-1)
+		return &d.overflow
+	}
+	// A new key is kept whole until the next adjustment gives it a
+	// probability (or a burst brings that adjustment forward).
+	k = &dynKey{hash: h}
+	k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
+	s.keys[h] = k
+	return k
+}
+
+// adjust folds the counts since the last adjustment into the keys' averages
+// and recomputes their probabilities. One caller at a time does it; the
+// others go on with the current probabilities.
+func (d *dynamic) adjust(now int64) {
+	if !d.mu.TryLock() {
+		return
+	}
+	defer d.mu.Unlock()
+	next := d.next.Load()
+	if next == 0 {
+		d.last = now
+		d.next.Store(now + d.interval)
+		return
+	}
+	if now < next && d.total.Load() < d.burst.Load() {
+		return // another caller adjusted meanwhile
+	}
+	d.total.Store(0)
+	// The counts are brought to a whole interval: an early adjustment (a
+	// burst) extrapolates them, by at most 100 times so that a burst of
+	// traces stamped alike does not read as an endless rate; a late one
+	// (no trace for a while) scales them down. A gap of several intervals
+	// also weighs the new counts more, as that many intervals of decay
+	// would.
+	elapsed := max(now-d.last, d.interval/100)
+	scale := float64(d.interval) / float64(elapsed)
+	alpha := max(d.weight, 1-math.Pow(1-d.weight, float64(elapsed)/float64(d.interval)))
+
+	keys := d.scratch[:0]
+	fold := func(k *dynKey) bool {
+		n := float64(k.count.Swap(0)) * scale
+		if !k.seeded {
+			if n == 0 {
+				return false
+			}
+			k.ema, k.seeded = n, true
+		} else {
+			k.ema = alpha*n + (1-alpha)*k.ema
+		}
+		if n == 0 && k.ema < dynamicAgeOut {
+			k.ema, k.seeded = 0, false
+			return false
+		}
+		return true
+	}
+	for i := range d.stripes {
+		s := &d.stripes[i]
+		s.mu.Lock()
+		for h, k := range s.keys {
+			if fold(k) {
+				keys = append(keys, k)
+			} else {
+				delete(s.keys, h)
+				d.nKeys.Add(-1)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, k := range [...]*dynKey{&d.noRoot, &d.overflow} {
+		if fold(k) {
+			keys = append(keys, k)
+		} else {
+			// Absent for a while: kept whole again when it returns, as a
+			// new key is.
+			k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
+		}
+	}
+	// Rarest first, so that what rare keys leave flows to frequent ones;
+	// ties by hash, for a result independent of map order.
+	slices.SortFunc(keys, func(a, b *dynKey) int {
+		if c := cmp.Compare(a.ema, b.ema); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.hash, b.hash)
+	})
+	var logSum, total float64
+	for _, k := range keys {
+		logSum += math.Log10(max(1, k.ema))
+		total += k.ema
+	}
+	// With every average at most 1 (logSum 0), each key gets its floor of
+	// one trace, which keeps it whole.
+	ratio := 0.0
+	if logSum > 0 {
+		ratio = d.goal / logSum
+	}
+	extra := 0.0
+	for i, k := range keys {
+		count := max(1, k.ema)
+		goal := max(1, math.Log10(count)*ratio)
+		share := extra / float64(len(keys)-i)
+		goal += share
+		extra -= share
+		p := 1.0
+		if count <= goal {
+			extra += goal - count
+		} else {
+			p = max(goal/count, sampling.MinSamplingProbability)
+		}
+		th, err := sampling.ProbabilityToThreshold(p)
+		if err != nil {
+			th = sampling.AlwaysSampleThreshold
+		}
+		k.th.Store(th.Unsigned())
+	}
+	clear(keys) // let forgotten keys go
+	d.scratch = keys[:0]
+	d.last = now
+	d.burst.Store(int64(math.Ceil(max(d.goal, dynamicBurstMultiple*total))))
+	d.next.Store(now + d.interval)
+}
