@@ -117,6 +117,7 @@ type factory struct {
 // registry maps a policy type to its settings and constructor. Adding a
 // policy is one file plus one line here.
 var registry = map[string]factory{
+	"adaptive":      {defaultConfig: func() any { return defaultAdaptiveConfig() }, create: newAdaptive},
 	"status_code":   {defaultConfig: func() any { return &StatusCodeConfig{} }, create: newStatusCode},
 	"latency":       {defaultConfig: func() any { return &LatencyConfig{} }, create: newLatency},
 	"probabilistic": {defaultConfig: func() any { return &ProbabilisticConfig{} }, create: newProbabilistic},

@@ -85,7 +85,7 @@ policies:
 }
 
 func TestConfigTypes(t *testing.T) {
-	assert.Equal(t, []string{"latency", "probabilistic", "status_code"}, sampling.Types())
+	assert.Equal(t, []string{"adaptive", "latency", "probabilistic", "status_code"}, sampling.Types())
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -103,7 +103,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, &sampling.StatusCodeConfig{}, p.Settings())
 
 	p = sampling.NewPolicyConfig("s", "nope", nil)
-	require.EqualError(t, p.Validate(), `type: unknown policy type "nope" (known: latency, probabilistic, status_code)`)
+	require.EqualError(t, p.Validate(), `type: unknown policy type "nope" (known: adaptive, latency, probabilistic, status_code)`)
 	assert.Nil(t, p.Settings())
 }
 
@@ -122,12 +122,12 @@ func TestConfigInvalid(t *testing.T) {
 		{
 			name:      "unknown type",
 			yaml:      `policies: [{name: a, type: nope}]`,
-			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: latency, probabilistic, status_code)`,
+			unmarshal: decodeErr + `'policies[0]' type: unknown policy type "nope" (known: adaptive, latency, probabilistic, status_code)`,
 		},
 		{
 			name:      "unknown type in second entry",
 			yaml:      `policies: [{name: a, type: latency, latency: {threshold_ms: 1}}, {name: b, type: Latency}]`,
-			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: latency, probabilistic, status_code)`,
+			unmarshal: decodeErr + `'policies[1]' type: unknown policy type "Latency" (known: adaptive, latency, probabilistic, status_code)`,
 		},
 		{
 			name:      "missing type",
