@@ -50,6 +50,10 @@ type AdaptiveConfig struct {
 	// MaxShare is the largest share of all kept traces that this policy's
 	// anomalies may take, in (0, 1].
 	MaxShare float64 `mapstructure:"max_share"`
+	// MinRate is the rate of kept anomalies, per second, that MaxShare
+	// never throttles: without it, a policy whose anomalies are most of
+	// what the engine keeps would throttle itself to nothing. 0 for none.
+	MinRate float64 `mapstructure:"min_rate"`
 }
 
 // defaultAdaptiveConfig is the configuration of `{type: adaptive}` alone.
@@ -67,12 +71,13 @@ func defaultAdaptiveConfig() *AdaptiveConfig {
 		ErrorRateFactor:     2,
 		ErrorRateFloor:      0.05,
 		MaxShare:            0.2,
+		MinRate:             1,
 	}
 }
 
 // maxAdaptiveKeys bounds max_keys: the table is allocated up front, about
-// 600 bytes a key.
-const maxAdaptiveKeys = 1 << 20
+// 570 bytes a key and half again for slack: at most 56 MB.
+const maxAdaptiveKeys = 1 << 16
 
 // Validate implements the config validator.
 func (c *AdaptiveConfig) Validate() error {
@@ -106,6 +111,8 @@ func (c *AdaptiveConfig) Validate() error {
 		return fmt.Errorf("error_rate_floor: must be in [0, 1], got %v", c.ErrorRateFloor)
 	case !(c.MaxShare > 0 && c.MaxShare <= 1):
 		return fmt.Errorf("max_share: must be in (0, 1], got %v", c.MaxShare)
+	case !(c.MinRate >= 0) || math.IsInf(c.MinRate, 1):
+		return fmt.Errorf("min_rate: must be a finite number >= 0, got %v", c.MinRate)
 	}
 	return nil
 }
@@ -165,7 +172,7 @@ func newAdaptive(settings any, b *Builder) (Policy, error) {
 		errFactor:  c.ErrorRateFactor,
 		errFloor:   c.ErrorRateFloor,
 		warmup:     c.RareKeyWarmup.Nanoseconds(),
-		controller: controller{share: c.MaxShare},
+		controller: controller{share: c.MaxShare, minRate: c.MinRate},
 	}
 	p.start.Store(unstarted)
 	return p, nil
@@ -183,7 +190,7 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 
 	s := p.table.stripe(h)
 	s.mu.Lock()
-	k, _ := s.lookup(h, now, p.table.decay)
+	k, _ := p.table.lookup(s, h, now)
 	kind := p.judge(k, now, dur)
 	k.observe(p.table.decay, now, dur, isErr)
 	s.mu.Unlock()
@@ -294,13 +301,14 @@ func levelOf(p float64) int32 {
 
 // controller adapts the anomalies' probability p so that the traces only
 // this policy keeps, p·A where A counts the anomalies no earlier policy
-// keeps, are max_share of the traces the engine keeps, K: each tick it sets
-// p = min(1, share·K/A) over decayed counts, A estimated as Σ 1/p over the
-// traces it kept. K includes p·A, so this is a fixed-point iteration that
-// converges (its ratio is at most share). Until the engine has reported a
-// decision (a sub-policy never gets them), p stays 1.
+// keeps, are max_share of the traces the engine keeps, K, or min_rate per
+// second (R) if that is more: each tick it sets p = min(1, max(share·K, R)/A)
+// over decayed counts, A estimated as Σ 1/p over the traces it kept. K
+// includes p·A, so this is a fixed-point iteration that converges (its ratio
+// is at most share). Until the engine has reported a decision (a sub-policy
+// never gets them), p stays 1.
 type controller struct {
-	share float64
+	share, minRate float64
 
 	_        [64]byte
 	own      atomic.Uint64 // Σ 1/q of traces decided by this policy, times ownScale; monotonic
@@ -312,10 +320,10 @@ type controller struct {
 	next     atomic.Int64 // trace time of the next tick
 	_        [48]byte
 
-	mu                  sync.Mutex // the tick in progress; fields below
-	last                int64
-	lastOwn, lastKept uint64
-	ownSum, keptSum   float64
+	mu                      sync.Mutex // the tick in progress; fields below
+	last                    int64
+	lastOwn, lastKept       uint64
+	ownSum, keptSum, minSum float64
 }
 
 // ownScale is the fixed-point scale of controller.own.
@@ -347,13 +355,15 @@ func (c *controller) tick(now int64) {
 	if c.last == 0 {
 		c.last = now
 	}
-	d := math.Exp2(-float64(max(now-c.last, 0)) / float64(controllerHalfLife))
+	dt := max(now-c.last, 0)
+	d := math.Exp2(-float64(dt) / float64(controllerHalfLife))
 	c.last = now
 	c.ownSum = c.ownSum*d + do
 	c.keptSum = c.keptSum*d + dk
+	c.minSum = c.minSum*d + c.minRate*float64(dt)/float64(time.Second)
 	p := 1.0
 	if c.observed.Load() && c.ownSum >= 1 {
-		p = c.share * c.keptSum / c.ownSum
+		p = max(c.share*c.keptSum, c.minSum) / c.ownSum
 	}
 	c.level.Store(levelOf(p))
 }

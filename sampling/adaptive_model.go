@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // The latency histogram of a key: log-linear buckets, four per octave of
@@ -157,24 +158,28 @@ func (k *keyState) quantile(q float64) float64 {
 }
 
 // keyTable is the per-key model, striped: a key lives in stripe
-// hash&(len(stripes)-1), under that stripe's mutex. Each stripe holds at most
-// its share of max_keys in a slab allocated up front, so once built the table
-// allocates nothing except when the index map rehashes on a new key.
+// hash&(len(stripes)-1), under that stripe's mutex. It holds at most maxKeys
+// keys, counted globally; each stripe's slab, allocated up front, has room
+// for half again its share of maxKeys plus 8, so that the uneven spread of
+// hashes over stripes practically never evicts before the cap. Once built
+// the table allocates nothing except when the index map of a stripe rehashes
+// on a new key.
 type keyTable struct {
 	stripes []stripe
 	decay   decay
+	maxKeys int64
+	count   atomic.Int64 // keys held, over all stripes
 }
 
 type stripe struct {
 	mu    sync.Mutex
 	index map[uint64]int32 // key hash -> position in keys; no pointers for the GC to scan
-	keys  []keyState       // len = keys in use, cap = the stripe's capacity
+	keys  []keyState       // len = keys in use, cap = the stripe's slab
 	_     [64 - 8 - 8 - 24]byte
 }
 
 // stripeCount is the number of stripes for maxKeys: a power of two, at most
-// 64, with at least 16 keys' room per stripe so that an uneven spread of the
-// hashes does not evict early.
+// 64, with a share of at least 16 keys per stripe.
 func stripeCount(maxKeys int) int {
 	n := 1
 	for n < 64 && 2*n*16 <= maxKeys {
@@ -185,14 +190,12 @@ func stripeCount(maxKeys int) int {
 
 func newKeyTable(maxKeys int, d decay) *keyTable {
 	n := stripeCount(maxKeys)
-	t := &keyTable{stripes: make([]stripe, n), decay: d}
+	t := &keyTable{stripes: make([]stripe, n), decay: d, maxKeys: int64(maxKeys)}
+	share := (maxKeys + n - 1) / n
+	slab := min(share+share/2+8, maxKeys)
 	for i := range t.stripes {
-		c := maxKeys / n
-		if i < maxKeys%n {
-			c++
-		}
-		t.stripes[i].index = make(map[uint64]int32, c)
-		t.stripes[i].keys = make([]keyState, 0, c)
+		t.stripes[i].index = make(map[uint64]int32, slab)
+		t.stripes[i].keys = make([]keyState, 0, slab)
 	}
 	return t
 }
@@ -202,21 +205,27 @@ func (t *keyTable) stripe(h uint64) *stripe {
 	return &t.stripes[h&uint64(len(t.stripes)-1)]
 }
 
-// lookup returns the state of h, creating it when absent (created is then
-// true). The caller holds s.mu. When the stripe is full, the key with the
-// smallest decayed count at now is evicted, the least recently seen among
-// equals: the least active key makes room, and a burst of one-off keys
-// evicts its own kind before any established key.
-func (s *stripe) lookup(h uint64, now int64, d decay) (k *keyState, created bool) {
+// lookup returns the state of h in its stripe s, creating it when absent
+// (created is then true). The caller holds s.mu. When the table holds
+// maxKeys keys, or s's slab is full, a key of s is evicted: the one with the
+// smallest decayed count at now, the least recently seen among equals. So
+// the least active key makes room, and a burst of one-off keys evicts its
+// own kind before any established key. (A key whose stripe is empty is
+// admitted even at the cap: with a share of 16 keys or more per stripe,
+// that needs a very uneven spread.)
+func (t *keyTable) lookup(s *stripe, h uint64, now int64) (k *keyState, created bool) {
 	if i, ok := s.index[h]; ok {
 		return &s.keys[i], false
 	}
 	var pos int
-	if len(s.keys) < cap(s.keys) {
+	if len(s.keys) < cap(s.keys) && (t.count.Add(1) <= t.maxKeys || len(s.keys) == 0) {
 		pos = len(s.keys)
 		s.keys = s.keys[:pos+1]
 	} else {
-		pos = s.victim(now, d)
+		if len(s.keys) < cap(s.keys) {
+			t.count.Add(-1) // the Add above went past the cap
+		}
+		pos = s.victim(now, t.decay)
 		delete(s.index, s.keys[pos].hash)
 	}
 	s.index[h] = int32(pos)
