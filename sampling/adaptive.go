@@ -191,8 +191,9 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	s := p.table.stripe(h)
 	s.mu.Lock()
 	k, _ := p.table.lookup(s, h, now)
-	kind := p.judge(k, now, dur)
-	k.observe(p.table.decay, now, dur, isErr)
+	wl, ws := p.table.decay.weights(k, now)
+	kind := p.judge(k, now, wl, ws, dur)
+	k.add(wl, ws, now, dur, isErr)
 	s.mu.Unlock()
 
 	p.controller.tick(now)
@@ -207,9 +208,9 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 }
 
 // judge returns the anomaly kinds of a trace of duration dur at now against
-// k, before k has seen it.
-func (p *adaptive) judge(k *keyState, now int64, dur uint64) uint8 {
-	total, hist, short := k.counts(p.table.decay, now)
+// k, before k has seen it; wl and ws are k's weights at now.
+func (p *adaptive) judge(k *keyState, now int64, wl, ws float64, dur uint64) uint8 {
+	total, hist, short := k.total/wl, k.histTotal/wl, k.totShort/ws
 	var kind uint8
 	if total < p.rareObs && p.warm(now) {
 		kind |= anomalyRare

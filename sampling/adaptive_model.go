@@ -66,6 +66,7 @@ type keyState struct {
 	total, errLong, histTotal float64
 	// Short window (error_rate_window).
 	totShort, errShort float64
+	lo                 int32 // lowest bucket used, where quantile scans start
 	buckets            [numBuckets]float32
 }
 
@@ -107,6 +108,11 @@ func (k *keyState) rescale(long, short float64) {
 // observe adds one trace: its duration (0 for none) and whether it erred.
 func (k *keyState) observe(d decay, now int64, dur uint64, isErr bool) {
 	wl, ws := d.weights(k, now)
+	k.add(wl, ws, now, dur, isErr)
+}
+
+// add adds one trace with the weights at now that d.weights returned.
+func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 	k.total += wl
 	k.totShort += ws
 	if isErr {
@@ -114,8 +120,12 @@ func (k *keyState) observe(d decay, now int64, dur uint64, isErr bool) {
 		k.errShort += ws
 	}
 	if dur > 0 {
+		b := bucketOf(dur)
+		if k.histTotal == 0 || int32(b) < k.lo {
+			k.lo = int32(b)
+		}
 		k.histTotal += wl
-		k.buckets[bucketOf(dur)] += float32(wl)
+		k.buckets[b] += float32(wl)
 	}
 	k.lastSeen = max(k.lastSeen, now)
 }
@@ -136,7 +146,8 @@ func (k *keyState) quantile(q float64) float64 {
 		return 0
 	}
 	var cum float64
-	for i, c := range k.buckets {
+	for i := int(k.lo); i < numBuckets; i++ {
+		c := k.buckets[i]
 		if c == 0 {
 			continue
 		}
