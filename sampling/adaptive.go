@@ -75,8 +75,8 @@ func defaultAdaptiveConfig() *AdaptiveConfig {
 	}
 }
 
-// maxAdaptiveKeys bounds max_keys: the table is allocated up front, about
-// 570 bytes a key and half again for slack: at most 56 MB.
+// maxAdaptiveKeys bounds max_keys: the table is allocated up front, 584
+// bytes a key and half again for slack: 58 MB at most.
 const maxAdaptiveKeys = 1 << 16
 
 // Validate implements the config validator.

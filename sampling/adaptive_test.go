@@ -150,7 +150,7 @@ func TestAdaptiveRareKeys(t *testing.T) {
 		}
 		assert.False(t, decide(e, 1, epoch), "5 observations: no longer rare")
 		assert.True(t, decide(e, 2, epoch), "another new key")
-		// Counts decay: 5 observations spread over a minute count 4.97.
+		// Counts decay: 5 observations 15 s apart count 4.75 15 s later.
 		for i := range 5 {
 			decide(e, 3, epoch+int64(i)*15*sec)
 		}
