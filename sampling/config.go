@@ -135,6 +135,7 @@ var registry = map[string]factory{
 	"composite":         {defaultConfig: func() any { return &CompositeConfig{} }, create: newComposite},
 	"ottl_condition":    {defaultConfig: func() any { return &OTTLConditionConfig{} }, create: newOTTLCondition},
 	"dynamic":           {defaultConfig: defaultDynamicConfig, create: newDynamic},
+	"adaptive":          {defaultConfig: func() any { return defaultAdaptiveConfig() }, create: newAdaptive},
 }
 
 // Types lists the registered policy types, sorted.

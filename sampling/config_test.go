@@ -89,7 +89,7 @@ func TestConfigTypes(t *testing.T) {
 	types := sampling.Types()
 	assert.IsNonDecreasing(t, types)
 	assert.Subset(t, types, []string{
-		"always_sample", "and", "boolean_attribute", "bytes_limiting", "composite", "drop", "dynamic",
+		"adaptive", "always_sample", "and", "boolean_attribute", "bytes_limiting", "composite", "drop", "dynamic",
 		"latency", "not", "numeric_attribute", "ottl_condition", "probabilistic", "rate_limiting",
 		"span_count", "status_code", "string_attribute", "trace_flags", "trace_state",
 	})

@@ -35,9 +35,8 @@ func dynPolicy(name string, c sampling.DynamicConfig) sampling.PolicyConfig {
 	return sampling.NewPolicyConfig(name, "dynamic", &c)
 }
 
-
 // keyed is a trace of key k (no key when k < 0) with random randomness.
-func keyed(rng *rand.Rand, k int64, now int64) *sampling.Trace {
+func dynKeyed(rng *rand.Rand, k int64, now int64) *sampling.Trace {
 	t := &sampling.Trace{SpanCount: 1, Now: now}
 	t.SetIdentity(randomID(rng), nil)
 	if k >= 0 {
@@ -69,10 +68,10 @@ func spread(counts map[int64]int, start, dur int64) []event {
 }
 
 // feed decides each event and returns the number kept.
-func feed(e *sampling.Engine, rng *rand.Rand, evs []event) int {
+func dynFeed(e *sampling.Engine, rng *rand.Rand, evs []event) int {
 	kept := 0
 	for _, ev := range evs {
-		if e.Decide(keyed(rng, ev.key, ev.now)).Keep {
+		if e.Decide(dynKeyed(rng, ev.key, ev.now)).Keep {
 			kept++
 		}
 	}
@@ -169,7 +168,7 @@ func TestDynamicRates(t *testing.T) {
 	counts := map[int64]int{1: 1000, 2: 100, 3: 10, 4: 1}
 	var now int64
 	for range 6 {
-		feed(e, rng, spread(counts, now, interval))
+		dynFeed(e, rng, spread(counts, now, interval))
 		now += interval
 	}
 	want := map[int64]float64{1: 0.05333, 2: 0.3667, 3: 1, 4: 1}
@@ -180,7 +179,7 @@ func TestDynamicRates(t *testing.T) {
 	}
 
 	// The next interval's kept traces: about the goal (plus key 4's floor).
-	kept := feed(e, rng, spread(counts, now+sec/10, interval))
+	kept := dynFeed(e, rng, spread(counts, now+sec/10, interval))
 	assert.InDelta(t, 101, kept, 4*math.Sqrt(101), "kept in one interval")
 }
 
@@ -216,7 +215,7 @@ func TestDynamicBurst(t *testing.T) {
 	// intervals run from 5 s on: the last began at 45 s.
 	var now int64
 	for range 5 {
-		feed(e, rng, spread(map[int64]int{1: 200}, now, 10*sec))
+		dynFeed(e, rng, spread(map[int64]int{1: 200}, now, 10*sec))
 		now += 10 * sec
 	}
 	assert.InEpsilon(t, 0.5, probe(t, e, 1, now), 0.02)
@@ -224,7 +223,7 @@ func TestDynamicBurst(t *testing.T) {
 	// interval (400) is counted since 45 s, at 51.5 s, the policy adjusts
 	// without waiting for 55 s: 400 traces in 6.5 s is 615 per interval,
 	// averaged with 200 at weight 0.5: 408, so p = 100/408.
-	feed(e, rng, spread(map[int64]int{1: 400}, now, 2*sec))
+	dynFeed(e, rng, spread(map[int64]int{1: 400}, now, 2*sec))
 	assert.InEpsilon(t, 100.0/408, probe(t, e, 1, now+2*sec), 0.02)
 }
 
@@ -237,10 +236,10 @@ func TestDynamicMaxKeys(t *testing.T) {
 	// Keys 1 and 2 come first and take the two slots; 3 and 4 share the
 	// overflow key (1000 per interval in all, like key 1).
 	var now int64
-	feed(e, rng, []event{{1, 0}, {2, 0}})
+	dynFeed(e, rng, []event{{1, 0}, {2, 0}})
 	counts := map[int64]int{1: 1000, 2: 10, 3: 400, 4: 600}
 	for range 4 {
-		feed(e, rng, spread(counts, now, interval))
+		dynFeed(e, rng, spread(counts, now, interval))
 		now += interval
 	}
 	p1, p2, p3, p4 := probe(t, e, 1, now), probe(t, e, 2, now), probe(t, e, 3, now), probe(t, e, 4, now)
@@ -264,10 +263,10 @@ func TestDynamicAgeOut(t *testing.T) {
 	}
 	// Key 1 comes first and takes the only slot; keys 2 and 3 share the
 	// overflow key.
-	feed(e, rng, []event{{1, 0}})
+	dynFeed(e, rng, []event{{1, 0}})
 	var now int64
 	for range 3 {
-		feed(e, rng, spread(map[int64]int{1: 5, 2: 1000, 3: 10}, now, interval))
+		dynFeed(e, rng, spread(map[int64]int{1: 5, 2: 1000, 3: 10}, now, interval))
 		now += interval
 		p2, p3 := probes(now)
 		assert.Equal(t, p2, p3, "keys 2 and 3 share the overflow key while key 1 holds the slot")
@@ -277,7 +276,7 @@ func TestDynamicAgeOut(t *testing.T) {
 	// adjustment, which forgets it. Key 2, more frequent, takes the slot;
 	// key 3 is then alone in the overflow key, and rare.
 	for range 3 {
-		feed(e, rng, spread(map[int64]int{2: 1000, 3: 10}, now, interval))
+		dynFeed(e, rng, spread(map[int64]int{2: 1000, 3: 10}, now, interval))
 		now += interval
 	}
 	p2, p3 := probes(now)
@@ -294,7 +293,7 @@ func TestDynamicNoRoot(t *testing.T) {
 	var now int64
 	// Traces without a root (key -1) form a key of their own.
 	for range 4 {
-		feed(e, rng, spread(map[int64]int{-1: 1000, 1: 1000, 2: 5}, now, interval))
+		dynFeed(e, rng, spread(map[int64]int{-1: 1000, 1: 1000, 2: 5}, now, interval))
 		now += interval
 	}
 	pNone, p1 := probe(t, e, -1, now), probe(t, e, 1, now)
@@ -311,7 +310,7 @@ func TestDynamicThreshold(t *testing.T) {
 		GoalTracesPerSecond: 1, AdjustmentInterval: 10 * time.Second,
 	}))
 	rng := rand.New(rand.NewPCG(13, 14))
-	feed(e, rng, spread(map[int64]int{1: 1000}, 0, 10*sec))
+	dynFeed(e, rng, spread(map[int64]int{1: 1000}, 0, 10*sec))
 	// A probe at 20 s finds the interval over and adjusts: p holds from 20 s
 	// to 30 s.
 	p := probe(t, e, 1, 20*sec)
@@ -321,7 +320,7 @@ func TestDynamicThreshold(t *testing.T) {
 	// average, about 1300): no adjustment, every trace meets p.
 	kept := 0
 	for i := range 1000 {
-		tr := keyed(rng, 1, 20*sec+int64(i)*sec/100)
+		tr := dynKeyed(rng, 1, 20*sec+int64(i)*sec/100)
 		if i%2 == 1 {
 			tr.SetIdentity(tr.ID, []byte("ot=th:8")) // head-sampled at 1/2
 		}
@@ -365,7 +364,7 @@ func TestDynamicConcurrent(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					key = 100 // a hot key, a quarter of the traffic
 				}
-				if e.Decide(keyed(rng, key, now)).Keep && now >= 10*sec {
+				if e.Decide(dynKeyed(rng, key, now)).Keep && now >= 10*sec {
 					kept[w]++
 				}
 			}

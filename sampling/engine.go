@@ -15,6 +15,22 @@ type Engine struct {
 	keys      []func(*SpanView) uint64
 	needSpans bool
 	budget    *budget // nil when off
+	observers []observer
+}
+
+// DecisionObserver is implemented by a policy that learns from the engine's
+// final decisions, as adaptive's max_share needs the kept rate. NewEngine
+// detects it on top-level policies (not on sub-policies); Decide then calls
+// Observe once per trace with its final decision, own being true when the
+// decision names the observer (it is the first policy that sampled). Observe
+// must not allocate and must be safe for concurrent use.
+type DecisionObserver interface {
+	Observe(t *Trace, d Decision, own bool)
+}
+
+type observer struct {
+	DecisionObserver
+	name string
 }
 
 // NewEngine builds the policies of cfgs, which must have passed
@@ -43,6 +59,9 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		e.policies = append(e.policies, p)
 		e.names = append(e.names, c.Name)
 		e.drop = append(e.drop, c.Type == "drop")
+		if o, ok := p.(DecisionObserver); ok {
+			e.observers = append(e.observers, observer{o, c.Name})
+		}
 	}
 	e.preds, e.keys, e.needSpans = b.preds, b.keys, b.needSpans
 	budget, err := newBudget(&o.budget, cfgs)
@@ -99,7 +118,17 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 //
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
+//
+// Policies that are DecisionObservers then observe the final decision.
 func (e *Engine) Decide(t *Trace) Decision {
+	d := e.decide(t)
+	for _, o := range e.observers {
+		o.Observe(t, d, d.Policy == o.name)
+	}
+	return d
+}
+
+func (e *Engine) decide(t *Trace) Decision {
 	for i, p := range e.policies {
 		if e.drop[i] && p.Evaluate(t).Verdict == Dropped {
 			return Decision{Verdict: Dropped, Policy: e.names[i]}
