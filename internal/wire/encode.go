@@ -34,6 +34,7 @@ func PeekSpan(raw []byte) (id [8]byte, ts []byte) {
 		if typ == protowire.BytesType && (num == 2 || num == 3) {
 			v, m := protowire.ConsumeBytes(raw[off:])
 			if num == 2 {
+				id = [8]byte{} // the last occurrence wins, even if empty, as in Scan
 				copy(id[:], v)
 			} else {
 				ts = v
