@@ -146,6 +146,9 @@ type ClassProbability struct {
 	Demand float64
 }
 
+// HasBudget reports whether the engine applies a budget.
+func (e *Engine) HasBudget() bool { return e.budget != nil }
+
 // ClassProbabilities appends each budget class's current probability and
 // demand to dst, in priority order, and returns the extended slice; nothing
 // when the engine has no budget. It is safe to call concurrently with

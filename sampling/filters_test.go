@@ -3,6 +3,7 @@ package sampling_test
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -594,7 +595,7 @@ func TestFilterPredicatesDoNotAllocate(t *testing.T) {
 	}))
 	span.TraceState().FromRaw("a=1,example=value,b=2")
 	span.SetFlags(1)
-	e := newEngine(t,
+	policies := []sampling.PolicyConfig{
 		numericPolicy("num", "num", 500, 599, false),
 		stringPolicy("str", "str", []string{"a", "b", "grpc.health.v1.HealthCheck"}, false, false),
 		stringPolicy("re", "str", []string{"^http", "v[0-9]+.HealthCheck$"}, true, true),
@@ -603,7 +604,14 @@ func TestFilterPredicatesDoNotAllocate(t *testing.T) {
 		sampling.NewPolicyConfig("flags", "trace_flags", nil),
 		spanCountPolicy("count", 1, 10),
 		sampling.NewPolicyConfig("always", "always_sample", nil),
-	)
+	}
+	want := uint64(0b111111)
+	if raceEnabled {
+		// regexp pools its matchers, and -race drops pooled items at random.
+		policies = slices.Delete(policies, 2, 3)
+		want = 0b11111
+	}
+	e := newEngine(t, policies...)
 	v := viewOf(t, td)
 	var sum sampling.Trace
 	allocs := testing.AllocsPerRun(200, func() {
@@ -611,7 +619,7 @@ func TestFilterPredicatesDoNotAllocate(t *testing.T) {
 		e.ObserveSpan(&sum, v)
 	})
 	assert.Zero(t, allocs)
-	assert.Equal(t, uint64(0b111111), sum.Matched, "every predicate matched")
+	assert.Equal(t, want, sum.Matched, "every predicate matched")
 	sum.SpanCount = 1
 	assert.Zero(t, testing.AllocsPerRun(200, func() { _ = e.Decide(&sum) }))
 }

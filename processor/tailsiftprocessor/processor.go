@@ -57,6 +57,12 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		tb.Shutdown()
 		return nil, err
 	}
+	if buf.Engine().HasBudget() {
+		if err := tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
+			tb.Shutdown()
+			return nil, fmt.Errorf("register budget metric: %w", err)
+		}
+	}
 	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
 }
 

@@ -513,3 +513,33 @@ func TestLifecycleThroughFactory(t *testing.T) {
 		"real-clock decision did not come")
 	require.NoError(t, p.Shutdown(context.Background()))
 }
+
+// With a budget, each class's probability is a gauge; without, no gauge.
+func TestBudgetClassProbabilityGauge(t *testing.T) {
+	gauge := func(tel *componenttest.Telemetry) map[string]float64 {
+		m, err := tel.GetMetric("otelcol_processor_tailsift_budget_class_probability")
+		if err != nil {
+			return nil
+		}
+		out := map[string]float64{}
+		for _, dp := range m.Data.(metricdata.Gauge[float64]).DataPoints {
+			class, _ := dp.Attributes.Value("class")
+			out[class.AsString()] = dp.Value
+		}
+		return out
+	}
+	t.Run("budget on", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Budget.TracesPerSecond = 100
+		h := newHarness(t, cfg, nil)
+		h.send(errorTrace(1)...)
+		h.advance(2 * time.Second)
+		assert.Equal(t, map[string]float64{"errors": 1, "slow": 1}, gauge(h.tel))
+	})
+	t.Run("budget off", func(t *testing.T) {
+		h := newHarness(t, testConfig(), nil)
+		h.send(errorTrace(1)...)
+		h.advance(2 * time.Second)
+		assert.Nil(t, gauge(h.tel))
+	})
+}

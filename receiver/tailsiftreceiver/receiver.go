@@ -94,6 +94,12 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		tb.Shutdown()
 		return nil, err
 	}
+	if buf.Engine().HasBudget() {
+		if err := tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
+			tb.Shutdown()
+			return nil, fmt.Errorf("register budget metric: %w", err)
+		}
+	}
 	r := &tailsiftReceiver{
 		cfg:       cfg,
 		set:       set,

@@ -3,10 +3,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -23,20 +25,21 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                            metric.Meter
-	mu                               sync.Mutex
-	registrations                    []metric.Registration
-	ProcessorTailsiftBufferedBytes   metric.Int64UpDownCounter
-	ProcessorTailsiftBufferedTraces  metric.Int64UpDownCounter
-	ProcessorTailsiftDecisionLag     metric.Float64Histogram
-	ProcessorTailsiftDecisionLatency metric.Float64Histogram
-	ProcessorTailsiftEarlyDecisions  metric.Int64Counter
-	ProcessorTailsiftExportFailures  metric.Int64Counter
-	ProcessorTailsiftLateSpans       metric.Int64Counter
-	ProcessorTailsiftSpansDecided    metric.Int64Counter
-	ProcessorTailsiftSpansReceived   metric.Int64Counter
-	ProcessorTailsiftSpansRefused    metric.Int64Counter
-	ProcessorTailsiftTracesDecided   metric.Int64Counter
+	meter                                   metric.Meter
+	mu                                      sync.Mutex
+	registrations                           []metric.Registration
+	ProcessorTailsiftBudgetClassProbability metric.Float64ObservableGauge
+	ProcessorTailsiftBufferedBytes          metric.Int64UpDownCounter
+	ProcessorTailsiftBufferedTraces         metric.Int64UpDownCounter
+	ProcessorTailsiftDecisionLag            metric.Float64Histogram
+	ProcessorTailsiftDecisionLatency        metric.Float64Histogram
+	ProcessorTailsiftEarlyDecisions         metric.Int64Counter
+	ProcessorTailsiftExportFailures         metric.Int64Counter
+	ProcessorTailsiftLateSpans              metric.Int64Counter
+	ProcessorTailsiftSpansDecided           metric.Int64Counter
+	ProcessorTailsiftSpansReceived          metric.Int64Counter
+	ProcessorTailsiftSpansRefused           metric.Int64Counter
+	ProcessorTailsiftTracesDecided          metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -48,6 +51,31 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterProcessorTailsiftBudgetClassProbabilityCallback sets callback for observable ProcessorTailsiftBudgetClassProbability metric.
+func (builder *TelemetryBuilder) RegisterProcessorTailsiftBudgetClassProbabilityCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.ProcessorTailsiftBudgetClassProbability, obs: o})
+		return nil
+	}, builder.ProcessorTailsiftBudgetClassProbability)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+type observerFloat64 struct {
+	embedded.Float64Observer
+	inst metric.Float64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerFloat64) Observe(value float64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveFloat64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -68,6 +96,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ProcessorTailsiftBudgetClassProbability, err = builder.meter.Float64ObservableGauge(
+		"otelcol_processor_tailsift_budget_class_probability",
+		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),
+		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftBufferedBytes, err = builder.meter.Int64UpDownCounter(
 		"otelcol_processor_tailsift_buffered_bytes",
 		metric.WithDescription("Bytes of spans and bookkeeping held in the trace buffer. [Development]"),

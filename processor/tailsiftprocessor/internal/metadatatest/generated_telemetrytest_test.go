@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
@@ -19,6 +20,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	require.NoError(t, tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback(func(_ context.Context, observer metric.Float64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.ProcessorTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftBufferedTraces.Add(context.Background(), 1)
 	tb.ProcessorTailsiftDecisionLag.Record(context.Background(), 1)
@@ -30,6 +35,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesDecided.Add(context.Background(), 1)
+	AssertEqualProcessorTailsiftBudgetClassProbability(t, testTel,
+		[]metricdata.DataPoint[float64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftBufferedBytes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())

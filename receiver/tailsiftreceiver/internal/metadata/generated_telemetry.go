@@ -3,10 +3,12 @@
 package metadata
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/trace"
 
 	"go.opentelemetry.io/collector/component"
@@ -23,20 +25,21 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                           metric.Meter
-	mu                              sync.Mutex
-	registrations                   []metric.Registration
-	ReceiverTailsiftBufferedBytes   metric.Int64UpDownCounter
-	ReceiverTailsiftBufferedTraces  metric.Int64UpDownCounter
-	ReceiverTailsiftDecisionLag     metric.Float64Histogram
-	ReceiverTailsiftDecisionLatency metric.Float64Histogram
-	ReceiverTailsiftEarlyDecisions  metric.Int64Counter
-	ReceiverTailsiftExportFailures  metric.Int64Counter
-	ReceiverTailsiftLateSpans       metric.Int64Counter
-	ReceiverTailsiftSpansDecided    metric.Int64Counter
-	ReceiverTailsiftSpansReceived   metric.Int64Counter
-	ReceiverTailsiftSpansRefused    metric.Int64Counter
-	ReceiverTailsiftTracesDecided   metric.Int64Counter
+	meter                                  metric.Meter
+	mu                                     sync.Mutex
+	registrations                          []metric.Registration
+	ReceiverTailsiftBudgetClassProbability metric.Float64ObservableGauge
+	ReceiverTailsiftBufferedBytes          metric.Int64UpDownCounter
+	ReceiverTailsiftBufferedTraces         metric.Int64UpDownCounter
+	ReceiverTailsiftDecisionLag            metric.Float64Histogram
+	ReceiverTailsiftDecisionLatency        metric.Float64Histogram
+	ReceiverTailsiftEarlyDecisions         metric.Int64Counter
+	ReceiverTailsiftExportFailures         metric.Int64Counter
+	ReceiverTailsiftLateSpans              metric.Int64Counter
+	ReceiverTailsiftSpansDecided           metric.Int64Counter
+	ReceiverTailsiftSpansReceived          metric.Int64Counter
+	ReceiverTailsiftSpansRefused           metric.Int64Counter
+	ReceiverTailsiftTracesDecided          metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -48,6 +51,31 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterReceiverTailsiftBudgetClassProbabilityCallback sets callback for observable ReceiverTailsiftBudgetClassProbability metric.
+func (builder *TelemetryBuilder) RegisterReceiverTailsiftBudgetClassProbabilityCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.ReceiverTailsiftBudgetClassProbability, obs: o})
+		return nil
+	}, builder.ReceiverTailsiftBudgetClassProbability)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+type observerFloat64 struct {
+	embedded.Float64Observer
+	inst metric.Float64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerFloat64) Observe(value float64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveFloat64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -68,6 +96,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ReceiverTailsiftBudgetClassProbability, err = builder.meter.Float64ObservableGauge(
+		"otelcol_receiver_tailsift_budget_class_probability",
+		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),
+		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftBufferedBytes, err = builder.meter.Int64UpDownCounter(
 		"otelcol_receiver_tailsift_buffered_bytes",
 		metric.WithDescription("Bytes of spans and bookkeeping held in the trace buffer. [Development]"),
