@@ -57,7 +57,7 @@ func TestAnd(t *testing.T) {
 		{
 			name: "one sub-policy",
 			subs: []sampling.PolicyConfig{latencyPolicy("slow", 100, 0)},
-			td:   traceOf(traceID(1), spanSpec{endMs: 100}),
+			td:   traceOf(traceID(1), spanSpec{endMs: 101}),
 			want: sampling.Sampled,
 		},
 	}

@@ -306,8 +306,8 @@ policies:
 		},
 		{
 			name:     "composite with an invalid policy inside its and",
-			yaml:     `policies: [{name: a, type: composite, composite: {max_total_spans_per_second: 10, composite_sub_policy: [{name: x, type: and, and: {and_sub_policy: [{name: l, type: latency}]}}]}}]`,
-			validate: `policies::0: composite: composite_sub_policy::0::and: and_sub_policy::0::latency: threshold_ms: set threshold_ms or upper_threshold_ms`,
+			yaml:     `policies: [{name: a, type: composite, composite: {max_total_spans_per_second: 10, composite_sub_policy: [{name: x, type: and, and: {and_sub_policy: [{name: l, type: latency, latency: {threshold_ms: -1}}]}}]}}]`,
+			validate: `policies::0: composite: composite_sub_policy::0::and: and_sub_policy::0::latency: threshold_ms: must not be negative`,
 		},
 		{
 			name:     "composite rate allocation for an unknown policy",

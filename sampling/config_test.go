@@ -206,11 +206,6 @@ func TestConfigInvalid(t *testing.T) {
 			validate: `policies::0: latency: upper_threshold_ms: must not be below threshold_ms`,
 		},
 		{
-			name:     "no latency bound",
-			yaml:     `policies: [{name: a, type: latency}]`,
-			validate: `policies::0: latency: threshold_ms: set threshold_ms or upper_threshold_ms`,
-		},
-		{
 			name:     "percentage 0",
 			yaml:     `policies: [{name: a, type: probabilistic, probabilistic: {sampling_percentage: 0}}]`,
 			validate: `policies::0: probabilistic: sampling_percentage: must be in (0, 100], got 0`,

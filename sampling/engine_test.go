@@ -32,7 +32,7 @@ func TestEngineOrder(t *testing.T) {
 	}{
 		{"error and slow: first wins", sampling.StatusErrorBit, 2000 * ms, 0, true, "errors", otelsampling.AlwaysSampleThreshold},
 		{"error, fast", sampling.StatusErrorBit | sampling.StatusOKBit, 1, 0, true, "errors", otelsampling.AlwaysSampleThreshold},
-		{"slow only", sampling.StatusOKBit, 1000 * ms, 0, true, "slow", otelsampling.AlwaysSampleThreshold},
+		{"slow only", sampling.StatusOKBit, 1001 * ms, 0, true, "slow", otelsampling.AlwaysSampleThreshold},
 		{"slow and sampled: slow wins", sampling.StatusOKBit, 5000 * ms, 1<<56 - 1, true, "slow", otelsampling.AlwaysSampleThreshold},
 		{"sampled only", sampling.StatusUnsetBit, 10 * ms, 1<<56 - 1, true, "sample", p10},
 		{"nothing matches", sampling.StatusUnsetBit, 10 * ms, 0, false, "", otelsampling.Threshold{}},

@@ -7,13 +7,15 @@ import (
 	"time"
 )
 
-// LatencyConfig keeps traces whose duration (latest span end minus earliest
-// span start) is at least ThresholdMs and, when UpperThresholdMs is set, at
-// most UpperThresholdMs, as contrib's latency policy does.
+// LatencyConfig keeps traces by duration (latest span end minus earliest
+// span start, in whole milliseconds, truncated), as contrib's latency policy
+// does: longer than ThresholdMs and, when UpperThresholdMs is set, at most
+// UpperThresholdMs.
 type LatencyConfig struct {
-	// ThresholdMs is the lower bound, in milliseconds.
+	// ThresholdMs is the lower bound, in milliseconds, exclusive.
 	ThresholdMs int64 `mapstructure:"threshold_ms"`
-	// UpperThresholdMs is the optional upper bound, in milliseconds; 0 means none.
+	// UpperThresholdMs is the optional upper bound, in milliseconds,
+	// inclusive; 0 means none.
 	UpperThresholdMs int64 `mapstructure:"upper_threshold_ms"`
 }
 
@@ -35,25 +37,24 @@ func (c *LatencyConfig) Validate() error {
 	if c.UpperThresholdMs != 0 && c.UpperThresholdMs < c.ThresholdMs {
 		return errors.New("upper_threshold_ms: must not be below threshold_ms")
 	}
-	if c.ThresholdMs == 0 && c.UpperThresholdMs == 0 {
-		return errors.New("threshold_ms: set threshold_ms or upper_threshold_ms")
-	}
 	return nil
 }
 
-type latency struct{ lower, upper uint64 }
+type latency struct{ lower, upper uint64 } // milliseconds
 
 func newLatency(settings any, _ *Builder) (Policy, error) {
 	c := settings.(*LatencyConfig)
-	return latency{
-		lower: uint64(c.ThresholdMs) * uint64(time.Millisecond),
-		upper: uint64(c.UpperThresholdMs) * uint64(time.Millisecond),
-	}, nil
+	return latency{lower: uint64(c.ThresholdMs), upper: uint64(c.UpperThresholdMs)}, nil
 }
 
+// Evaluate compares the whole trace's duration. contrib checks the duration
+// of a growing prefix of the spans as it walks them, so with an upper bound
+// it also keeps a trace whose full duration is above the bound when some
+// prefix of its spans (in arrival order) fell within; tailsift judges the
+// trace as a whole, as a summary cannot replay an order.
 func (p latency) Evaluate(t *Trace) Decision {
-	d := t.Duration()
-	if d >= p.lower && (p.upper == 0 || d <= p.upper) {
+	ms := t.Duration() / uint64(time.Millisecond)
+	if ms > p.lower && (p.upper == 0 || ms <= p.upper) {
 		return keepAlways
 	}
 	return Decision{}

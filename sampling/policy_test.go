@@ -65,22 +65,32 @@ func TestLatencyPolicy(t *testing.T) {
 		start, end   uint64
 		keep         bool
 	}{
-		{"below lower", 100, 0, base, base + 100*ms - 1, false},
-		{"at lower", 100, 0, base, base + 100*ms, true},
+		// contrib's TestEvaluate_Latency (5000, 0) and
+		// TestEvaluate_Bounded_Latency (5000, 10000).
+		{"contrib: shorter than threshold", 5000, 0, base, base + 4500*ms, false},
+		{"contrib: equal to threshold", 5000, 0, base, base + 5000*ms, false},
+		{"contrib: spans shorter, trace longer", 5000, 0, base, base + 5500*ms, true},
+		{"contrib bounded: shorter than lower", 5000, 10000, base, base + 4500*ms, false},
+		{"contrib bounded: equal to lower", 5000, 10000, base, base + 5000*ms, false},
+		{"contrib bounded: within", 5000, 10000, base, base + 5001*ms, true},
+		{"contrib bounded: above upper", 5000, 10000, base, base + 10001*ms, false},
+		{"contrib bounded: equal to upper", 5000, 10000, base, base + 10000*ms, true},
+		{"contrib bounded: spans shorter, trace within", 5000, 10000, base, base + 5500*ms, true},
+		// Whole milliseconds, truncated, as contrib's Duration.Milliseconds.
+		{"just below lower+1ms", 100, 0, base, base + 101*ms - 1, false},
+		{"at lower+1ms", 100, 0, base, base + 101*ms, true},
 		{"far above lower", 100, 0, base, base + 3600_000*ms, true},
 		{"zero duration", 100, 0, base, base, false},
 		{"end before start", 100, 0, base + 500*ms, base, false},
 		{"no timestamps", 100, 0, 0, 0, false},
-		{"window: below", 100, 200, base, base + 100*ms - 1, false},
-		{"window: at lower", 100, 200, base, base + 100*ms, true},
-		{"window: inside", 100, 200, base, base + 150*ms, true},
-		{"window: at upper", 100, 200, base, base + 200*ms, true},
-		{"window: above upper", 100, 200, base, base + 200*ms + 1, false},
-		{"window: equal bounds", 100, 100, base, base + 100*ms, true},
-		{"window: equal bounds, above", 100, 100, base, base + 100*ms + 1, false},
-		{"upper only: zero", 0, 50, base, base, true},
+		{"window: upper truncated", 100, 200, base, base + 201*ms - 1, true},
+		{"window: above upper", 100, 200, base, base + 201*ms, false},
+		{"window: equal bounds keep nothing", 100, 100, base, base + 100*ms, false},
+		{"upper only: zero", 0, 50, base, base, false},
+		{"upper only: 1 ms", 0, 50, base, base + ms, true},
 		{"upper only: at upper", 0, 50, base, base + 50*ms, true},
-		{"upper only: above", 0, 50, base, base + 50*ms + 1, false},
+		{"no bounds: longer than 0 ms", 0, 0, base, base + ms, true},
+		{"no bounds: under 1 ms", 0, 0, base, base + ms - 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,6 +75,11 @@ type OutputConfig struct {
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
 	// BatchMaxSpans hands a request on once it holds this many spans.
 	BatchMaxSpans int `mapstructure:"batch_max_spans"`
+	// AnnotateRoots adds two attributes to each kept trace's root spans,
+	// for backends that read them: sampling.rule, the name of the policy
+	// that kept the trace, and SampleRate, the number of traces it stands
+	// for (1/probability, rounded), as Honeycomb and Refinery use it.
+	AnnotateRoots bool `mapstructure:"annotate_roots"`
 }
 
 // Validate checks the batching bounds.

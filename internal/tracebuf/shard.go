@@ -53,6 +53,7 @@ type shard struct {
 	quiet, maxWait int64
 	maxSpans       int
 	observe        bool // the engine looks at each span (ObserveSpan)
+	annotate       bool // output.annotate_roots
 
 	// Output batch: encoded ResourceSpans of kept traces and late spans not
 	// yet handed on, since outSince (shard clock; -1 when empty).
@@ -75,6 +76,7 @@ type shard struct {
 	spanBuf []byte
 	ends    []int
 	view    tsampling.SpanView
+	attrBuf []byte
 }
 
 type lateSpan struct {
@@ -93,6 +95,7 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 		dropped:       newDropFilter(dropped),
 		budget:        budget,
 		observe:       b.engine.NeedsView(),
+		annotate:      b.cfg.Output.AnnotateRoots,
 		quiet:         int64(b.cfg.Completion.Quiet),
 		maxWait:       int64(b.cfg.Completion.MaxWait),
 		maxSpans:      b.cfg.Completion.MaxSpans,
@@ -367,8 +370,12 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 	if d.Keep {
 		s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
 		m := tsampling.NewMarker(d.Threshold)
+		var rootAttrs []byte
+		if s.annotate {
+			rootAttrs = s.rootAttrs(d)
+		}
 		var n int
-		s.out, n = s.appendTrace(s.out, t, &m)
+		s.out, n = s.appendTrace(s.out, t, &m, rootAttrs)
 		s.outSpans += n
 		if s.outSince < 0 {
 			s.outSince = now
@@ -389,6 +396,16 @@ func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, l
 	if err := s.decide(ctx, t, reason, now, lag); err != nil {
 		s.b.set.Logger.Error("Kept spans not forwarded", zap.Error(err))
 	}
+}
+
+// rootAttrs returns the attributes output.annotate_roots puts on a kept
+// trace's root spans: sampling.rule (the deciding policy) and SampleRate
+// (1 in how many traces this one stands for, rounded).
+func (s *shard) rootAttrs(d tsampling.Decision) []byte {
+	s.attrBuf = wire.AppendStringAttr(s.attrBuf[:0], "sampling.rule", d.Policy)
+	rate := int64(math.Round(1 / d.Threshold.Probability()))
+	s.attrBuf = wire.AppendIntAttr(s.attrBuf, "SampleRate", max(rate, 1))
+	return s.attrBuf
 }
 
 // flushOut hands the output batch to the next consumer and returns what it
@@ -470,7 +487,7 @@ func (s *shard) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
 
 // build decodes a trace's spans into pdata (see appendTrace).
 func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
-	out, _ := s.appendTrace(nil, t, m)
+	out, _ := s.appendTrace(nil, t, m, nil)
 	var u ptrace.ProtoUnmarshaler
 	td, err := u.UnmarshalTraces(out)
 	if err != nil {
@@ -483,8 +500,9 @@ func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 // (TracesData field 1), grouped under their resource and scope, with each
 // span's tracestate marked and duplicate span IDs (from client retries)
 // removed, and returns the number of spans appended. A nil m leaves
-// tracestates as they arrived.
-func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker) ([]byte, int) {
+// tracestates as they arrived; rootAttrs, encoded attributes, are appended
+// to root spans.
+func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker, rootAttrs []byte) ([]byte, int) {
 	s.order = s.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
 		for _, g := range s.order {
@@ -512,6 +530,9 @@ func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker) ([]byte, 
 				s.spanBuf = wire.AppendSpan(s.spanBuf, raw, m.Mark(ts))
 			} else {
 				s.spanBuf = wire.AppendSpan(s.spanBuf, raw, string(ts))
+			}
+			if len(rootAttrs) > 0 && wire.IsRoot(raw) {
+				s.spanBuf = append(s.spanBuf, rootAttrs...)
 			}
 			s.ends = append(s.ends, len(s.spanBuf))
 		})

@@ -162,3 +162,33 @@ func forEachBytesField(msg []byte, num protowire.Number, f func([]byte)) {
 		msg = msg[m:]
 	}
 }
+
+// IsRoot reports whether the span message raw has no parent: its last
+// parent_span_id is absent, empty or all zero, as Scan reads it.
+func IsRoot(raw []byte) bool {
+	root := true
+	forEachBytesField(raw, 4, func(v []byte) {
+		root = len(v) != 8 || allZero(v)
+	})
+	return root
+}
+
+// AppendStringAttr appends a Span.attributes entry (field 9) holding the
+// string attribute key=value to dst.
+func AppendStringAttr(dst []byte, key, value string) []byte {
+	av := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), value)
+	return appendKeyValue(dst, key, av)
+}
+
+// AppendIntAttr appends a Span.attributes entry (field 9) holding the int
+// attribute key=value to dst.
+func AppendIntAttr(dst []byte, key string, value int64) []byte {
+	av := protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), uint64(value))
+	return appendKeyValue(dst, key, av)
+}
+
+func appendKeyValue(dst []byte, key string, anyValue []byte) []byte {
+	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), key)
+	kv = appendField(kv, 2, anyValue)
+	return appendField(dst, 9, kv)
+}

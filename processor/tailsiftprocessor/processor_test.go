@@ -543,3 +543,57 @@ func TestBudgetClassProbabilityGauge(t *testing.T) {
 		assert.Nil(t, gauge(h.tel))
 	})
 }
+
+func TestAnnotateRoots(t *testing.T) {
+	cfg := testConfig()
+	cfg.Output.AnnotateRoots = true
+	cfg.Policies = append(cfg.Policies, tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 25}))
+	h := newHarness(t, cfg, nil)
+	h.send(errorTrace(1)...)
+	// Fast, successful traces: the 25 % baseline keeps some of them.
+	var fast []spanSpec
+	for n := uint64(100); n < 140; n++ {
+		fast = append(fast, spanSpec{trace: n, span: 2, parent: 1}, spanSpec{trace: n, span: 1})
+	}
+	h.send(fast...)
+	h.advance(2 * time.Second)
+
+	check := func(n uint64, rule string, rate int64) {
+		t.Helper()
+		spans := h.spansOf(n)
+		require.NotEmpty(t, spans, "trace %d", n)
+		for no, sp := range spans {
+			r, hasRule := sp.Attributes().Get("sampling.rule")
+			sr, hasRate := sp.Attributes().Get("SampleRate")
+			if no != 1 {
+				assert.False(t, hasRule || hasRate, "trace %d span %d is not a root", n, no)
+				continue
+			}
+			require.True(t, hasRule && hasRate, "trace %d root", n)
+			assert.Equal(t, rule, r.Str())
+			assert.Equal(t, rate, sr.Int())
+			assert.Equal(t, 1, keyCount(sp, "sampling.rule"), "once")
+			assert.Equal(t, 1, keyCount(sp, "SampleRate"), "once")
+		}
+	}
+	check(1, "errors", 1)
+	kept := 0
+	for n := uint64(100); n < 140; n++ {
+		if len(h.spansOf(n)) > 0 {
+			check(n, "baseline", 4)
+			kept++
+		}
+	}
+	assert.Positive(t, kept, "the baseline kept none of 40 traces")
+}
+
+// keyCount counts the attributes of sp named key.
+func keyCount(sp ptrace.Span, key string) int {
+	n := 0
+	for k := range sp.Attributes().All() {
+		if k == key {
+			n++
+		}
+	}
+	return n
+}

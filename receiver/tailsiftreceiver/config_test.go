@@ -51,7 +51,7 @@ func TestLoadConfig(t *testing.T) {
 				KeptMaxBytes:      8 << 20,
 				DroppedMaxEntries: 250_000,
 			},
-			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096},
+			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true},
 			Policies: []sampling.PolicyConfig{
 				sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
 				sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
