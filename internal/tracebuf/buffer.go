@@ -156,6 +156,7 @@ type request struct {
 	per     [][]int32 // span indexes, per shard
 	pending atomic.Int32
 	weight  int64
+	done    func() // called once the buffer no longer reads buf
 }
 
 func (r *request) release() {
@@ -169,6 +170,10 @@ func (r *request) release() {
 	}
 	r.buf = nil
 	r.batch.Reset()
+	if done := r.done; done != nil {
+		r.done = nil
+		done()
+	}
 	r.b.reqs.Put(r)
 }
 
@@ -184,9 +189,20 @@ func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 // IngestCount is Ingest that also returns the number of spans the request
 // held (0 when it did not scan), for callers that report it.
 func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
+	return b.IngestOwned(ctx, buf, nil)
+}
+
+// IngestOwned is IngestCount for a buf the caller takes back: done, when not
+// nil, is called once the buffer reads buf no more (the shards copy what
+// they keep), possibly after IngestOwned returned and from another
+// goroutine. It lets a receiver hand in pooled memory without a copy.
+func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed || !b.started {
+		if done != nil {
+			done()
+		}
 		return 0, ErrShutdown
 	}
 	req := b.reqs.Get().(*request)
@@ -195,8 +211,12 @@ func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
 		req.batch.Reset()
 		req.buf = nil
 		b.reqs.Put(req)
+		if done != nil {
+			done()
+		}
 		return 0, consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
 	}
+	req.done = done
 	spans := req.batch.Spans
 	invalid := 0
 	n := uint64(len(b.shards))

@@ -438,3 +438,46 @@ func injectBadAttribute(t *testing.T, req []byte) []byte {
 	require.Error(t, err, "pdata must refuse the injected attribute")
 	return out
 }
+
+// IngestOwned calls done exactly once, whatever becomes of the request, and
+// only when the shards are through with its bytes.
+func TestIngestOwnedCallsDoneOnce(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	cfg.Shards = 2
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	c := &calls{spans: map[[16]byte]int{}}
+	b, err := New(cfg, c.emit, Settings{Clock: clk})
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	dones := map[string]int{}
+	done := func(name string, buf []byte) func() {
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			dones[name]++
+			clear(buf) // the buffer must not read it any more
+		}
+	}
+	ingest := func(name string, buf []byte) error {
+		_, err := b.IngestOwned(ctx, buf, done(name, buf))
+		return err
+	}
+	require.ErrorIs(t, ingest("before start", encode(t, []uint64{1}, 1, ptrace.StatusCodeError)), ErrShutdown)
+	b.Start()
+	require.NoError(t, ingest("valid", encode(t, []uint64{1, 2, 3, 4}, 1, ptrace.StatusCodeError)))
+	require.Error(t, ingest("malformed", []byte{0x0a, 0xff}))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second)
+	require.NoError(t, b.Sync(ctx))
+	for _, n := range []uint64{1, 2, 3, 4} {
+		assert.Equal(t, 1, c.spans[tid(n)], "trace %d kept intact although its request was cleared", n)
+	}
+	require.NoError(t, b.Shutdown(ctx))
+	require.ErrorIs(t, ingest("after shutdown", encode(t, []uint64{5}, 1, ptrace.StatusCodeError)), ErrShutdown)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[string]int{"before start": 1, "valid": 1, "malformed": 1, "after shutdown": 1}, dones)
+}

@@ -42,6 +42,7 @@ type shard struct {
 	byFirst        list
 	byQuiet        list
 	groups         *interner
+	arena          *arena // holds the traces' records
 	ring           *keptRing
 	dropped        *dropFilter
 	budget         int64
@@ -91,6 +92,7 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 		in:            make(chan message, shardQueueLen),
 		traces:        make(map[[16]byte]*trace),
 		groups:        newInterner(),
+		arena:         newArena(),
 		ring:          newKeptRing(ring),
 		dropped:       newDropFilter(dropped),
 		budget:        budget,
@@ -115,6 +117,7 @@ func (s *shard) run(ctx context.Context) {
 	s.timer = s.b.set.Clock.NewTimer(time.Hour)
 	s.timer.Stop()
 	defer s.timer.Stop()
+	defer s.arena.close() // no record is read once the shard stops
 	for {
 		select {
 		case m := <-s.in:
@@ -261,8 +264,9 @@ func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int
 			if cap(t.recs) > 0 {
 				need += need / 8
 			}
-			grown := make([]byte, len(t.recs), need)
+			grown := s.arena.alloc(need)[:len(t.recs)]
 			copy(grown, t.recs)
+			s.arena.release(t.recs)
 			t.recs = grown
 		}
 		t.pending = 0
@@ -638,6 +642,7 @@ func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag i
 	s.b.set.Observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	t.forEachRecord(func(gid uint32, _ []byte) { s.groups.unref(gid, 1) })
 	s.used -= t.size
+	s.arena.release(t.recs)
 	t.recs = nil
 }
 

@@ -17,7 +17,12 @@ const (
 )
 
 // rawMessage is an encoded protobuf message that rawCodec passes through.
-type rawMessage struct{ b []byte }
+// For a received one, free returns its memory to gRPC's pool once the
+// trace buffer is done with it (nil when there is nothing to return).
+type rawMessage struct {
+	b    []byte
+	free func()
+}
 
 // rawCodec is the gRPC codec of the receiver's server. It is forced on the
 // whole server (grpc.ForceServerCodecV2), so it hands any other message type
@@ -37,12 +42,24 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.fallback.Marshal(v)
 }
 
-// Unmarshal implements encoding.CodecV2. The request's bytes are copied out
-// of gRPC's pooled buffers, which are reused once this returns, into a
-// slice of their own: the trace buffer owns it from Ingest on.
+// Unmarshal implements encoding.CodecV2. gRPC reuses its buffers once this
+// returns unless they are referenced: a request in one buffer is referenced
+// and used in place, one in several is gathered into a buffer from gRPC's
+// pool; either way m.free hands the memory back once the trace buffer,
+// which copies what it keeps, is done with it. A request that never
+// reaches the buffer is left to the garbage collector.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawMessage); ok {
-		m.b = data.Materialize()
+		switch len(data) {
+		case 0:
+			m.b, m.free = nil, nil
+		case 1:
+			data.Ref()
+			m.b, m.free = data[0].ReadOnlyData(), data.Free
+		default:
+			buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+			m.b, m.free = buf.ReadOnlyData(), buf.Free
+		}
 		return nil
 	}
 	return c.fallback.Unmarshal(data, v)
@@ -51,9 +68,10 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // Name implements encoding.CodecV2; responses go out as application/grpc+proto.
 func (rawCodec) Name() string { return proto.Name }
 
-// exporter handles one Export call's request bytes.
+// exporter handles one Export call's request bytes; free, when not nil,
+// must be called once req is read no more.
 type exporter interface {
-	exportGRPC(ctx context.Context, req []byte) ([]byte, error)
+	exportGRPC(ctx context.Context, req []byte, free func()) ([]byte, error)
 }
 
 var traceServiceDesc = grpc.ServiceDesc{
@@ -71,7 +89,8 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, intercepto
 		return nil, err
 	}
 	handle := func(ctx context.Context, req any) (any, error) {
-		out, err := srv.(exporter).exportGRPC(ctx, req.(*rawMessage).b)
+		m := req.(*rawMessage)
+		out, err := srv.(exporter).exportGRPC(ctx, m.b, m.free)
 		if err != nil {
 			return nil, err
 		}

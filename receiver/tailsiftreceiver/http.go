@@ -61,7 +61,7 @@ func (r *tailsiftReceiver) handleTraces(w http.ResponseWriter, req *http.Request
 			return
 		}
 	}
-	out := r.ingest(req.Context(), r.obsHTTP, format, body)
+	out := r.ingest(req.Context(), r.obsHTTP, format, body, nil)
 	if out.st != nil {
 		writeStatus(w, isJSON, out.st, httpStatus(out.st.Code()))
 		return

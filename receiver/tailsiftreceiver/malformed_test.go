@@ -171,7 +171,7 @@ func TestMutatedRequests(t *testing.T) {
 		case 3: // set a byte to a varint continuation
 			b[rnd.IntN(len(b))] = 0xff
 		}
-		out, err := g.r.exportGRPC(context.Background(), b)
+		out, err := g.r.exportGRPC(context.Background(), b, nil)
 		code := status.Code(err)
 		codesSeen[code]++
 		switch code {

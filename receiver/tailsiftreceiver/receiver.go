@@ -216,8 +216,8 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 }
 
 // exportGRPC handles one gRPC Export call.
-func (r *tailsiftReceiver) exportGRPC(ctx context.Context, req []byte) ([]byte, error) {
-	out := r.ingest(ctx, r.obsGRPC, formatProtobuf, req)
+func (r *tailsiftReceiver) exportGRPC(ctx context.Context, req []byte, free func()) ([]byte, error) {
+	out := r.ingest(ctx, r.obsGRPC, formatProtobuf, req, free)
 	if out.st != nil {
 		return nil, out.st.Err()
 	}
@@ -230,15 +230,16 @@ const (
 )
 
 // ingest hands an encoded ExportTraceServiceRequest to the buffer, which
-// owns req from then on, and reports the receive operation.
-func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsReport, format string, req []byte) outcome {
+// owns req from then on (and calls free, when not nil, once done with it),
+// and reports the receive operation.
+func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsReport, format string, req []byte, free func()) outcome {
 	ctx = obs.StartTracesOp(ctx)
 	wait := time.Duration(r.queueWait.Load())
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d)/2)
 	}
 	ictx, cancel := context.WithTimeout(ctx, wait)
-	spans, err := r.buf.IngestCount(ictx, req)
+	spans, err := r.buf.IngestOwned(ictx, req, free)
 	cancel()
 	out := classify(err)
 	switch {

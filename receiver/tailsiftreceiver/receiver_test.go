@@ -176,7 +176,7 @@ func TestShutdownAnswersUnavailable(t *testing.T) {
 	require.NoError(t, r.buf.Shutdown(context.Background()))
 	body := marshal(t, batch(errorTrace(1)...))
 
-	_, err = r.exportGRPC(context.Background(), body)
+	_, err = r.exportGRPC(context.Background(), body, nil)
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 
 	req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytes.NewReader(body))
