@@ -21,7 +21,7 @@ import (
 //
 // An arena belongs to one shard goroutine: it is not safe for concurrent use.
 type arena struct {
-	free  [numClasses][][]byte
+	free   [numClasses][][]byte
 	cur    []byte   // what is left of the current chunk
 	chunks [][]byte // mapped chunks, for close
 	large  map[unsafe.Pointer]int
