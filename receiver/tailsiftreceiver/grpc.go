@@ -27,9 +27,14 @@ type rawMessage struct {
 // rawCodec is the gRPC codec of the receiver's server. It is forced on the
 // whole server (grpc.ForceServerCodecV2), so it hands any other message type
 // to the standard proto codec; only *rawMessage skips (un)marshaling.
-type rawCodec struct{ fallback encoding.CodecV2 }
+type rawCodec struct {
+	fallback encoding.CodecV2
+	pool     mem.BufferPool // where a request in several buffers is gathered
+}
 
-func newRawCodec() rawCodec { return rawCodec{fallback: encoding.GetCodecV2(proto.Name)} }
+func newRawCodec(pool mem.BufferPool) rawCodec {
+	return rawCodec{fallback: encoding.GetCodecV2(proto.Name), pool: pool}
+}
 
 // Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -57,7 +62,7 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			data.Ref()
 			m.b, m.free = data[0].ReadOnlyData(), data.Free
 		default:
-			buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+			buf := data.MaterializeToBuffer(c.pool)
 			m.b, m.free = buf.ReadOnlyData(), buf.Free
 		}
 		return nil

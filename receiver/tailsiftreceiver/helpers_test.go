@@ -121,7 +121,7 @@ func (g *rig) close() {
 // returns the raw response bytes.
 func (g *rig) grpcExport(ctx context.Context, body []byte, opts ...grpc.CallOption) ([]byte, error) {
 	out := new(rawMessage)
-	opts = append(opts, grpc.ForceCodecV2(newRawCodec()))
+	opts = append(opts, grpc.ForceCodecV2(newRawCodec(new(recvPool))))
 	err := g.conn.Invoke(ctx, exportMethod, &rawMessage{b: body}, out, opts...)
 	return out.b, err
 }

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
@@ -45,6 +46,7 @@ type tailsiftReceiver struct {
 
 	serverGRPC *grpc.Server
 	serverHTTP *http.Server
+	pool       *recvPool // the gRPC server's receive buffers
 	maxBody    int64
 	// grpcAddr and httpAddr are where the servers listen (tests use port 0).
 	grpcAddr, httpAddr net.Addr
@@ -101,6 +103,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		}
 	}
 	r := &tailsiftReceiver{
+		pool:      new(recvPool),
 		cfg:       cfg,
 		set:       set,
 		buf:       buf,
@@ -134,7 +137,8 @@ func (r *tailsiftReceiver) startGRPC(ctx context.Context, host component.Host) e
 	// It applies to every service of this server, which serves only the
 	// trace service; other message types would still go through proto.
 	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec())))
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec(r.pool))),
+		configgrpc.WithGrpcServerOption(experimental.BufferPool(r.pool)))
 	if err != nil {
 		return err
 	}

@@ -34,9 +34,13 @@ const (
 const contribFeatureGates = "--feature-gates=+processor.tailsamplingprocessor.usetracestate," +
 	"+processor.tailsamplingprocessor.metricstatcountspanssampled"
 
+// policiesYAML is the same for both collectors. Both judge latency as
+// contrib does, in whole milliseconds with the bound exclusive, so
+// threshold_ms 999 keeps a trace of 1000 ms and more: the workload's slow
+// class (root latency >= 1 s).
 var policiesYAML = fmt.Sprintf(`    policies:
       - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
-      - {name: slow,     type: latency,       latency:       {threshold_ms: 1000}}
+      - {name: slow,     type: latency,       latency:       {threshold_ms: 999}}
       - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: %g}}
 `, fastPercentage)
 
