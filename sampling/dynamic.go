@@ -27,11 +27,19 @@ import (
 //     the rarest to the most frequent;
 //   - a key's probability is its share divided by its average count.
 //
+// With GoalPerKey, the goal is each key's own instead: a key is kept whole
+// up to GoalTracesPerSecond and sampled down to it above, whatever the
+// other keys do.
+//
 // Each trace is kept consistently: on its randomness, against the threshold
 // of its key's current probability, which its tracestate then carries.
 type DynamicConfig struct {
-	// GoalTracesPerSecond is the kept rate aimed at, across all keys.
+	// GoalTracesPerSecond is the kept rate aimed at, across all keys (or
+	// per key, with GoalPerKey).
 	GoalTracesPerSecond float64 `mapstructure:"goal_traces_per_second"`
+	// GoalPerKey makes GoalTracesPerSecond each key's goal rather than the
+	// total's; default false.
+	GoalPerKey bool `mapstructure:"goal_per_key"`
 	// Key lists the root-span fields traces are grouped by (see KeyFields);
 	// default: resource.service.name and name, the root's service and
 	// operation.
@@ -119,6 +127,7 @@ type dynamic struct {
 	interval int64   // ns
 	weight   float64
 	maxKeys  int64
+	perKey   bool
 
 	stripes [dynamicStripes]dynStripe
 	// noRoot holds the traces without a key (their root never arrived),
@@ -152,6 +161,7 @@ func newDynamic(settings any, b *Builder) (Policy, error) {
 		interval: int64(c.AdjustmentInterval),
 		weight:   c.Weight,
 		maxKeys:  int64(c.MaxKeys),
+		perKey:   c.GoalPerKey,
 	}
 	if d.goal <= 0 || math.IsInf(d.goal, 0) || math.IsNaN(d.goal) {
 		return nil, errors.New("goal_traces_per_second: out of range")
@@ -305,13 +315,18 @@ func (d *dynamic) adjust(now int64) {
 	extra := 0.0
 	for i, k := range keys {
 		count := max(1, k.ema)
-		goal := max(1, math.Log10(count)*ratio)
-		share := extra / float64(len(keys)-i)
-		goal += share
-		extra -= share
+		goal := d.goal // per key
+		if !d.perKey {
+			goal = max(1, math.Log10(count)*ratio)
+			share := extra / float64(len(keys)-i)
+			goal += share
+			extra -= share
+		}
 		p := 1.0
 		if count <= goal {
-			extra += goal - count
+			if !d.perKey {
+				extra += goal - count
+			}
 		} else {
 			p = max(goal/count, sampling.MinSamplingProbability)
 		}

@@ -408,3 +408,38 @@ func TestDynamicKeyFromSpans(t *testing.T) {
 	assert.NotEqual(t, a.Keys[0], c.Keys[0])
 	assert.Zero(t, trace("api", "GET /", false).KeySet)
 }
+
+// With goal_per_key, each key is brought to the goal on its own: a key
+// below it is kept whole, keys above it are sampled down to it, and the
+// adjusted counts still add up per key.
+func TestDynamicGoalPerKey(t *testing.T) {
+	e := newEngine(t, dynPolicy("dyn", sampling.DynamicConfig{
+		GoalTracesPerSecond: 10, GoalPerKey: true, AdjustmentInterval: 10 * time.Second,
+	}))
+	rng := rand.New(rand.NewPCG(7, 8))
+	perSecond := map[int64]int{1: 1000, 2: 100, 3: 5}
+	const seconds = 300
+	counts := map[int64]int{}
+	for k, r := range perSecond {
+		counts[k] = r * seconds
+	}
+	evs := spread(counts, 0, seconds*sec)
+	kept := map[int64]int{}
+	adjusted := map[int64]float64{}
+	for _, ev := range evs {
+		d := e.Decide(dynKeyed(rng, ev.key, ev.now))
+		if d.Keep && ev.now >= 60*sec { // after the first minute
+			kept[ev.key]++
+			adjusted[ev.key] += 1 / d.Threshold.Probability()
+		}
+	}
+	window := float64(seconds - 60)
+	for k, r := range perSecond {
+		rate := float64(kept[k]) / window
+		want := math.Min(float64(r), 10)
+		assert.InEpsilon(t, want, rate, 0.15, "key %d: kept %.2f/s, want about %.0f/s", k, rate, want)
+		trueCount := float64(r) * window
+		assert.InEpsilon(t, trueCount, adjusted[k], 0.1, "key %d adjusted count", k)
+	}
+	assert.InDelta(t, 1, probe(t, e, 3, seconds*sec), 1e-9, "the rare key is kept whole")
+}

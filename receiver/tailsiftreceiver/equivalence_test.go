@@ -174,7 +174,12 @@ func equivalenceConfig() *Config {
 	cfg.Completion.MaxSpans = 25
 	cfg.Buffer.MaxBytes = 1 << 20 // 512 KiB a shard: the burst goes over it
 	cfg.Policies = append(cfg.Policies,
-		tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 20}))
+		tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 20}),
+		// Span predicates on resource and span attributes, which the
+		// processor evaluates on pdata it re-encodes and the receiver on
+		// the request's own bytes.
+		tsampling.NewPolicyConfig("svc-3", "string_attribute", &tsampling.StringAttributeConfig{Key: "service.name", Values: []string{"svc-3"}}),
+		tsampling.NewPolicyConfig("deep", "numeric_attribute", &tsampling.NumericAttributeConfig{Key: "span.no", MinValue: 20, MaxValue: 21}))
 	return cfg
 }
 
