@@ -178,7 +178,10 @@ func equivalenceConfig() *Config {
 		// Span predicates on resource and span attributes, which the
 		// processor evaluates on pdata it re-encodes and the receiver on
 		// the request's own bytes.
-		tsampling.NewPolicyConfig("svc-3", "string_attribute", &tsampling.StringAttributeConfig{Key: "service.name", Values: []string{"svc-3"}}),
+		tsampling.NewPolicyConfig("svc-2-mid", "and", &tsampling.AndConfig{SubPolicies: []tsampling.PolicyConfig{
+			tsampling.NewPolicyConfig("svc-2", "string_attribute", &tsampling.StringAttributeConfig{Key: "service.name", Values: []string{"^svc-2$"}, EnabledRegexMatching: true}),
+			tsampling.NewPolicyConfig("mid", "numeric_attribute", &tsampling.NumericAttributeConfig{Key: "span.no", MinValue: 12, MaxValue: 13}),
+		}}),
 		tsampling.NewPolicyConfig("deep", "numeric_attribute", &tsampling.NumericAttributeConfig{Key: "span.no", MinValue: 20, MaxValue: 21}))
 	return cfg
 }
