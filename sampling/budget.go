@@ -37,6 +37,10 @@ type BudgetConfig struct {
 	// it, in policy order. When set, every policy that can keep a trace
 	// (all but those of type drop) is in exactly one class.
 	Classes []BudgetClass `mapstructure:"classes"`
+	// DropErrors lets the budget drop traces with an error span like any
+	// other of their class. By default (false) such a trace is never dropped
+	// by the budget, whichever class keeps it; it still counts against it.
+	DropErrors bool `mapstructure:"drop_errors"`
 }
 
 // BudgetClass is a priority class of a budget.
@@ -190,10 +194,11 @@ type budgetClass struct {
 }
 
 type budget struct {
-	spans   bool    // the unit is spans, else traces
-	rate    float64 // per second
-	classOf []int   // class of each policy index, -1 for none
-	classes []budgetClass
+	spans      bool    // the unit is spans, else traces
+	dropErrors bool    // budget.drop_errors
+	rate       float64 // per second
+	classOf    []int   // class of each policy index, -1 for none
+	classes    []budgetClass
 
 	next atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
 	mu   sync.Mutex   // held by adjust
@@ -208,7 +213,7 @@ func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
-	b := &budget{spans: cfg.SpansPerSecond > 0, rate: cfg.SpansPerSecond + cfg.TracesPerSecond}
+	b := &budget{spans: cfg.SpansPerSecond > 0, rate: cfg.SpansPerSecond + cfg.TracesPerSecond, dropErrors: cfg.DropErrors}
 	b.classOf = make([]int, len(policies))
 	for i := range b.classOf {
 		b.classOf[i] = -1
@@ -254,7 +259,7 @@ func (b *budget) apply(t *Trace, pi int, q sampling.Threshold) (sampling.Thresho
 	if next := b.next.Load(); next == 0 || t.Now >= next {
 		b.adjust(t.Now)
 	}
-	if c.neverDrop {
+	if c.neverDrop || (!b.dropErrors && t.StatusMask&StatusErrorBit != 0) {
 		return q, true
 	}
 	p := math.Float64frombits(c.p.Load())

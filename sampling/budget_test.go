@@ -255,9 +255,17 @@ func TestBudgetAllocation(t *testing.T) {
 			// Errors alone exceed the budget: they take it all, slow and
 			// rest get the smallest probability there is.
 			name:   "errors take everything",
-			budget: sampling.BudgetConfig{TracesPerSecond: 100},
+			budget: sampling.BudgetConfig{TracesPerSecond: 100, DropErrors: true},
 			rates:  [numKinds]int{200, 30, 1000},
 			wantP:  [numKinds]float64{0.5, otelsampling.MinSamplingProbability, otelsampling.MinSamplingProbability}, wantKept: 100,
+		},
+		{
+			// By default (drop_errors false) a trace with an error span
+			// is never dropped by the budget, whatever its class's p.
+			name:   "errors over budget are kept by default",
+			budget: sampling.BudgetConfig{TracesPerSecond: 100},
+			rates:  [numKinds]int{200, 30, 1000},
+			wantP:  [numKinds]float64{0.5, otelsampling.MinSamplingProbability, otelsampling.MinSamplingProbability}, wantKept: 200,
 		},
 		{
 			// The same with never_drop: errors are all kept, over budget.
