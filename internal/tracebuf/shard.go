@@ -645,7 +645,3 @@ func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag i
 	s.arena.release(t.recs)
 	t.recs = nil
 }
-
-type traceID [16]byte
-
-func (id traceID) String() string { return fmt.Sprintf("%x", id[:]) }
