@@ -175,12 +175,7 @@ func TestComposingSubPolicyTypes(t *testing.T) {
 }
 
 func TestComposingConfigInvalid(t *testing.T) {
-	tests := []struct {
-		name      string
-		yaml      string
-		unmarshal string
-		validate  string
-	}{
+	tests := []invalidConfig{
 		{
 			name:     "rate_limiting without a rate",
 			yaml:     `policies: [{name: a, type: rate_limiting}]`,
@@ -355,15 +350,5 @@ policies:
 			validate: `policies::0: and: and_sub_policy::0::ottl_condition: span::0: condition has invalid syntax at 1:12: (expected ")" Key*)`,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := load(t, tt.yaml)
-			if tt.unmarshal != "" {
-				require.EqualError(t, err, tt.unmarshal)
-				return
-			}
-			require.NoError(t, err)
-			require.EqualError(t, confmap.Validate(cfg), tt.validate)
-		})
-	}
+	checkInvalid(t, tests)
 }

@@ -119,16 +119,35 @@ func knownTypes() string { return strings.Join(sampling.Types(), ", ") }
 
 const decodeErr = "decoding failed due to the following error(s):\n\n"
 
+// invalidConfig is a configuration that must fail, and how.
+type invalidConfig struct {
+	name string
+	yaml string
+	// unmarshal is the error of conf.Unmarshal; when empty, Unmarshal must
+	// succeed and validate is the error of confmap.Validate, the
+	// collector's config validation.
+	unmarshal string
+	validate  string
+}
+
+// checkInvalid loads each configuration and requires its exact error.
+func checkInvalid(t *testing.T, tests []invalidConfig) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, tt.yaml)
+			if tt.unmarshal != "" {
+				require.EqualError(t, err, tt.unmarshal)
+				return
+			}
+			require.NoError(t, err)
+			require.EqualError(t, confmap.Validate(cfg), tt.validate)
+		})
+	}
+}
+
 func TestConfigInvalid(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		// unmarshal is the error of conf.Unmarshal; when empty, Unmarshal
-		// must succeed and validate is the error of confmap.Validate, the
-		// collector's config validation.
-		unmarshal string
-		validate  string
-	}{
+	tests := []invalidConfig{
 		{
 			name:      "unknown type",
 			yaml:      `policies: [{name: a, type: nope}]`,
@@ -256,17 +275,7 @@ policies:
 			validate: `policies: at least one policy is required`,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := load(t, tt.yaml)
-			if tt.unmarshal != "" {
-				require.EqualError(t, err, tt.unmarshal)
-				return
-			}
-			require.NoError(t, err)
-			require.EqualError(t, confmap.Validate(cfg), tt.validate)
-		})
-	}
+	checkInvalid(t, tests)
 }
 
 func TestValidatePolicies(t *testing.T) {

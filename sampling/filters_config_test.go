@@ -133,14 +133,7 @@ func TestFilterConfigDefaults(t *testing.T) {
 }
 
 func TestFilterConfigInvalid(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		// unmarshal is the error of conf.Unmarshal; when empty, Unmarshal
-		// must succeed and validate is the error of confmap.Validate.
-		unmarshal string
-		validate  string
-	}{
+	tests := []invalidConfig{
 		{
 			name:      "always_sample takes no settings",
 			yaml:      `policies: [{name: a, type: always_sample, always_sample: {rate: 1}}]`,
@@ -273,17 +266,7 @@ func TestFilterConfigInvalid(t *testing.T) {
 			validate: `policies::0: span_count: min_spans: set min_spans or max_spans`,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := load(t, tt.yaml)
-			if tt.unmarshal != "" {
-				require.EqualError(t, err, tt.unmarshal)
-				return
-			}
-			require.NoError(t, err)
-			require.EqualError(t, confmap.Validate(cfg), tt.validate)
-		})
-	}
+	checkInvalid(t, tests)
 }
 
 func TestTraceStateConfigKeys(t *testing.T) {
