@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
 // benchT is the subset of *testing.B the benchmark bodies use. It lets the
@@ -357,7 +359,8 @@ type retainedResult struct {
 // enough that nothing is decided, drop every reference to the input, wait
 // until the processor is idle, GC until the heap is stable and report the
 // difference to the baseline divided by the number of spans fed
-// (retained-B/span). Whatever the processor keeps (copies or the input
+// (retained-B/span), adding the memory tailsift maps outside the heap for
+// its span records (tracebuf.MappedBytes). Whatever the processor keeps (copies or the input
 // itself) is counted; the processor's fixed start-up allocations are not:
 // they are reported as startup-MiB (heap after Start minus heap before
 // creation). fullgc-ms is the duration of one forced full GC with the
@@ -373,6 +376,7 @@ func runRetained(b benchT, im impl, shards int, w *Workload) retainedResult {
 		// Let the processor settle (goroutines started, first tick).
 		waitIdle(5 * time.Second)
 		h0, _ := stableHeap()
+		m0 := tracebuf.MappedBytes()
 		input := w.Copy()
 		h1, _ := heapAfterGC()
 		for i := range input {
@@ -388,7 +392,8 @@ func runRetained(b benchT, im impl, shards int, w *Workload) retainedResult {
 		if fwd := sink.spans.Load(); fwd != 0 {
 			b.Logf("%s: %d of %d spans were forwarded while they should still be buffered", im.name, fwd, w.TotalSpans)
 		}
-		sumRetained += (float64(h2) - float64(h0)) / float64(w.TotalSpans)
+		// tailsift holds span bytes outside the Go heap: count them too.
+		sumRetained += (float64(h2) - float64(h0) + float64(tracebuf.MappedBytes()-m0)) / float64(w.TotalSpans)
 		sumInput += (float64(h1) - float64(h0)) / float64(w.TotalSpans)
 		sumStartup += float64(h0) - float64(hStart)
 		sumGC += float64(gc) / float64(time.Millisecond)

@@ -2,8 +2,17 @@ package tracebuf
 
 import (
 	"math/bits"
+	"sync/atomic"
 	"unsafe"
 )
+
+// mappedBytes is the memory all arenas of the process hold outside the Go
+// heap.
+var mappedBytes atomic.Int64
+
+// MappedBytes returns the memory the trace buffers of the process hold
+// outside the Go heap, in bytes: what runtime.MemStats does not show.
+func MappedBytes() int64 { return mappedBytes.Load() }
 
 // arena hands out the byte slices that hold a shard's buffered span records,
 // from memory outside the Go heap (mmap'd chunks on Unix), and takes them
@@ -69,7 +78,7 @@ func (a *arena) alloc(n int) []byte {
 			return make([]byte, 0, n)
 		}
 		a.large[unsafe.Pointer(unsafe.SliceData(b))] = cap(b)
-		a.mapped += int64(cap(b))
+		a.addMapped(int64(cap(b)))
 		return b[:0]
 	}
 	c := classOf(n)
@@ -105,9 +114,14 @@ func (a *arena) refill() {
 		chunk = make([]byte, chunkSize)
 	} else {
 		a.chunks = append(a.chunks, chunk)
-		a.mapped += chunkSize
+		a.addMapped(chunkSize)
 	}
 	a.cur = chunk[:chunkSize]
+}
+
+func (a *arena) addMapped(n int64) {
+	a.mapped += n
+	mappedBytes.Add(n)
 }
 
 // release takes back a slice alloc returned. The slice must not be used
@@ -122,7 +136,7 @@ func (a *arena) release(b []byte) {
 		p := unsafe.Pointer(unsafe.SliceData(b[:1]))
 		if size, ok := a.large[p]; ok && size == n {
 			delete(a.large, p)
-			a.mapped -= int64(n)
+			a.addMapped(-int64(n))
 			unmapMemory(b[:n])
 		}
 		return
@@ -144,7 +158,8 @@ func (a *arena) close() {
 	for _, c := range a.chunks {
 		unmapMemory(c)
 	}
-	a.chunks, a.cur, a.mapped = nil, nil, 0
+	a.addMapped(-a.mapped)
+	a.chunks, a.cur = nil, nil
 	for c := range a.free {
 		a.free[c] = nil
 	}
