@@ -97,6 +97,19 @@ func maxThreshold(a, b sampling.Threshold) sampling.Threshold {
 	return b
 }
 
+// AddSpan counts one arriving span in the summary: its encoded size, status
+// code (0 unset, 1 ok, 2 error) and timestamps (Unix ns, 0 when absent). The
+// buffer calls it for every span; tests summarize traces with it too.
+func (t *Trace) AddSpan(size int, status uint8, start, end uint64) {
+	t.SpanCount++
+	t.SizeBytes += uint64(size)
+	t.StatusMask |= 1 << status
+	if start != 0 && (t.Start == 0 || start < t.Start) {
+		t.Start = start
+	}
+	t.End = max(t.End, end)
+}
+
 // Duration is the trace's wall duration: latest end minus earliest start.
 func (t *Trace) Duration() uint64 {
 	if t.End <= t.Start {

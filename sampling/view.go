@@ -78,15 +78,6 @@ type Value struct {
 	Bool   bool
 }
 
-// Str is the value as a string when it is one ("" otherwise). It allocates;
-// compare Bytes where that matters.
-func (v Value) Str() string {
-	if v.Kind != KindString {
-		return ""
-	}
-	return string(v.Bytes)
-}
-
 // FindAttr returns the value of the first attribute named key in the
 // repeated KeyValue field of msg, as pdata's Map.Get does when a key repeats.
 // Malformed bytes read as absent. It allocates nothing.
@@ -116,41 +107,6 @@ func FindAttr(msg []byte, field protowire.Number, key string) (Value, bool) {
 	}
 	return Value{}, false
 }
-
-// ForEachAttr calls f with each attribute of the repeated KeyValue field of
-// msg, in order, until f returns false. Malformed bytes end the walk.
-func ForEachAttr(msg []byte, field protowire.Number, f func(key []byte, v Value) bool) {
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return
-		}
-		msg = msg[n:]
-		if num != field || typ != protowire.BytesType {
-			m := protowire.ConsumeFieldValue(num, typ, msg)
-			if m < 0 {
-				return
-			}
-			msg = msg[m:]
-			continue
-		}
-		kv, m := protowire.ConsumeBytes(msg)
-		if m < 0 {
-			return
-		}
-		msg = msg[m:]
-		if k, v, ok := parseKeyValue(kv); ok && !f(k, parseAnyValue(v)) {
-			return
-		}
-	}
-}
-
-// Attribute list fields, for ForEachAttr.
-const (
-	ResourceAttributes = resourceAttrsField
-	ScopeAttributes    = scopeAttrsField
-	SpanAttributes     = spanAttrsField
-)
 
 // parseKeyValue splits a KeyValue message into its key and encoded value.
 func parseKeyValue(kv []byte) (key, value []byte, ok bool) {

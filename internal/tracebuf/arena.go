@@ -22,7 +22,7 @@ func MappedBytes() int64 { return mappedBytes.Load() }
 // buffer's. Off the heap they count once, and the collector paces itself on
 // the small heap that is left.
 //
-// Blocks come in size classes, four per doubling (each at most 19 % larger
+// Blocks come in size classes, four per doubling (each at most 25 % larger
 // than the one before), carved from 4 MiB chunks and kept on a free list per
 // class when returned. Blocks larger than a chunk's eighth are mapped on
 // their own and unmapped when returned. Memory is reused, not given back to

@@ -281,15 +281,7 @@ func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int
 	s.groups.ref(gid)
 
 	sum := &t.sum
-	sum.SpanCount++
-	sum.SizeBytes += uint64(len(sp.Raw))
-	sum.StatusMask |= 1 << sp.Status
-	if sp.Start != 0 && (sum.Start == 0 || sp.Start < sum.Start) {
-		sum.Start = sp.Start
-	}
-	if sp.End > sum.End {
-		sum.End = sp.End
-	}
+	sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
 	t.last = now
 	if !sp.HasParent {
 		if !t.hasRoot && len(sp.TraceState) > 0 {
@@ -298,7 +290,7 @@ func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int
 		}
 		t.hasRoot = true
 	}
-	if s.observe {
+	if s.observe { // as samplingtest.View
 		s.view = tsampling.SpanView{
 			Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
 			TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,

@@ -32,21 +32,22 @@ func Summarize(t testing.TB, e *sampling.Engine, td ptrace.Traces, now int64) *s
 			sum.SetIdentity(sp.TraceID, sp.TraceState)
 			identity = true
 		}
-		sum.SpanCount++
-		sum.SizeBytes += uint64(len(sp.Raw))
-		sum.StatusMask |= 1 << sp.Status
-		if sp.Start != 0 && (sum.Start == 0 || sp.Start < sum.Start) {
-			sum.Start = sp.Start
-		}
-		sum.End = max(sum.End, sp.End)
-		e.ObserveSpan(sum, &sampling.SpanView{
-			Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
-			TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
-			Root: !sp.HasParent, Start: sp.Start, End: sp.End,
-		})
+		sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
+		v := View(sp, sc)
+		e.ObserveSpan(sum, &v)
 	}
 	if e.NeedsSpans() {
 		sum.Spans, sum.HasSpans = td, true
 	}
 	return sum
+}
+
+// View is the view the buffer gives the engine of a scanned span (as in
+// tracebuf's shard.add).
+func View(sp *wire.Span, sc *wire.Scope) sampling.SpanView {
+	return sampling.SpanView{
+		Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
+		TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
+		Root: !sp.HasParent, Start: sp.Start, End: sp.End,
+	}
 }
