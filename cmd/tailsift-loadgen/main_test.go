@@ -37,12 +37,35 @@ type sink struct {
 	// refuseEvery > 0 refuses every n-th request (Unavailable / 503);
 	// rejectEvery > 0 accepts every n-th request with partial_success of 1 span.
 	refuseEvery, rejectEvery int64
-	refused, rejected        int64
-	n                        atomic.Int64
+	// refuseOnce refuses a request (known by its first span) at most once,
+	// so that a retrying client always gets through.
+	refuseOnce        bool
+	refusedKeys       map[string]bool
+	refused, rejected int64
+	n                 atomic.Int64
 }
 
 func newSink() *sink {
 	return &sink{perTrace: map[string]int{}, seqOf: map[string]int64{}, classOf: map[string]string{}}
+}
+
+// refusedBefore reports, with refuseOnce, whether the request was refused
+// already, and remembers it as refused.
+func (s *sink) refusedBefore(td ptrace.Traces) bool {
+	if !s.refuseOnce || td.SpanCount() == 0 {
+		return false
+	}
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	tid, sid := sp.TraceID(), sp.SpanID()
+	key := string(tid[:]) + string(sid[:])
+	if s.refusedKeys[key] {
+		return true
+	}
+	if s.refusedKeys == nil {
+		s.refusedKeys = map[string]bool{}
+	}
+	s.refusedKeys[key] = true
+	return false
 }
 
 // take records a request; it returns (refuse, reject).
@@ -50,7 +73,7 @@ func (s *sink) take(td ptrace.Traces) (bool, int64) {
 	n := s.n.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.refuseEvery > 0 && n%s.refuseEvery == 0 {
+	if s.refuseEvery > 0 && n%s.refuseEvery == 0 && !s.refusedBefore(td) {
 		s.refused += int64(td.SpanCount())
 		return true, 0
 	}
@@ -302,7 +325,8 @@ func TestRefusalsCounted(t *testing.T) {
 	})
 	t.Run("retry", func(t *testing.T) {
 		snk := newSink()
-		snk.refuseEvery = 4 // a retried request is a new request to the sink
+		snk.refuseEvery = 4   // a retried request is a new request to the sink
+		snk.refuseOnce = true // and is not refused again: 5 retries always suffice
 		o := smokeOptions(t, "grpc", startGRPCSink(t, snk))
 		o.Retry = true
 		s := runMain(t, o)
