@@ -25,7 +25,8 @@ type Config struct {
 	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
 	// Output batches what is kept before handing it to the next consumer.
 	Output OutputConfig `mapstructure:"output"`
-	// Policies are evaluated in order; the first that keeps a trace wins.
+	// Policies are all evaluated, drop policies first; the trace is kept if
+	// any keeps it, at the highest probability among those that do.
 	Policies []sampling.PolicyConfig `mapstructure:"policies"`
 	// Budget caps the kept traces or spans per second, shared among
 	// priority classes of the policies; off when absent.

@@ -376,7 +376,10 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 		if s.outSince < 0 {
 			s.outSince = now
 		}
-	} else {
+	} else if reason != ReasonMemory {
+		// A trace dropped early for lack of memory is not remembered: its
+		// later spans start afresh and get a decision of their own, so an
+		// ERROR status among them still keeps them.
 		s.dropped.add(t.hash)
 	}
 	s.forget(t, d, reason, now, lag)

@@ -355,6 +355,31 @@ func TestMemoryBudgetDecidesOldestEarly(t *testing.T) {
 	assert.Equal(t, int64(traces), h.metric("otelcol_processor_tailsift_traces_decided"))
 }
 
+// TestErrorSpanAfterMemoryDropIsKept: a trace the memory budget decided
+// early, and dropped, is not remembered as dropped, so an ERROR span of it
+// arriving afterwards is still kept.
+func TestErrorSpanAfterMemoryDropIsKept(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.Buffer.MaxBytes = 1 << 20
+	h := newHarness(t, cfg, nil)
+	const traces = 6000 // twice the budget: the oldest are decided early
+	for n := uint64(1); n <= traces; n += 100 {
+		var specs []spanSpec
+		for k := n; k < n+100; k++ {
+			specs = append(specs, spanSpec{trace: k, span: 2, parent: 1, status: ptrace.StatusCodeOk})
+		}
+		h.send(specs...)
+	}
+	h.advance(0)
+	require.Positive(t, h.metric("otelcol_processor_tailsift_early_decisions", attribute.String("reason", "memory")))
+	require.Empty(t, h.spansOf(1), "trace 1 should have been dropped early")
+	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.advance(31 * time.Second)
+	require.Len(t, h.spansOf(1), 1, "the error span of a trace dropped for memory was lost")
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
+}
+
 func TestShutdownDecidesAndFlushesEverything(t *testing.T) {
 	cfg := testConfig()
 	sink := new(consumertest.TracesSink)
