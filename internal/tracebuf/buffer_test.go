@@ -119,11 +119,15 @@ func testBufferConfig() Config {
 	}
 }
 
-// TestKeptDecisionSurvivesRistrettoRefusal churns the kept cache so that
-// ristretto's admission policy refuses new entries, then checks that the late
-// spans of every recently kept trace are still forwarded.
+// TestKeptDecisionSurvivesRistrettoRefusal keeps ristretto under churn from
+// concurrent writers and readers (contention drops Sets; TinyLFU refuses
+// newcomers against often-read keys) while two shards keep thousands of
+// traces, and checks that the late spans of every kept trace within the
+// rings' horizon are still forwarded, with the refusals shown to happen.
 func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 	cfg := testBufferConfig()
+	cfg.Shards = 2
+	cfg.DecisionCache.KeptMaxBytes = 1 << 20
 	out := &collector{spans: map[[16]byte]int{}}
 	b, err := New(cfg, out.emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
 	require.NoError(t, err)
@@ -131,27 +135,50 @@ func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
 	ctx := context.Background()
 
-	// Churn: fill ristretto with keys that are read often, so that TinyLFU
-	// rejects newcomers, the way a busy cache does.
+	// Churn: fill ristretto with keys that are read often, then keep
+	// writing and reading from 4 goroutines while the shards set their
+	// decisions.
 	capEntries := uint64(cfg.DecisionCache.KeptMaxBytes) * 3 / 4 / keptEntryCost
-	for round := 0; round < 8; round++ {
+	churn := func(seed uint64) {
 		for k := uint64(1); k <= 2*capEntries; k++ {
-			key := k<<32 | 0xdead
+			key := (k*0x9E3779B97F4A7C15 + seed) | 1<<63
 			if _, ok := b.kept.Get(key); !ok {
 				b.kept.Set(key, keptValue{}, keptEntryCost)
 			}
 		}
+	}
+	for round := range uint64(4) {
+		churn(round)
 		b.kept.Wait()
 	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range uint64(4) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := uint64(0); ; round++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				churn(g<<20 + round%3)
+			}
+		}()
+	}
 
-	const kept = 300 // within the shard's ring
-	require.Less(t, kept, len(b.shards[0].ring.ids))
+	ringHorizon := len(b.shards[0].ring.ids) // per shard
+	const kept = 4000                        // 2000 a shard, within each ring
+	require.Less(t, kept, ringHorizon*cfg.Shards*9/10)
 	traces := make([]uint64, kept)
 	for i := range traces {
 		traces[i] = uint64(i + 1)
 	}
 	// max_spans is 1: each error span is decided, and kept, at once.
-	require.NoError(t, b.Ingest(ctx, encode(t, traces, 1, ptrace.StatusCodeError)))
+	for i := 0; i < kept; i += 100 {
+		require.NoError(t, b.Ingest(ctx, encode(t, traces[i:i+100], 1, ptrace.StatusCodeError)))
+	}
 	require.NoError(t, b.Sync(ctx))
 	b.kept.Wait()
 
@@ -162,12 +189,17 @@ func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 			inRistretto++
 		}
 	}
-	t.Logf("ristretto holds %d of %d kept decisions", inRistretto, kept)
+	t.Logf("ristretto holds %d of %d kept decisions (ring: %d a shard)", inRistretto, kept, ringHorizon)
 	require.Less(t, inRistretto, kept, "the churn did not make ristretto refuse anything; the test proves nothing")
 
-	// Late spans of every kept trace are forwarded nonetheless.
-	require.NoError(t, b.Ingest(ctx, encode(t, traces, 2, ptrace.StatusCodeOk)))
+	// Late spans of every kept trace are forwarded nonetheless, while the
+	// churn goes on.
+	for i := 0; i < kept; i += 100 {
+		require.NoError(t, b.Ingest(ctx, encode(t, traces[i:i+100], 2, ptrace.StatusCodeOk)))
+	}
 	require.NoError(t, b.Sync(ctx))
+	close(stop)
+	wg.Wait()
 	for _, n := range traces {
 		assert.Equal(t, 2, out.count(tid(n)), "late span of kept trace %d lost", n)
 	}
