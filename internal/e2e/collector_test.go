@@ -136,9 +136,17 @@ func tryStartCollector(t testing.TB, cfg collectorConfig, attempt int) (*collect
 		GRPCAddr, HTTPAddr, HealthAddr string
 	}{cfg, c.grpcAddr, c.httpAddr, c.healthAddr}))
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("config-%d.yaml", attempt))
-	require.NoError(t, os.WriteFile(path, yaml.Bytes(), 0o600))
+	return c, c.launch(t, path, "", yaml.Bytes())
+}
 
+// launch writes config to path, starts the collector on it in dir (the
+// test's working directory when empty), and waits until it is ready. The
+// collector is stopped when the test ends.
+func (c *collector) launch(t testing.TB, path, dir string, config []byte) error {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, config, 0o600))
 	c.cmd = exec.Command(collectorBin, "--config", "file:"+path)
+	c.cmd.Dir = dir
 	c.cmd.Stdout = c.output
 	c.cmd.Stderr = c.output
 	setChildAttrs(c.cmd)
@@ -152,15 +160,11 @@ func tryStartCollector(t testing.TB, cfg collectorConfig, attempt int) (*collect
 			t.Errorf("stop collector: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("collector config %s:\n%s", path, yaml.String())
+			t.Logf("collector config %s:\n%s", path, config)
 			t.Logf("collector output:\n%s", c.output.String())
 		}
 	})
-
-	if err := c.waitReady(30 * time.Second); err != nil {
-		return c, err
-	}
-	return c, nil
+	return c.waitReady(30 * time.Second)
 }
 
 // waitReady polls the health_check extension (or, without it, the OTLP
