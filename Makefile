@@ -49,8 +49,11 @@ test-unit: $(BIN)
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzScan$$' -fuzztime=$(FUZZTIME) ./internal/wire/
 
-bench-smoke:
-	cd benchmarks && $(TESTENV) $(GO) test $(RACE) -count=1 -run . ./...
+# The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
+# so it needs both distributions.
+bench-smoke: $(BIN) $(CURDIR)/bin/otelcol-contrib-bench
+	cd benchmarks && TAILSIFT_BIN=$(BIN) TAILSIFT_CONTRIB_BIN=$(CURDIR)/bin/otelcol-contrib-bench \
+		$(TESTENV) $(GO) test $(RACE) -count=1 -run . ./...
 
 ## generate: regenerate cmd/otelcol-tailsift (ocb) and mdatagen output
 generate:

@@ -1,8 +1,8 @@
 # End-to-end benchmark targets; the top-level Makefile includes this file.
 # Paths are relative to the repository root (make runs there).
 #
-#   make bench-contrib-dist  build bin/otelcol-contrib-bench (contrib tail_sampling
-#                            v0.161.0 + nop exporter) from benchmarks/dist-contrib;
+#   make bench-contrib-dist  build bin/otelcol-contrib-bench (the distribution's components
+#                            with contrib tail_sampling v0.161.0 + nop exporter) from benchmarks/dist-contrib;
 #                            rebuilt only when its builder-config.yaml changes
 #   make bench-e2e           full suite (~30 min): 3 pairs + baseline, saturation
 #                            search, SVG; writes benchmarks/results/e2e-<date>.*
@@ -26,7 +26,7 @@ bench-contrib-dist: $(BENCH_E2E_CONTRIB)
 $(BENCH_E2E_CONTRIB): $(BENCH_E2E_CONTRIB_DIR)/builder-config.yaml
 	cd $(BENCH_E2E_CONTRIB_DIR) && GOPROXY=https://proxy.golang.org \
 		$(GO) tool -modfile=$(BENCH_E2E_ROOT)/internal/tools/go.mod builder --config builder-config.yaml --skip-compilation
-	cd $(BENCH_E2E_CONTRIB_DIR)/build && GOPROXY=https://proxy.golang.org $(GO) build -trimpath -o $@ .
+	cd $(BENCH_E2E_CONTRIB_DIR)/build && GOPROXY=https://proxy.golang.org CGO_ENABLED=0 $(GO) build -trimpath -o $@ .
 
 bench-e2e: build $(BENCH_E2E_CONTRIB)
 	cd benchmarks && GOPROXY=https://proxy.golang.org $(GO) run ./cmd/bench-e2e -mode full \
