@@ -28,6 +28,9 @@ type Instruments struct {
 	BufferedTraces  metric.Int64UpDownCounter
 	DecisionLatency metric.Float64Histogram
 	DecisionLag     metric.Float64Histogram
+	HeldBytes       metric.Int64UpDownCounter
+	HeldTraces      metric.Int64UpDownCounter
+	TracesRescued   metric.Int64Counter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -43,6 +46,7 @@ type observer struct {
 	early                       map[string]metric.MeasurementOption
 	refusedFull, refusedInvalid metric.MeasurementOption
 	lateKeep, lateDrop          metric.MeasurementOption
+	rescued                     map[string]metric.MeasurementOption // by policy, under mu
 }
 
 type decidedKey struct {
@@ -70,6 +74,7 @@ func NewObserver(in Instruments) tracebuf.Observer {
 		refusedFull:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedQueueFull))),
 		refusedInvalid: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedInvalid))),
 		early:          map[string]metric.MeasurementOption{},
+		rescued:        map[string]metric.MeasurementOption{},
 	}
 	o.lateKeep, o.lateDrop = o.keep, o.drop
 	for _, r := range []string{tracebuf.ReasonMaxSpans, tracebuf.ReasonMemory, tracebuf.ReasonShutdown} {
@@ -146,4 +151,27 @@ func (o *observer) Buffered(bytes, traces int64) {
 
 func (o *observer) ExportFailed(spans int) {
 	o.in.ExportFailures.Add(context.Background(), int64(spans))
+}
+
+func (o *observer) Held(bytes, traces int64) {
+	ctx := context.Background()
+	if bytes != 0 {
+		o.in.HeldBytes.Add(ctx, bytes)
+	}
+	if traces != 0 {
+		o.in.HeldTraces.Add(ctx, traces)
+	}
+}
+
+func (o *observer) Rescued(policy string, _ int) {
+	o.mu.RLock()
+	a, ok := o.rescued[policy]
+	o.mu.RUnlock()
+	if !ok {
+		a = metric.WithAttributeSet(attribute.NewSet(attribute.String("policy", policy)))
+		o.mu.Lock()
+		o.rescued[policy] = a
+		o.mu.Unlock()
+	}
+	o.in.TracesRescued.Add(context.Background(), 1, a)
 }

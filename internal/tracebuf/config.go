@@ -25,6 +25,10 @@ type Config struct {
 	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
 	// Output batches what is kept before handing it to the next consumer.
 	Output OutputConfig `mapstructure:"output"`
+	// Rescue holds dropped traces for a while, so that a late span with an
+	// ERROR status (or one that makes the trace slow) still keeps the whole
+	// trace; off unless Rescue.Window is set.
+	Rescue RescueConfig `mapstructure:"rescue"`
 	// Policies are all evaluated, drop policies first; the trace is kept if
 	// any keeps it, at the highest probability among those that do.
 	Policies []sampling.PolicyConfig `mapstructure:"policies"`
@@ -83,6 +87,35 @@ type OutputConfig struct {
 	AnnotateRoots bool `mapstructure:"annotate_roots"`
 }
 
+// RescueConfig holds the traces dropped at completion (quiet or max_wait)
+// in memory for Window after their decision. A late span of a held trace
+// joins it; when the span brings the trace's first ERROR status or lengthens
+// it, the policies decide the trace again, and if they keep it now, the
+// whole trace, late span included, is kept with the new decision's
+// threshold. Traces dropped early (for memory, max_spans or shutdown) are not
+// held.
+type RescueConfig struct {
+	// Window is how long a dropped trace is held; 0 turns rescue off. Late
+	// spans arriving later than this after the decision are dropped.
+	Window time.Duration `mapstructure:"window"`
+	// MaxBytes bounds the held traces across shards, apart from
+	// buffer.max_bytes; when it is reached the oldest held traces are let go
+	// first. Holding every dropped trace for Window takes about
+	// spans/s × Window × bytes per span.
+	MaxBytes ByteSize `mapstructure:"max_bytes"`
+}
+
+// Validate checks the rescue window and budget.
+func (c *RescueConfig) Validate() error {
+	if c.Window < 0 || c.Window > 10*time.Minute {
+		return fmt.Errorf("window: must be between 0 (off) and 10m, got %v", c.Window)
+	}
+	if c.Window > 0 && c.MaxBytes < 1<<20 {
+		return fmt.Errorf("max_bytes: must be at least 1MiB when window is set, got %d", c.MaxBytes)
+	}
+	return nil
+}
+
 // Validate checks the batching bounds.
 func (c *OutputConfig) Validate() error {
 	if c.BatchTimeout < 0 || c.BatchTimeout > time.Minute {
@@ -116,6 +149,7 @@ func DefaultConfig() Config {
 			BatchTimeout:  50 * time.Millisecond,
 			BatchMaxSpans: 8192,
 		},
+		Rescue: RescueConfig{MaxBytes: 256 << 20},
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
 			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000}),

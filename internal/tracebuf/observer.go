@@ -35,6 +35,11 @@ type Observer interface {
 	Buffered(bytes, traces int64)
 	// ExportFailed counts kept spans the next consumer did not take.
 	ExportFailed(spans int)
+	// Held reports changes of the bytes and traces held for rescue.
+	Held(bytes, traces int64)
+	// Rescued reports a dropped trace kept after all by a late span: the
+	// policy that kept it and its span count, the late span included.
+	Rescued(policy string, spans int)
 }
 
 // NopObserver ignores every event.
@@ -46,3 +51,5 @@ func (NopObserver) Decided(string, bool, int, string, time.Duration, time.Durati
 func (NopObserver) Late(bool, int)                                                  {}
 func (NopObserver) Buffered(int64, int64)                                           {}
 func (NopObserver) ExportFailed(int)                                                {}
+func (NopObserver) Held(int64, int64)                                               {}
+func (NopObserver) Rescued(string, int)                                             {}

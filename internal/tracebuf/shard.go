@@ -64,6 +64,16 @@ type shard struct {
 	batchTimeout  int64
 	batchMaxSpans int
 
+	// Dropped traces held for rescue.window (rescue.go), oldest first.
+	held           map[[16]byte]*trace
+	byHeld         list
+	heldBytes      int64
+	heldTraces     int64
+	heldBudget     int64
+	window         int64
+	reportedHeld   int64
+	reportedHeldTr int64
+
 	timer   clock.Timer
 	armed   bool
 	armedAt int64
@@ -72,6 +82,7 @@ type shard struct {
 	gids    []int32
 	slots   []*trace
 	late    []lateSpan
+	rescue  []int32 // spans of held traces in the current message
 	order   []uint32
 	seen    map[[8]byte]struct{}
 	spanBuf []byte
@@ -105,8 +116,14 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 		batchTimeout:  int64(b.cfg.Output.BatchTimeout),
 		batchMaxSpans: b.cfg.Output.BatchMaxSpans,
 		seen:          make(map[[8]byte]struct{}),
+		window:        int64(b.cfg.Rescue.Window),
+	}
+	if s.window > 0 {
+		s.held = make(map[[16]byte]*trace)
 	}
 	s.byFirst.at = func(t *trace) *links { return &t.byFirst }
+	// A held trace has left byFirst: the held list reuses its links.
+	s.byHeld.at = func(t *trace) *links { return &t.byFirst }
 	s.byQuiet.at = func(t *trace) *links { return &t.byQuiet }
 	return s
 }
@@ -162,7 +179,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	for i := range s.gids {
 		s.gids[i] = -1
 	}
-	s.late = s.late[:0]
+	s.late, s.rescue = s.late[:0], s.rescue[:0]
 	lateDropped := 0
 	// Pass 1: find each span's trace and what its records will add, so that
 	// each trace's record buffer grows once per message, to the exact size.
@@ -178,7 +195,11 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 				continue
 			}
 			if s.dropped.contains(h) {
-				lateDropped++
+				if s.held[sp.TraceID] != nil {
+					s.rescue = append(s.rescue, i)
+				} else {
+					lateDropped++
+				}
 				s.slots = append(s.slots, nil)
 				continue
 			}
@@ -206,6 +227,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			// max_spans decided the trace earlier in this message.
 			if th, ok := s.keptThreshold(&sp.TraceID, t.hash); ok {
 				s.late = append(s.late, lateSpan{idx: i, th: th})
+			} else if s.held[sp.TraceID] != nil {
+				s.rescue = append(s.rescue, i)
 			} else {
 				lateDropped++
 			}
@@ -217,6 +240,9 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		}
 	}
 	clear(s.slots) // do not keep decided traces reachable
+	if len(s.rescue) > 0 {
+		lateDropped += s.takeHeld(ctx, batch, now)
+	}
 	// Drop the message's own references (see pass 1); a group whose spans
 	// all went elsewhere is freed here.
 	for _, gid := range s.gids {
@@ -256,6 +282,32 @@ func varintLen(v uint64) int {
 }
 
 func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int64) {
+	s.used += s.appendRecord(t, sp, gid)
+	sum := &t.sum
+	sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
+	t.last = now
+	if !sp.HasParent {
+		if !t.hasRoot && len(sp.TraceState) > 0 {
+			// The root's tracestate is the authoritative one for rv and th.
+			sum.SetIdentity(sp.TraceID, sp.TraceState)
+		}
+		t.hasRoot = true
+	}
+	s.observeSpan(sum, sp, sc)
+	if t.hasRoot {
+		if t.inQuiet {
+			s.byQuiet.moveToBack(t)
+		} else {
+			s.byQuiet.pushBack(t)
+			t.inQuiet = true
+		}
+	}
+}
+
+// appendRecord appends sp's record to t (t.pending bytes were announced),
+// takes a reference on its group, and returns how much t's record buffer
+// grew, which it has added to t.size.
+func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
 	before := cap(t.recs)
 	if t.pending > 0 {
 		if need := len(t.recs) + t.pending; need > cap(t.recs) {
@@ -274,39 +326,25 @@ func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int
 	t.recs = binary.AppendUvarint(t.recs, uint64(gid))
 	t.recs = binary.AppendUvarint(t.recs, uint64(len(sp.Raw)))
 	t.recs = append(t.recs, sp.Raw...)
-	if grown := int64(cap(t.recs) - before); grown != 0 {
-		t.size += grown
-		s.used += grown
-	}
 	s.groups.ref(gid)
+	grown := int64(cap(t.recs) - before)
+	t.size += grown
+	return grown
+}
 
-	sum := &t.sum
-	sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
-	t.last = now
-	if !sp.HasParent {
-		if !t.hasRoot && len(sp.TraceState) > 0 {
-			// The root's tracestate is the authoritative one for rv and th.
-			sum.SetIdentity(sp.TraceID, sp.TraceState)
-		}
-		t.hasRoot = true
+// observeSpan lets the engine's span predicates and keys see sp, when a
+// policy asked for them.
+func (s *shard) observeSpan(sum *tsampling.Trace, sp *wire.Span, sc *wire.Scope) {
+	if !s.observe {
+		return
 	}
-	if s.observe { // as samplingtest.View
-		s.view = tsampling.SpanView{
-			Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
-			TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
-			Root: !sp.HasParent, Start: sp.Start, End: sp.End,
-		}
-		s.b.engine.ObserveSpan(sum, &s.view)
-		s.view = tsampling.SpanView{} // do not keep the request reachable
+	s.view = tsampling.SpanView{ // as samplingtest.View
+		Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
+		TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
+		Root: !sp.HasParent, Start: sp.Start, End: sp.End,
 	}
-	if t.hasRoot {
-		if t.inQuiet {
-			s.byQuiet.moveToBack(t)
-		} else {
-			s.byQuiet.pushBack(t)
-			t.inQuiet = true
-		}
-	}
+	s.b.engine.ObserveSpan(sum, &s.view)
+	s.view = tsampling.SpanView{} // do not keep the request reachable
 }
 
 // expire decides the traces whose completion rule has fired by now.
@@ -316,6 +354,9 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	}
 	for t := s.byQuiet.head; t != nil && t.last+s.quiet <= now; t = s.byQuiet.head {
 		s.decideAsync(ctx, t, ReasonQuiet, now, now-(t.last+s.quiet))
+	}
+	for t := s.byHeld.head; t != nil && t.last+s.window <= now; t = s.byHeld.head {
+		s.letGo(t)
 	}
 }
 
@@ -332,6 +373,9 @@ func (s *shard) rearm(now int64) {
 	if s.outSince >= 0 {
 		next = min(next, s.outSince+s.batchTimeout)
 	}
+	if t := s.byHeld.head; t != nil {
+		next = min(next, t.last+s.window)
+	}
 	if next == math.MaxInt64 || (s.armed && s.armedAt <= next) {
 		return
 	}
@@ -346,12 +390,36 @@ func (s *shard) report() {
 		s.b.set.Observer.Buffered(d, n)
 		s.reported, s.reportedTraces = used, s.nTraces
 	}
+	if d, n := s.heldBytes-s.reportedHeld, s.heldTraces-s.reportedHeldTr; d != 0 || n != 0 {
+		s.b.set.Observer.Held(d, n)
+		s.reportedHeld, s.reportedHeldTr = s.heldBytes, s.heldTraces
+	}
 }
 
 // decide evaluates t, forgets it and forwards it if kept, returning what
 // the next consumer refused. lag is how long after its rule fired this
 // happens, or negative for early decisions.
 func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
+	d := s.evaluate(t)
+	hold := false
+	if d.Keep {
+		s.keep(t, d, now)
+	} else if reason != ReasonMemory {
+		// A trace dropped early for lack of memory is not remembered: its
+		// later spans start afresh and get a decision of their own, so an
+		// ERROR status among them still keeps them.
+		s.dropped.add(t.hash)
+		hold = s.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
+	}
+	s.forget(t, d, reason, now, lag, hold)
+	if s.outSpans >= s.batchMaxSpans || (s.outSince >= 0 && s.batchTimeout == 0) {
+		return s.flushOut(ctx)
+	}
+	return nil
+}
+
+// evaluate runs the policies on t.
+func (s *shard) evaluate(t *trace) tsampling.Decision {
 	t.sum.Now = s.b.set.Clock.Now().UnixNano()
 	if s.b.engine.NeedsSpans() {
 		spans, err := s.build(t, nil)
@@ -363,30 +431,24 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 	}
 	d := s.b.engine.Decide(&t.sum)
 	t.sum.Spans, t.sum.HasSpans = ptrace.Traces{}, false
-	if d.Keep {
-		s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
-		m := tsampling.NewMarker(d.Threshold)
-		var rootAttrs []byte
-		if s.annotate {
-			rootAttrs = s.rootAttrs(d)
-		}
-		var n int
-		s.out, n = s.appendTrace(s.out, t, &m, rootAttrs)
-		s.outSpans += n
-		if s.outSince < 0 {
-			s.outSince = now
-		}
-	} else if reason != ReasonMemory {
-		// A trace dropped early for lack of memory is not remembered: its
-		// later spans start afresh and get a decision of their own, so an
-		// ERROR status among them still keeps them.
-		s.dropped.add(t.hash)
+	return d
+}
+
+// keep remembers t as kept and appends its spans, marked with d's
+// threshold, to the output batch.
+func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
+	s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
+	m := tsampling.NewMarker(d.Threshold)
+	var rootAttrs []byte
+	if s.annotate {
+		rootAttrs = s.rootAttrs(d)
 	}
-	s.forget(t, d, reason, now, lag)
-	if s.outSpans >= s.batchMaxSpans || (s.outSince >= 0 && s.batchTimeout == 0) {
-		return s.flushOut(ctx)
+	var n int
+	s.out, n = s.appendTrace(s.out, t, &m, rootAttrs)
+	s.outSpans += n
+	if s.outSince < 0 {
+		s.outSince = now
 	}
-	return nil
 }
 
 // decideAsync is decide where no caller waits for the outcome: what the next
@@ -618,6 +680,9 @@ func (s *shard) flushAll(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	for t := s.byHeld.head; t != nil; t = s.byHeld.head {
+		s.letGo(t)
+	}
 	if err := s.flushOut(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -625,18 +690,29 @@ func (s *shard) flushAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// forget removes a decided trace from the shard's state.
-func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64) {
+// forget removes a decided trace from the shard's state, and frees its
+// records unless it is to be held for rescue.
+func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64, hold bool) {
 	t.decided = true
 	delete(s.traces, t.sum.ID)
 	s.byFirst.remove(t)
 	if t.inQuiet {
 		s.byQuiet.remove(t)
+		t.inQuiet = false
 	}
 	s.nTraces--
 	s.b.set.Observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
-	t.forEachRecord(func(gid uint32, _ []byte) { s.groups.unref(gid, 1) })
 	s.used -= t.size
+	if hold {
+		s.hold(t, now)
+		return
+	}
+	s.release(t)
+}
+
+// release frees a trace's records and its references on their groups.
+func (s *shard) release(t *trace) {
+	t.forEachRecord(func(gid uint32, _ []byte) { s.groups.unref(gid, 1) })
 	s.arena.release(t.recs)
 	t.recs = nil
 }

@@ -47,6 +47,9 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
 		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
 		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
+		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
+		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
+		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
 	})
 	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,

@@ -52,6 +52,7 @@ func TestLoadConfig(t *testing.T) {
 				DroppedMaxEntries: 250_000,
 			},
 			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true},
+			Rescue: tracebuf.RescueConfig{Window: 45 * time.Second, MaxBytes: 64 << 20},
 			Policies: []sampling.PolicyConfig{
 				sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
 				sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
@@ -170,6 +171,16 @@ func TestInvalidConfig(t *testing.T) {
 			name: "zero batch size",
 			yaml: map[string]any{"output": map[string]any{"batch_max_spans": 0}},
 			err:  "output: batch_max_spans: must be positive, got 0",
+		},
+		{
+			name: "negative rescue window",
+			yaml: map[string]any{"rescue": map[string]any{"window": "-1s"}},
+			err:  "rescue: window: must be between 0 (off) and 10m, got -1s",
+		},
+		{
+			name: "rescue budget too small",
+			yaml: map[string]any{"rescue": map[string]any{"window": "30s", "max_bytes": "100KiB"}},
+			err:  "rescue: max_bytes: must be at least 1MiB when window is set, got 102400",
 		},
 		{
 			name: "no policies",

@@ -74,19 +74,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := selfmetrics.NewObserver(selfmetrics.Instruments{
-		SpansReceived:   tb.ReceiverTailsiftSpansReceived,
-		SpansRefused:    tb.ReceiverTailsiftSpansRefused,
-		TracesDecided:   tb.ReceiverTailsiftTracesDecided,
-		SpansDecided:    tb.ReceiverTailsiftSpansDecided,
-		EarlyDecisions:  tb.ReceiverTailsiftEarlyDecisions,
-		LateSpans:       tb.ReceiverTailsiftLateSpans,
-		ExportFailures:  tb.ReceiverTailsiftExportFailures,
-		BufferedBytes:   tb.ReceiverTailsiftBufferedBytes,
-		BufferedTraces:  tb.ReceiverTailsiftBufferedTraces,
-		DecisionLatency: tb.ReceiverTailsiftDecisionLatency,
-		DecisionLag:     tb.ReceiverTailsiftDecisionLag,
-	})
+	obs := selfmetrics.NewObserver(instruments(tb))
 	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,
 		Observer: obs,
@@ -258,4 +246,24 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 		obs.EndTracesOp(ctx, format, spans, nil)
 	}
 	return out
+}
+
+// instruments maps the generated instruments to the buffer's events.
+func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
+	return selfmetrics.Instruments{
+		SpansReceived:   tb.ReceiverTailsiftSpansReceived,
+		SpansRefused:    tb.ReceiverTailsiftSpansRefused,
+		TracesDecided:   tb.ReceiverTailsiftTracesDecided,
+		SpansDecided:    tb.ReceiverTailsiftSpansDecided,
+		EarlyDecisions:  tb.ReceiverTailsiftEarlyDecisions,
+		LateSpans:       tb.ReceiverTailsiftLateSpans,
+		ExportFailures:  tb.ReceiverTailsiftExportFailures,
+		BufferedBytes:   tb.ReceiverTailsiftBufferedBytes,
+		BufferedTraces:  tb.ReceiverTailsiftBufferedTraces,
+		DecisionLatency: tb.ReceiverTailsiftDecisionLatency,
+		DecisionLag:     tb.ReceiverTailsiftDecisionLag,
+		HeldBytes:       tb.ReceiverTailsiftRescueHeldBytes,
+		HeldTraces:      tb.ReceiverTailsiftRescueHeldTraces,
+		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
+	}
 }

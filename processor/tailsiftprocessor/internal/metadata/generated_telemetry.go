@@ -36,10 +36,13 @@ type TelemetryBuilder struct {
 	ProcessorTailsiftEarlyDecisions         metric.Int64Counter
 	ProcessorTailsiftExportFailures         metric.Int64Counter
 	ProcessorTailsiftLateSpans              metric.Int64Counter
+	ProcessorTailsiftRescueHeldBytes        metric.Int64UpDownCounter
+	ProcessorTailsiftRescueHeldTraces       metric.Int64UpDownCounter
 	ProcessorTailsiftSpansDecided           metric.Int64Counter
 	ProcessorTailsiftSpansReceived          metric.Int64Counter
 	ProcessorTailsiftSpansRefused           metric.Int64Counter
 	ProcessorTailsiftTracesDecided          metric.Int64Counter
+	ProcessorTailsiftTracesRescued          metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -146,6 +149,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftRescueHeldBytes, err = builder.meter.Int64UpDownCounter(
+		"otelcol_processor_tailsift_rescue_held_bytes",
+		metric.WithDescription("Bytes of dropped traces held for rescue (rescue.window), apart from the buffer's budget. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftRescueHeldTraces, err = builder.meter.Int64UpDownCounter(
+		"otelcol_processor_tailsift_rescue_held_traces",
+		metric.WithDescription("Dropped traces held for rescue (rescue.window). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftSpansDecided, err = builder.meter.Int64Counter(
 		"otelcol_processor_tailsift_spans_decided",
 		metric.WithDescription("Buffered spans decided, by decision (keep or drop). [Development]"),
@@ -167,6 +182,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorTailsiftTracesDecided, err = builder.meter.Int64Counter(
 		"otelcol_processor_tailsift_traces_decided",
 		metric.WithDescription("Traces decided, by policy (empty when none kept) and decision (keep or drop). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftTracesRescued, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_traces_rescued",
+		metric.WithDescription("Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (rescue.window). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

@@ -31,10 +31,13 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftEarlyDecisions.Add(context.Background(), 1)
 	tb.ProcessorTailsiftExportFailures.Add(context.Background(), 1)
 	tb.ProcessorTailsiftLateSpans.Add(context.Background(), 1)
+	tb.ProcessorTailsiftRescueHeldBytes.Add(context.Background(), 1)
+	tb.ProcessorTailsiftRescueHeldTraces.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansDecided.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesDecided.Add(context.Background(), 1)
+	tb.ProcessorTailsiftTracesRescued.Add(context.Background(), 1)
 	AssertEqualProcessorTailsiftBudgetClassProbability(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -59,6 +62,12 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualProcessorTailsiftLateSpans(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftRescueHeldBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftRescueHeldTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftSpansDecided(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -69,6 +78,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftTracesDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftTracesRescued(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

@@ -36,10 +36,13 @@ type TelemetryBuilder struct {
 	ReceiverTailsiftEarlyDecisions         metric.Int64Counter
 	ReceiverTailsiftExportFailures         metric.Int64Counter
 	ReceiverTailsiftLateSpans              metric.Int64Counter
+	ReceiverTailsiftRescueHeldBytes        metric.Int64UpDownCounter
+	ReceiverTailsiftRescueHeldTraces       metric.Int64UpDownCounter
 	ReceiverTailsiftSpansDecided           metric.Int64Counter
 	ReceiverTailsiftSpansReceived          metric.Int64Counter
 	ReceiverTailsiftSpansRefused           metric.Int64Counter
 	ReceiverTailsiftTracesDecided          metric.Int64Counter
+	ReceiverTailsiftTracesRescued          metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -146,6 +149,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftRescueHeldBytes, err = builder.meter.Int64UpDownCounter(
+		"otelcol_receiver_tailsift_rescue_held_bytes",
+		metric.WithDescription("Bytes of dropped traces held for rescue (rescue.window), apart from the buffer's budget. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftRescueHeldTraces, err = builder.meter.Int64UpDownCounter(
+		"otelcol_receiver_tailsift_rescue_held_traces",
+		metric.WithDescription("Dropped traces held for rescue (rescue.window). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftSpansDecided, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_spans_decided",
 		metric.WithDescription("Buffered spans decided, by decision (keep or drop). [Development]"),
@@ -167,6 +182,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverTailsiftTracesDecided, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_traces_decided",
 		metric.WithDescription("Traces decided, by policy (empty when none kept) and decision (keep or drop). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftTracesRescued, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_traces_rescued",
+		metric.WithDescription("Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (rescue.window). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

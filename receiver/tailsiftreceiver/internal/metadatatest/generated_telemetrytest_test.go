@@ -31,10 +31,13 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftEarlyDecisions.Add(context.Background(), 1)
 	tb.ReceiverTailsiftExportFailures.Add(context.Background(), 1)
 	tb.ReceiverTailsiftLateSpans.Add(context.Background(), 1)
+	tb.ReceiverTailsiftRescueHeldBytes.Add(context.Background(), 1)
+	tb.ReceiverTailsiftRescueHeldTraces.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansDecided.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesDecided.Add(context.Background(), 1)
+	tb.ReceiverTailsiftTracesRescued.Add(context.Background(), 1)
 	AssertEqualReceiverTailsiftBudgetClassProbability(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -59,6 +62,12 @@ func TestSetupTelemetry(t *testing.T) {
 	AssertEqualReceiverTailsiftLateSpans(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftRescueHeldBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftRescueHeldTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftSpansDecided(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
@@ -69,6 +78,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftTracesDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftTracesRescued(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 

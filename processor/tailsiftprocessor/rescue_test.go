@@ -1,0 +1,122 @@
+package tailsiftprocessor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+func rescueConfig(window time.Duration) *Config {
+	cfg := testConfig()
+	cfg.Rescue.Window = window
+	cfg.Rescue.MaxBytes = 16 << 20
+	return cfg
+}
+
+// A dropped trace is held for rescue.window; a late ERROR span within it
+// keeps the whole trace, late span included, at probability 1.
+func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
+	h := newHarness(t, rescueConfig(30*time.Second), nil)
+	h.send(spanSpec{trace: 1, span: 2, parent: 1}, spanSpec{trace: 1, span: 3, parent: 2})
+	h.send(spanSpec{trace: 1, span: 1})
+	h.advance(3 * time.Second) // quiet: decided, dropped, held
+	require.Empty(t, h.spansOf(1))
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	assert.Positive(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
+
+	h.advance(20 * time.Second)
+	h.send(spanSpec{trace: 1, span: 4, parent: 2, status: ptrace.StatusCodeError})
+	h.advance(100 * time.Millisecond) // the output batch
+	got := h.spansOf(1)
+	require.Len(t, got, 4, "the rescued trace should arrive whole")
+	for n, sp := range got {
+		assert.Equal(t, "ot=th:0", sp.TraceState().AsRaw(), "span %d", n)
+	}
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued", attribute.String("policy", "errors")))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
+
+	// Later spans follow the new decision.
+	h.send(spanSpec{trace: 1, span: 5, parent: 2})
+	h.advance(100 * time.Millisecond)
+	assert.Len(t, h.spansOf(1), 5)
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
+}
+
+// A late span that makes the trace slow rescues it too; one that changes
+// nothing leaves it held and dropped.
+func TestRescueLateSpanMakingTraceSlow(t *testing.T) {
+	h := newHarness(t, rescueConfig(30*time.Second), nil)
+	h.send(spanSpec{trace: 1, span: 1}, spanSpec{trace: 1, span: 2, parent: 1})
+	h.advance(3 * time.Second)
+	h.send(spanSpec{trace: 1, span: 3, parent: 1, dur: 5 * time.Millisecond}) // within the trace
+	h.advance(100 * time.Millisecond)
+	require.Empty(t, h.spansOf(1))
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
+	h.send(spanSpec{trace: 1, span: 4, parent: 1, dur: 1500 * time.Millisecond})
+	h.advance(100 * time.Millisecond)
+	assert.Len(t, h.spansOf(1), 4)
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued", attribute.String("policy", "slow")))
+}
+
+// After the window, a held trace is let go: a late ERROR span is then
+// dropped like any late span of a dropped trace.
+func TestRescueWindowEnds(t *testing.T) {
+	h := newHarness(t, rescueConfig(10*time.Second), nil)
+	h.send(spanSpec{trace: 1, span: 1}, spanSpec{trace: 1, span: 2, parent: 1})
+	h.advance(3 * time.Second)
+	require.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	h.advance(11 * time.Second)
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
+	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.advance(100 * time.Millisecond)
+	assert.Empty(t, h.spansOf(1))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_traces_rescued"))
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
+}
+
+// rescue.max_bytes bounds the held traces: the oldest are let go first.
+func TestRescueBudgetLetsOldestGo(t *testing.T) {
+	cfg := rescueConfig(time.Minute)
+	cfg.Shards = 1
+	cfg.Rescue.MaxBytes = 1 << 20
+	h := newHarness(t, cfg, nil)
+	const traces = 6000 // about 2 MB held: twice the budget
+	for n := uint64(1); n <= traces; n += 100 {
+		var specs []spanSpec
+		for k := n; k < n+100; k++ {
+			specs = append(specs, spanSpec{trace: k, span: 1})
+		}
+		h.send(specs...)
+	}
+	h.advance(3 * time.Second)
+	held := h.metric("otelcol_processor_tailsift_rescue_held_traces")
+	assert.Positive(t, held)
+	assert.Less(t, held, int64(traces))
+	assert.LessOrEqual(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"), int64(cfg.Rescue.MaxBytes))
+	// The newest is still held, the oldest is not.
+	h.send(spanSpec{trace: traces, span: 2, parent: 1, status: ptrace.StatusCodeError},
+		spanSpec{trace: 1, span: 2, parent: 1, status: ptrace.StatusCodeError})
+	h.advance(100 * time.Millisecond)
+	assert.Len(t, h.spansOf(traces), 2)
+	assert.Empty(t, h.spansOf(1))
+}
+
+// Shutdown lets every held trace go: nothing is left accounted.
+func TestRescueShutdownReleasesHeld(t *testing.T) {
+	h := newHarness(t, rescueConfig(time.Minute), nil)
+	for n := uint64(1); n <= 50; n++ {
+		h.send(spanSpec{trace: n, span: 1})
+	}
+	h.advance(3 * time.Second)
+	require.Equal(t, int64(50), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	require.NoError(t, h.p.Shutdown(t.Context()))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_buffered_bytes"))
+}
