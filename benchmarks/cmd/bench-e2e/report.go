@@ -141,30 +141,52 @@ func (t targetList) missed() []target {
 	return out
 }
 
-// targets checks tailsift's targets on the side-by-side runs.
+// targets checks tailsift's (the processor's) four targets on the
+// side-by-side runs: CPU/span ≤ 1/2 of contrib's, bytes per buffered span
+// ≤ 1/3 of contrib's (both ratios of medians), p99 added decision latency
+// ≤ 100 ms and 100 % of error and slow traces complete (both in every run).
+// With side-by-side runs all four are listed; one without the
+// measurements to judge it is NOT DETERMINED and counts as missed. Without
+// side-by-side runs (saturation only) there is nothing to judge: nil.
 func (rep *report) targets() targetList {
+	if len(rep.Side) == 0 {
+		return nil
+	}
 	var out targetList
+	undetermined := func(name, why string) {
+		out = append(out, target{name + " (NOT DETERMINED)", why, false})
+	}
 	cpu := func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }
-	ts, ct := rep.med(kindTailsift, cpu), rep.med(kindContrib, cpu)
-	if ts.n > 0 && ct.n > 0 {
+	const cpuName = "CPU/span ≤ 1/2 of contrib's"
+	if ts, ct := rep.med(kindTailsift, cpu), rep.med(kindContrib, cpu); ts.n > 0 && ct.n > 0 {
 		q := ts.med / ct.med
-		out = append(out, target{"CPU/span ≤ 1/2 of contrib's", fmt.Sprintf("median %.2f vs %.2f µs/span: ratio %.2f", ts.med, ct.med, q), q <= 0.5})
+		out = append(out, target{cpuName, fmt.Sprintf("median %.2f vs %.2f µs/span: ratio %.2f", ts.med, ct.med, q), q <= 0.5})
+	} else {
+		undetermined(cpuName, fmt.Sprintf("CPU µs/span measured in %d tailsift and %d contrib runs", ts.n, ct.n))
 	}
-	p99 := aggregate(rep.Side, kindTailsift, func(r *runResult) (float64, bool) { return fp(r.P99AddedMs, 1) })
-	if p99.n > 0 {
-		out = append(out, target{"p99 added decision latency ≤ 100 ms", fmt.Sprintf("worst run %.0f ms (median %.0f)", p99.max, p99.med), p99.max <= 100})
+	// By RSS only, as the side-by-side table's bold row: tailsift holds its
+	// span records outside the Go heap, so heap figures do not compare.
+	by := func(r *runResult) (float64, bool) { return pos(r.BytesPerBufSpanRSS) }
+	const byName = "bytes per buffered span ≤ 1/3 of contrib's"
+	if tb, cb := rep.med(kindTailsift, by), rep.med(kindContrib, by); tb.n > 0 && cb.n > 0 {
+		q := tb.med / cb.med
+		out = append(out, target{byName, fmt.Sprintf("(RSS − idle RSS) ÷ buffered spans, median %.0f vs %.0f B: ratio %.2f", tb.med, cb.med, q), q <= 1.0/3})
+	} else {
+		undetermined(byName, fmt.Sprintf("B / buffered span (RSS − idle RSS) measured in %d tailsift and %d contrib runs", tb.n, cb.n))
 	}
-	for _, c := range []struct {
-		name string
-		get  func(*runResult) (float64, bool)
-	}{
-		{"error", func(r *runResult) (float64, bool) { return fp(r.ErrorCompletePct, 1) }},
-		{"slow", func(r *runResult) (float64, bool) { return fp(r.SlowCompletePct, 1) }},
-	} {
-		a := aggregate(rep.Side, kindTailsift, c.get)
-		if a.n > 0 {
-			out = append(out, target{fmt.Sprintf("100 %% of %s traces complete", c.name), fmt.Sprintf("worst run %.3f %%", a.min), a.min >= 100})
-		}
+	const p99Name = "p99 added decision latency ≤ 100 ms"
+	if p99 := rep.med(kindTailsift, func(r *runResult) (float64, bool) { return fp(r.P99AddedMs, 1) }); p99.n > 0 {
+		out = append(out, target{p99Name, fmt.Sprintf("worst run %.0f ms (median %.0f)", p99.max, p99.med), p99.max <= 100})
+	} else {
+		undetermined(p99Name, "no tailsift run measured a latency")
+	}
+	const compName = "100 % of error and slow traces complete in every run"
+	er := rep.med(kindTailsift, func(r *runResult) (float64, bool) { return fp(r.ErrorCompletePct, 1) })
+	sl := rep.med(kindTailsift, func(r *runResult) (float64, bool) { return fp(r.SlowCompletePct, 1) })
+	if er.n > 0 && sl.n > 0 {
+		out = append(out, target{compName, fmt.Sprintf("worst run: error %.3f %%, slow %.3f %% (of %d and %d runs)", er.min, sl.min, er.n, sl.n), er.min >= 100 && sl.min >= 100})
+	} else {
+		undetermined(compName, fmt.Sprintf("error completeness measured in %d tailsift runs, slow in %d", er.n, sl.n))
 	}
 	return out
 }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sinkJSON is a tailsift-sink/v1 report with five classes. errComplete
+// of the 100 error traces are complete (the rest partial), anomalyKept of
+// the 200 anomaly traces are kept, fastKept of the 1000 fast traces.
+func sinkJSON(t *testing.T, p99 float64, errComplete, anomalyKept, fastKept int64, dup int64) *sinkScore {
+	t.Helper()
+	cls := func(name string, sent, kept, complete, partial, dup int64, est float64) string {
+		return fmt.Sprintf(`{"class":%q,"traces_sent":%d,"traces_kept":%d,"traces_complete":%d,"traces_partial":%d,"traces_duplicated":%d,
+			"adjusted":{"traces_estimate":%g,"traces_true":%d,"traces_rel_error":%g}}`,
+			name, sent, kept, complete, partial, dup, est, sent, (est-float64(sent))/float64(sent))
+	}
+	js := fmt.Sprintf(`{"schema":"tailsift-sink/v1","received":{"spans":1,"traces":1},"classes":[%s,%s,%s,%s,%s],
+		"total":{"class":"total","adjusted":{"traces_rel_error":0.01},"latency_ms":{"count":10,"p50":%g,"p99":%g}},
+		"fast_check":{"sent":1000,"kept":%d,"kept_fraction":%g,"z":0.5},"anomaly_recall":%g}`,
+		cls("fast", 1000, fastKept, fastKept, 0, 0, float64(fastKept)*20),
+		cls("slow", 50, 50, 50, 0, 0, 50),
+		cls("error", 100, 100, errComplete, 100-errComplete, dup, 100),
+		cls("anomaly", 200, anomalyKept, anomalyKept, 0, 0, 200),
+		cls("huge", 10, 10, 10, 0, 0, 10),
+		p99/2, p99, fastKept, float64(fastKept)/1000, float64(anomalyKept)/200)
+	var s sinkScore
+	if err := json.Unmarshal([]byte(js), &s); err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	return &s
+}
+
+// synthReport is three side-by-side rounds of tailsift, contrib and the
+// baseline at 10000 spans/s, with round-dependent figures:
+//
+//	tailsift CPU 8/9/10 µs/span, B/buffered span 1500/1600/1700,
+//	p99 60/70/120 ms, error complete 100/100/99 %, anomaly kept 10/12/14
+//	contrib  CPU 20/18/22, B/buffered span 5000/4800/5200, p99 1500 ms,
+//	error complete 100 %, anomaly kept 200, one duplicated error trace
+func synthReport(t *testing.T) *report {
+	t.Helper()
+	rep := &report{Opts: options{Mode: "full", Rate: 10000, Pairs: 3, Warmup: 10 * time.Second, Window: 30 * time.Second,
+		SatWarmup: 8 * time.Second, SatWindow: 20 * time.Second, SatFactor: 1.25, SatRetry: 1},
+		Started:  time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC),
+		Finished: time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC),
+		Pinned:   true, SatRate: map[kind]satOutcome{}}
+	for i := range 3 {
+		label := fmt.Sprintf("pair%d", i+1)
+		ts := &runResult{Kind: kindTailsift, Label: label, Rate: 10000, WindowAcceptedRate: 10000,
+			CPUMicrosPerSpan: []float64{8, 9, 10}[i], RSSIdleMB: 40, RSSMeanMB: 100, BufferedSpansMean: 40000, MeanHoldS: 4,
+			BytesPerBufSpanRSS: []float64{1500, 1600, 1700}[i],
+			Score:              sinkJSON(t, []float64{60, 70, 120}[i], []int64{100, 100, 99}[i], []int64{10, 12, 14}[i], 50, 0)}
+		ct := &runResult{Kind: kindContrib, Label: label, Rate: 10000, WindowAcceptedRate: 10000,
+			CPUMicrosPerSpan: []float64{20, 18, 22}[i], RSSIdleMB: 60, RSSMeanMB: 300, BufferedSpansMean: 50000, MeanHoldS: 5,
+			BytesPerBufSpanRSS: []float64{5000, 4800, 5200}[i],
+			Score:              sinkJSON(t, 1500, 100, 200, 48, 1)}
+		bl := &runResult{Kind: kindBaseline, Label: label, Rate: 10000, WindowAcceptedRate: 10000, CPUMicrosPerSpan: 6, RSSIdleMB: 30, RSSMeanMB: 50}
+		for _, r := range []*runResult{ts, ct} {
+			r.derive()
+		}
+		rep.Side = append(rep.Side, ts, ct, bl)
+	}
+	return rep
+}
+
+func TestTargets(t *testing.T) {
+	rep := synthReport(t)
+	got := map[string]target{}
+	var names []string
+	for _, x := range rep.targets() {
+		got[x.Name] = x
+		names = append(names, x.Name)
+	}
+	want := []struct {
+		name, detail string
+		ok           bool
+	}{
+		{"CPU/span ≤ 1/2 of contrib's", "median 9.00 vs 20.00 µs/span: ratio 0.45", true},
+		{"bytes per buffered span ≤ 1/3 of contrib's", "(RSS − idle RSS) ÷ buffered spans, median 1600 vs 5000 B: ratio 0.32", true},
+		{"p99 added decision latency ≤ 100 ms", "worst run 120 ms (median 70)", false},
+		{"100 % of error and slow traces complete in every run", "worst run: error 99.000 %, slow 100.000 % (of 3 and 3 runs)", false},
+	}
+	if len(names) != len(want) {
+		t.Fatalf("targets %q, want %d", names, len(want))
+	}
+	for i, w := range want {
+		x, ok := got[w.name]
+		if !ok || names[i] != w.name {
+			t.Errorf("target %d: got %q, want %q", i, names[i], w.name)
+			continue
+		}
+		if x.Detail != w.detail || x.OK != w.ok {
+			t.Errorf("%s: got %v %q, want %v %q", w.name, x.OK, x.Detail, w.ok, w.detail)
+		}
+	}
+	if m := rep.targets().missed(); len(m) != 2 {
+		t.Errorf("missed %+v", m)
+	}
+
+	// Without contrib's runs the ratios are not determined, but listed.
+	noContrib := *rep
+	noContrib.Side = nil
+	for _, r := range rep.Side {
+		if r.Kind != kindContrib {
+			noContrib.Side = append(noContrib.Side, r)
+		}
+	}
+	tl := noContrib.targets()
+	if len(tl) != 4 || tl[0].Name != "CPU/span ≤ 1/2 of contrib's (NOT DETERMINED)" || tl[0].OK ||
+		tl[1].Name != "bytes per buffered span ≤ 1/3 of contrib's (NOT DETERMINED)" || tl[1].Detail != "B / buffered span (RSS − idle RSS) measured in 3 tailsift and 0 contrib runs" {
+		t.Errorf("without contrib: %+v", tl)
+	}
+	// Saturation only: nothing to judge (and no profile run triggered).
+	noContrib.Side = nil
+	if tl := noContrib.targets(); tl != nil {
+		t.Errorf("without side-by-side runs: %+v", tl)
+	}
+
+	md := rep.markdown()
+	for _, line := range []string{
+		"- CPU/span ≤ 1/2 of contrib's: **met** — median 9.00 vs 20.00 µs/span: ratio 0.45\n",
+		"- bytes per buffered span ≤ 1/3 of contrib's: **met** — (RSS − idle RSS) ÷ buffered spans, median 1600 vs 5000 B: ratio 0.32\n",
+		"- p99 added decision latency ≤ 100 ms: **MISSED** — worst run 120 ms (median 70)\n",
+		"- 100 % of error and slow traces complete in every run: **MISSED** — worst run: error 99.000 %, slow 100.000 % (of 3 and 3 runs)\n",
+	} {
+		if !strings.Contains(md, line) {
+			t.Errorf("report lacks %q", line)
+		}
+	}
+}
