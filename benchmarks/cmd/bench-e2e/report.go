@@ -78,6 +78,60 @@ var sideRows = []row{
 	{"CPU 1 busy: loadgen + sink + other (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(r.CPU1Busy) }, false, all3},
 }
 
+// sinkClasses are the workload classes the sink scored in the side-by-side
+// runs, in the sink's order (fast, slow, error, anomaly, huge).
+func (rep *report) sinkClasses() []string {
+	var out []string
+	for _, r := range rep.Side {
+		if r.Score == nil {
+			continue
+		}
+		for _, c := range r.Score.Classes {
+			if !slices.Contains(out, c.Class) {
+				out = append(out, c.Class)
+			}
+		}
+	}
+	return out
+}
+
+// classRows are the sink's per-class correctness figures, one row per
+// class and figure, for the kinds with a sink (the samplers).
+func classRows(classes []string) []row {
+	var out []row
+	field := func(class string, v func(*classRow) (float64, bool)) func(*runResult) (float64, bool) {
+		return func(r *runResult) (float64, bool) {
+			c := r.Score.class(class)
+			if c == nil {
+				return 0, false
+			}
+			return v(c)
+		}
+	}
+	for _, cl := range classes {
+		for _, x := range []struct {
+			name, fmt string
+			v         func(*classRow) (float64, bool)
+		}{
+			{"traces sent", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesSent)) }},
+			{"of them late", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesLate)) }},
+			{"kept", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesKept)) }},
+			{"complete", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesComplete)) }},
+			{"partial", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesPartial)) }},
+			{"duplicated", "%.0f", func(c *classRow) (float64, bool) { return f(float64(c.TracesDuplicated)) }},
+			{"adjusted trace count, rel. error (%)", "%+.2f", func(c *classRow) (float64, bool) { return fp(c.Adjusted.TracesRelError, 100) }},
+		} {
+			out = append(out, row{cl + ": " + x.name, x.fmt, field(cl, x.v), false, samplers})
+		}
+	}
+	return append(out, row{"anomaly recall (% of anomaly traces kept)", "%.2f", func(r *runResult) (float64, bool) {
+		if r.Score == nil {
+			return 0, false
+		}
+		return fp(r.Score.AnomalyRecall, 100)
+	}, false, samplers})
+}
+
 type agg struct {
 	n             int
 	med, min, max float64
@@ -316,6 +370,7 @@ func (rep *report) markdown() string {
 			w("| CPU µs/span above baseline (medians) | %.2f | %.2f | 0 | %.2f | | |\n", ts.med-bl.med, ct.med-bl.med, (ts.med-bl.med)/(ct.med-bl.med))
 		}
 		w("\n")
+		rep.classTable(&b, hasFast)
 		w("Targets (tailsift):\n\n")
 		for _, t := range rep.targets() {
 			v := "**met**"
@@ -409,6 +464,32 @@ func (rep *report) markdown() string {
 		w("\n")
 	}
 	return b.String()
+}
+
+// classTable is the sink's scoring per workload class, in the side-by-side
+// table's collector columns (the baseline's nop exporter sends nothing to
+// the sink, so it has none).
+func (rep *report) classTable(b *strings.Builder, hasFast bool) {
+	classes := rep.sinkClasses()
+	if len(classes) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("Sink scoring per workload class (traces; median [min–max] over the runs). Late: a span of the trace was held back 10–30 s by the load generator. Complete: kept with every span sent; partial: kept with spans missing; duplicated: kept with a span that arrived more than once. The adjusted count is Σ 1/p over the kept traces (p from the `th` in tracestate; a trace without `th` counts 0) against the traces sent. Anomaly recall: anomaly traces kept ÷ sent. The baseline sends nothing to the sink.\n\n")
+	if hasFast {
+		w("| sink, per class | tailsift | fastpath | contrib |\n|---|---:|---:|---:|\n")
+	} else {
+		w("| sink, per class | tailsift | contrib |\n|---|---:|---:|\n")
+	}
+	for _, r := range classRows(classes) {
+		ts, ct := rep.med(kindTailsift, r.get).cell(r.fmt), rep.med(kindContrib, r.get).cell(r.fmt)
+		if hasFast {
+			w("| %s | %s | %s | %s |\n", r.name, ts, rep.med(kindFastpath, r.get).cell(r.fmt), ct)
+		} else {
+			w("| %s | %s | %s |\n", r.name, ts, ct)
+		}
+	}
+	w("\n")
 }
 
 func optf(p *float64, format string) string {

@@ -132,3 +132,42 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestClassTable(t *testing.T) {
+	rep := synthReport(t)
+	if got := rep.sinkClasses(); strings.Join(got, ",") != "fast,slow,error,anomaly,huge" {
+		t.Errorf("classes %q", got)
+	}
+	md := rep.markdown()
+	i, j := strings.Index(md, "| sink, per class | tailsift | contrib |"), strings.Index(md, "Targets (tailsift):")
+	if i < 0 || j < i || !strings.Contains(md[:i], "| **collector CPU µs / accepted span** |") {
+		t.Fatalf("no class table between the side-by-side table and the targets:\n%s", md)
+	}
+	table := md[i:j]
+	for _, line := range []string{
+		"| fast: traces sent | 1000 [1000–1000] | 1000 [1000–1000] |\n",
+		"| fast: kept | 50 [50–50] | 48 [48–48] |\n",
+		"| fast: adjusted trace count, rel. error (%) | +0.00 [+0.00–+0.00] | -4.00 [-4.00–-4.00] |\n",
+		"| error: complete | 100 [99–100] | 100 [100–100] |\n",
+		"| error: partial | 0 [0–1] | 0 [0–0] |\n",
+		"| error: duplicated | 0 [0–0] | 1 [1–1] |\n",
+		"| anomaly: kept | 12 [10–14] | 200 [200–200] |\n",
+		"| huge: traces sent | 10 [10–10] | 10 [10–10] |\n",
+		"| anomaly recall (% of anomaly traces kept) | 6.00 [5.00–7.00] | 100.00 [100.00–100.00] |\n",
+	} {
+		if !strings.Contains(table, line) {
+			t.Errorf("class table lacks %q:\n%s", line, table)
+		}
+	}
+	if n := strings.Count(table, "\n| "); n != 5*7+1 { // below the header: 5 classes × 7 figures, recall
+		t.Errorf("class table has %d rows:\n%s", n, table)
+	}
+	// With the fast path, its column sits between tailsift and contrib.
+	fast := *rep.Side[0]
+	fast.Kind = kindFastpath
+	rep.Side = append(rep.Side, &fast)
+	if md := rep.markdown(); !strings.Contains(md, "| sink, per class | tailsift | fastpath | contrib |\n") ||
+		!strings.Contains(md, "| fast: kept | 50 [50–50] | 50 | 48 [48–48] |\n") {
+		t.Errorf("fastpath class table:\n%s", md)
+	}
+}
