@@ -64,6 +64,34 @@ func synthReport(t *testing.T) *report {
 		}
 		rep.Side = append(rep.Side, ts, ct, bl)
 	}
+	// Saturation ladders, judged as runSuite does (see TestStrictSaturation).
+	step := func(k kind, label string, rate, accPct, p99 float64, lag float64) *satStep {
+		offered := int64(100000)
+		acc := int64(accPct / 100 * float64(offered))
+		cpu := map[kind]float64{kindTailsift: 9, kindContrib: 20, kindFastpath: 5}[k]
+		r := &runResult{Kind: k, Label: label, Rate: rate, WindowAcceptedRate: rate, P99AddedMs: &p99,
+			CPUMicrosPerSpan: cpu, CPUUtil: cpu * rate * 1e-6, RSSMeanMB: 50 + rate/100, BufferedSpansMean: 5 * rate,
+			Loadgen: &loadgenSummary{OfferedSpans: offered, AcceptedSpans: acc, RefusedSpans: offered - acc, MaxLagMs: lag}}
+		return judge(r)
+	}
+	rep.Sat = []*satStep{
+		step(kindTailsift, "sat1", 6000, 100, 50, 0),
+		step(kindContrib, "sat1", 6000, 100, 900, 0),
+		step(kindFastpath, "sat1", 6000, 100, 40, 0),
+		step(kindTailsift, "sat2", 7500, 99.5, 80, 0),   // strict: accepted < 99.9 %
+		step(kindContrib, "sat2", 7500, 100, 2500, 0),   // fails, then passes relaxed on the retry
+		step(kindContrib, "sat2", 7500, 100, 1200, 0),   // strict: p99 > 1 s
+		step(kindFastpath, "sat2", 7500, 100, 40, 2000), // the loadgen could not keep up
+		step(kindTailsift, "sat3", 9400, 100, 90, 0),
+		step(kindContrib, "sat3", 9400, 100, 100, 2000),
+		step(kindTailsift, "sat4", 11800, 100, 1500, 0),
+		step(kindTailsift, "sat4", 11800, 100, 1400, 0),
+	}
+	rep.SatRate = map[kind]satOutcome{
+		kindTailsift: {Rate: 9400, FirstFail: 11800, FailReason: rep.Sat[10].Reason, StepsTried: 4},
+		kindContrib:  {Rate: 7500, LoadgenCap: true, StepsTried: 3},
+		kindFastpath: {Rate: 6000, LoadgenCap: true, StepsTried: 2},
+	}
 	return rep
 }
 
@@ -169,5 +197,37 @@ func TestClassTable(t *testing.T) {
 	if md := rep.markdown(); !strings.Contains(md, "| sink, per class | tailsift | fastpath | contrib |\n") ||
 		!strings.Contains(md, "| fast: kept | 50 [50–50] | 50 | 48 [48–48] |\n") {
 		t.Errorf("fastpath class table:\n%s", md)
+	}
+}
+
+func TestStrictSaturation(t *testing.T) {
+	rep := synthReport(t)
+	for i, pass := range []bool{true, true, true, true, false, true, false, true, false, false, false} {
+		if rep.Sat[i].Pass != pass {
+			t.Fatalf("step %d %s %.0f: pass %v (%s), want %v", i, rep.Sat[i].Kind, rep.Sat[i].Rate, rep.Sat[i].Pass, rep.Sat[i].Reason, pass)
+		}
+	}
+	for k, want := range map[kind]satOutcome{
+		kindTailsift: {Rate: 6000, FirstFail: 7500, FailReason: "accepted 99.50% of offered < 99.9%", StepsTried: 2},
+		kindContrib:  {Rate: 6000, FirstFail: 7500, FailReason: "p99 added latency 1200 ms > 1000 ms", StepsTried: 2},
+		kindFastpath: {Rate: 6000, LoadgenCap: true, StepsTried: 2},
+	} {
+		if got := rep.strictSat(k); got != want {
+			t.Errorf("%s strict: got %+v, want %+v", k, got, want)
+		}
+	}
+	md := rep.markdown()
+	for _, line := range []string{
+		"- **Strict** (the issue's rule): accepted = offered (the loadgen's accepted spans ≥ 99.9 % of offered), no trace decided early for lack of room, and p99 added decision latency ≤ 1000 ms for every collector",
+		"- **tailsift**: relaxed **9400 spans/s** (next step 11800 failed: p99 added latency 1400 ms > 1000 ms); strict **6000 spans/s** (next step 7500 failed: accepted 99.50% of offered < 99.9%)\n",
+		"- **contrib**: relaxed **≥ 7500 spans/s** (the load generator could not offer more on CPU 1; not saturated); strict **6000 spans/s** (next step 7500 failed: p99 added latency 1200 ms > 1000 ms)\n",
+		"- **fastpath**: relaxed and strict **≥ 6000 spans/s** (the load generator could not offer more on CPU 1; not saturated)\n",
+		"| true |  | false: accepted 99.50% of offered < 99.9% |\n",
+		"| false | p99 added latency 2500 ms > 2000 ms | false |\n",
+		"| true |  | false: p99 added latency 1200 ms > 1000 ms |\n",
+	} {
+		if !strings.Contains(md, line) {
+			t.Errorf("report lacks %q", line)
+		}
 	}
 }
