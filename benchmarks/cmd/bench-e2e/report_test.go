@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,64 @@ func TestStrictSaturation(t *testing.T) {
 	} {
 		if !strings.Contains(md, line) {
 			t.Errorf("report lacks %q", line)
+		}
+	}
+}
+
+func TestSVGSeries(t *testing.T) {
+	rep := synthReport(t)
+	title := func(svg string) string {
+		i := strings.Index(svg, `font-weight="bold">`)
+		j := strings.Index(svg[i:], "</text>")
+		return svg[i+len(`font-weight="bold">`) : i+j]
+	}
+	series := func(svg string) (out []string) {
+		for k, c := range map[kind]string{kindTailsift: "#1f77b4", kindContrib: "#d62728", kindFastpath: "#2ca02c"} {
+			// one polyline per panel
+			if n := strings.Count(svg, `fill="none" stroke="`+c+`"`); n > 0 {
+				out = append(out, fmt.Sprintf("%s×%d", k, n))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	svg := rep.svg()
+	if got := title(svg); got != "tailsift and fastpath vs contrib tail_sampling v0.161.0: one collector pinned to one core" {
+		t.Errorf("title %q", got)
+	}
+	if got := series(svg); !slices.Equal(got, []string{"contrib×2", "fastpath×2", "tailsift×2"}) {
+		t.Errorf("series %v", got)
+	}
+	if !strings.Contains(svg, ">contrib (saturation: ≥ 7.5k spans/s)</text>") {
+		t.Errorf("no contrib legend:\n%s", svg)
+	}
+	// A run without contrib's ladder: no contrib in the title or the plot.
+	var sat []*satStep
+	for _, s := range rep.Sat {
+		if s.Kind != kindContrib {
+			sat = append(sat, s)
+		}
+	}
+	rep.Sat = sat
+	delete(rep.SatRate, kindContrib)
+	svg = rep.svg()
+	if got := title(svg); got != "tailsift and fastpath: one collector pinned to one core" {
+		t.Errorf("title without contrib %q", got)
+	}
+	if got := series(svg); !slices.Equal(got, []string{"fastpath×2", "tailsift×2"}) || strings.Contains(svg, "contrib (saturation") {
+		t.Errorf("series without contrib %v", got)
+	}
+	for _, c := range []struct {
+		kinds []kind
+		want  string
+	}{
+		{[]kind{kindTailsift}, "tailsift"},
+		{[]kind{kindContrib}, "contrib tail_sampling v0.161.0"},
+		{[]kind{kindTailsift, kindContrib}, "tailsift vs contrib tail_sampling v0.161.0"},
+		{nil, "no saturation steps"},
+	} {
+		if got := svgTitle(c.kinds); got != c.want {
+			t.Errorf("svgTitle(%v) = %q, want %q", c.kinds, got, c.want)
 		}
 	}
 }
