@@ -48,7 +48,7 @@ func synthReport(t *testing.T) *report {
 		SatWarmup: 8 * time.Second, SatWindow: 20 * time.Second, SatFactor: 1.25, SatRetry: 1},
 		Started:  time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC),
 		Finished: time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC),
-		Pinned:   true, SatRate: map[kind]satOutcome{}}
+		Pinned:   true, SatRate: map[kind]satOutcome{}, SourceSum: "0123456789ab…"}
 	for i := range 3 {
 		label := fmt.Sprintf("pair%d", i+1)
 		ts := &runResult{Kind: kindTailsift, Label: label, Rate: 10000, WindowAcceptedRate: 10000,
@@ -288,5 +288,59 @@ func TestSVGSeries(t *testing.T) {
 		if got := svgTitle(c.kinds); got != c.want {
 			t.Errorf("svgTitle(%v) = %q, want %q", c.kinds, got, c.want)
 		}
+	}
+}
+
+func TestSizingSource(t *testing.T) {
+	rep := synthReport(t)
+	section := func() string {
+		var b strings.Builder
+		rep.sizing(&b)
+		return b.String()
+	}
+	// contrib passed 2 steps (6000, and 7500 on the retry): no fit, the
+	// side-by-side medians for both; tailsift's fit is shown but not used.
+	got := section()
+	for _, line := range []string{
+		"Data: this run only (started 2026-11-28 09:00 UTC, mode `full`, tailsift sources sha256 0123456789ab…): the medians of the side-by-side runs (3 tailsift, 3 contrib) at 10000 spans/s; no saturation fit because contrib has 2 passing saturation steps, 3 needed.\n",
+		"| tailsift | 9.00 | 0.000 | 40 | 1600 | 4.00 | 9.00 | 1600 | 1.00, 1.00 (3 steps; not used) | 9400 spans/s |\n",
+		"| contrib | 20.00 | 0.000 | 60 | 5000 | 5.00 | 20.00 | 5000 | — | 7500 spans/s |\n",
+		"| 100k | tailsift | 2 | 77778 |",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("sizing lacks %q:\n%s", line, got)
+		}
+	}
+	// A third passing contrib step: both fitted over this run's steps.
+	r := &runResult{Kind: kindContrib, Label: "sat0", Rate: 5000, WindowAcceptedRate: 5000, P99AddedMs: new(float64),
+		CPUMicrosPerSpan: 20, CPUUtil: 0.1, RSSMeanMB: 100, BufferedSpansMean: 25000,
+		Loadgen: &loadgenSummary{OfferedSpans: 1000, AcceptedSpans: 1000}}
+	rep.Sat = append([]*satStep{judge(r)}, rep.Sat...)
+	got = section()
+	for _, line := range []string{
+		"Data: this run only (started 2026-11-28 09:00 UTC, mode `full`, tailsift sources sha256 0123456789ab…): the fit over tailsift's passing saturation steps at 6000–9400 spans/s offered (3 steps) and contrib's at 5000–7500 (3 steps); W from the side-by-side runs (3 tailsift, 3 contrib) at 10000 spans/s.\n",
+		// RSS = 50 MB + S/500 MB in every step: b = 2²⁰/500 B.
+		"| tailsift | 9.00 | 0.000 | 50 | 2097 | 4.00 | 9.00 | 1600 | 1.00, 1.00 (3 steps) | 9400 spans/s |\n",
+		"| contrib | 20.00 | 0.000 | 50 | 2097 | 5.00 | 20.00 | 5000 | 1.00, 1.00 (3 steps) | 7500 spans/s |\n",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("fitted sizing lacks %q:\n%s", line, got)
+		}
+	}
+	// Without contrib's ladder the reason says so.
+	var sat []*satStep
+	for _, s := range rep.Sat {
+		if s.Kind != kindContrib {
+			sat = append(sat, s)
+		}
+	}
+	rep.Sat = sat
+	if got := section(); !strings.Contains(got, "no saturation fit because this run has no contrib saturation ladder.\n") {
+		t.Errorf("sizing without contrib's ladder:\n%s", got)
+	}
+	// Without side-by-side runs: said, not silently left out.
+	rep.Side = nil
+	if got := section(); got != "## Sizing\n\nNot computed: it needs side-by-side runs of both tailsift and contrib that measured CPU, buffered spans and RSS; this run has 0 of tailsift.\n\n" {
+		t.Errorf("sizing without side-by-side runs: %q", got)
 	}
 }
