@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// svg draws CPU µs/span and mean RSS against the offered rate for both
-// collectors from the saturation steps: two panels, one point per step,
+// svg draws CPU µs/span and mean RSS against the offered rate for every
+// collector with saturation steps (its title names only those): two panels, one point per step,
 // filled when the step passed, hollow when it failed; a dashed vertical
 // line at each collector's saturation rate.
 func (rep *report) svg() string {
@@ -37,8 +37,14 @@ func (rep *report) svg() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	w(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
-	w(`<text x="%d" y="24" font-size="15" font-weight="bold">tailsift vs contrib tail_sampling v0.161.0: one collector pinned to one core</text>`+"\n", left)
-	w(`<text x="%d" y="42" fill="#555">saturation steps of bench-e2e %s; filled = step passed, hollow = failed; dashed = highest passing rate</text>`+"\n",
+	var present []kind // the series drawn, in legend order
+	for _, k := range samplers {
+		if len(pts[k]) > 0 {
+			present = append(present, k)
+		}
+	}
+	w(`<text x="%d" y="24" font-size="15" font-weight="bold">%s: one collector pinned to one core</text>`+"\n", left, xmlEscape(svgTitle(present)))
+	w(`<text x="%d" y="42" fill="#555">saturation steps of bench-e2e %s; filled = passed, hollow = failed (relaxed rule); dashed = saturation rate</text>`+"\n",
 		left, rep.Started.UTC().Format("2006-01-02"))
 	xpos := func(x float64) float64 { return float64(left) + x/xmax*pw }
 	panel := func(top int, ymax float64, title string, y func(pt) float64) {
@@ -81,15 +87,40 @@ func (rep *report) svg() string {
 	panel(top2, rmax, "collector RSS, mean over the window (MB)", func(p pt) float64 { return p.rss })
 	// Legend.
 	lx := W - right - 230
-	for i, k := range samplers {
-		if rep.SatRate[k].StepsTried == 0 {
-			continue
+	for i, k := range present {
+		label := string(k)
+		if rep.SatRate[k].StepsTried > 0 {
+			label += " (saturation: " + satLabel(rep.SatRate[k]) + ")"
 		}
 		y := top1 + 18 + i*18
-		w(`<circle cx="%d" cy="%d" r="4.5" fill="%s"/><text x="%d" y="%d">%s (saturation: %s)</text>`+"\n", lx, y, colors[k], lx+10, y+4, k, xmlEscape(satLabel(rep.SatRate[k])))
+		w(`<circle cx="%d" cy="%d" r="4.5" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", lx, y, colors[k], lx+10, y+4, xmlEscape(label))
 	}
 	w("</svg>\n")
 	return b.String()
+}
+
+// svgTitle names the series drawn: "tailsift vs contrib tail_sampling
+// v0.161.0" only when both sides have a ladder.
+func svgTitle(present []kind) string {
+	var ours []string
+	contrib := false
+	for _, k := range present {
+		if k == kindContrib {
+			contrib = true
+		} else {
+			ours = append(ours, string(k))
+		}
+	}
+	const ct = "contrib tail_sampling v0.161.0"
+	switch {
+	case len(ours) > 0 && contrib:
+		return strings.Join(ours, " and ") + " vs " + ct
+	case contrib:
+		return ct
+	case len(ours) > 0:
+		return strings.Join(ours, " and ")
+	}
+	return "no saturation steps"
 }
 
 func satLabel(s satOutcome) string {
