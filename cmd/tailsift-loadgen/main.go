@@ -16,6 +16,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/workload"
 )
 
 func main() {
@@ -31,7 +33,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.Rate, "rate", 20000, "offered spans per second (open loop)")
 	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "how long traces are started; pending spans are then drained (see --drain)")
 	fs.Int64Var(&o.Seed, "seed", 1, "workload seed (same seed and rate: same request stream)")
-	fs.Float64Var(&o.ErrorPct, "error-pct", 2, "percent of error traces")
+	fs.Float64Var(&o.ErrorPct, "error-pct", 2, "percent of error traces, in [0, 50]; the same as --mix error=N (given both, they must agree)")
+	fs.StringVar(&o.MixSpec, "mix", "", "class mix as `key=percent,...`, any subset of error, slow, anomaly, huge, late "+
+		"(default "+workload.DefaultMix().String()+"). "+
+		"error, anomaly, huge: percent of all traces. slow: percent of the other traces given a 2-10s root; "+
+		"class slow also gets the log-normal root's own tail >= 1s (1% of the rest). "+
+		"late: percent of eligible non-root spans sent 10-30s late (0.6 is about 0.5% of all spans). "+
+		"error+slow+anomaly+huge must be <= 100; the rest is fast")
 	fs.IntVar(&o.Connections, "connections", 4, "concurrent connections")
 	fs.IntVar(&o.Inflight, "inflight", 0, "concurrent requests (default 4 per connection for grpc, 1 per connection for http)")
 	fs.StringVar(&o.Manifest, "manifest", "", "write a JSON Lines manifest of every trace sent to this file")
@@ -49,7 +57,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	procsSet := false
-	fs.Visit(func(f *flag.Flag) { procsSet = procsSet || f.Name == "procs" })
+	fs.Visit(func(f *flag.Flag) {
+		procsSet = procsSet || f.Name == "procs"
+		o.errorPctSet = o.errorPctSet || f.Name == "error-pct"
+	})
 	if !procsSet && os.Getenv("GOMAXPROCS") != "" {
 		o.Procs = 0
 	}

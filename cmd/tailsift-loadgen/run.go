@@ -43,6 +43,13 @@ type options struct {
 	// Procs and CPUProfile are handled by realMain.
 	Procs      int
 	CPUProfile string
+
+	// MixSpec is --mix: key=percent pairs over the default mix, whose
+	// error share is ErrorPct. validate parses it into mix and sets
+	// ErrorPct to mix.Error.
+	MixSpec     string
+	errorPctSet bool // --error-pct was given
+	mix         workload.Mix
 }
 
 func (o *options) validate() error {
@@ -60,6 +67,16 @@ func (o *options) validate() error {
 	if o.ErrorPct < 0 || o.ErrorPct > 50 {
 		return errors.New("--error-pct must be within [0, 50]")
 	}
+	base := workload.DefaultMix()
+	base.Error = o.ErrorPct
+	m, keys, err := workload.ParseMix(o.MixSpec, base)
+	if err != nil {
+		return fmt.Errorf("--mix: %w", err)
+	}
+	if o.errorPctSet && slices.Contains(keys, "error") && m.Error != o.ErrorPct {
+		return fmt.Errorf("--error-pct %g and --mix error=%g disagree", o.ErrorPct, m.Error)
+	}
+	o.mix, o.ErrorPct = m, m.Error
 	if o.Connections < 1 {
 		return errors.New("--connections must be >= 1")
 	}
@@ -115,6 +132,8 @@ type Summary struct {
 	ErrorPct  float64 `json:"error_pct"`
 	DurationS float64 `json:"duration_s"` // configured
 	ElapsedS  float64 `json:"elapsed_s"`  // first to last send, drain included
+
+	Mix workload.Mix `json:"mix"` // class mix in effect, in percent
 
 	Traces           int64              `json:"traces"`
 	OfferedSpans     int64              `json:"offered_spans"`
@@ -187,17 +206,19 @@ func run(ctx context.Context, o options, log io.Writer, live bool) (*Summary, er
 		return nil, err
 	}
 	t0 := time.Now()
-	gen, err := workload.NewGenerator(workload.Config{
-		Seed: o.Seed, Rate: o.Rate, Duration: o.Duration, ErrorPct: o.ErrorPct,
+	wcfg := workload.Config{
+		Seed: o.Seed, Rate: o.Rate, Duration: o.Duration,
 		Templates: o.Templates, Linger: o.Linger,
-	})
+	}
+	wcfg.SetMix(o.mix)
+	gen, err := workload.NewGenerator(wcfg)
 	if err != nil {
 		return nil, err
 	}
 	cfg := gen.Config()
 	if !o.Quiet {
-		_, _ = fmt.Fprintf(log, "tailsift-loadgen: %d templates per class built in %v; %s %s, %g spans/s for %v, seed %d\n",
-			cfg.Templates, time.Since(t0).Round(time.Millisecond), o.Protocol, o.target(), o.Rate, o.Duration, o.Seed)
+		_, _ = fmt.Fprintf(log, "tailsift-loadgen: %d templates per class built in %v; %s %s, %g spans/s for %v, seed %d, mix %v\n",
+			cfg.Templates, time.Since(t0).Round(time.Millisecond), o.Protocol, o.target(), o.Rate, o.Duration, o.Seed, gen.Mix())
 	}
 
 	rn := &runner{o: o, gen: gen, refusals: map[string]Refusal{}}
@@ -231,9 +252,10 @@ func run(ctx context.Context, o options, log io.Writer, live bool) (*Summary, er
 			return nil, err
 		}
 		defer func() { _ = mf.Close() }()
+		mix := gen.Mix()
 		rn.mw, err = workload.NewManifestWriter(mf, workload.ManifestHeader{
-			Seed: o.Seed, Rate: o.Rate, DurationS: o.Duration.Seconds(), ErrorPct: o.ErrorPct,
-			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates,
+			Seed: o.Seed, Rate: o.Rate, DurationS: o.Duration.Seconds(), ErrorPct: mix.Error,
+			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates, Mix: &mix,
 		})
 		if err != nil {
 			return nil, err
@@ -420,7 +442,7 @@ func (rn *runner) refusalBrief() string {
 func (rn *runner) summary(end time.Time, ru rusage, maxLag time.Duration) *Summary {
 	s := &Summary{
 		Protocol: rn.o.Protocol, Endpoint: rn.o.target(), Seed: rn.o.Seed, Rate: rn.o.Rate,
-		ErrorPct: rn.o.ErrorPct, DurationS: rn.o.Duration.Seconds(), ElapsedS: end.Sub(rn.started).Seconds(),
+		ErrorPct: rn.o.ErrorPct, Mix: rn.gen.Mix(), DurationS: rn.o.Duration.Seconds(), ElapsedS: end.Sub(rn.started).Seconds(),
 		Traces:           rn.gen.Traces(),
 		OfferedSpans:     rn.offeredSpans.Load(),
 		OfferedRequests:  rn.offeredReqs.Load(),

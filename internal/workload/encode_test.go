@@ -266,3 +266,29 @@ func TestReadManifestErrors(t *testing.T) {
 		t.Fatalf("%v %+v %+v", err, h, tr)
 	}
 }
+
+func TestManifestHeaderMix(t *testing.T) {
+	var buf bytes.Buffer
+	m := Mix{Error: 3, Slow: 10, Anomaly: 0.5, Huge: 0.01, Late: 0}
+	mw, err := NewManifestWriter(&buf, ManifestHeader{Seed: 1, Rate: 10, DurationS: 1, ErrorPct: 3, StartedUnixNano: 5, Mix: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"header":true,"seed":1,"rate":10,"duration_s":1,"error_pct":3,"started_unix_nano":5,` +
+		`"mix":{"error":3,"slow":10,"anomaly":0.5,"huge":0.01,"late":0}}` + "\n"
+	if buf.String() != want {
+		t.Fatalf("header line\n%s\nwant\n%s", buf.String(), want)
+	}
+	h, _, err := ReadManifest(&buf)
+	if err != nil || h.Mix == nil || *h.Mix != m {
+		t.Fatalf("read back %v %+v", err, h.Mix)
+	}
+	// Manifests written before the mix was recorded have none.
+	h, _, err = ReadManifest(strings.NewReader(`{"header":true,"seed":3,"rate":10,"duration_s":1,"error_pct":2,"started_unix_nano":5}` + "\n"))
+	if err != nil || h.Mix != nil {
+		t.Fatalf("old header: %v %+v", err, h.Mix)
+	}
+}

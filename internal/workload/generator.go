@@ -3,6 +3,7 @@ package workload
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
@@ -12,16 +13,44 @@ import (
 // Config parameterises a Generator. The request stream it produces depends
 // only on Config (it runs in virtual time), so a seed reproduces it exactly.
 type Config struct {
-	Seed      int64
-	Rate      float64       // offered spans/s
-	Duration  time.Duration // traces start during [0, Duration); 0 = until Stop
-	ErrorPct  float64       // percent of error traces
-	Templates int           // templates per class (huge: at most 4); default 1000
+	Seed     int64
+	Rate     float64       // offered spans/s
+	Duration time.Duration // traces start during [0, Duration); 0 = until Stop
+	ErrorPct float64       // percent of error traces (Mix.Error)
+	// SlowPct, AnomalyPct, HugePct and LatePct are the rest of the class
+	// mix, in percent (see Mix); nil means the default (DefaultMix). The
+	// Generator's Config has them set.
+	SlowPct    *float64
+	AnomalyPct *float64
+	HugePct    *float64
+	LatePct    *float64
+	Templates  int // templates per class (huge: at most 4); default 1000
 	// Linger, when > 0, overrides every service's batching delay (by
 	// default each service has its own, 0.2-5 s): how long a service's
 	// batch stays open before it is sent.
 	Linger   time.Duration
 	MaxSpans int // spans per request at most; default 512
+}
+
+// Mix is the class mix of c, defaults applied.
+func (c *Config) Mix() Mix {
+	m := DefaultMix()
+	m.Error = c.ErrorPct
+	for _, f := range []struct {
+		p   *float64
+		dst *float64
+	}{{c.SlowPct, &m.Slow}, {c.AnomalyPct, &m.Anomaly}, {c.HugePct, &m.Huge}, {c.LatePct, &m.Late}} {
+		if f.p != nil {
+			*f.dst = *f.p
+		}
+	}
+	return m
+}
+
+// SetMix sets every mix field of c (ErrorPct included) to m's.
+func (c *Config) SetMix(m Mix) {
+	c.ErrorPct = m.Error
+	c.SlowPct, c.AnomalyPct, c.HugePct, c.LatePct = &m.Slow, &m.Anomaly, &m.Huge, &m.Late
 }
 
 func (c *Config) setDefaults() error {
@@ -34,9 +63,11 @@ func (c *Config) setDefaults() error {
 	if !(c.Rate > 0) || math.IsInf(c.Rate, 0) {
 		return errors.New("workload: rate must be > 0")
 	}
-	if c.ErrorPct < 0 || c.ErrorPct > 50 {
-		return errors.New("workload: error percent must be in [0, 50]")
+	m := c.Mix()
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("workload: mix: %w", err)
 	}
+	c.SetMix(m)
 	return nil
 }
 
@@ -160,6 +191,10 @@ type Generator struct {
 	pools [numClasses][]*Template
 	rng   *rand.Rand
 
+	// Class probabilities: a trace is huge, error or anomaly with these,
+	// else (a second draw) slow with pSlow.
+	pHuge, pError, pAnomaly, pSlow float64
+
 	seq      int64
 	startF   float64 // next trace start, virtual ns
 	stopAt   int64
@@ -184,6 +219,13 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	}
 	seed := uint64(cfg.Seed)
 	g.model = newModel(rand.New(rand.NewPCG(seed, 0x6d6f64656c)))
+	// An ordinary trace is slow when it falls in the extra 2-10 s tail or
+	// else in the log-normal's own tail.
+	pSlowTail := *cfg.SlowPct / 100
+	g.pSlow = pSlowTail + (1-pSlowTail)*pLogNormalSlow
+	g.pHuge, g.pError, g.pAnomaly = *cfg.HugePct/100, cfg.ErrorPct/100, *cfg.AnomalyPct/100
+	g.model.slowTailShare = pSlowTail / g.pSlow
+	g.model.pLateSpan = *cfg.LatePct / 100
 	names := [numClasses]string{ClassFast, ClassSlow, ClassError, ClassAnomaly, ClassHuge}
 	for c := range numClasses {
 		rng := rand.New(rand.NewPCG(seed, 0x74706c00+uint64(c)))
@@ -203,6 +245,9 @@ func NewGenerator(cfg Config) (*Generator, error) {
 
 // Config returns the configuration in effect (defaults applied).
 func (g *Generator) Config() Config { return g.cfg }
+
+// Mix returns the class mix in effect.
+func (g *Generator) Mix() Mix { return g.cfg.Mix() }
 
 // Pool returns the templates of a class.
 func (g *Generator) Pool(class string) []*Template {
@@ -266,18 +311,18 @@ func (g *Generator) step() bool {
 
 func (g *Generator) drawClass() int {
 	u := g.rng.Float64()
-	if u < pHuge {
+	if u < g.pHuge {
 		return cHuge
 	}
-	u -= pHuge
-	if u < g.cfg.ErrorPct/100 {
+	u -= g.pHuge
+	if u < g.pError {
 		return cError
 	}
-	u -= g.cfg.ErrorPct / 100
-	if u < pAnomaly {
+	u -= g.pError
+	if u < g.pAnomaly {
 		return cAnomaly
 	}
-	if g.rng.Float64() < pSlow {
+	if g.rng.Float64() < g.pSlow {
 		return cSlow
 	}
 	return cFast

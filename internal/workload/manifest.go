@@ -46,6 +46,9 @@ type ManifestHeader struct {
 	// Informational extras (may be absent).
 	Protocol  string `json:"protocol,omitempty"`  // "grpc" or "http"
 	Templates int    `json:"templates,omitempty"` // template pool size
+	// Mix is the class mix in effect (Mix.Error equals ErrorPct). Absent
+	// in manifests written before it was recorded.
+	Mix *Mix `json:"mix,omitempty"`
 }
 
 // ManifestTrace is one line per trace instance sent, written as soon as the

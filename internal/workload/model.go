@@ -37,19 +37,19 @@ var (
 const (
 	medianRoot     = 50 * time.Millisecond
 	slowThreshold  = time.Second
-	pSlowTail      = 0.01  // extra slow tail of 2-10 s
-	pLogNormalSlow = 0.01  // P(log-normal root >= 1 s) by construction (p99 = 1 s)
-	pAnomaly       = 0.005 // per-route latency anomaly
-	pHuge          = 1e-4  // one trace in 10 000
-	pLateSpan      = 0.006 // of eligible spans: ~0.5 % of all spans held back 10-30 s
+	pLogNormalSlow = 0.01 // P(log-normal root >= 1 s) by construction (p99 = 1 s)
 	minRootLatency = time.Millisecond
 	minBatchDelay  = 200 * time.Millisecond
 	maxBatchDelay  = 5 * time.Second
 )
 
-// pSlow is the probability that an ordinary trace is slow (root >= 1 s):
-// the log-normal's own tail plus the 1 % 2-10 s tail.
-const pSlow = pSlowTail + (1-pSlowTail)*pLogNormalSlow
+// The default class mix in percent (see Mix).
+const (
+	defaultSlowPct    = 1    // extra slow tail of 2-10 s, of the ordinary traces
+	defaultAnomalyPct = 0.5  // per-route latency anomaly
+	defaultHugePct    = 0.01 // one trace in 10 000
+	defaultLatePct    = 0.6  // of eligible spans: ~0.5 % of all spans held back 10-30 s
+)
 
 // ServiceName returns "svc-07" for 7.
 func ServiceName(svc int) string { return fmt.Sprintf("svc-%02d", svc) }
@@ -68,6 +68,10 @@ type model struct {
 	resource   [NumServices][]byte // encoded Resource field (tag, length, message)
 	scope      []byte              // encoded InstrumentationScope field of ScopeSpans
 	schemaURL  []byte              // encoded schema_url field of ResourceSpans
+	// slowTailShare is the share of slow templates drawn from the extra
+	// 2-10 s tail (the others come from the log-normal tail >= 1 s).
+	slowTailShare float64
+	pLateSpan     float64 // probability that an eligible span is late
 }
 
 func newModel(rng *rand.Rand) *model {

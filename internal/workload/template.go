@@ -97,7 +97,7 @@ func buildTemplate(rng *rand.Rand, m *model, class string, u float64, linger tim
 	case ClassFast, ClassError, ClassHuge:
 		dur = drawBelow(rng, m.routeMedian[rootSvc][rootOp], slowThreshold)
 	case ClassSlow:
-		if rng.Float64() < pSlowTail/pSlow {
+		if rng.Float64() < m.slowTailShare {
 			dur = uniformDur(rng, 2*time.Second, 10*time.Second)
 		} else {
 			// Log-normal tail >= 1 s: draw route and latency jointly.
@@ -227,16 +227,16 @@ func buildTemplate(rng *rand.Rand, m *model, class string, u float64, linger tim
 			sp[i].group = c
 		}
 	}
-	// Late spans: about 0.5 % of all spans (pLateSpan of the non-root spans
-	// whose group keeps another span), held back and sent 10-30 s after the
-	// rest of the trace.
+	// Late spans: m.pLateSpan of the non-root spans whose group keeps
+	// another span (by default about 0.5 % of all spans), held back and sent
+	// 10-30 s after the rest of the trace.
 	var late []int
 	left := make([]int, k)
 	for c := range groups {
 		left[c] = len(groups[c].spans)
 	}
 	for i := 1; i < n; i++ {
-		if rng.Float64() < pLateSpan && left[sp[i].group] > 1 {
+		if rng.Float64() < m.pLateSpan && left[sp[i].group] > 1 {
 			left[sp[i].group]--
 			sp[i].late = true
 			late = append(late, i)
