@@ -50,7 +50,8 @@ type ports struct {
 }
 
 // collectorConfig returns the collector YAML for one run.
-func collectorConfig(k kind, p ports, pprof bool) string {
+// rescue > 0 sets tailsift's rescue.window (processor and fast path).
+func collectorConfig(k kind, p ports, pprof bool, rescue time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by benchmarks/cmd/bench-e2e (%s)\n", k)
 	b.WriteString("extensions:\n")
@@ -63,7 +64,7 @@ func collectorConfig(k kind, p ports, pprof bool) string {
 	receiver := "otlp"
 	if k == kindFastpath {
 		receiver = "tailsift"
-		fmt.Fprintf(&b, "receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n    completion: {quiet: %s, max_wait: %s}\n%s", p.OTLP, quiet, maxWait, policiesYAML)
+		fmt.Fprintf(&b, "receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n    completion: {quiet: %s, max_wait: %s}\n%s%s", p.OTLP, quiet, maxWait, rescueYAML(rescue), policiesYAML)
 	} else {
 		fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n", p.OTLP)
 	}
@@ -72,7 +73,7 @@ func collectorConfig(k kind, p ports, pprof bool) string {
 	switch k {
 	case kindTailsift:
 		proc = "tailsift"
-		fmt.Fprintf(&b, "processors:\n  tailsift:\n    completion: {quiet: %s, max_wait: %s}\n%s", quiet, maxWait, policiesYAML)
+		fmt.Fprintf(&b, "processors:\n  tailsift:\n    completion: {quiet: %s, max_wait: %s}\n%s%s", quiet, maxWait, rescueYAML(rescue), policiesYAML)
 	case kindContrib:
 		proc = "tail_sampling"
 		fmt.Fprintf(&b, `processors:
@@ -108,4 +109,13 @@ func collectorConfig(k kind, p ports, pprof bool) string {
 	}
 	fmt.Fprintf(&b, "      exporters: [%s]\n", exporter)
 	return b.String()
+}
+
+// rescueYAML is tailsift's rescue block, empty when rescue is off. Its
+// budget is far above what a run holds, so that the window alone decides.
+func rescueYAML(window time.Duration) string {
+	if window <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("    rescue: {window: %s, max_bytes: 2GiB}\n", window)
 }

@@ -50,7 +50,8 @@ type options struct {
 	// ContribSatRef: contrib's saturation rate from an earlier run, for the
 	// fast path's saturation target when this run has no contrib ladder.
 	ContribSatRef float64
-	Fastpath      bool // also run the tailsift receiver (kind fastpath) in every side-by-side round
+	Fastpath      bool          // also run the tailsift receiver (kind fastpath) in every side-by-side round
+	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
 	Seed          int64
 	Idle          time.Duration
 
@@ -124,6 +125,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Drain, "drain", o.Drain, "loadgen --drain in side-by-side runs (late spans are held back 10-30 s)")
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "run the OTLP->nop baseline in every side-by-side round")
 	fs.Float64Var(&o.ContribSatRef, "contrib-sat-ref", 0, "contrib's saturation rate (spans/s) from an earlier run, for the fast path's saturation target when this run has no contrib ladder (also applied by -replot)")
+	fs.DurationVar(&o.Rescue, "tailsift-rescue", 0, "set tailsift's rescue.window (processor and fast path) to this; 0: off, as by default")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
@@ -269,7 +271,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue}
 	if p, err := exec.LookPath("taskset"); err == nil {
 		e.taskset = p
 	} else {

@@ -310,6 +310,9 @@ func (rep *report) markdown() string {
 	w("Mode `%s`, %s → %s (%s). tailsift sources sha256 %s.\n\n", o.Mode, rep.Started.UTC().Format("15:04:05"),
 		rep.Finished.UTC().Format("15:04:05 MST"), rep.Finished.Sub(rep.Started).Round(time.Second), rep.SourceSum)
 	w("Command: `%s`\n\n", strings.Join(rep.Commands, "`, `"))
+	if o.Rescue > 0 {
+		w("**tailsift runs with `rescue: {window: %s}`** (off by default): dropped traces are held so that a late ERROR span keeps them; its memory shows in tailsift's RSS.\n\n", o.Rescue)
+	}
 
 	if len(rep.Side) > 0 {
 		hasFast := slices.ContainsFunc(rep.Side, func(r *runResult) bool { return r.Kind == kindFastpath })

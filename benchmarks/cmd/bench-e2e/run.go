@@ -25,7 +25,8 @@ type env struct {
 	loadgenBin, sinkBin     string
 	taskset                 string // path of taskset, "" when runs are unpinned
 	workDir                 string
-	keep                    bool // keep each run's directory (configs, logs, manifests)
+	keep                    bool          // keep each run's directory (configs, logs, manifests)
+	rescue                  time.Duration // tailsift's rescue.window; 0: off
 	logf                    func(format string, args ...any)
 
 	mu    sync.Mutex
@@ -409,7 +410,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	}
 	p := ports{OTLP: pp[0], Metrics: pp[1], Health: pp[2], Pprof: pp[3], SinkGRPC: pp[4], SinkHTTP: pp[5]}
 	cfgPath := filepath.Join(dir, "collector.yaml")
-	if err := os.WriteFile(cfgPath, []byte(collectorConfig(spec.Kind, p, spec.ProfileSeconds > 0)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(collectorConfig(spec.Kind, p, spec.ProfileSeconds > 0, e.rescue)), 0o644); err != nil {
 		return nil, err
 	}
 	bin := e.contribBin

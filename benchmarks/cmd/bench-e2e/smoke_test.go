@@ -14,8 +14,9 @@ import (
 // loadgen and sink on CPU 1, counted window, decision wait, SIGTERM,
 // scoring, report rendering) for a couple of seconds at a low rate. It
 // needs bin/otelcol-tailsift (or $TAILSIFT_BIN) and builds the loadgen and
-// the sink into a temporary directory; contrib and the baseline run only
-// when bin/otelcol-contrib-bench exists (`make bench-contrib-dist`).
+// the sink into a temporary directory; contrib and the baseline run when
+// bin/otelcol-contrib-bench exists (`make bench-contrib-dist`), and must
+// when $TAILSIFT_CONTRIB_BIN names it, as `make test` does.
 func TestSmokeE2E(t *testing.T) {
 	repo, err := findRepo()
 	if err != nil {
@@ -28,11 +29,19 @@ func TestSmokeE2E(t *testing.T) {
 	if !exists(ts) {
 		t.Skipf("skipping: %s is not built (run `make build` or set TAILSIFT_BIN)", ts)
 	}
-	contrib := filepath.Join(repo, "bin", "otelcol-contrib-bench")
+	// make test sets TAILSIFT_CONTRIB_BIN after building the comparison
+	// distribution, and then contrib and the baseline must run too.
+	contrib, required := os.LookupEnv("TAILSIFT_CONTRIB_BIN")
+	if !required {
+		contrib = filepath.Join(repo, "bin", "otelcol-contrib-bench")
+	}
 	kinds := []kind{kindTailsift, kindFastpath} // fastpath: the tailsift receiver, same binary
-	if exists(contrib) {
+	switch {
+	case exists(contrib):
 		kinds = append(kinds, kindContrib, kindBaseline)
-	} else {
+	case required:
+		t.Fatalf("TAILSIFT_CONTRIB_BIN=%s does not exist", contrib)
+	default:
 		t.Logf("%s not built (make bench-contrib-dist): running tailsift only", contrib)
 	}
 	o := options{Repo: repo, TailsiftBin: ts, ContribBin: contrib}
@@ -177,7 +186,7 @@ func TestCollectorConfig(t *testing.T) {
 		kindFastpath: {"receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:1}", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5",
 			"receivers: [tailsift]", "exporters: [otlp_grpc]", "compression: zstd"},
 	} {
-		cfg := collectorConfig(k, p, k == kindTailsift)
+		cfg := collectorConfig(k, p, k == kindTailsift, 0)
 		for _, w := range want {
 			if !strings.Contains(cfg, w) {
 				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
