@@ -77,6 +77,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 				s.unhold(t)
 				s.keep(t, d, now)
 				s.b.set.Observer.Rescued(d.Policy, t.sum.SpanCount)
+				s.b.set.Observer.Late(true, 1) // it leaves with its trace
 				s.release(t)
 				continue
 			}

@@ -40,11 +40,14 @@ func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
 
-	// Later spans follow the new decision.
+	// Later spans follow the new decision. Every span is accounted once:
+	// decided with its trace, or late (the rescuing span and this one).
 	h.send(spanSpec{trace: 1, span: 5, parent: 2})
 	h.advance(100 * time.Millisecond)
 	assert.Len(t, h.spansOf(1), 5)
-	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
+	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_spans_received"),
+		h.metric("otelcol_processor_tailsift_spans_decided")+h.metric("otelcol_processor_tailsift_late_spans"))
 }
 
 // A late span that makes the trace slow rescues it too; one that changes
