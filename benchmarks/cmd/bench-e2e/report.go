@@ -315,11 +315,14 @@ func (rep *report) markdown() string {
 	}
 
 	if len(rep.Side) > 0 {
-		hasFast := slices.ContainsFunc(rep.Side, func(r *runResult) bool { return r.Kind == kindFastpath })
-		kinds := "tailsift, contrib, baseline"
-		if hasFast {
-			kinds = "tailsift, fastpath, contrib, baseline"
+		var ran []string
+		for _, k := range []kind{kindTailsift, kindFastpath, kindContrib, kindBaseline} {
+			if slices.ContainsFunc(rep.Side, func(r *runResult) bool { return r.Kind == k }) {
+				ran = append(ran, string(k))
+			}
 		}
+		kinds := strings.Join(ran, ", ")
+		hasFast := slices.Contains(ran, string(kindFastpath))
 		w("## Side by side at %.0f spans/s offered (%d × %s; warm-up %v, window %v)\n\n", o.Rate, o.Pairs, kinds, o.Warmup, o.Window)
 		w("Median [min–max] over the runs; ratios are of medians. Baseline = the same receiver into the `nop` exporter.")
 		if hasFast {
