@@ -108,7 +108,7 @@ func readFileExport(t testing.TB, path string) []map[pcommon.TraceID]int {
 		return nil
 	}
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	dec, err := zstd.NewReader(nil)
 	require.NoError(t, err)
 	defer dec.Close()
