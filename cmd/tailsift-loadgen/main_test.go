@@ -206,15 +206,7 @@ func checkRun(t *testing.T, o options, s *Summary, snk *sink) {
 		t.Fatalf("partial_success %d, sink rejected %d", s.Refusals["partial_success"].Spans, snk.rejected)
 	}
 
-	f, err := os.Open(o.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	hdr, traces, err := workload.ReadManifest(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hdr, traces := readManifest(t, o.Manifest)
 	if !hdr.Header || hdr.Seed != o.Seed || hdr.Rate != o.Rate || hdr.DurationS != o.Duration.Seconds() || hdr.ErrorPct != o.ErrorPct || hdr.StartedUnixNano == 0 {
 		t.Fatalf("header %+v", hdr)
 	}
@@ -456,4 +448,19 @@ func (c *countingSink) Export(_ context.Context, req ptraceotlp.ExportRequest) (
 	c.reqs.Add(1)
 	c.spans.Add(int64(req.Traces().SpanCount()))
 	return ptraceotlp.NewExportResponse(), nil
+}
+
+// readManifest reads the manifest a run wrote.
+func readManifest(t *testing.T, path string) (workload.ManifestHeader, []workload.ManifestTrace) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	hdr, traces, err := workload.ReadManifest(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdr, traces
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -79,15 +78,7 @@ func TestManifestRecordsMix(t *testing.T) {
 	if s.Mix != want || s.ErrorPct != 2 {
 		t.Errorf("summary mix %v error_pct %g, want %v", s.Mix, s.ErrorPct, want)
 	}
-	f, err := os.Open(o.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	hdr, traces, err := workload.ReadManifest(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hdr, traces := readManifest(t, o.Manifest)
 	if hdr.Mix == nil || *hdr.Mix != want || hdr.ErrorPct != 2 {
 		t.Fatalf("header mix %+v error_pct %g, want %v", hdr.Mix, hdr.ErrorPct, want)
 	}
