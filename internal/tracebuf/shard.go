@@ -194,12 +194,15 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 				s.slots = append(s.slots, nil)
 				continue
 			}
+			// A held trace is looked up first: the dropped filter may have
+			// forgotten it while it is still held.
+			if s.window > 0 && s.held[sp.TraceID] != nil {
+				s.rescue = append(s.rescue, i)
+				s.slots = append(s.slots, nil)
+				continue
+			}
 			if s.dropped.contains(h) {
-				if s.held[sp.TraceID] != nil {
-					s.rescue = append(s.rescue, i)
-				} else {
-					lateDropped++
-				}
+				lateDropped++
 				s.slots = append(s.slots, nil)
 				continue
 			}
@@ -227,8 +230,6 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			// max_spans decided the trace earlier in this message.
 			if th, ok := s.keptThreshold(&sp.TraceID, t.hash); ok {
 				s.late = append(s.late, lateSpan{idx: i, th: th})
-			} else if s.held[sp.TraceID] != nil {
-				s.rescue = append(s.rescue, i)
 			} else {
 				lateDropped++
 			}

@@ -123,3 +123,20 @@ func TestRescueShutdownReleasesHeld(t *testing.T) {
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_buffered_bytes"))
 }
+
+// A held trace is found even after the dropped filter has forgotten it.
+func TestRescueOutlivesDroppedFilter(t *testing.T) {
+	cfg := rescueConfig(time.Minute)
+	cfg.Shards = 1
+	cfg.DecisionCache.DroppedMaxEntries = 16 // two generations of 8
+	h := newHarness(t, cfg, nil)
+	for n := uint64(1); n <= 100; n++ {
+		h.send(spanSpec{trace: n, span: 1}, spanSpec{trace: n, span: 2, parent: 1})
+	}
+	h.advance(3 * time.Second)
+	require.Equal(t, int64(100), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
+	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.advance(100 * time.Millisecond)
+	assert.Len(t, h.spansOf(1), 3, "trace 1 left the dropped filter but is still held")
+	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued"))
+}
