@@ -84,21 +84,28 @@ func NewObserver(in Instruments) tracebuf.Observer {
 }
 
 func (o *observer) decidedAttrs(policy string, keep bool) metric.MeasurementOption {
-	k := decidedKey{policy, keep}
-	o.mu.RLock()
-	a, ok := o.decided[k]
-	o.mu.RUnlock()
+	return cachedAttrs(&o.mu, o.decided, decidedKey{policy, keep}, func() attribute.Set {
+		d := "drop"
+		if keep {
+			d = "keep"
+		}
+		return attribute.NewSet(attribute.String("policy", policy), attribute.String("decision", d))
+	})
+}
+
+// cachedAttrs returns m's attribute option for k, building it with set the
+// first time; mu guards m.
+func cachedAttrs[K comparable](mu *sync.RWMutex, m map[K]metric.MeasurementOption, k K, set func() attribute.Set) metric.MeasurementOption {
+	mu.RLock()
+	a, ok := m[k]
+	mu.RUnlock()
 	if ok {
 		return a
 	}
-	d := "drop"
-	if keep {
-		d = "keep"
-	}
-	a = metric.WithAttributeSet(attribute.NewSet(attribute.String("policy", policy), attribute.String("decision", d)))
-	o.mu.Lock()
-	o.decided[k] = a
-	o.mu.Unlock()
+	a = metric.WithAttributeSet(set())
+	mu.Lock()
+	m[k] = a
+	mu.Unlock()
 	return a
 }
 
@@ -163,15 +170,9 @@ func (o *observer) Held(bytes, traces int64) {
 	}
 }
 
-func (o *observer) Rescued(policy string, _ int) {
-	o.mu.RLock()
-	a, ok := o.rescued[policy]
-	o.mu.RUnlock()
-	if !ok {
-		a = metric.WithAttributeSet(attribute.NewSet(attribute.String("policy", policy)))
-		o.mu.Lock()
-		o.rescued[policy] = a
-		o.mu.Unlock()
-	}
+func (o *observer) Rescued(policy string) {
+	a := cachedAttrs(&o.mu, o.rescued, policy, func() attribute.Set {
+		return attribute.NewSet(attribute.String("policy", policy))
+	})
 	o.in.TracesRescued.Add(context.Background(), 1, a)
 }

@@ -37,9 +37,9 @@ type Observer interface {
 	ExportFailed(spans int)
 	// Held reports changes of the bytes and traces held for rescue.
 	Held(bytes, traces int64)
-	// Rescued reports a dropped trace kept after all by a late span: the
-	// policy that kept it and its span count, the late span included.
-	Rescued(policy string, spans int)
+	// Rescued reports a dropped trace kept after all by a late span, and the
+	// policy that kept it.
+	Rescued(policy string)
 }
 
 // NopObserver ignores every event.
@@ -52,4 +52,4 @@ func (NopObserver) Late(bool, int)                                              
 func (NopObserver) Buffered(int64, int64)                                           {}
 func (NopObserver) ExportFailed(int)                                                {}
 func (NopObserver) Held(int64, int64)                                               {}
-func (NopObserver) Rescued(string, int)                                             {}
+func (NopObserver) Rescued(string)                                                  {}

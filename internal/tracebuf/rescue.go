@@ -58,14 +58,9 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 			}
 			continue
 		}
-		gid := s.gids[sp.Scope]
-		if gid < 0 { // the message's own reference, as in ingest's pass 1
-			gid = int32(s.groups.lookup(&batch.Scopes[sp.Scope]))
-			s.groups.ref(uint32(gid))
-			s.gids[sp.Scope] = gid
-		}
-		t.pending = varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
-		grown := s.appendRecord(t, sp, uint32(gid))
+		gid := s.groupOf(batch, sp.Scope)
+		t.pending = recordSize(gid, sp)
+		grown := s.appendRecord(t, sp, gid)
 		s.heldBytes += grown
 		hadError := t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		before := t.sum.Duration()
@@ -76,7 +71,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 			if d := s.evaluate(t); d.Keep {
 				s.unhold(t)
 				s.keep(t, d, now)
-				s.b.set.Observer.Rescued(d.Policy, t.sum.SpanCount)
+				s.b.set.Observer.Rescued(d.Policy)
 				s.b.set.Observer.Late(true, 1) // it leaves with its trace
 				s.release(t)
 				continue
@@ -87,7 +82,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 	for s.heldBytes > s.heldBudget && s.byHeld.head != nil {
 		s.letGo(s.byHeld.head)
 	}
-	if s.outSince >= 0 && (s.outSpans >= s.batchMaxSpans || s.batchTimeout == 0) {
+	if s.outDue() {
 		s.flushOutAsync(ctx)
 	}
 	return dropped

@@ -208,15 +208,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			}
 			t = s.newTrace(sp, h, now)
 		}
-		gid := s.gids[sp.Scope]
-		if gid < 0 {
-			// The message holds a reference of its own until it is done,
-			// so a decision in pass 2 cannot free a group it still uses.
-			gid = int32(s.groups.lookup(&batch.Scopes[sp.Scope]))
-			s.groups.ref(uint32(gid))
-			s.gids[sp.Scope] = gid
-		}
-		t.pending += varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
+		gid := s.groupOf(batch, sp.Scope)
+		t.pending += recordSize(gid, sp)
 		s.slots = append(s.slots, t)
 	}
 	// Pass 2: append the records.
@@ -271,6 +264,24 @@ func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
 	s.used += traceOverhead
 	s.nTraces++
 	return t
+}
+
+// groupOf returns the interned group of scope in batch. The message takes
+// a reference of its own on it the first time, held until the message is
+// done, so that a decision taken meanwhile cannot free a group it uses.
+func (s *shard) groupOf(batch *wire.Batch, scope int32) uint32 {
+	if gid := s.gids[scope]; gid >= 0 {
+		return uint32(gid)
+	}
+	gid := s.groups.lookup(&batch.Scopes[scope])
+	s.groups.ref(gid)
+	s.gids[scope] = int32(gid)
+	return gid
+}
+
+// recordSize is the size of sp's record in group gid.
+func recordSize(gid uint32, sp *wire.Span) int {
+	return varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
 }
 
 func varintLen(v uint64) int {
@@ -413,10 +424,16 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 		hold = s.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
 	}
 	s.forget(t, d, reason, now, lag, hold)
-	if s.outSpans >= s.batchMaxSpans || (s.outSince >= 0 && s.batchTimeout == 0) {
+	if s.outDue() {
 		return s.flushOut(ctx)
 	}
 	return nil
+}
+
+// outDue reports whether the output batch is to be handed on now rather
+// than at its timeout: it is full, or batching is off.
+func (s *shard) outDue() bool {
+	return s.outSince >= 0 && (s.outSpans >= s.batchMaxSpans || s.batchTimeout == 0)
 }
 
 // evaluate runs the policies on t.
@@ -627,7 +644,7 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	if s.outSince < 0 {
 		s.outSince = now
 	}
-	if s.outSpans >= s.batchMaxSpans || s.batchTimeout == 0 {
+	if s.outDue() {
 		s.flushOutAsync(ctx)
 	}
 }

@@ -16,15 +16,11 @@ type Config struct {
 	Seed     int64
 	Rate     float64       // offered spans/s
 	Duration time.Duration // traces start during [0, Duration); 0 = until Stop
-	ErrorPct float64       // percent of error traces (Mix.Error)
-	// SlowPct, AnomalyPct, HugePct and LatePct are the rest of the class
-	// mix, in percent (see Mix); nil means the default (DefaultMix). The
-	// Generator's Config has them set.
-	SlowPct    *float64
-	AnomalyPct *float64
-	HugePct    *float64
-	LatePct    *float64
-	Templates  int // templates per class (huge: at most 4); default 1000
+	ErrorPct float64       // percent of error traces; with Classes set, Classes.Error
+	// Classes is the whole class mix (see Mix); nil means DefaultMix with
+	// ErrorPct. The Generator's Config has it set.
+	Classes   *Mix
+	Templates int // templates per class (huge: at most 4); default 1000
 	// Linger, when > 0, overrides every service's batching delay (by
 	// default each service has its own, 0.2-5 s): how long a service's
 	// batch stays open before it is sent.
@@ -34,23 +30,17 @@ type Config struct {
 
 // Mix is the class mix of c, defaults applied.
 func (c *Config) Mix() Mix {
+	if c.Classes != nil {
+		return *c.Classes
+	}
 	m := DefaultMix()
 	m.Error = c.ErrorPct
-	for _, f := range []struct {
-		p   *float64
-		dst *float64
-	}{{c.SlowPct, &m.Slow}, {c.AnomalyPct, &m.Anomaly}, {c.HugePct, &m.Huge}, {c.LatePct, &m.Late}} {
-		if f.p != nil {
-			*f.dst = *f.p
-		}
-	}
 	return m
 }
 
-// SetMix sets every mix field of c (ErrorPct included) to m's.
+// SetMix sets the class mix of c (ErrorPct included) to m.
 func (c *Config) SetMix(m Mix) {
-	c.ErrorPct = m.Error
-	c.SlowPct, c.AnomalyPct, c.HugePct, c.LatePct = &m.Slow, &m.Anomaly, &m.Huge, &m.Late
+	c.ErrorPct, c.Classes = m.Error, &m
 }
 
 func (c *Config) setDefaults() error {
@@ -221,11 +211,12 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	g.model = newModel(rand.New(rand.NewPCG(seed, 0x6d6f64656c)))
 	// An ordinary trace is slow when it falls in the extra 2-10 s tail or
 	// else in the log-normal's own tail.
-	pSlowTail := *cfg.SlowPct / 100
+	mix := cfg.Mix()
+	pSlowTail := mix.Slow / 100
 	g.pSlow = pSlowTail + (1-pSlowTail)*pLogNormalSlow
-	g.pHuge, g.pError, g.pAnomaly = *cfg.HugePct/100, cfg.ErrorPct/100, *cfg.AnomalyPct/100
+	g.pHuge, g.pError, g.pAnomaly = mix.Huge/100, mix.Error/100, mix.Anomaly/100
 	g.model.slowTailShare = pSlowTail / g.pSlow
-	g.model.pLateSpan = *cfg.LatePct / 100
+	g.model.pLateSpan = mix.Late / 100
 	names := [numClasses]string{ClassFast, ClassSlow, ClassError, ClassAnomaly, ClassHuge}
 	for c := range numClasses {
 		rng := rand.New(rand.NewPCG(seed, 0x74706c00+uint64(c)))

@@ -224,8 +224,8 @@ func TestConfigMixInvalid(t *testing.T) {
 		err string
 	}{
 		{func(c *Config) { c.ErrorPct = 60 }, "workload: mix: error=60 out of range [0, 50]"},
-		{func(c *Config) { v := 101.0; c.LatePct = &v }, "workload: mix: late=101 out of range [0, 100]"},
-		{func(c *Config) { v := 99.0; c.SlowPct = &v }, "workload: mix: error+slow+anomaly+huge = 101.51, more than 100"},
+		{func(c *Config) { m := DefaultMix(); m.Late = 101; c.Classes = &m }, "workload: mix: late=101 out of range [0, 100]"},
+		{func(c *Config) { m := DefaultMix(); m.Slow = 99; c.Classes = &m }, "workload: mix: error+slow+anomaly+huge = 101.51, more than 100"},
 	} {
 		cfg := Config{Seed: 1, Rate: 1000, ErrorPct: 2, Templates: 1}
 		c.cfg(&cfg)

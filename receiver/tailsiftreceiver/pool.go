@@ -9,10 +9,9 @@ import (
 
 // recvPool is the gRPC server's buffer pool: buffers in power-of-two tiers,
 // handed out without being cleared. gRPC's default pool clears every buffer
-// it hands out (about 4 % of the fast path's CPU in a profile at 16000
-// spans/s, see benchmarks/README.md); gRPC writes a received buffer whole (frames and
-// messages are read to their length) before anything reads it, and so does
-// the codec's MaterializeToBuffer, so clearing buys nothing here.
+// it hands out; gRPC writes a received buffer whole (frames and messages are
+// read to their length) before anything reads it, and so does the codec's
+// MaterializeToBuffer, so clearing buys nothing here.
 type recvPool struct {
 	tiers [maxPoolExp - minPoolExp + 1]sync.Pool
 }

@@ -32,21 +32,21 @@ func fp(p *float64, scale float64) (float64, bool) {
 }
 func pos(v float64) (float64, bool) { return v, v > 0 }
 
-// all3: every kind of the side-by-side table (the name predates fastpath);
+// sideKinds: every kind of the side-by-side table;
 // samplers: the kinds that sample; pair: the two the sizing compares.
-var all3 = []kind{kindTailsift, kindContrib, kindBaseline, kindFastpath}
+var sideKinds = []kind{kindTailsift, kindContrib, kindBaseline, kindFastpath}
 var samplers = []kind{kindTailsift, kindContrib, kindFastpath}
 var pair = []kind{kindTailsift, kindContrib}
 
 var sideRows = []row{
-	{"accepted spans/s in the window", "%.0f", func(r *runResult) (float64, bool) { return f(r.WindowAcceptedRate) }, false, all3},
-	{"**collector CPU µs / accepted span**", "%.2f", func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }, true, all3},
-	{"collector CPU (cores)", "%.3f", func(r *runResult) (float64, bool) { return f(r.CPUUtil) }, true, all3},
-	{"collector CPU at idle, before load (cores)", "%.4f", func(r *runResult) (float64, bool) { return f(r.IdleCPU) }, false, all3},
-	{"RSS idle, before load (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) }, true, all3},
-	{"**RSS mean in the window (MB)**", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSMeanMB) }, true, all3},
-	{"RSS peak in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSPeakMB) }, true, all3},
-	{"Go heap mean in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.HeapMeanMB) }, true, all3},
+	{"accepted spans/s in the window", "%.0f", func(r *runResult) (float64, bool) { return f(r.WindowAcceptedRate) }, false, sideKinds},
+	{"**collector CPU µs / accepted span**", "%.2f", func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) }, true, sideKinds},
+	{"collector CPU (cores)", "%.3f", func(r *runResult) (float64, bool) { return f(r.CPUUtil) }, true, sideKinds},
+	{"collector CPU at idle, before load (cores)", "%.4f", func(r *runResult) (float64, bool) { return f(r.IdleCPU) }, false, sideKinds},
+	{"RSS idle, before load (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSIdleMB) }, true, sideKinds},
+	{"**RSS mean in the window (MB)**", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSMeanMB) }, true, sideKinds},
+	{"RSS peak in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.RSSPeakMB) }, true, sideKinds},
+	{"Go heap mean in the window (MB)", "%.1f", func(r *runResult) (float64, bool) { return pos(r.HeapMeanMB) }, true, sideKinds},
 	{"buffered spans (mean)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BufferedSpansMean) }, true, samplers},
 	{"buffered traces (mean)", "%.0f", func(r *runResult) (float64, bool) { return pos(r.BufferedTracesMean) }, true, samplers},
 	{"mean hold per span, s (buffered ÷ rate)", "%.2f", func(r *runResult) (float64, bool) { return pos(r.MeanHoldS) }, true, samplers},
@@ -73,9 +73,9 @@ var sideRows = []row{
 			return 0, false
 		}
 		return float64(r.Loadgen.RefusedSpans), true
-	}, false, all3},
-	{"other load on CPU 0 (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(max(0, r.OtherCPU0)) }, false, all3},
-	{"CPU 1 busy: loadgen + sink + other (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(r.CPU1Busy) }, false, all3},
+	}, false, sideKinds},
+	{"other load on CPU 0 (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(max(0, r.OtherCPU0)) }, false, sideKinds},
+	{"CPU 1 busy: loadgen + sink + other (cores)", "%.2f", func(r *runResult) (float64, bool) { return f(r.CPU1Busy) }, false, sideKinds},
 }
 
 // sinkClasses are the workload classes the sink scored in the side-by-side
