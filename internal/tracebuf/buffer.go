@@ -115,13 +115,8 @@ func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
 		queuedMax: int64(cfg.Buffer.MaxQueuedBytes),
 		queued:    semaphore.NewWeighted(int64(cfg.Buffer.MaxQueuedBytes)),
 	}
-	// A quarter of the kept budget goes to the shards' rings, which back
-	// ristretto up (about 48 bytes an entry with the map).
-	ring := int(int64(cfg.DecisionCache.KeptMaxBytes) / 4 / 48 / int64(n))
 	for i := range n {
-		s := newShard(b, int64(cfg.Buffer.MaxBytes)/int64(n), ring, cfg.DecisionCache.DroppedMaxEntries/n, i)
-		s.heldBudget = int64(cfg.Rescue.MaxBytes) / int64(n)
-		b.shards = append(b.shards, s)
+		b.shards = append(b.shards, newShard(b.shardDeps(), shardConfigFor(cfg, n), i))
 	}
 	b.reqs.New = func() any { return &request{b: b, per: make([][]int32, n)} }
 	return b, nil

@@ -168,8 +168,8 @@ func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 		}()
 	}
 
-	ringHorizon := len(b.shards[0].ring.ids) // per shard
-	const kept = 4000                        // 2000 a shard, within each ring
+	ringHorizon := len(b.shards[0].decided.ring.ids) // per shard
+	const kept = 4000                                // 2000 a shard, within each ring
 	require.Less(t, kept, ringHorizon*cfg.Shards*9/10)
 	traces := make([]uint64, kept)
 	for i := range traces {
@@ -215,7 +215,7 @@ func TestKeptDecisionOutlivesRing(t *testing.T) {
 	b.Start()
 	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
 	ctx := context.Background()
-	ring := len(b.shards[0].ring.ids)
+	ring := len(b.shards[0].decided.ring.ids)
 	traces := make([]uint64, ring+100)
 	for i := range traces {
 		traces[i] = uint64(i + 1)
@@ -321,9 +321,9 @@ func TestAccountingReturnsToZero(t *testing.T) {
 	require.NoError(t, b.Sync(ctx))
 	s := b.shards[0]
 	assert.Zero(t, len(s.traces))
-	assert.Zero(t, s.used, "trace bytes still counted")
-	assert.Zero(t, s.groups.bytes, "group bytes still counted")
-	assert.Empty(t, s.groups.byHash, "groups still interned")
+	assert.Zero(t, s.usage.used, "trace bytes still counted")
+	assert.Zero(t, s.usage.groups.bytes, "group bytes still counted")
+	assert.Empty(t, s.usage.groups.byHash, "groups still interned")
 	for n := uint64(1); n <= 193; n += 10 {
 		assert.Equal(t, 5, out.count(tid(n)), "trace %d", n)
 	}

@@ -147,3 +147,34 @@ func slot(h uint64, n int) int {
 
 // hashID is the trace ID hash used for sharding and the caches.
 func hashID(id *[16]byte) uint64 { return xxhash.Sum64(id[:]) }
+
+// decisions is what a shard remembers of its past decisions: its recent kept
+// traces (ring), the kept cache shared by the shards, and its dropped filter.
+type decisions struct {
+	ring    *keptRing
+	kept    *ristretto.Cache[uint64, keptValue]
+	dropped *dropFilter
+}
+
+// rememberKept records trace id (hash h) as kept with threshold th.
+func (d *decisions) rememberKept(id [16]byte, h, th uint64) {
+	d.kept.Set(h, keptValue{check: idCheck(&id), threshold: th}, keptEntryCost)
+	if old, oldTh, evicted := d.ring.add(id, th); evicted {
+		oh := hashID(&old)
+		if v, ok := d.kept.Get(oh); !ok || v.check != idCheck(&old) {
+			d.kept.Set(oh, keptValue{check: idCheck(&old), threshold: oldTh}, keptEntryCost)
+		}
+	}
+}
+
+// keptThreshold returns the threshold trace id (hash h) was kept with, if
+// it was kept.
+func (d *decisions) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
+	if th, ok := d.ring.get(*id); ok {
+		return th, true
+	}
+	if v, ok := d.kept.Get(h); ok && v.check == idCheck(id) {
+		return v.threshold, true
+	}
+	return 0, false
+}

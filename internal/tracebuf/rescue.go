@@ -2,6 +2,7 @@ package tracebuf
 
 import (
 	"context"
+	"math"
 
 	"github.com/tailsift/tailsift/internal/wire"
 	tsampling "github.com/tailsift/tailsift/sampling"
@@ -13,26 +14,61 @@ import (
 // keep then sends the whole trace on. The held traces are bounded by
 // rescue.max_bytes, apart from the buffer's budget.
 
+// heldSet is a shard's dropped traces held for rescue.window, oldest first.
+type heldSet struct {
+	byID           map[[16]byte]*trace // nil when rescue is off
+	list           list
+	bytes, traces  int64
+	budget         int64 // rescue.max_bytes / shards
+	window         int64 // rescue.window
+	reportedBytes  int64 // last reported to the observer
+	reportedTraces int64
+}
+
+// next is when the oldest hold ends, or math.MaxInt64.
+func (h *heldSet) next() int64 {
+	if t := h.list.head; t != nil {
+		return t.last + h.window
+	}
+	return math.MaxInt64
+}
+
 // hold keeps a dropped trace's records for the rescue window, letting the
 // oldest held traces go while the shard's share of rescue.max_bytes is
 // exceeded.
 func (s *shard) hold(t *trace, now int64) {
+	h := &s.held
 	t.last = now
-	s.held[t.sum.ID] = t
-	s.byHeld.pushBack(t)
-	s.heldBytes += t.size
-	s.heldTraces++
-	for s.heldBytes > s.heldBudget && s.byHeld.head != nil {
-		s.letGo(s.byHeld.head)
+	h.byID[t.sum.ID] = t
+	h.list.pushBack(t)
+	h.bytes += t.size
+	h.traces++
+	s.trimHeld()
+}
+
+// trimHeld lets the oldest held traces go while the shard's share of
+// rescue.max_bytes is exceeded.
+func (s *shard) trimHeld() {
+	for s.held.bytes > s.held.budget && s.held.list.head != nil {
+		s.letGo(s.held.list.head)
+	}
+}
+
+// expireHeld lets go of the traces whose hold has ended by now.
+func (s *shard) expireHeld(now int64) {
+	h := &s.held
+	for t := h.list.head; t != nil && t.last+h.window <= now; t = h.list.head {
+		s.letGo(t)
 	}
 }
 
 // unhold removes t from the held traces without freeing its records.
 func (s *shard) unhold(t *trace) {
-	delete(s.held, t.sum.ID)
-	s.byHeld.remove(t)
-	s.heldBytes -= t.size
-	s.heldTraces--
+	h := &s.held
+	delete(h.byID, t.sum.ID)
+	h.list.remove(t)
+	h.bytes -= t.size
+	h.traces--
 }
 
 // letGo ends the hold of t: its records are freed, and its later spans are
@@ -42,17 +78,17 @@ func (s *shard) letGo(t *trace) {
 	s.release(t)
 }
 
-// takeHeld adds the spans in s.rescue, late spans of held traces, to their
-// traces, and decides a trace again when a span brings its first ERROR status
-// or lengthens it. A trace kept now goes to the output batch whole. It
-// returns how many of the spans stay dropped.
+// takeHeld adds the spans in s.msg.rescue, late spans of held traces, to
+// their traces, and decides a trace again when a span brings its first ERROR
+// status or lengthens it. A trace kept now goes to the output batch whole.
+// It returns how many of the spans stay dropped.
 func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dropped int) {
-	for _, i := range s.rescue {
+	for _, i := range s.msg.rescue {
 		sp := &batch.Spans[i]
-		t := s.held[sp.TraceID]
+		t := s.held.byID[sp.TraceID]
 		if t == nil { // kept by an earlier span of this message
-			if th, ok := s.keptThreshold(&sp.TraceID, hashID(&sp.TraceID)); ok {
-				s.late = append(s.late, lateSpan{idx: i, th: th})
+			if th, ok := s.decided.keptThreshold(&sp.TraceID, hashID(&sp.TraceID)); ok {
+				s.msg.late = append(s.msg.late, lateSpan{idx: i, th: th})
 			} else {
 				dropped++
 			}
@@ -61,7 +97,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 		gid := s.groupOf(batch, sp.Scope)
 		t.pending = recordSize(gid, sp)
 		grown := s.appendRecord(t, sp, gid)
-		s.heldBytes += grown
+		s.held.bytes += grown
 		hadError := t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		before := t.sum.Duration()
 		t.sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
@@ -71,18 +107,16 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 			if d := s.evaluate(t); d.Keep {
 				s.unhold(t)
 				s.keep(t, d, now)
-				s.b.set.Observer.Rescued(d.Policy)
-				s.b.set.Observer.Late(true, 1) // it leaves with its trace
+				s.deps.observer.Rescued(d.Policy)
+				s.deps.observer.Late(true, 1) // it leaves with its trace
 				s.release(t)
 				continue
 			}
 		}
 		dropped++
 	}
-	for s.heldBytes > s.heldBudget && s.byHeld.head != nil {
-		s.letGo(s.byHeld.head)
-	}
-	if s.outDue() {
+	s.trimHeld()
+	if s.out.due() {
 		s.flushOutAsync(ctx)
 	}
 	return dropped

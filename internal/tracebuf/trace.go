@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"encoding/binary"
 
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -38,6 +39,48 @@ func (t *trace) forEachRecord(f func(gid uint32, raw []byte)) {
 		f(uint32(gid), recs[start:start+int(l)])
 		recs = recs[start+int(l):]
 	}
+}
+
+// recordSize is the size of sp's record in group gid.
+func recordSize(gid uint32, sp *wire.Span) int {
+	return varintLen(uint64(gid)) + varintLen(uint64(len(sp.Raw))) + len(sp.Raw)
+}
+
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// appendRecord appends sp's record to t (t.pending bytes were announced),
+// takes a reference on its group, and returns how much t's record buffer
+// grew, which it has added to t.size.
+func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
+	before := cap(t.recs)
+	if t.pending > 0 {
+		if need := len(t.recs) + t.pending; need > cap(t.recs) {
+			// Exact for a trace's first message; later ones leave 1/8 room,
+			// so a trace fed by many messages is not copied quadratically.
+			if cap(t.recs) > 0 {
+				need += need / 8
+			}
+			grown := s.usage.arena.alloc(need)[:len(t.recs)]
+			copy(grown, t.recs)
+			s.usage.arena.release(t.recs)
+			t.recs = grown
+		}
+		t.pending = 0
+	}
+	t.recs = binary.AppendUvarint(t.recs, uint64(gid))
+	t.recs = binary.AppendUvarint(t.recs, uint64(len(sp.Raw)))
+	t.recs = append(t.recs, sp.Raw...)
+	s.usage.groups.ref(gid)
+	grown := int64(cap(t.recs) - before)
+	t.size += grown
+	return grown
 }
 
 type links struct{ prev, next *trace }

@@ -1,0 +1,147 @@
+package tracebuf
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/wire"
+	tsampling "github.com/tailsift/tailsift/sampling"
+)
+
+// decide evaluates t, forgets it and forwards it if kept, returning what
+// the next consumer refused. lag is how long after its rule fired this
+// happens, or negative for early decisions.
+func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
+	d := s.evaluate(t)
+	hold := false
+	if d.Keep {
+		s.keep(t, d, now)
+	} else if reason != ReasonMemory {
+		// A trace dropped early for lack of memory is not remembered: its
+		// later spans start afresh and get a decision of their own, so an
+		// ERROR status among them still keeps them.
+		s.decided.dropped.add(t.hash)
+		hold = s.held.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
+	}
+	s.forget(t, d, reason, now, lag, hold)
+	if s.out.due() {
+		return s.flushOut(ctx)
+	}
+	return nil
+}
+
+// decideAsync is decide where no caller waits for the outcome: what the next
+// consumer refused is counted (by send) and logged.
+func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, lag int64) {
+	if err := s.decide(ctx, t, reason, now, lag); err != nil {
+		s.deps.logger.Error("Kept spans not forwarded", zap.Error(err))
+	}
+}
+
+// evaluate runs the policies on t.
+func (s *shard) evaluate(t *trace) tsampling.Decision {
+	t.sum.Now = s.deps.clock.Now().UnixNano()
+	if s.deps.engine.NeedsSpans() {
+		spans, err := s.build(t, nil)
+		if err != nil {
+			s.deps.logger.Warn("Trace not decodable for span-level policies", zap.Error(err))
+		} else {
+			t.sum.Spans, t.sum.HasSpans = spans, true
+		}
+	}
+	d := s.deps.engine.Decide(&t.sum)
+	t.sum.Spans, t.sum.HasSpans = ptrace.Traces{}, false
+	return d
+}
+
+// keep remembers t as kept and appends its spans, marked with d's
+// threshold, to the output batch.
+func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
+	s.decided.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
+	m := tsampling.NewMarker(d.Threshold)
+	var rootAttrs []byte
+	if s.annotate {
+		rootAttrs = s.rootAttrs(d)
+	}
+	var n int
+	s.out.buf, n = s.appendTrace(s.out.buf, t, &m, rootAttrs)
+	s.out.spans += n
+	s.out.start(now)
+}
+
+// rootAttrs returns the attributes output.annotate_roots puts on a kept
+// trace's root spans: sampling.rule (the deciding policy) and SampleRate
+// (1 in how many traces this one stands for, rounded).
+func (s *shard) rootAttrs(d tsampling.Decision) []byte {
+	e := &s.enc
+	e.attrBuf = wire.AppendStringAttr(e.attrBuf[:0], "sampling.rule", d.Policy)
+	rate := int64(math.Round(1 / d.Threshold.Probability()))
+	e.attrBuf = wire.AppendIntAttr(e.attrBuf, "SampleRate", max(rate, 1))
+	return e.attrBuf
+}
+
+// forget removes a decided trace from the shard's state, and frees its
+// records unless it is to be held for rescue.
+func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64, hold bool) {
+	t.decided = true
+	delete(s.traces, t.sum.ID)
+	s.due.byFirst.remove(t)
+	if t.inQuiet {
+		s.due.byQuiet.remove(t)
+		t.inQuiet = false
+	}
+	s.usage.nTraces--
+	s.deps.observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	s.usage.used -= t.size
+	if hold {
+		s.hold(t, now)
+		return
+	}
+	s.release(t)
+}
+
+// release frees a trace's records and its references on their groups.
+func (s *shard) release(t *trace) {
+	t.forEachRecord(func(gid uint32, _ []byte) { s.usage.groups.unref(gid, 1) })
+	s.usage.arena.release(t.recs)
+	t.recs = nil
+}
+
+// flushAll decides every buffered trace, oldest first, and returns what the
+// next consumer refused.
+func (s *shard) flushAll(ctx context.Context) error {
+	// Take in what is still queued: it was accepted, so it is decided too.
+	for {
+		select {
+		case m := <-s.in:
+			if m.req != nil {
+				s.ingest(ctx, m.req, m.spans)
+			} else if m.sync != nil {
+				close(m.sync)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	var errs []error
+	now := s.now()
+	for t := s.due.byFirst.head; t != nil; t = s.due.byFirst.head {
+		if err := s.decide(ctx, t, ReasonShutdown, now, -1); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for t := s.held.list.head; t != nil; t = s.held.list.head {
+		s.letGo(t)
+	}
+	if err := s.flushOut(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	s.report()
+	return errors.Join(errs...)
+}

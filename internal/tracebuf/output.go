@@ -1,0 +1,228 @@
+package tracebuf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/wire"
+	tsampling "github.com/tailsift/tailsift/sampling"
+)
+
+// outBatch is a shard's output batch: encoded ResourceSpans of kept traces
+// and late spans not yet handed on, since since (shard clock; -1 when
+// empty).
+type outBatch struct {
+	buf      []byte
+	spans    int
+	since    int64
+	timeout  int64 // output.batch_timeout
+	maxSpans int   // output.batch_max_spans
+}
+
+// start notes that the batch holds spans from now on, if it was empty.
+func (o *outBatch) start(now int64) {
+	if o.since < 0 {
+		o.since = now
+	}
+}
+
+// due reports whether the output batch is to be handed on now rather
+// than at its timeout: it is full, or batching is off.
+func (o *outBatch) due() bool {
+	return o.since >= 0 && (o.spans >= o.maxSpans || o.timeout == 0)
+}
+
+// next is when the batch times out, or math.MaxInt64 when it is empty.
+func (o *outBatch) next() int64 {
+	if o.since < 0 {
+		return math.MaxInt64
+	}
+	return o.since + o.timeout
+}
+
+// encoder is the scratch appendTrace and forwardLate encode with.
+type encoder struct {
+	order   []uint32
+	seen    map[[8]byte]struct{}
+	spanBuf []byte
+	ends    []int
+	attrBuf []byte // root attributes of output.annotate_roots
+}
+
+// flushOut hands the output batch to the next consumer and returns what it
+// refused.
+func (s *shard) flushOut(ctx context.Context) error {
+	o := &s.out
+	if o.since < 0 {
+		return nil
+	}
+	td, err := s.decodeOut()
+	if cap(o.buf) > 8<<20 {
+		o.buf = nil // do not hold on to a huge trace's buffer
+	} else {
+		o.buf = o.buf[:0]
+	}
+	o.spans, o.since = 0, -1
+	if td.ResourceSpans().Len() > 0 {
+		err = errors.Join(err, s.send(ctx, td))
+	}
+	return err
+}
+
+// flushOutAsync is flushOut where no caller waits for the outcome.
+func (s *shard) flushOutAsync(ctx context.Context) {
+	if err := s.flushOut(ctx); err != nil {
+		s.deps.logger.Error("Kept spans not forwarded", zap.Error(err))
+	}
+}
+
+// decodeOut decodes the output batch. The fast path buffers spans it has
+// only scanned, so a span pdata refuses can reach here; it then decodes the
+// batch one ResourceSpans at a time, so that such a span costs only its own
+// group of its trace, and returns the rest with an error for the loss.
+func (s *shard) decodeOut() (ptrace.Traces, error) {
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(s.out.buf)
+	if err == nil {
+		return td, nil
+	}
+	td = ptrace.NewTraces()
+	var lost int
+	var first error
+	wire.ForEachResourceSpans(s.out.buf, func(rs []byte, spans int) {
+		one, err := u.UnmarshalTraces(rs)
+		if err != nil {
+			lost += spans
+			if first == nil {
+				first = err
+			}
+			return
+		}
+		one.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	})
+	if lost > 0 {
+		s.deps.observer.ExportFailed(lost)
+		return td, fmt.Errorf("%d kept spans not decodable: %w", lost, first)
+	}
+	return td, nil
+}
+
+// build decodes a trace's spans into pdata (see appendTrace).
+func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
+	out, _ := s.appendTrace(nil, t, m, nil)
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(out)
+	if err != nil {
+		return td, fmt.Errorf("decode trace: %w", err)
+	}
+	return td, nil
+}
+
+// appendTrace appends a trace's spans to out as encoded ResourceSpans
+// (TracesData field 1), grouped under their resource and scope, with each
+// span's tracestate marked and duplicate span IDs (from client retries)
+// removed, and returns the number of spans appended. A nil m leaves
+// tracestates as they arrived; rootAttrs, encoded attributes, are appended
+// to root spans.
+func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker, rootAttrs []byte) ([]byte, int) {
+	e := &s.enc
+	e.order = e.order[:0]
+	t.forEachRecord(func(gid uint32, _ []byte) {
+		for _, g := range e.order {
+			if g == gid {
+				return
+			}
+		}
+		e.order = append(e.order, gid)
+	})
+	clear(e.seen)
+	out = slices.Grow(out, len(t.recs)+len(e.order)*512)
+	spans := 0
+	for _, g := range e.order {
+		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
+		t.forEachRecord(func(gid uint32, raw []byte) {
+			if gid != g {
+				return
+			}
+			id, ts := wire.PeekSpan(raw)
+			if _, dup := e.seen[id]; dup {
+				return
+			}
+			e.seen[id] = struct{}{}
+			if m != nil {
+				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, m.Mark(ts))
+			} else {
+				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, string(ts))
+			}
+			if len(rootAttrs) > 0 && wire.IsRoot(raw) {
+				e.spanBuf = append(e.spanBuf, rootAttrs...)
+			}
+			e.ends = append(e.ends, len(e.spanBuf))
+		})
+		spans += len(e.ends)
+		out = wire.AppendResourceSpans(out, &s.usage.groups.groups[g].sc, e.spanBuf, e.ends)
+	}
+	return out, spans
+}
+
+// forwardLate sends the late spans of kept traces in s.msg.late at once,
+// each marked with its trace's threshold, in the output batch.
+func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
+	e := &s.enc
+	late := s.msg.late
+	for scope := range batch.Scopes {
+		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
+		for _, l := range late {
+			sp := &batch.Spans[l.idx]
+			if int(sp.Scope) != scope {
+				continue
+			}
+			th, _ := sampling.UnsignedToThreshold(l.th)
+			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, tsampling.NewMarker(th).Mark(sp.TraceState))
+			e.ends = append(e.ends, len(e.spanBuf))
+		}
+		if len(e.ends) > 0 {
+			s.out.buf = wire.AppendResourceSpans(s.out.buf, &batch.Scopes[scope], e.spanBuf, e.ends)
+			s.out.spans += len(e.ends)
+		}
+	}
+	s.deps.observer.Late(true, len(late))
+	s.out.start(now)
+	if s.out.due() {
+		s.flushOutAsync(ctx)
+	}
+}
+
+// send hands td to the next consumer, retrying retryable errors with
+// backoff until ctx ends. What is not delivered is counted and returned.
+func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
+	backoff := 5 * time.Millisecond
+	for {
+		err := s.deps.emit(ctx, td)
+		if err == nil {
+			return nil
+		}
+		if consumererror.IsPermanent(err) {
+			s.deps.observer.ExportFailed(td.SpanCount())
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.deps.observer.ExportFailed(td.SpanCount())
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
