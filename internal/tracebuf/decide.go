@@ -68,10 +68,7 @@ func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
 	if s.annotate {
 		rootAttrs = s.rootAttrs(d)
 	}
-	var n int
-	s.out.buf, n = s.appendTrace(s.out.buf, t, &m, rootAttrs)
-	s.out.spans += n
-	s.out.start(now)
+	s.appendTrace(&s.out, t, &m, rootAttrs, now)
 }
 
 // rootAttrs returns the attributes output.annotate_roots puts on a kept

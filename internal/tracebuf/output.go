@@ -41,6 +41,18 @@ func (o *outBatch) due() bool {
 	return o.since >= 0 && (o.spans >= o.maxSpans || o.timeout == 0)
 }
 
+// appendSpans appends spans, encoded Span messages ending at ends, to the
+// batch as one ResourceSpans under sc. Kept traces, late spans and rescued
+// traces all join the batch through it.
+func (o *outBatch) appendSpans(sc *wire.Scope, spans []byte, ends []int, now int64) {
+	if len(ends) == 0 {
+		return
+	}
+	o.buf = wire.AppendResourceSpans(o.buf, sc, spans, ends)
+	o.spans += len(ends)
+	o.start(now)
+}
+
 // next is when the batch times out, or math.MaxInt64 when it is empty.
 func (o *outBatch) next() int64 {
 	if o.since < 0 {
@@ -118,22 +130,21 @@ func (s *shard) decodeOut() (ptrace.Traces, error) {
 
 // build decodes a trace's spans into pdata (see appendTrace).
 func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
-	out, _ := s.appendTrace(nil, t, m, nil)
+	var o outBatch
+	s.appendTrace(&o, t, m, nil, 0)
 	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(out)
+	td, err := u.UnmarshalTraces(o.buf)
 	if err != nil {
 		return td, fmt.Errorf("decode trace: %w", err)
 	}
 	return td, nil
 }
 
-// appendTrace appends a trace's spans to out as encoded ResourceSpans
-// (TracesData field 1), grouped under their resource and scope, with each
-// span's tracestate marked and duplicate span IDs (from client retries)
-// removed, and returns the number of spans appended. A nil m leaves
-// tracestates as they arrived; rootAttrs, encoded attributes, are appended
-// to root spans.
-func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker, rootAttrs []byte) ([]byte, int) {
+// appendTrace appends a trace's spans to o, grouped under their resource and
+// scope, with each span's tracestate marked and duplicate span IDs (from
+// client retries) removed. A nil m leaves tracestates as they arrived;
+// rootAttrs, encoded attributes, are appended to root spans.
+func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttrs []byte, now int64) {
 	e := &s.enc
 	e.order = e.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
@@ -145,8 +156,7 @@ func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker, rootAttrs
 		e.order = append(e.order, gid)
 	})
 	clear(e.seen)
-	out = slices.Grow(out, len(t.recs)+len(e.order)*512)
-	spans := 0
+	o.buf = slices.Grow(o.buf, len(t.recs)+len(e.order)*512)
 	for _, g := range e.order {
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
 		t.forEachRecord(func(gid uint32, raw []byte) {
@@ -168,10 +178,8 @@ func (s *shard) appendTrace(out []byte, t *trace, m *tsampling.Marker, rootAttrs
 			}
 			e.ends = append(e.ends, len(e.spanBuf))
 		})
-		spans += len(e.ends)
-		out = wire.AppendResourceSpans(out, &s.usage.groups.groups[g].sc, e.spanBuf, e.ends)
+		o.appendSpans(&s.usage.groups.groups[g].sc, e.spanBuf, e.ends, now)
 	}
-	return out, spans
 }
 
 // forwardLate sends the late spans of kept traces in s.msg.late at once,
@@ -190,13 +198,9 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, tsampling.NewMarker(th).Mark(sp.TraceState))
 			e.ends = append(e.ends, len(e.spanBuf))
 		}
-		if len(e.ends) > 0 {
-			s.out.buf = wire.AppendResourceSpans(s.out.buf, &batch.Scopes[scope], e.spanBuf, e.ends)
-			s.out.spans += len(e.ends)
-		}
+		s.out.appendSpans(&batch.Scopes[scope], e.spanBuf, e.ends, now)
 	}
 	s.deps.observer.Late(true, len(late))
-	s.out.start(now)
 	if s.out.due() {
 		s.flushOutAsync(ctx)
 	}

@@ -94,14 +94,11 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 			}
 			continue
 		}
-		gid := s.groupOf(batch, sp.Scope)
-		t.pending = recordSize(gid, sp)
-		grown := s.appendRecord(t, sp, gid)
-		s.held.bytes += grown
 		hadError := t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		before := t.sum.Duration()
-		t.sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
-		s.observeSpan(&t.sum, sp, &batch.Scopes[sp.Scope])
+		gid := s.groupOf(batch, sp.Scope)
+		t.pending += recordSize(gid, sp)
+		s.held.bytes += s.addSpan(t, sp, &batch.Scopes[sp.Scope], gid)
 		newError := !hadError && t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		if newError || t.sum.Duration() > before {
 			if d := s.evaluate(t); d.Keep {

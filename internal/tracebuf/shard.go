@@ -283,7 +283,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			}
 			continue
 		}
-		s.add(t, sp, &batch.Scopes[sp.Scope], uint32(m.gids[sp.Scope]), now)
+		s.usage.used += s.addSpan(t, sp, &batch.Scopes[sp.Scope], uint32(m.gids[sp.Scope]))
+		s.due.touch(t, now)
 		if t.sum.SpanCount >= s.due.maxSpans {
 			s.decideAsync(ctx, t, ReasonMaxSpans, now, -1)
 		}
@@ -334,11 +335,15 @@ func (s *shard) groupOf(batch *wire.Batch, scope int32) uint32 {
 	return gid
 }
 
-func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int64) {
-	s.usage.used += s.appendRecord(t, sp, gid)
+// addSpan appends sp's record to t (its size announced in t.pending) and
+// adds sp to t's summary: counts, size, status, times, the identity the
+// first root brings with its tracestate, and what the policies observe of
+// spans. It returns how much t's records grew, which it has added to t.size.
+// The shard and rescue add spans with it.
+func (s *shard) addSpan(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32) int64 {
+	grown := s.appendRecord(t, sp, gid)
 	sum := &t.sum
 	sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
-	t.last = now
 	if !sp.HasParent {
 		if !t.hasRoot && len(sp.TraceState) > 0 {
 			// The root's tracestate is the authoritative one for rv and th.
@@ -347,13 +352,21 @@ func (s *shard) add(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32, now int
 		t.hasRoot = true
 	}
 	s.observeSpan(sum, sp, sc)
-	if t.hasRoot {
-		if t.inQuiet {
-			s.due.byQuiet.moveToBack(t)
-		} else {
-			s.due.byQuiet.pushBack(t)
-			t.inQuiet = true
-		}
+	return grown
+}
+
+// touch notes that a span of t arrived now: once its root is in, the quiet
+// rule counts from its latest span.
+func (c *completion) touch(t *trace, now int64) {
+	t.last = now
+	if !t.hasRoot {
+		return
+	}
+	if t.inQuiet {
+		c.byQuiet.moveToBack(t)
+	} else {
+		c.byQuiet.pushBack(t)
+		t.inQuiet = true
 	}
 }
 
