@@ -1,6 +1,7 @@
 package tracebuf
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -183,24 +184,39 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttr
 }
 
 // forwardLate sends the late spans of kept traces in s.msg.late at once,
-// each marked with its trace's threshold, in the output batch.
+// each marked with its trace's threshold, in the output batch, one
+// ResourceSpans per scope they arrived under. It sorts them by scope
+// (stably, keeping their order within a scope) to visit each once: a
+// request of many scopes and many late spans costs n log n, not scopes × n.
 func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	e := &s.enc
 	late := s.msg.late
-	for scope := range batch.Scopes {
+	scopeOf := func(l lateSpan) int32 { return batch.Spans[l.idx].Scope }
+	byScope := func(a, b lateSpan) int { return cmp.Compare(scopeOf(a), scopeOf(b)) }
+	if !slices.IsSortedFunc(late, byScope) {
+		slices.SortStableFunc(late, byScope)
+	}
+	// Most late spans share a threshold: the marker is made again only when
+	// it changes.
+	var marker tsampling.Marker
+	markerTh, hasMarker := uint64(0), false
+	for len(late) > 0 {
+		scope := scopeOf(late[0])
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
-		for _, l := range late {
-			sp := &batch.Spans[l.idx]
-			if int(sp.Scope) != scope {
-				continue
+		n := 0
+		for ; n < len(late) && scopeOf(late[n]) == scope; n++ {
+			sp := &batch.Spans[late[n].idx]
+			if th := late[n].th; !hasMarker || th != markerTh {
+				t, _ := sampling.UnsignedToThreshold(th)
+				marker, markerTh, hasMarker = tsampling.NewMarker(t), th, true
 			}
-			th, _ := sampling.UnsignedToThreshold(l.th)
-			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, tsampling.NewMarker(th).Mark(sp.TraceState))
+			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
 			e.ends = append(e.ends, len(e.spanBuf))
 		}
 		s.out.appendSpans(&batch.Scopes[scope], e.spanBuf, e.ends, now)
+		late = late[n:]
 	}
-	s.deps.observer.Late(true, len(late))
+	s.deps.observer.Late(true, len(s.msg.late))
 	if s.out.due() {
 		s.flushOutAsync(ctx)
 	}

@@ -2,6 +2,9 @@ package tracebuf
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,11 +20,18 @@ import (
 // spanSpec is one span for encodeSpans.
 type spanSpec struct {
 	trace      uint64
-	span       byte
-	parent     byte // 0: a root
+	span       uint64
+	parent     uint64 // 0: a root
 	service    string
 	tracestate string
+	status     ptrace.StatusCode
 	start, end uint64
+}
+
+func spanID(n uint64) pcommon.SpanID {
+	var id pcommon.SpanID
+	binary.BigEndian.PutUint64(id[:], n)
+	return id
 }
 
 // encodeSpans builds a request with each span under a ResourceSpans and
@@ -33,10 +43,11 @@ func encodeSpans(t testing.TB, specs ...spanSpec) []byte {
 		rs.Resource().Attributes().PutStr("service.name", sp.service)
 		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		s.SetTraceID(tid(sp.trace))
-		s.SetSpanID(pcommon.SpanID{sp.span})
+		s.SetSpanID(spanID(sp.span))
 		if sp.parent != 0 {
-			s.SetParentSpanID(pcommon.SpanID{sp.parent})
+			s.SetParentSpanID(spanID(sp.parent))
 		}
+		s.Status().SetCode(sp.status)
 		s.TraceState().FromRaw(sp.tracestate)
 		s.SetStartTimestamp(pcommon.Timestamp(sp.start))
 		s.SetEndTimestamp(pcommon.Timestamp(sp.end))
@@ -79,4 +90,123 @@ func TestRescuedRootBringsItsIdentity(t *testing.T) {
 	clk.Advance(cfg.Output.BatchTimeout)
 	require.NoError(t, b.Sync(ctx))
 	assert.Equal(t, 2, out.count(tid(1)), "the rescued trace leaves whole")
+}
+
+// outSpan is one span as the buffer handed it on.
+type outSpan struct {
+	trace      [16]byte
+	span       pcommon.SpanID
+	service    string
+	tracestate string
+}
+
+// spanLog records every span the buffer hands on, in order.
+type spanLog struct {
+	mu    sync.Mutex
+	spans []outSpan
+}
+
+func (l *spanLog) emit(_ context.Context, td ptrace.Traces) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, rs := range td.ResourceSpans().All() {
+		svc, _ := rs.Resource().Attributes().Get("service.name")
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				l.spans = append(l.spans, outSpan{sp.TraceID(), sp.SpanID(), svc.Str(), sp.TraceState().AsRaw()})
+			}
+		}
+	}
+	return nil
+}
+
+func (l *spanLog) snapshot() []outSpan {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]outSpan(nil), l.spans...)
+}
+
+// lateRequest builds a request of n late spans of traces 1 and 2, each under
+// a resource and scope of its own, after two spans of trace 3 that max_spans
+// decides within the message (so its second span is late too, found after
+// the others).
+func lateRequest(t testing.TB, n int) []byte {
+	specs := []spanSpec{
+		{trace: 3, span: 1, service: "first", status: ptrace.StatusCodeError},
+		{trace: 3, span: 2, parent: 1, service: "second"},
+	}
+	for k := range uint64(n) {
+		specs = append(specs, spanSpec{trace: 1 + k%2, span: 10 + k, parent: 1, service: fmt.Sprint("svc-", k)})
+	}
+	return encodeSpans(t, specs...)
+}
+
+// Late spans leave under the scope they arrived with, in the order they
+// arrived, each marked with its trace's threshold, however many scopes the
+// request has. (forwardLate once walked every scope for every late span: a
+// request of 120k scopes and late spans stalled its shard for minutes.)
+func TestLateSpansOfManyScopes(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig() // max_spans 1: an error root is kept at once
+	cfg.Output.BatchMaxSpans = 1 << 20
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	out := &spanLog{}
+	b, err := New(cfg, out.emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t,
+		spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError},
+		spanSpec{trace: 2, span: 1, status: ptrace.StatusCodeError})))
+	require.NoError(t, b.Sync(ctx))
+	const n = 20000
+	require.NoError(t, b.Ingest(ctx, lateRequest(t, n)))
+	require.NoError(t, b.Sync(ctx))
+
+	got := out.snapshot()
+	require.Len(t, got, 2+2+n)
+	// Traces 1 and 2 (kept before), then trace 3's root (kept now), then
+	// the late spans by scope: trace 3's second span, then the others.
+	want := []outSpan{
+		{tid(1), spanID(1), "", "ot=th:0"},
+		{tid(2), spanID(1), "", "ot=th:0"},
+		{tid(3), spanID(1), "first", "ot=th:0"},
+		{tid(3), spanID(2), "second", "ot=th:0"},
+	}
+	for k := range uint64(n) {
+		want = append(want, outSpan{tid(1 + k%2), spanID(10 + k), fmt.Sprint("svc-", k), "ot=th:0"})
+	}
+	assert.Equal(t, want, got)
+}
+
+// BenchmarkForwardLate takes in requests of late spans, each under a scope
+// of its own; the cost per span stays flat as the scopes grow.
+//
+//	go test -run '^$' -bench ForwardLate -count 6 ./internal/tracebuf | benchstat -col /scopes -
+func BenchmarkForwardLate(b *testing.B) {
+	for _, n := range []int{1000, 10000, 40000} {
+		b.Run(fmt.Sprint("scopes=", n), func(b *testing.B) {
+			ctx := context.Background()
+			cfg := testBufferConfig()
+			cfg.Output.BatchTimeout = 0
+			buf, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil },
+				Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
+			require.NoError(b, err)
+			buf.Start()
+			defer func() { require.NoError(b, buf.Shutdown(ctx)) }()
+			require.NoError(b, buf.Ingest(ctx, encodeSpans(b,
+				spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError},
+				spanSpec{trace: 2, span: 1, status: ptrace.StatusCodeError},
+				spanSpec{trace: 3, span: 1, status: ptrace.StatusCodeError})))
+			req := lateRequest(b, n)
+			b.SetBytes(int64(len(req)))
+			b.ReportAllocs()
+			for b.Loop() {
+				require.NoError(b, buf.Ingest(ctx, req))
+				require.NoError(b, buf.Sync(ctx))
+			}
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "spans/s")
+		})
+	}
 }
