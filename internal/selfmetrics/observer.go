@@ -31,6 +31,7 @@ type Instruments struct {
 	HeldBytes       metric.Int64UpDownCounter
 	HeldTraces      metric.Int64UpDownCounter
 	TracesRescued   metric.Int64Counter
+	SpansDeduped    metric.Int64Counter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -175,4 +176,8 @@ func (o *observer) Rescued(policy string) {
 		return attribute.NewSet(attribute.String("policy", policy))
 	})
 	o.in.TracesRescued.Add(context.Background(), 1, a)
+}
+
+func (o *observer) Deduplicated(spans int) {
+	o.in.SpansDeduped.Add(context.Background(), int64(spans))
 }

@@ -68,7 +68,9 @@ func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
 	if s.annotate {
 		rootAttrs = s.rootAttrs(d)
 	}
-	s.appendTrace(&s.out, t, &m, rootAttrs, now)
+	if dups := s.appendTrace(&s.out, t, &m, rootAttrs, now); dups > 0 {
+		s.deps.observer.Deduplicated(dups)
+	}
 }
 
 // rootAttrs returns the attributes output.annotate_roots puts on a kept

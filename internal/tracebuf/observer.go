@@ -37,6 +37,10 @@ type Observer interface {
 	ExportFailed(spans int)
 	// Held reports changes of the bytes and traces held for rescue.
 	Held(bytes, traces int64)
+	// Deduplicated counts spans of kept traces left out as duplicates: the
+	// same span ID and bytes as an earlier span under the same resource and
+	// scope (a client's retry).
+	Deduplicated(spans int)
 	// Rescued reports a dropped trace kept after all by a late span, and the
 	// policy that kept it.
 	Rescued(policy string)
@@ -52,4 +56,5 @@ func (NopObserver) Late(bool, int)                                              
 func (NopObserver) Buffered(int64, int64)                                           {}
 func (NopObserver) ExportFailed(int)                                                {}
 func (NopObserver) Held(int64, int64)                                               {}
+func (NopObserver) Deduplicated(int)                                                {}
 func (NopObserver) Rescued(string)                                                  {}

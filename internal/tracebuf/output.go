@@ -1,6 +1,7 @@
 package tracebuf
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -65,7 +66,7 @@ func (o *outBatch) next() int64 {
 // encoder is the scratch appendTrace and forwardLate encode with.
 type encoder struct {
 	order   []uint32
-	seen    map[[8]byte]struct{}
+	seen    map[[8]byte][]byte // span ID -> the first span with it, in one group
 	spanBuf []byte
 	ends    []int
 	attrBuf []byte // root attributes of output.annotate_roots
@@ -142,10 +143,13 @@ func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 }
 
 // appendTrace appends a trace's spans to o, grouped under their resource and
-// scope, with each span's tracestate marked and duplicate span IDs (from
-// client retries) removed. A nil m leaves tracestates as they arrived;
-// rootAttrs, encoded attributes, are appended to root spans.
-func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttrs []byte, now int64) {
+// scope, with each span's tracestate marked, and returns how many duplicates
+// it left out. A duplicate (a client's retry) is a span with the same ID and
+// bytes as one before it under the same resource and scope; spans that share
+// an ID under different resources (B3/Zipkin shared spans: client and
+// server) or differ in content all go out. A nil m leaves tracestates as
+// they arrived; rootAttrs, encoded attributes, are appended to root spans.
+func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttrs []byte, now int64) (dups int) {
 	e := &s.enc
 	e.order = e.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
@@ -156,19 +160,21 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttr
 		}
 		e.order = append(e.order, gid)
 	})
-	clear(e.seen)
 	o.buf = slices.Grow(o.buf, len(t.recs)+len(e.order)*512)
 	for _, g := range e.order {
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
+		clear(e.seen)
 		t.forEachRecord(func(gid uint32, raw []byte) {
 			if gid != g {
 				return
 			}
 			id, ts := wire.PeekSpan(raw)
-			if _, dup := e.seen[id]; dup {
+			if first, ok := e.seen[id]; ok && bytes.Equal(first, raw) {
+				dups++
 				return
+			} else if !ok {
+				e.seen[id] = raw
 			}
-			e.seen[id] = struct{}{}
 			if m != nil {
 				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, m.Mark(ts))
 			} else {
@@ -181,6 +187,8 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttr
 		})
 		o.appendSpans(&s.usage.groups.groups[g].sc, e.spanBuf, e.ends, now)
 	}
+	clear(e.seen) // do not keep the records reachable
+	return dups
 }
 
 // forwardLate sends the late spans of kept traces in s.msg.late at once,

@@ -170,7 +170,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxSpans: cfg.output.BatchMaxSpans,
 		},
 		held: heldSet{window: cfg.window, budget: cfg.heldBudget},
-		enc:  encoder{seen: make(map[[8]byte]struct{})},
+		enc:  encoder{seen: make(map[[8]byte][]byte)},
 	}
 	if s.held.window > 0 {
 		s.held.byID = make(map[[16]byte]*trace)

@@ -210,3 +210,68 @@ func BenchmarkForwardLate(b *testing.B) {
 		})
 	}
 }
+
+// dedupObserver counts the spans left out as duplicates.
+type dedupObserver struct {
+	NopObserver
+	mu    sync.Mutex
+	dedup int
+}
+
+func (o *dedupObserver) Deduplicated(spans int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dedup += spans
+}
+
+// Only true duplicates leave a kept trace: the same span ID and bytes under
+// the same resource and scope. (The shard once removed every repeated span
+// ID in the trace, so the server half of a B3/Zipkin shared span was lost.)
+func TestDeduplicatesOnlyRetries(t *testing.T) {
+	root := spanSpec{trace: 1, span: 1, service: "client", status: ptrace.StatusCodeError, start: 0, end: 100}
+	shared := spanSpec{trace: 1, span: 5, parent: 1, service: "client", start: 10, end: 90}
+	server := shared
+	server.service = "server"
+	changed := shared
+	changed.end = 80
+	for _, tc := range []struct {
+		name      string
+		requests  [][]spanSpec
+		wantSpans []string // service of each span 5 handed on
+		wantDedup int
+	}{
+		{"shared span of client and server", [][]spanSpec{{root, shared}, {server}}, []string{"client", "server"}, 0},
+		{"client retry", [][]spanSpec{{root, shared}, {shared}}, []string{"client"}, 1},
+		{"retry within one request", [][]spanSpec{{root, shared, shared}}, []string{"client"}, 1},
+		{"same ID, other content", [][]spanSpec{{root, shared}, {changed}}, []string{"client", "client"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testBufferConfig()
+			cfg.Completion.MaxSpans = 100
+			clk := clocktest.NewFake(time.Unix(0, 0))
+			out := &spanLog{}
+			obs := &dedupObserver{}
+			b, err := New(cfg, out.emit, Settings{Clock: clk, Observer: obs})
+			require.NoError(t, err)
+			b.Start()
+			defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+			for _, req := range tc.requests {
+				require.NoError(t, b.Ingest(ctx, encodeSpans(t, req...)))
+			}
+			require.NoError(t, b.Sync(ctx))
+			clk.Advance(cfg.Completion.Quiet)
+			require.NoError(t, b.Sync(ctx))
+			var got []string
+			for _, sp := range out.snapshot() {
+				if sp.span == spanID(5) {
+					got = append(got, sp.service)
+				}
+			}
+			assert.Equal(t, tc.wantSpans, got)
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			assert.Equal(t, tc.wantDedup, obs.dedup)
+		})
+	}
+}

@@ -39,6 +39,7 @@ type TelemetryBuilder struct {
 	ProcessorTailsiftRescueHeldBytes        metric.Int64UpDownCounter
 	ProcessorTailsiftRescueHeldTraces       metric.Int64UpDownCounter
 	ProcessorTailsiftSpansDecided           metric.Int64Counter
+	ProcessorTailsiftSpansDeduplicated      metric.Int64Counter
 	ProcessorTailsiftSpansReceived          metric.Int64Counter
 	ProcessorTailsiftSpansRefused           metric.Int64Counter
 	ProcessorTailsiftTracesDecided          metric.Int64Counter
@@ -164,6 +165,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorTailsiftSpansDecided, err = builder.meter.Int64Counter(
 		"otelcol_processor_tailsift_spans_decided",
 		metric.WithDescription("Buffered spans decided, by decision (keep or drop). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftSpansDeduplicated, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_spans_deduplicated",
+		metric.WithDescription("Spans of kept traces left out as duplicates (a client's retry), with the same span ID and bytes as an earlier span under the same resource and scope. Spans that share an ID under different resources (B3/Zipkin client and server) are all kept. [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

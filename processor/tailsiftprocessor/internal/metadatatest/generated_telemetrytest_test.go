@@ -34,6 +34,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftRescueHeldBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftRescueHeldTraces.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansDecided.Add(context.Background(), 1)
+	tb.ProcessorTailsiftSpansDeduplicated.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesDecided.Add(context.Background(), 1)
@@ -69,6 +70,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftSpansDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftSpansDeduplicated(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftSpansReceived(t, testTel,

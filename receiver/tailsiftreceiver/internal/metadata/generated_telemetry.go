@@ -39,6 +39,7 @@ type TelemetryBuilder struct {
 	ReceiverTailsiftRescueHeldBytes        metric.Int64UpDownCounter
 	ReceiverTailsiftRescueHeldTraces       metric.Int64UpDownCounter
 	ReceiverTailsiftSpansDecided           metric.Int64Counter
+	ReceiverTailsiftSpansDeduplicated      metric.Int64Counter
 	ReceiverTailsiftSpansReceived          metric.Int64Counter
 	ReceiverTailsiftSpansRefused           metric.Int64Counter
 	ReceiverTailsiftTracesDecided          metric.Int64Counter
@@ -164,6 +165,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverTailsiftSpansDecided, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_spans_decided",
 		metric.WithDescription("Buffered spans decided, by decision (keep or drop). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftSpansDeduplicated, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_spans_deduplicated",
+		metric.WithDescription("Spans of kept traces left out as duplicates (a client's retry), with the same span ID and bytes as an earlier span under the same resource and scope. Spans that share an ID under different resources (B3/Zipkin client and server) are all kept. [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -34,6 +34,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftRescueHeldBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftRescueHeldTraces.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansDecided.Add(context.Background(), 1)
+	tb.ReceiverTailsiftSpansDeduplicated.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesDecided.Add(context.Background(), 1)
@@ -69,6 +70,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftSpansDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftSpansDeduplicated(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftSpansReceived(t, testTel,
