@@ -48,6 +48,15 @@ type CompletionConfig struct {
 	// MaxSpans: a trace with this many spans is decided at once on what has
 	// arrived; its later spans follow that decision.
 	MaxSpans int `mapstructure:"max_spans"`
+	// MaxTraceBytes: a trace whose spans' encoded bytes exceed this is
+	// decided at once on what has arrived, as with MaxSpans, and its later
+	// spans follow that decision; so one giant trace cannot make its shard
+	// decide every older trace early for memory, and an ERROR among what has
+	// arrived still keeps it. Contrib's maximum_trace_size_bytes drops such a
+	// trace instead. A shard applies at most half its share of
+	// buffer.max_bytes, so that one trace never fills a shard. 0 turns the
+	// cap off (the memory rule still applies).
+	MaxTraceBytes ByteSize `mapstructure:"max_trace_bytes"`
 }
 
 // BufferConfig bounds the buffer.
@@ -135,7 +144,8 @@ func DefaultConfig() Config {
 		Completion: CompletionConfig{
 			Quiet:    2 * time.Second,
 			MaxWait:  30 * time.Second,
-			MaxSpans: 10000,
+			MaxSpans:      10000,
+			MaxTraceBytes: 16 << 20,
 		},
 		Buffer: BufferConfig{
 			MaxBytes:       512 << 20,
@@ -179,6 +189,9 @@ func (c *CompletionConfig) Validate() error {
 	}
 	if c.MaxSpans <= 0 {
 		return fmt.Errorf("max_spans: must be positive, got %d", c.MaxSpans)
+	}
+	if c.MaxTraceBytes < 0 {
+		return fmt.Errorf("max_trace_bytes: must not be negative (0 turns it off), got %d", c.MaxTraceBytes)
 	}
 	return nil
 }

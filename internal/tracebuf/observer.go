@@ -4,11 +4,12 @@ import "time"
 
 // Reasons a trace is decided, as reported to the Observer.
 const (
-	ReasonQuiet    = "quiet"     // the root arrived and the trace went quiet
-	ReasonMaxWait  = "max_wait"  // the trace reached completion.max_wait
-	ReasonMaxSpans = "max_spans" // early: the trace reached completion.max_spans
-	ReasonMemory   = "memory"    // early: the buffer reached buffer.max_bytes
-	ReasonShutdown = "shutdown"  // early: the component is shutting down
+	ReasonQuiet    = "quiet"           // the root arrived and the trace went quiet
+	ReasonMaxWait  = "max_wait"        // the trace reached completion.max_wait
+	ReasonMaxSpans = "max_spans"       // early: the trace reached completion.max_spans
+	ReasonMaxBytes = "max_trace_bytes" // early: the trace exceeded completion.max_trace_bytes
+	ReasonMemory   = "memory"          // early: the buffer reached buffer.max_bytes
+	ReasonShutdown = "shutdown"        // early: the component is shutting down
 )
 
 // Refusal reasons.

@@ -80,6 +80,7 @@ type completion struct {
 	byQuiet        list // those whose root arrived, by latest arrival (quiet)
 	quiet, maxWait int64
 	maxSpans       int
+	maxBytes       uint64 // completion.max_trace_bytes, math.MaxUint64 when off
 }
 
 // next is when the first rule fires, or math.MaxInt64.
@@ -159,6 +160,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			quiet:    int64(cfg.completion.Quiet),
 			maxWait:  int64(cfg.completion.MaxWait),
 			maxSpans: cfg.completion.MaxSpans,
+			maxBytes: math.MaxUint64,
 		},
 		usage:    usage{groups: newInterner(), arena: newArena(), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped), kept: deps.kept},
@@ -171,6 +173,10 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		},
 		held: heldSet{window: cfg.window, budget: cfg.heldBudget},
 		enc:  encoder{seen: make(map[[8]byte][]byte)},
+	}
+	if cfg.completion.MaxTraceBytes > 0 {
+		// At most half the shard's budget: one trace never fills it.
+		s.due.maxBytes = uint64(max(min(int64(cfg.completion.MaxTraceBytes), cfg.budget/2), 1))
 	}
 	if s.held.window > 0 {
 		s.held.byID = make(map[[16]byte]*trace)
@@ -285,8 +291,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		}
 		s.usage.used += s.addSpan(t, sp, &batch.Scopes[sp.Scope], uint32(m.gids[sp.Scope]))
 		s.due.touch(t, now)
-		if t.sum.SpanCount >= s.due.maxSpans {
-			s.decideAsync(ctx, t, ReasonMaxSpans, now, -1)
+		if reason := s.due.early(t); reason != "" {
+			s.decideAsync(ctx, t, reason, now, -1)
 		}
 	}
 	clear(m.slots) // do not keep decided traces reachable
@@ -353,6 +359,17 @@ func (s *shard) addSpan(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32) int
 	}
 	s.observeSpan(sum, sp, sc)
 	return grown
+}
+
+// early returns the rule that decides t at once, on what has arrived, or "".
+func (c *completion) early(t *trace) string {
+	switch {
+	case t.sum.SpanCount >= c.maxSpans:
+		return ReasonMaxSpans
+	case t.sum.SizeBytes > c.maxBytes:
+		return ReasonMaxBytes
+	}
+	return ""
 }
 
 // touch notes that a span of t arrived now: once its root is in, the quiet

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -26,6 +28,7 @@ type spanSpec struct {
 	tracestate string
 	status     ptrace.StatusCode
 	start, end uint64
+	pad        int // bytes of a "pad" attribute
 }
 
 func spanID(n uint64) pcommon.SpanID {
@@ -51,6 +54,9 @@ func encodeSpans(t testing.TB, specs ...spanSpec) []byte {
 		s.TraceState().FromRaw(sp.tracestate)
 		s.SetStartTimestamp(pcommon.Timestamp(sp.start))
 		s.SetEndTimestamp(pcommon.Timestamp(sp.end))
+		if sp.pad > 0 {
+			s.Attributes().PutStr("pad", string(make([]byte, sp.pad)))
+		}
 	}
 	var m ptrace.ProtoMarshaler
 	buf, err := m.MarshalTraces(td)
@@ -274,4 +280,120 @@ func TestDeduplicatesOnlyRetries(t *testing.T) {
 			assert.Equal(t, tc.wantDedup, obs.dedup)
 		})
 	}
+}
+
+// decisionLog records the buffer's decisions and dropped late spans.
+type decisionLog struct {
+	NopObserver
+	mu          sync.Mutex
+	decisions   []string // reason/keep or reason/drop
+	lateDropped int
+}
+
+func (o *decisionLog) Decided(_ string, keep bool, _ int, reason string, _, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := "drop"
+	if keep {
+		d = "keep"
+	}
+	o.decisions = append(o.decisions, reason+"/"+d)
+}
+
+func (o *decisionLog) Late(kept bool, spans int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !kept {
+		o.lateDropped += spans
+	}
+}
+
+// A trace past completion.max_trace_bytes is decided at once, on what has
+// arrived, and its later spans follow; the older traces of its shard stay
+// buffered. (Without the cap, the giant trace filled the shard's budget and
+// every older trace was decided early for memory.)
+func TestMaxTraceBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		status      ptrace.StatusCode
+		wantOut     int    // spans of the giant trace handed on
+		wantDecided string // its decision
+		lateDropped int
+	}{
+		{"an error trace is kept whole", ptrace.StatusCodeError, 1 + 130, ReasonMaxBytes + "/keep", 0},
+		{"another trace is dropped with its later spans", ptrace.StatusCodeUnset, 0, ReasonMaxBytes + "/drop", 130 - 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testBufferConfig()
+			cfg.Completion.MaxSpans = 100000
+			cfg.Completion.MaxTraceBytes = 256 << 10
+			cfg.Buffer.MaxBytes = 2 << 20
+			clk := clocktest.NewFake(time.Unix(0, 0))
+			out := &spanLog{}
+			obs := &decisionLog{}
+			b, err := New(cfg, out.emit, Settings{Clock: clk, Observer: obs})
+			require.NoError(t, err)
+			b.Start()
+			defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+
+			// Ten older traces, waiting for their roots.
+			for n := range uint64(10) {
+				require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 1 + n, span: 2, parent: 1})))
+			}
+			// Trace 100: a root, then 130 spans of 16 KiB in requests of
+			// 10; the 16th crosses 256 KiB.
+			require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 1, status: tc.status})))
+			for r := range uint64(13) {
+				var specs []spanSpec
+				for k := range uint64(10) {
+					specs = append(specs, spanSpec{trace: 100, span: 2 + r*10 + k, parent: 1, pad: 16 << 10})
+				}
+				require.NoError(t, b.Ingest(ctx, encodeSpans(t, specs...)))
+			}
+			require.NoError(t, b.Sync(ctx))
+			clk.Advance(cfg.Output.BatchTimeout)
+			require.NoError(t, b.Sync(ctx))
+
+			n := 0
+			for _, sp := range out.snapshot() {
+				if sp.trace == tid(100) {
+					n++
+				}
+			}
+			assert.Equal(t, tc.wantOut, n)
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			assert.Equal(t, []string{tc.wantDecided}, obs.decisions, "the older traces stay buffered")
+			assert.Equal(t, tc.lateDropped, obs.lateDropped)
+		})
+	}
+}
+
+func TestMaxTraceBytesConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	assert.Equal(t, ByteSize(16<<20), cfg.Completion.MaxTraceBytes)
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"completion": map[string]any{"max_trace_bytes": "4MiB"},
+	}).Unmarshal(&cfg))
+	require.NoError(t, confmap.Validate(&cfg))
+	assert.Equal(t, ByteSize(4<<20), cfg.Completion.MaxTraceBytes)
+
+	cfg.Completion.MaxTraceBytes = -1
+	require.EqualError(t, confmap.Validate(&cfg),
+		"completion: max_trace_bytes: must not be negative (0 turns it off), got -1")
+
+	// A shard applies at most half its share of buffer.max_bytes.
+	cfg.Completion.MaxTraceBytes = 1 << 30
+	cfg.Buffer.MaxBytes = 64 << 20
+	maxBytes := func(cfg Config) uint64 {
+		e, err := sampling.NewEngine(cfg.Policies)
+		require.NoError(t, err)
+		s := newShard(shardDeps{engine: e}, shardConfigFor(cfg, 4), 0)
+		defer s.usage.arena.close()
+		return s.due.maxBytes
+	}
+	assert.Equal(t, uint64(8<<20), maxBytes(cfg))
+	cfg.Completion.MaxTraceBytes = 0
+	assert.Equal(t, uint64(math.MaxUint64), maxBytes(cfg), "off")
 }

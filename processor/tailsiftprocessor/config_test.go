@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 
 	custom := &Config{
 		Shards:     4,
-		Completion: tracebuf.CompletionConfig{Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000},
+		Completion: tracebuf.CompletionConfig{Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20},
 		Buffer:     tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
 		DecisionCache: tracebuf.DecisionCacheConfig{
 			KeptMaxBytes:      8 << 20,
