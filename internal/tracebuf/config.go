@@ -142,8 +142,8 @@ func DefaultConfig() Config {
 	return Config{
 		Shards: 0,
 		Completion: CompletionConfig{
-			Quiet:    2 * time.Second,
-			MaxWait:  30 * time.Second,
+			Quiet:         2 * time.Second,
+			MaxWait:       30 * time.Second,
 			MaxSpans:      10000,
 			MaxTraceBytes: 16 << 20,
 		},
