@@ -319,7 +319,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 
 func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
 	t := &trace{hash: h, first: now, last: now}
-	t.sum.SetIdentity(sp.TraceID, sp.TraceState)
+	t.sum.ID = sp.TraceID // and the rest of its identity with its first span (AddSpan)
 	s.traces[sp.TraceID] = t
 	s.due.byFirst.pushBack(t)
 	t.size = traceOverhead
@@ -348,16 +348,8 @@ func (s *shard) groupOf(batch *wire.Batch, scope int32) uint32 {
 // The shard and rescue add spans with it.
 func (s *shard) addSpan(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32) int64 {
 	grown := s.appendRecord(t, sp, gid)
-	sum := &t.sum
-	sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
-	if !sp.HasParent {
-		if !t.hasRoot && len(sp.TraceState) > 0 {
-			// The root's tracestate is the authoritative one for rv and th.
-			sum.SetIdentity(sp.TraceID, sp.TraceState)
-		}
-		t.hasRoot = true
-	}
-	s.observeSpan(sum, sp, sc)
+	t.hasRoot = AddSpan(&t.sum, t.hasRoot, sp)
+	s.observeSpan(&t.sum, sp, sc)
 	return grown
 }
 
@@ -393,11 +385,7 @@ func (s *shard) observeSpan(sum *tsampling.Trace, sp *wire.Span, sc *wire.Scope)
 	if !s.observe {
 		return
 	}
-	s.msg.view = tsampling.SpanView{ // as samplingtest.View
-		Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
-		TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
-		Root: !sp.HasParent, Start: sp.Start, End: sp.End,
-	}
+	s.msg.view = SpanView(sp, sc)
 	s.deps.engine.ObserveSpan(sum, &s.msg.view)
 	s.msg.view = tsampling.SpanView{} // do not keep the request reachable
 }

@@ -7,14 +7,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
 // Summarize returns the summary the buffer would build for td, one trace's
-// spans, as the engine e sees them: counts, status, times, identity (from the
-// root's tracestate, else the first span's), span predicates and root keys,
-// and the spans as pdata when e needs them. now is the decision time, Unix
+// spans, as the engine e sees them: counts, status, times and identity
+// (tracebuf.AddSpan), span predicates and root keys (tracebuf.SpanView), and
+// the spans as pdata when e needs them. now is the decision time, Unix
 // nanoseconds.
 func Summarize(t testing.TB, e *sampling.Engine, td ptrace.Traces, now int64) *sampling.Trace {
 	t.Helper()
@@ -24,16 +25,11 @@ func Summarize(t testing.TB, e *sampling.Engine, td ptrace.Traces, now int64) *s
 	var b wire.Batch
 	require.NoError(t, wire.Scan(buf, &b))
 	sum := &sampling.Trace{Now: now}
-	identity := false
+	hasRoot := false
 	for i := range b.Spans {
 		sp := &b.Spans[i]
-		sc := &b.Scopes[sp.Scope]
-		if !identity || (!sp.HasParent && len(sp.TraceState) > 0) {
-			sum.SetIdentity(sp.TraceID, sp.TraceState)
-			identity = true
-		}
-		sum.AddSpan(len(sp.Raw), sp.Status, sp.Start, sp.End)
-		v := View(sp, sc)
+		hasRoot = tracebuf.AddSpan(sum, hasRoot, sp)
+		v := tracebuf.SpanView(sp, &b.Scopes[sp.Scope])
 		e.ObserveSpan(sum, &v)
 	}
 	if e.NeedsSpans() {
@@ -42,12 +38,5 @@ func Summarize(t testing.TB, e *sampling.Engine, td ptrace.Traces, now int64) *s
 	return sum
 }
 
-// View is the view the buffer gives the engine of a scanned span (as in
-// tracebuf's shard.add).
-func View(sp *wire.Span, sc *wire.Scope) sampling.SpanView {
-	return sampling.SpanView{
-		Resource: sc.Resource, Scope: sc.Scope, Span: sp.Raw, Name: sp.Name,
-		TraceState: sp.TraceState, Flags: sp.Flags, Status: sp.Status,
-		Root: !sp.HasParent, Start: sp.Start, End: sp.End,
-	}
-}
+// View is the view the buffer gives the engine of a scanned span.
+func View(sp *wire.Span, sc *wire.Scope) sampling.SpanView { return tracebuf.SpanView(sp, sc) }
