@@ -64,6 +64,18 @@ func encodeSpans(t testing.TB, specs ...spanSpec) []byte {
 	return buf
 }
 
+// startBuffer starts a buffer on a fake clock at the Unix epoch, shut down
+// when the test ends.
+func startBuffer(t testing.TB, cfg Config, emit Emit, obs Observer) (*Buffer, *clocktest.Fake) {
+	t.Helper()
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b, err := New(cfg, emit, Settings{Clock: clk, Observer: obs})
+	require.NoError(t, err)
+	b.Start()
+	t.Cleanup(func() { require.NoError(t, b.Shutdown(context.Background())) })
+	return b, clk
+}
+
 // A root that reaches a held trace brings its identity, as it does for a
 // buffered trace: its tracestate's rv decides the trace again. (Rescue once
 // added spans without noting the root, so the trace ID's randomness stayed.)
@@ -75,12 +87,8 @@ func TestRescuedRootBringsItsIdentity(t *testing.T) {
 	cfg.Policies = []sampling.PolicyConfig{
 		sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 1}),
 	}
-	clk := clocktest.NewFake(time.Unix(0, 0))
 	out := &collector{spans: map[[16]byte]int{}}
-	b, err := New(cfg, out.emit, Settings{Clock: clk})
-	require.NoError(t, err)
-	b.Start()
-	defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+	b, clk := startBuffer(t, cfg, out.emit, nil)
 
 	// Trace 1's ID has almost no randomness: 1 % drops it.
 	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 1, span: 2, parent: 1, start: 10, end: 20})))
@@ -155,12 +163,8 @@ func TestLateSpansOfManyScopes(t *testing.T) {
 	ctx := context.Background()
 	cfg := testBufferConfig() // max_spans 1: an error root is kept at once
 	cfg.Output.BatchMaxSpans = 1 << 20
-	clk := clocktest.NewFake(time.Unix(0, 0))
 	out := &spanLog{}
-	b, err := New(cfg, out.emit, Settings{Clock: clk})
-	require.NoError(t, err)
-	b.Start()
-	defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+	b, _ := startBuffer(t, cfg, out.emit, nil)
 
 	require.NoError(t, b.Ingest(ctx, encodeSpans(t,
 		spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError},
@@ -196,11 +200,7 @@ func BenchmarkForwardLate(b *testing.B) {
 			ctx := context.Background()
 			cfg := testBufferConfig()
 			cfg.Output.BatchTimeout = 0
-			buf, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil },
-				Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
-			require.NoError(b, err)
-			buf.Start()
-			defer func() { require.NoError(b, buf.Shutdown(ctx)) }()
+			buf, _ := startBuffer(b, cfg, func(context.Context, ptrace.Traces) error { return nil }, nil)
 			require.NoError(b, buf.Ingest(ctx, encodeSpans(b,
 				spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError},
 				spanSpec{trace: 2, span: 1, status: ptrace.StatusCodeError},
@@ -255,13 +255,9 @@ func TestDeduplicatesOnlyRetries(t *testing.T) {
 			ctx := context.Background()
 			cfg := testBufferConfig()
 			cfg.Completion.MaxSpans = 100
-			clk := clocktest.NewFake(time.Unix(0, 0))
 			out := &spanLog{}
 			obs := &dedupObserver{}
-			b, err := New(cfg, out.emit, Settings{Clock: clk, Observer: obs})
-			require.NoError(t, err)
-			b.Start()
-			defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+			b, clk := startBuffer(t, cfg, out.emit, obs)
 			for _, req := range tc.requests {
 				require.NoError(t, b.Ingest(ctx, encodeSpans(t, req...)))
 			}
@@ -329,13 +325,9 @@ func TestMaxTraceBytes(t *testing.T) {
 			cfg.Completion.MaxSpans = 100000
 			cfg.Completion.MaxTraceBytes = 256 << 10
 			cfg.Buffer.MaxBytes = 2 << 20
-			clk := clocktest.NewFake(time.Unix(0, 0))
 			out := &spanLog{}
 			obs := &decisionLog{}
-			b, err := New(cfg, out.emit, Settings{Clock: clk, Observer: obs})
-			require.NoError(t, err)
-			b.Start()
-			defer func() { require.NoError(t, b.Shutdown(ctx)) }()
+			b, clk := startBuffer(t, cfg, out.emit, obs)
 
 			// Ten older traces, waiting for their roots.
 			for n := range uint64(10) {
