@@ -66,10 +66,16 @@ func (o *outBatch) next() int64 {
 // encoder is the scratch appendTrace and forwardLate encode with.
 type encoder struct {
 	order   []uint32
-	seen    map[[8]byte][]byte // span ID -> the first span with it, in one group
+	seen    map[seenKey][]byte // the first span with an ID in a group
 	spanBuf []byte
 	ends    []int
 	attrBuf []byte // root attributes of output.annotate_roots
+}
+
+// seenKey is a span ID in a group (resource and scope) of a trace.
+type seenKey struct {
+	gid uint32
+	id  [8]byte
 }
 
 // flushOut hands the output batch to the next consumer and returns what it
@@ -163,17 +169,17 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttr
 	o.buf = slices.Grow(o.buf, len(t.recs)+len(e.order)*512)
 	for _, g := range e.order {
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
-		clear(e.seen)
 		t.forEachRecord(func(gid uint32, raw []byte) {
 			if gid != g {
 				return
 			}
 			id, ts := wire.PeekSpan(raw)
-			if first, ok := e.seen[id]; ok && bytes.Equal(first, raw) {
+			key := seenKey{gid, id}
+			if first, ok := e.seen[key]; ok && bytes.Equal(first, raw) {
 				dups++
 				return
 			} else if !ok {
-				e.seen[id] = raw
+				e.seen[key] = raw
 			}
 			if m != nil {
 				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, m.Mark(ts))

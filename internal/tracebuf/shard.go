@@ -172,7 +172,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxSpans: cfg.output.BatchMaxSpans,
 		},
 		held: heldSet{window: cfg.window, budget: cfg.heldBudget},
-		enc:  encoder{seen: make(map[[8]byte][]byte)},
+		enc:  encoder{seen: make(map[seenKey][]byte)},
 	}
 	if cfg.completion.MaxTraceBytes > 0 {
 		// At most half the shard's budget: one trace never fills it.
