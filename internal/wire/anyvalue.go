@@ -42,6 +42,23 @@ func CheckAnyValue(b []byte, depth int) error {
 // AnyValues; base is b's offset in the scanned input.
 func checkKeyValue(b []byte, base, depth int) error {
 	for off := 0; off < len(b); {
+		// The common case, a key or value shorter than 128 bytes, inline.
+		if off+1 < len(b) && b[off+1] < 0x80 {
+			next := off + 2 + int(b[off+1])
+			if next <= len(b) {
+				switch b[off] {
+				case 0x0a: // key
+					off = next
+					continue
+				case 0x12: // value
+					if err := checkAnyValue(b[off+2:next], base+off+2, depth); err != nil {
+						return err
+					}
+					off = next
+					continue
+				}
+			}
+		}
 		num, _, v, next, err := keyValueMsg.field(b, off, base)
 		if err != nil {
 			return err
@@ -61,6 +78,23 @@ func checkAnyValue(b []byte, base, depth int) error {
 		return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
 	}
 	for off := 0; off < len(b); {
+		// The common cases inline: a short string, a bool or int of one
+		// byte, a double.
+		if off+1 < len(b) {
+			switch t := b[off]; {
+			case t == 0x0a && b[off+1] < 0x80: // string_value
+				if next := off + 2 + int(b[off+1]); next <= len(b) {
+					off = next
+					continue
+				}
+			case (t == 0x10 || t == 0x18) && b[off+1] < 0x80: // bool_value, int_value
+				off += 2
+				continue
+			case t == 0x21 && off+9 <= len(b): // double_value
+				off += 9
+				continue
+			}
+		}
 		num, _, v, next, err := anyValueMsg.field(b, off, base)
 		if err != nil {
 			return err

@@ -150,9 +150,21 @@ var (
 // for the fields that have one, its payload. Payloads of subNone fields are
 // left to the caller.
 func (s *schema) field(buf []byte, off, base int) (num protowire.Number, typ protowire.Type, v []byte, next int, err error) {
-	num, typ, v, next, problem := readField(buf, off)
-	if problem != "" {
-		return 0, 0, nil, 0, malformed(fmt.Sprintf("%s in %s field %d", problem, s.name, num), base+off)
+	// Most fields are length-delimited, numbered below 16 and shorter than
+	// 128 bytes: read those inline.
+	if off+1 < len(buf) && buf[off] < 0x80 && buf[off]&7 == byte(protowire.BytesType) && buf[off] >= 8 && buf[off+1] < 0x80 {
+		next = off + 2 + int(buf[off+1])
+		num, typ = protowire.Number(buf[off]>>3), protowire.BytesType
+		if next <= len(buf) {
+			v = buf[off+2 : next]
+		}
+	}
+	if v == nil {
+		var problem string
+		num, typ, v, next, problem = readField(buf, off)
+		if problem != "" {
+			return 0, 0, nil, 0, malformed(fmt.Sprintf("%s in %s field %d", problem, s.name, num), base+off)
+		}
 	}
 	r := s.rule(num)
 	if !r.known {
