@@ -120,9 +120,11 @@ func (s *schema) rule(num protowire.Number) rule {
 // v1.67.0 decodes them. ResourceSpans and ScopeSpans are walked by Scan
 // itself; their schemas only give the wire types.
 var (
-	resourceSpansMsg = schema{name: "resource_spans", fields: []rule{1: bytesRule(subNone), 2: stringRule, 3: stringRule}}
-	scopeSpansMsg    = schema{name: "scope_spans", fields: []rule{1: bytesRule(subNone), 2: stringRule, 3: stringRule}}
-	spanMsg          = schema{name: "span", fields: []rule{
+	resourceSpansMsg = schema{name: "resource_spans", fields: []rule{
+		1: stringRule, 2: stringRule, 3: stringRule, deprecatedScopeSpans: stringRule,
+	}}
+	scopeSpansMsg = schema{name: "scope_spans", fields: []rule{1: stringRule, 2: stringRule, 3: stringRule}}
+	spanMsg       = schema{name: "span", fields: []rule{
 		1: bytesRule(subTraceID), 2: bytesRule(subSpanID), 3: stringRule, 4: bytesRule(subSpanID),
 		5: stringRule, 6: varintRule, 7: fixed64Rule, 8: fixed64Rule, 9: bytesRule(subKeyValue),
 		10: varintRule, 11: bytesRule(subEvent), 12: varintRule, 13: bytesRule(subLink),

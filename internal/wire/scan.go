@@ -106,45 +106,57 @@ func Scan(buf []byte, b *Batch) error {
 // pdata decodes as ScopeSpans and uses when scope_spans is absent.
 const deprecatedScopeSpans protowire.Number = 1000
 
-func scanResourceSpans(buf []byte, base int, b *Batch) error {
-	// The resource and schema_url may follow the scope_spans on the wire, so
-	// find them first, then walk the scope_spans.
-	var res, schema []byte
-	var resN, resLen int
-	hasScopeSpans := false
+// framing is what a first pass over a ResourceSpans or a ScopeSpans finds:
+// its singular message (field 1: the resource or the scope), merged, and
+// its schema_url (field 3). Both may follow the repeated field 2 on the
+// wire.
+type framing struct {
+	msg, schemaURL []byte
+	hasField2      bool
+}
+
+// readFraming checks every field of buf, a message of schema outer, and
+// checks its field 1 as a message of schema inner.
+func readFraming(buf []byte, base int, outer, inner *schema) (framing, error) {
+	var fr framing
+	var n, size int
 	for off := 0; off < len(buf); {
-		num, typ, v, next, err := resourceSpansMsg.field(buf, off, base)
+		num, _, v, next, err := outer.field(buf, off, base)
 		if err != nil {
-			return err
+			return fr, err
 		}
 		switch num {
 		case 1:
-			if err := resourceMsg.check(v, base+next-len(v)); err != nil {
-				return err
+			if err := inner.check(v, base+next-len(v)); err != nil {
+				return fr, err
 			}
-			res, resN, resLen = first(res, v), resN+1, resLen+len(v)
+			fr.msg, n, size = first(fr.msg, v), n+1, size+len(v)
 		case 2:
-			hasScopeSpans = true
+			fr.hasField2 = true
 		case 3:
-			schema = v
-		case deprecatedScopeSpans:
-			if typ != protowire.BytesType {
-				return malformed("wrong wire type for resource_spans field 1000", base+off)
-			}
+			fr.schemaURL = v
 		}
 		off = next
 	}
-	if resN > 1 {
-		res = mergeAll(buf, 1, resLen)
+	if n > 1 {
+		fr.msg = mergeAll(buf, 1, size)
+	}
+	return fr, nil
+}
+
+func scanResourceSpans(buf []byte, base int, b *Batch) error {
+	fr, err := readFraming(buf, base, &resourceSpansMsg, &resourceMsg)
+	if err != nil {
+		return err
 	}
 	for off := 0; off < len(buf); {
 		num, _, v, next, _ := readField(buf, off)
 		if num == 2 || num == deprecatedScopeSpans {
 			spans, scopes := len(b.Spans), len(b.Scopes)
-			if err := scanScopeSpans(v, base+next-len(v), res, schema, b); err != nil {
+			if err := scanScopeSpans(v, base+next-len(v), fr.msg, fr.schemaURL, b); err != nil {
 				return err
 			}
-			if num == deprecatedScopeSpans && hasScopeSpans {
+			if num == deprecatedScopeSpans && fr.hasField2 {
 				// pdata checks these but drops them: keep nothing.
 				clear(b.Spans[spans:])
 				clear(b.Scopes[scopes:])
@@ -157,27 +169,11 @@ func scanResourceSpans(buf []byte, base int, b *Batch) error {
 }
 
 func scanScopeSpans(buf []byte, base int, res, resSchema []byte, b *Batch) error {
-	sc := Scope{Resource: res, ResourceSchemaURL: resSchema}
-	var scopeN, scopeLen int
-	for off := 0; off < len(buf); {
-		num, _, v, next, err := scopeSpansMsg.field(buf, off, base)
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			if err := scopeMsg.check(v, base+next-len(v)); err != nil {
-				return err
-			}
-			sc.Scope, scopeN, scopeLen = first(sc.Scope, v), scopeN+1, scopeLen+len(v)
-		case 3:
-			sc.ScopeSchemaURL = v
-		}
-		off = next
+	fr, err := readFraming(buf, base, &scopeSpansMsg, &scopeMsg)
+	if err != nil {
+		return err
 	}
-	if scopeN > 1 {
-		sc.Scope = mergeAll(buf, 1, scopeLen)
-	}
+	sc := Scope{Resource: res, ResourceSchemaURL: resSchema, Scope: fr.msg, ScopeSchemaURL: fr.schemaURL}
 	idx := int32(len(b.Scopes))
 	b.Scopes = append(b.Scopes, sc)
 	added := false
