@@ -2,8 +2,11 @@
 //
 // Scan walks an encoded TracesData or ExportTraceServiceRequest (both carry
 // repeated ResourceSpans in field 1) and records, per span, what a sampling
-// decision needs plus the location of the span's raw bytes. It builds no pdata
-// and allocates nothing once the Batch has grown to the request's size.
+// decision needs plus the location of the span's raw bytes. On the way it
+// checks everything pdata would refuse at export (see field.go) and bounds
+// the nesting of attribute values (anyvalue.go). It builds no pdata and,
+// once the Batch has grown to the request's size, allocates only to merge a
+// resource or scope that occurs more than once.
 package wire
 
 import (
