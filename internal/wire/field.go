@@ -152,16 +152,34 @@ var (
 // for the fields that have one, its payload. Payloads of subNone fields are
 // left to the caller.
 func (s *schema) field(buf []byte, off, base int) (num protowire.Number, typ protowire.Type, v []byte, next int, err error) {
-	// Most fields are length-delimited, numbered below 16 and shorter than
-	// 128 bytes: read those inline.
-	if off+1 < len(buf) && buf[off] < 0x80 && buf[off]&7 == byte(protowire.BytesType) && buf[off] >= 8 && buf[off+1] < 0x80 {
-		next = off + 2 + int(buf[off+1])
-		num, typ = protowire.Number(buf[off]>>3), protowire.BytesType
-		if next <= len(buf) {
-			v = buf[off+2 : next]
+	// Most fields have a one-byte tag (numbers below 16) and a short value:
+	// read those inline, and leave the rest, and every fault, to readField.
+	ok := false
+	if off+1 < len(buf) && buf[off] >= 8 && buf[off] < 0x80 {
+		num, typ = protowire.Number(buf[off]>>3), protowire.Type(buf[off]&7)
+		switch typ {
+		case protowire.BytesType:
+			if buf[off+1] < 0x80 {
+				next = off + 2 + int(buf[off+1])
+				if ok = next <= len(buf); ok {
+					v = buf[off+2 : next]
+				}
+			}
+		case protowire.VarintType:
+			if ok = buf[off+1] < 0x80; ok {
+				v, next = buf[off+1:off+2], off+2
+			}
+		case protowire.Fixed64Type:
+			if ok = off+9 <= len(buf); ok {
+				v, next = buf[off+1:off+9], off+9
+			}
+		case protowire.Fixed32Type:
+			if ok = off+5 <= len(buf); ok {
+				v, next = buf[off+1:off+5], off+5
+			}
 		}
 	}
-	if v == nil {
+	if !ok {
 		var problem string
 		num, typ, v, next, problem = readField(buf, off)
 		if problem != "" {
@@ -175,10 +193,15 @@ func (s *schema) field(buf []byte, off, base int) (num protowire.Number, typ pro
 	if typ != r.typ {
 		return 0, 0, nil, 0, malformed(fmt.Sprintf("wrong wire type %d for %s field %d", typ, s.name, num), base+off)
 	}
-	if r.sub != subNone {
-		if err := checkSub(r.sub, v, base+next-len(v)); err != nil {
-			return 0, 0, nil, 0, err
-		}
+	switch r.sub {
+	case subNone:
+	case subKeyValue: // the most frequent, without a call to checkSub
+		err = checkKeyValue(v, base+next-len(v), 0)
+	default:
+		err = checkSub(r.sub, v, base+next-len(v))
+	}
+	if err != nil {
+		return 0, 0, nil, 0, err
 	}
 	return num, typ, v, next, nil
 }
