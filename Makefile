@@ -47,7 +47,9 @@ test-unit: $(BIN)
 
 ## fuzz: a short run of each fuzz target
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzScan$$' -fuzztime=$(FUZZTIME) ./internal/wire/
+	for t in FuzzScan FuzzScanAgreesWithPdata FuzzCheckAnyValue; do \
+		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
+	done
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.

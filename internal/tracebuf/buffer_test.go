@@ -415,8 +415,9 @@ func TestOutputBatching(t *testing.T) {
 	})
 }
 
-// A span the scanner accepts but pdata refuses (the fast path only scans)
-// costs its own resource group, not the other kept traces of the batch.
+// A span pdata would refuse at export is refused at intake (Scan checks
+// every field pdata decodes), so it cannot cost the other kept traces of
+// the batch.
 func TestOutputBatchSurvivesAnUndecodableSpan(t *testing.T) {
 	ctx := context.Background()
 	cfg := testBufferConfig()
@@ -430,10 +431,10 @@ func TestOutputBatchSurvivesAnUndecodableSpan(t *testing.T) {
 
 	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{1, 2}, 1, ptrace.StatusCodeError)))
 	// Trace 3's error span carries an attribute whose value has a bad
-	// wire type (a fixed32 string_value): Scan skips attributes, pdata does not.
+	// wire type (a fixed32 string_value), which pdata refuses.
 	bad := encode(t, []uint64{3}, 1, ptrace.StatusCodeError)
 	bad = injectBadAttribute(t, bad)
-	require.NoError(t, b.Ingest(ctx, bad))
+	require.Equal(t, codes.InvalidArgument, status.Code(b.Ingest(ctx, bad)))
 	require.NoError(t, b.Sync(ctx)) // taken in before the clock moves
 	clk.Advance(time.Second)
 	require.NoError(t, b.Sync(ctx))

@@ -331,7 +331,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 
-func FuzzScan(f *testing.F) {
+// addScanSeeds adds the seeds of the traces-request fuzz targets: SDK
+// output, the small fixtures, hand-made edge cases and the corpus stored
+// for FuzzScan.
+func addScanSeeds(f *testing.F) {
 	for _, buf := range sdkRequests(f) {
 		f.Add(buf)
 	}
@@ -349,7 +352,29 @@ func FuzzScan(f *testing.F) {
 	f.Add(inResource(lenField(2, nil), lenField(1, nil)))
 	f.Add(varintField(1, 3))
 	f.Add(nestedGroups(5, 3))
+	f.Add(inSpan(ids, lenField(6, nil)))                // kind as bytes
+	f.Add(attrWith(deepAnyValue(6)))                    // nested kvlist and array values
+	f.Add(inResource(lenField(1000, lenField(2, ids)))) // instrumentation_library_spans
+	f.Add(repeated(3))
 
+	dir := filepath.Join("testdata", "fuzz", "FuzzScan")
+	entries, err := os.ReadDir(dir)
+	require.NoError(f, err)
+	for _, e := range entries {
+		content, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(f, err)
+		lines := strings.Split(strings.TrimSpace(string(content)), "\n")
+		require.Len(f, lines, 2, "%s: one []byte value", e.Name())
+		quoted, ok := strings.CutPrefix(lines[1], "[]byte(")
+		require.True(f, ok, "%s: one []byte value", e.Name())
+		buf, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
+		require.NoError(f, err, e.Name())
+		f.Add([]byte(buf))
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	addScanSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b Batch
 		err := Scan(data, &b)

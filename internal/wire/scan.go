@@ -2,11 +2,15 @@
 //
 // Scan walks an encoded TracesData or ExportTraceServiceRequest (both carry
 // repeated ResourceSpans in field 1) and records, per span, what a sampling
-// decision needs plus the location of the span's raw bytes. It builds no pdata
-// and allocates nothing once the Batch has grown to the request's size.
+// decision needs plus the location of the span's raw bytes. On the way it
+// checks everything pdata would refuse at export (see field.go) and bounds
+// the nesting of attribute values (anyvalue.go). It builds no pdata and,
+// once the Batch has grown to the request's size, allocates only to merge a
+// resource or scope that occurs more than once.
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -75,121 +79,116 @@ func malformed(what string, off int) error {
 
 // Scan appends the spans found in buf, an encoded TracesData or
 // ExportTraceServiceRequest, to b. On error b holds what was read before it.
-// Scan validates the framing of every message it walks into and the wire types
-// of the fields it reads; it does not validate field contents it skips.
+//
+// Scan refuses (with an error wrapping ErrMalformed) every input pdata's
+// ptrace.ProtoUnmarshaler refuses, and more: groups, and AnyValues nested
+// deeper than MaxAnyValueDepth. It checks the framing and the wire type of
+// every field of every message pdata decodes, down to attribute values, so
+// that what it accepts, and every span re-encoded from it by AppendSpan and
+// AppendResourceSpans, decodes for export. Its cost is linear in len(buf).
 func Scan(buf []byte, b *Batch) error {
-	off := 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		if n < 0 {
-			return malformed("bad tag", off)
+	for off := 0; off < len(buf); {
+		num, typ, v, next, problem := readField(buf, off)
+		if problem != "" {
+			return malformed(problem+" in traces request", off)
 		}
-		off += n
 		if num == 1 {
 			if typ != protowire.BytesType {
 				return malformed("wrong wire type for resource_spans", off)
 			}
-			v, m := protowire.ConsumeBytes(buf[off:])
-			if m < 0 {
-				return malformed("resource_spans length past end", off)
-			}
-			if err := scanResourceSpans(v, off+m-len(v), b); err != nil {
+			if err := scanResourceSpans(v, next-len(v), b); err != nil {
 				return err
 			}
-			off += m
-			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-		if m < 0 {
-			return malformed("bad field", off)
-		}
-		off += m
+		off = next
 	}
 	return nil
 }
 
-func scanResourceSpans(buf []byte, base int, b *Batch) error {
-	// The resource and schema_url may follow the scope_spans on the wire, so
-	// find them first, then walk the scope_spans.
-	var res, schema []byte
-	off := 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		if n < 0 {
-			return malformed("bad tag in resource_spans", base+off)
+// deprecatedScopeSpans is ResourceSpans.instrumentation_library_spans, which
+// pdata decodes as ScopeSpans and uses when scope_spans is absent.
+const deprecatedScopeSpans protowire.Number = 1000
+
+// framing is what a first pass over a ResourceSpans or a ScopeSpans finds:
+// its singular message (field 1: the resource or the scope), merged, and
+// its schema_url (field 3). Both may follow the repeated field 2 on the
+// wire.
+type framing struct {
+	msg, schemaURL []byte
+	hasField2      bool
+}
+
+// readFraming checks every field of buf, a message of schema outer, and
+// checks its field 1 as a message of schema inner.
+func readFraming(buf []byte, base int, outer, inner *schema) (framing, error) {
+	var fr framing
+	var n, size int
+	for off := 0; off < len(buf); {
+		num, _, v, next, err := outer.field(buf, off, base)
+		if err != nil {
+			return fr, err
 		}
-		off += n
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-		if m < 0 {
-			return malformed("bad field in resource_spans", base+off)
+		switch num {
+		case 1:
+			if err := inner.check(v, base+next-len(v)); err != nil {
+				return fr, err
+			}
+			fr.msg, n, size = first(fr.msg, v), n+1, size+len(v)
+		case 2:
+			fr.hasField2 = true
+		case 3:
+			fr.schemaURL = v
 		}
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			v, _ := protowire.ConsumeBytes(buf[off:])
-			res = merge(res, v)
-		case num == 3 && typ == protowire.BytesType:
-			schema, _ = protowire.ConsumeBytes(buf[off:])
-		case (num == 1 || num == 2 || num == 3) && typ != protowire.BytesType:
-			return malformed("wrong wire type in resource_spans", base+off)
-		}
-		off += m
+		off = next
 	}
-	off = 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		off += n
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-		if num == 2 {
-			v, _ := protowire.ConsumeBytes(buf[off:])
-			if err := scanScopeSpans(v, base+off+m-len(v), res, schema, b); err != nil {
+	if n > 1 {
+		fr.msg = mergeAll(buf, 1, size)
+	}
+	return fr, nil
+}
+
+func scanResourceSpans(buf []byte, base int, b *Batch) error {
+	fr, err := readFraming(buf, base, &resourceSpansMsg, &resourceMsg)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(buf); {
+		num, _, v, next, _ := readField(buf, off)
+		if num == 2 || num == deprecatedScopeSpans {
+			spans, scopes := len(b.Spans), len(b.Scopes)
+			if err := scanScopeSpans(v, base+next-len(v), fr.msg, fr.schemaURL, b); err != nil {
 				return err
 			}
+			if num == deprecatedScopeSpans && fr.hasField2 {
+				// pdata checks these but drops them: keep nothing.
+				clear(b.Spans[spans:])
+				clear(b.Scopes[scopes:])
+				b.Spans, b.Scopes = b.Spans[:spans], b.Scopes[:scopes]
+			}
 		}
-		off += m
+		off = next
 	}
 	return nil
 }
 
 func scanScopeSpans(buf []byte, base int, res, resSchema []byte, b *Batch) error {
-	sc := Scope{Resource: res, ResourceSchemaURL: resSchema}
-	off := 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		if n < 0 {
-			return malformed("bad tag in scope_spans", base+off)
-		}
-		off += n
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-		if m < 0 {
-			return malformed("bad field in scope_spans", base+off)
-		}
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			v, _ := protowire.ConsumeBytes(buf[off:])
-			sc.Scope = merge(sc.Scope, v)
-		case num == 3 && typ == protowire.BytesType:
-			sc.ScopeSchemaURL, _ = protowire.ConsumeBytes(buf[off:])
-		case (num == 1 || num == 2 || num == 3) && typ != protowire.BytesType:
-			return malformed("wrong wire type in scope_spans", base+off)
-		}
-		off += m
+	fr, err := readFraming(buf, base, &scopeSpansMsg, &scopeMsg)
+	if err != nil {
+		return err
 	}
+	sc := Scope{Resource: res, ResourceSchemaURL: resSchema, Scope: fr.msg, ScopeSchemaURL: fr.schemaURL}
 	idx := int32(len(b.Scopes))
 	b.Scopes = append(b.Scopes, sc)
 	added := false
-	off = 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		off += n
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
+	for off := 0; off < len(buf); {
+		num, _, v, next, _ := readField(buf, off)
 		if num == 2 {
-			v, _ := protowire.ConsumeBytes(buf[off:])
-			if err := scanSpan(v, base+off+m-len(v), idx, b); err != nil {
+			if err := scanSpan(v, base+next-len(v), idx, b); err != nil {
 				return err
 			}
 			added = true
 		}
-		off += m
+		off = next
 	}
 	if !added {
 		// A scope with no spans carries nothing to buffer.
@@ -201,85 +200,42 @@ func scanScopeSpans(buf []byte, base int, res, resSchema []byte, b *Batch) error
 func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 	b.Spans = append(b.Spans, Span{Raw: buf, Scope: scope})
 	s := &b.Spans[len(b.Spans)-1]
-	off := 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		if n < 0 {
-			return malformed("bad tag in span", base+off)
+	for off := 0; off < len(buf); {
+		// field checks the wire type, the ID lengths, and the attributes,
+		// events and links.
+		num, _, v, next, err := spanMsg.field(buf, off, base)
+		if err != nil {
+			return err
 		}
-		off += n
 		switch num {
-		case 1, 2, 3, 4, 5, 15:
-			if typ != protowire.BytesType {
-				return malformed(fmt.Sprintf("wrong wire type for span field %d", num), base+off)
+		case 1:
+			s.TraceID = [16]byte{} // the last occurrence wins, even if empty
+			copy(s.TraceID[:], v)
+		case 2:
+			s.SpanID = [8]byte{}
+			copy(s.SpanID[:], v)
+		case 3:
+			s.TraceState = v
+		case 4:
+			s.HasParent = len(v) == 8 && !allZero(v)
+		case 5:
+			s.Name = v
+		case 7:
+			s.Start = binary.LittleEndian.Uint64(v)
+		case 8:
+			s.End = binary.LittleEndian.Uint64(v)
+		case 15:
+			code, ok, err := scanStatus(v, base+next-len(v))
+			if err != nil {
+				return err
 			}
-			v, m := protowire.ConsumeBytes(buf[off:])
-			if m < 0 {
-				return malformed(fmt.Sprintf("span field %d length past end", num), base+off)
+			if ok { // repeated status messages merge: a later code wins
+				s.Status = code
 			}
-			switch num {
-			case 1:
-				if len(v) != 0 && len(v) != 16 {
-					return malformed("trace_id is not 16 bytes", base+off)
-				}
-				s.TraceID = [16]byte{} // the last occurrence wins, even if empty
-				copy(s.TraceID[:], v)
-			case 2:
-				if len(v) != 0 && len(v) != 8 {
-					return malformed("span_id is not 8 bytes", base+off)
-				}
-				s.SpanID = [8]byte{}
-				copy(s.SpanID[:], v)
-			case 3:
-				s.TraceState = v
-			case 4:
-				if len(v) != 0 && len(v) != 8 {
-					return malformed("parent_span_id is not 8 bytes", base+off)
-				}
-				s.HasParent = len(v) == 8 && !allZero(v)
-			case 5:
-				s.Name = v
-			case 15:
-				code, ok, err := scanStatus(v, base+off+m-len(v))
-				if err != nil {
-					return err
-				}
-				if ok { // repeated status messages merge: a later code wins
-					s.Status = code
-				}
-			}
-			off += m
-		case 7, 8:
-			if typ != protowire.Fixed64Type {
-				return malformed(fmt.Sprintf("wrong wire type for span field %d", num), base+off)
-			}
-			v, m := protowire.ConsumeFixed64(buf[off:])
-			if m < 0 {
-				return malformed("truncated timestamp", base+off)
-			}
-			if num == 7 {
-				s.Start = v
-			} else {
-				s.End = v
-			}
-			off += m
 		case 16:
-			if typ != protowire.Fixed32Type {
-				return malformed("wrong wire type for span flags", base+off)
-			}
-			v, m := protowire.ConsumeFixed32(buf[off:])
-			if m < 0 {
-				return malformed("truncated span flags", base+off)
-			}
-			s.Flags = v
-			off += m
-		default:
-			m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-			if m < 0 {
-				return malformed(fmt.Sprintf("bad span field %d", num), base+off)
-			}
-			off += m
+			s.Flags = binary.LittleEndian.Uint32(v)
 		}
+		off = next
 	}
 	return nil
 }
@@ -287,50 +243,52 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 // scanStatus returns the status code of a Status message and whether the
 // message set one. Codes outside the OTLP enum read as UNSET.
 func scanStatus(buf []byte, base int) (code uint8, set bool, err error) {
-	off := 0
-	for off < len(buf) {
-		num, typ, n := protowire.ConsumeTag(buf[off:])
-		if n < 0 {
-			return 0, false, malformed("bad tag in status", base+off)
+	for off := 0; off < len(buf); {
+		num, _, v, next, err := statusMsg.field(buf, off, base)
+		if err != nil {
+			return 0, false, err
 		}
-		off += n
 		if num == 3 {
-			if typ != protowire.VarintType {
-				return 0, false, malformed("wrong wire type for status code", base+off)
-			}
-			v, m := protowire.ConsumeVarint(buf[off:])
-			if m < 0 {
-				return 0, false, malformed("truncated status code", base+off)
-			}
+			c, _ := protowire.ConsumeVarint(v)
 			// Enums are int32 on the wire: protobuf truncates wider values.
 			code, set = StatusUnset, true
-			if c := int32(v); c >= 0 && c <= int32(StatusError) {
+			if c := int32(c); c >= 0 && c <= int32(StatusError) {
 				code = uint8(c)
 			}
-			off += m
-			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, buf[off:])
-		if m < 0 {
-			return 0, false, malformed("bad field in status", base+off)
-		}
-		off += m
+		off = next
 	}
 	return code, set, nil
 }
 
-// merge returns the encoding of a singular message field seen again: protobuf
-// merges the occurrences, which is what their concatenation decodes to. The
-// first occurrence aliases the input; only a repeat allocates.
-func merge(prev, v []byte) []byte {
-	if prev == nil {
-		if v == nil {
-			return []byte{}
-		}
-		return v
+// first returns the encoding of a singular message field's first
+// occurrence, which aliases the input; nil stands for an absent field, so an
+// empty message becomes a non-nil empty slice.
+func first(prev, v []byte) []byte {
+	if prev != nil {
+		return prev
 	}
-	out := make([]byte, 0, len(prev)+len(v))
-	return append(append(out, prev...), v...)
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}
+
+// mergeAll returns the concatenation of the payloads of every field num of
+// msg, which together take size bytes: protobuf merges the occurrences of a
+// singular message field, which is what their concatenation decodes to. It
+// copies each byte once, so that a request repeating a field a million
+// times costs no more than one of that size.
+func mergeAll(msg []byte, num protowire.Number, size int) []byte {
+	out := make([]byte, 0, size)
+	for off := 0; off < len(msg); {
+		n, _, v, next, _ := readField(msg, off)
+		if n == num {
+			out = append(out, v...)
+		}
+		off = next
+	}
+	return out
 }
 
 func allZero(b []byte) bool {

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 // nest wraps body in the framing of a request: resource_spans (1) >
@@ -190,25 +192,32 @@ func TestMutatedRequests(t *testing.T) {
 	assert.Len(t, g.spansOf(2), 3)
 }
 
-// A deeply nested attribute value is valid OTLP: the receiver does not walk
-// attribute values, buffers the span and, when the trace is kept, the next
-// consumer gets it intact, as pdata decodes it.
+// An attribute value nested as deeply as wire.MaxAnyValueDepth allows is
+// buffered and, when the trace is kept, reaches the next consumer intact, as
+// pdata decodes it. One level deeper is refused at intake: pdata decodes by
+// unbounded recursion, and far deeper input overflows the stack.
 func TestDeeplyNestedValidAttributeIsKept(t *testing.T) {
 	g := newRig(t, testConfig(), nil)
-	v := bytesField(1, []byte("leaf")) // AnyValue.string_value
-	for range 5000 {
-		kv := cat(bytesField(1, []byte("k")), bytesField(2, v)) // KeyValue{key, value}
-		v = bytesField(6, bytesField(1, kv))                    // AnyValue.kvlist_value{values}
+	span := func(n uint64, levels int) []byte {
+		v := bytesField(1, []byte("leaf")) // AnyValue.string_value
+		for range levels - 1 {
+			kv := cat(bytesField(1, []byte("k")), bytesField(2, v)) // KeyValue{key, value}
+			v = bytesField(6, bytesField(1, kv))                    // AnyValue.kvlist_value{values}
+		}
+		tid := traceID(n)
+		sid := spanID(n, 1)
+		return cat(bytesField(1, tid[:]), bytesField(2, sid[:]),
+			bytesField(9, cat(bytesField(1, []byte("deep")), bytesField(2, v))),                          // attributes
+			bytesField(15, protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 2))) // status ERROR
 	}
-	tid := traceID(1)
-	sid := spanID(1, 1)
-	span := cat(bytesField(1, tid[:]), bytesField(2, sid[:]),
-		bytesField(9, cat(bytesField(1, []byte("deep")), bytesField(2, v))),                          // attributes
-		bytesField(15, protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 2))) // status ERROR
-	out, err := g.grpcExport(context.Background(), nest(span))
+	_, err := g.grpcExport(context.Background(), nest(span(2, wire.MaxAnyValueDepth+1)))
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+
+	out, err := g.grpcExport(context.Background(), nest(span(1, wire.MaxAnyValueDepth)))
 	require.NoError(t, err)
 	assert.Empty(t, out)
 	g.advance(31 * time.Second)
+	assert.Empty(t, g.spansOf(2))
 	got := g.spansOf(1)
 	require.Len(t, got, 1)
 	deep, ok := got[1].Attributes().Get("deep")
@@ -218,6 +227,6 @@ func TestDeeplyNestedValidAttributeIsKept(t *testing.T) {
 		deep, _ = deep.Map().Get("k")
 		depth++
 	}
-	assert.Equal(t, 5000, depth)
+	assert.Equal(t, wire.MaxAnyValueDepth-1, depth)
 	assert.Equal(t, "leaf", deep.Str())
 }
