@@ -249,7 +249,7 @@ func (p *adaptive) Observe(t *Trace, d Decision, own bool) {
 	if !c.observed.Load() {
 		c.observed.Store(true)
 	}
-	if !d.Keep {
+	if !d.Keep() {
 		return
 	}
 	c.kept.Add(1)

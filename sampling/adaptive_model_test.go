@@ -298,7 +298,7 @@ func TestAdaptiveWithoutObserver(t *testing.T) {
 	a := p.(*adaptive)
 	for i := range 10000 {
 		tr := &Trace{Now: int64(i) * int64(time.Millisecond), KeySet: 1, Keys: [MaxKeys]uint64{uint64(i) * 0x9e3779b97f4a7c15}}
-		require.True(t, a.Evaluate(tr).Keep, "trace %d of a new key", i)
+		require.True(t, a.Evaluate(tr).Keep(), "trace %d of a new key", i)
 	}
 	assert.Equal(t, 1.0, a.controller.probability())
 }

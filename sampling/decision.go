@@ -148,9 +148,6 @@ func (v Verdict) String() string {
 
 // Decision is the outcome of a policy or of the engine.
 type Decision struct {
-	// Keep is true when the trace is kept. For a policy's decision it is
-	// true exactly for Sampled; build decisions with Keep, Invert and Drop.
-	Keep bool
 	// Verdict is the policy's answer; the engine's final decision is
 	// Sampled, NotSampled or Dropped.
 	Verdict Verdict
@@ -167,8 +164,13 @@ type Decision struct {
 
 // Keep is a Sampled decision with threshold th.
 func Keep(th sampling.Threshold) Decision {
-	return Decision{Keep: true, Verdict: Sampled, Threshold: th}
+	return Decision{Verdict: Sampled, Threshold: th}
 }
+
+// Keep reports whether the decision keeps the trace: its verdict is
+// Sampled. (A policy's InvertSampled is not a keep by itself; the engine
+// turns it into Sampled when it keeps the trace.)
+func (d Decision) Keep() bool { return d.Verdict == Sampled }
 
 // Invert is an invert_match filter's decision: InvertSampled when the
 // filter found no match, InvertNotSampled when it did.
@@ -184,7 +186,7 @@ func Drop() Decision { return Decision{Verdict: Dropped} }
 
 // Probability is the sampling probability the decision stands for (0 when dropped).
 func (d Decision) Probability() float64 {
-	if !d.Keep {
+	if !d.Keep() {
 		return 0
 	}
 	return d.Threshold.Probability()

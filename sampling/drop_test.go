@@ -80,7 +80,7 @@ func TestDropInEngine(t *testing.T) {
 	d := decide(t, e, noisy, t0)
 	assert.Equal(t, sampling.Dropped, d.Verdict)
 	assert.Equal(t, "drop-noisy", d.Policy)
-	assert.False(t, d.Keep)
+	assert.False(t, d.Keep())
 
 	quiet := traceOf(traceID(2), spanSpec{attrs: map[string]any{"noisy": "no"}, status: ptrace.StatusCodeError})
 	d = decide(t, e, quiet, t0)

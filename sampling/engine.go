@@ -187,5 +187,5 @@ func (e *Engine) keep(t *Trace, i int, th sampling.Threshold) Decision {
 			return Decision{Verdict: NotSampled, Policy: e.names[i]}
 		}
 	}
-	return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
+	return Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
 }

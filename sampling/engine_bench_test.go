@@ -44,7 +44,7 @@ func BenchmarkEngineDecide(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if e.Decide(&traces[i&1023]).Keep {
+				if e.Decide(&traces[i&1023]).Keep() {
 					kept++
 				}
 				i++

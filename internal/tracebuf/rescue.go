@@ -68,7 +68,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 		s.observeSpan(&t.sum, sp, &batch.Scopes[sp.Scope])
 		newError := !hadError && t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		if newError || t.sum.Duration() > before {
-			if d := s.evaluate(t); d.Keep {
+			if d := s.evaluate(t); d.Keep() {
 				s.unhold(t)
 				s.keep(t, d, now)
 				s.b.set.Observer.Rescued(d.Policy)

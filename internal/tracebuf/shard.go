@@ -414,7 +414,7 @@ func (s *shard) report() {
 func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
 	d := s.evaluate(t)
 	hold := false
-	if d.Keep {
+	if d.Keep() {
 		s.keep(t, d, now)
 	} else if reason != ReasonMemory {
 		// A trace dropped early for lack of memory is not remembered: its
@@ -719,7 +719,7 @@ func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag i
 		t.inQuiet = false
 	}
 	s.nTraces--
-	s.b.set.Observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	s.b.set.Observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	s.used -= t.size
 	if hold {
 		s.hold(t, now)
