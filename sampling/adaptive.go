@@ -148,7 +148,7 @@ type adaptive struct {
 
 const unstarted = math.MinInt64
 
-func newAdaptive(settings any, b *Builder) (Policy, error) {
+func newAdaptive(settings any, b *builder) (evaluator, error) {
 	c := settings.(*AdaptiveConfig)
 	hasher, err := c.Key.Hasher()
 	if err != nil {
@@ -202,7 +202,7 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	}
 	th := p.controller.threshold() // loaded once: the probability at decision time
 	if t.ShouldSample(th) {
-		return Keep(th)
+		return sampledAt(th)
 	}
 	return Decision{}
 }
@@ -239,7 +239,7 @@ func (p *adaptive) warm(now int64) bool {
 	return now-start >= p.warmup
 }
 
-// Observe implements DecisionObserver: it counts the engine's kept traces,
+// Observe implements decisionObserver: it counts the engine's kept traces,
 // the volume max_share is a share of, and estimates the anomalies that only
 // this policy keeps: those whose decision names it (no earlier policy kept
 // them), each counted 1/q times where q is its conditional probability
@@ -334,11 +334,6 @@ func (c *controller) threshold() sampling.Threshold {
 	return levelThresholds[c.level.Load()]
 }
 
-// probability is the current probability of an anomaly.
-func (c *controller) probability() float64 {
-	return c.threshold().Probability()
-}
-
 // tick recomputes the level when a tick is due at now; one caller does it,
 // the others go on.
 func (c *controller) tick(now int64) {
@@ -370,6 +365,6 @@ func (c *controller) tick(now int64) {
 }
 
 var (
-	_ Policy           = (*adaptive)(nil)
-	_ DecisionObserver = (*adaptive)(nil)
+	_ evaluator        = (*adaptive)(nil)
+	_ decisionObserver = (*adaptive)(nil)
 )

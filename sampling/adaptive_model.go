@@ -105,12 +105,6 @@ func (k *keyState) rescale(long, short float64) {
 	}
 }
 
-// observe adds one trace: its duration (0 for none) and whether it erred.
-func (k *keyState) observe(d decay, now int64, dur uint64, isErr bool) {
-	wl, ws := d.weights(k, now)
-	k.add(wl, ws, now, dur, isErr)
-}
-
 // add adds one trace with the weights at now that d.weights returned.
 func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 	k.total += wl
@@ -128,14 +122,6 @@ func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 		k.buckets[b] += float32(wl)
 	}
 	k.lastSeen = max(k.lastSeen, now)
-}
-
-// counts returns the decayed number of observations, of observations with a
-// duration, and of short-window observations, at now.
-func (k *keyState) counts(d decay, now int64) (total, hist, short float64) {
-	el, es := d.exponents(k, now)
-	wl, ws := math.Exp2(-el), math.Exp2(-es)
-	return k.total * wl, k.histTotal * wl, k.totShort * ws
 }
 
 // quantile returns the q-quantile of the key's durations in nanoseconds,

@@ -71,8 +71,8 @@ func TestAnd(t *testing.T) {
 }
 
 func TestAndVerdicts(t *testing.T) {
-	half := sampling.Keep(probTh(t, 0.5))
-	quarter := sampling.Keep(probTh(t, 0.25))
+	half := sampling.SampledAt(probTh(t, 0.5))
+	quarter := sampling.SampledAt(probTh(t, 0.25))
 	tests := []struct {
 		name string
 		subs []sampling.Policy

@@ -8,11 +8,11 @@ import (
 // MaxSpanPredicates is the number of span predicates an engine can hold.
 const MaxSpanPredicates = 64
 
-// Builder is what a policy constructor registers its needs with: predicates
+// builder is what a policy constructor registers its needs with: predicates
 // the buffer evaluates on each arriving span, key functions it evaluates on
 // the root span, and whether the policy needs the spans as pdata. It also
 // builds sub-policies for the composing types (and, not, drop, composite).
-type Builder struct {
+type builder struct {
 	preds     []func(*SpanView) bool
 	keys      []func(*SpanView) uint64
 	needSpans bool
@@ -22,7 +22,7 @@ type Builder struct {
 // Trace.Matched: set when the predicate held for at least one span of the
 // trace. f runs on the shard goroutines, concurrently for different traces,
 // and must not allocate per call or retain the view.
-func (b *Builder) MatchSpans(f func(v *SpanView) bool) (uint64, error) {
+func (b *builder) MatchSpans(f func(v *SpanView) bool) (uint64, error) {
 	if len(b.preds) >= MaxSpanPredicates {
 		return 0, fmt.Errorf("too many span-matching policies (at most %d)", MaxSpanPredicates)
 	}
@@ -33,7 +33,7 @@ func (b *Builder) MatchSpans(f func(v *SpanView) bool) (uint64, error) {
 // Key registers a key function evaluated on the trace's root span and returns
 // its slot in Trace.Keys. Zero is a valid key hash. The same rules as for
 // MatchSpans apply to f.
-func (b *Builder) Key(f func(v *SpanView) uint64) (int, error) {
+func (b *builder) Key(f func(v *SpanView) uint64) (int, error) {
 	if len(b.keys) >= MaxKeys {
 		return 0, fmt.Errorf("too many keyed policies (at most %d)", MaxKeys)
 	}
@@ -44,10 +44,10 @@ func (b *Builder) Key(f func(v *SpanView) uint64) (int, error) {
 // NeedSpans asks the buffer to decode each trace into Trace.Spans before
 // deciding it. That costs a pdata decode per trace; only policies that need
 // whole spans (ottl_condition) ask.
-func (b *Builder) NeedSpans() { b.needSpans = true }
+func (b *builder) NeedSpans() { b.needSpans = true }
 
 // Policy validates and builds a sub-policy.
-func (b *Builder) Policy(c *PolicyConfig) (Policy, error) {
+func (b *builder) Policy(c *PolicyConfig) (evaluator, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func (c *BytesLimitingConfig) Validate() error {
 
 type bytesLimiting struct{ bucket *tokenBucket }
 
-func newBytesLimiting(settings any, _ *Builder) (Policy, error) {
+func newBytesLimiting(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*BytesLimitingConfig)
 	return bytesLimiting{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}, nil
 }

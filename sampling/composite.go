@@ -75,7 +75,7 @@ func (c *CompositeConfig) allocations() []int64 {
 }
 
 type compositeSub struct {
-	policy    Policy
+	policy    evaluator
 	allocated int64
 	sampled   int64 // spans kept this second; guarded by composite.mu
 }
@@ -88,7 +88,7 @@ type composite struct {
 	subs   []compositeSub
 }
 
-func newComposite(settings any, b *Builder) (Policy, error) {
+func newComposite(settings any, b *builder) (evaluator, error) {
 	c := settings.(*CompositeConfig)
 	if c.MaxTotalSpansPerSecond <= 0 {
 		return nil, errors.New("max_total_spans_per_second: must be positive")
@@ -140,7 +140,7 @@ func (p *composite) Evaluate(t *Trace) Decision {
 		}
 		p.mu.Unlock()
 		if keep {
-			return Keep(d.Threshold)
+			return sampledAt(d.Threshold)
 		}
 		return Decision{}
 	}

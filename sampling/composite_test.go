@@ -184,7 +184,7 @@ func concat(steps ...[]compositeStep) []compositeStep {
 }
 
 func TestCompositeVerdicts(t *testing.T) {
-	half := sampling.Keep(probTh(t, 0.5))
+	half := sampling.SampledAt(probTh(t, 0.5))
 	tests := []struct {
 		name string
 		subs []sampling.Policy

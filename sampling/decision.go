@@ -45,16 +45,16 @@ type Trace struct {
 	// Now is the decision time, Unix nanoseconds of the buffer's clock. Rate
 	// based policies measure time with it, so tests can drive it.
 	Now int64
-	// Matched has bit i set when span predicate i (Builder.MatchSpans) held
+	// Matched has bit i set when span predicate i (builder.MatchSpans) held
 	// for at least one span.
 	Matched uint64
-	// Keys holds, per slot a policy registered with Builder.Key, the key
+	// Keys holds, per slot a policy registered with builder.Key, the key
 	// hash of the trace's root span; KeySet has bit i set once slot i is
 	// filled. A trace whose root never arrived has no keys.
 	Keys   [MaxKeys]uint64
 	KeySet uint8
 	// Spans holds the trace's spans as pdata when a policy asked for them
-	// (Builder.NeedSpans) and HasSpans is set; otherwise it is the zero
+	// (builder.NeedSpans) and HasSpans is set; otherwise it is the zero
 	// value and must not be used.
 	Spans    ptrace.Traces
 	HasSpans bool
@@ -162,8 +162,8 @@ type Decision struct {
 	Policy string
 }
 
-// Keep is a Sampled decision with threshold th.
-func Keep(th sampling.Threshold) Decision {
+// sampledAt is a Sampled decision with threshold th.
+func sampledAt(th sampling.Threshold) Decision {
 	return Decision{Verdict: Sampled, Threshold: th}
 }
 
@@ -171,18 +171,6 @@ func Keep(th sampling.Threshold) Decision {
 // Sampled. (A policy's InvertSampled is not a keep by itself; the engine
 // turns it into Sampled when it keeps the trace.)
 func (d Decision) Keep() bool { return d.Verdict == Sampled }
-
-// Invert is an invert_match filter's decision: InvertSampled when the
-// filter found no match, InvertNotSampled when it did.
-func Invert(noMatch bool) Decision {
-	if noMatch {
-		return Decision{Verdict: InvertSampled, Threshold: sampling.AlwaysSampleThreshold}
-	}
-	return Decision{Verdict: InvertNotSampled}
-}
-
-// Drop is a Dropped decision.
-func Drop() Decision { return Decision{Verdict: Dropped} }
 
 // Probability is the sampling probability the decision stands for (0 when dropped).
 func (d Decision) Probability() float64 {
@@ -192,9 +180,12 @@ func (d Decision) Probability() float64 {
 	return d.Threshold.Probability()
 }
 
-// Policy decides on one trace. Implementations must not allocate per call and
-// must be safe for concurrent use: shards decide concurrently.
-type Policy interface {
+// evaluator is a policy: it decides on one trace. Implementations must not
+// allocate per call and must be safe for concurrent use: shards decide
+// concurrently. The registry (config.go) is the only way to add one, so the
+// interface is unexported; see Engine.Redecide for the rule a stateful
+// evaluator follows on a second decision.
+type evaluator interface {
 	// Evaluate returns the policy's verdict and, for Sampled, the
 	// conditional threshold it keeps the trace with. The engine fills
 	// Decision.Policy.
@@ -202,4 +193,4 @@ type Policy interface {
 }
 
 // keepAlways is the decision of a rule with probability 1.
-var keepAlways = Keep(sampling.AlwaysSampleThreshold)
+var keepAlways = sampledAt(sampling.AlwaysSampleThreshold)

@@ -58,7 +58,7 @@ func TestDropVerdicts(t *testing.T) {
 		// TestDropEvaluatorStringInvertNotMatch
 		{"invert not sampled does not", []sampling.Policy{fixed(invertNotSampled), fixed(sampled)}, notSampled},
 		{"not sampled last", []sampling.Policy{fixed(sampled), fixed(notSampled)}, notSampled},
-		{"sampled with a threshold matches", []sampling.Policy{fixed(sampling.Keep(probTh(t, 0.5)))}, dropped},
+		{"sampled with a threshold matches", []sampling.Policy{fixed(sampling.SampledAt(probTh(t, 0.5)))}, dropped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -145,7 +145,7 @@ type dynamic struct {
 	scratch []*dynKey
 }
 
-func newDynamic(settings any, b *Builder) (Policy, error) {
+func newDynamic(settings any, b *builder) (evaluator, error) {
 	c := settings.(*DynamicConfig)
 	hasher, err := c.Key.Hasher()
 	if err != nil {
@@ -191,7 +191,7 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 	d.total.Add(1)
 	th, _ := sampling.UnsignedToThreshold(k.th.Load())
 	if t.ShouldSample(th) {
-		return Keep(th)
+		return sampledAt(th)
 	}
 	return Decision{}
 }

@@ -8,7 +8,7 @@ import (
 
 // Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
-	policies  []Policy
+	policies  []evaluator
 	names     []string
 	drop      []bool // policies of type drop, evaluated first
 	preds     []func(*SpanView) bool
@@ -18,18 +18,18 @@ type Engine struct {
 	observers []observer
 }
 
-// DecisionObserver is implemented by a policy that learns from the engine's
+// decisionObserver is implemented by a policy that learns from the engine's
 // final decisions, as adaptive's max_share needs the kept rate. NewEngine
 // detects it on top-level policies (not on sub-policies); Decide then calls
 // Observe once per trace with its final decision, own being true when the
 // decision names the observer (it is the first policy that sampled). Observe
 // must not allocate and must be safe for concurrent use.
-type DecisionObserver interface {
+type decisionObserver interface {
 	Observe(t *Trace, d Decision, own bool)
 }
 
 type observer struct {
-	DecisionObserver
+	decisionObserver
 	name string
 }
 
@@ -41,7 +41,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		opt(&o)
 	}
 	e := &Engine{}
-	b := &Builder{}
+	b := &builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
 		f, ok := registry[c.Type]
@@ -59,7 +59,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		e.policies = append(e.policies, p)
 		e.names = append(e.names, c.Name)
 		e.drop = append(e.drop, c.Type == "drop")
-		if o, ok := p.(DecisionObserver); ok {
+		if o, ok := p.(decisionObserver); ok {
 			e.observers = append(e.observers, observer{o, c.Name})
 		}
 	}
@@ -71,9 +71,6 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	e.budget = budget
 	return e, nil
 }
-
-// Names lists the policy names in evaluation order.
-func (e *Engine) Names() []string { return e.names }
 
 // NeedsView reports whether ObserveSpan has anything to do.
 func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }

@@ -27,7 +27,7 @@ func (c *ProbabilisticConfig) Validate() error {
 
 type probabilistic struct{ threshold sampling.Threshold }
 
-func newProbabilistic(settings any, _ *Builder) (Policy, error) {
+func newProbabilistic(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*ProbabilisticConfig)
 	th, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
 	if err != nil {
@@ -38,7 +38,7 @@ func newProbabilistic(settings any, _ *Builder) (Policy, error) {
 
 func (p probabilistic) Evaluate(t *Trace) Decision {
 	if t.ShouldSample(p.threshold) {
-		return Keep(p.threshold)
+		return sampledAt(p.threshold)
 	}
 	return Decision{}
 }

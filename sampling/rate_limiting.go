@@ -42,7 +42,7 @@ func validateBucket(rateKey string, perSecond, burst int64) error {
 
 type rateLimiting struct{ bucket *tokenBucket }
 
-func newRateLimiting(settings any, _ *Builder) (Policy, error) {
+func newRateLimiting(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*RateLimitingConfig)
 	return rateLimiting{bucket: newTokenBucket(c.SpansPerSecond, c.BurstCapacity)}, nil
 }

@@ -42,9 +42,6 @@ func NewMarker(th sampling.Threshold) Marker {
 	return Marker{th: th, simple: "ot=th:" + th.TValue()}
 }
 
-// Threshold is the marker's threshold.
-func (m Marker) Threshold() sampling.Threshold { return m.th }
-
 // Mark returns the tracestate for a kept span whose tracestate was existing:
 // the ot=th value is set to the marker's threshold, unless existing already
 // holds a stricter one; every other key and value is kept. An existing
