@@ -180,7 +180,8 @@ func newAdaptive(settings any, b *builder) (evaluator, error) {
 
 // Evaluate judges t against its key's model, then adds t to the model. A
 // trace without a key (its root never arrived) is not judged and not
-// modelled: NotSampled.
+// modelled: NotSampled. In Redecide t is judged but not added, the
+// controller does not tick, and a key not modelled is judged as new.
 func (p *adaptive) Evaluate(t *Trace) Decision {
 	if t.KeySet&(1<<p.slot) == 0 {
 		return Decision{}
@@ -188,15 +189,25 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	h, now, dur := t.Keys[p.slot], t.Now, t.Duration()
 	isErr := t.StatusMask&StatusErrorBit != 0
 
+	var kind uint8
 	s := p.table.stripe(h)
 	s.mu.Lock()
-	k, _ := p.table.lookup(s, h, now)
-	wl, ws := p.table.decay.weights(k, now)
-	kind := p.judge(k, now, wl, ws, dur)
-	k.add(wl, ws, now, dur, isErr)
+	if !t.redo {
+		k, _ := p.table.lookup(s, h, now)
+		wl, ws := p.table.decay.weights(k, now)
+		kind = p.judge(k, now, wl, ws, dur)
+		k.add(wl, ws, now, dur, isErr)
+	} else if k := p.table.find(s, h); k != nil {
+		wl, ws := p.table.decay.peekWeights(k, now)
+		kind = p.judge(k, now, wl, ws, dur)
+	} else if p.rareObs > 0 && p.warm(now) {
+		kind = anomalyRare // judge on a key with no observation
+	}
 	s.mu.Unlock()
 
-	p.controller.tick(now)
+	if !t.redo {
+		p.controller.tick(now)
+	}
 	if kind == 0 {
 		return Decision{}
 	}

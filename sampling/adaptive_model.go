@@ -93,6 +93,13 @@ func (d decay) weights(k *keyState, now int64) (wLong, wShort float64) {
 	return math.Exp2(el), math.Exp2(es)
 }
 
+// peekWeights returns the long and short weights at now without moving the
+// landmark, for a read-only judgement.
+func (d decay) peekWeights(k *keyState, now int64) (wLong, wShort float64) {
+	el, es := d.exponents(k, now)
+	return math.Exp2(el), math.Exp2(es)
+}
+
 func (k *keyState) rescale(long, short float64) {
 	k.total *= long
 	k.errLong *= long
@@ -200,6 +207,15 @@ func newKeyTable(maxKeys int, d decay) *keyTable {
 // stripe returns the stripe of hash h.
 func (t *keyTable) stripe(h uint64) *stripe {
 	return &t.stripes[h&uint64(len(t.stripes)-1)]
+}
+
+// find returns the state of h in its stripe s, nil when absent. The caller
+// holds s.mu.
+func (t *keyTable) find(s *stripe, h uint64) *keyState {
+	if i, ok := s.index[h]; ok {
+		return &s.keys[i]
+	}
+	return nil
 }
 
 // lookup returns the state of h in its stripe s, creating it when absent

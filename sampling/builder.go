@@ -16,6 +16,33 @@ type builder struct {
 	preds     []func(*SpanView) bool
 	keys      []func(*SpanView) uint64
 	needSpans bool
+	chargers  []charger
+}
+
+// maxChargers is the number of chargers an engine can hold: one bit each in
+// Trace.charged.
+const maxChargers = 64
+
+// charger is a policy that charges a shared limit for the traces it admits:
+// a token bucket (rate_limiting, bytes_limiting) or composite's per-second
+// counts. In Evaluate it charges as contrib does and sets its bit in
+// Trace.charged; while Trace.redo is set it charges nothing, and instead
+// sets its bit in Trace.pending when it would charge and has not (its bit
+// in Trace.charged clear), answering as if it had.
+type charger interface {
+	// charge takes t's cost from the limit unconditionally: Redecide calls
+	// it for a trace it keeps, once, when the trace's bit was pending.
+	charge(t *Trace)
+}
+
+// charger registers a charger and returns its bit in Trace.charged and
+// Trace.pending.
+func (b *builder) charger(c charger) (uint64, error) {
+	if len(b.chargers) >= maxChargers {
+		return 0, fmt.Errorf("too many rate-limiting policies (at most %d)", maxChargers)
+	}
+	b.chargers = append(b.chargers, c)
+	return 1 << (len(b.chargers) - 1), nil
 }
 
 // MatchSpans registers a predicate on arriving spans and returns its bit in

@@ -23,22 +23,25 @@ func (c *BytesLimitingConfig) Validate() error {
 	return validateBucket("bytes_per_second", c.BytesPerSecond, c.BurstCapacity)
 }
 
-type bytesLimiting struct{ bucket *tokenBucket }
+type bytesLimiting struct{ limiter }
 
-func newBytesLimiting(settings any, _ *builder) (evaluator, error) {
+func newBytesLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*BytesLimitingConfig)
-	return bytesLimiting{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}, nil
+	p := &bytesLimiting{limiter{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}}
+	var err error
+	p.bit, err = b.charger(p)
+	return p, err
 }
 
 // Evaluate keeps the trace, with probability 1 as contrib does, when the
 // bucket holds a token for each of its bytes at the decision time t.Now.
-func (p bytesLimiting) Evaluate(t *Trace) Decision {
-	size := int64(math.MaxInt64)
+func (p *bytesLimiting) Evaluate(t *Trace) Decision { return p.admit(t, p.cost(t)) }
+
+func (p *bytesLimiting) charge(t *Trace) { p.bucket.take(t.Now, p.cost(t)) }
+
+func (*bytesLimiting) cost(t *Trace) int64 {
 	if t.SizeBytes < math.MaxInt64 {
-		size = int64(t.SizeBytes)
+		return int64(t.SizeBytes)
 	}
-	if p.bucket.allow(t.Now, size) {
-		return keepAlways
-	}
-	return Decision{}
+	return math.MaxInt64
 }

@@ -58,6 +58,18 @@ type Trace struct {
 	// value and must not be used.
 	Spans    ptrace.Traces
 	HasSpans bool
+
+	// What the decisions on this trace have done, so that Redecide does
+	// not do it twice; the zero Trace has done nothing.
+	//
+	// charged has bit i set once charger i (builder.charger) charged the
+	// trace; pending, during Redecide, those that would charge it if it is
+	// kept. redo is set while Redecide evaluates. counted: the budget
+	// counted the trace in its class's demand. observed: the decision
+	// observers counted it as kept.
+	charged, pending  uint64
+	redo              bool
+	counted, observed bool
 }
 
 // Scale returns the threshold of a policy's conditional probability q (its

@@ -179,21 +179,48 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 }
 
 // Evaluate counts the trace under its key and keeps it with the key's
-// current probability, on its randomness.
+// current probability, on its randomness. In Redecide it counts nothing
+// and adjusts nothing: a key not tracked is kept whole, as a new key is.
 func (d *dynamic) Evaluate(t *Trace) Decision {
-	// An adjustment due is made first: the trace that finds the interval
-	// over belongs to the next one.
-	if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
-		d.adjust(t.Now)
+	always := sampling.AlwaysSampleThreshold.Unsigned()
+	th := always
+	if t.redo {
+		if k := d.peek(t); k != nil {
+			th = k.th.Load()
+		}
+	} else {
+		// An adjustment due is made first: the trace that finds the
+		// interval over belongs to the next one.
+		if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
+			d.adjust(t.Now)
+		}
+		k := d.lookup(t)
+		k.count.Add(1)
+		d.total.Add(1)
+		th = k.th.Load()
 	}
-	k := d.lookup(t)
-	k.count.Add(1)
-	d.total.Add(1)
-	th, _ := sampling.UnsignedToThreshold(k.th.Load())
-	if t.ShouldSample(th) {
-		return sampledAt(th)
+	threshold, _ := sampling.UnsignedToThreshold(th)
+	if t.ShouldSample(threshold) {
+		return sampledAt(threshold)
 	}
 	return Decision{}
+}
+
+// peek returns the state of t's key without adding it: nil for a key not
+// tracked that would be, the overflow key when there is no room.
+func (d *dynamic) peek(t *Trace) *dynKey {
+	if t.KeySet&(1<<d.slot) == 0 {
+		return &d.noRoot
+	}
+	h := t.Keys[d.slot]
+	s := &d.stripes[h&(dynamicStripes-1)]
+	s.mu.RLock()
+	k := s.keys[h]
+	s.mu.RUnlock()
+	if k == nil && d.nKeys.Load() >= d.maxKeys {
+		return &d.overflow
+	}
+	return k
 }
 
 // lookup returns the state of t's key, adding the key if there is room.

@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
@@ -14,6 +15,7 @@ type Engine struct {
 	preds     []func(*SpanView) bool
 	keys      []func(*SpanView) uint64
 	needSpans bool
+	chargers  []charger
 	budget    *budget // nil when off
 	observers []observer
 }
@@ -63,7 +65,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 			e.observers = append(e.observers, observer{o, c.Name})
 		}
 	}
-	e.preds, e.keys, e.needSpans = b.preds, b.keys, b.needSpans
+	e.preds, e.keys, e.needSpans, e.chargers = b.preds, b.keys, b.needSpans, b.chargers
 	budget, err := newBudget(&o.budget, cfgs)
 	if err != nil {
 		return nil, err
@@ -116,12 +118,63 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
 //
-// Policies that are DecisionObservers then observe the final decision.
+// Policies that are decision observers (adaptive) then observe the final
+// decision.
+//
+// Decide is a trace's first decision: it forgets what earlier decisions
+// on t did, so a Trace may be reused for another trace. Decide a trace
+// again with Redecide.
 func (e *Engine) Decide(t *Trace) Decision {
+	t.charged, t.pending, t.redo, t.counted = 0, 0, false, false
 	d := e.decide(t)
 	for _, o := range e.observers {
 		o.Observe(t, d, d.Policy == o.name)
 	}
+	t.observed = d.Keep()
+	return d
+}
+
+// Redecide decides again on a trace Decide (or Redecide) has decided
+// before, such as a dropped trace whose late spans brought an error. It
+// combines the verdicts as Decide does, on the trace as it is now, but what
+// the earlier decisions did to the policies' shared state is not done
+// twice:
+//
+//   - the models learn nothing: adaptive judges the trace against its key's
+//     model without adding it, nor ticking its controller; dynamic keeps it
+//     with its key's current probability without counting it, nor adjusting;
+//     a key neither has seen is judged as new, and not added;
+//   - a limiter (rate_limiting, bytes_limiting, composite, also as a
+//     sub-policy) answers as it would now but charges nothing during the
+//     evaluation; if the final decision keeps the trace, each limiter that
+//     admitted it now and had not charged it in an earlier decision is
+//     charged then, as much as Decide would have charged (a limiter that
+//     already charged answers Sampled and is not charged for the spans the
+//     trace gained since);
+//   - the budget counts the trace in its class's demand only if no earlier
+//     decision counted it (demand is what the policies keep, before the
+//     budget, so a trace the policies keep now counts even if the budget
+//     drops it); its probabilities are not recomputed;
+//   - the decision observers (adaptive's max_share) see the decision only
+//     if it keeps the trace and no earlier one did.
+//
+// Redecide on a trace never decided behaves as Decide minus the learning.
+func (e *Engine) Redecide(t *Trace) Decision {
+	t.redo, t.pending = true, 0
+	d := e.decide(t)
+	if d.Keep() {
+		for p := t.pending &^ t.charged; p != 0; p &= p - 1 {
+			e.chargers[bits.TrailingZeros64(p)].charge(t)
+		}
+		t.charged |= t.pending
+		if !t.observed {
+			for _, o := range e.observers {
+				o.Observe(t, d, d.Policy == o.name)
+			}
+			t.observed = true
+		}
+	}
+	t.redo, t.pending = false, 0
 	return d
 }
 
