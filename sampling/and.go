@@ -117,15 +117,16 @@ func newAnd(settings any, b *builder) (evaluator, error) {
 // InvertSampled sub-policy passes) with the strictest of the sub-policies'
 // thresholds, since the trace passed them all.
 func (p and) Evaluate(t *Trace) Decision {
-	th := sampling.AlwaysSampleThreshold
+	strictest := keepAlways
 	for _, s := range p.subs {
 		d := s.Evaluate(t)
 		if d.Verdict == NotSampled || d.Verdict == InvertNotSampled {
 			return Decision{}
 		}
-		if sampling.ThresholdGreater(d.Threshold, th) {
-			th = d.Threshold
+		if sampling.ThresholdGreater(d.Threshold, strictest.Threshold) {
+			strictest = d // with the randomness it was decided on
 		}
 	}
-	return sampledAt(th)
+	strictest.Verdict = Sampled
+	return strictest
 }

@@ -133,7 +133,8 @@ func (p *composite) Evaluate(t *Trace) Decision {
 	default:
 		return Decision{}
 	}
-	return sampledAt(d.Threshold)
+	d.Verdict = Sampled // an InvertSampled sub-policy's too
+	return d
 }
 
 // charge counts a trace Redecide kept under the sub-policy that decides it

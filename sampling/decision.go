@@ -70,6 +70,8 @@ type Trace struct {
 	charged, pending  uint64
 	redo              bool
 	counted, observed bool
+	// explicitRV: Randomness is an rv that arrived in the tracestate.
+	explicitRV bool
 }
 
 // Scale returns the threshold of a policy's conditional probability q (its
@@ -172,6 +174,12 @@ type Decision struct {
 	// dropped the trace. For a trace a budget dropped (NotSampled), it names
 	// the policy that would have kept it.
 	Policy string
+	// Randomness is what Threshold was decided on when a policy derived
+	// it (probabilistic with hash_salt) rather than taking the trace's own,
+	// if HasRandomness. The kept spans must then carry it as an explicit
+	// rv (Decision.Marker does).
+	Randomness    sampling.Randomness
+	HasRandomness bool
 }
 
 // sampledAt is a Sampled decision with threshold th.

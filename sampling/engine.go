@@ -188,7 +188,7 @@ func (e *Engine) decide(t *Trace) Decision {
 		sampled, invertSampled = -1, -1
 		invertNotSampled       bool
 		notSampled             bool
-		th                     = sampling.NeverSampleThreshold
+		best                   = Decision{Threshold: sampling.NeverSampleThreshold}
 	)
 	for i, p := range e.policies {
 		if e.drop[i] {
@@ -200,8 +200,8 @@ func (e *Engine) decide(t *Trace) Decision {
 			if sampled < 0 {
 				sampled = i
 			}
-			if sampling.ThresholdLessThan(d.Threshold, th) {
-				th = d.Threshold
+			if sampling.ThresholdLessThan(d.Threshold, best.Threshold) {
+				best = d // the most permissive, and the randomness it was decided on
 			}
 		case NotSampled:
 			notSampled = true
@@ -221,21 +221,31 @@ func (e *Engine) decide(t *Trace) Decision {
 	case invertNotSampled:
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
-		return e.keep(t, sampled, th)
+		return e.keep(t, sampled, best)
 	case invertSampled >= 0 && !notSampled:
-		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold)
+		return e.keep(t, invertSampled, keepAlways)
 	}
 	return Decision{Verdict: NotSampled}
 }
 
-// keep is the decision for a trace policy i keeps with conditional
-// threshold th: the budget's share taken, scaled by the head threshold.
-func (e *Engine) keep(t *Trace, i int, th sampling.Threshold) Decision {
+// keep is the decision for a trace policy i keeps with d's conditional
+// threshold, decided on d's randomness if it has one: the budget's share
+// taken, scaled by the head threshold. A probability of 1 needs no
+// randomness.
+func (e *Engine) keep(t *Trace, i int, d Decision) Decision {
+	th, rnd, hasRnd := d.Threshold, t.Randomness, d.HasRandomness
+	if hasRnd {
+		rnd = d.Randomness
+	}
 	if e.budget != nil {
 		var ok bool
-		if th, ok = e.budget.apply(t, i, th); !ok {
+		if th, ok = e.budget.apply(t, i, th, rnd); !ok {
 			return Decision{Verdict: NotSampled, Policy: e.names[i]}
 		}
 	}
-	return Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
+	out := Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
+	if hasRnd && out.Threshold != sampling.AlwaysSampleThreshold {
+		out.Randomness, out.HasRandomness = rnd, true
+	}
+	return out
 }
