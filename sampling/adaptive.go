@@ -193,11 +193,11 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	s := p.table.stripe(h)
 	s.mu.Lock()
 	if !t.redo {
-		k, _ := p.table.lookup(s, h, now)
+		k, _ := p.table.lookup(&s.data, h, now)
 		wl, ws := p.table.decay.weights(k, now)
 		kind = p.judge(k, now, wl, ws, dur)
 		k.add(wl, ws, now, dur, isErr)
-	} else if k := p.table.find(s, h); k != nil {
+	} else if k := p.table.find(&s.data, h); k != nil {
 		wl, ws := p.table.decay.peekWeights(k, now)
 		kind = p.judge(k, now, wl, ws, dur)
 	} else if p.rareObs > 0 && p.warm(now) {

@@ -115,27 +115,19 @@ type dynKey struct {
 	seeded bool
 }
 
-type dynStripe struct {
-	mu   sync.RWMutex
-	keys map[uint64]*dynKey
-	_    [40]byte // keep stripes on separate cache lines
-}
-
 type dynamic struct {
 	slot     int
 	goal     float64 // traces per interval
 	interval int64   // ns
 	weight   float64
-	maxKeys  int64
 	perKey   bool
 
-	stripes [dynamicStripes]dynStripe
+	keys *striped[map[uint64]*dynKey]
 	// noRoot holds the traces without a key (their root never arrived),
 	// overflow those whose key found no room under MaxKeys. Neither counts
 	// against MaxKeys.
 	noRoot, overflow dynKey
 
-	nKeys atomic.Int64 // keys in the stripes
 	total atomic.Int64 // traces counted since the last adjustment
 	next  atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
 	burst atomic.Int64 // total at which an early adjustment is due
@@ -160,14 +152,13 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 		goal:     c.GoalTracesPerSecond * c.AdjustmentInterval.Seconds(),
 		interval: int64(c.AdjustmentInterval),
 		weight:   c.Weight,
-		maxKeys:  int64(c.MaxKeys),
 		perKey:   c.GoalPerKey,
+		keys: newStriped(dynamicStripes, c.MaxKeys, func(m *map[uint64]*dynKey) {
+			*m = make(map[uint64]*dynKey)
+		}),
 	}
 	if d.goal <= 0 || math.IsInf(d.goal, 0) || math.IsNaN(d.goal) {
 		return nil, errors.New("goal_traces_per_second: out of range")
-	}
-	for i := range d.stripes {
-		d.stripes[i].keys = make(map[uint64]*dynKey)
 	}
 	always := sampling.AlwaysSampleThreshold.Unsigned()
 	d.noRoot.th.Store(always)
@@ -213,11 +204,11 @@ func (d *dynamic) peek(t *Trace) *dynKey {
 		return &d.noRoot
 	}
 	h := t.Keys[d.slot]
-	s := &d.stripes[h&(dynamicStripes-1)]
+	s := d.keys.stripe(h)
 	s.mu.RLock()
-	k := s.keys[h]
+	k := s.data[h]
 	s.mu.RUnlock()
-	if k == nil && d.nKeys.Load() >= d.maxKeys {
+	if k == nil && d.keys.full() {
 		return &d.overflow
 	}
 	return k
@@ -229,27 +220,26 @@ func (d *dynamic) lookup(t *Trace) *dynKey {
 		return &d.noRoot
 	}
 	h := t.Keys[d.slot]
-	s := &d.stripes[h&(dynamicStripes-1)]
+	s := d.keys.stripe(h)
 	s.mu.RLock()
-	k := s.keys[h]
+	k := s.data[h]
 	s.mu.RUnlock()
 	if k != nil {
 		return k
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k = s.keys[h]; k != nil {
+	if k = s.data[h]; k != nil {
 		return k
 	}
-	if d.nKeys.Add(1) > d.maxKeys {
-		d.nKeys.Add(-1)
+	if !d.keys.admit(false) {
 		return &d.overflow
 	}
 	// A new key is kept whole until the next adjustment gives it a
 	// probability (or a burst brings that adjustment forward).
 	k = &dynKey{hash: h}
 	k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
-	s.keys[h] = k
+	s.data[h] = k
 	return k
 }
 
@@ -298,15 +288,15 @@ func (d *dynamic) adjust(now int64) {
 		}
 		return true
 	}
-	for i := range d.stripes {
-		s := &d.stripes[i]
+	for i := range d.keys.stripes {
+		s := &d.keys.stripes[i]
 		s.mu.Lock()
-		for h, k := range s.keys {
+		for h, k := range s.data {
 			if fold(k) {
 				keys = append(keys, k)
 			} else {
-				delete(s.keys, h)
-				d.nKeys.Add(-1)
+				delete(s.data, h)
+				d.keys.forget()
 			}
 		}
 		s.mu.Unlock()

@@ -65,10 +65,10 @@ func stateOf(p evaluator) any {
 		s := dynamicState{
 			Counts: map[uint64]int64{}, Thresholds: map[uint64]uint64{},
 			NoRoot: p.noRoot.count.Load(), Overflow: p.overflow.count.Load(),
-			Total: p.total.Load(), NKeys: p.nKeys.Load(), Next: p.next.Load(), Burst: p.burst.Load(),
+			Total: p.total.Load(), NKeys: p.keys.count.Load(), Next: p.next.Load(), Burst: p.burst.Load(),
 		}
-		for i := range p.stripes {
-			for h, k := range p.stripes[i].keys {
+		for i := range p.keys.stripes {
+			for h, k := range p.keys.stripes[i].data {
 				s.Counts[h], s.Thresholds[h] = k.count.Load(), k.th.Load()
 			}
 		}
@@ -81,7 +81,7 @@ func stateOf(p evaluator) any {
 			Next: p.controller.next.Load(), Start: p.start.Load(),
 		}
 		for i := range p.table.stripes {
-			for _, k := range p.table.stripes[i].keys {
+			for _, k := range p.table.stripes[i].data.keys {
 				s.Keys[k.hash] = k
 			}
 		}
