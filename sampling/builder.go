@@ -3,6 +3,7 @@ package sampling
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // MaxSpanPredicates is the number of span predicates an engine can hold.
@@ -17,6 +18,17 @@ type builder struct {
 	keys      []func(*SpanView) uint64
 	needSpans bool
 	chargers  []charger
+	salts     []uint64
+}
+
+// salt registers a hash_salt, as the FNV-1a state after its bytes, and
+// returns the Decision.rv naming the randomness derived from it.
+func (b *builder) salt(state uint64) (uint8, error) {
+	if len(b.salts) >= math.MaxUint8 {
+		return 0, fmt.Errorf("too many salted policies (at most %d)", math.MaxUint8)
+	}
+	b.salts = append(b.salts, state)
+	return uint8(len(b.salts)), nil
 }
 
 // maxChargers is the number of chargers an engine can hold: one bit each in

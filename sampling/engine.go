@@ -16,7 +16,8 @@ type Engine struct {
 	keys      []func(*SpanView) uint64
 	needSpans bool
 	chargers  []charger
-	budget    *budget // nil when off
+	salts     []uint64 // of Decision.rv 1, 2...
+	budget    *budget  // nil when off
 	observers []observer
 }
 
@@ -65,7 +66,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 			e.observers = append(e.observers, observer{o, c.Name})
 		}
 	}
-	e.preds, e.keys, e.needSpans, e.chargers = b.preds, b.keys, b.needSpans, b.chargers
+	e.preds, e.keys, e.needSpans, e.chargers, e.salts = b.preds, b.keys, b.needSpans, b.chargers, b.salts
 	budget, err := newBudget(&o.budget, cfgs)
 	if err != nil {
 		return nil, err
@@ -188,7 +189,8 @@ func (e *Engine) decide(t *Trace) Decision {
 		sampled, invertSampled = -1, -1
 		invertNotSampled       bool
 		notSampled             bool
-		best                   = Decision{Threshold: sampling.NeverSampleThreshold}
+		th                     = sampling.NeverSampleThreshold
+		rv                     uint8 // the randomness th was decided on
 	)
 	for i, p := range e.policies {
 		if e.drop[i] {
@@ -200,8 +202,9 @@ func (e *Engine) decide(t *Trace) Decision {
 			if sampled < 0 {
 				sampled = i
 			}
-			if sampling.ThresholdLessThan(d.Threshold, best.Threshold) {
-				best = d // the most permissive, and the randomness it was decided on
+			if sampling.ThresholdLessThan(d.Threshold, th) {
+				// The most permissive, and the randomness it was decided on.
+				th, rv = d.Threshold, d.rv
 			}
 		case NotSampled:
 			notSampled = true
@@ -221,31 +224,56 @@ func (e *Engine) decide(t *Trace) Decision {
 	case invertNotSampled:
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
-		return e.keep(t, sampled, best)
+		return e.keep(t, sampled, th, rv)
 	case invertSampled >= 0 && !notSampled:
-		return e.keep(t, invertSampled, keepAlways)
+		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold, 0)
 	}
 	return Decision{Verdict: NotSampled}
 }
 
-// keep is the decision for a trace policy i keeps with d's conditional
-// threshold, decided on d's randomness if it has one: the budget's share
-// taken, scaled by the head threshold. A probability of 1 needs no
-// randomness.
-func (e *Engine) keep(t *Trace, i int, d Decision) Decision {
-	th, rnd, hasRnd := d.Threshold, t.Randomness, d.HasRandomness
-	if hasRnd {
-		rnd = d.Randomness
-	}
+// keep is the decision for a trace policy i keeps with conditional
+// threshold th, decided on the randomness rv names (the trace's own for 0):
+// the budget's share taken, scaled by the head threshold. A probability of
+// 1 needs no randomness.
+func (e *Engine) keep(t *Trace, i int, th sampling.Threshold, rv uint8) Decision {
 	if e.budget != nil {
 		var ok bool
-		if th, ok = e.budget.apply(t, i, th, rnd); !ok {
+		if th, ok = e.budget.apply(t, i, th, e.randomness(t, rv)); !ok {
 			return Decision{Verdict: NotSampled, Policy: e.names[i]}
 		}
 	}
 	out := Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
-	if hasRnd && out.Threshold != sampling.AlwaysSampleThreshold {
-		out.Randomness, out.HasRandomness = rnd, true
+	if out.Threshold != sampling.AlwaysSampleThreshold {
+		out.rv = rv
 	}
 	return out
+}
+
+// randomness is the randomness rv names for t: derived from its salt, or
+// t's own for 0.
+func (e *Engine) randomness(t *Trace, rv uint8) sampling.Randomness {
+	if rv == 0 {
+		return t.Randomness
+	}
+	return saltedRandomness(e.salts[rv-1], t.ID)
+}
+
+// Randomness returns the randomness d, a decision of e on t, was decided
+// on when a policy derived it (probabilistic with hash_salt), and true;
+// false when d was decided on the trace's own randomness (or has
+// probability 1). Kept spans must carry a derived randomness as an
+// explicit rv: Marker does that.
+func (e *Engine) Randomness(t *Trace, d Decision) (sampling.Randomness, bool) {
+	if d.rv == 0 {
+		return sampling.Randomness{}, false
+	}
+	return e.randomness(t, d.rv), true
+}
+
+// Marker prepares the tracestate edits for d, a kept decision of e on t:
+// its threshold and, when it was decided on a derived randomness, that
+// randomness as an explicit rv.
+func (e *Engine) Marker(t *Trace, d Decision) Marker {
+	rnd, ok := e.Randomness(t, d)
+	return newMarker(d.Threshold, rnd, ok)
 }

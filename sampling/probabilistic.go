@@ -42,26 +42,30 @@ func (c *ProbabilisticConfig) Validate() error {
 
 type probabilistic struct {
 	threshold sampling.Threshold
-	salted    bool
 	salt      uint64 // FNV-1a state after the salt's bytes
+	rv        uint8  // the salt's Decision.rv; 0 without a salt
 }
 
-func newProbabilistic(settings any, _ *builder) (evaluator, error) {
+func newProbabilistic(settings any, b *builder) (evaluator, error) {
 	c := settings.(*ProbabilisticConfig)
 	th, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
 	if err != nil {
 		return nil, fmt.Errorf("sampling_percentage: %w", err)
 	}
-	p := probabilistic{threshold: th, salted: c.HashSalt != ""}
-	p.salt = fnv1a(fnvOffset, []byte(c.HashSalt))
+	p := probabilistic{threshold: th}
+	if c.HashSalt != "" {
+		p.salt = fnv1a(fnvOffset, []byte(c.HashSalt))
+		if p.rv, err = b.salt(p.salt); err != nil {
+			return nil, fmt.Errorf("hash_salt: %w", err)
+		}
+	}
 	return p, nil
 }
 
 func (p probabilistic) Evaluate(t *Trace) Decision {
-	if p.salted && !t.HasHead && !t.explicitRV {
-		rnd := p.randomness(t.ID)
-		if p.threshold.ShouldSample(rnd) {
-			return Decision{Verdict: Sampled, Threshold: p.threshold, Randomness: rnd, HasRandomness: true}
+	if p.rv != 0 && !t.HasHead && !t.explicitRV {
+		if p.threshold.ShouldSample(saltedRandomness(p.salt, t.ID)) {
+			return Decision{Verdict: Sampled, Threshold: p.threshold, rv: p.rv}
 		}
 		return Decision{}
 	}
@@ -71,15 +75,16 @@ func (p probabilistic) Evaluate(t *Trace) Decision {
 	return Decision{}
 }
 
-// randomness derives a trace's randomness from the salt and its ID:
+// saltedRandomness derives a trace's randomness from a salt (the FNV-1a
+// state after its bytes) and the trace's ID:
 // contrib's hashTraceID (FNV-1a of the salt then the ID), complemented and
 // cut to 56 bits. contrib keeps a trace when the hash is at most
 // ratio·2^64; keeping it when this randomness reaches the threshold of
 // ratio, (1-ratio)·2^56, is the same rule up to the rounding of the last
 // 8 bits, so the same traces are kept as by a contrib collector with the
 // same salt.
-func (p probabilistic) randomness(id [16]byte) sampling.Randomness {
-	rnd, _ := sampling.UnsignedToRandomness(^fnv1a(p.salt, id[:]) >> 8)
+func saltedRandomness(salt uint64, id [16]byte) sampling.Randomness {
+	rnd, _ := sampling.UnsignedToRandomness(^fnv1a(salt, id[:]) >> 8)
 	return rnd
 }
 

@@ -101,14 +101,16 @@ func TestProbabilisticHashSaltTracestate(t *testing.T) {
 	kept := 0
 	for range 5000 {
 		id := randomID(rng)
-		d := e.Decide(traceWith(id, "vendor=x"))
+		tr := traceWith(id, "vendor=x")
+		d := e.Decide(tr)
 		if !d.Keep() {
 			continue
 		}
 		kept++
-		require.True(t, d.HasRandomness)
+		rnd, ok := e.Randomness(tr, d)
+		require.True(t, ok)
 		assert.Equal(t, p10, d.Threshold)
-		ts := d.Marker().Mark([]byte("vendor=x"))
+		ts := e.Marker(tr, d).Mark([]byte("vendor=x"))
 		w3c, err := otelsampling.NewW3CTraceState(ts)
 		require.NoError(t, err, ts)
 		ot := w3c.OTelValue()
@@ -116,17 +118,17 @@ func TestProbabilisticHashSaltTracestate(t *testing.T) {
 		require.True(t, ok, "rv in %q", ts)
 		th, ok := ot.TValueThreshold()
 		require.True(t, ok, "th in %q", ts)
-		assert.Equal(t, d.Randomness, rv, ts)
+		assert.Equal(t, rnd, rv, ts)
 		assert.Equal(t, p10, th, ts)
 		assert.Equal(t, "x", w3c.ExtraValues()[0].Value, "other vendors' values kept")
 		// Downstream, the rv is the trace's randomness and th its head
 		// threshold: a sampler there at 50 % decides on that rv, at
 		// 5 % overall.
 		down := traceWith(id, ts)
-		assert.Equal(t, d.Randomness, down.Randomness)
+		assert.Equal(t, rnd, down.Randomness)
 		assert.True(t, down.HasHead)
 		assert.Equal(t, p10, down.HeadThreshold)
-		assert.Equal(t, probTh(t, 0.05).ShouldSample(d.Randomness), downstream.Decide(down).Keep(), ts)
+		assert.Equal(t, probTh(t, 0.05).ShouldSample(rnd), downstream.Decide(down).Keep(), ts)
 	}
 	require.Greater(t, kept, 300)
 
@@ -134,9 +136,11 @@ func TestProbabilisticHashSaltTracestate(t *testing.T) {
 	for range 2000 {
 		id := randomID(rng)
 		for _, ts := range []string{"ot=rv:" + randomRV(rng), "ot=th:0"} {
-			d := e.Decide(traceWith(id, ts))
+			tr := traceWith(id, ts)
+			d := e.Decide(tr)
 			assert.Equal(t, sameRate.Decide(traceWith(id, ts)).Keep(), d.Keep(), ts)
-			assert.False(t, d.HasRandomness, ts)
+			_, ok := e.Randomness(tr, d)
+			assert.False(t, ok, ts)
 		}
 	}
 }
@@ -159,8 +163,9 @@ func TestSaltedRandomnessOnlyWithTheDecidingThreshold(t *testing.T) {
 		tr.StatusMask = sampling.StatusErrorBit
 		d := e.Decide(tr)
 		require.True(t, d.Keep())
-		assert.False(t, d.HasRandomness)
-		assert.Equal(t, "ot=th:0", d.Marker().Mark(nil))
+		_, ok := e.Randomness(tr, d)
+		assert.False(t, ok)
+		assert.Equal(t, "ot=th:0", e.Marker(tr, d).Mark(nil))
 	}
 
 	budgeted, err := sampling.NewEngine([]sampling.PolicyConfig{saltedPolicy("p", "s", 50)},
@@ -175,8 +180,9 @@ func TestSaltedRandomnessOnlyWithTheDecidingThreshold(t *testing.T) {
 			continue
 		}
 		kept++
-		require.True(t, d.HasRandomness)
-		assert.True(t, d.Threshold.ShouldSample(d.Randomness), "th %s rv %s", d.Threshold.TValue(), d.Randomness.RValue())
+		rnd, ok := budgeted.Randomness(tr, d)
+		require.True(t, ok)
+		assert.True(t, d.Threshold.ShouldSample(rnd), "th %s rv %s", d.Threshold.TValue(), rnd.RValue())
 	}
 	assert.Less(t, kept, 1000, "the budget cut (p alone keeps about 2000)")
 	assert.Positive(t, kept)

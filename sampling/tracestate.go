@@ -46,12 +46,6 @@ func NewMarker(th sampling.Threshold) Marker {
 	return newMarker(th, sampling.Randomness{}, false)
 }
 
-// Marker prepares the tracestate edits for a kept decision: its threshold
-// and, when the decision carries one, its randomness as an explicit rv.
-func (d Decision) Marker() Marker {
-	return newMarker(d.Threshold, d.Randomness, d.HasRandomness)
-}
-
 func newMarker(th sampling.Threshold, rnd sampling.Randomness, hasRnd bool) Marker {
 	m := Marker{th: th, rnd: rnd, hasRnd: hasRnd}
 	var w3c sampling.W3CTraceState

@@ -456,7 +456,7 @@ func (s *shard) evaluate(t *trace) tsampling.Decision {
 // threshold, to the output batch.
 func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
 	s.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
-	m := d.Marker()
+	m := s.b.engine.Marker(&t.sum, d)
 	var rootAttrs []byte
 	if s.annotate {
 		rootAttrs = s.rootAttrs(d)
