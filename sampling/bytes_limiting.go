@@ -1,7 +1,5 @@
 package sampling
 
-import "math"
-
 // BytesLimitingConfig keeps traces while a token bucket of bytes allows them,
 // as contrib's bytes_limiting policy does: the bucket refills at
 // BytesPerSecond, holds at most BurstCapacity bytes, and a trace takes as many
@@ -23,25 +21,7 @@ func (c *BytesLimitingConfig) Validate() error {
 	return validateBucket("bytes_per_second", c.BytesPerSecond, c.BurstCapacity)
 }
 
-type bytesLimiting struct{ limiter }
-
 func newBytesLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*BytesLimitingConfig)
-	p := &bytesLimiting{limiter{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}}
-	var err error
-	p.bit, err = b.charger(p)
-	return p, err
-}
-
-// Evaluate keeps the trace, with probability 1 as contrib does, when the
-// bucket holds a token for each of its bytes at the decision time t.Now.
-func (p *bytesLimiting) Evaluate(t *Trace) Decision { return p.admit(t, p.cost(t)) }
-
-func (p *bytesLimiting) charge(t *Trace) { p.bucket.take(t.Now, p.cost(t)) }
-
-func (*bytesLimiting) cost(t *Trace) int64 {
-	if t.SizeBytes < math.MaxInt64 {
-		return int64(t.SizeBytes)
-	}
-	return math.MaxInt64
+	return newLimiter(b, c.BytesPerSecond, c.BurstCapacity, true)
 }

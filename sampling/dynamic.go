@@ -176,7 +176,7 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 	always := sampling.AlwaysSampleThreshold.Unsigned()
 	th := always
 	if t.redo {
-		if k := d.peek(t); k != nil {
+		if k := d.lookup(t, false); k != nil {
 			th = k.th.Load()
 		}
 	} else {
@@ -185,7 +185,7 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 		if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
 			d.adjust(t.Now)
 		}
-		k := d.lookup(t)
+		k := d.lookup(t, true)
 		k.count.Add(1)
 		d.total.Add(1)
 		th = k.th.Load()
@@ -197,9 +197,10 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 	return Decision{}
 }
 
-// peek returns the state of t's key without adding it: nil for a key not
-// tracked that would be, the overflow key when there is no room.
-func (d *dynamic) peek(t *Trace) *dynKey {
+// lookup returns the state of t's key. With add, a key not tracked is
+// added if there is room, else its traces go to the overflow key; without,
+// nothing is added, and nil stands for a key that would be.
+func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
 	if t.KeySet&(1<<d.slot) == 0 {
 		return &d.noRoot
 	}
@@ -208,24 +209,13 @@ func (d *dynamic) peek(t *Trace) *dynKey {
 	s.mu.RLock()
 	k := s.data[h]
 	s.mu.RUnlock()
-	if k == nil && d.keys.full() {
-		return &d.overflow
-	}
-	return k
-}
-
-// lookup returns the state of t's key, adding the key if there is room.
-func (d *dynamic) lookup(t *Trace) *dynKey {
-	if t.KeySet&(1<<d.slot) == 0 {
-		return &d.noRoot
-	}
-	h := t.Keys[d.slot]
-	s := d.keys.stripe(h)
-	s.mu.RLock()
-	k := s.data[h]
-	s.mu.RUnlock()
-	if k != nil {
+	switch {
+	case k != nil:
 		return k
+	case !add && d.keys.full():
+		return &d.overflow
+	case !add:
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -40,35 +40,44 @@ func validateBucket(rateKey string, perSecond, burst int64) error {
 	return nil
 }
 
-type rateLimiting struct{ limiter }
-
 func newRateLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*RateLimitingConfig)
-	p := &rateLimiting{limiter{bucket: newTokenBucket(c.SpansPerSecond, c.BurstCapacity)}}
-	var err error
-	p.bit, err = b.charger(p)
-	return p, err
+	return newLimiter(b, c.SpansPerSecond, c.BurstCapacity, false)
 }
 
-// Evaluate keeps the trace, with probability 1 as contrib does, when the
-// bucket holds a token for each of its spans at the decision time t.Now.
-func (p *rateLimiting) Evaluate(t *Trace) Decision { return p.admit(t, p.cost(t)) }
-
-func (p *rateLimiting) charge(t *Trace) { p.bucket.take(t.Now, p.cost(t)) }
-
-func (*rateLimiting) cost(t *Trace) int64 { return int64(t.SpanCount) }
-
-// limiter is a token bucket policy's admission, with its charger bit.
+// limiter is the rate_limiting or bytes_limiting policy: a token bucket of
+// spans or of bytes, and its charger bit.
 type limiter struct {
 	bucket *tokenBucket
+	bytes  bool // tokens are bytes (Trace.SizeBytes), else spans
 	bit    uint64
 }
 
-// admit keeps t, with probability 1, when the bucket holds n tokens at
-// t.Now, and takes them; in Redecide (t.redo) it takes nothing and marks
-// its charge pending, unless an earlier decision charged t, which it then
-// keeps.
-func (l *limiter) admit(t *Trace, n int64) Decision {
+func newLimiter(b *builder, perSecond, burst int64, bytes bool) (*limiter, error) {
+	l := &limiter{bucket: newTokenBucket(perSecond, burst), bytes: bytes}
+	var err error
+	l.bit, err = b.charger(l)
+	return l, err
+}
+
+// cost is the tokens t takes: its spans, or its size in bytes.
+func (l *limiter) cost(t *Trace) int64 {
+	switch {
+	case !l.bytes:
+		return int64(t.SpanCount)
+	case t.SizeBytes < math.MaxInt64:
+		return int64(t.SizeBytes)
+	}
+	return math.MaxInt64
+}
+
+// Evaluate keeps the trace, with probability 1 as contrib does, when the
+// bucket holds a token for each of its spans (or bytes) at the decision
+// time t.Now, and takes them; in Redecide (t.redo) it takes nothing and
+// marks its charge pending, unless an earlier decision charged t, which it
+// then keeps.
+func (l *limiter) Evaluate(t *Trace) Decision {
+	n := l.cost(t)
 	switch {
 	case !t.redo:
 		if !l.bucket.allow(t.Now, n) {
@@ -83,6 +92,8 @@ func (l *limiter) admit(t *Trace, n int64) Decision {
 	}
 	return keepAlways
 }
+
+func (l *limiter) charge(t *Trace) { l.bucket.take(t.Now, l.cost(t)) }
 
 // tokenBucket is golang.org/x/time/rate's Limiter, as contrib's rate_limiting
 // and bytes_limiting use it through AllowN, with the same float arithmetic,

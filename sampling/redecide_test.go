@@ -44,9 +44,7 @@ type adaptiveState struct {
 
 func stateOf(p evaluator) any {
 	switch p := p.(type) {
-	case *rateLimiting:
-		return bucketState{p.bucket.tokens, p.bucket.last}
-	case *bytesLimiting:
+	case *limiter:
 		return bucketState{p.bucket.tokens, p.bucket.last}
 	case *composite:
 		s := compositeState{Second: p.second}
@@ -169,7 +167,7 @@ func TestRedecideLeavesStateAsOneDecide(t *testing.T) {
 			name: "rate_limiting refused at Decide is charged once when Redecide keeps",
 			cfgs: []PolicyConfig{rate("rate", 10, 10)}, before: drain(6),
 			spans: 6, grow: addSpans(0), later: sec, keepFirst: false, keepSecond: true,
-			charge: func(e *Engine, tr *Trace) { e.policies[0].(*rateLimiting).charge(tr) },
+			charge: func(e *Engine, tr *Trace) { e.policies[0].(*limiter).charge(tr) },
 		},
 		{
 			name: "rate_limiting is not charged when Redecide drops",
@@ -268,12 +266,12 @@ func addError(tr *Trace) {
 // drain takes n spans from the engine's first policy, a rate_limiting, at
 // t0.
 func drain(n int) func(e *Engine) {
-	return func(e *Engine) { e.policies[0].(*rateLimiting).bucket.take(t0, int64(n)) }
+	return func(e *Engine) { e.policies[0].(*limiter).bucket.take(t0, int64(n)) }
 }
 
 // drainAnd drains the rate_limiting under the engine's first policy, an and.
 func drainAnd(n int) func(e *Engine) {
-	return func(e *Engine) { e.policies[0].(and).subs[0].(*rateLimiting).bucket.take(t0, int64(n)) }
+	return func(e *Engine) { e.policies[0].(and).subs[0].(*limiter).bucket.take(t0, int64(n)) }
 }
 
 // fillComposite counts n spans in the first sub-policy of the engine's
@@ -294,6 +292,6 @@ func TestDecideForgetsEarlierTraces(t *testing.T) {
 	require.True(t, e.Decide(tr).Keep())
 	require.True(t, e.Decide(tr).Keep()) // charged again: 8 of 10
 	assert.False(t, e.Decide(tr).Keep(), "a third Decide finds 2 tokens for 4 spans")
-	bucket := e.policies[0].(*rateLimiting).bucket
+	bucket := e.policies[0].(*limiter).bucket
 	assert.InDelta(t, 2.0, bucket.tokens, 1e-9)
 }
