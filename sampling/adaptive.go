@@ -148,7 +148,7 @@ type adaptive struct {
 
 const unstarted = math.MinInt64
 
-func newAdaptive(settings any, b *Builder) (Policy, error) {
+func newAdaptive(settings any, b *builder) (evaluator, error) {
 	c := settings.(*AdaptiveConfig)
 	hasher, err := c.Key.Hasher()
 	if err != nil {
@@ -180,7 +180,8 @@ func newAdaptive(settings any, b *Builder) (Policy, error) {
 
 // Evaluate judges t against its key's model, then adds t to the model. A
 // trace without a key (its root never arrived) is not judged and not
-// modelled: NotSampled.
+// modelled: NotSampled. In Redecide t is judged but not added, the
+// controller does not tick, and a key not modelled is judged as new.
 func (p *adaptive) Evaluate(t *Trace) Decision {
 	if t.KeySet&(1<<p.slot) == 0 {
 		return Decision{}
@@ -188,21 +189,31 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	h, now, dur := t.Keys[p.slot], t.Now, t.Duration()
 	isErr := t.StatusMask&StatusErrorBit != 0
 
+	var kind uint8
 	s := p.table.stripe(h)
 	s.mu.Lock()
-	k, _ := p.table.lookup(s, h, now)
-	wl, ws := p.table.decay.weights(k, now)
-	kind := p.judge(k, now, wl, ws, dur)
-	k.add(wl, ws, now, dur, isErr)
+	if !t.redo {
+		k, _ := p.table.lookup(&s.data, h, now)
+		wl, ws := p.table.decay.weights(k, now)
+		kind = p.judge(k, now, wl, ws, dur)
+		k.add(wl, ws, now, dur, isErr)
+	} else if k := p.table.find(&s.data, h); k != nil {
+		wl, ws := p.table.decay.peekWeights(k, now)
+		kind = p.judge(k, now, wl, ws, dur)
+	} else if p.rareObs > 0 && p.warm(now) {
+		kind = anomalyRare // judge on a key with no observation
+	}
 	s.mu.Unlock()
 
-	p.controller.tick(now)
+	if !t.redo {
+		p.controller.tick(now)
+	}
 	if kind == 0 {
 		return Decision{}
 	}
 	th := p.controller.threshold() // loaded once: the probability at decision time
 	if t.ShouldSample(th) {
-		return Keep(th)
+		return sampledAt(th)
 	}
 	return Decision{}
 }
@@ -239,7 +250,7 @@ func (p *adaptive) warm(now int64) bool {
 	return now-start >= p.warmup
 }
 
-// Observe implements DecisionObserver: it counts the engine's kept traces,
+// Observe implements decisionObserver: it counts the engine's kept traces,
 // the volume max_share is a share of, and estimates the anomalies that only
 // this policy keeps: those whose decision names it (no earlier policy kept
 // them), each counted 1/q times where q is its conditional probability
@@ -249,7 +260,7 @@ func (p *adaptive) Observe(t *Trace, d Decision, own bool) {
 	if !c.observed.Load() {
 		c.observed.Store(true)
 	}
-	if !d.Keep {
+	if !d.Keep() {
 		return
 	}
 	c.kept.Add(1)
@@ -334,11 +345,6 @@ func (c *controller) threshold() sampling.Threshold {
 	return levelThresholds[c.level.Load()]
 }
 
-// probability is the current probability of an anomaly.
-func (c *controller) probability() float64 {
-	return c.threshold().Probability()
-}
-
 // tick recomputes the level when a tick is due at now; one caller does it,
 // the others go on.
 func (c *controller) tick(now int64) {
@@ -370,6 +376,6 @@ func (c *controller) tick(now int64) {
 }
 
 var (
-	_ Policy           = (*adaptive)(nil)
-	_ DecisionObserver = (*adaptive)(nil)
+	_ evaluator        = (*adaptive)(nil)
+	_ decisionObserver = (*adaptive)(nil)
 )

@@ -77,7 +77,7 @@ func BenchmarkAdaptiveDecide(b *testing.B) {
 				now += step
 				tr := &traces[i&(len(traces)-1)]
 				tr.Now = now
-				if e.Decide(tr).Keep {
+				if e.Decide(tr).Keep() {
 					kept++
 				}
 				i++

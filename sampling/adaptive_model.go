@@ -3,8 +3,6 @@ package sampling
 import (
 	"math"
 	"math/bits"
-	"sync"
-	"sync/atomic"
 )
 
 // The latency histogram of a key: log-linear buckets, four per octave of
@@ -93,6 +91,13 @@ func (d decay) weights(k *keyState, now int64) (wLong, wShort float64) {
 	return math.Exp2(el), math.Exp2(es)
 }
 
+// peekWeights returns the long and short weights at now without moving the
+// landmark, for a read-only judgement.
+func (d decay) peekWeights(k *keyState, now int64) (wLong, wShort float64) {
+	el, es := d.exponents(k, now)
+	return math.Exp2(el), math.Exp2(es)
+}
+
 func (k *keyState) rescale(long, short float64) {
 	k.total *= long
 	k.errLong *= long
@@ -103,12 +108,6 @@ func (k *keyState) rescale(long, short float64) {
 	for i := range k.buckets {
 		k.buckets[i] *= f
 	}
-}
-
-// observe adds one trace: its duration (0 for none) and whether it erred.
-func (k *keyState) observe(d decay, now int64, dur uint64, isErr bool) {
-	wl, ws := d.weights(k, now)
-	k.add(wl, ws, now, dur, isErr)
 }
 
 // add adds one trace with the weights at now that d.weights returned.
@@ -128,14 +127,6 @@ func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 		k.buckets[b] += float32(wl)
 	}
 	k.lastSeen = max(k.lastSeen, now)
-}
-
-// counts returns the decayed number of observations, of observations with a
-// duration, and of short-window observations, at now.
-func (k *keyState) counts(d decay, now int64) (total, hist, short float64) {
-	el, es := d.exponents(k, now)
-	wl, ws := math.Exp2(-el), math.Exp2(-es)
-	return k.total * wl, k.histTotal * wl, k.totShort * ws
 }
 
 // quantile returns the q-quantile of the key's durations in nanoseconds,
@@ -168,25 +159,22 @@ func (k *keyState) quantile(q float64) float64 {
 	return 0
 }
 
-// keyTable is the per-key model, striped: a key lives in stripe
-// hash&(len(stripes)-1), under that stripe's mutex. It holds at most maxKeys
-// keys, counted globally; each stripe's slab, allocated up front, has room
-// for half again its share of maxKeys plus 8, so that the uneven spread of
-// hashes over stripes practically never evicts before the cap. Once built
-// the table allocates nothing except when the index map of a stripe rehashes
-// on a new key.
+// keyTable is the per-key model, striped: a key lives in the stripe of its
+// hash, under that stripe's lock. It holds at most maxKeys keys, counted
+// globally; each stripe's slab, allocated up front, has room for half again
+// its share of maxKeys plus 8, so that the uneven spread of hashes over
+// stripes practically never evicts before the cap. Once built the table
+// allocates nothing except when the index map of a stripe rehashes on a new
+// key.
 type keyTable struct {
-	stripes []stripe
-	decay   decay
-	maxKeys int64
-	count   atomic.Int64 // keys held, over all stripes
+	*striped[modelKeys]
+	decay decay
 }
 
-type stripe struct {
-	mu    sync.Mutex
+// modelKeys is what a stripe of the model holds.
+type modelKeys struct {
 	index map[uint64]int32 // key hash -> position in keys; no pointers for the GC to scan
 	keys  []keyState       // len = keys in use, cap = the stripe's slab
-	_     [64 - 8 - 8 - 24]byte
 }
 
 // stripeCount is the number of stripes for maxKeys: a power of two, at most
@@ -201,41 +189,40 @@ func stripeCount(maxKeys int) int {
 
 func newKeyTable(maxKeys int, d decay) *keyTable {
 	n := stripeCount(maxKeys)
-	t := &keyTable{stripes: make([]stripe, n), decay: d, maxKeys: int64(maxKeys)}
 	share := (maxKeys + n - 1) / n
 	slab := min(share+share/2+8, maxKeys)
-	for i := range t.stripes {
-		t.stripes[i].index = make(map[uint64]int32, slab)
-		t.stripes[i].keys = make([]keyState, 0, slab)
-	}
-	return t
+	return &keyTable{striped: newStriped(n, maxKeys, func(s *modelKeys) {
+		s.index = make(map[uint64]int32, slab)
+		s.keys = make([]keyState, 0, slab)
+	}), decay: d}
 }
 
-// stripe returns the stripe of hash h.
-func (t *keyTable) stripe(h uint64) *stripe {
-	return &t.stripes[h&uint64(len(t.stripes)-1)]
+// find returns the state of h in its stripe s, nil when absent. The caller
+// holds the stripe's lock.
+func (t *keyTable) find(s *modelKeys, h uint64) *keyState {
+	if i, ok := s.index[h]; ok {
+		return &s.keys[i]
+	}
+	return nil
 }
 
 // lookup returns the state of h in its stripe s, creating it when absent
-// (created is then true). The caller holds s.mu. When the table holds
+// (created is then true). The caller holds the stripe's lock. When the table holds
 // maxKeys keys, or s's slab is full, a key of s is evicted: the one with the
 // smallest decayed count at now, the least recently seen among equals. So
 // the least active key makes room, and a burst of one-off keys evicts its
 // own kind before any established key. (A key whose stripe is empty is
 // admitted even at the cap: with a share of 16 keys or more per stripe,
 // that needs a very uneven spread.)
-func (t *keyTable) lookup(s *stripe, h uint64, now int64) (k *keyState, created bool) {
+func (t *keyTable) lookup(s *modelKeys, h uint64, now int64) (k *keyState, created bool) {
 	if i, ok := s.index[h]; ok {
 		return &s.keys[i], false
 	}
 	var pos int
-	if len(s.keys) < cap(s.keys) && (t.count.Add(1) <= t.maxKeys || len(s.keys) == 0) {
+	if len(s.keys) < cap(s.keys) && t.admit(len(s.keys) == 0) {
 		pos = len(s.keys)
 		s.keys = s.keys[:pos+1]
 	} else {
-		if len(s.keys) < cap(s.keys) {
-			t.count.Add(-1) // the Add above went past the cap
-		}
 		pos = s.victim(now, t.decay)
 		delete(s.index, s.keys[pos].hash)
 	}
@@ -247,7 +234,7 @@ func (t *keyTable) lookup(s *stripe, h uint64, now int64) (k *keyState, created 
 // victim returns the position of the key to evict: the smallest decayed
 // count at now, compared in the log domain (log2 of the sum minus the
 // exponent of now), then the oldest lastSeen.
-func (s *stripe) victim(now int64, d decay) int {
+func (s *modelKeys) victim(now int64, d decay) int {
 	best, bestScore := 0, math.Inf(1)
 	for i := range s.keys {
 		k := &s.keys[i]

@@ -151,7 +151,7 @@ func TestStripeCount(t *testing.T) {
 		tab := newKeyTable(tt.maxKeys, testDecay)
 		capacity := 0
 		for i := range tab.stripes {
-			capacity += cap(tab.stripes[i].keys)
+			capacity += cap(tab.stripes[i].data.keys)
 		}
 		assert.GreaterOrEqual(t, capacity, tt.maxKeys, "max_keys %d", tt.maxKeys)
 	}
@@ -163,7 +163,7 @@ func observeKey(tab *keyTable, key uint64, n int, now int64) (created bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		k, c := tab.lookup(s, key, now)
+		k, c := tab.lookup(&s.data, key, now)
 		created = created || c
 		k.observe(tab.decay, now, 1e6, false)
 	}
@@ -171,14 +171,14 @@ func observeKey(tab *keyTable, key uint64, n int, now int64) (created bool) {
 }
 
 func (t *keyTable) has(key uint64) bool {
-	_, ok := t.stripe(key).index[key]
+	_, ok := t.stripe(key).data.index[key]
 	return ok
 }
 
 func (t *keyTable) held() int {
 	n := 0
 	for i := range t.stripes {
-		n += len(t.stripes[i].keys)
+		n += len(t.stripes[i].data.keys)
 	}
 	return n
 }
@@ -208,7 +208,7 @@ func TestKeyTableEviction(t *testing.T) {
 		}
 		assert.Equal(t, 4, tab.held())
 		assert.Equal(t, int64(4), tab.count.Load())
-		assert.Len(t, tab.stripes[0].index, 4)
+		assert.Len(t, tab.stripes[0].data.index, 4)
 	})
 	t.Run("decay counts: an old busy key goes before a recent quiet one", func(t *testing.T) {
 		// Key 1: 100 observations ten half-lives ago (0.1 now); key 2: 1 now.
@@ -219,7 +219,7 @@ func TestKeyTableEviction(t *testing.T) {
 	})
 	t.Run("equal counts: the least recently seen goes", func(t *testing.T) {
 		tab := fill(t, 2, obs{1, 1, 0}, obs{2, 1, 0})
-		s := &tab.stripes[0]
+		s := &tab.stripes[0].data
 		s.keys[s.index[1]].lastSeen = 5
 		s.keys[s.index[2]].lastSeen = 3
 		observeKey(tab, 3, 1, 0)
@@ -240,8 +240,7 @@ func TestKeyTableEviction(t *testing.T) {
 		tab := fill(t, 2, obs{1, 5, 0}, obs{2, 9, 0})
 		observeKey(tab, 3, 1, 0)
 		require.False(t, tab.has(1))
-		s := tab.stripe(1)
-		k, created := tab.lookup(s, 1, 0)
+		k, created := tab.lookup(&tab.stripe(1).data, 1, 0)
 		assert.True(t, created)
 		total, _, _ := k.counts(testDecay, 0)
 		assert.Zero(t, total)
@@ -298,7 +297,7 @@ func TestAdaptiveWithoutObserver(t *testing.T) {
 	a := p.(*adaptive)
 	for i := range 10000 {
 		tr := &Trace{Now: int64(i) * int64(time.Millisecond), KeySet: 1, Keys: [MaxKeys]uint64{uint64(i) * 0x9e3779b97f4a7c15}}
-		require.True(t, a.Evaluate(tr).Keep, "trace %d of a new key", i)
+		require.True(t, a.Evaluate(tr).Keep(), "trace %d of a new key", i)
 	}
 	assert.Equal(t, 1.0, a.controller.probability())
 }

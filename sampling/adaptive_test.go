@@ -51,7 +51,7 @@ func feed(e *sampling.Engine, rng *rand.Rand, key uint64, now *int64, step int64
 	for range n {
 		*now += step
 		d := uint64(median * math.Exp(0.2*rng.NormFloat64()))
-		if e.Decide(keyed(rng, key, *now, d, sampling.StatusOKBit)).Keep {
+		if e.Decide(keyed(rng, key, *now, d, sampling.StatusOKBit)).Keep() {
 			kept++
 		}
 	}
@@ -86,7 +86,7 @@ func TestAdaptiveLatency(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			now += sec
 			d := e.Decide(keyed(rng, tt.key, now, tt.dur, sampling.StatusOKBit))
-			assert.Equal(t, tt.keep, d.Keep)
+			assert.Equal(t, tt.keep, d.Keep())
 			if tt.keep {
 				assert.Equal(t, "anomalies", d.Policy)
 				assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold, "anomalies within max_share are kept with probability 1")
@@ -96,12 +96,12 @@ func TestAdaptiveLatency(t *testing.T) {
 	t.Run("a trace without a key is not judged", func(t *testing.T) {
 		tr := keyed(rng, fast, now, 500*ms, sampling.StatusOKBit)
 		tr.KeySet = 0
-		assert.False(t, e.Decide(tr).Keep)
+		assert.False(t, e.Decide(tr).Keep())
 	})
 	t.Run("a trace without timestamps is not a latency anomaly", func(t *testing.T) {
 		tr := keyed(rng, fast, now, 0, sampling.StatusOKBit)
 		tr.Start, tr.End = 0, 0
-		assert.False(t, e.Decide(tr).Keep)
+		assert.False(t, e.Decide(tr).Keep())
 	})
 }
 
@@ -116,12 +116,12 @@ func TestAdaptiveColdStart(t *testing.T) {
 	require.Zero(t, feed(e, rng, 7, &now, 0, 19, 10e6))
 	// 19 observations: the key is cold, not judged on latency. The outlier
 	// then joins the model as its 20th observation.
-	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep, "cold key")
+	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "cold key")
 	// 20 observations: judged; one outlier among 20 does not lift the p95.
-	assert.True(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep, "warm key")
+	assert.True(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "warm key")
 	// A key idle for long decays below min_observations: cold again.
 	now += 2 * int64(10*time.Minute)
-	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep, "decayed key")
+	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "decayed key")
 }
 
 // A trace is judged before the model sees it, so an outlier does not raise
@@ -133,14 +133,14 @@ func TestAdaptiveJudgesBeforeUpdating(t *testing.T) {
 		noRareKeys(c)
 		c.MinObservations = 1
 	}))
-	require.False(t, e.Decide(keyed(rng, 1, epoch, 10*ms, sampling.StatusOKBit)).Keep)
-	assert.True(t, e.Decide(keyed(rng, 1, epoch, 100*ms, sampling.StatusOKBit)).Keep)
+	require.False(t, e.Decide(keyed(rng, 1, epoch, 10*ms, sampling.StatusOKBit)).Keep())
+	assert.True(t, e.Decide(keyed(rng, 1, epoch, 100*ms, sampling.StatusOKBit)).Keep())
 }
 
 func TestAdaptiveRareKeys(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	decide := func(e *sampling.Engine, key uint64, now int64) bool {
-		return e.Decide(keyed(rng, key, now, 10*ms, sampling.StatusOKBit)).Keep
+		return e.Decide(keyed(rng, key, now, 10*ms, sampling.StatusOKBit)).Keep()
 	}
 	t.Run("a new key's first observations are anomalies", func(t *testing.T) {
 		e := newEngine(t, adaptivePolicy(func(c *sampling.AdaptiveConfig) { c.RareKeyWarmup = 0 }))
@@ -191,7 +191,7 @@ func TestAdaptiveErrorRate(t *testing.T) {
 			if every > 0 && i%every == every-1 {
 				status = sampling.StatusErrorBit
 			}
-			if e.Decide(keyed(rng, 1, *now, 10*ms, status)).Keep {
+			if e.Decide(keyed(rng, 1, *now, 10*ms, status)).Keep() {
 				kept++
 				if status == sampling.StatusOKBit {
 					keptOK++
@@ -231,7 +231,7 @@ func TestAdaptiveErrorRate(t *testing.T) {
 			if tt.count == 0 {
 				// A single error after a clean history.
 				now += sec
-				assert.False(t, e.Decide(keyed(rng, 1, now, 10*ms, sampling.StatusErrorBit)).Keep)
+				assert.False(t, e.Decide(keyed(rng, 1, now, 10*ms, sampling.StatusErrorBit)).Keep())
 				_, keptOK := run(e, rng, &now, 300, 0)
 				assert.Zero(t, keptOK)
 				return
@@ -286,7 +286,7 @@ func TestAdaptiveMaxShare(t *testing.T) {
 		if status == sampling.StatusOKBit {
 			ownAnomalies++
 		}
-		if !d.Keep {
+		if !d.Keep() {
 			continue
 		}
 		kept++
@@ -318,7 +318,7 @@ func TestAdaptiveMaxShare(t *testing.T) {
 		e.Decide(keyed(rng, uint64(i%16), now, 10*ms, status))
 	}
 	d := e.Decide(keyed(rng, rng.Uint64(), now+step, 10*ms, sampling.StatusOKBit))
-	assert.True(t, d.Keep)
+	assert.True(t, d.Keep())
 	assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold, "back to probability 1")
 }
 
@@ -327,7 +327,7 @@ func TestAdaptiveHeadThreshold(t *testing.T) {
 	tr := traceWith(traceID(1<<56-1), "ot=th:8") // head-sampled at 1/2
 	tr.Now, tr.KeySet, tr.Keys[0] = epoch, 1, 42
 	d := e.Decide(tr)
-	require.True(t, d.Keep, "new key")
+	require.True(t, d.Keep(), "new key")
 	assert.Equal(t, probTh(t, 0.5), d.Threshold, "p·q with q = 1")
 }
 
@@ -363,9 +363,9 @@ func TestAdaptiveKeyFromRootSpan(t *testing.T) {
 		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetParentSpanID(pcommon.SpanID{9})
 		tr := samplingtest.Summarize(t, e, td, epoch)
 		assert.Zero(t, tr.KeySet)
-		assert.False(t, e.Decide(tr).Keep, "not judged, though a new key would be an anomaly")
+		assert.False(t, e.Decide(tr).Keep(), "not judged, though a new key would be an anomaly")
 		tr = samplingtest.Summarize(t, e, oneSpan("cart", "GET /cart", nil), epoch)
-		assert.True(t, e.Decide(tr).Keep, "the same trace with its root is")
+		assert.True(t, e.Decide(tr).Keep(), "the same trace with its root is")
 	})
 }
 
@@ -392,7 +392,7 @@ func TestAdaptiveConcurrent(t *testing.T) {
 				key := uint64(i % keys)
 				now := clock.Add(int64(time.Millisecond))
 				d := uint64(median(key) * math.Exp(0.2*rng.NormFloat64()))
-				if e.Decide(keyed(rng, key, now, d, sampling.StatusOKBit)).Keep {
+				if e.Decide(keyed(rng, key, now, d, sampling.StatusOKBit)).Keep() {
 					keptNorm.Add(1)
 				}
 			}
@@ -403,8 +403,8 @@ func TestAdaptiveConcurrent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	for key := range uint64(keys) {
 		now := clock.Add(int64(time.Millisecond))
-		assert.False(t, e.Decide(keyed(rng, key, now, uint64(median(key)), sampling.StatusOKBit)).Keep, "key %d at its median", key)
-		assert.True(t, e.Decide(keyed(rng, key, now, uint64(4*median(key)), sampling.StatusOKBit)).Keep, "key %d ×4", key)
+		assert.False(t, e.Decide(keyed(rng, key, now, uint64(median(key)), sampling.StatusOKBit)).Keep(), "key %d at its median", key)
+		assert.True(t, e.Decide(keyed(rng, key, now, uint64(4*median(key)), sampling.StatusOKBit)).Keep(), "key %d ×4", key)
 	}
 }
 

@@ -6,6 +6,6 @@ type AlwaysSampleConfig struct{}
 
 type alwaysSample struct{}
 
-func newAlwaysSample(any, *Builder) (Policy, error) { return alwaysSample{}, nil }
+func newAlwaysSample(any, *builder) (evaluator, error) { return alwaysSample{}, nil }
 
 func (alwaysSample) Evaluate(*Trace) Decision { return keepAlways }

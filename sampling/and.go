@@ -33,17 +33,17 @@ var sharedSubTypes = []string{
 }
 
 // validatePolicy and buildPolicy are PolicyConfig.Validate and
-// Builder.Policy, set in init: the composing policies' constructors are in
+// builder.Policy, set in init: the composing policies' constructors are in
 // the registry, and those methods read it, which would otherwise be an
 // initialization cycle.
 var (
 	validatePolicy func(*PolicyConfig) error
-	buildPolicy    func(*Builder, *PolicyConfig) (Policy, error)
+	buildPolicy    func(*builder, *PolicyConfig) (evaluator, error)
 )
 
 func init() {
 	validatePolicy = (*PolicyConfig).Validate
-	buildPolicy = (*Builder).Policy
+	buildPolicy = (*builder).Policy
 }
 
 var (
@@ -86,11 +86,11 @@ func validateSubPolicy(key string, c *PolicyConfig, allowed []string) error {
 }
 
 // buildSubPolicies validates and builds the sub-policies under key.
-func buildSubPolicies(b *Builder, key string, subs []PolicyConfig, allowed []string) ([]Policy, error) {
+func buildSubPolicies(b *builder, key string, subs []PolicyConfig, allowed []string) ([]evaluator, error) {
 	if err := validateSubPolicies(key, subs, allowed); err != nil {
 		return nil, err
 	}
-	ps := make([]Policy, len(subs))
+	ps := make([]evaluator, len(subs))
 	for i := range subs {
 		p, err := buildPolicy(b, &subs[i])
 		if err != nil {
@@ -101,9 +101,9 @@ func buildSubPolicies(b *Builder, key string, subs []PolicyConfig, allowed []str
 	return ps, nil
 }
 
-type and struct{ subs []Policy }
+type and struct{ subs []evaluator }
 
-func newAnd(settings any, b *Builder) (Policy, error) {
+func newAnd(settings any, b *builder) (evaluator, error) {
 	c := settings.(*AndConfig)
 	subs, err := buildSubPolicies(b, "and_sub_policy", c.SubPolicies, andSubTypes)
 	if err != nil {
@@ -117,15 +117,16 @@ func newAnd(settings any, b *Builder) (Policy, error) {
 // InvertSampled sub-policy passes) with the strictest of the sub-policies'
 // thresholds, since the trace passed them all.
 func (p and) Evaluate(t *Trace) Decision {
-	th := sampling.AlwaysSampleThreshold
+	strictest := keepAlways
 	for _, s := range p.subs {
 		d := s.Evaluate(t)
 		if d.Verdict == NotSampled || d.Verdict == InvertNotSampled {
 			return Decision{}
 		}
-		if sampling.ThresholdGreater(d.Threshold, th) {
-			th = d.Threshold
+		if sampling.ThresholdGreater(d.Threshold, strictest.Threshold) {
+			strictest = d // with the randomness it was decided on
 		}
 	}
-	return Keep(th)
+	strictest.Verdict = Sampled
+	return strictest
 }

@@ -65,14 +65,14 @@ func TestAnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := evalOn(t, andPolicy("and", tt.subs...), tt.td, t0)
 			assert.Equal(t, tt.want, d.Verdict)
-			assert.Equal(t, tt.want == sampling.Sampled, d.Keep)
+			assert.Equal(t, tt.want == sampling.Sampled, d.Keep())
 		})
 	}
 }
 
 func TestAndVerdicts(t *testing.T) {
-	half := sampling.Keep(probTh(t, 0.5))
-	quarter := sampling.Keep(probTh(t, 0.25))
+	half := sampling.SampledAt(probTh(t, 0.5))
+	quarter := sampling.SampledAt(probTh(t, 0.25))
 	tests := []struct {
 		name string
 		subs []sampling.Policy
@@ -109,10 +109,10 @@ func TestAndShortCircuits(t *testing.T) {
 	e := newEngine(t, andPolicy("errors-limited", statusPolicy("errors", "ERROR"), rateLimitingPolicy("rl", 1, 1)))
 	ok := traceOf(traceID(1), spanSpec{status: ptrace.StatusCodeOk})
 	failed := traceOf(traceID(2), spanSpec{status: ptrace.StatusCodeError})
-	assert.False(t, decide(t, e, ok, t0).Keep)
-	assert.False(t, decide(t, e, ok, t0).Keep)
-	assert.True(t, decide(t, e, failed, t0).Keep, "the OK traces did not spend the token")
-	assert.False(t, decide(t, e, failed, t0).Keep)
+	assert.False(t, decide(t, e, ok, t0).Keep())
+	assert.False(t, decide(t, e, ok, t0).Keep())
+	assert.True(t, decide(t, e, failed, t0).Keep(), "the OK traces did not spend the token")
+	assert.False(t, decide(t, e, failed, t0).Keep())
 }
 
 func TestAndProbabilistic(t *testing.T) {
@@ -121,9 +121,9 @@ func TestAndProbabilistic(t *testing.T) {
 	e := newEngine(t, andPolicy("and", probPolicy("half", 50), probPolicy("quarter", 25)))
 	kept := traceWith(traceID(1<<56-1), "")
 	d := e.Decide(kept)
-	require.True(t, d.Keep)
+	require.True(t, d.Keep())
 	assert.Equal(t, probTh(t, 0.25), d.Threshold)
 	middle := traceWith(traceID(5<<53), "") // passes 50 % only
-	assert.False(t, e.Decide(middle).Keep)
+	assert.False(t, e.Decide(middle).Keep())
 	assert.Equal(t, otelsampling.AlwaysSampleThreshold, sampling.AndOf(fixed(sampled)).Evaluate(kept).Threshold)
 }

@@ -26,7 +26,7 @@ type booleanAttribute struct {
 	invert bool
 }
 
-func newBooleanAttribute(settings any, b *Builder) (Policy, error) {
+func newBooleanAttribute(settings any, b *builder) (evaluator, error) {
 	c := settings.(*BooleanAttributeConfig)
 	key, want := c.Key, c.Value
 	// A present attribute that is not a boolean reads as false, as pdata's

@@ -243,20 +243,24 @@ func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
 }
 
 // apply takes a trace the policies keep, decided by policy index pi with
-// the conditional threshold q, counts it in its class's demand and returns
-// the threshold of q·p_c and whether the trace passes it.
-func (b *budget) apply(t *Trace, pi int, q sampling.Threshold) (sampling.Threshold, bool) {
+// the conditional threshold q on randomness rnd, counts it in its class's
+// demand (unless an earlier decision did) and returns the threshold of
+// q·p_c and whether rnd passes it. In Redecide it recomputes no probability.
+func (b *budget) apply(t *Trace, pi int, q sampling.Threshold, rnd sampling.Randomness) (sampling.Threshold, bool) {
 	ci := b.classOf[pi]
 	if ci < 0 {
 		return q, true
 	}
 	c := &b.classes[ci]
-	w := uint64(1)
-	if b.spans {
-		w = uint64(max(t.SpanCount, 1))
+	if !t.counted {
+		w := uint64(1)
+		if b.spans {
+			w = uint64(max(t.SpanCount, 1))
+		}
+		c.count.Add(w)
+		t.counted = true
 	}
-	c.count.Add(w)
-	if next := b.next.Load(); next == 0 || t.Now >= next {
+	if next := b.next.Load(); !t.redo && (next == 0 || t.Now >= next) {
 		b.adjust(t.Now)
 	}
 	if c.neverDrop || (!b.dropErrors && t.StatusMask&StatusErrorBit != 0) {
@@ -271,7 +275,7 @@ func (b *budget) apply(t *Trace, pi int, q sampling.Threshold) (sampling.Thresho
 		// Rounding must not make q·p more permissive than q.
 		th = q
 	}
-	return th, t.ShouldSample(th)
+	return th, t.Scale(th).ShouldSample(rnd)
 }
 
 // adjust folds the window's counts into each class's demand and recomputes

@@ -210,7 +210,7 @@ func runKinds(e *sampling.Engine, rng *rand.Rand, start int64, secs int, rates [
 			}
 			done[kind]++
 			kindTrace(&tr, rng, kind, start+int64(s)*sec+int64(i)*sec/int64(total), "")
-			if e.Decide(&tr).Keep {
+			if e.Decide(&tr).Keep() {
 				kept[kind]++
 			}
 		}
@@ -351,7 +351,7 @@ func TestBudgetThreshold(t *testing.T) {
 				"the budget drops it and names the policy")
 			counts["budget drop"]++
 		default:
-			require.True(t, d.Keep)
+			require.True(t, d.Keep())
 			assert.Equal(t, tr.Scale(qp), d.Threshold)
 			assert.Equal(t, "baseline", d.Policy)
 			counts["kept"]++
@@ -363,7 +363,7 @@ func TestBudgetThreshold(t *testing.T) {
 	// A never_drop class keeps its threshold whatever the budget.
 	kindTrace(&tr, rng, kindError, 10*sec+sec/2, "ot=th:c")
 	d := e.Decide(&tr)
-	assert.True(t, d.Keep)
+	assert.True(t, d.Keep())
 	assert.Equal(t, th(t, "c"), d.Threshold)
 }
 

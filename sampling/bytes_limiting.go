@@ -1,7 +1,5 @@
 package sampling
 
-import "math"
-
 // BytesLimitingConfig keeps traces while a token bucket of bytes allows them,
 // as contrib's bytes_limiting policy does: the bucket refills at
 // BytesPerSecond, holds at most BurstCapacity bytes, and a trace takes as many
@@ -23,22 +21,7 @@ func (c *BytesLimitingConfig) Validate() error {
 	return validateBucket("bytes_per_second", c.BytesPerSecond, c.BurstCapacity)
 }
 
-type bytesLimiting struct{ bucket *tokenBucket }
-
-func newBytesLimiting(settings any, _ *Builder) (Policy, error) {
+func newBytesLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*BytesLimitingConfig)
-	return bytesLimiting{bucket: newTokenBucket(c.BytesPerSecond, c.BurstCapacity)}, nil
-}
-
-// Evaluate keeps the trace, with probability 1 as contrib does, when the
-// bucket holds a token for each of its bytes at the decision time t.Now.
-func (p bytesLimiting) Evaluate(t *Trace) Decision {
-	size := int64(math.MaxInt64)
-	if t.SizeBytes < math.MaxInt64 {
-		size = int64(t.SizeBytes)
-	}
-	if p.bucket.allow(t.Now, size) {
-		return keepAlways
-	}
-	return Decision{}
+	return newLimiter(b, c.BytesPerSecond, c.BurstCapacity, true)
 }

@@ -113,11 +113,11 @@ func TestBytesLimitingSummarized(t *testing.T) {
 	sp := two.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 	sp.At(0).CopyTo(sp.AppendEmpty())
 	e := newEngine(t, bytesLimitingPolicy("bl", 1, 2*size))
-	assert.True(t, decide(t, e, two, t0).Keep)
-	assert.False(t, decide(t, e, bytesTrace(), t0).Keep)
+	assert.True(t, decide(t, e, two, t0).Keep())
+	assert.False(t, decide(t, e, bytesTrace(), t0).Keep())
 	e = newEngine(t, bytesLimitingPolicy("bl", 1, 2*size-1))
-	assert.False(t, decide(t, e, two, t0).Keep)
-	assert.True(t, decide(t, e, bytesTrace(), t0).Keep)
+	assert.False(t, decide(t, e, two, t0).Keep())
+	assert.True(t, decide(t, e, bytesTrace(), t0).Keep())
 }
 
 // TestBytesLimitingConcurrency is contrib's: concurrent evaluations are safe
@@ -129,7 +129,7 @@ func TestBytesLimitingConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			results <- p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1, SizeBytes: uint64(size)}).Keep
+			results <- p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1, SizeBytes: uint64(size)}).Keep()
 		})
 	}
 	wg.Wait()

@@ -57,7 +57,7 @@ func BenchmarkComposingEvaluate(b *testing.B) {
 			for b.Loop() {
 				tr := &traces[i&1023]
 				tr.Now = now
-				if p.Evaluate(tr).Keep {
+				if p.Evaluate(tr).Keep() {
 					kept++
 				}
 				i++

@@ -36,7 +36,7 @@ func (c *counted) Evaluate(*sampling.Trace) sampling.Decision {
 }
 
 var (
-	sampled          = sampling.Keep(otelsampling.AlwaysSampleThreshold)
+	sampled          = sampling.SampledAt(otelsampling.AlwaysSampleThreshold)
 	notSampled       = sampling.Decision{}
 	invertSampled    = sampling.Invert(true)
 	invertNotSampled = sampling.Invert(false)

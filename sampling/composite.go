@@ -75,20 +75,21 @@ func (c *CompositeConfig) allocations() []int64 {
 }
 
 type compositeSub struct {
-	policy    Policy
+	policy    evaluator
 	allocated int64
 	sampled   int64 // spans kept this second; guarded by composite.mu
 }
 
 type composite struct {
 	maxTotal int64
+	bit      uint64 // charger bit
 
 	mu     sync.Mutex
 	second int64 // the Unix second the counters are for
 	subs   []compositeSub
 }
 
-func newComposite(settings any, b *Builder) (Policy, error) {
+func newComposite(settings any, b *builder) (evaluator, error) {
 	c := settings.(*CompositeConfig)
 	if c.MaxTotalSpansPerSecond <= 0 {
 		return nil, errors.New("max_total_spans_per_second: must be positive")
@@ -102,7 +103,8 @@ func newComposite(settings any, b *Builder) (Policy, error) {
 	for i := range ps {
 		p.subs[i] = compositeSub{policy: ps[i], allocated: alloc[i]}
 	}
-	return p, nil
+	p.bit, err = b.charger(p)
+	return p, err
 }
 
 // Evaluate is contrib's Composite.Evaluate, with the second taken from t.Now.
@@ -111,38 +113,92 @@ func newComposite(settings any, b *Builder) (Policy, error) {
 // trace's stays within its allocation and within max_total_spans_per_second
 // (the count then grows), else it is not kept and no later sub-policy is
 // asked. A kept trace carries that sub-policy's threshold.
+//
+// In Redecide the count does not grow: the trace is kept if an earlier
+// decision counted it, or if it would fit now (its count then pending).
 func (p *composite) Evaluate(t *Trace) Decision {
-	sec := t.Now / int64(time.Second)
-	if t.Now < 0 && t.Now%int64(time.Second) != 0 {
-		sec-- // floor, as time.Unix does
-	}
-	for i := range p.subs {
-		s := &p.subs[i]
-		d := s.policy.Evaluate(t)
-		if d.Verdict != Sampled && d.Verdict != InvertSampled {
-			continue
-		}
-		p.mu.Lock()
-		// A new second resets the counters. Shards decide concurrently, so
-		// a decision stamped in the second before the current one counts in
-		// the current one rather than resetting it; a clock stepped back
-		// further resets, as in contrib.
-		if sec > p.second || sec < p.second-1 {
-			p.second = sec
-			for j := range p.subs {
-				p.subs[j].sampled = 0
-			}
-		}
-		n := s.sampled + int64(t.SpanCount)
-		keep := n <= s.allocated && n <= p.maxTotal
-		if keep {
-			s.sampled = n
-		}
-		p.mu.Unlock()
-		if keep {
-			return Keep(d.Threshold)
-		}
+	i, d := p.first(t)
+	if i < 0 {
 		return Decision{}
 	}
-	return Decision{}
+	switch {
+	case !t.redo:
+		if !p.count(i, t, false) {
+			return Decision{}
+		}
+		t.charged |= p.bit
+	case t.charged&p.bit != 0:
+	case p.fits(i, t):
+		t.pending |= p.bit
+	default:
+		return Decision{}
+	}
+	d.Verdict = Sampled // an InvertSampled sub-policy's too
+	return d
+}
+
+// charge counts a trace Redecide kept under the sub-policy that decides it
+// now, past the limits if need be.
+func (p *composite) charge(t *Trace) {
+	if i, _ := p.first(t); i >= 0 {
+		p.count(i, t, true)
+	}
+}
+
+// first returns the first sub-policy that samples t and its decision, or -1.
+func (p *composite) first(t *Trace) (int, Decision) {
+	for i := range p.subs {
+		if d := p.subs[i].policy.Evaluate(t); d.Verdict == Sampled || d.Verdict == InvertSampled {
+			return i, d
+		}
+	}
+	return -1, Decision{}
+}
+
+// second returns the Unix second of t.Now, floored as time.Unix does.
+func second(now int64) int64 {
+	sec := now / int64(time.Second)
+	if now < 0 && now%int64(time.Second) != 0 {
+		sec--
+	}
+	return sec
+}
+
+// count adds t's spans to sub-policy i's count this second if they fit
+// within its allocation and max_total_spans_per_second, or whatever with
+// force, and reports whether they fit.
+func (p *composite) count(i int, t *Trace, force bool) bool {
+	sec := second(t.Now)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A new second resets the counters. Shards decide concurrently, so a
+	// decision stamped in the second before the current one counts in the
+	// current one rather than resetting it; a clock stepped back further
+	// resets, as in contrib.
+	if sec > p.second || sec < p.second-1 {
+		p.second = sec
+		for j := range p.subs {
+			p.subs[j].sampled = 0
+		}
+	}
+	s := &p.subs[i]
+	n := s.sampled + int64(t.SpanCount)
+	fit := n <= s.allocated && n <= p.maxTotal
+	if fit || force {
+		s.sampled = n
+	}
+	return fit
+}
+
+// fits reports whether count would add t's spans to sub-policy i's count,
+// changing nothing.
+func (p *composite) fits(i int, t *Trace) bool {
+	sec := second(t.Now)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := int64(t.SpanCount)
+	if sec <= p.second && sec >= p.second-1 {
+		n += p.subs[i].sampled
+	}
+	return n <= p.subs[i].allocated && n <= p.maxTotal
 }

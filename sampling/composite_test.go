@@ -184,7 +184,7 @@ func concat(steps ...[]compositeStep) []compositeStep {
 }
 
 func TestCompositeVerdicts(t *testing.T) {
-	half := sampling.Keep(probTh(t, 0.5))
+	half := sampling.SampledAt(probTh(t, 0.5))
 	tests := []struct {
 		name string
 		subs []sampling.Policy
@@ -217,8 +217,8 @@ func TestCompositeVerdicts(t *testing.T) {
 func TestCompositeStopsAtDecidingSubPolicy(t *testing.T) {
 	later := &counted{d: sampled}
 	p := sampling.CompositeOf(10, []sampling.Policy{fixed(sampled), later}, []int64{1, 10})
-	assert.True(t, p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep)
-	assert.False(t, p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep)
+	assert.True(t, p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep())
+	assert.False(t, p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep())
 	assert.Zero(t, later.n.Load())
 }
 
@@ -234,7 +234,7 @@ func TestCompositeConcurrent(t *testing.T) {
 		wg.Go(func() {
 			n := 0
 			for range 50 {
-				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep {
+				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep() {
 					n++
 				}
 			}
@@ -314,18 +314,18 @@ func TestCompositeInEngine(t *testing.T) {
 	}
 	for i := range 4 {
 		d := decide(t, e, failed(i), t0)
-		require.True(t, d.Keep, strconv.Itoa(i))
+		require.True(t, d.Keep(), strconv.Itoa(i))
 		assert.Equal(t, "composite", d.Policy)
 	}
-	assert.False(t, decide(t, e, failed(5), t0).Keep)
+	assert.False(t, decide(t, e, failed(5), t0).Keep())
 
 	okTrace := func(rnd uint64) ptrace.Traces { return traceOf(traceID(rnd), spanSpec{status: ptrace.StatusCodeOk}) }
-	assert.False(t, decide(t, e, okTrace(1), t0).Keep, "below the 50 % threshold")
+	assert.False(t, decide(t, e, okTrace(1), t0).Keep(), "below the 50 % threshold")
 	for i := range 5 {
 		d := decide(t, e, okTrace(1<<56-1-uint64(i)), t0)
-		require.True(t, d.Keep, strconv.Itoa(i))
+		require.True(t, d.Keep(), strconv.Itoa(i))
 		assert.Equal(t, probTh(t, 0.5), d.Threshold)
 	}
-	assert.False(t, decide(t, e, okTrace(1<<56-100), t0).Keep, "half's 5 spans are spent")
-	assert.True(t, decide(t, e, failed(6), t0+sec).Keep, "next second")
+	assert.False(t, decide(t, e, okTrace(1<<56-100), t0).Keep(), "half's 5 spans are spent")
+	assert.True(t, decide(t, e, failed(6), t0+sec).Keep(), "next second")
 }

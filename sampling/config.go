@@ -32,10 +32,6 @@ func NewPolicyConfig(name, typ string, settings any) PolicyConfig {
 	return PolicyConfig{Name: name, Type: typ, settings: settings}
 }
 
-// Settings returns the type's settings (nil before Unmarshal or Validate for
-// an unknown type).
-func (p *PolicyConfig) Settings() any { return p.settings }
-
 // validator is the Validate method of a settings struct.
 type validator interface{ Validate() error }
 
@@ -111,7 +107,7 @@ func ValidatePolicies(ps []PolicyConfig) error {
 // factory is a registry entry.
 type factory struct {
 	defaultConfig func() any
-	create        func(settings any, b *Builder) (Policy, error)
+	create        func(settings any, b *builder) (evaluator, error)
 }
 
 // registry maps a policy type to its settings and constructor. Adding a

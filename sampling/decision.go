@@ -45,19 +45,33 @@ type Trace struct {
 	// Now is the decision time, Unix nanoseconds of the buffer's clock. Rate
 	// based policies measure time with it, so tests can drive it.
 	Now int64
-	// Matched has bit i set when span predicate i (Builder.MatchSpans) held
+	// Matched has bit i set when span predicate i (builder.MatchSpans) held
 	// for at least one span.
 	Matched uint64
-	// Keys holds, per slot a policy registered with Builder.Key, the key
+	// Keys holds, per slot a policy registered with builder.Key, the key
 	// hash of the trace's root span; KeySet has bit i set once slot i is
 	// filled. A trace whose root never arrived has no keys.
 	Keys   [MaxKeys]uint64
 	KeySet uint8
 	// Spans holds the trace's spans as pdata when a policy asked for them
-	// (Builder.NeedSpans) and HasSpans is set; otherwise it is the zero
+	// (builder.NeedSpans) and HasSpans is set; otherwise it is the zero
 	// value and must not be used.
 	Spans    ptrace.Traces
 	HasSpans bool
+
+	// What the decisions on this trace have done, so that Redecide does
+	// not do it twice; the zero Trace has done nothing.
+	//
+	// charged has bit i set once charger i (builder.charger) charged the
+	// trace; pending, during Redecide, those that would charge it if it is
+	// kept. redo is set while Redecide evaluates. counted: the budget
+	// counted the trace in its class's demand. observed: the decision
+	// observers counted it as kept.
+	charged, pending  uint64
+	redo              bool
+	counted, observed bool
+	// explicitRV: Randomness is an rv that arrived in the tracestate.
+	explicitRV bool
 }
 
 // Scale returns the threshold of a policy's conditional probability q (its
@@ -148,12 +162,16 @@ func (v Verdict) String() string {
 
 // Decision is the outcome of a policy or of the engine.
 type Decision struct {
-	// Keep is true when the trace is kept. For a policy's decision it is
-	// true exactly for Sampled; build decisions with Keep, Invert and Drop.
-	Keep bool
 	// Verdict is the policy's answer; the engine's final decision is
 	// Sampled, NotSampled or Dropped.
 	Verdict Verdict
+	// rv, when not 0, names the derived randomness (builder.salt) that
+	// Threshold was decided on instead of the trace's own: probabilistic
+	// with hash_salt. Engine.Randomness recomputes it. (A derived
+	// randomness is not stored here: a Decision of more than four words
+	// is returned through memory, which made every evaluation 5 times
+	// slower.)
+	rv uint8
 	// Threshold is the consistent-sampling threshold the trace is kept with:
 	// AlwaysSampleThreshold for probability 1. A policy returns its own,
 	// conditional threshold; the engine scales it by the head sampler's
@@ -165,34 +183,30 @@ type Decision struct {
 	Policy string
 }
 
-// Keep is a Sampled decision with threshold th.
-func Keep(th sampling.Threshold) Decision {
-	return Decision{Keep: true, Verdict: Sampled, Threshold: th}
+// sampledAt is a Sampled decision with threshold th.
+func sampledAt(th sampling.Threshold) Decision {
+	return Decision{Verdict: Sampled, Threshold: th}
 }
 
-// Invert is an invert_match filter's decision: InvertSampled when the
-// filter found no match, InvertNotSampled when it did.
-func Invert(noMatch bool) Decision {
-	if noMatch {
-		return Decision{Verdict: InvertSampled, Threshold: sampling.AlwaysSampleThreshold}
-	}
-	return Decision{Verdict: InvertNotSampled}
-}
-
-// Drop is a Dropped decision.
-func Drop() Decision { return Decision{Verdict: Dropped} }
+// Keep reports whether the decision keeps the trace: its verdict is
+// Sampled. (A policy's InvertSampled is not a keep by itself; the engine
+// turns it into Sampled when it keeps the trace.)
+func (d Decision) Keep() bool { return d.Verdict == Sampled }
 
 // Probability is the sampling probability the decision stands for (0 when dropped).
 func (d Decision) Probability() float64 {
-	if !d.Keep {
+	if !d.Keep() {
 		return 0
 	}
 	return d.Threshold.Probability()
 }
 
-// Policy decides on one trace. Implementations must not allocate per call and
-// must be safe for concurrent use: shards decide concurrently.
-type Policy interface {
+// evaluator is a policy: it decides on one trace. Implementations must not
+// allocate per call and must be safe for concurrent use: shards decide
+// concurrently. The registry (config.go) is the only way to add one, so the
+// interface is unexported; see Engine.Redecide for the rule a stateful
+// evaluator follows on a second decision.
+type evaluator interface {
 	// Evaluate returns the policy's verdict and, for Sampled, the
 	// conditional threshold it keeps the trace with. The engine fills
 	// Decision.Policy.
@@ -200,4 +214,4 @@ type Policy interface {
 }
 
 // keepAlways is the decision of a rule with probability 1.
-var keepAlways = Keep(sampling.AlwaysSampleThreshold)
+var keepAlways = sampledAt(sampling.AlwaysSampleThreshold)

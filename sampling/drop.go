@@ -12,9 +12,9 @@ func (c *DropConfig) Validate() error {
 	return validateSubPolicies("drop_sub_policy", c.SubPolicies, dropSubTypes)
 }
 
-type drop struct{ subs []Policy }
+type drop struct{ subs []evaluator }
 
-func newDrop(settings any, b *Builder) (Policy, error) {
+func newDrop(settings any, b *builder) (evaluator, error) {
 	c := settings.(*DropConfig)
 	subs, err := buildSubPolicies(b, "drop_sub_policy", c.SubPolicies, dropSubTypes)
 	if err != nil {
@@ -32,5 +32,5 @@ func (p drop) Evaluate(t *Trace) Decision {
 			return Decision{}
 		}
 	}
-	return Drop()
+	return Decision{Verdict: Dropped}
 }

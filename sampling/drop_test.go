@@ -58,7 +58,7 @@ func TestDropVerdicts(t *testing.T) {
 		// TestDropEvaluatorStringInvertNotMatch
 		{"invert not sampled does not", []sampling.Policy{fixed(invertNotSampled), fixed(sampled)}, notSampled},
 		{"not sampled last", []sampling.Policy{fixed(sampled), fixed(notSampled)}, notSampled},
-		{"sampled with a threshold matches", []sampling.Policy{fixed(sampling.Keep(probTh(t, 0.5)))}, dropped},
+		{"sampled with a threshold matches", []sampling.Policy{fixed(sampling.SampledAt(probTh(t, 0.5)))}, dropped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +80,7 @@ func TestDropInEngine(t *testing.T) {
 	d := decide(t, e, noisy, t0)
 	assert.Equal(t, sampling.Dropped, d.Verdict)
 	assert.Equal(t, "drop-noisy", d.Policy)
-	assert.False(t, d.Keep)
+	assert.False(t, d.Keep())
 
 	quiet := traceOf(traceID(2), spanSpec{attrs: map[string]any{"noisy": "no"}, status: ptrace.StatusCodeError})
 	d = decide(t, e, quiet, t0)

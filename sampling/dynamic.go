@@ -115,27 +115,19 @@ type dynKey struct {
 	seeded bool
 }
 
-type dynStripe struct {
-	mu   sync.RWMutex
-	keys map[uint64]*dynKey
-	_    [40]byte // keep stripes on separate cache lines
-}
-
 type dynamic struct {
 	slot     int
 	goal     float64 // traces per interval
 	interval int64   // ns
 	weight   float64
-	maxKeys  int64
 	perKey   bool
 
-	stripes [dynamicStripes]dynStripe
+	keys *striped[map[uint64]*dynKey]
 	// noRoot holds the traces without a key (their root never arrived),
 	// overflow those whose key found no room under MaxKeys. Neither counts
 	// against MaxKeys.
 	noRoot, overflow dynKey
 
-	nKeys atomic.Int64 // keys in the stripes
 	total atomic.Int64 // traces counted since the last adjustment
 	next  atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
 	burst atomic.Int64 // total at which an early adjustment is due
@@ -145,7 +137,7 @@ type dynamic struct {
 	scratch []*dynKey
 }
 
-func newDynamic(settings any, b *Builder) (Policy, error) {
+func newDynamic(settings any, b *builder) (evaluator, error) {
 	c := settings.(*DynamicConfig)
 	hasher, err := c.Key.Hasher()
 	if err != nil {
@@ -160,14 +152,13 @@ func newDynamic(settings any, b *Builder) (Policy, error) {
 		goal:     c.GoalTracesPerSecond * c.AdjustmentInterval.Seconds(),
 		interval: int64(c.AdjustmentInterval),
 		weight:   c.Weight,
-		maxKeys:  int64(c.MaxKeys),
 		perKey:   c.GoalPerKey,
+		keys: newStriped(dynamicStripes, c.MaxKeys, func(m *map[uint64]*dynKey) {
+			*m = make(map[uint64]*dynKey)
+		}),
 	}
 	if d.goal <= 0 || math.IsInf(d.goal, 0) || math.IsNaN(d.goal) {
 		return nil, errors.New("goal_traces_per_second: out of range")
-	}
-	for i := range d.stripes {
-		d.stripes[i].keys = make(map[uint64]*dynKey)
 	}
 	always := sampling.AlwaysSampleThreshold.Unsigned()
 	d.noRoot.th.Store(always)
@@ -179,50 +170,66 @@ func newDynamic(settings any, b *Builder) (Policy, error) {
 }
 
 // Evaluate counts the trace under its key and keeps it with the key's
-// current probability, on its randomness.
+// current probability, on its randomness. In Redecide it counts nothing
+// and adjusts nothing: a key not tracked is kept whole, as a new key is.
 func (d *dynamic) Evaluate(t *Trace) Decision {
-	// An adjustment due is made first: the trace that finds the interval
-	// over belongs to the next one.
-	if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
-		d.adjust(t.Now)
+	always := sampling.AlwaysSampleThreshold.Unsigned()
+	th := always
+	if t.redo {
+		if k := d.lookup(t, false); k != nil {
+			th = k.th.Load()
+		}
+	} else {
+		// An adjustment due is made first: the trace that finds the
+		// interval over belongs to the next one.
+		if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
+			d.adjust(t.Now)
+		}
+		k := d.lookup(t, true)
+		k.count.Add(1)
+		d.total.Add(1)
+		th = k.th.Load()
 	}
-	k := d.lookup(t)
-	k.count.Add(1)
-	d.total.Add(1)
-	th, _ := sampling.UnsignedToThreshold(k.th.Load())
-	if t.ShouldSample(th) {
-		return Keep(th)
+	threshold, _ := sampling.UnsignedToThreshold(th)
+	if t.ShouldSample(threshold) {
+		return sampledAt(threshold)
 	}
 	return Decision{}
 }
 
-// lookup returns the state of t's key, adding the key if there is room.
-func (d *dynamic) lookup(t *Trace) *dynKey {
+// lookup returns the state of t's key. With add, a key not tracked is
+// added if there is room, else its traces go to the overflow key; without,
+// nothing is added, and nil stands for a key that would be.
+func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
 	if t.KeySet&(1<<d.slot) == 0 {
 		return &d.noRoot
 	}
 	h := t.Keys[d.slot]
-	s := &d.stripes[h&(dynamicStripes-1)]
+	s := d.keys.stripe(h)
 	s.mu.RLock()
-	k := s.keys[h]
+	k := s.data[h]
 	s.mu.RUnlock()
-	if k != nil {
+	switch {
+	case k != nil:
 		return k
+	case !add && d.keys.full():
+		return &d.overflow
+	case !add:
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k = s.keys[h]; k != nil {
+	if k = s.data[h]; k != nil {
 		return k
 	}
-	if d.nKeys.Add(1) > d.maxKeys {
-		d.nKeys.Add(-1)
+	if !d.keys.admit(false) {
 		return &d.overflow
 	}
 	// A new key is kept whole until the next adjustment gives it a
 	// probability (or a burst brings that adjustment forward).
 	k = &dynKey{hash: h}
 	k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
-	s.keys[h] = k
+	s.data[h] = k
 	return k
 }
 
@@ -271,15 +278,15 @@ func (d *dynamic) adjust(now int64) {
 		}
 		return true
 	}
-	for i := range d.stripes {
-		s := &d.stripes[i]
+	for i := range d.keys.stripes {
+		s := &d.keys.stripes[i]
 		s.mu.Lock()
-		for h, k := range s.keys {
+		for h, k := range s.data {
 			if fold(k) {
 				keys = append(keys, k)
 			} else {
-				delete(s.keys, h)
-				d.nKeys.Add(-1)
+				delete(s.data, h)
+				d.keys.forget()
 			}
 		}
 		s.mu.Unlock()

@@ -51,7 +51,7 @@ func decideLoop(b *testing.B, e *sampling.Engine, traces []sampling.Trace) {
 	for b.Loop() {
 		tr := &traces[i&1023]
 		tr.Now = now
-		if e.Decide(tr).Keep {
+		if e.Decide(tr).Keep() {
 			kept++
 		}
 		now += 10_000

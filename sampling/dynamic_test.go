@@ -71,7 +71,7 @@ func spread(counts map[int64]int, start, dur int64) []event {
 func dynFeed(e *sampling.Engine, rng *rand.Rand, evs []event) int {
 	kept := 0
 	for _, ev := range evs {
-		if e.Decide(dynKeyed(rng, ev.key, ev.now)).Keep {
+		if e.Decide(dynKeyed(rng, ev.key, ev.now)).Keep() {
 			kept++
 		}
 	}
@@ -88,7 +88,7 @@ func probe(t *testing.T, e *sampling.Engine, k, now int64) float64 {
 		tr.Keys[0], tr.KeySet = uint64(k), 1
 	}
 	d := e.Decide(tr)
-	require.True(t, d.Keep)
+	require.True(t, d.Keep())
 	return d.Threshold.Probability()
 }
 
@@ -196,7 +196,7 @@ func TestDynamicColdStart(t *testing.T) {
 		tr := traceWith(traceID(0), "")
 		tr.Keys[0], tr.KeySet, tr.Now = 7, 1, int64(i)*step
 		d := e.Decide(tr)
-		require.True(t, d.Keep, "trace %d", i)
+		require.True(t, d.Keep(), "trace %d", i)
 		assert.Equal(t, 1.0, d.Probability())
 	}
 	// ... until the goal of one interval is reached: then it adjusts at once
@@ -326,8 +326,8 @@ func TestDynamicThreshold(t *testing.T) {
 		}
 		d := e.Decide(tr)
 		want := tr.Scale(pth)
-		require.Equal(t, want.ShouldSample(tr.Randomness), d.Keep, "trace %d", i)
-		if d.Keep {
+		require.Equal(t, want.ShouldSample(tr.Randomness), d.Keep(), "trace %d", i)
+		if d.Keep() {
 			kept++
 			assert.Equal(t, want, d.Threshold)
 			assert.Equal(t, "dyn", d.Policy)
@@ -364,7 +364,7 @@ func TestDynamicConcurrent(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					key = 100 // a hot key, a quarter of the traffic
 				}
-				if e.Decide(dynKeyed(rng, key, now)).Keep && now >= 10*sec {
+				if e.Decide(dynKeyed(rng, key, now)).Keep() && now >= 10*sec {
 					kept[w]++
 				}
 			}
@@ -428,7 +428,7 @@ func TestDynamicGoalPerKey(t *testing.T) {
 	adjusted := map[int64]float64{}
 	for _, ev := range evs {
 		d := e.Decide(dynKeyed(rng, ev.key, ev.now))
-		if d.Keep && ev.now >= 60*sec { // after the first minute
+		if d.Keep() && ev.now >= 60*sec { // after the first minute
 			kept[ev.key]++
 			adjusted[ev.key] += 1 / d.Threshold.Probability()
 		}

@@ -2,34 +2,37 @@ package sampling
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
-	policies  []Policy
+	policies  []evaluator
 	names     []string
 	drop      []bool // policies of type drop, evaluated first
 	preds     []func(*SpanView) bool
 	keys      []func(*SpanView) uint64
 	needSpans bool
-	budget    *budget // nil when off
+	chargers  []charger
+	salts     []uint64 // of Decision.rv 1, 2...
+	budget    *budget  // nil when off
 	observers []observer
 }
 
-// DecisionObserver is implemented by a policy that learns from the engine's
+// decisionObserver is implemented by a policy that learns from the engine's
 // final decisions, as adaptive's max_share needs the kept rate. NewEngine
 // detects it on top-level policies (not on sub-policies); Decide then calls
 // Observe once per trace with its final decision, own being true when the
 // decision names the observer (it is the first policy that sampled). Observe
 // must not allocate and must be safe for concurrent use.
-type DecisionObserver interface {
+type decisionObserver interface {
 	Observe(t *Trace, d Decision, own bool)
 }
 
 type observer struct {
-	DecisionObserver
+	decisionObserver
 	name string
 }
 
@@ -41,7 +44,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		opt(&o)
 	}
 	e := &Engine{}
-	b := &Builder{}
+	b := &builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
 		f, ok := registry[c.Type]
@@ -59,11 +62,11 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		e.policies = append(e.policies, p)
 		e.names = append(e.names, c.Name)
 		e.drop = append(e.drop, c.Type == "drop")
-		if o, ok := p.(DecisionObserver); ok {
+		if o, ok := p.(decisionObserver); ok {
 			e.observers = append(e.observers, observer{o, c.Name})
 		}
 	}
-	e.preds, e.keys, e.needSpans = b.preds, b.keys, b.needSpans
+	e.preds, e.keys, e.needSpans, e.chargers, e.salts = b.preds, b.keys, b.needSpans, b.chargers, b.salts
 	budget, err := newBudget(&o.budget, cfgs)
 	if err != nil {
 		return nil, err
@@ -71,9 +74,6 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	e.budget = budget
 	return e, nil
 }
-
-// Names lists the policy names in evaluation order.
-func (e *Engine) Names() []string { return e.names }
 
 // NeedsView reports whether ObserveSpan has anything to do.
 func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }
@@ -119,12 +119,63 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
 //
-// Policies that are DecisionObservers then observe the final decision.
+// Policies that are decision observers (adaptive) then observe the final
+// decision.
+//
+// Decide is a trace's first decision: it forgets what earlier decisions
+// on t did, so a Trace may be reused for another trace. Decide a trace
+// again with Redecide.
 func (e *Engine) Decide(t *Trace) Decision {
+	t.charged, t.pending, t.redo, t.counted = 0, 0, false, false
 	d := e.decide(t)
 	for _, o := range e.observers {
 		o.Observe(t, d, d.Policy == o.name)
 	}
+	t.observed = d.Keep()
+	return d
+}
+
+// Redecide decides again on a trace Decide (or Redecide) has decided
+// before, such as a dropped trace whose late spans brought an error. It
+// combines the verdicts as Decide does, on the trace as it is now, but what
+// the earlier decisions did to the policies' shared state is not done
+// twice:
+//
+//   - the models learn nothing: adaptive judges the trace against its key's
+//     model without adding it, nor ticking its controller; dynamic keeps it
+//     with its key's current probability without counting it, nor adjusting;
+//     a key neither has seen is judged as new, and not added;
+//   - a limiter (rate_limiting, bytes_limiting, composite, also as a
+//     sub-policy) answers as it would now but charges nothing during the
+//     evaluation; if the final decision keeps the trace, each limiter that
+//     admitted it now and had not charged it in an earlier decision is
+//     charged then, as much as Decide would have charged (a limiter that
+//     already charged answers Sampled and is not charged for the spans the
+//     trace gained since);
+//   - the budget counts the trace in its class's demand only if no earlier
+//     decision counted it (demand is what the policies keep, before the
+//     budget, so a trace the policies keep now counts even if the budget
+//     drops it); its probabilities are not recomputed;
+//   - the decision observers (adaptive's max_share) see the decision only
+//     if it keeps the trace and no earlier one did.
+//
+// Redecide on a trace never decided behaves as Decide minus the learning.
+func (e *Engine) Redecide(t *Trace) Decision {
+	t.redo, t.pending = true, 0
+	d := e.decide(t)
+	if d.Keep() {
+		for p := t.pending &^ t.charged; p != 0; p &= p - 1 {
+			e.chargers[bits.TrailingZeros64(p)].charge(t)
+		}
+		t.charged |= t.pending
+		if !t.observed {
+			for _, o := range e.observers {
+				o.Observe(t, d, d.Policy == o.name)
+			}
+			t.observed = true
+		}
+	}
+	t.redo, t.pending = false, 0
 	return d
 }
 
@@ -139,6 +190,7 @@ func (e *Engine) decide(t *Trace) Decision {
 		invertNotSampled       bool
 		notSampled             bool
 		th                     = sampling.NeverSampleThreshold
+		rv                     uint8 // the randomness th was decided on
 	)
 	for i, p := range e.policies {
 		if e.drop[i] {
@@ -151,7 +203,8 @@ func (e *Engine) decide(t *Trace) Decision {
 				sampled = i
 			}
 			if sampling.ThresholdLessThan(d.Threshold, th) {
-				th = d.Threshold
+				// The most permissive, and the randomness it was decided on.
+				th, rv = d.Threshold, d.rv
 			}
 		case NotSampled:
 			notSampled = true
@@ -171,21 +224,56 @@ func (e *Engine) decide(t *Trace) Decision {
 	case invertNotSampled:
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
-		return e.keep(t, sampled, th)
+		return e.keep(t, sampled, th, rv)
 	case invertSampled >= 0 && !notSampled:
-		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold)
+		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold, 0)
 	}
 	return Decision{Verdict: NotSampled}
 }
 
 // keep is the decision for a trace policy i keeps with conditional
-// threshold th: the budget's share taken, scaled by the head threshold.
-func (e *Engine) keep(t *Trace, i int, th sampling.Threshold) Decision {
+// threshold th, decided on the randomness rv names (the trace's own for 0):
+// the budget's share taken, scaled by the head threshold. A probability of
+// 1 needs no randomness.
+func (e *Engine) keep(t *Trace, i int, th sampling.Threshold, rv uint8) Decision {
 	if e.budget != nil {
 		var ok bool
-		if th, ok = e.budget.apply(t, i, th); !ok {
+		if th, ok = e.budget.apply(t, i, th, e.randomness(t, rv)); !ok {
 			return Decision{Verdict: NotSampled, Policy: e.names[i]}
 		}
 	}
-	return Decision{Keep: true, Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
+	out := Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
+	if out.Threshold != sampling.AlwaysSampleThreshold {
+		out.rv = rv
+	}
+	return out
+}
+
+// randomness is the randomness rv names for t: derived from its salt, or
+// t's own for 0.
+func (e *Engine) randomness(t *Trace, rv uint8) sampling.Randomness {
+	if rv == 0 {
+		return t.Randomness
+	}
+	return saltedRandomness(e.salts[rv-1], t.ID)
+}
+
+// Randomness returns the randomness d, a decision of e on t, was decided
+// on when a policy derived it (probabilistic with hash_salt), and true;
+// false when d was decided on the trace's own randomness (or has
+// probability 1). Kept spans must carry a derived randomness as an
+// explicit rv: Marker does that.
+func (e *Engine) Randomness(t *Trace, d Decision) (sampling.Randomness, bool) {
+	if d.rv == 0 {
+		return sampling.Randomness{}, false
+	}
+	return e.randomness(t, d.rv), true
+}
+
+// Marker prepares the tracestate edits for d, a kept decision of e on t:
+// its threshold and, when it was decided on a derived randomness, that
+// randomness as an explicit rv.
+func (e *Engine) Marker(t *Trace, d Decision) Marker {
+	rnd, ok := e.Randomness(t, d)
+	return newMarker(d.Threshold, rnd, ok)
 }

@@ -17,6 +17,7 @@ func BenchmarkEngineDecide(b *testing.B) {
 		{"status_code", []sampling.PolicyConfig{statusPolicy("errors", "ERROR")}},
 		{"latency", []sampling.PolicyConfig{latencyPolicy("slow", 500, 0)}},
 		{"probabilistic", []sampling.PolicyConfig{probPolicy("sample", 10)}},
+		{"probabilistic_salted", []sampling.PolicyConfig{saltedPolicy("sample", "salt", 10)}},
 		{"chain", []sampling.PolicyConfig{
 			statusPolicy("errors", "ERROR"), latencyPolicy("slow", 500, 0), probPolicy("sample", 10),
 		}},
@@ -44,7 +45,7 @@ func BenchmarkEngineDecide(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if e.Decide(&traces[i&1023]).Keep {
+				if e.Decide(&traces[i&1023]).Keep() {
 					kept++
 				}
 				i++

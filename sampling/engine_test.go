@@ -43,7 +43,7 @@ func TestEngineOrder(t *testing.T) {
 			tr.StatusMask = tt.mask
 			tr.Start, tr.End = 1_000_000, 1_000_000+tt.duration
 			d := e.Decide(tr)
-			assert.Equal(t, tt.keep, d.Keep)
+			assert.Equal(t, tt.keep, d.Keep())
 			assert.Equal(t, tt.policy, d.Policy)
 			assert.Equal(t, tt.threshold, d.Threshold)
 			if !tt.keep {
@@ -81,7 +81,7 @@ func TestEngineHeadThreshold(t *testing.T) {
 			tr := traceWith(high, tt.tracestate)
 			tr.StatusMask = tt.mask
 			d := e.Decide(tr)
-			assert.Equal(t, tt.keep, d.Keep)
+			assert.Equal(t, tt.keep, d.Keep())
 			assert.Equal(t, tt.policy, d.Policy)
 			assert.InEpsilon(t, tt.threshold.Probability(), d.Probability(), 1e-9, "want th:%s, got th:%s", tt.threshold.TValue(), d.Threshold.TValue())
 		})
@@ -121,7 +121,7 @@ func TestEngineConcurrentDecide(t *testing.T) {
 				tr.StatusMask = uint8(rng.IntN(8))
 				tr.Start, tr.End = 0, rng.Uint64N(20*ms)
 				d := e.Decide(&tr)
-				if d.Keep && d.Policy == "" {
+				if d.Keep() && d.Policy == "" {
 					t.Error("kept without a policy")
 				}
 			}
@@ -146,5 +146,22 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 			_ = e.Decide(tr)
 		})
 		assert.Zero(t, allocs, name)
+	}
+}
+
+// TestDecisionKeepIsVerdict: whether a decision keeps its trace is its
+// verdict, so the two cannot disagree (they were separate fields, and a
+// Decision{Verdict: Sampled} read as not kept).
+func TestDecisionKeepIsVerdict(t *testing.T) {
+	for v := sampling.NotSampled; v <= sampling.InvertNotSampled; v++ {
+		t.Run(v.String(), func(t *testing.T) {
+			d := sampling.Decision{Verdict: v, Threshold: otelsampling.AlwaysSampleThreshold}
+			assert.Equal(t, v == sampling.Sampled, d.Keep())
+			if v == sampling.Sampled {
+				assert.InDelta(t, 1.0, d.Probability(), 0)
+			} else {
+				assert.Zero(t, d.Probability())
+			}
+		})
 	}
 }

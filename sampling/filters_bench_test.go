@@ -166,7 +166,7 @@ func BenchmarkFilterEvaluate(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if p.Evaluate(&traces[i&1]).Keep {
+				if p.Evaluate(&traces[i&1]).Keep() {
 					kept++
 				}
 				i++

@@ -319,7 +319,7 @@ func TestFiltersAgainstContribReference(t *testing.T) {
 		for i, p := range policies {
 			want := p.ref(td)
 			d := engines[i].Decide(samplingtest.Summarize(t, engines[i], td, 0))
-			if !assert.Equal(t, want, d.Keep, "policy %d (%s %+v), trace %d", i, p.cfg.Type, p.cfg.Settings(), n) {
+			if !assert.Equal(t, want, d.Keep(), "policy %d (%s %+v), trace %d", i, p.cfg.Type, p.cfg.Settings(), n) {
 				t.FailNow()
 			}
 			if want {

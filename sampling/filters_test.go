@@ -77,13 +77,13 @@ func decideUnvalidated(t testing.TB, cfg sampling.PolicyConfig, td ptrace.Traces
 func assertVerdict(t testing.TB, want bool, d sampling.Decision) {
 	t.Helper()
 	if want {
-		assert.True(t, d.Keep, "want sampled")
+		assert.True(t, d.Keep(), "want sampled")
 		assert.Equal(t, sampling.Sampled, d.Verdict)
 		assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold)
 		assert.NotEmpty(t, d.Policy)
 		return
 	}
-	assert.False(t, d.Keep, "want not sampled")
+	assert.False(t, d.Keep(), "want not sampled")
 	assert.Equal(t, sampling.NotSampled, d.Verdict)
 	assert.Empty(t, d.Policy)
 }
@@ -536,15 +536,15 @@ func TestInvertIsNotAVeto(t *testing.T) {
 
 	e := newEngine(t, notHealth, always)
 	d := e.Decide(samplingtest.Summarize(t, e, healthy, 0))
-	assert.True(t, d.Keep, "an old-style InvertNotSampled would have dropped it")
+	assert.True(t, d.Keep(), "an old-style InvertNotSampled would have dropped it")
 	assert.Equal(t, "always", d.Policy)
 
 	e = newEngine(t, never, notHealth)
 	d = e.Decide(samplingtest.Summarize(t, e, other, 0))
-	assert.True(t, d.Keep, "an old-style InvertSampled would have lost to NotSampled")
+	assert.True(t, d.Keep(), "an old-style InvertSampled would have lost to NotSampled")
 	assert.Equal(t, "not-health", d.Policy)
 	d = e.Decide(samplingtest.Summarize(t, e, healthy, 0))
-	assert.False(t, d.Keep)
+	assert.False(t, d.Keep())
 }
 
 func TestSpanPredicateLimit(t *testing.T) {

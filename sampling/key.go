@@ -75,7 +75,7 @@ func parseKeyField(f string) (keyField, error) {
 	return keyField{kind: keySpan, attr: f}, nil
 }
 
-// Hasher returns the key function of k, for Builder.Key: an xxhash of the
+// Hasher returns the key function of k, for builder.Key: an xxhash of the
 // fields' values, each tagged with its type and length so that distinct
 // value lists cannot collide by concatenation. It allocates nothing.
 func (k KeyFields) Hasher() (func(v *SpanView) uint64, error) {

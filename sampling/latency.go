@@ -42,7 +42,7 @@ func (c *LatencyConfig) Validate() error {
 
 type latency struct{ lower, upper uint64 } // milliseconds
 
-func newLatency(settings any, _ *Builder) (Policy, error) {
+func newLatency(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*LatencyConfig)
 	return latency{lower: uint64(c.ThresholdMs), upper: uint64(c.UpperThresholdMs)}, nil
 }

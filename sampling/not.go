@@ -15,9 +15,9 @@ func (c *NotConfig) Validate() error {
 	return validateSubPolicy("not_sub_policy", &c.SubPolicy, notSubTypes)
 }
 
-type not struct{ sub Policy }
+type not struct{ sub evaluator }
 
-func newNot(settings any, b *Builder) (Policy, error) {
+func newNot(settings any, b *builder) (evaluator, error) {
 	c := settings.(*NotConfig)
 	if err := c.Validate(); err != nil {
 		return nil, err

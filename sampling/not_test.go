@@ -18,7 +18,7 @@ func TestNot(t *testing.T) {
 		want sampling.Decision
 	}{
 		{"sampled becomes not sampled", sampled, notSampled},
-		{"sampled with a threshold becomes not sampled", sampling.Keep(probTh(t, 0.1)), notSampled},
+		{"sampled with a threshold becomes not sampled", sampling.SampledAt(probTh(t, 0.1)), notSampled},
 		{"not sampled becomes sampled, probability 1", notSampled, sampled},
 		// Other verdicts bubble up unchanged (contrib's default case).
 		{"invert sampled bubbles up", invertSampled, invertSampled},

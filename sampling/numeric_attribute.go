@@ -40,7 +40,7 @@ type numericAttribute struct {
 	invert bool
 }
 
-func newNumericAttribute(settings any, b *Builder) (Policy, error) {
+func newNumericAttribute(settings any, b *builder) (evaluator, error) {
 	c := settings.(*NumericAttributeConfig)
 	// contrib's getSharedPolicyEvaluator passes a nil bound for a 0 value,
 	// and the filter reads a nil bound as MinInt64 or MaxInt64.

@@ -131,7 +131,7 @@ type ottlCondition struct {
 	spanEvent *ottl.ConditionSequence[*ottlspanevent.TransformContext]
 }
 
-func newOTTLCondition(settings any, b *Builder) (Policy, error) {
+func newOTTLCondition(settings any, b *builder) (evaluator, error) {
 	c := settings.(*OTTLConditionConfig)
 	if len(c.SpanConditions) == 0 && len(c.SpanEventConditions) == 0 {
 		return nil, errors.New("span: expected at least one OTTL condition to filter on")

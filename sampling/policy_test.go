@@ -45,7 +45,7 @@ func TestStatusCodePolicy(t *testing.T) {
 			tr := traceWith(traceID(1), "")
 			tr.StatusMask = tt.mask
 			d := e.Decide(tr)
-			assert.Equal(t, tt.keep, d.Keep)
+			assert.Equal(t, tt.keep, d.Keep())
 			if tt.keep {
 				assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold)
 				assert.Equal(t, "s", d.Policy)
@@ -98,7 +98,7 @@ func TestLatencyPolicy(t *testing.T) {
 			tr := traceWith(traceID(1), "")
 			tr.Start, tr.End = tt.start, tt.end
 			d := e.Decide(tr)
-			assert.Equal(t, tt.keep, d.Keep, "duration %d ns", tr.Duration())
+			assert.Equal(t, tt.keep, d.Keep(), "duration %d ns", tr.Duration())
 			if tt.keep {
 				assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold)
 				assert.Equal(t, "slow", d.Policy)
@@ -129,15 +129,15 @@ func TestProbabilisticThreshold(t *testing.T) {
 			e := newEngine(t, probPolicy("p", pct))
 			// The largest randomness is kept at every percentage.
 			d := e.Decide(traceWith(traceID(1<<56-1), ""))
-			require.True(t, d.Keep)
+			require.True(t, d.Keep())
 			assert.Equal(t, probTh(t, pct/100), d.Threshold)
 			assert.InEpsilon(t, pct/100, d.Probability(), 1e-9)
 			assert.Equal(t, "p", d.Policy)
 			if pct == 100 {
 				assert.Equal(t, otelsampling.AlwaysSampleThreshold, d.Threshold)
-				assert.True(t, e.Decide(traceWith(traceID(0), "")).Keep, "100 % keeps randomness 0")
+				assert.True(t, e.Decide(traceWith(traceID(0), "")).Keep(), "100 % keeps randomness 0")
 			} else {
-				assert.False(t, e.Decide(traceWith(traceID(0), "")).Keep, "randomness 0 is dropped below 100 %")
+				assert.False(t, e.Decide(traceWith(traceID(0), "")).Keep(), "randomness 0 is dropped below 100 %")
 			}
 		})
 	}
@@ -157,9 +157,9 @@ func TestProbabilisticBoundary(t *testing.T) {
 		{0xffffffffffffff, true},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.keep, e.Decide(traceWith(traceID(tt.rnd), "")).Keep, "trace id randomness %x", tt.rnd)
+		assert.Equal(t, tt.keep, e.Decide(traceWith(traceID(tt.rnd), "")).Keep(), "trace id randomness %x", tt.rnd)
 		rv := fmt.Sprintf("ot=rv:%014x", tt.rnd)
-		assert.Equal(t, tt.keep, e.Decide(traceWith(traceID(0), rv)).Keep, "explicit %s", rv)
+		assert.Equal(t, tt.keep, e.Decide(traceWith(traceID(0), rv)).Keep(), "explicit %s", rv)
 	}
 }
 
@@ -172,18 +172,18 @@ func TestProbabilisticConsistency(t *testing.T) {
 	for range 20000 {
 		id := randomID(rng)
 		d := a.Decide(traceWith(id, ""))
-		require.Equal(t, d.Keep, a.Decide(traceWith(id, "")).Keep, "same engine, same trace")
-		require.Equal(t, d.Keep, b.Decide(traceWith(id, "")).Keep, "another engine, same trace")
-		if d.Keep {
+		require.Equal(t, d.Keep(), a.Decide(traceWith(id, "")).Keep(), "same engine, same trace")
+		require.Equal(t, d.Keep(), b.Decide(traceWith(id, "")).Keep(), "another engine, same trace")
+		if d.Keep() {
 			kept++
-			require.True(t, wider.Decide(traceWith(id, "")).Keep, "kept at 10 %% but dropped at 50 %%: %x", id)
+			require.True(t, wider.Decide(traceWith(id, "")).Keep(), "kept at 10 %% but dropped at 50 %%: %x", id)
 		}
 		// Only the low 56 bits matter: bytes 0..8 do not change the decision.
 		other := id
 		for i := range 9 {
 			other[i] = ^other[i]
 		}
-		require.Equal(t, d.Keep, a.Decide(traceWith(other, "")).Keep, "%x vs %x", id, other)
+		require.Equal(t, d.Keep(), a.Decide(traceWith(other, "")).Keep(), "%x vs %x", id, other)
 	}
 	require.Positive(t, kept)
 }
@@ -213,7 +213,7 @@ func TestProbabilisticExplicitRandomness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEngine(t, probPolicy("p", tt.pct))
-			assert.Equal(t, tt.keep, e.Decide(traceWith(tt.id, tt.tracestate)).Keep)
+			assert.Equal(t, tt.keep, e.Decide(traceWith(tt.id, tt.tracestate)).Keep())
 		})
 	}
 }
@@ -234,7 +234,7 @@ func TestProbabilisticFraction(t *testing.T) {
 			var tr sampling.Trace
 			for _, id := range ids {
 				tr.SetIdentity(id, nil)
-				if e.Decide(&tr).Keep {
+				if e.Decide(&tr).Keep() {
 					kept++
 				}
 			}

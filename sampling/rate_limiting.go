@@ -40,21 +40,60 @@ func validateBucket(rateKey string, perSecond, burst int64) error {
 	return nil
 }
 
-type rateLimiting struct{ bucket *tokenBucket }
-
-func newRateLimiting(settings any, _ *Builder) (Policy, error) {
+func newRateLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*RateLimitingConfig)
-	return rateLimiting{bucket: newTokenBucket(c.SpansPerSecond, c.BurstCapacity)}, nil
+	return newLimiter(b, c.SpansPerSecond, c.BurstCapacity, false)
+}
+
+// limiter is the rate_limiting or bytes_limiting policy: a token bucket of
+// spans or of bytes, and its charger bit.
+type limiter struct {
+	bucket *tokenBucket
+	bytes  bool // tokens are bytes (Trace.SizeBytes), else spans
+	bit    uint64
+}
+
+func newLimiter(b *builder, perSecond, burst int64, bytes bool) (*limiter, error) {
+	l := &limiter{bucket: newTokenBucket(perSecond, burst), bytes: bytes}
+	var err error
+	l.bit, err = b.charger(l)
+	return l, err
+}
+
+// cost is the tokens t takes: its spans, or its size in bytes.
+func (l *limiter) cost(t *Trace) int64 {
+	switch {
+	case !l.bytes:
+		return int64(t.SpanCount)
+	case t.SizeBytes < math.MaxInt64:
+		return int64(t.SizeBytes)
+	}
+	return math.MaxInt64
 }
 
 // Evaluate keeps the trace, with probability 1 as contrib does, when the
-// bucket holds a token for each of its spans at the decision time t.Now.
-func (p rateLimiting) Evaluate(t *Trace) Decision {
-	if p.bucket.allow(t.Now, int64(t.SpanCount)) {
-		return keepAlways
+// bucket holds a token for each of its spans (or bytes) at the decision
+// time t.Now, and takes them; in Redecide (t.redo) it takes nothing and
+// marks its charge pending, unless an earlier decision charged t, which it
+// then keeps.
+func (l *limiter) Evaluate(t *Trace) Decision {
+	n := l.cost(t)
+	switch {
+	case !t.redo:
+		if !l.bucket.allow(t.Now, n) {
+			return Decision{}
+		}
+		t.charged |= l.bit
+	case t.charged&l.bit != 0:
+	case l.bucket.allows(t.Now, n):
+		t.pending |= l.bit
+	default:
+		return Decision{}
 	}
-	return Decision{}
+	return keepAlways
 }
+
+func (l *limiter) charge(t *Trace) { l.bucket.take(t.Now, l.cost(t)) }
 
 // tokenBucket is golang.org/x/time/rate's Limiter, as contrib's rate_limiting
 // and bytes_limiting use it through AllowN, with the same float arithmetic,
@@ -81,6 +120,34 @@ func newTokenBucket(perSecond, burst int64) *tokenBucket {
 func (b *tokenBucket) allow(now, n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	tokens, ok := b.check(now, n)
+	if ok {
+		b.last, b.tokens = now, tokens
+	}
+	return ok
+}
+
+// allows reports whether allow would take n tokens at now, taking none.
+func (b *tokenBucket) allows(now, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.check(now, n)
+	return ok
+}
+
+// take takes n tokens at now even when the bucket holds fewer: the deficit
+// delays what the bucket allows next, as a reservation does in
+// rate.Limiter.
+func (b *tokenBucket) take(now, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tokens, _ := b.check(now, n)
+	b.last, b.tokens = now, tokens
+}
+
+// check returns the tokens left at now after taking n, and whether allow
+// would take them. The caller holds b.mu.
+func (b *tokenBucket) check(now, n int64) (float64, bool) {
 	last := b.last
 	if now < last {
 		last = now
@@ -93,11 +160,7 @@ func (b *tokenBucket) allow(now, n int64) bool {
 		tokens = burst
 	}
 	tokens -= float64(n)
-	if n > b.burst || (tokens < 0 && b.waitFor(-tokens) > 0) {
-		return false
-	}
-	b.last, b.tokens = now, tokens
-	return true
+	return tokens, n <= b.burst && (tokens >= 0 || b.waitFor(-tokens) <= 0)
 }
 
 // waitFor is rate.Limit.durationFromTokens: how long the bucket takes to

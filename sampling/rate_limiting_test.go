@@ -118,7 +118,7 @@ func TestRateLimitingConcurrent(t *testing.T) {
 		wg.Go(func() {
 			n := 0
 			for range 50 {
-				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep {
+				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep() {
 					n++
 				}
 			}
@@ -138,9 +138,9 @@ func TestRateLimitingInEngine(t *testing.T) {
 	tr := traceWith(traceID(1<<55), "ot=th:c")
 	tr.SpanCount, tr.Now = 5, t0
 	d := e.Decide(tr)
-	require.True(t, d.Keep)
+	require.True(t, d.Keep())
 	assert.Equal(t, "rl", d.Policy)
 	assert.Equal(t, th(t, "c"), d.Threshold)
 	d = e.Decide(tr)
-	assert.False(t, d.Keep)
+	assert.False(t, d.Keep())
 }

@@ -164,17 +164,17 @@ func TestAdaptiveRecall(t *testing.T) {
 		s := &stats[c]
 		s.n++
 		d, dc := tailsift.Decide(&tr), contrib.Decide(&tr)
-		if oracle.Decide(&tr).Keep {
+		if oracle.Decide(&tr).Keep() {
 			s.flagged++
 		}
-		if dc.Keep {
+		if dc.Keep() {
 			s.keptContrib++
 		}
-		if !d.Keep {
+		if !d.Keep() {
 			continue
 		}
 		s.kept++
-		if !dc.Keep {
+		if !dc.Keep() {
 			s.extra++
 		}
 		p := d.Probability()

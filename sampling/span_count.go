@@ -31,7 +31,7 @@ func (c *SpanCountConfig) Validate() error {
 
 type spanCount struct{ lower, upper int64 }
 
-func newSpanCount(settings any, _ *Builder) (Policy, error) {
+func newSpanCount(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*SpanCountConfig)
 	return spanCount{lower: c.MinSpans, upper: c.MaxSpans}, nil
 }

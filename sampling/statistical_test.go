@@ -37,7 +37,7 @@ type estimate struct {
 
 func (e *estimate) add(d sampling.Decision) {
 	e.truth++
-	if !d.Keep {
+	if !d.Keep() {
 		return
 	}
 	p := d.Threshold.Probability()
@@ -261,7 +261,7 @@ func TestStatisticalHeadSampled(t *testing.T) {
 			tr.StatusMask = sampling.StatusErrorBit
 		}
 		d := e.Decide(&tr)
-		if d.Keep {
+		if d.Keep() {
 			// Errors carry the head's p, the rest p·q.
 			want := tr.Scale(qth)
 			if isErr {

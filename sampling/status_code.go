@@ -38,7 +38,7 @@ func statusBit(s string) (uint8, error) {
 
 type statusCode struct{ mask uint8 }
 
-func newStatusCode(settings any, _ *Builder) (Policy, error) {
+func newStatusCode(settings any, _ *builder) (evaluator, error) {
 	c := settings.(*StatusCodeConfig)
 	var p statusCode
 	for _, s := range c.StatusCodes {

@@ -52,7 +52,7 @@ type stringAttribute struct {
 	invert bool
 }
 
-func newStringAttribute(settings any, b *Builder) (Policy, error) {
+func newStringAttribute(settings any, b *builder) (evaluator, error) {
 	c := settings.(*StringAttributeConfig)
 	var match func(s []byte) bool
 	if c.EnabledRegexMatching {

@@ -9,7 +9,7 @@ const w3cFlagSampled = 0x01
 
 type traceFlags struct{ bit uint64 }
 
-func newTraceFlags(_ any, b *Builder) (Policy, error) {
+func newTraceFlags(_ any, b *builder) (evaluator, error) {
 	bit, err := b.MatchSpans(func(v *SpanView) bool { return v.Flags&w3cFlagSampled != 0 })
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func (c *TraceStateConfig) Validate() error {
 
 type traceStateFilter struct{ bit uint64 }
 
-func newTraceState(settings any, b *Builder) (Policy, error) {
+func newTraceState(settings any, b *builder) (evaluator, error) {
 	c := settings.(*TraceStateConfig)
 	set := make(map[string]struct{}, len(c.Values))
 	for _, v := range c.Values {

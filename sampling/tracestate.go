@@ -14,7 +14,7 @@ import (
 func (t *Trace) SetIdentity(id [16]byte, tracestate []byte) {
 	t.ID = id
 	t.Randomness = sampling.TraceIDToRandomness(id)
-	t.HasHead = false
+	t.HasHead, t.explicitRV = false, false
 	if !bytes.Contains(tracestate, []byte("ot=")) {
 		return
 	}
@@ -24,31 +24,44 @@ func (t *Trace) SetIdentity(id [16]byte, tracestate []byte) {
 	}
 	ot := w3c.OTelValue()
 	if rnd, ok := ot.RValueRandomness(); ok {
-		t.Randomness = rnd
+		t.Randomness, t.explicitRV = rnd, true
 	}
 	if th, ok := ot.TValueThreshold(); ok {
 		t.HeadThreshold, t.HasHead = th, true
 	}
 }
 
-// Marker writes a kept decision's threshold into span tracestates.
+// Marker writes a kept decision's threshold, and the randomness it was
+// decided on when a policy derived it, into span tracestates.
 type Marker struct {
 	th     sampling.Threshold
-	simple string // "ot=th:<tvalue>", the whole tracestate when none arrived
+	rnd    sampling.Randomness
+	hasRnd bool
+	simple string // the whole tracestate when none arrived
 }
 
-// NewMarker prepares the tracestate edits for threshold th.
+// NewMarker prepares the tracestate edits for threshold th, decided on the
+// trace's own randomness.
 func NewMarker(th sampling.Threshold) Marker {
-	return Marker{th: th, simple: "ot=th:" + th.TValue()}
+	return newMarker(th, sampling.Randomness{}, false)
 }
 
-// Threshold is the marker's threshold.
-func (m Marker) Threshold() sampling.Threshold { return m.th }
+func newMarker(th sampling.Threshold, rnd sampling.Randomness, hasRnd bool) Marker {
+	m := Marker{th: th, rnd: rnd, hasRnd: hasRnd}
+	var w3c sampling.W3CTraceState
+	m.simple, _ = m.edit(&w3c)
+	return m
+}
 
-// Mark returns the tracestate for a kept span whose tracestate was existing:
-// the ot=th value is set to the marker's threshold, unless existing already
-// holds a stricter one; every other key and value is kept. An existing
-// tracestate that does not parse is replaced by the marker's value alone.
+// Mark returns the tracestate for a kept span whose tracestate was existing,
+// every other key and value kept:
+//   - with a randomness, ot's rv is set to it and ot's th to the marker's
+//     threshold (a th that arrived was relative to another randomness);
+//   - without, ot's th is set to the marker's threshold unless existing
+//     already holds a stricter one.
+//
+// An existing tracestate that does not parse is replaced by the marker's
+// values alone.
 func (m Marker) Mark(existing []byte) string {
 	if len(existing) == 0 {
 		return m.simple
@@ -57,17 +70,30 @@ func (m Marker) Mark(existing []byte) string {
 	if err != nil {
 		return m.simple
 	}
-	ot := w3c.OTelValue()
-	if cur, ok := ot.TValueThreshold(); ok && !sampling.ThresholdGreater(m.th, cur) {
+	if cur, ok := w3c.OTelValue().TValueThreshold(); ok && !m.hasRnd && !sampling.ThresholdGreater(m.th, cur) {
 		// The span already carries this or a lower probability; keep it.
 		return string(existing)
 	}
-	if err := ot.UpdateTValueWithSampling(m.th); err != nil {
+	out, err := m.edit(&w3c)
+	if err != nil {
 		return m.simple
+	}
+	return out
+}
+
+// edit sets the marker's values in w3c and serializes it.
+func (m Marker) edit(w3c *sampling.W3CTraceState) (string, error) {
+	ot := w3c.OTelValue()
+	if m.hasRnd {
+		ot.SetRValue(m.rnd)
+		ot.ClearTValue()
+	}
+	if err := ot.UpdateTValueWithSampling(m.th); err != nil {
+		return "", err
 	}
 	var sb strings.Builder
 	if err := w3c.Serialize(&sb); err != nil {
-		return m.simple
+		return "", err
 	}
-	return sb.String()
+	return sb.String(), nil
 }

@@ -39,17 +39,12 @@ const (
 
 // SpanAttr finds the span attribute key.
 func (v *SpanView) SpanAttr(key string) (Value, bool) {
-	return FindAttr(v.Span, spanAttrsField, key)
+	return findAttr(v.Span, spanAttrsField, key)
 }
 
 // ResourceAttr finds the resource attribute key.
 func (v *SpanView) ResourceAttr(key string) (Value, bool) {
-	return FindAttr(v.Resource, resourceAttrsField, key)
-}
-
-// ScopeAttr finds the instrumentation scope attribute key.
-func (v *SpanView) ScopeAttr(key string) (Value, bool) {
-	return FindAttr(v.Scope, scopeAttrsField, key)
+	return findAttr(v.Resource, resourceAttrsField, key)
 }
 
 // ValueKind is the type of an attribute value.
@@ -81,7 +76,7 @@ type Value struct {
 // FindAttr returns the value of the first attribute named key in the
 // repeated KeyValue field of msg, as pdata's Map.Get does when a key repeats.
 // Malformed bytes read as absent. It allocates nothing.
-func FindAttr(msg []byte, field protowire.Number, key string) (Value, bool) {
+func findAttr(msg []byte, field protowire.Number, key string) (Value, bool) {
 	for len(msg) > 0 {
 		num, typ, n := protowire.ConsumeTag(msg)
 		if n < 0 {

@@ -17,9 +17,9 @@ import (
 // the next consumer refused. lag is how long after its rule fired this
 // happens, or negative for early decisions.
 func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
-	d := s.evaluate(t)
+	d := s.evaluate(t, false)
 	hold := false
-	if d.Keep {
+	if d.Keep() {
 		s.keep(t, d, now)
 	} else if reason != ReasonMemory {
 		// A trace dropped early for lack of memory is not remembered: its
@@ -43,8 +43,10 @@ func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, l
 	}
 }
 
-// evaluate runs the policies on t.
-func (s *shard) evaluate(t *trace) tsampling.Decision {
+// evaluate runs the policies on t. again is set when t was decided before
+// (rescue): stateful policies then neither learn nor charge twice
+// (Engine.Redecide).
+func (s *shard) evaluate(t *trace, again bool) tsampling.Decision {
 	t.sum.Now = s.deps.clock.Now().UnixNano()
 	if s.deps.engine.NeedsSpans() {
 		spans, err := s.build(t, nil)
@@ -54,7 +56,12 @@ func (s *shard) evaluate(t *trace) tsampling.Decision {
 			t.sum.Spans, t.sum.HasSpans = spans, true
 		}
 	}
-	d := s.deps.engine.Decide(&t.sum)
+	var d tsampling.Decision
+	if again {
+		d = s.deps.engine.Redecide(&t.sum)
+	} else {
+		d = s.deps.engine.Decide(&t.sum)
+	}
 	t.sum.Spans, t.sum.HasSpans = ptrace.Traces{}, false
 	return d
 }
@@ -63,7 +70,7 @@ func (s *shard) evaluate(t *trace) tsampling.Decision {
 // threshold, to the output batch.
 func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
 	s.decided.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
-	m := tsampling.NewMarker(d.Threshold)
+	m := s.deps.engine.Marker(&t.sum, d)
 	var rootAttrs []byte
 	if s.annotate {
 		rootAttrs = s.rootAttrs(d)
@@ -95,7 +102,7 @@ func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag i
 		t.inQuiet = false
 	}
 	s.usage.nTraces--
-	s.deps.observer.Decided(d.Policy, d.Keep, t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	s.usage.used -= t.size
 	if hold {
 		s.hold(t, now)

@@ -101,7 +101,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 		s.held.bytes += s.addSpan(t, sp, &batch.Scopes[sp.Scope], gid)
 		newError := !hadError && t.sum.StatusMask&tsampling.StatusErrorBit != 0
 		if newError || t.sum.Duration() > before {
-			if d := s.evaluate(t); d.Keep {
+			if d := s.evaluate(t, true); d.Keep() {
 				s.unhold(t)
 				s.keep(t, d, now)
 				s.deps.observer.Rescued(d.Policy)
