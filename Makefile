@@ -16,7 +16,7 @@ DIST    := cmd/otelcol-tailsift
 CONFIG  ?= config/default.yaml
 FUZZTIME ?= 10s
 # What `make generate` writes; check-generated compares it with the commit.
-GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor receiver/tailsiftreceiver,$(c)/internal/metadata $(c)/internal/metadatatest \
+GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor receiver/tailsiftreceiver receiver/otlpguardreceiver,$(c)/internal/metadata $(c)/internal/metadatatest \
 	$(c)/generated_component_test.go $(c)/generated_package_test.go $(c)/documentation.md)
 
 # The binary depends on every Go source of the main module and the distribution.
@@ -48,6 +48,7 @@ test-unit: $(BIN)
 ## fuzz: a short run of each fuzz target
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzScan$$' -fuzztime=$(FUZZTIME) ./internal/wire/
+	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) ./internal/otlpguard/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.
