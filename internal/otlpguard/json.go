@@ -6,7 +6,7 @@ import "fmt"
 // request. pdata's JSON decoder recurses per object and array like its
 // protobuf decoder. In OTLP/JSON an AnyValue level takes at most four
 // brackets ({"kvlistValue":{"values":[{"key":..,"value":), and the deepest
-// path to the first AnyValue (a metric exemplar's attribute) takes twelve,
+// path to the first AnyValue (a metric exemplar's attribute) takes fourteen,
 // so this bound accepts every request whose AnyValues nest at most MaxDepth
 // levels deep (and a little more).
 const MaxJSONNesting = 4*MaxDepth + 32
