@@ -89,15 +89,7 @@ func TestDeeplyNestedAnyValue(t *testing.T) {
 
 	t.Run("still_serving", func(t *testing.T) {
 		require.True(t, col.running(), "collector exited after the deeply nested requests")
-		var valid []*testTrace
-		for _, tr := range transports {
-			tt := newTrace(rng, classError, time.Now())
-			exp := newExporter(t, tr, col)
-			for _, chunk := range tt.chunks {
-				require.NoError(t, exp.ExportSpans(ctxFor(t, 10*time.Second), chunk), "valid request over %s", tr)
-			}
-			valid = append(valid, tt)
-		}
+		valid := exportErrorTraces(t, col, rng)
 		snk.awaitComplete(valid, 20*time.Second)
 		snk.assertComplete(t, valid)
 	})

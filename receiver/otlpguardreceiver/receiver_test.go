@@ -131,29 +131,27 @@ func marshal(t *testing.T, f func() ([]byte, error)) []byte {
 // compressors are the HTTP body encodings confighttp undoes before the
 // guard reads the body.
 var compressors = map[string]func(t *testing.T, b []byte) []byte{
-	"": func(_ *testing.T, b []byte) []byte { return b },
-	"gzip": func(t *testing.T, b []byte) []byte {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		_, err := w.Write(b)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-		return buf.Bytes()
-	},
-	"deflate": func(t *testing.T, b []byte) []byte {
-		var buf bytes.Buffer
-		w := zlib.NewWriter(&buf)
-		_, err := w.Write(b)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-		return buf.Bytes()
-	},
+	"":        func(_ *testing.T, b []byte) []byte { return b },
+	"gzip":    streamed(func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }),
+	"deflate": streamed(func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) }),
 	"zstd": func(t *testing.T, b []byte) []byte {
 		enc, err := zstd.NewWriter(nil)
 		require.NoError(t, err)
 		defer func() { require.NoError(t, enc.Close()) }()
 		return enc.EncodeAll(b, nil)
 	},
+}
+
+// streamed compresses with a writer from newWriter.
+func streamed(newWriter func(io.Writer) io.WriteCloser) func(t *testing.T, b []byte) []byte {
+	return func(t *testing.T, b []byte) []byte {
+		var buf bytes.Buffer
+		w := newWriter(&buf)
+		_, err := w.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return buf.Bytes()
+	}
 }
 
 func post(t *testing.T, url, contentType, encoding string, body []byte) (int, []byte) {
