@@ -16,7 +16,7 @@ DIST    := cmd/otelcol-tailsift
 CONFIG  ?= config/default.yaml
 FUZZTIME ?= 10s
 # What `make generate` writes; check-generated compares it with the commit.
-GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor receiver/tailsiftreceiver,$(c)/internal/metadata $(c)/internal/metadatatest \
+GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor receiver/tailsiftreceiver receiver/otlpguardreceiver,$(c)/internal/metadata $(c)/internal/metadatatest \
 	$(c)/generated_component_test.go $(c)/generated_package_test.go $(c)/documentation.md)
 
 # The binary depends on every Go source of the main module and the distribution.
@@ -50,6 +50,7 @@ fuzz:
 	for t in FuzzScan FuzzScanAgreesWithPdata FuzzCheckAnyValue; do \
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
 	done
+	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.

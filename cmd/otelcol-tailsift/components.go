@@ -10,6 +10,7 @@ import (
 	pprofextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	filestorage "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	tailsiftprocessor "github.com/tailsift/tailsift/processor/tailsiftprocessor"
+	otlpguardreceiver "github.com/tailsift/tailsift/receiver/otlpguardreceiver"
 	tailsiftreceiver "github.com/tailsift/tailsift/receiver/tailsiftreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
@@ -24,7 +25,6 @@ import (
 	batchprocessor "go.opentelemetry.io/collector/processor/batchprocessor"
 	memorylimiterprocessor "go.opentelemetry.io/collector/processor/memorylimiterprocessor"
 	"go.opentelemetry.io/collector/receiver"
-	otlpreceiver "go.opentelemetry.io/collector/receiver/otlpreceiver"
 	otelconftelemetry "go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 )
 
@@ -65,15 +65,15 @@ func components() (otelcol.Factories, error) {
 	})
 
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(),
+		otlpguardreceiver.NewFactory(),
 		tailsiftreceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
 	factories.ReceiverModules = makeModulesMap(factories.Receivers, map[component.Type]string{
-		otlpreceiver.NewFactory().Type():     "go.opentelemetry.io/collector/receiver/otlpreceiver v0.161.0",
-		tailsiftreceiver.NewFactory().Type(): "github.com/tailsift/tailsift v0.0.0",
+		otlpguardreceiver.NewFactory().Type(): "github.com/tailsift/tailsift v0.0.0",
+		tailsiftreceiver.NewFactory().Type():  "github.com/tailsift/tailsift v0.0.0",
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](

@@ -27,6 +27,7 @@ type collectorConfig struct {
 	MaxWait     time.Duration // completion.max_wait
 	BaselinePct float64       // the probabilistic policy's sampling_percentage
 	SinkAddr    string        // where the otlp_grpc exporter sends
+	GRPCMaxMiB  int           // the otlp receiver's grpc max_recv_msg_size_mib, when not 0
 }
 
 // fastConfig is the configuration of tests that want quick decisions.
@@ -39,6 +40,9 @@ var configTemplate = template.Must(template.New("config").Parse(`receivers:
     protocols:
       grpc:
         endpoint: {{.GRPCAddr}}
+{{- if .GRPCMaxMiB}}
+        max_recv_msg_size_mib: {{.GRPCMaxMiB}}
+{{- end}}
       http:
         endpoint: {{.HTTPAddr}}
 

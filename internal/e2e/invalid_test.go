@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -59,19 +60,27 @@ func TestMalformedRequest(t *testing.T) {
 
 	t.Run("still_serving", func(t *testing.T) {
 		require.True(t, col.running(), "collector exited after the malformed requests")
-		var valid []*testTrace
-		for _, tr := range transports {
-			tt := newTrace(rng, classError, time.Now())
-			exp := newExporter(t, tr, col)
-			for _, chunk := range tt.chunks {
-				require.NoError(t, exp.ExportSpans(ctxFor(t, 10*time.Second), chunk), "valid request over %s", tr)
-			}
-			valid = append(valid, tt)
-		}
+		valid := exportErrorTraces(t, col, rng)
 		snk.awaitComplete(valid, 20*time.Second)
 		snk.assertComplete(t, valid)
 		snk.assertThreshold(t, valid, "0")
 	})
+}
+
+// exportErrorTraces exports one new trace of the error class (which every
+// test configuration keeps) over each transport, and returns them.
+func exportErrorTraces(t *testing.T, col *collector, rng *rand.Rand) []*testTrace {
+	t.Helper()
+	var valid []*testTrace
+	for _, tr := range transports {
+		tt := newTrace(rng, classError, time.Now())
+		exp := newExporter(t, tr, col)
+		for _, chunk := range tt.chunks {
+			require.NoError(t, exp.ExportSpans(ctxFor(t, 10*time.Second), chunk), "valid request over %s", tr)
+		}
+		valid = append(valid, tt)
+	}
+	return valid
 }
 
 // TestZeroTraceIDRejected sends a request holding an all-zero trace ID span

@@ -1,0 +1,213 @@
+// Package otlpguard bounds how deeply AnyValues nest in an OTLP export
+// request before anything decodes it.
+//
+// pdata decodes an AnyValue (and its kvlist_value and array_value) by
+// recursion with no depth limit, so a request of nested AnyValues a few
+// bytes per level deep overflows the goroutine stack, which is a fatal error
+// that takes the whole collector down, not a panic a handler can recover.
+// [Check] walks the protobuf bytes of a request once, iteratively, following
+// the OTLP schema along every path that reaches an AnyValue (attributes of
+// resources, scopes, spans, span events and links, data points, exemplars,
+// metric metadata, log records and their bodies, the profiles dictionary),
+// and refuses a request whose AnyValues nest deeper than [MaxDepth].
+// [CheckJSON] bounds the nesting of an OTLP/JSON request the same way.
+package otlpguard // import "github.com/tailsift/tailsift/internal/otlpguard"
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxDepth is the deepest AnyValue nesting a request may hold: an attribute
+// value is at depth 1, a value inside its kvlist_value or array_value at
+// depth 2, and so on. Real telemetry rarely nests more than a handful of
+// levels; 128 levels of pdata's decoder use well under 1 MiB of stack.
+const MaxDepth = 128
+
+// ErrTooDeep is the error of a request whose AnyValues nest deeper than
+// MaxDepth; the error Check returns wraps it.
+var ErrTooDeep = errors.New("AnyValue nested deeper than the limit")
+
+// ErrMalformed is the error of a request that is not valid protobuf where
+// the walk needs to read it; the error Check returns wraps it. pdata would
+// refuse such a request too.
+var ErrMalformed = errors.New("malformed protobuf")
+
+// Signal says which export request a body holds.
+type Signal uint8
+
+// The signals, one per OTLP export service.
+const (
+	Traces Signal = iota
+	Metrics
+	Logs
+	Profiles
+)
+
+func (s Signal) String() string {
+	switch s {
+	case Traces:
+		return "traces"
+	case Metrics:
+		return "metrics"
+	case Logs:
+		return "logs"
+	case Profiles:
+		return "profiles"
+	}
+	return fmt.Sprintf("Signal(%d)", uint8(s))
+}
+
+// frame is a message the walk is inside of: its kind and where it ends.
+type frame struct {
+	end  int
+	kind kind
+}
+
+// maxFrames bounds the walk's stack: the deepest chain of messages above the
+// first AnyValue (request, resource, scope, metric, data container, data
+// point, exemplar, key-value: 8) plus three frames (AnyValue, kvlist or
+// array, key-value) per allowed level, with room to spare.
+const maxFrames = 12 + 3*(MaxDepth+1)
+
+// Check walks the protobuf encoding of one export request of the given
+// signal and returns an error wrapping ErrTooDeep when an AnyValue nests
+// deeper than MaxDepth, or ErrMalformed when a field the walk must read is
+// cut short or carries an invalid wire type. It reads each byte once, keeps
+// its stack in a fixed array, and allocates nothing unless it fails.
+func Check(sig Signal, b []byte) error {
+	if int(sig) >= len(roots) {
+		return fmt.Errorf("check %v request: unknown signal", sig)
+	}
+	root := roots[sig]
+	var stack [maxFrames]frame
+	sp, depth := 0, 0
+	cur := frame{end: len(b), kind: root}
+	pos := 0
+	for {
+		if pos >= cur.end {
+			if sp == 0 {
+				return nil
+			}
+			if cur.kind == kAnyValue {
+				depth--
+			}
+			sp--
+			cur = stack[sp]
+			continue
+		}
+		tag, n := uvarint(b[pos:cur.end])
+		// pdata reads the field number as an int32: a tag whose number does
+		// not fit would otherwise reach a field the walk skipped.
+		fieldNum := int32(tag >> 3) //nolint:gosec // truncated as pdata truncates it
+		if n == 0 || fieldNum <= 0 {
+			return malformed(sig, pos, "bad field tag")
+		}
+		pos += n
+		field, wire := uint64(fieldNum), tag&7
+		switch wire {
+		case 0: // varint
+			_, n = uvarint(b[pos:cur.end])
+			if n == 0 {
+				return malformed(sig, pos, "bad varint")
+			}
+			pos += n
+		case 1: // fixed64
+			pos += 8
+		case 5: // fixed32
+			pos += 4
+		case 2: // length-delimited
+			l, n := uvarint(b[pos:cur.end])
+			if n == 0 || l > uint64(cur.end-pos-n) {
+				return malformed(sig, pos, "bad length")
+			}
+			pos += n
+			child := childKind(cur.kind, field)
+			if child == kNone {
+				pos += int(l)
+				continue
+			}
+			if child == kAnyValue {
+				depth++
+				if depth > MaxDepth {
+					return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
+						sig, ErrTooDeep, pos, MaxDepth)
+				}
+			}
+			if sp == len(stack) { // cannot happen: depth bounds sp
+				return fmt.Errorf("check %v request: %w: messages nested more than %d levels deep", sig, ErrTooDeep, maxFrames)
+			}
+			stack[sp] = cur
+			sp++
+			cur = frame{end: pos + int(l), kind: child}
+		case 3: // start group: skipped as pdata skips it, without recursion
+			var err error
+			if pos, err = skipGroup(b[:cur.end], pos); err != nil {
+				return malformed(sig, pos, err.Error())
+			}
+		default: // end group outside a group, or wire types 6 and 7
+			return malformed(sig, pos, fmt.Sprintf("wire type %d", wire))
+		}
+		if pos > cur.end {
+			return malformed(sig, cur.end, "field runs past the end of its message")
+		}
+	}
+}
+
+func malformed(sig Signal, pos int, what string) error {
+	return fmt.Errorf("check %v request: %w at byte %d: %s", sig, ErrMalformed, pos, what)
+}
+
+// skipGroup skips the fields of a group that started before pos, through
+// its matching end-group tag, and returns the position after it.
+func skipGroup(b []byte, pos int) (int, error) {
+	for depth := 1; depth > 0; {
+		tag, n := uvarint(b[pos:])
+		if n == 0 {
+			return pos, errors.New("bad tag in group")
+		}
+		pos += n
+		switch tag & 7 {
+		case 0:
+			if _, n = uvarint(b[pos:]); n == 0 {
+				return pos, errors.New("bad varint in group")
+			}
+			pos += n
+		case 1:
+			pos += 8
+		case 2:
+			l, n := uvarint(b[pos:])
+			if n == 0 || l > uint64(len(b)-pos-n) {
+				return pos, errors.New("bad length in group")
+			}
+			pos += n + int(l)
+		case 3:
+			depth++
+		case 4:
+			depth--
+		case 5:
+			pos += 4
+		default:
+			return pos, fmt.Errorf("wire type %d in group", tag&7)
+		}
+		if pos > len(b) {
+			return len(b), errors.New("group runs past the end of its message")
+		}
+	}
+	return pos, nil
+}
+
+// uvarint decodes a protobuf varint from the start of b and returns it and
+// its length, or a length of 0 when b does not start with a valid varint.
+// Like pdata's decoder, it takes up to 10 bytes and drops bits past 64.
+func uvarint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		c := b[i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
