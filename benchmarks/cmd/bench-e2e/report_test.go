@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -294,7 +296,7 @@ func TestSVGSeries(t *testing.T) {
 func TestSizingSource(t *testing.T) {
 	rep := synthReport(t)
 	section := func() string {
-		var b strings.Builder
+		var b markdownWriter
 		rep.sizing(&b)
 		return b.String()
 	}
@@ -342,5 +344,41 @@ func TestSizingSource(t *testing.T) {
 	rep.Side = nil
 	if got := section(); got != "## Sizing\n\nNot computed: it needs side-by-side runs of both tailsift and contrib that measured CPU, buffered spans and RSS; this run has 0 of tailsift.\n\n" {
 		t.Errorf("sizing without side-by-side runs: %q", got)
+	}
+}
+
+// TestMarkdownGolden renders every stored results JSON again and compares
+// it with the markdown stored next to it, so that a change to the report
+// code that changes its output shows here. When the output is meant to
+// change, re-render the stored reports with -replot.
+func TestMarkdownGolden(t *testing.T) {
+	// Written by an older report format (before the per-class sink table).
+	stale := map[string]bool{"e2e-2026-11-27.json": true}
+	files, err := filepath.Glob(filepath.Join("..", "..", "results", "e2e-*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no stored results: %v", err)
+	}
+	compared := 0
+	for _, path := range files {
+		if stale[filepath.Base(path)] {
+			continue
+		}
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(path, ".json") + ".md")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := loadReport(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rep.markdown(); got != string(want) {
+				t.Errorf("rendering %s differs from the stored markdown", path)
+			}
+		})
+		compared++
+	}
+	if compared < 5 {
+		t.Errorf("compared %d stored reports, want at least 5", compared)
 	}
 }

@@ -168,7 +168,7 @@ func TestJudgeAndAggregate(t *testing.T) {
 		t.Errorf("contrib 1.5 s is within its 2 s limit: %s", st.Reason)
 	}
 	runs := []*runResult{{Kind: kindTailsift, CPUMicrosPerSpan: 3}, {Kind: kindTailsift, CPUMicrosPerSpan: 1}, {Kind: kindTailsift, CPUMicrosPerSpan: 2}, {Kind: kindContrib, CPUMicrosPerSpan: 9}}
-	a := aggregate(runs, kindTailsift, func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) })
+	a := aggregate(runs, kindTailsift, func(r *runResult) (float64, bool) { return positive(r.CPUMicrosPerSpan) })
 	if a.n != 3 || a.med != 2 || a.min != 1 || a.max != 3 {
 		t.Errorf("aggregate %+v", a)
 	}
