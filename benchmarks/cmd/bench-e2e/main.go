@@ -261,6 +261,10 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	if o.ContribBin == "" {
 		o.ContribBin = filepath.Join(o.Repo, "bin", "otelcol-contrib-bench")
 	}
+	configs, err := collectorTemplates(filepath.Join(o.Repo, "testdata", "collector"))
+	if err != nil {
+		return nil, nil, err
+	}
 	work, err := os.MkdirTemp("", "bench-e2e-")
 	if err != nil {
 		return nil, nil, err
@@ -270,7 +274,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
 	if p, err := exec.LookPath("taskset"); err == nil {
 		e.taskset = p
 	} else {

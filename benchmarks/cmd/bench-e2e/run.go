@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"text/template"
 	"time"
 )
 
@@ -18,8 +19,9 @@ type env struct {
 	loadgenBin, sinkBin     string
 	taskset                 string // path of taskset, "" when runs are unpinned
 	workDir                 string
-	keep                    bool          // keep each run's directory (configs, logs, manifests)
-	rescue                  time.Duration // tailsift's rescue.window; 0: off
+	keep                    bool               // keep each run's directory (configs, logs, manifests)
+	rescue                  time.Duration      // tailsift's rescue.window; 0: off
+	configs                 *template.Template // testdata/collector
 	logf                    func(format string, args ...any)
 
 	mu    sync.Mutex
@@ -95,7 +97,11 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rf.config, []byte(collectorConfig(spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.rescue)), 0o644); err != nil {
+	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.rescue)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(rf.config, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
 
