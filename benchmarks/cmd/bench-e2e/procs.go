@@ -120,18 +120,36 @@ func (e *env) killAll() {
 	}
 }
 
-func httpOK(ctx context.Context, url string) bool {
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// httpGet sends a GET for url and returns the response if it is 200 OK;
+// the caller closes its body.
+func httpGet(ctx context.Context, client *http.Client, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp, nil
+}
+
+// httpOK reports whether a GET for url answers 200 OK.
+func httpOK(ctx context.Context, url string) bool {
+	resp, err := httpGet(ctx, httpClient, url)
 	if err != nil {
 		return false
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return true
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, dead func() bool, ok func() bool) error {
@@ -170,11 +188,7 @@ type sinkStats struct {
 }
 
 func getSinkStats(ctx context.Context, url string) (*sinkStats, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := httpClient.Do(req)
+	resp, err := httpGet(ctx, httpClient, url)
 	if err != nil {
 		return nil, err
 	}
@@ -229,19 +243,11 @@ func firstError(path string) string {
 
 func fetchProfile(ctx context.Context, port, seconds int, out string) error {
 	c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, seconds), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
+	resp, err := httpGet(ctx, c, fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", port, seconds))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof: %s", resp.Status)
-	}
 	f, err := os.Create(out)
 	if err != nil {
 		return err
