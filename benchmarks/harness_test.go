@@ -194,24 +194,24 @@ func absDiff(a, b uint64) uint64 {
 
 // The default workload is built once per test binary, outside any timer.
 var (
-	workloadOnce sync.Once
-	workload     *Workload
+	defaultLoadOnce sync.Once
+	defaultLoad     *benchLoad
 )
 
-func benchWorkload(tb testing.TB) *Workload {
-	workloadOnce.Do(func() {
-		cfg := DefaultWorkloadConfig()
+func benchWorkload(testing.TB) *benchLoad {
+	defaultLoadOnce.Do(func() {
+		spans := defaultBenchSpans
 		if s := os.Getenv("TAILSIFT_BENCH_SPANS"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n <= 0 {
 				panic("bad TAILSIFT_BENCH_SPANS=" + s)
 			}
-			cfg.TotalSpans = n
+			spans = n
 		}
-		workload = GenerateWorkload(cfg)
-		fmt.Printf("workload: %s\n", workload)
+		defaultLoad = recordWorkload(benchWorkloadConfig(spans))
+		fmt.Printf("workload: %s\n", defaultLoad)
 	})
-	return workload
+	return defaultLoad
 }
 
 // consumeResult holds the metrics of one runConsume call.
@@ -243,7 +243,7 @@ const stageBatches = 128
 //   - gc-cpu-ns/span: the Go runtime's estimate of the part of that CPU
 //     time spent on GC (/cpu/classes/gc/total:cpu-seconds).
 //   - allocs/span, alloc-B/span: heap allocations over the same period.
-func runConsume(b benchT, im impl, shards int, w *Workload) consumeResult {
+func runConsume(b benchT, im impl, shards int, w *benchLoad) consumeResult {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetBytes(w.AvgBatchWireBytes())
@@ -287,7 +287,7 @@ func runConsume(b benchT, im impl, shards int, w *Workload) consumeResult {
 	}
 	stage := func() {
 		stagedAt += len(staged)
-		if stagedAt == len(w.Encoded) || p == nil {
+		if stagedAt == len(w.Requests) || p == nil {
 			if p != nil {
 				fwd += sink.spans.Load()
 				shutdown(b, p)
@@ -296,7 +296,7 @@ func runConsume(b benchT, im impl, shards int, w *Workload) consumeResult {
 			sink = newCountingSink()
 			p = newProcessor(b, im, shards, sink)
 		}
-		n := min(stageBatches, len(w.Encoded)-stagedAt)
+		n := min(stageBatches, len(w.Requests)-stagedAt)
 		staged = staged[:0]
 		for i := range n {
 			staged = append(staged, w.Batch(stagedAt+i))
@@ -317,7 +317,7 @@ func runConsume(b benchT, im impl, shards int, w *Workload) consumeResult {
 		if err := p.ConsumeTraces(ctx, staged[next]); err != nil {
 			b.Fatalf("ConsumeTraces: %v", err)
 		}
-		spans += int64(w.BatchSpans[stagedAt+next])
+		spans += int64(w.Spans[stagedAt+next])
 		staged[next] = ptrace.Traces{}
 		next++
 	}
@@ -365,7 +365,7 @@ type retainedResult struct {
 // they are reported as startup-MiB (heap after Start minus heap before
 // creation). fullgc-ms is the duration of one forced full GC with the
 // whole workload buffered, a proxy for the GC mark cost of the buffer.
-func runRetained(b benchT, im impl, shards int, w *Workload) retainedResult {
+func runRetained(b benchT, im impl, shards int, w *benchLoad) retainedResult {
 	ctx := context.Background()
 	var sumRetained, sumInput, sumStartup, sumGC float64
 	n := 0

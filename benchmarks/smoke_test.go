@@ -1,10 +1,13 @@
 package benchmarks
 
 import (
-	"bytes"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tailsift/tailsift/internal/workload"
 )
 
 // fakeB runs a benchmark body for a fixed number of iterations inside a
@@ -58,12 +61,10 @@ func (f *fakeB) Elapsed() time.Duration { return f.elapsed }
 // the benchmark code keeps compiling and working. It checks plumbing only,
 // not performance.
 func TestBenchmarksSmoke(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
-	cfg.TotalSpans = 2000
-	cfg.MinBatchSpans, cfg.MaxBatchSpans = 40, 120
-	cfg.ActiveTraces = 60
-	w := GenerateWorkload(cfg)
-	if w.TotalSpans < cfg.TotalSpans || len(w.Encoded) < 2 {
+	cfg := benchWorkloadConfig(2000)
+	cfg.Templates, cfg.MaxSpans = 50, 120
+	w := recordWorkload(cfg)
+	if w.TotalSpans < 1900 || len(w.Requests) < 2 {
 		t.Fatalf("unexpected workload: %s", w)
 	}
 	if len(implRegistry) == 0 {
@@ -74,7 +75,7 @@ func TestBenchmarksSmoke(t *testing.T) {
 	// is exercised), RetainedBytes with one shard.
 	for _, im := range implRegistry {
 		t.Run("impl="+im.name, func(t *testing.T) {
-			fb := &fakeB{T: t, iters: len(w.Encoded) + len(w.Encoded)/2, metrics: map[string]float64{}}
+			fb := &fakeB{T: t, iters: len(w.Requests) + len(w.Requests)/2, metrics: map[string]float64{}}
 			runConsume(fb, im, 2, w)
 			for _, m := range []string{"ns/span", "spans/s", "ingest-ns/span", "allocs/span"} {
 				if !(fb.metrics[m] > 0) {
@@ -90,27 +91,23 @@ func TestBenchmarksSmoke(t *testing.T) {
 	}
 }
 
-// TestWorkloadShape checks the generator against the documented workload.
+// TestWorkloadShape checks the benchmark workload against its description
+// (benchWorkloadConfig, README.md). Its size is the default one: a much
+// smaller run is dominated by the first and last batching delays (0.2-5 s of
+// virtual time), whose batches are smaller.
 func TestWorkloadShape(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
-	cfg.TotalSpans = 5000
-	w := GenerateWorkload(cfg)
-	w2 := GenerateWorkload(cfg)
-	if !slices.EqualFunc(w.Encoded, w2.Encoded, bytes.Equal) {
-		t.Fatalf("workload not deterministic: %s vs %s", w, w2)
-	}
-	mean := float64(w.TotalSpans) / float64(w.TotalTraces)
-	if mean < 10 || mean > 14 || w.MaxSpans > maxSpansPerTrace {
-		t.Errorf("spans/trace mean %.1f max %d", mean, w.MaxSpans)
-	}
-	if f := float64(w.ErrorTraces) / float64(w.TotalTraces); f < 0.01 || f > 0.05 {
-		t.Errorf("error trace fraction %.3f", f)
-	}
-	if f := float64(w.SlowTraces) / float64(w.TotalTraces); f < 0.003 || f > 0.03 {
-		t.Errorf("slow trace fraction %.3f", f)
-	}
-	if b := float64(w.WireBytes) / float64(w.TotalSpans); b < 400 || b > 700 {
-		t.Errorf("wire bytes/span %.0f", b)
-	}
+	w := recordWorkload(benchWorkloadConfig(defaultBenchSpans))
 	t.Log(w)
+	traces := float64(w.Traces)
+	mean := float64(w.TotalSpans) / traces
+	assert.InDelta(t, 12, mean, 2, "spans/trace")
+	assert.LessOrEqual(t, w.MaxTraceSpans, 50, "largest trace (no huge traces)")
+	assert.InDelta(t, 0.03, float64(w.ClassTraces[workload.ClassError])/traces, 0.01, "error trace fraction")
+	assert.InDelta(t, 0.01, float64(w.ClassTraces[workload.ClassSlow])/traces, 0.007, "slow trace fraction")
+	assert.Zero(t, w.ClassTraces[workload.ClassAnomaly]+w.ClassTraces[workload.ClassHuge], "anomaly and huge traces")
+	assert.InDelta(t, 300, float64(w.TotalSpans)/float64(len(w.Requests)), 100, "spans/batch")
+	assert.InDelta(t, 550, float64(w.WireBytes)/float64(w.TotalSpans), 150, "wire bytes/span")
+	for i := range w.Requests {
+		require.LessOrEqual(t, w.Spans[i], 500, "batch %d", i)
+	}
 }

@@ -35,58 +35,12 @@ func fastConfig(sinkAddr string) collectorConfig {
 	return collectorConfig{Quiet: 300 * time.Millisecond, MaxWait: 5 * time.Second, BaselinePct: 10, SinkAddr: sinkAddr}
 }
 
-var configTemplate = template.Must(template.New("config").Parse(`receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {{.GRPCAddr}}
-{{- if .GRPCMaxMiB}}
-        max_recv_msg_size_mib: {{.GRPCMaxMiB}}
-{{- end}}
-      http:
-        endpoint: {{.HTTPAddr}}
+// collectorTemplates are the shared collector configurations of
+// testdata/collector; the tests run e2e.yaml.
+var collectorTemplates = template.Must(template.ParseGlob(filepath.Join("..", "..", "testdata", "collector", "*.yaml")))
 
-processors:
-  tailsift:
-    shards: 0
-    completion:
-      quiet: {{.Quiet}}
-      max_wait: {{.MaxWait}}
-      max_spans: 10000
-    buffer:
-      max_bytes: 128MiB
-    decision_cache:
-      kept_max_bytes: 4MiB
-      dropped_max_entries: 100000
-    policies:
-      - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
-      - {name: slow,     type: latency,       latency:       {threshold_ms: 1000}}
-      - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: {{.BaselinePct}}}}
-
-exporters:
-  otlp_grpc:
-    endpoint: {{.SinkAddr}}
-    tls:
-      insecure: true
-    compression: zstd
-{{if .HealthAddr}}
-extensions:
-  health_check:
-    endpoint: {{.HealthAddr}}
-{{end}}
-service:
-{{- if .HealthAddr}}
-  extensions: [health_check]
-{{- end}}
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tailsift]
-      exporters: [otlp_grpc]
-`))
+// slowThresholdMs is the slow policy's latency threshold_ms.
+const slowThresholdMs = 1000
 
 // collector is a running otelcol-tailsift child process.
 type collector struct {
@@ -135,10 +89,11 @@ func tryStartCollector(t testing.TB, cfg collectorConfig, attempt int) (*collect
 	}
 
 	var yaml bytes.Buffer
-	require.NoError(t, configTemplate.Execute(&yaml, struct {
+	require.NoError(t, collectorTemplates.ExecuteTemplate(&yaml, "e2e.yaml", struct {
 		collectorConfig
 		GRPCAddr, HTTPAddr, HealthAddr string
-	}{cfg, c.grpcAddr, c.httpAddr, c.healthAddr}))
+		SlowThresholdMs                int
+	}{cfg, c.grpcAddr, c.httpAddr, c.healthAddr, slowThresholdMs}))
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("config-%d.yaml", attempt))
 	return c, c.launch(t, path, "", yaml.Bytes())
 }

@@ -72,27 +72,26 @@ func appendStringField(b []byte, num protowire.Number, v string) []byte {
 	return protowire.AppendString(b, v)
 }
 
-// appendKVString appends a KeyValue{key, AnyValue{string_value}} as field num.
-func appendKVString(b []byte, num protowire.Number, key, val string) []byte {
-	avLen := 1 + protowire.SizeBytes(len(val))
+// appendKVHead appends a KeyValue{key, AnyValue{...}} as field num up to
+// the AnyValue's contents, which take avLen bytes and follow.
+func appendKVHead(b []byte, num protowire.Number, key string, avLen int) []byte {
 	kvLen := 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(avLen)
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(kvLen))
 	b = appendStringField(b, fKVKey, key)
 	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(avLen))
+	return protowire.AppendVarint(b, uint64(avLen))
+}
+
+// appendKVString appends a KeyValue{key, AnyValue{string_value}} as field num.
+func appendKVString(b []byte, num protowire.Number, key, val string) []byte {
+	b = appendKVHead(b, num, key, 1+protowire.SizeBytes(len(val)))
 	return appendStringField(b, fAVStr, val)
 }
 
 // appendKVInt appends a KeyValue{key, AnyValue{int_value}} as field num.
 func appendKVInt(b []byte, num protowire.Number, key string, val int64) []byte {
-	avLen := 1 + protowire.SizeVarint(uint64(val))
-	kvLen := 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(avLen)
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvLen))
-	b = appendStringField(b, fKVKey, key)
-	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(avLen))
+	b = appendKVHead(b, num, key, 1+protowire.SizeVarint(uint64(val)))
 	b = protowire.AppendTag(b, fAVInt, protowire.VarintType)
 	return protowire.AppendVarint(b, uint64(val))
 }
@@ -100,13 +99,7 @@ func appendKVInt(b []byte, num protowire.Number, key string, val int64) []byte {
 // appendKVPaddedInt appends a KeyValue whose int_value is a SeqWidth-byte
 // padded varint and returns the offset of those SeqWidth bytes in b.
 func appendKVPaddedInt(b []byte, num protowire.Number, key string, val uint64) ([]byte, int) {
-	avLen := 1 + SeqWidth
-	kvLen := 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(avLen)
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvLen))
-	b = appendStringField(b, fKVKey, key)
-	b = protowire.AppendTag(b, fKVValue, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(avLen))
+	b = appendKVHead(b, num, key, 1+SeqWidth)
 	b = protowire.AppendTag(b, fAVInt, protowire.VarintType)
 	off := len(b)
 	b = binary.LittleEndian.AppendUint64(b, paddedVarint(val))

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -34,88 +36,50 @@ const (
 const contribFeatureGates = "--feature-gates=+processor.tailsamplingprocessor.usetracestate," +
 	"+processor.tailsamplingprocessor.metricstatcountspanssampled"
 
-// policiesYAML is the same for both collectors. Both judge latency as
-// contrib does, in whole milliseconds with the bound exclusive, so
-// threshold_ms 999 keeps a trace of 1000 ms and more: the workload's slow
-// class (root latency >= 1 s).
-var policiesYAML = fmt.Sprintf(`    policies:
-      - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
-      - {name: slow,     type: latency,       latency:       {threshold_ms: 999}}
-      - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: %g}}
-`, fastPercentage)
+// The policies are the same for both collectors (testdata/collector/
+// policies.yaml). Both judge latency as contrib does, in whole milliseconds
+// with the bound exclusive, so threshold_ms 999 keeps a trace of 1000 ms and
+// more: the workload's slow class (root latency >= 1 s).
+const slowThresholdMs = 999
 
 // ports are the loopback ports of one run.
 type ports struct {
 	OTLP, Metrics, Health, Pprof, SinkGRPC, SinkHTTP int
 }
 
-// collectorConfig returns the collector YAML for one run.
-// rescue > 0 sets tailsift's rescue.window (processor and fast path).
-func collectorConfig(k kind, p ports, pprof bool, rescue time.Duration) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# written by benchmarks/cmd/bench-e2e (%s)\n", k)
-	b.WriteString("extensions:\n")
-	fmt.Fprintf(&b, "  health_check: {endpoint: 127.0.0.1:%d}\n", p.Health)
-	exts := "[health_check]"
-	if pprof {
-		fmt.Fprintf(&b, "  pprof: {endpoint: 127.0.0.1:%d}\n", p.Pprof)
-		exts = "[health_check, pprof]"
-	}
-	receiver := "otlp"
-	if k == kindFastpath {
-		receiver = "tailsift"
-		fmt.Fprintf(&b, "receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n    completion: {quiet: %s, max_wait: %s}\n%s%s", p.OTLP, quiet, maxWait, rescueYAML(rescue), policiesYAML)
-	} else {
-		fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:%d}\n", p.OTLP)
-	}
-	proc := ""
-	exporter := "otlp_grpc"
-	switch k {
-	case kindTailsift:
-		proc = "tailsift"
-		fmt.Fprintf(&b, "processors:\n  tailsift:\n    completion: {quiet: %s, max_wait: %s}\n%s%s", quiet, maxWait, rescueYAML(rescue), policiesYAML)
-	case kindContrib:
-		proc = "tail_sampling"
-		fmt.Fprintf(&b, `processors:
-  tail_sampling:
-    decision_wait: %s
-    decision_wait_after_root_received: %s
-    num_traces: %d
-    sample_on_first_match: true
-    decision_cache: {sampled_cache_size: 100000, non_sampled_cache_size: 1000000}
-%s`, maxWait, afterRoot, contribTraces, policiesYAML)
-	case kindBaseline:
-		exporter = "nop"
-	}
-	b.WriteString("exporters:\n")
-	if exporter == "nop" {
-		b.WriteString("  nop: {}\n")
-	} else {
-		fmt.Fprintf(&b, "  otlp_grpc:\n    endpoint: 127.0.0.1:%d\n    compression: zstd\n    tls: {insecure: true}\n", p.SinkGRPC)
-	}
-	fmt.Fprintf(&b, `service:
-  extensions: %s
-  telemetry:
-    logs: {level: warn}
-    metrics:
-      readers:
-        - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}
-  pipelines:
-    traces:
-      receivers: [%s]
-`, exts, p.Metrics, receiver)
-	if proc != "" {
-		fmt.Fprintf(&b, "      processors: [%s]\n", proc)
-	}
-	fmt.Fprintf(&b, "      exporters: [%s]\n", exporter)
-	return b.String()
+// configData fills the collector templates of testdata/collector.
+type configData struct {
+	Ports                     ports
+	Pprof                     bool          // enable the pprof extension
+	Rescue                    time.Duration // tailsift's rescue.window; 0: off
+	Quiet, MaxWait, AfterRoot time.Duration
+	ContribTraces             int
+	SlowThresholdMs           int
+	BaselinePct               float64
 }
 
-// rescueYAML is tailsift's rescue block, empty when rescue is off. Its
-// budget is far above what a run holds, so that the window alone decides.
-func rescueYAML(window time.Duration) string {
-	if window <= 0 {
-		return ""
+// collectorTemplates reads the collector templates in dir
+// (<repo>/testdata/collector).
+func collectorTemplates(dir string) (*template.Template, error) {
+	t, err := template.ParseGlob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("read the collector configurations: %w", err)
 	}
-	return fmt.Sprintf("    rescue: {window: %s, max_bytes: 2GiB}\n", window)
+	return t, nil
+}
+
+// collectorConfig returns the collector YAML of kind k for one run, from
+// testdata/collector/bench-<k>.yaml. rescue > 0 sets tailsift's
+// rescue.window (processor and fast path).
+func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, rescue time.Duration) (string, error) {
+	var b strings.Builder
+	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
+		Ports: p, Pprof: pprof, Rescue: rescue,
+		Quiet: quiet, MaxWait: maxWait, AfterRoot: afterRoot, ContribTraces: contribTraces,
+		SlowThresholdMs: slowThresholdMs, BaselinePct: fastPercentage,
+	})
+	if err != nil {
+		return "", fmt.Errorf("render the %s collector configuration: %w", k, err)
+	}
+	return b.String(), nil
 }

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -262,6 +261,10 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	if o.ContribBin == "" {
 		o.ContribBin = filepath.Join(o.Repo, "bin", "otelcol-contrib-bench")
 	}
+	configs, err := collectorTemplates(filepath.Join(o.Repo, "testdata", "collector"))
+	if err != nil {
+		return nil, nil, err
+	}
 	work, err := os.MkdirTemp("", "bench-e2e-")
 	if err != nil {
 		return nil, nil, err
@@ -271,7 +274,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
 	if p, err := exec.LookPath("taskset"); err == nil {
 		e.taskset = p
 	} else {
@@ -294,38 +297,6 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	}
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	return e, cleanup, nil
-}
-
-// report is what the suite measured.
-type report struct {
-	Opts      options     `json:"options"`
-	Machine   machineInfo `json:"machine"`
-	Started   time.Time   `json:"started"`
-	Finished  time.Time   `json:"finished"`
-	Pinned    bool        `json:"pinned"`
-	Commands  []string    `json:"commands"`
-	Side      []*runResult
-	Sat       []*satStep `json:"saturation"`
-	SatRate   map[kind]satOutcome
-	Profile   *runResult `json:"profile_run,omitempty"`
-	ProfTop   string     `json:"profile_top,omitempty"`
-	Notes     []string   `json:"notes"`
-	LoadAvg   [2]string  `json:"loadavg_start_end"`
-	SourceSum string     `json:"tailsift_source_sha256"`
-}
-
-type satStep struct {
-	*runResult
-	Pass   bool   `json:"pass"`
-	Reason string `json:"reason"`
-}
-
-type satOutcome struct {
-	Rate       float64 `json:"rate"`        // highest passing rate (0: none)
-	FirstFail  float64 `json:"first_fail"`  // lowest failing rate (0: none)
-	LoadgenCap bool    `json:"loadgen_cap"` // stopped because the load generator could not offer more
-	FailReason string  `json:"fail_reason"`
-	StepsTried int     `json:"steps"`
 }
 
 func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error) {
@@ -500,147 +471,4 @@ func problems(r *runResult) string {
 		return ""
 	}
 	return "; PROBLEMS: " + strings.Join(r.Problems, "; ")
-}
-
-// latencyLimit is the p99 added-latency limit of a saturation step: 1 s
-// beyond the decision point. The sink measures beyond `quiet` (2 s) for
-// both; contrib decides on a 1 s ticker, 2-3 s after the root span
-// (decision_wait_after_root_received 2s), so its decision point is 1 s
-// later and its limit 1 s higher.
-func latencyLimit(k kind) float64 {
-	if k == kindContrib {
-		return 1000 + float64(contribTick/time.Millisecond)
-	}
-	return 1000
-}
-
-// judge applies the saturation criteria to one step.
-func judge(r *runResult) *satStep {
-	st := &satStep{runResult: r, Pass: true}
-	fail := func(format string, args ...any) {
-		st.Pass = false
-		if st.Reason != "" {
-			st.Reason += "; "
-		}
-		st.Reason += fmt.Sprintf(format, args...)
-	}
-	lg := r.Loadgen
-	switch {
-	case lg == nil:
-		fail("no loadgen summary")
-	case lg.RefusedSpans == 0 && lg.MaxLagMs > 1000:
-		// Nothing refused, but the generator could not keep its schedule.
-		fail("loadgen could not keep up (max dispatch lag %.0f ms)", lg.MaxLagMs)
-		return st
-	case float64(lg.AcceptedSpans) < 0.99*float64(lg.OfferedSpans):
-		fail("accepted %.2f%% of offered (%d refused)", 100*float64(lg.AcceptedSpans)/float64(lg.OfferedSpans), lg.RefusedSpans)
-	}
-	// The workload is bursty (about ±30 % per second, traces of up to 5000
-	// spans), so this only catches gross shortfalls the loadgen's counters
-	// would not show.
-	if r.WindowAcceptedRate < 0.85*r.Rate {
-		fail("window accepted rate %.0f < 85%% of offered", r.WindowAcceptedRate)
-	}
-	if r.EarlyMemory > 0 {
-		fail("%.0f early decisions for memory", r.EarlyMemory)
-	}
-	if r.DroppedTooEarly > 0 || r.DroppedTooLarge > 0 {
-		fail("%.0f traces dropped too early, %.0f too large", r.DroppedTooEarly, r.DroppedTooLarge)
-	}
-	if r.Kind == kindContrib && r.TracesOnMemMax >= contribTraces {
-		fail("num_traces reached")
-	}
-	if r.UndecidedAtStop > 0 {
-		fail("%.0f traces undecided %v after the load", r.UndecidedAtStop, maxWait+10*time.Second)
-	}
-	switch {
-	case r.P99AddedMs == nil:
-		fail("no latency measured")
-	case *r.P99AddedMs > latencyLimit(r.Kind):
-		fail("p99 added latency %.0f ms > %.0f ms", *r.P99AddedMs, latencyLimit(r.Kind))
-	}
-	return st
-}
-
-func (rep *report) fileBase() string {
-	b := "e2e-" + rep.Started.UTC().Format("2006-01-02")
-	if rep.Opts.Tag != "" {
-		b += "-" + rep.Opts.Tag
-	}
-	return b
-}
-
-func (rep *report) write(md string) error {
-	if err := os.MkdirAll(rep.Opts.OutDir, 0o755); err != nil {
-		return err
-	}
-	base := filepath.Join(rep.Opts.OutDir, rep.fileBase())
-	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	files := []string{base + ".md", base + ".json"}
-	if len(rep.Sat) > 0 {
-		svg := filepath.Join(rep.Opts.OutDir, rep.svgName())
-		if err := os.WriteFile(svg, []byte(rep.svg()), 0o644); err != nil {
-			return err
-		}
-		files = append(files, svg)
-	}
-	fmt.Fprintf(os.Stderr, "bench-e2e: wrote %s\n", strings.Join(files, ", "))
-	return nil
-}
-
-// loadReport reads a results JSON written by write. The saturation steps
-// embed *runResult (flattened in the JSON), which encoding/json cannot
-// allocate for an unexported type, so they are decoded in two passes.
-func loadReport(path string) (*report, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	type alias report
-	var a struct {
-		alias
-		Sat json.RawMessage `json:"saturation"`
-	}
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
-	}
-	rep := report(a.alias)
-	if len(a.Sat) > 0 && string(a.Sat) != "null" {
-		var runs []*runResult
-		var meta []struct {
-			Pass   bool   `json:"pass"`
-			Reason string `json:"reason"`
-		}
-		if err := json.Unmarshal(a.Sat, &runs); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(a.Sat, &meta); err != nil {
-			return nil, err
-		}
-		for i, r := range runs {
-			rep.Sat = append(rep.Sat, &satStep{runResult: r, Pass: meta[i].Pass, Reason: meta[i].Reason})
-		}
-	}
-	if rep.SatRate == nil {
-		rep.SatRate = map[kind]satOutcome{}
-	}
-	return &rep, nil
-}
-
-// svgName is the plot's file name: e2e-cpu-rss.svg, or
-// e2e-cpu-rss-<tag>.svg for tagged runs.
-func (rep *report) svgName() string {
-	if rep.Opts.Tag != "" {
-		return "e2e-cpu-rss-" + rep.Opts.Tag + ".svg"
-	}
-	return "e2e-cpu-rss.svg"
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -129,21 +128,13 @@ func (m *metrics) has(name string) bool {
 	return false
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
+// scrape reads the collector's Prometheus metrics at url.
 func scrape(ctx context.Context, url string) (*metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := httpClient.Do(req)
+	resp, err := httpGet(ctx, httpClient, url)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	ss, err := parseProm(resp.Body)
 	if err != nil {
 		return nil, err

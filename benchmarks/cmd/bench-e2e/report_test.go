@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -150,16 +152,12 @@ func TestTargets(t *testing.T) {
 	}
 
 	md := rep.markdown()
-	for _, line := range []string{
+	containsAll(t, md, "report",
 		"- CPU/span ≤ 1/2 of contrib's: **met** — median 9.00 vs 20.00 µs/span: ratio 0.45\n",
 		"- bytes per buffered span ≤ 1/3 of contrib's: **met** — (RSS − idle RSS) ÷ buffered spans, median 1600 vs 5000 B: ratio 0.32\n",
 		"- p99 added decision latency ≤ 100 ms: **MISSED** — worst run 120 ms (median 70)\n",
 		"- 100 % of error and slow traces complete in every run: **MISSED** — worst run: error 99.000 %, slow 100.000 % (of 3 and 3 runs)\n",
-	} {
-		if !strings.Contains(md, line) {
-			t.Errorf("report lacks %q", line)
-		}
-	}
+	)
 }
 
 func TestClassTable(t *testing.T) {
@@ -173,7 +171,7 @@ func TestClassTable(t *testing.T) {
 		t.Fatalf("no class table between the side-by-side table and the targets:\n%s", md)
 	}
 	table := md[i:j]
-	for _, line := range []string{
+	containsAll(t, table, "class table",
 		"| fast: traces sent | 1000 [1000–1000] | 1000 [1000–1000] |\n",
 		"| fast: kept | 50 [50–50] | 48 [48–48] |\n",
 		"| fast: adjusted trace count, rel. error (%) | +0.00 [+0.00–+0.00] | -4.00 [-4.00–-4.00] |\n",
@@ -183,11 +181,7 @@ func TestClassTable(t *testing.T) {
 		"| anomaly: kept | 12 [10–14] | 200 [200–200] |\n",
 		"| huge: traces sent | 10 [10–10] | 10 [10–10] |\n",
 		"| anomaly recall (% of anomaly traces kept) | 6.00 [5.00–7.00] | 100.00 [100.00–100.00] |\n",
-	} {
-		if !strings.Contains(table, line) {
-			t.Errorf("class table lacks %q:\n%s", line, table)
-		}
-	}
+	)
 	if n := strings.Count(table, "\n| "); n != 5*7+1 { // below the header: 5 classes × 7 figures, recall
 		t.Errorf("class table has %d rows:\n%s", n, table)
 	}
@@ -218,7 +212,7 @@ func TestStrictSaturation(t *testing.T) {
 		}
 	}
 	md := rep.markdown()
-	for _, line := range []string{
+	containsAll(t, md, "report",
 		"- **Strict** (the issue's rule): accepted = offered (the loadgen's accepted spans ≥ 99.9 % of offered), no trace decided early for lack of room, and p99 added decision latency ≤ 1000 ms for every collector",
 		"- **tailsift**: relaxed **9400 spans/s** (next step 11800 failed: p99 added latency 1400 ms > 1000 ms); strict **6000 spans/s** (next step 7500 failed: accepted 99.50% of offered < 99.9%)\n",
 		"- **contrib**: relaxed **≥ 7500 spans/s** (the load generator could not offer more on CPU 1; not saturated); strict **6000 spans/s** (next step 7500 failed: p99 added latency 1200 ms > 1000 ms)\n",
@@ -226,11 +220,7 @@ func TestStrictSaturation(t *testing.T) {
 		"| true |  | false: accepted 99.50% of offered < 99.9% |\n",
 		"| false | p99 added latency 2500 ms > 2000 ms | false |\n",
 		"| true |  | false: p99 added latency 1200 ms > 1000 ms |\n",
-	} {
-		if !strings.Contains(md, line) {
-			t.Errorf("report lacks %q", line)
-		}
-	}
+	)
 }
 
 func TestSVGSeries(t *testing.T) {
@@ -294,39 +284,31 @@ func TestSVGSeries(t *testing.T) {
 func TestSizingSource(t *testing.T) {
 	rep := synthReport(t)
 	section := func() string {
-		var b strings.Builder
+		var b markdownWriter
 		rep.sizing(&b)
 		return b.String()
 	}
 	// contrib passed 2 steps (6000, and 7500 on the retry): no fit, the
 	// side-by-side medians for both; tailsift's fit is shown but not used.
 	got := section()
-	for _, line := range []string{
+	containsAll(t, got, "sizing",
 		"Data: this run only (started 2026-11-28 09:00 UTC, mode `full`, tailsift sources sha256 0123456789ab…): the medians of the side-by-side runs (3 tailsift, 3 contrib) at 10000 spans/s; no saturation fit because contrib has 2 passing saturation steps, 3 needed.\n",
 		"| tailsift | 9.00 | 0.000 | 40 | 1600 | 4.00 | 9.00 | 1600 | 1.00, 1.00 (3 steps; not used) | 9400 spans/s |\n",
 		"| contrib | 20.00 | 0.000 | 60 | 5000 | 5.00 | 20.00 | 5000 | — | 7500 spans/s |\n",
 		"| 100k | tailsift | 2 | 77778 |",
-	} {
-		if !strings.Contains(got, line) {
-			t.Errorf("sizing lacks %q:\n%s", line, got)
-		}
-	}
+	)
 	// A third passing contrib step: both fitted over this run's steps.
 	r := &runResult{Kind: kindContrib, Label: "sat0", Rate: 5000, WindowAcceptedRate: 5000, P99AddedMs: new(float64),
 		CPUMicrosPerSpan: 20, CPUUtil: 0.1, RSSMeanMB: 100, BufferedSpansMean: 25000,
 		Loadgen: &loadgenSummary{OfferedSpans: 1000, AcceptedSpans: 1000}}
 	rep.Sat = append([]*satStep{judge(r)}, rep.Sat...)
 	got = section()
-	for _, line := range []string{
+	containsAll(t, got, "fitted sizing",
 		"Data: this run only (started 2026-11-28 09:00 UTC, mode `full`, tailsift sources sha256 0123456789ab…): the fit over tailsift's passing saturation steps at 6000–9400 spans/s offered (3 steps) and contrib's at 5000–7500 (3 steps); W from the side-by-side runs (3 tailsift, 3 contrib) at 10000 spans/s.\n",
 		// RSS = 50 MB + S/500 MB in every step: b = 2²⁰/500 B.
 		"| tailsift | 9.00 | 0.000 | 50 | 2097 | 4.00 | 9.00 | 1600 | 1.00, 1.00 (3 steps) | 9400 spans/s |\n",
 		"| contrib | 20.00 | 0.000 | 50 | 2097 | 5.00 | 20.00 | 5000 | 1.00, 1.00 (3 steps) | 7500 spans/s |\n",
-	} {
-		if !strings.Contains(got, line) {
-			t.Errorf("fitted sizing lacks %q:\n%s", line, got)
-		}
-	}
+	)
 	// Without contrib's ladder the reason says so.
 	var sat []*satStep
 	for _, s := range rep.Sat {
@@ -342,5 +324,52 @@ func TestSizingSource(t *testing.T) {
 	rep.Side = nil
 	if got := section(); got != "## Sizing\n\nNot computed: it needs side-by-side runs of both tailsift and contrib that measured CPU, buffered spans and RSS; this run has 0 of tailsift.\n\n" {
 		t.Errorf("sizing without side-by-side runs: %q", got)
+	}
+}
+
+// TestMarkdownGolden renders every stored results JSON again and compares
+// it with the markdown stored next to it, so that a change to the report
+// code that changes its output shows here. When the output is meant to
+// change, re-render the stored reports with -replot.
+func TestMarkdownGolden(t *testing.T) {
+	// Written by an older report format (before the per-class sink table).
+	stale := map[string]bool{"e2e-2026-11-27.json": true}
+	files, err := filepath.Glob(filepath.Join("..", "..", "results", "e2e-*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no stored results: %v", err)
+	}
+	compared := 0
+	for _, path := range files {
+		if stale[filepath.Base(path)] {
+			continue
+		}
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(path, ".json") + ".md")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := loadReport(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rep.markdown(); got != string(want) {
+				t.Errorf("rendering %s differs from the stored markdown", path)
+			}
+		})
+		compared++
+	}
+	if compared < 5 {
+		t.Errorf("compared %d stored reports, want at least 5", compared)
+	}
+}
+
+// containsAll checks that text, the named part of a report, holds every one
+// of lines.
+func containsAll(t *testing.T, text, name string, lines ...string) {
+	t.Helper()
+	for _, line := range lines {
+		if !strings.Contains(text, line) {
+			t.Errorf("%s lacks %q:\n%s", name, line, text)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 )
 
@@ -168,7 +169,7 @@ func TestJudgeAndAggregate(t *testing.T) {
 		t.Errorf("contrib 1.5 s is within its 2 s limit: %s", st.Reason)
 	}
 	runs := []*runResult{{Kind: kindTailsift, CPUMicrosPerSpan: 3}, {Kind: kindTailsift, CPUMicrosPerSpan: 1}, {Kind: kindTailsift, CPUMicrosPerSpan: 2}, {Kind: kindContrib, CPUMicrosPerSpan: 9}}
-	a := aggregate(runs, kindTailsift, func(r *runResult) (float64, bool) { return pos(r.CPUMicrosPerSpan) })
+	a := aggregate(runs, kindTailsift, func(r *runResult) (float64, bool) { return positive(r.CPUMicrosPerSpan) })
 	if a.n != 3 || a.med != 2 || a.min != 1 || a.max != 3 {
 		t.Errorf("aggregate %+v", a)
 	}
@@ -177,7 +178,18 @@ func TestJudgeAndAggregate(t *testing.T) {
 	}
 }
 
+// testConfigs are the repository's collector templates.
+func testConfigs(t *testing.T) *template.Template {
+	t.Helper()
+	configs, err := collectorTemplates(filepath.Join("..", "..", "..", "testdata", "collector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configs
+}
+
 func TestCollectorConfig(t *testing.T) {
+	configs := testConfigs(t)
 	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6}
 	for k, want := range map[kind][]string{
 		kindTailsift: {"tailsift:", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5", "compression: zstd", "processors: [tailsift]"},
@@ -186,7 +198,10 @@ func TestCollectorConfig(t *testing.T) {
 		kindFastpath: {"receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:1}", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5",
 			"receivers: [tailsift]", "exporters: [otlp_grpc]", "compression: zstd"},
 	} {
-		cfg := collectorConfig(k, p, k == kindTailsift, 0)
+		cfg, err := collectorConfig(configs, k, p, k == kindTailsift, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, w := range want {
 			if !strings.Contains(cfg, w) {
 				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)

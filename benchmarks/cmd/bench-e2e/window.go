@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// snapshot is the collector's state at one end of the counted window.
+type snapshot struct {
+	t    time.Time
+	cpu  float64         // the collector's CPU seconds
+	busy map[int]float64 // busy seconds per CPU
+	m    *metrics
+}
+
+func takeSnapshot(ctx context.Context, metricsURL string, pid int) (snapshot, error) {
+	var s snapshot
+	var err error
+	if s.m, err = scrape(ctx, metricsURL); err != nil {
+		return s, err
+	}
+	s.t = time.Now()
+	if s.cpu, err = procCPU(pid); err != nil {
+		return s, err
+	}
+	s.busy, _ = cpuBusy()
+	return s, nil
+}
+
+// windowSamples are the collector's figures sampled during the window: RSS
+// from /proc, the others from its metrics.
+type windowSamples struct {
+	rss, heap                        []float64
+	bufSpans, bufTraces, bufAccBytes []float64
+}
+
+func (ws *windowSamples) addScrape(k kind, m *metrics, res *runResult) {
+	ws.heap = append(ws.heap, m.sum(mHeap))
+	if v, ok := bufferedSpans(k, m); ok {
+		ws.bufSpans = append(ws.bufSpans, v)
+	}
+	if v, ok := bufferedTraces(k, m); ok {
+		ws.bufTraces = append(ws.bufTraces, v)
+		res.TracesOnMemMax = max(res.TracesOnMemMax, v)
+	}
+	if k == kindTailsift || k == kindFastpath {
+		ws.bufAccBytes = append(ws.bufAccBytes, m.sum(tsm(k, mTSBufBytes)))
+	}
+}
+
+func (ws *windowSamples) addRSS(pid int) {
+	if st, _, err := procStatus(pid); err == nil {
+		ws.rss = append(ws.rss, st["VmRSS"])
+	}
+}
+
+// sampleUntil samples RSS every 0.5 s and the metrics every 2 s until end.
+func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *runFiles, pid int, k kind, res *runResult) error {
+	nextScrape := time.Now().Add(2 * time.Second)
+	for time.Now().Before(end) {
+		ws.addRSS(pid)
+		if time.Now().After(nextScrape) && time.Until(end) > time.Second {
+			if m, err := scrape(ctx, rf.metricsURL); err == nil {
+				ws.addScrape(k, m, res)
+			}
+			nextScrape = time.Now().Add(2 * time.Second)
+		}
+		if err := sleepUntil(ctx, minTime(end, time.Now().Add(500*time.Millisecond))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureWindow measures the counted window, with a CPU profile when the
+// spec asks for one.
+func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg *waiter, res *runResult) error {
+	s0, err := takeSnapshot(ctx, rf.metricsURL, pid)
+	if err != nil {
+		return fmt.Errorf("window start: %w", err)
+	}
+	var profDone chan error
+	if spec.ProfileSeconds > 0 {
+		profDone = make(chan error, 1)
+		go func() { profDone <- fetchProfile(ctx, rf.ports.Pprof, spec.ProfileSeconds, spec.ProfileOut) }()
+	}
+	var ws windowSamples
+	ws.addScrape(spec.Kind, s0.m, res)
+	if err := ws.sampleUntil(ctx, s0.t.Add(spec.Window), rf, pid, spec.Kind, res); err != nil {
+		return err
+	}
+	s1, err := takeSnapshot(ctx, rf.metricsURL, pid)
+	if err != nil {
+		return fmt.Errorf("window end: %w", err)
+	}
+	ws.addScrape(spec.Kind, s1.m, res)
+	ws.addRSS(pid)
+	if lg.exited() {
+		res.problem("loadgen exited before the window ended")
+	}
+	res.setWindow(s0, s1, &ws)
+	if profDone != nil {
+		if err := <-profDone; err != nil {
+			res.problem("profile: %v", err)
+		} else {
+			res.ProfileFile = spec.ProfileOut
+		}
+	}
+	return nil
+}
+
+// setWindow derives the window's figures from its two snapshots and samples.
+func (r *runResult) setWindow(s0, s1 snapshot, ws *windowSamples) {
+	dt := s1.t.Sub(s0.t).Seconds()
+	r.WindowS = dt
+	r.WindowAccepted = s1.m.sum(mAccepted) - s0.m.sum(mAccepted)
+	r.WindowAcceptedRate = r.WindowAccepted / dt
+	r.CPUSeconds = s1.cpu - s0.cpu
+	if r.WindowAccepted > 0 {
+		r.CPUMicrosPerSpan = r.CPUSeconds * 1e6 / r.WindowAccepted
+	}
+	r.CPUUtil = r.CPUSeconds / dt
+	if s0.busy != nil && s1.busy != nil {
+		r.OtherCPU0 = max(0, (s1.busy[0]-s0.busy[0]-r.CPUSeconds)/dt) // ±1 clock tick of noise
+		r.CPU1Busy = (s1.busy[1] - s0.busy[1]) / dt
+	}
+	r.RSSSamples, r.PromSamples = len(ws.rss), len(ws.heap)
+	if len(ws.rss) > 0 {
+		r.RSSMeanMB, r.RSSPeakMB = mean(ws.rss)/mb, slices.Max(ws.rss)/mb
+	}
+	r.HeapMeanMB = mean(ws.heap) / mb
+	if len(ws.bufSpans) == 0 {
+		return
+	}
+	r.BufferedSpansMean = mean(ws.bufSpans)
+	r.BufferedTracesMean = mean(ws.bufTraces)
+	if r.WindowAcceptedRate > 0 {
+		r.MeanHoldS = r.BufferedSpansMean / r.WindowAcceptedRate
+	}
+	if r.BufferedSpansMean > 0 {
+		r.BytesPerBufSpanRSS = (r.RSSMeanMB - r.RSSIdleMB) * mb / r.BufferedSpansMean
+		r.BytesPerBufSpanHeap = (r.HeapMeanMB - r.HeapIdleMB) * mb / r.BufferedSpansMean
+		if len(ws.bufAccBytes) > 0 {
+			r.BufferedBytesMean = mean(ws.bufAccBytes)
+			r.BytesPerBufSpanAcct = r.BufferedBytesMean / r.BufferedSpansMean
+		}
+	}
+}
