@@ -1,0 +1,304 @@
+package tailsiftexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+// member is one gateway: its connection, its sending queue and retries
+// (exporterhelper), and whether it is up.
+type member struct {
+	addr   string
+	exp    *tailsiftExporter
+	attrs  metric.MeasurementOption
+	conn   *grpc.ClientConn
+	helper exporter.Traces
+	logger *zap.Logger
+
+	down    atomic.Bool
+	stop    chan struct{}
+	probes  sync.WaitGroup
+}
+
+func (e *tailsiftExporter) newMember(ctx context.Context, addr string) (*member, error) {
+	m := &member{
+		addr:   addr,
+		exp:    e,
+		attrs:  metric.WithAttributeSet(attribute.NewSet(attribute.String("member", addr))),
+		logger: e.set.Logger.With(zap.String("member", addr)),
+		stop:   make(chan struct{}),
+	}
+	cc := e.cfg.GRPC
+	cc.Endpoint = addr
+	conn, err := cc.ToClientConn(ctx, e.host.GetExtensions(), e.set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("connect to member %s: %w", addr, err)
+	}
+	m.conn = conn
+	set := e.set
+	set.Logger = m.logger
+	set.ID = component.NewIDWithName(e.set.ID.Type(), joinName(e.set.ID.Name(), addr))
+	qs := xexporterhelper.QueueBatchSettings{Encoding: queueEncoding{}}
+	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, convert, m.push,
+		exporterhelper.WithTimeout(e.cfg.Timeout),
+		exporterhelper.WithRetry(e.cfg.Retry),
+		xexporterhelper.WithQueueBatch(e.cfg.Queue, qs),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+	if err == nil {
+		err = m.helper.Start(ctx, e.host)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start member %s: %w", addr, err), conn.Close())
+	}
+	return m, nil
+}
+
+func joinName(name, addr string) string {
+	if name == "" {
+		return addr
+	}
+	return name + "/" + addr
+}
+
+// enqueue hands a routed part to the member's sending queue.
+func (m *member) enqueue(ctx context.Context, r *request) error {
+	return m.helper.ConsumeTraces(context.WithValue(ctx, routedKey{}, r), ptrace.NewTraces())
+}
+
+// push is the member's RequestConsumeFunc: send, fail over when the member is
+// or becomes down.
+func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
+	r, ok := xr.(*request)
+	if !ok {
+		return consumererror.NewPermanent(fmt.Errorf("push a %T", xr))
+	}
+	var err error
+	if !m.down.Load() {
+		err = m.sendRetrying(ctx, r.data)
+		if !isDown(err) {
+			return classify(err)
+		}
+		m.markDown(err)
+	} else {
+		err = fmt.Errorf("member %s is down", m.addr)
+	}
+	if rerr := m.exp.reroute(ctx, r, m); rerr != nil {
+		return fmt.Errorf("fail over from %s (%w): %w", m.addr, err, rerr)
+	}
+	return nil
+}
+
+// sendRetrying sends data, again after Failover.Backoff while the member
+// looks down, up to Failover.Attempts sends.
+func (m *member) sendRetrying(ctx context.Context, data []byte) error {
+	f := &m.exp.cfg.Failover
+	for attempt := 1; ; attempt++ {
+		err := m.send(ctx, data)
+		if !isDown(err) || attempt >= f.Attempts {
+			return err
+		}
+		t := time.NewTimer(f.Backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-m.stop:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// send makes one Export call with data as the request body.
+func (m *member) send(ctx context.Context, data []byte, opts ...grpc.CallOption) error {
+	var resp rawMessage
+	opts = append(opts, grpc.ForceCodecV2(rawCodec{}))
+	if err := m.conn.Invoke(ctx, exportMethod, &rawMessage{data: data}, &resp, opts...); err != nil {
+		return err
+	}
+	if rejected, msg := partialSuccess(resp.data); rejected != 0 || msg != "" {
+		m.logger.Warn("Partial success response", zap.String("message", msg), zap.Int64("dropped_spans", rejected))
+	}
+	return nil
+}
+
+// isDown reports whether err says that the member is not there: connection
+// refused, or UNAVAILABLE without RetryInfo (with RetryInfo it is an
+// overloaded gateway asking for a later retry, which is not down).
+func isDown(err error) bool {
+	if err == nil {
+		return false
+	}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	return retryInfo(st) == nil
+}
+
+func retryInfo(st *status.Status) *errdetails.RetryInfo {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
+}
+
+// classify turns a send error into what exporterhelper's retry expects, as
+// the otlp exporter does: retryable codes are retried (after the delay the
+// server asks for), the rest is permanent.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	ri := retryInfo(st)
+	switch st.Code() {
+	case codes.OK:
+		return nil
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
+	case codes.ResourceExhausted:
+		if ri == nil {
+			return consumererror.NewPermanent(err)
+		}
+	default:
+		return consumererror.NewPermanent(err)
+	}
+	if d := ri.GetRetryDelay().AsDuration(); d > 0 {
+		return exporterhelper.NewThrottleRetry(err, d)
+	}
+	return err
+}
+
+// markDown marks the member down, once, and starts probing it.
+func (m *member) markDown(cause error) {
+	if m.down.Swap(true) {
+		return
+	}
+	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
+	m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), -1)
+	m.probes.Add(1)
+	go m.probe()
+}
+
+// probe sends an empty Export every ProbeInterval until one gets an answer
+// that is not "down", then marks the member up.
+func (m *member) probe() {
+	defer m.probes.Done()
+	interval := m.exp.cfg.Failover.ProbeInterval
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		// Reconnect now rather than after gRPC's reconnect backoff.
+		m.conn.ResetConnectBackoff()
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		err := m.send(ctx, nil, grpc.WaitForReady(true))
+		cancel()
+		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
+			m.down.Store(false)
+			m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), 1)
+			m.logger.Info("Member up again")
+			return
+		}
+		t.Reset(interval)
+	}
+}
+
+// shutdown drains the member's queue (failing over what it cannot send, while
+// other members still run), stops probing and closes the connection.
+func (m *member) shutdown(ctx context.Context) error {
+	err := m.helper.Shutdown(ctx)
+	close(m.stop)
+	m.probes.Wait()
+	if !m.down.Load() {
+		m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), -1)
+	}
+	return errors.Join(err, m.conn.Close())
+}
+
+// partialSuccess reads ExportTraceServiceResponse.partial_success.
+func partialSuccess(resp []byte) (rejected int64, msg string) {
+	for len(resp) > 0 {
+		num, typ, n := protowire.ConsumeTag(resp)
+		if n < 0 {
+			return 0, ""
+		}
+		resp = resp[n:]
+		if num == 1 && typ == protowire.BytesType {
+			ps, m := protowire.ConsumeBytes(resp)
+			if m < 0 {
+				return 0, ""
+			}
+			resp = resp[m:]
+			rejected, msg = readPartialSuccess(ps)
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, resp)
+		if m < 0 {
+			return 0, ""
+		}
+		resp = resp[m:]
+	}
+	return rejected, msg
+}
+
+func readPartialSuccess(ps []byte) (rejected int64, msg string) {
+	for len(ps) > 0 {
+		num, typ, n := protowire.ConsumeTag(ps)
+		if n < 0 {
+			return rejected, msg
+		}
+		ps = ps[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			rejected, ps = int64(v), ps[m:]
+		case num == 2 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			msg, ps = string(v), ps[m:]
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			ps = ps[m:]
+		}
+	}
+	return rejected, msg
+}
