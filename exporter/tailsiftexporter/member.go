@@ -37,9 +37,9 @@ type member struct {
 	helper exporter.Traces
 	logger *zap.Logger
 
-	down    atomic.Bool
-	stop    chan struct{}
-	probes  sync.WaitGroup
+	down   atomic.Bool
+	stop   chan struct{}
+	probes sync.WaitGroup
 }
 
 func (e *tailsiftExporter) newMember(ctx context.Context, addr string) (*member, error) {

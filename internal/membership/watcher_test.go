@@ -3,7 +3,6 @@ package membership
 import (
 	"context"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,59 +14,10 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/membership/membershiptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// dnsServer is an in-process DNS server on 127.0.0.1 answering A and AAAA
-// queries for one name from a record set the test changes.
-type dnsServer struct {
-	mu      sync.Mutex
-	addrs   []string // IPv4 and IPv6 addresses
-	rcode   int
-	srv     *dns.Server
-	address string
-}
-
-func startDNS(t *testing.T, addrs ...string) *dnsServer {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	d := &dnsServer{addrs: addrs, rcode: dns.RcodeSuccess, address: pc.LocalAddr().String()}
-	started := make(chan struct{})
-	d.srv = &dns.Server{PacketConn: pc, Handler: d, NotifyStartedFunc: func() { close(started) }}
-	go func() { _ = d.srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = d.srv.Shutdown() })
-	return d
-}
-
-func (d *dnsServer) set(rcode int, addrs ...string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.rcode, d.addrs = rcode, addrs
-}
-
-func (d *dnsServer) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	resp := new(dns.Msg)
-	resp.SetRcode(q, d.rcode)
-	question := q.Question[0]
-	for _, a := range d.addrs {
-		ip := net.ParseIP(a)
-		hdr := dns.RR_Header{Name: question.Name, Class: dns.ClassINET, Ttl: 5}
-		switch {
-		case ip.To4() != nil && question.Qtype == dns.TypeA:
-			hdr.Rrtype = dns.TypeA
-			resp.Answer = append(resp.Answer, &dns.A{Hdr: hdr, A: ip})
-		case ip.To4() == nil && question.Qtype == dns.TypeAAAA:
-			hdr.Rrtype = dns.TypeAAAA
-			resp.Answer = append(resp.Answer, &dns.AAAA{Hdr: hdr, AAAA: ip})
-		}
-	}
-	_ = w.WriteMsg(resp)
-}
 
 func dnsConfig(server string) Config {
 	cfg := NewDefaultConfig()
@@ -94,9 +44,9 @@ func TestStaticWatcher(t *testing.T) {
 }
 
 func TestDNSWatcher(t *testing.T) {
-	srv := startDNS(t, "127.0.0.12", "127.0.0.11", "::1")
+	srv := membershiptest.StartDNS(t, "127.0.0.12", "127.0.0.11", "::1")
 	fake := clocktest.NewFake(time.Unix(0, 0))
-	w := NewWatcher(dnsConfig(srv.address), fake, zap.NewNop())
+	w := NewWatcher(dnsConfig(srv.Addr), fake, zap.NewNop())
 	got := make(changes, 4)
 	ctx := t.Context()
 	require.NoError(t, w.Start(ctx, got.notify))
@@ -108,20 +58,20 @@ func TestDNSWatcher(t *testing.T) {
 		assert.Empty(t, got)
 	})
 	t.Run("added member", func(t *testing.T) {
-		srv.set(dns.RcodeSuccess, "127.0.0.11", "127.0.0.12", "127.0.0.13", "::1")
+		srv.Set("127.0.0.11", "127.0.0.12", "127.0.0.13", "::1")
 		require.NoError(t, w.Refresh(ctx))
 		assert.Equal(t, []string{"127.0.0.11:4317", "127.0.0.12:4317", "127.0.0.13:4317", "[::1]:4317"}, <-got)
 	})
 	t.Run("empty answer keeps the last good set", func(t *testing.T) {
-		srv.set(dns.RcodeSuccess)
+		srv.Set()
 		require.EqualError(t, w.Refresh(ctx), "no member found")
-		srv.set(dns.RcodeNameError)
+		srv.SetRcode(dns.RcodeNameError)
 		require.EqualError(t, w.Refresh(ctx), "no member found")
 		assert.Empty(t, got)
 		assert.Len(t, w.Members(), 4)
 	})
 	t.Run("failed lookup keeps the last good set", func(t *testing.T) {
-		srv.set(dns.RcodeServerFailure, "127.0.0.11")
+		srv.SetRcode(dns.RcodeServerFailure, "127.0.0.11")
 		err := w.Refresh(ctx)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "SERVFAIL")
@@ -129,7 +79,7 @@ func TestDNSWatcher(t *testing.T) {
 		assert.Len(t, w.Members(), 4)
 	})
 	t.Run("the interval triggers a lookup", func(t *testing.T) {
-		srv.set(dns.RcodeSuccess, "127.0.0.11")
+		srv.Set("127.0.0.11")
 		fake.Advance(time.Minute)
 		select {
 		case ms := <-got:
