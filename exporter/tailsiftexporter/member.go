@@ -98,6 +98,13 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	var err error
 	if !m.down.Load() {
 		err = m.sendRetrying(ctx, r.data)
+		if err == nil {
+			// A successful answer means the gateway read the whole
+			// request: gRPC holds no reference to it any more.
+			putBuffer(r.data)
+			r.data = nil
+			return nil
+		}
 		if !isDown(err) {
 			return classify(err)
 		}

@@ -1,6 +1,8 @@
 package tailsiftexporter
 
 import (
+	"sync"
+
 	"github.com/tailsift/tailsift/internal/ring"
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -105,7 +107,7 @@ func (s *splitter) encode(dst []byte, idx []int32) []byte {
 		for _, i := range idx {
 			size += len(spans[i].Raw) + 4
 		}
-		dst = make([]byte, 0, size+size/8+64)
+		dst = getBuffer(size + size/8 + 64)
 	}
 	for start := 0; start < len(idx); {
 		sc := spans[idx[start]].Scope
@@ -119,4 +121,24 @@ func (s *splitter) encode(dst []byte, idx []int32) []byte {
 		start = end
 	}
 	return dst
+}
+
+// buffers recycles the requests' bytes once a member has sent them: the
+// agent's allocation rate, hence its GC work, is mostly these bytes.
+var buffers sync.Pool
+
+// getBuffer returns an empty buffer of at least size bytes of capacity.
+func getBuffer(size int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok {
+		if cap(*b) >= size {
+			return (*b)[:0]
+		}
+		buffers.Put(b)
+	}
+	return make([]byte, 0, size)
+}
+
+// putBuffer recycles b, which nothing may use afterwards.
+func putBuffer(b []byte) {
+	buffers.Put(&b)
 }
