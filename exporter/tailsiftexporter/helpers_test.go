@@ -170,3 +170,15 @@ func serviceOf(td ptrace.Traces) map[[8]byte]string {
 	}
 	return out
 }
+
+// ptraceotlpResponse encodes an ExportTraceServiceResponse with a partial
+// success.
+func ptraceotlpResponse(t *testing.T, rejected int64, msg string) []byte {
+	t.Helper()
+	resp := ptraceotlp.NewExportResponse()
+	resp.PartialSuccess().SetRejectedSpans(rejected)
+	resp.PartialSuccess().SetErrorMessage(msg)
+	b, err := resp.MarshalProto()
+	require.NoError(t, err)
+	return b
+}
