@@ -44,17 +44,24 @@ type tailsiftExporter struct {
 	splitters sync.Pool
 }
 
-func newExporter(ctx context.Context, set exporter.Settings, cfg *Config) (exporter.Traces, error) {
+func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter, error) {
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, fmt.Errorf("create the tailsift exporter's telemetry: %w", err)
 	}
-	e := &tailsiftExporter{
+	return &tailsiftExporter{
 		cfg:       cfg,
 		set:       set,
 		telemetry: tb,
 		watcher:   membership.NewWatcher(cfg.Members, clock.Real{}, set.Logger),
 		splitters: sync.Pool{New: func() any { return new(splitter) }},
+	}, nil
+}
+
+func newExporter(ctx context.Context, set exporter.Settings, cfg *Config) (exporter.Traces, error) {
+	e, err := newTailsiftExporter(set, cfg)
+	if err != nil {
+		return nil, err
 	}
 	// The members have their own queues and retries: the outer helper only
 	// reports what came in.
@@ -166,6 +173,14 @@ func (e *tailsiftExporter) route(ctx context.Context, st *state, buf []byte, t *
 			continue
 		}
 		if err := m.enqueue(ctx, &request{data: p.data, spans: p.spans}); err != nil {
+			if cur := e.state.Load(); cur != st {
+				// The member left while this batch was routed, and its
+				// queue is closed: route its part on the new set.
+				err = e.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict})
+				if err == nil {
+					continue
+				}
+			}
 			errs = append(errs, fmt.Errorf("send to %s: %w", m.addr, err))
 			continue
 		}

@@ -1,6 +1,7 @@
 package tailsiftexporter
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"testing"
@@ -8,6 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 
 	"github.com/tailsift/tailsift/internal/membership/membershiptest"
 	"github.com/tailsift/tailsift/internal/ring"
@@ -66,4 +73,45 @@ func TestDNSMembershipChanges(t *testing.T) {
 	h.send(5)
 	assert.Equal(t, int64(3), h.metric("otelcol_exporter_tailsift_members"))
 	h.check()
+}
+
+// TestMembersChangeWhileRouting changes the member set while batches are
+// routed: a part routed to a member that left in the meantime is routed
+// again on the new set, and nothing is lost or refused.
+func TestMembersChangeWhileRouting(t *testing.T) {
+	gw, addrs := startGateways(t, "127.0.0.51", "127.0.0.52", "127.0.0.53")
+	cfg := createDefaultConfig().(*Config)
+	cfg.Members.Static = addrs
+	cfg.GRPC.TLS.Insecure = true
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	e, err := newTailsiftExporter(set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.start(t.Context(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, e.shutdown(context.Background())) }()
+
+	sets := [][]string{addrs[:2], addrs, addrs[1:], addrs}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			e.setMembers(sets[i%len(sets)])
+		}
+	}()
+	var w workload
+	sent := map[[8]byte]string{}
+	for range 300 {
+		td := w.batch(4, 3)
+		for id, svc := range serviceOf(td) {
+			sent[id] = svc
+		}
+		require.NoError(t, e.consumeTraces(t.Context(), td))
+	}
+	<-done
+	require.Eventually(t, func() bool { return gw.count() >= len(sent) }, 10*time.Second, 5*time.Millisecond)
+	for id, rs := range gw.snapshot() {
+		_, ok := sent[id]
+		require.True(t, ok)
+		require.Len(t, rs, 1, "span %x duplicated", id)
+	}
 }
