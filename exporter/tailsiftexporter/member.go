@@ -37,9 +37,13 @@ type member struct {
 	helper exporter.Traces
 	logger *zap.Logger
 
-	down   atomic.Bool
-	stop   chan struct{}
-	probes sync.WaitGroup
+	down atomic.Bool
+	// closing is write-held while the member stops taking requests: a
+	// queue that is shut down still accepts requests, which nobody sends.
+	closing sync.RWMutex
+	closed  bool // guarded by closing
+	stop    chan struct{}
+	probes  sync.WaitGroup
 }
 
 func (e *tailsiftExporter) newMember(ctx context.Context, addr string) (*member, error) {
@@ -83,8 +87,16 @@ func joinName(name, addr string) string {
 	return name + "/" + addr
 }
 
+// errMemberClosed is returned for a request handed to a member that left.
+var errMemberClosed = errors.New("member closed")
+
 // enqueue hands a routed part to the member's sending queue.
 func (m *member) enqueue(ctx context.Context, r *request) error {
+	m.closing.RLock()
+	defer m.closing.RUnlock()
+	if m.closed {
+		return errMemberClosed
+	}
 	return m.helper.ConsumeTraces(context.WithValue(ctx, routedKey{}, r), ptrace.NewTraces())
 }
 
@@ -244,6 +256,9 @@ func (m *member) probe() {
 // shutdown drains the member's queue (failing over what it cannot send, while
 // other members still run), stops probing and closes the connection.
 func (m *member) shutdown(ctx context.Context) error {
+	m.closing.Lock()
+	m.closed = true
+	m.closing.Unlock()
 	err := m.helper.Shutdown(ctx)
 	close(m.stop)
 	m.probes.Wait()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -113,5 +114,33 @@ func TestMembersChangeWhileRouting(t *testing.T) {
 		_, ok := sent[id]
 		require.True(t, ok)
 		require.Len(t, rs, 1, "span %x duplicated", id)
+	}
+}
+
+// TestRouteOnStaleSet routes a batch on a member set that has just been
+// replaced, as a batch does when the set changes while it is being routed:
+// the parts of members that left go to the new set instead of failing.
+func TestRouteOnStaleSet(t *testing.T) {
+	gw, addrs := startGateways(t, "127.0.0.61", "127.0.0.62")
+	cfg := createDefaultConfig().(*Config)
+	cfg.Members.Static = addrs
+	cfg.GRPC.TLS.Insecure = true
+	e, err := newTailsiftExporter(exportertest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.start(t.Context(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, e.shutdown(context.Background())) }()
+
+	stale := e.state.Load()
+	e.setMembers(addrs[:1])
+	e.retiring.Wait() // the member that left has shut its queue
+
+	var w workload
+	td := w.batch(20, 3)
+	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	require.NoError(t, e.route(t.Context(), stale, buf, &targets{ring: stale.ring, down: stale.down}))
+	require.Eventually(t, func() bool { return gw.count() == td.SpanCount() }, 10*time.Second, 5*time.Millisecond)
+	for _, rs := range gw.snapshot() {
+		assert.Equal(t, addrs[0], rs[0].gateway)
 	}
 }
