@@ -1,9 +1,7 @@
 package tailsiftexporter
 
 import (
-	"errors"
 	"fmt"
-	"time"
 
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -11,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/tailsift/tailsift/internal/membership"
+	"github.com/tailsift/tailsift/internal/router"
 )
 
 // Config is the tailsift exporter's configuration.
@@ -21,7 +20,7 @@ type Config struct {
 	// endpoint is the member's address and must be left empty here.
 	GRPC configgrpc.ClientConfig `mapstructure:"grpc"`
 	// Failover says when a member is marked down and how it is probed.
-	Failover FailoverConfig `mapstructure:"failover"`
+	Failover router.FailoverConfig `mapstructure:"failover"`
 	// Timeout bounds one send to a member.
 	Timeout exporterhelper.TimeoutConfig `mapstructure:",squash"`
 	// Queue is each member's sending queue.
@@ -29,18 +28,6 @@ type Config struct {
 	// Retry retries what a member refused for another reason than being
 	// down (down members' spans fail over instead).
 	Retry configretry.BackOffConfig `mapstructure:"retry_on_failure"`
-}
-
-// FailoverConfig says when a member is marked down and how it is probed.
-type FailoverConfig struct {
-	// Attempts is how many sends in a row a member may refuse (connection
-	// refused or UNAVAILABLE without RetryInfo) before it is marked down.
-	Attempts int `mapstructure:"attempts"`
-	// Backoff is the wait between those sends.
-	Backoff time.Duration `mapstructure:"backoff"`
-	// ProbeInterval is the time between two probes of a down member. The
-	// member is up again as soon as a probe gets an answer.
-	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 }
 
 // Validate checks the exporter's own settings; the members block, the gRPC
@@ -56,18 +43,3 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-// Validate checks the failover settings.
-func (c *FailoverConfig) Validate() error {
-	switch {
-	case c.Attempts < 1:
-		return fmt.Errorf("attempts: must be at least 1, got %d", c.Attempts)
-	case c.Backoff < 0:
-		return fmt.Errorf("backoff: must not be negative, got %v", c.Backoff)
-	case c.ProbeInterval <= 0:
-		return fmt.Errorf("probe_interval: must be positive, got %v", c.ProbeInterval)
-	}
-	return nil
-}
-
-var errNoMembers = errors.New("no member known yet")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/membership"
+	"github.com/tailsift/tailsift/internal/router"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -30,7 +31,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	dns.GRPC.Compression = configcompression.TypeSnappy
 	dns.GRPC.TLS.Insecure = true
-	dns.Failover = FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second}
+	dns.Failover = router.FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second}
 	dns.Timeout.Timeout = 10 * time.Second
 	dns.Queue.Get().QueueSize = 5000
 	dns.Queue.Get().NumConsumers = 4

@@ -18,32 +18,34 @@ import (
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router"
+	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
 // harness runs a tailsift exporter against in-process gateways.
 type harness struct {
 	t    *testing.T
-	gw   *gateways
+	gw   *routertest.Gateways
 	exp  exporter.Traces
 	tel  *componenttest.Telemetry
 	ring *ring.Ring
-	w    workload
+	w    routertest.Workload
 	sent map[[8]byte]string // span ID → service.name, of every span sent
 }
 
 func newHarness(t *testing.T, hosts ...string) *harness {
 	t.Helper()
-	gw, addrs := startGateways(t, hosts...)
+	gw, addrs := routertest.StartGateways(t, hosts...)
 	return newHarnessOn(t, gw, addrs, func(cfg *Config) { cfg.Members.Static = addrs })
 }
 
 // newHarnessOn starts an exporter whose members block members sets.
-func newHarnessOn(t *testing.T, gw *gateways, addrs []string, members func(*Config)) *harness {
+func newHarnessOn(t *testing.T, gw *routertest.Gateways, addrs []string, members func(*Config)) *harness {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	members(cfg)
 	cfg.GRPC.TLS.Insecure = true
-	cfg.Failover = FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond}
+	cfg.Failover = router.FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond}
 	cfg.Retry.InitialInterval, cfg.Retry.MaxInterval = 10*time.Millisecond, 50*time.Millisecond
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
@@ -61,13 +63,13 @@ func newHarnessOn(t *testing.T, gw *gateways, addrs []string, members func(*Conf
 func (h *harness) send(n int) {
 	h.t.Helper()
 	for range n {
-		td := h.w.batch(8, 5)
-		for id, svc := range serviceOf(td) {
+		td := h.w.Batch(8, 5)
+		for id, svc := range routertest.ServiceOf(td) {
 			h.sent[id] = svc
 		}
 		require.NoError(h.t, h.exp.ConsumeTraces(h.t.Context(), td))
 	}
-	require.Eventually(h.t, func() bool { return h.gw.count() >= len(h.sent) }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(h.t, func() bool { return h.gw.Count() >= len(h.sent) }, 10*time.Second, 5*time.Millisecond,
 		"the gateways never got every span sent")
 }
 
@@ -75,17 +77,17 @@ func (h *harness) send(n int) {
 // all spans of a trace at one gateway; it returns where each trace went.
 func (h *harness) check() map[[16]byte]string {
 	h.t.Helper()
-	got := h.gw.snapshot()
+	got := h.gw.Snapshot()
 	require.Len(h.t, got, len(h.sent), "spans received that were never sent")
 	where := map[[16]byte]string{}
 	for id, svc := range h.sent {
 		rs := got[id]
 		require.Len(h.t, rs, 1, "span %x: lost or duplicated", id)
-		assert.Equal(h.t, svc, rs[0].service, "span %x lost its resource", id)
-		if prev, ok := where[rs[0].traceID]; ok {
-			require.Equal(h.t, prev, rs[0].gateway, "trace %x split", rs[0].traceID)
+		assert.Equal(h.t, svc, rs[0].Service, "span %x lost its resource", id)
+		if prev, ok := where[rs[0].TraceID]; ok {
+			require.Equal(h.t, prev, rs[0].Gateway, "trace %x split", rs[0].TraceID)
 		}
-		where[rs[0].traceID] = rs[0].gateway
+		where[rs[0].TraceID] = rs[0].Gateway
 	}
 	return where
 }
@@ -132,7 +134,7 @@ func TestFailover(t *testing.T) {
 
 	// Kill one gateway. The first batches are queued for it while it still
 	// counts as up: they fail over from its queue.
-	h.gw.stop(victim)
+	h.gw.Stop(victim)
 	h.send(20)
 	for tid, gw := range h.check() {
 		if owner := h.owner(tid); owner != victim {
@@ -145,13 +147,13 @@ func TestFailover(t *testing.T) {
 	assert.Positive(t, h.metric("otelcol_exporter_tailsift_spans_rerouted"))
 
 	// Bring it back: a probe finds it, and its traces return.
-	h.gw.start(victim)
+	h.gw.Start(victim)
 	require.Eventually(t, func() bool { return h.metric("otelcol_exporter_tailsift_members_up") == 3 }, 10*time.Second, 5*time.Millisecond)
 	before := len(h.sent)
 	h.send(20)
 	backHome := 0
-	for id, rs := range h.gw.snapshot() {
-		if _, ok := h.sent[id]; !ok || rs[0].gateway != victim {
+	for id, rs := range h.gw.Snapshot() {
+		if _, ok := h.sent[id]; !ok || rs[0].Gateway != victim {
 			continue
 		}
 		backHome++
@@ -166,16 +168,16 @@ func TestAllDownThenBack(t *testing.T) {
 	h := newHarness(t, "127.0.0.21", "127.0.0.22")
 	h.send(2)
 	for _, m := range h.ring.Members() {
-		h.gw.stop(m)
+		h.gw.Stop(m)
 	}
-	td := h.w.batch(8, 5)
-	for id, svc := range serviceOf(td) {
+	td := h.w.Batch(8, 5)
+	for id, svc := range routertest.ServiceOf(td) {
 		h.sent[id] = svc
 	}
 	require.NoError(t, h.exp.ConsumeTraces(t.Context(), td), "the queue takes spans while every member is down")
 	require.Eventually(t, func() bool { return h.metric("otelcol_exporter_tailsift_members_up") == 0 }, 10*time.Second, 5*time.Millisecond)
-	h.gw.start(h.ring.Members()[0])
-	require.Eventually(t, func() bool { return h.gw.count() >= len(h.sent) }, 10*time.Second, 5*time.Millisecond)
+	h.gw.Start(h.ring.Members()[0])
+	require.Eventually(t, func() bool { return h.gw.Count() >= len(h.sent) }, 10*time.Second, 5*time.Millisecond)
 	h.check()
 }
 

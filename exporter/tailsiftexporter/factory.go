@@ -14,6 +14,7 @@ import (
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/membership"
+	"github.com/tailsift/tailsift/internal/router"
 )
 
 // NewFactory returns the tailsift exporter factory.
@@ -34,7 +35,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		Members: membership.NewDefaultConfig(),
 		GRPC:    grpc,
-		Failover: FailoverConfig{
+		Failover: router.FailoverConfig{
 			Attempts:      2,
 			Backoff:       100 * time.Millisecond,
 			ProbeInterval: time.Second,

@@ -1,4 +1,7 @@
-package tailsiftexporter
+// Package routertest has in-process OTLP gateways and a trace workload for
+// tests of routing by trace ID: the router's, the tailsift exporter's and
+// the gateways' cluster block's.
+package routertest
 
 import (
 	"context"
@@ -15,25 +18,25 @@ import (
 	"google.golang.org/grpc"
 )
 
-// received is where a gateway saw a span, and under which resource.
-type received struct {
-	gateway string
-	traceID [16]byte
-	service string
+// Received is where a gateway saw a span, and under which resource.
+type Received struct {
+	Gateway string
+	TraceID [16]byte
+	Service string
 }
 
-// gateways are in-process OTLP gRPC servers on loopback addresses, one port,
+// Gateways are in-process OTLP gRPC servers on loopback addresses, one port,
 // recording every span they get.
-type gateways struct {
+type Gateways struct {
 	t     *testing.T
 	mu    sync.Mutex
-	spans map[[8]byte][]received // by span ID: more than one is a duplicate
+	spans map[[8]byte][]Received // by span ID: more than one is a duplicate
 	srvs  map[string]*grpc.Server
 }
 
-func startGateways(t *testing.T, hosts ...string) (*gateways, []string) {
+func StartGateways(t *testing.T, hosts ...string) (*Gateways, []string) {
 	t.Helper()
-	g := &gateways{t: t, spans: map[[8]byte][]received{}, srvs: map[string]*grpc.Server{}}
+	g := &Gateways{t: t, spans: map[[8]byte][]Received{}, srvs: map[string]*grpc.Server{}}
 	first, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
 	require.NoError(t, err)
 	_, port, err := net.SplitHostPort(first.Addr().String())
@@ -43,24 +46,25 @@ func startGateways(t *testing.T, hosts ...string) (*gateways, []string) {
 	for _, h := range hosts[1:] {
 		addr := net.JoinHostPort(h, port)
 		addrs = append(addrs, addr)
-		g.start(addr)
+		g.Start(addr)
 	}
 	t.Cleanup(func() {
 		for _, a := range addrs {
-			g.stop(a)
+			g.Stop(a)
 		}
 	})
 	return g, addrs
 }
 
-func (g *gateways) start(addr string) {
+// Start starts (again) the gateway at addr.
+func (g *Gateways) Start(addr string) {
 	g.t.Helper()
 	l, err := net.Listen("tcp", addr)
 	require.NoError(g.t, err)
 	g.serve(addr, l)
 }
 
-func (g *gateways) serve(addr string, l net.Listener) {
+func (g *Gateways) serve(addr string, l net.Listener) {
 	srv := grpc.NewServer()
 	ptraceotlp.RegisterGRPCServer(srv, &gatewayServer{g: g, addr: addr})
 	g.mu.Lock()
@@ -69,10 +73,10 @@ func (g *gateways) serve(addr string, l net.Listener) {
 	go func() { _ = srv.Serve(l) }()
 }
 
-// stop kills the gateway at addr: its listener and connections close once
+// Stop kills the gateway at addr: its listener and connections close once
 // the calls in flight are answered. (A gateway killed before answering a call
 // it processed gets that call again elsewhere: delivery is at least once.)
-func (g *gateways) stop(addr string) {
+func (g *Gateways) Stop(addr string) {
 	g.mu.Lock()
 	srv := g.srvs[addr]
 	delete(g.srvs, addr)
@@ -82,26 +86,27 @@ func (g *gateways) stop(addr string) {
 	}
 }
 
-func (g *gateways) count() int {
+// Count is the number of distinct spans received.
+func (g *Gateways) Count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.spans)
 }
 
-// snapshot returns a copy of what the gateways received.
-func (g *gateways) snapshot() map[[8]byte][]received {
+// Snapshot returns a copy of what the gateways received.
+func (g *Gateways) Snapshot() map[[8]byte][]Received {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make(map[[8]byte][]received, len(g.spans))
+	out := make(map[[8]byte][]Received, len(g.spans))
 	for k, v := range g.spans {
-		out[k] = append([]received(nil), v...)
+		out[k] = append([]Received(nil), v...)
 	}
 	return out
 }
 
 type gatewayServer struct {
 	ptraceotlp.UnimplementedGRPCServer
-	g    *gateways
+	g    *Gateways
 	addr string
 }
 
@@ -113,20 +118,21 @@ func (s *gatewayServer) Export(_ context.Context, req ptraceotlp.ExportRequest) 
 		svc, _ := rs.Resource().Attributes().Get("service.name")
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				s.g.spans[sp.SpanID()] = append(s.g.spans[sp.SpanID()], received{gateway: s.addr, traceID: sp.TraceID(), service: svc.Str()})
+				s.g.spans[sp.SpanID()] = append(s.g.spans[sp.SpanID()], Received{Gateway: s.addr, TraceID: sp.TraceID(), Service: svc.Str()})
 			}
 		}
 	}
 	return ptraceotlp.NewExportResponse(), nil
 }
 
-// workload makes batches of traces with unique IDs: each batch holds traces
+// Workload makes batches of traces with unique IDs: each batch holds traces
 // traces of spans spans each, spread over two services and two scopes.
-type workload struct {
+type Workload struct {
 	next uint64
 }
 
-func (w *workload) batch(traces, spans int) ptrace.Traces {
+// Batch returns the next batch.
+func (w *Workload) Batch(traces, spans int) ptrace.Traces {
 	td := ptrace.NewTraces()
 	var scopes []ptrace.SpanSlice
 	for s := range 2 {
@@ -157,8 +163,8 @@ func (w *workload) batch(traces, spans int) ptrace.Traces {
 	return td
 }
 
-// serviceOf returns the service.name each span of td was sent under.
-func serviceOf(td ptrace.Traces) map[[8]byte]string {
+// ServiceOf returns the service.name each span of td was sent under.
+func ServiceOf(td ptrace.Traces) map[[8]byte]string {
 	out := map[[8]byte]string{}
 	for _, rs := range td.ResourceSpans().All() {
 		svc, _ := rs.Resource().Attributes().Get("service.name")
@@ -171,9 +177,9 @@ func serviceOf(td ptrace.Traces) map[[8]byte]string {
 	return out
 }
 
-// ptraceotlpResponse encodes an ExportTraceServiceResponse with a partial
+// PartialSuccessResponse encodes an ExportTraceServiceResponse with a partial
 // success.
-func ptraceotlpResponse(t *testing.T, rejected int64, msg string) []byte {
+func PartialSuccessResponse(t *testing.T, rejected int64, msg string) []byte {
 	t.Helper()
 	resp := ptraceotlp.NewExportResponse()
 	resp.PartialSuccess().SetRejectedSpans(rejected)

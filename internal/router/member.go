@@ -1,4 +1,4 @@
-package tailsiftexporter
+package router
 
 import (
 	"context"
@@ -15,8 +15,6 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -31,8 +29,7 @@ const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Expor
 // (exporterhelper), and whether it is up.
 type member struct {
 	addr   string
-	exp    *tailsiftExporter
-	attrs  metric.MeasurementOption
+	r      *Router
 	conn   *grpc.ClientConn
 	helper exporter.Traces
 	logger *zap.Logger
@@ -46,33 +43,32 @@ type member struct {
 	probes  sync.WaitGroup
 }
 
-func (e *tailsiftExporter) newMember(ctx context.Context, addr string) (*member, error) {
+func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	m := &member{
 		addr:   addr,
-		exp:    e,
-		attrs:  metric.WithAttributeSet(attribute.NewSet(attribute.String("member", addr))),
-		logger: e.set.Logger.With(zap.String("member", addr)),
+		r:      r,
+		logger: r.set.Logger.With(zap.String("member", addr)),
 		stop:   make(chan struct{}),
 	}
-	cc := e.cfg.GRPC
+	cc := r.cfg.GRPC
 	cc.Endpoint = addr
-	conn, err := cc.ToClientConn(ctx, e.host.GetExtensions(), e.set.TelemetrySettings)
+	conn, err := cc.ToClientConn(ctx, r.host.GetExtensions(), r.set.TelemetrySettings)
 	if err != nil {
 		return nil, fmt.Errorf("connect to member %s: %w", addr, err)
 	}
 	m.conn = conn
-	set := e.set
+	set := r.set
 	set.Logger = m.logger
-	set.ID = component.NewIDWithName(e.set.ID.Type(), joinName(e.set.ID.Name(), addr))
+	set.ID = component.NewIDWithName(r.set.ID.Type(), joinName(r.set.ID.Name(), addr))
 	qs := xexporterhelper.QueueBatchSettings{Encoding: queueEncoding{}}
 	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, convert, m.push,
-		exporterhelper.WithTimeout(e.cfg.Timeout),
-		exporterhelper.WithRetry(e.cfg.Retry),
-		xexporterhelper.WithQueueBatch(e.cfg.Queue, qs),
+		exporterhelper.WithTimeout(r.cfg.Timeout),
+		exporterhelper.WithRetry(r.cfg.Retry),
+		xexporterhelper.WithQueueBatch(r.cfg.Queue, qs),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 	)
 	if err == nil {
-		err = m.helper.Start(ctx, e.host)
+		err = m.helper.Start(ctx, r.host)
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start member %s: %w", addr, err), conn.Close())
@@ -103,18 +99,18 @@ func (m *member) enqueue(ctx context.Context, r *request) error {
 // push is the member's RequestConsumeFunc: send, fail over when the member is
 // or becomes down.
 func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
-	r, ok := xr.(*request)
+	req, ok := xr.(*request)
 	if !ok {
 		return consumererror.NewPermanent(fmt.Errorf("push a %T", xr))
 	}
 	var err error
 	if !m.down.Load() {
-		err = m.sendRetrying(ctx, r.data)
+		err = m.sendRetrying(ctx, req.data)
 		if err == nil {
 			// A successful answer means the gateway read the whole
 			// request: gRPC holds no reference to it any more.
-			putBuffer(r.data)
-			r.data = nil
+			putBuffer(req.data)
+			req.data = nil
 			return nil
 		}
 		if !isDown(err) {
@@ -124,7 +120,7 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	} else {
 		err = fmt.Errorf("member %s is down", m.addr)
 	}
-	if rerr := m.exp.reroute(ctx, r, m); rerr != nil {
+	if rerr := m.r.reroute(ctx, req, m); rerr != nil {
 		return fmt.Errorf("fail over from %s (%w): %w", m.addr, err, rerr)
 	}
 	return nil
@@ -133,7 +129,7 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 // sendRetrying sends data, again after Failover.Backoff while the member
 // looks down, up to Failover.Attempts sends.
 func (m *member) sendRetrying(ctx context.Context, data []byte) error {
-	f := &m.exp.cfg.Failover
+	f := &m.r.cfg.Failover
 	for attempt := 1; ; attempt++ {
 		err := m.send(ctx, data)
 		if !isDown(err) || attempt >= f.Attempts {
@@ -220,7 +216,7 @@ func (m *member) markDown(cause error) {
 		return
 	}
 	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
-	m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), -1)
+	m.r.obs.MembersUp(-1)
 	m.probes.Add(1)
 	go m.probe()
 }
@@ -229,7 +225,7 @@ func (m *member) markDown(cause error) {
 // that is not "down", then marks the member up.
 func (m *member) probe() {
 	defer m.probes.Done()
-	interval := m.exp.cfg.Failover.ProbeInterval
+	interval := m.r.cfg.Failover.ProbeInterval
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
@@ -245,7 +241,7 @@ func (m *member) probe() {
 		cancel()
 		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
 			m.down.Store(false)
-			m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), 1)
+			m.r.obs.MembersUp(1)
 			m.logger.Info("Member up again")
 			return
 		}
@@ -263,7 +259,7 @@ func (m *member) shutdown(ctx context.Context) error {
 	close(m.stop)
 	m.probes.Wait()
 	if !m.down.Load() {
-		m.exp.telemetry.ExporterTailsiftMembersUp.Add(context.Background(), -1)
+		m.r.obs.MembersUp(-1)
 	}
 	return errors.Join(err, m.conn.Close())
 }

@@ -1,4 +1,4 @@
-package tailsiftexporter
+package router
 
 import (
 	"context"

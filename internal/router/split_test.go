@@ -1,4 +1,4 @@
-package tailsiftexporter
+package router
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
 // spanKey is what must survive a split: the span and its framing.
@@ -35,8 +36,8 @@ func keys(t *testing.T, data []byte) map[spanKey]int {
 }
 
 func TestSplit(t *testing.T) {
-	var w workload
-	td := w.batch(50, 7)
+	var w routertest.Workload
+	td := w.Batch(50, 7)
 	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	require.NoError(t, err)
 	want := keys(t, buf)
@@ -92,9 +93,9 @@ func TestSplitMalformed(t *testing.T) {
 }
 
 func TestMergeSplit(t *testing.T) {
-	var w workload
+	var w routertest.Workload
 	mk := func(traces, spans int) *request {
-		data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.batch(traces, spans))
+		data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(traces, spans))
 		require.NoError(t, err)
 		return &request{data: data, spans: traces * spans}
 	}
@@ -132,8 +133,8 @@ func TestMergeSplit(t *testing.T) {
 }
 
 func TestQueueEncoding(t *testing.T) {
-	var w workload
-	data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.batch(2, 3))
+	var w routertest.Workload
+	data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(2, 3))
 	require.NoError(t, err)
 	b, err := queueEncoding{}.Marshal(context.Background(), &request{data: data, spans: 6})
 	require.NoError(t, err)
@@ -143,7 +144,7 @@ func TestQueueEncoding(t *testing.T) {
 }
 
 func TestPartialSuccess(t *testing.T) {
-	resp := ptraceotlpResponse(t, 7, "too old")
+	resp := routertest.PartialSuccessResponse(t, 7, "too old")
 	rejected, msg := partialSuccess(resp)
 	assert.Equal(t, int64(7), rejected)
 	assert.Equal(t, "too old", msg)
@@ -155,10 +156,10 @@ func TestPartialSuccess(t *testing.T) {
 // BenchmarkSplit is the routing itself, on wire bytes: scan a marshalled
 // batch and build one request per member (3 members), per span.
 //
-//	go test -run '^$' -bench Split -count 6 ./exporter/tailsiftexporter/ | benchstat -
+//	go test -run '^$' -bench Split -count 6 ./internal/router/ | benchstat -
 func BenchmarkSplit(b *testing.B) {
-	var w workload
-	td := w.batch(100, 10)
+	var w routertest.Workload
+	td := w.Batch(100, 10)
 	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	require.NoError(b, err)
 	t := &targets{ring: ring.New([]string{"a:1", "b:1", "c:1"})}
