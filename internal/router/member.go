@@ -35,6 +35,11 @@ type member struct {
 	logger *zap.Logger
 
 	down atomic.Bool
+	// upAt (when the member last came back) and hold (its last hold-down)
+	// are written by the one probe loop, before down is cleared, and read
+	// by markDown, after down is set: down orders them.
+	upAt time.Time
+	hold time.Duration
 	// closing is write-held while the member stops taking requests: a
 	// queue that is shut down still accepts requests, which nobody sends.
 	closing sync.RWMutex
@@ -217,16 +222,32 @@ func (m *member) markDown(cause error) {
 	}
 	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
 	m.r.obs.MembersUp(-1)
+	m.hold = holdDown(m.r.cfg.Failover.ProbeInterval, m.hold, time.Since(m.upAt))
 	m.probes.Add(1)
-	go m.probe()
+	go m.probe(m.hold)
 }
 
-// probe sends an empty Export every ProbeInterval until one gets an answer
-// that is not "down", then marks the member up.
-func (m *member) probe() {
+// maxHoldFactor bounds the hold of a flapping member at this many probe
+// intervals.
+const maxHoldFactor = 32
+
+// holdDown returns how long a member that goes down now stays down before
+// its first probe: one probe interval, doubled each time it goes down again
+// within ten probe intervals of coming back (prev is the previous hold), so
+// that a flapping member does not move its traces back and forth.
+func holdDown(interval, prev, upFor time.Duration) time.Duration {
+	if prev == 0 || upFor >= 10*interval {
+		return interval
+	}
+	return min(2*prev, maxHoldFactor*interval)
+}
+
+// probe waits hold, then sends an empty Export every ProbeInterval until one
+// gets an answer that is not "down", and marks the member up.
+func (m *member) probe(hold time.Duration) {
 	defer m.probes.Done()
 	interval := m.r.cfg.Failover.ProbeInterval
-	t := time.NewTimer(interval)
+	t := time.NewTimer(hold)
 	defer t.Stop()
 	for {
 		select {
@@ -240,6 +261,7 @@ func (m *member) probe() {
 		err := m.send(ctx, nil, grpc.WaitForReady(true))
 		cancel()
 		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
+			m.upAt = time.Now()
 			m.down.Store(false)
 			m.r.obs.MembersUp(1)
 			m.logger.Info("Member up again")

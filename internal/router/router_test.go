@@ -111,3 +111,23 @@ func TestRouteOnStaleSet(t *testing.T) {
 		assert.Equal(t, addrs[0], rs[0].Gateway)
 	}
 }
+
+func TestHoldDown(t *testing.T) {
+	const i = time.Second
+	tests := []struct {
+		name        string
+		prev, upFor time.Duration
+		want        time.Duration
+	}{
+		{name: "first time down", prev: 0, upFor: time.Hour, want: i},
+		{name: "down again long after", prev: 8 * i, upFor: 10 * i, want: i},
+		{name: "flapping doubles", prev: i, upFor: 2 * i, want: 2 * i},
+		{name: "flapping again", prev: 4 * i, upFor: i, want: 8 * i},
+		{name: "bounded", prev: 32 * i, upFor: i, want: 32 * i},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, holdDown(i, tt.prev, tt.upFor))
+		})
+	}
+}
