@@ -29,8 +29,8 @@ func NewFactory() exporter.Factory {
 func createDefaultConfig() component.Config {
 	grpc := configgrpc.NewDefaultClientConfig()
 	grpc.Compression = configcompression.TypeZstd
-	// Connections to a gateway that restarts come back without waiting for
-	// the default reconnect backoff: failover covers the gap.
+	// A send to a gateway that cannot be reached fails at once, so that its
+	// spans fail over instead of waiting for the connection.
 	grpc.WaitForReady = false
 	return &Config{
 		Members: membership.NewDefaultConfig(),
