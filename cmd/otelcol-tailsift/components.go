@@ -9,6 +9,7 @@ import (
 	healthcheckextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	pprofextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	filestorage "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	tailsiftexporter "github.com/tailsift/tailsift/exporter/tailsiftexporter"
 	tailsiftprocessor "github.com/tailsift/tailsift/processor/tailsiftprocessor"
 	otlpguardreceiver "github.com/tailsift/tailsift/receiver/otlpguardreceiver"
 	tailsiftreceiver "github.com/tailsift/tailsift/receiver/tailsiftreceiver"
@@ -77,6 +78,7 @@ func components() (otelcol.Factories, error) {
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
+		tailsiftexporter.NewFactory(),
 		otlpexporter.NewFactory(),
 		otlphttpexporter.NewFactory(),
 		debugexporter.NewFactory(),
@@ -87,6 +89,7 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.ExporterModules = makeModulesMap(factories.Exporters, map[component.Type]string{
+		tailsiftexporter.NewFactory().Type():      "github.com/tailsift/tailsift v0.0.0",
 		otlpexporter.NewFactory().Type():          "go.opentelemetry.io/collector/exporter/otlpexporter v0.161.0",
 		otlphttpexporter.NewFactory().Type():      "go.opentelemetry.io/collector/exporter/otlphttpexporter v0.161.0",
 		debugexporter.NewFactory().Type():         "go.opentelemetry.io/collector/exporter/debugexporter v0.161.0",

@@ -1,0 +1,124 @@
+package tailsiftexporter
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configcompression"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
+	"github.com/tailsift/tailsift/internal/membership"
+	"github.com/tailsift/tailsift/internal/router"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	static := createDefaultConfig().(*Config)
+	static.Members.Static = []string{"10.0.0.5:4317", "10.0.0.6:4317"}
+
+	dns := createDefaultConfig().(*Config)
+	*dns.Members.DNS.GetOrInsertDefault() = membership.DNSConfig{
+		Hostname: "gateways.tailsift.svc.cluster.local", Port: 4317,
+		Interval: 10 * time.Second, Timeout: time.Second, Server: "10.96.0.10:53",
+	}
+	dns.GRPC.Compression = configcompression.TypeSnappy
+	dns.GRPC.TLS.Insecure = true
+	dns.Failover = router.FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second}
+	dns.Timeout.Timeout = 10 * time.Second
+	dns.Queue.Get().QueueSize = 5000
+	dns.Queue.Get().NumConsumers = 4
+	dns.Retry.MaxElapsedTime = time.Minute
+
+	tests := []struct {
+		id       component.ID
+		expected component.Config
+	}{
+		{id: component.NewID(metadata.Type), expected: static},
+		{id: component.NewIDWithName(metadata.Type, "dns"), expected: dns},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			assert.Equal(t, tt.expected, cfg)
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, configcompression.TypeZstd, cfg.GRPC.Compression, "gateways get zstd")
+	assert.True(t, cfg.Queue.HasValue(), "each member has a sending queue")
+	assert.True(t, cfg.Retry.Enabled)
+	require.EqualError(t, confmap.Validate(cfg), "members: static or dns: one must be set")
+}
+
+func TestInvalidConfig(t *testing.T) {
+	static := map[string]any{"static": []any{"10.0.0.5:4317"}}
+	tests := []struct {
+		name string
+		yaml map[string]any
+		err  string // the exact error
+	}{
+		{
+			name: "no members",
+			yaml: map[string]any{},
+			err:  "members: static or dns: one must be set",
+		},
+		{
+			name: "bad static member",
+			yaml: map[string]any{"members": map[string]any{"static": []any{"10.0.0.5"}}},
+			err:  `members: static[0]: "10.0.0.5" is not host:port: address 10.0.0.5: missing port in address`,
+		},
+		{
+			name: "dns without port",
+			yaml: map[string]any{"members": map[string]any{"dns": map[string]any{"hostname": "gw"}}},
+			err:  "members::dns: port: must be between 1 and 65535, got 0",
+		},
+		{
+			name: "endpoint set",
+			yaml: map[string]any{"members": static, "grpc": map[string]any{"endpoint": "10.0.0.9:4317"}},
+			err:  `grpc::endpoint: must be empty, the members block gives each member's address (got "10.0.0.9:4317")`,
+		},
+		{
+			name: "zero attempts",
+			yaml: map[string]any{"members": static, "failover": map[string]any{"attempts": 0}},
+			err:  "failover: attempts: must be at least 1, got 0",
+		},
+		{
+			name: "negative backoff",
+			yaml: map[string]any{"members": static, "failover": map[string]any{"backoff": "-1s"}},
+			err:  "failover: backoff: must not be negative, got -1s",
+		},
+		{
+			name: "zero probe interval",
+			yaml: map[string]any{"members": static, "failover": map[string]any{"probe_interval": "0s"}},
+			err:  "failover: probe_interval: must be positive, got 0s",
+		},
+		{
+			name: "batch by bytes",
+			yaml: map[string]any{"members": static, "sending_queue": map[string]any{"batch": map[string]any{"sizer": "bytes"}}},
+			err:  `sending_queue::batch::sizer: only items is supported, got "bytes"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig()
+			require.NoError(t, confmap.NewFromStringMap(tt.yaml).Unmarshal(cfg))
+			err := confmap.Validate(cfg)
+			require.Error(t, err)
+			assert.Equal(t, tt.err, err.Error())
+		})
+	}
+}

@@ -1,0 +1,104 @@
+// Package membership tells which collectors belong to a cluster: the members
+// block shared by the tailsift exporter (the gateways an agent routes to) and
+// the gateways' cluster block (the peers a gateway hands traces to).
+//
+//	members:
+//	  static: [10.0.0.5:4317, 10.0.0.6:4317]                   # or:
+//	  dns: {hostname: gateways.tailsift.svc, port: 4317, interval: 5s, server: ""}
+//
+// Config is that block and its Validate; a Watcher resolves it to a sorted
+// list of "host:port" members and tells its subscriber every time the list
+// changes. Build a ring (internal/ring) from each list it hands out.
+package membership // import "github.com/tailsift/tailsift/internal/membership"
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configoptional"
+)
+
+// Config is the members block: exactly one of static and dns.
+type Config struct {
+	// Static lists the members as host:port.
+	Static []string `mapstructure:"static"`
+	// DNS resolves the members from a hostname: one member per A or AAAA
+	// address, each with Port. A Kubernetes headless Service is this case.
+	DNS configoptional.Optional[DNSConfig] `mapstructure:"dns"`
+}
+
+// DNSConfig is the members block's dns form.
+type DNSConfig struct {
+	// Hostname is looked up for A and AAAA records.
+	Hostname string `mapstructure:"hostname"`
+	// Port is the port every resolved address listens on.
+	Port int `mapstructure:"port"`
+	// Interval is the time between two lookups.
+	Interval time.Duration `mapstructure:"interval"`
+	// Timeout bounds one lookup.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Server, as host:port, is the DNS server to ask. Empty uses the
+	// system's resolver.
+	Server string `mapstructure:"server"`
+}
+
+// NewDefaultConfig returns a members block with neither form set and the dns
+// form's defaults (interval 5s, timeout 1s) for when it is set.
+func NewDefaultConfig() Config {
+	return Config{DNS: configoptional.Default(DNSConfig{Interval: 5 * time.Second, Timeout: time.Second})}
+}
+
+// Validate checks that exactly one form is set and that static lists
+// host:port addresses.
+func (c *Config) Validate() error {
+	hasDNS := c.DNS.HasValue()
+	switch {
+	case len(c.Static) == 0 && !hasDNS:
+		return errors.New("static or dns: one must be set")
+	case len(c.Static) > 0 && hasDNS:
+		return errors.New("static and dns: set one, not both")
+	}
+	for i, m := range c.Static {
+		if err := validateHostPort(m); err != nil {
+			return fmt.Errorf("static[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the dns form.
+func (c *DNSConfig) Validate() error {
+	switch {
+	case c.Hostname == "":
+		return errors.New("hostname: must not be empty")
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("port: must be between 1 and 65535, got %d", c.Port)
+	case c.Interval <= 0:
+		return fmt.Errorf("interval: must be positive, got %v", c.Interval)
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout: must be positive, got %v", c.Timeout)
+	}
+	if c.Server != "" {
+		if err := validateHostPort(c.Server); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	return nil
+}
+
+func validateHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port must be a number between 1 and 65535", s)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package membership
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/miekg/dns"
+)
+
+// lookupDNS returns one member per A and AAAA address of c.Hostname, asking
+// c.Server when set and the system resolver otherwise.
+func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	var ips []net.IP
+	if c.Server == "" {
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, c.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("look up %q: %w", c.Hostname, err)
+		}
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	} else {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			got, err := exchange(ctx, c.Server, c.Hostname, qtype)
+			if err != nil {
+				return nil, err
+			}
+			ips = append(ips, got...)
+		}
+	}
+	port := strconv.Itoa(c.Port)
+	members := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		members = append(members, net.JoinHostPort(ip.String(), port))
+	}
+	return normalize(members), nil
+}
+
+// exchange asks server for the qtype records of host, over UDP and again over
+// TCP when the answer was truncated. A name that does not exist has no
+// address; any other failure is an error.
+func exchange(ctx context.Context, server, host string, qtype uint16) ([]net.IP, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(host), qtype)
+	client := &dns.Client{}
+	resp, _, err := client.ExchangeContext(ctx, q, server)
+	if err == nil && resp.Truncated {
+		client.Net = "tcp"
+		resp, _, err = client.ExchangeContext(ctx, q, server)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ask %s for %s %s: %w", server, dns.TypeToString[qtype], host, err)
+	}
+	if resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("ask %s for %s %s: %s", server, dns.TypeToString[qtype], host, dns.RcodeToString[resp.Rcode])
+	}
+	var ips []net.IP
+	for _, rr := range resp.Answer {
+		switch r := rr.(type) {
+		case *dns.A:
+			ips = append(ips, r.A)
+		case *dns.AAAA:
+			ips = append(ips, r.AAAA)
+		}
+	}
+	return ips, nil
+}

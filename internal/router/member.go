@@ -1,0 +1,344 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+// member is one gateway: its connection, its sending queue and retries
+// (exporterhelper), and whether it is up.
+type member struct {
+	addr   string
+	r      *Router
+	conn   *grpc.ClientConn
+	helper exporter.Traces
+	logger *zap.Logger
+
+	down atomic.Bool
+	// upAt (when the member last came back) and hold (its last hold-down)
+	// are written by the one probe loop, before down is cleared, and read
+	// by markDown, after down is set: down orders them.
+	upAt time.Time
+	hold time.Duration
+	// closing is write-held while the member stops taking requests: a
+	// queue that is shut down still accepts requests, which nobody sends.
+	closing sync.RWMutex
+	closed  bool // guarded by closing
+	stop    chan struct{}
+	probes  sync.WaitGroup
+}
+
+func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
+	m := &member{
+		addr:   addr,
+		r:      r,
+		logger: r.set.Logger.With(zap.String("member", addr)),
+		stop:   make(chan struct{}),
+	}
+	cc := r.cfg.GRPC
+	cc.Endpoint = addr
+	conn, err := cc.ToClientConn(ctx, r.host.GetExtensions(), r.set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("connect to member %s: %w", addr, err)
+	}
+	m.conn = conn
+	set := r.set
+	set.Logger = m.logger
+	set.ID = component.NewIDWithName(r.set.ID.Type(), joinName(r.set.ID.Name(), addr))
+	qs := xexporterhelper.QueueBatchSettings{Encoding: queueEncoding{}}
+	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, convert, m.push,
+		exporterhelper.WithTimeout(r.cfg.Timeout),
+		exporterhelper.WithRetry(r.cfg.Retry),
+		xexporterhelper.WithQueueBatch(r.cfg.Queue, qs),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+	if err == nil {
+		err = m.helper.Start(ctx, r.host)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start member %s: %w", addr, err), conn.Close())
+	}
+	return m, nil
+}
+
+func joinName(name, addr string) string {
+	if name == "" {
+		return addr
+	}
+	return name + "/" + addr
+}
+
+// errMemberClosed is returned for a request handed to a member that left.
+var errMemberClosed = errors.New("member closed")
+
+// enqueue hands a routed part to the member's sending queue.
+func (m *member) enqueue(ctx context.Context, r *request) error {
+	m.closing.RLock()
+	defer m.closing.RUnlock()
+	if m.closed {
+		return errMemberClosed
+	}
+	return m.helper.ConsumeTraces(context.WithValue(ctx, routedKey{}, r), ptrace.NewTraces())
+}
+
+// push is the member's RequestConsumeFunc: send, fail over when the member is
+// or becomes down.
+func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
+	req, ok := xr.(*request)
+	if !ok {
+		return consumererror.NewPermanent(fmt.Errorf("push a %T", xr))
+	}
+	var err error
+	if !m.down.Load() {
+		err = m.sendRetrying(ctx, req.data)
+		if err == nil {
+			// A successful answer means the gateway read the whole
+			// request: gRPC holds no reference to it any more.
+			putBuffer(req.data)
+			req.data = nil
+			return nil
+		}
+		if !isDown(err) {
+			return classify(err)
+		}
+		m.markDown(err)
+	} else {
+		err = fmt.Errorf("member %s is down", m.addr)
+	}
+	if rerr := m.r.reroute(ctx, req, m); rerr != nil {
+		return fmt.Errorf("fail over from %s (%w): %w", m.addr, err, rerr)
+	}
+	return nil
+}
+
+// sendRetrying sends data, again after Failover.Backoff while the member
+// looks down, up to Failover.Attempts sends.
+func (m *member) sendRetrying(ctx context.Context, data []byte) error {
+	f := &m.r.cfg.Failover
+	for attempt := 1; ; attempt++ {
+		err := m.send(ctx, data)
+		if !isDown(err) || attempt >= f.Attempts {
+			return err
+		}
+		t := time.NewTimer(f.Backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-m.stop:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// send makes one Export call with data as the request body.
+func (m *member) send(ctx context.Context, data []byte, opts ...grpc.CallOption) error {
+	var resp rawMessage
+	opts = append(opts, grpc.ForceCodecV2(rawCodec{}))
+	if err := m.conn.Invoke(ctx, exportMethod, &rawMessage{data: data}, &resp, opts...); err != nil {
+		return err
+	}
+	if rejected, msg := partialSuccess(resp.data); rejected != 0 || msg != "" {
+		m.logger.Warn("Partial success response", zap.String("message", msg), zap.Int64("dropped_spans", rejected))
+	}
+	return nil
+}
+
+// isDown reports whether err says that the member is not there: connection
+// refused, or UNAVAILABLE without RetryInfo (with RetryInfo it is an
+// overloaded gateway asking for a later retry, which is not down).
+func isDown(err error) bool {
+	if err == nil {
+		return false
+	}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	return retryInfo(st) == nil
+}
+
+func retryInfo(st *status.Status) *errdetails.RetryInfo {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
+}
+
+// classify turns a send error into what exporterhelper's retry expects, as
+// the otlp exporter does: retryable codes are retried (after the delay the
+// server asks for), the rest is permanent.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	ri := retryInfo(st)
+	switch st.Code() {
+	case codes.OK:
+		return nil
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
+	case codes.ResourceExhausted:
+		if ri == nil {
+			return consumererror.NewPermanent(err)
+		}
+	default:
+		return consumererror.NewPermanent(err)
+	}
+	if d := ri.GetRetryDelay().AsDuration(); d > 0 {
+		return exporterhelper.NewThrottleRetry(err, d)
+	}
+	return err
+}
+
+// markDown marks the member down, once, and starts probing it.
+func (m *member) markDown(cause error) {
+	if m.down.Swap(true) {
+		return
+	}
+	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
+	m.r.obs.MembersUp(-1)
+	m.hold = holdDown(m.r.cfg.Failover.ProbeInterval, m.hold, time.Since(m.upAt))
+	m.probes.Add(1)
+	go m.probe(m.hold)
+}
+
+// maxHoldFactor bounds the hold of a flapping member at this many probe
+// intervals.
+const maxHoldFactor = 32
+
+// holdDown returns how long a member that goes down now stays down before
+// its first probe: one probe interval, doubled each time it goes down again
+// within ten probe intervals of coming back (prev is the previous hold), so
+// that a flapping member does not move its traces back and forth.
+func holdDown(interval, prev, upFor time.Duration) time.Duration {
+	if prev == 0 || upFor >= 10*interval {
+		return interval
+	}
+	return min(2*prev, maxHoldFactor*interval)
+}
+
+// probe waits hold, then sends an empty Export every ProbeInterval until one
+// gets an answer that is not "down", and marks the member up.
+func (m *member) probe(hold time.Duration) {
+	defer m.probes.Done()
+	interval := m.r.cfg.Failover.ProbeInterval
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		// Reconnect now rather than after gRPC's reconnect backoff.
+		m.conn.ResetConnectBackoff()
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		err := m.send(ctx, nil, grpc.WaitForReady(true))
+		cancel()
+		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
+			m.upAt = time.Now()
+			m.down.Store(false)
+			m.r.obs.MembersUp(1)
+			m.logger.Info("Member up again")
+			return
+		}
+		t.Reset(interval)
+	}
+}
+
+// shutdown drains the member's queue (failing over what it cannot send, while
+// other members still run), stops probing and closes the connection.
+func (m *member) shutdown(ctx context.Context) error {
+	m.closing.Lock()
+	m.closed = true
+	m.closing.Unlock()
+	err := m.helper.Shutdown(ctx)
+	close(m.stop)
+	m.probes.Wait()
+	if !m.down.Load() {
+		m.r.obs.MembersUp(-1)
+	}
+	return errors.Join(err, m.conn.Close())
+}
+
+// partialSuccess reads ExportTraceServiceResponse.partial_success.
+func partialSuccess(resp []byte) (rejected int64, msg string) {
+	for len(resp) > 0 {
+		num, typ, n := protowire.ConsumeTag(resp)
+		if n < 0 {
+			return 0, ""
+		}
+		resp = resp[n:]
+		if num == 1 && typ == protowire.BytesType {
+			ps, m := protowire.ConsumeBytes(resp)
+			if m < 0 {
+				return 0, ""
+			}
+			resp = resp[m:]
+			rejected, msg = readPartialSuccess(ps)
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, resp)
+		if m < 0 {
+			return 0, ""
+		}
+		resp = resp[m:]
+	}
+	return rejected, msg
+}
+
+func readPartialSuccess(ps []byte) (rejected int64, msg string) {
+	for len(ps) > 0 {
+		num, typ, n := protowire.ConsumeTag(ps)
+		if n < 0 {
+			return rejected, msg
+		}
+		ps = ps[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			rejected, ps = int64(v), ps[m:]
+		case num == 2 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			msg, ps = string(v), ps[m:]
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, ps)
+			if m < 0 {
+				return rejected, msg
+			}
+			ps = ps[m:]
+		}
+	}
+	return rejected, msg
+}

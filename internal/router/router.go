@@ -1,0 +1,230 @@
+// Package router sends OTLP trace bytes to the member that owns each trace:
+// it splits an encoded batch by trace ID on a consistent-hash ring
+// (internal/ring), and sends each member its part over gRPC, through
+// exporterhelper's queue and retries, as bytes. A member that refuses
+// connections or answers UNAVAILABLE past a short retry is marked down, and
+// its spans go to the next member in hash order until a probe finds it
+// again.
+//
+// The tailsift exporter is a Router behind a pdata adapter. A gateway that
+// forwards misrouted spans or hands traces over uses one the same way, on
+// the bytes it already has: New, Start, SetMembers from a membership.Watcher,
+// Route, Shutdown.
+package router // import "github.com/tailsift/tailsift/internal/router"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/ring"
+)
+
+// Settings are what a Router sends with; the embedding component's config
+// holds them, validated.
+type Settings struct {
+	// GRPC is the client each member's connection is made from, with the
+	// member's address as endpoint.
+	GRPC configgrpc.ClientConfig
+	// Failover says when a member is marked down and how it is probed.
+	Failover FailoverConfig
+	// Timeout bounds one send.
+	Timeout exporterhelper.TimeoutConfig
+	// Queue is each member's sending queue.
+	Queue configoptional.Optional[exporterhelper.QueueBatchConfig]
+	// Retry retries refusals other than "down".
+	Retry configretry.BackOffConfig
+}
+
+// Observer is told what the router does, for self-metrics.
+type Observer interface {
+	// Routed: spans handed to member's queue, of which rerouted because
+	// their owner was down.
+	Routed(ctx context.Context, member string, spans, rerouted int)
+	// MembersUp and Members change by delta.
+	MembersUp(delta int)
+	Members(delta int)
+}
+
+// ErrNoMembers is returned by Route before the first member set.
+var ErrNoMembers = errors.New("no member known yet")
+
+// state is one member set: its ring and, in the ring's member order, the
+// members. It is replaced whole when the set changes.
+type state struct {
+	ring    *ring.Ring
+	members []*member
+}
+
+func (s *state) down(i int) bool { return s.members[i].down.Load() }
+
+// Router routes encoded traces to members. Its methods are safe for
+// concurrent use.
+type Router struct {
+	cfg  Settings
+	set  exporter.Settings
+	obs  Observer
+	host component.Host
+
+	state     atomic.Pointer[state]
+	changeMu  sync.Mutex     // serializes member set changes and Shutdown
+	closed    bool           // guarded by changeMu
+	retiring  sync.WaitGroup // shutdowns of members no longer in the set
+	splitters sync.Pool
+}
+
+// New returns a router. set names it (each member's exporterhelper reports
+// as set.ID with the member's address appended) and carries its telemetry.
+func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
+	return &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}}
+}
+
+// Start records the host, whose extensions the members' connections use.
+// Call it before SetMembers.
+func (r *Router) Start(host component.Host) { r.host = host }
+
+// SetMembers makes addrs the member set: members that stay keep their
+// connection and queue, new ones are started, and the ones that left drain
+// their queues in the background (failing over to the new set). It suits
+// membership.Watcher's onChange.
+func (r *Router) SetMembers(addrs []string) {
+	r.changeMu.Lock()
+	defer r.changeMu.Unlock()
+	if r.closed {
+		return
+	}
+	old := map[string]*member{}
+	prev := 0
+	if st := r.state.Load(); st != nil {
+		prev = len(st.members)
+		for _, m := range st.members {
+			old[m.addr] = m
+		}
+	}
+	next := &state{ring: ring.New(addrs)}
+	for _, addr := range next.ring.Members() {
+		m, ok := old[addr]
+		if ok {
+			delete(old, addr)
+		} else {
+			var err error
+			if m, err = r.newMember(context.Background(), addr); err != nil {
+				r.set.Logger.Error("Cannot add member; its traces go to the next member", zap.Error(err))
+				m = &member{addr: addr}
+				m.down.Store(true)
+			} else {
+				r.obs.MembersUp(1)
+			}
+		}
+		next.members = append(next.members, m)
+	}
+	r.state.Store(next)
+	r.obs.Members(len(next.members) - prev)
+	for _, m := range old {
+		r.retire(m)
+	}
+}
+
+func (r *Router) retire(m *member) {
+	if m.helper == nil {
+		return
+	}
+	r.retiring.Add(1)
+	go func() {
+		defer r.retiring.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout.Timeout+r.cfg.Failover.ProbeInterval)
+		defer cancel()
+		if err := m.shutdown(ctx); err != nil {
+			r.set.Logger.Warn("Draining a member that left", zap.String("member", m.addr), zap.Error(err))
+		}
+	}()
+}
+
+// Route sends the spans of buf, an encoded TracesData or
+// ExportTraceServiceRequest, to their owners, or to the next member up in
+// hash order when the owner is down. When every member is down the owners'
+// queues hold the spans. Malformed input is a permanent error.
+func (r *Router) Route(ctx context.Context, buf []byte) error {
+	st := r.state.Load()
+	if st == nil || st.ring.Len() == 0 {
+		return ErrNoMembers
+	}
+	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down})
+}
+
+// reroute sends the spans of a request that member from could not deliver to
+// the members now up, in hash order. It fails, without sending anything, when
+// some span has no member up.
+func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
+	st := r.state.Load()
+	down := func(i int) bool { return st.members[i] == from || st.down(i) }
+	return r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true})
+}
+
+func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) error {
+	s := r.splitters.Get().(*splitter)
+	parts, ok, err := s.split(buf, t)
+	r.splitters.Put(s)
+	if err != nil {
+		return consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
+	}
+	if !ok {
+		return errAllDown
+	}
+	var errs []error
+	for _, p := range parts {
+		m := st.members[p.member]
+		if m.helper == nil {
+			errs = append(errs, fmt.Errorf("member %s did not start", m.addr))
+			continue
+		}
+		if err := m.enqueue(ctx, &request{data: p.data, spans: p.spans}); err != nil {
+			if cur := r.state.Load(); cur != st {
+				// The member left while this batch was routed, and its
+				// queue is closed: route its part on the new set.
+				err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict})
+				if err == nil {
+					continue
+				}
+			}
+			errs = append(errs, fmt.Errorf("send to %s: %w", m.addr, err))
+			continue
+		}
+		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops taking member changes, drains every member's queue up to
+// ctx's deadline and closes the connections. It is safe to call twice.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.changeMu.Lock()
+	r.closed = true
+	r.changeMu.Unlock()
+	var err error
+	if st := r.state.Load(); st != nil {
+		var wg sync.WaitGroup
+		errs := make([]error, len(st.members))
+		for i, m := range st.members {
+			if m.helper == nil {
+				continue
+			}
+			wg.Go(func() { errs[i] = m.shutdown(ctx) })
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
+	r.retiring.Wait()
+	return err
+}

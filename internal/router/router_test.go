@@ -1,0 +1,133 @@
+package router
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tailsift/tailsift/internal/router/routertest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// counts is an Observer that counts.
+type counts struct{ routed, rerouted, up, members atomic.Int64 }
+
+func (c *counts) Routed(_ context.Context, _ string, spans, rerouted int) {
+	c.routed.Add(int64(spans))
+	c.rerouted.Add(int64(rerouted))
+}
+func (c *counts) MembersUp(d int) { c.up.Add(int64(d)) }
+func (c *counts) Members(d int)   { c.members.Add(int64(d)) }
+
+// newRouter starts a router on the members addrs, stopped when the test ends.
+func newRouter(t *testing.T, addrs []string) *Router {
+	t.Helper()
+	grpc := configgrpc.NewDefaultClientConfig()
+	grpc.TLS.Insecure = true
+	set := exportertest.NewNopSettings(component.MustNewType("tailsift"))
+	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	r := New(set, Settings{
+		GRPC:     grpc,
+		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
+		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
+		Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+		Retry:    configretry.NewDefaultBackOffConfig(),
+	}, new(counts))
+	r.Start(componenttest.NewNopHost())
+	r.SetMembers(addrs)
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return r
+}
+
+// TestMembersChangeWhileRouting changes the member set while batches are
+// routed: a part routed to a member that left in the meantime is routed
+// again on the new set, and nothing is lost or refused.
+func TestMembersChangeWhileRouting(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.51", "127.0.0.52", "127.0.0.53")
+	e := newRouter(t, addrs)
+
+	sets := [][]string{addrs[:2], addrs, addrs[1:], addrs}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			e.SetMembers(sets[i%len(sets)])
+		}
+	}()
+	var w routertest.Workload
+	sent := map[[8]byte]string{}
+	for range 300 {
+		td := w.Batch(4, 3)
+		for id, svc := range routertest.ServiceOf(td) {
+			sent[id] = svc
+		}
+		buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		require.NoError(t, err)
+		require.NoError(t, e.Route(t.Context(), buf))
+	}
+	<-done
+	require.Eventually(t, func() bool { return gw.Count() >= len(sent) }, 10*time.Second, 5*time.Millisecond)
+	for id, rs := range gw.Snapshot() {
+		_, ok := sent[id]
+		require.True(t, ok)
+		require.Len(t, rs, 1, "span %x duplicated", id)
+	}
+}
+
+// TestRouteOnStaleSet routes a batch on a member set that has just been
+// replaced, as a batch does when the set changes while it is being routed:
+// the parts of members that left go to the new set instead of failing.
+func TestRouteOnStaleSet(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.61", "127.0.0.62")
+	e := newRouter(t, addrs)
+
+	stale := e.state.Load()
+	e.SetMembers(addrs[:1])
+	e.retiring.Wait() // the member that left has shut its queue
+
+	var w routertest.Workload
+	td := w.Batch(20, 3)
+	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	require.NoError(t, e.route(t.Context(), stale, buf, &targets{ring: stale.ring, down: stale.down}))
+	require.Eventually(t, func() bool { return gw.Count() == td.SpanCount() }, 10*time.Second, 5*time.Millisecond)
+	for _, rs := range gw.Snapshot() {
+		assert.Equal(t, addrs[0], rs[0].Gateway)
+	}
+}
+
+func TestHoldDown(t *testing.T) {
+	const i = time.Second
+	tests := []struct {
+		name        string
+		prev, upFor time.Duration
+		want        time.Duration
+	}{
+		{name: "first time down", prev: 0, upFor: time.Hour, want: i},
+		{name: "down again long after", prev: 8 * i, upFor: 10 * i, want: i},
+		{name: "flapping doubles", prev: i, upFor: 2 * i, want: 2 * i},
+		{name: "flapping again", prev: 4 * i, upFor: i, want: 8 * i},
+		{name: "bounded", prev: 32 * i, upFor: i, want: 32 * i},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, holdDown(i, tt.prev, tt.upFor))
+		})
+	}
+}

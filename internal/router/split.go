@@ -1,0 +1,144 @@
+package router
+
+import (
+	"sync"
+
+	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/wire"
+)
+
+// part is the OTLP request for one member: an encoded TracesData (which is
+// also an encoded ExportTraceServiceRequest) holding spans spans.
+type part struct {
+	member int
+	data   []byte
+	spans  int
+	// rerouted counts the spans of traces whose owner was down.
+	rerouted int
+}
+
+// splitter splits an encoded TracesData by the member each span's trace goes
+// to. It keeps its buffers between calls; one splitter serves one call at a
+// time.
+type splitter struct {
+	batch    wire.Batch
+	byMember [][]int32 // span indexes, per member
+	rerouted []int     // per member
+	spans    []byte    // span bodies of one scope run, for AppendResourceSpans
+	ends     []int
+}
+
+// targets chooses, per trace, the member its spans go to.
+type targets struct {
+	ring *ring.Ring
+	// down reports whether a member is marked down; nil when none is.
+	down func(member int) bool
+	// strict makes target report -1 when every member is down; otherwise
+	// the owner is used then, and its queue holds the spans.
+	strict bool
+}
+
+// target returns the member for hash h and whether it is not the owner.
+func (t *targets) target(h uint64) (member int, rerouted bool) {
+	owner := t.ring.Owner(h)
+	if t.down == nil || !t.down(owner) {
+		return owner, false
+	}
+	next := t.ring.Next(h, t.down)
+	if next < 0 {
+		if t.strict {
+			return -1, false
+		}
+		return owner, false
+	}
+	return next, true
+}
+
+// split scans buf and returns one part per member that gets spans. ok is
+// false when t is strict and a span has no member up; parts is then nil. The
+// parts' data is newly allocated and owned by the caller.
+func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err error) {
+	s.batch.Reset()
+	if err := wire.Scan(buf, &s.batch); err != nil {
+		return nil, false, err
+	}
+	n := t.ring.Len()
+	for len(s.byMember) < n {
+		s.byMember = append(s.byMember, nil)
+		s.rerouted = append(s.rerouted, 0)
+	}
+	for i := range n {
+		s.byMember[i] = s.byMember[i][:0]
+		s.rerouted[i] = 0
+	}
+	var lastID [16]byte
+	last, lastRerouted := -1, false
+	for i := range s.batch.Spans {
+		sp := &s.batch.Spans[i]
+		// Spans of one trace often come together: hash each run once.
+		if last < 0 || sp.TraceID != lastID {
+			lastID = sp.TraceID
+			last, lastRerouted = t.target(ring.Hash(sp.TraceID))
+			if last < 0 {
+				return nil, false, nil
+			}
+		}
+		s.byMember[last] = append(s.byMember[last], int32(i))
+		if lastRerouted {
+			s.rerouted[last]++
+		}
+	}
+	for m := range n {
+		if idx := s.byMember[m]; len(idx) > 0 {
+			parts = append(parts, part{member: m, data: s.encode(nil, idx), spans: len(idx), rerouted: s.rerouted[m]})
+		}
+	}
+	return parts, true, nil
+}
+
+// encode appends to dst the TracesData holding the spans idx of s.batch, in
+// order, each under its resource and scope. Spans of one scope are
+// consecutive in a scanned batch, hence in idx too: each run becomes one
+// ResourceSpans.
+func (s *splitter) encode(dst []byte, idx []int32) []byte {
+	spans, scopes := s.batch.Spans, s.batch.Scopes
+	if dst == nil {
+		size := 0
+		for _, i := range idx {
+			size += len(spans[i].Raw) + 4
+		}
+		dst = getBuffer(size + size/8 + 64)
+	}
+	for start := 0; start < len(idx); {
+		sc := spans[idx[start]].Scope
+		s.spans, s.ends = s.spans[:0], s.ends[:0]
+		end := start
+		for ; end < len(idx) && spans[idx[end]].Scope == sc; end++ {
+			s.spans = append(s.spans, spans[idx[end]].Raw...)
+			s.ends = append(s.ends, len(s.spans))
+		}
+		dst = wire.AppendResourceSpans(dst, &scopes[sc], s.spans, s.ends)
+		start = end
+	}
+	return dst
+}
+
+// buffers recycles the requests' bytes once a member has sent them: the
+// agent's allocation rate, hence its GC work, is mostly these bytes.
+var buffers sync.Pool
+
+// getBuffer returns an empty buffer of at least size bytes of capacity.
+func getBuffer(size int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok {
+		if cap(*b) >= size {
+			return (*b)[:0]
+		}
+		buffers.Put(b)
+	}
+	return make([]byte, 0, size)
+}
+
+// putBuffer recycles b, which nothing may use afterwards.
+func putBuffer(b []byte) {
+	buffers.Put(&b)
+}

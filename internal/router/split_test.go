@@ -1,0 +1,179 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router/routertest"
+)
+
+// spanKey is what must survive a split: the span and its framing.
+type spanKey struct {
+	span, service, scope string
+}
+
+func keys(t *testing.T, data []byte) map[spanKey]int {
+	t.Helper()
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(data)
+	require.NoError(t, err)
+	out := map[spanKey]int{}
+	for _, rs := range td.ResourceSpans().All() {
+		svc, _ := rs.Resource().Attributes().Get("service.name")
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				out[spanKey{fmt.Sprintf("%x/%x", sp.TraceID(), sp.SpanID()), svc.Str(), ss.Scope().Name()}]++
+			}
+		}
+	}
+	return out
+}
+
+func TestSplit(t *testing.T) {
+	var w routertest.Workload
+	td := w.Batch(50, 7)
+	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	want := keys(t, buf)
+	r := ring.New([]string{"a:1", "b:1", "c:1"})
+
+	tests := []struct {
+		name     string
+		down     func(int) bool
+		strict   bool
+		ok       bool
+		rerouted bool
+	}{
+		{name: "all up", ok: true},
+		{name: "one down", down: func(m int) bool { return m == 1 }, ok: true, rerouted: true},
+		{name: "all down falls back to the owners", down: func(int) bool { return true }, ok: true},
+		{name: "all down, strict", down: func(int) bool { return true }, strict: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s splitter
+			parts, ok, err := s.split(buf, &targets{ring: r, down: tt.down, strict: tt.strict})
+			require.NoError(t, err)
+			require.Equal(t, tt.ok, ok)
+			if !ok {
+				assert.Nil(t, parts)
+				return
+			}
+			got := map[spanKey]int{}
+			rerouted := 0
+			for _, p := range parts {
+				pk := keys(t, p.data)
+				sum := 0
+				for k, n := range pk {
+					got[k] += n
+					sum += n
+				}
+				assert.Equal(t, p.spans, sum, "part span count")
+				rerouted += p.rerouted
+				if tt.down != nil && !tt.strict && tt.rerouted {
+					assert.False(t, tt.down(p.member), "spans sent to a down member")
+				}
+			}
+			assert.Equal(t, want, got, "every span once, under its resource and scope")
+			assert.Equal(t, tt.rerouted, rerouted > 0)
+		})
+	}
+}
+
+func TestSplitMalformed(t *testing.T) {
+	var s splitter
+	_, _, err := s.split([]byte{0x0a, 0x05, 0x01}, &targets{ring: ring.New([]string{"a:1"})})
+	require.Error(t, err)
+}
+
+func TestMergeSplit(t *testing.T) {
+	var w routertest.Workload
+	mk := func(traces, spans int) *request {
+		data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(traces, spans))
+		require.NoError(t, err)
+		return &request{data: data, spans: traces * spans}
+	}
+	a, b := mk(3, 4), mk(2, 5)
+	want := keys(t, a.data)
+	for k, n := range keys(t, b.data) {
+		want[k] += n
+	}
+	ctx := context.Background()
+
+	merged, err := a.MergeSplit(ctx, 0, exporterhelper.RequestSizerTypeItems, b)
+	require.NoError(t, err)
+	require.Len(t, merged, 1)
+	assert.Equal(t, 22, merged[0].ItemsCount())
+	assert.Equal(t, want, keys(t, merged[0].(*request).data))
+
+	split, err := a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeItems, b)
+	require.NoError(t, err)
+	require.Len(t, split, 5)
+	got := map[spanKey]int{}
+	for i, r := range split {
+		n := 5
+		if i == len(split)-1 {
+			n = 2
+		}
+		assert.Equal(t, n, r.ItemsCount())
+		for k, c := range keys(t, r.(*request).data) {
+			got[k] += c
+		}
+	}
+	assert.Equal(t, want, got)
+
+	_, err = a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeBytes, nil)
+	require.Error(t, err)
+}
+
+func TestQueueEncoding(t *testing.T) {
+	var w routertest.Workload
+	data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(2, 3))
+	require.NoError(t, err)
+	b, err := queueEncoding{}.Marshal(context.Background(), &request{data: data, spans: 6})
+	require.NoError(t, err)
+	_, r, err := queueEncoding{}.Unmarshal(b)
+	require.NoError(t, err)
+	assert.Equal(t, 6, r.ItemsCount())
+}
+
+func TestPartialSuccess(t *testing.T) {
+	resp := routertest.PartialSuccessResponse(t, 7, "too old")
+	rejected, msg := partialSuccess(resp)
+	assert.Equal(t, int64(7), rejected)
+	assert.Equal(t, "too old", msg)
+	rejected, msg = partialSuccess(nil)
+	assert.Zero(t, rejected)
+	assert.Empty(t, msg)
+}
+
+// BenchmarkSplit is the routing itself, on wire bytes: scan a marshalled
+// batch and build one request per member (3 members), per span.
+//
+//	go test -run '^$' -bench Split -count 6 ./internal/router/ | benchstat -
+func BenchmarkSplit(b *testing.B) {
+	var w routertest.Workload
+	td := w.Batch(100, 10)
+	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(b, err)
+	t := &targets{ring: ring.New([]string{"a:1", "b:1", "c:1"})}
+	var s splitter
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		parts, _, err := s.split(buf, t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range parts {
+			putBuffer(p.data)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*td.SpanCount()), "ns/span")
+}
