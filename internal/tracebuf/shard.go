@@ -29,8 +29,7 @@ type message struct {
 }
 
 type flush struct {
-	ctx  context.Context
-	done chan error
+	ctx context.Context
 }
 
 // shard owns a disjoint set of traces. Only its goroutine touches its state.
@@ -130,7 +129,10 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 
 func (s *shard) now() int64 { return int64(s.b.set.Clock.Now().Sub(s.b.base)) }
 
-func (s *shard) run(ctx context.Context) {
+// run is the shard's goroutine. It ends with the final flush, when Shutdown
+// asks for it or, cut short, when ctx ends, and returns what the next
+// consumer refused then.
+func (s *shard) run(ctx context.Context) error {
 	s.timer = s.b.set.Clock.NewTimer(time.Hour)
 	s.timer.Stop()
 	defer s.timer.Stop()
@@ -138,6 +140,7 @@ func (s *shard) run(ctx context.Context) {
 	for {
 		select {
 		case m := <-s.in:
+			s.b.taken(s.id)
 			switch {
 			case m.req != nil:
 				s.ingest(ctx, m.req, m.spans)
@@ -146,13 +149,12 @@ func (s *shard) run(ctx context.Context) {
 				s.flushOutAsync(ctx)
 				close(m.sync)
 			case m.flush != nil:
-				m.flush.done <- s.flushAll(m.flush.ctx)
-				return
+				return s.flushAll(m.flush.ctx)
 			}
 		case <-s.timer.C():
 			s.armed = false
 		case <-ctx.Done():
-			return
+			return s.flushAll(ctx) // hands nothing on: counts the kept spans
 		}
 		now := s.now()
 		s.expire(ctx, now)
@@ -493,6 +495,13 @@ func (s *shard) flushOut(ctx context.Context) error {
 	if s.outSince < 0 {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Shutdown's time is up: count what is not delivered, as send would.
+		n := s.outSpans
+		s.b.set.Observer.ExportFailed(n)
+		s.out, s.outSpans, s.outSince = s.out[:0], 0, -1
+		return fmt.Errorf("%d kept spans not forwarded: %w", n, ctx.Err())
+	}
 	td, err := s.decodeOut()
 	if cap(s.out) > 8<<20 {
 		s.out = nil // do not hold on to a huge trace's buffer
@@ -654,6 +663,10 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
 	backoff := 5 * time.Millisecond
 	for {
+		if ctx.Err() != nil { // never call the next consumer once it has ended
+			s.b.set.Observer.ExportFailed(td.SpanCount())
+			return ctx.Err()
+		}
 		err := s.b.emit(ctx, td)
 		if err == nil {
 			return nil
@@ -681,6 +694,7 @@ func (s *shard) flushAll(ctx context.Context) error {
 	for {
 		select {
 		case m := <-s.in:
+			s.b.taken(s.id)
 			if m.req != nil {
 				s.ingest(ctx, m.req, m.spans)
 			} else if m.sync != nil {
