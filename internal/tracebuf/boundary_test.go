@@ -3,6 +3,9 @@ package tracebuf
 import (
 	"context"
 	"errors"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -180,6 +183,7 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 			}
 			obs := newCounts()
 			next := &down{called: make(chan struct{})}
+			before := goleak.IgnoreCurrent()
 			b, err := New(cfg, next.emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0)), Observer: obs})
 			require.NoError(t, err)
 			b.Start()
@@ -201,8 +205,7 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 			assert.Less(t, took, 5*time.Second)
 			callsAtReturn := next.calls.Load()
 			assert.Positive(t, callsAtReturn, "the consumer was tried")
-			goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-				goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+			goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
 			assert.Equal(t, callsAtReturn, next.calls.Load(), "the consumer was called after Shutdown returned")
 			_, failed, _ := obs.get()
 			assert.Equal(t, 8, failed, "each kept span counted once as not delivered")
@@ -321,5 +324,23 @@ func TestRefusalIsAllOrNothing(t *testing.T) {
 	require.NoError(t, b.Sync(ctx))
 	for _, n := range both {
 		assert.Equal(t, 1, out.count(tid(n)), "trace %d once", n)
+	}
+}
+
+// The buffer's errors carry no transport status: no file of the package
+// imports gRPC (the receiver maps the typed errors, the processor wraps them).
+func TestNoTransportStatusInTheBuffer(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range f.Imports {
+			assert.NotContains(t, imp.Path.Value, "google.golang.org/grpc", name)
+		}
 	}
 }

@@ -178,13 +178,18 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 }
 
 // Shutdown stops the servers, letting requests in flight finish, then
-// decides every buffered trace and hands the kept ones to the next consumer
-// within ctx. It returns what the next consumer refused.
+// decides every buffered trace and hands the kept ones to the next consumer,
+// all within ctx and output.shutdown_timeout, whichever ends first. It
+// returns what the next consumer refused.
 func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.Output.ShutdownTimeout)
+		defer cancel()
 		var errs []error
 		if r.serverHTTP != nil {
-			errs = append(errs, r.serverHTTP.Shutdown(ctx))
+			if err := r.serverHTTP.Shutdown(ctx); err != nil {
+				errs = append(errs, err, r.serverHTTP.Close())
+			}
 		}
 		if r.serverGRPC != nil {
 			stopped := make(chan struct{})
