@@ -89,17 +89,17 @@ func waitBlocked(t *testing.T, fn string) {
 }
 
 // returnsWithin runs f and fails the test if it has not returned by limit.
-func returnsWithin(t *testing.T, limit time.Duration, f func() error) (error, time.Duration) {
+func returnsWithin(t *testing.T, limit time.Duration, f func() error) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	res := make(chan error, 1)
 	go func() { res <- f() }()
 	select {
 	case err := <-res:
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(limit):
 		require.FailNow(t, "did not return", "still running after %v", limit)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -199,7 +199,7 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 				sctx, cancel = context.WithTimeout(ctx, tt.deadline)
 				defer cancel()
 			}
-			err, took := returnsWithin(t, 10*time.Second, func() error { return b.Shutdown(sctx) })
+			took, err := returnsWithin(t, 10*time.Second, func() error { return b.Shutdown(sctx) })
 			require.Error(t, err)
 			assert.ErrorIs(t, err, context.DeadlineExceeded)
 			assert.Less(t, took, 5*time.Second)
@@ -263,7 +263,7 @@ func TestShutdownDoesNotWaitForABlockedIngest(t *testing.T) {
 	go func() { blocked <- b.Ingest(ctx, encode(t, []uint64{2}, 1, ptrace.StatusCodeError)) }()
 	waitBlocked(t, "tracebuf.(*Buffer).IngestOwned")
 
-	err, took := returnsWithin(t, 10*time.Second, func() error { return b.Shutdown(ctx) })
+	took, err := returnsWithin(t, 10*time.Second, func() error { return b.Shutdown(ctx) })
 	require.Error(t, err)
 	assert.Less(t, took, 5*time.Second)
 	ierr := <-blocked
