@@ -387,8 +387,11 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	// Calls under way end promptly: they wait only for room, and gave up.
 	b.inflight.Wait()
 
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.Output.ShutdownTimeout)
-	defer cancel()
+	if d := b.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	// When the time is up the shards stop, even mid-retry: each decides
 	// what it holds and counts the kept spans as not delivered.
 	stop := context.AfterFunc(ctx, b.cancel)

@@ -183,8 +183,11 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 // returns what the next consumer refused.
 func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(ctx, r.cfg.Output.ShutdownTimeout)
-		defer cancel()
+		if d := r.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		var errs []error
 		if r.serverHTTP != nil {
 			if err := r.serverHTTP.Shutdown(ctx); err != nil {
