@@ -14,12 +14,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/wire"
@@ -40,26 +37,6 @@ type Settings struct {
 	Clock    clock.Clock
 }
 
-// ErrShutdown is returned by Ingest once Shutdown has begun.
-var ErrShutdown = errors.New("tailsift: shutting down")
-
-// RejectedError reports the spans of a request that were rejected for an
-// all-zero or missing trace ID or span ID; the other spans were buffered. Its
-// gRPC status makes OTLP receivers answer INVALID_ARGUMENT / HTTP 400.
-type RejectedError struct {
-	Rejected, Total int
-}
-
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("tailsift: rejected %d of %d spans: trace_id and span_id must be present and not all zero",
-		e.Rejected, e.Total)
-}
-
-// GRPCStatus implements the interface grpc's status.FromError looks for.
-func (e *RejectedError) GRPCStatus() *status.Status {
-	return status.New(codes.InvalidArgument, e.Error())
-}
-
 // Buffer is the sharded trace buffer. Create it with New, then Start it.
 type Buffer struct {
 	cfg    Config
@@ -73,13 +50,26 @@ type Buffer struct {
 
 	queued    *semaphore.Weighted
 	queuedMax int64
-	reqs      sync.Pool
+	// room holds, per shard, the messages its queue can still take: a
+	// slot is reserved before a message is sent, and given back when the
+	// shard takes the message off its queue (taken), so that a request
+	// reserves room in all its shards before it sends anything.
+	room []*semaphore.Weighted
+	reqs sync.Pool
 
-	mu      sync.RWMutex
-	started bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	// mu guards started and closed, and inflight against Shutdown's Wait;
+	// it is never held while waiting for anything.
+	mu       sync.RWMutex
+	started  bool
+	closed   bool
+	inflight sync.WaitGroup // Ingest and Sync calls past their check
+	// closing ends when Shutdown begins, so that calls waiting for queue
+	// room give up at once instead of holding Shutdown back.
+	closing    context.Context
+	closeCalls context.CancelFunc
+	cancel     context.CancelFunc // stops the shards
+	done       sync.WaitGroup
+	errs       []error // each shard's final flush, set before done
 }
 
 // New builds a buffer for a validated config.
@@ -114,9 +104,12 @@ func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
 		kept:      kept,
 		queuedMax: int64(cfg.Buffer.MaxQueuedBytes),
 		queued:    semaphore.NewWeighted(int64(cfg.Buffer.MaxQueuedBytes)),
+		errs:      make([]error, n),
 	}
+	b.closing, b.closeCalls = context.WithCancel(context.Background())
 	for i := range n {
 		b.shards = append(b.shards, newShard(b.shardDeps(), shardConfigFor(cfg, n), i))
+		b.room = append(b.room, semaphore.NewWeighted(shardQueueLen))
 	}
 	b.reqs.New = func() any { return &request{b: b, per: make([][]int32, n)} }
 	return b, nil
@@ -129,20 +122,32 @@ func (b *Buffer) Engine() *sampling.Engine { return b.engine }
 func (b *Buffer) Start() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.started {
+	if b.started || b.closed {
 		return
 	}
 	b.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
-	for _, s := range b.shards {
-		b.done.Add(1)
-		go func() {
-			defer b.done.Done()
-			s.run(ctx)
-		}()
+	for i, s := range b.shards {
+		b.done.Go(func() { b.errs[i] = s.run(ctx) })
 	}
 }
+
+// enter admits an Ingest or Sync call unless the buffer is not started or
+// is shutting down; the call must end with b.inflight.Done.
+func (b *Buffer) enter() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.started || b.closed {
+		return false
+	}
+	b.inflight.Add(1)
+	return true
+}
+
+// taken gives back the queue slot of a message its shard has taken off
+// its queue.
+func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
 
 // request is one Ingest call's buffer and scan, shared read-only by the
 // shards it was routed to; the last of them to finish releases it.
@@ -175,9 +180,16 @@ func (r *request) release() {
 }
 
 // Ingest takes an encoded TracesData or ExportTraceServiceRequest. The
-// buffer owns buf from then on. Spans with an all-zero trace ID or span ID are
-// rejected with a permanent error and the rest go through. When the queue is
-// full, Ingest blocks until ctx ends and then returns a retryable error.
+// buffer owns buf from then on. It returns nil, or one of the typed errors
+// of errors.go:
+//   - *InvalidError: buf is not OTLP (nothing taken), or some spans have an
+//     all-zero or missing trace ID or span ID (those dropped, the rest taken);
+//   - *RefusedError: no room before ctx ended; nothing taken (retryable);
+//   - ErrShutdown: the buffer is not running; nothing taken.
+//
+// Acceptance of the valid spans is all-or-nothing: Ingest reserves room in
+// the queue of every shard the request's traces go to before it hands any of
+// them on, so a refused request can be resent whole without duplicates.
 func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	_, err := b.IngestCount(ctx, buf)
 	return err
@@ -194,120 +206,165 @@ func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
 // they keep), possibly after IngestOwned returned and from another
 // goroutine. It lets a receiver hand in pooled memory without a copy.
 func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed || !b.started {
-		if done != nil {
-			done()
-		}
-		return 0, ErrShutdown
-	}
 	req := b.reqs.Get().(*request)
-	req.buf = buf
+	req.buf, req.done = buf, done
+	// Scanning and routing touch nothing shared, so they run before the
+	// call is admitted: a slow scan never holds Shutdown back.
 	if err := wire.Scan(buf, &req.batch); err != nil {
-		req.batch.Reset()
-		req.buf = nil
-		b.reqs.Put(req)
-		if done != nil {
-			done()
-		}
-		return 0, consumererror.NewPermanent(status.Error(codes.InvalidArgument, err.Error()))
+		req.drop()
+		return 0, &InvalidError{Err: err}
 	}
-	req.done = done
+	spans := len(req.batch.Spans)
+	invalid, targets := b.route(req)
+	if !b.enter() {
+		req.drop()
+		return spans, ErrShutdown
+	}
+	defer b.inflight.Done()
+	if targets > 0 {
+		if err := b.reserve(ctx, req); err != nil {
+			// The invalid spans are not counted here: the retry will be.
+			b.set.Observer.Refused(RefusedQueueFull, spans-invalid)
+			req.drop()
+			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
+		}
+		// One reference per target shard, plus Ingest's own while it
+		// walks per, which the shards recycle when done.
+		req.pending.Store(int32(targets) + 1)
+		for sh, idx := range req.per {
+			if len(idx) > 0 {
+				b.shards[sh].in <- message{req: req, spans: idx} // never blocks: room was reserved
+			}
+		}
+		req.release()
+		b.set.Observer.Received(spans - invalid)
+	} else {
+		req.drop()
+	}
+	if invalid > 0 {
+		b.set.Observer.Refused(RefusedInvalid, invalid)
+		return spans, &InvalidError{Rejected: invalid, Total: spans, Err: errInvalidIDs}
+	}
+	return spans, nil
+}
+
+// route sorts the valid spans of the scanned req by shard, and returns how
+// many spans have invalid IDs and how many shards the others go to.
+func (b *Buffer) route(req *request) (invalid, targets int) {
 	spans := req.batch.Spans
-	invalid := 0
-	n := uint64(len(b.shards))
 	for i := range spans {
 		sp := &spans[i]
 		if !sp.ValidIDs() {
 			invalid++
 			continue
 		}
-		h := hashID(&sp.TraceID)
-		sh := (uint64(uint32(h)) * n) >> 32
-		req.per[sh] = append(req.per[sh], int32(i))
-	}
-	var invalidErr error
-	if invalid > 0 {
-		b.set.Observer.Refused(RefusedInvalid, invalid)
-		invalidErr = consumererror.NewPermanent(&RejectedError{Rejected: invalid, Total: len(spans)})
-	}
-	targets := 0
-	for _, idx := range req.per {
-		if len(idx) > 0 {
+		sh := b.shardOf(&sp.TraceID)
+		if len(req.per[sh]) == 0 {
 			targets++
 		}
+		req.per[sh] = append(req.per[sh], int32(i))
 	}
-	if targets == 0 {
-		req.pending.Store(1)
-		req.release()
-		return len(spans), invalidErr
+	return invalid, targets
+}
+
+// shardOf is the shard that owns a trace.
+func (b *Buffer) shardOf(id *[16]byte) int {
+	return int((uint64(uint32(hashID(id))) * uint64(len(b.shards))) >> 32)
+}
+
+// reserve takes, all or none, req's bytes in buffer.max_queued_bytes and a
+// slot in the queue of every shard it goes to, waiting until ctx ends or
+// Shutdown begins. It returns why it gave up: ctx's error or ErrShutdown.
+func (b *Buffer) reserve(ctx context.Context, req *request) error {
+	req.weight = min(int64(len(req.buf)), b.queuedMax)
+	if b.tryReserve(req) {
+		return nil
 	}
-	req.weight = min(int64(len(buf)), b.queuedMax)
-	if err := b.queued.Acquire(ctx, req.weight); err != nil {
-		b.set.Observer.Refused(RefusedQueueFull, len(spans)-invalid)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closing, cancel)()
+	if err := b.queued.Acquire(wctx, req.weight); err != nil {
 		req.weight = 0
-		req.pending.Store(1)
-		req.release()
-		return len(spans), fmt.Errorf("tailsift: buffer queue full (buffer.max_queued_bytes), retry later: %w", err)
+		return b.gaveUp(ctx)
 	}
-	// One reference per target shard, plus Ingest's own while it walks per.
-	req.pending.Store(int32(targets) + 1)
-	defer req.release()
-	accepted, refused := 0, 0
+	// In shard order, so that two requests never wait on each other.
 	for sh, idx := range req.per {
 		if len(idx) == 0 {
 			continue
 		}
-		if refused == 0 {
-			select {
-			case b.shards[sh].in <- message{req: req, spans: idx}:
-				accepted += len(idx)
-				continue
-			case <-ctx.Done():
-			}
+		if err := b.room[sh].Acquire(wctx, 1); err != nil {
+			b.unreserve(req, sh)
+			return b.gaveUp(ctx)
 		}
-		refused += len(idx)
-		req.release()
 	}
-	if accepted > 0 {
-		b.set.Observer.Received(accepted)
+	return nil
+}
+
+// tryReserve is reserve without waiting.
+func (b *Buffer) tryReserve(req *request) bool {
+	if !b.queued.TryAcquire(req.weight) {
+		return false
 	}
-	if refused > 0 {
-		b.set.Observer.Refused(RefusedQueueFull, refused)
-		return len(spans), fmt.Errorf("tailsift: buffer queue full, %d spans refused, retry later: %w", refused, ctx.Err())
+	for sh, idx := range req.per {
+		if len(idx) > 0 && !b.room[sh].TryAcquire(1) {
+			b.unreserve(req, sh)
+			return false
+		}
 	}
-	return len(spans), invalidErr
+	return true
+}
+
+// unreserve gives back req's bytes and its slots in the shards before upTo.
+func (b *Buffer) unreserve(req *request, upTo int) {
+	b.queued.Release(req.weight)
+	req.weight = 0
+	for sh, idx := range req.per[:upTo] {
+		if len(idx) > 0 {
+			b.room[sh].Release(1)
+		}
+	}
+}
+
+// gaveUp says why a wait for room ended.
+func (b *Buffer) gaveUp(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ErrShutdown
 }
 
 // Sync waits until every shard has taken in all that was queued before it
 // and has decided the traces that are due by the clock. Tests use it with a
 // fake clock instead of sleeping.
 func (b *Buffer) Sync(ctx context.Context) error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if !b.started || b.closed {
+	if !b.enter() {
 		return ErrShutdown
 	}
-	for _, s := range b.shards {
-		done := make(chan struct{})
-		select {
-		case s.in <- message{sync: done}:
-		case <-ctx.Done():
-			return ctx.Err()
+	defer b.inflight.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.closing, cancel)()
+	for i, s := range b.shards {
+		if err := b.room[i].Acquire(ctx, 1); err != nil {
+			return b.gaveUp(ctx)
 		}
+		done := make(chan struct{})
+		s.in <- message{sync: done}
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return ctx.Err()
+			return b.gaveUp(ctx)
 		}
 	}
 	return nil
 }
 
 // Shutdown stops taking spans, decides every buffered trace and hands the
-// kept ones to the next consumer within ctx. It returns what the next
-// consumer refused. It is safe to call more than once.
+// kept ones to the next consumer, within ctx and output.shutdown_timeout,
+// whichever ends first. Kept spans not delivered by then are counted
+// (Observer.ExportFailed) and dropped. It returns once the shards have
+// stopped: the next consumer is not called after it returns. It returns
+// what the next consumer refused, and is safe to call more than once.
 func (b *Buffer) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -317,32 +374,42 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	b.closed = true
 	started := b.started
 	b.mu.Unlock()
+	b.closeCalls() // calls waiting for room give up now
 	defer b.kept.Close()
 	if !started {
 		return nil
 	}
-	defer b.cancel()
+	// Calls under way end promptly: they wait only for room, and gave up.
+	b.inflight.Wait()
 
-	replies := make([]chan error, len(b.shards))
-	var errs []error
-	for i, s := range b.shards {
-		replies[i] = make(chan error, 1)
-		select {
-		case s.in <- message{flush: &flush{ctx: ctx, done: replies[i]}}:
-		case <-ctx.Done():
-			b.cancel()
-			return fmt.Errorf("tailsift: shutdown: %w", ctx.Err())
-		}
+	if d := b.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
-	for _, r := range replies {
-		select {
-		case err := <-r:
-			errs = append(errs, err)
-		case <-ctx.Done():
-			b.cancel()
-			return fmt.Errorf("tailsift: shutdown: %w", ctx.Err())
+	// When the time is up the shards stop, even mid-retry: each decides
+	// what it holds and counts the kept spans as not delivered.
+	stop := context.AfterFunc(ctx, b.cancel)
+	for i, s := range b.shards {
+		if b.room[i].Acquire(ctx, 1) != nil {
+			break // the shards stop on their own now
 		}
+		s.in <- message{flush: &flush{ctx: ctx}}
 	}
 	b.done.Wait()
-	return errors.Join(errs...)
+	errs := b.errs
+	if !stop() { // the shards were stopped: what they held is counted
+		errs = append(errs, fmt.Errorf("not done within output.shutdown_timeout or the deadline: %w", ctx.Err()))
+	}
+	b.cancel()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tailsift: shutdown: %w", err)
+	}
+	return nil
+}
+
+// drop recycles a request that no shard was given.
+func (r *request) drop() {
+	r.pending.Store(1)
+	r.release()
 }

@@ -9,12 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
@@ -112,7 +109,7 @@ func testBufferConfig() Config {
 		Completion:    CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 1},
 		Buffer:        BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
 		DecisionCache: DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
-		Output:        OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192},
+		Output:        OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192, ShutdownTimeout: 10 * time.Second},
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
 		},
@@ -267,28 +264,6 @@ func TestParseByteSize(t *testing.T) {
 	}
 }
 
-func TestRejectedErrorIsInvalidArgument(t *testing.T) {
-	b, err := New(testBufferConfig(), (&collector{spans: map[[16]byte]int{}}).emit, Settings{Clock: clocktest.NewFake(time.Unix(0, 0))})
-	require.NoError(t, err)
-	b.Start()
-	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
-	td := ptrace.NewTraces()
-	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
-	ss.AppendEmpty().SetSpanID(pcommon.SpanID{1}) // zero trace ID
-	ok := ss.AppendEmpty()
-	ok.SetTraceID(tid(1))
-	ok.SetSpanID(pcommon.SpanID{2})
-	var m ptrace.ProtoMarshaler
-	buf, err := m.MarshalTraces(td)
-	require.NoError(t, err)
-	err = b.Ingest(context.Background(), buf)
-	var rej *RejectedError
-	require.ErrorAs(t, err, &rej)
-	assert.Equal(t, RejectedError{Rejected: 1, Total: 2}, *rej)
-	assert.True(t, consumererror.IsPermanent(err))
-	assert.Equal(t, codes.InvalidArgument, status.Code(err))
-}
-
 // TestAccountingReturnsToZero: after every trace is decided, nothing stays
 // counted, whatever mix of valid, invalid, late and max_spans traffic came.
 func TestAccountingReturnsToZero(t *testing.T) {
@@ -362,6 +337,7 @@ func TestOutputBatching(t *testing.T) {
 	start := func(t *testing.T, out OutputConfig) (*Buffer, *clocktest.Fake, *calls) {
 		cfg := testBufferConfig()
 		cfg.Completion.MaxSpans = 100
+		out.ShutdownTimeout = cfg.Output.ShutdownTimeout
 		cfg.Output = out
 		clk := clocktest.NewFake(time.Unix(0, 0))
 		c := &calls{spans: map[[16]byte]int{}}
@@ -434,7 +410,8 @@ func TestOutputBatchSurvivesAnUndecodableSpan(t *testing.T) {
 	// wire type (a fixed32 string_value), which pdata refuses.
 	bad := encode(t, []uint64{3}, 1, ptrace.StatusCodeError)
 	bad = injectBadAttribute(t, bad)
-	require.Equal(t, codes.InvalidArgument, status.Code(b.Ingest(ctx, bad)))
+	var invalid *InvalidError
+	require.ErrorAs(t, b.Ingest(ctx, bad), &invalid)
 	require.NoError(t, b.Sync(ctx)) // taken in before the clock moves
 	clk.Advance(time.Second)
 	require.NoError(t, b.Sync(ctx))

@@ -94,6 +94,13 @@ type OutputConfig struct {
 	// that kept the trace, and SampleRate, the number of traces it stands
 	// for (1/probability, rounded), as Honeycomb and Refinery use it.
 	AnnotateRoots bool `mapstructure:"annotate_roots"`
+	// ShutdownTimeout bounds Shutdown: the time it has to decide every
+	// buffered trace and hand the kept ones on, retrying while the next
+	// consumer refuses. Kept spans not handed on by then are counted as
+	// export failures and dropped. A shorter deadline on Shutdown's context
+	// wins; the collector gives none, and an orchestrator kills a process
+	// that takes too long (Kubernetes: 30s after SIGTERM by default).
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
 // RescueConfig holds the traces dropped at completion (quiet or max_wait)
@@ -133,6 +140,9 @@ func (c *OutputConfig) Validate() error {
 	if c.BatchMaxSpans <= 0 {
 		return fmt.Errorf("batch_max_spans: must be positive, got %d", c.BatchMaxSpans)
 	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
+		return fmt.Errorf("shutdown_timeout: must be positive and at most 10m, got %v", c.ShutdownTimeout)
+	}
 	return nil
 }
 
@@ -156,8 +166,9 @@ func DefaultConfig() Config {
 			DroppedMaxEntries: 1_000_000,
 		},
 		Output: OutputConfig{
-			BatchTimeout:  50 * time.Millisecond,
-			BatchMaxSpans: 8192,
+			BatchTimeout:    50 * time.Millisecond,
+			BatchMaxSpans:   8192,
+			ShutdownTimeout: 10 * time.Second,
 		},
 		Rescue: RescueConfig{MaxBytes: 256 << 20},
 		Policies: []sampling.PolicyConfig{

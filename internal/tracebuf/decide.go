@@ -125,6 +125,7 @@ func (s *shard) flushAll(ctx context.Context) error {
 	for {
 		select {
 		case m := <-s.in:
+			s.deps.taken(s.id)
 			if m.req != nil {
 				s.ingest(ctx, m.req, m.spans)
 			} else if m.sync != nil {

@@ -85,6 +85,13 @@ func (s *shard) flushOut(ctx context.Context) error {
 	if o.since < 0 {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Shutdown's time is up: count what is not delivered, as send would.
+		n := o.spans
+		s.deps.observer.ExportFailed(n)
+		o.buf, o.spans, o.since = o.buf[:0], 0, -1
+		return fmt.Errorf("%d kept spans not forwarded: %w", n, ctx.Err())
+	}
 	td, err := s.decodeOut()
 	if cap(o.buf) > 8<<20 {
 		o.buf = nil // do not hold on to a huge trace's buffer
@@ -241,6 +248,10 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
 	backoff := 5 * time.Millisecond
 	for {
+		if ctx.Err() != nil { // never call the next consumer once it has ended
+			s.deps.observer.ExportFailed(td.SpanCount())
+			return ctx.Err()
+		}
 		err := s.deps.emit(ctx, td)
 		if err == nil {
 			return nil

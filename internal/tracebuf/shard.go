@@ -23,8 +23,7 @@ type message struct {
 }
 
 type flush struct {
-	ctx  context.Context
-	done chan error
+	ctx context.Context
 }
 
 // shardDeps are what a shard uses of the Buffer that owns it, shared by
@@ -37,6 +36,7 @@ type shardDeps struct {
 	base     time.Time // the clock's origin for the shard's int64 times
 	kept     *ristretto.Cache[uint64, keptValue]
 	emit     Emit
+	taken    func(shard int) // a message left shard's queue: its slot is free
 }
 
 // shardDeps returns what b's shards use of it.
@@ -44,6 +44,7 @@ func (b *Buffer) shardDeps() shardDeps {
 	return shardDeps{
 		engine: b.engine, observer: b.set.Observer, logger: b.set.Logger,
 		clock: b.set.Clock, base: b.base, kept: b.kept, emit: b.emit,
+		taken: b.taken,
 	}
 }
 
@@ -168,7 +169,10 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 
 func (s *shard) now() int64 { return int64(s.deps.clock.Now().Sub(s.deps.base)) }
 
-func (s *shard) run(ctx context.Context) {
+// run is the shard's goroutine. It ends with the final flush, when Shutdown
+// asks for it or, cut short, when ctx ends, and returns what the next
+// consumer refused then.
+func (s *shard) run(ctx context.Context) error {
 	s.wake.timer = s.deps.clock.NewTimer(time.Hour)
 	s.wake.timer.Stop()
 	defer s.wake.timer.Stop()
@@ -176,6 +180,7 @@ func (s *shard) run(ctx context.Context) {
 	for {
 		select {
 		case m := <-s.in:
+			s.deps.taken(s.id)
 			switch {
 			case m.req != nil:
 				s.ingest(ctx, m.req, m.spans)
@@ -184,13 +189,12 @@ func (s *shard) run(ctx context.Context) {
 				s.flushOutAsync(ctx)
 				close(m.sync)
 			case m.flush != nil:
-				m.flush.done <- s.flushAll(m.flush.ctx)
-				return
+				return s.flushAll(m.flush.ctx)
 			}
 		case <-s.wake.timer.C():
 			s.wake.armed = false
 		case <-ctx.Done():
-			return
+			return s.flushAll(ctx) // hands nothing on: counts the kept spans
 		}
 		now := s.now()
 		s.expire(ctx, now)

@@ -2,6 +2,7 @@ package tailsiftprocessor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.opentelemetry.io/collector/component"
@@ -9,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
@@ -94,5 +97,28 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 	}
-	return p.buf.Ingest(ctx, buf)
+	return pipelineError(p.buf.Ingest(ctx, buf))
 }
+
+// pipelineError wraps the buffer's typed errors for the pipeline. Invalid
+// data is permanent, with the INVALID_ARGUMENT status that the otlp
+// receiver answers (HTTP 400), so the client does not resend it. The
+// consumer API cannot report a partial success: when only some spans had
+// bad IDs, the others were accepted, and the message gives the exact
+// counts. Everything else (queue full, where nothing was taken, or shutting
+// down) stays retryable: the otlp receiver answers UNAVAILABLE (HTTP 503).
+func pipelineError(err error) error {
+	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
+		return consumererror.NewPermanent(invalidArgument{err})
+	}
+	return err
+}
+
+// invalidArgument gives an error the gRPC status receivers look for.
+type invalidArgument struct{ error }
+
+func (e invalidArgument) GRPCStatus() *status.Status {
+	return status.New(codes.InvalidArgument, e.Error())
+}
+
+func (e invalidArgument) Unwrap() error { return e.error }

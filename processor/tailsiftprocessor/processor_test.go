@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
@@ -473,6 +475,10 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, consumererror.IsPermanent(err), "bad data must be a permanent error")
 	assert.Contains(t, err.Error(), "rejected 2 of 5 spans")
+	assert.Equal(t, codes.InvalidArgument, status.Code(err), "the otlp receiver answers INVALID_ARGUMENT / 400")
+	var inv *tracebuf.InvalidError
+	require.ErrorAs(t, err, &inv)
+	assert.Equal(t, 2, inv.Rejected)
 	h.advance(0) // take the valid spans in before the clock moves
 	h.advance(2 * time.Second)
 	assert.Len(t, h.spansOf(1), 3)

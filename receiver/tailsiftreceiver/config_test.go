@@ -51,7 +51,7 @@ func TestLoadConfig(t *testing.T) {
 				KeptMaxBytes:      8 << 20,
 				DroppedMaxEntries: 250_000,
 			},
-			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true},
+			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true, ShutdownTimeout: 20 * time.Second},
 			Rescue: tracebuf.RescueConfig{Window: 45 * time.Second, MaxBytes: 64 << 20},
 			Policies: []sampling.PolicyConfig{
 				sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
@@ -171,6 +171,16 @@ func TestInvalidConfig(t *testing.T) {
 			name: "zero batch size",
 			yaml: map[string]any{"output": map[string]any{"batch_max_spans": 0}},
 			err:  "output: batch_max_spans: must be positive, got 0",
+		},
+		{
+			name: "zero shutdown_timeout",
+			yaml: map[string]any{"output": map[string]any{"shutdown_timeout": "0s"}},
+			err:  "output: shutdown_timeout: must be positive and at most 10m, got 0s",
+		},
+		{
+			name: "huge shutdown_timeout",
+			yaml: map[string]any{"output": map[string]any{"shutdown_timeout": "1h"}},
+			err:  "output: shutdown_timeout: must be positive and at most 10m, got 1h0m0s",
 		},
 		{
 			name: "negative rescue window",

@@ -2,6 +2,7 @@ package tailsiftreceiver
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
@@ -20,6 +21,11 @@ const (
 	defaultGRPCEndpoint  = "localhost:4317"
 	defaultHTTPEndpoint  = "localhost:4318"
 	defaultTracesURLPath = "/v1/traces"
+	// defaultReadHeaderTimeout bounds reading a request's headers, and
+	// defaultReadTimeout the whole request, body included (20MiB at the
+	// default max_request_body_size is 5.6 Mbit/s), on OTLP/HTTP.
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 30 * time.Second
 )
 
 // NewFactory returns the tailsift receiver factory.
@@ -43,7 +49,10 @@ func createDefaultConfig() component.Config {
 	httpCfg.NetAddr.Endpoint = defaultHTTPEndpoint
 	httpCfg.TLS = configoptional.None[configtls.ServerConfig]()
 	httpCfg.WriteTimeout = 0
-	httpCfg.ReadHeaderTimeout = 0
+	// Unlike the otlp receiver, a connection that is slow to send its
+	// request is cut off: it would hold its buffer and its handler forever.
+	httpCfg.ReadHeaderTimeout = defaultReadHeaderTimeout
+	httpCfg.ReadTimeout = defaultReadTimeout
 	httpCfg.IdleTimeout = 0 //nolint:staticcheck // SA1019: as the otlp receiver, for keepalive composition
 
 	return &Config{

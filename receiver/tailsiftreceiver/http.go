@@ -86,7 +86,8 @@ func (r *tailsiftReceiver) handleTraces(w http.ResponseWriter, req *http.Request
 }
 
 // readBody reads the (already decompressed) body into a slice of its own.
-// On error it returns the HTTP status to answer with.
+// On error it returns the HTTP status to answer with. confighttp has
+// already capped the body at max_request_body_size, after decompression.
 func (r *tailsiftReceiver) readBody(req *http.Request) ([]byte, int, error) {
 	defer func() { _ = req.Body.Close() }()
 	if n := req.ContentLength; n > 0 {
@@ -94,8 +95,8 @@ func (r *tailsiftReceiver) readBody(req *http.Request) ([]byte, int, error) {
 			return nil, http.StatusRequestEntityTooLarge,
 				fmt.Errorf("request body of %d bytes is over max_request_body_size (%d)", n, r.maxBody)
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(req.Body, body); err != nil {
+		body, err := readAnnounced(req.Body, n)
+		if err != nil {
 			return nil, readErrorStatus(err), fmt.Errorf("read request body: %w", err)
 		}
 		return body, 0, nil
@@ -111,6 +112,32 @@ func (r *tailsiftReceiver) readBody(req *http.Request) ([]byte, int, error) {
 		return nil, readErrorStatus(err), fmt.Errorf("read request body: %w", err)
 	}
 	return bytes.Clone(b.Bytes()), 0, nil
+}
+
+// firstRead is the most a body's buffer starts with, whatever its
+// Content-Length announces.
+const firstRead = 64 << 10
+
+// readAnnounced reads a body of n announced bytes into a slice of n bytes
+// that grows as the bytes arrive, doubling from firstRead: a client that
+// announces more than it sends makes the receiver hold at most twice what
+// it sent (plus firstRead), not what it announced.
+func readAnnounced(rd io.Reader, n int64) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstRead))
+	for int64(len(body)) < n {
+		if len(body) == cap(body) {
+			body = append(make([]byte, 0, min(n, 2*int64(cap(body)))), body...)
+		}
+		k, err := rd.Read(body[len(body):cap(body)])
+		body = body[:len(body)+k]
+		if errors.Is(err, io.EOF) && int64(len(body)) < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 func readErrorStatus(err error) int {

@@ -178,13 +178,21 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 }
 
 // Shutdown stops the servers, letting requests in flight finish, then
-// decides every buffered trace and hands the kept ones to the next consumer
-// within ctx. It returns what the next consumer refused.
+// decides every buffered trace and hands the kept ones to the next consumer,
+// all within ctx and output.shutdown_timeout, whichever ends first. It
+// returns what the next consumer refused.
 func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
+		if d := r.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		var errs []error
 		if r.serverHTTP != nil {
-			errs = append(errs, r.serverHTTP.Shutdown(ctx))
+			if err := r.serverHTTP.Shutdown(ctx); err != nil {
+				errs = append(errs, err, r.serverHTTP.Close())
+			}
 		}
 		if r.serverGRPC != nil {
 			stopped := make(chan struct{})

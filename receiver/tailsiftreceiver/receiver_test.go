@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,11 +15,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/attribute"
+	"go.uber.org/goleak"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
 
@@ -235,4 +240,54 @@ func TestStandardGRPCClient(t *testing.T) {
 	g.advance(2 * time.Second)
 	assert.Len(t, g.spansOf(1), 3)
 	assert.Len(t, g.spansOf(2), 3)
+}
+
+// refusing is a next consumer whose backend is down: every call fails with
+// a retryable error.
+type refusing struct{ calls atomic.Int64 }
+
+func (r *refusing) ConsumeTraces(context.Context, ptrace.Traces) error {
+	r.calls.Add(1)
+	return errors.New("backend down")
+}
+
+func (*refusing) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// Defect 6: with the backend down, Shutdown (given no deadline, as by the
+// collector) returns within output.shutdown_timeout, counts the kept spans
+// it could not hand on, and nothing calls the next consumer afterwards.
+func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
+	cfg := testConfig()
+	cfg.Output.ShutdownTimeout = 300 * time.Millisecond
+	cfg.Output.BatchTimeout = 0
+	next := new(refusing)
+	tel := componenttest.NewTelemetry()
+	defer func() { require.NoError(t, tel.Shutdown(context.Background())) }()
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	clk := clocktest.NewFake(t0)
+	before := goleak.IgnoreCurrent()
+	r, err := newReceiver(set, cfg, next, clk)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	g := newClientRig(t, r)
+	for n := uint64(1); n <= 10; n++ {
+		g.sendGRPC(batch(errorTrace(n)...))
+	}
+	require.NoError(t, r.buf.Sync(context.Background()))
+	clk.Advance(2 * time.Second) // quiet: the shards keep them and start retrying
+	require.Eventually(t, func() bool { return next.calls.Load() > 0 }, 10*time.Second, time.Millisecond)
+
+	start := time.Now()
+	err = r.Shutdown(context.Background())
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, took, 5*time.Second)
+	calls := next.calls.Load()
+	assert.Equal(t, int64(30), metricValue(t, tel, "otelcol_receiver_tailsift_export_failures"),
+		"each kept span counted once as not delivered")
+	g.close()
+	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+	assert.Equal(t, calls, next.calls.Load(), "the next consumer was called after Shutdown returned")
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,30 +30,35 @@ type outcome struct {
 	message  string
 }
 
-// classify turns what Buffer.Ingest returned into an OTLP outcome:
+// classify turns what Buffer.IngestOwned returned into an OTLP outcome. It
+// is the one place the buffer's typed errors meet gRPC codes; httpStatus
+// then gives the HTTP status, and writeStatus the Retry-After:
 //   - nil: success;
-//   - bad IDs in some of the spans: partial success, the rest is buffered;
-//   - malformed bytes, or bad IDs in all spans: INVALID_ARGUMENT;
-//   - shutting down: UNAVAILABLE;
-//   - queue full (any other error): UNAVAILABLE with a retry delay.
+//   - *tracebuf.InvalidError with some spans accepted: partial success, with
+//     the exact number of rejected spans;
+//   - *tracebuf.InvalidError otherwise (malformed bytes, or bad IDs in every
+//     span): INVALID_ARGUMENT, HTTP 400;
+//   - *tracebuf.RefusedError (queue full; nothing was taken) and
+//     tracebuf.ErrShutdown: UNAVAILABLE with a retry delay, HTTP 503 with
+//     Retry-After;
+//   - anything else: INTERNAL, HTTP 500.
 func classify(err error) outcome {
 	if err == nil {
 		return outcome{}
 	}
+	if inv, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
+		if inv.Partial() {
+			return outcome{rejected: inv.Rejected, message: inv.Error()}
+		}
+		return outcome{st: status.New(codes.InvalidArgument, inv.Error())}
+	}
+	if errors.Is(err, tracebuf.ErrQueueFull) {
+		return outcome{st: retryable(err.Error())}
+	}
 	if errors.Is(err, tracebuf.ErrShutdown) {
-		return outcome{st: status.New(codes.Unavailable, "tailsift receiver is shutting down, retry later")}
+		return outcome{st: retryable("tailsift receiver is shutting down, retry later")}
 	}
-	if rej := (*tracebuf.RejectedError)(nil); errors.As(err, &rej) && rej.Rejected < rej.Total {
-		return outcome{rejected: rej.Rejected, message: rej.Error()}
-	}
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		return outcome{st: se.GRPCStatus()}
-	}
-	if consumererror.IsPermanent(err) {
-		return outcome{st: status.New(codes.Internal, err.Error())}
-	}
-	return outcome{st: retryable(err.Error())}
+	return outcome{st: status.New(codes.Internal, err.Error())}
 }
 
 // retryable is UNAVAILABLE with a RetryInfo detail.

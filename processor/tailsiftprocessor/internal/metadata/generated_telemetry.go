@@ -140,7 +140,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftExportFailures, err = builder.meter.Int64Counter(
 		"otelcol_processor_tailsift_export_failures",
-		metric.WithDescription("Kept spans the next consumer refused permanently. [Development]"),
+		metric.WithDescription("Kept spans not delivered to the next consumer (refused permanently, not decodable, or still being retried when the shutdown time was up). [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -116,7 +116,7 @@ func AssertEqualProcessorTailsiftEarlyDecisions(t *testing.T, tt *componenttest.
 func AssertEqualProcessorTailsiftExportFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_tailsift_export_failures",
-		Description: "Kept spans the next consumer refused permanently. [Development]",
+		Description: "Kept spans not delivered to the next consumer (refused permanently, not decodable, or still being retried when the shutdown time was up). [Development]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -1,0 +1,69 @@
+package tracebuf
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The errors Ingest returns are typed, and carry no transport status: the
+// receiver maps them once to gRPC codes and HTTP statuses, and the processor
+// wraps them for the pipeline (permanent for InvalidError, retryable
+// otherwise).
+
+// ErrShutdown is returned by Ingest once Shutdown has begun (or before
+// Start). Nothing of the request was taken; the caller may retry elsewhere.
+var ErrShutdown = errors.New("tailsift: shutting down")
+
+// ErrQueueFull is what a RefusedError is (errors.Is), for callers that only
+// ask whether to retry.
+var ErrQueueFull = errors.New("tailsift: buffer queue full")
+
+// RefusedError reports a request refused as a whole because the buffer had
+// no room for it before the caller's context ended (buffer.max_queued_bytes,
+// or the queue of one of the shards its traces go to). Acceptance is
+// all-or-nothing: no span of the request was taken, so a retry sends no
+// duplicate. It is retryable.
+type RefusedError struct {
+	// Spans is the number of valid spans refused (spans with invalid IDs
+	// are reported by an InvalidError of their own, never both).
+	Spans int
+	// Cause is why waiting ended: the caller's context error, or
+	// ErrShutdown.
+	Cause error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("tailsift: buffer queue full, %d spans refused, retry later: %v", e.Spans, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *RefusedError) Unwrap() error { return e.Cause }
+
+// Is makes errors.Is(err, ErrQueueFull) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrQueueFull }
+
+// InvalidError reports spans the buffer refuses as malformed; it is
+// permanent. Either the request did not scan as OTLP (Total is 0 and Err
+// says why), or Rejected of its Total spans have an all-zero or missing
+// trace ID or span ID: those are dropped and counted, and the other
+// Total-Rejected spans were accepted (an OTLP partial success).
+type InvalidError struct {
+	Rejected, Total int
+	Err             error
+}
+
+func (e *InvalidError) Error() string {
+	if e.Total == 0 {
+		return fmt.Sprintf("tailsift: malformed OTLP traces request: %v", e.Err)
+	}
+	return fmt.Sprintf("tailsift: rejected %d of %d spans: %v", e.Rejected, e.Total, e.Err)
+}
+
+// Unwrap returns what was wrong.
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Partial reports whether some spans of the request were accepted.
+func (e *InvalidError) Partial() bool { return e.Total > 0 && e.Rejected < e.Total }
+
+// errInvalidIDs is the reason spans with bad IDs are rejected.
+var errInvalidIDs = errors.New("trace_id and span_id must be present and not all zero")
