@@ -31,6 +31,7 @@ type Instruments struct {
 	HeldBytes       metric.Int64UpDownCounter
 	HeldTraces      metric.Int64UpDownCounter
 	TracesRescued   metric.Int64Counter
+	ArenaMapped     metric.Int64UpDownCounter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -168,6 +169,10 @@ func (o *observer) Held(bytes, traces int64) {
 	if traces != 0 {
 		o.in.HeldTraces.Add(ctx, traces)
 	}
+}
+
+func (o *observer) Mapped(bytes int64) {
+	o.in.ArenaMapped.Add(context.Background(), bytes)
 }
 
 func (o *observer) Rescued(policy string) {

@@ -37,6 +37,11 @@ type Observer interface {
 	ExportFailed(spans int)
 	// Held reports changes of the bytes and traces held for rescue.
 	Held(bytes, traces int64)
+	// Mapped reports changes of the bytes the buffer's arenas hold outside
+	// the Go heap, which the Go runtime's metrics do not see: the span
+	// records in use, free blocks, and the untouched rest of each shard's
+	// current chunk.
+	Mapped(bytes int64)
 	// Rescued reports a dropped trace kept after all by a late span, and the
 	// policy that kept it.
 	Rescued(policy string)
@@ -52,4 +57,5 @@ func (NopObserver) Late(bool, int)                                              
 func (NopObserver) Buffered(int64, int64)                                           {}
 func (NopObserver) ExportFailed(int)                                                {}
 func (NopObserver) Held(int64, int64)                                               {}
+func (NopObserver) Mapped(int64)                                                    {}
 func (NopObserver) Rescued(string)                                                  {}

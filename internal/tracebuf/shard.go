@@ -103,7 +103,7 @@ func newShard(b *Buffer, budget int64, ring, dropped, id int) *shard {
 		in:            make(chan message, shardQueueLen),
 		traces:        make(map[[16]byte]*trace),
 		groups:        newInterner(),
-		arena:         newArena(),
+		arena:         newArena(budget / arenaReserve),
 		ring:          newKeptRing(ring),
 		dropped:       newDropFilter(dropped),
 		budget:        budget,
@@ -134,7 +134,10 @@ func (s *shard) run(ctx context.Context) {
 	s.timer = s.b.set.Clock.NewTimer(time.Hour)
 	s.timer.Stop()
 	defer s.timer.Stop()
-	defer s.arena.close() // no record is read once the shard stops
+	defer func() {
+		s.arena.close() // no record is read once the shard stops
+		s.reportArena()
+	}()
 	for {
 		select {
 		case m := <-s.in:
@@ -160,6 +163,7 @@ func (s *shard) run(ctx context.Context) {
 			s.flushOutAsync(ctx)
 		}
 		s.rearm(now)
+		s.compactArena()
 		s.report()
 	}
 }
@@ -250,7 +254,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	if len(s.late) > 0 {
 		s.forwardLate(ctx, batch, now)
 	}
-	for s.used+s.groups.bytes > s.budget && s.byFirst.head != nil {
+	for s.overBudget() && s.byFirst.head != nil {
 		s.decideAsync(ctx, s.byFirst.head, ReasonMemory, now, -1)
 	}
 }
@@ -406,6 +410,7 @@ func (s *shard) report() {
 		s.b.set.Observer.Held(d, n)
 		s.reportedHeld, s.reportedHeldTr = s.heldBytes, s.heldTraces
 	}
+	s.reportArena()
 }
 
 // decide evaluates t, forgets it and forwards it if kept, returning what

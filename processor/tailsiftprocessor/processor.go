@@ -50,6 +50,7 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
 		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
+		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
 	})
 	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,

@@ -265,5 +265,6 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		HeldBytes:       tb.ReceiverTailsiftRescueHeldBytes,
 		HeldTraces:      tb.ReceiverTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
+		ArenaMapped:     tb.ReceiverTailsiftArenaMappedBytes,
 	}
 }
