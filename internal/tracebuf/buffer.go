@@ -138,6 +138,7 @@ func (b *Buffer) Start() {
 		return
 	}
 	b.started = true
+	memLimit.add(b.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	for _, s := range b.shards {
@@ -171,7 +172,7 @@ func (r *request) release() {
 		r.per[i] = r.per[i][:0]
 	}
 	r.buf = nil
-	r.batch.Reset()
+	trimScan(&r.batch)
 	if done := r.done; done != nil {
 		r.done = nil
 		done()
@@ -248,7 +249,7 @@ func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int,
 		req.release()
 		return len(spans), invalidErr
 	}
-	req.weight = min(int64(len(buf)), b.queuedMax)
+	req.weight = min(queueWeight(buf, &req.batch), b.queuedMax)
 	if err := b.queued.Acquire(ctx, req.weight); err != nil {
 		b.set.Observer.Refused(RefusedQueueFull, len(spans)-invalid)
 		req.weight = 0
@@ -327,6 +328,7 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	defer b.cancel()
+	defer memLimit.remove(b.cfg)
 
 	replies := make([]chan error, len(b.shards))
 	var errs []error
