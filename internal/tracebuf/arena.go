@@ -41,8 +41,9 @@ type arena struct {
 	chunks [][]byte // mapped chunks, by address
 	large  map[unsafe.Pointer]int
 	// mapped is the memory taken from the OS, in bytes; reported what
-	// mappedDelta last returned.
-	mapped, reported int64
+	// mappedDelta last returned; high the most mapped since the shard last
+	// reset it.
+	mapped, reported, high int64
 	// spare is the bytes on the free lists.
 	spare int64
 	// largeBytes is the bytes in large blocks.
@@ -172,6 +173,7 @@ func (a *arena) refill() {
 
 func (a *arena) addMapped(n int64) {
 	a.mapped += n
+	a.high = max(a.high, a.mapped)
 	mappedBytes.Add(n)
 }
 
@@ -247,8 +249,7 @@ func (a *arena) compact(live func(move func(*[]byte))) {
 	old := a.chunks
 	a.chunks, a.cur = nil, nil
 	for c := range a.free {
-		clear(a.free[c])
-		a.free[c] = a.free[c][:0]
+		a.free[c] = nil
 	}
 	a.spare = 0
 	if cap(a.moves) < len(old) {

@@ -2,16 +2,12 @@ package tracebuf
 
 import (
 	"context"
-	"encoding/binary"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 )
@@ -23,31 +19,6 @@ type mappedObserver struct {
 }
 
 func (o *mappedObserver) Mapped(bytes int64) { o.mapped.Add(bytes) }
-
-// encodeSized builds a request with spans spans of each trace, each span
-// carrying an attribute of size bytes.
-func encodeSized(t *testing.T, traces []uint64, spans, size int) []byte {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "svc")
-	ss := rs.ScopeSpans().AppendEmpty().Spans()
-	pad := strings.Repeat("x", size)
-	for _, n := range traces {
-		for k := range spans {
-			sp := ss.AppendEmpty()
-			sp.SetTraceID(tid(n))
-			var sid [8]byte
-			binary.BigEndian.PutUint64(sid[:], uint64(k)+2)
-			sp.SetSpanID(sid)
-			sp.SetParentSpanID(pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1})
-			sp.Attributes().PutStr("pad", pad)
-		}
-	}
-	var m ptrace.ProtoMarshaler
-	buf, err := m.MarshalTraces(td)
-	require.NoError(t, err)
-	return buf
-}
 
 func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *clocktest.Fake) {
 	t.Helper()
@@ -68,9 +39,11 @@ func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *
 }
 
 // After a spike, the arena gives its memory back once the traces are
-// decided, and the self-metric follows it down.
+// decided, and the self-metric follows it down; the Go heap is asked to give
+// back its part once.
 func TestBufferGivesArenaMemoryBack(t *testing.T) {
-	b, obs, clk := newArenaTestBuffer(t, 64<<20)
+	freed := countFreeOS(t)
+	b, obs, clk := newArenaTestBuffer(t, 32<<20)
 	ctx := context.Background()
 	for r := range uint64(40) {
 		traces := make([]uint64, 50)
@@ -90,6 +63,27 @@ func TestBufferGivesArenaMemoryBack(t *testing.T) {
 	require.Empty(t, s.traces)
 	assert.Zero(t, obs.mapped.Load(), "mapped bytes once the buffer is empty (peak %d)", peak)
 	assert.Zero(t, s.arena.mapped)
+	assert.Equal(t, int32(1), freed.Load(), "the heap asked to give back its part")
+}
+
+// countFreeOS counts freeOS calls until the test and its cleanups (the
+// buffer's shutdown, registered later) are done.
+func countFreeOS(t *testing.T) *atomic.Int32 {
+	var freed atomic.Int32
+	freeOS = func() { freed.Add(1) }
+	lastFreeOS.Store(0)
+	old := freeOS
+	t.Cleanup(func() { freeOS = old })
+	return &freed
+}
+
+func TestFreeOSMemoryRateLimited(t *testing.T) {
+	freed := countFreeOS(t)
+	t0 := time.Unix(1000, 0)
+	for _, at := range []time.Duration{0, freeOSInterval / 2, freeOSInterval - 1, freeOSInterval, freeOSInterval * 3 / 2, 3 * freeOSInterval} {
+		freeOSMemory(t0.Add(at))
+	}
+	assert.Equal(t, int32(3), freed.Load(), "at 0, at the interval and at 3 intervals")
 }
 
 // The budget counts the arena's free blocks: traces of small spans, pushed

@@ -37,12 +37,12 @@ func trimScan(batch *wire.Batch) {
 // the budgets of the running buffers when the user has not set GOMEMLIMIT.
 // Span records live off the Go heap, in the arenas, within buffer.max_bytes;
 // what a buffer holds on the heap is its queue (buffer.max_queued_bytes),
-// its kept-decision cache, and the garbage the collector leaves between
+// the kept decisions it learns, and the garbage the collector leaves between
 // cycles. With GOGC=100 that garbage may reach the size of the live heap,
 // which took RSS to twice the budget under overload. The limit makes the
 // collector run early instead: the process's Go memory stays within what it
-// held when the first buffer started, plus, per buffer, max_queued_bytes,
-// kept_max_bytes and a fifth of both budgets as headroom, so that RSS stays
+// held when the first buffer started, plus, per buffer, max_queued_bytes and
+// an eighth of both budgets as headroom, so that RSS, arenas included, stays
 // within 1.2 times the budgets over idle.
 type memLimiter struct {
 	mu      sync.Mutex
@@ -66,7 +66,7 @@ func goMemory() int64 {
 // heapAllowance is what a buffer with cfg may add to the Go runtime's memory.
 func heapAllowance(cfg Config) int64 {
 	queued, records := int64(cfg.Buffer.MaxQueuedBytes), int64(cfg.Buffer.MaxBytes)
-	return queued + int64(cfg.DecisionCache.KeptMaxBytes) + (queued+records)/5
+	return queued + (queued+records)/8
 }
 
 // add counts a starting buffer's allowance and sets the limit; it does

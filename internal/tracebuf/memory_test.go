@@ -13,8 +13,8 @@ import (
 func TestMemLimit(t *testing.T) {
 	a, b := testBufferConfig(), testBufferConfig()
 	b.Buffer.MaxBytes, b.Buffer.MaxQueuedBytes = 512<<20, 64<<20
-	allowA := int64(16<<20) + 64<<10 + (80<<20)/5
-	allowB := int64(64<<20) + 64<<10 + (576<<20)/5
+	allowA := int64(16<<20) + (80<<20)/8
+	allowB := int64(64<<20) + (576<<20)/8
 	require.Equal(t, allowA, heapAllowance(a))
 	require.Equal(t, allowB, heapAllowance(b))
 	tests := []struct {
