@@ -2,7 +2,7 @@
 # mem-budget.sh: RSS of a tailsift collector against its memory budget under
 # overload, and after the load stops (issue #9, defect 11).
 #
-#   benchmarks/mem-budget.sh BIN KIND OUT [RATE]
+#   benchmarks/mem-budget.sh BIN KIND OUT [RATE [YAML]]
 #
 # BIN is an otelcol-tailsift binary, KIND is processor (otlp receiver →
 # tailsift processor) or fastpath (tailsift receiver), OUT a file prefix.
@@ -12,11 +12,13 @@
 # budget. It samples VmRSS from /proc and the buffer's self-metrics every
 # second: 10 s idle, 60 s of load, 70 s after the load generator exits (t
 # is seconds since the start, after seconds since the load ended). It writes
-# OUT.yaml (the config), OUT.tsv (the samples), OUT.loadgen and OUT.txt (the
-# summary).
+# OUT.yaml (the config), OUT.tsv (the samples), OUT.log (the collector's
+# stderr, with GODEBUG=gctrace=1), OUT.loadgen and OUT.txt (the summary).
+# YAML, when given, is more of the tailsift block, one flow mapping a line,
+# e.g. '    decision_cache: {kept_max_bytes: 64KiB}'.
 # The collector runs on CPU 0, the load generator and the sink on CPU 1.
 set -euo pipefail
-bin=$1 kind=$2 out=$3 rate=${4:-90000}
+bin=$1 kind=$2 out=$3 rate=${4:-90000} extra=${5:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -28,6 +30,8 @@ tailsift='    completion: {quiet: 10s, max_wait: 30s}
       - {name: errors,   type: status_code,   status_code:   {status_codes: [ERROR]}}
       - {name: slow,     type: latency,       latency:       {threshold_ms: 999}}
       - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 5}}'
+[ -n "$extra" ] && tailsift="$tailsift
+$extra"
 {
 	echo "receivers:"
 	if [ "$kind" = fastpath ]; then
@@ -60,7 +64,7 @@ EOF
 } >"$out.yaml"
 
 taskset -c 1 "$tmp/sink" -quiet -grpc 127.0.0.1:14327 -http 127.0.0.1:14328 >/dev/null 2>&1 &
-taskset -c 0 "$bin" --config "$out.yaml" 2>"$out.log" &
+GODEBUG=gctrace=1 taskset -c 0 "$bin" --config "$out.yaml" 2>"$out.log" &
 pid=$!
 for _ in $(seq 50); do curl -fs 127.0.0.1:18888/metrics >/dev/null && break; sleep 0.2; done
 
