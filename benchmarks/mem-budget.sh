@@ -88,8 +88,11 @@ for _ in $(seq 10); do sample idle >>"$out.tsv"; sleep 1; done
 taskset -c 1 "$tmp/loadgen" -endpoint 127.0.0.1:14317 -rate "$rate" -duration 60s -drain 0s -quiet \
 	-mix error=2,slow=1,anomaly=0.5,huge=0.01,late=0 >"$out.loadgen" 2>&1 &
 lg=$!
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' /proc/$pid/stat; } # user + system seconds (USER_HZ 100)
+cpu0=$(cpu)
 while kill -0 $lg 2>/dev/null; do sample load >>"$out.tsv"; sleep 1; done
 wait $lg || true
+cpu1=$(cpu)
 stop=$(date +%s.%N)
 while :; do
 	after=$(echo "$(date +%s.%N) - $stop" | bc -l)
@@ -99,9 +102,10 @@ while :; do
 done
 kill "$pid"
 wait "$pid" || true
+accepted=$(awk '$1 == "accepted" {print $2}' "$out.loadgen")
 
 # RSS in MB (10^6 bytes), budgets in MiB; the budget is 128 MiB = 134.2 MB.
-awk -F'\t' -v kind="$kind" -v rate="$rate" 'NR > 1 {
+awk -F'\t' -v kind="$kind" -v rate="$rate" -v cpu="$(echo "$cpu1 - $cpu0" | bc -l)" -v acc="$accepted" 'NR > 1 {
 	if ($2 == "idle") idle = $4
 	if ($2 != "idle" && $4 > peak) peak = $4
 	if ($2 == "load") { if ($5 > bpeak) bpeak = $5; if ($6 > apeak) apeak = $6 }
@@ -110,5 +114,6 @@ awk -F'\t' -v kind="$kind" -v rate="$rate" 'NR > 1 {
 	budget = 128 * 1.048576
 	printf "%s at %d spans/s: idle RSS %.1f MB, peak RSS %.1f MB (idle + %.2f x budget of %.1f MB; target <= 1.2), ", kind, rate, idle, peak, (peak - idle) / budget, budget
 	printf "RSS 60 s after the load %.1f MB with buffered %.1f MB (%.0f %% above idle + buffered; target <= 25 %%), ", at60, b60, 100 * (at60 / (idle + b60) - 1)
-	printf "peak buffered %.1f MiB, peak arena mapped %.1f MiB, arena mapped at +60 s %.1f MiB\n", bpeak, apeak, a60
+	printf "peak buffered %.1f MiB, peak arena mapped %.1f MiB, arena mapped at +60 s %.1f MiB; ", bpeak, apeak, a60
+	printf "collector CPU in the load %.1f s for %d accepted spans: %.2f us/span\n", cpu, acc, acc ? cpu * 1e6 / acc : 0
 }' "$out.tsv" | tee "$out.txt"

@@ -95,11 +95,13 @@ const compactFloor = 1 << 20
 
 // due reports whether the spare bytes are worth giving back: they exceed the
 // reserve, or they exceed the bytes in use (after a spike, when the buffer
-// drains). Either way a compaction copies at most as many bytes as it gives
-// back, or 1/reserve times the budget, so its cost is amortised over the
-// frees that made the spare bytes.
+// drains). A compaction copies the bytes in use: at most as many as it gives
+// back in the second case, at most budget/reserve times as many in the
+// first, so its cost is amortised over the frees that made the spare bytes.
+// Spare bytes not in mapped chunks (the heap fallback where mmap fails) are
+// not worth a compaction: the garbage collector has them.
 func (a *arena) due() bool {
-	return a.spare > compactFloor && (a.spare > a.reserve || a.spare > a.inUse())
+	return len(a.chunks) > 0 && a.spare > compactFloor && (a.spare > a.reserve || a.spare > a.inUse())
 }
 
 // inUse is the bytes in blocks handed out from chunks.
@@ -113,10 +115,6 @@ func (a *arena) mappedDelta() int64 {
 	a.reported = a.mapped
 	return d
 }
-
-// resident is the arena's memory the process has written to: mapped bytes
-// less the untouched rest of the current chunk.
-func (a *arena) resident() int64 { return a.mapped - int64(len(a.cur)) }
 
 // alloc returns a slice of length 0 and capacity at least n.
 func (a *arena) alloc(n int) []byte {
