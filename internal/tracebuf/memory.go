@@ -42,8 +42,9 @@ func trimScan(batch *wire.Batch) {
 // which took RSS to twice the budget under overload. The limit makes the
 // collector run early instead: the process's Go memory stays within what it
 // held when the first buffer started, plus, per buffer, max_queued_bytes and
-// an eighth of both budgets as headroom, so that RSS, arenas included, stays
-// within 1.2 times the budgets over idle.
+// an eighth of both budgets as headroom (16 MiB at least, so that a small
+// budget does not make the collector run all the time), so that RSS, arenas
+// included, stays within 1.2 times the budgets over idle.
 type memLimiter struct {
 	mu      sync.Mutex
 	getenv  func(string) string
@@ -63,10 +64,13 @@ func goMemory() int64 {
 	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
 }
 
+// minHeadroom is the least headroom heapAllowance gives the collector.
+const minHeadroom = 16 << 20
+
 // heapAllowance is what a buffer with cfg may add to the Go runtime's memory.
 func heapAllowance(cfg Config) int64 {
 	queued, records := int64(cfg.Buffer.MaxQueuedBytes), int64(cfg.Buffer.MaxBytes)
-	return queued + (queued+records)/8
+	return queued + max((queued+records)/8, minHeadroom)
 }
 
 // add counts a starting buffer's allowance and sets the limit; it does

@@ -13,7 +13,7 @@ import (
 func TestMemLimit(t *testing.T) {
 	a, b := testBufferConfig(), testBufferConfig()
 	b.Buffer.MaxBytes, b.Buffer.MaxQueuedBytes = 512<<20, 64<<20
-	allowA := int64(16<<20) + (80<<20)/8
+	allowA := int64(16<<20) + minHeadroom // an eighth of 80 MiB is less
 	allowB := int64(64<<20) + (576<<20)/8
 	require.Equal(t, allowA, heapAllowance(a))
 	require.Equal(t, allowB, heapAllowance(b))
