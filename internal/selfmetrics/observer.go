@@ -32,6 +32,7 @@ type Instruments struct {
 	HeldTraces      metric.Int64UpDownCounter
 	TracesRescued   metric.Int64Counter
 	SpansDeduped    metric.Int64Counter
+	ArenaMapped     metric.Int64UpDownCounter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -169,6 +170,10 @@ func (o *observer) Held(bytes, traces int64) {
 	if traces != 0 {
 		o.in.HeldTraces.Add(ctx, traces)
 	}
+}
+
+func (o *observer) Mapped(bytes int64) {
+	o.in.ArenaMapped.Add(context.Background(), bytes)
 }
 
 func (o *observer) Rescued(policy string) {

@@ -2,6 +2,7 @@ package tracebuf
 
 import (
 	"math/bits"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 )
@@ -25,17 +26,33 @@ func MappedBytes() int64 { return mappedBytes.Load() }
 // Blocks come in size classes, four per doubling (each at most 25 % larger
 // than the one before), carved from 4 MiB chunks and kept on a free list per
 // class when returned. Blocks larger than a chunk's eighth are mapped on
-// their own and unmapped when returned. Memory is reused, not given back to
-// the OS, except for those large blocks.
+// their own and unmapped when returned.
+//
+// Free blocks are memory the process holds and does not use: the spare
+// bytes. compact moves the blocks in use into fresh chunks and unmaps the
+// old ones, which gives the spare bytes back to the OS; the shard does so
+// when they exceed its reserve (see due), and counts the reserve against
+// its budget.
 //
 // An arena belongs to one shard goroutine: it is not safe for concurrent use.
 type arena struct {
 	free   [numClasses][][]byte
 	cur    []byte   // what is left of the current chunk
-	chunks [][]byte // mapped chunks, for close
+	chunks [][]byte // mapped chunks, by address
 	large  map[unsafe.Pointer]int
-	// mapped is the memory taken from the OS, in bytes.
-	mapped int64
+	// mapped is the memory taken from the OS, in bytes; reported what
+	// mappedDelta last returned; high the most mapped since the shard last
+	// reset it.
+	mapped, reported, high int64
+	// spare is the bytes on the free lists.
+	spare int64
+	// largeBytes is the bytes in large blocks.
+	largeBytes int64
+	// reserve is the spare bytes the arena may hold before due reports
+	// that it is time to compact.
+	reserve int64
+	// moves is compact's scratch: the slices in use, per old chunk.
+	moves [][]*[]byte
 }
 
 const (
@@ -66,8 +83,37 @@ func classOf(n int) int {
 	return c
 }
 
-func newArena() *arena {
-	return &arena{large: make(map[unsafe.Pointer]int)}
+// newArena returns an arena that holds up to reserve spare bytes before it
+// is due for compaction.
+func newArena(reserve int64) *arena {
+	return &arena{large: make(map[unsafe.Pointer]int), reserve: reserve}
+}
+
+// compactFloor is the spare bytes below which an arena is never due: a
+// compaction would give back less than it costs.
+const compactFloor = 1 << 20
+
+// due reports whether the spare bytes are worth giving back: they exceed the
+// reserve, or they exceed the bytes in use (after a spike, when the buffer
+// drains). A compaction copies the bytes in use: at most as many as it gives
+// back in the second case, at most budget/reserve times as many in the
+// first, so its cost is amortised over the frees that made the spare bytes.
+// Spare bytes not in mapped chunks (the heap fallback where mmap fails) are
+// not worth a compaction: the garbage collector has them.
+func (a *arena) due() bool {
+	return len(a.chunks) > 0 && a.spare > compactFloor && (a.spare > a.reserve || a.spare > a.inUse())
+}
+
+// inUse is the bytes in blocks handed out from chunks.
+func (a *arena) inUse() int64 {
+	return a.mapped - a.largeBytes - int64(len(a.cur)) - a.spare
+}
+
+// mappedDelta returns the change of the mapped bytes since its last call.
+func (a *arena) mappedDelta() int64 {
+	d := a.mapped - a.reported
+	a.reported = a.mapped
+	return d
 }
 
 // alloc returns a slice of length 0 and capacity at least n.
@@ -78,6 +124,7 @@ func (a *arena) alloc(n int) []byte {
 			return make([]byte, 0, n)
 		}
 		a.large[unsafe.Pointer(unsafe.SliceData(b))] = cap(b)
+		a.largeBytes += int64(cap(b))
 		a.addMapped(int64(cap(b)))
 		return b[:0]
 	}
@@ -86,6 +133,7 @@ func (a *arena) alloc(n int) []byte {
 		b := a.free[c][l-1]
 		a.free[c][l-1] = nil
 		a.free[c] = a.free[c][:l-1]
+		a.spare -= int64(cap(b))
 		return b
 	}
 	size := classSize(c)
@@ -107,13 +155,15 @@ func (a *arena) refill() {
 		}
 		s := classSize(c)
 		a.free[c] = append(a.free[c], a.cur[:0:s])
+		a.spare += int64(s)
 		a.cur = a.cur[s:]
 	}
 	chunk := mapMemory(chunkSize)
 	if chunk == nil {
 		chunk = make([]byte, chunkSize)
 	} else {
-		a.chunks = append(a.chunks, chunk)
+		i, _ := slices.BinarySearchFunc(a.chunks, chunk, cmpChunk)
+		a.chunks = slices.Insert(a.chunks, i, chunk)
 		a.addMapped(chunkSize)
 	}
 	a.cur = chunk[:chunkSize]
@@ -121,6 +171,7 @@ func (a *arena) refill() {
 
 func (a *arena) addMapped(n int64) {
 	a.mapped += n
+	a.high = max(a.high, a.mapped)
 	mappedBytes.Add(n)
 }
 
@@ -136,6 +187,7 @@ func (a *arena) release(b []byte) {
 		p := unsafe.Pointer(unsafe.SliceData(b[:1]))
 		if size, ok := a.large[p]; ok && size == n {
 			delete(a.large, p)
+			a.largeBytes -= int64(n)
 			a.addMapped(-int64(n))
 			unmapMemory(b[:n])
 		}
@@ -146,6 +198,81 @@ func (a *arena) release(b []byte) {
 		return // not one of ours
 	}
 	a.free[c] = append(a.free[c], b[:0])
+	a.spare += int64(n)
+}
+
+// cmpChunk orders chunks by address.
+func cmpChunk(x, y []byte) int {
+	return cmpAddr(unsafe.SliceData(x), unsafe.SliceData(y))
+}
+
+func cmpAddr(x, y *byte) int {
+	px, py := uintptr(unsafe.Pointer(x)), uintptr(unsafe.Pointer(y))
+	switch {
+	case px < py:
+		return -1
+	case px > py:
+		return 1
+	}
+	return 0
+}
+
+// chunkOf is the index of the chunk b lies in among chunks (by address),
+// or -1.
+func chunkOf(chunks [][]byte, b []byte) int {
+	p := unsafe.SliceData(b[:1])
+	i, found := slices.BinarySearchFunc(chunks, p, func(c []byte, p *byte) int {
+		return cmpAddr(unsafe.SliceData(c), p)
+	})
+	if found {
+		return i
+	}
+	if i == 0 {
+		return -1
+	}
+	c := chunks[i-1]
+	if uintptr(unsafe.Pointer(p))-uintptr(unsafe.Pointer(unsafe.SliceData(c))) < uintptr(len(c)) {
+		return i - 1
+	}
+	return -1
+}
+
+// compact gives the spare bytes back to the OS. live calls move exactly once
+// for each slice alloc returned that is still in use; compact copies the slice
+// into a fresh chunk, with the same capacity, and points it there. Old
+// chunks are unmapped one by one as soon as what they held has moved, so
+// that the arena maps at most one chunk more than before meanwhile. Large
+// blocks and slices not in a chunk stay where they are.
+func (a *arena) compact(live func(move func(*[]byte))) {
+	old := a.chunks
+	a.chunks, a.cur = nil, nil
+	for c := range a.free {
+		a.free[c] = nil
+	}
+	a.spare = 0
+	if cap(a.moves) < len(old) {
+		a.moves = make([][]*[]byte, len(old))
+	}
+	moves := a.moves[:len(old)]
+	live(func(b *[]byte) {
+		if cap(*b) == 0 || cap(*b) > maxClassSize {
+			return
+		}
+		if i := chunkOf(old, *b); i >= 0 {
+			moves[i] = append(moves[i], b)
+		}
+	})
+	for i, c := range old {
+		for _, b := range moves[i] {
+			nb := a.alloc(cap(*b))[:len(*b)]
+			copy(nb, *b)
+			*b = nb
+		}
+		clear(moves[i])
+		moves[i] = moves[i][:0]
+		unmapMemory(c)
+		a.addMapped(-chunkSize)
+	}
 }
 
 // close returns all the arena's memory to the OS. Nothing it handed out may
@@ -155,11 +282,12 @@ func (a *arena) close() {
 		unmapMemory(unsafe.Slice((*byte)(p), n))
 	}
 	clear(a.large)
+	a.largeBytes = 0
 	for _, c := range a.chunks {
 		unmapMemory(c)
 	}
 	a.addMapped(-a.mapped)
-	a.chunks, a.cur = nil, nil
+	a.chunks, a.cur, a.spare = nil, nil, 0
 	for c := range a.free {
 		a.free[c] = nil
 	}

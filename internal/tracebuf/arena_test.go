@@ -30,7 +30,7 @@ func TestArenaClasses(t *testing.T) {
 // Blocks handed out never overlap, keep what was written to them until
 // released, and are reused once released.
 func TestArenaAllocRelease(t *testing.T) {
-	a := newArena()
+	a := newArena(0)
 	defer a.close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	type block struct {
@@ -82,7 +82,7 @@ func TestArenaAllocRelease(t *testing.T) {
 }
 
 func TestArenaIgnoresForeignSlices(t *testing.T) {
-	a := newArena()
+	a := newArena(0)
 	defer a.close()
 	a.release(nil)
 	a.release(make([]byte, 0, 100))             // not a class size: left to the GC
@@ -94,4 +94,106 @@ func TestArenaIgnoresForeignSlices(t *testing.T) {
 	b := make([]byte, 0, 64) // a class size: reused, which is safe for a heap slice
 	a.release(b)
 	assert.Len(t, a.free[0], 1)
+}
+
+// Freed blocks go back to the OS: once most of what was allocated is
+// released, the arena is due, and compaction unmaps the chunks that held it,
+// keeping what is still in use, byte for byte, and the accounting.
+func TestArenaCompactReturnsMemory(t *testing.T) {
+	a := newArena(8 << 20)
+	defer a.close()
+	before := MappedBytes()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var blocks [][]byte
+	for i := range 40000 { // about 80 MiB in 20 chunks and more
+		n := 64 + rng.IntN(4000)
+		b := a.alloc(n)[:n]
+		for j := range b {
+			b[j] = byte(i)
+		}
+		blocks = append(blocks, b)
+	}
+	peak := a.mapped
+	require.Greater(t, peak, int64(64<<20))
+	assert.Equal(t, peak, MappedBytes()-before, "the process-wide accessor counts the arena")
+	assert.False(t, a.due(), "nothing freed")
+
+	// Keep every 50th block: 2 % in use, scattered over every chunk.
+	var kept [][]byte
+	var keptIdx []int
+	for i, b := range blocks {
+		if i%50 == 0 {
+			kept = append(kept, b)
+			keptIdx = append(keptIdx, i)
+			continue
+		}
+		a.release(b)
+	}
+	inUse := a.inUse()
+	require.True(t, a.due(), "spare %d, in use %d", a.spare, inUse)
+	assert.Equal(t, peak, a.mapped, "freeing alone maps nothing less")
+
+	moved := 0
+	a.compact(func(move func(*[]byte)) {
+		for i := range kept {
+			move(&kept[i])
+			moved++
+		}
+	})
+	assert.Equal(t, len(kept), moved)
+	assert.Less(t, a.mapped, peak/8, "chunks unmapped: %d of %d bytes left", a.mapped, peak)
+	assert.Equal(t, a.mapped, MappedBytes()-before)
+	// The blocks in use keep their size; the ends of old chunks too small
+	// for a block (< 64 bytes each) counted as in use and are gone.
+	assert.InDelta(t, inUse, a.inUse(), float64(64*peak/chunkSize))
+	assert.Zero(t, a.spare)
+	assert.False(t, a.due())
+	for k, b := range kept {
+		i := keptIdx[k]
+		require.Equal(t, cap(blocks[i]), cap(b), "block %d keeps its class", i)
+		require.Len(t, b, len(blocks[i]))
+		for j := range b {
+			if b[j] != byte(i) {
+				t.Fatalf("block %d: byte %d is %d after compaction, want %d", i, j, b[j], byte(i))
+			}
+		}
+		a.release(b)
+	}
+	// All released: a drained arena gives everything back.
+	require.True(t, a.due() || a.spare <= compactFloor)
+	a.compact(func(func(*[]byte)) {})
+	assert.Zero(t, a.mapped)
+	assert.Equal(t, before, MappedBytes())
+}
+
+func TestArenaDue(t *testing.T) {
+	tests := []struct {
+		name         string
+		reserve      int64
+		inUse, spare int
+		want         bool
+	}{
+		{"nothing spare", 4 << 20, 8 << 20, 0, false},
+		{"spare within the reserve and below the bytes in use", 4 << 20, 8 << 20, 3 << 20, false},
+		{"spare above the reserve", 4 << 20, 16 << 20, 6 << 20, true},
+		{"spare above the bytes in use: the buffer drained", 64 << 20, 2 << 20, 3 << 20, true},
+		{"spare too small to bother", 0, 0, compactFloor / 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newArena(tt.reserve)
+			defer a.close()
+			var spare [][]byte
+			for n := 0; n < tt.inUse; n += 4096 {
+				a.alloc(4096)
+			}
+			for n := 0; n < tt.spare; n += 4096 {
+				spare = append(spare, a.alloc(4096))
+			}
+			for _, b := range spare {
+				a.release(b)
+			}
+			assert.Equal(t, tt.want, a.due(), "spare %d, in use %d", a.spare, a.inUse())
+		})
+	}
 }

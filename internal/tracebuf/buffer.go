@@ -126,6 +126,7 @@ func (b *Buffer) Start() {
 		return
 	}
 	b.started = true
+	memLimit.add(b.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	for i, s := range b.shards {
@@ -171,7 +172,7 @@ func (r *request) release() {
 		r.per[i] = r.per[i][:0]
 	}
 	r.buf = nil
-	r.batch.Reset()
+	trimScan(&r.batch)
 	if done := r.done; done != nil {
 		r.done = nil
 		done()
@@ -276,7 +277,7 @@ func (b *Buffer) shardOf(id *[16]byte) int {
 // slot in the queue of every shard it goes to, waiting until ctx ends or
 // Shutdown begins. It returns why it gave up: ctx's error or ErrShutdown.
 func (b *Buffer) reserve(ctx context.Context, req *request) error {
-	req.weight = min(int64(len(req.buf)), b.queuedMax)
+	req.weight = min(queueWeight(req.buf, &req.batch), b.queuedMax)
 	if b.tryReserve(req) {
 		return nil
 	}
@@ -381,6 +382,7 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	}
 	// Calls under way end promptly: they wait only for room, and gave up.
 	b.inflight.Wait()
+	defer memLimit.remove(b.cfg)
 
 	if d := b.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
 		var cancel context.CancelFunc

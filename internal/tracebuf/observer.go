@@ -42,6 +42,11 @@ type Observer interface {
 	// same span ID and bytes as an earlier span under the same resource and
 	// scope (a client's retry).
 	Deduplicated(spans int)
+	// Mapped reports changes of the bytes the buffer's arenas hold outside
+	// the Go heap, which the Go runtime's metrics do not see: the span
+	// records in use, free blocks, and the untouched rest of each shard's
+	// current chunk.
+	Mapped(bytes int64)
 	// Rescued reports a dropped trace kept after all by a late span, and the
 	// policy that kept it.
 	Rescued(policy string)
@@ -58,4 +63,5 @@ func (NopObserver) Buffered(int64, int64)                                       
 func (NopObserver) ExportFailed(int)                                                {}
 func (NopObserver) Held(int64, int64)                                               {}
 func (NopObserver) Deduplicated(int)                                                {}
+func (NopObserver) Mapped(int64)                                                    {}
 func (NopObserver) Rescued(string)                                                  {}

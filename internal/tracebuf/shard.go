@@ -141,7 +141,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxSpans: cfg.completion.MaxSpans,
 			maxBytes: math.MaxUint64,
 		},
-		usage:    usage{groups: newInterner(), arena: newArena(), budget: cfg.budget},
+		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped), kept: deps.kept},
 		observe:  deps.engine.NeedsView(),
 		annotate: cfg.output.AnnotateRoots,
@@ -176,7 +176,10 @@ func (s *shard) run(ctx context.Context) error {
 	s.wake.timer = s.deps.clock.NewTimer(time.Hour)
 	s.wake.timer.Stop()
 	defer s.wake.timer.Stop()
-	defer s.usage.arena.close() // no record is read once the shard stops
+	defer func() {
+		s.usage.arena.close() // no record is read once the shard stops
+		s.reportArena()
+	}()
 	for {
 		select {
 		case m := <-s.in:
@@ -202,6 +205,7 @@ func (s *shard) run(ctx context.Context) error {
 			s.flushOutAsync(ctx)
 		}
 		s.rearm(now)
+		s.compactArena()
 		s.report()
 	}
 }
@@ -294,7 +298,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	if len(m.late) > 0 {
 		s.forwardLate(ctx, batch, now)
 	}
-	for s.usage.bytes() > s.usage.budget && s.due.byFirst.head != nil {
+	for s.overBudget() && s.due.byFirst.head != nil {
 		s.decideAsync(ctx, s.due.byFirst.head, ReasonMemory, now, -1)
 	}
 }
@@ -383,4 +387,5 @@ func (s *shard) report() {
 		s.deps.observer.Held(d, n)
 		h.reportedBytes, h.reportedTraces = h.bytes, h.traces
 	}
+	s.reportArena()
 }

@@ -54,6 +54,7 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
 		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
+		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
 	})
 	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,

@@ -274,5 +274,6 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		HeldTraces:      tb.ReceiverTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
 		SpansDeduped:    tb.ReceiverTailsiftSpansDeduplicated,
+		ArenaMapped:     tb.ReceiverTailsiftArenaMappedBytes,
 	}
 }

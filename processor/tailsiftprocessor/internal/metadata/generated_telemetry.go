@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                                   metric.Meter
 	mu                                      sync.Mutex
 	registrations                           []metric.Registration
+	ProcessorTailsiftArenaMappedBytes       metric.Int64UpDownCounter
 	ProcessorTailsiftBudgetClassProbability metric.Float64ObservableGauge
 	ProcessorTailsiftBufferedBytes          metric.Int64UpDownCounter
 	ProcessorTailsiftBufferedTraces         metric.Int64UpDownCounter
@@ -100,6 +101,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ProcessorTailsiftArenaMappedBytes, err = builder.meter.Int64UpDownCounter(
+		"otelcol_processor_tailsift_arena_mapped_bytes",
+		metric.WithDescription("Bytes the trace buffer's arenas hold outside the Go heap (span records, free blocks, and the untouched rest of each shard's current chunk), which the Go runtime's memory metrics do not include. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftBudgetClassProbability, err = builder.meter.Float64ObservableGauge(
 		"otelcol_processor_tailsift_budget_class_probability",
 		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),

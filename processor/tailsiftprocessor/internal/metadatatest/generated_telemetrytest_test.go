@@ -24,6 +24,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.ProcessorTailsiftArenaMappedBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftBufferedTraces.Add(context.Background(), 1)
 	tb.ProcessorTailsiftDecisionLag.Record(context.Background(), 1)
@@ -39,6 +40,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesDecided.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesRescued.Add(context.Background(), 1)
+	AssertEqualProcessorTailsiftArenaMappedBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftBudgetClassProbability(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())

@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                                  metric.Meter
 	mu                                     sync.Mutex
 	registrations                          []metric.Registration
+	ReceiverTailsiftArenaMappedBytes       metric.Int64UpDownCounter
 	ReceiverTailsiftBudgetClassProbability metric.Float64ObservableGauge
 	ReceiverTailsiftBufferedBytes          metric.Int64UpDownCounter
 	ReceiverTailsiftBufferedTraces         metric.Int64UpDownCounter
@@ -100,6 +101,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ReceiverTailsiftArenaMappedBytes, err = builder.meter.Int64UpDownCounter(
+		"otelcol_receiver_tailsift_arena_mapped_bytes",
+		metric.WithDescription("Bytes the trace buffer's arenas hold outside the Go heap (span records, free blocks, and the untouched rest of each shard's current chunk), which the Go runtime's memory metrics do not include. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftBudgetClassProbability, err = builder.meter.Float64ObservableGauge(
 		"otelcol_receiver_tailsift_budget_class_probability",
 		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),

@@ -24,6 +24,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.ReceiverTailsiftArenaMappedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedTraces.Add(context.Background(), 1)
 	tb.ReceiverTailsiftDecisionLag.Record(context.Background(), 1)
@@ -39,6 +40,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesDecided.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesRescued.Add(context.Background(), 1)
+	AssertEqualReceiverTailsiftArenaMappedBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftBudgetClassProbability(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())

@@ -1,0 +1,121 @@
+package tracebuf
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+)
+
+// mappedObserver sums the arena's mapped bytes the buffer reports.
+type mappedObserver struct {
+	NopObserver
+	mapped atomic.Int64
+}
+
+func (o *mappedObserver) Mapped(bytes int64) { o.mapped.Add(bytes) }
+
+func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *clocktest.Fake) {
+	t.Helper()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 1000
+	cfg.Buffer.MaxBytes = ByteSize(maxBytes)
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	obs := &mappedObserver{}
+	out := &collector{spans: map[[16]byte]int{}}
+	b, err := New(cfg, out.emit, Settings{Clock: clk, Observer: obs})
+	require.NoError(t, err)
+	b.Start()
+	t.Cleanup(func() {
+		require.NoError(t, b.Shutdown(context.Background()))
+		assert.Zero(t, obs.mapped.Load(), "arena memory still reported after shutdown")
+	})
+	return b, obs, clk
+}
+
+// After a spike, the arena gives its memory back once the traces are
+// decided, and the self-metric follows it down; the Go heap is asked to give
+// back its part once.
+func TestBufferGivesArenaMemoryBack(t *testing.T) {
+	freed := countFreeOS(t)
+	b, obs, clk := newArenaTestBuffer(t, 32<<20)
+	ctx := context.Background()
+	for r := range uint64(40) {
+		traces := make([]uint64, 50)
+		for i := range traces {
+			traces[i] = r*1000 + uint64(i)
+		}
+		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, 4, 1000)))
+	}
+	require.NoError(t, b.Sync(ctx))
+	s := b.shards[0]
+	peak := obs.mapped.Load()
+	assert.Equal(t, s.usage.arena.mapped, peak)
+	require.Greater(t, peak, int64(8<<20), "about 8 MB of span records buffered")
+
+	clk.Advance(time.Minute) // every trace decided (dropped: no ERROR)
+	require.NoError(t, b.Sync(ctx))
+	require.Empty(t, s.traces)
+	assert.Zero(t, obs.mapped.Load(), "mapped bytes once the buffer is empty (peak %d)", peak)
+	assert.Zero(t, s.usage.arena.mapped)
+	assert.Equal(t, int32(1), freed.Load(), "the heap asked to give back its part")
+}
+
+// countFreeOS counts freeOS calls until the test and its cleanups (the
+// buffer's shutdown, registered later) are done.
+func countFreeOS(t *testing.T) *atomic.Int32 {
+	var freed atomic.Int32
+	freeOS = func() { freed.Add(1) }
+	lastFreeOS.Store(0)
+	old := freeOS
+	t.Cleanup(func() { freeOS = old })
+	return &freed
+}
+
+func TestFreeOSMemoryRateLimited(t *testing.T) {
+	freed := countFreeOS(t)
+	t0 := time.Unix(1000, 0)
+	for _, at := range []time.Duration{0, freeOSInterval / 2, freeOSInterval - 1, freeOSInterval, freeOSInterval * 3 / 2, 3 * freeOSInterval} {
+		freeOSMemory(t0.Add(at))
+	}
+	assert.Equal(t, int32(3), freed.Load(), "at 0, at the interval and at 3 intervals")
+}
+
+// The budget counts the arena's free blocks: traces of small spans, pushed
+// out for memory by traces of large spans, leave blocks of classes the
+// newcomers cannot use. What the arena holds, in use or spare, stays within
+// buffer.max_bytes; it once grew to about twice the budget.
+func TestBudgetCountsArenaSpare(t *testing.T) {
+	const budget = 16 << 20
+	b, _, _ := newArenaTestBuffer(t, budget)
+	ctx := context.Background()
+	s := b.shards[0]
+	n := uint64(0)
+	// Rounds of small spans (~100 B) then large ones (~4 KiB, 3 per trace),
+	// each round about 1.5× the budget.
+	for round := range 4 {
+		spans, size := 1, 60
+		if round%2 == 1 {
+			spans, size = 3, 4000
+		}
+		perTrace := spans * (size + 60)
+		for range (budget * 3 / 2) / perTrace / 100 {
+			traces := make([]uint64, 100)
+			for i := range traces {
+				n++
+				traces[i] = n
+			}
+			require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
+		}
+		require.NoError(t, b.Sync(ctx))
+		assert.LessOrEqual(t, s.usage.bytes(), s.usage.budget-s.usage.arena.reserve, "round %d: records within their share", round)
+		// Mapped and written to: all but the untouched rest of the current chunk.
+		held := s.usage.arena.mapped - int64(len(s.usage.arena.cur))
+		assert.LessOrEqual(t, held, int64(budget), "round %d: the arena holds %d bytes (%d spare)", round, held, s.usage.arena.spare)
+	}
+}

@@ -1,0 +1,107 @@
+package tracebuf
+
+import (
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"unsafe"
+
+	"github.com/tailsift/tailsift/internal/wire"
+)
+
+// queueWeight is what a queued request holds, counted against
+// buffer.max_queued_bytes: its buffer (a pooled receive buffer may be up to
+// twice the request's size) and the scan of its spans and scopes (136 bytes
+// a span on 64-bit platforms, a quarter of a typical span's wire size).
+func queueWeight(buf []byte, batch *wire.Batch) int64 {
+	return int64(cap(buf)) +
+		int64(cap(batch.Spans))*int64(unsafe.Sizeof(wire.Span{})) +
+		int64(cap(batch.Scopes))*int64(unsafe.Sizeof(wire.Scope{}))
+}
+
+// maxPooledSpans bounds the scan a pooled request keeps for reuse: a request
+// that once held a huge batch does not keep its scan in the pool.
+const maxPooledSpans = 16 << 10
+
+// trimScan empties a request's scan for reuse, letting a huge one go.
+func trimScan(batch *wire.Batch) {
+	batch.Reset()
+	if cap(batch.Spans) > maxPooledSpans {
+		*batch = wire.Batch{}
+	}
+}
+
+// The Go runtime's soft memory limit (debug.SetMemoryLimit), derived from
+// the budgets of the running buffers when the user has not set GOMEMLIMIT.
+// Span records live off the Go heap, in the arenas, within buffer.max_bytes;
+// what a buffer holds on the heap is its queue (buffer.max_queued_bytes),
+// the kept decisions it learns, and the garbage the collector leaves between
+// cycles. With GOGC=100 that garbage may reach the size of the live heap,
+// which took RSS to twice the budget under overload. The limit makes the
+// collector run early instead: the process's Go memory stays within what it
+// held when the first buffer started, plus, per buffer, max_queued_bytes and
+// an eighth of both budgets as headroom (16 MiB at least, so that a small
+// budget does not make the collector run all the time), so that RSS, arenas
+// included, stays within 1.2 times the budgets over idle.
+type memLimiter struct {
+	mu      sync.Mutex
+	getenv  func(string) string
+	set     func(int64) int64
+	goBytes func() int64
+	base    int64 // Go memory when the first buffer started; 0 when none runs
+	allow   int64 // the sum of the running buffers' allowances
+	running int
+}
+
+var memLimit = &memLimiter{getenv: os.Getenv, set: debug.SetMemoryLimit, goBytes: goMemory}
+
+// goMemory is the memory the Go runtime holds from the OS.
+func goMemory() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
+}
+
+// minHeadroom is the least headroom heapAllowance gives the collector.
+const minHeadroom = 16 << 20
+
+// heapAllowance is what a buffer with cfg may add to the Go runtime's memory.
+func heapAllowance(cfg Config) int64 {
+	queued, records := int64(cfg.Buffer.MaxQueuedBytes), int64(cfg.Buffer.MaxBytes)
+	return queued + max((queued+records)/8, minHeadroom)
+}
+
+// add counts a starting buffer's allowance and sets the limit; it does
+// nothing when GOMEMLIMIT is set.
+func (m *memLimiter) add(cfg Config) {
+	if m.getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running == 0 {
+		m.base = m.goBytes()
+	}
+	m.running++
+	m.allow += heapAllowance(cfg)
+	m.set(m.base + m.allow)
+}
+
+// remove takes a stopped buffer's allowance back, and lifts the limit when
+// no buffer runs.
+func (m *memLimiter) remove(cfg Config) {
+	if m.getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.running--
+	m.allow -= heapAllowance(cfg)
+	if m.running == 0 {
+		m.set(math.MaxInt64)
+		return
+	}
+	m.set(m.base + m.allow)
+}
