@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // AdaptiveConfig keeps latency and error anomalies judged against each key's
@@ -288,9 +288,9 @@ const (
 	maxLevel         = 40 * levelsPerHalving // 2^-40, about 1e-12
 )
 
-var levelThresholds = func() (ths [maxLevel + 1]sampling.Threshold) {
+var levelThresholds = func() (ths [maxLevel + 1]otelsampling.Threshold) {
 	for i := range ths {
-		th, err := sampling.ProbabilityToThreshold(math.Exp2(-float64(i) / levelsPerHalving))
+		th, err := otelsampling.ProbabilityToThreshold(math.Exp2(-float64(i) / levelsPerHalving))
 		if err != nil {
 			panic(err) // unreachable: 2^-40 is in range
 		}
@@ -341,7 +341,7 @@ type controller struct {
 // ownScale is the fixed-point scale of controller.own.
 const ownScale = 1 << 16
 
-func (c *controller) threshold() sampling.Threshold {
+func (c *controller) threshold() otelsampling.Threshold {
 	return levelThresholds[c.level.Load()]
 }
 

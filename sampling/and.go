@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // AndConfig keeps a trace when every sub-policy keeps it, as contrib's and
@@ -123,7 +123,7 @@ func (p and) Evaluate(t *Trace) Decision {
 		if d.Verdict == NotSampled || d.Verdict == InvertNotSampled {
 			return Decision{}
 		}
-		if sampling.ThresholdGreater(d.Threshold, strictest.Threshold) {
+		if otelsampling.ThresholdGreater(d.Threshold, strictest.Threshold) {
 			strictest = d // with the randomness it was decided on
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // BudgetConfig caps what the engine keeps, in traces or spans per second,
@@ -246,7 +246,7 @@ func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
 // the conditional threshold q on randomness rnd, counts it in its class's
 // demand (unless an earlier decision did) and returns the threshold of
 // q·p_c and whether rnd passes it. In Redecide it recomputes no probability.
-func (b *budget) apply(t *Trace, pi int, q sampling.Threshold, rnd sampling.Randomness) (sampling.Threshold, bool) {
+func (b *budget) apply(t *Trace, pi int, q otelsampling.Threshold, rnd otelsampling.Randomness) (otelsampling.Threshold, bool) {
 	ci := b.classOf[pi]
 	if ci < 0 {
 		return q, true
@@ -270,8 +270,8 @@ func (b *budget) apply(t *Trace, pi int, q sampling.Threshold, rnd sampling.Rand
 	if p >= 1 {
 		return q, true
 	}
-	th, err := sampling.ProbabilityToThreshold(max(q.Probability()*p, sampling.MinSamplingProbability))
-	if err != nil || sampling.ThresholdLessThan(th, q) {
+	th, err := otelsampling.ProbabilityToThreshold(max(q.Probability()*p, otelsampling.MinSamplingProbability))
+	if err != nil || otelsampling.ThresholdLessThan(th, q) {
 		// Rounding must not make q·p more permissive than q.
 		th = q
 	}
@@ -321,10 +321,10 @@ func (b *budget) adjust(now int64) {
 			// is left, until the next window measures it.
 			p = 1
 			if remaining <= 0 {
-				p = sampling.MinSamplingProbability
+				p = otelsampling.MinSamplingProbability
 			}
 		default:
-			p = max(alloc/c.demand, sampling.MinSamplingProbability)
+			p = max(alloc/c.demand, otelsampling.MinSamplingProbability)
 		}
 		c.p.Store(math.Float64bits(p))
 	}

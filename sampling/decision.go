@@ -8,7 +8,7 @@
 package sampling
 
 import (
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -35,9 +35,9 @@ type Trace struct {
 	Start, End uint64
 	// Randomness is the trace's explicit rv when one arrived, else derived
 	// from the trace ID, as the OpenTelemetry sampling specification defines.
-	Randomness sampling.Randomness
+	Randomness otelsampling.Randomness
 	// HeadThreshold is the th that arrived with the trace, if HasHead.
-	HeadThreshold sampling.Threshold
+	HeadThreshold otelsampling.Threshold
 	HasHead       bool
 
 	// SizeBytes is the encoded size of the spans received.
@@ -79,18 +79,18 @@ type Trace struct {
 // threshold of p·q. Without a head threshold it is th. A policy that samples
 // on the trace's randomness must compare it against the scaled threshold, so
 // that among the traces that reached it, it keeps the fraction q.
-func (t *Trace) Scale(th sampling.Threshold) sampling.Threshold {
-	if !t.HasHead || t.HeadThreshold == sampling.AlwaysSampleThreshold {
+func (t *Trace) Scale(th otelsampling.Threshold) otelsampling.Threshold {
+	if !t.HasHead || t.HeadThreshold == otelsampling.AlwaysSampleThreshold {
 		return th
 	}
-	if th == sampling.AlwaysSampleThreshold {
+	if th == otelsampling.AlwaysSampleThreshold {
 		return t.HeadThreshold
 	}
-	if th == sampling.NeverSampleThreshold {
+	if th == otelsampling.NeverSampleThreshold {
 		return th
 	}
-	scaled, err := sampling.ProbabilityToThreshold(t.HeadThreshold.Probability() * th.Probability())
-	if err != nil || sampling.ThresholdLessThan(scaled, t.HeadThreshold) {
+	scaled, err := otelsampling.ProbabilityToThreshold(t.HeadThreshold.Probability() * th.Probability())
+	if err != nil || otelsampling.ThresholdLessThan(scaled, t.HeadThreshold) {
 		// Below the smallest representable probability, or rounding put
 		// it above the head's: keep the stricter of the two.
 		return maxThreshold(t.HeadThreshold, th)
@@ -100,12 +100,12 @@ func (t *Trace) Scale(th sampling.Threshold) sampling.Threshold {
 
 // ShouldSample reports whether a policy with threshold th (its conditional
 // probability) samples t: the trace's randomness against Scale(th).
-func (t *Trace) ShouldSample(th sampling.Threshold) bool {
+func (t *Trace) ShouldSample(th otelsampling.Threshold) bool {
 	return t.Scale(th).ShouldSample(t.Randomness)
 }
 
-func maxThreshold(a, b sampling.Threshold) sampling.Threshold {
-	if sampling.ThresholdGreater(a, b) {
+func maxThreshold(a, b otelsampling.Threshold) otelsampling.Threshold {
+	if otelsampling.ThresholdGreater(a, b) {
 		return a
 	}
 	return b
@@ -176,7 +176,7 @@ type Decision struct {
 	// AlwaysSampleThreshold for probability 1. A policy returns its own,
 	// conditional threshold; the engine scales it by the head sampler's
 	// (Trace.Scale).
-	Threshold sampling.Threshold
+	Threshold otelsampling.Threshold
 	// Policy names the policy that decided, empty when no policy kept or
 	// dropped the trace. For a trace a budget dropped (NotSampled), it names
 	// the policy that would have kept it.
@@ -184,7 +184,7 @@ type Decision struct {
 }
 
 // sampledAt is a Sampled decision with threshold th.
-func sampledAt(th sampling.Threshold) Decision {
+func sampledAt(th otelsampling.Threshold) Decision {
 	return Decision{Verdict: Sampled, Threshold: th}
 }
 
@@ -214,4 +214,4 @@ type evaluator interface {
 }
 
 // keepAlways is the decision of a rule with probability 1.
-var keepAlways = sampledAt(sampling.AlwaysSampleThreshold)
+var keepAlways = sampledAt(otelsampling.AlwaysSampleThreshold)

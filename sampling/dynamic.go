@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // DynamicConfig keeps about GoalTracesPerSecond traces per second in all,
@@ -160,7 +160,7 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 	if d.goal <= 0 || math.IsInf(d.goal, 0) || math.IsNaN(d.goal) {
 		return nil, errors.New("goal_traces_per_second: out of range")
 	}
-	always := sampling.AlwaysSampleThreshold.Unsigned()
+	always := otelsampling.AlwaysSampleThreshold.Unsigned()
 	d.noRoot.th.Store(always)
 	d.overflow.th.Store(always)
 	// Before the first adjustment every trace is kept, until the goal of
@@ -173,7 +173,7 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 // current probability, on its randomness. In Redecide it counts nothing
 // and adjusts nothing: a key not tracked is kept whole, as a new key is.
 func (d *dynamic) Evaluate(t *Trace) Decision {
-	always := sampling.AlwaysSampleThreshold.Unsigned()
+	always := otelsampling.AlwaysSampleThreshold.Unsigned()
 	th := always
 	if t.redo {
 		if k := d.lookup(t, false); k != nil {
@@ -190,7 +190,7 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 		d.total.Add(1)
 		th = k.th.Load()
 	}
-	threshold, _ := sampling.UnsignedToThreshold(th)
+	threshold, _ := otelsampling.UnsignedToThreshold(th)
 	if t.ShouldSample(threshold) {
 		return sampledAt(threshold)
 	}
@@ -228,7 +228,7 @@ func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
 	// A new key is kept whole until the next adjustment gives it a
 	// probability (or a burst brings that adjustment forward).
 	k = &dynKey{hash: h}
-	k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
+	k.th.Store(otelsampling.AlwaysSampleThreshold.Unsigned())
 	s.data[h] = k
 	return k
 }
@@ -297,7 +297,7 @@ func (d *dynamic) adjust(now int64) {
 		} else {
 			// Absent for a while: kept whole again when it returns, as a
 			// new key is.
-			k.th.Store(sampling.AlwaysSampleThreshold.Unsigned())
+			k.th.Store(otelsampling.AlwaysSampleThreshold.Unsigned())
 		}
 	}
 	// Rarest first, so that what rare keys leave flows to frequent ones;
@@ -335,11 +335,11 @@ func (d *dynamic) adjust(now int64) {
 				extra += goal - count
 			}
 		} else {
-			p = max(goal/count, sampling.MinSamplingProbability)
+			p = max(goal/count, otelsampling.MinSamplingProbability)
 		}
-		th, err := sampling.ProbabilityToThreshold(p)
+		th, err := otelsampling.ProbabilityToThreshold(p)
 		if err != nil {
-			th = sampling.AlwaysSampleThreshold
+			th = otelsampling.AlwaysSampleThreshold
 		}
 		k.th.Store(th.Unsigned())
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // Engine evaluates a policy list and combines the verdicts.
@@ -189,7 +189,7 @@ func (e *Engine) decide(t *Trace) Decision {
 		sampled, invertSampled = -1, -1
 		invertNotSampled       bool
 		notSampled             bool
-		th                     = sampling.NeverSampleThreshold
+		th                     = otelsampling.NeverSampleThreshold
 		rv                     uint8 // the randomness th was decided on
 	)
 	for i, p := range e.policies {
@@ -202,7 +202,7 @@ func (e *Engine) decide(t *Trace) Decision {
 			if sampled < 0 {
 				sampled = i
 			}
-			if sampling.ThresholdLessThan(d.Threshold, th) {
+			if otelsampling.ThresholdLessThan(d.Threshold, th) {
 				// The most permissive, and the randomness it was decided on.
 				th, rv = d.Threshold, d.rv
 			}
@@ -226,7 +226,7 @@ func (e *Engine) decide(t *Trace) Decision {
 	case sampled >= 0:
 		return e.keep(t, sampled, th, rv)
 	case invertSampled >= 0 && !notSampled:
-		return e.keep(t, invertSampled, sampling.AlwaysSampleThreshold, 0)
+		return e.keep(t, invertSampled, otelsampling.AlwaysSampleThreshold, 0)
 	}
 	return Decision{Verdict: NotSampled}
 }
@@ -235,7 +235,7 @@ func (e *Engine) decide(t *Trace) Decision {
 // threshold th, decided on the randomness rv names (the trace's own for 0):
 // the budget's share taken, scaled by the head threshold. A probability of
 // 1 needs no randomness.
-func (e *Engine) keep(t *Trace, i int, th sampling.Threshold, rv uint8) Decision {
+func (e *Engine) keep(t *Trace, i int, th otelsampling.Threshold, rv uint8) Decision {
 	if e.budget != nil {
 		var ok bool
 		if th, ok = e.budget.apply(t, i, th, e.randomness(t, rv)); !ok {
@@ -243,7 +243,7 @@ func (e *Engine) keep(t *Trace, i int, th sampling.Threshold, rv uint8) Decision
 		}
 	}
 	out := Decision{Verdict: Sampled, Threshold: t.Scale(th), Policy: e.names[i]}
-	if out.Threshold != sampling.AlwaysSampleThreshold {
+	if out.Threshold != otelsampling.AlwaysSampleThreshold {
 		out.rv = rv
 	}
 	return out
@@ -251,7 +251,7 @@ func (e *Engine) keep(t *Trace, i int, th sampling.Threshold, rv uint8) Decision
 
 // randomness is the randomness rv names for t: derived from its salt, or
 // t's own for 0.
-func (e *Engine) randomness(t *Trace, rv uint8) sampling.Randomness {
+func (e *Engine) randomness(t *Trace, rv uint8) otelsampling.Randomness {
 	if rv == 0 {
 		return t.Randomness
 	}
@@ -263,9 +263,9 @@ func (e *Engine) randomness(t *Trace, rv uint8) sampling.Randomness {
 // false when d was decided on the trace's own randomness (or has
 // probability 1). Kept spans must carry a derived randomness as an
 // explicit rv: Marker does that.
-func (e *Engine) Randomness(t *Trace, d Decision) (sampling.Randomness, bool) {
+func (e *Engine) Randomness(t *Trace, d Decision) (otelsampling.Randomness, bool) {
 	if d.rv == 0 {
-		return sampling.Randomness{}, false
+		return otelsampling.Randomness{}, false
 	}
 	return e.randomness(t, d.rv), true
 }

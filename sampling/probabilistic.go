@@ -3,7 +3,7 @@ package sampling
 import (
 	"fmt"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // ProbabilisticConfig keeps SamplingPercentage % of traces, consistently: the
@@ -34,21 +34,21 @@ func (c *ProbabilisticConfig) Validate() error {
 	if c.SamplingPercentage <= 0 || c.SamplingPercentage > 100 {
 		return fmt.Errorf("sampling_percentage: must be in (0, 100], got %v", c.SamplingPercentage)
 	}
-	if _, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100); err != nil {
+	if _, err := otelsampling.ProbabilityToThreshold(c.SamplingPercentage / 100); err != nil {
 		return fmt.Errorf("sampling_percentage: %w", err)
 	}
 	return nil
 }
 
 type probabilistic struct {
-	threshold sampling.Threshold
+	threshold otelsampling.Threshold
 	salt      uint64 // FNV-1a state after the salt's bytes
 	rv        uint8  // the salt's Decision.rv; 0 without a salt
 }
 
 func newProbabilistic(settings any, b *builder) (evaluator, error) {
 	c := settings.(*ProbabilisticConfig)
-	th, err := sampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
+	th, err := otelsampling.ProbabilityToThreshold(c.SamplingPercentage / 100)
 	if err != nil {
 		return nil, fmt.Errorf("sampling_percentage: %w", err)
 	}
@@ -83,8 +83,8 @@ func (p probabilistic) Evaluate(t *Trace) Decision {
 // ratio, (1-ratio)·2^56, is the same rule up to the rounding of the last
 // 8 bits, so the same traces are kept as by a contrib collector with the
 // same salt.
-func saltedRandomness(salt uint64, id [16]byte) sampling.Randomness {
-	rnd, _ := sampling.UnsignedToRandomness(^fnv1a(salt, id[:]) >> 8)
+func saltedRandomness(salt uint64, id [16]byte) otelsampling.Randomness {
+	rnd, _ := otelsampling.UnsignedToRandomness(^fnv1a(salt, id[:]) >> 8)
 	return rnd
 }
 

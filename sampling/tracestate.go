@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // SetIdentity fills t.ID and t.Randomness from the trace ID and, when it
@@ -13,12 +13,12 @@ import (
 // sampler's threshold. An unparsable tracestate is ignored.
 func (t *Trace) SetIdentity(id [16]byte, tracestate []byte) {
 	t.ID = id
-	t.Randomness = sampling.TraceIDToRandomness(id)
+	t.Randomness = otelsampling.TraceIDToRandomness(id)
 	t.HasHead, t.explicitRV = false, false
 	if !bytes.Contains(tracestate, []byte("ot=")) {
 		return
 	}
-	w3c, err := sampling.NewW3CTraceState(string(tracestate))
+	w3c, err := otelsampling.NewW3CTraceState(string(tracestate))
 	if err != nil {
 		return
 	}
@@ -34,21 +34,21 @@ func (t *Trace) SetIdentity(id [16]byte, tracestate []byte) {
 // Marker writes a kept decision's threshold, and the randomness it was
 // decided on when a policy derived it, into span tracestates.
 type Marker struct {
-	th     sampling.Threshold
-	rnd    sampling.Randomness
+	th     otelsampling.Threshold
+	rnd    otelsampling.Randomness
 	hasRnd bool
 	simple string // the whole tracestate when none arrived
 }
 
 // NewMarker prepares the tracestate edits for threshold th, decided on the
 // trace's own randomness.
-func NewMarker(th sampling.Threshold) Marker {
-	return newMarker(th, sampling.Randomness{}, false)
+func NewMarker(th otelsampling.Threshold) Marker {
+	return newMarker(th, otelsampling.Randomness{}, false)
 }
 
-func newMarker(th sampling.Threshold, rnd sampling.Randomness, hasRnd bool) Marker {
+func newMarker(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) Marker {
 	m := Marker{th: th, rnd: rnd, hasRnd: hasRnd}
-	var w3c sampling.W3CTraceState
+	var w3c otelsampling.W3CTraceState
 	m.simple, _ = m.edit(&w3c)
 	return m
 }
@@ -66,11 +66,11 @@ func (m Marker) Mark(existing []byte) string {
 	if len(existing) == 0 {
 		return m.simple
 	}
-	w3c, err := sampling.NewW3CTraceState(string(existing))
+	w3c, err := otelsampling.NewW3CTraceState(string(existing))
 	if err != nil {
 		return m.simple
 	}
-	if cur, ok := w3c.OTelValue().TValueThreshold(); ok && !m.hasRnd && !sampling.ThresholdGreater(m.th, cur) {
+	if cur, ok := w3c.OTelValue().TValueThreshold(); ok && !m.hasRnd && !otelsampling.ThresholdGreater(m.th, cur) {
 		// The span already carries this or a lower probability; keep it.
 		return string(existing)
 	}
@@ -82,7 +82,7 @@ func (m Marker) Mark(existing []byte) string {
 }
 
 // edit sets the marker's values in w3c and serializes it.
-func (m Marker) edit(w3c *sampling.W3CTraceState) (string, error) {
+func (m Marker) edit(w3c *otelsampling.W3CTraceState) (string, error) {
 	ot := w3c.OTelValue()
 	if m.hasRnd {
 		ot.SetRValue(m.rnd)

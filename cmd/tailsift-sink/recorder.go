@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -30,7 +30,7 @@ type spanObs struct {
 	traceID [16]byte
 	spanID  uint64
 	seq     int64
-	th      uint64 // sampling.Threshold.Unsigned(), valid when hasTh
+	th      uint64 // otelsampling.Threshold.Unsigned(), valid when hasTh
 	class   uint8
 	hasSeq  bool
 	hasTh   bool
@@ -267,7 +267,7 @@ func attrInt(v pcommon.Value) (int64, bool) {
 
 // adjustedCount is 1/probability of the threshold whose Unsigned() is u.
 func adjustedCount(u uint64) float64 {
-	th, err := sampling.UnsignedToThreshold(u)
+	th, err := otelsampling.UnsignedToThreshold(u)
 	if err != nil {
 		return 0
 	}
@@ -307,7 +307,7 @@ func (c *thCache) threshold(ts string) (uint64, bool) {
 }
 
 func parseTH(ts string) thEntry {
-	w3c, err := sampling.NewW3CTraceState(ts)
+	w3c, err := otelsampling.NewW3CTraceState(ts)
 	if err != nil {
 		return thEntry{}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -79,11 +79,11 @@ func TestSampling(t *testing.T) {
 			})
 
 			t.Run("tracestate_thresholds", func(t *testing.T) {
-				baseline, err := sampling.ProbabilityToThreshold(cfg.BaselinePct / 100)
+				baseline, err := otelsampling.ProbabilityToThreshold(cfg.BaselinePct / 100)
 				require.NoError(t, err)
 				wantTValue := map[traceClass]string{
-					classError: sampling.AlwaysSampleThreshold.TValue(), // "0"
-					classSlow:  sampling.AlwaysSampleThreshold.TValue(),
+					classError: otelsampling.AlwaysSampleThreshold.TValue(), // "0"
+					classSlow:  otelsampling.AlwaysSampleThreshold.TValue(),
 					classFast:  baseline.TValue(), // "e666666666666" for 10 %
 				}
 				var bad []string
@@ -103,12 +103,12 @@ func TestSampling(t *testing.T) {
 			t.Run("threshold_consistent_with_trace_randomness", func(t *testing.T) {
 				// A kept span saying th:T promises that its trace's randomness
 				// (the trace ID's low 56 bits here: no rv is set) is at least T.
-				baseline, err := sampling.ProbabilityToThreshold(cfg.BaselinePct / 100)
+				baseline, err := otelsampling.ProbabilityToThreshold(cfg.BaselinePct / 100)
 				require.NoError(t, err)
 				var inconsistent []string
 				keptButBelow, droppedButAbove := 0, 0
 				for _, tt := range byClass(tts, classFast) {
-					wouldKeep := baseline.ShouldSample(sampling.TraceIDToRandomness(tt.pid()))
+					wouldKeep := baseline.ShouldSample(otelsampling.TraceIDToRandomness(tt.pid()))
 					kept := snk.trace(tt.pid()) != nil
 					switch {
 					case kept && !wouldKeep:
@@ -148,7 +148,7 @@ func thresholdProblem(traceState, want string) string {
 	if !strings.Contains(traceState, "ot=") || !strings.Contains(traceState, "th:") {
 		return "no ot=th: in tracestate " + `"` + traceState + `"`
 	}
-	w3c, err := sampling.NewW3CTraceState(traceState)
+	w3c, err := otelsampling.NewW3CTraceState(traceState)
 	if err != nil {
 		return "unparsable tracestate " + `"` + traceState + `": ` + err.Error()
 	}

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/wire"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // decide evaluates t, forgets it and forwards it if kept, returning what
@@ -46,7 +46,7 @@ func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, l
 // evaluate runs the policies on t. again is set when t was decided before
 // (rescue): stateful policies then neither learn nor charge twice
 // (Engine.Redecide).
-func (s *shard) evaluate(t *trace, again bool) tsampling.Decision {
+func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 	t.sum.Now = s.deps.clock.Now().UnixNano()
 	if s.deps.engine.NeedsSpans() {
 		spans, err := s.build(t, nil)
@@ -56,7 +56,7 @@ func (s *shard) evaluate(t *trace, again bool) tsampling.Decision {
 			t.sum.Spans, t.sum.HasSpans = spans, true
 		}
 	}
-	var d tsampling.Decision
+	var d sampling.Decision
 	if again {
 		d = s.deps.engine.Redecide(&t.sum)
 	} else {
@@ -68,7 +68,7 @@ func (s *shard) evaluate(t *trace, again bool) tsampling.Decision {
 
 // keep remembers t as kept and appends its spans, marked with d's
 // threshold, to the output batch.
-func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
+func (s *shard) keep(t *trace, d sampling.Decision, now int64) {
 	s.decided.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
 	m := s.deps.engine.Marker(&t.sum, d)
 	var rootAttrs []byte
@@ -83,7 +83,7 @@ func (s *shard) keep(t *trace, d tsampling.Decision, now int64) {
 // rootAttrs returns the attributes output.annotate_roots puts on a kept
 // trace's root spans: sampling.rule (the deciding policy) and SampleRate
 // (1 in how many traces this one stands for, rounded).
-func (s *shard) rootAttrs(d tsampling.Decision) []byte {
+func (s *shard) rootAttrs(d sampling.Decision) []byte {
 	e := &s.enc
 	e.attrBuf = wire.AppendStringAttr(e.attrBuf[:0], "sampling.rule", d.Policy)
 	rate := int64(math.Round(1 / d.Threshold.Probability()))
@@ -93,7 +93,7 @@ func (s *shard) rootAttrs(d tsampling.Decision) []byte {
 
 // forget removes a decided trace from the shard's state, and frees its
 // records unless it is to be held for rescue.
-func (s *shard) forget(t *trace, d tsampling.Decision, reason string, now, lag int64, hold bool) {
+func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag int64, hold bool) {
 	t.decided = true
 	delete(s.traces, t.sum.ID)
 	s.due.byFirst.remove(t)

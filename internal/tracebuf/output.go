@@ -10,13 +10,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/wire"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // outBatch is a shard's output batch: encoded ResourceSpans of kept traces
@@ -144,7 +144,7 @@ func (s *shard) decodeOut() (ptrace.Traces, error) {
 }
 
 // build decodes a trace's spans into pdata (see appendTrace).
-func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
+func (s *shard) build(t *trace, m *sampling.Marker) (ptrace.Traces, error) {
 	var o outBatch
 	s.appendTrace(&o, t, m, nil, 0)
 	var u ptrace.ProtoUnmarshaler
@@ -162,7 +162,7 @@ func (s *shard) build(t *trace, m *tsampling.Marker) (ptrace.Traces, error) {
 // an ID under different resources (B3/Zipkin shared spans: client and
 // server) or differ in content all go out. A nil m leaves tracestates as
 // they arrived; rootAttrs, encoded attributes, are appended to root spans.
-func (s *shard) appendTrace(o *outBatch, t *trace, m *tsampling.Marker, rootAttrs []byte, now int64) (dups int) {
+func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, rootAttrs []byte, now int64) (dups int) {
 	e := &s.enc
 	e.order = e.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
@@ -219,7 +219,7 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	}
 	// Most late spans share a threshold: the marker is made again only when
 	// it changes.
-	var marker tsampling.Marker
+	var marker sampling.Marker
 	markerTh, hasMarker := uint64(0), false
 	for len(late) > 0 {
 		scope := scopeOf(late[0])
@@ -228,8 +228,8 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 		for ; n < len(late) && scopeOf(late[n]) == scope; n++ {
 			sp := &batch.Spans[late[n].idx]
 			if th := late[n].th; !hasMarker || th != markerTh {
-				t, _ := sampling.UnsignedToThreshold(th)
-				marker, markerTh, hasMarker = tsampling.NewMarker(t), th, true
+				t, _ := otelsampling.UnsignedToThreshold(th)
+				marker, markerTh, hasMarker = sampling.NewMarker(t), th, true
 			}
 			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
 			e.ends = append(e.ends, len(e.spanBuf))

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/tailsift/tailsift/internal/wire"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // Rescue (rescue.window): a trace dropped at completion is held, records and
@@ -94,12 +94,12 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 			}
 			continue
 		}
-		hadError := t.sum.StatusMask&tsampling.StatusErrorBit != 0
+		hadError := t.sum.StatusMask&sampling.StatusErrorBit != 0
 		before := t.sum.Duration()
 		gid := s.groupOf(batch, sp.Scope)
 		t.pending += recordSize(gid, sp)
 		s.held.bytes += s.addSpan(t, sp, &batch.Scopes[sp.Scope], gid)
-		newError := !hadError && t.sum.StatusMask&tsampling.StatusErrorBit != 0
+		newError := !hadError && t.sum.StatusMask&sampling.StatusErrorBit != 0
 		if newError || t.sum.Duration() > before {
 			if d := s.evaluate(t, true); d.Keep() {
 				s.unhold(t)

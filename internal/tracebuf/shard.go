@@ -10,7 +10,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/wire"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // message is what a shard's queue carries: spans to take in, a sync
@@ -29,7 +29,7 @@ type flush struct {
 // shardDeps are what a shard uses of the Buffer that owns it, shared by
 // every shard.
 type shardDeps struct {
-	engine   *tsampling.Engine
+	engine   *sampling.Engine
 	observer Observer
 	logger   *zap.Logger
 	clock    clock.Clock
@@ -101,7 +101,7 @@ type scratch struct {
 	slots  []*trace // each span's trace (nil: late, held or dropped)
 	late   []lateSpan
 	rescue []int32 // spans of held traces in the current message
-	view   tsampling.SpanView
+	view   sampling.SpanView
 }
 
 // shard owns a disjoint set of traces. Only its goroutine touches its state.
@@ -341,13 +341,13 @@ func (s *shard) addSpan(t *trace, sp *wire.Span, sc *wire.Scope, gid uint32) int
 
 // observeSpan lets the engine's span predicates and keys see sp, when a
 // policy asked for them.
-func (s *shard) observeSpan(sum *tsampling.Trace, sp *wire.Span, sc *wire.Scope) {
+func (s *shard) observeSpan(sum *sampling.Trace, sp *wire.Span, sc *wire.Scope) {
 	if !s.observe {
 		return
 	}
 	s.msg.view = SpanView(sp, sc)
 	s.deps.engine.ObserveSpan(sum, &s.msg.view)
-	s.msg.view = tsampling.SpanView{} // do not keep the request reachable
+	s.msg.view = sampling.SpanView{} // do not keep the request reachable
 }
 
 // expire decides the traces whose completion rule has fired by now.

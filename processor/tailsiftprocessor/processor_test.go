@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -28,7 +28,7 @@ import (
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -108,9 +108,9 @@ type harness struct {
 func testConfig() *Config {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Shards = 2
-	cfg.Policies = []tsampling.PolicyConfig{
-		tsampling.NewPolicyConfig("errors", "status_code", &tsampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
-		tsampling.NewPolicyConfig("slow", "latency", &tsampling.LatencyConfig{ThresholdMs: 1000}),
+	cfg.Policies = []sampling.PolicyConfig{
+		sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000}),
 	}
 	return cfg
 }
@@ -284,16 +284,16 @@ func TestMaxSpansDecidesAtOnce(t *testing.T) {
 func TestLateSpansFollowTheDecision(t *testing.T) {
 	cfg := testConfig()
 	cfg.Policies = append(cfg.Policies,
-		tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 50}))
+		sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 50}))
 	h := newHarness(t, cfg, nil)
-	th, err := sampling.ProbabilityToThreshold(0.5)
+	th, err := otelsampling.ProbabilityToThreshold(0.5)
 	require.NoError(t, err)
 	want := "ot=th:" + th.TValue()
 
 	// Find a fast trace the baseline keeps and one it drops.
 	var kept, dropped uint64
 	for n := uint64(100); kept == 0 || dropped == 0; n++ {
-		if th.ShouldSample(sampling.TraceIDToRandomness(traceID(n))) {
+		if th.ShouldSample(otelsampling.TraceIDToRandomness(traceID(n))) {
 			kept = n
 		} else {
 			dropped = n
@@ -578,7 +578,7 @@ func TestBudgetClassProbabilityGauge(t *testing.T) {
 func TestAnnotateRoots(t *testing.T) {
 	cfg := testConfig()
 	cfg.Output.AnnotateRoots = true
-	cfg.Policies = append(cfg.Policies, tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 25}))
+	cfg.Policies = append(cfg.Policies, sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 25}))
 	h := newHarness(t, cfg, nil)
 	h.send(errorTrace(1)...)
 	// Fast, successful traces: the 25 % baseline keeps some of them.

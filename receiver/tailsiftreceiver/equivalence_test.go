@@ -27,7 +27,7 @@ import (
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // Transports a workload request goes over to the receiver.
@@ -177,15 +177,15 @@ func equivalenceConfig() *Config {
 	// 35 s after its decision: a late ERROR span rescues its held trace.
 	cfg.Rescue = tracebuf.RescueConfig{Window: time.Minute, MaxBytes: 4 << 20}
 	cfg.Policies = append(cfg.Policies,
-		tsampling.NewPolicyConfig("baseline", "probabilistic", &tsampling.ProbabilisticConfig{SamplingPercentage: 20}),
+		sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 20}),
 		// Span predicates on resource and span attributes, which the
 		// processor evaluates on pdata it re-encodes and the receiver on
 		// the request's own bytes.
-		tsampling.NewPolicyConfig("svc-2-mid", "and", &tsampling.AndConfig{SubPolicies: []tsampling.PolicyConfig{
-			tsampling.NewPolicyConfig("svc-2", "string_attribute", &tsampling.StringAttributeConfig{Key: "service.name", Values: []string{"^svc-2$"}, EnabledRegexMatching: true}),
-			tsampling.NewPolicyConfig("mid", "numeric_attribute", &tsampling.NumericAttributeConfig{Key: "span.no", MinValue: 12, MaxValue: 13}),
+		sampling.NewPolicyConfig("svc-2-mid", "and", &sampling.AndConfig{SubPolicies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("svc-2", "string_attribute", &sampling.StringAttributeConfig{Key: "service.name", Values: []string{"^svc-2$"}, EnabledRegexMatching: true}),
+			sampling.NewPolicyConfig("mid", "numeric_attribute", &sampling.NumericAttributeConfig{Key: "span.no", MinValue: 12, MaxValue: 13}),
 		}}),
-		tsampling.NewPolicyConfig("deep", "numeric_attribute", &tsampling.NumericAttributeConfig{Key: "span.no", MinValue: 20, MaxValue: 21}))
+		sampling.NewPolicyConfig("deep", "numeric_attribute", &sampling.NumericAttributeConfig{Key: "span.no", MinValue: 20, MaxValue: 21}))
 	return cfg
 }
 

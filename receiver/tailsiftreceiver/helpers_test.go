@@ -30,7 +30,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
-	tsampling "github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -45,9 +45,9 @@ func testConfig() *Config {
 	cfg.Protocols.GRPC = configoptional.Some(g)
 	cfg.Protocols.HTTP = configoptional.Some(HTTPConfig{ServerConfig: h, TracesURLPath: defaultTracesURLPath})
 	cfg.Shards = 2
-	cfg.Policies = []tsampling.PolicyConfig{
-		tsampling.NewPolicyConfig("errors", "status_code", &tsampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
-		tsampling.NewPolicyConfig("slow", "latency", &tsampling.LatencyConfig{ThresholdMs: 1000}),
+	cfg.Policies = []sampling.PolicyConfig{
+		sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000}),
 	}
 	return cfg
 }
