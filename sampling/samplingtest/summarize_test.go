@@ -89,7 +89,7 @@ func TestSummarizeDecidesAsTheBuffer(t *testing.T) {
 			e, err := sampling.NewEngine(cfg.Policies)
 			require.NoError(t, err)
 			d := e.Decide(samplingtest.Summarize(t, e, tc.td, 0))
-			assert.Equal(t, tc.keep, d.Keep, "Summarize")
+			assert.Equal(t, tc.keep, d.Keep(), "Summarize")
 			assert.Equal(t, tc.keep, keptByBuffer(t, cfg, tc.td), "buffer")
 		})
 	}
