@@ -38,9 +38,8 @@ import (
 //	cd benchmarks && go test -run '^$' -bench AgentExporter -count 6 -timeout 30m . | tee exporter.txt
 //	benchstat -col /exporter exporter.txt
 func BenchmarkAgentExporter(b *testing.B) {
-	wcfg := DefaultWorkloadConfig()
-	wcfg.TotalSpans = 6_000 // a small live heap: GC scans of the workload would weigh on both
-	w := GenerateWorkload(wcfg)
+	// A small live heap: GC scans of the workload would weigh on both.
+	w := recordWorkload(benchWorkloadConfig(6_000))
 	batches := w.Copy()
 	for _, td := range batches {
 		td.MarkReadOnly()
@@ -64,7 +63,7 @@ func BenchmarkAgentExporter(b *testing.B) {
 					if err := exp.ConsumeTraces(ctx, td); err != nil {
 						b.Fatal(err)
 					}
-					spans += w.BatchSpans[i%len(batches)]
+					spans += w.Spans[i%len(batches)]
 					i++
 				}
 				elapsed := time.Since(start)
