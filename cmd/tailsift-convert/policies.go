@@ -81,10 +81,10 @@ func (c *converter) convertPolicy(path string, p *yaml.Node) *yaml.Node {
 	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: p.Style}
 	for i := 0; i < len(p.Content); i += 2 {
 		k, v := p.Content[i], p.Content[i+1]
-		switch {
-		case k.Value == "name" || k.Value == "type":
+		switch k.Value {
+		case "name", "type":
 			out.Content = append(out.Content, k, v)
-		case k.Value == typ:
+		case typ:
 			block := c.convertPolicyBlock(path+"::"+typ, typ, blockKeys, v)
 			if block == nil {
 				return nil
