@@ -87,3 +87,30 @@ tidy:
 clean:
 	rm -rf bin data
 include benchmarks/bench.mk
+
+# --- tools: `make demo` with Jaeger (branch tools) ---------------------------
+# Jaeger v2 is a Go program from the module proxy, pinned in a module of its
+# own (internal/tools/jaeger: it is built on another collector release than
+# ours). Its first build is long (see README, "See kept traces in Jaeger");
+# bin/jaeger is then reused, and the Go build cache makes a rebuild short.
+JAEGER_BIN  := $(CURDIR)/bin/jaeger
+LOADGEN_BIN := $(CURDIR)/bin/tailsift-loadgen
+
+.PHONY: jaeger demo
+
+## jaeger: build Jaeger v2 (pinned in internal/tools/jaeger) into bin/jaeger
+jaeger: $(JAEGER_BIN)
+
+$(JAEGER_BIN): internal/tools/jaeger/go.mod internal/tools/jaeger/go.sum
+	cd internal/tools/jaeger && $(GO) build -trimpath -o $(JAEGER_BIN) github.com/jaegertracing/jaeger/cmd/jaeger
+
+$(LOADGEN_BIN): $(SOURCES)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/tailsift-loadgen
+
+## demo: Jaeger, the collector on config/demo.yaml and the load generator; kept traces at http://127.0.0.1:16686
+demo: $(BIN) $(JAEGER_BIN) $(LOADGEN_BIN)
+	TAILSIFT_BIN=$(BIN) JAEGER_BIN=$(JAEGER_BIN) LOADGEN_BIN=$(LOADGEN_BIN) bash scripts/demo.sh
+
+# internal/e2e's demo test runs bin/jaeger.
+test-unit: $(JAEGER_BIN)
+test-unit: export JAEGER_BIN := $(JAEGER_BIN)
