@@ -166,10 +166,12 @@ service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
     sample_on_first_match: false
     sampling_strategy: span-ingest
     drop_pending_traces_on_shutdown: true
+    maximum_trace_size_bytes: 0
     decision_cache: {sampled_cache_size: 0, non_sampled_cache_size: 0}
 service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
 			want: map[string]any{
 				"processors::tailsift::decision_cache::dropped_max_entries": 0,
+				"processors::tailsift::completion::max_trace_bytes":        0,
 				"processors::tailsift::policies::0::type":                   "always_sample",
 			},
 			warns: []string{
@@ -182,6 +184,7 @@ service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
 				"processors::tail_sampling::decision_wait_after_root_received",
 				"processors::tail_sampling::sample_on_first_match",
 				"processors::tail_sampling::decision_cache::sampled_cache_size",
+				"processors::tail_sampling::maximum_trace_size_bytes",
 			},
 		},
 		{

@@ -26,7 +26,9 @@ var tailSamplingKeys = map[string]keyHandler{
 	"decision_wait":                     convertDecisionWait,
 	"decision_wait_after_root_received": convertDecisionWaitAfterRoot,
 	"num_traces":                        convertNumTraces,
-	"block_on_overflow":                 convertBlockOnOverflow,
+	"block_on_overflow": flagKey(false,
+		"removed: no equivalent; tailsift never evicts undecided traces: when full it decides the oldest early, and when behind it refuses with a retryable error instead",
+		"removed: tailsift always applies back-pressure when full (buffer.max_queued_bytes, then a retryable error)"),
 	"expected_new_traces_per_sec": func(c *converter, path string, _ *yaml.Node, _ *yaml.Node) {
 		c.note(path, "removed: it only pre-sized contrib's maps; tailsift has nothing to pre-size")
 	},
@@ -35,17 +37,9 @@ var tailSamplingKeys = map[string]keyHandler{
 	"tail_storage": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
 		c.warn(path, "removed: no equivalent (tailsift buffers in memory only), the storage extension %q is no longer used", v.Value)
 	},
-	"sample_on_first_match": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		var on bool
-		if !c.decodeScalar(path, v, &on) {
-			return
-		}
-		if on {
-			c.warn(path, "removed: no equivalent; tailsift evaluates every policy, so rate_limiting, bytes_limiting and composite policies after the first keep are charged too, and the threshold is the most permissive among the policies that kept the trace (the verdict is the same)")
-			return
-		}
-		c.note(path, "removed: false is tailsift's only behaviour (every policy is evaluated)")
-	},
+	"sample_on_first_match": flagKey(true,
+		"removed: no equivalent; tailsift evaluates every policy, so rate_limiting, bytes_limiting and composite policies after the first keep are charged too, and the threshold is the most permissive among the policies that kept the trace (the verdict is the same)",
+		"removed: false is tailsift's only behaviour (every policy is evaluated)"),
 	"sampling_strategy": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
 		var s string
 		if !c.decodeScalar(path, v, &s) {
@@ -57,17 +51,9 @@ var tailSamplingKeys = map[string]keyHandler{
 		}
 		c.warn(path, "removed: %q has no equivalent; tailsift always decides on the complete trace", s)
 	},
-	"drop_pending_traces_on_shutdown": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		var on bool
-		if !c.decodeScalar(path, v, &on) {
-			return
-		}
-		if on {
-			c.warn(path, "removed: no equivalent; tailsift decides every buffered trace on shutdown and exports the kept ones")
-			return
-		}
-		c.note(path, "removed: false is tailsift's only behaviour (buffered traces are decided on shutdown)")
-	},
+	"drop_pending_traces_on_shutdown": flagKey(true,
+		"removed: no equivalent; tailsift decides every buffered trace on shutdown and exports the kept ones",
+		"removed: false is tailsift's only behaviour (buffered traces are decided on shutdown)"),
 	"maximum_trace_size_bytes": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 		var n int64
 		if !c.decodeScalar(path, v, &n) {
@@ -76,7 +62,9 @@ var tailSamplingKeys = map[string]keyHandler{
 		setIn(out, "completion", "max_trace_bytes", scalar(n), "was maximum_trace_size_bytes")
 		if n > 0 {
 			c.note(path, "-> completion.max_trace_bytes: %d; a trace past it is decided on what has arrived instead of dropped", n)
+			return
 		}
+		c.note(path, "-> completion.max_trace_bytes: 0, off in both")
 	},
 	"num_shards": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 		var n int64
@@ -175,16 +163,21 @@ func convertNumTraces(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 	c.note(path, "-> buffer.max_bytes: %s, estimated at %d bytes per trace (-bytes-per-trace); size it to your traces: tailsift bounds bytes, not traces", size, c.opts.BytesPerTrace)
 }
 
-func convertBlockOnOverflow(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-	var on bool
-	if !c.decodeScalar(path, v, &on) {
-		return
+// flagKey handles a boolean contrib key that tailsift has no key for: its
+// value warnOn changes behaviour (a warning), the other is what tailsift
+// always does (a note).
+func flagKey(warnOn bool, warning, note string) keyHandler {
+	return func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
+		var on bool
+		if !c.decodeScalar(path, v, &on) {
+			return
+		}
+		if on == warnOn {
+			c.warn(path, "%s", warning)
+			return
+		}
+		c.note(path, "%s", note)
 	}
-	if on {
-		c.note(path, "removed: tailsift always applies back-pressure when full (buffer.max_queued_bytes, then a retryable error)")
-		return
-	}
-	c.warn(path, "removed: no equivalent; tailsift never evicts undecided traces: when full it decides the oldest early, and when behind it refuses with a retryable error instead")
 }
 
 func convertDecisionCache(c *converter, path string, v *yaml.Node, out *yaml.Node) {
