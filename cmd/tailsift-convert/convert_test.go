@@ -171,7 +171,7 @@ service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
 service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
 			want: map[string]any{
 				"processors::tailsift::decision_cache::dropped_max_entries": 0,
-				"processors::tailsift::completion::max_trace_bytes":        0,
+				"processors::tailsift::completion::max_trace_bytes":         0,
 				"processors::tailsift::policies::0::type":                   "always_sample",
 			},
 			warns: []string{
