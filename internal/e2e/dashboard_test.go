@@ -173,7 +173,7 @@ func scrapeMetricNames(t *testing.T, url string) map[string]bool {
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(url)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	names := map[string]bool{}
 	sc := bufio.NewScanner(resp.Body)

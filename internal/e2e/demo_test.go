@@ -72,7 +72,7 @@ func jaegerTrace(t *testing.T, base, traceID string) []jaegerSpan {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/api/traces/" + traceID)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode == http.StatusNotFound {
 		return nil
 	}
@@ -92,9 +92,10 @@ func jaegerTrace(t *testing.T, base, traceID string) []jaegerSpan {
 // TestDemoKeptTracesInJaeger runs what `make demo` runs, Jaeger and the
 // collector on config/demo-jaeger.yaml and config/demo.yaml (on free ports),
 // sends error and slow traces, and checks that Jaeger's API has each of them
-// whole, every span with tailsift's threshold in its tracestate (Jaeger's
-// JSON shows it as the w3c.tracestate tag) and the root with the policy that
-// kept it.
+// whole, every span with tailsift's threshold in its tracestate and the root
+// with the policy that kept it. Jaeger's /api/traces JSON has no tracestate
+// field: it shows the tracestate as the span tag w3c.tracestate; its
+// /api/v3/traces (OTLP JSON) has it as traceState.
 func TestDemoKeptTracesInJaeger(t *testing.T) {
 	t.Parallel()
 	jaegerBin := jaegerBinary(t)
@@ -164,5 +165,42 @@ func TestDemoKeptTracesInJaeger(t *testing.T) {
 			}
 		}
 		assert.Equal(t, want[tt.class], rule, "trace %s: sampling.rule on the root", id)
+		// The OTLP JSON of the v3 API keeps the tracestate as it is.
+		for span, ts := range jaegerTraceStates(t, base, id) {
+			assert.Contains(t, ts, "ot=th:0", "trace %s span %s: /api/v3 traceState", id, span)
+		}
 	}
+}
+
+// jaegerTraceStates returns each span's traceState from Jaeger's /api/v3
+// (OTLP JSON) answer for one trace.
+func jaegerTraceStates(t *testing.T, base, traceID string) map[string]string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/api/v3/traces/" + traceID)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct {
+		Result struct {
+			ResourceSpans []struct {
+				ScopeSpans []struct {
+					Spans []struct {
+						SpanID     string `json:"spanId"`
+						TraceState string `json:"traceState"`
+					} `json:"spans"`
+				} `json:"scopeSpans"`
+			} `json:"resourceSpans"`
+		} `json:"result"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	out := map[string]string{}
+	for _, rs := range body.Result.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				out[s.SpanID] = s.TraceState
+			}
+		}
+	}
+	require.NotEmpty(t, out, "/api/v3/traces/%s has no span", traceID)
+	return out
 }
