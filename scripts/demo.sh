@@ -22,8 +22,11 @@ done
 pids=()
 cleanup() {
 	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	# The load generator first, Jaeger last, so the collector flushes into it.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 }
 trap cleanup EXIT INT TERM
 
@@ -62,4 +65,9 @@ cat <<MSG
 
 MSG
 
-"$LOADGEN_BIN" --endpoint 127.0.0.1:4317 --rate "$DEMO_RATE" --duration "$DEMO_DURATION" --retry
+# In the background, so that the trap runs as soon as a signal comes.
+"$LOADGEN_BIN" --endpoint 127.0.0.1:4317 --rate "$DEMO_RATE" --duration "$DEMO_DURATION" --retry &
+pids+=($!)
+wait "$!"
+echo "demo: the load generator has finished; Jaeger and the collector keep running until Ctrl-C"
+wait
