@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // dashboardPath is the Grafana dashboard the test checks.
@@ -167,15 +172,49 @@ func TestPromMetricNames(t *testing.T) {
 	}
 }
 
-// scrapeMetricNames returns the sample names /metrics exposes.
-func scrapeMetricNames(t *testing.T, url string) map[string]bool {
+// shrink returns the traces cut to their root and one child (the failing
+// one, if any), in two requests: the child, then the root.
+func shrink(tts []*testTrace) []*testTrace {
+	out := make([]*testTrace, 0, len(tts))
+	for _, tt := range tts {
+		child := tt.spans[1]
+		for _, s := range tt.spans[1:] {
+			if s.Status.Code == codes.Error {
+				child = s
+			}
+		}
+		out = append(out, &testTrace{
+			id: tt.id, class: tt.class, spans: []tracetest.SpanStub{tt.spans[0], child},
+			chunks: [][]sdktrace.ReadOnlySpan{{child.Snapshot()}, {tt.spans[0].Snapshot()}},
+		})
+	}
+	return out
+}
+
+// lateErrorSpans returns, for each trace, one more child span with an ERROR
+// status.
+func lateErrorSpans(rng *rand.Rand, tts []*testTrace) []sdktrace.ReadOnlySpan {
+	out := make([]sdktrace.ReadOnlySpan, 0, len(tts))
+	for _, tt := range tts {
+		late := tt.spans[1]
+		late.Name = "late-failure"
+		late.SpanContext = late.SpanContext.WithSpanID(newSpanID(rng))
+		late.Status = sdktrace.Status{Code: codes.Error, Description: "late failure"}
+		out = append(out, late.Snapshot())
+	}
+	return out
+}
+
+// scrapeMetrics returns the sample names /metrics exposes, and the sum of
+// each one's samples.
+func scrapeMetrics(t *testing.T, url string) (map[string]bool, map[string]float64) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(url)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	names := map[string]bool{}
+	names, sums := map[string]bool{}, map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -183,12 +222,28 @@ func scrapeMetricNames(t *testing.T, url string) map[string]bool {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]] = true
+		i := strings.IndexAny(line, "{ ")
+		if i <= 0 {
+			continue
+		}
+		names[line[:i]] = true
+		fields := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+		if len(fields) > 0 {
+			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+				sums[line[:i]] += v
+			}
 		}
 	}
 	require.NoError(t, sc.Err())
-	return names
+	return names, sums
+}
+
+// decidedOnBothPaths returns the fewer of the traces the processor and the
+// receiver have decided.
+func decidedOnBothPaths(t *testing.T, url string) int {
+	t.Helper()
+	_, sums := scrapeMetrics(t, url)
+	return int(min(sums["otelcol_processor_tailsift_traces_decided"], sums["otelcol_receiver_tailsift_traces_decided"]))
 }
 
 // TestDashboardMetricsExist runs a collector with every component whose
@@ -228,6 +283,21 @@ func TestDashboardMetricsExist(t *testing.T) {
 	exp := newExporter(t, overGRPC, col)
 	stats := sendAll(ctxFor(t, time.Minute), exp, tts, 5, 2)
 	require.Zero(t, stats.failed, "requests refused: %v", stats.firstErr)
+	// Two-span traces stay under max_spans (5). Error ones are sent twice
+	// over, as a client's retry would: their spans are duplicates when the
+	// trace is kept. Most fast ones are dropped, then rescued by a late
+	// ERROR span.
+	dups := shrink(newTraces(rng, map[traceClass]int{classError: 3}))
+	for _, tt := range dups {
+		for _, chunk := range tt.chunks {
+			for range 2 {
+				require.NoError(t, exp.ExportSpans(ctxFor(t, time.Minute), chunk))
+			}
+		}
+	}
+	rescuable := shrink(newTraces(rng, map[traceClass]int{classFast: 10}))
+	stats = sendAll(ctxFor(t, time.Minute), exp, rescuable, 5, 1)
+	require.Zero(t, stats.failed, "requests refused: %v", stats.firstErr)
 
 	// A span with an all-zero trace ID is refused as invalid, on both paths.
 	for name, addr := range map[string]string{"otlp": col.grpcAddr, "gateway": gateway} {
@@ -241,12 +311,15 @@ func TestDashboardMetricsExist(t *testing.T) {
 	resent := false
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		// Sent again once decided, the same spans are late spans.
-		if !resent && snk.awaitComplete(byClass(tts, classError), 0) {
+		// Once every trace is decided on both paths, the same spans sent
+		// again are late spans, and a late ERROR span rescues a dropped
+		// trace.
+		if !resent && decidedOnBothPaths(t, url) >= len(tts)+len(dups)+len(rescuable) {
 			sendAll(ctxFor(t, time.Minute), exp, tts[:20], 5, 1)
+			require.NoError(t, exp.ExportSpans(ctxFor(t, time.Minute), lateErrorSpans(rng, rescuable)))
 			resent = true
 		}
-		have := scrapeMetricNames(t, url)
+		have, _ := scrapeMetrics(t, url)
 		missing = missing[:0]
 		for n := range want {
 			if !have[n] {
