@@ -143,14 +143,14 @@ func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
 	}
 	if isErr || anomaly {
 		k := KeptTrace{
-			TraceID:    hex.EncodeToString(t.ID[:]),
-			Policy:     d.Policy,
-			Error:      isErr,
-			Anomaly:    anomaly,
-			Spans:      t.SpanCount,
-			DurationMs: float64(t.Duration()) / float64(time.Millisecond),
+			TraceID:     hex.EncodeToString(t.ID[:]),
+			Policy:      d.Policy,
+			Error:       isErr,
+			Anomaly:     anomaly,
+			Spans:       t.SpanCount,
+			DurationMs:  float64(t.Duration()) / float64(time.Millisecond),
 			Probability: d.Probability(),
-			DecidedAt:  time.Unix(0, t.Now).UTC(),
+			DecidedAt:   time.Unix(0, t.Now).UTC(),
 		}
 		r.recentMu.Lock()
 		r.recent[r.head] = k

@@ -22,11 +22,11 @@ type counting struct {
 	buffered                      int64
 }
 
-func (c *counting) Received(n int)                                                   { c.received += n }
+func (c *counting) Received(n int)                                                  { c.received += n }
 func (c *counting) Decided(string, bool, int, string, time.Duration, time.Duration) { c.decided++ }
-func (c *counting) Late(_ bool, n int)                                               { c.late += n }
-func (c *counting) Buffered(b, _ int64)                                              { c.buffered += b }
-func (c *counting) Kept(*sampling.Trace, sampling.Decision)                          { c.kept++ }
+func (c *counting) Late(_ bool, n int)                                              { c.late += n }
+func (c *counting) Buffered(b, _ int64)                                             { c.buffered += b }
+func (c *counting) Kept(*sampling.Trace, sampling.Decision)                         { c.kept++ }
 
 func engine(t *testing.T, budget sampling.BudgetConfig) *sampling.Engine {
 	t.Helper()
@@ -75,8 +75,8 @@ func TestRecorderCountsAndPassesOn(t *testing.T) {
 	assert.Equal(t, statuspage.Counters{
 		SpansReceived: 10, SpansRefusedQueueFull: 3, SpansRefusedInvalid: 1, TracesDecided: 3,
 		SpansKept: 4, SpansDropped: 6, LateSpansKept: 2, LateSpansDropped: 7,
-		EarlyDecisions:    map[string]int64{"max_spans": 1, "max_trace_bytes": 0, "memory": 1, "shutdown": 0},
-		ExportFailures:    6, TracesRescued: 1, SpansDeduplicated: 8,
+		EarlyDecisions: map[string]int64{"max_spans": 1, "max_trace_bytes": 0, "memory": 1, "shutdown": 0},
+		ExportFailures: 6, TracesRescued: 1, SpansDeduplicated: 8,
 	}, c.Counters)
 	assert.Equal(t, []statuspage.Decisions{
 		{Policy: "errors", Decision: "keep", Traces: 1, Spans: 4},
