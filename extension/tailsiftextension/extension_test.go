@@ -33,13 +33,13 @@ func startExtension(t *testing.T, modify func(*Config)) (*Extension, string) {
 
 func TestHandleMountsRoutes(t *testing.T) {
 	ext, base := startExtension(t, nil)
-	require.NoError(t, ext.Handle("GET /api/v1/status", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	require.NoError(t, ext.Handle("GET /api/v1/example", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})))
-	require.EqualError(t, ext.Handle("GET /api/v1/status", http.NotFoundHandler()),
-		`tailsift extension: route "GET /api/v1/status" is already mounted`)
+	require.EqualError(t, ext.Handle("GET /api/v1/example", http.NotFoundHandler()),
+		`tailsift extension: route "GET /api/v1/example" is already mounted`)
 
-	resp, err := http.Get(base + "/api/v1/status")
+	resp, err := http.Get(base + "/api/v1/example")
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, resp.Body.Close())

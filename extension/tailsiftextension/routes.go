@@ -10,5 +10,5 @@ type route struct {
 // builtinRoutes are the routes the extension serves itself. Other tailsift
 // components add theirs with Extension.Handle.
 func builtinRoutes(*Extension) []route {
-	return nil
+	return statusRoutes()
 }

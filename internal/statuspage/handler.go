@@ -27,8 +27,8 @@ const (
 )
 
 // Routes returns the page's routes as http.ServeMux patterns: the page and
-// its assets under PagePath, and the JSON snapshot of g at StatusPath,
-// taken at now().
+// its assets under PagePath (the server's root redirects there), and the
+// JSON snapshot of g at StatusPath, taken at now().
 func Routes(g *Registry, now func() time.Time) map[string]http.Handler {
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil {
@@ -37,6 +37,7 @@ func Routes(g *Registry, now func() time.Time) map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET " + PagePath:   http.StripPrefix(PagePath, noStore(http.FileServerFS(sub))),
 		"GET " + StatusPath: StatusHandler(g, now),
+		"GET /{$}":          http.RedirectHandler(PagePath, http.StatusFound),
 	}
 }
 
