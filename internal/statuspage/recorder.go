@@ -11,7 +11,7 @@ import (
 )
 
 // recentMax is how many recent kept errors and anomalies a Recorder keeps.
-const recentMax = 25
+const recentMax = 20
 
 // Recorder is a trace buffer's live state for the status page. It is a
 // tracebuf.Observer that counts each event and passes it on to the

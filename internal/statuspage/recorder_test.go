@@ -174,6 +174,6 @@ func TestRecorderRecentKept(t *testing.T) {
 		rec.Kept(trace(byte(10+i), sampling.StatusErrorBit), kept("errors"))
 	}
 	recent = g.Snapshot(t0).Components[0].Recent
-	assert.Len(t, recent, 25, "bounded")
+	assert.Len(t, recent, 20, "bounded")
 	assert.Equal(t, "31000000000000000000000000000000", recent[0].TraceID, "the 40th, 0x31, is the newest")
 }

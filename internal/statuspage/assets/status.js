@@ -39,8 +39,9 @@ function table(head, rows, numeric) {
   return el("table", {}, el("thead", {}, tr),
     el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c, i) => el("td", { class: numeric[i] ? "n" : "" }, c))))));
 }
-function card(title, wide, ...body) {
-  return el("div", { class: "card" + (wide ? " wide" : "") }, el("h3", {}, title), ...body);
+// card is a titled box; width is "", "half" (two columns) or "wide" (the row).
+function card(title, width, ...body) {
+  return el("div", { class: "card " + width }, el("h3", {}, title), ...body);
 }
 function metric(name, value, text) {
   return el("span", { "data-metric": name, "data-value": value }, text === undefined ? int(value) : text);
@@ -48,7 +49,7 @@ function metric(name, value, text) {
 
 function bufferCard(c) {
   const b = c.buffer;
-  return card("Buffer", false,
+  return card("Buffer", "",
     el("div", { class: "big" }, metric("buffer_fill", b.fill, pct(b.fill))),
     bar(b.fill),
     el("dl", {},
@@ -61,7 +62,7 @@ function bufferCard(c) {
 function countersCard(c) {
   const k = c.counters;
   const early = Object.entries(k.early_decisions).filter(([, n]) => n > 0);
-  return card("Totals", false, el("dl", {},
+  return card("Totals", "", el("dl", {},
     el("dt", {}, "spans received"), el("dd", {}, metric("spans_received", k.spans_received)),
     el("dt", {}, "traces decided"), el("dd", {}, metric("traces_decided", k.traces_decided)),
     el("dt", {}, "spans kept / dropped"), el("dd", {}, el("span", { class: "keep" }, metric("spans_kept", k.spans_kept)), " / ",
@@ -88,7 +89,7 @@ function decisionsCard(c) {
   const rows = [...by].map(([p, v]) => [p, cell(v.keep, "keep"), cell(v.drop, "drop"),
     int(v.keep ? v.keep.traces : 0), int(v.drop ? v.drop.traces : 0)]);
   const win = c.rate_window_s ? " (over " + c.rate_window_s.toFixed(0) + " s)" : "";
-  return card("Decisions per second by policy" + win, false,
+  return card("Decisions per second by policy" + win, "half",
     table(["policy", "keep/s", "drop/s", "kept", "dropped"], rows, [0, 1, 1, 1, 1]));
 }
 
@@ -98,7 +99,7 @@ function budgetCard(c) {
   const rows = b.classes.map((k) => [k.name,
     el("span", { "data-class": k.name }, rate(k.kept_per_second)),
     rate(k.allocated), bar(k.allocated > 0 ? k.kept_per_second / k.allocated : 0), rate(k.demand), pct(k.probability)]);
-  return card("Budget: " + rate(b.rate) + " " + b.unit + "/s", false,
+  return card("Budget: " + rate(b.rate) + " " + b.unit + "/s", "half",
     table(["class", "kept/s", "share/s", "kept vs share", "demand/s", "p"], rows, [0, 1, 1, 0, 1, 1]));
 }
 
@@ -106,7 +107,7 @@ function routesCard(c) {
   if (!c.routes || !c.routes.length) return null;
   const rows = c.routes.map((r) => [r.route, r.policy, rate(r.observations), msec(r.p50_ms), msec(r.p95_ms),
     el("span", { class: r.anomalies ? "bad" : "" }, int(r.anomalies)), pct(r.probability)]);
-  return card("Routes (adaptive)", true,
+  return card("Routes (adaptive)", "wide",
     table(["route", "policy", "traces (decayed)", "p50", "p95", "anomalies", "keep p"], rows, [0, 0, 1, 1, 1, 1, 1]));
 }
 
@@ -116,7 +117,7 @@ function recentCard(c) {
     el("span", {}, k.error ? el("span", { class: "tag error" }, "error") : null, " ",
       k.anomaly ? el("span", { class: "tag anomaly" }, "anomaly") : null),
     k.policy, el("a", { class: "id", href: ".." + k.link }, k.trace_id), int(k.spans), msec(k.duration_ms)]);
-  return card("Recent kept errors and anomalies", true, rows.length
+  return card("Recent kept errors and anomalies", "wide", rows.length
     ? table(["decided", "", "policy", "trace", "spans", "duration"], rows, [0, 0, 0, 0, 1, 1])
     : el("p", { class: "muted" }, "none yet"));
 }
@@ -132,7 +133,7 @@ function cluster(s) {
   const rows = s.members.map((m) => [m.address + (m.self ? " (self)" : ""),
     el("span", { class: m.up ? "keep" : "bad" }, m.up ? "up" : "down"), int(m.spans)]);
   const hand = Object.entries(s.handovers || {}).map(([k, v]) => k + " " + int(v)).join(", ");
-  return card(s.role + " " + s.component, false,
+  return card(s.role + " " + s.component, "half",
     table(["member", "state", "spans sent"], rows, [0, 0, 1]),
     el("dl", {},
       el("dt", {}, "rerouted spans"), el("dd", {}, int(s.rerouted)),
