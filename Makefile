@@ -88,3 +88,27 @@ tidy:
 clean:
 	rm -rf bin data
 include benchmarks/bench.mk
+
+# --- Live status page (#14): its browser test, a module of its own ----------
+# (internal/e2e/browser, so that chromedp stays out of the collector's
+# module graph). Chromium comes from scripts/deps/status.sh (as root; the
+# test skips otherwise). The screenshot lands under bin/artifacts/.
+.PHONY: deps-status test-status lint-status tidy-status
+test: test-status
+lint: lint-status
+tidy: tidy-status
+
+deps-status:
+	sh scripts/deps/status.sh
+
+## test-status: the status page in headless Chromium, against a collector under load
+test-status: $(BIN) deps-status
+	mkdir -p $(CURDIR)/bin/artifacts
+	cd internal/e2e/browser && TAILSIFT_BIN=$(BIN) $(GO) test -count=1 -v -timeout 5m \
+		-artifacts -outputdir $(CURDIR)/bin/artifacts ./...
+
+lint-status:
+	cd internal/e2e/browser && $(TOOLS) golangci-lint run ./...
+
+tidy-status:
+	cd internal/e2e/browser && $(GO) mod tidy

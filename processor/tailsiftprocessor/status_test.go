@@ -24,7 +24,7 @@ func TestStatusPageAgreesWithMetrics(t *testing.T) {
 	h.send(spanSpec{trace: 2, span: 1}, spanSpec{trace: 3, span: 1, dur: 3 * time.Second}, spanSpec{trace: 4, span: 1})
 	h.advance(2 * time.Second)
 	h.send(spanSpec{trace: 2, span: 2, parent: 1}, spanSpec{trace: 1, span: 4, parent: 1}) // late: dropped, kept
-	h.send(spanSpec{trace: 5, span: 1})                                                     // still buffered
+	h.send(spanSpec{trace: 5, span: 1})                                                    // still buffered
 	h.advance(0)
 
 	c := g.Snapshot(t0).Components[0]

@@ -77,7 +77,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	status := statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.bufferConfig.Buffer.MaxBytes),
+	status := statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes),
 		selfmetrics.NewObserver(instruments(tb)))
 	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,

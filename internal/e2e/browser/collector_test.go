@@ -38,7 +38,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }()
 		collectorBin = filepath.Join(dir, "otelcol-tailsift")
 		build := exec.Command("go", "build", "-o", collectorBin, ".")
 		build.Dir = filepath.Join("..", "..", "..", "cmd", "otelcol-tailsift")
@@ -151,7 +151,7 @@ func startCollector(t *testing.T) *collector {
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var s statuspage.Snapshot
 		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&s) == nil && len(s.Components) == 1
 	}, 30*time.Second, 100*time.Millisecond, "the status page never listed the processor")
@@ -165,7 +165,7 @@ func (c *collector) scrape(t *testing.T, match ...string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + c.metrics + "/metrics") //nolint:noctx // a local server, the test's own timeout
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
