@@ -16,7 +16,7 @@ DIST    := cmd/otelcol-tailsift
 CONFIG  ?= config/default.yaml
 FUZZTIME ?= 10s
 # What `make generate` writes; check-generated compares it with the commit.
-GENERATED := $(DIST) $(foreach c,processor/tailsiftprocessor receiver/tailsiftreceiver receiver/otlpguardreceiver exporter/tailsiftexporter,$(c)/internal/metadata $(c)/internal/metadatatest \
+GENERATED := $(DIST) $(foreach c,extension/tailsiftextension processor/tailsiftprocessor receiver/tailsiftreceiver receiver/otlpguardreceiver exporter/tailsiftexporter,$(c)/internal/metadata $(c)/internal/metadatatest \
 	$(c)/generated_component_test.go $(c)/generated_package_test.go $(c)/documentation.md)
 
 # The binary depends on every Go source of the main module and the distribution.
@@ -51,6 +51,7 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
 	done
 	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.
@@ -63,7 +64,7 @@ generate:
 	mkdir -p $(DIST)
 	$(TOOLS) builder --config builder-config.yaml --skip-compilation
 	gofmt -w $(DIST)
-	$(GO) generate ./processor/... ./receiver/... ./exporter/...
+	$(GO) generate ./processor/... ./receiver/... ./exporter/... ./extension/...
 
 ## check-generated: fail when the committed generated code differs from what `make generate` gives
 check-generated: generate
@@ -114,3 +115,27 @@ demo: $(BIN) $(JAEGER_BIN) $(LOADGEN_BIN)
 # internal/e2e's demo test runs bin/jaeger.
 test-unit: $(JAEGER_BIN)
 test-unit: export JAEGER_BIN := $(JAEGER_BIN)
+
+# --- Live status page (#14): its browser test, a module of its own ----------
+# (internal/e2e/browser, so that chromedp stays out of the collector's
+# module graph). Chromium comes from scripts/deps/status.sh (as root; the
+# test skips otherwise). The screenshot lands under bin/artifacts/.
+.PHONY: deps-status test-status lint-status tidy-status
+test: test-status
+lint: lint-status
+tidy: tidy-status
+
+deps-status:
+	sh scripts/deps/status.sh
+
+## test-status: the status page in headless Chromium, against a collector under load
+test-status: $(BIN) deps-status
+	mkdir -p $(CURDIR)/bin/artifacts
+	cd internal/e2e/browser && TAILSIFT_BIN=$(BIN) $(GO) test -count=1 -v -timeout 5m \
+		-artifacts -outputdir $(CURDIR)/bin/artifacts ./...
+
+lint-status:
+	cd internal/e2e/browser && $(TOOLS) golangci-lint run ./...
+
+tidy-status:
+	cd internal/e2e/browser && $(GO) mod tidy

@@ -75,8 +75,9 @@ func defaultAdaptiveConfig() *AdaptiveConfig {
 	}
 }
 
-// maxAdaptiveKeys bounds max_keys: the table is allocated up front, 584
-// bytes a key and half again for slack: 58 MB at most.
+// maxAdaptiveKeys bounds max_keys: the table is allocated up front, 592
+// bytes a key and half again for slack: 58 MB at most, plus the route
+// names (Engine.Routes), one string per key.
 const maxAdaptiveKeys = 1 << 16
 
 // Validate implements the config validator.
@@ -134,6 +135,7 @@ const errorRateZ = 3
 // the controller about once a second of trace time.
 type adaptive struct {
 	slot       int
+	names      *routeNames // for the status page (Engine.Routes)
 	table      *keyTable
 	quantile   float64
 	factor     float64
@@ -154,7 +156,15 @@ func newAdaptive(settings any, b *builder) (evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key: %w", err)
 	}
-	slot, err := b.Key(hasher)
+	names, err := newRouteNames(c.Key, c.MaxKeys)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	slot, err := b.Key(func(v *SpanView) uint64 {
+		h := hasher(v)
+		names.note(h, v)
+		return h
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +174,7 @@ func newAdaptive(settings any, b *builder) (evaluator, error) {
 	}
 	p := &adaptive{
 		slot:       slot,
+		names:      names,
 		table:      newKeyTable(c.MaxKeys, d),
 		quantile:   c.Quantile,
 		factor:     c.Factor,
@@ -196,6 +207,9 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 		k, _ := p.table.lookup(&s.data, h, now)
 		wl, ws := p.table.decay.weights(k, now)
 		kind = p.judge(k, now, wl, ws, dur)
+		if kind != 0 {
+			k.anomalies++
+		}
 		k.add(wl, ws, now, dur, isErr)
 	} else if k := p.table.find(&s.data, h); k != nil {
 		wl, ws := p.table.decay.peekWeights(k, now)

@@ -64,7 +64,8 @@ type keyState struct {
 	total, errLong, histTotal float64
 	// Short window (error_rate_window).
 	totShort, errShort float64
-	lo                 int32 // lowest bucket used, where quantile scans start
+	lo                 int32  // lowest bucket used, where quantile scans start
+	anomalies          uint64 // traces judged anomalous, for the status page
 	buckets            [numBuckets]float32
 }
 

@@ -10,6 +10,7 @@ import (
 	pprofextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	filestorage "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	tailsiftexporter "github.com/tailsift/tailsift/exporter/tailsiftexporter"
+	tailsiftextension "github.com/tailsift/tailsift/extension/tailsiftextension"
 	tailsiftprocessor "github.com/tailsift/tailsift/processor/tailsiftprocessor"
 	otlpguardreceiver "github.com/tailsift/tailsift/receiver/otlpguardreceiver"
 	tailsiftreceiver "github.com/tailsift/tailsift/receiver/tailsiftreceiver"
@@ -50,6 +51,7 @@ func components() (otelcol.Factories, error) {
 	}
 
 	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
+		tailsiftextension.NewFactory(),
 		healthcheckextension.NewFactory(),
 		pprofextension.NewFactory(),
 		zpagesextension.NewFactory(),
@@ -59,6 +61,7 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.ExtensionModules = makeModulesMap(factories.Extensions, map[component.Type]string{
+		tailsiftextension.NewFactory().Type():    "github.com/tailsift/tailsift v0.0.0",
 		healthcheckextension.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.161.0",
 		pprofextension.NewFactory().Type():       "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension v0.161.0",
 		zpagesextension.NewFactory().Type():      "go.opentelemetry.io/collector/extension/zpagesextension v0.161.0",

@@ -19,6 +19,7 @@ import (
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/membership"
 	"github.com/tailsift/tailsift/internal/router"
+	"github.com/tailsift/tailsift/internal/statuspage"
 )
 
 // tailsiftExporter is a router fed with pdata, marshalled once, and a
@@ -27,7 +28,9 @@ type tailsiftExporter struct {
 	router    *router.Router
 	watcher   *membership.Watcher
 	telemetry *metadata.TelemetryBuilder
-	attrs     sync.Map // member address → metric.MeasurementOption
+	view      *clusterView // the members on the status page
+	unlist    func()       // removes view from the page; nil before start
+	attrs     sync.Map     // member address → metric.MeasurementOption
 }
 
 func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter, error) {
@@ -42,6 +45,7 @@ func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter,
 	e.router = router.New(set, router.Settings{
 		GRPC: cfg.GRPC, Failover: cfg.Failover, Timeout: cfg.Timeout, Queue: cfg.Queue, Retry: cfg.Retry,
 	}, e)
+	e.view = &clusterView{id: set.ID.String(), router: e.router}
 	return e, nil
 }
 
@@ -62,6 +66,7 @@ func newExporter(ctx context.Context, set exporter.Settings, cfg *Config) (expor
 
 func (e *tailsiftExporter) start(ctx context.Context, host component.Host) error {
 	e.router.Start(host)
+	e.unlist = statuspage.Default.AddCluster(e.view)
 	return e.watcher.Start(ctx, e.router.SetMembers)
 }
 
@@ -75,6 +80,9 @@ func (e *tailsiftExporter) consumeTraces(ctx context.Context, td ptrace.Traces) 
 
 func (e *tailsiftExporter) shutdown(ctx context.Context) error {
 	err := errors.Join(e.watcher.Shutdown(ctx), e.router.Shutdown(ctx))
+	if e.unlist != nil {
+		e.unlist()
+	}
 	e.telemetry.Shutdown()
 	return err
 }
@@ -86,6 +94,7 @@ func (e *tailsiftExporter) Routed(ctx context.Context, member string, spans, rer
 		opt, _ = e.attrs.LoadOrStore(member, metric.WithAttributeSet(attribute.NewSet(attribute.String("member", member))))
 	}
 	e.telemetry.ExporterTailsiftSpansRouted.Add(ctx, int64(spans), opt.(metric.MeasurementOption))
+	e.view.routed(member, spans, rerouted)
 	if rerouted > 0 {
 		e.telemetry.ExporterTailsiftSpansRerouted.Add(ctx, int64(rerouted))
 	}

@@ -103,6 +103,9 @@ func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag in
 	}
 	s.usage.nTraces--
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	if k, ok := s.deps.observer.(KeptObserver); ok && d.Keep() {
+		k.Kept(&t.sum, d)
+	}
 	s.usage.used -= t.size
 	if hold {
 		s.hold(t, now)

@@ -1,6 +1,10 @@
 package tracebuf
 
-import "time"
+import (
+	"time"
+
+	"github.com/tailsift/tailsift/sampling"
+)
 
 // Reasons a trace is decided, as reported to the Observer.
 const (
@@ -50,6 +54,14 @@ type Observer interface {
 	// Rescued reports a dropped trace kept after all by a late span, and the
 	// policy that kept it.
 	Rescued(policy string)
+}
+
+// KeptObserver is an Observer that also sees each kept trace's summary
+// (the status page lists the recent kept errors and anomalies). Kept is
+// called on the shard goroutine, right after Decided; it must not retain t.
+type KeptObserver interface {
+	Observer
+	Kept(t *sampling.Trace, d sampling.Decision)
 }
 
 // NopObserver ignores every event.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
+	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
 )
@@ -25,6 +26,8 @@ import (
 type tailsiftProcessor struct {
 	buf       *tracebuf.Buffer
 	telemetry *metadata.TelemetryBuilder
+	status    *statuspage.Recorder // the buffer's state for the status page
+	unlist    func()               // removes it from the page; nil before Start
 }
 
 var _ processor.Traces = (*tailsiftProcessor)(nil)
@@ -56,9 +59,10 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
 	})
+	status := statuspage.NewRecorder(set.ID.String(), "processor", int64(cfg.Buffer.MaxBytes), obs)
 	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,
-		Observer: obs,
+		Observer: status,
 		Clock:    clk,
 	})
 	if err != nil {
@@ -71,10 +75,13 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 			return nil, fmt.Errorf("register budget metric: %w", err)
 		}
 	}
-	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
+	status.Bind(buf.Engine())
+	return &tailsiftProcessor{buf: buf, telemetry: tb, status: status}, nil
 }
 
+// Start starts the buffer and shows it on the status page.
 func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
+	p.unlist = statuspage.Default.Add(p.status)
 	p.buf.Start()
 	return nil
 }
@@ -82,6 +89,9 @@ func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
 // Shutdown decides every buffered trace and forwards the kept ones within ctx.
 func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
 	err := p.buf.Shutdown(ctx)
+	if p.unlist != nil {
+		p.unlist()
+	}
 	p.telemetry.Shutdown()
 	return err
 }

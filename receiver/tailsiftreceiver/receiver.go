@@ -23,6 +23,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
+	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
@@ -38,6 +39,8 @@ type tailsiftReceiver struct {
 	set       receiver.Settings
 	buf       *tracebuf.Buffer
 	telemetry *metadata.TelemetryBuilder
+	status    *statuspage.Recorder // the buffer's state for the status page
+	unlist    func()               // removes it from the page; nil before Start
 	obsGRPC   *receiverhelper.ObsReport
 	obsHTTP   *receiverhelper.ObsReport
 	// queueWait is how long a request may wait for queue room, in
@@ -74,10 +77,11 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := selfmetrics.NewObserver(instruments(tb))
+	status := statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes),
+		selfmetrics.NewObserver(instruments(tb)))
 	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
 		Logger:   set.Logger,
-		Observer: obs,
+		Observer: status,
 		Clock:    clk,
 	})
 	if err != nil {
@@ -90,7 +94,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 			return nil, fmt.Errorf("register budget metric: %w", err)
 		}
 	}
+	status.Bind(buf.Engine())
 	r := &tailsiftReceiver{
+		status:    status,
 		pool:      new(recvPool),
 		cfg:       cfg,
 		set:       set,
@@ -105,6 +111,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 
 // Start starts the buffer's shards, then the servers.
 func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
+	r.unlist = statuspage.Default.Add(r.status)
 	r.buf.Start()
 	err := r.startGRPC(ctx, host)
 	if err == nil {
@@ -209,6 +216,9 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 		}
 		r.serving.Wait()
 		errs = append(errs, r.buf.Shutdown(ctx))
+		if r.unlist != nil {
+			r.unlist()
+		}
 		r.telemetry.Shutdown()
 		r.stopErr = errors.Join(errs...)
 	})

@@ -1,0 +1,41 @@
+package tailsiftextension
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/config/confighttp"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+)
+
+// Config is the tailsift extension's configuration.
+type Config struct {
+	// ServerConfig is the HTTP server of the retrieval API (and of the
+	// pages other tailsift components mount on it); TLS and auth apply.
+	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
+	// Directory holds the store's segment files and its lock file. Two
+	// collectors cannot share one directory.
+	Directory string `mapstructure:"directory"`
+	// Retention is how long spans and decisions are kept on disk.
+	Retention time.Duration `mapstructure:"retention"`
+	// MaxBytes bounds the store on disk; when it is reached the oldest
+	// segments are evicted first, even if younger than Retention.
+	MaxBytes tracebuf.ByteSize `mapstructure:"max_bytes"`
+}
+
+// Validate checks the store settings; the HTTP server validates itself.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Directory == "" {
+		errs = append(errs, errors.New("directory: must not be empty"))
+	}
+	if c.Retention < time.Second || c.Retention > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("retention: must be between 1s and 168h, got %v", c.Retention))
+	}
+	if c.MaxBytes < 16<<20 {
+		errs = append(errs, fmt.Errorf("max_bytes: must be at least 16MiB, got %d", c.MaxBytes))
+	}
+	return errors.Join(errs...)
+}

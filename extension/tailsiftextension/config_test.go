@@ -1,0 +1,71 @@
+package tailsiftextension
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	custom := createDefaultConfig().(*Config)
+	custom.ServerConfig.NetAddr.Endpoint = "0.0.0.0:23134"
+	custom.Directory = "/var/lib/tailsift/store"
+	custom.Retention = 30 * time.Minute
+	custom.MaxBytes = 8 << 30
+
+	tests := []struct {
+		id       component.ID
+		expected component.Config
+	}{
+		{id: component.NewID(metadata.Type), expected: createDefaultConfig()},
+		{id: component.NewIDWithName(metadata.Type, "custom"), expected: custom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			assert.Equal(t, tt.expected, cfg)
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, "127.0.0.1:13134", cfg.ServerConfig.NetAddr.Endpoint)
+	assert.Equal(t, "./data/store", cfg.Directory)
+	assert.Equal(t, 10*time.Minute, cfg.Retention)
+	require.NoError(t, cfg.Validate())
+}
+
+func TestInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		err    string
+	}{
+		{"empty directory", func(c *Config) { c.Directory = "" }, "directory: must not be empty"},
+		{"zero retention", func(c *Config) { c.Retention = 0 }, "retention: must be between 1s and 168h, got 0s"},
+		{"tiny max_bytes", func(c *Config) { c.MaxBytes = 1 << 20 }, "max_bytes: must be at least 16MiB, got 1048576"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			tt.modify(cfg)
+			assert.EqualError(t, cfg.Validate(), tt.err)
+		})
+	}
+}

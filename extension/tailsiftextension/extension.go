@@ -1,0 +1,108 @@
+package tailsiftextension
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension"
+	"go.uber.org/zap"
+)
+
+// Extension is the tailsift extension. Components reach it through
+// host.GetExtensions() under the ID their `storage` key names.
+type Extension struct {
+	cfg      *Config
+	set      extension.Settings
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	patterns map[string]bool
+	server   *http.Server
+	addr     string
+	served   chan struct{}
+}
+
+// Addr is the address the HTTP server listens on, once started.
+func (e *Extension) Addr() string { return e.addr }
+
+var _ extension.Extension = (*Extension)(nil)
+
+func newExtension(set extension.Settings, cfg *Config) (*Extension, error) {
+	e := &Extension{cfg: cfg, set: set, mux: http.NewServeMux(), patterns: map[string]bool{}}
+	for _, r := range builtinRoutes(e) {
+		if err := e.Handle(r.pattern, r.handler); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Handle mounts h on the extension's HTTP server at pattern (an
+// http.ServeMux pattern such as "GET /api/v1/status" or "/"). Any tailsift
+// component may call it, before or after Start: this is how the status page
+// is served next to the retrieval API, on the same confighttp server (so TLS
+// and auth apply). A pattern mounted twice is an error, not a panic.
+func (e *Extension) Handle(pattern string, h http.Handler) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.patterns[pattern] {
+		return fmt.Errorf("tailsift extension: route %q is already mounted", pattern)
+	}
+	if err := register(e.mux, pattern, h); err != nil {
+		return fmt.Errorf("tailsift extension: mount route %q: %w", pattern, err)
+	}
+	e.patterns[pattern] = true
+	return nil
+}
+
+// register turns ServeMux's panic on a conflicting pattern into an error.
+func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// Start listens on the configured endpoint and serves the routes.
+func (e *Extension) Start(ctx context.Context, host component.Host) error {
+	ln, err := e.cfg.ServerConfig.ToListener(ctx)
+	if err != nil {
+		return fmt.Errorf("tailsift extension: listen on endpoint %q: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err)
+	}
+	e.server, err = e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.set.TelemetrySettings, e.mux)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("tailsift extension: create HTTP server: %w", err)
+	}
+	e.addr = ln.Addr().String()
+	e.set.Logger.Info("tailsift extension serving", zap.String("endpoint", e.addr))
+	e.served = make(chan struct{})
+	go func() {
+		defer close(e.served)
+		if err := e.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the HTTP server. It is safe to call twice, and without Start.
+func (e *Extension) Shutdown(ctx context.Context) error {
+	if e.server == nil {
+		return nil
+	}
+	err := e.server.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, e.server.Close())
+	}
+	<-e.served
+	e.server = nil
+	return err
+}

@@ -1,0 +1,34 @@
+package tailsiftextension
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/extension"
+
+	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
+)
+
+const defaultEndpoint = "127.0.0.1:13134"
+
+// NewFactory returns the tailsift extension factory.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(metadata.Type, createDefaultConfig, create, metadata.ExtensionStability)
+}
+
+func createDefaultConfig() component.Config {
+	server := confighttp.NewDefaultServerConfig()
+	server.NetAddr.Endpoint = defaultEndpoint
+	return &Config{
+		ServerConfig: server,
+		Directory:    "./data/store",
+		Retention:    10 * time.Minute,
+		MaxBytes:     4 << 30,
+	}
+}
+
+func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newExtension(set, cfg.(*Config))
+}

@@ -1,0 +1,212 @@
+package statuspage
+
+import (
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// recentMax is how many recent kept errors and anomalies a Recorder keeps.
+const recentMax = 20
+
+// Recorder is a trace buffer's live state for the status page. It is a
+// tracebuf.Observer that counts each event and passes it on to the
+// observer that records the self-metrics, so the page and /metrics count
+// the same events. Its methods are safe for concurrent use.
+type Recorder struct {
+	id, kind string
+	maxBytes int64
+	next     tracebuf.Observer
+	engine   atomic.Pointer[sampling.Engine]
+	adaptive atomic.Pointer[map[string]bool] // policies of type adaptive
+
+	received, refusedFull, refusedInvalid     atomic.Int64
+	spansKept, spansDropped                   atomic.Int64
+	lateKept, lateDropped                     atomic.Int64
+	bufferedBytes, bufferedTraces             atomic.Int64
+	heldBytes, heldTraces                     atomic.Int64
+	exportFailures, deduplicated, rescued     atomic.Int64
+	mapped                                    atomic.Int64
+	earlyMaxSpans, earlyMaxBytes, earlyMemory atomic.Int64
+	earlyShutdown                             atomic.Int64
+
+	mu      sync.RWMutex
+	decided map[decidedKey]*decidedCount
+
+	recentMu sync.Mutex
+	recent   [recentMax]KeptTrace // a ring; head is the slot written next
+	head     int
+	nRecent  int
+
+	rates rates
+}
+
+type decidedKey struct {
+	policy string
+	keep   bool
+}
+
+type decidedCount struct{ traces, spans atomic.Int64 }
+
+var _ tracebuf.KeptObserver = (*Recorder)(nil)
+
+// NewRecorder returns a recorder for the buffer of the component id (of
+// the given kind: processor or receiver) whose budget is maxBytes, passing
+// every event on to next.
+func NewRecorder(id, kind string, maxBytes int64, next tracebuf.Observer) *Recorder {
+	if next == nil {
+		next = tracebuf.NopObserver{}
+	}
+	return &Recorder{id: id, kind: kind, maxBytes: maxBytes, next: next, decided: map[decidedKey]*decidedCount{}}
+}
+
+// Bind gives the recorder the buffer's engine, whose policies, budget and
+// routes the snapshot shows. Call it before the buffer starts.
+func (r *Recorder) Bind(e *sampling.Engine) {
+	adaptive := map[string]bool{}
+	for _, p := range e.Policies() {
+		if p.Adaptive {
+			adaptive[p.Name] = true
+		}
+	}
+	r.adaptive.Store(&adaptive)
+	r.engine.Store(e)
+}
+
+func (r *Recorder) counts(policy string, keep bool) *decidedCount {
+	k := decidedKey{policy, keep}
+	r.mu.RLock()
+	c, ok := r.decided[k]
+	r.mu.RUnlock()
+	if ok {
+		return c
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok = r.decided[k]; !ok {
+		c = new(decidedCount)
+		r.decided[k] = c
+	}
+	return c
+}
+
+// Received implements tracebuf.Observer.
+func (r *Recorder) Received(spans int) {
+	r.received.Add(int64(spans))
+	r.next.Received(spans)
+}
+
+// Refused implements tracebuf.Observer.
+func (r *Recorder) Refused(reason string, spans int) {
+	if reason == tracebuf.RefusedInvalid {
+		r.refusedInvalid.Add(int64(spans))
+	} else {
+		r.refusedFull.Add(int64(spans))
+	}
+	r.next.Refused(reason, spans)
+}
+
+// Decided implements tracebuf.Observer.
+func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
+	c := r.counts(policy, keep)
+	c.traces.Add(1)
+	c.spans.Add(int64(spans))
+	if keep {
+		r.spansKept.Add(int64(spans))
+	} else {
+		r.spansDropped.Add(int64(spans))
+	}
+	switch reason {
+	case tracebuf.ReasonMaxSpans:
+		r.earlyMaxSpans.Add(1)
+	case tracebuf.ReasonMaxBytes:
+		r.earlyMaxBytes.Add(1)
+	case tracebuf.ReasonMemory:
+		r.earlyMemory.Add(1)
+	case tracebuf.ReasonShutdown:
+		r.earlyShutdown.Add(1)
+	}
+	r.next.Decided(policy, keep, spans, reason, latency, lag)
+}
+
+// Kept implements tracebuf.KeptObserver: it remembers kept traces with an
+// error span, or kept by an adaptive policy (anomalies).
+func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
+	isErr := t.StatusMask&sampling.StatusErrorBit != 0
+	var anomaly bool
+	if a := r.adaptive.Load(); a != nil {
+		anomaly = (*a)[d.Policy]
+	}
+	if isErr || anomaly {
+		k := KeptTrace{
+			TraceID:     hex.EncodeToString(t.ID[:]),
+			Policy:      d.Policy,
+			Error:       isErr,
+			Anomaly:     anomaly,
+			Spans:       t.SpanCount,
+			DurationMs:  float64(t.Duration()) / float64(time.Millisecond),
+			Probability: d.Probability(),
+			DecidedAt:   time.Unix(0, t.Now).UTC(),
+		}
+		r.recentMu.Lock()
+		r.recent[r.head] = k
+		r.head = (r.head + 1) % recentMax
+		r.nRecent = min(r.nRecent+1, recentMax)
+		r.recentMu.Unlock()
+	}
+	if k, ok := r.next.(tracebuf.KeptObserver); ok {
+		k.Kept(t, d)
+	}
+}
+
+// Late implements tracebuf.Observer.
+func (r *Recorder) Late(kept bool, spans int) {
+	if kept {
+		r.lateKept.Add(int64(spans))
+	} else {
+		r.lateDropped.Add(int64(spans))
+	}
+	r.next.Late(kept, spans)
+}
+
+// Buffered implements tracebuf.Observer.
+func (r *Recorder) Buffered(bytes, traces int64) {
+	r.bufferedBytes.Add(bytes)
+	r.bufferedTraces.Add(traces)
+	r.next.Buffered(bytes, traces)
+}
+
+// ExportFailed implements tracebuf.Observer.
+func (r *Recorder) ExportFailed(spans int) {
+	r.exportFailures.Add(int64(spans))
+	r.next.ExportFailed(spans)
+}
+
+// Held implements tracebuf.Observer.
+func (r *Recorder) Held(bytes, traces int64) {
+	r.heldBytes.Add(bytes)
+	r.heldTraces.Add(traces)
+	r.next.Held(bytes, traces)
+}
+
+// Deduplicated implements tracebuf.Observer.
+func (r *Recorder) Deduplicated(spans int) {
+	r.deduplicated.Add(int64(spans))
+	r.next.Deduplicated(spans)
+}
+
+// Mapped implements tracebuf.Observer.
+func (r *Recorder) Mapped(bytes int64) {
+	r.mapped.Add(bytes)
+	r.next.Mapped(bytes)
+}
+
+// Rescued implements tracebuf.Observer.
+func (r *Recorder) Rescued(policy string) {
+	r.rescued.Add(1)
+	r.next.Rescued(policy)
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Recovery is what the store held at Open for a component to resume from.
+type Recovery struct {
+	// Undecided are the traces with spans and no decision.
+	Undecided [][16]byte
+	// Decided are the traces with a decision.
+	Decided []Decided
+}
+
+// Decided is a trace's last decision, and whether its delivery was
+// recorded after it.
+type Decided struct {
+	ID        [16]byte
+	Decision  Decision
+	Delivered bool
+}
+
+func (s *Store) snapshot() *Recovery {
+	r := &Recovery{}
+	for id, e := range s.idx.byID {
+		switch {
+		case e.decided:
+			r.Decided = append(r.Decided, Decided{ID: id, Decision: e.dec, Delivered: e.delivered})
+		case len(e.refs) > 0:
+			r.Undecided = append(r.Undecided, id)
+		}
+	}
+	return r
+}
+
+// Claim returns what the store held at Open, to the first caller only: one
+// component resumes from it. Later callers get an empty Recovery.
+func (s *Store) Claim() *Recovery {
+	if s.claimed.Swap(true) {
+		return &Recovery{}
+	}
+	r := s.recovery
+	s.recovery = nil
+	return r
+}
+
+// Trace is a stored trace.
+type Trace struct {
+	// Request is an OTLP TracesData (or ExportTraceServiceRequest) holding
+	// the trace's stored spans.
+	Request   []byte
+	Spans     int
+	Decision  Decision
+	Decided   bool
+	Delivered bool
+}
+
+// ErrNotFound is returned for a trace the store does not hold (never seen,
+// or past its retention).
+var ErrNotFound = errors.New("trace not found")
+
+// Trace returns the stored spans and decision of trace id.
+func (s *Store) Trace(id [16]byte) (Trace, error) {
+	var t Trace
+	s.mu.RLock()
+	e := s.idx.byID[id]
+	if e != nil {
+		t.Decision, t.Decided, t.Delivered = e.dec, e.decided, e.delivered
+	}
+	s.mu.RUnlock()
+	if e == nil {
+		return t, ErrNotFound
+	}
+	err := s.Requests([][16]byte{id}, func(req []byte, spans int) error {
+		t.Request = append(t.Request, req...)
+		t.Spans += spans
+		return nil
+	})
+	if t.Spans == 0 && !t.Decided {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+// Requests calls f with OTLP requests that hold the stored spans of the
+// traces ids, reading each block once, oldest first. A block that cannot be
+// read (evicted meanwhile) is skipped.
+func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) error {
+	want := make(map[[16]byte]struct{}, len(ids))
+	for _, id := range ids {
+		want[id] = struct{}{}
+	}
+	var blocks []ref
+	var tail []byte
+	s.mu.RLock()
+	for _, id := range ids {
+		e := s.idx.byID[id]
+		if e == nil {
+			continue
+		}
+		for _, r := range e.refs {
+			if r.seg != tailSeg {
+				blocks = append(blocks, r)
+			} else if int(r.off) < len(s.tail) {
+				n := frameHeader + int(le32(s.tail[r.off:]))
+				tail = append(tail, s.tail[r.off:int(r.off)+n]...)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(blocks, func(a, b ref) int {
+		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
+	})
+	blocks = slices.Compact(blocks)
+
+	var fl filter
+	var out []byte
+	in := func(id *[16]byte) bool { _, ok := want[*id]; return ok }
+	visit := func(r *Record) error {
+		if r.Kind != KindSpans || !slices.ContainsFunc(r.IDs, func(id [16]byte) bool { return in(&id) }) {
+			return nil
+		}
+		var n int
+		var err error
+		if out, n, err = fl.appendSpans(out[:0], r.Request, in); err != nil || n == 0 {
+			return nil //nolint:nilerr // a request that does not scan holds no span to return
+		}
+		if err := f(out, n); err != nil {
+			return &visitError{err}
+		}
+		return nil
+	}
+	var raw, comp []byte
+	var file *os.File
+	defer func() {
+		if file != nil {
+			_ = file.Close()
+		}
+	}()
+	fileSeg := uint32(0)
+	for _, b := range blocks {
+		if file == nil || fileSeg != b.seg {
+			if file != nil {
+				_ = file.Close()
+			}
+			var err error
+			if file, err = os.Open(filepath.Join(s.opts.Dir, segName(b.seg))); err != nil {
+				file = nil
+				continue // evicted meanwhile
+			}
+			fileSeg = b.seg
+		}
+		var err error
+		if comp, raw, err = s.readBlockAt(file, int64(b.off), comp, raw); err != nil {
+			continue
+		}
+		if _, err := ParseRecords(raw, visit); err != nil && !isParseError(err) {
+			return errors.Unwrap(err)
+		}
+	}
+	if _, err := ParseRecords(tail, visit); err != nil && !isParseError(err) {
+		return errors.Unwrap(err)
+	}
+	return nil
+}
+
+// readBlockAt reads and opens the block at off in f.
+func (s *Store) readBlockAt(f *os.File, off int64, comp, raw []byte) ([]byte, []byte, error) {
+	var hdr [blockHeader]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return comp, raw, fmt.Errorf("read block header: %w", err)
+	}
+	b, err := parseBlockHeader(hdr[:])
+	if err != nil {
+		return comp, raw, err
+	}
+	comp = slices.Grow(comp[:0], b.compLen)[:b.compLen]
+	if _, err := f.ReadAt(comp, off+blockHeader); err != nil && !errors.Is(err, io.EOF) {
+		return comp, raw, fmt.Errorf("read block: %w", err)
+	}
+	raw, err = s.codec.open(raw, b, comp)
+	return comp, raw, err
+}
+
+// isParseError tells a record parse error from one f returned.
+func isParseError(err error) bool {
+	var fe *visitError
+	return !errors.As(err, &fe)
+}
+
+// visitError wraps what a Requests callback returned.
+type visitError struct{ err error }
+
+func (e *visitError) Error() string { return e.err.Error() }
+func (e *visitError) Unwrap() error { return e.err }

@@ -1,0 +1,215 @@
+// Package store is tailsift's durable span and decision store: an
+// append-only log of records (accepted OTLP requests, decisions, delivery
+// marks), written first to an uncompressed write-ahead file and then sealed
+// into zstd-compressed blocks in numbered segment files, with an in-memory
+// trace-ID index over them. docs/store.md describes the format and why this
+// engine was chosen.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// Record kinds.
+const (
+	// KindSpans is an accepted OTLP request and the trace IDs it holds.
+	KindSpans byte = 1
+	// KindDecision is a sampling decision on one trace.
+	KindDecision byte = 2
+	// KindDelivered says that kept traces were accepted by the next consumer.
+	KindDelivered byte = 3
+)
+
+// frameHeader is a record's frame: u32 payload length, u32 CRC-32C of the
+// payload. The payload is u8 kind, u64 sequence, i64 unix nanoseconds, body.
+const (
+	frameHeader   = 8
+	payloadHeader = 1 + 8 + 8
+	// maxRecord bounds one record, so that a corrupt length cannot make the
+	// parser allocate or read far.
+	maxRecord = 64 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one parsed record. Its slices alias the buffer it was parsed
+// from.
+type Record struct {
+	Kind byte
+	Seq  uint64
+	Time int64 // unix nanoseconds
+	// IDs are the trace IDs of a spans or delivered record, and the one
+	// trace of a decision.
+	IDs [][16]byte
+	// Request is a spans record's encoded OTLP request.
+	Request []byte
+	// Decision is a decision record's decision.
+	Decision Decision
+}
+
+// Decision is a sampling decision as the store keeps it.
+type Decision struct {
+	Keep      bool
+	Threshold uint64 // OpenTelemetry threshold, unsigned form
+	Policy    string
+	Reason    string
+}
+
+// errTruncated reports a record cut short: the rest of the buffer is not a
+// whole record.
+var errTruncated = errors.New("truncated record")
+
+// appendFrame appends one framed record to dst: kind, seq, t and body.
+func appendFrame(dst []byte, kind byte, seq uint64, t int64, body ...[]byte) []byte {
+	n := payloadHeader
+	for _, b := range body {
+		n += len(b)
+	}
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // CRC, set below
+	dst = append(dst, kind)
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
+	for _, b := range body {
+		dst = append(dst, b...)
+	}
+	crc := crc32.Checksum(dst[start+frameHeader:], castagnoli)
+	binary.LittleEndian.PutUint32(dst[start+4:], crc)
+	return dst
+}
+
+// spansBody is the body of a spans record: uvarint count, the IDs, the request.
+func spansBody(dst []byte, ids [][16]byte, req []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for i := range ids {
+		dst = append(dst, ids[i][:]...)
+	}
+	return append(dst, req...)
+}
+
+// decisionBody is the body of a decision record.
+func decisionBody(dst []byte, id [16]byte, d Decision) []byte {
+	dst = append(dst, id[:]...)
+	keep := byte(0)
+	if d.Keep {
+		keep = 1
+	}
+	dst = append(dst, keep)
+	dst = binary.LittleEndian.AppendUint64(dst, d.Threshold)
+	dst = binary.AppendUvarint(dst, uint64(len(d.Policy)))
+	dst = append(dst, d.Policy...)
+	dst = binary.AppendUvarint(dst, uint64(len(d.Reason)))
+	return append(dst, d.Reason...)
+}
+
+// deliveredBody is the body of a delivered record.
+func deliveredBody(dst []byte, ids [][16]byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for i := range ids {
+		dst = append(dst, ids[i][:]...)
+	}
+	return dst
+}
+
+// ParseRecords calls f for each whole, intact record at the start of buf, in
+// order. It returns how many bytes those records take and, when it stopped
+// before the end of buf, why: a truncated or corrupt record (bad length,
+// CRC mismatch, unknown kind, malformed body). It never panics on any input.
+func ParseRecords(buf []byte, f func(*Record) error) (int, error) {
+	off := 0
+	var r Record
+	for off < len(buf) {
+		if len(buf)-off < frameHeader {
+			return off, errTruncated
+		}
+		n := int(binary.LittleEndian.Uint32(buf[off:]))
+		crc := binary.LittleEndian.Uint32(buf[off+4:])
+		if n < payloadHeader || n > maxRecord {
+			return off, fmt.Errorf("record at %d: bad length %d", off, n)
+		}
+		if len(buf)-off-frameHeader < n {
+			return off, errTruncated
+		}
+		payload := buf[off+frameHeader : off+frameHeader+n]
+		if crc32.Checksum(payload, castagnoli) != crc {
+			return off, fmt.Errorf("record at %d: checksum mismatch", off)
+		}
+		if err := parsePayload(payload, &r); err != nil {
+			return off, fmt.Errorf("record at %d: %w", off, err)
+		}
+		if err := f(&r); err != nil {
+			return off, err
+		}
+		off += frameHeader + n
+	}
+	return off, nil
+}
+
+func parsePayload(p []byte, r *Record) error {
+	*r = Record{IDs: r.IDs[:0]}
+	r.Kind = p[0]
+	r.Seq = binary.LittleEndian.Uint64(p[1:])
+	r.Time = int64(binary.LittleEndian.Uint64(p[9:]))
+	body := p[payloadHeader:]
+	switch r.Kind {
+	case KindSpans, KindDelivered:
+		rest, err := parseIDs(body, r)
+		if err != nil {
+			return err
+		}
+		if r.Kind == KindDelivered && len(rest) > 0 {
+			return errors.New("delivered record: trailing bytes")
+		}
+		r.Request = rest
+	case KindDecision:
+		return parseDecision(body, r)
+	default:
+		return fmt.Errorf("unknown kind %d", r.Kind)
+	}
+	return nil
+}
+
+func parseIDs(body []byte, r *Record) ([]byte, error) {
+	count, n := binary.Uvarint(body)
+	if n <= 0 || count > uint64(len(body)-n)/16 {
+		return nil, errors.New("bad trace ID count")
+	}
+	body = body[n:]
+	for range count {
+		r.IDs = append(r.IDs, [16]byte(body[:16]))
+		body = body[16:]
+	}
+	return body, nil
+}
+
+func parseDecision(body []byte, r *Record) error {
+	if len(body) < 16+1+8 {
+		return errors.New("decision record: too short")
+	}
+	r.IDs = append(r.IDs, [16]byte(body[:16]))
+	r.Decision.Keep = body[16] == 1
+	r.Decision.Threshold = binary.LittleEndian.Uint64(body[17:])
+	body = body[25:]
+	policy, body, ok := parseString(body)
+	if !ok {
+		return errors.New("decision record: bad policy")
+	}
+	reason, body, ok := parseString(body)
+	if !ok || len(body) != 0 {
+		return errors.New("decision record: bad reason")
+	}
+	r.Decision.Policy, r.Decision.Reason = policy, reason
+	return nil
+}
+
+func parseString(b []byte) (string, []byte, bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return "", nil, false
+	}
+	return string(b[n : n+int(l)]), b[n+int(l):], true
+}

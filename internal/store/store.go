@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/clock"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dir holds the segment files, the write-ahead file and the lock file.
+	Dir string
+	// Retention is how long records are kept.
+	Retention time.Duration
+	// MaxBytes bounds the files in Dir; the oldest segments are evicted
+	// first when it is reached.
+	MaxBytes int64
+	// QueueBytes bounds the records waiting for the writer; records beyond
+	// it are dropped and counted (Stats.Dropped), so that writing never
+	// blocks ingest. 0 means 64 MiB.
+	QueueBytes int64
+	// BlockBytes is the raw size at which the tail is sealed into a
+	// compressed block. 0 means 1 MiB.
+	BlockBytes int
+	// SealAfter seals a smaller tail this long after its first record.
+	// 0 means 5s.
+	SealAfter time.Duration
+	Logger    *zap.Logger
+	Clock     clock.Clock
+}
+
+// Stats are the store's counters, read by the extension's metrics.
+type Stats struct {
+	BytesIn         atomic.Int64 // request bytes handed to the store
+	WALBytes        atomic.Int64 // bytes written to the write-ahead file
+	BlockBytes      atomic.Int64 // bytes written to segments (compressed blocks)
+	DiskBytes       atomic.Int64 // bytes of the files in Dir now
+	Dropped         atomic.Int64 // records not recorded: queue full or disk failing
+	EvictedBytes    atomic.Int64 // segment bytes evicted for max_bytes or retention
+	CorruptSegments atomic.Int64 // segments cut short at startup by a corrupt or truncated block
+	WriteErrors     atomic.Int64
+	Traces          atomic.Int64 // traces in the index
+}
+
+// segment is one sealed segment file.
+type segment struct {
+	num     uint32
+	size    int64
+	maxTime int64
+}
+
+// Store is the durable store. Appends are asynchronous and never block;
+// reads may run concurrently with them.
+type Store struct {
+	opts  Options
+	lock  *os.File
+	codec *codec
+	in    chan item
+	// queued is the bytes of the records in `in`, bounded by QueueBytes.
+	queued atomic.Int64
+	stats  Stats
+	log    *zap.Logger
+
+	mu   sync.RWMutex
+	idx  *index
+	tail []byte // records not yet sealed, as in the write-ahead file
+	segs []*segment
+
+	w        writer
+	recovery *Recovery
+	claimed  atomic.Bool
+	stop     chan struct{}
+	done     chan struct{}
+	close    sync.Once
+}
+
+// item is one record waiting for the writer.
+type item struct {
+	kind byte
+	t    int64
+	ids  [][16]byte
+	req  []byte
+	dec  Decision
+	sync chan struct{} // a barrier: closed once what came before is written
+}
+
+func (it *item) size() int64 { return int64(len(it.req) + 16*len(it.ids) + 64) }
+
+const (
+	walName  = "wal.tsl"
+	lockName = "LOCK"
+)
+
+func segName(num uint32) string { return fmt.Sprintf("seg-%08d.tsl", num) }
+
+// ErrLocked is returned by Open when another process holds the directory.
+var ErrLocked = errors.New("in use by another collector")
+
+// Open locks opts.Dir, creating it if needed, reads what it holds back into
+// the index (skipping, and counting, corrupt or truncated blocks) and starts
+// the writer. Close it.
+func Open(opts Options) (*Store, error) {
+	if opts.QueueBytes == 0 {
+		opts.QueueBytes = 64 << 20
+	}
+	if opts.BlockBytes == 0 {
+		opts.BlockBytes = 1 << 20
+	}
+	if opts.SealAfter == 0 {
+		opts.SealAfter = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create directory %q: %w", opts.Dir, err)
+	}
+	lock, err := lockDir(filepath.Join(opts.Dir, lockName))
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCodec()
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	s := &Store{
+		opts: opts, lock: lock, codec: c, log: opts.Logger, idx: newIndex(),
+		in: make(chan item, 8192), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	s.w.segBytes = min(max(opts.MaxBytes/16, 1<<20), 128<<20)
+	if err := s.recover(); err != nil {
+		c.close()
+		_ = lock.Close()
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() *Stats { return &s.stats }
+
+// Close writes what is queued, seals the tail, and releases the directory.
+// It is safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.close.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = s.w.close()
+		s.codec.close()
+		err = errors.Join(err, s.lock.Close())
+	})
+	return err
+}
+
+// enqueue hands an item to the writer, or drops it when the queue is full.
+func (s *Store) enqueue(it item) bool {
+	n := it.size()
+	if s.queued.Add(n) > s.opts.QueueBytes {
+		s.queued.Add(-n)
+		s.stats.Dropped.Add(1)
+		return false
+	}
+	select {
+	case s.in <- it:
+		return true
+	default:
+		s.queued.Add(-n)
+		s.stats.Dropped.Add(1)
+		return false
+	}
+}
+
+func (s *Store) now() int64 { return s.opts.Clock.Now().UnixNano() }
+
+// AppendSpans records an accepted OTLP request (copied) and the IDs of the
+// traces it holds. It never blocks; it returns false when the record was
+// dropped because the writer is behind.
+func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
+	s.stats.BytesIn.Add(int64(len(req)))
+	return s.enqueue(item{kind: KindSpans, t: s.now(), ids: ids, req: append([]byte(nil), req...)})
+}
+
+// AppendDecision records a decision on trace id.
+func (s *Store) AppendDecision(id [16]byte, d Decision) bool {
+	return s.enqueue(item{kind: KindDecision, t: s.now(), ids: [][16]byte{id}, dec: d})
+}
+
+// AppendDelivered records that the next consumer accepted the kept traces ids.
+func (s *Store) AppendDelivered(ids [][16]byte) bool {
+	return s.enqueue(item{kind: KindDelivered, t: s.now(), ids: ids})
+}
+
+// Sync waits until the records appended before it are written and indexed,
+// or ctx ends.
+func (s *Store) Sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case s.in <- item{sync: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return errClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errClosed = errors.New("store closed")

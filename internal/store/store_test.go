@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func traceID(n int) [16]byte {
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[8:], uint64(n)+1)
+	id[0] = 0xab
+	return id
+}
+
+// request encodes an OTLP request with spans spans for each trace, with
+// padding bytes of random attribute so that it does not compress away.
+func request(t testing.TB, traces []int, spans, padding int) ([]byte, [][16]byte) {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	ss := rs.ScopeSpans().AppendEmpty()
+	var ids [][16]byte
+	for _, n := range traces {
+		id := traceID(n)
+		ids = append(ids, id)
+		for k := range spans {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID(id))
+			sp.SetSpanID(pcommon.SpanID{1, byte(k + 1), byte(n), byte(n >> 8), byte(n >> 16)})
+			sp.SetName("GET /cart")
+			if padding > 0 {
+				pad := make([]byte, padding)
+				_, _ = rand.Read(pad)
+				sp.Attributes().PutEmptyBytes("pad").FromRaw(pad)
+			}
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	return buf, ids
+}
+
+func openStore(t testing.TB, dir string, modify func(*Options)) *Store {
+	t.Helper()
+	opts := Options{Dir: dir, Retention: time.Hour, MaxBytes: 1 << 30}
+	if modify != nil {
+		modify(&opts)
+	}
+	s, err := Open(opts)
+	require.NoError(t, err)
+	return s
+}
+
+func spansOf(t testing.TB, tr Trace) int {
+	t.Helper()
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(tr.Request)
+	require.NoError(t, err)
+	return td.SpanCount()
+}
+
+func TestAppendAndRead(t *testing.T) {
+	for _, block := range []int{1 << 20, 256} { // all in the tail; sealed block by block
+		s := openStore(t, t.TempDir(), func(o *Options) { o.BlockBytes = block })
+		req1, ids1 := request(t, []int{1, 2}, 3, 0)
+		req2, ids2 := request(t, []int{2, 3}, 2, 0)
+		require.True(t, s.AppendSpans(ids1, req1))
+		require.True(t, s.AppendSpans(ids2, req2))
+		require.True(t, s.AppendDecision(traceID(2), Decision{Keep: true, Threshold: 0, Policy: "errors", Reason: "quiet"}))
+		require.True(t, s.AppendDelivered([][16]byte{traceID(2)}))
+		require.NoError(t, s.Sync(context.Background()))
+
+		tr, err := s.Trace(traceID(2))
+		require.NoError(t, err)
+		assert.Equal(t, 5, tr.Spans)
+		assert.Equal(t, 5, spansOf(t, tr))
+		assert.True(t, tr.Decided)
+		assert.True(t, tr.Delivered)
+		assert.Equal(t, "errors", tr.Decision.Policy)
+
+		tr, err = s.Trace(traceID(1))
+		require.NoError(t, err)
+		assert.Equal(t, 3, tr.Spans)
+		assert.False(t, tr.Decided)
+
+		_, err = s.Trace(traceID(99))
+		require.ErrorIs(t, err, ErrNotFound)
+		require.NoError(t, s.Close())
+		require.NoError(t, s.Close())
+	}
+}
+
+// crashImage copies dir as a kill -9 leaves it: the files as written.
+func crashImage(t *testing.T, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, de := range des {
+		if de.Name() == lockName {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, de.Name()), data, 0o640))
+	}
+	return dst
+}
+
+func TestRecoveryAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, func(o *Options) { o.BlockBytes = 2048 })
+	defer func() { require.NoError(t, s.Close()) }()
+	for n := range 40 {
+		req, ids := request(t, []int{n}, 4, 32)
+		require.True(t, s.AppendSpans(ids, req))
+		if n%2 == 0 {
+			require.True(t, s.AppendDecision(traceID(n), Decision{Keep: n%4 == 0, Policy: "p", Reason: "quiet"}))
+		}
+		if n%8 == 0 {
+			require.True(t, s.AppendDelivered([][16]byte{traceID(n)}))
+		}
+		require.NoError(t, s.Sync(context.Background()))
+	}
+	req, ids := request(t, []int{40}, 4, 32)
+	require.True(t, s.AppendSpans(ids, req))
+	require.NoError(t, s.Sync(context.Background()))
+	require.Positive(t, s.Stats().BlockBytes.Load(), "some blocks were sealed")
+	require.Positive(t, s.w.walSize, "some records are only in the write-ahead file")
+
+	r := openStore(t, crashImage(t, dir), nil)
+	defer func() { require.NoError(t, r.Close()) }()
+	rec := r.Claim()
+	assert.Len(t, rec.Undecided, 21)
+	assert.Len(t, rec.Decided, 20)
+	delivered := 0
+	for _, d := range rec.Decided {
+		if d.Delivered {
+			delivered++
+		}
+	}
+	assert.Equal(t, 5, delivered)
+	assert.Empty(t, r.Claim().Undecided, "a second claim gets nothing")
+
+	got := 0
+	require.NoError(t, r.Requests(rec.Undecided, func(_ []byte, spans int) error {
+		got += spans
+		return nil
+	}))
+	assert.Equal(t, 84, got, "every span of every undecided trace is replayed")
+	for n := range 41 {
+		tr, err := r.Trace(traceID(n))
+		require.NoError(t, err)
+		assert.Equal(t, 4, tr.Spans, "trace %d", n)
+	}
+}
+
+func TestCorruptSegmentSkipped(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, path string)
+	}{
+		{"truncated mid-block", func(t *testing.T, path string) {
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(path, fi.Size()-10))
+		}},
+		{"flipped bytes", func(t *testing.T, path string) {
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			data[len(data)-20] ^= 0xff
+			require.NoError(t, os.WriteFile(path, data, 0o640))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir, func(o *Options) { o.BlockBytes = 1024 })
+			for n := range 30 {
+				req, ids := request(t, []int{n}, 2, 64)
+				require.True(t, s.AppendSpans(ids, req))
+				require.NoError(t, s.Sync(context.Background()))
+			}
+			require.NoError(t, s.Close())
+			tt.corrupt(t, filepath.Join(dir, segName(1)))
+
+			r := openStore(t, dir, nil)
+			defer func() { require.NoError(t, r.Close()) }()
+			assert.Equal(t, int64(1), r.Stats().CorruptSegments.Load())
+			tr, err := r.Trace(traceID(0))
+			require.NoError(t, err, "the blocks before the corrupt one are recovered")
+			assert.Equal(t, 2, tr.Spans)
+			_, err = r.Trace(traceID(29))
+			require.ErrorIs(t, err, ErrNotFound, "the last block was corrupt")
+		})
+	}
+}
+
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	_, err := Open(Options{Dir: dir, Retention: time.Hour, MaxBytes: 1 << 30})
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, s.Close())
+	s = openStore(t, dir, nil) // released on close (and by the kernel on kill -9)
+	require.NoError(t, s.Close())
+}
+
+func TestUnwritableDirectory(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o640))
+	_, err := Open(Options{Dir: filepath.Join(file, "store"), Retention: time.Hour, MaxBytes: 1 << 30})
+	require.ErrorContains(t, err, "create directory")
+}
+
+func TestMaxBytesEvictsOldest(t *testing.T) {
+	s := openStore(t, t.TempDir(), func(o *Options) { o.MaxBytes = 4 << 20; o.BlockBytes = 64 << 10 })
+	defer func() { require.NoError(t, s.Close()) }()
+	for n := range 400 {
+		req, ids := request(t, []int{n}, 4, 4096) // random: does not compress
+		require.True(t, s.AppendSpans(ids, req))
+		require.NoError(t, s.Sync(context.Background()))
+	}
+	assert.Positive(t, s.Stats().EvictedBytes.Load())
+	assert.LessOrEqual(t, s.Stats().DiskBytes.Load(), int64(4<<20))
+	_, err := s.Trace(traceID(0))
+	require.ErrorIs(t, err, ErrNotFound, "the oldest trace was evicted")
+	tr, err := s.Trace(traceID(399))
+	require.NoError(t, err)
+	assert.Equal(t, 4, tr.Spans)
+}
+
+func TestDiskFullDropsWithoutBlocking(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer func() { require.NoError(t, s.Close()) }()
+	s.w.writeFile = func(*os.File, []byte) (int, error) { return 0, syscall.ENOSPC }
+	for n := range 100 {
+		req, ids := request(t, []int{n}, 1, 0)
+		s.AppendSpans(ids, req) // never blocks
+	}
+	require.NoError(t, s.Sync(context.Background()))
+	assert.Positive(t, s.Stats().WriteErrors.Load())
+	assert.Equal(t, int64(100), s.Stats().Dropped.Load())
+	_, err := s.Trace(traceID(5))
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestQueueFullDrops(t *testing.T) {
+	s := openStore(t, t.TempDir(), func(o *Options) { o.QueueBytes = 1 })
+	defer func() { require.NoError(t, s.Close()) }()
+	req, ids := request(t, []int{1}, 1, 0)
+	assert.False(t, s.AppendSpans(ids, req))
+	assert.Equal(t, int64(1), s.Stats().Dropped.Load())
+}

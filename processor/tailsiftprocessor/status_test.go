@@ -1,0 +1,67 @@
+package tailsiftprocessor
+
+import (
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tailsift/tailsift/internal/statuspage"
+)
+
+// TestStatusPageAgreesWithMetrics: what the status page shows of the
+// processor's buffer is what its self-metrics count.
+func TestStatusPageAgreesWithMetrics(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	var g statuspage.Registry
+	g.Add(h.p.status)
+
+	h.send(errorTrace(1)...)
+	h.send(spanSpec{trace: 2, span: 1}, spanSpec{trace: 3, span: 1, dur: 3 * time.Second}, spanSpec{trace: 4, span: 1})
+	h.advance(2 * time.Second)
+	h.send(spanSpec{trace: 2, span: 2, parent: 1}, spanSpec{trace: 1, span: 4, parent: 1}) // late: dropped, kept
+	h.send(spanSpec{trace: 5, span: 1})                                                    // still buffered
+	h.advance(0)
+
+	c := g.Snapshot(t0).Components[0]
+	assert.Equal(t, "processor", c.Kind)
+	k := c.Counters
+	assert.Equal(t, int64(9), k.SpansReceived)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_spans_received"), k.SpansReceived)
+	assert.Equal(t, int64(4), k.TracesDecided)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_traces_decided"), k.TracesDecided)
+	for _, d := range c.Decisions {
+		assert.Equal(t, h.metric("otelcol_processor_tailsift_traces_decided",
+			attribute.String("policy", d.Policy), attribute.String("decision", d.Decision)), d.Traces, "%s/%s", d.Policy, d.Decision)
+	}
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_spans_decided", attribute.String("decision", "keep")), k.SpansKept)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")), k.LateSpansKept)
+	assert.Equal(t, int64(1), k.LateSpansDropped)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")), k.LateSpansDropped)
+	assert.Equal(t, int64(1), c.Buffer.Traces)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_buffered_traces"), c.Buffer.Traces)
+	assert.Positive(t, c.Buffer.Bytes)
+	assert.Equal(t, h.metric("otelcol_processor_tailsift_buffered_bytes"), c.Buffer.Bytes)
+	assert.Equal(t, int64(testConfig().Buffer.MaxBytes), c.Buffer.MaxBytes)
+
+	require.Len(t, c.Recent, 1, "the error trace; the slow trace is neither an error nor an anomaly")
+	id := traceID(1)
+	assert.Equal(t, hex.EncodeToString(id[:]), c.Recent[0].TraceID)
+	assert.True(t, c.Recent[0].Error)
+	assert.Equal(t, "errors", c.Recent[0].Policy)
+	assert.Equal(t, ptrace.StatusCodeError, h.spansOf(1)[3].Status().Code())
+}
+
+// TestStatusPageListsFromStartToShutdown: the processor is on the
+// process's page while it runs.
+func TestStatusPageListsFromStartToShutdown(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	listed := func() int { return len(statuspage.Default.Snapshot(t0).Components) }
+	assert.Equal(t, 1, listed())
+	require.NoError(t, h.p.Shutdown(t.Context()))
+	assert.Zero(t, listed())
+}
