@@ -87,3 +87,4 @@ tidy:
 clean:
 	rm -rf bin data
 include benchmarks/bench.mk
+include deploy/deploy.mk
