@@ -190,7 +190,7 @@ func postTrace(ctx context.Context, url, traceID string, status int) error {
 	if err != nil {
 		return fmt.Errorf("send trace %s: %w", traceID, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	msg, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("send trace %s: %s: %s", traceID, resp.Status, msg)
@@ -224,7 +224,7 @@ func keptBytes(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the kept-traces file: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	dec, err := zstd.NewReader(nil)
 	if err != nil {
 		return nil, fmt.Errorf("make a zstd decoder: %w", err)
@@ -255,7 +255,7 @@ func get(url string) (int, string, error) {
 	if err != nil {
 		return 0, "", nil // not up yet: poll again
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
 }
