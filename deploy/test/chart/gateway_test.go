@@ -17,6 +17,14 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// members is the `members` block (agents' exporter, gateways' cluster).
+type members struct {
+	DNS struct {
+		Hostname string `json:"hostname"`
+		Port     int    `json:"port"`
+	} `json:"dns"`
+}
+
 // collectorConfig is the part of a collector config the checks read.
 type collectorConfig struct {
 	Extensions map[string]struct {
@@ -32,25 +40,15 @@ type collectorConfig struct {
 				ShutdownTimeout string `json:"shutdown_timeout"`
 			} `json:"output"`
 			Cluster struct {
-				Self    string `json:"self"`
-				Drain   string `json:"drain"`
-				Members struct {
-					DNS struct {
-						Hostname string `json:"hostname"`
-						Port     int    `json:"port"`
-					} `json:"dns"`
-				} `json:"members"`
+				Self    string  `json:"self"`
+				Drain   string  `json:"drain"`
+				Members members `json:"members"`
 			} `json:"cluster"`
 		} `json:"tailsift"`
 	} `json:"receivers"`
 	Exporters struct {
 		Tailsift struct {
-			Members struct {
-				DNS struct {
-					Hostname string `json:"hostname"`
-					Port     int    `json:"port"`
-				} `json:"dns"`
-			} `json:"members"`
+			Members members `json:"members"`
 		} `json:"tailsift"`
 	} `json:"exporters"`
 	Service struct {
