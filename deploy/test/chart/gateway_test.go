@@ -36,7 +36,8 @@ type collectorConfig struct {
 			Buffer struct {
 				MaxBytes string `json:"max_bytes"`
 			} `json:"buffer"`
-			Output struct {
+			Storage string `json:"storage"`
+			Output  struct {
 				ShutdownTimeout string `json:"shutdown_timeout"`
 			} `json:"output"`
 			Cluster struct {
@@ -153,6 +154,7 @@ func TestGateway(t *testing.T) {
 			if !tc.store {
 				assert.Empty(t, sts.Spec.VolumeClaimTemplates)
 				assert.NotContains(t, cfg.Extensions, "tailsift")
+				assert.Empty(t, cfg.Receivers.Tailsift.Storage)
 				return
 			}
 			require.Len(t, sts.Spec.VolumeClaimTemplates, 1)
@@ -160,6 +162,7 @@ func TestGateway(t *testing.T) {
 			dir := cfg.Extensions["tailsift"].Directory
 			require.NotEmpty(t, dir)
 			assert.Contains(t, cfg.Service.Extensions, "tailsift")
+			assert.Equal(t, "tailsift", cfg.Receivers.Tailsift.Storage, "the receiver records to the extension's store")
 			mounted := false
 			for _, m := range c.VolumeMounts {
 				if m.Name == claim.Name {

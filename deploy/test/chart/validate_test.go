@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
@@ -16,13 +17,14 @@ import (
 // TestConfigsValidate runs `otelcol-tailsift validate` on the collector
 // configs the chart renders, gateway and agent.
 //
-// It validates what the binary knows. Two parts of the gateway config come
+// It validates what the binary knows. Three parts of the gateway config come
 // from components being added beside the chart: the `tailsift` extension
-// (the durable store) and the `cluster` block of the tailsift receiver. When
-// the binary lacks the extension (`otelcol-tailsift components` does not
-// list it), or refuses `cluster` as an unknown key, that part is removed
-// before validating, and the test logs that it did; once the binary has
-// them, they are validated like the rest, with nothing to change here.
+// (the durable store), and the tailsift receiver's `storage` and `cluster`
+// keys. When the binary lacks the extension (`otelcol-tailsift components`
+// does not list it), or refuses `storage` or `cluster` as an unknown key,
+// that part is removed before validating, and the test logs that it did;
+// once the binary has them, they are validated like the rest, with nothing
+// to change here.
 func TestConfigsValidate(t *testing.T) {
 	helm, chart := tools(t)
 	bin := os.Getenv("TAILSIFT_BIN")
@@ -53,9 +55,11 @@ func TestConfigsValidate(t *testing.T) {
 				t.Logf("%s lacks the tailsift extension: validating without extensions::tailsift", bin)
 			}
 			out, err := validate(t, bin, cfg)
-			if err != nil && strings.Contains(out, "invalid keys: cluster") && dropCluster(cfg) {
-				t.Logf("%s does not know receivers::tailsift::cluster yet: validating without it", bin)
-				out, err = validate(t, bin, cfg)
+			for _, key := range []string{"cluster", "storage"} {
+				if err != nil && unknownKey(out, key) && dropReceiverKey(cfg, key) {
+					t.Logf("%s does not know receivers::tailsift::%s yet: validating without it", bin, key)
+					out, err = validate(t, bin, cfg)
+				}
 			}
 			require.NoError(t, err, "validate %s:\n%s\n%s", name, out, cm.Data["config.yaml"])
 		})
@@ -92,13 +96,39 @@ func dropStore(cfg map[string]any) bool {
 	return true
 }
 
-// dropCluster removes receivers::tailsift::cluster; it reports whether there was one.
-func dropCluster(cfg map[string]any) bool {
-	receivers, _ := cfg["receivers"].(map[string]any)
-	ts, _ := receivers["tailsift"].(map[string]any)
-	if _, ok := ts["cluster"]; !ok {
+// unknownKey reports whether validate's output refuses key as unknown
+// ("” has invalid keys: cluster, storage").
+func unknownKey(out, key string) bool {
+	_, keys, ok := strings.Cut(out, "invalid keys: ")
+	if !ok {
 		return false
 	}
-	delete(ts, "cluster")
+	keys, _, _ = strings.Cut(keys, "\n")
+	for k := range strings.SplitSeq(keys, ",") {
+		if strings.TrimSpace(k) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// dropReceiverKey removes receivers::tailsift::<key>; it reports whether there was one.
+func dropReceiverKey(cfg map[string]any, key string) bool {
+	receivers, _ := cfg["receivers"].(map[string]any)
+	ts, _ := receivers["tailsift"].(map[string]any)
+	if _, ok := ts[key]; !ok {
+		return false
+	}
+	delete(ts, key)
 	return true
+}
+
+func TestUnknownKey(t *testing.T) {
+	out := "Error: failed to get config: cannot unmarshal the configuration: decoding failed due to the following error(s):\n\n" +
+		"'receivers' error reading configuration for \"tailsift\": decoding failed due to the following error(s):\n\n" +
+		"'' has invalid keys: cluster, storage\n"
+	for key, want := range map[string]bool{"cluster": true, "storage": true, "buffer": false, "clust": false} {
+		assert.Equal(t, want, unknownKey(out, key), key)
+	}
+	assert.False(t, unknownKey("some other error", "cluster"))
 }

@@ -30,6 +30,11 @@ receivers:
       max_bytes: {{ $g.bufferMiB }}MiB
     output:
       shutdown_timeout: {{ $g.shutdownSeconds }}s
+    {{- if $g.store.enabled }}
+    # Record spans and decisions in the extension's store (durability across
+    # restarts, late errors, the retrieval API).
+    storage: tailsift
+    {{- end }}
     policies:
       {{- toYaml $g.policies | nindent 6 }}
     cluster:
