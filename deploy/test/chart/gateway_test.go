@@ -41,8 +41,13 @@ type collectorConfig struct {
 				ShutdownTimeout string `json:"shutdown_timeout"`
 			} `json:"output"`
 			Cluster struct {
-				Self    string  `json:"self"`
-				Drain   string  `json:"drain"`
+				Self  string `json:"self"`
+				Drain string `json:"drain"`
+				GRPC  struct {
+					TLS struct {
+						Insecure bool `json:"insecure"`
+					} `json:"tls"`
+				} `json:"grpc"`
 				Members members `json:"members"`
 			} `json:"cluster"`
 		} `json:"tailsift"`
@@ -114,6 +119,7 @@ func TestGateway(t *testing.T) {
 			assert.Equal(t, fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, namespace), cfg.Receivers.Tailsift.Cluster.Members.DNS.Hostname)
 			assert.Equal(t, "${env:POD_IP}:4317", cfg.Receivers.Tailsift.Cluster.Self)
 			assert.Equal(t, 4317, cfg.Receivers.Tailsift.Cluster.Members.DNS.Port)
+			assert.True(t, cfg.Receivers.Tailsift.Cluster.GRPC.TLS.Insecure, "plain gRPC between gateways, as the receivers serve it")
 			assert.Equal(t, int32(4317), containerPort(t, c, "otlp-grpc"))
 			require.Len(t, c.Env, 1)
 			assert.Equal(t, "POD_IP", c.Env[0].Name)

@@ -44,6 +44,11 @@ receivers:
           hostname: {{ include "tailsift.gatewayDNS" . }}
           port: 4317
       drain: {{ $g.drainSeconds }}s
+      # Gateways forward to each other's receivers, which serve plain gRPC
+      # here, as the agents' exporter does (the client defaults to TLS).
+      grpc:
+        tls:
+          insecure: true
 exporters:
   {{- toYaml $g.exporters | nindent 2 }}
 service:
