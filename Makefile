@@ -139,3 +139,4 @@ lint-status:
 
 tidy-status:
 	cd internal/e2e/browser && $(GO) mod tidy
+include deploy/deploy.mk
