@@ -139,4 +139,5 @@ lint-status:
 
 tidy-status:
 	cd internal/e2e/browser && $(GO) mod tidy
+
 include deploy/deploy.mk
