@@ -166,7 +166,7 @@ func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 	}
 
 	ringHorizon := len(b.shards[0].decided.ring.ids) // per shard
-	const kept = 4000                                // 2000 a shard, within each ring
+	const kept = 3000                                // 1500 a shard, within each ring
 	require.Less(t, kept, ringHorizon*cfg.Shards*9/10)
 	traces := make([]uint64, kept)
 	for i := range traces {

@@ -6,17 +6,50 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // keptEntryCost is what one kept decision costs in the ristretto cache,
 // counting ristretto's own item and map overhead.
-const keptEntryCost = 96
+const keptEntryCost = 104
+
+// keptMark is how the spans of a kept trace are marked: the threshold it was
+// kept with and, when a policy derived the randomness it was decided on
+// (probabilistic with hash_salt), that randomness, so that its late spans
+// carry the same rv and th as the rest of the trace.
+type keptMark struct {
+	th uint64
+	rv uint64 // the randomness's 56 bits with rvSet; 0 when the trace's own
+}
+
+// rvSet marks keptMark.rv as holding a randomness (56 bits, never this one).
+const rvSet = 1 << 63
+
+func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) keptMark {
+	m := keptMark{th: th.Unsigned()}
+	if hasRnd {
+		m.rv = rnd.Unsigned() | rvSet
+	}
+	return m
+}
+
+// marker is the sampling.Marker that writes m into span tracestates.
+func (m keptMark) marker() sampling.Marker {
+	th, _ := otelsampling.UnsignedToThreshold(m.th)
+	if m.rv&rvSet == 0 {
+		return sampling.NewMarker(th)
+	}
+	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ rvSet)
+	return sampling.NewMarkerOn(th, rnd)
+}
 
 // keptValue is what the kept cache stores under a trace ID's hash: a check
-// on the rest of the ID, and the threshold the trace was kept with.
+// on the rest of the ID, and how the trace's spans were marked.
 type keptValue struct {
-	check     uint64
-	threshold uint64
+	check uint64
+	mark  keptMark
 }
 
 func idCheck(id *[16]byte) uint64 { return binary.LittleEndian.Uint64(id[8:]) }
@@ -38,35 +71,35 @@ func newKeptCache(maxBytes int64) (*ristretto.Cache[uint64, keptValue], error) {
 // ristretto again if ristretto does not hold it.
 type keptRing struct {
 	ids   [][16]byte
-	ths   []uint64
+	marks []keptMark
 	next  int
 	full  bool
-	index map[[16]byte]uint64
+	index map[[16]byte]keptMark
 }
 
 func newKeptRing(n int) *keptRing {
 	n = max(n, 16)
-	return &keptRing{ids: make([][16]byte, n), ths: make([]uint64, n), index: make(map[[16]byte]uint64, n)}
+	return &keptRing{ids: make([][16]byte, n), marks: make([]keptMark, n), index: make(map[[16]byte]keptMark, n)}
 }
 
-// add records id as kept with threshold th and returns the entry it evicted.
-func (r *keptRing) add(id [16]byte, th uint64) (old [16]byte, oldTh uint64, evicted bool) {
+// add records id as kept with mark m and returns the entry it evicted.
+func (r *keptRing) add(id [16]byte, m keptMark) (old [16]byte, oldMark keptMark, evicted bool) {
 	if r.full {
-		old, oldTh, evicted = r.ids[r.next], r.ths[r.next], true
+		old, oldMark, evicted = r.ids[r.next], r.marks[r.next], true
 		delete(r.index, old)
 	}
-	r.ids[r.next], r.ths[r.next] = id, th
-	r.index[id] = th
+	r.ids[r.next], r.marks[r.next] = id, m
+	r.index[id] = m
 	r.next++
 	if r.next == len(r.ids) {
 		r.next, r.full = 0, true
 	}
-	return old, oldTh, evicted
+	return old, oldMark, evicted
 }
 
-func (r *keptRing) get(id [16]byte) (uint64, bool) {
-	th, ok := r.index[id]
-	return th, ok
+func (r *keptRing) get(id [16]byte) (keptMark, bool) {
+	m, ok := r.index[id]
+	return m, ok
 }
 
 // dropFilter remembers dropped trace IDs by their 64-bit xxhash in two
@@ -156,25 +189,24 @@ type decisions struct {
 	dropped *dropFilter
 }
 
-// rememberKept records trace id (hash h) as kept with threshold th.
-func (d *decisions) rememberKept(id [16]byte, h, th uint64) {
-	d.kept.Set(h, keptValue{check: idCheck(&id), threshold: th}, keptEntryCost)
-	if old, oldTh, evicted := d.ring.add(id, th); evicted {
+// rememberKept records trace id (hash h) as kept with mark m.
+func (d *decisions) rememberKept(id [16]byte, h uint64, m keptMark) {
+	d.kept.Set(h, keptValue{check: idCheck(&id), mark: m}, keptEntryCost)
+	if old, oldMark, evicted := d.ring.add(id, m); evicted {
 		oh := hashID(&old)
 		if v, ok := d.kept.Get(oh); !ok || v.check != idCheck(&old) {
-			d.kept.Set(oh, keptValue{check: idCheck(&old), threshold: oldTh}, keptEntryCost)
+			d.kept.Set(oh, keptValue{check: idCheck(&old), mark: oldMark}, keptEntryCost)
 		}
 	}
 }
 
-// keptThreshold returns the threshold trace id (hash h) was kept with, if
-// it was kept.
-func (d *decisions) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
-	if th, ok := d.ring.get(*id); ok {
-		return th, true
+// keptMark returns how trace id (hash h) was marked, if it was kept.
+func (d *decisions) keptMark(id *[16]byte, h uint64) (keptMark, bool) {
+	if m, ok := d.ring.get(*id); ok {
+		return m, true
 	}
 	if v, ok := d.kept.Get(h); ok && v.check == idCheck(id) {
-		return v.threshold, true
+		return v.mark, true
 	}
-	return 0, false
+	return keptMark{}, false
 }

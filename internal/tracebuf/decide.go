@@ -69,7 +69,8 @@ func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 // keep remembers t as kept and appends its spans, marked with d's
 // threshold, to the output batch.
 func (s *shard) keep(t *trace, d sampling.Decision, now int64) {
-	s.decided.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
+	rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
+	s.decided.rememberKept(t.sum.ID, t.hash, newKeptMark(d.Threshold, rnd, hasRnd))
 	m := s.deps.engine.Marker(&t.sum, d)
 	var rootAttrs []byte
 	if s.annotate {
