@@ -25,7 +25,7 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 		// A trace dropped early for lack of memory is not remembered: its
 		// later spans start afresh and get a decision of their own, so an
 		// ERROR status among them still keeps them.
-		s.decided.dropped.add(t.hash)
+		s.decided.dropped.add(t.hash, now)
 		hold = s.held.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
 	}
 	s.forget(t, d, reason, now, lag, hold)

@@ -114,8 +114,9 @@ type shard struct {
 	due      completion
 	usage    usage
 	decided  decisions
-	observe  bool // the engine looks at each span (ObserveSpan)
-	annotate bool // output.annotate_roots
+	settle   settling // giving memory back after a spike
+	observe  bool     // the engine looks at each span (ObserveSpan)
+	annotate bool     // output.annotate_roots
 
 	out  outBatch
 	held heldSet
@@ -142,7 +143,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxBytes: math.MaxUint64,
 		},
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
-		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped), kept: deps.kept},
+		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
 		observe:  deps.engine.NeedsView(),
 		annotate: cfg.output.AnnotateRoots,
 		out: outBatch{
@@ -365,7 +366,7 @@ func (s *shard) expire(ctx context.Context, now int64) {
 // rearm sets the timer for the next rule to fire, unless it is already set
 // for that time or earlier.
 func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), s.out.next(), s.held.next())
+	next := min(s.due.next(), s.out.next(), s.held.next(), s.settle.wake())
 	w := &s.wake
 	if next == math.MaxInt64 || (w.armed && w.armedAt <= next) {
 		return
