@@ -31,6 +31,12 @@ func (s *shard) compactArena() {
 			s.settle = settling{next: s.now() + int64(settleTick)}
 		}
 	}()
+	s.compactNow()
+}
+
+// compactNow moves the records of the buffered and held traces into fresh
+// chunks and unmaps the old ones.
+func (s *shard) compactNow() {
 	s.usage.arena.compact(func(move func(*[]byte)) {
 		for _, t := range s.traces {
 			move(&t.recs)
@@ -45,7 +51,8 @@ func (s *shard) compactArena() {
 func (s *shard) drained() bool { return s.usage.arena.inUse() <= s.usage.budget/16 }
 
 // settling is what a shard does after a spike has drained: it wakes every
-// settleTick while it stays drained, lets its dropped filter age out (see
+// settleTick while it stays drained, unmaps the arena's chunks once no
+// record is in use, lets its dropped filter age out (see
 // dropAge), and asks the Go heap to give back again what the end of the
 // spike left (the last decisions, exports and scrapes make garbage that the
 // next collection, with GOGC=100, would leave in RSS for minutes): at 1, 2,
@@ -86,6 +93,11 @@ func (s *shard) settleStep() {
 		return
 	}
 	st.ticks++
+	if s.usage.arena.inUse() == 0 && len(s.usage.arena.chunks) > 0 {
+		// Nothing to move: the chunks the last traces left go (the arena
+		// keeps up to its reserve of spare bytes while it is in use).
+		s.compactNow()
+	}
 	freed := s.decided.dropped.expire(now)
 	if freed >= settleFreeBytes || st.ticks&(st.ticks-1) == 0 && st.ticks <= settleTicks {
 		freeOSMemory(s.deps.clock.Now())

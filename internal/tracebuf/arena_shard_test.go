@@ -160,4 +160,5 @@ func TestSettlingAfterSpike(t *testing.T) {
 	assert.False(t, s.decided.dropped.contains(hashID(&spike)), "forgotten after two ages")
 	assert.True(t, s.decided.dropped.empty(), "the filter let its tables go")
 	assert.Zero(t, s.settle.next, "done settling")
+	assert.Zero(t, s.usage.arena.mapped, "no chunk kept once no record is in use")
 }
