@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
@@ -106,14 +109,37 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // receiver answers (HTTP 400), so the client does not resend it. The
 // consumer API cannot report a partial success: when only some spans had
 // bad IDs, the others were accepted, and the message gives the exact
-// counts. Everything else (queue full, where nothing was taken, or shutting
-// down) stays retryable: the otlp receiver answers UNAVAILABLE (HTTP 503).
+// counts. A full queue (nothing was taken) or a shutdown stays retryable,
+// with the status UNAVAILABLE and a RetryInfo of retryDelay: the otlp
+// receiver answers it with RetryInfo on gRPC and HTTP 503 with Retry-After,
+// as the tailsift receiver does. Anything else is returned as it is.
 func pipelineError(err error) error {
 	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
 		return consumererror.NewPermanent(invalidArgument{err})
 	}
+	if errors.Is(err, tracebuf.ErrQueueFull) || errors.Is(err, tracebuf.ErrShutdown) {
+		return retryLater{err}
+	}
 	return err
 }
+
+// retryDelay is the back-off asked of the client when the buffer refuses a
+// request for lack of room.
+const retryDelay = time.Second
+
+// retryLater gives a retryable refusal the gRPC status receivers look for:
+// UNAVAILABLE with a RetryInfo detail.
+type retryLater struct{ error }
+
+func (e retryLater) GRPCStatus() *status.Status {
+	st := status.New(codes.Unavailable, e.Error())
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)}); err == nil {
+		return d
+	}
+	return st
+}
+
+func (e retryLater) Unwrap() error { return e.error }
 
 // invalidArgument gives an error the gRPC status receivers look for.
 type invalidArgument struct{ error }

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -524,6 +525,16 @@ func TestQueueFullRefusesRetryably(t *testing.T) {
 	require.Error(t, refused)
 	assert.False(t, consumererror.IsPermanent(refused), "overload must be retryable")
 	assert.True(t, strings.Contains(refused.Error(), "queue full"), refused.Error())
+	assert.ErrorIs(t, refused, tracebuf.ErrQueueFull)
+	// The otlp receiver answers UNAVAILABLE with this RetryInfo (gRPC), or
+	// 503 with Retry-After: 1 (HTTP).
+	st, ok := status.FromError(refused)
+	require.True(t, ok, "a gRPC status for the receivers")
+	assert.Equal(t, codes.Unavailable, st.Code())
+	require.Len(t, st.Details(), 1)
+	ri, ok := st.Details()[0].(*errdetails.RetryInfo)
+	require.True(t, ok, "RetryInfo detail, got %T", st.Details()[0])
+	assert.Equal(t, time.Second, ri.GetRetryDelay().AsDuration())
 	assert.Positive(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "queue_full")))
 	close(next.release)
 }
