@@ -38,12 +38,10 @@ func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *
 	return b, obs, clk
 }
 
-// After a spike, the arena gives its memory back once the traces are
-// decided, and the self-metric follows it down; the Go heap is asked to give
-// back its part once.
-func TestBufferGivesArenaMemoryBack(t *testing.T) {
-	freed := countFreeOS(t)
-	b, obs, clk := newArenaTestBuffer(t, 32<<20)
+// ingestSpike buffers about 8 MB of span records: 40 requests of 50 traces
+// (r*1000 + i), each of 4 spans of about 1000 bytes.
+func ingestSpike(t *testing.T, b *Buffer) {
+	t.Helper()
 	ctx := context.Background()
 	for r := range uint64(40) {
 		traces := make([]uint64, 50)
@@ -53,6 +51,16 @@ func TestBufferGivesArenaMemoryBack(t *testing.T) {
 		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, 4, 1000)))
 	}
 	require.NoError(t, b.Sync(ctx))
+}
+
+// After a spike, the arena gives its memory back once the traces are
+// decided, and the self-metric follows it down; the Go heap is asked to give
+// back its part once.
+func TestBufferGivesArenaMemoryBack(t *testing.T) {
+	freed := countFreeOS(t)
+	b, obs, clk := newArenaTestBuffer(t, 32<<20)
+	ctx := context.Background()
+	ingestSpike(t, b)
 	s := b.shards[0]
 	peak := obs.mapped.Load()
 	assert.Equal(t, s.usage.arena.mapped, peak)
@@ -128,14 +136,7 @@ func TestSettlingAfterSpike(t *testing.T) {
 	freed := countFreeOS(t)
 	b, _, clk := newArenaTestBuffer(t, 32<<20)
 	ctx := context.Background()
-	for r := range uint64(40) {
-		traces := make([]uint64, 50)
-		for i := range traces {
-			traces[i] = r*1000 + uint64(i)
-		}
-		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, 4, 1000)))
-	}
-	require.NoError(t, b.Sync(ctx))
+	ingestSpike(t, b)
 	s := b.shards[0]
 	age := dropAge(shardConfigFor(b.cfg, 1))
 	require.Equal(t, b.cfg.Completion.MaxWait, age)
