@@ -51,12 +51,12 @@ func TestOverloadIsRetryable(t *testing.T) {
 
 	// The first error span is decided at once (max_spans 1) and blocks the
 	// only shard in the next consumer; the queue then fills up.
-	g.sendGRPC(batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError}))
+	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))
 	<-next.entered
 	request := func(n uint64) []byte {
 		specs := make([]spanSpec, 0, 200)
 		for k := range uint64(200) {
-			specs = append(specs, spanSpec{trace: n*1000 + k, span: 1, attrs: map[string]any{"pad": "0123456789abcdef0123456789abcdef"}})
+			specs = append(specs, spanSpec{Trace: n*1000 + k, Span: 1, Attrs: map[string]any{"pad": "0123456789abcdef0123456789abcdef"}})
 		}
 		return marshal(t, batch(specs...))
 	}
@@ -112,11 +112,11 @@ func TestOverloadAnswersBeforeTheClientDeadline(t *testing.T) {
 	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
 	g := newRig(t, cfg, next)
 	defer close(next.release)
-	g.sendGRPC(batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError}))
+	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))
 	<-next.entered
 	specs := make([]spanSpec, 0, 200)
 	for k := range uint64(200) {
-		specs = append(specs, spanSpec{trace: 100 + k, span: 1, attrs: map[string]any{"pad": string(make([]byte, 100))}})
+		specs = append(specs, spanSpec{Trace: 100 + k, Span: 1, Attrs: map[string]any{"pad": string(make([]byte, 100))}})
 	}
 	body := marshal(t, batch(specs...))
 	// Fill the queue, with a short wait for room.
