@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -432,32 +431,18 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
 }
 
-// blocking holds every ConsumeTraces until released.
-type blocking struct {
-	consumertest.TracesSink
-	release chan struct{}
-	entered chan struct{}
-	once    sync.Once
-}
-
-func (b *blocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	b.once.Do(func() { close(b.entered) })
-	<-b.release
-	return b.TracesSink.ConsumeTraces(ctx, td)
-}
-
 func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg := testConfig()
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20
 	cfg.Completion.MaxSpans = 1
 	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
+	next := tracebuftest.NewBlocking()
 	h := newHarness(t, cfg, next)
 	// The first error span is decided at once and blocks the shard in next
 	// (so no Sync here: it would wait for the blocked shard).
 	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError})))
-	<-next.entered
+	<-next.Entered
 	var refused error
 	for n := uint64(2); n < 100000 && refused == nil; n++ {
 		specs := make([]spanSpec, 0, 200)
@@ -482,7 +467,7 @@ func TestQueueFullRefusesRetryably(t *testing.T) {
 	require.True(t, ok, "RetryInfo detail, got %T", st.Details()[0])
 	assert.Equal(t, time.Second, ri.GetRetryDelay().AsDuration())
 	assert.Positive(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "queue_full")))
-	close(next.release)
+	close(next.Release)
 }
 
 func TestLifecycleThroughFactory(t *testing.T) {
