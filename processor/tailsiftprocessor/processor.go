@@ -41,38 +41,11 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := selfmetrics.NewObserver(selfmetrics.Instruments{
-		SpansReceived:   tb.ProcessorTailsiftSpansReceived,
-		SpansRefused:    tb.ProcessorTailsiftSpansRefused,
-		TracesDecided:   tb.ProcessorTailsiftTracesDecided,
-		SpansDecided:    tb.ProcessorTailsiftSpansDecided,
-		EarlyDecisions:  tb.ProcessorTailsiftEarlyDecisions,
-		LateSpans:       tb.ProcessorTailsiftLateSpans,
-		ExportFailures:  tb.ProcessorTailsiftExportFailures,
-		BufferedBytes:   tb.ProcessorTailsiftBufferedBytes,
-		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
-		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
-		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
-		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
-		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
-		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
-		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
-		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
-	})
-	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
-		Logger:   set.Logger,
-		Observer: obs,
-		Clock:    clk,
-	})
+	buf, err := selfmetrics.NewBuffer(*cfg, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
+		instruments(tb), tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback)
 	if err != nil {
 		tb.Shutdown()
 		return nil, err
-	}
-	if buf.Engine().HasBudget() {
-		if err := tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
-			tb.Shutdown()
-			return nil, fmt.Errorf("register budget metric: %w", err)
-		}
 	}
 	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
 }
@@ -149,3 +122,26 @@ func (e invalidArgument) GRPCStatus() *status.Status {
 }
 
 func (e invalidArgument) Unwrap() error { return e.error }
+
+// instruments are the processor's generated instruments for the buffer's
+// events.
+func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
+	return selfmetrics.Instruments{
+		SpansReceived:   tb.ProcessorTailsiftSpansReceived,
+		SpansRefused:    tb.ProcessorTailsiftSpansRefused,
+		TracesDecided:   tb.ProcessorTailsiftTracesDecided,
+		SpansDecided:    tb.ProcessorTailsiftSpansDecided,
+		EarlyDecisions:  tb.ProcessorTailsiftEarlyDecisions,
+		LateSpans:       tb.ProcessorTailsiftLateSpans,
+		ExportFailures:  tb.ProcessorTailsiftExportFailures,
+		BufferedBytes:   tb.ProcessorTailsiftBufferedBytes,
+		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
+		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
+		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
+		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
+		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
+		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
+		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
+		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
+	}
+}

@@ -74,21 +74,11 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := selfmetrics.NewObserver(instruments(tb))
-	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
-		Logger:   set.Logger,
-		Observer: obs,
-		Clock:    clk,
-	})
+	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
+		instruments(tb), tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback)
 	if err != nil {
 		tb.Shutdown()
 		return nil, err
-	}
-	if buf.Engine().HasBudget() {
-		if err := tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
-			tb.Shutdown()
-			return nil, fmt.Errorf("register budget metric: %w", err)
-		}
 	}
 	r := &tailsiftReceiver{
 		pool:      new(recvPool),
