@@ -13,7 +13,8 @@
 # second: 10 s idle, 60 s of load, 70 s after the load generator exits (t
 # is seconds since the start, after seconds since the load ended). It writes
 # OUT.yaml (the config), OUT.tsv (the samples), OUT.log (the collector's
-# stderr, with GODEBUG=gctrace=1), OUT.loadgen and OUT.txt (the summary).
+# stderr, with GODEBUG=gctrace=1), OUT.loadgen, OUT.txt (the summary), and
+# OUT.smaps and OUT.metrics (smaps_rollup and a scrape, 60 s after the load).
 # YAML, when given, is more of the tailsift block, one flow mapping a line,
 # e.g. '    decision_cache: {kept_max_bytes: 64KiB}'.
 # The collector runs on CPU 0, the load generator and the sink on CPU 1.
@@ -97,6 +98,12 @@ stop=$(date +%s.%N)
 while :; do
 	after=$(echo "$(date +%s.%N) - $stop" | bc -l)
 	sample after "$after" >>"$out.tsv"
+	if [ ! -e "$out.smaps" ] && [ "$(echo "$after >= 60" | bc)" = 1 ]; then
+		# Where the RSS is a minute after the load: file-backed vs anonymous,
+		# and the Go runtime's own figures.
+		cat /proc/$pid/smaps_rollup >"$out.smaps" 2>/dev/null || :
+		cp "$tmp/m" "$out.metrics"
+	fi
 	[ "$(echo "$after > 70" | bc)" = 1 ] && break
 	sleep 1
 done

@@ -46,6 +46,13 @@ func NewMarker(th otelsampling.Threshold) Marker {
 	return newMarker(th, otelsampling.Randomness{}, false)
 }
 
+// NewMarkerOn prepares the tracestate edits for threshold th, decided on
+// randomness rnd that a policy derived (Engine.Randomness): the spans get
+// it as rv next to th.
+func NewMarkerOn(th otelsampling.Threshold, rnd otelsampling.Randomness) Marker {
+	return newMarker(th, rnd, true)
+}
+
 func newMarker(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) Marker {
 	m := Marker{th: th, rnd: rnd, hasRnd: hasRnd}
 	var w3c otelsampling.W3CTraceState

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/sinkreport"
+
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 
@@ -89,7 +91,7 @@ func main() {
 // run serves until ctx ends, --idle or --duration, then scores and writes
 // the report. The report is returned even when writing it or reading the
 // manifest failed (err says which).
-func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) (*Report, error) {
+func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) (*sinkreport.Report, error) {
 	rec := newRecorder()
 	var gsrv *grpc.Server
 	var hsrv *http.Server
@@ -151,7 +153,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) 
 	rep := score(rec.snapshot(), md, opt)
 	rep.GeneratedUnixNano = time.Now().UnixNano()
 	rep.StopReason = reason
-	rep.Config = ReportConfig{
+	rep.Config = sinkreport.ReportConfig{
 		GRPC: gaddr, HTTP: haddr, Manifest: cfg.manifest,
 		FastProbability: cfg.fastProbability,
 		CompletionMs:    float64(cfg.completion) / float64(time.Millisecond),
@@ -248,7 +250,7 @@ func loadManifest(path string) (*manifestData, error) {
 	return &manifestData{path: path, header: hdr, traces: traces, readErr: err}, nil
 }
 
-func writeJSON(path string, rep *Report) error {
+func writeJSON(path string, rep *sinkreport.Report) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return fmt.Errorf("report: %w", err)

@@ -7,133 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/sinkreport"
+
 	"github.com/tailsift/tailsift/internal/workload"
 )
-
-// SchemaVersion names the JSON report layout described in README.md.
-const SchemaVersion = "tailsift-sink/v1"
-
-// Report is the JSON written to --out. README.md documents every field.
-type Report struct {
-	Schema            string          `json:"schema"`
-	GeneratedUnixNano int64           `json:"generated_unix_nano"`
-	StopReason        string          `json:"stop_reason"`
-	Scored            bool            `json:"scored"`
-	Config            ReportConfig    `json:"config"`
-	Received          ReceivedSummary `json:"received"`
-	Manifest          *ManifestInfo   `json:"manifest"`
-	Classes           []ClassRow      `json:"classes"`
-	Total             ClassRow        `json:"total"`
-	FastCheck         *FastCheck      `json:"fast_check"`
-	AnomalyRecall     *float64        `json:"anomaly_recall"`
-	Foreign           Foreign         `json:"foreign"`
-	MissingTh         MissingTh       `json:"missing_th"`
-	Notes             []string        `json:"notes"`
-}
-
-// ReportConfig echoes the options that the figures depend on.
-type ReportConfig struct {
-	GRPC            string  `json:"grpc"`
-	HTTP            string  `json:"http"`
-	Manifest        string  `json:"manifest"`
-	FastProbability float64 `json:"fast_probability"`
-	CompletionMs    float64 `json:"completion_ms"`
-}
-
-// ReceivedSummary counts everything that arrived, labelled or not.
-type ReceivedSummary struct {
-	Requests             int64 `json:"requests"`
-	SpanArrivals         int64 `json:"span_arrivals"`
-	Spans                int64 `json:"spans"`
-	DuplicateArrivals    int64 `json:"duplicate_arrivals"`
-	Traces               int64 `json:"traces"`
-	FirstArrivalUnixNano int64 `json:"first_arrival_unix_nano"`
-	LastArrivalUnixNano  int64 `json:"last_arrival_unix_nano"`
-}
-
-// ManifestInfo describes the manifest that was scored against.
-type ManifestInfo struct {
-	Path              string                  `json:"path"`
-	Header            workload.ManifestHeader `json:"header"`
-	Traces            int64                   `json:"traces"`
-	LateTraces        int64                   `json:"late_traces"`
-	InvalidTraceIDs   int64                   `json:"invalid_trace_ids"`
-	DuplicateTraceIDs int64                   `json:"duplicate_trace_ids"`
-	ReadError         string                  `json:"read_error"`
-}
-
-// ClassRow holds the figures of one class (or of all, in Report.Total).
-type ClassRow struct {
-	Class             string         `json:"class"`
-	TracesSent        int64          `json:"traces_sent"`
-	TracesLate        int64          `json:"traces_late"`
-	TracesKept        int64          `json:"traces_kept"`
-	TracesComplete    int64          `json:"traces_complete"`
-	TracesPartial     int64          `json:"traces_partial"`
-	TracesExcess      int64          `json:"traces_excess"`
-	TracesDuplicated  int64          `json:"traces_duplicated"`
-	KeptFraction      *float64       `json:"kept_fraction"`
-	SpansSent         int64          `json:"spans_sent"`
-	SpansReceived     int64          `json:"spans_received"`
-	DuplicateArrivals int64          `json:"duplicate_arrivals"`
-	SpansMissingTh    int64          `json:"spans_missing_th"`
-	TracesMissingTh   int64          `json:"traces_missing_th"`
-	TracesThConflict  int64          `json:"traces_th_conflict"`
-	ThProbabilities   map[string]int `json:"th_probabilities"`
-	Adjusted          AdjustedCounts `json:"adjusted"`
-	Latency           *LatencyStats  `json:"latency_ms"`
-}
-
-// AdjustedCounts compares the Horvitz-Thompson estimates from th with the
-// true counts.
-type AdjustedCounts struct {
-	TracesEstimate float64  `json:"traces_estimate"`
-	TracesTrue     int64    `json:"traces_true"`
-	TracesRelError *float64 `json:"traces_rel_error"`
-	SpansEstimate  float64  `json:"spans_estimate"`
-	SpansTrue      int64    `json:"spans_true"`
-	SpansRelError  *float64 `json:"spans_rel_error"`
-}
-
-// LatencyStats is the added decision latency of kept, non-late traces.
-type LatencyStats struct {
-	Count        int64    `json:"count"`
-	ExcludedLate int64    `json:"excluded_late"`
-	Min          *float64 `json:"min"`
-	Mean         *float64 `json:"mean"`
-	P50          *float64 `json:"p50"`
-	P90          *float64 `json:"p90"`
-	P99          *float64 `json:"p99"`
-	Max          *float64 `json:"max"`
-}
-
-// FastCheck tests the fast class's kept count against Binomial(n, p).
-type FastCheck struct {
-	Probability  float64  `json:"probability"`
-	Sent         int64    `json:"sent"`
-	Kept         int64    `json:"kept"`
-	KeptFraction *float64 `json:"kept_fraction"`
-	Expected     float64  `json:"expected"`
-	Sigma        float64  `json:"sigma"`
-	Z            *float64 `json:"z"`
-	Within3Sigma bool     `json:"within_3sigma"`
-}
-
-// Foreign counts what arrived that the manifest does not explain.
-type Foreign struct {
-	UnlabelledSpans     int64 `json:"unlabelled_spans"`
-	UnlabelledTraces    int64 `json:"unlabelled_traces"`
-	TracesNotInManifest int64 `json:"traces_not_in_manifest"`
-	SpansNotInManifest  int64 `json:"spans_not_in_manifest"`
-	LabelMismatchTraces int64 `json:"label_mismatch_traces"`
-}
-
-// MissingTh counts received spans and traces without an ot th, over
-// everything received.
-type MissingTh struct {
-	Spans  int64 `json:"spans"`
-	Traces int64 `json:"traces"`
-}
 
 // scoreOptions are the settings scoring depends on.
 type scoreOptions struct {
@@ -151,14 +28,14 @@ type manifestData struct {
 
 // classAcc accumulates one class row.
 type classAcc struct {
-	row       ClassRow
+	row       sinkreport.ClassRow
 	latencies []int64 // ns
 	lateKept  int64
 	thProb    map[string]int
 }
 
 func newClassAcc(name string) *classAcc {
-	return &classAcc{row: ClassRow{Class: name}, thProb: map[string]int{}}
+	return &classAcc{row: sinkreport.ClassRow{Class: name}, thProb: map[string]int{}}
 }
 
 // addKept adds a received trace to the row.
@@ -190,10 +67,10 @@ func probKey(u uint64) string {
 
 // score computes the report from what was received and, when m is not nil,
 // the manifest.
-func score(snap *snapshot, m *manifestData, opt scoreOptions) *Report {
-	rep := &Report{
-		Schema: SchemaVersion,
-		Received: ReceivedSummary{
+func score(snap *snapshot, m *manifestData, opt scoreOptions) *sinkreport.Report {
+	rep := &sinkreport.Report{
+		Schema: sinkreport.SchemaVersion,
+		Received: sinkreport.ReceivedSummary{
 			Requests:             snap.requests,
 			SpanArrivals:         snap.spanArrivals,
 			Spans:                snap.spans,
@@ -246,7 +123,7 @@ func score(snap *snapshot, m *manifestData, opt scoreOptions) *Report {
 		scoreManifest(rep, snap, m, opt, acc)
 	}
 
-	rows := make([]ClassRow, 0, len(order))
+	rows := make([]sinkreport.ClassRow, 0, len(order))
 	total := newClassAcc("total")
 	for _, name := range order {
 		a := accs[name]
@@ -274,8 +151,8 @@ func score(snap *snapshot, m *manifestData, opt scoreOptions) *Report {
 	return rep
 }
 
-func scoreManifest(rep *Report, snap *snapshot, m *manifestData, opt scoreOptions, acc func(string) *classAcc) {
-	info := &ManifestInfo{Path: m.path, Header: m.header, Traces: int64(len(m.traces))}
+func scoreManifest(rep *sinkreport.Report, snap *snapshot, m *manifestData, opt scoreOptions, acc func(string) *classAcc) {
+	info := &sinkreport.ManifestInfo{Path: m.path, Header: m.header, Traces: int64(len(m.traces))}
 	if m.readErr != nil {
 		info.ReadError = m.readErr.Error()
 		rep.Notes = append(rep.Notes, "manifest read stopped at an error; scored the traces read before it")
@@ -388,8 +265,8 @@ func relErr(est float64, truth int64) *float64 {
 
 // latencyStats summarises latencies (ns) in ms; percentiles are nearest
 // rank: the value at 1-based rank ceil(q*n) in ascending order.
-func latencyStats(ns []int64, excludedLate int64) *LatencyStats {
-	ls := &LatencyStats{Count: int64(len(ns)), ExcludedLate: excludedLate}
+func latencyStats(ns []int64, excludedLate int64) *sinkreport.LatencyStats {
+	ls := &sinkreport.LatencyStats{Count: int64(len(ns)), ExcludedLate: excludedLate}
 	if len(ns) == 0 {
 		return ls
 	}
@@ -417,8 +294,8 @@ func nearestRank(q float64, n int) int {
 
 // fastCheck compares kept with Binomial(sent, p): expected sent*p,
 // sigma sqrt(sent*p*(1-p)), z = (kept-expected)/sigma.
-func fastCheck(sent, kept int64, p float64) *FastCheck {
-	fc := &FastCheck{Probability: p, Sent: sent, Kept: kept}
+func fastCheck(sent, kept int64, p float64) *sinkreport.FastCheck {
+	fc := &sinkreport.FastCheck{Probability: p, Sent: sent, Kept: kept}
 	n := float64(sent)
 	fc.Expected = n * p
 	fc.Sigma = math.Sqrt(n * p * (1 - p))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/sinkreport"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -90,7 +92,7 @@ func scenario() (*recorder, *manifestData) {
 	return rec, m
 }
 
-func rowOf(t *testing.T, rep *Report, class string) ClassRow {
+func rowOf(t *testing.T, rep *sinkreport.Report, class string) sinkreport.ClassRow {
 	t.Helper()
 	for _, r := range rep.Classes {
 		if r.Class == class {
@@ -98,11 +100,11 @@ func rowOf(t *testing.T, rep *Report, class string) ClassRow {
 		}
 	}
 	t.Fatalf("no row for class %q", class)
-	return ClassRow{}
+	return sinkreport.ClassRow{}
 }
 
 // assertLatency compares latency figures in ms.
-func assertLatency(t *testing.T, l *LatencyStats, count, late int64, p50, p90, p99, maxMs float64) {
+func assertLatency(t *testing.T, l *sinkreport.LatencyStats, count, late int64, p50, p90, p99, maxMs float64) {
 	t.Helper()
 	require.NotNil(t, l)
 	assert.Equal(t, count, l.Count, "count")
@@ -129,7 +131,7 @@ func TestScoreManifest(t *testing.T) {
 
 	// What arrived in total: 15+12+3+1+40+2+1 = 74 distinct spans, plus 2
 	// duplicate arrivals; 8+4+3+1+1+2 = 19 traces.
-	assert.Equal(t, ReceivedSummary{
+	assert.Equal(t, sinkreport.ReceivedSummary{
 		Requests: 8 + 1 + 4 + 3 + 1 + 3 + 2, SpanArrivals: 76, Spans: 74, DuplicateArrivals: 2, Traces: 19,
 		FirstArrivalUnixNano: t0 + 2*time.Second.Nanoseconds() + 10*ms,
 		LastArrivalUnixNano:  t0 + 2*time.Second.Nanoseconds() + 20_000*ms,
@@ -209,13 +211,13 @@ func TestScoreManifest(t *testing.T) {
 	assert.Equal(t, int64(15+12+3+1+40), tot.SpansReceived)
 	assertLatency(t, tot.Latency, 16, 1, 50, 400, 1000, 1000) // ranks 8, 15, 16
 
-	assert.Equal(t, Foreign{
+	assert.Equal(t, sinkreport.Foreign{
 		UnlabelledSpans: 1, UnlabelledTraces: 1,
 		TracesNotInManifest: 2, SpansNotInManifest: 3,
 		LabelMismatchTraces: 1,
 	}, rep.Foreign)
 	// Seq 7's span and seq 998's span have no th; seq 998 has none at all.
-	assert.Equal(t, MissingTh{Spans: 2, Traces: 1}, rep.MissingTh)
+	assert.Equal(t, sinkreport.MissingTh{Spans: 2, Traces: 1}, rep.MissingTh)
 	require.NotNil(t, rep.Manifest)
 	assert.Equal(t, int64(110), rep.Manifest.Traces)
 	assert.Equal(t, int64(1), rep.Manifest.LateTraces)

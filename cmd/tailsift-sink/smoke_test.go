@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/sinkreport"
+
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
@@ -27,7 +29,7 @@ import (
 type started struct {
 	grpc, http string
 	done       chan struct{}
-	rep        *Report
+	rep        *sinkreport.Report
 	err        error
 }
 
@@ -192,9 +194,9 @@ func TestSmoke(t *testing.T) {
 
 	raw, err := os.ReadFile(outPath)
 	require.NoError(t, err)
-	var rep Report
+	var rep sinkreport.Report
 	require.NoError(t, json.Unmarshal(raw, &rep))
-	assert.Equal(t, SchemaVersion, rep.Schema)
+	assert.Equal(t, sinkreport.SchemaVersion, rep.Schema)
 	assert.Equal(t, "signal", rep.StopReason)
 	assert.True(t, rep.Scored)
 	assert.Equal(t, s.grpc, rep.Config.GRPC)
@@ -202,7 +204,7 @@ func TestSmoke(t *testing.T) {
 	assert.Equal(t, int64(4), rep.Manifest.Traces)
 	assert.Equal(t, int64(7), rep.Manifest.Header.Seed)
 
-	byClass := map[string]ClassRow{}
+	byClass := map[string]sinkreport.ClassRow{}
 	for _, r := range rep.Classes {
 		byClass[r.Class] = r
 	}

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/sinkreport"
 )
 
 // printTable writes the human-readable summary of rep.
-func printTable(out io.Writer, rep *Report) error {
+func printTable(out io.Writer, rep *sinkreport.Report) error {
 	w := &printer{w: out}
 	r := rep.Received
 	w.printf("tailsift-sink: stopped (%s); received %d requests, %d spans (%d duplicate arrivals), %d traces",

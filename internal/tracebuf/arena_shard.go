@@ -1,6 +1,7 @@
 package tracebuf
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
@@ -18,16 +19,24 @@ const arenaReserve = 8 // 1/8 of the budget
 // and the arena has shrunk by a quarter of it or more since its peak), the Go
 // heap is asked to give back what the spike left too.
 func (s *shard) compactArena() {
+	s.settleStep()
 	if !s.usage.arena.due() {
 		return
 	}
 	defer func() {
-		if s.usage.arena.inUse() <= s.usage.budget/16 && s.usage.arena.high-s.usage.arena.mapped >= s.usage.budget/4 {
+		if s.drained() && s.usage.arena.high-s.usage.arena.mapped >= s.usage.budget/4 {
 			s.usage.arena.high = s.usage.arena.mapped
 			s.shrink()
 			freeOSMemory(s.deps.clock.Now())
+			s.settle = settling{next: s.now() + int64(settleTick)}
 		}
 	}()
+	s.compactNow()
+}
+
+// compactNow moves the records of the buffered and held traces into fresh
+// chunks and unmaps the old ones.
+func (s *shard) compactNow() {
 	s.usage.arena.compact(func(move func(*[]byte)) {
 		for _, t := range s.traces {
 			move(&t.recs)
@@ -36,6 +45,68 @@ func (s *shard) compactArena() {
 			move(&t.recs)
 		}
 	})
+}
+
+// drained reports whether the shard holds a sixteenth of its budget or less.
+func (s *shard) drained() bool { return s.usage.arena.inUse() <= s.usage.budget/16 }
+
+// settling is what a shard does after a spike has drained: it wakes every
+// settleTick while it stays drained, unmaps the arena's chunks once no
+// record is in use, lets its dropped filter age out (see
+// dropAge), and asks the Go heap to give back again what the end of the
+// spike left (the last decisions, exports and scrapes make garbage that the
+// next collection, with GOGC=100, would leave in RSS for minutes): at 1, 2,
+// 4 and 8 ticks, and whenever the filter lets a table of a MiB or more go.
+type settling struct {
+	next  int64 // when the shard wakes to settle next; 0: not settling
+	ticks int
+}
+
+// wake is when the shard must wake to settle, or math.MaxInt64.
+func (st *settling) wake() int64 {
+	if st.next == 0 {
+		return math.MaxInt64
+	}
+	return st.next
+}
+
+// settleTick is how often a settling shard wakes.
+const settleTick = 5 * time.Second
+
+// settleTicks is how long a shard settles at least, in ticks; it goes on
+// while its dropped filter holds IDs.
+const settleTicks = 8
+
+// settleFreeBytes is the least a table the dropped filter lets go must
+// weigh for the heap to be asked to give it back at once.
+const settleFreeBytes = 1 << 20
+
+// settleStep does what settling asks when its time has come.
+func (s *shard) settleStep() {
+	now := s.now()
+	st := &s.settle
+	if st.next == 0 || now < st.next {
+		return
+	}
+	if !s.drained() { // the load is back
+		*st = settling{}
+		return
+	}
+	st.ticks++
+	if s.usage.arena.inUse() == 0 && len(s.usage.arena.chunks) > 0 {
+		// Nothing to move: the chunks the last traces left go (the arena
+		// keeps up to its reserve of spare bytes while it is in use).
+		s.compactNow()
+	}
+	freed := s.decided.dropped.expire(now)
+	if freed >= settleFreeBytes || st.ticks&(st.ticks-1) == 0 && st.ticks <= settleTicks {
+		freeOSMemory(s.deps.clock.Now())
+	}
+	if st.ticks >= settleTicks && !s.decided.dropped.aging() {
+		*st = settling{}
+		return
+	}
+	st.next = now + int64(settleTick)
 }
 
 // overBudget reports whether the buffered traces take more than their

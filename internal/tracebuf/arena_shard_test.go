@@ -38,12 +38,10 @@ func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *
 	return b, obs, clk
 }
 
-// After a spike, the arena gives its memory back once the traces are
-// decided, and the self-metric follows it down; the Go heap is asked to give
-// back its part once.
-func TestBufferGivesArenaMemoryBack(t *testing.T) {
-	freed := countFreeOS(t)
-	b, obs, clk := newArenaTestBuffer(t, 32<<20)
+// ingestSpike buffers about 8 MB of span records: 40 requests of 50 traces
+// (r*1000 + i), each of 4 spans of about 1000 bytes.
+func ingestSpike(t *testing.T, b *Buffer) {
+	t.Helper()
 	ctx := context.Background()
 	for r := range uint64(40) {
 		traces := make([]uint64, 50)
@@ -53,6 +51,16 @@ func TestBufferGivesArenaMemoryBack(t *testing.T) {
 		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, 4, 1000)))
 	}
 	require.NoError(t, b.Sync(ctx))
+}
+
+// After a spike, the arena gives its memory back once the traces are
+// decided, and the self-metric follows it down; the Go heap is asked to give
+// back its part once.
+func TestBufferGivesArenaMemoryBack(t *testing.T) {
+	freed := countFreeOS(t)
+	b, obs, clk := newArenaTestBuffer(t, 32<<20)
+	ctx := context.Background()
+	ingestSpike(t, b)
 	s := b.shards[0]
 	peak := obs.mapped.Load()
 	assert.Equal(t, s.usage.arena.mapped, peak)
@@ -118,4 +126,40 @@ func TestBudgetCountsArenaSpare(t *testing.T) {
 		held := s.usage.arena.mapped - int64(len(s.usage.arena.cur))
 		assert.LessOrEqual(t, held, int64(budget), "round %d: the arena holds %d bytes (%d spare)", round, held, s.usage.arena.spare)
 	}
+}
+
+// After a spike has drained, the shard keeps settling: it asks the Go heap
+// to give back what the end of the spike left at 1, 2, 4 and 8 ticks, and its
+// dropped filter forgets the spike's traces once they are two ages old
+// (dropAge: max_wait here), letting its tables go; then it stops waking.
+func TestSettlingAfterSpike(t *testing.T) {
+	freed := countFreeOS(t)
+	b, _, clk := newArenaTestBuffer(t, 32<<20)
+	ctx := context.Background()
+	ingestSpike(t, b)
+	s := b.shards[0]
+	age := dropAge(shardConfigFor(b.cfg, 1))
+	require.Equal(t, b.cfg.Completion.MaxWait, age)
+
+	clk.Advance(time.Minute) // every trace decided and dropped; the spike drains
+	require.NoError(t, b.Sync(ctx))
+	require.Equal(t, int32(1), freed.Load())
+	require.NotZero(t, s.settle.next, "settling")
+	spike := tid(39*1000 + 49) // the last trace: the filter holds the latest 500 to 1000
+	require.True(t, s.decided.dropped.contains(hashID(&spike)))
+
+	var calls []int32
+	for tick := 1; tick <= 12; tick++ {
+		clk.Advance(settleTick)
+		require.NoError(t, b.Sync(ctx))
+		calls = append(calls, freed.Load())
+		if time.Duration(tick)*settleTick < age {
+			assert.True(t, s.decided.dropped.contains(hashID(&spike)), "tick %d: remembered for an age at least", tick)
+		}
+	}
+	assert.Equal(t, []int32{2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5}, calls, "freeOS at ticks 1, 2, 4 and 8, then no more")
+	assert.False(t, s.decided.dropped.contains(hashID(&spike)), "forgotten after two ages")
+	assert.True(t, s.decided.dropped.empty(), "the filter let its tables go")
+	assert.Zero(t, s.settle.next, "done settling")
+	assert.Zero(t, s.usage.arena.mapped, "no chunk kept once no record is in use")
 }

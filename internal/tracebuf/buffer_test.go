@@ -166,7 +166,7 @@ func TestKeptDecisionSurvivesRistrettoRefusal(t *testing.T) {
 	}
 
 	ringHorizon := len(b.shards[0].decided.ring.ids) // per shard
-	const kept = 4000                                // 2000 a shard, within each ring
+	const kept = 3000                                // 1500 a shard, within each ring
 	require.Less(t, kept, ringHorizon*cfg.Shards*9/10)
 	traces := make([]uint64, kept)
 	for i := range traces {
@@ -233,9 +233,9 @@ func TestKeptDecisionOutlivesRing(t *testing.T) {
 }
 
 func TestDroppedFilter(t *testing.T) {
-	f := newDropFilter(1000)
+	f := newDropFilter(1000, 0)
 	for h := uint64(1); h <= 500; h++ {
-		f.add(h * 0x9E3779B97F4A7C15)
+		f.add(h*0x9E3779B97F4A7C15, 0)
 	}
 	for h := uint64(1); h <= 500; h++ {
 		require.True(t, f.contains(h*0x9E3779B97F4A7C15))
@@ -243,13 +243,13 @@ func TestDroppedFilter(t *testing.T) {
 	assert.False(t, f.contains(12345))
 	// Past its capacity the oldest generation goes, the newest stays.
 	for h := uint64(501); h <= 1600; h++ {
-		f.add(h * 0x9E3779B97F4A7C15)
+		f.add(h*0x9E3779B97F4A7C15, 0)
 	}
 	assert.False(t, f.contains(1*0x9E3779B97F4A7C15))
 	for h := uint64(1100); h <= 1600; h++ {
 		require.True(t, f.contains(h*0x9E3779B97F4A7C15), h)
 	}
-	assert.False(t, newDropFilter(0).contains(1), "disabled filter")
+	assert.False(t, newDropFilter(0, 0).contains(1), "disabled filter")
 }
 
 func TestParseByteSize(t *testing.T) {
@@ -490,4 +490,41 @@ func TestIngestOwnedCallsDoneOnce(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[string]int{"before start": 1, "valid": 1, "malformed": 1, "after shutdown": 1}, dones)
+}
+
+// The dropped filter's tables grow with what they hold, and a generation
+// older than maxAge is retired, so an idle filter lets its tables go; an ID
+// is remembered for maxAge at least.
+func TestDroppedFilterGrowsAndAges(t *testing.T) {
+	const maxAge = 10
+	f := newDropFilter(100_000, maxAge)
+	for h := uint64(1); h <= 100; h++ {
+		f.add(h*0x9E3779B97F4A7C15, 100)
+	}
+	assert.Len(t, f.gens[f.cur], minDropTable, "100 IDs take the smallest table, not the full %d slots", f.maxSlots())
+	for h := uint64(101); h <= 20_000; h++ {
+		f.add(h*0x9E3779B97F4A7C15, 100)
+	}
+	assert.Len(t, f.gens[f.cur], 32768, "doubled while it filled, at most 3/4 full")
+	for h := uint64(1); h <= 20_000; h++ {
+		require.True(t, f.contains(h*0x9E3779B97F4A7C15), h)
+	}
+
+	n := uint64(20_000)
+	last := n * 0x9E3779B97F4A7C15
+	assert.Zero(t, f.expire(100+maxAge-1), "younger than maxAge")
+	assert.Zero(t, f.expire(100+maxAge), "retired: still held in the older generation")
+	assert.True(t, f.contains(last))
+	assert.True(t, f.aging())
+	assert.Equal(t, 8*32768, f.expire(100+2*maxAge), "let go after two ages")
+	assert.False(t, f.contains(last))
+	assert.True(t, f.empty())
+	assert.False(t, f.aging())
+	assert.Zero(t, f.expire(1000), "nothing to let go")
+
+	// An add while the filter is old retires the old generation first.
+	f.add(1, 2000)
+	assert.Zero(t, f.expire(2000+maxAge-1))
+	assert.True(t, f.contains(1))
+	assert.False(t, newDropFilter(1000, 0).aging(), "no age: never expires")
 }

@@ -3,20 +3,54 @@ package tracebuf
 import (
 	"encoding/binary"
 	"math/bits"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // keptEntryCost is what one kept decision costs in the ristretto cache,
 // counting ristretto's own item and map overhead.
-const keptEntryCost = 96
+const keptEntryCost = 104
+
+// keptMark is how the spans of a kept trace are marked: the threshold it was
+// kept with and, when a policy derived the randomness it was decided on
+// (probabilistic with hash_salt), that randomness, so that its late spans
+// carry the same rv and th as the rest of the trace.
+type keptMark struct {
+	th uint64
+	rv uint64 // the randomness's 56 bits with rvSet; 0 when the trace's own
+}
+
+// rvSet marks keptMark.rv as holding a randomness (56 bits, never this one).
+const rvSet = 1 << 63
+
+func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) keptMark {
+	m := keptMark{th: th.Unsigned()}
+	if hasRnd {
+		m.rv = rnd.Unsigned() | rvSet
+	}
+	return m
+}
+
+// marker is the sampling.Marker that writes m into span tracestates.
+func (m keptMark) marker() sampling.Marker {
+	th, _ := otelsampling.UnsignedToThreshold(m.th)
+	if m.rv&rvSet == 0 {
+		return sampling.NewMarker(th)
+	}
+	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ rvSet)
+	return sampling.NewMarkerOn(th, rnd)
+}
 
 // keptValue is what the kept cache stores under a trace ID's hash: a check
-// on the rest of the ID, and the threshold the trace was kept with.
+// on the rest of the ID, and how the trace's spans were marked.
 type keptValue struct {
-	check     uint64
-	threshold uint64
+	check uint64
+	mark  keptMark
 }
 
 func idCheck(id *[16]byte) uint64 { return binary.LittleEndian.Uint64(id[8:]) }
@@ -38,74 +72,137 @@ func newKeptCache(maxBytes int64) (*ristretto.Cache[uint64, keptValue], error) {
 // ristretto again if ristretto does not hold it.
 type keptRing struct {
 	ids   [][16]byte
-	ths   []uint64
+	marks []keptMark
 	next  int
 	full  bool
-	index map[[16]byte]uint64
+	index map[[16]byte]keptMark
 }
 
 func newKeptRing(n int) *keptRing {
 	n = max(n, 16)
-	return &keptRing{ids: make([][16]byte, n), ths: make([]uint64, n), index: make(map[[16]byte]uint64, n)}
+	// The index grows with the ring, so an under-filled ring holds little.
+	return &keptRing{ids: make([][16]byte, n), marks: make([]keptMark, n), index: make(map[[16]byte]keptMark)}
 }
 
-// add records id as kept with threshold th and returns the entry it evicted.
-func (r *keptRing) add(id [16]byte, th uint64) (old [16]byte, oldTh uint64, evicted bool) {
+// add records id as kept with mark m and returns the entry it evicted.
+func (r *keptRing) add(id [16]byte, m keptMark) (old [16]byte, oldMark keptMark, evicted bool) {
 	if r.full {
-		old, oldTh, evicted = r.ids[r.next], r.ths[r.next], true
+		old, oldMark, evicted = r.ids[r.next], r.marks[r.next], true
 		delete(r.index, old)
 	}
-	r.ids[r.next], r.ths[r.next] = id, th
-	r.index[id] = th
+	r.ids[r.next], r.marks[r.next] = id, m
+	r.index[id] = m
 	r.next++
 	if r.next == len(r.ids) {
 		r.next, r.full = 0, true
 	}
-	return old, oldTh, evicted
+	return old, oldMark, evicted
 }
 
-func (r *keptRing) get(id [16]byte) (uint64, bool) {
-	th, ok := r.index[id]
-	return th, ok
+func (r *keptRing) get(id [16]byte) (keptMark, bool) {
+	m, ok := r.index[id]
+	return m, ok
 }
 
 // dropFilter remembers dropped trace IDs by their 64-bit xxhash in two
-// generations of open-addressing tables without pointers; when the current
-// generation is full, the older one is cleared and becomes current. It holds
-// between capacity/2 and capacity recent IDs in about 10.7 bytes each. A false
-// positive needs a 64-bit hash collision.
+// generations of open-addressing tables without pointers. When the current
+// generation is full, or older than maxAge, the older one is let go and a new
+// one becomes current: it holds between capacity/2 and capacity recent IDs
+// in about 10.7 bytes each at most, and IDs for maxAge to twice maxAge. A
+// generation's table starts small and doubles as it fills, so a filter that
+// holds few IDs touches little memory, and one that ages out while idle gives
+// its tables back. A false positive needs a 64-bit hash collision.
 type dropFilter struct {
-	gens   [2][]uint64
-	counts [2]int
-	cur    int
-	perGen int
+	gens    [2][]uint64
+	counts  [2]int
+	cur     int
+	perGen  int   // IDs a generation holds before it is retired
+	maxAge  int64 // a generation older than this is retired (ns); 0: never
+	started int64 // when the current generation began
 }
 
-func newDropFilter(capacity int) *dropFilter {
+// dropAge is how long a shard's dropped filter keeps an ID at least: the
+// longest a trace may keep receiving spans (completion.max_wait), or the
+// rescue window when longer. Under load the filter's capacity bounds that
+// horizon first (a million entries are a minute at 16 000 dropped traces
+// a second); when idle, the age lets it give its memory back.
+func dropAge(cfg shardConfig) time.Duration {
+	return max(cfg.completion.MaxWait, time.Duration(cfg.window))
+}
+
+// minDropTable is the slots a generation's table starts with.
+const minDropTable = 1024
+
+func newDropFilter(capacity int, maxAge time.Duration) *dropFilter {
 	if capacity <= 0 {
 		return &dropFilter{}
 	}
-	per := max(capacity/2, 8)
-	size := per*4/3 + 1
-	return &dropFilter{gens: [2][]uint64{make([]uint64, size), make([]uint64, size)}, perGen: per}
+	return &dropFilter{perGen: max(capacity/2, 8), maxAge: int64(maxAge)}
 }
 
-func (f *dropFilter) add(h uint64) {
+// maxSlots is the size of a full generation's table (at most 3/4 full).
+func (f *dropFilter) maxSlots() int { return f.perGen*4/3 + 1 }
+
+// add remembers h, at time now.
+func (f *dropFilter) add(h uint64, now int64) {
 	if f.perGen == 0 {
 		return
 	}
 	if h == 0 {
 		h = 1
 	}
+	f.expire(now)
 	if f.contains(h) {
 		return
 	}
 	if f.counts[f.cur] >= f.perGen {
-		f.cur ^= 1
-		clear(f.gens[f.cur])
-		f.counts[f.cur] = 0
+		f.rotate(now)
 	}
-	t := f.gens[f.cur]
+	if f.counts[f.cur] == 0 { // a generation's age counts from its first ID
+		f.started = now
+	}
+	c := f.counts[f.cur] + 1
+	if t := f.gens[f.cur]; len(t) < f.maxSlots() && c*4 > len(t)*3 {
+		f.grow()
+	}
+	insert(f.gens[f.cur], h)
+	f.counts[f.cur] = c
+}
+
+// expire retires the current generation when it is older than maxAge, and
+// returns the bytes of the table the filter let go.
+func (f *dropFilter) expire(now int64) int {
+	if f.maxAge == 0 || now-f.started < f.maxAge || f.counts[f.cur]+f.counts[f.cur^1] == 0 {
+		return 0
+	}
+	freed := 8 * len(f.gens[f.cur^1])
+	f.rotate(now)
+	return freed
+}
+
+// aging reports whether the filter still holds IDs that expire will let go.
+func (f *dropFilter) aging() bool { return f.maxAge > 0 && !f.empty() }
+
+// rotate lets the older generation go and starts a new, empty one.
+func (f *dropFilter) rotate(now int64) {
+	f.cur ^= 1
+	f.gens[f.cur], f.counts[f.cur], f.started = nil, 0, now
+}
+
+// grow doubles the current generation's table, up to maxSlots.
+func (f *dropFilter) grow() {
+	old := f.gens[f.cur]
+	t := make([]uint64, min(max(2*len(old), minDropTable), f.maxSlots()))
+	for _, h := range old {
+		if h != 0 {
+			insert(t, h)
+		}
+	}
+	f.gens[f.cur] = t
+}
+
+// insert puts h (not 0, not in t) into t, which has a free slot.
+func insert(t []uint64, h uint64) {
 	i := slot(h, len(t))
 	for t[i] != 0 {
 		i++
@@ -114,8 +211,10 @@ func (f *dropFilter) add(h uint64) {
 		}
 	}
 	t[i] = h
-	f.counts[f.cur]++
 }
+
+// empty reports whether the filter holds no table.
+func (f *dropFilter) empty() bool { return f.gens[0] == nil && f.gens[1] == nil }
 
 func (f *dropFilter) contains(h uint64) bool {
 	if f.perGen == 0 {
@@ -125,6 +224,9 @@ func (f *dropFilter) contains(h uint64) bool {
 		h = 1
 	}
 	for _, t := range f.gens {
+		if len(t) == 0 {
+			continue
+		}
 		i := slot(h, len(t))
 		for t[i] != 0 {
 			if t[i] == h {
@@ -156,25 +258,24 @@ type decisions struct {
 	dropped *dropFilter
 }
 
-// rememberKept records trace id (hash h) as kept with threshold th.
-func (d *decisions) rememberKept(id [16]byte, h, th uint64) {
-	d.kept.Set(h, keptValue{check: idCheck(&id), threshold: th}, keptEntryCost)
-	if old, oldTh, evicted := d.ring.add(id, th); evicted {
+// rememberKept records trace id (hash h) as kept with mark m.
+func (d *decisions) rememberKept(id [16]byte, h uint64, m keptMark) {
+	d.kept.Set(h, keptValue{check: idCheck(&id), mark: m}, keptEntryCost)
+	if old, oldMark, evicted := d.ring.add(id, m); evicted {
 		oh := hashID(&old)
 		if v, ok := d.kept.Get(oh); !ok || v.check != idCheck(&old) {
-			d.kept.Set(oh, keptValue{check: idCheck(&old), threshold: oldTh}, keptEntryCost)
+			d.kept.Set(oh, keptValue{check: idCheck(&old), mark: oldMark}, keptEntryCost)
 		}
 	}
 }
 
-// keptThreshold returns the threshold trace id (hash h) was kept with, if
-// it was kept.
-func (d *decisions) keptThreshold(id *[16]byte, h uint64) (uint64, bool) {
-	if th, ok := d.ring.get(*id); ok {
-		return th, true
+// keptMark returns how trace id (hash h) was marked, if it was kept.
+func (d *decisions) keptMark(id *[16]byte, h uint64) (keptMark, bool) {
+	if m, ok := d.ring.get(*id); ok {
+		return m, true
 	}
 	if v, ok := d.kept.Get(h); ok && v.check == idCheck(id) {
-		return v.threshold, true
+		return v.mark, true
 	}
-	return 0, false
+	return keptMark{}, false
 }

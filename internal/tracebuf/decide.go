@@ -25,7 +25,7 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 		// A trace dropped early for lack of memory is not remembered: its
 		// later spans start afresh and get a decision of their own, so an
 		// ERROR status among them still keeps them.
-		s.decided.dropped.add(t.hash)
+		s.decided.dropped.add(t.hash, now)
 		hold = s.held.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
 	}
 	s.forget(t, d, reason, now, lag, hold)
@@ -69,7 +69,8 @@ func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 // keep remembers t as kept and appends its spans, marked with d's
 // threshold, to the output batch.
 func (s *shard) keep(t *trace, d sampling.Decision, now int64) {
-	s.decided.rememberKept(t.sum.ID, t.hash, d.Threshold.Unsigned())
+	rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
+	s.decided.rememberKept(t.sum.ID, t.hash, newKeptMark(d.Threshold, rnd, hasRnd))
 	m := s.deps.engine.Marker(&t.sum, d)
 	var rootAttrs []byte
 	if s.annotate {

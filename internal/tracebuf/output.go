@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
@@ -205,7 +204,7 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, rootAttrs
 }
 
 // forwardLate sends the late spans of kept traces in s.msg.late at once,
-// each marked with its trace's threshold, in the output batch, one
+// each marked as its trace was (threshold, and a derived rv), in the output batch, one
 // ResourceSpans per scope they arrived under. It sorts them by scope
 // (stably, keeping their order within a scope) to visit each once: a
 // request of many scopes and many late spans costs n log n, not scopes × n.
@@ -217,19 +216,19 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	if !slices.IsSortedFunc(late, byScope) {
 		slices.SortStableFunc(late, byScope)
 	}
-	// Most late spans share a threshold: the marker is made again only when
-	// it changes.
+	// Most late spans share a mark: the marker is made again only when it
+	// changes.
 	var marker sampling.Marker
-	markerTh, hasMarker := uint64(0), false
+	var markerOf keptMark
+	hasMarker := false
 	for len(late) > 0 {
 		scope := scopeOf(late[0])
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
 		n := 0
 		for ; n < len(late) && scopeOf(late[n]) == scope; n++ {
 			sp := &batch.Spans[late[n].idx]
-			if th := late[n].th; !hasMarker || th != markerTh {
-				t, _ := otelsampling.UnsignedToThreshold(th)
-				marker, markerTh, hasMarker = sampling.NewMarker(t), th, true
+			if mark := late[n].mark; !hasMarker || mark != markerOf {
+				marker, markerOf, hasMarker = mark.marker(), mark, true
 			}
 			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
 			e.ends = append(e.ends, len(e.spanBuf))

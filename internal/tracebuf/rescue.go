@@ -87,8 +87,8 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 		sp := &batch.Spans[i]
 		t := s.held.byID[sp.TraceID]
 		if t == nil { // kept by an earlier span of this message
-			if th, ok := s.decided.keptThreshold(&sp.TraceID, hashID(&sp.TraceID)); ok {
-				s.msg.late = append(s.msg.late, lateSpan{idx: i, th: th})
+			if mark, ok := s.decided.keptMark(&sp.TraceID, hashID(&sp.TraceID)); ok {
+				s.msg.late = append(s.msg.late, lateSpan{idx: i, mark: mark})
 			} else {
 				dropped++
 			}

@@ -66,8 +66,8 @@ func shardConfigFor(cfg Config, n int) shardConfig {
 		heldBudget: int64(cfg.Rescue.MaxBytes) / int64(n),
 		window:     int64(cfg.Rescue.Window),
 		// A quarter of the kept budget goes to the shards' rings, which back
-		// ristretto up (about 48 bytes an entry with the map).
-		ring:       int(int64(cfg.DecisionCache.KeptMaxBytes) / 4 / 48 / int64(n)),
+		// ristretto up (about 72 bytes an entry with the map: ID and mark twice).
+		ring:       int(int64(cfg.DecisionCache.KeptMaxBytes) / 4 / 72 / int64(n)),
 		dropped:    cfg.DecisionCache.DroppedMaxEntries / n,
 		completion: cfg.Completion,
 		output:     cfg.Output,
@@ -114,8 +114,9 @@ type shard struct {
 	due      completion
 	usage    usage
 	decided  decisions
-	observe  bool // the engine looks at each span (ObserveSpan)
-	annotate bool // output.annotate_roots
+	settle   settling // giving memory back after a spike
+	observe  bool     // the engine looks at each span (ObserveSpan)
+	annotate bool     // output.annotate_roots
 
 	out  outBatch
 	held heldSet
@@ -125,8 +126,8 @@ type shard struct {
 }
 
 type lateSpan struct {
-	idx int32
-	th  uint64
+	idx  int32
+	mark keptMark
 }
 
 func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
@@ -142,7 +143,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxBytes: math.MaxUint64,
 		},
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
-		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped), kept: deps.kept},
+		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
 		observe:  deps.engine.NeedsView(),
 		annotate: cfg.output.AnnotateRoots,
 		out: outBatch{
@@ -236,8 +237,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		t := s.traces[sp.TraceID]
 		if t == nil {
 			h := hashID(&sp.TraceID)
-			if th, ok := s.decided.keptThreshold(&sp.TraceID, h); ok {
-				m.late = append(m.late, lateSpan{idx: i, th: th})
+			if mark, ok := s.decided.keptMark(&sp.TraceID, h); ok {
+				m.late = append(m.late, lateSpan{idx: i, mark: mark})
 				m.slots = append(m.slots, nil)
 				continue
 			}
@@ -268,8 +269,8 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		sp := &batch.Spans[i]
 		if t.decided {
 			// max_spans decided the trace earlier in this message.
-			if th, ok := s.decided.keptThreshold(&sp.TraceID, t.hash); ok {
-				m.late = append(m.late, lateSpan{idx: i, th: th})
+			if mark, ok := s.decided.keptMark(&sp.TraceID, t.hash); ok {
+				m.late = append(m.late, lateSpan{idx: i, mark: mark})
 			} else {
 				lateDropped++
 			}
@@ -365,7 +366,7 @@ func (s *shard) expire(ctx context.Context, now int64) {
 // rearm sets the timer for the next rule to fire, unless it is already set
 // for that time or earlier.
 func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), s.out.next(), s.held.next())
+	next := min(s.due.next(), s.out.next(), s.held.next(), s.settle.wake())
 	w := &s.wake
 	if next == math.MaxInt64 || (w.armed && w.armedAt <= next) {
 		return

@@ -389,3 +389,48 @@ func TestMaxTraceBytesConfig(t *testing.T) {
 	cfg.Completion.MaxTraceBytes = 0
 	assert.Equal(t, uint64(math.MaxUint64), maxBytes(cfg), "off")
 }
+
+// Late spans of a trace kept on a salted randomness (probabilistic with
+// hash_salt) carry the rv and th the rest of the trace left with, whether
+// the decision is found in the shard's ring or in ristretto. (The kept caches
+// once stored only th, and late spans left with th alone: downstream then
+// read the trace ID's randomness, not the one the trace was kept on.)
+func TestLateSpansKeepTheirSaltedRV(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig()                 // max_spans 1: each trace is decided at once
+	cfg.DecisionCache.KeptMaxBytes = 16 << 10 // a ring of 56 entries: most decisions are found in ristretto
+	cfg.Policies = []sampling.PolicyConfig{
+		sampling.NewPolicyConfig("salted", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 50, HashSalt: "s"}),
+	}
+	out := &spanLog{}
+	b, clk := startBuffer(t, cfg, out.emit, nil)
+
+	const n = 400
+	var first, late []spanSpec
+	for k := range uint64(n) {
+		first = append(first, spanSpec{trace: 100 + k, span: 1})
+		late = append(late, spanSpec{trace: 100 + k, span: 2, parent: 1, tracestate: "vendor=x"})
+	}
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, first...)))
+	require.NoError(t, b.Sync(ctx))
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, late...)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(cfg.Output.BatchTimeout)
+	require.NoError(t, b.Sync(ctx))
+
+	kept := map[[16]byte]string{} // trace → the tracestate of its first span
+	lateSeen := 0
+	for _, sp := range out.snapshot() {
+		if sp.span == spanID(1) {
+			require.Contains(t, sp.tracestate, "rv:", "a salted decision writes its rv")
+			kept[sp.trace] = sp.tracestate
+			continue
+		}
+		lateSeen++
+		want, ok := kept[sp.trace]
+		require.True(t, ok, "late span of a trace that was not kept")
+		assert.Equal(t, want+",vendor=x", sp.tracestate, "late span of trace %x", sp.trace)
+	}
+	require.Greater(t, len(kept), n/4, "the salt keeps about half")
+	assert.Greater(t, lateSeen, len(kept)/2, "late spans of the kept traces were forwarded")
+}

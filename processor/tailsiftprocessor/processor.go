@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
@@ -41,39 +44,16 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	obs := selfmetrics.NewObserver(selfmetrics.Instruments{
-		SpansReceived:   tb.ProcessorTailsiftSpansReceived,
-		SpansRefused:    tb.ProcessorTailsiftSpansRefused,
-		TracesDecided:   tb.ProcessorTailsiftTracesDecided,
-		SpansDecided:    tb.ProcessorTailsiftSpansDecided,
-		EarlyDecisions:  tb.ProcessorTailsiftEarlyDecisions,
-		LateSpans:       tb.ProcessorTailsiftLateSpans,
-		ExportFailures:  tb.ProcessorTailsiftExportFailures,
-		BufferedBytes:   tb.ProcessorTailsiftBufferedBytes,
-		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
-		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
-		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
-		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
-		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
-		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
-		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
-		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
-	})
-	status := statuspage.NewRecorder(set.ID.String(), "processor", int64(cfg.Buffer.MaxBytes), obs)
-	buf, err := tracebuf.New(*cfg, next.ConsumeTraces, tracebuf.Settings{
-		Logger:   set.Logger,
-		Observer: status,
-		Clock:    clk,
-	})
+	var status *statuspage.Recorder
+	buf, err := selfmetrics.NewBuffer(*cfg, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
+		instruments(tb), tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback,
+		func(o tracebuf.Observer) tracebuf.Observer {
+			status = statuspage.NewRecorder(set.ID.String(), "processor", int64(cfg.Buffer.MaxBytes), o)
+			return status
+		})
 	if err != nil {
 		tb.Shutdown()
 		return nil, err
-	}
-	if buf.Engine().HasBudget() {
-		if err := tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
-			tb.Shutdown()
-			return nil, fmt.Errorf("register budget metric: %w", err)
-		}
 	}
 	status.Bind(buf.Engine())
 	return &tailsiftProcessor{buf: buf, telemetry: tb, status: status}, nil
@@ -116,14 +96,37 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // receiver answers (HTTP 400), so the client does not resend it. The
 // consumer API cannot report a partial success: when only some spans had
 // bad IDs, the others were accepted, and the message gives the exact
-// counts. Everything else (queue full, where nothing was taken, or shutting
-// down) stays retryable: the otlp receiver answers UNAVAILABLE (HTTP 503).
+// counts. A full queue (nothing was taken) or a shutdown stays retryable,
+// with the status UNAVAILABLE and a RetryInfo of retryDelay: the otlp
+// receiver answers it with RetryInfo on gRPC and HTTP 503 with Retry-After,
+// as the tailsift receiver does. Anything else is returned as it is.
 func pipelineError(err error) error {
 	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
 		return consumererror.NewPermanent(invalidArgument{err})
 	}
+	if errors.Is(err, tracebuf.ErrQueueFull) || errors.Is(err, tracebuf.ErrShutdown) {
+		return retryLater{err}
+	}
 	return err
 }
+
+// retryDelay is the back-off asked of the client when the buffer refuses a
+// request for lack of room.
+const retryDelay = time.Second
+
+// retryLater gives a retryable refusal the gRPC status receivers look for:
+// UNAVAILABLE with a RetryInfo detail.
+type retryLater struct{ error }
+
+func (e retryLater) GRPCStatus() *status.Status {
+	st := status.New(codes.Unavailable, e.Error())
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)}); err == nil {
+		return d
+	}
+	return st
+}
+
+func (e retryLater) Unwrap() error { return e.error }
 
 // invalidArgument gives an error the gRPC status receivers look for.
 type invalidArgument struct{ error }
@@ -133,3 +136,26 @@ func (e invalidArgument) GRPCStatus() *status.Status {
 }
 
 func (e invalidArgument) Unwrap() error { return e.error }
+
+// instruments are the processor's generated instruments for the buffer's
+// events.
+func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
+	return selfmetrics.Instruments{
+		SpansReceived:   tb.ProcessorTailsiftSpansReceived,
+		SpansRefused:    tb.ProcessorTailsiftSpansRefused,
+		TracesDecided:   tb.ProcessorTailsiftTracesDecided,
+		SpansDecided:    tb.ProcessorTailsiftSpansDecided,
+		EarlyDecisions:  tb.ProcessorTailsiftEarlyDecisions,
+		LateSpans:       tb.ProcessorTailsiftLateSpans,
+		ExportFailures:  tb.ProcessorTailsiftExportFailures,
+		BufferedBytes:   tb.ProcessorTailsiftBufferedBytes,
+		BufferedTraces:  tb.ProcessorTailsiftBufferedTraces,
+		DecisionLatency: tb.ProcessorTailsiftDecisionLatency,
+		DecisionLag:     tb.ProcessorTailsiftDecisionLag,
+		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
+		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
+		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
+		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
+		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
+	}
+}

@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 
 	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/stretchr/testify/assert"
@@ -17,11 +18,11 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -31,70 +32,15 @@ import (
 	"github.com/tailsift/tailsift/sampling"
 )
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var t0 = tracebuftest.T0
 
-// spanSpec describes one span of a test trace.
-type spanSpec struct {
-	trace  uint64 // trace number; the trace ID is derived from it
-	span   uint64 // span number within the trace; 1 is the root
-	parent uint64 // 0 for the root
-	dur    time.Duration
-	status ptrace.StatusCode
-	ts     string
-}
+type spanSpec = tracebuftest.Span
 
-func traceID(n uint64) pcommon.TraceID {
-	var id pcommon.TraceID
-	binary.BigEndian.PutUint64(id[:8], n*0x9E3779B97F4A7C15+1)
-	binary.BigEndian.PutUint64(id[8:], n*0xBF58476D1CE4E5B9+7)
-	return id
-}
-
-func spanID(trace, span uint64) pcommon.SpanID {
-	var id pcommon.SpanID
-	binary.BigEndian.PutUint64(id[:], trace<<16|span)
-	return id
-}
-
-// batch builds one ptrace.Traces holding the given spans under two resources.
-func batch(specs ...spanSpec) ptrace.Traces {
-	td := ptrace.NewTraces()
-	var ss [2]ptrace.SpanSlice
-	for i := range ss {
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", []string{"frontend", "backend"}[i])
-		rs.Resource().Attributes().PutStr("host.name", "host-1")
-		sc := rs.ScopeSpans().AppendEmpty()
-		sc.Scope().SetName("test")
-		ss[i] = sc.Spans()
-	}
-	for _, s := range specs {
-		sp := ss[s.span%2].AppendEmpty()
-		sp.SetTraceID(traceID(s.trace))
-		sp.SetSpanID(spanID(s.trace, s.span))
-		if s.parent != 0 {
-			sp.SetParentSpanID(spanID(s.trace, s.parent))
-		}
-		sp.SetName("op")
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
-		d := s.dur
-		if d == 0 {
-			d = 10 * time.Millisecond
-		}
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(d)))
-		sp.Status().SetCode(s.status)
-		sp.TraceState().FromRaw(s.ts)
-		sp.Attributes().PutStr("http.route", "/api/items/{id}")
-		sp.Attributes().PutInt("http.status_code", 200)
-	}
-	for i := td.ResourceSpans().Len() - 1; i >= 0; i-- {
-		if ss[i].Len() == 0 {
-			td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool { return rs.ScopeSpans().At(0).Spans().Len() == 0 })
-			break
-		}
-	}
-	return td
-}
+var (
+	traceID = tracebuftest.TraceID
+	spanID  = tracebuftest.SpanID
+	batch   = tracebuftest.Batch
+)
 
 // harness is a processor on a fake clock with a sink and telemetry.
 type harness struct {
@@ -202,9 +148,9 @@ func (h *harness) metric(name string, attrs ...attribute.KeyValue) int64 {
 // errorTrace is trace n with the error on a non-root span, split by the caller.
 func errorTrace(n uint64) []spanSpec {
 	return []spanSpec{
-		{trace: n, span: 2, parent: 1},
-		{trace: n, span: 3, parent: 2, status: ptrace.StatusCodeError},
-		{trace: n, span: 1},
+		{Trace: n, Span: 2, Parent: 1},
+		{Trace: n, Span: 3, Parent: 2, Status: ptrace.StatusCodeError},
+		{Trace: n, Span: 1},
 	}
 }
 
@@ -252,10 +198,10 @@ func TestCompletionMaxWaitWithoutRoot(t *testing.T) {
 
 func TestCompletionMaxWaitWithBusyRoot(t *testing.T) {
 	h := newHarness(t, testConfig(), nil)
-	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError})
 	for i := uint64(2); i <= 30; i++ { // a span every second keeps quiet from firing
 		h.advance(time.Second)
-		h.send(spanSpec{trace: 1, span: i, parent: 1})
+		h.send(spanSpec{Trace: 1, Span: i, Parent: 1})
 	}
 	assert.Empty(t, h.spansOf(1))
 	h.advance(time.Second) // 30 s after the first span
@@ -268,14 +214,14 @@ func TestMaxSpansDecidesAtOnce(t *testing.T) {
 	h := newHarness(t, cfg, nil)
 	var specs []spanSpec
 	for i := uint64(2); i <= 6; i++ {
-		specs = append(specs, spanSpec{trace: 7, span: i, parent: 1, status: ptrace.StatusCodeError})
+		specs = append(specs, spanSpec{Trace: 7, Span: i, Parent: 1, Status: ptrace.StatusCodeError})
 	}
 	h.send(specs...)
 	h.advance(0)
 	assert.Len(t, h.spansOf(7), 5)
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_early_decisions", attribute.String("reason", "max_spans")))
 	// The rest of the trace follows the decision at once.
-	h.send(spanSpec{trace: 7, span: 1}, spanSpec{trace: 7, span: 8, parent: 1})
+	h.send(spanSpec{Trace: 7, Span: 1}, spanSpec{Trace: 7, Span: 8, Parent: 1})
 	h.advance(0)
 	assert.Len(t, h.spansOf(7), 7)
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
@@ -299,12 +245,12 @@ func TestLateSpansFollowTheDecision(t *testing.T) {
 			dropped = n
 		}
 	}
-	h.send(spanSpec{trace: kept, span: 1}, spanSpec{trace: dropped, span: 1})
+	h.send(spanSpec{Trace: kept, Span: 1}, spanSpec{Trace: dropped, Span: 1})
 	h.advance(2 * time.Second)
 	require.Len(t, h.spansOf(kept), 1)
 	require.Empty(t, h.spansOf(dropped))
 
-	h.send(spanSpec{trace: kept, span: 2, parent: 1}, spanSpec{trace: dropped, span: 2, parent: 1})
+	h.send(spanSpec{Trace: kept, Span: 2, Parent: 1}, spanSpec{Trace: dropped, Span: 2, Parent: 1})
 	h.advance(0) // no time passes: late spans are forwarded at once
 	got := h.spansOf(kept)
 	require.Len(t, got, 2)
@@ -318,8 +264,8 @@ func TestLateSpansFollowTheDecision(t *testing.T) {
 func TestTraceStateMergedWithIncoming(t *testing.T) {
 	cfg := testConfig()
 	h := newHarness(t, cfg, nil)
-	h.send(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError, ts: "vendor=abc,ot=rv:abcdef01234567"},
-		spanSpec{trace: 2, span: 1, status: ptrace.StatusCodeError, ts: "ot=th:8"}) // head-sampled at 50 %
+	h.send(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError, TS: "vendor=abc,ot=rv:abcdef01234567"},
+		spanSpec{Trace: 2, Span: 1, Status: ptrace.StatusCodeError, TS: "ot=th:8"}) // head-sampled at 50 %
 	h.advance(2 * time.Second)
 	// W3C: the modified ot entry moves to the front; other vendors' entries stay.
 	assert.Equal(t, "ot=rv:abcdef01234567;th:0,vendor=abc", h.spansOf(1)[1].TraceState().AsRaw())
@@ -339,7 +285,7 @@ func TestMemoryBudgetDecidesOldestEarly(t *testing.T) {
 			if k%10 == 0 {
 				st = ptrace.StatusCodeError
 			}
-			specs = append(specs, spanSpec{trace: k, span: 2, parent: 1, status: st})
+			specs = append(specs, spanSpec{Trace: k, Span: 2, Parent: 1, Status: st})
 		}
 		h.send(specs...)
 	}
@@ -369,14 +315,14 @@ func TestErrorSpanAfterMemoryDropIsKept(t *testing.T) {
 	for n := uint64(1); n <= traces; n += 100 {
 		var specs []spanSpec
 		for k := n; k < n+100; k++ {
-			specs = append(specs, spanSpec{trace: k, span: 2, parent: 1, status: ptrace.StatusCodeOk})
+			specs = append(specs, spanSpec{Trace: k, Span: 2, Parent: 1, Status: ptrace.StatusCodeOk})
 		}
 		h.send(specs...)
 	}
 	h.advance(0)
 	require.Positive(t, h.metric("otelcol_processor_tailsift_early_decisions", attribute.String("reason", "memory")))
 	require.Empty(t, h.spansOf(1), "trace 1 should have been dropped early")
-	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: 1, Span: 3, Parent: 1, Status: ptrace.StatusCodeError})
 	h.advance(31 * time.Second)
 	require.Len(t, h.spansOf(1), 1, "the error span of a trace dropped for memory was lost")
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
@@ -393,7 +339,7 @@ func TestShutdownDecidesAndFlushesEverything(t *testing.T) {
 	for n := uint64(1); n <= 200; n++ {
 		tr := errorTrace(n)
 		if n%2 == 0 {
-			tr[1].status = ptrace.StatusCodeOk
+			tr[1].Status = ptrace.StatusCodeOk
 		}
 		h.send(tr...)
 	}
@@ -485,37 +431,23 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
 }
 
-// blocking holds every ConsumeTraces until released.
-type blocking struct {
-	consumertest.TracesSink
-	release chan struct{}
-	entered chan struct{}
-	once    sync.Once
-}
-
-func (b *blocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	b.once.Do(func() { close(b.entered) })
-	<-b.release
-	return b.TracesSink.ConsumeTraces(ctx, td)
-}
-
 func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg := testConfig()
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20
 	cfg.Completion.MaxSpans = 1
 	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
+	next := tracebuftest.NewBlocking()
 	h := newHarness(t, cfg, next)
 	// The first error span is decided at once and blocks the shard in next
 	// (so no Sync here: it would wait for the blocked shard).
-	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError})))
-	<-next.entered
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError})))
+	<-next.Entered
 	var refused error
 	for n := uint64(2); n < 100000 && refused == nil; n++ {
 		specs := make([]spanSpec, 0, 200)
 		for k := range uint64(200) {
-			specs = append(specs, spanSpec{trace: n*1000 + k, span: 1})
+			specs = append(specs, spanSpec{Trace: n*1000 + k, Span: 1})
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		refused = h.p.ConsumeTraces(ctx, batch(specs...))
@@ -524,8 +456,18 @@ func TestQueueFullRefusesRetryably(t *testing.T) {
 	require.Error(t, refused)
 	assert.False(t, consumererror.IsPermanent(refused), "overload must be retryable")
 	assert.True(t, strings.Contains(refused.Error(), "queue full"), refused.Error())
+	assert.ErrorIs(t, refused, tracebuf.ErrQueueFull)
+	// The otlp receiver answers UNAVAILABLE with this RetryInfo (gRPC), or
+	// 503 with Retry-After: 1 (HTTP).
+	st, ok := status.FromError(refused)
+	require.True(t, ok, "a gRPC status for the receivers")
+	assert.Equal(t, codes.Unavailable, st.Code())
+	require.Len(t, st.Details(), 1)
+	ri, ok := st.Details()[0].(*errdetails.RetryInfo)
+	require.True(t, ok, "RetryInfo detail, got %T", st.Details()[0])
+	assert.Equal(t, time.Second, ri.GetRetryDelay().AsDuration())
 	assert.Positive(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "queue_full")))
-	close(next.release)
+	close(next.Release)
 }
 
 func TestLifecycleThroughFactory(t *testing.T) {
@@ -584,7 +526,7 @@ func TestAnnotateRoots(t *testing.T) {
 	// Fast, successful traces: the 25 % baseline keeps some of them.
 	var fast []spanSpec
 	for n := uint64(100); n < 140; n++ {
-		fast = append(fast, spanSpec{trace: n, span: 2, parent: 1}, spanSpec{trace: n, span: 1})
+		fast = append(fast, spanSpec{Trace: n, Span: 2, Parent: 1}, spanSpec{Trace: n, Span: 1})
 	}
 	h.send(fast...)
 	h.advance(2 * time.Second)

@@ -21,15 +21,15 @@ func rescueConfig(window time.Duration) *Config {
 // keeps the whole trace, late span included, at probability 1.
 func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 	h := newHarness(t, rescueConfig(30*time.Second), nil)
-	h.send(spanSpec{trace: 1, span: 2, parent: 1}, spanSpec{trace: 1, span: 3, parent: 2})
-	h.send(spanSpec{trace: 1, span: 1})
+	h.send(spanSpec{Trace: 1, Span: 2, Parent: 1}, spanSpec{Trace: 1, Span: 3, Parent: 2})
+	h.send(spanSpec{Trace: 1, Span: 1})
 	h.advance(3 * time.Second) // quiet: decided, dropped, held
 	require.Empty(t, h.spansOf(1))
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
 	assert.Positive(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
 
 	h.advance(20 * time.Second)
-	h.send(spanSpec{trace: 1, span: 4, parent: 2, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: 1, Span: 4, Parent: 2, Status: ptrace.StatusCodeError})
 	h.advance(100 * time.Millisecond) // the output batch
 	got := h.spansOf(1)
 	require.Len(t, got, 4, "the rescued trace should arrive whole")
@@ -42,7 +42,7 @@ func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 
 	// Later spans follow the new decision. Every span is accounted once:
 	// decided with its trace, or late (the rescuing span and this one).
-	h.send(spanSpec{trace: 1, span: 5, parent: 2})
+	h.send(spanSpec{Trace: 1, Span: 5, Parent: 2})
 	h.advance(100 * time.Millisecond)
 	assert.Len(t, h.spansOf(1), 5)
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
@@ -54,13 +54,13 @@ func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 // nothing leaves it held and dropped.
 func TestRescueLateSpanMakingTraceSlow(t *testing.T) {
 	h := newHarness(t, rescueConfig(30*time.Second), nil)
-	h.send(spanSpec{trace: 1, span: 1}, spanSpec{trace: 1, span: 2, parent: 1})
+	h.send(spanSpec{Trace: 1, Span: 1}, spanSpec{Trace: 1, Span: 2, Parent: 1})
 	h.advance(3 * time.Second)
-	h.send(spanSpec{trace: 1, span: 3, parent: 1, dur: 5 * time.Millisecond}) // within the trace
+	h.send(spanSpec{Trace: 1, Span: 3, Parent: 1, Dur: 5 * time.Millisecond}) // within the trace
 	h.advance(100 * time.Millisecond)
 	require.Empty(t, h.spansOf(1))
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "drop")))
-	h.send(spanSpec{trace: 1, span: 4, parent: 1, dur: 1500 * time.Millisecond})
+	h.send(spanSpec{Trace: 1, Span: 4, Parent: 1, Dur: 1500 * time.Millisecond})
 	h.advance(100 * time.Millisecond)
 	assert.Len(t, h.spansOf(1), 4)
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued", attribute.String("policy", "slow")))
@@ -70,13 +70,13 @@ func TestRescueLateSpanMakingTraceSlow(t *testing.T) {
 // dropped like any late span of a dropped trace.
 func TestRescueWindowEnds(t *testing.T) {
 	h := newHarness(t, rescueConfig(10*time.Second), nil)
-	h.send(spanSpec{trace: 1, span: 1}, spanSpec{trace: 1, span: 2, parent: 1})
+	h.send(spanSpec{Trace: 1, Span: 1}, spanSpec{Trace: 1, Span: 2, Parent: 1})
 	h.advance(3 * time.Second)
 	require.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
 	h.advance(11 * time.Second)
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"))
-	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: 1, Span: 3, Parent: 1, Status: ptrace.StatusCodeError})
 	h.advance(100 * time.Millisecond)
 	assert.Empty(t, h.spansOf(1))
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_traces_rescued"))
@@ -93,7 +93,7 @@ func TestRescueBudgetLetsOldestGo(t *testing.T) {
 	for n := uint64(1); n <= traces; n += 100 {
 		var specs []spanSpec
 		for k := n; k < n+100; k++ {
-			specs = append(specs, spanSpec{trace: k, span: 1})
+			specs = append(specs, spanSpec{Trace: k, Span: 1})
 		}
 		h.send(specs...)
 	}
@@ -103,8 +103,8 @@ func TestRescueBudgetLetsOldestGo(t *testing.T) {
 	assert.Less(t, held, int64(traces))
 	assert.LessOrEqual(t, h.metric("otelcol_processor_tailsift_rescue_held_bytes"), int64(cfg.Rescue.MaxBytes))
 	// The newest is still held, the oldest is not.
-	h.send(spanSpec{trace: traces, span: 2, parent: 1, status: ptrace.StatusCodeError},
-		spanSpec{trace: 1, span: 2, parent: 1, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: traces, Span: 2, Parent: 1, Status: ptrace.StatusCodeError},
+		spanSpec{Trace: 1, Span: 2, Parent: 1, Status: ptrace.StatusCodeError})
 	h.advance(100 * time.Millisecond)
 	assert.Len(t, h.spansOf(traces), 2)
 	assert.Empty(t, h.spansOf(1))
@@ -114,7 +114,7 @@ func TestRescueBudgetLetsOldestGo(t *testing.T) {
 func TestRescueShutdownReleasesHeld(t *testing.T) {
 	h := newHarness(t, rescueConfig(time.Minute), nil)
 	for n := uint64(1); n <= 50; n++ {
-		h.send(spanSpec{trace: n, span: 1})
+		h.send(spanSpec{Trace: n, Span: 1})
 	}
 	h.advance(3 * time.Second)
 	require.Equal(t, int64(50), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
@@ -131,11 +131,11 @@ func TestRescueOutlivesDroppedFilter(t *testing.T) {
 	cfg.DecisionCache.DroppedMaxEntries = 16 // two generations of 8
 	h := newHarness(t, cfg, nil)
 	for n := uint64(1); n <= 100; n++ {
-		h.send(spanSpec{trace: n, span: 1}, spanSpec{trace: n, span: 2, parent: 1})
+		h.send(spanSpec{Trace: n, Span: 1}, spanSpec{Trace: n, Span: 2, Parent: 1})
 	}
 	h.advance(3 * time.Second)
 	require.Equal(t, int64(100), h.metric("otelcol_processor_tailsift_rescue_held_traces"))
-	h.send(spanSpec{trace: 1, span: 3, parent: 1, status: ptrace.StatusCodeError})
+	h.send(spanSpec{Trace: 1, Span: 3, Parent: 1, Status: ptrace.StatusCodeError})
 	h.advance(100 * time.Millisecond)
 	assert.Len(t, h.spansOf(1), 3, "trace 1 left the dropped filter but is still held")
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued"))

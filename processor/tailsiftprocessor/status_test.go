@@ -21,10 +21,10 @@ func TestStatusPageAgreesWithMetrics(t *testing.T) {
 	g.Add(h.p.status)
 
 	h.send(errorTrace(1)...)
-	h.send(spanSpec{trace: 2, span: 1}, spanSpec{trace: 3, span: 1, dur: 3 * time.Second}, spanSpec{trace: 4, span: 1})
+	h.send(spanSpec{Trace: 2, Span: 1}, spanSpec{Trace: 3, Span: 1, Dur: 3 * time.Second}, spanSpec{Trace: 4, Span: 1})
 	h.advance(2 * time.Second)
-	h.send(spanSpec{trace: 2, span: 2, parent: 1}, spanSpec{trace: 1, span: 4, parent: 1}) // late: dropped, kept
-	h.send(spanSpec{trace: 5, span: 1})                                                    // still buffered
+	h.send(spanSpec{Trace: 2, Span: 2, Parent: 1}, spanSpec{Trace: 1, Span: 4, Parent: 1}) // late: dropped, kept
+	h.send(spanSpec{Trace: 5, Span: 1})                                                    // still buffered
 	h.advance(0)
 
 	c := g.Snapshot(t0).Components[0]

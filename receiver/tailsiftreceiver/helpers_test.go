@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -33,7 +35,7 @@ import (
 	"github.com/tailsift/tailsift/sampling"
 )
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var t0 = tracebuftest.T0
 
 // testConfig serves both protocols on free loopback ports.
 func testConfig() *Config {
@@ -197,74 +199,20 @@ func marshal(t testing.TB, td ptrace.Traces) []byte {
 	return b
 }
 
-func traceID(n uint64) pcommon.TraceID {
-	var id pcommon.TraceID
-	binary.BigEndian.PutUint64(id[:8], n*0x9E3779B97F4A7C15+1)
-	binary.BigEndian.PutUint64(id[8:], n*0xBF58476D1CE4E5B9+7)
-	return id
-}
+type spanSpec = tracebuftest.Span
 
-func spanID(trace, span uint64) pcommon.SpanID {
-	var id pcommon.SpanID
-	binary.BigEndian.PutUint64(id[:], trace<<16|span)
-	return id
-}
-
-// spanSpec describes one span of a test trace.
-type spanSpec struct {
-	trace  uint64
-	span   uint64 // 1 is the root
-	parent uint64 // 0 for the root
-	dur    time.Duration
-	status ptrace.StatusCode
-	ts     string
-	attrs  map[string]any
-}
-
-// batch builds one ptrace.Traces with the spans under two resources.
-func batch(specs ...spanSpec) ptrace.Traces {
-	td := ptrace.NewTraces()
-	var ss [2]ptrace.SpanSlice
-	for i := range ss {
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", []string{"frontend", "backend"}[i])
-		sc := rs.ScopeSpans().AppendEmpty()
-		sc.Scope().SetName("test")
-		ss[i] = sc.Spans()
-	}
-	for _, s := range specs {
-		sp := ss[s.span%2].AppendEmpty()
-		sp.SetTraceID(traceID(s.trace))
-		sp.SetSpanID(spanID(s.trace, s.span))
-		if s.parent != 0 {
-			sp.SetParentSpanID(spanID(s.trace, s.parent))
-		}
-		sp.SetName("op")
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
-		d := s.dur
-		if d == 0 {
-			d = 10 * time.Millisecond
-		}
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(d)))
-		sp.Status().SetCode(s.status)
-		sp.TraceState().FromRaw(s.ts)
-		sp.Attributes().PutStr("http.route", "/api/items/{id}")
-		if s.attrs != nil {
-			_ = sp.Attributes().FromRaw(s.attrs)
-		}
-	}
-	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		return rs.ScopeSpans().At(0).Spans().Len() == 0
-	})
-	return td
-}
+var (
+	traceID = tracebuftest.TraceID
+	spanID  = tracebuftest.SpanID
+	batch   = tracebuftest.Batch
+)
 
 // errorTrace is trace n with an error on a non-root span.
 func errorTrace(n uint64) []spanSpec {
 	return []spanSpec{
-		{trace: n, span: 2, parent: 1},
-		{trace: n, span: 3, parent: 2, status: ptrace.StatusCodeError},
-		{trace: n, span: 1},
+		{Trace: n, Span: 2, Parent: 1},
+		{Trace: n, Span: 3, Parent: 2, Status: ptrace.StatusCodeError},
+		{Trace: n, Span: 1},
 	}
 }
 

@@ -3,13 +3,13 @@ package tailsiftreceiver
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -19,44 +19,30 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// blocking holds every ConsumeTraces until released.
-type blocking struct {
-	consumertest.TracesSink
-	release chan struct{}
-	entered chan struct{}
-	once    sync.Once
-}
-
-func (b *blocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	b.once.Do(func() { close(b.entered) })
-	<-b.release
-	return b.TracesSink.ConsumeTraces(ctx, td)
-}
-
 func TestOverloadIsRetryable(t *testing.T) {
 	cfg := testConfig()
 	cfg.Shards = 1
 	cfg.Buffer.MaxQueuedBytes = 1 << 20 // the smallest allowed
 	cfg.Completion.MaxSpans = 1
 	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
+	next := tracebuftest.NewBlocking()
 	g := newRig(t, cfg, next)
 	g.r.queueWait.Store(int64(50 * time.Millisecond))
 	released := false
 	defer func() {
 		if !released {
-			close(next.release)
+			close(next.Release)
 		}
 	}()
 
 	// The first error span is decided at once (max_spans 1) and blocks the
 	// only shard in the next consumer; the queue then fills up.
-	g.sendGRPC(batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError}))
-	<-next.entered
+	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))
+	<-next.Entered
 	request := func(n uint64) []byte {
 		specs := make([]spanSpec, 0, 200)
 		for k := range uint64(200) {
-			specs = append(specs, spanSpec{trace: n*1000 + k, span: 1, attrs: map[string]any{"pad": "0123456789abcdef0123456789abcdef"}})
+			specs = append(specs, spanSpec{Trace: n*1000 + k, Span: 1, Attrs: map[string]any{"pad": "0123456789abcdef0123456789abcdef"}})
 		}
 		return marshal(t, batch(specs...))
 	}
@@ -93,7 +79,7 @@ func TestOverloadIsRetryable(t *testing.T) {
 	assert.Positive(t, g.metric("otelcol_receiver_refused_spans", attribute.String("transport", "http")))
 
 	// Once the next consumer moves again, the receiver takes requests again.
-	close(next.release)
+	close(next.Release)
 	released = true
 	require.Eventually(t, func() bool {
 		_, err := g.grpcExport(context.Background(), request(n+1))
@@ -109,14 +95,14 @@ func TestOverloadAnswersBeforeTheClientDeadline(t *testing.T) {
 	cfg.Buffer.MaxQueuedBytes = 1 << 20
 	cfg.Completion.MaxSpans = 1
 	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := &blocking{release: make(chan struct{}), entered: make(chan struct{})}
+	next := tracebuftest.NewBlocking()
 	g := newRig(t, cfg, next)
-	defer close(next.release)
-	g.sendGRPC(batch(spanSpec{trace: 1, span: 1, status: ptrace.StatusCodeError}))
-	<-next.entered
+	defer close(next.Release)
+	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))
+	<-next.Entered
 	specs := make([]spanSpec, 0, 200)
 	for k := range uint64(200) {
-		specs = append(specs, spanSpec{trace: 100 + k, span: 1, attrs: map[string]any{"pad": string(make([]byte, 100))}})
+		specs = append(specs, spanSpec{Trace: 100 + k, Span: 1, Attrs: map[string]any{"pad": string(make([]byte, 100))}})
 	}
 	body := marshal(t, batch(specs...))
 	// Fill the queue, with a short wait for room.

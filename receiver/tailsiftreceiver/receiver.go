@@ -77,22 +77,16 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
-	status := statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes),
-		selfmetrics.NewObserver(instruments(tb)))
-	buf, err := tracebuf.New(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{
-		Logger:   set.Logger,
-		Observer: status,
-		Clock:    clk,
-	})
+	var status *statuspage.Recorder
+	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
+		instruments(tb), tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
+		func(o tracebuf.Observer) tracebuf.Observer {
+			status = statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes), o)
+			return status
+		})
 	if err != nil {
 		tb.Shutdown()
 		return nil, err
-	}
-	if buf.Engine().HasBudget() {
-		if err := tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback(selfmetrics.ClassProbabilities(buf.Engine())); err != nil {
-			tb.Shutdown()
-			return nil, fmt.Errorf("register budget metric: %w", err)
-		}
 	}
 	status.Bind(buf.Engine())
 	r := &tailsiftReceiver{

@@ -51,7 +51,7 @@ func TestKeepsTracesFromBothTransports(t *testing.T) {
 	assert.Equal(t, jsonContentType, resp.Header.Get("Content-Type"))
 	assert.JSONEq(t, `{}`, string(body))
 	// A fast successful trace is dropped.
-	g.sendGRPC(batch(spanSpec{trace: 2, span: 1}))
+	g.sendGRPC(batch(spanSpec{Trace: 2, Span: 1}))
 
 	g.advance(1900 * time.Millisecond)
 	assert.Empty(t, g.spansOf(1), "decided before quiet elapsed")
@@ -163,7 +163,7 @@ func TestHTTPMethodPathAndSize(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
-	big := batch(spanSpec{trace: 1, span: 1, attrs: map[string]any{"blob": string(bytes.Repeat([]byte("x"), 4<<10))}})
+	big := batch(spanSpec{Trace: 1, Span: 1, Attrs: map[string]any{"blob": string(bytes.Repeat([]byte("x"), 4<<10))}})
 	hr, body := g.httpExport(marshal(t, big), pbContentType)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, hr.StatusCode, string(body))
 
@@ -206,7 +206,7 @@ func TestShutdownFlushesKeptTraces(t *testing.T) {
 	for n := uint64(1); n <= 50; n++ {
 		tr := errorTrace(n)
 		if n%2 == 0 {
-			tr[1].status = ptrace.StatusCodeOk
+			tr[1].Status = ptrace.StatusCodeOk
 		}
 		_, err = g.grpcExport(context.Background(), marshal(t, batch(tr...)))
 		require.NoError(t, err)
@@ -234,7 +234,7 @@ func TestStandardGRPCClient(t *testing.T) {
 	assert.Equal(t, int64(1), resp.PartialSuccess().RejectedSpans())
 	assert.Contains(t, resp.PartialSuccess().ErrorMessage(), "rejected 1 of 4 spans")
 
-	_, err = client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(batch(spanSpec{trace: 0, span: 1})))
+	_, err = client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(batch(spanSpec{Trace: 0, Span: 1})))
 	require.NoError(t, err, "trace number 0 still has a non-zero ID")
 
 	g.advance(2 * time.Second)

@@ -16,7 +16,7 @@ import (
 func TestStatusPageAgreesWithMetrics(t *testing.T) {
 	g := newRig(t, testConfig(), nil)
 	g.sendGRPC(batch(errorTrace(1)...))
-	g.sendGRPC(batch(spanSpec{trace: 2, span: 1}))
+	g.sendGRPC(batch(spanSpec{Trace: 2, Span: 1}))
 	g.advance(2 * time.Second)
 
 	var found []statuspage.Component

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/sinkreport"
 )
 
 // row is one metric of the side-by-side table.
@@ -106,9 +108,9 @@ func (rep *report) sinkClasses() []string {
 // class and figure, for the kinds with a sink (the samplers).
 func classRows(classes []string) []row {
 	var out []row
-	field := func(class string, v func(*classRow) (float64, bool)) func(*runResult) (float64, bool) {
+	field := func(class string, v func(*sinkreport.ClassRow) (float64, bool)) func(*runResult) (float64, bool) {
 		return func(r *runResult) (float64, bool) {
-			c := r.Score.class(class)
+			c := r.Score.Class(class)
 			if c == nil {
 				return 0, false
 			}
@@ -118,15 +120,15 @@ func classRows(classes []string) []row {
 	for _, cl := range classes {
 		for _, x := range []struct {
 			name, fmt string
-			v         func(*classRow) (float64, bool)
+			v         func(*sinkreport.ClassRow) (float64, bool)
 		}{
-			{"traces sent", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesSent)) }},
-			{"of them late", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesLate)) }},
-			{"kept", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesKept)) }},
-			{"complete", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesComplete)) }},
-			{"partial", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesPartial)) }},
-			{"duplicated", "%.0f", func(c *classRow) (float64, bool) { return known(float64(c.TracesDuplicated)) }},
-			{"adjusted trace count, rel. error (%)", "%+.2f", func(c *classRow) (float64, bool) { return knownScaled(c.Adjusted.TracesRelError, 100) }},
+			{"traces sent", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesSent)) }},
+			{"of them late", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesLate)) }},
+			{"kept", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesKept)) }},
+			{"complete", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesComplete)) }},
+			{"partial", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesPartial)) }},
+			{"duplicated", "%.0f", func(c *sinkreport.ClassRow) (float64, bool) { return known(float64(c.TracesDuplicated)) }},
+			{"adjusted trace count, rel. error (%)", "%+.2f", func(c *sinkreport.ClassRow) (float64, bool) { return knownScaled(c.Adjusted.TracesRelError, 100) }},
 		} {
 			out = append(out, row{cl + ": " + x.name, x.fmt, field(cl, x.v), false, samplers})
 		}

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/sinkreport"
 )
 
 // sinkJSON is a tailsift-sink/v1 report with five classes. errComplete
 // of the 100 error traces are complete (the rest partial), anomalyKept of
 // the 200 anomaly traces are kept, fastKept of the 1000 fast traces.
-func sinkJSON(t *testing.T, p99 float64, errComplete, anomalyKept, fastKept int64, dup int64) *sinkScore {
+func sinkJSON(t *testing.T, p99 float64, errComplete, anomalyKept, fastKept int64, dup int64) *sinkreport.Report {
 	t.Helper()
 	cls := func(name string, sent, kept, complete, partial, dup int64, est float64) string {
 		return fmt.Sprintf(`{"class":%q,"traces_sent":%d,"traces_kept":%d,"traces_complete":%d,"traces_partial":%d,"traces_duplicated":%d,
@@ -30,7 +32,7 @@ func sinkJSON(t *testing.T, p99 float64, errComplete, anomalyKept, fastKept int6
 		cls("anomaly", 200, anomalyKept, anomalyKept, 0, 0, 200),
 		cls("huge", 10, 10, 10, 0, 0, 10),
 		p99/2, p99, fastKept, float64(fastKept)/1000, float64(anomalyKept)/200)
-	var s sinkScore
+	var s sinkreport.Report
 	if err := json.Unmarshal([]byte(js), &s); err != nil {
 		t.Fatalf("%v\n%s", err, js)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/tailsift/tailsift/internal/sinkreport"
 )
 
 // loadgenSummary is the part of tailsift-loadgen's --summary-json we use.
@@ -19,72 +21,6 @@ type loadgenSummary struct {
 	CPUMicrosSpan     float64                       `json:"cpu_us_per_span"`
 	MaxLagMs          float64                       `json:"max_dispatch_lag_ms"`
 	ElapsedS          float64                       `json:"elapsed_s"`
-}
-
-// sinkScore is the part of tailsift-sink's --out report (schema
-// tailsift-sink/v1) we use.
-type sinkScore struct {
-	Schema   string `json:"schema"`
-	Received struct {
-		Spans  int64 `json:"spans"`
-		Traces int64 `json:"traces"`
-	} `json:"received"`
-	Classes   []classRow `json:"classes"`
-	Total     classRow   `json:"total"`
-	FastCheck *struct {
-		Sent         int64    `json:"sent"`
-		Kept         int64    `json:"kept"`
-		KeptFraction *float64 `json:"kept_fraction"`
-		Z            *float64 `json:"z"`
-		Within3Sigma bool     `json:"within_3sigma"`
-	} `json:"fast_check"`
-	AnomalyRecall *float64 `json:"anomaly_recall"`
-	MissingTh     struct {
-		Spans  int64 `json:"spans"`
-		Traces int64 `json:"traces"`
-	} `json:"missing_th"`
-	Notes []string `json:"notes"`
-}
-
-type classRow struct {
-	Class            string `json:"class"`
-	TracesSent       int64  `json:"traces_sent"`
-	TracesLate       int64  `json:"traces_late"`
-	TracesKept       int64  `json:"traces_kept"`
-	TracesComplete   int64  `json:"traces_complete"`
-	TracesPartial    int64  `json:"traces_partial"`
-	TracesExcess     int64  `json:"traces_excess"`
-	TracesDuplicated int64  `json:"traces_duplicated"`
-	SpansSent        int64  `json:"spans_sent"`
-	SpansReceived    int64  `json:"spans_received"`
-	SpansMissingTh   int64  `json:"spans_missing_th"`
-	Adjusted         struct {
-		TracesEstimate float64  `json:"traces_estimate"`
-		TracesTrue     float64  `json:"traces_true"`
-		TracesRelError *float64 `json:"traces_rel_error"`
-		SpansEstimate  float64  `json:"spans_estimate"`
-		SpansTrue      float64  `json:"spans_true"`
-		SpansRelError  *float64 `json:"spans_rel_error"`
-	} `json:"adjusted"`
-	Latency *struct {
-		Count int64    `json:"count"`
-		P50   *float64 `json:"p50"`
-		P90   *float64 `json:"p90"`
-		P99   *float64 `json:"p99"`
-		Max   *float64 `json:"max"`
-	} `json:"latency_ms"`
-}
-
-func (s *sinkScore) class(name string) *classRow {
-	if s == nil {
-		return nil
-	}
-	for i := range s.Classes {
-		if s.Classes[i].Class == name {
-			return &s.Classes[i]
-		}
-	}
-	return nil
 }
 
 // runResult is everything measured in one run (written to the raw JSON).
@@ -147,8 +83,8 @@ type runResult struct {
 	ShutdownS        float64 `json:"shutdown_s"`
 	CollectorExitErr string  `json:"collector_exit,omitempty"`
 
-	Loadgen *loadgenSummary `json:"loadgen"`
-	Score   *sinkScore      `json:"sink"`
+	Loadgen *loadgenSummary    `json:"loadgen"`
+	Score   *sinkreport.Report `json:"sink"`
 
 	// Derived from Score.
 	P50AddedMs       *float64 `json:"p50_added_ms"`
@@ -174,15 +110,15 @@ func (r *runResult) derive() {
 	if s.Total.Latency != nil {
 		r.P50AddedMs, r.P99AddedMs = s.Total.Latency.P50, s.Total.Latency.P99
 	}
-	pct := func(c *classRow) *float64 {
+	pct := func(c *sinkreport.ClassRow) *float64 {
 		if c == nil || c.TracesSent == 0 {
 			return nil
 		}
 		v := 100 * float64(c.TracesComplete) / float64(c.TracesSent)
 		return &v
 	}
-	r.ErrorCompletePct = pct(s.class("error"))
-	r.SlowCompletePct = pct(s.class("slow"))
+	r.ErrorCompletePct = pct(s.Class("error"))
+	r.SlowCompletePct = pct(s.Class("slow"))
 	if s.FastCheck != nil {
 		r.FastKeptFraction, r.FastZ = s.FastCheck.KeptFraction, s.FastCheck.Z
 	}

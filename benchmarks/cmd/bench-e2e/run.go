@@ -11,6 +11,8 @@ import (
 	"sync"
 	"text/template"
 	"time"
+
+	"github.com/tailsift/tailsift/internal/sinkreport"
 )
 
 // env holds what every run needs.
@@ -352,7 +354,7 @@ func stopAndScore(rf *runFiles, col, sink *waiter, res *runResult) {
 		if _, killed := sink.stop(180 * time.Second); killed {
 			res.problem("sink did not stop within 180 s; killed")
 		}
-		var sc sinkScore
+		var sc sinkreport.Report
 		if err := readJSON(rf.score, &sc); err != nil {
 			res.problem("sink score: %v (%s)", err, tail(rf.log("sink"), 5))
 		} else {

@@ -77,7 +77,7 @@ func TestSmokeE2E(t *testing.T) {
 			if r.Score == nil || r.Score.Received.Spans == 0 {
 				t.Fatalf("%s: sink received nothing: %+v", k, r.Score)
 			}
-			if c := r.Score.class("error"); c == nil || (c.TracesSent > 0 && c.TracesKept == 0) {
+			if c := r.Score.Class("error"); c == nil || (c.TracesSent > 0 && c.TracesKept == 0) {
 				t.Errorf("%s: no error trace kept: %+v", k, c)
 			}
 			if r.UndecidedAtStop > 0 {
