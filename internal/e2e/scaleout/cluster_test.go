@@ -1,0 +1,232 @@
+//go:build linux
+
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tailsift/tailsift/internal/membership/membershiptest"
+)
+
+// Timings of every scenario. The completion quiet is well above the gaps
+// between a trace's spans (under 1 s), and max_wait above its whole window
+// plus quiet, so that a gateway holding a whole trace decides it once, with
+// every span.
+const (
+	quiet       = 2 * time.Second
+	maxWait     = 7 * time.Second
+	drain       = 2 * time.Second
+	dnsInterval = 500 * time.Millisecond
+	slowMs      = 1000
+	hostname    = "gateways.scaleout.test"
+)
+
+// Gateway hosts: the first three start with the cluster, the fourth is
+// the one the add scenario adds, and a rolling restart's replacements come
+// up at .21, .22, …
+var (
+	initialHosts     = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+	addedHost        = "127.0.0.14"
+	replacementHosts = []string{"127.0.0.21", "127.0.0.22", "127.0.0.23"}
+)
+
+// clusterOptions choose a cluster's membership and whether the gateways
+// run the cluster block.
+type clusterOptions struct {
+	dns      bool // membership from the DNS server, else a static list of initialHosts
+	handover bool // gateways render the cluster block
+}
+
+// cluster is an agent, gateways and a sink, the test's processes.
+type cluster struct {
+	t    testing.TB
+	opts clusterOptions
+
+	port, healthPort int
+	dns              *membershiptest.DNSServer
+	sink             *sink
+	agent            *proc
+
+	mu       sync.Mutex
+	gateways map[string]*proc // by host
+	listed   []string         // the hosts the DNS server answers with
+}
+
+// startCluster starts the sink, the DNS server (for DNS membership), the
+// initial gateways and the agent, and waits until all are ready.
+func startCluster(t testing.TB, opts clusterOptions) *cluster {
+	t.Helper()
+	hosts := slices.Concat(initialHosts, []string{addedHost}, replacementHosts)
+	c := &cluster{
+		t:          t,
+		opts:       opts,
+		port:       freePort(t, hosts...),
+		healthPort: freePort(t, hosts...),
+		sink:       startSink(t),
+		gateways:   map[string]*proc{},
+	}
+	if opts.dns {
+		c.dns = membershiptest.StartDNS(t, initialHosts...)
+		c.listed = slices.Clone(initialHosts)
+	}
+	errs := make([]error, len(initialHosts))
+	var wg sync.WaitGroup
+	for i, h := range initialHosts {
+		wg.Go(func() { errs[i] = c.startGateway(h) })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	agentPort := freePort(t, "127.0.0.1")
+	agentHealth := freePort(t, "127.0.0.1")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(agentPort))
+	health := net.JoinHostPort("127.0.0.1", strconv.Itoa(agentHealth))
+	agent, err := startProc(t, "agent.yaml", "agent", addr, health, agentConfig{members: c.members(), Addr: addr, HealthAddr: health})
+	require.NoError(t, err)
+	c.agent = agent
+	return c
+}
+
+// members is the members block of the agent and of the gateways' cluster
+// block.
+func (c *cluster) members() members {
+	if !c.opts.dns {
+		static := make([]string, 0, len(initialHosts))
+		for _, h := range initialHosts {
+			static = append(static, c.addr(h))
+		}
+		return members{Static: static}
+	}
+	return members{DNS: c.dns.Addr, Hostname: hostname, Port: c.port, Interval: dnsInterval}
+}
+
+// addr is the OTLP gRPC address of the gateway on host.
+func (c *cluster) addr(host string) string { return net.JoinHostPort(host, strconv.Itoa(c.port)) }
+
+// startGateway starts a gateway on host and waits until it is ready; it
+// does not list it in DNS.
+func (c *cluster) startGateway(host string) error {
+	name := "gateway-" + host[len("127.0.0."):]
+	cfg := gatewayConfig{
+		members:         c.members(),
+		Name:            name,
+		Addr:            c.addr(host),
+		HealthAddr:      net.JoinHostPort(host, strconv.Itoa(c.healthPort)),
+		SinkAddr:        c.sink.addr,
+		Quiet:           quiet,
+		MaxWait:         maxWait,
+		SlowThresholdMs: slowMs,
+		Cluster:         c.opts.handover,
+		Drain:           drain,
+	}
+	p, err := startProc(c.t, "gateway.yaml", name, cfg.Addr, cfg.HealthAddr, cfg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gateways[host] = p
+	return nil
+}
+
+// gateway returns the process on host.
+func (c *cluster) gateway(host string) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.gateways[host]
+	require.NotNil(c.t, p, "no gateway on %s", host)
+	return p
+}
+
+// list and unlist change what the DNS server answers.
+func (c *cluster) list(host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listed = append(c.listed, host)
+	c.dns.Set(c.listed...)
+}
+
+func (c *cluster) unlist(host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listed = slices.DeleteFunc(c.listed, func(h string) bool { return h == host })
+	c.dns.Set(c.listed...)
+}
+
+// add starts a gateway on host and, once it is ready, lists it in DNS (as
+// a Kubernetes Service lists a ready pod).
+func (c *cluster) add(host string) {
+	require.NoError(c.t, c.startGateway(host))
+	c.list(host)
+}
+
+// remove takes the gateway on host out of DNS and sends it SIGTERM at the
+// same moment, as Kubernetes does when it deletes a pod, and waits until
+// it has exited cleanly.
+func (c *cluster) remove(host string) {
+	p := c.gateway(host)
+	c.unlist(host)
+	p.signal(c.t, syscall.SIGTERM)
+	p.waitExit(c.t, drain+20*time.Second, true)
+}
+
+// kill sends the gateway on host SIGKILL and waits until it is gone.
+func (c *cluster) kill(host string) {
+	p := c.gateway(host)
+	p.signal(c.t, syscall.SIGKILL)
+	p.waitExit(c.t, 10*time.Second, false)
+}
+
+// run sends the workload through the agent while scenario runs; scenario
+// gets the workload's start, which its events are timed from. run then
+// waits until the gateways have decided every trace and the sink has
+// settled, and returns the workload's traces.
+func (c *cluster) run(w workload, scenario func(start time.Time)) []*plannedTrace {
+	c.t.Helper()
+	traces := w.plan()
+	s, err := newSender(c.agent.addr, traces)
+	require.NoError(c.t, err)
+	defer s.close()
+	ctx, cancel := context.WithTimeout(context.Background(), w.Duration+2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.run(ctx, start)
+	}()
+	if scenario != nil {
+		scenario(start)
+	}
+	<-sent
+	require.Empty(c.t, s.errs(), "the agent refused spans")
+	// Every trace is decided at most max_wait after its first span (plus a
+	// drain, for a gateway that left), and kept spans then go out at once.
+	if !c.sink.settle(time.Now().Add(maxWait+drain), 2*time.Second, time.Minute) {
+		n, _ := c.sink.last()
+		c.t.Errorf("the sink was still receiving a minute after the workload (%d spans)", n)
+	}
+	return traces
+}
+
+// at sleeps until offset after start: the scenarios' events are timed from
+// the workload's start, on the wall clock, since they act on processes.
+func at(start time.Time, offset time.Duration) {
+	time.Sleep(time.Until(start.Add(offset)))
+}
+
+// String names the cluster's gateways, for logs.
+func (c *cluster) String() string {
+	return fmt.Sprintf("agent %s, gateways on port %d, %s membership, cluster block %v",
+		c.agent.addr, c.port, map[bool]string{false: "static", true: "DNS"}[c.opts.dns], c.opts.handover)
+}

@@ -1,0 +1,199 @@
+//go:build linux
+
+package scaleout
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tailsift/tailsift/internal/ring"
+)
+
+// TestSteady: three gateways and no change. Every error and slow trace
+// arrives whole from one gateway, with membership from a static list and
+// from DNS alike.
+func TestSteady(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dns  bool
+	}{{"static", false}, {"dns", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, clusterOptions{dns: tc.dns, handover: clusterBlock})
+			traces := c.run(defaultWorkload(8*time.Second), nil)
+			o := check(traces, c.sink)
+			t.Logf("%s: %s", c, o)
+			assertTargets(t, o)
+			assert.Zero(t, o.verdicts[relayed], "error/slow traces emitted by two gateways with no ring change:\n%s", examples(o))
+		})
+	}
+}
+
+// ringChange is a scenario that changes the gateway set under load, with
+// DNS membership.
+type ringChange struct {
+	name string
+	load time.Duration
+	// change acts on the cluster while the workload runs and returns the
+	// moments the ring changed.
+	change func(c *cluster, start time.Time) []time.Time
+}
+
+var ringChanges = []ringChange{
+	{
+		// A 4th gateway comes up and is listed in DNS.
+		name: "add", load: 10 * time.Second,
+		change: func(c *cluster, start time.Time) []time.Time {
+			at(start, 4*time.Second)
+			c.add(addedHost)
+			return []time.Time{time.Now()}
+		},
+	},
+	{
+		// One gateway is taken out of DNS and sent SIGTERM at the same
+		// moment (Kubernetes scaling a Deployment down).
+		name: "remove", load: 10 * time.Second,
+		change: func(c *cluster, start time.Time) []time.Time {
+			at(start, 4*time.Second)
+			changed := time.Now()
+			c.remove(initialHosts[2])
+			return []time.Time{changed}
+		},
+	},
+	{
+		// Every gateway is replaced in Kubernetes order: the replacement
+		// comes up at a new address and is listed once ready; then the old
+		// one is taken out of DNS and sent SIGTERM at the same moment.
+		name: "rolling", load: 16 * time.Second,
+		change: func(c *cluster, start time.Time) []time.Time {
+			at(start, 3*time.Second)
+			var changes []time.Time
+			for i, old := range initialHosts {
+				c.add(replacementHosts[i])
+				changes = append(changes, time.Now())
+				time.Sleep(2 * dnsInterval) // the agents route to it before the next change
+				changes = append(changes, time.Now())
+				c.remove(old)
+			}
+			return changes
+		},
+	},
+}
+
+// TestRingChange runs the scenarios that change the ring: no error or slow
+// trace may be lost or split, and no span duplicated. They need the
+// gateways' cluster block; without it they run only when
+// TAILSIFT_SCALEOUT_PLAIN=1, and log what they lose.
+func TestRingChange(t *testing.T) {
+	plain := !clusterBlock
+	if plain && os.Getenv(plainEnv) != "1" {
+		t.Skipf("the gateways have no cluster block (handover): set %s=1 to measure plain gateways", plainEnv)
+	}
+	for _, rc := range ringChanges {
+		t.Run(rc.name, func(t *testing.T) {
+			c := startCluster(t, clusterOptions{dns: true, handover: clusterBlock})
+			var changes []time.Time
+			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
+			o := check(traces, c.sink)
+			t.Logf("%s, %s: %s; error/slow traces in flight at each ring change: %v",
+				c, rc.name, o, inFlightAt(traces, changes))
+			if plain {
+				t.Logf("plain gateways, targets not asserted; first bad traces:\n%s", examples(o))
+				return
+			}
+			assertTargets(t, o)
+		})
+	}
+}
+
+// TestKill: kill -9 of one of three gateways (static membership: the agent
+// marks it down and routes its traces to the next gateway). It may lose
+// only traces the killed gateway held: those it owned, that had spans sent
+// before the kill, and that had not all arrived at the sink by then.
+func TestKill(t *testing.T) {
+	c := startCluster(t, clusterOptions{dns: false, handover: clusterBlock})
+	victim := initialHosts[1]
+	var killedAt time.Time
+	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
+		at(start, 4*time.Second)
+		killedAt = time.Now()
+		c.kill(victim)
+	})
+	o := check(traces, c.sink)
+
+	r := ring.New(c.members().Static)
+	held := map[*plannedTrace]bool{}
+	for _, tr := range traces {
+		owner := r.Members()[r.Owner(ring.Hash(tr.id))]
+		first, _ := tr.window()
+		if tr.sampled() && owner == c.addr(victim) && first.Before(killedAt) && !deliveredBefore(tr, c.sink, killedAt) {
+			held[tr] = true
+		}
+	}
+	var beyond []string
+	for _, tr := range o.bad {
+		if !held[tr] {
+			beyond = append(beyond, tr.id.String())
+		}
+	}
+	t.Logf("%s, kill -9 %s: %s; the killed gateway held %d error/slow traces", c, victim, o, len(held))
+	require.NotEmpty(t, held, "the kill hit no trace in flight: the scenario tests nothing")
+	assert.Empty(t, beyond, "error/slow traces lost or split that the killed gateway did not hold:\n%s", examples(o))
+	assert.Zero(t, o.duplicates, "duplicate spans:\n%s", examples(o))
+	assert.Zero(t, o.unexpected, "spans the workload never sent")
+}
+
+// TestHandoverDisabled proves that the checker sees what the cluster block
+// prevents: the add scenario with gateways that do not hand traces over
+// splits error and slow traces.
+func TestHandoverDisabled(t *testing.T) {
+	c := startCluster(t, clusterOptions{dns: true, handover: false})
+	var changed time.Time
+	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
+		at(start, 4*time.Second)
+		c.add(addedHost)
+		changed = time.Now()
+	})
+	o := check(traces, c.sink)
+	t.Logf("%s, add without handover: %s; %d error/slow traces in flight at the change",
+		c, o, inFlight(traces, changed))
+	assert.Positive(t, o.split(), "without handover a ring change under load must split traces; the checker saw none")
+	assert.Zero(t, o.unexpected, "spans the workload never sent")
+}
+
+// assertTargets asserts the targets of every scenario but kill -9: no
+// error or slow trace lost or incomplete, no span duplicated.
+func assertTargets(t *testing.T, o *outcome) {
+	t.Helper()
+	assert.Zero(t, o.split(), "error/slow traces lost or incomplete:\n%s", examples(o))
+	assert.Zero(t, o.duplicates, "duplicate spans:\n%s", examples(o))
+	assert.Zero(t, o.unexpected, "spans the workload never sent")
+}
+
+func examples(o *outcome) string { return "  " + strings.Join(o.examples, "\n  ") }
+
+// inFlightAt counts the error and slow traces in flight at each moment.
+func inFlightAt(traces []*plannedTrace, moments []time.Time) []int {
+	out := make([]int, 0, len(moments))
+	for _, m := range moments {
+		out = append(out, inFlight(traces, m))
+	}
+	return out
+}
+
+// deliveredBefore reports whether every span of tr had arrived at the sink
+// before t.
+func deliveredBefore(tr *plannedTrace, s *sink, t time.Time) bool {
+	got := s.trace(tr.id)
+	for _, ps := range tr.spans {
+		a, ok := got[ps.id]
+		if !ok || !a.first.Before(t) {
+			return false
+		}
+	}
+	return true
+}
