@@ -27,6 +27,7 @@ const (
 	quiet       = 2 * time.Second
 	maxWait     = 7 * time.Second
 	drain       = 2 * time.Second
+	settle      = time.Second
 	dnsInterval = 500 * time.Millisecond
 	slowMs      = 1000
 	hostname    = "gateways.scaleout.test"
@@ -41,11 +42,18 @@ var (
 	replacementHosts = []string{"127.0.0.21", "127.0.0.22", "127.0.0.23"}
 )
 
-// clusterOptions choose a cluster's membership and whether the gateways
-// run the cluster block.
+// clusterOptions choose a cluster's membership and the gateways' shape.
 type clusterOptions struct {
-	dns      bool // membership from the DNS server, else a static list of initialHosts
-	handover bool // gateways render the cluster block
+	dns       bool // membership from the DNS server, else a static list of initialHosts
+	cluster   bool // gateways have the cluster block
+	handover  bool // and hand traces over on a ring change
+	processor bool // gateways run the tailsift processor, else the tailsift receiver
+}
+
+// withCluster returns the options for gateways with the cluster block and
+// handover when the binary has it, and plain gateways otherwise.
+func withCluster(dns bool) clusterOptions {
+	return clusterOptions{dns: dns, cluster: clusterBlock, handover: clusterBlock}
 }
 
 // cluster is an agent, gateways and a sink, the test's processes.
@@ -126,8 +134,11 @@ func (c *cluster) startGateway(host string) error {
 		Quiet:           quiet,
 		MaxWait:         maxWait,
 		SlowThresholdMs: slowMs,
-		Cluster:         c.opts.handover,
+		Processor:       c.opts.processor,
+		Cluster:         c.opts.cluster,
+		Handover:        c.opts.handover,
 		Drain:           drain,
+		Settle:          settle,
 	}
 	p, err := startProc(c.t, "gateway.yaml", name, cfg.Addr, cfg.HealthAddr, cfg)
 	if err != nil {
@@ -227,6 +238,15 @@ func at(start time.Time, offset time.Duration) {
 
 // String names the cluster's gateways, for logs.
 func (c *cluster) String() string {
-	return fmt.Sprintf("agent %s, gateways on port %d, %s membership, cluster block %v",
-		c.agent.addr, c.port, map[bool]string{false: "static", true: "DNS"}[c.opts.dns], c.opts.handover)
+	kind := map[bool]string{false: "tailsift receiver", true: "tailsift processor"}[c.opts.processor]
+	switch {
+	case c.opts.handover:
+		kind += " with cluster block"
+	case c.opts.cluster:
+		kind += " with cluster block, handover off"
+	default:
+		kind += " without cluster block"
+	}
+	return fmt.Sprintf("agent %s, gateways (%s) on port %d, %s membership",
+		c.agent.addr, kind, c.port, map[bool]string{false: "static", true: "DNS"}[c.opts.dns])
 }

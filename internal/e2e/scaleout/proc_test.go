@@ -44,8 +44,10 @@ type gatewayConfig struct {
 	SinkAddr        string
 	Quiet, MaxWait  time.Duration
 	SlowThresholdMs int
+	Processor       bool // the otlp receiver and the tailsift processor, else the tailsift receiver
 	Cluster         bool // render the cluster block
-	Drain           time.Duration
+	Handover        bool // cluster::handover::enabled
+	Drain, Settle   time.Duration
 }
 
 // agentConfig is the agent's configuration.

@@ -16,14 +16,16 @@ import (
 
 // TestSteady: three gateways and no change. Every error and slow trace
 // arrives whole from one gateway, with membership from a static list and
-// from DNS alike.
+// from DNS alike, and with the tailsift processor and receiver alike.
 func TestSteady(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		dns  bool
-	}{{"static", false}, {"dns", true}} {
+		name           string
+		dns, processor bool
+	}{{"static/processor", false, true}, {"dns/receiver", true, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := startCluster(t, clusterOptions{dns: tc.dns, handover: clusterBlock})
+			opts := withCluster(tc.dns)
+			opts.processor = tc.processor
+			c := startCluster(t, opts)
 			traces := c.run(defaultWorkload(8*time.Second), nil)
 			o := check(traces, c.sink)
 			t.Logf("%s: %s", c, o)
@@ -95,7 +97,7 @@ func TestRingChange(t *testing.T) {
 	}
 	for _, rc := range ringChanges {
 		t.Run(rc.name, func(t *testing.T) {
-			c := startCluster(t, clusterOptions{dns: true, handover: clusterBlock})
+			c := startCluster(t, withCluster(true))
 			var changes []time.Time
 			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
 			o := check(traces, c.sink)
@@ -115,7 +117,7 @@ func TestRingChange(t *testing.T) {
 // only traces the killed gateway held: those it owned, that had spans sent
 // before the kill, and that had not all arrived at the sink by then.
 func TestKill(t *testing.T) {
-	c := startCluster(t, clusterOptions{dns: false, handover: clusterBlock})
+	c := startCluster(t, withCluster(false))
 	victim := initialHosts[1]
 	var killedAt time.Time
 	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
@@ -147,11 +149,12 @@ func TestKill(t *testing.T) {
 	assert.Zero(t, o.unexpected, "spans the workload never sent")
 }
 
-// TestHandoverDisabled proves that the checker sees what the cluster block
+// TestHandoverDisabled proves that the checker sees what handover
 // prevents: the add scenario with gateways that do not hand traces over
-// splits error and slow traces.
+// (the cluster block with handover off, or no cluster block when the
+// binary has none) splits error and slow traces.
 func TestHandoverDisabled(t *testing.T) {
-	c := startCluster(t, clusterOptions{dns: true, handover: false})
+	c := startCluster(t, clusterOptions{dns: true, cluster: clusterBlock})
 	var changed time.Time
 	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
 		at(start, 4*time.Second)
