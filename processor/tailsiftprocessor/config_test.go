@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/tailsift/tailsift/internal/cluster/clustertest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
 	"github.com/tailsift/tailsift/sampling"
@@ -43,6 +44,7 @@ func TestLoadConfig(t *testing.T) {
 				{Name: "rest", Policies: []string{"slow", "baseline"}},
 			},
 		},
+		Cluster: clustertest.CustomConfig(),
 	}
 	bytesAsNumber := createDefaultConfig().(*Config)
 	bytesAsNumber.Buffer.MaxBytes = 2 << 20
@@ -196,6 +198,24 @@ func TestInvalidConfig(t *testing.T) {
 			name: "budget with both rates",
 			yaml: map[string]any{"budget": map[string]any{"traces_per_second": 100, "spans_per_second": 1000}},
 			err:  "budget: set only one of spans_per_second and traces_per_second",
+		},
+		{
+			name: "cluster without self",
+			yaml: map[string]any{"cluster": map[string]any{"members": map[string]any{"static": []any{"10.0.0.5:4317"}}}},
+			err:  "cluster: self: must be this gateway's host:port as the members block lists it",
+		},
+		{
+			name: "cluster without members",
+			yaml: map[string]any{"cluster": map[string]any{"self": "10.0.0.5:4317"}},
+			err:  "cluster: members: static or dns: one must be set",
+		},
+		{
+			name: "cluster handover without settle",
+			yaml: map[string]any{"cluster": map[string]any{
+				"self": "10.0.0.5:4317", "members": map[string]any{"static": []any{"10.0.0.5:4317"}},
+				"handover": map[string]any{"settle": "0s"},
+			}},
+			err: "cluster: handover: settle: must be positive, got 0s",
 		},
 	}
 	for _, tt := range tests {
