@@ -18,11 +18,13 @@ import (
 // arrives whole from one gateway, with membership from a static list and
 // from DNS alike, and with the tailsift processor and receiver alike.
 func TestSteady(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name           string
 		dns, processor bool
 	}{{"static/processor", false, true}, {"dns/receiver", true, false}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			opts := withCluster(tc.dns)
 			opts.processor = tc.processor
 			c := startCluster(t, opts)
@@ -91,12 +93,14 @@ var ringChanges = []ringChange{
 // gateways' cluster block; without it they run only when
 // TAILSIFT_SCALEOUT_PLAIN=1, and log what they lose.
 func TestRingChange(t *testing.T) {
+	t.Parallel()
 	plain := !clusterBlock
 	if plain && os.Getenv(plainEnv) != "1" {
 		t.Skipf("the gateways have no cluster block (handover): set %s=1 to measure plain gateways", plainEnv)
 	}
 	for _, rc := range ringChanges {
 		t.Run(rc.name, func(t *testing.T) {
+			t.Parallel()
 			c := startCluster(t, withCluster(true))
 			var changes []time.Time
 			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
@@ -117,6 +121,7 @@ func TestRingChange(t *testing.T) {
 // only traces the killed gateway held: those it owned, that had spans sent
 // before the kill, and that had not all arrived at the sink by then.
 func TestKill(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, withCluster(false))
 	victim := initialHosts[1]
 	var killedAt time.Time
@@ -154,6 +159,7 @@ func TestKill(t *testing.T) {
 // (the cluster block with handover off, or no cluster block when the
 // binary has none) splits error and slow traces.
 func TestHandoverDisabled(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, clusterOptions{dns: true, cluster: clusterBlock})
 	var changed time.Time
 	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
