@@ -61,6 +61,8 @@ type cluster struct {
 	t    testing.TB
 	opts clusterOptions
 
+	hosts            []string // the gateways the cluster starts with
+	quiet, maxWait   time.Duration
 	port, healthPort int
 	dns              *membershiptest.DNSServer
 	sink             *sink
@@ -79,6 +81,9 @@ func startCluster(t testing.TB, opts clusterOptions) *cluster {
 	c := &cluster{
 		t:          t,
 		opts:       opts,
+		hosts:      initialHosts,
+		quiet:      quiet,
+		maxWait:    maxWait,
 		port:       freePort(t, hosts...),
 		healthPort: freePort(t, hosts...),
 		sink:       startSink(t),
@@ -109,8 +114,8 @@ func startCluster(t testing.TB, opts clusterOptions) *cluster {
 // block.
 func (c *cluster) members() members {
 	if !c.opts.dns {
-		static := make([]string, 0, len(initialHosts))
-		for _, h := range initialHosts {
+		static := make([]string, 0, len(c.hosts))
+		for _, h := range c.hosts {
 			static = append(static, c.addr(h))
 		}
 		return members{Static: static}
@@ -131,8 +136,8 @@ func (c *cluster) startGateway(host string) error {
 		Addr:            c.addr(host),
 		HealthAddr:      net.JoinHostPort(host, strconv.Itoa(c.healthPort)),
 		SinkAddr:        c.sink.addr,
-		Quiet:           quiet,
-		MaxWait:         maxWait,
+		Quiet:           c.quiet,
+		MaxWait:         c.maxWait,
 		SlowThresholdMs: slowMs,
 		Processor:       c.opts.processor,
 		Cluster:         c.opts.cluster,
