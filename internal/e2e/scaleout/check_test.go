@@ -57,20 +57,19 @@ func (o *outcome) String() string {
 func (o *outcome) split() int { return o.verdicts[incomplete] + o.verdicts[lost] }
 
 // check compares what the sink received with the workload's plan.
-func check(traces []*plannedTrace, s *sink) *outcome {
+func check(traces []*plannedTrace, got received) *outcome {
 	o := &outcome{}
 	planned := make(map[pcommon.TraceID]bool, len(traces))
 	for _, tr := range traces {
 		planned[tr.id] = true
-		got := s.trace(tr.id)
-		v, dups, strays, detail := judge(tr, got)
+		v, dups, strays, detail := judge(tr, got[tr.id])
 		o.duplicates += dups
 		o.unexpected += strays
 		if dups+strays > 0 && len(o.examples) < 10 {
 			o.examples = append(o.examples, detail)
 		}
 		if !tr.sampled() {
-			if len(got) > 0 {
+			if len(got[tr.id]) > 0 {
 				o.fastKept++
 				if v == incomplete {
 					o.fastSplit++
@@ -87,9 +86,9 @@ func check(traces []*plannedTrace, s *sink) *outcome {
 			}
 		}
 	}
-	for _, id := range s.traceIDs() {
+	for id, spans := range got {
 		if !planned[id] {
-			o.unexpected += len(s.trace(id))
+			o.unexpected += len(spans)
 		}
 	}
 	return o

@@ -229,7 +229,7 @@ func (c *cluster) run(w workload, scenario func(start time.Time)) []*plannedTrac
 	// Every trace is decided at most max_wait after its first span (plus a
 	// drain, for a gateway that left), and kept spans then go out at once.
 	if !c.sink.settle(time.Now().Add(maxWait+drain), 2*time.Second, time.Minute) {
-		n, _ := c.sink.last()
+		n, _ := c.sink.quietSince()
 		c.t.Errorf("the sink was still receiving a minute after the workload (%d spans)", n)
 	}
 	return traces

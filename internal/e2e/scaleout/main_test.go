@@ -71,7 +71,7 @@ func acceptsClusterBlock() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("create a directory for the probe config: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
 		return false, fmt.Errorf("write the probe config: %w", err)

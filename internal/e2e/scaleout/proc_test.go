@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -64,7 +65,7 @@ type proc struct {
 	health string // health_check
 
 	cmd    *exec.Cmd
-	output syncBuffer
+	log    string        // the file its stdout and stderr go to
 	exited chan struct{} // closed once the process has exited
 	err    error         // its exit status, once exited is closed
 }
@@ -82,10 +83,15 @@ func startProc(t testing.TB, tmpl, name, addr, health string, data any) (*proc, 
 	if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
 		return nil, fmt.Errorf("write the config of %s: %w", name, err)
 	}
-	p := &proc{name: name, addr: addr, health: health, exited: make(chan struct{})}
+	p := &proc{name: name, addr: addr, health: health, log: strings.TrimSuffix(path, ".yaml") + ".log", exited: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		return nil, fmt.Errorf("create the log of %s: %w", name, err)
+	}
+	defer func() { _ = out.Close() }() // the child has its own descriptor
 	p.cmd = exec.Command(collectorBin, "--config", "file:"+path)
-	p.cmd.Stdout = &p.output
-	p.cmd.Stderr = &p.output
+	p.cmd.Stdout = out
+	p.cmd.Stderr = out
 	setChildAttrs(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -97,50 +103,34 @@ func startProc(t testing.TB, tmpl, name, addr, health string, data any) (*proc, 
 	t.Cleanup(func() {
 		p.stop(t, 20*time.Second)
 		if t.Failed() {
-			t.Logf("%s config:\n%s\n%s output (last 4 KiB):\n%s", name, cfg.String(), name, p.output.tail(4096))
+			t.Logf("%s config:\n%s\n%s output (last 4 KiB):\n%s", name, cfg.String(), name, p.tail(4096))
 		}
 	})
 	if err := p.waitReady(30 * time.Second); err != nil {
-		return nil, fmt.Errorf("%s: %w\noutput:\n%s", name, err, p.output.tail(4096))
+		return nil, fmt.Errorf("%s: %w\noutput:\n%s", name, err, p.tail(4096))
 	}
 	return p, nil
 }
 
-// waitReady polls the health_check endpoint and the OTLP port.
+// waitReady polls the health_check endpoint until it answers 200, which
+// it does once every pipeline, and so the receivers, has started.
 func (p *proc) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("exited before it was ready: %v", p.err)
+			return fmt.Errorf("exited before it was ready: %w", p.err)
 		default:
 		}
-		if p.ready(client) {
-			return nil
+		resp, err := client.Get("http://" + p.health + "/")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func (p *proc) ready(client *http.Client) bool {
-	resp, err := client.Get("http://" + p.health + "/")
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	conn, err := net.DialTimeout("tcp", p.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	_ = conn.Close()
-	return true
+	return fmt.Errorf("not ready after %s", timeout)
 }
 
 // signal sends sig unless the process has exited.
@@ -156,7 +146,7 @@ func (p *proc) waitExit(t testing.TB, timeout time.Duration, clean bool) {
 	select {
 	case <-p.exited:
 		if clean && p.err != nil {
-			t.Errorf("%s exited uncleanly after SIGTERM: %v\noutput (last 4 KiB):\n%s", p.name, p.err, p.output.tail(4096))
+			t.Errorf("%s exited uncleanly after SIGTERM: %v\noutput (last 4 KiB):\n%s", p.name, p.err, p.tail(4096))
 		}
 	case <-time.After(timeout):
 		t.Errorf("%s did not exit within %s", p.name, timeout)
@@ -181,31 +171,25 @@ func (p *proc) stop(t testing.TB, timeout time.Duration) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last n bytes written.
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.Bytes()
-	if len(s) > n {
-		s = s[len(s)-n:]
+// tail returns the last n bytes of the process's output.
+func (p *proc) tail(n int64) string {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return fmt.Sprintf("(no output: %v)", err)
 	}
-	return string(s)
+	defer func() { _ = f.Close() }()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Sprintf("(output unreadable: %v)", err)
+	}
+	return string(b)
 }
 
-// portAllocator hands out ports free on every address a scenario may use,
-// never the same one twice in this test process.
+// ports are the ports handed out: each was free on every address a
+// scenario may use, and none is handed out twice in this test process.
 var (
 	portsMu sync.Mutex
 	ports   = map[int]bool{}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/tailsift/tailsift/internal/ring"
 )
@@ -29,7 +30,7 @@ func TestSteady(t *testing.T) {
 			opts.processor = tc.processor
 			c := startCluster(t, opts)
 			traces := c.run(defaultWorkload(8*time.Second), nil)
-			o := check(traces, c.sink)
+			o := check(traces, c.sink.snapshot())
 			t.Logf("%s: %s", c, o)
 			assertTargets(t, o)
 			assert.Zero(t, o.verdicts[relayed], "error/slow traces emitted by two gateways with no ring change:\n%s", examples(o))
@@ -104,7 +105,7 @@ func TestRingChange(t *testing.T) {
 			c := startCluster(t, withCluster(true))
 			var changes []time.Time
 			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
-			o := check(traces, c.sink)
+			o := check(traces, c.sink.snapshot())
 			t.Logf("%s, %s: %s; error/slow traces in flight at each ring change: %v",
 				c, rc.name, o, inFlightAt(traces, changes))
 			if plain {
@@ -130,14 +131,15 @@ func TestKill(t *testing.T) {
 		killedAt = time.Now()
 		c.kill(victim)
 	})
-	o := check(traces, c.sink)
+	got := c.sink.snapshot()
+	o := check(traces, got)
 
 	r := ring.New(c.members().Static)
 	held := map[*plannedTrace]bool{}
 	for _, tr := range traces {
 		owner := r.Members()[r.Owner(ring.Hash(tr.id))]
 		first, _ := tr.window()
-		if tr.sampled() && owner == c.addr(victim) && first.Before(killedAt) && !deliveredBefore(tr, c.sink, killedAt) {
+		if tr.sampled() && owner == c.addr(victim) && first.Before(killedAt) && !deliveredBefore(tr, got[tr.id], killedAt) {
 			held[tr] = true
 		}
 	}
@@ -167,7 +169,7 @@ func TestHandoverDisabled(t *testing.T) {
 		c.add(addedHost)
 		changed = time.Now()
 	})
-	o := check(traces, c.sink)
+	o := check(traces, c.sink.snapshot())
 	t.Logf("%s, add without handover: %s; %d error/slow traces in flight at the change",
 		c, o, inFlight(traces, changed))
 	assert.Positive(t, o.split(), "without handover a ring change under load must split traces; the checker saw none")
@@ -195,9 +197,8 @@ func inFlightAt(traces []*plannedTrace, moments []time.Time) []int {
 }
 
 // deliveredBefore reports whether every span of tr had arrived at the sink
-// before t.
-func deliveredBefore(tr *plannedTrace, s *sink, t time.Time) bool {
-	got := s.trace(tr.id)
+// before t, given what arrived of it.
+func deliveredBefore(tr *plannedTrace, got map[pcommon.SpanID]arrival, t time.Time) bool {
 	for _, ps := range tr.spans {
 		a, ok := got[ps.id]
 		if !ok || !a.first.Before(t) {

@@ -103,34 +103,26 @@ func (s *sink) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptrace
 	return ptraceotlp.NewExportResponse(), nil
 }
 
-// trace returns a copy of what arrived of one trace (nil if nothing).
-func (s *sink) trace(id pcommon.TraceID) map[pcommon.SpanID]arrival {
+// received is a copy of what the sink has recorded, by trace and span.
+type received map[pcommon.TraceID]map[pcommon.SpanID]arrival
+
+// snapshot copies what arrived so far, for the checker to read at leisure.
+func (s *sink) snapshot() received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	byID := s.spans[id]
-	if byID == nil {
-		return nil
-	}
-	out := make(map[pcommon.SpanID]arrival, len(byID))
-	for sid, a := range byID {
-		out[sid] = *a
+	out := make(received, len(s.spans))
+	for tid, byID := range s.spans {
+		spans := make(map[pcommon.SpanID]arrival, len(byID))
+		for sid, a := range byID {
+			spans[sid] = *a
+		}
+		out[tid] = spans
 	}
 	return out
 }
 
-// traceIDs returns every trace ID with at least one span.
-func (s *sink) traceIDs() []pcommon.TraceID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]pcommon.TraceID, 0, len(s.spans))
-	for id := range s.spans {
-		out = append(out, id)
-	}
-	return out
-}
-
-// last returns how many spans arrived and when the last one did.
-func (s *sink) last() (spans int, at time.Time) {
+// quietSince returns how many spans arrived and when the last one did.
+func (s *sink) quietSince() (spans int, last time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total, s.latest
@@ -141,7 +133,7 @@ func (s *sink) last() (spans int, at time.Time) {
 func (s *sink) settle(notBefore time.Time, quiet, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		_, at := s.last()
+		_, at := s.quietSince()
 		now := time.Now()
 		if now.After(notBefore) && now.Sub(at) >= quiet {
 			return true
