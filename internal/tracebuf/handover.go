@@ -13,15 +13,6 @@ import (
 // gateways hand over. The predicate owns takes the trace ID's xxhash, which
 // is both ring.Hash and the hash the shards and caches use.
 
-// Foreign is what TakeForeign took out of a shard.
-type Foreign struct {
-	// Traces is an encoded TracesData of whole traces, their spans as they
-	// arrived (tracestate unchanged, duplicates left out).
-	Traces []byte
-	// NTraces and Spans count them.
-	NTraces, Spans int
-}
-
 // Shards is the number of shards, for the shard argument of the commands.
 func (b *Buffer) Shards() int { return len(b.shards) }
 
@@ -31,7 +22,7 @@ func (b *Buffer) Shards() int { return len(b.shards) }
 // and more when it stopped at maxBytes. The traces leave the buffer
 // undecided: the caller hands them to their owner, or gives them back with
 // Ingest when it cannot.
-func (b *Buffer) TakeForeign(ctx context.Context, sh int, owns func(h uint64) bool, maxBytes int) (f Foreign, more bool, err error) {
+func (b *Buffer) TakeForeign(ctx context.Context, sh int, owns func(h uint64) bool, maxBytes int) (f cluster.Foreign, more bool, err error) {
 	err = b.inShard(ctx, sh, func(_ context.Context, s *shard) {
 		f, more = s.takeForeign(owns, maxBytes)
 	})
@@ -140,7 +131,7 @@ func (b *Buffer) inShard(ctx context.Context, sh int, f func(ctx context.Context
 }
 
 // takeForeign is TakeForeign in the shard's goroutine.
-func (s *shard) takeForeign(owns func(h uint64) bool, maxBytes int) (f Foreign, more bool) {
+func (s *shard) takeForeign(owns func(h uint64) bool, maxBytes int) (f cluster.Foreign, more bool) {
 	var o outBatch
 	o.since = -1
 	for _, t := range s.traces {

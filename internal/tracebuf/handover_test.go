@@ -34,7 +34,7 @@ func TestTakeForeign(t *testing.T) {
 	taken := map[[16]byte]int{}
 	for sh := range b.Shards() {
 		for more := true; more; {
-			var f Foreign
+			var f cluster.Foreign
 			var err error
 			f, more, err = b.TakeForeign(ctx, sh, evenOwner, 200)
 			require.NoError(t, err)
