@@ -130,6 +130,8 @@ func (s *shard) flushAll(ctx context.Context) error {
 				s.ingest(ctx, m.req, m.spans)
 			} else if m.sync != nil {
 				close(m.sync)
+			} else if m.run != nil {
+				m.run(ctx, s)
 			}
 			continue
 		default:

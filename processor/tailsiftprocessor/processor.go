@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
@@ -23,8 +25,12 @@ import (
 // ConsumeTraces encodes the batch once and hands the bytes to the buffer,
 // which holds them by trace and forwards kept traces to next.
 type tailsiftProcessor struct {
-	buf       *tracebuf.Buffer
-	telemetry *metadata.TelemetryBuilder
+	buf  *tracebuf.Buffer
+	node *cluster.Node // nil without a cluster block
+	// handoverTimeout bounds the node's shutdown: half of
+	// output.shutdown_timeout, the rest being the buffer's.
+	handoverTimeout time.Duration
+	telemetry       *metadata.TelemetryBuilder
 }
 
 var _ processor.Traces = (*tailsiftProcessor)(nil)
@@ -71,19 +77,49 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 			return nil, fmt.Errorf("register budget metric: %w", err)
 		}
 	}
-	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
+	p := &tailsiftProcessor{buf: buf, telemetry: tb, handoverTimeout: cfg.Output.ShutdownTimeout / 2}
+	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
+		p.node = cluster.NewNode(*c, buf, cluster.Settings{
+			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
+				SpansForwarded:      tb.ProcessorTailsiftClusterSpansForwarded,
+				TracesHandedOver:    tb.ProcessorTailsiftClusterTracesHandedOver,
+				BytesHandedOver:     tb.ProcessorTailsiftClusterBytesHandedOver,
+				DecisionsHandedOver: tb.ProcessorTailsiftClusterDecisionsHandedOver,
+				DecidedLocally:      tb.ProcessorTailsiftClusterHandoverDecidedLocally,
+				Members:             tb.ProcessorTailsiftClusterMembers,
+			}),
+		})
+	}
+	return p, nil
 }
 
-func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
+func (p *tailsiftProcessor) Start(ctx context.Context, host component.Host) error {
 	p.buf.Start()
+	if p.node != nil {
+		return p.node.Start(ctx, host)
+	}
 	return nil
 }
 
-// Shutdown decides every buffered trace and forwards the kept ones within ctx.
+// Shutdown decides every buffered trace and forwards the kept ones within
+// ctx and output.shutdown_timeout. With a cluster block it first hands the
+// buffer over to the other members (the drain itself ran in the otlp guard
+// receiver's Shutdown, before the receivers stopped: cluster.DrainAll).
 func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
-	err := p.buf.Shutdown(ctx)
+	var errs []error
+	if p.node != nil {
+		nctx := ctx
+		if p.handoverTimeout > 0 {
+			var cancel context.CancelFunc
+			nctx, cancel = context.WithTimeout(ctx, p.handoverTimeout)
+			defer cancel()
+		}
+		errs = append(errs, p.node.Shutdown(nctx))
+	}
+	errs = append(errs, p.buf.Shutdown(ctx))
 	p.telemetry.Shutdown()
-	return err
+	return errors.Join(errs...)
 }
 
 func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
@@ -98,6 +134,10 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 	}
+	if p.node != nil {
+		_, err = p.node.Ingest(ctx, buf, nil)
+		return pipelineError(err)
+	}
 	return pipelineError(p.buf.Ingest(ctx, buf))
 }
 
@@ -109,7 +149,7 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // counts. Everything else (queue full, where nothing was taken, or shutting
 // down) stays retryable: the otlp receiver answers UNAVAILABLE (HTTP 503).
 func pipelineError(err error) error {
-	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
+	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok || errors.Is(err, cluster.ErrInvalidControl) {
 		return consumererror.NewPermanent(invalidArgument{err})
 	}
 	return err
