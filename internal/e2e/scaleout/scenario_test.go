@@ -4,6 +4,7 @@ package scaleout
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,22 +158,21 @@ func TestKill(t *testing.T) {
 }
 
 // TestHandoverDisabled proves that the checker sees what handover
-// prevents: the add scenario with gateways that do not hand traces over
+// prevents: the rolling restart with gateways that do not hand traces over
 // (the cluster block with handover off, or no cluster block when the
-// binary has none) splits error and slow traces.
+// binary has none) splits error and slow traces. The rolling restart, six
+// ring changes, splits more of them than one change does, so that this
+// holds by a wide margin.
 func TestHandoverDisabled(t *testing.T) {
 	t.Parallel()
+	rolling := ringChanges[slices.IndexFunc(ringChanges, func(rc ringChange) bool { return rc.name == "rolling" })]
 	c := startCluster(t, clusterOptions{dns: true, cluster: clusterBlock})
-	var changed time.Time
-	traces := c.run(defaultWorkload(10*time.Second), func(start time.Time) {
-		at(start, 4*time.Second)
-		c.add(addedHost)
-		changed = time.Now()
-	})
+	var changes []time.Time
+	traces := c.run(defaultWorkload(rolling.load), func(start time.Time) { changes = rolling.change(c, start) })
 	o := check(traces, c.sink.snapshot())
-	t.Logf("%s, add without handover: %s; %d error/slow traces in flight at the change",
-		c, o, inFlight(traces, changed))
-	assert.Positive(t, o.split(), "without handover a ring change under load must split traces; the checker saw none")
+	t.Logf("%s, rolling restart without handover: %s; error/slow traces in flight at each ring change: %v",
+		c, o, inFlightAt(traces, changes))
+	assert.Positive(t, o.split(), "without handover a rolling restart under load must split traces; the checker saw none")
 	assert.Zero(t, o.unexpected, "spans the workload never sent")
 }
 
