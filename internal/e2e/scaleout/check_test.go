@@ -103,7 +103,14 @@ func judge(tr *plannedTrace, got map[pcommon.SpanID]arrival) (v verdict, dups, s
 	for _, ps := range tr.spans {
 		a, ok := got[ps.id]
 		if !ok {
-			missing = append(missing, ps.id.String())
+			what := "sent " + ps.sentAt.Format("05.000")
+			if ps.id == tr.spans[0].id {
+				what = "root " + what
+			}
+			if ps.failed {
+				what = "error " + what
+			}
+			missing = append(missing, what)
 			continue
 		}
 		dups += a.count - 1
@@ -133,6 +140,9 @@ func judge(tr *plannedTrace, got map[pcommon.SpanID]arrival) (v verdict, dups, s
 	detail = fmt.Sprintf("%s trace %s %s: %d/%d spans from [%s], %d duplicate arrivals, %d strays, sent %s–%s",
 		tr.class, tr.id, v, len(tr.spans)-len(missing), len(tr.spans), strings.Join(names, " "), dups, strays,
 		first.Format("15:04:05.000"), last.Format("15:04:05.000"))
+	if len(missing) > 0 {
+		detail += "; missing: " + strings.Join(missing, ", ")
+	}
 	return v, dups, strays, detail
 }
 

@@ -107,8 +107,8 @@ func TestRingChange(t *testing.T) {
 			var changes []time.Time
 			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
 			o := check(traces, c.sink.snapshot())
-			t.Logf("%s, %s: %s; error/slow traces in flight at each ring change: %v",
-				c, rc.name, o, inFlightAt(traces, changes))
+			t.Logf("%s, %s: %s; error/slow traces in flight at each ring change (%s): %v",
+				c, rc.name, o, clock(changes), inFlightAt(traces, changes))
 			if plain {
 				t.Logf("plain gateways, targets not asserted; first bad traces:\n%s", examples(o))
 				return
@@ -183,6 +183,15 @@ func assertTargets(t *testing.T, o *outcome) {
 	assert.Zero(t, o.split(), "error/slow traces lost or incomplete:\n%s", examples(o))
 	assert.Zero(t, o.duplicates, "duplicate spans:\n%s", examples(o))
 	assert.Zero(t, o.unexpected, "spans the workload never sent")
+}
+
+// clock formats moments as hh:mm:ss.mmm, as the checker's details do.
+func clock(moments []time.Time) string {
+	out := make([]string, 0, len(moments))
+	for _, m := range moments {
+		out = append(out, m.Format("15:04:05.000"))
+	}
+	return strings.Join(out, " ")
 }
 
 func examples(o *outcome) string { return "  " + strings.Join(o.examples, "\n  ") }
