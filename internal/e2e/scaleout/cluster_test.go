@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -64,6 +67,7 @@ type cluster struct {
 	hosts            []string // the gateways the cluster starts with
 	quiet, maxWait   time.Duration
 	port, healthPort int
+	metricsPort      int // self-metrics of every gateway, on its host
 	dns              *membershiptest.DNSServer
 	sink             *sink
 	agent            *proc
@@ -89,6 +93,7 @@ func startCluster(t testing.TB, opts clusterOptions) *cluster {
 		sink:       startSink(t),
 		gateways:   map[string]*proc{},
 	}
+	c.metricsPort = freePort(t, hosts...)
 	if opts.dns {
 		c.dns = membershiptest.StartDNS(t, initialHosts...)
 		c.listed = slices.Clone(initialHosts)
@@ -135,6 +140,8 @@ func (c *cluster) startGateway(host string) error {
 		Name:            name,
 		Addr:            c.addr(host),
 		HealthAddr:      net.JoinHostPort(host, strconv.Itoa(c.healthPort)),
+		Host:            host,
+		MetricsPort:     c.metricsPort,
 		SinkAddr:        c.sink.addr,
 		Quiet:           c.quiet,
 		MaxWait:         c.maxWait,
@@ -233,6 +240,35 @@ func (c *cluster) run(w workload, scenario func(start time.Time)) []*plannedTrac
 		c.t.Errorf("the sink was still receiving a minute after the workload (%d spans)", n)
 	}
 	return traces
+}
+
+// metric sums the samples of every series whose name starts with name in
+// the self-metrics of the gateway on host.
+func (c *cluster) metric(host, name string) (float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	url := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(host, strconv.Itoa(c.metricsPort)))
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", url, err)
+	}
+	var sum float64
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %q from %s: %w", line, url, err)
+		}
+		sum += v
+	}
+	return sum, nil
 }
 
 // at sleeps until offset after start: the scenarios' events are timed from

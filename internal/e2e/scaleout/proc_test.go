@@ -42,6 +42,8 @@ type gatewayConfig struct {
 	Name            string
 	Addr            string // OTLP gRPC host:port, also the cluster block's self
 	HealthAddr      string
+	Host            string // Addr's host
+	MetricsPort     int    // the Prometheus endpoint of its self-metrics on Host; none when 0
 	SinkAddr        string
 	Quiet, MaxWait  time.Duration
 	SlowThresholdMs int

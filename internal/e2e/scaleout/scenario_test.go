@@ -47,6 +47,9 @@ type ringChange struct {
 	// change acts on the cluster while the workload runs and returns the
 	// moments the ring changed.
 	change func(c *cluster, start time.Time) []time.Time
+	// handedOver, when set, lists the gateways still running at the end
+	// whose handover self-metrics add up to the scenario's handover.
+	handedOver []string
 }
 
 var ringChanges = []ringChange{
@@ -58,6 +61,7 @@ var ringChanges = []ringChange{
 			c.add(addedHost)
 			return []time.Time{time.Now()}
 		},
+		handedOver: initialHosts,
 	},
 	{
 		// One gateway is taken out of DNS and sent SIGTERM at the same
@@ -114,6 +118,9 @@ func TestRingChange(t *testing.T) {
 				return
 			}
 			assertTargets(t, o)
+			if rc.handedOver != nil {
+				checkHandover(t, c, traces, rc.handedOver)
+			}
 		})
 	}
 }
@@ -174,6 +181,27 @@ func TestHandoverDisabled(t *testing.T) {
 		c, o, inFlightAt(traces, changes))
 	assert.Positive(t, o.split(), "without handover a rolling restart under load must split traces; the checker saw none")
 	assert.Zero(t, o.unexpected, "spans the workload never sent")
+}
+
+// checkHandover asserts that the gateways on hosts handed traces over, and
+// logs the bytes they handed over next to what the model of
+// docs/scale-out.md predicts for adding one gateway to three: the fleet's
+// buffered bytes S·W·b over N+1.
+func checkHandover(t *testing.T, c *cluster, traces []*plannedTrace, hosts []string) {
+	t.Helper()
+	var bytes, handed float64
+	for _, h := range hosts {
+		b, err := c.metric(h, "otelcol_receiver_tailsift_cluster_bytes_handed_over")
+		require.NoError(t, err)
+		n, err := c.metric(h, "otelcol_receiver_tailsift_cluster_traces_handed_over")
+		require.NoError(t, err)
+		bytes, handed = bytes+b, handed+n
+	}
+	m := model(traces)
+	predicted := m.spansPerSec * m.wait.Seconds() * m.bytesPerSpan / float64(len(hosts)+1)
+	t.Logf("handover: %.0f traces, %.1f KB handed over; model S·W·b/(N+1) = %.0f spans/s × %.2f s × %.0f B / %d = %.1f KB",
+		handed, bytes/1e3, m.spansPerSec, m.wait.Seconds(), m.bytesPerSpan, len(hosts)+1, predicted/1e3)
+	assert.Positive(t, bytes, "no bytes handed over: the ring change was survived without handover, by luck")
 }
 
 // assertTargets asserts the targets of every scenario but kill -9: no

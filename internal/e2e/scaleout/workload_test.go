@@ -308,3 +308,46 @@ func newScope(td ptrace.Traces, service string) ptrace.SpanSlice {
 }
 
 func (s *sender) close() { _ = s.conn.Close() }
+
+// workloadModel is the workload in the terms of the handover model
+// (docs/scale-out.md): spans/s into the tier, mean OTLP bytes per span, and
+// the mean time a span waits in a buffer for its trace's decision (the rest
+// of its trace's spans, then the completion quiet).
+type workloadModel struct {
+	spansPerSec  float64
+	bytesPerSpan float64
+	wait         time.Duration
+}
+
+func model(traces []*plannedTrace) workloadModel {
+	var spans int
+	var wait time.Duration
+	var first, last time.Duration
+	for i, tr := range traces {
+		end := tr.spans[0].at
+		for _, ps := range tr.spans {
+			end = max(end, ps.at)
+		}
+		for _, ps := range tr.spans {
+			wait += end - ps.at + quiet
+		}
+		spans += len(tr.spans)
+		if i == 0 || tr.start < first {
+			first = tr.start
+		}
+		last = max(last, end)
+	}
+	s := &sender{epoch: time.Now()}
+	var sample []sendEvent
+	for _, tr := range traces[:min(len(traces), 100)] {
+		for k := range tr.spans {
+			sample = append(sample, sendEvent{trace: tr, span: k})
+		}
+	}
+	size := (&ptrace.ProtoMarshaler{}).TracesSize(s.traces(sample))
+	return workloadModel{
+		spansPerSec:  float64(spans) / (last - first).Seconds(),
+		bytesPerSpan: float64(size) / float64(len(sample)),
+		wait:         wait / time.Duration(spans),
+	}
+}
