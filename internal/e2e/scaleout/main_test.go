@@ -26,8 +26,9 @@ var collectorBin string
 var clusterBlock bool
 
 // plainEnv, set to 1, runs the ring-change scenarios against gateways
-// without the cluster block too, logging what they lose instead of
-// asserting the targets.
+// without the cluster block (whether the binary has it or not), logging
+// what they lose instead of asserting the targets: the baseline the
+// cluster block is measured against.
 const plainEnv = "TAILSIFT_SCALEOUT_PLAIN"
 
 func TestMain(m *testing.M) {
