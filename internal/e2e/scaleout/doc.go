@@ -9,8 +9,8 @@
 // 30 % of them error or slow traces, while a scenario changes the gateway
 // set: a gateway added, removed, restarted in Kubernetes order, killed. The
 // checker then says, for each error and slow trace, whether it arrived
-// whole, incomplete (split, and a part dropped), or not at all, and counts
-// duplicate spans.
+// whole from one gateway, in two parts from two gateways, incomplete (split,
+// and a part dropped), or not at all, and counts duplicate spans.
 //
 // The processes run the collector binary $TAILSIFT_BIN (or one built from
 // cmd/otelcol-tailsift), as internal/e2e does. The tests need Linux, where

@@ -34,7 +34,6 @@ func TestSteady(t *testing.T) {
 			o := check(traces, c.sink.snapshot())
 			t.Logf("%s: %s", c, o)
 			assertTargets(t, o)
-			assert.Zero(t, o.verdicts[relayed], "error/slow traces emitted by two gateways with no ring change:\n%s", examples(o))
 		})
 	}
 }
@@ -209,10 +208,11 @@ func checkHandover(t *testing.T, c *cluster, traces []*plannedTrace, hosts []str
 }
 
 // assertTargets asserts the targets of every scenario but kill -9: no
-// error or slow trace lost or incomplete, no span duplicated.
+// error or slow trace lost, incomplete or kept in two parts, no span
+// duplicated.
 func assertTargets(t *testing.T, o *outcome) {
 	t.Helper()
-	assert.Zero(t, o.split(), "error/slow traces lost or incomplete:\n%s", examples(o))
+	assert.Zero(t, o.split(), "error/slow traces lost, incomplete or in two parts:\n%s", examples(o))
 	assert.Zero(t, o.duplicates, "duplicate spans:\n%s", examples(o))
 	assert.Zero(t, o.unexpected, "spans the workload never sent")
 }
