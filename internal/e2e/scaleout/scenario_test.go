@@ -41,8 +41,9 @@ func TestSteady(t *testing.T) {
 // ringChange is a scenario that changes the gateway set under load, with
 // DNS membership.
 type ringChange struct {
-	name string
-	load time.Duration
+	name      string
+	load      time.Duration
+	processor bool // gateways run the tailsift processor, else the receiver
 	// change acts on the cluster while the workload runs and returns the
 	// moments the ring changed.
 	change func(c *cluster, start time.Time) []time.Time
@@ -66,12 +67,13 @@ var ringChanges = []ringChange{
 		// One gateway is taken out of DNS and sent SIGTERM at the same
 		// moment (Kubernetes scaling a Deployment down).
 		name: "remove", load: 10 * time.Second,
-		change: func(c *cluster, start time.Time) []time.Time {
-			at(start, 4*time.Second)
-			changed := time.Now()
-			c.remove(initialHosts[2])
-			return []time.Time{changed}
-		},
+		change: removeOne,
+	},
+	{
+		// The same with the tailsift processor, whose drain the otlp
+		// receiver runs before it stops (the receiver's is its own).
+		name: "remove/processor", load: 10 * time.Second, processor: true,
+		change: removeOne,
 	},
 	{
 		// Every gateway is replaced in Kubernetes order: the replacement
@@ -93,6 +95,15 @@ var ringChanges = []ringChange{
 	},
 }
 
+// removeOne takes the third gateway out of DNS and sends it SIGTERM, 4 s
+// into the workload.
+func removeOne(c *cluster, start time.Time) []time.Time {
+	at(start, 4*time.Second)
+	changed := time.Now()
+	c.remove(initialHosts[2])
+	return []time.Time{changed}
+}
+
 // TestRingChange runs the scenarios that change the ring: no error or slow
 // trace may be lost or split, and no span duplicated. They need the
 // gateways' cluster block. With TAILSIFT_SCALEOUT_PLAIN=1 they run against
@@ -110,6 +121,7 @@ func TestRingChange(t *testing.T) {
 			if plain {
 				opts = clusterOptions{dns: true}
 			}
+			opts.processor = rc.processor
 			c := startCluster(t, opts)
 			var changes []time.Time
 			traces := c.run(defaultWorkload(rc.load), func(start time.Time) { changes = rc.change(c, start) })
