@@ -215,7 +215,10 @@ func (n *Node) loop(ctx context.Context) {
 			t.Stop()
 			t.Reset(n.cfg.Handover.Settle)
 		case <-t.C():
-			if n.cfg.Handover.Enabled && !n.draining.Load() {
+			// A gateway not among the members hands nothing over: it is
+			// new and its own lookup does not list it yet (what it gets
+			// meanwhile is handed to it), or it is leaving, and drains.
+			if v := n.view.Load(); n.cfg.Handover.Enabled && !n.draining.Load() && v != nil && v.self >= 0 {
 				n.HandOver(ctx)
 			}
 		}
