@@ -28,10 +28,19 @@ func (n *Node) HandOver(ctx context.Context) {
 	defer cancel()
 	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes}
 	start := n.clock.Now()
+	// A draining gateway learns no new decision of others' traces: the
+	// decisions it handed over once need not go again.
+	draining := n.draining.Load()
 	for sh := range n.buf.Shards() {
+		if draining && n.decisionsHanded {
+			break
+		}
 		if !h.decisions(ctx, sh) {
 			break
 		}
+	}
+	if draining {
+		n.decisionsHanded = true
 	}
 	for sh := range n.buf.Shards() {
 		if !h.traces(ctx, sh) {

@@ -64,9 +64,12 @@ type Node struct {
 	changed  chan struct{}
 
 	handoverMu sync.Mutex // one handover at a time
-	cancel     context.CancelFunc
-	done       chan struct{}
-	stopOnce   sync.Once
+	// decisionsHanded: a handover while draining handed the decisions
+	// over; guarded by handoverMu.
+	decisionsHanded bool
+	cancel          context.CancelFunc
+	done            chan struct{}
+	stopOnce        sync.Once
 }
 
 // NewNode returns the node of a validated cluster block over buf.

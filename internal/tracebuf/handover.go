@@ -156,6 +156,13 @@ func (s *shard) takeForeign(owns func(h uint64) bool, maxBytes int) (f cluster.F
 // handOff removes an undecided trace that another gateway now holds: as
 // forget does, without a decision.
 func (s *shard) handOff(t *trace) {
+	s.unlink(t)
+	s.release(t)
+}
+
+// unlink takes a trace out of the shard's undecided state and its budget;
+// its records are still to be released or held.
+func (s *shard) unlink(t *trace) {
 	t.decided = true
 	delete(s.traces, t.sum.ID)
 	s.due.byFirst.remove(t)
@@ -165,5 +172,4 @@ func (s *shard) handOff(t *trace) {
 	}
 	s.usage.nTraces--
 	s.usage.used -= t.size
-	s.release(t)
 }

@@ -328,8 +328,8 @@ func TestClusterDrain(t *testing.T) {
 		return gc.metric("otelcol_receiver_tailsift_cluster_spans_forwarded")-before == 3
 	}, 10*time.Second, 5*time.Millisecond)
 	select {
-	case <-stopped:
-		t.Fatal("shut down before the drain ended")
+	case err := <-stopped:
+		t.Fatalf("shut down before the drain ended: %v", err)
 	default:
 	}
 	require.Eventually(t, func() bool { // the drain ends

@@ -2,7 +2,10 @@ package tailsiftreceiver
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"text/template"
 
@@ -44,4 +47,31 @@ func TestGatewayTemplates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestScaleOutDocGateway loads the tailsift receiver blocks of
+// docs/scale-out.md.
+func TestScaleOutDocGateway(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "scale-out.md"))
+	require.NoError(t, err)
+	checked := 0
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(b, -1) {
+		var doc map[string]any
+		require.NoError(t, yaml.Unmarshal(m[1], &doc))
+		block, err := confmap.NewFromStringMap(doc).Sub("receivers::tailsift")
+		require.NoError(t, err)
+		if len(block.AllKeys()) == 0 {
+			continue
+		}
+		t.Setenv("POD_IP", "10.0.0.5")
+		cfg := NewFactory().CreateDefaultConfig().(*Config)
+		raw := block.ToStringMap()
+		c := raw["cluster"].(map[string]any)
+		c["self"] = os.ExpandEnv(strings.ReplaceAll(c["self"].(string), "${env:POD_IP}", "${POD_IP}"))
+		require.NoError(t, confmap.NewFromStringMap(raw).Unmarshal(cfg))
+		require.NoError(t, confmap.Validate(cfg))
+		assert.Equal(t, "10.0.0.5:4317", cfg.Cluster.Get().Self)
+		checked++
+	}
+	assert.Equal(t, 1, checked)
 }
