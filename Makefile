@@ -52,6 +52,7 @@ fuzz:
 	done
 	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
+	$(GO) test -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.

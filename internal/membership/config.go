@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 		return errors.New("static and dns: set one, not both")
 	}
 	for i, m := range c.Static {
-		if err := validateHostPort(m); err != nil {
+		if err := ValidateHostPort(m); err != nil {
 			return fmt.Errorf("static[%d]: %w", i, err)
 		}
 	}
@@ -82,14 +82,16 @@ func (c *DNSConfig) Validate() error {
 		return fmt.Errorf("timeout: must be positive, got %v", c.Timeout)
 	}
 	if c.Server != "" {
-		if err := validateHostPort(c.Server); err != nil {
+		if err := ValidateHostPort(c.Server); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
 	}
 	return nil
 }
 
-func validateHostPort(s string) error {
+// ValidateHostPort checks that s is host:port with a host and a numeric
+// port; the cluster block's self uses it too.
+func ValidateHostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port: %w", s, err)

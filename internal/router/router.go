@@ -45,6 +45,10 @@ type Settings struct {
 	Queue configoptional.Optional[exporterhelper.QueueBatchConfig]
 	// Retry retries refusals other than "down".
 	Retry configretry.BackOffConfig
+	// Prefix, when set, is put at the head of every request the router
+	// sends: encoded TracesData fields, such as a gateway's control that
+	// marks its spans forwarded (internal/cluster).
+	Prefix []byte
 }
 
 // Observer is told what the router does, for self-metrics.
@@ -160,7 +164,26 @@ func (r *Router) Route(ctx context.Context, buf []byte) error {
 	if st == nil || st.ring.Len() == 0 {
 		return ErrNoMembers
 	}
-	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down})
+	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, prefix: r.cfg.Prefix})
+}
+
+// Send hands data, an encoded TracesData holding spans spans, to the
+// sending queue of member as it is: no split, no prefix. It fails when
+// member is not in the set or is down.
+func (r *Router) Send(ctx context.Context, member string, data []byte, spans int) error {
+	st := r.state.Load()
+	if st == nil {
+		return ErrNoMembers
+	}
+	i := st.ring.Index(member)
+	if i < 0 {
+		return fmt.Errorf("%s is not a member", member)
+	}
+	m := st.members[i]
+	if m.helper == nil || m.down.Load() {
+		return fmt.Errorf("member %s is down", m.addr)
+	}
+	return m.enqueue(ctx, &request{data: data, spans: spans})
 }
 
 // reroute sends the spans of a request that member from could not deliver to
@@ -169,7 +192,7 @@ func (r *Router) Route(ctx context.Context, buf []byte) error {
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	return r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true})
+	return r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
 }
 
 func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) error {
@@ -193,7 +216,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) e
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
-				err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict})
+				err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
 				if err == nil {
 					continue
 				}

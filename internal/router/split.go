@@ -26,6 +26,7 @@ type splitter struct {
 	rerouted []int     // per member
 	spans    []byte    // span bodies of one scope run, for AppendResourceSpans
 	ends     []int
+	prefix   []byte // put at the head of each part (Settings.Prefix)
 }
 
 // targets chooses, per trace, the member its spans go to.
@@ -36,6 +37,8 @@ type targets struct {
 	// strict makes target report -1 when every member is down; otherwise
 	// the owner is used then, and its queue holds the spans.
 	strict bool
+	// prefix is put at the head of each part.
+	prefix []byte
 }
 
 // target returns the member for hash h and whether it is not the owner.
@@ -58,6 +61,7 @@ func (t *targets) target(h uint64) (member int, rerouted bool) {
 // false when t is strict and a span has no member up; parts is then nil. The
 // parts' data is newly allocated and owned by the caller.
 func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err error) {
+	s.prefix = t.prefix
 	s.batch.Reset()
 	if err := wire.Scan(buf, &s.batch); err != nil {
 		return nil, false, err
@@ -107,7 +111,7 @@ func (s *splitter) encode(dst []byte, idx []int32) []byte {
 		for _, i := range idx {
 			size += len(spans[i].Raw) + 4
 		}
-		dst = getBuffer(size + size/8 + 64)
+		dst = append(getBuffer(size+size/8+64+len(s.prefix)), s.prefix...)
 	}
 	for start := 0; start < len(idx); {
 		sc := spans[idx[start]].Scope
@@ -121,6 +125,54 @@ func (s *splitter) encode(dst []byte, idx []int32) []byte {
 		start = end
 	}
 	return dst
+}
+
+// partitioners serve Partition.
+var partitioners = sync.Pool{New: func() any { return new(splitter) }}
+
+// Partition splits buf, an encoded TracesData or ExportTraceServiceRequest,
+// into the spans of the traces mine accepts (by ring.Hash of the trace ID)
+// and the others, each encoded as a TracesData, nil when it holds no span.
+// When every span is mine, own is buf itself, not a copy. A gateway's
+// cluster block sorts what it receives into its own traces and those it
+// forwards with it.
+func Partition(buf []byte, mine func(h uint64) bool) (own, other []byte, ownSpans, otherSpans int, err error) {
+	s := partitioners.Get().(*splitter)
+	defer partitioners.Put(s)
+	s.prefix = nil
+	s.batch.Reset()
+	if err := wire.Scan(buf, &s.batch); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	for len(s.byMember) < 2 {
+		s.byMember = append(s.byMember, nil)
+	}
+	mineIdx, others := s.byMember[0][:0], s.byMember[1][:0]
+	var lastID [16]byte
+	last := false
+	for i := range s.batch.Spans {
+		sp := &s.batch.Spans[i]
+		if i == 0 || sp.TraceID != lastID {
+			lastID, last = sp.TraceID, mine(ring.Hash(sp.TraceID))
+		}
+		if last {
+			mineIdx = append(mineIdx, int32(i))
+		} else {
+			others = append(others, int32(i))
+		}
+	}
+	s.byMember[0], s.byMember[1] = mineIdx, others
+	switch {
+	case len(others) == 0:
+		own = buf
+	case len(mineIdx) > 0:
+		own = s.encode(nil, mineIdx)
+	}
+	if len(others) > 0 {
+		other = s.encode(nil, others)
+	}
+	s.batch.Reset() // do not keep buf reachable
+	return own, other, len(mineIdx), len(others), nil
 }
 
 // buffers recycles the requests' bytes once a member has sent them: the

@@ -270,7 +270,12 @@ func (b *Buffer) route(req *request) (invalid, targets int) {
 
 // shardOf is the shard that owns a trace.
 func (b *Buffer) shardOf(id *[16]byte) int {
-	return int((uint64(uint32(hashID(id))) * uint64(len(b.shards))) >> 32)
+	return b.shardOfHash(hashID(id))
+}
+
+// shardOfHash is the shard that owns the trace whose ID hashes to h.
+func (b *Buffer) shardOfHash(h uint64) int {
+	return int((uint64(uint32(h)) * uint64(len(b.shards))) >> 32)
 }
 
 // reserve takes, all or none, req's bytes in buffer.max_queued_bytes and a

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/config/configoptional"
+
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -35,6 +38,9 @@ type Config struct {
 	// Budget caps the kept traces or spans per second, shared among
 	// priority classes of the policies; off when absent.
 	Budget sampling.BudgetConfig `mapstructure:"budget"`
+	// Cluster makes this gateway one of a ring of gateways (docs/scale-out.md);
+	// absent, it samples alone.
+	Cluster configoptional.Optional[cluster.Config] `mapstructure:"cluster"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.
@@ -170,7 +176,8 @@ func DefaultConfig() Config {
 			BatchMaxSpans:   8192,
 			ShutdownTimeout: 10 * time.Second,
 		},
-		Rescue: RescueConfig{MaxBytes: 256 << 20},
+		Rescue:  RescueConfig{MaxBytes: 256 << 20},
+		Cluster: configoptional.Default(cluster.NewDefaultConfig()),
 		Policies: []sampling.PolicyConfig{
 			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
 			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000}),

@@ -95,19 +95,11 @@ func (s *shard) rootAttrs(d sampling.Decision) []byte {
 // forget removes a decided trace from the shard's state, and frees its
 // records unless it is to be held for rescue.
 func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag int64, hold bool) {
-	t.decided = true
-	delete(s.traces, t.sum.ID)
-	s.due.byFirst.remove(t)
-	if t.inQuiet {
-		s.due.byQuiet.remove(t)
-		t.inQuiet = false
-	}
-	s.usage.nTraces--
+	s.unlink(t)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	if k, ok := s.deps.observer.(KeptObserver); ok && d.Keep() {
 		k.Kept(&t.sum, d)
 	}
-	s.usage.used -= t.size
 	if hold {
 		s.hold(t, now)
 		return
@@ -134,6 +126,8 @@ func (s *shard) flushAll(ctx context.Context) error {
 				s.ingest(ctx, m.req, m.spans)
 			} else if m.sync != nil {
 				close(m.sync)
+			} else if m.run != nil {
+				m.run(ctx, s)
 			}
 			continue
 		default:

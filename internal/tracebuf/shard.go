@@ -14,11 +14,12 @@ import (
 )
 
 // message is what a shard's queue carries: spans to take in, a sync
-// barrier, or the final flush.
+// barrier, a command to run in the shard's goroutine, or the final flush.
 type message struct {
 	req   *request
 	spans []int32
 	sync  chan struct{}
+	run   func(ctx context.Context, s *shard)
 	flush *flush
 }
 
@@ -192,6 +193,8 @@ func (s *shard) run(ctx context.Context) error {
 				s.expire(ctx, s.now())
 				s.flushOutAsync(ctx)
 				close(m.sync)
+			case m.run != nil:
+				m.run(ctx, s)
 			case m.flush != nil:
 				return s.flushAll(m.flush.ctx)
 			}

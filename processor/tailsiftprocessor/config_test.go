@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/tailsift/tailsift/internal/cluster/clustertest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
 	"github.com/tailsift/tailsift/sampling"
@@ -44,6 +45,7 @@ func TestLoadConfig(t *testing.T) {
 				{Name: "rest", Policies: []string{"slow", "baseline"}},
 			},
 		},
+		Cluster: clustertest.CustomConfig(),
 	}
 	bytesAsNumber := createDefaultConfig().(*Config)
 	bytesAsNumber.Buffer.MaxBytes = 2 << 20

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
@@ -27,10 +28,14 @@ import (
 // ConsumeTraces encodes the batch once and hands the bytes to the buffer,
 // which holds them by trace and forwards kept traces to next.
 type tailsiftProcessor struct {
-	buf       *tracebuf.Buffer
-	telemetry *metadata.TelemetryBuilder
-	status    *statuspage.Recorder // the buffer's state for the status page
-	unlist    func()               // removes it from the page; nil before Start
+	buf  *tracebuf.Buffer
+	node *cluster.Node // nil without a cluster block
+	// handoverTimeout bounds the node's shutdown: half of
+	// output.shutdown_timeout, the rest being the buffer's.
+	handoverTimeout time.Duration
+	telemetry       *metadata.TelemetryBuilder
+	status          *statuspage.Recorder // the buffer's state for the status page
+	unlist          func()               // removes it from the page; nil before Start
 }
 
 var _ processor.Traces = (*tailsiftProcessor)(nil)
@@ -56,24 +61,55 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		return nil, err
 	}
 	status.Bind(buf.Engine())
-	return &tailsiftProcessor{buf: buf, telemetry: tb, status: status}, nil
+	p := &tailsiftProcessor{buf: buf, telemetry: tb, status: status, handoverTimeout: cfg.Output.ShutdownTimeout / 2}
+	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
+		p.node = cluster.NewNode(*c, buf, cluster.Settings{
+			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
+				SpansForwarded:      tb.ProcessorTailsiftClusterSpansForwarded,
+				TracesHandedOver:    tb.ProcessorTailsiftClusterTracesHandedOver,
+				BytesHandedOver:     tb.ProcessorTailsiftClusterBytesHandedOver,
+				DecisionsHandedOver: tb.ProcessorTailsiftClusterDecisionsHandedOver,
+				DecidedLocally:      tb.ProcessorTailsiftClusterHandoverDecidedLocally,
+				Members:             tb.ProcessorTailsiftClusterMembers,
+			}),
+		})
+	}
+	return p, nil
 }
 
-// Start starts the buffer and shows it on the status page.
-func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
+// Start starts the buffer, shows it on the status page and, with a cluster
+// block, joins the ring.
+func (p *tailsiftProcessor) Start(ctx context.Context, host component.Host) error {
 	p.unlist = statuspage.Default.Add(p.status)
 	p.buf.Start()
+	if p.node != nil {
+		return p.node.Start(ctx, host)
+	}
 	return nil
 }
 
-// Shutdown decides every buffered trace and forwards the kept ones within ctx.
+// Shutdown decides every buffered trace and forwards the kept ones within
+// ctx and output.shutdown_timeout. With a cluster block it first hands the
+// buffer over to the other members (the drain itself ran in the otlp guard
+// receiver's Shutdown, before the receivers stopped: cluster.DrainAll).
 func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
-	err := p.buf.Shutdown(ctx)
+	var errs []error
+	if p.node != nil {
+		nctx := ctx
+		if p.handoverTimeout > 0 {
+			var cancel context.CancelFunc
+			nctx, cancel = context.WithTimeout(ctx, p.handoverTimeout)
+			defer cancel()
+		}
+		errs = append(errs, p.node.Shutdown(nctx))
+	}
+	errs = append(errs, p.buf.Shutdown(ctx))
 	if p.unlist != nil {
 		p.unlist()
 	}
 	p.telemetry.Shutdown()
-	return err
+	return errors.Join(errs...)
 }
 
 func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
@@ -88,6 +124,10 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 	}
+	if p.node != nil {
+		_, err = p.node.Ingest(ctx, buf, nil)
+		return pipelineError(err)
+	}
 	return pipelineError(p.buf.Ingest(ctx, buf))
 }
 
@@ -101,7 +141,7 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // receiver answers it with RetryInfo on gRPC and HTTP 503 with Retry-After,
 // as the tailsift receiver does. Anything else is returned as it is.
 func pipelineError(err error) error {
-	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok {
+	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok || errors.Is(err, cluster.ErrInvalidControl) {
 		return consumererror.NewPermanent(invalidArgument{err})
 	}
 	if errors.Is(err, tracebuf.ErrQueueFull) || errors.Is(err, tracebuf.ErrShutdown) {

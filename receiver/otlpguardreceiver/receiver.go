@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/otlpguard"
 )
 
@@ -22,6 +23,17 @@ type guarded struct {
 
 func (g *guarded) Start(ctx context.Context, host component.Host) error {
 	return g.Component.Start(ctx, &guardHost{host: host, guard: newGuard(g.cfg, time.Now)})
+}
+
+// Shutdown first drains the gateway clusters of this process
+// (cluster.DrainAll): the collector shuts receivers down before processors,
+// so a tailsift processor with a cluster block needs its receiver to keep
+// serving for cluster::drain while it forwards what arrives to the other
+// gateways. Without a cluster block it returns at once. Only the first of
+// the signals' Shutdowns waits.
+func (g *guarded) Shutdown(ctx context.Context) error {
+	cluster.DrainAll(ctx)
+	return g.Component.Shutdown(ctx)
 }
 
 // guardHost is the collector's host with the guard added to its extensions.

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/tailsift/tailsift/internal/cluster/clustertest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
@@ -66,6 +67,7 @@ func TestLoadConfig(t *testing.T) {
 					{Name: "rest", Policies: []string{"slow", "baseline"}},
 				},
 			},
+			Cluster: clustertest.CustomConfig(),
 		}
 		assert.Equal(t, want, cfg.bufferConfig)
 

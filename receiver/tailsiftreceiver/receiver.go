@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/experimental"
 
 	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
@@ -38,6 +39,7 @@ type tailsiftReceiver struct {
 	cfg       *Config
 	set       receiver.Settings
 	buf       *tracebuf.Buffer
+	node      *cluster.Node // nil without a cluster block
 	telemetry *metadata.TelemetryBuilder
 	status    *statuspage.Recorder // the buffer's state for the status page
 	unlist    func()               // removes it from the page; nil before Start
@@ -99,15 +101,34 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		obsGRPC:   obsGRPC,
 		obsHTTP:   obsHTTP,
 	}
+	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
+		r.node = cluster.NewNode(*c, buf, cluster.Settings{
+			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
+				SpansForwarded:      tb.ReceiverTailsiftClusterSpansForwarded,
+				TracesHandedOver:    tb.ReceiverTailsiftClusterTracesHandedOver,
+				BytesHandedOver:     tb.ReceiverTailsiftClusterBytesHandedOver,
+				DecisionsHandedOver: tb.ReceiverTailsiftClusterDecisionsHandedOver,
+				DecidedLocally:      tb.ReceiverTailsiftClusterHandoverDecidedLocally,
+				Members:             tb.ReceiverTailsiftClusterMembers,
+			}),
+		})
+	}
 	r.queueWait.Store(int64(maxQueueWait))
 	return r, nil
 }
 
-// Start starts the buffer's shards, then the servers.
+// Start starts the buffer's shards, the cluster node, then the servers.
 func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
 	r.unlist = statuspage.Default.Add(r.status)
 	r.buf.Start()
-	err := r.startGRPC(ctx, host)
+	var err error
+	if r.node != nil {
+		err = r.node.Start(ctx, host)
+	}
+	if err == nil {
+		err = r.startGRPC(ctx, host)
+	}
 	if err == nil {
 		err = r.startHTTP(ctx, host)
 	}
@@ -181,7 +202,10 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 // Shutdown stops the servers, letting requests in flight finish, then
 // decides every buffered trace and hands the kept ones to the next consumer,
 // all within ctx and output.shutdown_timeout, whichever ends first. It
-// returns what the next consumer refused.
+// returns what the next consumer refused. With a cluster block it first
+// drains: the servers keep serving for cluster::drain (at most half of the
+// time left), forwarding everything to the other members, and the buffer is
+// handed over to them; the buffer decides only what is left.
 func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		if d := r.cfg.Output.ShutdownTimeout; d > 0 { // 0 only in a Config never validated
@@ -190,6 +214,9 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			defer cancel()
 		}
 		var errs []error
+		if r.node != nil {
+			r.drain(ctx)
+		}
 		if r.serverHTTP != nil {
 			if err := r.serverHTTP.Shutdown(ctx); err != nil {
 				errs = append(errs, err, r.serverHTTP.Close())
@@ -209,6 +236,13 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			}
 		}
 		r.serving.Wait()
+		if r.node != nil {
+			// Hands over what arrived since, and sends the queues, in half
+			// the time left: the rest is the buffer's.
+			nctx, cancel := halfLeft(ctx)
+			errs = append(errs, r.node.Shutdown(nctx))
+			cancel()
+		}
 		errs = append(errs, r.buf.Shutdown(ctx))
 		if r.unlist != nil {
 			r.unlist()
@@ -217,6 +251,25 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 		r.stopErr = errors.Join(errs...)
 	})
 	return r.stopErr
+}
+
+// drain keeps the servers up for cluster::drain, at most half the time ctx
+// leaves, while the node forwards what arrives, then hands the buffer over.
+func (r *tailsiftReceiver) drain(ctx context.Context) {
+	dctx, cancel := halfLeft(ctx)
+	defer cancel()
+	r.node.Drain(dctx)
+	hctx, cancel2 := halfLeft(ctx)
+	defer cancel2()
+	r.node.HandOver(hctx)
+}
+
+// halfLeft is ctx bounded by half the time it leaves, if it has a deadline.
+func halfLeft(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithTimeout(ctx, time.Until(d)/2)
+	}
+	return context.WithCancel(ctx)
 }
 
 // exportGRPC handles one gRPC Export call.
@@ -243,7 +296,13 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 		wait = min(wait, time.Until(d)/2)
 	}
 	ictx, cancel := context.WithTimeout(ctx, wait)
-	spans, err := r.buf.IngestOwned(ictx, req, free)
+	var spans int
+	var err error
+	if r.node != nil {
+		spans, err = r.node.Ingest(ictx, req, free)
+	} else {
+		spans, err = r.buf.IngestOwned(ictx, req, free)
+	}
 	cancel()
 	out := classify(err)
 	switch {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
@@ -51,6 +52,9 @@ func classify(err error) outcome {
 			return outcome{rejected: inv.Rejected, message: inv.Error()}
 		}
 		return outcome{st: status.New(codes.InvalidArgument, inv.Error())}
+	}
+	if errors.Is(err, cluster.ErrInvalidControl) {
+		return outcome{st: status.New(codes.InvalidArgument, err.Error())}
 	}
 	if errors.Is(err, tracebuf.ErrQueueFull) {
 		return outcome{st: retryable(err.Error())}

@@ -146,6 +146,24 @@ func InvalidConfigs() []BadConfig {
 			YAML: map[string]any{"budget": map[string]any{"traces_per_second": 100, "spans_per_second": 1000}},
 			Err:  "budget: set only one of spans_per_second and traces_per_second",
 		},
+		{
+			Name: "cluster without self",
+			YAML: map[string]any{"cluster": map[string]any{"members": map[string]any{"static": []any{"10.0.0.5:4317"}}}},
+			Err:  "cluster: self: must be this gateway's host:port as the members block lists it",
+		},
+		{
+			Name: "cluster without members",
+			YAML: map[string]any{"cluster": map[string]any{"self": "10.0.0.5:4317"}},
+			Err:  "cluster: members: static or dns: one must be set",
+		},
+		{
+			Name: "cluster handover without settle",
+			YAML: map[string]any{"cluster": map[string]any{
+				"self": "10.0.0.5:4317", "members": map[string]any{"static": []any{"10.0.0.5:4317"}},
+				"handover": map[string]any{"settle": "0s"},
+			}},
+			Err: "cluster: handover: settle: must be positive, got 0s",
+		},
 	}
 }
 

@@ -25,26 +25,32 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                                   metric.Meter
-	mu                                      sync.Mutex
-	registrations                           []metric.Registration
-	ProcessorTailsiftArenaMappedBytes       metric.Int64UpDownCounter
-	ProcessorTailsiftBudgetClassProbability metric.Float64ObservableGauge
-	ProcessorTailsiftBufferedBytes          metric.Int64UpDownCounter
-	ProcessorTailsiftBufferedTraces         metric.Int64UpDownCounter
-	ProcessorTailsiftDecisionLag            metric.Float64Histogram
-	ProcessorTailsiftDecisionLatency        metric.Float64Histogram
-	ProcessorTailsiftEarlyDecisions         metric.Int64Counter
-	ProcessorTailsiftExportFailures         metric.Int64Counter
-	ProcessorTailsiftLateSpans              metric.Int64Counter
-	ProcessorTailsiftRescueHeldBytes        metric.Int64UpDownCounter
-	ProcessorTailsiftRescueHeldTraces       metric.Int64UpDownCounter
-	ProcessorTailsiftSpansDecided           metric.Int64Counter
-	ProcessorTailsiftSpansDeduplicated      metric.Int64Counter
-	ProcessorTailsiftSpansReceived          metric.Int64Counter
-	ProcessorTailsiftSpansRefused           metric.Int64Counter
-	ProcessorTailsiftTracesDecided          metric.Int64Counter
-	ProcessorTailsiftTracesRescued          metric.Int64Counter
+	meter                                          metric.Meter
+	mu                                             sync.Mutex
+	registrations                                  []metric.Registration
+	ProcessorTailsiftArenaMappedBytes              metric.Int64UpDownCounter
+	ProcessorTailsiftBudgetClassProbability        metric.Float64ObservableGauge
+	ProcessorTailsiftBufferedBytes                 metric.Int64UpDownCounter
+	ProcessorTailsiftBufferedTraces                metric.Int64UpDownCounter
+	ProcessorTailsiftClusterBytesHandedOver        metric.Int64Counter
+	ProcessorTailsiftClusterDecisionsHandedOver    metric.Int64Counter
+	ProcessorTailsiftClusterHandoverDecidedLocally metric.Int64Counter
+	ProcessorTailsiftClusterMembers                metric.Int64UpDownCounter
+	ProcessorTailsiftClusterSpansForwarded         metric.Int64Counter
+	ProcessorTailsiftClusterTracesHandedOver       metric.Int64Counter
+	ProcessorTailsiftDecisionLag                   metric.Float64Histogram
+	ProcessorTailsiftDecisionLatency               metric.Float64Histogram
+	ProcessorTailsiftEarlyDecisions                metric.Int64Counter
+	ProcessorTailsiftExportFailures                metric.Int64Counter
+	ProcessorTailsiftLateSpans                     metric.Int64Counter
+	ProcessorTailsiftRescueHeldBytes               metric.Int64UpDownCounter
+	ProcessorTailsiftRescueHeldTraces              metric.Int64UpDownCounter
+	ProcessorTailsiftSpansDecided                  metric.Int64Counter
+	ProcessorTailsiftSpansDeduplicated             metric.Int64Counter
+	ProcessorTailsiftSpansReceived                 metric.Int64Counter
+	ProcessorTailsiftSpansRefused                  metric.Int64Counter
+	ProcessorTailsiftTracesDecided                 metric.Int64Counter
+	ProcessorTailsiftTracesRescued                 metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -122,6 +128,42 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorTailsiftBufferedTraces, err = builder.meter.Int64UpDownCounter(
 		"otelcol_processor_tailsift_buffered_traces",
 		metric.WithDescription("Traces in flight in the trace buffer, waiting for a decision. [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterBytesHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_cluster_bytes_handed_over",
+		metric.WithDescription("OTLP bytes of buffered traces handed to their new owner after a ring change or at shutdown (cluster block). [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterDecisionsHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_cluster_decisions_handed_over",
+		metric.WithDescription("Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block). [Development]"),
+		metric.WithUnit("{decision}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterHandoverDecidedLocally, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_cluster_handover_decided_locally",
+		metric.WithDescription("Traces that could not be handed over (their owner refused them, or the handover timed out) and are decided here (cluster block). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterMembers, err = builder.meter.Int64UpDownCounter(
+		"otelcol_processor_tailsift_cluster_members",
+		metric.WithDescription("Gateways in the cluster's member set, this one included (cluster block). [Development]"),
+		metric.WithUnit("{member}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterSpansForwarded, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_cluster_spans_forwarded",
+		metric.WithDescription("Spans of traces another gateway owns (misrouted), forwarded to it (cluster block). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftClusterTracesHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_cluster_traces_handed_over",
+		metric.WithDescription("Buffered traces handed to their new owner after a ring change or at shutdown (cluster block). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

@@ -27,6 +27,12 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftArenaMappedBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftBufferedTraces.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterBytesHandedOver.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterDecisionsHandedOver.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterHandoverDecidedLocally.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterMembers.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterSpansForwarded.Add(context.Background(), 1)
+	tb.ProcessorTailsiftClusterTracesHandedOver.Add(context.Background(), 1)
 	tb.ProcessorTailsiftDecisionLag.Record(context.Background(), 1)
 	tb.ProcessorTailsiftDecisionLatency.Record(context.Background(), 1)
 	tb.ProcessorTailsiftEarlyDecisions.Add(context.Background(), 1)
@@ -50,6 +56,24 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftBufferedTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterBytesHandedOver(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterDecisionsHandedOver(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterHandoverDecidedLocally(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterMembers(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterSpansForwarded(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftClusterTracesHandedOver(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftDecisionLag(t, testTel,

@@ -25,26 +25,32 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                                  metric.Meter
-	mu                                     sync.Mutex
-	registrations                          []metric.Registration
-	ReceiverTailsiftArenaMappedBytes       metric.Int64UpDownCounter
-	ReceiverTailsiftBudgetClassProbability metric.Float64ObservableGauge
-	ReceiverTailsiftBufferedBytes          metric.Int64UpDownCounter
-	ReceiverTailsiftBufferedTraces         metric.Int64UpDownCounter
-	ReceiverTailsiftDecisionLag            metric.Float64Histogram
-	ReceiverTailsiftDecisionLatency        metric.Float64Histogram
-	ReceiverTailsiftEarlyDecisions         metric.Int64Counter
-	ReceiverTailsiftExportFailures         metric.Int64Counter
-	ReceiverTailsiftLateSpans              metric.Int64Counter
-	ReceiverTailsiftRescueHeldBytes        metric.Int64UpDownCounter
-	ReceiverTailsiftRescueHeldTraces       metric.Int64UpDownCounter
-	ReceiverTailsiftSpansDecided           metric.Int64Counter
-	ReceiverTailsiftSpansDeduplicated      metric.Int64Counter
-	ReceiverTailsiftSpansReceived          metric.Int64Counter
-	ReceiverTailsiftSpansRefused           metric.Int64Counter
-	ReceiverTailsiftTracesDecided          metric.Int64Counter
-	ReceiverTailsiftTracesRescued          metric.Int64Counter
+	meter                                         metric.Meter
+	mu                                            sync.Mutex
+	registrations                                 []metric.Registration
+	ReceiverTailsiftArenaMappedBytes              metric.Int64UpDownCounter
+	ReceiverTailsiftBudgetClassProbability        metric.Float64ObservableGauge
+	ReceiverTailsiftBufferedBytes                 metric.Int64UpDownCounter
+	ReceiverTailsiftBufferedTraces                metric.Int64UpDownCounter
+	ReceiverTailsiftClusterBytesHandedOver        metric.Int64Counter
+	ReceiverTailsiftClusterDecisionsHandedOver    metric.Int64Counter
+	ReceiverTailsiftClusterHandoverDecidedLocally metric.Int64Counter
+	ReceiverTailsiftClusterMembers                metric.Int64UpDownCounter
+	ReceiverTailsiftClusterSpansForwarded         metric.Int64Counter
+	ReceiverTailsiftClusterTracesHandedOver       metric.Int64Counter
+	ReceiverTailsiftDecisionLag                   metric.Float64Histogram
+	ReceiverTailsiftDecisionLatency               metric.Float64Histogram
+	ReceiverTailsiftEarlyDecisions                metric.Int64Counter
+	ReceiverTailsiftExportFailures                metric.Int64Counter
+	ReceiverTailsiftLateSpans                     metric.Int64Counter
+	ReceiverTailsiftRescueHeldBytes               metric.Int64UpDownCounter
+	ReceiverTailsiftRescueHeldTraces              metric.Int64UpDownCounter
+	ReceiverTailsiftSpansDecided                  metric.Int64Counter
+	ReceiverTailsiftSpansDeduplicated             metric.Int64Counter
+	ReceiverTailsiftSpansReceived                 metric.Int64Counter
+	ReceiverTailsiftSpansRefused                  metric.Int64Counter
+	ReceiverTailsiftTracesDecided                 metric.Int64Counter
+	ReceiverTailsiftTracesRescued                 metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -122,6 +128,42 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverTailsiftBufferedTraces, err = builder.meter.Int64UpDownCounter(
 		"otelcol_receiver_tailsift_buffered_traces",
 		metric.WithDescription("Traces in flight in the trace buffer, waiting for a decision. [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterBytesHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_cluster_bytes_handed_over",
+		metric.WithDescription("OTLP bytes of buffered traces handed to their new owner after a ring change or at shutdown (cluster block). [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterDecisionsHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_cluster_decisions_handed_over",
+		metric.WithDescription("Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block). [Development]"),
+		metric.WithUnit("{decision}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterHandoverDecidedLocally, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_cluster_handover_decided_locally",
+		metric.WithDescription("Traces that could not be handed over (their owner refused them, or the handover timed out) and are decided here (cluster block). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterMembers, err = builder.meter.Int64UpDownCounter(
+		"otelcol_receiver_tailsift_cluster_members",
+		metric.WithDescription("Gateways in the cluster's member set, this one included (cluster block). [Development]"),
+		metric.WithUnit("{member}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterSpansForwarded, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_cluster_spans_forwarded",
+		metric.WithDescription("Spans of traces another gateway owns (misrouted), forwarded to it (cluster block). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftClusterTracesHandedOver, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_cluster_traces_handed_over",
+		metric.WithDescription("Buffered traces handed to their new owner after a ring change or at shutdown (cluster block). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

@@ -27,6 +27,12 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftArenaMappedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedTraces.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterBytesHandedOver.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterDecisionsHandedOver.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterHandoverDecidedLocally.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterMembers.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterSpansForwarded.Add(context.Background(), 1)
+	tb.ReceiverTailsiftClusterTracesHandedOver.Add(context.Background(), 1)
 	tb.ReceiverTailsiftDecisionLag.Record(context.Background(), 1)
 	tb.ReceiverTailsiftDecisionLatency.Record(context.Background(), 1)
 	tb.ReceiverTailsiftEarlyDecisions.Add(context.Background(), 1)
@@ -50,6 +56,24 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftBufferedTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterBytesHandedOver(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterDecisionsHandedOver(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterHandoverDecidedLocally(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterMembers(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterSpansForwarded(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftClusterTracesHandedOver(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftDecisionLag(t, testTel,

@@ -1,0 +1,212 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// ControlKey is the resource attribute that makes a ResourceSpans a control
+// message between gateways. A request whose first ResourceSpans has no
+// ScopeSpans and a resource whose only attribute is ControlKey carries a
+// control: the gateway that receives it strips it before buffering (it is
+// never exported), and it applies to the whole request. In-band, so that it
+// reaches the tailsift receiver and, through the otlp receiver, the tailsift
+// processor alike; the otlp receiver passes an empty ResourceSpans through
+// unchanged.
+const ControlKey = "tailsift.cluster"
+
+// controlVersion is the first byte of a control payload.
+const controlVersion = 1
+
+const (
+	flagForwarded = 1 << iota
+)
+
+// maxThreshold bounds an OpenTelemetry threshold: 56 bits.
+const maxThreshold = 1 << 56
+
+const (
+	keptSize    = 16 + 8 // trace ID, threshold
+	droppedSize = 8      // trace ID hash
+)
+
+// Control is what one gateway tells another in a request.
+type Control struct {
+	// Forwarded marks the request's spans as sent by a gateway (misrouted
+	// spans, or a handover): the receiving gateway keeps them, it never
+	// forwards them again.
+	Forwarded bool
+	// Decisions are decisions handed over to the receiving gateway, the
+	// new owner of their traces.
+	Decisions Decisions
+}
+
+// Decisions are decided traces whose owner changed.
+type Decisions struct {
+	// Kept are kept traces with the threshold they were kept with.
+	Kept []Kept
+	// Dropped are the hashes (ring.Hash) of dropped traces, which is all a
+	// gateway remembers of them.
+	Dropped []uint64
+}
+
+// Len is the number of decisions.
+func (d *Decisions) Len() int { return len(d.Kept) + len(d.Dropped) }
+
+// Kept is a kept trace's decision.
+type Kept struct {
+	ID        [16]byte
+	Threshold uint64 // the unsigned OpenTelemetry threshold (th)
+}
+
+// AppendControl appends c to dst as a TracesData.resource_spans field, to be
+// the first of a request.
+func AppendControl(dst []byte, c *Control) []byte {
+	payload := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.Decisions.Kept)*keptSize+len(c.Decisions.Dropped)*droppedSize)
+	var flags byte
+	if c.Forwarded {
+		flags |= flagForwarded
+	}
+	payload = append(payload, controlVersion, flags)
+	payload = binary.AppendUvarint(payload, uint64(len(c.Decisions.Kept)))
+	for _, k := range c.Decisions.Kept {
+		payload = append(payload, k.ID[:]...)
+		payload = binary.LittleEndian.AppendUint64(payload, k.Threshold)
+	}
+	payload = binary.AppendUvarint(payload, uint64(len(c.Decisions.Dropped)))
+	for _, h := range c.Decisions.Dropped {
+		payload = binary.LittleEndian.AppendUint64(payload, h)
+	}
+	anyValue := protowire.AppendBytes(protowire.AppendTag(nil, 7, protowire.BytesType), payload)
+	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), ControlKey)
+	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), anyValue)
+	resource := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), kv)
+	rs := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), resource)
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	return protowire.AppendBytes(dst, rs)
+}
+
+// errControl is wrapped by SplitControl's errors.
+var errControl = errors.New("malformed tailsift.cluster control")
+
+// SplitControl reads the control at the head of buf, an encoded TracesData or
+// ExportTraceServiceRequest. ok is false, and rest is buf, when buf does not
+// start with one. Otherwise rest is buf without it. A control whose payload
+// is malformed is an error: nothing of buf should be taken then.
+func SplitControl(buf []byte) (c Control, rest []byte, ok bool, err error) {
+	num, typ, n := protowire.ConsumeTag(buf)
+	if n < 0 || num != 1 || typ != protowire.BytesType {
+		return c, buf, false, nil
+	}
+	rs, m := protowire.ConsumeBytes(buf[n:])
+	if m < 0 {
+		return c, buf, false, nil // the scan reports it
+	}
+	payload, ok := controlPayload(rs)
+	if !ok {
+		return c, buf, false, nil
+	}
+	if err := c.decode(payload); err != nil {
+		return Control{}, buf, true, fmt.Errorf("%w: %w", errControl, err)
+	}
+	return c, buf[n+m:], true, nil
+}
+
+// controlPayload returns the payload of rs when rs, an encoded
+// ResourceSpans, is a control: nothing but a resource whose only attribute
+// is ControlKey, with a bytes value.
+func controlPayload(rs []byte) ([]byte, bool) {
+	resource, ok := onlyField(rs, 1)
+	if !ok {
+		return nil, false
+	}
+	kv, ok := onlyField(resource, 1)
+	if !ok {
+		return nil, false
+	}
+	var key, value []byte
+	var keys, values int
+	for len(kv) > 0 {
+		num, typ, n := protowire.ConsumeTag(kv)
+		if n < 0 || typ != protowire.BytesType {
+			return nil, false
+		}
+		v, m := protowire.ConsumeBytes(kv[n:])
+		if m < 0 {
+			return nil, false
+		}
+		switch num {
+		case 1:
+			key, keys = v, keys+1
+		case 2:
+			value, values = v, values+1
+		default:
+			return nil, false
+		}
+		kv = kv[n+m:]
+	}
+	if keys != 1 || values != 1 || string(key) != ControlKey {
+		return nil, false
+	}
+	return onlyField(value, 7)
+}
+
+// onlyField returns the value of msg's field num, length-delimited, when it
+// is msg's one and only field.
+func onlyField(msg []byte, num protowire.Number) ([]byte, bool) {
+	got, typ, n := protowire.ConsumeTag(msg)
+	if n < 0 || got != num || typ != protowire.BytesType {
+		return nil, false
+	}
+	v, m := protowire.ConsumeBytes(msg[n:])
+	if m < 0 || n+m != len(msg) {
+		return nil, false
+	}
+	return v, true
+}
+
+func (c *Control) decode(p []byte) error {
+	if len(p) < 2 {
+		return errors.New("payload too short")
+	}
+	if p[0] != controlVersion {
+		return fmt.Errorf("version %d, want %d", p[0], controlVersion)
+	}
+	if p[1]&^flagForwarded != 0 {
+		return fmt.Errorf("unknown flags %#x", p[1])
+	}
+	c.Forwarded = p[1]&flagForwarded != 0
+	p = p[2:]
+	nKept, n := binary.Uvarint(p)
+	if n <= 0 || nKept > uint64(len(p)-n)/keptSize {
+		return errors.New("bad kept count")
+	}
+	p = p[n:]
+	if nKept > 0 {
+		c.Decisions.Kept = make([]Kept, nKept)
+		for i := range c.Decisions.Kept {
+			k := &c.Decisions.Kept[i]
+			copy(k.ID[:], p)
+			k.Threshold = binary.LittleEndian.Uint64(p[16:])
+			if k.Threshold >= maxThreshold {
+				return fmt.Errorf("kept threshold %#x out of range", k.Threshold)
+			}
+			p = p[keptSize:]
+		}
+	}
+	nDropped, n := binary.Uvarint(p)
+	if n <= 0 || nDropped != uint64(len(p)-n)/droppedSize || uint64(len(p)-n)%droppedSize != 0 {
+		return errors.New("bad dropped count")
+	}
+	p = p[n:]
+	if nDropped > 0 {
+		c.Decisions.Dropped = make([]uint64, nDropped)
+		for i := range c.Decisions.Dropped {
+			c.Decisions.Dropped[i] = binary.LittleEndian.Uint64(p[i*droppedSize:])
+		}
+	}
+	return nil
+}

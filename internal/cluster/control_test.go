@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/router/routertest"
+)
+
+func encode(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	return b
+}
+
+func TestControlRoundTrip(t *testing.T) {
+	var w routertest.Workload
+	spans := encode(t, w.Batch(3, 2))
+	tests := []struct {
+		name string
+		c    Control
+	}{
+		{name: "forwarded", c: Control{Forwarded: true}},
+		{name: "decisions", c: Control{Decisions: Decisions{
+			Kept:    []Kept{{ID: [16]byte{1, 2, 3}, Threshold: 0}, {ID: [16]byte{9}, Threshold: 1<<56 - 1}},
+			Dropped: []uint64{7, 1 << 63},
+		}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buf := append(AppendControl(nil, &tt.c), spans...)
+			got, rest, ok, err := SplitControl(buf)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, tt.c, got)
+			assert.Equal(t, spans, rest)
+
+			// pdata decodes a request with a control: the otlp receiver passes
+			// it on to the processor, which strips it.
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(buf)
+			require.NoError(t, err)
+			assert.Equal(t, 6, td.SpanCount())
+			again := encode(t, td)
+			got2, rest2, ok, err := SplitControl(again)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, tt.c, got2)
+			assert.Len(t, rest2, len(spans))
+		})
+	}
+}
+
+func TestSplitControlNotAControl(t *testing.T) {
+	var w routertest.Workload
+	plain := encode(t, w.Batch(2, 2))
+	// A resource with the key among other attributes, or with spans, is an
+	// ordinary resource.
+	withSpans := ptrace.NewTraces()
+	rs := withSpans.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutEmptyBytes(ControlKey).FromRaw([]byte{controlVersion, 0, 0, 0})
+	rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName("x")
+	twoAttrs := ptrace.NewTraces()
+	attrs := twoAttrs.ResourceSpans().AppendEmpty().Resource().Attributes()
+	attrs.PutEmptyBytes(ControlKey).FromRaw([]byte{controlVersion, 0, 0, 0})
+	attrs.PutStr("service.name", "x")
+	for name, buf := range map[string][]byte{
+		"plain": plain, "empty": nil, "with spans": encode(t, withSpans), "two attributes": encode(t, twoAttrs),
+		"garbage": {0xff, 0xff, 0xff},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, rest, ok, err := SplitControl(buf)
+			require.NoError(t, err)
+			assert.False(t, ok)
+			assert.Equal(t, buf, rest)
+		})
+	}
+}
+
+func TestSplitControlMalformed(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload []byte
+	}{
+		{name: "short", payload: []byte{controlVersion}},
+		{name: "version", payload: []byte{9, 0, 0, 0}},
+		{name: "flags", payload: []byte{controlVersion, 0x80, 0, 0}},
+		{name: "kept count beyond the payload", payload: []byte{controlVersion, 0, 5, 0}},
+		{name: "huge kept count", payload: []byte{controlVersion, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{name: "dropped count", payload: []byte{controlVersion, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8}},
+		{name: "trailing", payload: []byte{controlVersion, 0, 0, 0, 1}},
+		{name: "threshold", payload: append([]byte{controlVersion, 0, 1}, append(make([]byte, 16), 0, 0, 0, 0, 0, 0, 0, 1, 0)...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			td := ptrace.NewTraces()
+			td.ResourceSpans().AppendEmpty().Resource().Attributes().PutEmptyBytes(ControlKey).FromRaw(tt.payload)
+			_, _, ok, err := SplitControl(encode(t, td))
+			assert.True(t, ok)
+			require.ErrorIs(t, err, errControl)
+		})
+	}
+}
+
+// FuzzSplitControl: no input panics; what decodes encodes back the same.
+func FuzzSplitControl(f *testing.F) {
+	f.Add(AppendControl(nil, &Control{Forwarded: true}))
+	f.Add(AppendControl(nil, &Control{Decisions: Decisions{Kept: []Kept{{ID: [16]byte{1}, Threshold: 5}}, Dropped: []uint64{3}}}))
+	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		c, _, ok, err := SplitControl(buf)
+		if !ok || err != nil {
+			return
+		}
+		again, _, ok2, err2 := SplitControl(AppendControl(nil, &c))
+		if !ok2 || err2 != nil {
+			t.Fatalf("re-encoded control does not decode: %v", err2)
+		}
+		assert.Equal(t, c, again)
+	})
+}

@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/ring"
+)
+
+// HandOver hands the traces buffered here that this gateway no longer owns
+// to their owners, and the decisions it remembers of traces whose owner
+// changed: decisions first, so that the late spans that follow the traces
+// find them. It is bounded by handover.timeout and handover.max_bytes and
+// paced at handover.bytes_per_second; what it does not hand over stays in
+// the buffer and is decided here, and what a send refuses is given back to
+// the buffer. It runs after the member set settled, and at shutdown, when
+// this gateway owns nothing any more.
+func (n *Node) HandOver(ctx context.Context) {
+	n.handoverMu.Lock()
+	defer n.handoverMu.Unlock()
+	v := n.view.Load()
+	if v == nil || v.others.Len() == 0 {
+		return // nobody to hand over to: everything is decided here
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Handover.Timeout)
+	defer cancel()
+	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes}
+	start := n.clock.Now()
+	// A draining gateway learns no new decision of others' traces: the
+	// decisions it handed over once need not go again.
+	draining := n.draining.Load()
+	for sh := range n.buf.Shards() {
+		if draining && n.decisionsHanded {
+			break
+		}
+		if !h.decisions(ctx, sh) {
+			break
+		}
+	}
+	if draining {
+		n.decisionsHanded = true
+	}
+	for sh := range n.buf.Shards() {
+		if !h.traces(ctx, sh) {
+			break
+		}
+	}
+	if h.traceCount+h.decisionCount > 0 || h.local > 0 {
+		n.logger.Info("Handover done",
+			zap.Int("traces", h.traceCount), zap.Int("decisions", h.decisionCount),
+			zap.Int64("bytes", n.cfg.Handover.MaxBytes-h.budget), zap.Int("decided_here", h.local),
+			zap.Duration("took", n.clock.Now().Sub(start)))
+	}
+}
+
+// handover is one HandOver's progress.
+type handover struct {
+	n      *Node
+	others *ring.Ring
+	budget int64 // bytes left under max_bytes
+
+	traceCount, decisionCount, local int
+}
+
+// chunk is the most one send carries: a tenth of a second at the rate limit.
+func (h *handover) chunk() int {
+	return int(max(h.n.cfg.Handover.BytesPerSecond/10, 64<<10))
+}
+
+// decisions hands shard sh's foreign decisions to their owners. It returns
+// false when the handover must stop (time or budget used up).
+func (h *handover) decisions(ctx context.Context, sh int) bool {
+	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
+	if err != nil {
+		return false
+	}
+	byOwner := make(map[int]*Decisions)
+	at := func(hash uint64) *Decisions {
+		o := h.others.Owner(hash)
+		if byOwner[o] == nil {
+			byOwner[o] = &Decisions{}
+		}
+		return byOwner[o]
+	}
+	for _, k := range d.Kept {
+		p := at(ring.Hash(k.ID))
+		p.Kept = append(p.Kept, k)
+	}
+	for _, hash := range d.Dropped {
+		p := at(hash)
+		p.Dropped = append(p.Dropped, hash)
+	}
+	per := h.chunk() / keptSize // decisions per request, at most
+	for owner, all := range byOwner {
+		for all.Len() > 0 {
+			var part Decisions
+			nk := min(len(all.Kept), per)
+			part.Kept, all.Kept = all.Kept[:nk], all.Kept[nk:]
+			nd := min(len(all.Dropped), per-nk)
+			part.Dropped, all.Dropped = all.Dropped[:nd], all.Dropped[nd:]
+			data := AppendControl(nil, &Control{Forwarded: true, Decisions: part})
+			if !h.pace(ctx, len(data)) {
+				return false
+			}
+			member := h.others.Members()[owner]
+			if err := h.n.router.Send(ctx, member, data, 0); err != nil {
+				h.n.logger.Debug("Decisions not handed over", zap.String("member", member), zap.Error(err))
+				continue // they stay remembered here
+			}
+			h.decisionCount += part.Len()
+			h.n.obs.DecisionsHandedOver(ctx, part.Len())
+		}
+	}
+	return true
+}
+
+// traces hands shard sh's foreign traces to their owners, chunk by chunk.
+// It returns false when the handover must stop.
+func (h *handover) traces(ctx context.Context, sh int) bool {
+	for more := true; more; {
+		if h.budget <= 0 {
+			return false
+		}
+		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.chunk()), h.budget)))
+		if err != nil {
+			return false
+		}
+		more = m
+		if f.NTraces == 0 {
+			return true
+		}
+		if !h.pace(ctx, len(f.Traces)) {
+			h.giveBack(f)
+			return false
+		}
+		if err := h.n.router.Route(ctx, f.Traces); err != nil {
+			// The next chunks would fail the same way: the rest stays here.
+			h.n.logger.Debug("Traces not handed over; deciding them here", zap.Error(err))
+			h.giveBack(f)
+			return false
+		}
+		h.traceCount += f.NTraces
+		h.n.obs.HandedOver(ctx, f.NTraces, f.Spans, len(f.Traces))
+	}
+	return true
+}
+
+// giveBack returns traces that could not be handed over to the buffer, to be
+// decided here.
+func (h *handover) giveBack(f Foreign) {
+	h.local += f.NTraces
+	h.n.obs.DecidedLocally(context.Background(), f.NTraces)
+	// Not bounded by the handover's ctx: these traces are not lost.
+	if _, err := h.n.buf.IngestOwned(context.Background(), f.Traces, nil); err != nil {
+		h.n.logger.Error("Traces that could not be handed over were not taken back", zap.Int("traces", f.NTraces), zap.Error(err))
+	}
+}
+
+// pace charges bytes to the budget and waits what the rate limit asks. It
+// returns false when ctx ended first.
+func (h *handover) pace(ctx context.Context, bytes int) bool {
+	h.budget -= int64(bytes)
+	d := time.Duration(float64(bytes) / float64(h.n.cfg.Handover.BytesPerSecond) * float64(time.Second))
+	if d < time.Millisecond {
+		return ctx.Err() == nil
+	}
+	t := h.n.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}

@@ -1,0 +1,327 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/membership"
+	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router"
+)
+
+// ErrInvalidControl is wrapped by Ingest's error for a request whose
+// control is malformed: nothing of it was taken.
+var ErrInvalidControl = errControl
+
+// Settings are what a Node runs with besides its Config.
+type Settings struct {
+	// ID names the node's router (its members' sending queues report as
+	// ID/<member address>).
+	ID        component.ID
+	Telemetry component.TelemetrySettings
+	BuildInfo component.BuildInfo
+	Clock     clock.Clock
+	Observer  Observer
+}
+
+// view is one member set as this gateway sees it.
+type view struct {
+	all    *ring.Ring // every member: who owns a trace
+	self   int        // this gateway in all, -1 when it is not a member
+	others *ring.Ring // every member but this gateway: the router's ring
+}
+
+// Node is a gateway's membership of the cluster: it tells which traces the
+// gateway owns, forwards the others' spans, hands traces and decisions over
+// after a ring change, and drains on shutdown.
+type Node struct {
+	cfg     Config
+	buf     Buffer
+	router  *router.Router
+	watcher *membership.Watcher
+	clock   clock.Clock
+	logger  *zap.Logger
+	obs     Observer
+
+	view     atomic.Pointer[view]
+	members  []string // the last set, guarded by setMu
+	setMu    sync.Mutex
+	draining atomic.Bool
+	drainAt  time.Time // when the drain began; guarded by setMu
+	changed  chan struct{}
+
+	handoverMu sync.Mutex // one handover at a time
+	// decisionsHanded: a handover while draining handed the decisions
+	// over; guarded by handoverMu.
+	decisionsHanded bool
+	cancel          context.CancelFunc
+	done            chan struct{}
+	stopOnce        sync.Once
+}
+
+// NewNode returns the node of a validated cluster block over buf.
+func NewNode(cfg Config, buf Buffer, set Settings) *Node {
+	if set.Clock == nil {
+		set.Clock = clock.Real{}
+	}
+	if set.Observer == nil {
+		set.Observer = NopObserver{}
+	}
+	n := &Node{
+		cfg:     cfg,
+		buf:     buf,
+		clock:   set.Clock,
+		logger:  set.Telemetry.Logger,
+		obs:     set.Observer,
+		changed: make(chan struct{}, 1),
+	}
+	n.watcher = membership.NewWatcher(cfg.Members, set.Clock, n.logger)
+	n.router = router.New(exporter.Settings{ID: set.ID, TelemetrySettings: set.Telemetry, BuildInfo: set.BuildInfo},
+		router.Settings{
+			GRPC:     cfg.GRPC,
+			Failover: router.FailoverConfig{Attempts: 2, Backoff: 100 * time.Millisecond, ProbeInterval: time.Second},
+			Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
+			Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+			Retry:    configretry.NewDefaultBackOffConfig(),
+			Prefix:   AppendControl(nil, &Control{Forwarded: true}),
+		}, routerObserver{n})
+	return n
+}
+
+// Start resolves the members and starts the handover loop.
+func (n *Node) Start(ctx context.Context, host component.Host) error {
+	n.router.Start(host)
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan struct{})
+	go n.loop(loopCtx)
+	register(n)
+	return n.watcher.Start(ctx, n.setMembers)
+}
+
+// setMembers takes a new member set from the watcher.
+func (n *Node) setMembers(members []string) {
+	n.setMu.Lock()
+	defer n.setMu.Unlock()
+	n.obs.Members(len(members) - len(n.members))
+	n.members = slices.Clone(members)
+	n.applyLocked()
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// applyLocked makes the view and the router follow n.members and draining.
+func (n *Node) applyLocked() {
+	v := &view{all: ring.New(n.members)}
+	v.self = v.all.Index(n.cfg.Self)
+	if v.self < 0 && !n.draining.Load() {
+		n.logger.Warn("This gateway is not among the members: it forwards every trace",
+			zap.String("self", n.cfg.Self), zap.Strings("members", n.members))
+	}
+	others := slices.DeleteFunc(slices.Clone(n.members), func(m string) bool { return m == n.cfg.Self })
+	v.others = ring.New(others)
+	if n.draining.Load() {
+		v.self = -1
+	}
+	n.view.Store(v)
+	n.router.SetMembers(others)
+}
+
+// Owns reports whether this gateway owns the trace whose ID hashes to h
+// (ring.Hash). Before the first member set it owns everything; while it
+// drains, nothing.
+func (n *Node) Owns(h uint64) bool {
+	v := n.view.Load()
+	if v == nil {
+		return !n.draining.Load()
+	}
+	if v.all.Len() == 0 {
+		return v.self >= 0
+	}
+	return v.self >= 0 && v.all.Owner(h) == v.self
+}
+
+// Ingest takes a request the gateway received (an encoded TracesData or
+// ExportTraceServiceRequest, owned by the node from then on; done as in
+// Buffer.IngestOwned). A control at its head is applied and stripped:
+// handed-over decisions are remembered, forwarded spans are buffered here
+// whoever owns them. Otherwise the spans of traces another gateway owns
+// are forwarded to it, and the rest buffered; what cannot be forwarded is
+// buffered here too.
+func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error) {
+	c, rest, isCtl, err := SplitControl(buf)
+	if err != nil {
+		if done != nil {
+			done()
+		}
+		return 0, err
+	}
+	if isCtl {
+		if c.Decisions.Len() > 0 {
+			if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
+				if done != nil {
+					done()
+				}
+				return 0, fmt.Errorf("take handed-over decisions: %w", err)
+			}
+		}
+		if c.Forwarded {
+			return n.buf.IngestOwned(ctx, rest, done)
+		}
+	}
+	own, other, _, otherSpans, err := router.Partition(rest, n.Owns)
+	if err != nil || other == nil {
+		// The buffer reports what is malformed, as without a cluster.
+		return n.buf.IngestOwned(ctx, rest, done)
+	}
+	if ferr := n.router.Route(ctx, other); ferr != nil {
+		n.logger.Debug("Forwarding failed; the spans are buffered here", zap.Error(ferr))
+		return n.buf.IngestOwned(ctx, rest, done)
+	}
+	n.obs.Forwarded(ctx, otherSpans)
+	if done != nil {
+		done() // Partition copied both parts
+	}
+	if own == nil {
+		return otherSpans, nil
+	}
+	got, err := n.buf.IngestOwned(ctx, own, nil)
+	return got + otherSpans, err
+}
+
+// loop runs a handover once the member set has not changed for
+// handover.settle.
+func (n *Node) loop(ctx context.Context) {
+	defer close(n.done)
+	t := n.clock.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.changed:
+			t.Stop()
+			t.Reset(n.cfg.Handover.Settle)
+		case <-t.C():
+			// A gateway not among the members hands nothing over: it is
+			// new and its own lookup does not list it yet (what it gets
+			// meanwhile is handed to it), or it is leaving, and drains.
+			if v := n.view.Load(); n.cfg.Handover.Enabled && !n.draining.Load() && v != nil && v.self >= 0 {
+				n.HandOver(ctx)
+			}
+		}
+	}
+}
+
+// BeginDrain takes this gateway out of its own ring: from now on it owns no
+// trace, and forwards what it receives to the remaining members. It returns
+// when the drain began (the first call's time).
+func (n *Node) BeginDrain() time.Time {
+	n.setMu.Lock()
+	defer n.setMu.Unlock()
+	if !n.draining.Load() {
+		n.draining.Store(true)
+		n.drainAt = n.clock.Now()
+		n.applyLocked()
+		n.logger.Info("Draining: forwarding every trace to the other members", zap.Duration("drain", n.cfg.Drain))
+	}
+	return n.drainAt
+}
+
+// Drain begins the drain and waits until cluster::drain has passed since it
+// began, or until ctx ends.
+func (n *Node) Drain(ctx context.Context) {
+	left := n.cfg.Drain - n.clock.Now().Sub(n.BeginDrain())
+	if left <= 0 {
+		return
+	}
+	t := n.clock.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C():
+	}
+}
+
+// DrainPeriod is cluster::drain.
+func (n *Node) DrainPeriod() time.Duration { return n.cfg.Drain }
+
+// Shutdown begins the drain if it has not, hands the whole buffer over
+// (when handover is on), then stops the watcher and the router, whose
+// queues are sent within ctx. The buffer decides what is left in it.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.stopOnce.Do(func() {
+		unregister(n)
+		n.BeginDrain()
+		if n.cancel != nil {
+			n.cancel()
+			<-n.done
+		}
+		if n.cfg.Handover.Enabled && n.view.Load() != nil {
+			n.HandOver(ctx)
+		}
+		err = errors.Join(n.watcher.Shutdown(ctx), n.router.Shutdown(ctx))
+	})
+	return err
+}
+
+// routerObserver counts forwarded spans; the router's member counts are the
+// node's own (setMembers).
+type routerObserver struct{ n *Node }
+
+func (routerObserver) Routed(context.Context, string, int, int) {}
+func (routerObserver) MembersUp(int)                            {}
+func (routerObserver) Members(int)                              {}
+
+// registry holds the started nodes, for DrainAll.
+var registry = struct {
+	sync.Mutex
+	nodes map[*Node]struct{}
+}{nodes: map[*Node]struct{}{}}
+
+func register(n *Node) {
+	registry.Lock()
+	registry.nodes[n] = struct{}{}
+	registry.Unlock()
+}
+
+func unregister(n *Node) {
+	registry.Lock()
+	delete(registry.nodes, n)
+	registry.Unlock()
+}
+
+// DrainAll drains every started node of the process and waits for the
+// longest drain, or until ctx ends. The otlp guard receiver calls it first
+// in its Shutdown: the collector shuts receivers down before processors,
+// so a tailsift processor with a cluster block would otherwise stop
+// receiving before its drain began.
+func DrainAll(ctx context.Context) {
+	registry.Lock()
+	nodes := make([]*Node, 0, len(registry.nodes))
+	for n := range registry.nodes {
+		nodes = append(nodes, n)
+	}
+	registry.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { n.Drain(ctx) })
+	}
+	wg.Wait()
+}

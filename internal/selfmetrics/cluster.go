@@ -1,0 +1,46 @@
+package selfmetrics
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tailsift/tailsift/internal/cluster"
+)
+
+// ClusterInstruments are a component's generated instruments for its
+// cluster block; see the processor's metadata.yaml for their meaning.
+type ClusterInstruments struct {
+	SpansForwarded      metric.Int64Counter
+	TracesHandedOver    metric.Int64Counter
+	BytesHandedOver     metric.Int64Counter
+	DecisionsHandedOver metric.Int64Counter
+	DecidedLocally      metric.Int64Counter
+	Members             metric.Int64UpDownCounter
+}
+
+// NewClusterObserver returns a cluster.Observer recording into ins.
+func NewClusterObserver(ins ClusterInstruments) cluster.Observer { return clusterObserver{ins} }
+
+type clusterObserver struct{ ins ClusterInstruments }
+
+func (o clusterObserver) Forwarded(ctx context.Context, spans int) {
+	o.ins.SpansForwarded.Add(ctx, int64(spans))
+}
+
+func (o clusterObserver) HandedOver(ctx context.Context, traces, _, bytes int) {
+	o.ins.TracesHandedOver.Add(ctx, int64(traces))
+	o.ins.BytesHandedOver.Add(ctx, int64(bytes))
+}
+
+func (o clusterObserver) DecisionsHandedOver(ctx context.Context, n int) {
+	o.ins.DecisionsHandedOver.Add(ctx, int64(n))
+}
+
+func (o clusterObserver) DecidedLocally(ctx context.Context, traces int) {
+	o.ins.DecidedLocally.Add(ctx, int64(traces))
+}
+
+func (o clusterObserver) Members(delta int) {
+	o.ins.Members.Add(context.Background(), int64(delta))
+}
