@@ -115,9 +115,10 @@ func (n *Node) Start(ctx context.Context, host component.Host) error {
 func (n *Node) setMembers(members []string) {
 	n.setMu.Lock()
 	defer n.setMu.Unlock()
-	n.obs.Members(len(members) - len(n.members))
+	delta := len(members) - len(n.members)
 	n.members = slices.Clone(members)
 	n.applyLocked()
+	n.obs.Members(delta)
 	select {
 	case n.changed <- struct{}{}:
 	default:
@@ -137,8 +138,10 @@ func (n *Node) applyLocked() {
 	if n.draining.Load() {
 		v.self = -1
 	}
-	n.view.Store(v)
+	// The router first: a trace this gateway stops owning is forwarded
+	// only once the router knows where.
 	n.router.SetMembers(others)
+	n.view.Store(v)
 }
 
 // Owns reports whether this gateway owns the trace whose ID hashes to h

@@ -56,16 +56,27 @@ func startFleet(t *testing.T, handover bool, drain time.Duration, inDNS ...strin
 		addr := net.JoinHostPort(h, strconv.Itoa(f.port))
 		f.addrs = append(f.addrs, addr)
 		cfg := f.config(addr, handover)
-		if i == len(gatewayHosts)-1 {
+		if i == len(gatewayHosts)-1 && drain > 0 {
 			cfg.Cluster.Get().Drain = drain
+			// The test moves its clock until the drain ends: nothing may
+			// come due meanwhile.
+			cfg.Completion.Quiet, cfg.Completion.MaxWait = 10*time.Hour, 20*time.Hour
 		}
 		f.gw[addr] = newRig(t, cfg, nil)
 	}
 	f.dns.Set(inDNS...)
 	f.waitMembers(int64(len(inDNS)), f.addrs...)
 	// The first member set has settled: no handover is due when the test
-	// begins (one due then would run on the ring of that moment).
-	f.tick(3 * time.Second)
+	// begins (one due then would run on the ring of that moment). The
+	// settle timers are set by the nodes' goroutines: the clocks move in
+	// steps a few milliseconds apart, past settle, so that each timer is
+	// set and has fired.
+	steps := 0
+	require.Eventually(t, func() bool {
+		f.tick(time.Second)
+		steps++
+		return steps >= 6
+	}, 10*time.Second, 5*time.Millisecond)
 	return f
 }
 
