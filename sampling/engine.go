@@ -250,12 +250,42 @@ func (e *Engine) keep(t *Trace, i int, th otelsampling.Threshold, rv uint8) Deci
 }
 
 // randomness is the randomness rv names for t: derived from its salt, or
-// t's own for 0.
+// t's own for 0, reflected with reflectRV.
 func (e *Engine) randomness(t *Trace, rv uint8) otelsampling.Randomness {
-	if rv == 0 {
-		return t.Randomness
+	rnd := t.Randomness
+	if salt := rv &^ reflectRV; salt != 0 {
+		rnd = saltedRandomness(e.salts[salt-1], t.ID)
 	}
-	return saltedRandomness(e.salts[rv-1], t.ID)
+	if rv&reflectRV != 0 {
+		rnd = reflected(t, rnd)
+	}
+	return rnd
+}
+
+// reflectRV is the Decision.rv bit of a decision taken on the reflected
+// randomness (not); the other bits name the salt, 0 for t's own.
+const reflectRV uint8 = 0x80
+
+// reflected returns 2^56-1 + h - rnd, h being t's head threshold (0 without
+// one): it maps the randomness values in [h, 2^56) (those a head sampler
+// passed) onto themselves in reverse order, so that the traces with rnd
+// below a threshold th get reflected values at or above 2^56 - (th - h).
+// A randomness below h (the head sampler was not consistent) is reflected
+// as if h were 0.
+func reflected(t *Trace, rnd otelsampling.Randomness) otelsampling.Randomness {
+	var h uint64
+	if t.HasHead {
+		h = t.HeadThreshold.Unsigned()
+	}
+	u := rnd.Unsigned()
+	if u < h {
+		h = 0
+	}
+	out, err := otelsampling.UnsignedToRandomness(otelsampling.MaxAdjustedCount - 1 + h - u)
+	if err != nil {
+		return rnd
+	}
+	return out
 }
 
 // Randomness returns the randomness d, a decision of e on t, was decided
