@@ -128,7 +128,7 @@ var registry = map[string]factory{
 	"and":               {defaultConfig: func() any { return &AndConfig{} }, create: newAnd},
 	"not":               {defaultConfig: func() any { return &NotConfig{} }, create: newNot},
 	"drop":              {defaultConfig: func() any { return &DropConfig{} }, create: newDrop},
-	"composite":         {defaultConfig: func() any { return &CompositeConfig{} }, create: newComposite},
+	"composite":         {defaultConfig: func() any { return &CompositeConfig{Mode: LimitConsistent} }, create: newComposite},
 	"ottl_condition":    {defaultConfig: func() any { return &OTTLConditionConfig{} }, create: newOTTLCondition},
 	"dynamic":           {defaultConfig: defaultDynamicConfig, create: newDynamic},
 	"adaptive":          {defaultConfig: func() any { return defaultAdaptiveConfig() }, create: newAdaptive},

@@ -254,3 +254,28 @@ func TestCountsRoundTrip(t *testing.T) {
 	}
 	require.Positive(t, checked)
 }
+
+// TestCountsComposite: composite over a 50 % sampler (40 % of the budget)
+// and always_sample, at about a tenth of the demand. Consistent (the
+// default): the counts add up and the total holds, burst and deficit
+// included; strict (contrib's per-second counts) counts low.
+func TestCountsComposite(t *testing.T) {
+	const total = 2000
+	cfg := func(mode sampling.LimitMode) sampling.PolicyConfig {
+		return sampling.NewPolicyConfig("composite", "composite", &sampling.CompositeConfig{
+			MaxTotalSpansPerSecond: total, Mode: mode,
+			SubPolicies:    []sampling.PolicyConfig{probPolicy("half", 50), sampling.NewPolicyConfig("rest", "always_sample", nil)},
+			RateAllocation: []sampling.RateAllocationConfig{{Policy: "half", Percent: 40}, {Policy: "rest", Percent: 60}},
+		})
+	}
+	r := countRun{n: 300_000, perSec: 5000, heads: []string{"ot=th:8", ""}, cost: spans1to8}
+	res := r.run(t, newEngine(t, cfg(sampling.LimitConsistent)), 211)
+	res.classes["all"].check(t, "all")
+	t.Logf("kept %.0f spans per second for a total of %d", res.keptSpans/res.secs, total)
+	assert.LessOrEqual(t, res.keptSpans, total*res.secs+2*total, "the total holds, burst and deficit included")
+	assert.GreaterOrEqual(t, res.keptSpans, total*res.secs-total, "the total is used")
+
+	strict := r.run(t, newEngine(t, cfg(sampling.LimitStrict)), 211).classes["all"]
+	t.Logf("strict: adjusted %.0f of %d (%.3f)", strict.adjusted, strict.truth, strict.adjusted/float64(strict.truth))
+	assert.Less(t, strict.adjusted, 0.5*float64(strict.truth), "strict counts come out low")
+}

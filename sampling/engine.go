@@ -252,9 +252,15 @@ func (e *Engine) keep(t *Trace, i int, th otelsampling.Threshold, rv uint8) Deci
 // randomness is the randomness rv names for t: derived from its salt, or
 // t's own for 0, reflected with reflectRV.
 func (e *Engine) randomness(t *Trace, rv uint8) otelsampling.Randomness {
+	return decisionRandomness(t, rv, e.salts)
+}
+
+// decisionRandomness is the randomness rv names for t, salts being the
+// engine's.
+func decisionRandomness(t *Trace, rv uint8, salts []uint64) otelsampling.Randomness {
 	rnd := t.Randomness
 	if salt := rv &^ reflectRV; salt != 0 {
-		rnd = saltedRandomness(e.salts[salt-1], t.ID)
+		rnd = saltedRandomness(salts[salt-1], t.ID)
 	}
 	if rv&reflectRV != 0 {
 		rnd = reflected(t, rnd)

@@ -186,6 +186,11 @@ func TestRedecideLeavesStateAsOneDecide(t *testing.T) {
 			before: drainAnd(6), spans: 6, grow: addSpans(0), later: sec, keepFirst: false, keepSecond: false,
 		},
 		{
+			name:  "consistent rate_limiting admitted at Decide is not charged again",
+			cfgs:  []PolicyConfig{NewPolicyConfig("rate", "rate_limiting", &RateLimitingConfig{SpansPerSecond: 10, BurstCapacity: 10})},
+			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
+		},
+		{
 			name:  "bytes_limiting admitted at Decide is not charged again",
 			cfgs:  []PolicyConfig{NewPolicyConfig("bytes", "bytes_limiting", &BytesLimitingConfig{BytesPerSecond: 1000, BurstCapacity: 1000, Mode: LimitStrict})},
 			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
@@ -193,16 +198,16 @@ func TestRedecideLeavesStateAsOneDecide(t *testing.T) {
 		{
 			name: "composite counted at Decide is not counted again",
 			cfgs: []PolicyConfig{NewPolicyConfig("composite", "composite", &CompositeConfig{
-				MaxTotalSpansPerSecond: 10,
-				SubPolicies:            []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
+				MaxTotalSpansPerSecond: 10, Mode: LimitStrict,
+				SubPolicies: []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
 			})},
 			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
 		},
 		{
 			name: "composite over its allocation at Decide is counted once when Redecide keeps",
 			cfgs: []PolicyConfig{NewPolicyConfig("composite", "composite", &CompositeConfig{
-				MaxTotalSpansPerSecond: 10,
-				SubPolicies:            []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
+				MaxTotalSpansPerSecond: 10, Mode: LimitStrict,
+				SubPolicies: []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
 			})},
 			before: fillComposite(6), spans: 6, grow: addSpans(0), later: sec, keepFirst: false, keepSecond: true,
 			charge: func(e *Engine, tr *Trace) { e.policies[0].(*composite).count(0, tr, true) },

@@ -85,29 +85,45 @@ func (s *rateShare) advance(now int64) (tokens, demand float64) {
 // threshold returns the threshold for a trace of cost n decided at now,
 // counting n in the demand first (learn) or not (Redecide).
 func (s *rateShare) threshold(now, n int64, learn bool) otelsampling.Threshold {
-	s.mu.Lock()
-	tokens, demand := s.advance(now)
-	demand += float64(n) * float64(time.Second) / shareTau
-	if learn {
-		s.tokens, s.demand, s.last = tokens, demand, max(now, s.last)
-	}
-	s.mu.Unlock()
-	base := s.rate / demand
-	p := base * max(1+tokens/s.rate*float64(time.Second)/shareTau, minShareFactor)
-	if p >= 1 {
+	return thresholdOf(1, s.probability(now, float64(n), learn))
+}
+
+// thresholdOf is the threshold of q·p, q being a policy's conditional
+// probability and p a limiter's (1 keeps q), never more permissive than q.
+func thresholdOf(q, p float64) otelsampling.Threshold {
+	if q*p >= 1 {
 		return otelsampling.AlwaysSampleThreshold
 	}
-	th, err := otelsampling.ProbabilityToThreshold(max(p, otelsampling.MinSamplingProbability))
+	th, err := otelsampling.ProbabilityToThreshold(max(q*p, otelsampling.MinSamplingProbability))
 	if err != nil {
 		return otelsampling.AlwaysSampleThreshold
 	}
 	return th
 }
 
+// probability returns the probability for a trace of cost n decided at
+// now, from the traces before it, and then counts n in the demand unless
+// in Redecide (learn false).
+func (s *rateShare) probability(now int64, n float64, learn bool) float64 {
+	s.mu.Lock()
+	tokens, demand := s.advance(now)
+	if learn {
+		s.tokens, s.demand, s.last = tokens, demand+n*float64(time.Second)/shareTau, max(now, s.last)
+	}
+	s.mu.Unlock()
+	if demand <= 0 {
+		return 1
+	}
+	return min(1, s.rate/demand*max(1+tokens/s.rate*float64(time.Second)/shareTau, minShareFactor))
+}
+
 // charge takes a kept trace's cost n from the bucket at now.
-func (s *rateShare) charge(now, n int64) {
+func (s *rateShare) charge(now, n int64) { s.chargeCost(now, float64(n)) }
+
+// chargeCost takes cost n from the bucket at now.
+func (s *rateShare) chargeCost(now int64, n float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tokens, demand := s.advance(now)
-	s.tokens, s.demand, s.last = max(tokens-float64(n), -s.burst), demand, max(now, s.last)
+	s.tokens, s.demand, s.last = max(tokens-n, -s.burst), demand, max(now, s.last)
 }
