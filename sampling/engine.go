@@ -17,8 +17,9 @@ type Engine struct {
 	needSpans bool
 	chargers  []charger
 	salts     []uint64 // of Decision.rv 1, 2...
-	budget    *budget  // nil when off
-	observers []observer
+	budget     *budget // nil when off
+	observers  []observer
+	firstMatch bool // sample_on_first_match (WithFirstMatch)
 }
 
 // decisionObserver is implemented by a policy that learns from the engine's
@@ -43,7 +44,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	e := &Engine{}
+	e := &Engine{firstMatch: o.firstMatch}
 	b := &builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
@@ -118,6 +119,11 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 //
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
+//
+// With sample_on_first_match (WithFirstMatch), the first policy that
+// samples decides at once: the policies after it learn and charge nothing,
+// but are asked for a more permissive threshold (Engine.probe), and an
+// InvertNotSampled after it no longer vetoes, as in contrib.
 //
 // Policies that are decision observers (adaptive) then observe the final
 // decision.
@@ -206,6 +212,10 @@ func (e *Engine) decide(t *Trace) Decision {
 				// The most permissive, and the randomness it was decided on.
 				th, rv = d.Threshold, d.rv
 			}
+			if e.firstMatch && !invertNotSampled {
+				th, rv = e.probe(t, i+1, th, rv)
+				return e.keep(t, sampled, th, rv)
+			}
 		case NotSampled:
 			notSampled = true
 		case InvertSampled:
@@ -229,6 +239,30 @@ func (e *Engine) decide(t *Trace) Decision {
 		return e.keep(t, invertSampled, otelsampling.AlwaysSampleThreshold, 0)
 	}
 	return Decision{Verdict: NotSampled}
+}
+
+// probe returns the most permissive of th and the thresholds with which
+// the policies from the i-th on would sample t, evaluated as in Redecide:
+// they learn nothing and charge nothing. With sample_on_first_match, the
+// first policy that samples decides, but a later one that would keep t with
+// a higher probability is what makes t's probability of being kept, so
+// its threshold is the one t must carry.
+func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8) (otelsampling.Threshold, uint8) {
+	if th == otelsampling.AlwaysSampleThreshold {
+		return th, rv
+	}
+	redo, pending := t.redo, t.pending
+	t.redo = true
+	for ; i < len(e.policies); i++ {
+		if e.drop[i] {
+			continue
+		}
+		if d := e.policies[i].Evaluate(t); d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
+			th, rv = d.Threshold, d.rv
+		}
+	}
+	t.redo, t.pending = redo, pending
+	return th, rv
 }
 
 // keep is the decision for a trace policy i keeps with conditional

@@ -35,6 +35,10 @@ type Config struct {
 	// Budget caps the kept traces or spans per second, shared among
 	// priority classes of the policies; off when absent.
 	Budget sampling.BudgetConfig `mapstructure:"budget"`
+	// SampleOnFirstMatch: the first policy that samples a trace decides,
+	// the later ones are not evaluated (contrib's sample_on_first_match;
+	// see sampling.WithFirstMatch for the threshold the trace carries).
+	SampleOnFirstMatch bool `mapstructure:"sample_on_first_match"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.
