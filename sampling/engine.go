@@ -9,15 +9,15 @@ import (
 
 // Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
-	policies  []evaluator
-	names     []string
-	drop      []bool // policies of type drop, evaluated first
-	preds     []func(*SpanView) bool
-	keys      []func(*SpanView) uint64
-	needSpans bool
-	chargers  []charger
-	salts     []uint64 // of Decision.rv 1, 2...
-	budget     *budget // nil when off
+	policies   []evaluator
+	names      []string
+	drop       []bool // policies of type drop, evaluated first
+	preds      []func(*SpanView) bool
+	keys       []func(*SpanView) uint64
+	needSpans  bool
+	chargers   []charger
+	salts      []uint64 // of Decision.rv 1, 2...
+	budget     *budget  // nil when off
 	observers  []observer
 	firstMatch bool // sample_on_first_match (WithFirstMatch)
 }
