@@ -196,7 +196,17 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 		k, _ := p.table.lookup(&s.data, h, now)
 		wl, ws := p.table.decay.weights(k, now)
 		kind = p.judge(k, now, wl, ws, dur)
-		k.add(wl, ws, now, dur, isErr)
+		learnt := dur
+		if kind&anomalyLatency != 0 {
+			// An anomaly is not learnt, unless the key's latency
+			// has shifted: the baseline stays that of the normal
+			// traces while anomalies are a minority.
+			k.anomShort += ws
+			if !k.shifted(p.minObs, ws) {
+				learnt = 0
+			}
+		}
+		k.add(wl, ws, now, learnt, isErr)
 	} else if k := p.table.find(&s.data, h); k != nil {
 		wl, ws := p.table.decay.peekWeights(k, now)
 		kind = p.judge(k, now, wl, ws, dur)
@@ -226,7 +236,22 @@ func (p *adaptive) judge(k *keyState, now int64, wl, ws float64, dur uint64) uin
 	if total < p.rareObs && p.warm(now) {
 		kind |= anomalyRare
 	}
-	if dur > 0 && hist >= p.minObs && float64(dur) > p.factor*k.quantile(p.quantile) {
+	switch {
+	case dur == 0 || hist < 1:
+	case hist >= p.minObs:
+		// The fence keeps at least the lower three quarters, so the
+		// robust quantile is at least the plain 0.75·quantile one: a
+		// trace under factor times that (most) needs no more.
+		if float64(dur) > p.factor*k.quantile(0.75*p.quantile) && float64(dur) > p.factor*k.robustQuantile(p.quantile) {
+			kind |= anomalyLatency
+		}
+	case float64(dur) > p.factor*p.factor*k.quantile(0.25):
+		// Cold: fewer than min_observations durations give no tail
+		// quantile, but their lower quartile is robust, even when
+		// anomalies are a third of a new key's first traces (and, not
+		// learnt, stay few): factor² times it is about factor times
+		// the quantile of a route whose quantile is 2.5 times its
+		// lower quartile.
 		kind |= anomalyLatency
 	}
 	if total >= p.minObs && short >= p.minObs {
