@@ -3,6 +3,8 @@ package sampling
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,11 @@ type AdaptiveConfig struct {
 	// never throttles: without it, a policy whose anomalies are most of
 	// what the engine keeps would throttle itself to nothing. 0 for none.
 	MinRate float64 `mapstructure:"min_rate"`
+	// StateFile, when set, keeps the per-key model across restarts in
+	// this file: loaded when the policy is built, saved on shutdown. A
+	// file that does not decode is ignored (the model starts cold) and
+	// overwritten. Its directory must exist.
+	StateFile string `mapstructure:"state_file"`
 }
 
 // defaultAdaptiveConfig is the configuration of `{type: adaptive}` alone.
@@ -114,6 +121,11 @@ func (c *AdaptiveConfig) Validate() error {
 	case !(c.MinRate >= 0) || math.IsInf(c.MinRate, 1):
 		return fmt.Errorf("min_rate: must be a finite number >= 0, got %v", c.MinRate)
 	}
+	if c.StateFile != "" {
+		if fi, err := os.Stat(filepath.Dir(c.StateFile)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("state_file: directory %q does not exist", filepath.Dir(c.StateFile))
+		}
+	}
 	return nil
 }
 
@@ -144,6 +156,8 @@ type adaptive struct {
 	warmup     int64
 	start      atomic.Int64 // Now of the first trace, unstarted before
 	controller controller
+	store      StateStore // nil without state_file
+	stateKey   string
 }
 
 const unstarted = math.MinInt64
@@ -175,7 +189,26 @@ func newAdaptive(settings any, b *builder) (evaluator, error) {
 		controller: controller{share: c.MaxShare, minRate: c.MinRate},
 	}
 	p.start.Store(unstarted)
+	if c.StateFile != "" {
+		p.store, p.stateKey = FileStore{Dir: filepath.Dir(c.StateFile)}, filepath.Base(c.StateFile)
+		data, err := p.store.Load(p.stateKey)
+		if err != nil {
+			return nil, fmt.Errorf("state_file: %w", err)
+		}
+		if data != nil {
+			// A model that does not decode is ignored: cold start.
+			_, _ = p.table.decode(data)
+		}
+	}
 	return p, nil
+}
+
+// saveState implements stateful.
+func (p *adaptive) saveState() error {
+	if p.store == nil {
+		return nil
+	}
+	return p.store.Save(p.stateKey, p.table.encode(nil))
 }
 
 // Evaluate judges t against its key's model, then adds t to the model. A

@@ -3,6 +3,8 @@ package sampling_test
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -567,4 +569,35 @@ func TestAdaptiveContaminationAndShift(t *testing.T) {
 		assert.Less(t, during, 3000, "the shift is learnt")
 		assert.Zero(t, after, "the new level is the baseline")
 	})
+}
+
+// state_file keeps the model across restarts: an engine built on the saved
+// file judges a key it learnt before the restart at once.
+func TestAdaptiveStateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "anomalies.model")
+	withFile := func(c *sampling.AdaptiveConfig) { noRareKeys(c); c.MaxShare = 1; c.StateFile = path }
+	rng := rand.New(rand.NewPCG(8, 8))
+	e := newEngine(t, adaptivePolicy(withFile))
+	now := epoch
+	require.Zero(t, feed(e, rng, 1, &now, int64(time.Millisecond), 200, 10e6))
+	require.NoError(t, e.SaveState())
+
+	restarted := newEngine(t, adaptivePolicy(withFile))
+	assert.True(t, restarted.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "the learnt key is judged after a restart")
+	assert.False(t, restarted.Decide(keyed(rng, 1, now, 12*ms, sampling.StatusOKBit)).Keep())
+	cold := newEngine(t, adaptivePolicy(func(c *sampling.AdaptiveConfig) { noRareKeys(c); c.MaxShare = 1 }))
+	assert.False(t, cold.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "without the file the key is new")
+
+	// A file that does not decode is ignored, then overwritten.
+	require.NoError(t, os.WriteFile(path, []byte("garbage"), 0o600))
+	corrupt := newEngine(t, adaptivePolicy(withFile))
+	assert.False(t, corrupt.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "cold after a corrupt file")
+	require.NoError(t, corrupt.SaveState())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "tsam", string(data[:4]))
+
+	bad := adaptiveDefaults()
+	bad.StateFile = filepath.Join(t.TempDir(), "missing", "m")
+	assert.ErrorContains(t, bad.Validate(), "state_file: directory")
 }

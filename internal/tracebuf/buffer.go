@@ -400,6 +400,9 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	}
 	b.done.Wait()
 	errs := b.errs
+	if err := b.engine.SaveState(); err != nil { // adaptive's state_file
+		errs = append(errs, err)
+	}
 	if !stop() { // the shards were stopped: what they held is counted
 		errs = append(errs, fmt.Errorf("not done within output.shutdown_timeout or the deadline: %w", ctx.Err()))
 	}
