@@ -131,6 +131,7 @@ type Option func(*engineOptions)
 type engineOptions struct {
 	budget     BudgetConfig
 	firstMatch bool
+	rootConds  []string
 }
 
 // WithFirstMatch makes the engine decide as contrib's tail_sampling does

@@ -19,7 +19,8 @@ type Engine struct {
 	salts      []uint64 // of Decision.rv 1, 2...
 	budget     *budget  // nil when off
 	observers  []observer
-	firstMatch bool // sample_on_first_match (WithFirstMatch)
+	firstMatch bool           // sample_on_first_match (WithFirstMatch)
+	rootCond   *rootCondition // root_span_condition, nil when off
 }
 
 // decisionObserver is implemented by a policy that learns from the engine's
@@ -73,6 +74,11 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	e.budget = budget
+	if len(e.keys) > 0 { // roots matter only for keys
+		if e.rootCond, err = newRootCondition(o.rootConds); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -82,14 +88,16 @@ func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }
 // NeedsSpans reports whether Decide needs Trace.Spans.
 func (e *Engine) NeedsSpans() bool { return e.needSpans }
 
-// ObserveSpan updates t's span predicates and, for a root span, its keys.
+// ObserveSpan updates t's span predicates and, for a root span, its keys:
+// a span without a parent, or one for which root_span_condition holds
+// (WithRootSpanCondition), the first one giving the keys.
 func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 	for i, f := range e.preds {
 		if bit := uint64(1) << i; t.Matched&bit == 0 && f(v) {
 			t.Matched |= bit
 		}
 	}
-	if v.Root {
+	if v.Root || (e.rootCond != nil && t.KeySet == 0 && e.rootCond.holds(v)) {
 		for i, f := range e.keys {
 			if bit := uint8(1) << i; t.KeySet&bit == 0 {
 				t.Keys[i] = f(v)

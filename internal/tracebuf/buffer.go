@@ -74,7 +74,8 @@ type Buffer struct {
 
 // New builds a buffer for a validated config.
 func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
-	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget), sampling.WithFirstMatch(cfg.SampleOnFirstMatch))
+	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget), sampling.WithFirstMatch(cfg.SampleOnFirstMatch),
+		sampling.WithRootSpanCondition(cfg.RootSpanCondition))
 	if err != nil {
 		return nil, err
 	}
