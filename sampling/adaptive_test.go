@@ -547,7 +547,7 @@ func TestAdaptiveContaminationAndShift(t *testing.T) {
 		flagged, slow := 0, 0
 		for i := range 3000 {
 			now += step
-			d := uint64(10 * ms)
+			d := 10 * ms
 			if i%5 == 0 {
 				d, slow = 100*ms, slow+1
 			}
