@@ -77,8 +77,11 @@ func defaultAdaptiveConfig() *AdaptiveConfig {
 		ErrorRateWindow:     time.Minute,
 		ErrorRateFactor:     2,
 		ErrorRateFloor:      0.05,
-		MaxShare:            0.2,
-		MinRate:             1,
+		// 0.25, not 0.2: with anomalies 1 % of the traffic and 4 % kept
+		// by the other rules (issue #12's measurement), they are 20 %
+		// of the kept, and a cap of 0.2 throttled them to 92 % recall.
+		MaxShare: 0.25,
+		MinRate:  1,
 	}
 }
 

@@ -270,6 +270,7 @@ func TestAdaptiveMaxShare(t *testing.T) {
 	e := newEngine(t, statusPolicy("errors", "ERROR"), adaptivePolicy(func(c *sampling.AdaptiveConfig) {
 		c.RareKeyWarmup = 0
 		c.MaxKeys = 64
+		c.MaxShare = 0.2
 	}))
 	const (
 		perSec = 1000
@@ -434,7 +435,7 @@ func TestAdaptiveConfig(t *testing.T) {
 			ErrorRateWindow:     time.Minute,
 			ErrorRateFactor:     2,
 			ErrorRateFloor:      0.05,
-			MaxShare:            0.2,
+			MaxShare:            0.25,
 			MinRate:             1,
 		}, cfg.Policies[0].Settings())
 	})
