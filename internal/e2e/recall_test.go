@@ -58,7 +58,8 @@ type recallRoute struct {
 
 // TestAdaptiveRecallSDK measures the adaptive policy's recall end to end:
 // the OpenTelemetry Go SDK (a tracer provider with a batch span processor
-// and the otlptracegrpc exporter) sends about 1000 traces/s over 100 routes
+// and the otlptracegrpc exporter) sends about 1000 traces/s over 1000 routes
+// of 50 services
 // (log-normal traffic weights and medians around 50 ms, σ 0.4 within a
 // route, 2 % errors) to the collector for 30 s from a cold start. Recall is
 // the share of injected latency anomalies (the route's median × 5–10)
@@ -90,12 +91,12 @@ func runRecallSDK(t *testing.T, contaminated bool) (recall, extra float64, anoma
 	require.NoError(t, c.launch(t, filepath.Join(t.TempDir(), "recall.yaml"), "", []byte(cfg)))
 
 	rng := rand.New(rand.NewPCG(12, 34))
-	routes := make([]recallRoute, 100)
+	routes := make([]recallRoute, 1000)
 	cum := make([]float64, len(routes))
 	sum := 0.0
 	for i := range routes {
 		routes[i] = recallRoute{
-			service: fmt.Sprintf("svc-%d", i/10), name: fmt.Sprintf("GET /r%d", i),
+			service: fmt.Sprintf("svc-%d", i/20), name: fmt.Sprintf("GET /r%d", i),
 			median: time.Duration(50e6 * math.Exp(0.8*rng.NormFloat64())),
 			share:  0.01,
 		}
