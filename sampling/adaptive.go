@@ -139,6 +139,11 @@ const (
 	anomalyErrorRate
 )
 
+// coldSpread: a cold key's traces are latency anomalies above coldSpread ×
+// factor² × its lower quartile, which is factor × the p95 of a log-normal
+// route with σ 0.4 (5·e^(−0.674σ) = 2·e^(1.645σ) at the defaults).
+const coldSpread = 1.25
+
 // errorRateZ is the margin, in standard errors of the short-window rate,
 // by which it must clear the baseline bar: with few observations a single
 // error is noise.
@@ -281,13 +286,11 @@ func (p *adaptive) judge(k *keyState, now int64, wl, ws float64, dur uint64) uin
 		if float64(dur) > p.factor*k.quantile(0.75*p.quantile) && float64(dur) > p.factor*k.robustQuantile(p.quantile) {
 			kind |= anomalyLatency
 		}
-	case float64(dur) > p.factor*p.factor*k.quantile(0.25):
+	case float64(dur) > coldSpread*p.factor*p.factor*k.quantile(0.25):
 		// Cold: fewer than min_observations durations give no tail
 		// quantile, but their lower quartile is robust, even when
 		// anomalies are a third of a new key's first traces (and, not
-		// learnt, stay few): factor² times it is about factor times
-		// the quantile of a route whose quantile is 2.5 times its
-		// lower quartile.
+		// learnt, stay few).
 		kind |= anomalyLatency
 	}
 	if total >= p.minObs && short >= p.minObs {
