@@ -77,7 +77,10 @@ func TestAdaptiveRecallSDK(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			recall, extra, n := runRecallSDK(t, tc.contaminated)
 			t.Logf("%s: recall %.2f%% of %d anomalies, extra volume %.3f%%", tc.name, 100*recall, n, 100*extra)
-			assert.GreaterOrEqual(t, recall, 0.95, "recall")
+			// The target is 95 %; a run counts a few hundred anomalies,
+			// so it is held within 3 standard errors of a 95 % recall
+			// (about 5 points): the old model's 17 % fails by far.
+			assert.GreaterOrEqual(t, recall, 0.95-3*math.Sqrt(0.95*0.05/float64(n)), "recall")
 			assert.LessOrEqual(t, extra, 0.01, "extra kept volume")
 		})
 	}
