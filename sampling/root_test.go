@@ -13,22 +13,15 @@ import (
 )
 
 // consumerTrace is a trace whose root never arrived: an internal span and a
-// consumer span, both with parents elsewhere.
+// consumer span ("process orders"), both with parents elsewhere.
 func consumerTrace() ptrace.Traces {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "worker")
-	ss := rs.ScopeSpans().AppendEmpty()
+	td := traceOf(traceID(9), spanSpec{endMs: 1}, spanSpec{endMs: 1})
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
 	for i, kind := range []ptrace.SpanKind{ptrace.SpanKindInternal, ptrace.SpanKindConsumer} {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(traceID(9))
-		sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
-		sp.SetParentSpanID(pcommon.SpanID{0xee, byte(i)})
-		sp.SetKind(kind)
-		sp.SetName([]string{"work", "process orders"}[i])
-		sp.SetStartTimestamp(1)
-		sp.SetEndTimestamp(2)
+		spans.At(i).SetParentSpanID(pcommon.SpanID{0xee, byte(i)})
+		spans.At(i).SetKind(kind)
 	}
+	spans.At(1).SetName("process orders")
 	return td
 }
 
