@@ -62,11 +62,12 @@ type keyState struct {
 	// Long window (half_life): every observation, the error observations,
 	// and the observations with a duration (those in buckets).
 	total, errLong, histTotal float64
-	// Short window (error_rate_window).
-	totShort, errShort float64
-	lo                 int32  // lowest bucket used, where quantile scans start
-	anomalies          uint64 // traces judged anomalous, for the status page
-	buckets            [numBuckets]float32
+	// Short window (error_rate_window); anomShort counts the traces
+	// judged latency anomalies.
+	totShort, errShort, anomShort float64
+	lo                            int32  // lowest bucket used, where quantile scans start
+	anomalies                     uint64 // traces judged anomalous, for the status page
+	buckets                       [numBuckets]float32
 }
 
 // decay holds the two windows' half-lives as the reciprocal of nanoseconds.
@@ -105,13 +106,15 @@ func (k *keyState) rescale(long, short float64) {
 	k.histTotal *= long
 	k.totShort *= short
 	k.errShort *= short
+	k.anomShort *= short
 	f := float32(long)
 	for i := range k.buckets {
 		k.buckets[i] *= f
 	}
 }
 
-// add adds one trace with the weights at now that d.weights returned.
+// add adds one trace with the weights at now that d.weights returned; a
+// duration of 0 adds none to the histogram.
 func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 	k.total += wl
 	k.totShort += ws
@@ -130,10 +133,118 @@ func (k *keyState) add(wl, ws float64, now int64, dur uint64, isErr bool) {
 	k.lastSeen = max(k.lastSeen, now)
 }
 
+// shiftShare is the short-window share of latency anomalies at which a key's
+// latency counts as having shifted: from then on its slow traces are learnt
+// again, so that the model follows a lasting change instead of flagging it
+// for ever. Below it (a route where anomalies are a minority of the
+// traffic) the anomalies are not learnt, and do not drag the quantile into
+// the tail.
+const shiftShare = 0.5
+
+// shifted reports whether k's latency has shifted (shiftShare), judged on
+// at least minObs decayed short-window observations so that a few
+// anomalies in a row on a new key are not a shift.
+func (k *keyState) shifted(minObs, ws float64) bool {
+	return k.totShort >= minObs*ws && k.anomShort >= shiftShare*k.totShort
+}
+
 // quantile returns the q-quantile of the key's durations in nanoseconds,
 // interpolated linearly within its bucket; 0 when the histogram is empty.
 func (k *keyState) quantile(q float64) float64 {
-	target := q * k.histTotal
+	return k.quantileAt(q * k.histTotal)
+}
+
+// tukeyK is the fence of robustQuantile, in interquartile ranges above the
+// third quartile, in log space: 2.7σ above the median of a log-normal, so
+// that it cuts 0.35 % of a clean key's durations whatever its spread.
+const tukeyK = 1.5 // robustQuantile computes its power as r·√r
+
+// robustQuantile returns the q-quantile of the key's durations below the
+// fence q3·(q3/q1)^tukeyK (Tukey's fence in log space). Outliers the model
+// learnt — the first traces of a key, judged by nothing, or anomalies
+// learnt before the key was warm — then do not drag a tail quantile up: a
+// single one among 20 observations would otherwise be their p95, and the
+// key would hide every anomaly for a half-life.
+func (k *keyState) robustQuantile(q float64) float64 {
+	if k.histTotal <= 0 {
+		return 0
+	}
+	// One scan finds the quartiles, then the mass below the fence; the
+	// quantile is found from the third quartile's bucket on when it lies
+	// above it, which it does unless the fence cuts most of the tail.
+	t1, t3 := 0.25*k.histTotal, 0.75*k.histTotal
+	var cum, q1, q3, fence, mass, cum3 float64
+	i3 := -1
+	for i := int(k.lo); i < numBuckets; i++ {
+		c := float64(k.buckets[i])
+		if c == 0 {
+			continue
+		}
+		lo, hi := bucketBounds[i], bucketBounds[i+1]
+		next := cum + c
+		if q1 == 0 && next >= t1 {
+			q1 = lo + (t1-cum)/c*(hi-lo)
+		}
+		if i3 < 0 && next >= t3 {
+			q3, i3, cum3 = lo+(t3-cum)/c*(hi-lo), i, cum
+			r := q3 / q1
+			fence = q3 * r * math.Sqrt(r) // (q3/q1)^tukeyK
+		}
+		if i3 >= 0 {
+			if fence <= lo {
+				break
+			}
+			if fence < hi {
+				c *= (fence - lo) / (hi - lo)
+			}
+		}
+		mass += c
+		cum = next
+	}
+	if i3 < 0 || q1 <= 0 {
+		return k.quantile(q)
+	}
+	target := q * mass
+	if target < cum3 {
+		return k.quantileAt(target)
+	}
+	cum = cum3
+	for i := i3; i < numBuckets; i++ {
+		c := float64(k.buckets[i])
+		if c == 0 {
+			continue
+		}
+		if next := cum + c; next >= target {
+			lo, hi := bucketBounds[i], bucketBounds[i+1]
+			return lo + (target-cum)/c*(hi-lo)
+		}
+		cum += c
+	}
+	return k.quantileAt(target)
+}
+
+// massBelow returns the decayed number of durations below x, counting the
+// bucket holding x in proportion.
+func (k *keyState) massBelow(x float64) float64 {
+	var mass float64
+	for i := int(k.lo); i < numBuckets; i++ {
+		lo, hi := bucketBounds[i], bucketBounds[i+1]
+		if x <= lo {
+			break
+		}
+		c := float64(k.buckets[i])
+		if x < hi {
+			c *= (x - lo) / (hi - lo)
+		}
+		mass += c
+	}
+	return mass
+}
+
+// quantileAt returns the duration below which the decayed count of
+// durations is target, interpolated linearly within its bucket; 0 when the
+// histogram is empty.
+func (k *keyState) quantileAt(target float64) float64 {
 	if target <= 0 {
 		return 0
 	}

@@ -301,3 +301,22 @@ func TestAdaptiveWithoutObserver(t *testing.T) {
 	}
 	assert.Equal(t, 1.0, a.controller.probability())
 }
+
+// robustQuantile is the quantile of the durations below Tukey's fence:
+// the same as a plain scan computes it, and deaf to a far outlier.
+func TestRobustQuantile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var k keyState
+	for range 200 {
+		k.add(1, 1, 0, uint64(10e6*math.Exp(0.4*rng.NormFloat64())), false)
+	}
+	clean := k.quantile(0.95)
+	k.add(1, 1, 0, uint64(10e9), false)
+	k.add(1, 1, 0, uint64(5e9), false)
+	k.add(1, 1, 0, uint64(2e9), false)
+	fence := k.quantile(0.75) * math.Pow(k.quantile(0.75)/k.quantile(0.25), tukeyK)
+	want := k.quantileAt(0.95 * k.massBelow(fence))
+	assert.InEpsilon(t, want, k.robustQuantile(0.95), 1e-9)
+	assert.InEpsilon(t, clean, k.robustQuantile(0.95), 0.05, "outliers do not lift the p95")
+	assert.Greater(t, k.quantile(0.99), 10*clean, "they lift the plain p99")
+}

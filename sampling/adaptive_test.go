@@ -3,6 +3,8 @@ package sampling_test
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,17 +113,24 @@ func TestAdaptiveColdStart(t *testing.T) {
 		noRareKeys(c)
 		c.MinObservations = 20
 	}))
+	// A key never seen is not judged.
+	assert.False(t, e.Decide(keyed(rng, 7, epoch, 200*ms, sampling.StatusOKBit)).Keep(), "new key")
 	// All at one time, so that counts do not decay: N observations count N.
-	now := epoch
-	require.Zero(t, feed(e, rng, 7, &now, 0, 19, 10e6))
-	// 19 observations: the key is cold, not judged on latency. The outlier
-	// then joins the model as its 20th observation.
-	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "cold key")
-	// 20 observations: judged; one outlier among 20 does not lift the p95.
-	assert.True(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "warm key")
-	// A key idle for long decays below min_observations: cold again.
+	now := epoch + 1
+	require.Zero(t, feed(e, rng, 7, &now, 0, 18, 10e6))
+	// 19 observations: the key is cold, judged against factor² times its
+	// lower quartile (4 × 10 ms): 30 ms is not an anomaly, 200 ms is and
+	// is not learnt.
+	assert.False(t, e.Decide(keyed(rng, 7, now, 30*ms, sampling.StatusOKBit)).Keep(), "cold key, 30 ms")
+	assert.True(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "cold key, 200 ms")
+	// 20 observations: judged on the p95; the 30 ms among them does not
+	// lift it past 100 ms.
+	assert.True(t, e.Decide(keyed(rng, 7, now, 100*ms, sampling.StatusOKBit)).Keep(), "warm key")
+	// A key idle for long decays below min_observations: cold again,
+	// judged on its lower quartile.
 	now += 2 * int64(10*time.Minute)
-	assert.False(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "decayed key")
+	assert.False(t, e.Decide(keyed(rng, 7, now, 30*ms, sampling.StatusOKBit)).Keep(), "decayed key, 30 ms")
+	assert.True(t, e.Decide(keyed(rng, 7, now, 200*ms, sampling.StatusOKBit)).Keep(), "decayed key, 200 ms")
 }
 
 // A trace is judged before the model sees it, so an outlier does not raise
@@ -261,6 +270,7 @@ func TestAdaptiveMaxShare(t *testing.T) {
 	e := newEngine(t, statusPolicy("errors", "ERROR"), adaptivePolicy(func(c *sampling.AdaptiveConfig) {
 		c.RareKeyWarmup = 0
 		c.MaxKeys = 64
+		c.MaxShare = 0.2
 	}))
 	const (
 		perSec = 1000
@@ -425,7 +435,7 @@ func TestAdaptiveConfig(t *testing.T) {
 			ErrorRateWindow:     time.Minute,
 			ErrorRateFactor:     2,
 			ErrorRateFloor:      0.05,
-			MaxShare:            0.2,
+			MaxShare:            0.25,
 			MinRate:             1,
 		}, cfg.Policies[0].Settings())
 	})
@@ -521,4 +531,74 @@ func TestAdaptiveConfigInvalid(t *testing.T) {
 		_, err := load(t, `policies: [{name: a, type: adaptive, adaptive: {half_life: soon}}]`)
 		require.EqualError(t, err, decodeErr+`'policies[0]' adaptive: `+decodeErr+`'half_life' time: invalid duration`)
 	})
+}
+
+// Anomalies are not learnt while they are a minority of a key's traffic, so
+// a route degraded for a fifth of its traces keeps being flagged; a lasting
+// shift (most traces slow) is learnt, and stops being flagged.
+func TestAdaptiveContaminationAndShift(t *testing.T) {
+	step := 100 * int64(time.Millisecond)
+	// max_share 1: every trace flagged is kept.
+	flagAll := func(c *sampling.AdaptiveConfig) { noRareKeys(c); c.MaxShare = 1 }
+	t.Run("a fifth of the traces slow: still flagged", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 5))
+		e := newEngine(t, adaptivePolicy(flagAll))
+		now := epoch
+		require.Zero(t, feed(e, rng, 1, &now, step, 200, 10e6))
+		flagged, slow := 0, 0
+		for i := range 3000 {
+			now += step
+			d := 10 * ms
+			if i%5 == 0 {
+				d, slow = 100*ms, slow+1
+			}
+			if e.Decide(keyed(rng, 1, now, d, sampling.StatusOKBit)).Keep() {
+				flagged++
+			}
+		}
+		assert.Equal(t, slow, flagged)
+	})
+	t.Run("every trace slow: learnt", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(6, 6))
+		e := newEngine(t, adaptivePolicy(flagAll))
+		now := epoch
+		require.Zero(t, feed(e, rng, 1, &now, step, 200, 10e6))
+		assert.Equal(t, 100, feed(e, rng, 1, &now, step, 100, 100e6), "a new level is flagged at first")
+		during := feed(e, rng, 1, &now, step, 3000, 100e6)
+		after := feed(e, rng, 1, &now, step, 100, 100e6)
+		t.Logf("flagged %d of the next 3000, %d of the 100 after", during, after)
+		assert.Less(t, during, 3000, "the shift is learnt")
+		assert.Zero(t, after, "the new level is the baseline")
+	})
+}
+
+// state_file keeps the model across restarts: an engine built on the saved
+// file judges a key it learnt before the restart at once.
+func TestAdaptiveStateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "anomalies.model")
+	withFile := func(c *sampling.AdaptiveConfig) { noRareKeys(c); c.MaxShare = 1; c.StateFile = path }
+	rng := rand.New(rand.NewPCG(8, 8))
+	e := newEngine(t, adaptivePolicy(withFile))
+	now := epoch
+	require.Zero(t, feed(e, rng, 1, &now, int64(time.Millisecond), 200, 10e6))
+	require.NoError(t, e.SaveState())
+
+	restarted := newEngine(t, adaptivePolicy(withFile))
+	assert.True(t, restarted.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "the learnt key is judged after a restart")
+	assert.False(t, restarted.Decide(keyed(rng, 1, now, 12*ms, sampling.StatusOKBit)).Keep())
+	cold := newEngine(t, adaptivePolicy(func(c *sampling.AdaptiveConfig) { noRareKeys(c); c.MaxShare = 1 }))
+	assert.False(t, cold.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "without the file the key is new")
+
+	// A file that does not decode is ignored, then overwritten.
+	require.NoError(t, os.WriteFile(path, []byte("garbage"), 0o600))
+	corrupt := newEngine(t, adaptivePolicy(withFile))
+	assert.False(t, corrupt.Decide(keyed(rng, 1, now, 100*ms, sampling.StatusOKBit)).Keep(), "cold after a corrupt file")
+	require.NoError(t, corrupt.SaveState())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "tsam", string(data[:4]))
+
+	bad := adaptiveDefaults()
+	bad.StateFile = filepath.Join(t.TempDir(), "missing", "m")
+	assert.ErrorContains(t, bad.Validate(), "state_file: directory")
 }

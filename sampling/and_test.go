@@ -17,55 +17,58 @@ func attrIs(name, key, value string) sampling.PolicyConfig {
 	return ottlPolicy(name, []string{`attributes["` + key + `"] == "` + value + `"`}, nil)
 }
 
-// Ported from contrib's and_test.go: string_attribute is an ottl_condition
-// here, and the invert_match filters are fakes answering InvertSampled or
-// InvertNotSampled, as contrib's filters do for those traces.
-func TestAnd(t *testing.T) {
+// Ported from contrib's and_test.go and drop_test.go, which check the same
+// sub-policies: string_attribute is an ottl_condition here. drop answers
+// Dropped where and answers Sampled (every sub-policy matched).
+func TestAndDrop(t *testing.T) {
 	errorSpan := func(attrs map[string]any) ptrace.Traces {
 		return traceOf(traceID(1), spanSpec{attrs: attrs, status: ptrace.StatusCodeError})
 	}
 	tests := []struct {
-		name string
-		subs []sampling.PolicyConfig
-		td   ptrace.Traces
-		want sampling.Verdict
+		name       string
+		subs       []sampling.PolicyConfig
+		td         ptrace.Traces
+		matchesAll bool
 	}{
 		{
 			name: "not sampled",
 			subs: []sampling.PolicyConfig{attrIs("n1", "name", "value"), statusPolicy("n2", "ERROR")},
 			td:   errorSpan(nil),
-			want: sampling.NotSampled,
 		},
 		{
-			name: "sampled",
-			subs: []sampling.PolicyConfig{attrIs("n1", "attribute_name", "attribute_value"), statusPolicy("n2", "ERROR")},
-			td:   errorSpan(map[string]any{"attribute_name": "attribute_value"}),
-			want: sampling.Sampled,
+			name:       "all match",
+			subs:       []sampling.PolicyConfig{attrIs("n1", "attribute_name", "attribute_value"), statusPolicy("n2", "ERROR")},
+			td:         errorSpan(map[string]any{"attribute_name": "attribute_value"}),
+			matchesAll: true,
 		},
 		{
 			name: "second sub-policy does not match",
 			subs: []sampling.PolicyConfig{attrIs("n1", "attribute_name", "attribute_value"), statusPolicy("n2", "OK")},
 			td:   errorSpan(map[string]any{"attribute_name": "attribute_value"}),
-			want: sampling.NotSampled,
 		},
 		{
-			name: "nested not",
-			subs: []sampling.PolicyConfig{notPolicy("n1", statusPolicy("ok", "OK")), statusPolicy("n2", "ERROR")},
-			td:   errorSpan(nil),
-			want: sampling.Sampled,
+			name:       "nested not",
+			subs:       []sampling.PolicyConfig{notPolicy("n1", statusPolicy("ok", "OK")), statusPolicy("n2", "ERROR")},
+			td:         errorSpan(nil),
+			matchesAll: true,
 		},
 		{
-			name: "one sub-policy",
-			subs: []sampling.PolicyConfig{latencyPolicy("slow", 100, 0)},
-			td:   traceOf(traceID(1), spanSpec{endMs: 101}),
-			want: sampling.Sampled,
+			name:       "one sub-policy",
+			subs:       []sampling.PolicyConfig{latencyPolicy("slow", 100, 0)},
+			td:         traceOf(traceID(1), spanSpec{endMs: 101}),
+			matchesAll: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			wantAnd, wantDrop := sampling.NotSampled, sampling.NotSampled
+			if tt.matchesAll {
+				wantAnd, wantDrop = sampling.Sampled, sampling.Dropped
+			}
 			d := evalOn(t, andPolicy("and", tt.subs...), tt.td, t0)
-			assert.Equal(t, tt.want, d.Verdict)
-			assert.Equal(t, tt.want == sampling.Sampled, d.Keep())
+			assert.Equal(t, wantAnd, d.Verdict, "and")
+			assert.Equal(t, tt.matchesAll, d.Keep(), "and")
+			assert.Equal(t, wantDrop, evalOn(t, dropPolicy("drop", tt.subs...), tt.td, t0).Verdict, "drop")
 		})
 	}
 }

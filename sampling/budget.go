@@ -129,7 +129,21 @@ func ValidateBudget(b *BudgetConfig, policies []PolicyConfig) error {
 type Option func(*engineOptions)
 
 type engineOptions struct {
-	budget BudgetConfig
+	budget     BudgetConfig
+	firstMatch bool
+	rootConds  []string
+}
+
+// WithFirstMatch makes the engine decide as contrib's tail_sampling does
+// with sample_on_first_match: the first policy that samples a trace keeps
+// it, and the policies after it are not evaluated (they learn nothing and
+// charge nothing). Unlike contrib, whose threshold is then that policy's
+// even when a later one would keep the trace with a higher probability
+// (its README warns about it), the engine asks the later policies for
+// their thresholds without letting them learn or charge, as Redecide does,
+// and marks the most permissive: the kept traces count right.
+func WithFirstMatch(on bool) Option {
+	return func(o *engineOptions) { o.firstMatch = on }
 }
 
 // WithBudget applies a budget to the engine's decisions; a budget that is

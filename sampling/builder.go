@@ -3,7 +3,6 @@ package sampling
 import (
 	"errors"
 	"fmt"
-	"math"
 )
 
 // MaxSpanPredicates is the number of span predicates an engine can hold.
@@ -23,9 +22,13 @@ type builder struct {
 
 // salt registers a hash_salt, as the FNV-1a state after its bytes, and
 // returns the Decision.rv naming the randomness derived from it.
+// maxSalts is the number of salts an engine can hold: Decision.rv names
+// one in its bits below reflectRV.
+const maxSalts = int(reflectRV) - 1
+
 func (b *builder) salt(state uint64) (uint8, error) {
-	if len(b.salts) >= math.MaxUint8 {
-		return 0, fmt.Errorf("too many salted policies (at most %d)", math.MaxUint8)
+	if len(b.salts) >= maxSalts {
+		return 0, fmt.Errorf("too many salted policies (at most %d)", maxSalts)
 	}
 	b.salts = append(b.salts, state)
 	return uint8(len(b.salts)), nil

@@ -82,9 +82,9 @@ policies:
 	require.NoError(t, confmap.Validate(cfg))
 
 	want := []any{
-		&sampling.RateLimitingConfig{SpansPerSecond: 35, BurstCapacity: 70},
-		&sampling.RateLimitingConfig{SpansPerSecond: 35},
-		&sampling.BytesLimitingConfig{BytesPerSecond: 1024000, BurstCapacity: 2048000},
+		&sampling.RateLimitingConfig{SpansPerSecond: 35, BurstCapacity: 70, Mode: sampling.LimitConsistent},
+		&sampling.RateLimitingConfig{SpansPerSecond: 35, Mode: sampling.LimitConsistent},
+		&sampling.BytesLimitingConfig{BytesPerSecond: 1024000, BurstCapacity: 2048000, Mode: sampling.LimitConsistent},
 		&sampling.OTTLConditionConfig{
 			ErrorMode:           ottl.IgnoreError,
 			SpanConditions:      []string{`attributes["test_attr_key_1"] == "test_attr_val_1"`, `attributes["test_attr_key_2"] != "test_attr_val_1"`},

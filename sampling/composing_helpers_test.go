@@ -51,12 +51,14 @@ func build(t testing.TB, c sampling.PolicyConfig) sampling.Policy {
 	return p
 }
 
+// rateLimitingPolicy and bytesLimitingPolicy are contrib's limiters (mode
+// strict), which the ported tests check.
 func rateLimitingPolicy(name string, sps, burst int64) sampling.PolicyConfig {
-	return sampling.NewPolicyConfig(name, "rate_limiting", &sampling.RateLimitingConfig{SpansPerSecond: sps, BurstCapacity: burst})
+	return sampling.NewPolicyConfig(name, "rate_limiting", &sampling.RateLimitingConfig{SpansPerSecond: sps, BurstCapacity: burst, Mode: sampling.LimitStrict})
 }
 
 func bytesLimitingPolicy(name string, bps, burst int64) sampling.PolicyConfig {
-	return sampling.NewPolicyConfig(name, "bytes_limiting", &sampling.BytesLimitingConfig{BytesPerSecond: bps, BurstCapacity: burst})
+	return sampling.NewPolicyConfig(name, "bytes_limiting", &sampling.BytesLimitingConfig{BytesPerSecond: bps, BurstCapacity: burst, Mode: sampling.LimitStrict})
 }
 
 func ottlPolicy(name string, span, spanEvent []string) sampling.PolicyConfig {

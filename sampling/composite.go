@@ -25,6 +25,14 @@ type CompositeConfig struct {
 	// MaxTotalSpansPerSecond. A sub-policy without one (or with 0 %) gets
 	// MaxTotalSpansPerSecond divided by the number of sub-policies.
 	RateAllocation []RateAllocationConfig `mapstructure:"rate_allocation"`
+	// Mode is consistent (the default) or strict. Strict is contrib's
+	// per-second counts: a trace over them is not kept, and those kept carry
+	// their sub-policy's threshold only, so counts come out low once the
+	// budget bites. Consistent keeps a trace with the sub-policy's
+	// probability times a limiter's, set from the demand as rate_limiting
+	// does (one for each sub-policy's allocation, one for the total): the
+	// allocations hold on average and kept traces count right.
+	Mode LimitMode `mapstructure:"mode"`
 }
 
 // RateAllocationConfig is one entry of composite's rate_allocation.
@@ -40,8 +48,14 @@ func (c *CompositeConfig) Validate() error {
 	if c.MaxTotalSpansPerSecond <= 0 {
 		return errors.New("max_total_spans_per_second: must be positive")
 	}
+	if err := c.Mode.validate(); err != nil {
+		return err
+	}
 	if err := validateSubPolicies("composite_sub_policy", c.SubPolicies, compositeSubTypes); err != nil {
 		return err
+	}
+	if c.Mode != LimitStrict && len(c.SubPolicies) > maxShareSubs {
+		return fmt.Errorf("composite_sub_policy: at most %d sub-policies in mode consistent, got %d", maxShareSubs, len(c.SubPolicies))
 	}
 	for i, a := range c.RateAllocation {
 		if !slices.ContainsFunc(c.SubPolicies, func(s PolicyConfig) bool { return s.Name == a.Policy }) {
@@ -77,12 +91,17 @@ func (c *CompositeConfig) allocations() []int64 {
 type compositeSub struct {
 	policy    evaluator
 	allocated int64
-	sampled   int64 // spans kept this second; guarded by composite.mu
+	sampled   int64      // spans kept this second; guarded by composite.mu
+	share     *rateShare // consistent mode
 }
 
 type composite struct {
 	maxTotal int64
 	bit      uint64 // charger bit
+	// consistent mode: the total's share, and the engine's salts, for
+	// the randomness a sub-policy decided on.
+	total *rateShare
+	salts []uint64
 
 	mu     sync.Mutex
 	second int64 // the Unix second the counters are for
@@ -102,6 +121,14 @@ func newComposite(settings any, b *builder) (evaluator, error) {
 	p := &composite{maxTotal: c.MaxTotalSpansPerSecond, subs: make([]compositeSub, len(ps))}
 	for i := range ps {
 		p.subs[i] = compositeSub{policy: ps[i], allocated: alloc[i]}
+		if c.Mode != LimitStrict {
+			p.subs[i].share = newRateShare(max(alloc[i], 1), max(alloc[i], 1))
+		}
+	}
+	if c.Mode != LimitStrict {
+		// The sub-policies' salts are registered by now; later ones are
+		// not theirs.
+		p.total, p.salts = newRateShare(c.MaxTotalSpansPerSecond, c.MaxTotalSpansPerSecond), b.salts
 	}
 	p.bit, err = b.charger(p)
 	return p, err
@@ -117,6 +144,9 @@ func newComposite(settings any, b *builder) (evaluator, error) {
 // In Redecide the count does not grow: the trace is kept if an earlier
 // decision counted it, or if it would fit now (its count then pending).
 func (p *composite) Evaluate(t *Trace) Decision {
+	if p.total != nil {
+		return p.evaluateShare(t)
+	}
 	i, d := p.first(t)
 	if i < 0 {
 		return Decision{}
@@ -140,9 +170,94 @@ func (p *composite) Evaluate(t *Trace) Decision {
 // charge counts a trace Redecide kept under the sub-policy that decides it
 // now, past the limits if need be.
 func (p *composite) charge(t *Trace) {
+	if p.total != nil {
+		var offers [maxShareSubs]float64
+		if b, _, _ := p.offers(t, false, &offers); b > 0 {
+			p.chargeShares(t, &offers)
+		}
+		return
+	}
 	if i, _ := p.first(t); i >= 0 {
 		p.count(i, t, true)
 	}
+}
+
+// maxShareSubs is the number of sub-policies a composite holds in
+// consistent mode: their offers are kept on the stack.
+const maxShareSubs = 32
+
+// evaluateShare is Evaluate in consistent mode. First-match does not mix
+// with thresholds: the traces reaching a later sub-policy are those the
+// earlier ones refused, on randomness below their thresholds, so a
+// threshold there would keep none of them. Instead every sub-policy is
+// evaluated; each one i that samples t with conditional probability q_i
+// offers q_i·p_i, p_i being its allocation's share probability (its
+// demand is what it samples), and the offers add up to b (at most 1), so
+// that each allocation is spent as in contrib. The total's share then
+// thins b: t is kept if the randomness of the largest offer's sub-policy
+// passes the threshold of b·p_t. Every probability comes from the traces
+// before t, so 1/(b·p_t) counts t without bias (when the sub-policies
+// sample on the same randomness; see docs/policies/counts.md). A kept
+// trace charges each sub-policy's share its offer's part of the cost. A
+// refusal carries the threshold, for not.
+func (p *composite) evaluateShare(t *Trace) Decision {
+	var offers [maxShareSubs]float64
+	b, qmax, rv := p.offers(t, !t.redo, &offers)
+	if b == 0 {
+		return Decision{}
+	}
+	// The total's demand is the cost the sub-policies offer: this trace,
+	// seen with probability about qmax, stands for b/qmax of its cost.
+	n := float64(t.SpanCount)
+	th := thresholdOf(b, p.total.probability(t.Now, n*b/qmax, !t.redo))
+	if !t.Scale(th).ShouldSample(decisionRandomness(t, rv, p.salts)) {
+		return Decision{Verdict: NotSampled, Threshold: th, rv: rv}
+	}
+	switch {
+	case !t.redo:
+		p.chargeShares(t, &offers)
+		t.charged |= p.bit
+	case t.charged&p.bit == 0:
+		t.pending |= p.bit
+	}
+	return Decision{Verdict: Sampled, Threshold: th, rv: rv}
+}
+
+// offers evaluates the sub-policies on t and fills out with their offers;
+// it returns their sum b (at most 1), the largest conditional probability
+// of a sub-policy that sampled, and the randomness of the largest offer.
+// learn counts t in the demand of the sub-policies that sampled it.
+func (p *composite) offers(t *Trace, learn bool, out *[maxShareSubs]float64) (b, qmax float64, rv uint8) {
+	n, largest := float64(t.SpanCount), 0.0
+	for i := range p.subs {
+		d := p.subs[i].policy.Evaluate(t)
+		if d.Verdict != Sampled && d.Verdict != InvertSampled {
+			continue
+		}
+		q := d.Threshold.Probability()
+		offer := q * p.subs[i].share.probability(t.Now, n, learn)
+		out[i], b, qmax = offer, b+offer, max(qmax, q)
+		if offer > largest {
+			largest, rv = offer, d.rv
+		}
+	}
+	return min(b, 1), qmax, rv
+}
+
+// chargeShares charges a kept trace to the total's share and to each
+// sub-policy's share in proportion to its offer.
+func (p *composite) chargeShares(t *Trace, offers *[maxShareSubs]float64) {
+	n := float64(t.SpanCount)
+	sum := 0.0
+	for i := range p.subs {
+		sum += offers[i]
+	}
+	for i := range p.subs {
+		if offers[i] > 0 {
+			p.subs[i].share.chargeCost(t.Now, n*offers[i]/sum)
+		}
+	}
+	p.total.chargeCost(t.Now, n)
 }
 
 // first returns the first sub-policy that samples t and its decision, or -1.

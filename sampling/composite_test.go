@@ -15,7 +15,7 @@ import (
 
 func compositePolicy(name string, maxTotal int64, alloc []sampling.RateAllocationConfig, subs ...sampling.PolicyConfig) sampling.PolicyConfig {
 	return sampling.NewPolicyConfig(name, "composite", &sampling.CompositeConfig{
-		MaxTotalSpansPerSecond: maxTotal, SubPolicies: subs, RateAllocation: alloc,
+		MaxTotalSpansPerSecond: maxTotal, SubPolicies: subs, RateAllocation: alloc, Mode: sampling.LimitStrict,
 	})
 }
 

@@ -9,42 +9,8 @@ import (
 	"github.com/tailsift/tailsift/sampling"
 )
 
-// Ported from contrib's drop_test.go, string_attribute as an ottl_condition.
-func TestDrop(t *testing.T) {
-	errorSpan := func(attrs map[string]any) ptrace.Traces {
-		return traceOf(traceID(1), spanSpec{attrs: attrs, status: ptrace.StatusCodeError})
-	}
-	tests := []struct {
-		name string
-		subs []sampling.PolicyConfig
-		td   ptrace.Traces
-		want sampling.Verdict
-	}{
-		{
-			name: "not sampled",
-			subs: []sampling.PolicyConfig{attrIs("n1", "name", "value"), statusPolicy("n2", "ERROR")},
-			td:   errorSpan(nil),
-			want: sampling.NotSampled,
-		},
-		{
-			name: "all match: dropped",
-			subs: []sampling.PolicyConfig{attrIs("n1", "attribute_name", "attribute_value"), statusPolicy("n2", "ERROR")},
-			td:   errorSpan(map[string]any{"attribute_name": "attribute_value"}),
-			want: sampling.Dropped,
-		},
-		{
-			name: "nested not",
-			subs: []sampling.PolicyConfig{notPolicy("n1", statusPolicy("ok", "OK")), statusPolicy("n2", "ERROR")},
-			td:   errorSpan(nil),
-			want: sampling.Dropped,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, evalOn(t, dropPolicy("drop", tt.subs...), tt.td, t0).Verdict)
-		})
-	}
-}
+// TestAndDrop (and_test.go) has the cases ported from contrib's
+// drop_test.go that share their sub-policies with its and_test.go.
 
 func TestDropVerdicts(t *testing.T) {
 	tests := []struct {

@@ -9,16 +9,18 @@ import (
 
 // Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
-	policies  []evaluator
-	names     []string
-	drop      []bool // policies of type drop, evaluated first
-	preds     []func(*SpanView) bool
-	keys      []func(*SpanView) uint64
-	needSpans bool
-	chargers  []charger
-	salts     []uint64 // of Decision.rv 1, 2...
-	budget    *budget  // nil when off
-	observers []observer
+	policies   []evaluator
+	names      []string
+	drop       []bool // policies of type drop, evaluated first
+	preds      []func(*SpanView) bool
+	keys       []func(*SpanView) uint64
+	needSpans  bool
+	chargers   []charger
+	salts      []uint64 // of Decision.rv 1, 2...
+	budget     *budget  // nil when off
+	observers  []observer
+	firstMatch bool           // sample_on_first_match (WithFirstMatch)
+	rootCond   *rootCondition // root_span_condition, nil when off
 }
 
 // decisionObserver is implemented by a policy that learns from the engine's
@@ -43,7 +45,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	e := &Engine{}
+	e := &Engine{firstMatch: o.firstMatch}
 	b := &builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
@@ -72,6 +74,11 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	e.budget = budget
+	if len(e.keys) > 0 { // roots matter only for keys
+		if e.rootCond, err = newRootCondition(o.rootConds); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -81,14 +88,16 @@ func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }
 // NeedsSpans reports whether Decide needs Trace.Spans.
 func (e *Engine) NeedsSpans() bool { return e.needSpans }
 
-// ObserveSpan updates t's span predicates and, for a root span, its keys.
+// ObserveSpan updates t's span predicates and, for a root span, its keys:
+// a span without a parent, or one for which root_span_condition holds
+// (WithRootSpanCondition), the first one giving the keys.
 func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 	for i, f := range e.preds {
 		if bit := uint64(1) << i; t.Matched&bit == 0 && f(v) {
 			t.Matched |= bit
 		}
 	}
-	if v.Root {
+	if v.Root || (e.rootCond != nil && t.KeySet == 0 && e.rootCond.holds(v)) {
 		for i, f := range e.keys {
 			if bit := uint8(1) << i; t.KeySet&bit == 0 {
 				t.Keys[i] = f(v)
@@ -118,6 +127,11 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 //
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
+//
+// With sample_on_first_match (WithFirstMatch), the first policy that
+// samples decides at once: the policies after it learn and charge nothing,
+// but are asked for a more permissive threshold (Engine.probe), and an
+// InvertNotSampled after it no longer vetoes, as in contrib.
 //
 // Policies that are decision observers (adaptive) then observe the final
 // decision.
@@ -206,6 +220,10 @@ func (e *Engine) decide(t *Trace) Decision {
 				// The most permissive, and the randomness it was decided on.
 				th, rv = d.Threshold, d.rv
 			}
+			if e.firstMatch && !invertNotSampled {
+				th, rv = e.probe(t, i+1, th, rv)
+				return e.keep(t, sampled, th, rv)
+			}
 		case NotSampled:
 			notSampled = true
 		case InvertSampled:
@@ -231,6 +249,30 @@ func (e *Engine) decide(t *Trace) Decision {
 	return Decision{Verdict: NotSampled}
 }
 
+// probe returns the most permissive of th and the thresholds with which
+// the policies from the i-th on would sample t, evaluated as in Redecide:
+// they learn nothing and charge nothing. With sample_on_first_match, the
+// first policy that samples decides, but a later one that would keep t with
+// a higher probability is what makes t's probability of being kept, so
+// its threshold is the one t must carry.
+func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8) (otelsampling.Threshold, uint8) {
+	if th == otelsampling.AlwaysSampleThreshold {
+		return th, rv
+	}
+	redo, pending := t.redo, t.pending
+	t.redo = true
+	for ; i < len(e.policies); i++ {
+		if e.drop[i] {
+			continue
+		}
+		if d := e.policies[i].Evaluate(t); d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
+			th, rv = d.Threshold, d.rv
+		}
+	}
+	t.redo, t.pending = redo, pending
+	return th, rv
+}
+
 // keep is the decision for a trace policy i keeps with conditional
 // threshold th, decided on the randomness rv names (the trace's own for 0):
 // the budget's share taken, scaled by the head threshold. A probability of
@@ -250,12 +292,48 @@ func (e *Engine) keep(t *Trace, i int, th otelsampling.Threshold, rv uint8) Deci
 }
 
 // randomness is the randomness rv names for t: derived from its salt, or
-// t's own for 0.
+// t's own for 0, reflected with reflectRV.
 func (e *Engine) randomness(t *Trace, rv uint8) otelsampling.Randomness {
-	if rv == 0 {
-		return t.Randomness
+	return decisionRandomness(t, rv, e.salts)
+}
+
+// decisionRandomness is the randomness rv names for t, salts being the
+// engine's.
+func decisionRandomness(t *Trace, rv uint8, salts []uint64) otelsampling.Randomness {
+	rnd := t.Randomness
+	if salt := rv &^ reflectRV; salt != 0 {
+		rnd = saltedRandomness(salts[salt-1], t.ID)
 	}
-	return saltedRandomness(e.salts[rv-1], t.ID)
+	if rv&reflectRV != 0 {
+		rnd = reflected(t, rnd)
+	}
+	return rnd
+}
+
+// reflectRV is the Decision.rv bit of a decision taken on the reflected
+// randomness (not); the other bits name the salt, 0 for t's own.
+const reflectRV uint8 = 0x80
+
+// reflected returns 2^56-1 + h - rnd, h being t's head threshold (0 without
+// one): it maps the randomness values in [h, 2^56) (those a head sampler
+// passed) onto themselves in reverse order, so that the traces with rnd
+// below a threshold th get reflected values at or above 2^56 - (th - h).
+// A randomness below h (the head sampler was not consistent) is reflected
+// as if h were 0.
+func reflected(t *Trace, rnd otelsampling.Randomness) otelsampling.Randomness {
+	var h uint64
+	if t.HasHead {
+		h = t.HeadThreshold.Unsigned()
+	}
+	u := rnd.Unsigned()
+	if u < h {
+		h = 0
+	}
+	out, err := otelsampling.UnsignedToRandomness(otelsampling.MaxAdjustedCount - 1 + h - u)
+	if err != nil {
+		return rnd
+	}
+	return out
 }
 
 // Randomness returns the randomness d, a decision of e on t, was decided

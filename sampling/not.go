@@ -1,6 +1,10 @@
 package sampling
 
-import "errors"
+import (
+	"errors"
+
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+)
 
 // NotConfig inverts one sub-policy, as contrib's not policy does.
 type NotConfig struct {
@@ -29,16 +33,35 @@ func newNot(settings any, b *builder) (evaluator, error) {
 	return not{sub: sub}, nil
 }
 
-// Evaluate turns Sampled into NotSampled and NotSampled into Sampled (with
-// probability 1); any other verdict, such as an invert_match filter's, is
-// returned as is, as in contrib.
+// Evaluate turns Sampled into NotSampled and NotSampled into Sampled; any
+// other verdict, such as an invert_match filter's, is returned as is, as in
+// contrib.
+//
+// A sub-policy that refused deterministically (its refusal carries the
+// threshold of probability 1) makes the trace kept with probability 1. One
+// that refused on the trace's randomness R, because R is below its
+// threshold th (probability q), makes not keep exactly the traces it
+// refuses: those with R < th, a fraction 1-q. contrib marks them p = 1,
+// which counts them 1/(1-q) times too few. Here they are kept with the
+// complement threshold, 2^56 - th (probability 1-q), decided on the
+// reflected randomness (Decision.rv's reflectRV): R' = 2^56-1 + h - R, h
+// being the head threshold (0 without one), which maps the kept traces onto
+// R' at or above the complement threshold scaled by the head, as
+// consistent sampling requires. Kept spans carry R' as an explicit rv.
 func (p not) Evaluate(t *Trace) Decision {
 	d := p.sub.Evaluate(t)
 	switch d.Verdict {
 	case Sampled:
 		return Decision{}
 	case NotSampled:
-		return keepAlways
+		if d.Threshold == otelsampling.AlwaysSampleThreshold {
+			return keepAlways
+		}
+		c, err := otelsampling.UnsignedToThreshold(otelsampling.MaxAdjustedCount - d.Threshold.Unsigned())
+		if err != nil {
+			return keepAlways
+		}
+		return Decision{Verdict: Sampled, Threshold: c, rv: d.rv | reflectRV}
 	}
 	return d
 }

@@ -67,12 +67,13 @@ func (p probabilistic) Evaluate(t *Trace) Decision {
 		if p.threshold.ShouldSample(saltedRandomness(p.salt, t.ID)) {
 			return Decision{Verdict: Sampled, Threshold: p.threshold, rv: p.rv}
 		}
-		return Decision{}
+		return Decision{Verdict: NotSampled, Threshold: p.threshold, rv: p.rv}
 	}
 	if t.ShouldSample(p.threshold) {
 		return sampledAt(p.threshold)
 	}
-	return Decision{}
+	// A refusal carries the threshold it was decided on, for not.
+	return Decision{Verdict: NotSampled, Threshold: p.threshold}
 }
 
 // saltedRandomness derives a trace's randomness from a salt (the FNV-1a

@@ -7,21 +7,32 @@ import (
 	"time"
 )
 
-// RateLimitingConfig keeps traces while a token bucket of spans allows them,
-// as contrib's rate_limiting policy does: the bucket refills at
-// SpansPerSecond, holds at most BurstCapacity spans, and a trace takes as many
-// tokens as it has spans. A trace with more spans than BurstCapacity never
-// passes.
+// RateLimitingConfig keeps traces within a token bucket of spans, as
+// contrib's rate_limiting policy does: the bucket refills at SpansPerSecond,
+// holds at most BurstCapacity spans, and a trace takes as many tokens as it
+// has spans. A trace with more spans than BurstCapacity never passes.
+//
+// In the default mode, consistent, the policy samples on the trace's
+// randomness with a probability it sets from the demand it sees, and kept
+// traces carry that probability's threshold, so that their adjusted counts
+// add up to the traffic (docs/policies/counts.md); the limit then holds on
+// average rather than for every trace. Mode strict is contrib's hard limit
+// with probability 1.
 type RateLimitingConfig struct {
 	// SpansPerSecond is the sustained rate, in spans per second.
 	SpansPerSecond int64 `mapstructure:"spans_per_second"`
 	// BurstCapacity is the bucket size in spans; 0 means 2×SpansPerSecond.
 	BurstCapacity int64 `mapstructure:"burst_capacity"`
+	// Mode is consistent (the default) or strict.
+	Mode LimitMode `mapstructure:"mode"`
 }
 
 // Validate implements the config validator.
 func (c *RateLimitingConfig) Validate() error {
-	return validateBucket("spans_per_second", c.SpansPerSecond, c.BurstCapacity)
+	if err := validateBucket("spans_per_second", c.SpansPerSecond, c.BurstCapacity); err != nil {
+		return err
+	}
+	return c.Mode.validate()
 }
 
 // validateBucket checks a token bucket's rate and burst keys. contrib accepts
@@ -42,19 +53,26 @@ func validateBucket(rateKey string, perSecond, burst int64) error {
 
 func newRateLimiting(settings any, b *builder) (evaluator, error) {
 	c := settings.(*RateLimitingConfig)
-	return newLimiter(b, c.SpansPerSecond, c.BurstCapacity, false)
+	return newLimiter(b, c.SpansPerSecond, c.BurstCapacity, false, c.Mode)
 }
 
 // limiter is the rate_limiting or bytes_limiting policy: a token bucket of
-// spans or of bytes, and its charger bit.
+// spans or of bytes (strict), or a share controller (consistent), and its
+// charger bit.
 type limiter struct {
-	bucket *tokenBucket
-	bytes  bool // tokens are bytes (Trace.SizeBytes), else spans
+	bucket *tokenBucket // strict
+	share  *rateShare   // consistent
+	bytes  bool         // tokens are bytes (Trace.SizeBytes), else spans
 	bit    uint64
 }
 
-func newLimiter(b *builder, perSecond, burst int64, bytes bool) (*limiter, error) {
-	l := &limiter{bucket: newTokenBucket(perSecond, burst), bytes: bytes}
+func newLimiter(b *builder, perSecond, burst int64, bytes bool, mode LimitMode) (*limiter, error) {
+	l := &limiter{bytes: bytes}
+	if mode == LimitStrict {
+		l.bucket = newTokenBucket(perSecond, burst)
+	} else {
+		l.share = newRateShare(perSecond, burst)
+	}
 	var err error
 	l.bit, err = b.charger(l)
 	return l, err
@@ -78,6 +96,9 @@ func (l *limiter) cost(t *Trace) int64 {
 // then keeps.
 func (l *limiter) Evaluate(t *Trace) Decision {
 	n := l.cost(t)
+	if l.share != nil {
+		return l.evaluateShare(t, n)
+	}
 	switch {
 	case !t.redo:
 		if !l.bucket.allow(t.Now, n) {
@@ -93,7 +114,38 @@ func (l *limiter) Evaluate(t *Trace) Decision {
 	return keepAlways
 }
 
-func (l *limiter) charge(t *Trace) { l.bucket.take(t.Now, l.cost(t)) }
+func (l *limiter) charge(t *Trace) {
+	if l.share != nil {
+		l.share.charge(t.Now, l.cost(t))
+		return
+	}
+	l.bucket.take(t.Now, l.cost(t))
+}
+
+// evaluateShare is Evaluate in consistent mode: the trace is kept if its
+// randomness passes the threshold of the share's probability, which does
+// not depend on the trace's randomness, so that 1/p counts it without bias.
+// A trace costlier than the burst is refused outright (probability 0, as
+// contrib refuses it). A refusal carries the threshold it was decided on,
+// which not needs to mark what it keeps. In Redecide the share learns
+// nothing and the charge is pending.
+func (l *limiter) evaluateShare(t *Trace, n int64) Decision {
+	if float64(n) > l.share.burst {
+		return Decision{}
+	}
+	th := l.share.threshold(t.Now, n, !t.redo)
+	if !t.ShouldSample(th) {
+		return Decision{Verdict: NotSampled, Threshold: th}
+	}
+	switch {
+	case !t.redo:
+		l.share.charge(t.Now, n)
+		t.charged |= l.bit
+	case t.charged&l.bit == 0:
+		t.pending |= l.bit
+	}
+	return sampledAt(th)
+}
 
 // tokenBucket is golang.org/x/time/rate's Limiter, as contrib's rate_limiting
 // and bytes_limiting use it through AllowN, with the same float arithmetic,

@@ -33,6 +33,11 @@ type dynamicState struct {
 	Burst              int64
 }
 
+type shareState struct {
+	Tokens, Demand float64
+	Last           int64
+}
+
 type adaptiveState struct {
 	Keys        map[uint64]keyState
 	Count       int64
@@ -45,6 +50,9 @@ type adaptiveState struct {
 func stateOf(p evaluator) any {
 	switch p := p.(type) {
 	case *limiter:
+		if p.share != nil {
+			return shareState{p.share.tokens, p.share.demand, p.share.last}
+		}
 		return bucketState{p.bucket.tokens, p.bucket.last}
 	case *composite:
 		s := compositeState{Second: p.second}
@@ -134,7 +142,7 @@ func redecideTrace(now int64, spans int, dur uint64, key uint64) *Trace {
 
 func TestRedecideLeavesStateAsOneDecide(t *testing.T) {
 	rate := func(name string, perSec, burst int64) PolicyConfig {
-		return NewPolicyConfig(name, "rate_limiting", &RateLimitingConfig{SpansPerSecond: perSec, BurstCapacity: burst})
+		return NewPolicyConfig(name, "rate_limiting", &RateLimitingConfig{SpansPerSecond: perSec, BurstCapacity: burst, Mode: LimitStrict})
 	}
 	errors := NewPolicyConfig("errors", "status_code", &StatusCodeConfig{StatusCodes: []string{"ERROR"}})
 	adaptiveCfg := defaultAdaptiveConfig()
@@ -178,23 +186,28 @@ func TestRedecideLeavesStateAsOneDecide(t *testing.T) {
 			before: drainAnd(6), spans: 6, grow: addSpans(0), later: sec, keepFirst: false, keepSecond: false,
 		},
 		{
+			name:  "consistent rate_limiting admitted at Decide is not charged again",
+			cfgs:  []PolicyConfig{NewPolicyConfig("rate", "rate_limiting", &RateLimitingConfig{SpansPerSecond: 10, BurstCapacity: 10})},
+			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
+		},
+		{
 			name:  "bytes_limiting admitted at Decide is not charged again",
-			cfgs:  []PolicyConfig{NewPolicyConfig("bytes", "bytes_limiting", &BytesLimitingConfig{BytesPerSecond: 1000, BurstCapacity: 1000})},
+			cfgs:  []PolicyConfig{NewPolicyConfig("bytes", "bytes_limiting", &BytesLimitingConfig{BytesPerSecond: 1000, BurstCapacity: 1000, Mode: LimitStrict})},
 			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
 		},
 		{
 			name: "composite counted at Decide is not counted again",
 			cfgs: []PolicyConfig{NewPolicyConfig("composite", "composite", &CompositeConfig{
-				MaxTotalSpansPerSecond: 10,
-				SubPolicies:            []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
+				MaxTotalSpansPerSecond: 10, Mode: LimitStrict,
+				SubPolicies: []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
 			})},
 			spans: 6, grow: addSpans(1), keepFirst: true, keepSecond: true,
 		},
 		{
 			name: "composite over its allocation at Decide is counted once when Redecide keeps",
 			cfgs: []PolicyConfig{NewPolicyConfig("composite", "composite", &CompositeConfig{
-				MaxTotalSpansPerSecond: 10,
-				SubPolicies:            []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
+				MaxTotalSpansPerSecond: 10, Mode: LimitStrict,
+				SubPolicies: []PolicyConfig{NewPolicyConfig("all", "always_sample", nil)},
 			})},
 			before: fillComposite(6), spans: 6, grow: addSpans(0), later: sec, keepFirst: false, keepSecond: true,
 			charge: func(e *Engine, tr *Trace) { e.policies[0].(*composite).count(0, tr, true) },
@@ -287,7 +300,7 @@ func fillComposite(n int) func(e *Engine) {
 // trace to the next.
 func TestDecideForgetsEarlierTraces(t *testing.T) {
 	e := redecideEngine(t, BudgetConfig{},
-		NewPolicyConfig("rate", "rate_limiting", &RateLimitingConfig{SpansPerSecond: 10, BurstCapacity: 10}))
+		NewPolicyConfig("rate", "rate_limiting", &RateLimitingConfig{SpansPerSecond: 10, BurstCapacity: 10, Mode: LimitStrict}))
 	tr := redecideTrace(t0, 4, 10*ms, 1)
 	require.True(t, e.Decide(tr).Keep())
 	require.True(t, e.Decide(tr).Keep()) // charged again: 8 of 10

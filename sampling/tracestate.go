@@ -38,6 +38,64 @@ type Marker struct {
 	rnd    otelsampling.Randomness
 	hasRnd bool
 	simple string // the whole tracestate when none arrived
+	// supplement, when set, is a supplement marker's tailsift value.
+	supplement Supplement
+}
+
+// Supplement is why spans go out that the trace's first decision did not
+// keep. The first decision is the sample that adjusted counts stand for:
+// each trace is in it with the probability its threshold says. Spans a
+// later decision adds are kept with a probability that depends on what
+// happened after the first (a late error, a request for the trace), which
+// no threshold can state without counting the trace twice: a trace the
+// first decision kept at p is counted 1/p, so the same trace rescued when
+// the first decision dropped it must count 0 for the sum to stay unbiased.
+// A supplement marker therefore erases ot's th (contrib's
+// OpenTelemetryTraceState.AdjustedCount reads 0 for a span without one)
+// and says why in a tailsift entry. See docs/policies/counts.md.
+type Supplement uint8
+
+const (
+	// SupplementRescue marks late spans of a trace the first decision
+	// dropped and a later one (Engine.Redecide) kept: tailsift=rescue.
+	SupplementRescue Supplement = iota + 1
+	// SupplementRetro marks spans the first decision dropped, exported
+	// afterwards (retroactive keep from a store): tailsift=retro.
+	SupplementRetro
+)
+
+// supplementKey is the tracestate key of a supplement marker's entry.
+const supplementKey = "tailsift"
+
+func (s Supplement) String() string {
+	switch s {
+	case SupplementRescue:
+		return "rescue"
+	case SupplementRetro:
+		return "retro"
+	}
+	return ""
+}
+
+// NewSupplementMarker prepares the tracestate edits for spans kept by a
+// decision other than the trace's first: ot's th removed (adjusted count
+// 0), rv and the other entries kept, and tailsift=rescue or retro put
+// first.
+func NewSupplementMarker(why Supplement) Marker {
+	m := Marker{supplement: why}
+	m.simple = supplementKey + "=" + why.String()
+	return m
+}
+
+// AdjustedCount returns how many spans a kept span with this tracestate
+// stands for: 1/p for its ot th, 0 without a th (a supplement, or a span no
+// probability sampler marked) or for a tracestate that does not parse.
+func AdjustedCount(tracestate string) float64 {
+	w3c, err := otelsampling.NewW3CTraceState(tracestate)
+	if err != nil {
+		return 0
+	}
+	return w3c.OTelValue().AdjustedCount()
 }
 
 // NewMarker prepares the tracestate edits for threshold th, decided on the
@@ -77,6 +135,9 @@ func (m Marker) Mark(existing []byte) string {
 	if err != nil {
 		return m.simple
 	}
+	if m.supplement != 0 {
+		return m.markSupplement(&w3c)
+	}
 	if cur, ok := w3c.OTelValue().TValueThreshold(); ok && !m.hasRnd && !otelsampling.ThresholdGreater(m.th, cur) {
 		// The span already carries this or a lower probability; keep it.
 		return string(existing)
@@ -103,4 +164,28 @@ func (m Marker) edit(w3c *otelsampling.W3CTraceState) (string, error) {
 		return "", err
 	}
 	return sb.String(), nil
+}
+
+// markSupplement is Mark for a supplement marker.
+func (m Marker) markSupplement(w3c *otelsampling.W3CTraceState) string {
+	var sb strings.Builder
+	sb.WriteString(m.simple)
+	ot := w3c.OTelValue()
+	ot.ClearTValue()
+	if ot.HasAnyValue() {
+		sb.WriteString(",ot=")
+		if err := ot.Serialize(&sb); err != nil {
+			return m.simple
+		}
+	}
+	for _, kv := range w3c.ExtraValues() {
+		if kv.Key == supplementKey {
+			continue
+		}
+		sb.WriteString(",")
+		sb.WriteString(kv.Key)
+		sb.WriteString("=")
+		sb.WriteString(kv.Value)
+	}
+	return sb.String()
 }

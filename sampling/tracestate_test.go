@@ -85,3 +85,48 @@ func TestSetIdentity(t *testing.T) {
 		})
 	}
 }
+
+func TestSupplementMarker(t *testing.T) {
+	tests := []struct {
+		name     string
+		why      sampling.Supplement
+		existing string
+		want     string
+	}{
+		{"empty", sampling.SupplementRescue, "", "tailsift=rescue"},
+		{"retro", sampling.SupplementRetro, "", "tailsift=retro"},
+		{"th erased, rv kept", sampling.SupplementRescue, "ot=th:8;rv:0123456789abcd", "tailsift=rescue,ot=rv:0123456789abcd"},
+		{"th alone erased", sampling.SupplementRescue, "ot=th:0", "tailsift=rescue"},
+		{"other ot sub-keys kept", sampling.SupplementRetro, "ot=th:c;foo:bar", "tailsift=retro,ot=foo:bar"},
+		{"other vendors kept", sampling.SupplementRescue, "a=1,ot=th:c,b=2", "tailsift=rescue,a=1,b=2"},
+		{"an earlier tailsift entry replaced", sampling.SupplementRetro, "tailsift=rescue,ot=th:c", "tailsift=retro"},
+		{"unparsable replaced", sampling.SupplementRescue, "not a tracestate", "tailsift=rescue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sampling.NewSupplementMarker(tt.why)
+			got := m.Mark([]byte(tt.existing))
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, m.Mark([]byte(got)), "marking is idempotent")
+			assert.Zero(t, sampling.AdjustedCount(got), "a supplement counts 0")
+		})
+	}
+}
+
+func TestAdjustedCount(t *testing.T) {
+	tests := []struct {
+		tracestate string
+		want       float64
+	}{
+		{"ot=th:0", 1},
+		{"ot=th:8", 2},
+		{"a=1,ot=rv:0123456789abcd;th:c", 4},
+		{"ot=rv:0123456789abcd", 0},
+		{"", 0},
+		{"tailsift=rescue", 0},
+		{"ot=th:zz", 0},
+	}
+	for _, tt := range tests {
+		assert.InDelta(t, tt.want, sampling.AdjustedCount(tt.tracestate), 1e-9, tt.tracestate)
+	}
+}

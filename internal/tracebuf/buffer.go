@@ -74,7 +74,8 @@ type Buffer struct {
 
 // New builds a buffer for a validated config.
 func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
-	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget))
+	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget), sampling.WithFirstMatch(cfg.SampleOnFirstMatch),
+		sampling.WithRootSpanCondition(cfg.RootSpanCondition))
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +406,9 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	}
 	b.done.Wait()
 	errs := b.errs
+	if err := b.engine.SaveState(); err != nil { // adaptive's state_file
+		errs = append(errs, err)
+	}
 	if !stop() { // the shards were stopped: what they held is counted
 		errs = append(errs, fmt.Errorf("not done within output.shutdown_timeout or the deadline: %w", ctx.Err()))
 	}

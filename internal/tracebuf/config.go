@@ -41,6 +41,14 @@ type Config struct {
 	// Cluster makes this gateway one of a ring of gateways (docs/scale-out.md);
 	// absent, it samples alone.
 	Cluster configoptional.Optional[cluster.Config] `mapstructure:"cluster"`
+	// SampleOnFirstMatch: the first policy that samples a trace decides,
+	// the later ones are not evaluated (contrib's sample_on_first_match;
+	// see sampling.WithFirstMatch for the threshold the trace carries).
+	SampleOnFirstMatch bool `mapstructure:"sample_on_first_match"`
+	// RootSpanCondition: OTTL span conditions that make a span count as
+	// its trace's root for keyed policies, for traces whose true root
+	// never arrives (sampling.WithRootSpanCondition).
+	RootSpanCondition []string `mapstructure:"root_span_condition"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.
@@ -192,6 +200,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("shards: must be between 0 (GOMAXPROCS) and 4096, got %d", c.Shards)
 	}
 	if err := sampling.ValidatePolicies(c.Policies); err != nil {
+		return err
+	}
+	if err := sampling.ValidateRootSpanCondition(c.RootSpanCondition); err != nil {
 		return err
 	}
 	return sampling.ValidateBudget(&c.Budget, c.Policies)
