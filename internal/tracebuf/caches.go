@@ -28,6 +28,17 @@ type keptMark struct {
 // rvSet marks keptMark.rv as holding a randomness (56 bits, never this one).
 const rvSet = 1 << 63
 
+// rescuedSet marks, in keptMark.rv, a trace kept by a late span after its
+// first decision dropped it: its spans go out with the rescue supplement
+// marker (no th, so they count 0 downstream: the traces the first decision
+// kept already stand for it; docs/policies/counts.md).
+const rescuedSet = 1 << 62
+
+// rescuedMark is the mark of a rescued trace.
+func rescuedMark(th otelsampling.Threshold) keptMark {
+	return keptMark{th: th.Unsigned(), rv: rescuedSet}
+}
+
 func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) keptMark {
 	m := keptMark{th: th.Unsigned()}
 	if hasRnd {
@@ -38,11 +49,14 @@ func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd 
 
 // marker is the sampling.Marker that writes m into span tracestates.
 func (m keptMark) marker() sampling.Marker {
+	if m.rv&rescuedSet != 0 {
+		return sampling.NewSupplementMarker(sampling.SupplementRescue)
+	}
 	th, _ := otelsampling.UnsignedToThreshold(m.th)
 	if m.rv&rvSet == 0 {
 		return sampling.NewMarker(th)
 	}
-	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ rvSet)
+	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ (rvSet | rescuedSet))
 	return sampling.NewMarkerOn(th, rnd)
 }
 

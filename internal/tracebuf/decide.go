@@ -20,7 +20,7 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 	d := s.evaluate(t, false)
 	hold := false
 	if d.Keep() {
-		s.keep(t, d, now)
+		s.keep(t, d, now, false)
 	} else if reason != ReasonMemory {
 		// A trace dropped early for lack of memory is not remembered: its
 		// later spans start afresh and get a decision of their own, so an
@@ -67,11 +67,23 @@ func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 }
 
 // keep remembers t as kept and appends its spans, marked with d's
-// threshold, to the output batch.
-func (s *shard) keep(t *trace, d sampling.Decision, now int64) {
-	rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
-	s.decided.rememberKept(t.sum.ID, t.hash, newKeptMark(d.Threshold, rnd, hasRnd))
+// threshold, to the output batch. rescued is set when a late span keeps a
+// trace the first decision dropped: its spans then carry the rescue
+// supplement marker instead, which counts 0 (the traces kept the first time
+// already stand for it), and so do its later late spans.
+func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
+	var mark keptMark
+	if rescued {
+		mark = rescuedMark(d.Threshold)
+	} else {
+		rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
+		mark = newKeptMark(d.Threshold, rnd, hasRnd)
+	}
+	s.decided.rememberKept(t.sum.ID, t.hash, mark)
 	m := s.deps.engine.Marker(&t.sum, d)
+	if rescued {
+		m = mark.marker()
+	}
 	var rootAttrs []byte
 	if s.annotate {
 		rootAttrs = s.rootAttrs(d)

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tailsift/tailsift/sampling"
 )
 
 func rescueConfig(window time.Duration) *Config {
@@ -18,7 +20,8 @@ func rescueConfig(window time.Duration) *Config {
 }
 
 // A dropped trace is held for rescue.window; a late ERROR span within it
-// keeps the whole trace, late span included, at probability 1.
+// keeps the whole trace, late span included, marked as a rescue supplement
+// (no th: it counts 0, as the traces the first decision kept stand for it).
 func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 	h := newHarness(t, rescueConfig(30*time.Second), nil)
 	h.send(spanSpec{Trace: 1, Span: 2, Parent: 1}, spanSpec{Trace: 1, Span: 3, Parent: 2})
@@ -34,7 +37,8 @@ func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 	got := h.spansOf(1)
 	require.Len(t, got, 4, "the rescued trace should arrive whole")
 	for n, sp := range got {
-		assert.Equal(t, "ot=th:0", sp.TraceState().AsRaw(), "span %d", n)
+		assert.Equal(t, "tailsift=rescue", sp.TraceState().AsRaw(), "span %d", n)
+		assert.Zero(t, sampling.AdjustedCount(sp.TraceState().AsRaw()), "span %d", n)
 	}
 	assert.Equal(t, int64(1), h.metric("otelcol_processor_tailsift_traces_rescued", attribute.String("policy", "errors")))
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_rescue_held_traces"))
@@ -44,7 +48,8 @@ func TestRescueLateErrorKeepsWholeTrace(t *testing.T) {
 	// decided with its trace, or late (the rescuing span and this one).
 	h.send(spanSpec{Trace: 1, Span: 5, Parent: 2})
 	h.advance(100 * time.Millisecond)
-	assert.Len(t, h.spansOf(1), 5)
+	require.Len(t, h.spansOf(1), 5)
+	assert.Equal(t, "tailsift=rescue", h.spansOf(1)[4].TraceState().AsRaw(), "a later span of a rescued trace")
 	assert.Equal(t, int64(2), h.metric("otelcol_processor_tailsift_late_spans", attribute.String("decision", "keep")))
 	assert.Equal(t, h.metric("otelcol_processor_tailsift_spans_received"),
 		h.metric("otelcol_processor_tailsift_spans_decided")+h.metric("otelcol_processor_tailsift_late_spans"))
