@@ -96,28 +96,27 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	for _, id := range ids {
 		want[id] = struct{}{}
 	}
-	var blocks []ref
+	var refs []ref
 	var tail []byte
 	s.mu.RLock()
 	for _, id := range ids {
-		e := s.idx.byID[id]
-		if e == nil {
-			continue
-		}
-		for _, r := range e.refs {
-			if r.seg != tailSeg {
-				blocks = append(blocks, r)
-			} else if int(r.off) < len(s.tail) {
-				n := frameHeader + int(le32(s.tail[r.off:]))
-				tail = append(tail, s.tail[r.off:int(r.off)+n]...)
-			}
+		if e := s.idx.byID[id]; e != nil {
+			refs = append(refs, e.refs...)
 		}
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(blocks, func(a, b ref) int {
+	slices.SortFunc(refs, func(a, b ref) int {
 		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
 	})
-	blocks = slices.Compact(blocks)
+	refs = slices.Compact(refs)
+	blocks := refs
+	for len(blocks) > 0 && blocks[0].seg == tailSeg {
+		if r := blocks[0]; int(r.off) < len(s.tail) {
+			n := frameHeader + int(le32(s.tail[r.off:]))
+			tail = append(tail, s.tail[r.off:int(r.off)+n]...)
+		}
+		blocks = blocks[1:]
+	}
+	s.mu.RUnlock()
 
 	var fl filter
 	var out []byte

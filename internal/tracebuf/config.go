@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -35,6 +37,11 @@ type Config struct {
 	// Budget caps the kept traces or spans per second, shared among
 	// priority classes of the policies; off when absent.
 	Budget sampling.BudgetConfig `mapstructure:"budget"`
+	// Storage names the tailsift extension (e.g. `tailsift`) whose durable
+	// store records every accepted span and decision, so that a restart
+	// resumes the buffer and late errors keep dropped traces; off when
+	// absent.
+	Storage *component.ID `mapstructure:"storage"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.

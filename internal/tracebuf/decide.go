@@ -102,6 +102,7 @@ func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag in
 		t.inQuiet = false
 	}
 	s.usage.nTraces--
+	s.recordDecision(t, d, reason)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	s.usage.used -= t.size
 	if hold {

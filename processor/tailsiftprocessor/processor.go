@@ -74,14 +74,13 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	return &tailsiftProcessor{buf: buf, telemetry: tb}, nil
 }
 
-func (p *tailsiftProcessor) Start(context.Context, component.Host) error {
-	p.buf.Start()
-	return nil
+func (p *tailsiftProcessor) Start(ctx context.Context, host component.Host) error {
+	return p.buf.StartWithStorage(ctx, host)
 }
 
 // Shutdown decides every buffered trace and forwards the kept ones within ctx.
 func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
-	err := p.buf.Shutdown(ctx)
+	err := p.buf.ShutdownWithStorage(ctx)
 	p.telemetry.Shutdown()
 	return err
 }

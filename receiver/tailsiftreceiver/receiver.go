@@ -105,8 +105,10 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 
 // Start starts the buffer's shards, then the servers.
 func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
-	r.buf.Start()
-	err := r.startGRPC(ctx, host)
+	err := r.buf.StartWithStorage(ctx, host)
+	if err == nil {
+		err = r.startGRPC(ctx, host)
+	}
 	if err == nil {
 		err = r.startHTTP(ctx, host)
 	}
@@ -208,7 +210,7 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			}
 		}
 		r.serving.Wait()
-		errs = append(errs, r.buf.Shutdown(ctx))
+		errs = append(errs, r.buf.ShutdownWithStorage(ctx))
 		r.telemetry.Shutdown()
 		r.stopErr = errors.Join(errs...)
 	})
