@@ -30,9 +30,9 @@ func (s *Store) snapshot() *Recovery {
 	r := &Recovery{}
 	for id, e := range s.idx.byID {
 		switch {
-		case e.decided:
-			r.Decided = append(r.Decided, Decided{ID: id, Decision: e.dec, Delivered: e.delivered})
-		case len(e.refs) > 0:
+		case e.flags&flagDecided != 0:
+			r.Decided = append(r.Decided, Decided{ID: id, Decision: s.idx.decision(&e), Delivered: e.flags&flagDelivered != 0})
+		case e.nrefs > 0:
 			r.Undecided = append(r.Undecided, id)
 		}
 	}
@@ -69,12 +69,12 @@ var ErrNotFound = errors.New("trace not found")
 func (s *Store) Trace(id [16]byte) (Trace, error) {
 	var t Trace
 	s.mu.RLock()
-	e := s.idx.byID[id]
-	if e != nil {
-		t.Decision, t.Decided, t.Delivered = e.dec, e.decided, e.delivered
+	e, ok := s.idx.byID[id]
+	if ok {
+		t.Decision, t.Decided, t.Delivered = s.idx.decision(&e), e.flags&flagDecided != 0, e.flags&flagDelivered != 0
 	}
 	s.mu.RUnlock()
-	if e == nil {
+	if !ok {
 		return t, ErrNotFound
 	}
 	err := s.Requests([][16]byte{id}, func(req []byte, spans int) error {
@@ -100,8 +100,8 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	var tail []byte
 	s.mu.RLock()
 	for _, id := range ids {
-		if e := s.idx.byID[id]; e != nil {
-			refs = append(refs, e.refs...)
+		if e, ok := s.idx.byID[id]; ok {
+			refs = s.idx.appendRefs(refs, id, &e)
 		}
 	}
 	slices.SortFunc(refs, func(a, b ref) int {

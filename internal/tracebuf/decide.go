@@ -151,5 +151,6 @@ func (s *shard) flushAll(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.report()
+	s.flushStore()
 	return errors.Join(errs...)
 }

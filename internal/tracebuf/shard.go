@@ -209,6 +209,7 @@ func (s *shard) run(ctx context.Context) error {
 		s.rearm(now)
 		s.compactArena()
 		s.report()
+		s.flushStore()
 	}
 }
 

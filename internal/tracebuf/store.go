@@ -33,13 +33,16 @@ type storeHook struct {
 	replay    [][16]byte
 	rescue    *rescuer
 	detach    func() // from the extension's keepers
+	// pending holds each shard's decisions not yet handed to the store;
+	// only shard i touches pending[i].
+	pending []shardDecisions
 }
 
 // AttachStore makes b record to st and resume from what st held at Open
 // (if no other component claimed it). Call it before Start, then Replay
 // after Start.
 func (b *Buffer) AttachStore(st *store.Store) {
-	h := &storeHook{st: st}
+	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards))}
 	b.store = h
 	next := b.emit
 	b.emit = func(ctx context.Context, td ptrace.Traces) error {
@@ -114,15 +117,42 @@ func (b *Buffer) recordSpans(req *request) {
 			}
 		}
 	}
-	h.st.AppendSpans(ids, req.buf)
+	if req.done == nil {
+		// The buffer owns buf and never changes it: no copy.
+		h.st.AppendSpansOwned(ids, req.buf)
+	} else {
+		h.st.AppendSpans(ids, req.buf) // pooled memory, given back once the shards are done
+	}
 }
 
-// recordDecision records the decision d taken on t for reason.
+// shardDecisions are the decisions a shard took since it last handed them
+// to the store: one store item per loop of the shard, not one per trace.
+type shardDecisions struct {
+	ids  [][16]byte
+	decs []store.Decision
+}
+
+// recordDecision notes the decision d taken on t for reason; flushStore
+// hands it to the store.
 func (s *shard) recordDecision(t *trace, d sampling.Decision, reason string) {
 	if h := s.deps.store; h != nil {
-		h.st.AppendDecision(t.sum.ID, store.Decision{
+		p := &h.pending[s.id]
+		p.ids = append(p.ids, t.sum.ID)
+		p.decs = append(p.decs, store.Decision{
 			Keep: d.Keep(), Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: reason,
 		})
+	}
+}
+
+// flushStore hands the shard's noted decisions to the store.
+func (s *shard) flushStore() {
+	h := s.deps.store
+	if h == nil {
+		return
+	}
+	if p := &h.pending[s.id]; len(p.ids) > 0 {
+		h.st.AppendDecisions(p.ids, p.decs)
+		*p = shardDecisions{} // the store holds those slices now
 	}
 }
 
