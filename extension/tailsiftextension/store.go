@@ -54,10 +54,11 @@ func (e *Extension) keeper() store.Keeper {
 // the directory key.
 func (e *Extension) openStore() error {
 	st, err := store.Open(store.Options{
-		Dir:       e.cfg.Directory,
-		Retention: e.cfg.Retention,
-		MaxBytes:  int64(e.cfg.MaxBytes),
-		Logger:    e.set.Logger,
+		Dir:         e.cfg.Directory,
+		Retention:   e.cfg.Retention,
+		MaxBytes:    int64(e.cfg.MaxBytes),
+		Compression: e.cfg.Compression,
+		Logger:      e.set.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("tailsift extension: directory %q: %w", e.cfg.Directory, err)

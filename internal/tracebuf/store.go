@@ -36,13 +36,16 @@ type storeHook struct {
 	// pending holds each shard's decisions not yet handed to the store;
 	// only shard i touches pending[i].
 	pending []shardDecisions
+	// extents holds each shard's recently dropped traces; only shard i
+	// touches extents[i].
+	extents []droppedExtents
 }
 
 // AttachStore makes b record to st and resume from what st held at Open
 // (if no other component claimed it). Call it before Start, then Replay
 // after Start.
 func (b *Buffer) AttachStore(st *store.Store) {
-	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards))}
+	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards))}
 	b.store = h
 	next := b.emit
 	b.emit = func(ctx context.Context, td ptrace.Traces) error {
@@ -136,6 +139,9 @@ type shardDecisions struct {
 // hands it to the store.
 func (s *shard) recordDecision(t *trace, d sampling.Decision, reason string) {
 	if h := s.deps.store; h != nil {
+		if !d.Keep() {
+			s.rememberDropped(t)
+		}
 		p := &h.pending[s.id]
 		p.ids = append(p.ids, t.sum.ID)
 		p.decs = append(p.decs, store.Decision{

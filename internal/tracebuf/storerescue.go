@@ -71,11 +71,67 @@ func (b *Buffer) CloseStore() {
 	}
 }
 
+// droppedRecent is how many recently dropped traces a shard remembers the
+// extent of.
+const droppedRecent = 16384
+
+// droppedExtents is a shard's memory of its recently dropped traces'
+// extents (a ring), so that a late span that brings no error and does not
+// lengthen its trace is let go at once, without a copy or a read.
+type droppedExtents struct {
+	byID map[[16]byte]extent
+	ring [][16]byte
+	next int
+}
+
+// remember notes the extent of a trace the shard dropped.
+func (d *droppedExtents) remember(id [16]byte, e extent) {
+	if d.byID == nil {
+		d.byID = make(map[[16]byte]extent, droppedRecent)
+		d.ring = make([][16]byte, droppedRecent)
+	}
+	if old := d.ring[d.next]; old != ([16]byte{}) {
+		delete(d.byID, old)
+	}
+	d.ring[d.next] = id
+	d.next = (d.next + 1) % droppedRecent
+	d.byID[id] = e
+}
+
+// changes reports whether sp could change the decision on its trace: it
+// brings the first error, or lengthens the trace, or the trace is not
+// remembered. It widens the remembered extent to sp.
+func (d *droppedExtents) changes(sp *wire.Span) bool {
+	e, ok := d.byID[sp.TraceID]
+	if !ok {
+		return true
+	}
+	newError := sp.Status == statusError && !e.hasError
+	longer := sp.Start < e.start || sp.End > e.end
+	if !newError && !longer {
+		return false
+	}
+	e.hasError = e.hasError || sp.Status == statusError
+	e.start, e.end = min(e.start, sp.Start), max(e.end, sp.End)
+	d.byID[sp.TraceID] = e
+	return true
+}
+
+// rememberDropped notes the extent of a trace the shard dropped.
+func (s *shard) rememberDropped(t *trace) {
+	if h := s.deps.store; h != nil {
+		h.extents[s.id].remember(t.sum.ID, extent{
+			start: t.sum.Start, end: t.sum.End, hasError: t.sum.StatusMask&sampling.StatusErrorBit != 0,
+		})
+	}
+}
+
 // lateDropped offers a late span of a dropped trace to the rescuer, when
-// the buffer has a store. It never blocks.
+// the buffer has a store and the span could change the decision. It never
+// blocks.
 func (s *shard) lateDropped(batch *wire.Batch, sp *wire.Span) {
 	h := s.deps.store
-	if h == nil || h.rescue == nil {
+	if h == nil || h.rescue == nil || !h.extents[s.id].changes(sp) {
 		return
 	}
 	e := &s.enc
