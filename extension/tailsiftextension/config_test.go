@@ -23,6 +23,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Directory = "/var/lib/tailsift/store"
 	custom.Retention = 30 * time.Minute
 	custom.MaxBytes = 8 << 30
+	custom.Compression = "s2"
 
 	tests := []struct {
 		id       component.ID
@@ -60,6 +61,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"empty directory", func(c *Config) { c.Directory = "" }, "directory: must not be empty"},
 		{"zero retention", func(c *Config) { c.Retention = 0 }, "retention: must be between 1s and 168h, got 0s"},
 		{"tiny max_bytes", func(c *Config) { c.MaxBytes = 1 << 20 }, "max_bytes: must be at least 16MiB, got 1048576"},
+		{"unknown compression", func(c *Config) { c.Compression = "lz4" }, `compression: must be zstd or s2, got "lz4"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

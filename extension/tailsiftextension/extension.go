@@ -11,6 +11,9 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
+	"github.com/tailsift/tailsift/internal/store"
 )
 
 // Extension is the tailsift extension. Components reach it through
@@ -24,6 +27,10 @@ type Extension struct {
 	server   *http.Server
 	addr     string
 	served   chan struct{}
+
+	st        *store.Store
+	keepers   keepers
+	telemetry *metadata.TelemetryBuilder
 }
 
 // Addr is the address the HTTP server listens on, once started.
@@ -70,16 +77,28 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-// Start listens on the configured endpoint and serves the routes.
+// Start opens the store (locking its directory), then listens on the
+// configured endpoint and serves the routes.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {
+	if err := e.openStore(); err != nil {
+		return err
+	}
+	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
+	if err == nil {
+		e.telemetry = tb
+		err = registerMetrics(tb, e.st)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("tailsift extension: %w", err), e.closeStore())
+	}
 	ln, err := e.cfg.ServerConfig.ToListener(ctx)
 	if err != nil {
-		return fmt.Errorf("tailsift extension: listen on endpoint %q: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err)
+		return errors.Join(fmt.Errorf("tailsift extension: listen on endpoint %q: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err), e.closeStore())
 	}
 	e.server, err = e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.set.TelemetrySettings, e.mux)
 	if err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("tailsift extension: create HTTP server: %w", err)
+		return errors.Join(fmt.Errorf("tailsift extension: create HTTP server: %w", err), e.closeStore())
 	}
 	e.addr = ln.Addr().String()
 	e.set.Logger.Info("tailsift extension serving", zap.String("endpoint", e.addr))
@@ -93,16 +112,33 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-// Shutdown stops the HTTP server. It is safe to call twice, and without Start.
+// Shutdown stops the HTTP server and closes the store (sealing what it
+// holds). It is safe to call twice, and without Start.
 func (e *Extension) Shutdown(ctx context.Context) error {
-	if e.server == nil {
+	var err error
+	if e.server != nil {
+		err = e.server.Shutdown(ctx)
+		if err != nil {
+			err = errors.Join(err, e.server.Close())
+		}
+		<-e.served
+		e.server = nil
+	}
+	return errors.Join(err, e.closeStore())
+}
+
+func (e *Extension) closeStore() error {
+	if e.telemetry != nil {
+		e.telemetry.Shutdown()
+		e.telemetry = nil
+	}
+	if e.st == nil {
 		return nil
 	}
-	err := e.server.Shutdown(ctx)
+	err := e.st.Close()
+	e.st = nil
 	if err != nil {
-		err = errors.Join(err, e.server.Close())
+		return fmt.Errorf("tailsift extension: close store: %w", err)
 	}
-	<-e.served
-	e.server = nil
-	return err
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
+	"github.com/tailsift/tailsift/internal/store"
 )
 
 const defaultEndpoint = "127.0.0.1:13134"
@@ -26,6 +27,7 @@ func createDefaultConfig() component.Config {
 		Directory:    "./data/store",
 		Retention:    10 * time.Minute,
 		MaxBytes:     4 << 30,
+		Compression:  store.CompressionZstd,
 	}
 }
 

@@ -28,6 +28,7 @@ type collectorConfig struct {
 	BaselinePct float64       // the probabilistic policy's sampling_percentage
 	SinkAddr    string        // where the otlp_grpc exporter sends
 	GRPCMaxMiB  int           // the otlp receiver's grpc max_recv_msg_size_mib, when not 0
+	StoreDir    string        // with the tailsift extension's store in this directory, when set
 }
 
 // fastConfig is the configuration of tests that want quick decisions.
@@ -49,6 +50,8 @@ type collector struct {
 	healthAddr string // empty when the binary lacks health_check
 
 	cmd    *exec.Cmd
+	path   string // its config file
+	config []byte
 	output *syncBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // the process's exit status, once exited is closed
@@ -104,6 +107,7 @@ func tryStartCollector(t testing.TB, cfg collectorConfig, attempt int) (*collect
 func (c *collector) launch(t testing.TB, path, dir string, config []byte) error {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, config, 0o600))
+	c.path, c.config = path, config
 	c.cmd = exec.Command(collectorBin, "--config", "file:"+path)
 	c.cmd.Dir = dir
 	c.cmd.Stdout = c.output

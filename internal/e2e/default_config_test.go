@@ -50,7 +50,8 @@ func TestDefaultConfigRun(t *testing.T) {
 	config := string(raw)
 	for from, to := range map[string]string{
 		"127.0.0.1:4317": c.grpcAddr, "127.0.0.1:4318": c.httpAddr, "127.0.0.1:13133": c.healthAddr,
-		"port: 8888": "port: " + metricsPort,
+		"127.0.0.1:13134": freeAddr(t),
+		"port: 8888":      "port: " + metricsPort,
 	} {
 		require.Contains(t, config, from, "config/default.yaml changed; update this test")
 		config = strings.ReplaceAll(config, from, to)

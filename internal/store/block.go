@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -14,12 +16,22 @@ import (
 //
 //	u32 magic | u32 compressed length | u32 CRC-32C of the compressed bytes |
 //	u32 raw length | u64 highest record sequence | i64 newest record time
+//
+// The magic says the compression: a store reads both, whatever it writes.
 const (
-	blockMagic  = 0x31425354 // "TSB1"
+	magicZstd   = 0x31425354 // "TSB1"
+	magicS2     = 0x32425354 // "TSB2"
 	blockHeader = 32
 )
 
+// Compressions of blocks.
+const (
+	CompressionZstd = "zstd"
+	CompressionS2   = "s2"
+)
+
 type blockInfo struct {
+	s2              bool
 	compLen, rawLen int
 	crc             uint32
 	maxSeq          uint64
@@ -28,7 +40,11 @@ type blockInfo struct {
 
 // appendBlockHeader appends the header of a block.
 func appendBlockHeader(dst []byte, b blockInfo) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, blockMagic)
+	magic := uint32(magicZstd)
+	if b.s2 {
+		magic = magicS2
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, magic)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.compLen))
 	dst = binary.LittleEndian.AppendUint32(dst, b.crc)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.rawLen))
@@ -42,10 +58,12 @@ func parseBlockHeader(buf []byte) (blockInfo, error) {
 	if len(buf) < blockHeader {
 		return blockInfo{}, errTruncated
 	}
-	if binary.LittleEndian.Uint32(buf) != blockMagic {
+	magic := binary.LittleEndian.Uint32(buf)
+	if magic != magicZstd && magic != magicS2 {
 		return blockInfo{}, errors.New("bad block magic")
 	}
 	b := blockInfo{
+		s2:      magic == magicS2,
 		compLen: int(binary.LittleEndian.Uint32(buf[4:])),
 		crc:     binary.LittleEndian.Uint32(buf[8:]),
 		rawLen:  int(binary.LittleEndian.Uint32(buf[12:])),
@@ -61,13 +79,14 @@ func parseBlockHeader(buf []byte) (blockInfo, error) {
 // codec compresses and decompresses blocks. Its encoder is used by the
 // writer goroutine only; the decoder is safe for concurrent use.
 type codec struct {
+	s2  bool // write s2 blocks, not zstd ones
 	enc *zstd.Encoder
 	dec *zstd.Decoder
 }
 
-func newCodec() (*codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true))
+func newCodec(compression string) (*codec, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true), zstd.WithNoEntropyCompression(true))
 	if err != nil {
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
 	}
@@ -75,7 +94,7 @@ func newCodec() (*codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create zstd decoder: %w", err)
 	}
-	return &codec{enc: enc, dec: dec}, nil
+	return &codec{s2: compression == CompressionS2, enc: enc, dec: dec}, nil
 }
 
 func (c *codec) close() {
@@ -87,10 +106,16 @@ func (c *codec) close() {
 func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, blockHeader)...)
-	dst = c.enc.EncodeAll(raw, dst)
+	if c.s2 {
+		dst = slices.Grow(dst, s2.MaxEncodedLen(len(raw)))
+		n := len(s2.Encode(dst[len(dst):cap(dst)], raw))
+		dst = dst[:len(dst)+n]
+	} else {
+		dst = c.enc.EncodeAll(raw, dst)
+	}
 	comp := dst[start+blockHeader:]
 	appendBlockHeader(dst[start:start], blockInfo{
-		compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
+		s2: c.s2, compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
 		maxSeq: maxSeq, maxTime: maxTime,
 	})
 	return dst
@@ -101,7 +126,20 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 	if crc32.Checksum(comp, castagnoli) != b.crc {
 		return nil, errors.New("block checksum mismatch")
 	}
-	out, err := c.dec.DecodeAll(comp, dst[:0])
+	var out []byte
+	var err error
+	if b.s2 {
+		n, lerr := s2.DecodedLen(comp)
+		if lerr != nil {
+			return nil, fmt.Errorf("s2 block: %w", lerr)
+		}
+		if n != b.rawLen {
+			return nil, fmt.Errorf("s2 block of %d bytes, header says %d", n, b.rawLen)
+		}
+		out, err = s2.Decode(slices.Grow(dst[:0], b.rawLen)[:b.rawLen], comp)
+	} else {
+		out, err = c.dec.DecodeAll(comp, dst[:0])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decompress block: %w", err)
 	}

@@ -12,64 +12,154 @@ type ref struct {
 	off uint32
 }
 
-// entry is what the index holds for one trace.
+// inlineRefs is how many refs an entry holds itself; a trace whose spans
+// are in more blocks keeps the rest in index.more.
+const inlineRefs = 3
+
+// Entry flags.
+const (
+	flagDecided uint8 = 1 << iota
+	flagKeep
+	flagDelivered
+	flagInTail // some record of the trace is in the tail
+)
+
+// entry is what the index holds for one trace. It holds no pointer, so
+// that the garbage collector never scans the index: the policy and reason
+// are interned.
 type entry struct {
-	refs      []ref
-	dec       Decision
-	decided   bool
-	delivered bool
-	inTail    bool   // some record of the trace is in the tail
+	refs      [inlineRefs]ref
+	nrefs     uint8 // refs in use, inline ones first, then more's
+	flags     uint8
+	policy    uint16
+	reason    uint16
 	last      uint32 // the newest sealed segment with a record of the trace
+	threshold uint64
 }
 
 // index maps trace IDs to their entries, and each segment (and the tail) to
 // the trace IDs with records in it, so that evicting a segment forgets them.
 type index struct {
-	byID   map[[16]byte]*entry
+	byID   map[[16]byte]entry
+	more   map[[16]byte][]ref // refs past the inline ones (rare)
 	bySeg  map[uint32][][16]byte
 	tailID [][16]byte
+	names  []string
+	nameID map[string]uint16
 }
 
 func newIndex() *index {
-	return &index{byID: make(map[[16]byte]*entry), bySeg: make(map[uint32][][16]byte)}
+	return &index{
+		byID: make(map[[16]byte]entry), more: make(map[[16]byte][]ref), bySeg: make(map[uint32][][16]byte),
+		names: []string{""}, nameID: map[string]uint16{"": 0},
+	}
 }
 
-// get returns id's entry, creating it.
-func (x *index) get(id [16]byte) *entry {
-	e := x.byID[id]
-	if e == nil {
-		e = &entry{}
-		x.byID[id] = e
+// intern returns the number of a policy or reason name.
+func (x *index) intern(s string) uint16 {
+	if n, ok := x.nameID[s]; ok {
+		return n
 	}
-	return e
+	if len(x.names) >= 1<<16-1 {
+		return 0 // names are few (policies, reasons); never grow without bound
+	}
+	n := uint16(len(x.names))
+	x.names = append(x.names, s)
+	x.nameID[s] = n
+	return n
+}
+
+// decision returns the entry's decision.
+func (x *index) decision(e *entry) Decision {
+	return Decision{
+		Keep: e.flags&flagKeep != 0, Threshold: e.threshold,
+		Policy: x.names[e.policy], Reason: x.names[e.reason],
+	}
+}
+
+// appendRefs appends e's refs (of trace id) to dst.
+func (x *index) appendRefs(dst []ref, id [16]byte, e *entry) []ref {
+	n := int(e.nrefs)
+	dst = append(dst, e.refs[:min(n, inlineRefs)]...)
+	if n > inlineRefs {
+		dst = append(dst, x.more[id]...)
+	}
+	return dst
+}
+
+// setRefs stores refs as e's (of trace id).
+func (x *index) setRefs(id [16]byte, e *entry, refs []ref) {
+	e.nrefs = uint8(min(len(refs), 255))
+	copy(e.refs[:], refs)
+	if len(refs) > inlineRefs {
+		x.more[id] = append(x.more[id][:0], refs[inlineRefs:min(len(refs), 255)]...)
+	} else {
+		delete(x.more, id)
+	}
+}
+
+// lastRef returns e's last ref.
+func (x *index) lastRef(id [16]byte, e *entry) (ref, bool) {
+	switch n := int(e.nrefs); {
+	case n == 0:
+		return ref{}, false
+	case n <= inlineRefs:
+		return e.refs[n-1], true
+	default:
+		m := x.more[id]
+		return m[len(m)-1], true
+	}
+}
+
+// addRef appends r to e's refs (of trace id).
+func (x *index) addRef(id [16]byte, e *entry, r ref) {
+	switch n := int(e.nrefs); {
+	case n < inlineRefs:
+		e.refs[n] = r
+	case n < 255:
+		x.more[id] = append(x.more[id], r)
+	default:
+		return // a trace in 255 blocks keeps its oldest refs
+	}
+	e.nrefs++
 }
 
 // apply indexes record r found at ref at (a block or a tail record).
 func (x *index) apply(r *Record, at ref) {
 	for _, id := range r.IDs {
-		e := x.get(id)
-		x.touch(id, e, at.seg)
+		e := x.byID[id]
+		x.touch(id, &e, at.seg)
 		switch r.Kind {
 		case KindSpans:
-			if n := len(e.refs); n == 0 || e.refs[n-1] != at {
-				e.refs = append(e.refs, at)
+			if last, ok := x.lastRef(id, &e); !ok || last != at {
+				x.addRef(id, &e, at)
 			}
 		case KindDecision:
-			e.dec, e.decided = r.Decision, true
-			// A new decision (a rescue or a retroactive keep) waits for
-			// its own delivery.
-			e.delivered = false
+			d := &r.Decision
+			// A keep after a drop (a rescue or a retroactive keep) waits
+			// for its own delivery. Otherwise a delivery noted before the
+			// decision stands: a shard hands its decisions to the store
+			// after the loop that may have sent the trace on already.
+			if d.Keep && e.flags&(flagDecided|flagKeep) == flagDecided {
+				e.flags &^= flagDelivered
+			}
+			e.flags = e.flags&^flagKeep | flagDecided
+			if d.Keep {
+				e.flags |= flagKeep
+			}
+			e.threshold, e.policy, e.reason = d.Threshold, x.intern(d.Policy), x.intern(d.Reason)
 		case KindDelivered:
-			e.delivered = true
+			e.flags |= flagDelivered
 		}
+		x.byID[id] = e
 	}
 }
 
 // touch notes that id has a record in segment seg (or the tail).
 func (x *index) touch(id [16]byte, e *entry, seg uint32) {
 	if seg == tailSeg {
-		if !e.inTail {
-			e.inTail = true
+		if e.flags&flagInTail == 0 {
+			e.flags |= flagInTail
 			x.tailID = append(x.tailID, id)
 		}
 		return
@@ -83,15 +173,17 @@ func (x *index) touch(id [16]byte, e *entry, seg uint32) {
 // sealed moves the tail's refs into the block at (seg, off): the tail
 // became that block.
 func (x *index) sealed(seg, off uint32) {
+	var refs []ref
 	for _, id := range x.tailID {
-		e := x.byID[id]
-		if e == nil {
+		e, ok := x.byID[id]
+		if !ok {
 			continue
 		}
-		e.inTail = false
-		kept := e.refs[:0]
+		e.flags &^= flagInTail
+		refs = x.appendRefs(refs[:0], id, &e)
+		kept := refs[:0]
 		moved := false
-		for _, r := range e.refs {
+		for _, r := range refs {
 			if r.seg != tailSeg {
 				kept = append(kept, r)
 			} else if !moved {
@@ -99,53 +191,66 @@ func (x *index) sealed(seg, off uint32) {
 				moved = true
 			}
 		}
-		e.refs = kept
-		x.touch(id, e, seg)
+		x.setRefs(id, &e, kept)
+		x.touch(id, &e, seg)
+		x.byID[id] = e
 	}
 	x.tailID = x.tailID[:0]
+}
+
+// without removes the refs of segment seg from e (trace id).
+func (x *index) without(id [16]byte, e *entry, seg uint32, refs []ref) []ref {
+	refs = x.appendRefs(refs[:0], id, e)
+	kept := refs[:0]
+	for _, r := range refs {
+		if r.seg != seg {
+			kept = append(kept, r)
+		}
+	}
+	x.setRefs(id, e, kept)
+	return refs
+}
+
+// forget deletes trace id.
+func (x *index) forget(id [16]byte) {
+	delete(x.byID, id)
+	delete(x.more, id)
 }
 
 // evict forgets segment seg: the refs into it, and the traces with no
 // record left anywhere.
 func (x *index) evict(seg uint32) {
+	var refs []ref
 	for _, id := range x.bySeg[seg] {
-		e := x.byID[id]
-		if e == nil {
+		e, ok := x.byID[id]
+		if !ok {
 			continue
 		}
-		if !e.inTail && e.last <= seg {
-			delete(x.byID, id)
+		if e.flags&flagInTail == 0 && e.last <= seg {
+			x.forget(id)
 			continue
 		}
-		kept := e.refs[:0]
-		for _, r := range e.refs {
-			if r.seg != seg {
-				kept = append(kept, r)
-			}
-		}
-		e.refs = kept
+		refs = x.without(id, &e, seg, refs)
+		x.byID[id] = e
 	}
 	delete(x.bySeg, seg)
 }
 
 // dropTail forgets the tail's refs: its records are lost.
 func (x *index) dropTail() {
+	var refs []ref
 	for _, id := range x.tailID {
-		e := x.byID[id]
-		if e == nil {
+		e, ok := x.byID[id]
+		if !ok {
 			continue
 		}
-		e.inTail = false
-		kept := e.refs[:0]
-		for _, r := range e.refs {
-			if r.seg != tailSeg {
-				kept = append(kept, r)
-			}
-		}
-		e.refs = kept
+		e.flags &^= flagInTail
 		if e.last == tailSeg {
-			delete(x.byID, id)
+			x.forget(id)
+			continue
 		}
+		refs = x.without(id, &e, tailSeg, refs)
+		x.byID[id] = e
 	}
 	x.tailID = x.tailID[:0]
 }

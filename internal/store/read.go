@@ -30,9 +30,9 @@ func (s *Store) snapshot() *Recovery {
 	r := &Recovery{}
 	for id, e := range s.idx.byID {
 		switch {
-		case e.decided:
-			r.Decided = append(r.Decided, Decided{ID: id, Decision: e.dec, Delivered: e.delivered})
-		case len(e.refs) > 0:
+		case e.flags&flagDecided != 0:
+			r.Decided = append(r.Decided, Decided{ID: id, Decision: s.idx.decision(&e), Delivered: e.flags&flagDelivered != 0})
+		case e.nrefs > 0:
 			r.Undecided = append(r.Undecided, id)
 		}
 	}
@@ -69,12 +69,12 @@ var ErrNotFound = errors.New("trace not found")
 func (s *Store) Trace(id [16]byte) (Trace, error) {
 	var t Trace
 	s.mu.RLock()
-	e := s.idx.byID[id]
-	if e != nil {
-		t.Decision, t.Decided, t.Delivered = e.dec, e.decided, e.delivered
+	e, ok := s.idx.byID[id]
+	if ok {
+		t.Decision, t.Decided, t.Delivered = s.idx.decision(&e), e.flags&flagDecided != 0, e.flags&flagDelivered != 0
 	}
 	s.mu.RUnlock()
-	if e == nil {
+	if !ok {
 		return t, ErrNotFound
 	}
 	err := s.Requests([][16]byte{id}, func(req []byte, spans int) error {
@@ -96,28 +96,27 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	for _, id := range ids {
 		want[id] = struct{}{}
 	}
-	var blocks []ref
+	var refs []ref
 	var tail []byte
 	s.mu.RLock()
 	for _, id := range ids {
-		e := s.idx.byID[id]
-		if e == nil {
-			continue
-		}
-		for _, r := range e.refs {
-			if r.seg != tailSeg {
-				blocks = append(blocks, r)
-			} else if int(r.off) < len(s.tail) {
-				n := frameHeader + int(le32(s.tail[r.off:]))
-				tail = append(tail, s.tail[r.off:int(r.off)+n]...)
-			}
+		if e, ok := s.idx.byID[id]; ok {
+			refs = s.idx.appendRefs(refs, id, &e)
 		}
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(blocks, func(a, b ref) int {
+	slices.SortFunc(refs, func(a, b ref) int {
 		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
 	})
-	blocks = slices.Compact(blocks)
+	refs = slices.Compact(refs)
+	blocks := refs
+	for len(blocks) > 0 && blocks[0].seg == tailSeg {
+		if r := blocks[0]; int(r.off) < len(s.tail) {
+			n := frameHeader + int(le32(s.tail[r.off:]))
+			tail = append(tail, s.tail[r.off:int(r.off)+n]...)
+		}
+		blocks = blocks[1:]
+	}
+	s.mu.RUnlock()
 
 	var fl filter
 	var out []byte

@@ -268,3 +268,27 @@ func TestQueueFullDrops(t *testing.T) {
 	assert.False(t, s.AppendSpans(ids, req))
 	assert.Equal(t, int64(1), s.Stats().Dropped.Load())
 }
+
+func TestDeliveredBeforeDecision(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	req, ids := request(t, []int{1, 2}, 1, 0)
+	require.True(t, s.AppendSpans(ids, req))
+	// Trace 1: delivered noted before its keep (a shard's batch of decisions
+	// reaches the store after the send). Trace 2: dropped, then kept
+	// retroactively: not delivered until that keep is.
+	require.True(t, s.AppendDelivered([][16]byte{traceID(1)}))
+	require.True(t, s.AppendDecisions([][16]byte{traceID(1), traceID(2)},
+		[]Decision{{Keep: true, Policy: "errors"}, {Keep: false}}))
+	require.True(t, s.AppendDelivered([][16]byte{traceID(2)}))
+	require.True(t, s.AppendDecision(traceID(2), Decision{Keep: true, Policy: "retroactive"}))
+	require.NoError(t, s.Sync(ctx))
+	tr, err := s.Trace(traceID(1))
+	require.NoError(t, err)
+	assert.True(t, tr.Delivered)
+	tr, err = s.Trace(traceID(2))
+	require.NoError(t, err)
+	assert.False(t, tr.Delivered)
+	assert.Equal(t, "retroactive", tr.Decision.Policy)
+}

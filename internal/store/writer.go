@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -21,7 +22,9 @@ type writer struct {
 	seq       uint64
 	tailSince time.Time // when the tail's first record was written
 	tailMax   int64     // newest record time in the tail
-	buf, blk  []byte
+	blk       []byte
+	scratch   []byte
+	items     []item
 	recs      []Record
 	failing   bool // the last write failed: drop until the next tick
 	writeFile func(f *os.File, b []byte) (int, error)
@@ -71,81 +74,134 @@ func (s *Store) run() {
 }
 
 // writeBatch writes it and whatever else is queued to the write-ahead file
-// in one write, then indexes it.
+// in one write, then indexes it. The records are framed straight into the
+// tail's spare capacity, which readers never look at (they read up to
+// len(s.tail) under s.mu), so each byte is copied once.
 func (s *Store) writeBatch(first item) {
 	w := &s.w
-	w.buf, w.recs = w.buf[:0], w.recs[:0]
-	var scratch []byte
+	w.items, w.recs = append(w.items[:0], first), w.recs[:0]
+	for size := first.size(); size < 4<<20; {
+		select {
+		case it := <-s.in:
+			w.items = append(w.items, it)
+			size += it.size()
+			continue
+		default:
+		}
+		break
+	}
 	var syncs []chan struct{}
 	defer func() {
 		for _, c := range syncs {
 			close(c)
 		}
 	}()
-	add := func(it item) {
+	need := 0
+	for i := range w.items {
+		if it := &w.items[i]; it.sync == nil {
+			s.queued.Add(-it.size())
+			need += int(it.size())
+		}
+	}
+	if w.failing {
+		s.stats.Dropped.Add(int64(len(w.items) - countSyncs(w.items)))
+		syncs = collectSyncs(w.items, syncs)
+		clear(w.items)
+		return
+	}
+	if cap(s.tail)-len(s.tail) < need {
+		s.mu.Lock()
+		s.tail = slices.Grow(s.tail, need)
+		s.mu.Unlock()
+	}
+	from := len(s.tail)
+	buf := s.tail[from:from] // the spare capacity: no reallocation
+	for i := range w.items {
+		it := &w.items[i]
 		if it.sync != nil {
 			syncs = append(syncs, it.sync)
-			return
-		}
-		s.queued.Add(-it.size())
-		if w.failing {
-			s.stats.Dropped.Add(1)
-			return
+			continue
 		}
 		w.seq++
 		switch it.kind {
 		case KindSpans:
-			scratch = spansBody(scratch[:0], it.ids, it.req)
+			w.scratch = spansBody(w.scratch[:0], it.ids, nil)
+			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch, it.req)
 		case KindDecision:
-			scratch = decisionBody(scratch[:0], it.ids[0], it.dec)
+			if it.decs != nil {
+				for k := range it.decs {
+					if k > 0 {
+						w.seq++
+					}
+					w.scratch = decisionBody(w.scratch[:0], it.ids[k], it.decs[k])
+					buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
+					w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids[k : k+1], Decision: it.decs[k]})
+				}
+				w.tailMax = max(w.tailMax, it.t)
+				continue
+			}
+			w.scratch = decisionBody(w.scratch[:0], it.ids[0], it.dec)
+			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
 		case KindDelivered:
-			scratch = deliveredBody(scratch[:0], it.ids)
+			w.scratch = deliveredBody(w.scratch[:0], it.ids)
+			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
 		}
-		w.recs = append(w.recs, Record{Kind: it.kind, Seq: w.seq, Time: it.t, IDs: it.ids, Decision: it.dec})
-		w.buf = appendFrame(w.buf, it.kind, w.seq, it.t, scratch)
+		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
 		w.tailMax = max(w.tailMax, it.t)
 	}
-	add(first)
-	for len(w.buf) < 4<<20 {
-		select {
-		case it := <-s.in:
-			add(it)
-			continue
-		default:
-		}
-		break
-	}
-	if len(w.buf) == 0 {
+	clear(w.items) // do not keep the requests reachable
+	if len(buf) == 0 {
 		return
 	}
-	if err := s.write(w.wal, w.buf); err != nil {
+	if err := s.write(w.wal, buf); err != nil {
 		s.writeFailed("write-ahead file", err, len(w.recs))
 		// Cut off a partial write, so that the next records follow whole ones.
 		_ = w.wal.Truncate(w.walSize)
 		return
 	}
-	w.walSize += int64(len(w.buf))
-	s.stats.WALBytes.Add(int64(len(w.buf)))
-	s.stats.DiskBytes.Add(int64(len(w.buf)))
-	if len(s.tail) == 0 {
+	w.walSize += int64(len(buf))
+	s.stats.WALBytes.Add(int64(len(buf)))
+	s.stats.DiskBytes.Add(int64(len(buf)))
+	if from == 0 {
 		w.tailSince = time.Now()
 	}
 	s.mu.Lock()
-	off := len(s.tail)
-	s.tail = append(s.tail, w.buf...)
-	// Walk the frames again for their offsets in the tail.
+	s.tail = s.tail[:from+len(buf)]
+	off := from
 	for i := range w.recs {
 		s.idx.apply(&w.recs[i], ref{seg: tailSeg, off: uint32(off)})
 		off += frameHeader + int(le32(s.tail[off:]))
 	}
 	s.stats.Traces.Store(int64(len(s.idx.byID)))
 	s.mu.Unlock()
+	clear(w.recs)
 	if len(s.tail) >= s.opts.BlockBytes {
 		s.seal()
 	}
 }
 
-func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func countSyncs(items []item) int {
+	n := 0
+	for i := range items {
+		if items[i].sync != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func collectSyncs(items []item, syncs []chan struct{}) []chan struct{} {
+	for i := range items {
+		if items[i].sync != nil {
+			syncs = append(syncs, items[i].sync)
+		}
+	}
+	return syncs
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // write writes b to f, evicting the oldest segment and trying once more
 // when the disk is full.

@@ -70,6 +70,8 @@ type Buffer struct {
 	cancel     context.CancelFunc // stops the shards
 	done       sync.WaitGroup
 	errs       []error // each shard's final flush, set before done
+
+	store *storeHook // nil without storage (store.go)
 }
 
 // New builds a buffer for a validated config.
@@ -230,6 +232,7 @@ func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int,
 			req.drop()
 			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
 		}
+		b.recordSpans(req)
 		// One reference per target shard, plus Ingest's own while it
 		// walks per, which the shards recycle when done.
 		req.pending.Store(int32(targets) + 1)

@@ -28,15 +28,19 @@ type keptMark struct {
 // rvSet marks keptMark.rv as holding a randomness (56 bits, never this one).
 const rvSet = 1 << 63
 
-// rescuedSet marks, in keptMark.rv, a trace kept by a late span after its
-// first decision dropped it: its spans go out with the rescue supplement
-// marker (no th, so they count 0 downstream: the traces the first decision
-// kept already stand for it; docs/policies/counts.md).
-const rescuedSet = 1 << 62
+// A supplement (sampling.Supplement: a rescue by a late span, or a
+// retroactive keep through the store's API) is kept in keptMark.rv's bits
+// from supplementShift: the trace's spans then go out with the supplement
+// marker instead of th, so that they count 0 downstream (the traces the
+// first decision kept already stand for it; docs/policies/counts.md).
+const (
+	supplementShift = 60
+	supplementMask  = 3 << supplementShift
+)
 
-// rescuedMark is the mark of a rescued trace.
-func rescuedMark(th otelsampling.Threshold) keptMark {
-	return keptMark{th: th.Unsigned(), rv: rescuedSet}
+// supplementMark is the mark of a trace kept as a supplement.
+func supplementMark(th otelsampling.Threshold, why sampling.Supplement) keptMark {
+	return keptMark{th: th.Unsigned(), rv: uint64(why) << supplementShift}
 }
 
 func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd bool) keptMark {
@@ -49,14 +53,14 @@ func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd 
 
 // marker is the sampling.Marker that writes m into span tracestates.
 func (m keptMark) marker() sampling.Marker {
-	if m.rv&rescuedSet != 0 {
-		return sampling.NewSupplementMarker(sampling.SupplementRescue)
+	if why := sampling.Supplement((m.rv & supplementMask) >> supplementShift); why != 0 {
+		return sampling.NewSupplementMarker(why)
 	}
 	th, _ := otelsampling.UnsignedToThreshold(m.th)
 	if m.rv&rvSet == 0 {
 		return sampling.NewMarker(th)
 	}
-	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ (rvSet | rescuedSet))
+	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ (rvSet | supplementMask))
 	return sampling.NewMarkerOn(th, rnd)
 }
 

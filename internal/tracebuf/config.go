@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/tailsift/tailsift/internal/cluster"
@@ -49,6 +50,11 @@ type Config struct {
 	// its trace's root for keyed policies, for traces whose true root
 	// never arrives (sampling.WithRootSpanCondition).
 	RootSpanCondition []string `mapstructure:"root_span_condition"`
+	// Storage names the tailsift extension (e.g. `tailsift`) whose durable
+	// store records every accepted span and decision, so that a restart
+	// resumes the buffer and late errors keep dropped traces; off when
+	// absent.
+	Storage *component.ID `mapstructure:"storage"`
 }
 
 // CompletionConfig holds the completion rules; the first to fire decides.

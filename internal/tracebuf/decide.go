@@ -74,7 +74,7 @@ func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
 	var mark keptMark
 	if rescued {
-		mark = rescuedMark(d.Threshold)
+		mark = supplementMark(d.Threshold, sampling.SupplementRescue)
 	} else {
 		rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
 		mark = newKeptMark(d.Threshold, rnd, hasRnd)
@@ -108,6 +108,7 @@ func (s *shard) rootAttrs(d sampling.Decision) []byte {
 // records unless it is to be held for rescue.
 func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag int64, hold bool) {
 	s.unlink(t)
+	s.recordDecision(t, d, reason)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	if k, ok := s.deps.observer.(KeptObserver); ok && d.Keep() {
 		k.Kept(&t.sum, d)
@@ -160,5 +161,6 @@ func (s *shard) flushAll(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.report()
+	s.flushStore()
 	return errors.Join(errs...)
 }

@@ -38,6 +38,8 @@ type shardDeps struct {
 	kept     *ristretto.Cache[uint64, keptValue]
 	emit     Emit
 	taken    func(shard int) // a message left shard's queue: its slot is free
+
+	store *storeHook // nil without storage (store.go)
 }
 
 // shardDeps returns what b's shards use of it.
@@ -211,6 +213,7 @@ func (s *shard) run(ctx context.Context) error {
 		s.rearm(now)
 		s.compactArena()
 		s.report()
+		s.flushStore()
 	}
 }
 
@@ -254,6 +257,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			}
 			if s.decided.dropped.contains(h) {
 				lateDropped++
+				s.lateDropped(batch, sp)
 				m.slots = append(m.slots, nil)
 				continue
 			}

@@ -82,7 +82,9 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 // block, joins the ring.
 func (p *tailsiftProcessor) Start(ctx context.Context, host component.Host) error {
 	p.unlist = statuspage.Default.Add(p.status)
-	p.buf.Start()
+	if err := p.buf.StartWithStorage(ctx, host); err != nil {
+		return err
+	}
 	if p.node != nil {
 		return p.node.Start(ctx, host)
 	}
@@ -104,7 +106,7 @@ func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
 		}
 		errs = append(errs, p.node.Shutdown(nctx))
 	}
-	errs = append(errs, p.buf.Shutdown(ctx))
+	errs = append(errs, p.buf.ShutdownWithStorage(ctx))
 	if p.unlist != nil {
 		p.unlist()
 	}

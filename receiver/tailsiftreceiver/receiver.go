@@ -121,9 +121,8 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 // Start starts the buffer's shards, the cluster node, then the servers.
 func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
 	r.unlist = statuspage.Default.Add(r.status)
-	r.buf.Start()
-	var err error
-	if r.node != nil {
+	err := r.buf.StartWithStorage(ctx, host)
+	if err == nil && r.node != nil {
 		err = r.node.Start(ctx, host)
 	}
 	if err == nil {
@@ -243,7 +242,7 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			errs = append(errs, r.node.Shutdown(nctx))
 			cancel()
 		}
-		errs = append(errs, r.buf.Shutdown(ctx))
+		errs = append(errs, r.buf.ShutdownWithStorage(ctx))
 		if r.unlist != nil {
 			r.unlist()
 		}

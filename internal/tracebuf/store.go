@@ -1,0 +1,280 @@
+package tracebuf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/store"
+	"github.com/tailsift/tailsift/sampling"
+)
+
+// The durable store (storage: tailsift). When a buffer is attached to a
+// store, every accepted request is recorded as it is accepted, every
+// decision as it is taken and every delivery to the next consumer as it is
+// accepted; all asynchronously, so that ingest never waits for the disk. At
+// start, the buffer resumes from what the store held: it remembers the
+// recorded decisions, and takes in again the spans of the traces that were
+// undecided, or kept but not delivered. Late spans of dropped traces are
+// looked up in the store (storerescue.go).
+
+// storeHook is a buffer's link to its store.
+type storeHook struct {
+	st *store.Store
+	// replaying is set while Replay takes stored spans in again: they are
+	// in the store already.
+	replaying atomic.Bool
+	replay    [][16]byte
+	rescue    *rescuer
+	detach    func() // from the extension's keepers
+	// pending holds each shard's decisions not yet handed to the store;
+	// only shard i touches pending[i].
+	pending []shardDecisions
+	// extents holds each shard's recently dropped traces; only shard i
+	// touches extents[i].
+	extents []droppedExtents
+}
+
+// AttachStore makes b record to st and resume from what st held at Open
+// (if no other component claimed it). Call it before Start, then Replay
+// after Start.
+func (b *Buffer) AttachStore(st *store.Store) {
+	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards))}
+	b.store = h
+	next := b.emit
+	b.emit = func(ctx context.Context, td ptrace.Traces) error {
+		if err := next(ctx, td); err != nil {
+			return err
+		}
+		st.AppendDelivered(traceIDs(td))
+		return nil
+	}
+	h.rescue = newRescuer(b)
+	for _, s := range b.shards {
+		s.deps.emit = b.emit
+		s.deps.store = h
+	}
+	rec := st.Claim()
+	h.replay = rec.Undecided
+	for i := range rec.Decided {
+		d := &rec.Decided[i]
+		hash := hashID(&d.ID)
+		s := b.shards[b.shardOf(&d.ID)]
+		if d.Decision.Keep {
+			s.decided.rememberKept(d.ID, hash, keptMark{th: d.Decision.Threshold})
+			if !d.Delivered {
+				// Its spans come again as late spans of a kept trace,
+				// marked with its threshold.
+				h.replay = append(h.replay, d.ID)
+			}
+		} else {
+			s.decided.dropped.add(hash, s.now())
+		}
+	}
+}
+
+// Replay takes in again the stored spans of the traces that were undecided
+// at the last stop, or kept and not delivered. It returns how many spans it
+// took in. Call it after Start, before anything else is ingested.
+func (b *Buffer) Replay(ctx context.Context) (int, error) {
+	h := b.store
+	if h == nil || len(h.replay) == 0 {
+		return 0, nil
+	}
+	h.replaying.Store(true)
+	defer h.replaying.Store(false)
+	total := 0
+	err := h.st.Requests(h.replay, func(req []byte, spans int) error {
+		n, err := b.IngestCount(ctx, append([]byte(nil), req...))
+		if _, invalid := errors.AsType[*InvalidError](err); err != nil && !invalid {
+			return err
+		}
+		total += n
+		return nil
+	})
+	h.replay = nil
+	if err != nil {
+		return total, fmt.Errorf("replay stored spans: %w", err)
+	}
+	return total, nil
+}
+
+// recordSpans records an accepted request with the IDs of its traces.
+func (b *Buffer) recordSpans(req *request) {
+	h := b.store
+	if h == nil || h.replaying.Load() {
+		return
+	}
+	ids := make([][16]byte, 0, 8)
+	for sh := range req.per {
+		for _, i := range req.per[sh] {
+			id := req.batch.Spans[i].TraceID
+			if n := len(ids); n == 0 || ids[n-1] != id {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if req.done == nil {
+		// The buffer owns buf and never changes it: no copy.
+		h.st.AppendSpansOwned(ids, req.buf)
+	} else {
+		h.st.AppendSpans(ids, req.buf) // pooled memory, given back once the shards are done
+	}
+}
+
+// shardDecisions are the decisions a shard took since it last handed them
+// to the store: one store item per loop of the shard, not one per trace.
+type shardDecisions struct {
+	ids  [][16]byte
+	decs []store.Decision
+}
+
+// recordDecision notes the decision d taken on t for reason; flushStore
+// hands it to the store.
+func (s *shard) recordDecision(t *trace, d sampling.Decision, reason string) {
+	if h := s.deps.store; h != nil {
+		if !d.Keep() {
+			s.rememberDropped(t)
+		}
+		p := &h.pending[s.id]
+		p.ids = append(p.ids, t.sum.ID)
+		p.decs = append(p.decs, store.Decision{
+			Keep: d.Keep(), Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: reason,
+		})
+	}
+}
+
+// flushStore hands the shard's noted decisions to the store.
+func (s *shard) flushStore() {
+	h := s.deps.store
+	if h == nil {
+		return
+	}
+	if p := &h.pending[s.id]; len(p.ids) > 0 {
+		h.st.AppendDecisions(p.ids, p.decs)
+		*p = shardDecisions{} // the store holds those slices now
+	}
+}
+
+// traceIDs returns the distinct trace IDs of td.
+func traceIDs(td ptrace.Traces) [][16]byte {
+	var ids [][16]byte
+	seen := make(map[[16]byte]struct{})
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				id := [16]byte(spans.At(k).TraceID())
+				if _, ok := seen[id]; !ok {
+					seen[id] = struct{}{}
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// RetroactiveRule is the sampling.rule of a trace kept through the API
+// after it was dropped.
+const RetroactiveRule = "retroactive"
+
+// ErrNotDropped is returned by KeepStored for a trace that is kept already
+// or not decided yet.
+var ErrNotDropped = errors.New("trace is not a dropped trace")
+
+// KeepStored sends the stored spans of dropped trace id down the pipeline
+// now, marked with threshold 0 (probability 1, adjusted count 1: the trace
+// stands for itself only) and sampling.rule=retroactive on its root spans,
+// and records the keep. It returns the number of spans sent.
+func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
+	h := b.store
+	if h == nil {
+		return 0, errors.New("no store attached")
+	}
+	if !b.enter() {
+		return 0, ErrShutdown
+	}
+	defer b.inflight.Done()
+	tr, err := h.st.Trace(id)
+	if err != nil {
+		return 0, err
+	}
+	if !tr.Decided || tr.Decision.Keep {
+		return 0, ErrNotDropped
+	}
+	retro := supplementMark(otelsampling.AlwaysSampleThreshold, sampling.SupplementRetro)
+	td, n, err := markStored(tr.Request, retro.marker(), RetroactiveRule)
+	if err != nil {
+		return 0, err
+	}
+	h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
+	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro}, keptEntryCost)
+	if err := b.emit(ctx, td); err != nil {
+		return 0, fmt.Errorf("send kept trace: %w", err)
+	}
+	return n, nil
+}
+
+// StartWithStorage starts the buffer. When the config's storage key names
+// a tailsift extension, it first attaches the buffer to the extension's
+// store; once started, it takes in again what the store held at the last
+// stop, and registers the buffer for the retrieval API's keep.
+func (b *Buffer) StartWithStorage(ctx context.Context, host component.Host) error {
+	id := b.cfg.Storage
+	if id == nil {
+		b.Start()
+		return nil
+	}
+	ext, ok := host.GetExtensions()[*id]
+	if !ok {
+		return fmt.Errorf("storage: extension %q not found: configure it under extensions and list it in service::extensions", id)
+	}
+	sh, ok := ext.(store.Host)
+	if !ok {
+		return fmt.Errorf("storage: extension %q is not a tailsift extension", id)
+	}
+	st := sh.Store()
+	if st == nil {
+		return fmt.Errorf("storage: extension %q has not started", id)
+	}
+	b.AttachStore(st)
+	b.Start()
+	n, err := b.Replay(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		b.set.Logger.Info("Took in the spans the store held from the last run", zap.Int("spans", n))
+	}
+	b.store.detach = sh.Attach(b)
+	return nil
+}
+
+// ShutdownWithStorage is Shutdown, then releases the store.
+func (b *Buffer) ShutdownWithStorage(ctx context.Context) error {
+	if h := b.store; h != nil && h.detach != nil {
+		h.detach()
+		h.detach = nil
+	}
+	err := b.Shutdown(ctx)
+	b.CloseStore()
+	return err
+}
+
+// StoreSync waits until what the buffer recorded so far is written to its
+// store; tests use it instead of sleeping.
+func (b *Buffer) StoreSync(ctx context.Context) error {
+	if b.store == nil {
+		return nil
+	}
+	return b.store.st.Sync(ctx)
+}
