@@ -33,7 +33,7 @@ USER 10001:10001
 WORKDIR /var/lib/tailsift
 
 # OTLP gRPC, OTLP HTTP, health_check, self-metrics (Prometheus).
-EXPOSE 4317 4318 13133 8888
+EXPOSE 4317 4318 13133 13134 8888
 
 ENTRYPOINT ["/otelcol-tailsift"]
 CMD ["--config", "/etc/tailsift/config.yaml"]

@@ -96,7 +96,7 @@ func TestImage(t *testing.T) {
 		for p := range c.ExposedPorts {
 			ports = append(ports, p)
 		}
-		assert.ElementsMatch(t, []string{"4317/tcp", "4318/tcp", "13133/tcp", "8888/tcp"}, ports)
+		assert.ElementsMatch(t, []string{"4317/tcp", "4318/tcp", "13133/tcp", "13134/tcp", "8888/tcp"}, ports)
 		assert.Equal(t, "tailsift", c.Labels["org.opencontainers.image.title"])
 		assert.Regexp(t, `^\d+\.\d+\.\d+`, c.Labels["org.opencontainers.image.version"])
 		assert.NotEmpty(t, c.Labels["org.opencontainers.image.source"])
