@@ -74,15 +74,23 @@ func startNode(t *testing.T, self string, members []string) (*Node, *fakeBuffer)
 	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = self, members, 0
-	cfg.GRPC.TLS.Insecure = true
 	buf := &fakeBuffer{}
+	n, _ := runNode(t, cfg, buf, nil)
+	return n, buf
+}
+
+// runNode starts a node of cfg over buf on a fake clock at the Unix epoch,
+// and shuts it down when the test ends.
+func runNode(t *testing.T, cfg Config, buf Buffer, obs Observer) (*Node, *clocktest.Fake) {
+	t.Helper()
+	cfg.GRPC.TLS.Insecure = true
+	clk := clocktest.NewFake(time.Unix(0, 0))
 	n := NewNode(cfg, buf, Settings{
-		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(),
-		Clock: clocktest.NewFake(time.Unix(0, 0)),
+		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Observer: obs,
 	})
 	require.NoError(t, n.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, n.Shutdown(context.Background())) })
-	return n, buf
+	return n, clk
 }
 
 func TestNodeOwns(t *testing.T) {
