@@ -78,15 +78,7 @@ func TestDrainHandsOverAtOnce(t *testing.T) {
 		t.Fatal("the drain ended early")
 	default:
 	}
-	require.Eventually(t, func() bool {
-		clk.Advance(time.Second)
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}, 10*time.Second, 5*time.Millisecond)
+	advanceUntil(t, clk, done)
 }
 
 // TestDrainRelays: a draining gateway passes on what other gateways,

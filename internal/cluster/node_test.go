@@ -172,6 +172,20 @@ func TestNodeIngest(t *testing.T) {
 	})
 }
 
+// advanceUntil moves clk a second at a time until done is closed.
+func advanceUntil(t *testing.T, clk *clocktest.Fake, done <-chan struct{}) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		clk.Advance(time.Second)
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
 func spansOf(t *testing.T, buf []byte) []wire.Span {
 	t.Helper()
 	var b wire.Batch
@@ -188,15 +202,7 @@ func TestDrainAll(t *testing.T) {
 		DrainAll(context.Background())
 		close(done)
 	}()
-	require.Eventually(t, func() bool {
-		clk.Advance(time.Second)
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}, 10*time.Second, 5*time.Millisecond)
+	advanceUntil(t, clk, done)
 	assert.True(t, n.draining.Load())
 	assert.GreaterOrEqual(t, clk.Now().Sub(n.drainAt), 10*time.Second, "DrainAll waits for the drain")
 
