@@ -33,9 +33,10 @@ type Config struct {
 	// same block as the tailsift exporter's.
 	Members membership.Config `mapstructure:"members"`
 	// Drain is how long a gateway that is shutting down keeps receiving,
-	// forwarding what arrives to the remaining members, before it hands
-	// its buffer over and exits: the time agents need to see it leave
-	// (one DNS interval, plus their failover delay). 0 skips it.
+	// forwarding what arrives to the remaining members, before it exits:
+	// the time agents and the other gateways need to see it leave (one
+	// DNS interval, plus their failover delay). Its buffer is handed over
+	// as the drain begins. 0 skips it.
 	Drain time.Duration `mapstructure:"drain"`
 	// Handover says how buffered traces and decisions move to their new
 	// owner when the ring changes.

@@ -23,6 +23,7 @@ const controlVersion = 1
 
 const (
 	flagForwarded = 1 << iota
+	flagRelayed
 )
 
 // maxThreshold bounds an OpenTelemetry threshold: 56 bits.
@@ -39,6 +40,12 @@ type Control struct {
 	// spans, or a handover): the receiving gateway keeps them, it never
 	// forwards them again.
 	Forwarded bool
+	// Relayed marks what a draining gateway passed on (forwarded spans,
+	// handed-over traces and decisions that reached it after it began to
+	// drain): the receiving gateway keeps it even when it drains too, so
+	// that two draining gateways that still list each other do not pass
+	// it back and forth. It implies Forwarded.
+	Relayed bool
 	// Decisions are decisions handed over to the receiving gateway, the
 	// new owner of their traces.
 	Decisions Decisions
@@ -67,8 +74,11 @@ type Kept struct {
 func AppendControl(dst []byte, c *Control) []byte {
 	payload := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.Decisions.Kept)*keptSize+len(c.Decisions.Dropped)*droppedSize)
 	var flags byte
-	if c.Forwarded {
+	if c.Forwarded || c.Relayed {
 		flags |= flagForwarded
+	}
+	if c.Relayed {
+		flags |= flagRelayed
 	}
 	payload = append(payload, controlVersion, flags)
 	payload = binary.AppendUvarint(payload, uint64(len(c.Decisions.Kept)))
@@ -175,10 +185,14 @@ func (c *Control) decode(p []byte) error {
 	if p[0] != controlVersion {
 		return fmt.Errorf("version %d, want %d", p[0], controlVersion)
 	}
-	if p[1]&^flagForwarded != 0 {
+	if p[1]&^(flagForwarded|flagRelayed) != 0 {
 		return fmt.Errorf("unknown flags %#x", p[1])
 	}
 	c.Forwarded = p[1]&flagForwarded != 0
+	c.Relayed = p[1]&flagRelayed != 0
+	if c.Relayed && !c.Forwarded {
+		return errors.New("relayed without forwarded")
+	}
 	p = p[2:]
 	nKept, n := binary.Uvarint(p)
 	if n <= 0 || nKept > uint64(len(p)-n)/keptSize {

@@ -65,8 +65,8 @@ type handover struct {
 }
 
 // chunk is the most one send carries: a tenth of a second at the rate limit.
-func (h *handover) chunk() int {
-	return int(max(h.n.cfg.Handover.BytesPerSecond/10, 64<<10))
+func (n *Node) chunk() int {
+	return int(max(n.cfg.Handover.BytesPerSecond/10, 64<<10))
 }
 
 // decisions hands shard sh's foreign decisions to their owners. It returns
@@ -76,9 +76,23 @@ func (h *handover) decisions(ctx context.Context, sh int) bool {
 	if err != nil {
 		return false
 	}
+	_, ok := h.n.sendDecisions(ctx, h.others, &d, Control{Forwarded: true}, h.pace, func(p *Decisions) {
+		h.decisionCount += p.Len()
+	})
+	return ok
+}
+
+// sendDecisions sends d to the owners of its traces in others, in requests
+// of at most a handover chunk, each behind ctl with its part of d. pace,
+// when not nil, is charged each request first and ends the sends when it
+// returns false. The decisions a send refuses are returned (they stay
+// remembered where they were); sent is told each part that went.
+func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decisions, ctl Control,
+	pace func(ctx context.Context, bytes int) bool, sent func(*Decisions),
+) (refused Decisions, ok bool) {
 	byOwner := make(map[int]*Decisions)
 	at := func(hash uint64) *Decisions {
-		o := h.others.Owner(hash)
+		o := others.Owner(hash)
 		if byOwner[o] == nil {
 			byOwner[o] = &Decisions{}
 		}
@@ -92,28 +106,32 @@ func (h *handover) decisions(ctx context.Context, sh int) bool {
 		p := at(hash)
 		p.Dropped = append(p.Dropped, hash)
 	}
-	per := h.chunk() / keptSize // decisions per request, at most
+	per := n.chunk() / keptSize // decisions per request, at most
 	for owner, all := range byOwner {
 		for all.Len() > 0 {
-			var part Decisions
+			part := ctl
 			nk := min(len(all.Kept), per)
-			part.Kept, all.Kept = all.Kept[:nk], all.Kept[nk:]
+			part.Decisions.Kept, all.Kept = all.Kept[:nk], all.Kept[nk:]
 			nd := min(len(all.Dropped), per-nk)
-			part.Dropped, all.Dropped = all.Dropped[:nd], all.Dropped[nd:]
-			data := AppendControl(nil, &Control{Forwarded: true, Decisions: part})
-			if !h.pace(ctx, len(data)) {
-				return false
+			part.Decisions.Dropped, all.Dropped = all.Dropped[:nd], all.Dropped[nd:]
+			data := AppendControl(nil, &part)
+			if pace != nil && !pace(ctx, len(data)) {
+				return refused, false
 			}
-			member := h.others.Members()[owner]
-			if err := h.n.router.Send(ctx, member, data, 0); err != nil {
-				h.n.logger.Debug("Decisions not handed over", zap.String("member", member), zap.Error(err))
-				continue // they stay remembered here
+			member := others.Members()[owner]
+			if err := n.router.Send(ctx, member, data, 0); err != nil {
+				n.logger.Debug("Decisions not handed over", zap.String("member", member), zap.Error(err))
+				refused.Kept = append(refused.Kept, part.Decisions.Kept...)
+				refused.Dropped = append(refused.Dropped, part.Decisions.Dropped...)
+				continue
 			}
-			h.decisionCount += part.Len()
-			h.n.obs.DecisionsHandedOver(ctx, part.Len())
+			if sent != nil {
+				sent(&part.Decisions)
+			}
+			n.obs.DecisionsHandedOver(ctx, part.Decisions.Len())
 		}
 	}
-	return true
+	return refused, true
 }
 
 // traces hands shard sh's foreign traces to their owners, chunk by chunk.
@@ -123,7 +141,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		if h.budget <= 0 {
 			return false
 		}
-		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.chunk()), h.budget)))
+		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.n.chunk()), h.budget)))
 		if err != nil {
 			return false
 		}

@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/router/routertest"
@@ -50,18 +48,11 @@ func handoverNode(t *testing.T, h HandoverConfig) (*Node, *foreignBuffer, *count
 	buf := &foreignBuffer{chunk: encode(t, w.Batch(10, 2))}
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addrs[0]}, 0
-	cfg.GRPC.TLS.Insecure = true
 	cfg.Handover = h
 	obs := &countingObserver{}
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	n := NewNode(cfg, buf, Settings{
-		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Observer: obs,
-	})
-	require.NoError(t, n.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() {
-		buf.empty.Store(true) // nothing more to hand over at the end
-		require.NoError(t, n.Shutdown(context.Background()))
-	})
+	n, clk := runNode(t, cfg, buf, obs)
+	// Cleanups run last first: nothing more to hand over at the end.
+	t.Cleanup(func() { buf.empty.Store(true) })
 	n.BeginDrain() // owns nothing: everything is foreign
 	return n, buf, obs, clk
 }

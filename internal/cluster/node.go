@@ -56,12 +56,18 @@ type Node struct {
 	logger  *zap.Logger
 	obs     Observer
 
-	view     atomic.Pointer[view]
+	view atomic.Pointer[view]
+	// early: spans were taken in before the first member set, when the
+	// gateway owned every trace; that first set is a ring change then.
+	early    atomic.Bool
 	members  []string // the last set, guarded by setMu
 	setMu    sync.Mutex
 	draining atomic.Bool
 	drainAt  time.Time // when the drain began; guarded by setMu
 	changed  chan struct{}
+	// forward and relay head what the node sends other gateways: spans
+	// forwarded, and what a draining gateway passes on.
+	forward, relay []byte
 
 	handoverMu sync.Mutex // one handover at a time
 	// decisionsHanded: a handover while draining handed the decisions
@@ -87,6 +93,8 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 		logger:  set.Telemetry.Logger,
 		obs:     set.Observer,
 		changed: make(chan struct{}, 1),
+		forward: AppendControl(nil, &Control{Forwarded: true}),
+		relay:   AppendControl(nil, &Control{Forwarded: true, Relayed: true}),
 	}
 	n.watcher = membership.NewWatcher(cfg.Members, set.Clock, n.logger)
 	n.router = router.New(exporter.Settings{ID: set.ID, TelemetrySettings: set.Telemetry, BuildInfo: set.BuildInfo},
@@ -96,7 +104,7 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 			Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
 			Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 			Retry:    configretry.NewDefaultBackOffConfig(),
-			Prefix:   AppendControl(nil, &Control{Forwarded: true}),
+			Prefix:   n.forward,
 		}, routerObserver{n})
 	return n
 }
@@ -111,14 +119,21 @@ func (n *Node) Start(ctx context.Context, host component.Host) error {
 	return n.watcher.Start(ctx, n.setMembers)
 }
 
-// setMembers takes a new member set from the watcher.
+// setMembers takes a new member set from the watcher. The first one is not
+// a ring change (nothing is handed over after it) unless spans came in
+// before it: a gateway starts its node before it receives, so spans
+// forwarded to it stay where they land until the ring really changes.
 func (n *Node) setMembers(members []string) {
 	n.setMu.Lock()
 	defer n.setMu.Unlock()
 	delta := len(members) - len(n.members)
+	first := n.members == nil
 	n.members = slices.Clone(members)
 	n.applyLocked()
 	n.obs.Members(delta)
+	if first && !n.early.Load() {
+		return
+	}
 	select {
 	case n.changed <- struct{}{}:
 	default:
@@ -165,6 +180,11 @@ func (n *Node) Owns(h uint64) bool {
 // whoever owns them. Otherwise the spans of traces another gateway owns
 // are forwarded to it, and the rest buffered; what cannot be forwarded is
 // buffered here too.
+//
+// A draining gateway (with handover on) keeps nothing: it passes forwarded
+// spans, handed-over traces and decisions on to their owners too, marked
+// relayed, since the gateways that sent them have not yet seen it leave.
+// Only what is already relayed stays, to be handed over with its buffer.
 func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error) {
 	c, rest, isCtl, err := SplitControl(buf)
 	if err != nil {
@@ -173,9 +193,14 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 		}
 		return 0, err
 	}
+	if n.view.Load() == nil {
+		n.early.Store(true)
+	}
+	relay := n.draining.Load() && n.cfg.Handover.Enabled && !c.Relayed
+	prefix := n.forward
 	if isCtl {
 		if c.Decisions.Len() > 0 {
-			if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
+			if err := n.takeDecisions(ctx, &c.Decisions, relay); err != nil {
 				if done != nil {
 					done()
 				}
@@ -183,7 +208,10 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 			}
 		}
 		if c.Forwarded {
-			return n.buf.IngestOwned(ctx, rest, done)
+			if !relay {
+				return n.buf.IngestOwned(ctx, rest, done)
+			}
+			prefix = n.relay
 		}
 	}
 	own, other, _, otherSpans, err := router.Partition(rest, n.Owns)
@@ -191,7 +219,7 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 		// The buffer reports what is malformed, as without a cluster.
 		return n.buf.IngestOwned(ctx, rest, done)
 	}
-	if ferr := n.router.Route(ctx, other); ferr != nil {
+	if ferr := n.router.RouteWith(ctx, other, prefix); ferr != nil {
 		n.logger.Debug("Forwarding failed; the spans are buffered here", zap.Error(ferr))
 		return n.buf.IngestOwned(ctx, rest, done)
 	}
@@ -204,6 +232,20 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 	}
 	got, err := n.buf.IngestOwned(ctx, own, nil)
 	return got + otherSpans, err
+}
+
+// takeDecisions remembers decisions another gateway handed over. With
+// relay (this gateway drains) it passes them on to their owners, marked
+// relayed, and remembers only those a send refused.
+func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) error {
+	if v := n.view.Load(); relay && v != nil && v.others.Len() > 0 {
+		refused, _ := n.sendDecisions(ctx, v.others, d, Control{Forwarded: true, Relayed: true}, nil, nil)
+		if refused.Len() == 0 {
+			return nil
+		}
+		d = &refused
+	}
+	return n.buf.IngestDecisions(ctx, d)
 }
 
 // loop runs a handover once the member set has not changed for
@@ -246,18 +288,33 @@ func (n *Node) BeginDrain() time.Time {
 	return n.drainAt
 }
 
+// drainSweep is how often a draining gateway hands over what reached its
+// buffer since its last handover: requests that were being taken in when
+// the drain began, relayed spans, traces given back by a failed send.
+const drainSweep = 500 * time.Millisecond
+
 // Drain begins the drain and waits until cluster::drain has passed since it
-// began, or until ctx ends.
+// began, or until ctx ends. With handover on, it hands the whole buffer
+// and its decisions over at once, and then every drainSweep what arrived
+// since: the traces the gateway no longer owns must not go quiet here and
+// be decided on the part it holds while their later spans go to the new
+// owner.
 func (n *Node) Drain(ctx context.Context) {
-	left := n.cfg.Drain - n.clock.Now().Sub(n.BeginDrain())
-	if left <= 0 {
-		return
-	}
-	t := n.clock.NewTimer(left)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C():
+	end := n.BeginDrain().Add(n.cfg.Drain)
+	for {
+		if n.cfg.Handover.Enabled {
+			n.HandOver(ctx)
+		}
+		left := end.Sub(n.clock.Now())
+		if left <= 0 || ctx.Err() != nil {
+			return
+		}
+		t := n.clock.NewTimer(min(left, drainSweep))
+		select {
+		case <-ctx.Done():
+		case <-t.C():
+		}
+		t.Stop()
 	}
 }
 

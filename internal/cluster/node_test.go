@@ -74,15 +74,23 @@ func startNode(t *testing.T, self string, members []string) (*Node, *fakeBuffer)
 	t.Helper()
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = self, members, 0
-	cfg.GRPC.TLS.Insecure = true
 	buf := &fakeBuffer{}
+	n, _ := runNode(t, cfg, buf, nil)
+	return n, buf
+}
+
+// runNode starts a node of cfg over buf on a fake clock at the Unix epoch,
+// and shuts it down when the test ends.
+func runNode(t *testing.T, cfg Config, buf Buffer, obs Observer) (*Node, *clocktest.Fake) {
+	t.Helper()
+	cfg.GRPC.TLS.Insecure = true
+	clk := clocktest.NewFake(time.Unix(0, 0))
 	n := NewNode(cfg, buf, Settings{
-		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(),
-		Clock: clocktest.NewFake(time.Unix(0, 0)),
+		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Observer: obs,
 	})
 	require.NoError(t, n.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, n.Shutdown(context.Background())) })
-	return n, buf
+	return n, clk
 }
 
 func TestNodeOwns(t *testing.T) {
@@ -164,6 +172,20 @@ func TestNodeIngest(t *testing.T) {
 	})
 }
 
+// advanceUntil moves clk a second at a time until done is closed.
+func advanceUntil(t *testing.T, clk *clocktest.Fake, done <-chan struct{}) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		clk.Advance(time.Second)
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
 func spansOf(t *testing.T, buf []byte) []wire.Span {
 	t.Helper()
 	var b wire.Batch
@@ -180,15 +202,7 @@ func TestDrainAll(t *testing.T) {
 		DrainAll(context.Background())
 		close(done)
 	}()
-	require.Eventually(t, func() bool {
-		clk.Advance(time.Second)
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}, 10*time.Second, 5*time.Millisecond)
+	advanceUntil(t, clk, done)
 	assert.True(t, n.draining.Load())
 	assert.GreaterOrEqual(t, clk.Now().Sub(n.drainAt), 10*time.Second, "DrainAll waits for the drain")
 

@@ -160,11 +160,17 @@ func (r *Router) retire(m *member) {
 // hash order when the owner is down. When every member is down the owners'
 // queues hold the spans. Malformed input is a permanent error.
 func (r *Router) Route(ctx context.Context, buf []byte) error {
+	return r.RouteWith(ctx, buf, r.cfg.Prefix)
+}
+
+// RouteWith is Route with prefix at the head of every request instead of
+// Settings.Prefix (a failover reroute puts Settings.Prefix back).
+func (r *Router) RouteWith(ctx context.Context, buf, prefix []byte) error {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
 		return ErrNoMembers
 	}
-	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, prefix: r.cfg.Prefix})
+	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, prefix: prefix})
 }
 
 // Send hands data, an encoded TracesData holding spans spans, to the

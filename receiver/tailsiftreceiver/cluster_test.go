@@ -302,9 +302,9 @@ func TestClusterHandover(t *testing.T) {
 }
 
 // TestClusterDrain shuts the third gateway down as Kubernetes does: it
-// leaves DNS as it gets SIGTERM. While it drains it forwards what arrives,
-// then it hands its buffer over and exits, deciding nothing itself; no
-// trace is split.
+// leaves DNS as it gets SIGTERM. It hands its buffer over as the drain
+// begins, forwards what arrives while it drains, and exits, deciding
+// nothing itself; no trace is split.
 func TestClusterDrain(t *testing.T) {
 	const drain = 5 * time.Second
 	f := startFleet(t, true, drain, gatewayHosts...)

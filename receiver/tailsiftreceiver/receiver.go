@@ -253,7 +253,9 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 }
 
 // drain keeps the servers up for cluster::drain, at most half the time ctx
-// leaves, while the node forwards what arrives, then hands the buffer over.
+// leaves, while the node forwards what arrives (it hands the buffer over as
+// the drain begins, and what reaches it during the drain), then hands over
+// what is left.
 func (r *tailsiftReceiver) drain(ctx context.Context) {
 	dctx, cancel := halfLeft(ctx)
 	defer cancel()
