@@ -18,6 +18,7 @@ type builder struct {
 	needSpans bool
 	chargers  []charger
 	salts     []uint64
+	arrivals  int // status_code policies with keep_on_arrival, at any depth
 }
 
 // salt registers a hash_salt, as the FNV-1a state after its bytes, and

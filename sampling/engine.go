@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 
@@ -21,6 +22,7 @@ type Engine struct {
 	observers  []observer
 	firstMatch bool           // sample_on_first_match (WithFirstMatch)
 	rootCond   *rootCondition // root_span_condition, nil when off
+	arrival    uint8          // status bits of keep_on_arrival (ArrivalMask)
 }
 
 // decisionObserver is implemented by a policy that learns from the engine's
@@ -67,6 +69,13 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		if o, ok := p.(decisionObserver); ok {
 			e.observers = append(e.observers, observer{o, c.Name})
 		}
+		if sc, ok := p.(statusCode); ok && sc.arrival {
+			e.arrival |= sc.mask
+			b.arrivals--
+		}
+	}
+	if b.arrivals > 0 {
+		return nil, errors.New("keep_on_arrival: only a top-level status_code policy can keep on arrival (a composing policy decides on the whole trace)")
 	}
 	e.preds, e.keys, e.needSpans, e.chargers, e.salts = b.preds, b.keys, b.needSpans, b.chargers, b.salts
 	budget, err := newBudget(&o.budget, cfgs)
@@ -81,6 +90,12 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// ArrivalMask returns the status bits (StatusErrorBit...) of the top-level
+// status_code policies with keep_on_arrival: a buffer decides a trace as
+// soon as its Trace.StatusMask has one of them, on the spans it has so far.
+// Zero when no policy keeps on arrival.
+func (e *Engine) ArrivalMask() uint8 { return e.arrival }
 
 // NeedsView reports whether ObserveSpan has anything to do.
 func (e *Engine) NeedsView() bool { return len(e.preds) > 0 || len(e.keys) > 0 }

@@ -9,6 +9,12 @@ import (
 type StatusCodeConfig struct {
 	// StatusCodes lists OK, ERROR and/or UNSET.
 	StatusCodes []string `mapstructure:"status_codes"`
+	// KeepOnArrival decides a trace the moment a span with one of
+	// StatusCodes arrives, instead of when its completion rule fires: the
+	// policies run on the spans buffered so far, a kept trace's spans are
+	// forwarded at once and its later spans follow as late spans. Only on
+	// a top-level policy (Engine.ArrivalMask).
+	KeepOnArrival bool `mapstructure:"keep_on_arrival"`
 }
 
 // Validate implements the config validator.
@@ -36,11 +42,17 @@ func statusBit(s string) (uint8, error) {
 	return 0, fmt.Errorf("unknown status code %q (want OK, ERROR or UNSET)", s)
 }
 
-type statusCode struct{ mask uint8 }
+type statusCode struct {
+	mask    uint8
+	arrival bool // keep_on_arrival
+}
 
-func newStatusCode(settings any, _ *builder) (evaluator, error) {
+func newStatusCode(settings any, b *builder) (evaluator, error) {
 	c := settings.(*StatusCodeConfig)
-	var p statusCode
+	p := statusCode{arrival: c.KeepOnArrival}
+	if p.arrival {
+		b.arrivals++
+	}
 	for _, s := range c.StatusCodes {
 		b, err := statusBit(s)
 		if err != nil {

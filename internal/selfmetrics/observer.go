@@ -79,7 +79,7 @@ func NewObserver(in Instruments) tracebuf.Observer {
 		rescued:        map[string]metric.MeasurementOption{},
 	}
 	o.lateKeep, o.lateDrop = o.keep, o.drop
-	for _, r := range []string{tracebuf.ReasonMaxSpans, tracebuf.ReasonMaxBytes, tracebuf.ReasonMemory, tracebuf.ReasonShutdown} {
+	for _, r := range []string{tracebuf.ReasonMaxSpans, tracebuf.ReasonMaxBytes, tracebuf.ReasonMemory, tracebuf.ReasonShutdown, tracebuf.ReasonArrival} {
 		o.early[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
 	}
 	return o

@@ -10,6 +10,7 @@ type completion struct {
 	quiet, maxWait int64
 	maxSpans       int
 	maxBytes       uint64 // completion.max_trace_bytes, math.MaxUint64 when off
+	arrival        uint8  // status bits that decide on arrival (sampling.Engine.ArrivalMask)
 }
 
 // next is when the first rule fires, or math.MaxInt64.
@@ -27,6 +28,8 @@ func (c *completion) next() int64 {
 // early returns the rule that decides t at once, on what has arrived, or "".
 func (c *completion) early(t *trace) string {
 	switch {
+	case t.sum.StatusMask&c.arrival != 0:
+		return ReasonArrival
 	case t.sum.SpanCount >= c.maxSpans:
 		return ReasonMaxSpans
 	case t.sum.SizeBytes > c.maxBytes:

@@ -14,6 +14,7 @@ const (
 	ReasonMaxBytes = "max_trace_bytes" // early: the trace exceeded completion.max_trace_bytes
 	ReasonMemory   = "memory"          // early: the buffer reached buffer.max_bytes
 	ReasonShutdown = "shutdown"        // early: the component is shutting down
+	ReasonArrival  = "arrival"         // early: a span with a keep_on_arrival status arrived
 )
 
 // Refusal reasons.

@@ -144,6 +144,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			maxWait:  int64(cfg.completion.MaxWait),
 			maxSpans: cfg.completion.MaxSpans,
 			maxBytes: math.MaxUint64,
+			arrival:  deps.engine.ArrivalMask(),
 		},
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
