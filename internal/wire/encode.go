@@ -24,6 +24,51 @@ func AppendSpan(dst, raw []byte, ts string) []byte {
 	return dst
 }
 
+// AppendSpanAttrs is AppendSpan that also appends attrs, Span.attributes
+// entries (field 9, as AppendStringAttr makes them), to the span, in place
+// of the span's own attributes with the same keys: a span that already
+// carries one of them (annotated by an earlier tier, or kept again) ends
+// with each key once.
+func AppendSpanAttrs(dst, raw []byte, ts string, attrs []byte) []byte {
+	off := 0
+	for off < len(raw) {
+		num, typ, n := protowire.ConsumeTag(raw[off:])
+		m := protowire.ConsumeFieldValue(num, typ, raw[off+n:])
+		field := raw[off : off+n+m]
+		off += n + m
+		if num == 3 || (num == 9 && typ == protowire.BytesType && hasAttr(attrs, attrKey(field[n:]))) {
+			continue
+		}
+		dst = append(dst, field...)
+	}
+	if len(ts) > 0 {
+		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
+		dst = protowire.AppendString(dst, ts)
+	}
+	return append(dst, attrs...)
+}
+
+// attrKey returns the key of an encoded attributes entry (a length-prefixed
+// KeyValue), or nil.
+func attrKey(entry []byte) []byte {
+	kv, n := protowire.ConsumeBytes(entry)
+	if n < 0 {
+		return nil
+	}
+	var key []byte
+	forEachBytesField(kv, 1, func(v []byte) { key = v })
+	return key
+}
+
+// hasAttr reports whether attrs, attributes entries, has one with key.
+func hasAttr(attrs, key []byte) bool {
+	found := false
+	forEachBytesField(attrs, 9, func(kv []byte) {
+		forEachBytesField(kv, 1, func(k []byte) { found = found || string(k) == string(key) })
+	})
+	return found
+}
+
 // PeekSpan returns the span ID and trace state of the span message raw,
 // which must be a span Scan accepted.
 func PeekSpan(raw []byte) (id [8]byte, ts []byte) {
