@@ -51,12 +51,37 @@ func newKeptMark(th otelsampling.Threshold, rnd otelsampling.Randomness, hasRnd 
 	return m
 }
 
+// keptMark.th holds a 56-bit threshold; its top byte, from ruleShift, holds
+// the index + 1 of the policy that kept the trace among the shard's rules
+// (0: unknown), for the output annotations on its late spans.
+const (
+	ruleShift = 56
+	thMask    = 1<<ruleShift - 1
+)
+
+// withRule returns m naming the rule of index i (ignored past 254).
+func (m keptMark) withRule(i int) keptMark {
+	if i >= 0 && i < 255 {
+		m.th = m.th&thMask | uint64(i+1)<<ruleShift
+	}
+	return m
+}
+
+// rule returns the index of the rule m names, or -1.
+func (m keptMark) rule() int { return int(m.th>>ruleShift) - 1 }
+
+// threshold returns the threshold m was kept with.
+func (m keptMark) threshold() otelsampling.Threshold {
+	th, _ := otelsampling.UnsignedToThreshold(m.th & thMask)
+	return th
+}
+
 // marker is the sampling.Marker that writes m into span tracestates.
 func (m keptMark) marker() sampling.Marker {
 	if why := sampling.Supplement((m.rv & supplementMask) >> supplementShift); why != 0 {
 		return sampling.NewSupplementMarker(why)
 	}
-	th, _ := otelsampling.UnsignedToThreshold(m.th)
+	th := m.threshold()
 	if m.rv&rvSet == 0 {
 		return sampling.NewMarker(th)
 	}

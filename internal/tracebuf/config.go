@@ -114,6 +114,9 @@ type OutputConfig struct {
 	// that kept the trace, and SampleRate, the number of traces it stands
 	// for (1/probability, rounded), as Honeycomb and Refinery use it.
 	AnnotateRoots bool `mapstructure:"annotate_roots"`
+	// AnnotateSpans adds those attributes to every span of a kept trace,
+	// its late spans included, not just to its roots.
+	AnnotateSpans bool `mapstructure:"annotate_spans"`
 	// ShutdownTimeout bounds Shutdown: the time it has to decide every
 	// buffered trace and hand the kept ones on, retrying while the next
 	// consumer refuses. Kept spans not handed on by then are counted as

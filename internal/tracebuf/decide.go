@@ -3,13 +3,11 @@ package tracebuf
 import (
 	"context"
 	"errors"
-	"math"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
-	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -79,29 +77,19 @@ func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
 		rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
 		mark = newKeptMark(d.Threshold, rnd, hasRnd)
 	}
+	var attrs []byte
+	if s.annotate.on() {
+		mark = mark.withRule(s.annotate.index(d.Policy))
+		attrs = s.annotate.attrs(d.Policy, d.Threshold)
+	}
 	s.decided.rememberKept(t.sum.ID, t.hash, mark)
 	m := s.deps.engine.Marker(&t.sum, d)
 	if rescued {
 		m = mark.marker()
 	}
-	var rootAttrs []byte
-	if s.annotate {
-		rootAttrs = s.rootAttrs(d)
-	}
-	if dups := s.appendTrace(&s.out, t, &m, rootAttrs, now); dups > 0 {
+	if dups := s.appendTrace(&s.out, t, &m, attrs, now); dups > 0 {
 		s.deps.observer.Deduplicated(dups)
 	}
-}
-
-// rootAttrs returns the attributes output.annotate_roots puts on a kept
-// trace's root spans: sampling.rule (the deciding policy) and SampleRate
-// (1 in how many traces this one stands for, rounded).
-func (s *shard) rootAttrs(d sampling.Decision) []byte {
-	e := &s.enc
-	e.attrBuf = wire.AppendStringAttr(e.attrBuf[:0], "sampling.rule", d.Policy)
-	rate := int64(math.Round(1 / d.Threshold.Probability()))
-	e.attrBuf = wire.AppendIntAttr(e.attrBuf, "SampleRate", max(rate, 1))
-	return e.attrBuf
 }
 
 // forget removes a decided trace from the shard's state, and frees its

@@ -38,7 +38,7 @@ func (b *Buffer) ForeignDecisions(ctx context.Context, sh int, owns func(h uint6
 		// explicit rv stays here (its late spans at the new owner carry th).
 		for id, m := range s.decided.ring.index {
 			if !owns(hashID(&id)) {
-				d.Kept = append(d.Kept, cluster.Kept{ID: id, Threshold: m.th})
+				d.Kept = append(d.Kept, cluster.Kept{ID: id, Threshold: m.th & thMask})
 			}
 		}
 		for _, gen := range s.decided.dropped.gens {

@@ -68,7 +68,6 @@ type encoder struct {
 	seen    map[seenKey][]byte // the first span with an ID in a group
 	spanBuf []byte
 	ends    []int
-	attrBuf []byte // root attributes of output.annotate_roots
 }
 
 // seenKey is a span ID in a group (resource and scope) of a trace.
@@ -160,8 +159,9 @@ func (s *shard) build(t *trace, m *sampling.Marker) (ptrace.Traces, error) {
 // bytes as one before it under the same resource and scope; spans that share
 // an ID under different resources (B3/Zipkin shared spans: client and
 // server) or differ in content all go out. A nil m leaves tracestates as
-// they arrived; rootAttrs, encoded attributes, are appended to root spans.
-func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, rootAttrs []byte, now int64) (dups int) {
+// they arrived; attrs, encoded attributes, are set on the spans
+// output.annotate_roots or annotate_spans names (annotate.wants).
+func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, attrs []byte, now int64) (dups int) {
 	e := &s.enc
 	e.order = e.order[:0]
 	t.forEachRecord(func(gid uint32, _ []byte) {
@@ -187,13 +187,14 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, rootAttrs
 			} else if !ok {
 				e.seen[key] = raw
 			}
+			mark := string(ts)
 			if m != nil {
-				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, m.Mark(ts))
-			} else {
-				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, string(ts))
+				mark = m.Mark(ts)
 			}
-			if len(rootAttrs) > 0 && wire.IsRoot(raw) {
-				e.spanBuf = append(e.spanBuf, rootAttrs...)
+			if len(attrs) > 0 && s.annotate.wants(raw) {
+				e.spanBuf = wire.AppendSpanAttrs(e.spanBuf, raw, mark, attrs)
+			} else {
+				e.spanBuf = wire.AppendSpan(e.spanBuf, raw, mark)
 			}
 			e.ends = append(e.ends, len(e.spanBuf))
 		})
@@ -204,7 +205,8 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, rootAttrs
 }
 
 // forwardLate sends the late spans of kept traces in s.msg.late at once,
-// each marked as its trace was (threshold, and a derived rv), in the output batch, one
+// each marked as its trace was (threshold, and a derived rv) and annotated
+// as its trace's spans were (a late root too), in the output batch, one
 // ResourceSpans per scope they arrived under. It sorts them by scope
 // (stably, keeping their order within a scope) to visit each once: a
 // request of many scopes and many late spans costs n log n, not scopes × n.
@@ -220,6 +222,7 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 	// changes.
 	var marker sampling.Marker
 	var markerOf keptMark
+	var attrs []byte
 	hasMarker := false
 	for len(late) > 0 {
 		scope := scopeOf(late[0])
@@ -229,8 +232,13 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 			sp := &batch.Spans[late[n].idx]
 			if mark := late[n].mark; !hasMarker || mark != markerOf {
 				marker, markerOf, hasMarker = mark.marker(), mark, true
+				attrs = s.annotate.lateAttrs(mark)
 			}
-			e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
+			if len(attrs) > 0 && s.annotate.wants(sp.Raw) {
+				e.spanBuf = wire.AppendSpanAttrs(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState), attrs)
+			} else {
+				e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
+			}
 			e.ends = append(e.ends, len(e.spanBuf))
 		}
 		s.out.appendSpans(&batch.Scopes[scope], e.spanBuf, e.ends, now)

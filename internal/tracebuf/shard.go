@@ -119,7 +119,7 @@ type shard struct {
 	decided  decisions
 	settle   settling // giving memory back after a spike
 	observe  bool     // the engine looks at each span (ObserveSpan)
-	annotate bool     // output.annotate_roots
+	annotate annotate // output.annotate_roots, annotate_spans
 
 	out  outBatch
 	held heldSet
@@ -149,7 +149,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
 		observe:  deps.engine.NeedsView(),
-		annotate: cfg.output.AnnotateRoots,
+		annotate: newAnnotate(cfg.output, deps.engine),
 		out: outBatch{
 			since:    -1,
 			timeout:  int64(cfg.output.BatchTimeout),

@@ -212,7 +212,7 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		return 0, ErrNotDropped
 	}
 	retro := supplementMark(otelsampling.AlwaysSampleThreshold, sampling.SupplementRetro)
-	td, n, err := markStored(tr.Request, retro.marker(), RetroactiveRule)
+	td, n, err := markStored(tr.Request, retro.marker(), RetroactiveRule, b.cfg.Output.AnnotateSpans)
 	if err != nil {
 		return 0, err
 	}

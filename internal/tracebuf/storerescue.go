@@ -258,11 +258,11 @@ func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
 		return nil
 	}
 	rule := ""
-	if b.cfg.Output.AnnotateRoots {
+	if b.cfg.Output.AnnotateRoots || b.cfg.Output.AnnotateSpans {
 		rule = d.Policy
 	}
 	rescued := supplementMark(d.Threshold, sampling.SupplementRescue)
-	td, _, err := markStored(req, rescued.marker(), rule)
+	td, _, err := markStored(req, rescued.marker(), rule, b.cfg.Output.AnnotateSpans)
 	if err != nil {
 		return err
 	}
@@ -283,8 +283,9 @@ func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
 // markStored decodes a stored trace's request for the next consumer: each
 // span once (a span with the same ID and bytes as an earlier one is a
 // duplicate), its tracestate marked by m, and, when rule is set,
-// sampling.rule=rule on its root spans. It returns the spans it holds.
-func markStored(req []byte, m sampling.Marker, rule string) (ptrace.Traces, int, error) {
+// sampling.rule=rule on its root spans (on all its spans when all is set),
+// in place of one they have. It returns the spans it holds.
+func markStored(req []byte, m sampling.Marker, rule string, all bool) (ptrace.Traces, int, error) {
 	var batch wire.Batch
 	if err := wire.Scan(req, &batch); err != nil {
 		return ptrace.Traces{}, 0, fmt.Errorf("scan stored trace: %w", err)
@@ -314,9 +315,10 @@ func markStored(req []byte, m sampling.Marker, rule string) (ptrace.Traces, int,
 			flush()
 			scope = sp.Scope
 		}
-		spans = wire.AppendSpan(spans, sp.Raw, m.Mark(sp.TraceState))
-		if len(attr) > 0 && !sp.HasParent {
-			spans = append(spans, attr...)
+		if len(attr) > 0 && (all || !sp.HasParent) {
+			spans = wire.AppendSpanAttrs(spans, sp.Raw, m.Mark(sp.TraceState), attr)
+		} else {
+			spans = wire.AppendSpan(spans, sp.Raw, m.Mark(sp.TraceState))
 		}
 		ends = append(ends, len(spans))
 		n++
