@@ -212,7 +212,7 @@ func AssertEqualProcessorTailsiftDecisionLatency(t *testing.T, tt *componenttest
 func AssertEqualProcessorTailsiftEarlyDecisions(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_tailsift_early_decisions",
-		Description: "Traces decided before their completion rule fired, by reason (max_spans, max_trace_bytes, memory or shutdown). [Development]",
+		Description: "Traces decided before their completion rule fired, by reason (max_spans, max_trace_bytes, memory, shutdown, or arrival for status_code keep_on_arrival). [Development]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -183,7 +183,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftEarlyDecisions, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_early_decisions",
-		metric.WithDescription("Traces decided before their completion rule fired, by reason (max_spans, max_trace_bytes, memory or shutdown). [Development]"),
+		metric.WithDescription("Traces decided before their completion rule fired, by reason (max_spans, max_trace_bytes, memory, shutdown, or arrival for status_code keep_on_arrival). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
