@@ -39,6 +39,20 @@ func (l *delayLog) emit(_ context.Context, td ptrace.Traces) error {
 	return nil
 }
 
+// peakObserver tracks the peak of the buffered bytes.
+type peakObserver struct {
+	NopObserver
+	mu         sync.Mutex
+	bytes, max int64
+}
+
+func (o *peakObserver) Buffered(bytes, _ int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bytes += bytes
+	o.max = max(o.max, o.bytes)
+}
+
 // delayTraces and delaySpans shape errorExportDelays' workload: a trace
 // starts every 20 ms, and its spans arrive 80 to 120 ms apart, children
 // first, its root last; one child has ERROR status.
@@ -50,17 +64,20 @@ const (
 
 // errorExportDelays runs the default configuration (quiet 2 s) on a fake
 // clock, in steps of delayStep, and returns, sorted, each ERROR span's time
-// from its arrival to its export, with keep_on_arrival as set. Each step
+// from its arrival to its export, with keep_on_arrival as set, and the peak
+// of the buffered bytes (every trace of the workload has an ERROR span, so
+// keep_on_arrival frees each after its first error). Each step
 // ends with Sync, which hands the output batch on: the figures leave out
 // output.batch_timeout (50 ms by default), which both modes would add.
-func errorExportDelays(tb testing.TB, onArrival bool) []time.Duration {
+func errorExportDelays(tb testing.TB, onArrival bool) (delays []time.Duration, peak int64) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.Shards = 1
 	cfg.Policies[0] = sampling.NewPolicyConfig("errors", "status_code",
 		&sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}, KeepOnArrival: onArrival})
 	out := &delayLog{out: map[pcommon.SpanID]time.Time{}}
-	b, clk := startBuffer(tb, cfg, out.emit, nil)
+	obs := &peakObserver{}
+	b, clk := startBuffer(tb, cfg, out.emit, obs)
 	out.now = clk.Now
 
 	// Each span's arrival, in steps of delayStep.
@@ -106,12 +123,14 @@ func errorExportDelays(tb testing.TB, onArrival bool) []time.Duration {
 	out.mu.Lock()
 	defer out.mu.Unlock()
 	require.Len(tb, out.out, len(arrived), "every ERROR span was handed on")
-	delays := make([]time.Duration, 0, len(arrived))
+	delays = make([]time.Duration, 0, len(arrived))
 	for id, at := range arrived {
 		delays = append(delays, out.out[id].Sub(at))
 	}
 	slices.Sort(delays)
-	return delays
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	return delays, obs.max
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {
@@ -122,16 +141,20 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // (within a step); without it, after its trace's root and the quiet rule
 // (2 s).
 func TestErrorExportDelay(t *testing.T) {
-	off := quantile(errorExportDelays(t, false), 0.99)
-	on := quantile(errorExportDelays(t, true), 0.99)
-	t.Logf("p99 from the ERROR span's arrival to its export: %v without keep_on_arrival, %v with", off, on)
+	offDelays, offPeak := errorExportDelays(t, false)
+	onDelays, onPeak := errorExportDelays(t, true)
+	off, on := quantile(offDelays, 0.99), quantile(onDelays, 0.99)
+	t.Logf("p99 from the ERROR span's arrival to its export: %v without keep_on_arrival, %v with; peak buffered bytes %d, %d",
+		off, on, offPeak, onPeak)
 	assert.LessOrEqual(t, on, delayStep, "at once")
 	assert.GreaterOrEqual(t, off, 2*time.Second, "after the quiet rule")
+	assert.Less(t, onPeak, offPeak/4, "error traces leave the buffer")
 }
 
 // BenchmarkErrorExportDelay reports, on the fake clock, the p50 and p99
 // time from an ERROR span's arrival to its export with the default
-// configuration, with and without keep_on_arrival (see errorExportDelays).
+// configuration, with and without keep_on_arrival, and the peak buffered
+// bytes (see errorExportDelays).
 //
 //	go test -run '^$' -bench ErrorExportDelay -benchtime 3x ./internal/tracebuf/
 func BenchmarkErrorExportDelay(b *testing.B) {
@@ -139,11 +162,13 @@ func BenchmarkErrorExportDelay(b *testing.B) {
 		b.Run(fmt.Sprintf("keep_on_arrival=%v", on), func(b *testing.B) {
 			b.ReportAllocs()
 			var d []time.Duration
+			var peak int64
 			for b.Loop() {
-				d = errorExportDelays(b, on)
+				d, peak = errorExportDelays(b, on)
 			}
 			b.ReportMetric(float64(quantile(d, 0.5))/1e6, "p50-ms")
 			b.ReportMetric(float64(quantile(d, 0.99))/1e6, "p99-ms")
+			b.ReportMetric(float64(peak), "peak-buffered-B")
 		})
 	}
 }
