@@ -41,3 +41,12 @@ func TestArrivalMask(t *testing.T) {
 		})
 	}
 }
+
+// keep_on_arrival is read from the policy's YAML.
+func TestKeepOnArrivalYAML(t *testing.T) {
+	cfg, err := load(t, `policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR], keep_on_arrival: true}}]`)
+	require.NoError(t, err)
+	e, err := sampling.NewEngine(cfg.Policies)
+	require.NoError(t, err)
+	assert.Equal(t, sampling.StatusErrorBit, e.ArrivalMask())
+}

@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,12 +38,13 @@ func TestKeepOnArrival(t *testing.T) {
 		wantLate    int // spans out after the rest, before quiet
 		wantAll     int // spans out in the end
 		decisions   []string
+		decided     int // spans in the decision
 		lateKept    int
 		lateDropped int
 	}{
-		{"on: kept at arrival", true, "svc", 2, 4, 4, []string{ReasonArrival + "/keep"}, 2, 0},
-		{"on: a drop rule still vetoes", true, "noisy", 0, 0, 0, []string{ReasonArrival + "/drop"}, 0, 2},
-		{"off: kept when quiet", false, "svc", 0, 0, 4, []string{ReasonQuiet + "/keep"}, 0, 0},
+		{"on: kept at arrival", true, "svc", 2, 4, 4, []string{ReasonArrival + "/keep"}, 2, 2, 0},
+		{"on: a drop rule still vetoes", true, "noisy", 0, 0, 0, []string{ReasonArrival + "/drop"}, 2, 0, 2},
+		{"off: kept when quiet", false, "svc", 0, 0, 4, []string{ReasonQuiet + "/keep"}, 4, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -78,18 +80,27 @@ func TestKeepOnArrival(t *testing.T) {
 			obs.mu.Lock()
 			defer obs.mu.Unlock()
 			assert.Equal(t, tc.decisions, obs.decisions)
+			assert.Equal(t, tc.decided, obs.decided)
 			assert.Equal(t, tc.lateKept, obs.lateKept)
 			assert.Equal(t, tc.lateDropped, obs.lateDropped)
 		})
 	}
 }
 
-// arrivalObserver is a decisionLog that also counts late kept spans and
-// buffered traces.
+// arrivalObserver is a decisionLog that also counts decided spans, late
+// kept spans and buffered traces.
 type arrivalObserver struct {
 	decisionLog
+	decided  int
 	lateKept int
 	buffered int64
+}
+
+func (o *arrivalObserver) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
+	o.decisionLog.Decided(policy, keep, spans, reason, latency, lag)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.decided += spans
 }
 
 func (o *arrivalObserver) Late(kept bool, spans int) {
