@@ -407,11 +407,7 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 
 func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg := testConfig()
-	cfg.Shards = 1
-	cfg.Buffer.MaxQueuedBytes = 1 << 20
-	cfg.Completion.MaxSpans = 1
-	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := tracebuftest.NewBlocking()
+	next := tracebuftest.NewStalled(cfg)
 	h := newHarness(t, cfg, next)
 	// The first error span is decided at once and blocks the shard in next
 	// (so no Sync here: it would wait for the blocked shard).
