@@ -2,7 +2,6 @@ package sampling_test
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -225,26 +224,7 @@ func TestCompositeStopsAtDecidingSubPolicy(t *testing.T) {
 func TestCompositeConcurrent(t *testing.T) {
 	// 8 goroutines in one second: exactly the allocation passes.
 	p := sampling.CompositeOf(1000, []sampling.Policy{fixed(sampled)}, []int64{100})
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		kept int
-	)
-	for range 8 {
-		wg.Go(func() {
-			n := 0
-			for range 50 {
-				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep() {
-					n++
-				}
-			}
-			mu.Lock()
-			kept += n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	assert.Equal(t, 100, kept)
+	assert.Equal(t, 100, samplingtest.KeptConcurrently(p, t0, 8, 50))
 }
 
 // Ported from contrib's composite_helper_test.go: the allocations built from

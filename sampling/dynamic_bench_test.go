@@ -18,17 +18,7 @@ func dynamicBenchTraces(n int) []sampling.Trace {
 	traces := make([]sampling.Trace, 1024)
 	for i := range traces {
 		tr := &traces[i]
-		tr.SetIdentity(randomID(rng), nil)
-		if i%4 == 0 {
-			tr.SetIdentity(tr.ID, []byte("ot=th:8"))
-		}
-		tr.SpanCount = 1 + rng.IntN(50)
-		tr.StatusMask = sampling.StatusUnsetBit
-		if rng.IntN(3) == 0 {
-			tr.StatusMask |= sampling.StatusErrorBit
-		}
-		tr.Start = 1_700_000_000_000_000_000
-		tr.End = tr.Start + rng.Uint64N(1000*ms)
+		fillBenchTrace(tr, i, rng)
 		tr.Keys[0], tr.KeySet = uint64(key(rng))*0x9E3779B97F4A7C15, 1
 	}
 	return traces

@@ -25,18 +25,7 @@ func BenchmarkEngineDecide(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	traces := make([]sampling.Trace, 1024)
 	for i := range traces {
-		tr := &traces[i]
-		tr.SetIdentity(randomID(rng), nil)
-		if i%4 == 0 {
-			tr.SetIdentity(tr.ID, []byte("ot=th:8"))
-		}
-		tr.SpanCount = 1 + rng.IntN(50)
-		tr.StatusMask = sampling.StatusUnsetBit
-		if rng.IntN(3) == 0 {
-			tr.StatusMask |= sampling.StatusErrorBit
-		}
-		tr.Start = 1_700_000_000_000_000_000
-		tr.End = tr.Start + rng.Uint64N(1000*ms)
+		fillBenchTrace(&traces[i], i, rng)
 	}
 	for _, c := range cases {
 		b.Run("policy="+c.name, func(b *testing.B) {
@@ -54,4 +43,20 @@ func BenchmarkEngineDecide(b *testing.B) {
 			b.ReportMetric(float64(kept)/float64(b.N), "kept/decision")
 		})
 	}
+}
+
+// fillBenchTrace fills tr, the i-th trace of a benchmark's set, from rng: a
+// third errors, random durations and randomness, every fourth head-sampled.
+func fillBenchTrace(tr *sampling.Trace, i int, rng *rand.Rand) {
+	tr.SetIdentity(randomID(rng), nil)
+	if i%4 == 0 {
+		tr.SetIdentity(tr.ID, []byte("ot=th:8"))
+	}
+	tr.SpanCount = 1 + rng.IntN(50)
+	tr.StatusMask = sampling.StatusUnsetBit
+	if rng.IntN(3) == 0 {
+		tr.StatusMask |= sampling.StatusErrorBit
+	}
+	tr.Start = 1_700_000_000_000_000_000
+	tr.End = tr.Start + rng.Uint64N(1000*ms)
 }

@@ -1,7 +1,6 @@
 package sampling_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tailsift/tailsift/sampling"
+	"github.com/tailsift/tailsift/sampling/samplingtest"
 )
 
 // step is one evaluation of a stateful policy: a trace of spans spans (or
@@ -109,26 +109,7 @@ func TestRateLimitingConcurrent(t *testing.T) {
 	// 8 goroutines race for a burst of 100 single-span traces at one
 	// instant: exactly 100 pass.
 	p := build(t, rateLimitingPolicy("rl", 1, 100))
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		kept int
-	)
-	for range 8 {
-		wg.Go(func() {
-			n := 0
-			for range 50 {
-				if p.Evaluate(&sampling.Trace{Now: t0, SpanCount: 1}).Keep() {
-					n++
-				}
-			}
-			mu.Lock()
-			kept += n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	assert.Equal(t, 100, kept)
+	assert.Equal(t, 100, samplingtest.KeptConcurrently(p, t0, 8, 50))
 }
 
 func TestRateLimitingInEngine(t *testing.T) {

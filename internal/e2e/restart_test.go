@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,86 +69,40 @@ func TestKillRestartLosesNoErrorOrSlowTrace(t *testing.T) {
 	base := newRand(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
-	var (
-		stats        sendStats
-		mu           sync.Mutex
-		sent         []*testTrace
-		acceptedErrs atomic.Int64
-		stop         = make(chan struct{})
-		done         sync.WaitGroup
-		cutoff       = time.Now().Add(60 * time.Second)
-	)
-	for w := range workers {
-		rng := rand.New(rand.NewPCG(base.Uint64(), uint64(w)))
-		done.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if time.Now().After(cutoff) {
-					return
-				}
-				group := make([]*testTrace, groupSize)
-				for i := range group {
-					c := classFast
-					switch rng.IntN(4) {
-					case 0:
-						c = classError
-					case 1:
-						c = classSlow
-					}
-					group[i] = newTrace(rng, c, time.Now())
-				}
-				failed := false
-				for _, req := range interleave(group) {
-					err := exp.ExportSpans(ctx, req.spans)
-					stats.record(req, err)
-					failed = failed || err != nil
-				}
-				for _, tt := range group {
-					if tt.class == classError && stats.accepted(tt) {
-						acceptedErrs.Add(1)
-					}
-				}
-				mu.Lock()
-				sent = append(sent, group...)
-				mu.Unlock()
-				if failed {
-					time.Sleep(20 * time.Millisecond) // the collector is down
-				}
+	load := startStream(t, ctx, exp, base, streamConfig{
+		workers: workers, groupSize: groupSize, cutoff: 60 * time.Second,
+		class: func(rng *rand.Rand) traceClass {
+			switch rng.IntN(4) {
+			case 0:
+				return classError
+			case 1:
+				return classSlow
 			}
-		})
-	}
-	stopSenders := sync.OnceFunc(func() {
-		close(stop)
-		done.Wait()
+			return classFast
+		},
+		pause: func(groupFailed bool) time.Duration {
+			if groupFailed {
+				return 20 * time.Millisecond // the collector is down
+			}
+			return 0
+		},
 	})
-	t.Cleanup(stopSenders)
 
-	require.Eventually(t, func() bool { return acceptedErrs.Load() >= acceptedBeforeKill },
+	require.Eventually(t, func() bool { return load.acceptedErrs.Load() >= acceptedBeforeKill },
 		30*time.Second, 5*time.Millisecond, "error traces were not accepted")
 	require.NoError(t, col.cmd.Process.Kill())
 	<-col.exited
 	killedAt := time.Now()
-	atKill := acceptedErrs.Load()
+	atKill := load.acceptedErrs.Load()
 
 	col = col.relaunch(t)
 	t.Logf("restarted %s after SIGKILL", time.Since(killedAt).Round(time.Millisecond))
-	require.Eventually(t, func() bool { return acceptedErrs.Load() >= atKill+acceptedBeforeKill },
+	require.Eventually(t, func() bool { return load.acceptedErrs.Load() >= atKill+acceptedBeforeKill },
 		30*time.Second, 5*time.Millisecond, "error traces were not accepted after the restart")
-	stopSenders()
+	load.stop()
 	snk.waitSettled(t, time.Now().Add(cfg.MaxWait), 2*time.Second, 60*time.Second)
 
-	mu.Lock()
-	defer mu.Unlock()
-	var want []*testTrace
-	for _, tt := range sent {
-		if tt.class != classFast && stats.accepted(tt) {
-			want = append(want, tt)
-		}
-	}
+	want := load.acceptedOf(func(tt *testTrace) bool { return tt.class != classFast })
 	var problems []string
 	dups := 0
 	for _, tt := range want {
@@ -161,8 +113,8 @@ func TestKillRestartLosesNoErrorOrSlowTrace(t *testing.T) {
 		}
 	}
 	t.Logf("%d export requests (%d failed); %d error and slow traces accepted whole; %d spans arrived twice or more",
-		stats.requests, stats.failed, len(want), dups)
-	require.Positive(t, stats.failed, "no request failed: the kill did not happen under load")
+		load.stats.requests, load.stats.failed, len(want), dups)
+	require.Positive(t, load.stats.failed, "no request failed: the kill did not happen under load")
 	if len(problems) > 0 {
 		t.Errorf("%d of %d error and slow traces did not arrive complete:\n  %s",
 			len(problems), len(want), strings.Join(problems[:min(len(problems), 10)], "\n  "))

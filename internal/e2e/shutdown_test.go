@@ -1,8 +1,8 @@
 package e2e
 
 import (
+	"context"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,76 +35,42 @@ func TestShutdownLosesNoErrorTrace(t *testing.T) {
 			ctx := ctxFor(t, time.Minute)
 
 			var (
-				stats         sendStats
-				mu            sync.Mutex
-				sent          []*testTrace // traces whose every request was made
-				acceptedErrs  atomic.Int64
-				sigtermSent   atomic.Bool
-				afterSIGTERM  atomic.Int64 // requests started after SIGTERM
-				failedAfter   atomic.Int64 // of those, failed
-				stopSending   = make(chan struct{})
-				sendersDone   sync.WaitGroup
-				sendingCutoff = time.Now().Add(30 * time.Second) // bound, whatever happens
+				sigtermSent  atomic.Bool
+				afterSIGTERM atomic.Int64 // requests started after SIGTERM
+				failedAfter  atomic.Int64 // of those, failed
 			)
-			for w := range workers {
-				rng := rand.New(rand.NewPCG(base.Uint64(), uint64(w)))
-				sendersDone.Add(1)
-				go func() {
-					defer sendersDone.Done()
-					for {
-						select {
-						case <-stopSending:
-							return
-						default:
-						}
-						if time.Now().After(sendingCutoff) {
-							return
-						}
-						group := make([]*testTrace, groupSize)
-						for i := range group {
-							c := classFast
-							if rng.IntN(10) < 3 {
-								c = classError
-							}
-							group[i] = newTrace(rng, c, time.Now())
-						}
-						for _, req := range interleave(group) {
-							after := sigtermSent.Load()
-							err := exp.ExportSpans(ctx, req.spans)
-							stats.record(req, err)
-							if after {
-								afterSIGTERM.Add(1)
-								if err != nil {
-									failedAfter.Add(1)
-								}
-							}
-						}
-						for _, tt := range group {
-							if tt.class == classError && stats.accepted(tt) {
-								acceptedErrs.Add(1)
-							}
-						}
-						mu.Lock()
-						sent = append(sent, group...)
-						mu.Unlock()
-						// Once the receiver refuses requests, a short pause
-						// keeps the loop from spinning.
-						if after := sigtermSent.Load(); after && failedAfter.Load() > 0 {
-							time.Sleep(10 * time.Millisecond)
-						}
-					}
-				}()
-			}
-
 			// Senders stop when the collector has exited, or when the test
 			// ends early; this runs before the exporter is shut down.
-			stopSenders := sync.OnceFunc(func() {
-				close(stopSending)
-				sendersDone.Wait()
+			load := startStream(t, ctx, exp, base, streamConfig{
+				workers: workers, groupSize: groupSize, cutoff: 30 * time.Second,
+				class: func(rng *rand.Rand) traceClass {
+					if rng.IntN(10) < 3 {
+						return classError
+					}
+					return classFast
+				},
+				export: func(ctx context.Context, req exportRequest) error {
+					after := sigtermSent.Load()
+					err := exp.ExportSpans(ctx, req.spans)
+					if after {
+						afterSIGTERM.Add(1)
+						if err != nil {
+							failedAfter.Add(1)
+						}
+					}
+					return err
+				},
+				// Once the receiver refuses requests, a short pause keeps the
+				// loop from spinning.
+				pause: func(bool) time.Duration {
+					if sigtermSent.Load() && failedAfter.Load() > 0 {
+						return 10 * time.Millisecond
+					}
+					return 0
+				},
 			})
-			t.Cleanup(stopSenders)
 
-			require.Eventually(t, func() bool { return acceptedErrs.Load() >= acceptedBeforeSIGTERM },
+			require.Eventually(t, func() bool { return load.acceptedErrs.Load() >= acceptedBeforeSIGTERM },
 				20*time.Second, 10*time.Millisecond, "error traces were not accepted")
 			// With quiet 30s nothing should have been decided yet: all that
 			// arrives from here on is the shutdown flush.
@@ -114,21 +80,14 @@ func TestShutdownLosesNoErrorTrace(t *testing.T) {
 			require.NoError(t, col.terminate())
 
 			exited, exitErr := col.waitExit(30 * time.Second)
-			stopSenders()
+			load.stop()
 			require.True(t, exited, "collector did not exit within 30s of SIGTERM")
 			t.Logf("collector exited %s after SIGTERM", time.Since(sigtermAt).Round(time.Millisecond))
 			assert.NoError(t, exitErr, "collector exit status after SIGTERM")
 
-			mu.Lock()
-			defer mu.Unlock()
-			var accepted []*testTrace
-			for _, tt := range sent {
-				if tt.class == classError && stats.accepted(tt) {
-					accepted = append(accepted, tt)
-				}
-			}
+			accepted := load.acceptedOf(func(tt *testTrace) bool { return tt.class == classError })
 			t.Logf("made %d export requests (%d failed; %d after SIGTERM, %d of them failed); %d error traces accepted whole",
-				stats.requests, stats.failed, afterSIGTERM.Load(), failedAfter.Load(), len(accepted))
+				load.stats.requests, load.stats.failed, afterSIGTERM.Load(), failedAfter.Load(), len(accepted))
 			require.Positive(t, afterSIGTERM.Load(), "no export request was made after SIGTERM; the test did not exercise shutdown under load")
 			require.GreaterOrEqual(t, len(accepted), acceptedBeforeSIGTERM)
 			assert.Zero(t, spansBeforeSIGTERM, "spans were forwarded before SIGTERM although quiet is %s", cfg.Quiet)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -13,10 +12,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 )
 
@@ -97,23 +94,8 @@ type sink struct {
 // newSink starts a sink on a free loopback port; it stops with the test.
 func newSink(t testing.TB) *sink {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &sink{
-		addr:   lis.Addr().String(),
-		traces: make(map[pcommon.TraceID]map[pcommon.SpanID]*receivedSpan),
-	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
-	ptraceotlp.RegisterGRPCServer(srv, s)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	s := &sink{traces: make(map[pcommon.TraceID]map[pcommon.SpanID]*receivedSpan)}
+	s.addr = ServeTraces(t, s)
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tailsift/tailsift/internal/cluster"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
 // ClusterInstruments are a component's generated instruments for its
@@ -17,6 +18,18 @@ type ClusterInstruments struct {
 	DecisionsHandedOver metric.Int64Counter
 	DecidedLocally      metric.Int64Counter
 	Members             metric.Int64UpDownCounter
+}
+
+// NewNode returns the cluster node of a component's buffer when cfg has a
+// cluster block, nil otherwise. The node's events are recorded with in (set's
+// Observer is replaced).
+func NewNode(cfg tracebuf.Config, buf *tracebuf.Buffer, set cluster.Settings, in ClusterInstruments) *cluster.Node {
+	c := cfg.Cluster.Get()
+	if !cfg.Cluster.HasValue() || c == nil {
+		return nil
+	}
+	set.Observer = NewClusterObserver(in)
+	return cluster.NewNode(*c, buf, set)
 }
 
 // NewClusterObserver returns a cluster.Observer recording into ins.

@@ -149,6 +149,22 @@ func (b *Buffer) enter() bool {
 	return true
 }
 
+// enterWaiting is enter for a call that waits on the shards: its context
+// also ends when Shutdown begins, and leave, which the caller defers, ends
+// the call. ok is false once the buffer is closed (nothing to leave then).
+func (b *Buffer) enterWaiting(ctx context.Context) (_ context.Context, leave func(), ok bool) {
+	if !b.enter() {
+		return ctx, nil, false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		b.inflight.Done()
+	}, true
+}
+
 // taken gives back the queue slot of a message its shard has taken off
 // its queue.
 func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
@@ -347,13 +363,11 @@ func (b *Buffer) gaveUp(ctx context.Context) error {
 // and has decided the traces that are due by the clock. Tests use it with a
 // fake clock instead of sleeping.
 func (b *Buffer) Sync(ctx context.Context) error {
-	if !b.enter() {
+	ctx, leave, ok := b.enterWaiting(ctx)
+	if !ok {
 		return ErrShutdown
 	}
-	defer b.inflight.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(b.closing, cancel)()
+	defer leave()
 	for i, s := range b.shards {
 		if err := b.room[i].Acquire(ctx, 1); err != nil {
 			return b.gaveUp(ctx)

@@ -102,13 +102,11 @@ const (
 // which case inShard waits for it: what f takes out of the shard is never
 // lost with a caller that stopped waiting.
 func (b *Buffer) inShard(ctx context.Context, sh int, f func(ctx context.Context, s *shard)) error {
-	if !b.enter() {
+	ctx, leave, ok := b.enterWaiting(ctx)
+	if !ok {
 		return ErrShutdown
 	}
-	defer b.inflight.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(b.closing, cancel)()
+	defer leave()
 	if err := b.room[sh].Acquire(ctx, 1); err != nil {
 		return b.gaveUp(ctx)
 	}

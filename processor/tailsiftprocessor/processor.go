@@ -62,19 +62,9 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	}
 	status.Bind(buf.Engine())
 	p := &tailsiftProcessor{buf: buf, telemetry: tb, status: status, handoverTimeout: cfg.Output.ShutdownTimeout / 2}
-	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
-		p.node = cluster.NewNode(*c, buf, cluster.Settings{
-			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
-			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
-				SpansForwarded:      tb.ProcessorTailsiftClusterSpansForwarded,
-				TracesHandedOver:    tb.ProcessorTailsiftClusterTracesHandedOver,
-				BytesHandedOver:     tb.ProcessorTailsiftClusterBytesHandedOver,
-				DecisionsHandedOver: tb.ProcessorTailsiftClusterDecisionsHandedOver,
-				DecidedLocally:      tb.ProcessorTailsiftClusterHandoverDecidedLocally,
-				Members:             tb.ProcessorTailsiftClusterMembers,
-			}),
-		})
-	}
+	p.node = selfmetrics.NewNode(*cfg, buf, cluster.Settings{
+		ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+	}, clusterInstruments(tb))
 	return p, nil
 }
 
@@ -199,5 +189,18 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
 		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
+	}
+}
+
+// clusterInstruments are the processor's generated instruments for its cluster
+// node's events.
+func clusterInstruments(tb *metadata.TelemetryBuilder) selfmetrics.ClusterInstruments {
+	return selfmetrics.ClusterInstruments{
+		SpansForwarded:      tb.ProcessorTailsiftClusterSpansForwarded,
+		TracesHandedOver:    tb.ProcessorTailsiftClusterTracesHandedOver,
+		BytesHandedOver:     tb.ProcessorTailsiftClusterBytesHandedOver,
+		DecisionsHandedOver: tb.ProcessorTailsiftClusterDecisionsHandedOver,
+		DecidedLocally:      tb.ProcessorTailsiftClusterHandoverDecidedLocally,
+		Members:             tb.ProcessorTailsiftClusterMembers,
 	}
 }

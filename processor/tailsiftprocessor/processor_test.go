@@ -2,7 +2,6 @@ package tailsiftprocessor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -64,22 +63,13 @@ func testConfig() *Config {
 func newHarness(t *testing.T, cfg *Config, next consumer.Traces) *harness {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	h := &harness{t: t, clk: clocktest.NewFake(t0), tel: componenttest.NewTelemetry()}
-	if next == nil {
-		h.sink = new(consumertest.TracesSink)
-		next = h.sink
-	}
+	env := tracebuftest.NewEnv(next)
 	set := processortest.NewNopSettings(metadata.Type)
-	set.TelemetrySettings = h.tel.NewTelemetrySettings()
-	p, err := newProcessorWithClock(set, cfg, next, h.clk)
+	set.TelemetrySettings = env.Tel.NewTelemetrySettings()
+	p, err := newProcessorWithClock(set, cfg, env.Next, env.Clock)
 	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-	h.p = p
-	t.Cleanup(func() {
-		assert.NoError(t, p.Shutdown(context.Background()))
-		assert.NoError(t, h.tel.Shutdown(context.Background()))
-	})
-	return h
+	env.Start(t, p)
+	return &harness{t: t, p: p, clk: env.Clock, sink: env.Sink, tel: env.Tel}
 }
 
 // send consumes one batch and waits until the shards have taken it in, so
@@ -102,23 +92,7 @@ func (h *harness) advance(d time.Duration) {
 
 // spansOf returns the received spans of trace n, by span number.
 func (h *harness) spansOf(n uint64) map[uint64]ptrace.Span {
-	out := map[uint64]ptrace.Span{}
-	id := traceID(n)
-	for _, td := range h.sink.AllTraces() {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			rs := td.ResourceSpans().At(i)
-			for j := 0; j < rs.ScopeSpans().Len(); j++ {
-				ss := rs.ScopeSpans().At(j).Spans()
-				for k := 0; k < ss.Len(); k++ {
-					if ss.At(k).TraceID() == id {
-						sid := ss.At(k).SpanID()
-						out[binary.BigEndian.Uint64(sid[:])&0xffff] = ss.At(k)
-					}
-				}
-			}
-		}
-	}
-	return out
+	return tracebuftest.SpansOf(h.sink.AllTraces(), traceID(n))
 }
 
 func (h *harness) metric(name string, attrs ...attribute.KeyValue) int64 {
@@ -433,11 +407,7 @@ func TestInvalidSpansRejectedRestGoesThrough(t *testing.T) {
 
 func TestQueueFullRefusesRetryably(t *testing.T) {
 	cfg := testConfig()
-	cfg.Shards = 1
-	cfg.Buffer.MaxQueuedBytes = 1 << 20
-	cfg.Completion.MaxSpans = 1
-	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := tracebuftest.NewBlocking()
+	next := tracebuftest.NewStalled(cfg)
 	h := newHarness(t, cfg, next)
 	// The first error span is decided at once and blocks the shard in next
 	// (so no Sync here: it would wait for the blocked shard).

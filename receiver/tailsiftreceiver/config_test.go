@@ -3,7 +3,6 @@ package tailsiftreceiver
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 
@@ -13,22 +12,15 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
-	"github.com/tailsift/tailsift/internal/cluster/clustertest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/processor/tailsiftprocessor"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
-	"github.com/tailsift/tailsift/sampling"
 )
 
 func loadConfig(t *testing.T, id component.ID) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
-	cfg := NewFactory().CreateDefaultConfig()
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg.(*Config), confmap.Validate(cfg)
+	cfg, err := tracebuftest.LoadConfig(t, NewFactory(), id)
+	return cfg.(*Config), err
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -45,30 +37,7 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, SanitizedURLPath("/traces"), h.TracesURLPath)
 
 		// The buffer block is the processor's, key for key.
-		want := tracebuf.Config{
-			Shards:     4,
-			Completion: tracebuf.CompletionConfig{Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20},
-			Buffer:     tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
-			DecisionCache: tracebuf.DecisionCacheConfig{
-				KeptMaxBytes:      8 << 20,
-				DroppedMaxEntries: 250_000,
-			},
-			Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true, ShutdownTimeout: 20 * time.Second},
-			Rescue: tracebuf.RescueConfig{Window: 45 * time.Second, MaxBytes: 64 << 20},
-			Policies: []sampling.PolicyConfig{
-				sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
-				sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
-				sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 1}),
-			},
-			Budget: sampling.BudgetConfig{
-				TracesPerSecond: 200,
-				Classes: []sampling.BudgetClass{
-					{Name: "errors", Policies: []string{"errors"}, NeverDrop: true},
-					{Name: "rest", Policies: []string{"slow", "baseline"}},
-				},
-			},
-			Cluster: clustertest.CustomConfig(),
-		}
+		want := tracebuftest.CustomConfig()
 		assert.Equal(t, want, cfg.bufferConfig)
 
 		// The same block, unchanged, configures the processor identically.
@@ -136,11 +105,7 @@ func TestInvalidConfig(t *testing.T) {
 			if _, ok := tt.YAML["protocols"]; !ok {
 				tt.YAML["protocols"] = map[string]any{"grpc": nil}
 			}
-			cfg := createDefaultConfig()
-			require.NoError(t, confmap.NewFromStringMap(tt.YAML).Unmarshal(cfg))
-			err := confmap.Validate(cfg)
-			require.Error(t, err)
-			assert.Equal(t, tt.Err, err.Error())
+			tt.AssertInvalid(t, createDefaultConfig())
 		})
 	}
 }
@@ -153,9 +118,7 @@ func TestUnmarshalErrorsNameTheKey(t *testing.T) {
 	})
 	for _, tt := range tests {
 		t.Run(tt.Name, func(t *testing.T) {
-			err := confmap.NewFromStringMap(tt.YAML).Unmarshal(createDefaultConfig())
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.Err)
+			tt.AssertUndecodable(t, createDefaultConfig())
 		})
 	}
 }

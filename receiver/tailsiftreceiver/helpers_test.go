@@ -3,7 +3,6 @@ package tailsiftreceiver
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configgrpc"
@@ -70,21 +68,13 @@ type rig struct {
 func newRig(t *testing.T, cfg *Config, next consumer.Traces) *rig {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	g := &rig{t: t, clk: clocktest.NewFake(t0), tel: componenttest.NewTelemetry()}
-	if next == nil {
-		g.sink = new(consumertest.TracesSink)
-		next = g.sink
-	}
+	env := tracebuftest.NewEnv(next)
 	set := receivertest.NewNopSettings(metadata.Type)
-	set.TelemetrySettings = g.tel.NewTelemetrySettings()
-	r, err := newReceiver(set, cfg, next, g.clk)
+	set.TelemetrySettings = env.Tel.NewTelemetrySettings()
+	r, err := newReceiver(set, cfg, env.Next, env.Clock)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	g.r = r
-	t.Cleanup(func() {
-		assert.NoError(t, r.Shutdown(context.Background()))
-		assert.NoError(t, g.tel.Shutdown(context.Background()))
-	})
+	env.Start(t, r)
+	g := &rig{t: t, r: r, clk: env.Clock, sink: env.Sink, tel: env.Tel}
 	g.attachClients()
 	return g
 }
@@ -269,21 +259,5 @@ func sortedAttrs(m pcommon.Map) []string {
 
 // spansOf returns the kept spans of trace n, by span number.
 func (g *rig) spansOf(n uint64) map[uint64]ptrace.Span {
-	out := map[uint64]ptrace.Span{}
-	id := traceID(n)
-	for _, td := range g.sink.AllTraces() {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			rs := td.ResourceSpans().At(i)
-			for j := 0; j < rs.ScopeSpans().Len(); j++ {
-				ss := rs.ScopeSpans().At(j).Spans()
-				for k := 0; k < ss.Len(); k++ {
-					if ss.At(k).TraceID() == id {
-						sid := ss.At(k).SpanID()
-						out[binary.BigEndian.Uint64(sid[:])&0xffff] = ss.At(k)
-					}
-				}
-			}
-		}
-	}
-	return out
+	return tracebuftest.SpansOf(g.sink.AllTraces(), traceID(n))
 }

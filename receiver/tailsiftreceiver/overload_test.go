@@ -21,11 +21,7 @@ import (
 
 func TestOverloadIsRetryable(t *testing.T) {
 	cfg := testConfig()
-	cfg.Shards = 1
-	cfg.Buffer.MaxQueuedBytes = 1 << 20 // the smallest allowed
-	cfg.Completion.MaxSpans = 1
-	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := tracebuftest.NewBlocking()
+	next := tracebuftest.NewStalled(&cfg.bufferConfig) // 1 MiB: the smallest queue allowed
 	g := newRig(t, cfg, next)
 	g.r.queueWait.Store(int64(50 * time.Millisecond))
 	released := false
@@ -91,11 +87,7 @@ func TestOverloadIsRetryable(t *testing.T) {
 // time: the receiver waits only half of what is left.
 func TestOverloadAnswersBeforeTheClientDeadline(t *testing.T) {
 	cfg := testConfig()
-	cfg.Shards = 1
-	cfg.Buffer.MaxQueuedBytes = 1 << 20
-	cfg.Completion.MaxSpans = 1
-	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
-	next := tracebuftest.NewBlocking()
+	next := tracebuftest.NewStalled(&cfg.bufferConfig)
 	g := newRig(t, cfg, next)
 	defer close(next.Release)
 	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))

@@ -101,19 +101,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		obsGRPC:   obsGRPC,
 		obsHTTP:   obsHTTP,
 	}
-	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
-		r.node = cluster.NewNode(*c, buf, cluster.Settings{
-			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
-			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
-				SpansForwarded:      tb.ReceiverTailsiftClusterSpansForwarded,
-				TracesHandedOver:    tb.ReceiverTailsiftClusterTracesHandedOver,
-				BytesHandedOver:     tb.ReceiverTailsiftClusterBytesHandedOver,
-				DecisionsHandedOver: tb.ReceiverTailsiftClusterDecisionsHandedOver,
-				DecidedLocally:      tb.ReceiverTailsiftClusterHandoverDecidedLocally,
-				Members:             tb.ReceiverTailsiftClusterMembers,
-			}),
-		})
-	}
+	r.node = selfmetrics.NewNode(cfg.bufferConfig, buf, cluster.Settings{
+		ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+	}, clusterInstruments(tb))
 	r.queueWait.Store(int64(maxQueueWait))
 	return r, nil
 }
@@ -339,5 +329,18 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
 		SpansDeduped:    tb.ReceiverTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ReceiverTailsiftArenaMappedBytes,
+	}
+}
+
+// clusterInstruments are the receiver's generated instruments for its cluster
+// node's events.
+func clusterInstruments(tb *metadata.TelemetryBuilder) selfmetrics.ClusterInstruments {
+	return selfmetrics.ClusterInstruments{
+		SpansForwarded:      tb.ReceiverTailsiftClusterSpansForwarded,
+		TracesHandedOver:    tb.ReceiverTailsiftClusterTracesHandedOver,
+		BytesHandedOver:     tb.ReceiverTailsiftClusterBytesHandedOver,
+		DecisionsHandedOver: tb.ReceiverTailsiftClusterDecisionsHandedOver,
+		DecidedLocally:      tb.ReceiverTailsiftClusterHandoverDecidedLocally,
+		Members:             tb.ReceiverTailsiftClusterMembers,
 	}
 }

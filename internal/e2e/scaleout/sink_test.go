@@ -4,16 +4,15 @@ package scaleout
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/tailsift/tailsift/internal/e2e"
 )
 
 // gatewayHeader names the gateway that sent a request to the sink; each
@@ -44,20 +43,8 @@ type sink struct {
 // startSink starts a sink on a free loopback port; it stops with the test.
 func startSink(t testing.TB) *sink {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &sink{addr: lis.Addr().String(), spans: make(map[pcommon.TraceID]map[pcommon.SpanID]*arrival)}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
-	ptraceotlp.RegisterGRPCServer(srv, s)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
+	s := &sink{spans: make(map[pcommon.TraceID]map[pcommon.SpanID]*arrival)}
+	s.addr = e2e.ServeTraces(t, s)
 	return s
 }
 

@@ -4,8 +4,19 @@
 package tracebuftest
 
 import (
+	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/tailsift/tailsift/internal/cluster/clustertest"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -197,4 +208,66 @@ func UndecodableConfigs() []BadConfig {
 			Err:  "has invalid keys: shard",
 		},
 	}
+}
+
+// CustomConfig is the tailsift/custom block of the processor's and the
+// receiver's testdata/config.yaml, decoded: every key set to a value other
+// than its default.
+func CustomConfig() tracebuf.Config {
+	return tracebuf.Config{
+		Shards:     4,
+		Completion: tracebuf.CompletionConfig{Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20},
+		Buffer:     tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
+		DecisionCache: tracebuf.DecisionCacheConfig{
+			KeptMaxBytes:      8 << 20,
+			DroppedMaxEntries: 250_000,
+		},
+		Output: tracebuf.OutputConfig{BatchTimeout: 100 * time.Millisecond, BatchMaxSpans: 4096, AnnotateRoots: true, ShutdownTimeout: 20 * time.Second},
+		Rescue: tracebuf.RescueConfig{Window: 45 * time.Second, MaxBytes: 64 << 20},
+		Policies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR", "UNSET"}}),
+			sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 500, UpperThresholdMs: 60000}),
+			sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 1}),
+		},
+		Budget: sampling.BudgetConfig{
+			TracesPerSecond: 200,
+			Classes: []sampling.BudgetClass{
+				{Name: "errors", Policies: []string{"errors"}, NeverDrop: true},
+				{Name: "rest", Policies: []string{"slow", "baseline"}},
+			},
+		},
+		Cluster: clustertest.CustomConfig(),
+	}
+}
+
+// LoadConfig loads the block id of testdata/config.yaml (in the calling
+// test's package) into factory's default config; the error is Validate's.
+func LoadConfig(t *testing.T, factory component.Factory, id component.ID) (component.Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := factory.CreateDefaultConfig()
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg, confmap.Validate(cfg)
+}
+
+// AssertInvalid decodes c.YAML into cfg (a component's default config) and
+// checks that Validate refuses it with exactly c.Err.
+func (c BadConfig) AssertInvalid(t *testing.T, cfg component.Config) {
+	t.Helper()
+	require.NoError(t, confmap.NewFromStringMap(c.YAML).Unmarshal(cfg))
+	err := confmap.Validate(cfg)
+	require.Error(t, err)
+	assert.Equal(t, c.Err, err.Error())
+}
+
+// AssertUndecodable checks that decoding c.YAML into cfg (a component's
+// default config) fails with an error that contains c.Err.
+func (c BadConfig) AssertUndecodable(t *testing.T, cfg component.Config) {
+	t.Helper()
+	err := confmap.NewFromStringMap(c.YAML).Unmarshal(cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), c.Err)
 }

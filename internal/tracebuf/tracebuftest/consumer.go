@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
 // Blocking is a next consumer that holds every ConsumeTraces until Release
@@ -28,4 +30,16 @@ func (b *Blocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	b.once.Do(func() { close(b.Entered) })
 	<-b.Release
 	return b.TracesSink.ConsumeTraces(ctx, td)
+}
+
+// NewStalled sets cfg up so that one error span fills it: one shard, a 1 MiB
+// input queue, a trace decided at its first span and handed on at once; and
+// returns the Blocking next consumer that stalls the shard on it. The
+// overload tests of the processor and the receiver start from it.
+func NewStalled(cfg *tracebuf.Config) *Blocking {
+	cfg.Shards = 1
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	cfg.Completion.MaxSpans = 1
+	cfg.Output.BatchTimeout = 0 // hand the kept trace on at once, to block in next
+	return NewBlocking()
 }

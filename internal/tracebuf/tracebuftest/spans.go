@@ -76,3 +76,24 @@ func Batch(specs ...Span) ptrace.Traces {
 	})
 	return td
 }
+
+// SpansOf returns the spans of trace id in tds, by span number (the low 16
+// bits of the span ID, as SpanID builds it).
+func SpansOf(tds []ptrace.Traces, id pcommon.TraceID) map[uint64]ptrace.Span {
+	out := map[uint64]ptrace.Span{}
+	for _, td := range tds {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			rs := td.ResourceSpans().At(i)
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				ss := rs.ScopeSpans().At(j).Spans()
+				for k := 0; k < ss.Len(); k++ {
+					if ss.At(k).TraceID() == id {
+						sid := ss.At(k).SpanID()
+						out[binary.BigEndian.Uint64(sid[:])&0xffff] = ss.At(k)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
