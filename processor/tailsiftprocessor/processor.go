@@ -64,7 +64,7 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	p := &tailsiftProcessor{buf: buf, telemetry: tb, status: status, handoverTimeout: cfg.Output.ShutdownTimeout / 2}
 	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
 		p.node = cluster.NewNode(*c, buf, cluster.Settings{
-			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk, Budget: buf.Engine(),
 			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
 				SpansForwarded:      tb.ProcessorTailsiftClusterSpansForwarded,
 				TracesHandedOver:    tb.ProcessorTailsiftClusterTracesHandedOver,

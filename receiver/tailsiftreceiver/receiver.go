@@ -103,7 +103,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	}
 	if c := cfg.Cluster.Get(); cfg.Cluster.HasValue() && c != nil {
 		r.node = cluster.NewNode(*c, buf, cluster.Settings{
-			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
+			ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk, Budget: buf.Engine(),
 			Observer: selfmetrics.NewClusterObserver(selfmetrics.ClusterInstruments{
 				SpansForwarded:      tb.ReceiverTailsiftClusterSpansForwarded,
 				TracesHandedOver:    tb.ReceiverTailsiftClusterTracesHandedOver,
