@@ -46,8 +46,9 @@ const (
 //
 // where total is the demand of this member and of the peers whose report is
 // fresh (fresh of them), and R is the budget less what the peers without a
-// fresh report are assumed to take: budget/N each, N the members counted
-// with this gateway. The shares of the members that hear each other add up
+// fresh report, or that this gateway's own report could not be sent to
+// (the router has them down), are assumed to take: budget/N each, N the
+// members counted with this gateway. The shares of the members that hear each other add up
 // to R, and each member keeps at least its demand while the fleet is under
 // budget, so its unused part goes to the others.
 //
@@ -67,6 +68,10 @@ type fleetBudget struct {
 
 	mu    sync.Mutex
 	peers map[string]report
+	// unsent are the peers the last report could not be sent to: they
+	// count as silent too, so that a gateway whose reports do not get out
+	// falls back to budget/N as its peers assume it does.
+	unsent map[string]bool
 }
 
 type report struct {
@@ -75,7 +80,7 @@ type report struct {
 }
 
 func newFleetBudget(b Budget, self string) *fleetBudget {
-	return &fleetBudget{b: b, self: self, rate: b.BudgetRate(), peers: map[string]report{}}
+	return &fleetBudget{b: b, self: self, rate: b.BudgetRate(), peers: map[string]report{}, unsent: map[string]bool{}}
 }
 
 // observe takes a peer's report, received at now.
@@ -85,6 +90,17 @@ func (f *fleetBudget) observe(d *Demand, now time.Time) {
 	}
 	f.mu.Lock()
 	f.peers[d.From] = report{perSecond: d.PerSecond, at: now}
+	f.mu.Unlock()
+}
+
+// sent records whether this gateway's report reached peer's sending queue.
+func (f *fleetBudget) sent(peer string, ok bool) {
+	f.mu.Lock()
+	if ok {
+		delete(f.unsent, peer)
+	} else {
+		f.unsent[peer] = true
+	}
 	f.mu.Unlock()
 }
 
@@ -105,7 +121,7 @@ func (f *fleetBudget) update(members []string, now time.Time) (share, local floa
 			continue
 		}
 		r, ok := f.peers[m]
-		if ok && now.Sub(r.at) <= budgetStale {
+		if ok && now.Sub(r.at) <= budgetStale && !f.unsent[m] {
 			peerDemand += r.perSecond
 			fresh++
 		} else {
@@ -115,6 +131,11 @@ func (f *fleetBudget) update(members []string, now time.Time) (share, local floa
 	for addr := range f.peers {
 		if !slices.Contains(members, addr) {
 			delete(f.peers, addr)
+		}
+	}
+	for addr := range f.unsent {
+		if !slices.Contains(members, addr) {
+			delete(f.unsent, addr)
 		}
 	}
 	f.mu.Unlock()
@@ -157,8 +178,10 @@ func (n *Node) shareBudget(ctx context.Context) {
 		if m == n.cfg.Self {
 			continue
 		}
-		if err := n.router.Send(ctx, m, data, 0); err != nil {
+		err := n.router.Send(ctx, m, data, 0)
+		if err != nil {
 			n.logger.Debug("Reporting the budget demand failed", zap.String("member", m), zap.Error(err))
 		}
+		n.fleet.sent(m, err == nil)
 	}
 }

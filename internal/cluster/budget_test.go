@@ -1,14 +1,20 @@
 package cluster
 
 import (
+	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/router/routertest"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -18,7 +24,10 @@ type fleetGateway struct {
 	addr   string
 	engine *sampling.Engine
 	fleet  *fleetBudget
-	rate   int // traces per second it decides, all kept by its policy
+	rate  int     // traces per second it decides, all kept by its policy
+	share float64 // its last share
+	// silent: cut off from the others (its reports do not reach them,
+	// theirs do not reach it).
 	silent bool
 }
 
@@ -81,14 +90,14 @@ func runFleet(t *testing.T, gws []*fleetGateway, rng *rand.Rand, start, secs int
 			require.True(t, ok)
 			require.Empty(t, rest)
 			for _, to := range gws {
-				if to.fleet != nil {
+				if to.fleet != nil && !to.silent {
 					to.fleet.observe(c.Demand, now)
 				}
 			}
 		}
 		for _, g := range gws {
 			if g.fleet != nil {
-				g.fleet.update(members, now)
+				g.share, _ = g.fleet.update(members, now)
 			}
 		}
 	}
@@ -137,4 +146,168 @@ func TestFleetBudgetConverges(t *testing.T) {
 	kl := runFleet(t, local, rng, 10, secs)
 	t.Logf("budget per gateway: kept %.1f/s in all, %v in %ds", float64(sum(kl))/secs, kl, secs)
 	assert.InDelta(t, 220, float64(sum(kl))/secs, 22, "a budget per gateway: the fleet keeps 100+100+20 per second, got %v", kl)
+}
+
+// TestFleetBudgetFailOpen: a gateway cut off from the others falls back to
+// budget/N, and the others keep budget/N for it and share the rest: the
+// fleet stays within the budget and every gateway goes on keeping traces.
+func TestFleetBudgetFailOpen(t *testing.T) {
+	const budget, secs = 90.0, 30
+	tests := []struct {
+		name   string
+		silent []bool
+		// shares once the silent gateways' reports are stale
+		shares []float64
+		kept   float64 // the fleet's kept traces per second
+	}{
+		{
+			name:   "hot gateway silent",
+			silent: []bool{true, false, false},
+			// 30 for it; 60 for the others, by demand (100 and 20)
+			shares: []float64{30, 50, 10},
+			kept:   90,
+		},
+		{
+			name:   "cold gateway silent",
+			silent: []bool{false, false, true},
+			// 30 for it (it keeps its 20); 60 for the others by demand
+			shares: []float64{45, 15, 30},
+			kept:   80,
+		},
+		{
+			name:   "nobody hears anybody",
+			silent: []bool{true, true, true},
+			shares: []float64{30, 30, 30},
+			kept:   80,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			gws := skewedFleet(t, budget)
+			runFleet(t, gws, rng, 0, 10)
+			for i, g := range gws {
+				g.silent = tt.silent[i]
+			}
+			runFleet(t, gws, rng, 10, 2)
+			for i, g := range gws {
+				if tt.silent[i] {
+					continue
+				}
+				assert.InDelta(t, budget*float64(g.rate)/420, g.share, 1.5, "gateway %d: a report within %v is fresh", i, budgetStale)
+			}
+			runFleet(t, gws, rng, 12, 10) // the reports go stale; demand settles
+			for i, g := range gws {
+				assert.InDelta(t, tt.shares[i], g.share, 1, "gateway %d's share", i)
+			}
+			kept := runFleet(t, gws, rng, 22, secs)
+			total := float64(sum(kept)) / secs
+			t.Logf("kept %.1f/s in all, %v in %ds", total, kept, secs)
+			assert.InDelta(t, tt.kept, total, tt.kept*0.1)
+			for i, k := range kept {
+				assert.Positive(t, k, "gateway %d still keeps traces", i)
+			}
+		})
+	}
+}
+
+// TestFleetBudgetUnsent: a peer this gateway's report cannot be sent to
+// counts as silent even while its own reports arrive, since it counts this
+// gateway as silent; a send that works again restores it. A gateway that
+// is no longer a member is forgotten.
+func TestFleetBudgetUnsent(t *testing.T) {
+	e := &fakeBudget{rate: 90, demand: 60}
+	f := newFleetBudget(e, "a:1")
+	members := []string{"a:1", "b:1", "c:1"}
+	now := time.Unix(100, 0)
+	f.observe(&Demand{From: "b:1", PerSecond: 60}, now)
+	f.observe(&Demand{From: "c:1", PerSecond: 60}, now)
+	share, local := f.update(members, now)
+	assert.InDelta(t, 30, share, 1e-9, "90·60/180")
+	assert.InDelta(t, 60, local, 1e-9)
+	assert.InDelta(t, 30, e.set, 1e-9, "the share is the budget's rate")
+
+	f.sent("c:1", false)
+	share, _ = f.update(members, now)
+	assert.InDelta(t, 30, share, 1e-9, "c keeps 30; a and b share 60 by demand")
+	f.sent("c:1", true)
+	f.observe(&Demand{From: "b:1", PerSecond: 0}, now)
+	share, _ = f.update(members, now)
+	assert.InDelta(t, 90*60/120.0, share, 1e-9, "c is heard again; b wants nothing")
+
+	share, _ = f.update([]string{"a:1"}, now)
+	assert.InDelta(t, 90, share, 1e-9, "alone, a takes the whole budget")
+	assert.Empty(t, f.peers, "former members are forgotten")
+
+	e.demand = 10
+	f.observe(&Demand{From: "b:1", PerSecond: 20}, now)
+	share, _ = f.update([]string{"a:1", "b:1"}, now)
+	assert.InDelta(t, 10+(90-30)/2.0, share, 1e-9, "under budget: its demand and half the rest")
+}
+
+// fakeBudget is a Budget with a set demand.
+type fakeBudget struct {
+	mu                sync.Mutex
+	rate, demand, set float64
+}
+
+func (b *fakeBudget) BudgetRate() float64 { return b.rate }
+
+func (b *fakeBudget) BudgetDemand() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.demand
+}
+
+func (b *fakeBudget) SetBudgetRate(r float64) {
+	b.mu.Lock()
+	b.set = r
+	b.mu.Unlock()
+}
+
+// TestNodeSharesBudget: a node with cluster::budget: shared takes the
+// demand reports it receives in (they reach no buffer) and sets its share
+// every budgetInterval of its clock.
+func TestNodeSharesBudget(t *testing.T) {
+	_, addrs := routertest.StartGateways(t, "127.0.0.1")
+	self := "127.0.0.1:1"
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static, cfg.Drain, cfg.Budget = self, []string{self, addrs[0]}, 0, BudgetShared
+	cfg.GRPC.TLS.Insecure = true
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := &fakeBudget{rate: 90, demand: 60, set: -1}
+	buf := &fakeBuffer{}
+	n := NewNode(cfg, buf, Settings{
+		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Budget: b,
+	})
+	require.NoError(t, n.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, n.Shutdown(context.Background())) })
+
+	freed := false
+	got, err := n.Ingest(context.Background(), AppendControl(nil, &Control{Demand: &Demand{From: addrs[0], PerSecond: 120}}), func() { freed = true })
+	require.NoError(t, err)
+	assert.Zero(t, got)
+	assert.True(t, freed)
+	assert.Empty(t, buf.ingested, "a report is no trace data")
+
+	require.Eventually(t, func() bool {
+		clk.Advance(budgetInterval)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.set >= 0
+	}, 10*time.Second, 5*time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	assert.InDelta(t, 90*60/180.0, b.set, 1e-9, "its share of the budget, by demand")
+}
+
+func TestNodeBudgetLocal(t *testing.T) {
+	b := &fakeBudget{rate: 90, demand: 60, set: -1}
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static = "127.0.0.1:1", []string{"127.0.0.1:1", "127.0.0.1:2"}
+	n := NewNode(cfg, &fakeBuffer{}, Settings{Budget: b})
+	assert.Nil(t, n.fleet, "cluster::budget: local shares nothing")
+	cfg.Budget = BudgetShared
+	n = NewNode(cfg, &fakeBuffer{}, Settings{Budget: &fakeBudget{}})
+	assert.Nil(t, n.fleet, "no budget, nothing to share")
 }
