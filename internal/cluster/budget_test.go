@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,9 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
-	"github.com/tailsift/tailsift/internal/router/routertest"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -259,46 +263,94 @@ func (b *fakeBudget) BudgetDemand() float64 {
 	return b.demand
 }
 
+func (b *fakeBudget) get() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.set
+}
+
 func (b *fakeBudget) SetBudgetRate(r float64) {
 	b.mu.Lock()
 	b.set = r
 	b.mu.Unlock()
 }
 
-// TestNodeSharesBudget: a node with cluster::budget: shared takes the
-// demand reports it receives in (they reach no buffer) and sets its share
-// every budgetInterval of its clock.
-func TestNodeSharesBudget(t *testing.T) {
-	_, addrs := routertest.StartGateways(t, "127.0.0.1")
-	self := "127.0.0.1:1"
-	cfg := NewDefaultConfig()
-	cfg.Self, cfg.Members.Static, cfg.Drain, cfg.Budget = self, []string{self, addrs[0]}, 0, BudgetShared
-	cfg.GRPC.TLS.Insecure = true
+// nodeServer is a gateway's OTLP gRPC server that hands what it receives
+// to its node, as the tailsift receiver does.
+type nodeServer struct {
+	ptraceotlp.UnimplementedGRPCServer
+	node atomic.Pointer[Node]
+}
+
+func (s *nodeServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	buf, err := req.MarshalProto()
+	if err != nil {
+		return ptraceotlp.NewExportResponse(), err
+	}
+	if n := s.node.Load(); n != nil {
+		_, err = n.Ingest(ctx, buf, nil)
+	}
+	return ptraceotlp.NewExportResponse(), err
+}
+
+// TestNodesShareBudget: three nodes on loopback gRPC servers, with
+// cluster::budget: shared and skewed demands (60, 30 and 10 for a budget of
+// 50), report to each other every second of their clock and converge to
+// shares in proportion; once one stops, the others keep budget/3 for it
+// when its reports go stale, and share the rest.
+func TestNodesShareBudget(t *testing.T) {
 	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := &fakeBudget{rate: 90, demand: 60, set: -1}
-	buf := &fakeBuffer{}
-	n := NewNode(cfg, buf, Settings{
-		ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Budget: b,
+	srvs := make([]*nodeServer, 3)
+	addrs := make([]string, 3)
+	for i := range srvs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addrs[i] = l.Addr().String()
+		srvs[i] = &nodeServer{}
+		g := grpc.NewServer()
+		ptraceotlp.RegisterGRPCServer(g, srvs[i])
+		go func() { _ = g.Serve(l) }()
+		t.Cleanup(g.Stop)
+	}
+	budgets := make([]*fakeBudget, 3)
+	nodes := make([]*Node, 3)
+	for i, demand := range []float64{60, 30, 10} {
+		cfg := NewDefaultConfig()
+		cfg.Self, cfg.Members.Static, cfg.Drain, cfg.Budget = addrs[i], addrs, 0, BudgetShared
+		cfg.GRPC.TLS.Insecure = true
+		budgets[i] = &fakeBudget{rate: 50, demand: demand}
+		nodes[i] = NewNode(cfg, &fakeBuffer{}, Settings{
+			ID: component.MustNewID("tailsift"), Telemetry: componenttest.NewNopTelemetrySettings(), Clock: clk, Budget: budgets[i],
+		})
+		srvs[i].node.Store(nodes[i])
+		require.NoError(t, nodes[i].Start(context.Background(), componenttest.NewNopHost()))
+	}
+	stopped := make([]bool, 3)
+	t.Cleanup(func() {
+		for i, n := range nodes {
+			if !stopped[i] {
+				require.NoError(t, n.Shutdown(context.Background()))
+			}
+		}
 	})
-	require.NoError(t, n.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, n.Shutdown(context.Background())) })
+	shares := func(want ...float64) func() bool {
+		return func() bool {
+			clk.Advance(budgetInterval)
+			for i, w := range want {
+				if math.Abs(budgets[i].get()-w) > 1e-9 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	require.Eventually(t, shares(30, 15, 5), 10*time.Second, 10*time.Millisecond, "shares by demand")
 
-	freed := false
-	got, err := n.Ingest(context.Background(), AppendControl(nil, &Control{Demand: &Demand{From: addrs[0], PerSecond: 120}}), func() { freed = true })
-	require.NoError(t, err)
-	assert.Zero(t, got)
-	assert.True(t, freed)
-	assert.Empty(t, buf.ingested, "a report is no trace data")
-
-	require.Eventually(t, func() bool {
-		clk.Advance(budgetInterval)
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.set >= 0
-	}, 10*time.Second, 5*time.Millisecond)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	assert.InDelta(t, 90*60/180.0, b.set, 1e-9, "its share of the budget, by demand")
+	srvs[2].node.Store(nil)
+	require.NoError(t, nodes[2].Shutdown(context.Background()))
+	stopped[2] = true
+	// 50/3 kept for the silent node, 100/3 shared 60:30.
+	require.Eventually(t, shares(100.0/3*60/90, 100.0/3*30/90), 10*time.Second, 10*time.Millisecond, "budget/3 kept for the silent node")
 }
 
 func TestNodeBudgetLocal(t *testing.T) {
