@@ -246,11 +246,11 @@ type budgetClass struct {
 }
 
 type budget struct {
-	spans      bool    // the unit is spans, else traces
-	dropErrors bool    // budget.drop_errors
+	spans      bool          // the unit is spans, else traces
+	dropErrors bool          // budget.drop_errors
 	rate       float64       // per second, as configured
 	effective  atomic.Uint64 // float64 bits of the rate adjust allots; SetBudgetRate
-	classOf    []int   // class of each policy index, -1 for none
+	classOf    []int         // class of each policy index, -1 for none
 	classes    []budgetClass
 
 	next atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started

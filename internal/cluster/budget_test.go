@@ -28,8 +28,8 @@ type fleetGateway struct {
 	addr   string
 	engine *sampling.Engine
 	fleet  *fleetBudget
-	rate  int     // traces per second it decides, all kept by its policy
-	share float64 // its last share
+	rate   int     // traces per second it decides, all kept by its policy
+	share  float64 // its last share
 	// silent: cut off from the others (its reports do not reach them,
 	// theirs do not reach it).
 	silent bool
