@@ -211,12 +211,18 @@ func (e *Engine) SetBudgetRate(rate float64) {
 	e.budget.effective.Store(math.Float64bits(rate))
 }
 
-// BudgetDemand is the budget's measured demand, summed over its classes, in
-// its unit per second: what the policies keep before the budget. 0 when the
-// engine has no budget. Safe to call concurrently with Decide.
-func (e *Engine) BudgetDemand() float64 {
+// BudgetDemand is the budget's measured demand at now (Unix nanoseconds, as
+// Trace.Now), summed over its classes, in its unit per second: what the
+// policies keep before the budget. It folds in the windows that ended
+// before now, so that the demand of a gateway that stopped keeping traces
+// decays as its traffic does. 0 when the engine has no budget. Safe to call
+// concurrently with Decide.
+func (e *Engine) BudgetDemand(now int64) float64 {
 	if e.budget == nil {
 		return 0
+	}
+	if next := e.budget.next.Load(); next != 0 && now >= next {
+		e.budget.adjust(now)
 	}
 	var d float64
 	for i := range e.budget.classes {

@@ -328,7 +328,7 @@ func TestSetBudgetRate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	assert.InDelta(t, 200, e.BudgetRate(), 0)
 	runKinds(e, rng, 0, 10, rates)
-	assert.InEpsilon(t, 1000, e.BudgetDemand(), 0.05)
+	assert.InEpsilon(t, 1000, e.BudgetDemand(10*sec), 0.05)
 	kept := runKinds(e, rng, 10*sec, 20, rates)
 	assert.InEpsilon(t, 200*20, kept[kindRest], 0.05, "the configured rate")
 
@@ -343,10 +343,16 @@ func TestSetBudgetRate(t *testing.T) {
 	kept = runKinds(e, rng, 54*sec, 10, rates)
 	assert.Less(t, kept[kindRest], 5, "a negative rate counts as 0")
 
+	// No trace for 10 s: the demand decays all the same.
+	before := e.BudgetDemand(64 * sec)
+	assert.InEpsilon(t, 1000, before, 0.05)
+	assert.Less(t, e.BudgetDemand(74*sec), before*0.2, "an idle gateway's demand decays")
+	assert.Less(t, e.BudgetDemand(84*sec), before*0.01)
+
 	off := budgetEngine(t, sampling.BudgetConfig{}, 10)
 	off.SetBudgetRate(10)
 	assert.Zero(t, off.BudgetRate())
-	assert.Zero(t, off.BudgetDemand())
+	assert.Zero(t, off.BudgetDemand(sec))
 }
 
 // TestBudgetThreshold checks consistency: a trace of class c kept by its

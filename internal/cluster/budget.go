@@ -15,8 +15,8 @@ type Budget interface {
 	// BudgetRate is the configured rate: the whole cluster's.
 	BudgetRate() float64
 	// BudgetDemand is what this gateway's policies keep per second
-	// before the budget.
-	BudgetDemand() float64
+	// before the budget, at now (Unix nanoseconds).
+	BudgetDemand(now int64) float64
 	// SetBudgetRate sets this gateway's share of the rate.
 	SetBudgetRate(rate float64)
 }
@@ -108,7 +108,7 @@ func (f *fleetBudget) sent(peer string, ok bool) {
 // budget's rate and returns it with the local demand it is based on.
 // Reports of gateways that are no longer members are forgotten.
 func (f *fleetBudget) update(members []string, now time.Time) (share, local float64) {
-	local = max(f.b.BudgetDemand(), 0)
+	local = max(f.b.BudgetDemand(now.UnixNano()), 0)
 	n := len(members)
 	if !slices.Contains(members, f.self) {
 		n++ // a new gateway not yet listed, or one draining: it still decides

@@ -88,7 +88,7 @@ func runFleet(t *testing.T, gws []*fleetGateway, rng *rand.Rand, start, secs int
 			if from.silent || from.fleet == nil {
 				continue
 			}
-			msg := AppendControl(nil, &Control{Demand: &Demand{From: from.addr, PerSecond: from.engine.BudgetDemand()}})
+			msg := AppendControl(nil, &Control{Demand: &Demand{From: from.addr, PerSecond: from.engine.BudgetDemand(now.UnixNano())}})
 			c, rest, ok, err := SplitControl(msg)
 			require.NoError(t, err)
 			require.True(t, ok)
@@ -257,7 +257,7 @@ type fakeBudget struct {
 
 func (b *fakeBudget) BudgetRate() float64 { return b.rate }
 
-func (b *fakeBudget) BudgetDemand() float64 {
+func (b *fakeBudget) BudgetDemand(int64) float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.demand
