@@ -187,6 +187,50 @@ func (e *Engine) ClassProbabilities(dst []ClassProbability) []ClassProbability {
 	return dst
 }
 
+// BudgetRate is the budget's configured rate, in its unit (traces or spans)
+// per second; 0 when the engine has no budget.
+func (e *Engine) BudgetRate() float64 {
+	if e.budget == nil {
+		return 0
+	}
+	return e.budget.rate
+}
+
+// SetBudgetRate sets the rate the budget shares among its classes, in place
+// of the configured one, from its next adjustment on (within a second): a
+// gateway of a cluster whose budget is the whole cluster's sets its share
+// of it. A negative or NaN rate counts as 0. It does nothing when the
+// engine has no budget, and is safe to call concurrently with Decide.
+func (e *Engine) SetBudgetRate(rate float64) {
+	if e.budget == nil {
+		return
+	}
+	if !(rate > 0) {
+		rate = 0
+	}
+	e.budget.effective.Store(math.Float64bits(rate))
+}
+
+// BudgetDemand is the budget's measured demand at now (Unix nanoseconds, as
+// Trace.Now), summed over its classes, in its unit per second: what the
+// policies keep before the budget. It folds in the windows that ended
+// before now, so that the demand of a gateway that stopped keeping traces
+// decays as its traffic does. 0 when the engine has no budget. Safe to call
+// concurrently with Decide.
+func (e *Engine) BudgetDemand(now int64) float64 {
+	if e.budget == nil {
+		return 0
+	}
+	if next := e.budget.next.Load(); next != 0 && now >= next {
+		e.budget.adjust(now)
+	}
+	var d float64
+	for i := range e.budget.classes {
+		d += math.Float64frombits(e.budget.classes[i].demandBits.Load())
+	}
+	return d
+}
+
 // Budget timing: demand is counted over windows of budgetWindow and
 // smoothed with an EMA giving the newest window budgetWeight, so the demand
 // follows a change with a time constant of about 3.5 windows.
@@ -208,10 +252,11 @@ type budgetClass struct {
 }
 
 type budget struct {
-	spans      bool    // the unit is spans, else traces
-	dropErrors bool    // budget.drop_errors
-	rate       float64 // per second
-	classOf    []int   // class of each policy index, -1 for none
+	spans      bool          // the unit is spans, else traces
+	dropErrors bool          // budget.drop_errors
+	rate       float64       // per second, as configured
+	effective  atomic.Uint64 // float64 bits of the rate adjust allots; SetBudgetRate
+	classOf    []int         // class of each policy index, -1 for none
 	classes    []budgetClass
 
 	next atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
@@ -228,6 +273,7 @@ func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
 		return nil, nil
 	}
 	b := &budget{spans: cfg.SpansPerSecond > 0, rate: cfg.SpansPerSecond + cfg.TracesPerSecond, dropErrors: cfg.DropErrors}
+	b.effective.Store(math.Float64bits(b.rate))
 	b.classOf = make([]int, len(policies))
 	for i := range b.classOf {
 		b.classOf[i] = -1
@@ -314,7 +360,7 @@ func (b *budget) adjust(now int64) {
 	// A window of several seconds (no kept trace for a while) decays the
 	// old demand as that many windows would.
 	alpha := 1 - math.Pow(1-budgetWeight, float64(elapsed)/float64(budgetWindow))
-	remaining := b.rate
+	remaining := math.Float64frombits(b.effective.Load())
 	for i := range b.classes {
 		c := &b.classes[i]
 		r := float64(c.count.Swap(0)) / secs

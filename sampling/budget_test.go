@@ -319,6 +319,42 @@ func TestBudgetDemand(t *testing.T) {
 	assert.InEpsilon(t, 0.08, ps["rest"].Probability, 0.03)
 }
 
+// TestSetBudgetRate: the rate set at runtime (a gateway's share of a
+// cluster's budget) replaces the configured one from the next adjustment
+// on; BudgetDemand is the classes' demand summed.
+func TestSetBudgetRate(t *testing.T) {
+	e := budgetEngine(t, sampling.BudgetConfig{TracesPerSecond: 200, Classes: threeClasses(false)}, 10)
+	rates := [numKinds]int{0, 0, 10000} // 1000/s kept by baseline before the budget
+	rng := rand.New(rand.NewPCG(25, 26))
+	assert.InDelta(t, 200, e.BudgetRate(), 0)
+	runKinds(e, rng, 0, 10, rates)
+	assert.InEpsilon(t, 1000, e.BudgetDemand(10*sec), 0.05)
+	kept := runKinds(e, rng, 10*sec, 20, rates)
+	assert.InEpsilon(t, 200*20, kept[kindRest], 0.05, "the configured rate")
+
+	e.SetBudgetRate(50)
+	assert.InDelta(t, 200, e.BudgetRate(), 0, "the configured rate stays")
+	runKinds(e, rng, 30*sec, 2, rates)
+	kept = runKinds(e, rng, 32*sec, 20, rates)
+	assert.InEpsilon(t, 50*20, kept[kindRest], 0.05, "the rate set")
+
+	e.SetBudgetRate(-3)
+	runKinds(e, rng, 52*sec, 2, rates)
+	kept = runKinds(e, rng, 54*sec, 10, rates)
+	assert.Less(t, kept[kindRest], 5, "a negative rate counts as 0")
+
+	// No trace for 10 s: the demand decays all the same.
+	before := e.BudgetDemand(64 * sec)
+	assert.InEpsilon(t, 1000, before, 0.05)
+	assert.Less(t, e.BudgetDemand(74*sec), before*0.2, "an idle gateway's demand decays")
+	assert.Less(t, e.BudgetDemand(84*sec), before*0.01)
+
+	off := budgetEngine(t, sampling.BudgetConfig{}, 10)
+	off.SetBudgetRate(10)
+	assert.Zero(t, off.BudgetRate())
+	assert.Zero(t, off.BudgetDemand(sec))
+}
+
 // TestBudgetThreshold checks consistency: a trace of class c kept by its
 // policy at q is kept by the budget iff its randomness passes the threshold
 // of q·p_c, which it then carries, scaled by a head threshold.

@@ -41,6 +41,12 @@ type Config struct {
 	// Handover says how buffered traces and decisions move to their new
 	// owner when the ring changes.
 	Handover HandoverConfig `mapstructure:"handover"`
+	// Budget is what the budget block's limits apply to: "local" (the
+	// default), each gateway, so that a fleet of N keeps up to N times
+	// them; or "shared", the whole cluster: the members report their
+	// demand to each other every second and each takes its share
+	// (docs/scale-out.md, "Fleet-wide budget").
+	Budget string `mapstructure:"budget"`
 	// GRPC is the client the gateway forwards and hands over with; each
 	// member's address is its endpoint, which must be left empty here.
 	GRPC configgrpc.ClientConfig `mapstructure:"grpc"`
@@ -65,6 +71,12 @@ type HandoverConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// The values of cluster::budget.
+const (
+	BudgetLocal  = "local"
+	BudgetShared = "shared"
+)
+
 // NewDefaultConfig returns the defaults of a cluster block.
 func NewDefaultConfig() Config {
 	grpc := configgrpc.NewDefaultClientConfig()
@@ -75,6 +87,7 @@ func NewDefaultConfig() Config {
 	return Config{
 		Members: membership.NewDefaultConfig(),
 		Drain:   15 * time.Second,
+		Budget:  BudgetLocal,
 		Handover: HandoverConfig{
 			Enabled:        true,
 			Settle:         5 * time.Second,
@@ -97,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Drain < 0 || c.Drain > 10*time.Minute {
 		return fmt.Errorf("drain: must be between 0 and 10m, got %v", c.Drain)
+	}
+	if c.Budget != BudgetLocal && c.Budget != BudgetShared {
+		return fmt.Errorf("budget: must be %q or %q, got %q", BudgetLocal, BudgetShared, c.Budget)
 	}
 	if c.GRPC.Endpoint != "" {
 		return fmt.Errorf("grpc::endpoint: must be empty, the members block gives each member's address (got %q)", c.GRPC.Endpoint)

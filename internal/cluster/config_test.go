@@ -15,6 +15,7 @@ func TestConfigUnmarshal(t *testing.T) {
 		"self":    "10.0.0.5:4317",
 		"members": map[string]any{"dns": map[string]any{"hostname": "gw.svc", "port": 4317}},
 		"drain":   "20s",
+		"budget":  "shared",
 		"handover": map[string]any{
 			"enabled": true, "settle": "3s", "bytes_per_second": 1 << 20, "max_bytes": 8 << 20, "timeout": "4s",
 		},
@@ -23,6 +24,7 @@ func TestConfigUnmarshal(t *testing.T) {
 	assert.Equal(t, "10.0.0.5:4317", cfg.Self)
 	assert.Equal(t, "gw.svc", cfg.Members.DNS.Get().Hostname)
 	assert.Equal(t, 20*time.Second, cfg.Drain)
+	assert.Equal(t, BudgetShared, cfg.Budget)
 	assert.Equal(t, HandoverConfig{Enabled: true, Settle: 3 * time.Second, BytesPerSecond: 1 << 20, MaxBytes: 8 << 20, Timeout: 4 * time.Second}, cfg.Handover)
 }
 
@@ -39,6 +41,7 @@ func TestConfigInvalid(t *testing.T) {
 		{name: "endpoint set", yaml: map[string]any{"self": "a:1", "members": static, "grpc": map[string]any{"endpoint": "b:2"}}, err: `grpc::endpoint: must be empty, the members block gives each member's address (got "b:2")`},
 		{name: "slow handover", yaml: map[string]any{"self": "a:1", "members": static, "handover": map[string]any{"bytes_per_second": 10}}, err: "handover: bytes_per_second: must be at least 65536, got 10"},
 		{name: "tiny handover", yaml: map[string]any{"self": "a:1", "members": static, "handover": map[string]any{"max_bytes": 10}}, err: "handover: max_bytes: must be at least 1048576, got 10"},
+		{name: "budget", yaml: map[string]any{"self": "a:1", "members": static, "budget": "fleet"}, err: `budget: must be "local" or "shared", got "fleet"`},
 		{name: "no handover timeout", yaml: map[string]any{"self": "a:1", "members": static, "handover": map[string]any{"timeout": "0s"}}, err: "handover: timeout: must be positive, got 0s"},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -24,7 +25,11 @@ const controlVersion = 1
 const (
 	flagForwarded = 1 << iota
 	flagRelayed
+	flagDemand
 )
+
+// maxFrom bounds Demand.From: a host:port.
+const maxFrom = 255
 
 // maxThreshold bounds an OpenTelemetry threshold: 56 bits.
 const maxThreshold = 1 << 56
@@ -49,6 +54,9 @@ type Control struct {
 	// Decisions are decisions handed over to the receiving gateway, the
 	// new owner of their traces.
 	Decisions Decisions
+	// Demand, when set, is the sender's budget demand, for a budget the
+	// cluster shares.
+	Demand *Demand
 }
 
 // Decisions are decided traces whose owner changed.
@@ -80,7 +88,15 @@ func AppendControl(dst []byte, c *Control) []byte {
 	if c.Relayed {
 		flags |= flagRelayed
 	}
+	if c.Demand != nil {
+		flags |= flagDemand
+	}
 	payload = append(payload, controlVersion, flags)
+	if d := c.Demand; d != nil {
+		payload = binary.AppendUvarint(payload, uint64(len(d.From)))
+		payload = append(payload, d.From...)
+		payload = binary.LittleEndian.AppendUint64(payload, math.Float64bits(d.PerSecond))
+	}
 	payload = binary.AppendUvarint(payload, uint64(len(c.Decisions.Kept)))
 	for _, k := range c.Decisions.Kept {
 		payload = append(payload, k.ID[:]...)
@@ -185,7 +201,7 @@ func (c *Control) decode(p []byte) error {
 	if p[0] != controlVersion {
 		return fmt.Errorf("version %d, want %d", p[0], controlVersion)
 	}
-	if p[1]&^(flagForwarded|flagRelayed) != 0 {
+	if p[1]&^(flagForwarded|flagRelayed|flagDemand) != 0 {
 		return fmt.Errorf("unknown flags %#x", p[1])
 	}
 	c.Forwarded = p[1]&flagForwarded != 0
@@ -193,7 +209,14 @@ func (c *Control) decode(p []byte) error {
 	if c.Relayed && !c.Forwarded {
 		return errors.New("relayed without forwarded")
 	}
+	hasDemand := p[1]&flagDemand != 0
 	p = p[2:]
+	if hasDemand {
+		var err error
+		if p, err = c.decodeDemand(p); err != nil {
+			return err
+		}
+	}
 	nKept, n := binary.Uvarint(p)
 	if n <= 0 || nKept > uint64(len(p)-n)/keptSize {
 		return errors.New("bad kept count")
@@ -223,4 +246,19 @@ func (c *Control) decode(p []byte) error {
 		}
 	}
 	return nil
+}
+
+// decodeDemand reads Demand from the head of p and returns the rest.
+func (c *Control) decodeDemand(p []byte) ([]byte, error) {
+	l, n := binary.Uvarint(p)
+	if n <= 0 || l > maxFrom || l+8 > uint64(len(p)-n) {
+		return nil, errors.New("bad demand sender")
+	}
+	p = p[n:]
+	d := &Demand{From: string(p[:l]), PerSecond: math.Float64frombits(binary.LittleEndian.Uint64(p[l:]))}
+	if d.PerSecond < 0 || math.IsNaN(d.PerSecond) || math.IsInf(d.PerSecond, 0) {
+		return nil, fmt.Errorf("demand %v is not a finite number at least 0", d.PerSecond)
+	}
+	c.Demand = d
+	return p[l+8:], nil
 }

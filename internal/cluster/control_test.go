@@ -30,6 +30,8 @@ func TestControlRoundTrip(t *testing.T) {
 			Kept:    []Kept{{ID: [16]byte{1, 2, 3}, Threshold: 0}, {ID: [16]byte{9}, Threshold: 1<<56 - 1}},
 			Dropped: []uint64{7, 1 << 63},
 		}}},
+		{name: "demand", c: Control{Demand: &Demand{From: "10.0.0.5:4317", PerSecond: 123.5}}},
+		{name: "demand and decisions", c: Control{Forwarded: true, Demand: &Demand{From: "gw:1"}, Decisions: Decisions{Dropped: []uint64{3}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +96,10 @@ func TestSplitControlMalformed(t *testing.T) {
 		{name: "huge kept count", payload: []byte{controlVersion, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 		{name: "dropped count", payload: []byte{controlVersion, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8}},
 		{name: "trailing", payload: []byte{controlVersion, 0, 0, 0, 1}},
+		{name: "demand sender beyond the payload", payload: []byte{controlVersion, flagDemand, 9, 'a', 0, 0}},
+		{name: "demand sender too long", payload: append([]byte{controlVersion, flagDemand, 0x80, 0x02}, make([]byte, 256+8+2)...)},
+		{name: "negative demand", payload: []byte{controlVersion, flagDemand, 1, 'a', 0, 0, 0, 0, 0, 0, 0xf0, 0xbf, 0, 0}},
+		{name: "NaN demand", payload: []byte{controlVersion, flagDemand, 0, 1, 0, 0, 0, 0, 0, 0xf8, 0x7f, 0, 0}},
 		{name: "threshold", payload: append([]byte{controlVersion, 0, 1}, append(make([]byte, 16), 0, 0, 0, 0, 0, 0, 0, 1, 0)...)},
 	}
 	for _, tt := range tests {
@@ -112,6 +118,7 @@ func FuzzSplitControl(f *testing.F) {
 	f.Add(AppendControl(nil, &Control{Forwarded: true}))
 	f.Add(AppendControl(nil, &Control{Forwarded: true, Relayed: true}))
 	f.Add(AppendControl(nil, &Control{Decisions: Decisions{Kept: []Kept{{ID: [16]byte{1}, Threshold: 5}}, Dropped: []uint64{3}}}))
+	f.Add(AppendControl(nil, &Control{Demand: &Demand{From: "a:1", PerSecond: 2}}))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		c, _, ok, err := SplitControl(buf)

@@ -35,6 +35,9 @@ type Settings struct {
 	BuildInfo component.BuildInfo
 	Clock     clock.Clock
 	Observer  Observer
+	// Budget is the gateway's sampling budget, shared with the other
+	// members when cluster::budget is shared; nil without one.
+	Budget Budget
 }
 
 // view is one member set as this gateway sees it.
@@ -75,7 +78,11 @@ type Node struct {
 	decisionsHanded bool
 	cancel          context.CancelFunc
 	done            chan struct{}
-	stopOnce        sync.Once
+	// fleet shares the budget with the other members; nil unless
+	// cluster::budget is shared. budgetDone closes when its loop ends.
+	fleet      *fleetBudget
+	budgetDone chan struct{}
+	stopOnce   sync.Once
 }
 
 // NewNode returns the node of a validated cluster block over buf.
@@ -96,6 +103,9 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 		forward: AppendControl(nil, &Control{Forwarded: true}),
 		relay:   AppendControl(nil, &Control{Forwarded: true, Relayed: true}),
 	}
+	if cfg.Budget == BudgetShared && set.Budget != nil && set.Budget.BudgetRate() > 0 {
+		n.fleet = newFleetBudget(set.Budget, cfg.Self)
+	}
 	n.watcher = membership.NewWatcher(cfg.Members, set.Clock, n.logger)
 	n.router = router.New(exporter.Settings{ID: set.ID, TelemetrySettings: set.Telemetry, BuildInfo: set.BuildInfo},
 		router.Settings{
@@ -115,6 +125,10 @@ func (n *Node) Start(ctx context.Context, host component.Host) error {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan struct{})
 	go n.loop(loopCtx)
+	if n.fleet != nil {
+		n.budgetDone = make(chan struct{})
+		go n.budgetLoop(loopCtx)
+	}
 	register(n)
 	return n.watcher.Start(ctx, n.setMembers)
 }
@@ -199,6 +213,17 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 	relay := n.draining.Load() && n.cfg.Handover.Enabled && !c.Relayed
 	prefix := n.forward
 	if isCtl {
+		if c.Demand != nil {
+			if n.fleet != nil {
+				n.fleet.observe(c.Demand, n.clock.Now())
+			}
+			if len(rest) == 0 {
+				if done != nil {
+					done()
+				}
+				return 0, nil
+			}
+		}
 		if c.Decisions.Len() > 0 {
 			if err := n.takeDecisions(ctx, &c.Decisions, relay); err != nil {
 				if done != nil {
@@ -332,6 +357,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if n.cancel != nil {
 			n.cancel()
 			<-n.done
+			if n.budgetDone != nil {
+				<-n.budgetDone
+			}
 		}
 		if n.cfg.Handover.Enabled && n.view.Load() != nil {
 			n.HandOver(ctx)

@@ -29,6 +29,7 @@ func NewNode(cfg tracebuf.Config, buf *tracebuf.Buffer, set cluster.Settings, in
 		return nil
 	}
 	set.Observer = NewClusterObserver(in)
+	set.Budget = buf.Engine()
 	return cluster.NewNode(*c, buf, set)
 }
 

@@ -214,7 +214,13 @@ func (c *Config) Validate() error {
 	if err := sampling.ValidateRootSpanCondition(c.RootSpanCondition); err != nil {
 		return err
 	}
-	return sampling.ValidateBudget(&c.Budget, c.Policies)
+	if err := sampling.ValidateBudget(&c.Budget, c.Policies); err != nil {
+		return err
+	}
+	if cl := c.Cluster.Get(); c.Cluster.HasValue() && cl != nil && cl.Budget == cluster.BudgetShared && !c.Budget.Enabled() {
+		return errors.New("cluster::budget: shared, but there is no budget to share (set budget::traces_per_second or budget::spans_per_second)")
+	}
+	return nil
 }
 
 // Validate checks the completion rules.

@@ -85,3 +85,32 @@ func TestConfigBudgetInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigSharedBudget(t *testing.T) {
+	shared := map[string]any{"self": "a:1", "members": map[string]any{"static": []any{"a:1", "b:1"}}, "budget": "shared"}
+	tests := []struct {
+		name string
+		conf map[string]any
+		err  string
+	}{
+		{name: "with a budget", conf: map[string]any{"cluster": shared, "budget": map[string]any{"traces_per_second": 100}}},
+		{name: "local without a budget", conf: map[string]any{"cluster": map[string]any{"self": "a:1", "members": map[string]any{"static": []any{"a:1"}}}}},
+		{
+			name: "shared without a budget",
+			conf: map[string]any{"cluster": shared},
+			err:  "cluster::budget: shared, but there is no budget to share (set budget::traces_per_second or budget::spans_per_second)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			require.NoError(t, confmap.NewFromStringMap(tt.conf).Unmarshal(&cfg))
+			err := confmap.Validate(&cfg)
+			if tt.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tt.err)
+		})
+	}
+}
