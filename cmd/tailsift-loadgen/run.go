@@ -262,7 +262,7 @@ func run(ctx context.Context, o options, log io.Writer, live bool) (*Summary, er
 		mix := gen.Mix()
 		rn.mw, err = workload.NewManifestWriter(mf, workload.ManifestHeader{
 			Seed: o.Seed, Rate: o.Rate, DurationS: o.Duration.Seconds(), ErrorPct: mix.Error,
-			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates, Mix: &mix,
+			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates, Mix: &mix, Shape: cfg.Shape,
 		})
 		if err != nil {
 			return nil, err
