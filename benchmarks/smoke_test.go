@@ -96,7 +96,11 @@ func TestBenchmarksSmoke(t *testing.T) {
 // smaller run is dominated by the first and last batching delays (0.2-5 s of
 // virtual time), whose batches are smaller.
 func TestWorkloadShape(t *testing.T) {
-	w := recordWorkload(benchWorkloadConfig(defaultBenchSpans))
+	cfg := benchWorkloadConfig(defaultBenchSpans)
+	if cfg.Shape == workload.ShapeSDK {
+		t.Skip("TAILSIFT_BENCH_SHAPE=sdk: the SDK shape is checked by internal/workload's TestSDKShape and TestSDKShapeMatchesRealSDK")
+	}
+	w := recordWorkload(cfg)
 	t.Log(w)
 	traces := float64(w.Traces)
 	mean := float64(w.TotalSpans) / traces

@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"os"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -21,6 +22,8 @@ const defaultBenchSpans = 200_000
 // default rate, in requests of at most 500 spans. 3 % of the traces are
 // error traces and about 1 % slow ones (the root latency's own log-normal
 // tail); there are no anomaly or huge traces and no late spans.
+// TAILSIFT_BENCH_SHAPE=sdk replays workload.ShapeSDK's requests instead (one
+// service's SDK batch per request, ~16 spans per trace, 4 attributes).
 func benchWorkloadConfig(totalSpans int) workload.Config {
 	cfg := workload.Config{
 		Seed:     20240611,
@@ -29,6 +32,7 @@ func benchWorkloadConfig(totalSpans int) workload.Config {
 		MaxSpans: 500,
 	}
 	cfg.SetMix(workload.Mix{Error: 3})
+	cfg.Shape = os.Getenv("TAILSIFT_BENCH_SHAPE") // "" (bench) or sdk: see workload.ShapeSDK
 	return cfg
 }
 

@@ -48,6 +48,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Quiet, "quiet", false, "no live display")
 	fs.BoolVar(&o.Retry, "retry", false, "retry retryable failures (up to 5 times, backoff 50ms..1s); default is open loop, no retry")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.StringVar(&o.Shape, "shape", workload.ShapeBench, "request shape: bench (agent-like batches mixing services, 10 attributes per span) or sdk (what the OpenTelemetry Go SDK sends: one service's BatchSpanProcessor batch per request, one ResourceSpans, ~16 spans per trace over 2-6 services, 4 attributes, batches of up to 512 spans flushed every 5s)")
 	fs.DurationVar(&o.Linger, "linger", 0, "override every service's batching delay (default: each service has its own, 0.2-5s)")
 	fs.DurationVar(&o.Drain, "drain", 40*time.Second, "after --duration, keep sending pending spans on schedule this long, then send the rest at once")
 	fs.DurationVar(&o.Tick, "tick", 50*time.Millisecond, "dispatch granularity: requests due within a tick are sent together")

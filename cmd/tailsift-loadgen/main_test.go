@@ -43,6 +43,7 @@ type sink struct {
 	refusedKeys       map[string]bool
 	refused, rejected int64
 	n                 atomic.Int64
+	maxResourceSpans  int // most ResourceSpans in one request
 }
 
 func newSink() *sink {
@@ -73,6 +74,7 @@ func (s *sink) take(td ptrace.Traces) (bool, int64) {
 	n := s.n.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.maxResourceSpans = max(s.maxResourceSpans, td.ResourceSpans().Len())
 	if s.refuseEvery > 0 && n%s.refuseEvery == 0 && !s.refusedBefore(td) {
 		s.refused += int64(td.SpanCount())
 		return true, 0
@@ -277,6 +279,35 @@ func TestSmokeGRPC(t *testing.T) {
 	// are flushed at the end with --drain 0).
 	if s.OfferedSpans < 3000 || s.OfferedSpans > 8000 {
 		t.Fatalf("offered %d spans at 5000/s for 1s", s.OfferedSpans)
+	}
+}
+
+// TestSmokeGRPCShapeSDK: --shape sdk runs end to end over gRPC, and every
+// request is one service's batch (one ResourceSpans), unlike the default
+// shape's.
+func TestSmokeGRPCShapeSDK(t *testing.T) {
+	for _, c := range []struct {
+		shape   string
+		maxRess func(int) bool
+	}{
+		{"sdk", func(n int) bool { return n == 1 }},
+		{"bench", func(n int) bool { return n > 1 }},
+	} {
+		t.Run(c.shape, func(t *testing.T) {
+			snk := newSink()
+			o := smokeOptions(t, "grpc", startGRPCSink(t, snk))
+			o.Shape = c.shape
+			s := runMain(t, o)
+			checkRun(t, o, s, snk)
+			if hdr, _ := readManifest(t, o.Manifest); hdr.Shape != c.shape {
+				t.Errorf("manifest header shape %q, want %q", hdr.Shape, c.shape)
+			}
+			snk.mu.Lock()
+			defer snk.mu.Unlock()
+			if !c.maxRess(snk.maxResourceSpans) {
+				t.Fatalf("--shape %s: up to %d ResourceSpans per request", c.shape, snk.maxResourceSpans)
+			}
+		})
 	}
 }
 

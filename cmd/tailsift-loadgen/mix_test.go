@@ -40,6 +40,7 @@ func TestParseMixFlag(t *testing.T) {
 		{args: []string{"--mix", "late=101"}, err: "--mix: late=101 out of range [0, 100]"},
 		{args: []string{"--mix", "anomaly=-1"}, err: "--mix: anomaly=-1 out of range [0, 100]"},
 		{args: []string{"--mix", "error=60"}, err: "--mix: error=60 out of range [0, 50]"},
+		{args: []string{"--shape", "agent"}, err: `--shape must be bench or sdk, not "agent"`},
 		{args: []string{"--error-pct", "60"}, err: "--error-pct must be within [0, 50]"},
 		{args: []string{"--mix", "slow=99"}, err: "--mix: error+slow+anomaly+huge = 101.51, more than 100"},
 		{args: []string{"--error-pct", "50", "--mix", "slow=50"}, err: "--mix: error+slow+anomaly+huge = 100.51, more than 100"},

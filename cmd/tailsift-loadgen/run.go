@@ -35,6 +35,7 @@ type options struct {
 	Retry       bool
 	Timeout     time.Duration
 	Linger      time.Duration
+	Shape       string // --shape: workload.ShapeBench or workload.ShapeSDK
 	// Drain bounds how long after Duration pending spans (batching delays,
 	// late spans) are still sent on schedule; the rest are then sent at once.
 	Drain time.Duration
@@ -63,6 +64,12 @@ func (o *options) validate() error {
 	}
 	if o.Duration <= 0 {
 		return errors.New("--duration must be > 0")
+	}
+	if o.Shape == "" {
+		o.Shape = workload.ShapeBench
+	}
+	if o.Shape != workload.ShapeBench && o.Shape != workload.ShapeSDK {
+		return fmt.Errorf("--shape must be %s or %s, not %q", workload.ShapeBench, workload.ShapeSDK, o.Shape)
 	}
 	if o.ErrorPct < 0 || o.ErrorPct > 50 {
 		return errors.New("--error-pct must be within [0, 50]")
@@ -208,7 +215,7 @@ func run(ctx context.Context, o options, log io.Writer, live bool) (*Summary, er
 	t0 := time.Now()
 	wcfg := workload.Config{
 		Seed: o.Seed, Rate: o.Rate, Duration: o.Duration,
-		Templates: o.Templates, Linger: o.Linger,
+		Templates: o.Templates, Linger: o.Linger, Shape: o.Shape,
 	}
 	wcfg.SetMix(o.mix)
 	gen, err := workload.NewGenerator(wcfg)
@@ -255,7 +262,7 @@ func run(ctx context.Context, o options, log io.Writer, live bool) (*Summary, er
 		mix := gen.Mix()
 		rn.mw, err = workload.NewManifestWriter(mf, workload.ManifestHeader{
 			Seed: o.Seed, Rate: o.Rate, DurationS: o.Duration.Seconds(), ErrorPct: mix.Error,
-			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates, Mix: &mix,
+			StartedUnixNano: rn.wall, Protocol: o.Protocol, Templates: cfg.Templates, Mix: &mix, Shape: cfg.Shape,
 		})
 		if err != nil {
 			return nil, err

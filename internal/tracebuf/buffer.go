@@ -226,6 +226,14 @@ func (b *Buffer) IngestCount(ctx context.Context, buf []byte) (int, error) {
 // they keep), possibly after IngestOwned returned and from another
 // goroutine. It lets a receiver hand in pooled memory without a copy.
 func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.IngestOwnedWithin(ctx, buf, done, 0)
+}
+
+// IngestOwnedWithin is IngestOwned that waits for room in the queues at
+// most wait (when > 0) besides ctx. The bound only costs a timer when the
+// queues are full: a receiver that would wrap every request in
+// context.WithTimeout pays about six allocations a request instead.
+func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(), wait time.Duration) (int, error) {
 	req := b.reqs.Get().(*request)
 	req.buf, req.done = buf, done
 	// Scanning and routing touch nothing shared, so they run before the
@@ -242,7 +250,7 @@ func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int,
 	}
 	defer b.inflight.Done()
 	if targets > 0 {
-		if err := b.reserve(ctx, req); err != nil {
+		if err := b.reserve(ctx, req, wait); err != nil {
 			// The invalid spans are not counted here: the retry will be.
 			b.set.Observer.Refused(RefusedQueueFull, spans-invalid)
 			req.drop()
@@ -299,12 +307,18 @@ func (b *Buffer) shardOfHash(h uint64) int {
 }
 
 // reserve takes, all or none, req's bytes in buffer.max_queued_bytes and a
-// slot in the queue of every shard it goes to, waiting until ctx ends or
-// Shutdown begins. It returns why it gave up: ctx's error or ErrShutdown.
-func (b *Buffer) reserve(ctx context.Context, req *request) error {
+// slot in the queue of every shard it goes to, waiting until ctx ends, wait
+// (when > 0) has passed or Shutdown begins. It returns why it gave up:
+// ctx's error (context.DeadlineExceeded after wait) or ErrShutdown.
+func (b *Buffer) reserve(ctx context.Context, req *request, wait time.Duration) error {
 	req.weight = min(queueWeight(req.buf, &req.batch), b.queuedMax)
 	if b.tryReserve(req) {
 		return nil
+	}
+	if wait > 0 {
+		var cancelWait context.CancelFunc
+		ctx, cancelWait = context.WithTimeout(ctx, wait)
+		defer cancelWait()
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()

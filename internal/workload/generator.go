@@ -26,6 +26,8 @@ type Config struct {
 	// batch stays open before it is sent.
 	Linger   time.Duration
 	MaxSpans int // spans per request at most; default 512
+	// Shape is ShapeBench (the default, "") or ShapeSDK: see shape.go.
+	Shape string
 }
 
 // Mix is the class mix of c, defaults applied.
@@ -49,6 +51,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxSpans <= 0 {
 		c.MaxSpans = DefaultMaxSpan
+	}
+	if c.Shape == "" {
+		c.Shape = ShapeBench
+	}
+	if c.Shape != ShapeBench && c.Shape != ShapeSDK {
+		return fmt.Errorf("workload: shape %q: want %q or %q", c.Shape, ShapeBench, ShapeSDK)
 	}
 	if !(c.Rate > 0) || math.IsInf(c.Rate, 0) {
 		return errors.New("workload: rate must be > 0")
@@ -208,7 +216,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 		g.stopAt = int64(cfg.Duration)
 	}
 	seed := uint64(cfg.Seed)
-	g.model = newModel(rand.New(rand.NewPCG(seed, 0x6d6f64656c)))
+	g.model = newModel(rand.New(rand.NewPCG(seed, 0x6d6f64656c)), cfg.Shape == ShapeSDK)
 	// An ordinary trace is slow when it falls in the extra 2-10 s tail or
 	// else in the log-normal's own tail.
 	mix := cfg.Mix()
@@ -480,20 +488,4 @@ func (g *Generator) pop() event {
 	}
 	g.heap = h
 	return top
-}
-
-// TraceID derives the trace ID of sequence number seq from the seed: unique
-// per seq (the high half is a bijection of seq), random-looking, reproducible.
-func TraceID(seed, seq int64) (id [16]byte) {
-	hi := mix64(uint64(seed)*0x9e3779b97f4a7c15 + uint64(seq))
-	lo := mix64(hi ^ 0xd1b54a32d192ed03 ^ uint64(seed))
-	putU64(id[:8], hi)
-	putU64(id[8:], lo|1)
-	return id
-}
-
-func mix64(z uint64) uint64 {
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
 }

@@ -49,6 +49,9 @@ type ManifestHeader struct {
 	// Mix is the class mix in effect (Mix.Error equals ErrorPct). Absent
 	// in manifests written before it was recorded.
 	Mix *Mix `json:"mix,omitempty"`
+	// Shape is the request shape (ShapeBench or ShapeSDK); absent in
+	// manifests written before it was recorded.
+	Shape string `json:"shape,omitempty"`
 }
 
 // ManifestTrace is one line per trace instance sent, written as soon as the

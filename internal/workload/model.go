@@ -72,10 +72,15 @@ type model struct {
 	// 2-10 s tail (the others come from the log-normal tail >= 1 s).
 	slowTailShare float64
 	pLateSpan     float64 // probability that an eligible span is late
+	sdk           bool    // ShapeSDK (see shape.go)
 }
 
-func newModel(rng *rand.Rand) *model {
-	m := &model{}
+func newModel(rng *rand.Rand, sdk bool) *model {
+	m := &model{sdk: sdk}
+	if sdk {
+		newSDKModel(rng, m)
+		return m
+	}
 	for s := range EntryServices {
 		for o := range OpsPerService {
 			m.routeMedian[s][o] = time.Duration(float64(medianRoot) * math.Exp(sigmaRoute*rng.NormFloat64()))

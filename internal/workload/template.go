@@ -127,10 +127,15 @@ func buildTemplate(rng *rand.Rand, m *model, class string, u float64, linger tim
 	var n int
 	if class == ClassHuge {
 		n = 1000 + rng.IntN(4001)
+	} else if m.sdk {
+		n = sdkSpanCount(u)
 	} else {
 		n = spanCount(u)
 	}
 	nsvc := min(3+rng.IntN(6), n)
+	if m.sdk {
+		nsvc = sdkTraceServices(rng, n)
+	}
 	svcs := make([]int, 0, nsvc)
 	svcs = append(svcs, rootSvc)
 	for len(svcs) < nsvc {
@@ -202,100 +207,14 @@ func buildTemplate(rng *rand.Rand, m *model, class string, u float64, linger tim
 		sp[leaves[rng.IntN(len(leaves))]].err = true
 	}
 
-	// Groups: the non-root spans sorted by end time are cut into k chunks,
-	// the root joins the last chunk.
-	order := make([]int, 0, n-1)
-	for i := 1; i < n; i++ {
-		order = append(order, i)
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sp[a].end, sp[b].end) })
-	k := min(2+rng.IntN(5), n-1)
-	cuts := pickCuts(rng, n-1, k) // k+1 boundaries into order, first 0, last n-1
-	type grp struct {
-		spans         []int
-		lane          int
-		ready, latest int64
-	}
-	groups := make([]grp, k)
-	for c := range k {
-		g := &groups[c]
-		g.spans = append(g.spans, order[cuts[c]:cuts[c+1]]...)
-		if c == k-1 {
-			g.spans = append(g.spans, 0)
-		}
-		for _, i := range g.spans {
-			sp[i].group = c
-		}
-	}
-	// Late spans: m.pLateSpan of the non-root spans whose group keeps
-	// another span (by default about 0.5 % of all spans), held back and sent
-	// 10-30 s after the rest of the trace.
+	var groups []tgroup
 	var late []int
-	left := make([]int, k)
-	for c := range groups {
-		left[c] = len(groups[c].spans)
+	if m.sdk {
+		groups = sdkGroups(m, sp, linger)
+	} else {
+		groups, late = benchGroups(rng, m, sp, linger)
 	}
-	for i := 1; i < n; i++ {
-		if rng.Float64() < m.pLateSpan && left[sp[i].group] > 1 {
-			left[sp[i].group]--
-			sp[i].late = true
-			late = append(late, i)
-		}
-	}
-	for c := range groups {
-		groups[c].spans = slices.DeleteFunc(groups[c].spans, func(i int) bool { return sp[i].late })
-	}
-	if len(late) > 0 {
-		groups = append(groups, grp{spans: late})
-	}
-	// Lane: the root's service for the root group, else the service with
-	// most spans in the group.
-	for c := range groups {
-		g := &groups[c]
-		if c == k-1 {
-			g.lane = rootSvc
-			continue
-		}
-		var cnt [NumServices]int
-		g.lane = sp[g.spans[0]].svc
-		for _, i := range g.spans {
-			cnt[sp[i].svc]++
-			if cnt[sp[i].svc] > cnt[g.lane] {
-				g.lane = sp[i].svc
-			}
-		}
-	}
-	// Timing. A group becomes ready (joins its service's batch) when its
-	// last span ends; the batch is sent at most the service's batching
-	// delay later (sooner when it fills up). Two groups of a trace in one
-	// service's batch would merge into one request, so a group is ready only
-	// after every earlier group of the same lane can have been sent; the
-	// root group only after every other group can have been sent (children
-	// before the root).
-	eps := int64(10 * time.Millisecond)
-	var allLatest int64
-	for c := range k {
-		g := &groups[c]
-		for _, i := range g.spans {
-			g.ready = max(g.ready, sp[i].end)
-		}
-		for d := range c {
-			if c == k-1 || groups[d].lane == g.lane {
-				g.ready = max(g.ready, groups[d].latest+eps)
-			}
-		}
-		g.latest = g.ready + int64(m.delay(g.lane, linger))
-		allLatest = max(allLatest, g.latest)
-	}
-	// Send order: the root group is last already (it is ready after every
-	// other group's latest send); order the others by ready time so that
-	// the generator can queue a trace's groups one after the other.
-	slices.SortStableFunc(groups[:k-1], func(a, b grp) int { return cmp.Compare(a.ready, b.ready) })
-	if len(late) > 0 {
-		g := &groups[k]
-		g.ready = allLatest + int64(uniformDur(rng, 10*time.Second, 30*time.Second))
-		g.latest = g.ready + int64(m.delay(g.lane, linger))
-	}
+	k := len(groups) - min(len(late), 1)
 
 	// Encode in send order: group by group, service by service.
 	t := &Template{
@@ -343,6 +262,7 @@ func buildTemplate(rng *rand.Rand, m *model, class string, u float64, linger tim
 	}
 	var f spanFields
 	f.class = class
+	f.few = m.sdk
 	t.Enc = make([]byte, 0, n*560)
 	scratch := make([]byte, 0, 1024)
 	for ni := range t.Spans {
@@ -446,4 +366,109 @@ func putU64(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (56 - 8*i))
 	}
+}
+
+// tgroup is a group of a template under construction.
+type tgroup struct {
+	spans         []int
+	lane          int
+	ready, latest int64
+}
+
+// benchGroups cuts a ShapeBench trace into groups: the non-root spans sorted
+// by end time are cut into 2-6 chunks, the root joins the last one; a
+// chunk's lane is the service with most spans in it. Late spans, if any,
+// form a last, extra group; late lists them.
+func benchGroups(rng *rand.Rand, m *model, sp []tspan, linger time.Duration) (groups []tgroup, late []int) {
+	n := len(sp)
+	// Groups: the non-root spans sorted by end time are cut into k chunks,
+	// the root joins the last chunk.
+	order := make([]int, 0, n-1)
+	for i := 1; i < n; i++ {
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sp[a].end, sp[b].end) })
+	k := min(2+rng.IntN(5), n-1)
+	cuts := pickCuts(rng, n-1, k) // k+1 boundaries into order, first 0, last n-1
+	groups = make([]tgroup, k)
+	for c := range k {
+		g := &groups[c]
+		g.spans = append(g.spans, order[cuts[c]:cuts[c+1]]...)
+		if c == k-1 {
+			g.spans = append(g.spans, 0)
+		}
+		for _, i := range g.spans {
+			sp[i].group = c
+		}
+	}
+	// Late spans: m.pLateSpan of the non-root spans whose group keeps
+	// another span (by default about 0.5 % of all spans), held back and sent
+	// 10-30 s after the rest of the trace.
+	left := make([]int, k)
+	for c := range groups {
+		left[c] = len(groups[c].spans)
+	}
+	for i := 1; i < n; i++ {
+		if rng.Float64() < m.pLateSpan && left[sp[i].group] > 1 {
+			left[sp[i].group]--
+			sp[i].late = true
+			late = append(late, i)
+		}
+	}
+	for c := range groups {
+		groups[c].spans = slices.DeleteFunc(groups[c].spans, func(i int) bool { return sp[i].late })
+	}
+	if len(late) > 0 {
+		groups = append(groups, tgroup{spans: late})
+	}
+	// Lane: the root's service for the root group, else the service with
+	// most spans in the group.
+	for c := range groups {
+		g := &groups[c]
+		if c == k-1 {
+			g.lane = sp[0].svc
+			continue
+		}
+		var cnt [NumServices]int
+		g.lane = sp[g.spans[0]].svc
+		for _, i := range g.spans {
+			cnt[sp[i].svc]++
+			if cnt[sp[i].svc] > cnt[g.lane] {
+				g.lane = sp[i].svc
+			}
+		}
+	}
+	// Timing. A group becomes ready (joins its service's batch) when its
+	// last span ends; the batch is sent at most the service's batching
+	// delay later (sooner when it fills up). Two groups of a trace in one
+	// service's batch would merge into one request, so a group is ready only
+	// after every earlier group of the same lane can have been sent; the
+	// root group only after every other group can have been sent (children
+	// before the root).
+	eps := int64(10 * time.Millisecond)
+	var allLatest int64
+	for c := range k {
+		g := &groups[c]
+		for _, i := range g.spans {
+			g.ready = max(g.ready, sp[i].end)
+		}
+		for d := range c {
+			if c == k-1 || groups[d].lane == g.lane {
+				g.ready = max(g.ready, groups[d].latest+eps)
+			}
+		}
+		g.latest = g.ready + int64(m.delay(g.lane, linger))
+		allLatest = max(allLatest, g.latest)
+	}
+	// Send order: the root group is last already (it is ready after every
+	// other group's latest send); order the others by ready time so that
+	// the generator can queue a trace's groups one after the other.
+	slices.SortStableFunc(groups[:k-1], func(a, b tgroup) int { return cmp.Compare(a.ready, b.ready) })
+	if len(late) > 0 {
+		g := &groups[k]
+		g.ready = allLatest + int64(uniformDur(rng, 10*time.Second, 30*time.Second))
+		g.latest = g.ready + int64(m.delay(g.lane, linger))
+	}
+
+	return groups, late
 }

@@ -77,7 +77,13 @@ func (rawCodec) Name() string { return proto.Name }
 // must be called once req is read no more.
 type exporter interface {
 	exportGRPC(ctx context.Context, req []byte, free func()) ([]byte, error)
+	// unaryInfo is the UnaryServerInfo of its Export calls, built once:
+	// interceptors only read it.
+	unaryInfo() *grpc.UnaryServerInfo
 }
+
+// emptyResponse is the success response, shared: Marshal only reads it.
+var emptyResponse = &rawMessage{}
 
 var traceServiceDesc = grpc.ServiceDesc{
 	ServiceName: traceServiceName,
@@ -99,10 +105,13 @@ func exportHandler(srv any, ctx context.Context, dec func(any) error, intercepto
 		if err != nil {
 			return nil, err
 		}
+		if len(out) == 0 {
+			return emptyResponse, nil
+		}
 		return &rawMessage{b: out}, nil
 	}
 	if interceptor == nil {
 		return handle(ctx, in)
 	}
-	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: exportMethod}, handle)
+	return interceptor(ctx, in, srv.(exporter).unaryInfo(), handle)
 }

@@ -45,6 +45,7 @@ type tailsiftReceiver struct {
 	unlist    func()               // removes it from the page; nil before Start
 	obsGRPC   *receiverhelper.ObsReport
 	obsHTTP   *receiverhelper.ObsReport
+	grpcInfo  *grpc.UnaryServerInfo // of every Export call
 	// queueWait is how long a request may wait for queue room, in
 	// nanoseconds (maxQueueWait; tests shorten it).
 	queueWait atomic.Int64
@@ -141,6 +142,7 @@ func (r *tailsiftReceiver) startGRPC(ctx context.Context, host component.Host) e
 	if err != nil {
 		return err
 	}
+	r.grpcInfo = &grpc.UnaryServerInfo{Server: r, FullMethod: exportMethod}
 	srv.RegisterService(&traceServiceDesc, r)
 	ln, err := cfg.NetAddr.Listen(ctx)
 	if err != nil {
@@ -263,6 +265,9 @@ func halfLeft(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(ctx)
 }
 
+// unaryInfo implements exporter.
+func (r *tailsiftReceiver) unaryInfo() *grpc.UnaryServerInfo { return r.grpcInfo }
+
 // exportGRPC handles one gRPC Export call.
 func (r *tailsiftReceiver) exportGRPC(ctx context.Context, req []byte, free func()) ([]byte, error) {
 	out := r.ingest(ctx, r.obsGRPC, formatProtobuf, req, free)
@@ -286,15 +291,19 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d)/2)
 	}
-	ictx, cancel := context.WithTimeout(ctx, wait)
+	// Waiting at most 0 is not waiting: the buffer bounds the wait by a
+	// positive duration only.
+	wait = max(wait, time.Nanosecond)
 	var spans int
 	var err error
 	if r.node != nil {
+		ictx, cancel := context.WithTimeout(ctx, wait)
 		spans, err = r.node.Ingest(ictx, req, free)
+		cancel()
 	} else {
-		spans, err = r.buf.IngestOwned(ictx, req, free)
+		// The buffer arms the timer only when it has to wait for room.
+		spans, err = r.buf.IngestOwnedWithin(ctx, req, free, wait)
 	}
-	cancel()
 	out := classify(err)
 	switch {
 	case out.st != nil:

@@ -52,6 +52,7 @@ type options struct {
 	Fastpath      bool          // also run the tailsift receiver (kind fastpath) in every side-by-side round
 	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
 	Seed          int64
+	Shape         string // loadgen --shape
 	Idle          time.Duration
 
 	Sat         bool
@@ -127,6 +128,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Rescue, "tailsift-rescue", 0, "set tailsift's rescue.window (processor and fast path) to this; 0: off, as by default")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
+	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
 	fs.BoolVar(&o.Sat, "sat", o.Sat, "run the saturation search")
 	fs.Float64Var(&o.SatStart, "sat-start", o.SatStart, "first saturation rate, spans/s")
@@ -296,6 +298,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 		}
 	}
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
+	e.shape = o.Shape
 	return e, cleanup, nil
 }
 

@@ -23,6 +23,7 @@ type env struct {
 	workDir                 string
 	keep                    bool               // keep each run's directory (configs, logs, manifests)
 	rescue                  time.Duration      // tailsift's rescue.window; 0: off
+	shape                   string             // loadgen --shape; "": its default
 	configs                 *template.Template // testdata/collector
 	logf                    func(format string, args ...any)
 
@@ -213,6 +214,9 @@ func (e *env) startLoadgen(rf *runFiles, spec runSpec) (*waiter, error) {
 		"--seed", strconv.FormatInt(spec.Seed, 10), "--summary-json", rf.loadgenSummary, "--quiet"}
 	if spec.Kind != kindBaseline {
 		args = append(args, "--manifest", rf.manifest)
+	}
+	if e.shape != "" {
+		args = append(args, "--shape", e.shape)
 	}
 	cmd, err := e.start(1, rf.log("loadgen"), e.loadgenBin, args...)
 	if err != nil {
