@@ -8,6 +8,7 @@ package red
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -40,14 +41,14 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Interval <= 0 {
-		errs = append(errs, errors.New("interval: must be positive"))
+		errs = append(errs, fmt.Errorf("interval: must be positive, got %v", c.Interval))
 	}
 	if c.MaxSeries <= 0 {
-		errs = append(errs, errors.New("max_series: must be positive"))
+		errs = append(errs, fmt.Errorf("max_series: must be positive, got %d", c.MaxSeries))
 	}
 	for i, b := range c.BucketsMs {
 		if b <= 0 || (i > 0 && b <= c.BucketsMs[i-1]) {
-			errs = append(errs, errors.New("buckets_ms: must be positive and strictly ascending"))
+			errs = append(errs, fmt.Errorf("buckets_ms: must be positive and strictly ascending, got %v", c.BucketsMs))
 			break
 		}
 	}

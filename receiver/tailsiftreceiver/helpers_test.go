@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 
 	"github.com/stretchr/testify/assert"
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -77,7 +79,7 @@ func newRig(t *testing.T, cfg *Config, next consumer.Traces) *rig {
 	}
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = g.tel.NewTelemetrySettings()
-	r, err := newReceiver(set, cfg, next, g.clk)
+	r, err := newTestReceiver(set, cfg, next, g.clk)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	g.r = r
@@ -286,4 +288,13 @@ func (g *rig) spansOf(n uint64) map[uint64]ptrace.Span {
 		}
 	}
 	return out
+}
+
+// newTestReceiver is a receiver of a traces pipeline ending in next.
+func newTestReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk clock.Clock) (*tailsiftReceiver, error) {
+	r, err := newReceiver(set, cfg, clk)
+	if err == nil {
+		r.nextTraces = next
+	}
+	return r, err
 }
