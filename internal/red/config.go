@@ -32,9 +32,9 @@ type Config struct {
 var DefaultBucketsMs = []float64{2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000}
 
 // DefaultConfig is spanmetrics' flush interval and default buckets, with
-// at most 1000 series.
+// at most 10000 series.
 func DefaultConfig() Config {
-	return Config{Interval: 60 * time.Second, MaxSeries: 1000, BucketsMs: append([]float64(nil), DefaultBucketsMs...)}
+	return Config{Interval: 60 * time.Second, MaxSeries: 10_000, BucketsMs: append([]float64(nil), DefaultBucketsMs...)}
 }
 
 // Validate names the key at fault.

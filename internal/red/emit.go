@@ -41,15 +41,12 @@ func (t *Table) Kept(td ptrace.Traces) {
 		service := svc.Str()
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				k := append(t.key[:0], service...)
-				k = append(k, 0xff)
-				k = append(k, sp.Name()...)
-				k = append(k, 0xff, uint8(sp.Kind()), uint8(sp.Status().Code()))
-				t.key = k
-				s, ok := t.series[string(k)]
+				k := t.makeKey([]byte(service), []byte(sp.Name()), uint8(sp.Kind()), uint8(sp.Status().Code()))
+				idx, ok := t.index[string(k)]
 				if !ok {
 					continue
 				}
+				s := &t.list[idx]
 				start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
 				s.hasExemplar, s.exTrace, s.exSpan, s.exTime = true, sp.TraceID(), sp.SpanID(), end
 				s.exMs = 0
@@ -92,7 +89,12 @@ func (t *Table) Flush(nowNs uint64) pmetric.Metrics {
 		}
 		return ms
 	}
-	write := func(s *series, service string) {
+	write := func(idx int) {
+		s := &t.list[idx]
+		if s.calls == 0 {
+			return // the overflow series, unused
+		}
+		service := s.service
 		ms := slice(service)
 		cdp := ms.At(0).Sum().DataPoints().AppendEmpty()
 		hdp := ms.At(1).Histogram().DataPoints().AppendEmpty()
@@ -114,7 +116,7 @@ func (t *Table) Flush(nowNs uint64) pmetric.Metrics {
 		hdp.SetCount(s.calls)
 		hdp.SetSum(s.sumMs)
 		hdp.ExplicitBounds().FromRaw(t.boundsMs)
-		hdp.BucketCounts().FromRaw(s.buckets)
+		hdp.BucketCounts().FromRaw(t.bucketsOf(idx))
 		if s.hasExemplar {
 			for _, ex := range []pmetric.Exemplar{cdp.Exemplars().AppendEmpty(), hdp.Exemplars().AppendEmpty()} {
 				ex.SetTraceID(s.exTrace)
@@ -125,11 +127,8 @@ func (t *Table) Flush(nowNs uint64) pmetric.Metrics {
 			s.hasExemplar = false
 		}
 	}
-	for _, s := range t.series {
-		write(s, s.service)
-	}
-	if t.overflow != nil {
-		write(t.overflow, "")
+	for idx := range t.list {
+		write(idx)
 	}
 	return md
 }

@@ -15,7 +15,6 @@ type series struct {
 	kind, status  uint8
 	overflow      bool
 	calls         uint64
-	buckets       []uint64 // len(bounds)+1
 	sumMs         float64
 	// The exemplar: the last span of a kept trace seen in this series.
 	hasExemplar bool
@@ -33,10 +32,14 @@ type Table struct {
 	max      int
 	start    uint64 // Unix nanoseconds of the first observation (cumulative start)
 
-	mu       sync.Mutex
-	series   map[string]*series
-	overflow *series // nil until the first span past max
-	key      []byte  // scratch, under mu
+	mu sync.Mutex
+	// index maps a key to its series in list (a map without pointers,
+	// which the GC skips); list[0] is the overflow series. buckets holds
+	// each series' len(boundsNs)+1 bucket counts, in list's order.
+	index   map[string]int32
+	list    []series
+	buckets []uint64
+	key     []byte // scratch, under mu
 }
 
 // NewTable returns an empty table with cfg's buckets and series bound.
@@ -46,12 +49,14 @@ func NewTable(cfg Config, startNs uint64) *Table {
 		boundsMs: append([]float64(nil), cfg.BucketsMs...),
 		max:      cfg.MaxSeries,
 		start:    startNs,
-		series:   make(map[string]*series),
+		index:    make(map[string]int32),
+		list:     []series{{overflow: true}},
 	}
 	t.boundsNs = make([]uint64, len(t.boundsMs))
 	for i, b := range t.boundsMs {
 		t.boundsNs[i] = uint64(math.Ceil(b * 1e6))
 	}
+	t.buckets = make([]uint64, len(t.boundsNs)+1)
 	return t
 }
 
@@ -73,48 +78,53 @@ func (t *Table) Observe(b *wire.Batch) {
 		if !hasService || !sp.ValidIDs() {
 			continue
 		}
-		s := t.lookup(service, sp.Name, sp.Kind, sp.Status)
+		idx := t.lookup(service, sp.Name, sp.Kind, sp.Status)
 		var ns uint64
 		if sp.End > sp.Start {
 			ns = sp.End - sp.Start
 		}
-		s.add(ns, t.boundsNs)
+		s := &t.list[idx]
+		s.calls++
+		s.sumMs += float64(ns) / 1e6
+		i := 0
+		for i < len(t.boundsNs) && ns > t.boundsNs[i] {
+			i++
+		}
+		t.buckets[int(idx)*(len(t.boundsNs)+1)+i]++
 	}
 }
 
-func (s *series) add(ns uint64, boundsNs []uint64) {
-	s.calls++
-	s.sumMs += float64(ns) / 1e6
-	i := 0
-	for i < len(boundsNs) && ns > boundsNs[i] {
-		i++
-	}
-	s.buckets[i]++
+// bucketsOf returns the bucket counts of series idx.
+func (t *Table) bucketsOf(idx int) []uint64 {
+	n := len(t.boundsNs) + 1
+	return t.buckets[idx*n : (idx+1)*n]
 }
 
-// lookup returns the series of the key, creating it, or the overflow
-// series once the table holds max series. Called under mu.
-func (t *Table) lookup(service, name []byte, kind, status uint8) *series {
+// lookup returns the index in list of the key's series, creating it, or 0
+// (the overflow series) once the table holds max series. Called under mu.
+func (t *Table) lookup(service, name []byte, kind, status uint8) int32 {
+	k := t.makeKey(service, name, kind, status)
+	if idx, ok := t.index[string(k)]; ok {
+		return idx
+	}
+	if len(t.index) >= t.max {
+		return 0
+	}
+	idx := int32(len(t.list))
+	t.list = append(t.list, series{service: string(service), name: string(name), kind: kind, status: status})
+	t.buckets = append(t.buckets, make([]uint64, len(t.boundsNs)+1)...)
+	t.index[string(k)] = idx
+	return idx
+}
+
+// makeKey writes the key of a series in the scratch key. Called under mu.
+func (t *Table) makeKey(service, name []byte, kind, status uint8) []byte {
 	k := append(t.key[:0], service...)
 	k = append(k, 0xff)
 	k = append(k, name...)
 	k = append(k, 0xff, kind, status)
 	t.key = k
-	if s, ok := t.series[string(k)]; ok {
-		return s
-	}
-	if len(t.series) >= t.max {
-		if t.overflow == nil {
-			t.overflow = &series{overflow: true, buckets: make([]uint64, len(t.boundsNs)+1)}
-		}
-		return t.overflow
-	}
-	s := &series{
-		service: string(service), name: string(name), kind: kind, status: status,
-		buckets: make([]uint64, len(t.boundsNs)+1),
-	}
-	t.series[string(k)] = s
-	return s
+	return k
 }
 
 // serviceName reads the string value of the service.name attribute of an
