@@ -148,10 +148,10 @@ func serviceName(resource []byte) (name []byte, ok bool) {
 		}
 		kv, _ := protowire.ConsumeBytes(field)
 		if v, found := keyValue(kv, "service.name"); found {
-			name, ok = stringValue(v), true // a later duplicate wins, as in pdata
+			return stringValue(v), true // the first, as pcommon.Map.Get finds it
 		}
 	}
-	return name, ok
+	return nil, false
 }
 
 // keyValue returns the encoded AnyValue of kv, an encoded KeyValue, if its
