@@ -119,89 +119,83 @@ func (t *Table) lookup(service, name []byte, kind, status uint8) int32 {
 
 // makeKey writes the key of a series in the scratch key. Called under mu.
 func (t *Table) makeKey(service, name []byte, kind, status uint8) []byte {
-	k := append(t.key[:0], service...)
-	k = append(k, 0xff)
-	k = append(k, name...)
-	k = append(k, 0xff, kind, status)
-	t.key = k
-	return k
+	t.key = append(t.key[:0], service...)
+	t.key = append(t.key, 0xff)
+	t.key = append(t.key, name...)
+	t.key = append(t.key, 0xff, kind, status)
+	return t.key
 }
 
 // serviceName reads the string value of the service.name attribute of an
-// encoded Resource (which wire.Scan has checked). A non-string value reads
-// as "", as pcommon.Value.Str gives it.
+// encoded Resource (which wire.Scan has checked): the first one, as
+// pcommon.Map.Get finds it. A non-string value reads as "", as
+// pcommon.Value.Str gives it.
 func serviceName(resource []byte) (name []byte, ok bool) {
-	for len(resource) > 0 {
-		num, typ, n := protowire.ConsumeTag(resource)
-		if n < 0 {
-			return nil, false
-		}
-		resource = resource[n:]
-		n = protowire.ConsumeFieldValue(num, typ, resource)
-		if n < 0 {
-			return nil, false
-		}
-		field := resource[:n]
-		resource = resource[n:]
+	eachField(resource, func(num protowire.Number, typ protowire.Type, v []byte) bool {
 		if num != 1 || typ != protowire.BytesType {
-			continue
+			return true
 		}
-		kv, _ := protowire.ConsumeBytes(field)
-		if v, found := keyValue(kv, "service.name"); found {
-			return stringValue(v), true // the first, as pcommon.Map.Get finds it
+		if value, found := keyValue(v, "service.name"); found {
+			name, ok = stringValue(value), true
 		}
-	}
-	return nil, false
+		return !ok
+	})
+	return name, ok
 }
 
 // keyValue returns the encoded AnyValue of kv, an encoded KeyValue, if its
 // key is key.
 func keyValue(kv []byte, key string) (value []byte, ok bool) {
-	var k, v []byte
-	for len(kv) > 0 {
-		num, typ, n := protowire.ConsumeTag(kv)
-		if n < 0 {
-			return nil, false
-		}
-		kv = kv[n:]
-		n = protowire.ConsumeFieldValue(num, typ, kv)
-		if n < 0 {
-			return nil, false
-		}
+	var k []byte
+	eachField(kv, func(num protowire.Number, typ protowire.Type, v []byte) bool {
 		if typ == protowire.BytesType {
-			b, _ := protowire.ConsumeBytes(kv[:n])
 			switch num {
 			case 1:
-				k = b
+				k = v
 			case 2:
-				v = b
+				value = v
 			}
 		}
-		kv = kv[n:]
-	}
-	return v, string(k) == key
+		return true
+	})
+	return value, string(k) == key
 }
 
 // stringValue is an encoded AnyValue's string_value (field 1), "" if it
-// holds another type.
-func stringValue(v []byte) []byte {
+// holds another type (a oneof: the last field set wins).
+func stringValue(anyValue []byte) []byte {
 	var s []byte
-	for len(v) > 0 {
-		num, typ, n := protowire.ConsumeTag(v)
-		if n < 0 {
-			return nil
-		}
-		v = v[n:]
-		n = protowire.ConsumeFieldValue(num, typ, v)
-		if n < 0 {
-			return nil
-		}
+	eachField(anyValue, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+		s = nil
 		if num == 1 && typ == protowire.BytesType {
-			s, _ = protowire.ConsumeBytes(v[:n])
-		} else {
-			s = nil // a oneof: the last field set wins
+			s = v
 		}
-		v = v[n:]
-	}
+		return true
+	})
 	return s
+}
+
+// eachField calls fn with each field of msg, the payload of a
+// length-delimited one, until fn returns false or msg ends or is
+// malformed.
+func eachField(msg []byte, fn func(num protowire.Number, typ protowire.Type, v []byte) bool) {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return
+		}
+		msg = msg[n:]
+		n = protowire.ConsumeFieldValue(num, typ, msg)
+		if n < 0 {
+			return
+		}
+		v := msg[:n]
+		if typ == protowire.BytesType {
+			v, _ = protowire.ConsumeBytes(v)
+		}
+		msg = msg[n:]
+		if !fn(num, typ, v) {
+			return
+		}
+	}
 }
