@@ -41,7 +41,7 @@ func TestREDConfigsCountEverySpan(t *testing.T) {
 			config := string(raw)
 			for from, to := range map[string]string{
 				"127.0.0.1:4317": c.grpcAddr, "127.0.0.1:4318": c.httpAddr,
-				"interval: 60s": "interval: 1s",
+				"interval: 60s":            "interval: 1s",
 				"exporters:\n  otlp_grpc:": "exporters:\n  file/red:\n    path: " + out + "\n    flush_interval: 100ms\n  otlp_grpc:",
 				"metrics/red:\n      receivers: [tailsift]\n      exporters: [otlp_grpc]":    "metrics/red:\n      receivers: [tailsift]\n      exporters: [file/red]",
 				"metrics/red:\n      receivers: [spanmetrics]\n      exporters: [otlp_grpc]": "metrics/red:\n      receivers: [spanmetrics]\n      exporters: [file/red]",
