@@ -42,31 +42,9 @@ func BenchmarkIngestRED(b *testing.B) {
 			}
 			buf.Start()
 			ctx := context.Background()
-			reqs := make([][]byte, len(w.Requests))
-			offs := make([][]int, len(w.Requests))
-			for k, r := range w.Requests {
-				reqs[k] = append([]byte(nil), r...)
-				offs[k] = traceIDOffsets(reqs[k])
-			}
-			spans := 0
 			b.ReportAllocs()
 			cpu := storetest.CPU()
-			i := 0
-			for b.Loop() {
-				k := i % len(reqs)
-				if k == 0 && i > 0 {
-					_ = buf.Sync(ctx)
-					round := i / len(reqs)
-					for k := range reqs {
-						renumber(reqs[k], offs[k], round^(round-1))
-					}
-				}
-				if _, err := buf.IngestOwned(ctx, reqs[k], func() {}); err != nil {
-					b.Fatal(err)
-				}
-				spans += w.Spans[k]
-				i++
-			}
+			spans := replay(ctx, b, buf, w, nil)
 			_ = buf.Sync(ctx)
 			_ = buf.Shutdown(ctx)
 			perSpan := float64((storetest.CPU() - cpu).Nanoseconds()) / float64(spans)
