@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
+	$(GO) test -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.

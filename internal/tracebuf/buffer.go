@@ -35,6 +35,10 @@ type Settings struct {
 	Logger   *zap.Logger
 	Observer Observer
 	Clock    clock.Clock
+	// Accepted, when not nil, is called with the scan of every request
+	// the buffer takes (before sampling), from the Ingest call's
+	// goroutine; it must not keep the batch.
+	Accepted func(*wire.Batch)
 }
 
 // Buffer is the sharded trace buffer. Create it with New, then Start it.
@@ -257,6 +261,9 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
 		}
 		b.recordSpans(req)
+		if b.set.Accepted != nil {
+			b.set.Accepted(&req.batch)
+		}
 		// One reference per target shard, plus Ingest's own while it
 		// walks per, which the shards recycle when done.
 		req.pending.Store(int32(targets) + 1)

@@ -40,6 +40,42 @@ func renumbered(req []byte, round int) []byte {
 	return out
 }
 
+// replay ingests the recorded workload w into buf in a b.Loop, as the
+// receiver does (IngestOwned), renumbering the traces each round so that
+// every round brings new ones, and calls after, when not nil, after each
+// request. It returns the spans ingested.
+func replay(ctx context.Context, b *testing.B, buf *Buffer, w *storetest.Workload, after func()) int {
+	b.Helper()
+	reqs := make([][]byte, len(w.Requests))
+	offs := make([][]int, len(w.Requests))
+	for k, r := range w.Requests {
+		reqs[k] = append([]byte(nil), r...)
+		offs[k] = traceIDOffsets(reqs[k])
+	}
+	spans, i := 0, 0
+	for b.Loop() {
+		k := i % len(reqs)
+		if k == 0 && i > 0 {
+			// A new round of traces: renumber once the shards have taken
+			// the last round in (they copy what they keep).
+			_ = buf.Sync(ctx)
+			round := i / len(reqs)
+			for k := range reqs {
+				renumber(reqs[k], offs[k], round^(round-1))
+			}
+		}
+		if _, err := buf.IngestOwned(ctx, reqs[k], func() {}); err != nil {
+			b.Fatal(err)
+		}
+		spans += w.Spans[k]
+		i++
+		if after != nil {
+			after()
+		}
+	}
+	return spans
+}
+
 // BenchmarkIngestStore measures the fast path's ingest (IngestOwned, the
 // receiver's call, pooled memory: the store copies) of the benchmark
 // workload with the store off and on, reporting the CPU the whole process
@@ -67,36 +103,13 @@ func BenchmarkIngestStore(b *testing.B) {
 			}
 			b2.Start()
 			ctx := context.Background()
-			reqs := make([][]byte, len(w.Requests))
-			offs := make([][]int, len(w.Requests))
-			for k, r := range w.Requests {
-				reqs[k] = append([]byte(nil), r...)
-				offs[k] = traceIDOffsets(reqs[k])
-			}
-			spans := 0
 			b.ReportAllocs()
 			cpu := storetest.CPU()
-			i := 0
-			for b.Loop() {
-				k := i % len(reqs)
-				if k == 0 && i > 0 {
-					// A new round of traces: renumber once the shards
-					// have taken the last round in (they copy what they keep).
-					_ = b2.Sync(ctx)
-					round := i / len(reqs)
-					for k := range reqs {
-						renumber(reqs[k], offs[k], round^(round-1))
-					}
-				}
-				if _, err := b2.IngestOwned(ctx, reqs[k], func() {}); err != nil {
-					b.Fatal(err)
-				}
-				spans += w.Spans[k]
-				i++
+			spans := replay(ctx, b, b2, w, func() {
 				for st != nil && st.Queued() > 16<<20 {
 					runtime.Gosched()
 				}
-			}
+			})
 			_ = b2.Sync(ctx)
 			_ = b2.Shutdown(ctx)
 			b2.CloseStore()

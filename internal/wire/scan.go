@@ -26,10 +26,13 @@ const (
 
 // Span is what Scan records of one span. Byte slices alias the scanned buffer.
 type Span struct {
-	TraceID    [16]byte
-	SpanID     [8]byte
-	HasParent  bool
-	Status     uint8
+	TraceID   [16]byte
+	SpanID    [8]byte
+	HasParent bool
+	Status    uint8
+	// Kind is the span's kind, as OTLP encodes it (0 unspecified to 5
+	// consumer; other values are kept as they come, truncated to a byte).
+	Kind       uint8
 	Start, End uint64
 	// Name is the span's name.
 	Name []byte
@@ -220,6 +223,9 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 			s.HasParent = len(v) == 8 && !allZero(v)
 		case 5:
 			s.Name = v
+		case 6:
+			k, _ := protowire.ConsumeVarint(v)
+			s.Kind = uint8(k)
 		case 7:
 			s.Start = binary.LittleEndian.Uint64(v)
 		case 8:

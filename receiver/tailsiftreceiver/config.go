@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/tailsift/tailsift/internal/red"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
@@ -34,6 +35,11 @@ import (
 type Config struct {
 	// Protocols are the OTLP transports to serve, as in the otlp receiver.
 	Protocols Protocols `mapstructure:"protocols"`
+
+	// RED configures the request, error and duration metrics the receiver
+	// sends when it is also in a metrics pipeline: from every span it
+	// accepts, before sampling.
+	RED red.Config `mapstructure:"red"`
 
 	// bufferConfig is tracebuf.Config under an unexported name: confmap
 	// decodes a squashed embedded struct's exported fields all the same,
@@ -103,7 +109,8 @@ func (c *Config) Validate() error {
 // value receiver because confmap looks for it on the dereferenced struct.
 func (c Config) Marshal(conf *confmap.Conf) error {
 	return conf.Marshal(struct {
-		Protocols       Protocols `mapstructure:"protocols"`
+		Protocols       Protocols  `mapstructure:"protocols"`
+		RED             red.Config `mapstructure:"red"`
 		tracebuf.Config `mapstructure:",squash"`
-	}{Protocols: c.Protocols, Config: c.bufferConfig})
+	}{Protocols: c.Protocols, RED: c.RED, Config: c.bufferConfig})
 }

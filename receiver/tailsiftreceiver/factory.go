@@ -1,7 +1,6 @@
 package tailsiftreceiver
 
 import (
-	"context"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -9,10 +8,9 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
-	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
-	"github.com/tailsift/tailsift/internal/clock"
+	"github.com/tailsift/tailsift/internal/red"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
@@ -34,6 +32,7 @@ func NewFactory() receiver.Factory {
 		metadata.Type,
 		createDefaultConfig,
 		receiver.WithTraces(createTraces, metadata.TracesStability),
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
 	)
 }
 
@@ -63,10 +62,7 @@ func createDefaultConfig() component.Config {
 				TracesURLPath: defaultTracesURLPath,
 			}),
 		},
+		RED:          red.DefaultConfig(),
 		bufferConfig: tracebuf.DefaultConfig(),
 	}
-}
-
-func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
-	return newReceiver(set, cfg.(*Config), next, clock.Real{})
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 
 	"github.com/stretchr/testify/require"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -71,7 +73,7 @@ func newRig(t *testing.T, cfg *Config, next consumer.Traces) *rig {
 	env := tracebuftest.NewEnv(next)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = env.Tel.NewTelemetrySettings()
-	r, err := newReceiver(set, cfg, env.Next, env.Clock)
+	r, err := newTestReceiver(set, cfg, env.Next, env.Clock)
 	require.NoError(t, err)
 	env.Start(t, r)
 	g := &rig{t: t, r: r, clk: env.Clock, sink: env.Sink, tel: env.Tel}
@@ -260,4 +262,13 @@ func sortedAttrs(m pcommon.Map) []string {
 // spansOf returns the kept spans of trace n, by span number.
 func (g *rig) spansOf(n uint64) map[uint64]ptrace.Span {
 	return tracebuftest.SpansOf(g.sink.AllTraces(), traceID(n))
+}
+
+// newTestReceiver is a receiver of a traces pipeline ending in next.
+func newTestReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk clock.Clock) (*tailsiftReceiver, error) {
+	r, err := newReceiver(set, cfg, clk)
+	if err == nil {
+		r.nextTraces = next
+	}
+	return r, err
 }

@@ -45,7 +45,7 @@ func startBenchReceiver(b *testing.B, shards int) (*tailsiftReceiver, *grpc.Clie
 	// The replay runs many times faster than real time: decide soon, so
 	// that the buffer holds about a second of it, not the default waits'.
 	cfg.Completion.Quiet, cfg.Completion.MaxWait = 100*time.Millisecond, 500*time.Millisecond
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clock.Real{})
+	r, err := newTestReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clock.Real{})
 	require.NoError(b, err)
 	require.NoError(b, r.Start(context.Background(), componenttest.NewNopHost()))
 	b.Cleanup(func() { require.NoError(b, r.Shutdown(context.Background())) })

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/cluster"
+	"github.com/tailsift/tailsift/internal/red"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
@@ -57,13 +58,28 @@ type tailsiftReceiver struct {
 	// grpcAddr and httpAddr are where the servers listen (tests use port 0).
 	grpcAddr, httpAddr net.Addr
 	serving            sync.WaitGroup
+	startOnce          sync.Once
+	startErr           error
 	stopOnce           sync.Once
 	stopErr            error
+	forget             func() // takes it out of the shared receivers
+
+	clock       clock.Clock
+	nextTraces  consumer.Traces  // nil when in no traces pipeline
+	nextMetrics consumer.Metrics // nil when in no metrics pipeline
+	red         *red.Table       // nil when in no metrics pipeline
+	stopREDLoop context.CancelFunc
+	redDone     chan struct{}
 }
 
-var _ receiver.Traces = (*tailsiftReceiver)(nil)
+var (
+	_ receiver.Traces  = (*tailsiftReceiver)(nil)
+	_ receiver.Metrics = (*tailsiftReceiver)(nil)
+)
 
-func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk clock.Clock) (*tailsiftReceiver, error) {
+// newReceiver creates the receiver; createTraces and createMetrics attach
+// its pipelines.
+func newReceiver(set receiver.Settings, cfg *Config, clk clock.Clock) (*tailsiftReceiver, error) {
 	obsGRPC, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
 		ReceiverID: set.ID, Transport: "grpc", ReceiverCreateSettings: set,
 	})
@@ -81,7 +97,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		return nil, fmt.Errorf("create telemetry: %w", err)
 	}
 	var status *statuspage.Recorder
-	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
+	r := &tailsiftReceiver{clock: clk}
+	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, r.consumeKept,
+		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted},
 		instruments(tb), tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
 		func(o tracebuf.Observer) tracebuf.Observer {
 			status = statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes), o)
@@ -92,16 +110,8 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 		return nil, err
 	}
 	status.Bind(buf.Engine())
-	r := &tailsiftReceiver{
-		status:    status,
-		pool:      new(recvPool),
-		cfg:       cfg,
-		set:       set,
-		buf:       buf,
-		telemetry: tb,
-		obsGRPC:   obsGRPC,
-		obsHTTP:   obsHTTP,
-	}
+	r.status, r.pool, r.cfg, r.set, r.buf = status, new(recvPool), cfg, set, buf
+	r.telemetry, r.obsGRPC, r.obsHTTP = tb, obsGRPC, obsHTTP
 	r.node = selfmetrics.NewNode(cfg.bufferConfig, buf, cluster.Settings{
 		ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
 	}, clusterInstruments(tb))
@@ -109,8 +119,15 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Traces, clk c
 	return r, nil
 }
 
-// Start starts the buffer's shards, the cluster node, then the servers.
+// Start starts the buffer's shards, the cluster node, then the servers,
+// and the RED metrics' flush loop. The receiver of a traces and a metrics
+// pipeline is started once.
 func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error {
+	r.startOnce.Do(func() { r.startErr = r.start(ctx, host) })
+	return r.startErr
+}
+
+func (r *tailsiftReceiver) start(ctx context.Context, host component.Host) error {
 	r.unlist = statuspage.Default.Add(r.status)
 	err := r.buf.StartWithStorage(ctx, host)
 	if err == nil && r.node != nil {
@@ -121,6 +138,9 @@ func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error
 	}
 	if err == nil {
 		err = r.startHTTP(ctx, host)
+	}
+	if err == nil {
+		r.startRED()
 	}
 	if err != nil {
 		return errors.Join(err, r.Shutdown(ctx))
@@ -235,6 +255,10 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			cancel()
 		}
 		errs = append(errs, r.buf.ShutdownWithStorage(ctx))
+		errs = append(errs, r.stopRED(ctx))
+		if r.forget != nil {
+			r.forget()
+		}
 		if r.unlist != nil {
 			r.unlist()
 		}

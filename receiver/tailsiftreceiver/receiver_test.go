@@ -173,7 +173,7 @@ func TestHTTPMethodPathAndSize(t *testing.T) {
 
 func TestShutdownAnswersUnavailable(t *testing.T) {
 	set := receivertest.NewNopSettings(metadata.Type)
-	r, err := newReceiver(set, testConfig(), consumertest.NewNop(), clock.Real{})
+	r, err := newTestReceiver(set, testConfig(), consumertest.NewNop(), clock.Real{})
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	// The buffer stops taking spans before the servers have stopped: what
@@ -267,7 +267,7 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	clk := clocktest.NewFake(t0)
 	before := goleak.IgnoreCurrent()
-	r, err := newReceiver(set, cfg, next, clk)
+	r, err := newTestReceiver(set, cfg, next, clk)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	g := newClientRig(t, r)
