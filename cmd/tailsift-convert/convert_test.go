@@ -105,7 +105,6 @@ func TestConvertAllKeys(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{
 		"processors::tail_sampling::tail_storage",
-		"processors::tail_sampling::sample_on_first_match",
 	}, warned)
 }
 
@@ -186,6 +185,18 @@ service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
 				"processors::tail_sampling::decision_cache::sampled_cache_size",
 				"processors::tail_sampling::maximum_trace_size_bytes",
 			},
+		},
+		{
+			name: "sample_on_first_match carries over",
+			in: `processors:
+  tail_sampling:
+    sample_on_first_match: true
+service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
+			want: map[string]any{
+				"processors::tailsift::sample_on_first_match": true,
+			},
+			warns: []string{"processors::tail_sampling::policies"},
+			notes: []string{"processors::tail_sampling::sample_on_first_match"},
 		},
 		{
 			name: "adaptive_tail_sampling",

@@ -35,11 +35,20 @@ var tailSamplingKeys = map[string]keyHandler{
 	"policies":       convertPoliciesKey,
 	"decision_cache": convertDecisionCache,
 	"tail_storage": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		c.warn(path, "removed: no equivalent (tailsift buffers in memory only), the storage extension %q is no longer used", v.Value)
+		c.warn(path, "removed: the storage extension %q is not used; tailsift's durable store is its own `tailsift` extension with `storage: tailsift` on the processor (docs/store.md), which records every span and decision on disk rather than spilling traces", v.Value)
 	},
-	"sample_on_first_match": flagKey(true,
-		"removed: no equivalent; tailsift evaluates every policy, so rate_limiting, bytes_limiting and composite policies after the first keep are charged too, and the threshold is the most permissive among the policies that kept the trace (the verdict is the same)",
-		"removed: false is tailsift's only behaviour (every policy is evaluated)"),
+	"sample_on_first_match": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
+		var on bool
+		if !c.decodeScalar(path, v, &on) {
+			return
+		}
+		if !on {
+			c.note(path, "removed: false is tailsift's default (every policy is evaluated)")
+			return
+		}
+		setIn(out, "", "sample_on_first_match", scalar(true), "contrib's sample_on_first_match")
+		c.note(path, "-> sample_on_first_match: true; the first policy that samples decides, and the trace carries the most permissive threshold of the policies that would keep it, so adjusted counts stay right")
+	},
 	"sampling_strategy": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
 		var s string
 		if !c.decodeScalar(path, v, &s) {
@@ -49,7 +58,7 @@ var tailSamplingKeys = map[string]keyHandler{
 			c.note(path, "removed: trace-complete is tailsift's only strategy")
 			return
 		}
-		c.warn(path, "removed: %q has no equivalent; tailsift always decides on the complete trace", s)
+		c.warn(path, "removed: %q has no processor-wide equivalent; tailsift decides on the complete trace, and for error traces `keep_on_arrival: true` on a status_code policy keeps a trace the moment its first ERROR span arrives", s)
 	},
 	"drop_pending_traces_on_shutdown": flagKey(true,
 		"removed: no equivalent; tailsift decides every buffered trace on shutdown and exports the kept ones",
