@@ -17,7 +17,7 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	// Dir holds the segment files, the write-ahead file and the lock file.
+	// Dir holds the segment files and the lock file.
 	Dir string
 	// Retention is how long records are kept.
 	Retention time.Duration
@@ -28,12 +28,6 @@ type Options struct {
 	// it are dropped and counted (Stats.Dropped), so that writing never
 	// blocks ingest. 0 means 64 MiB.
 	QueueBytes int64
-	// BlockBytes is the raw size at which the tail is sealed into a
-	// compressed block. 0 means 1 MiB.
-	BlockBytes int
-	// SealAfter seals a smaller tail this long after its first record.
-	// 0 means 5s.
-	SealAfter time.Duration
 	// Compression of sealed blocks: CompressionZstd (the default: 70
 	// B/span on the benchmark workload) or CompressionS2 (91 B/span, about
 	// a quarter less CPU in the store). Either is read back whatever is
@@ -46,7 +40,6 @@ type Options struct {
 // Stats are the store's counters, read by the extension's metrics.
 type Stats struct {
 	BytesIn         atomic.Int64 // request bytes handed to the store
-	WALBytes        atomic.Int64 // bytes written to the write-ahead file
 	BlockBytes      atomic.Int64 // bytes written to segments (compressed blocks)
 	DiskBytes       atomic.Int64 // bytes of the files in Dir now
 	Dropped         atomic.Int64 // records not recorded: queue full or disk failing
@@ -77,7 +70,6 @@ type Store struct {
 
 	mu   sync.RWMutex
 	idx  *index
-	tail []byte // records not yet sealed, as in the write-ahead file
 	segs []*segment
 
 	w        writer
@@ -125,12 +117,6 @@ func Open(opts Options) (*Store, error) {
 	if opts.QueueBytes == 0 {
 		opts.QueueBytes = 64 << 20
 	}
-	if opts.BlockBytes == 0 {
-		opts.BlockBytes = 1 << 20
-	}
-	if opts.SealAfter == 0 {
-		opts.SealAfter = 5 * time.Second
-	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -166,7 +152,7 @@ func Open(opts Options) (*Store, error) {
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
-// Close writes what is queued, seals the tail, and releases the directory.
+// Close writes what is queued and releases the directory.
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	var err error
