@@ -19,14 +19,21 @@ import (
 // bytes on disk, and the write amplification (bytes written per byte of
 // OTLP handed in).
 //
-//	go test -run='^$' -bench=Append -benchtime=200000x ./internal/store/
+//	go test -run='^$' -bench=Append -benchtime=20000x ./internal/store/
+//
+// A block holds what the writer found queued when it woke: with the loop
+// saturating the writer (batch=queued) blocks are large; with batch=request
+// the loop waits for each request to be written, so each block holds one
+// request, as at a low request rate (the worst case for compression).
 func BenchmarkAppend(b *testing.B) {
-	for _, comp := range []string{CompressionS2, CompressionZstd} {
-		b.Run("compression="+comp, func(b *testing.B) { benchAppend(b, comp) })
+	for _, batch := range []string{"queued", "request"} {
+		for _, comp := range []string{CompressionS2, CompressionZstd} {
+			b.Run("batch="+batch+"/compression="+comp, func(b *testing.B) { benchAppend(b, comp, batch == "request") })
+		}
 	}
 }
 
-func benchAppend(b *testing.B, comp string) {
+func benchAppend(b *testing.B, comp string, perRequest bool) {
 	w := storetest.Record(b, 20_000, 5*time.Second)
 	s, err := Open(Options{Dir: b.TempDir(), Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp})
 	if err != nil {
@@ -41,6 +48,9 @@ func benchAppend(b *testing.B, comp string) {
 		k := i % len(w.Requests)
 		for !s.AppendSpans(w.IDs[k], w.Requests[k]) {
 			_ = s.Sync(ctx) // queue full: wait for the writer (never done by ingest)
+		}
+		if perRequest {
+			_ = s.Sync(ctx)
 		}
 		spans += w.Spans[k]
 		i++
