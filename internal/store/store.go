@@ -88,6 +88,8 @@ type item struct {
 	req  []byte
 	dec  Decision
 	decs []Decision    // a batch of decisions, one per ID, when not nil
+	// copied holds req when it is AppendSpans' copy, given back once framed.
+	copied *[]byte
 	sync chan struct{} // a barrier: closed once what came before is written
 }
 
@@ -172,6 +174,7 @@ func (s *Store) enqueue(it item) bool {
 	if s.queued.Add(n) > s.opts.QueueBytes {
 		s.queued.Add(-n)
 		s.stats.Dropped.Add(1)
+		it.release()
 		return false
 	}
 	select {
@@ -180,6 +183,7 @@ func (s *Store) enqueue(it item) bool {
 	default:
 		s.queued.Add(-n)
 		s.stats.Dropped.Add(1)
+		it.release()
 		return false
 	}
 }
@@ -190,7 +194,26 @@ func (s *Store) now() int64 { return s.opts.Clock.Now().UnixNano() }
 // traces it holds. It never blocks; it returns false when the record was
 // dropped because the writer is behind.
 func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
-	return s.AppendSpansOwned(ids, append([]byte(nil), req...))
+	bp, _ := copies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append((*bp)[:0], req...)
+	s.stats.BytesIn.Add(int64(len(req)))
+	return s.enqueue(item{kind: KindSpans, t: s.now(), ids: ids, req: *bp, copied: bp})
+}
+
+// copies are the buffers of AppendSpans' copies: the writer gives each
+// back once it framed it, so that recording a pooled request allocates
+// nothing in the steady state.
+var copies sync.Pool
+
+// release gives back the item's copy, if it holds one.
+func (it *item) release() {
+	if it.copied != nil && cap(*it.copied) <= 1<<20 {
+		*it.copied = it.req[:0]
+		copies.Put(it.copied)
+	}
 }
 
 // AppendSpansOwned is AppendSpans without the copy: the store reads req

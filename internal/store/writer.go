@@ -91,6 +91,9 @@ func (s *Store) writeBatch(first item) {
 	if w.failing {
 		s.stats.Dropped.Add(int64(len(w.items) - countSyncs(w.items)))
 		syncs = collectSyncs(w.items, syncs)
+		for i := range w.items {
+			w.items[i].release()
+		}
 		clear(w.items)
 		return
 	}
@@ -127,6 +130,9 @@ func (s *Store) writeBatch(first item) {
 		}
 		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
 		maxTime = max(maxTime, it.t)
+	}
+	for i := range w.items {
+		w.items[i].release()
 	}
 	clear(w.items) // do not keep the requests reachable
 	w.raw = raw
