@@ -87,10 +87,10 @@ type item struct {
 	ids  [][16]byte
 	req  []byte
 	dec  Decision
-	decs []Decision    // a batch of decisions, one per ID, when not nil
+	decs []Decision // a batch of decisions, one per ID, when not nil
 	// copied holds req when it is AppendSpans' copy, given back once framed.
 	copied *[]byte
-	sync chan struct{} // a barrier: closed once what came before is written
+	sync   chan struct{} // a barrier: closed once what came before is written
 }
 
 // size bounds the bytes of the item's framed record.
