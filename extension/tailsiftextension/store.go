@@ -87,7 +87,7 @@ func registerMetrics(tb *metadata.TelemetryBuilder, st *store.Store) error {
 		{tb.RegisterExtensionTailsiftStoreCorruptSegmentsCallback, s.CorruptSegments.Load},
 		{tb.RegisterExtensionTailsiftStoreWriteErrorsCallback, s.WriteErrors.Load},
 		{tb.RegisterExtensionTailsiftStoreInputBytesCallback, s.BytesIn.Load},
-		{tb.RegisterExtensionTailsiftStoreWrittenBytesCallback, func() int64 { return s.WALBytes.Load() + s.BlockBytes.Load() }},
+		{tb.RegisterExtensionTailsiftStoreWrittenBytesCallback, func() int64 { return s.BlockBytes.Load() }},
 	}
 	for _, r := range regs {
 		if err := r.reg(obs(r.f)); err != nil {

@@ -1,12 +1,7 @@
 package store
 
-// tailSeg is the segment number of a ref into the unsealed tail (the
-// write-ahead file's records, kept in memory): off is then the record's
-// offset in the tail.
-const tailSeg = 0
-
-// ref locates records with spans of a trace: a sealed block (segment,
-// offset of the block in it) or a record of the tail.
+// ref locates records with spans of a trace: a block (segment, offset of
+// the block in it). Segments are numbered from 1.
 type ref struct {
 	seg uint32
 	off uint32
@@ -21,7 +16,6 @@ const (
 	flagDecided uint8 = 1 << iota
 	flagKeep
 	flagDelivered
-	flagInTail // some record of the trace is in the tail
 )
 
 // entry is what the index holds for one trace. It holds no pointer, so
@@ -37,13 +31,12 @@ type entry struct {
 	threshold uint64
 }
 
-// index maps trace IDs to their entries, and each segment (and the tail) to
+// index maps trace IDs to their entries, and each segment to
 // the trace IDs with records in it, so that evicting a segment forgets them.
 type index struct {
 	byID   map[[16]byte]entry
 	more   map[[16]byte][]ref // refs past the inline ones (rare)
 	bySeg  map[uint32][][16]byte
-	tailID [][16]byte
 	names  []string
 	nameID map[string]uint16
 }
@@ -124,7 +117,7 @@ func (x *index) addRef(id [16]byte, e *entry, r ref) {
 	e.nrefs++
 }
 
-// apply indexes record r found at ref at (a block or a tail record).
+// apply indexes record r found in the block at.
 func (x *index) apply(r *Record, at ref) {
 	for _, id := range r.IDs {
 		e := x.byID[id]
@@ -155,47 +148,12 @@ func (x *index) apply(r *Record, at ref) {
 	}
 }
 
-// touch notes that id has a record in segment seg (or the tail).
+// touch notes that id has a record in segment seg.
 func (x *index) touch(id [16]byte, e *entry, seg uint32) {
-	if seg == tailSeg {
-		if e.flags&flagInTail == 0 {
-			e.flags |= flagInTail
-			x.tailID = append(x.tailID, id)
-		}
-		return
-	}
 	if e.last != seg {
 		e.last = seg
 		x.bySeg[seg] = append(x.bySeg[seg], id)
 	}
-}
-
-// sealed moves the tail's refs into the block at (seg, off): the tail
-// became that block.
-func (x *index) sealed(seg, off uint32) {
-	var refs []ref
-	for _, id := range x.tailID {
-		e, ok := x.byID[id]
-		if !ok {
-			continue
-		}
-		e.flags &^= flagInTail
-		refs = x.appendRefs(refs[:0], id, &e)
-		kept := refs[:0]
-		moved := false
-		for _, r := range refs {
-			if r.seg != tailSeg {
-				kept = append(kept, r)
-			} else if !moved {
-				kept = append(kept, ref{seg: seg, off: off})
-				moved = true
-			}
-		}
-		x.setRefs(id, &e, kept)
-		x.touch(id, &e, seg)
-		x.byID[id] = e
-	}
-	x.tailID = x.tailID[:0]
 }
 
 // without removes the refs of segment seg from e (trace id).
@@ -226,7 +184,7 @@ func (x *index) evict(seg uint32) {
 		if !ok {
 			continue
 		}
-		if e.flags&flagInTail == 0 && e.last <= seg {
+		if e.last <= seg {
 			x.forget(id)
 			continue
 		}
@@ -234,23 +192,4 @@ func (x *index) evict(seg uint32) {
 		x.byID[id] = e
 	}
 	delete(x.bySeg, seg)
-}
-
-// dropTail forgets the tail's refs: its records are lost.
-func (x *index) dropTail() {
-	var refs []ref
-	for _, id := range x.tailID {
-		e, ok := x.byID[id]
-		if !ok {
-			continue
-		}
-		e.flags &^= flagInTail
-		if e.last == tailSeg {
-			x.forget(id)
-			continue
-		}
-		refs = x.without(id, &e, tailSeg, refs)
-		x.byID[id] = e
-	}
-	x.tailID = x.tailID[:0]
 }

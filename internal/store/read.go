@@ -97,7 +97,6 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 		want[id] = struct{}{}
 	}
 	var refs []ref
-	var tail []byte
 	s.mu.RLock()
 	for _, id := range ids {
 		if e, ok := s.idx.byID[id]; ok {
@@ -109,13 +108,6 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	})
 	refs = slices.Compact(refs)
 	blocks := refs
-	for len(blocks) > 0 && blocks[0].seg == tailSeg {
-		if r := blocks[0]; int(r.off) < len(s.tail) {
-			n := frameHeader + int(le32(s.tail[r.off:]))
-			tail = append(tail, s.tail[r.off:int(r.off)+n]...)
-		}
-		blocks = blocks[1:]
-	}
 	s.mu.RUnlock()
 
 	var fl filter
@@ -162,9 +154,6 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 		if _, err := ParseRecords(raw, visit); err != nil && !isParseError(err) {
 			return errors.Unwrap(err)
 		}
-	}
-	if _, err := ParseRecords(tail, visit); err != nil && !isParseError(err) {
-		return errors.Unwrap(err)
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 // Package store is tailsift's durable span and decision store: an
 // append-only log of records (accepted OTLP requests, decisions, delivery
-// marks), written first to an uncompressed write-ahead file and then sealed
-// into zstd-compressed blocks in numbered segment files, with an in-memory
-// trace-ID index over them. docs/store.md describes the format and why this
+// marks), each writer batch compressed once (zstd or s2) into a block
+// appended to the current numbered segment file, which is the write-ahead
+// log, with an in-memory trace-ID index over them. docs/store.md describes the format and why this
 // engine was chosen.
 package store
 

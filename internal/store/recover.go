@@ -8,15 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 )
 
-// recover reads the segments and the write-ahead file back into the index
-// and the tail. A corrupt or truncated block ends its segment's recovery
-// (the blocks before it are kept, the segment is counted in
-// Stats.CorruptSegments); a cut write-ahead file keeps its whole records.
+// recover reads the segments back into the index. A corrupt or truncated
+// block ends its segment's recovery (the blocks before it are kept, the
+// segment is counted in Stats.CorruptSegments). A kill -9 during a write leaves the last block
+// of the last segment cut short: the records before it are all kept.
 func (s *Store) recover() error {
 	nums, err := s.segmentNumbers()
 	if err != nil {
@@ -53,6 +52,7 @@ func (s *Store) recover() error {
 		s.segs = append(s.segs, seg)
 		s.stats.DiskBytes.Add(seg.size)
 	}
+	s.w.seq = maxSeq
 	if err := s.recoverWAL(maxSeq); err != nil {
 		return err
 	}
@@ -97,23 +97,31 @@ func (s *Store) segmentNumbers() ([]uint32, error) {
 	return nums, nil
 }
 
-// recoverWAL takes the write-ahead file's records newer than the sealed
-// ones (maxSeq) into the tail, and rewrites the file to hold just them.
+// recoverWAL takes the records of a write-ahead file left by an older
+// version of the store (which wrote records there before compressing them
+// into blocks) that are newer than the blocks' (maxSeq) into a block, and
+// removes the file.
 func (s *Store) recoverWAL(maxSeq uint64) error {
 	path := filepath.Join(s.opts.Dir, walName)
 	data, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("read write-ahead file: %w", err)
 	}
-	s.w.seq = maxSeq
+	var raw []byte
+	var maxTime int64
 	off := 0
 	_, perr := ParseRecords(data, func(r *Record) error {
 		n := frameHeader + int(le32(data[off:]))
 		if r.Seq > maxSeq {
-			s.idx.apply(r, ref{seg: tailSeg, off: uint32(len(s.tail))})
-			s.tail = append(s.tail, data[off:off+n]...)
+			raw = append(raw, data[off:off+n]...)
+			rec := *r
+			rec.IDs = slices.Clone(r.IDs)
+			s.w.recs = append(s.w.recs, rec)
 			s.w.seq = max(s.w.seq, r.Seq)
-			s.w.tailMax = max(s.w.tailMax, r.Time)
+			maxTime = max(maxTime, r.Time)
 		}
 		off += n
 		return nil
@@ -123,19 +131,15 @@ func (s *Store) recoverWAL(maxSeq uint64) error {
 		s.log.Warn("tailsift store: write-ahead file cut short, its whole records are kept",
 			zap.Int("offset", off), zap.Error(perr))
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, s.tail, 0o640); err != nil {
-		return fmt.Errorf("rewrite write-ahead file: %w", err)
+	if len(raw) > 0 {
+		s.appendBlock(raw, maxTime)
+		s.w.recs = s.w.recs[:0]
+		if s.w.failing {
+			return fmt.Errorf("write the write-ahead file's records to a segment: %s failed", segName(s.segs[len(s.segs)-1].num))
+		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rewrite write-ahead file: %w", err)
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove write-ahead file: %w", err)
 	}
-	s.w.wal, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("open write-ahead file: %w", err)
-	}
-	s.w.walSize = int64(len(s.tail))
-	s.w.tailSince = time.Now()
-	s.stats.DiskBytes.Add(s.w.walSize)
 	return nil
 }

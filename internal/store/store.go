@@ -17,7 +17,7 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	// Dir holds the segment files, the write-ahead file and the lock file.
+	// Dir holds the segment files and the lock file.
 	Dir string
 	// Retention is how long records are kept.
 	Retention time.Duration
@@ -28,12 +28,6 @@ type Options struct {
 	// it are dropped and counted (Stats.Dropped), so that writing never
 	// blocks ingest. 0 means 64 MiB.
 	QueueBytes int64
-	// BlockBytes is the raw size at which the tail is sealed into a
-	// compressed block. 0 means 1 MiB.
-	BlockBytes int
-	// SealAfter seals a smaller tail this long after its first record.
-	// 0 means 5s.
-	SealAfter time.Duration
 	// Compression of sealed blocks: CompressionZstd (the default: 70
 	// B/span on the benchmark workload) or CompressionS2 (91 B/span, about
 	// a quarter less CPU in the store). Either is read back whatever is
@@ -46,7 +40,6 @@ type Options struct {
 // Stats are the store's counters, read by the extension's metrics.
 type Stats struct {
 	BytesIn         atomic.Int64 // request bytes handed to the store
-	WALBytes        atomic.Int64 // bytes written to the write-ahead file
 	BlockBytes      atomic.Int64 // bytes written to segments (compressed blocks)
 	DiskBytes       atomic.Int64 // bytes of the files in Dir now
 	Dropped         atomic.Int64 // records not recorded: queue full or disk failing
@@ -77,7 +70,6 @@ type Store struct {
 
 	mu   sync.RWMutex
 	idx  *index
-	tail []byte // records not yet sealed, as in the write-ahead file
 	segs []*segment
 
 	w        writer
@@ -95,8 +87,10 @@ type item struct {
 	ids  [][16]byte
 	req  []byte
 	dec  Decision
-	decs []Decision    // a batch of decisions, one per ID, when not nil
-	sync chan struct{} // a barrier: closed once what came before is written
+	decs []Decision // a batch of decisions, one per ID, when not nil
+	// copied holds req when it is AppendSpans' copy, given back once framed.
+	copied *[]byte
+	sync   chan struct{} // a barrier: closed once what came before is written
 }
 
 // size bounds the bytes of the item's framed record.
@@ -124,12 +118,6 @@ var ErrLocked = errors.New("in use by another collector")
 func Open(opts Options) (*Store, error) {
 	if opts.QueueBytes == 0 {
 		opts.QueueBytes = 64 << 20
-	}
-	if opts.BlockBytes == 0 {
-		opts.BlockBytes = 1 << 20
-	}
-	if opts.SealAfter == 0 {
-		opts.SealAfter = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -166,7 +154,7 @@ func Open(opts Options) (*Store, error) {
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
-// Close writes what is queued, seals the tail, and releases the directory.
+// Close writes what is queued and releases the directory.
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	var err error
@@ -186,6 +174,7 @@ func (s *Store) enqueue(it item) bool {
 	if s.queued.Add(n) > s.opts.QueueBytes {
 		s.queued.Add(-n)
 		s.stats.Dropped.Add(1)
+		it.release()
 		return false
 	}
 	select {
@@ -194,6 +183,7 @@ func (s *Store) enqueue(it item) bool {
 	default:
 		s.queued.Add(-n)
 		s.stats.Dropped.Add(1)
+		it.release()
 		return false
 	}
 }
@@ -204,7 +194,26 @@ func (s *Store) now() int64 { return s.opts.Clock.Now().UnixNano() }
 // traces it holds. It never blocks; it returns false when the record was
 // dropped because the writer is behind.
 func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
-	return s.AppendSpansOwned(ids, append([]byte(nil), req...))
+	bp, _ := copies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append((*bp)[:0], req...)
+	s.stats.BytesIn.Add(int64(len(req)))
+	return s.enqueue(item{kind: KindSpans, t: s.now(), ids: ids, req: *bp, copied: bp})
+}
+
+// copies are the buffers of AppendSpans' copies: the writer gives each
+// back once it framed it, so that recording a pooled request allocates
+// nothing in the steady state.
+var copies sync.Pool
+
+// release gives back the item's copy, if it holds one.
+func (it *item) release() {
+	if it.copied != nil && cap(*it.copied) <= 1<<20 {
+		*it.copied = it.req[:0]
+		copies.Put(it.copied)
+	}
 }
 
 // AppendSpansOwned is AppendSpans without the copy: the store reads req

@@ -76,8 +76,8 @@ func spansOf(t testing.TB, tr Trace) int {
 }
 
 func TestAppendAndRead(t *testing.T) {
-	for _, block := range []int{1 << 20, 256} { // all in the tail; sealed block by block
-		s := openStore(t, t.TempDir(), func(o *Options) { o.BlockBytes = block })
+	for _, comp := range []string{CompressionS2, CompressionZstd} {
+		s := openStore(t, t.TempDir(), func(o *Options) { o.Compression = comp })
 		req1, ids1 := request(t, []int{1, 2}, 3, 0)
 		req2, ids2 := request(t, []int{2, 3}, 2, 0)
 		require.True(t, s.AppendSpans(ids1, req1))
@@ -125,7 +125,7 @@ func crashImage(t *testing.T, dir string) string {
 
 func TestRecoveryAfterCrash(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, func(o *Options) { o.BlockBytes = 2048 })
+	s := openStore(t, dir, nil)
 	defer func() { require.NoError(t, s.Close()) }()
 	for n := range 40 {
 		req, ids := request(t, []int{n}, 4, 32)
@@ -141,11 +141,18 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	req, ids := request(t, []int{40}, 4, 32)
 	require.True(t, s.AppendSpans(ids, req))
 	require.NoError(t, s.Sync(context.Background()))
-	require.Positive(t, s.Stats().BlockBytes.Load(), "some blocks were sealed")
-	require.Positive(t, s.w.walSize, "some records are only in the write-ahead file")
+	require.Positive(t, s.Stats().BlockBytes.Load(), "some blocks were written")
 
-	r := openStore(t, crashImage(t, dir), nil)
+	// A kill -9 in the middle of the next block's write.
+	crashed := crashImage(t, dir)
+	seg := filepath.Join(crashed, segName(1))
+	data, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(seg, append(data, data[:blockHeader+10]...), 0o640))
+
+	r := openStore(t, crashed, nil)
 	defer func() { require.NoError(t, r.Close()) }()
+	assert.Equal(t, int64(1), r.Stats().CorruptSegments.Load(), "the torn block is skipped")
 	rec := r.Claim()
 	assert.Len(t, rec.Undecided, 21)
 	assert.Len(t, rec.Decided, 20)
@@ -171,6 +178,31 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	}
 }
 
+// TestOldWriteAheadFileRecovered: the records of the write-ahead file an
+// older store left (records not yet compressed into a block) are recovered
+// into a block, and the file is removed.
+func TestOldWriteAheadFileRecovered(t *testing.T) {
+	dir := t.TempDir()
+	req, ids := request(t, []int{7}, 3, 0)
+	var wal []byte
+	wal = appendFrame(wal, KindSpans, 1, 10, spansBody(nil, ids, req))
+	wal = appendFrame(wal, KindDecision, 2, 11, decisionBody(nil, traceID(7), Decision{Keep: true, Policy: "p"}))
+	wal = append(wal, 1, 2, 3) // cut mid-record
+	require.NoError(t, os.WriteFile(filepath.Join(dir, walName), wal, 0o640))
+
+	s := openStore(t, dir, nil)
+	tr, err := s.Trace(traceID(7))
+	require.NoError(t, err)
+	assert.Equal(t, 3, tr.Spans)
+	assert.True(t, tr.Decided)
+	assert.NoFileExists(t, filepath.Join(dir, walName))
+	require.NoError(t, s.Close())
+
+	r := openStore(t, dir, nil)
+	defer func() { require.NoError(t, r.Close()) }()
+	assert.Len(t, r.Claim().Decided, 1, "the records are in a segment now")
+}
+
 func TestCorruptSegmentSkipped(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -191,7 +223,7 @@ func TestCorruptSegmentSkipped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openStore(t, dir, func(o *Options) { o.BlockBytes = 1024 })
+			s := openStore(t, dir, nil)
 			for n := range 30 {
 				req, ids := request(t, []int{n}, 2, 64)
 				require.True(t, s.AppendSpans(ids, req))
@@ -230,7 +262,7 @@ func TestUnwritableDirectory(t *testing.T) {
 }
 
 func TestMaxBytesEvictsOldest(t *testing.T) {
-	s := openStore(t, t.TempDir(), func(o *Options) { o.MaxBytes = 4 << 20; o.BlockBytes = 64 << 10 })
+	s := openStore(t, t.TempDir(), func(o *Options) { o.MaxBytes = 4 << 20 })
 	defer func() { require.NoError(t, s.Close()) }()
 	for n := range 400 {
 		req, ids := request(t, []int{n}, 4, 4096) // random: does not compress

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -15,14 +14,11 @@ import (
 // writer is the state only the writer goroutine touches (and Open, before it
 // starts).
 type writer struct {
-	wal       *os.File
-	walSize   int64
-	seg       *os.File // the segment being written, nil until the first seal
+	seg       *os.File // the segment being written, nil until the first block
 	segBytes  int64    // a segment is closed once it holds this much
 	seq       uint64
-	tailSince time.Time // when the tail's first record was written
-	tailMax   int64     // newest record time in the tail
-	blk       []byte
+	raw       []byte // the framed records of a batch
+	blk       []byte // their block
 	scratch   []byte
 	items     []item
 	recs      []Record
@@ -34,9 +30,6 @@ func (w *writer) close() error {
 	var errs []error
 	if w.seg != nil {
 		errs = append(errs, w.seg.Close())
-	}
-	if w.wal != nil {
-		errs = append(errs, w.wal.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -51,9 +44,6 @@ func (s *Store) run() {
 			s.writeBatch(it)
 		case <-tick.C:
 			s.w.failing = false
-			if len(s.tail) > 0 && time.Since(s.w.tailSince) >= s.opts.SealAfter {
-				s.seal()
-			}
 			s.enforce()
 		case <-s.stop:
 			for {
@@ -65,18 +55,15 @@ func (s *Store) run() {
 				}
 				break
 			}
-			if len(s.tail) > 0 {
-				s.seal()
-			}
 			return
 		}
 	}
 }
 
-// writeBatch writes it and whatever else is queued to the write-ahead file
-// in one write, then indexes it. The records are framed straight into the
-// tail's spare capacity, which readers never look at (they read up to
-// len(s.tail) under s.mu), so each byte is copied once.
+// writeBatch frames it and whatever else is queued, compresses them into
+// one block and appends the block to the current segment in one write,
+// then indexes the records. The segment is the write-ahead log: each
+// record is copied once (framing) and compressed once.
 func (s *Store) writeBatch(first item) {
 	w := &s.w
 	w.items, w.recs = append(w.items[:0], first), w.recs[:0]
@@ -96,26 +83,21 @@ func (s *Store) writeBatch(first item) {
 			close(c)
 		}
 	}()
-	need := 0
 	for i := range w.items {
 		if it := &w.items[i]; it.sync == nil {
 			s.queued.Add(-it.size())
-			need += int(it.size())
 		}
 	}
 	if w.failing {
 		s.stats.Dropped.Add(int64(len(w.items) - countSyncs(w.items)))
 		syncs = collectSyncs(w.items, syncs)
+		for i := range w.items {
+			w.items[i].release()
+		}
 		clear(w.items)
 		return
 	}
-	if cap(s.tail)-len(s.tail) < need {
-		s.mu.Lock()
-		s.tail = slices.Grow(s.tail, need)
-		s.mu.Unlock()
-	}
-	from := len(s.tail)
-	buf := s.tail[from:from] // the spare capacity: no reallocation
+	raw, maxTime := w.raw[:0], int64(0)
 	for i := range w.items {
 		it := &w.items[i]
 		if it.sync != nil {
@@ -126,7 +108,7 @@ func (s *Store) writeBatch(first item) {
 		switch it.kind {
 		case KindSpans:
 			w.scratch = spansBody(w.scratch[:0], it.ids, nil)
-			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch, it.req)
+			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
 		case KindDecision:
 			if it.decs != nil {
 				for k := range it.decs {
@@ -134,49 +116,66 @@ func (s *Store) writeBatch(first item) {
 						w.seq++
 					}
 					w.scratch = decisionBody(w.scratch[:0], it.ids[k], it.decs[k])
-					buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
+					raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 					w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids[k : k+1], Decision: it.decs[k]})
 				}
-				w.tailMax = max(w.tailMax, it.t)
+				maxTime = max(maxTime, it.t)
 				continue
 			}
 			w.scratch = decisionBody(w.scratch[:0], it.ids[0], it.dec)
-			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
+			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 		case KindDelivered:
 			w.scratch = deliveredBody(w.scratch[:0], it.ids)
-			buf = appendFrame(buf, it.kind, w.seq, it.t, w.scratch)
+			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 		}
 		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
-		w.tailMax = max(w.tailMax, it.t)
+		maxTime = max(maxTime, it.t)
+	}
+	for i := range w.items {
+		w.items[i].release()
 	}
 	clear(w.items) // do not keep the requests reachable
-	if len(buf) == 0 {
+	w.raw = raw
+	if len(raw) > 0 {
+		s.appendBlock(raw, maxTime)
+	}
+	clear(w.recs)
+	if cap(w.raw) > 8<<20 {
+		w.raw, w.blk = nil, nil
+	}
+}
+
+// appendBlock compresses raw (the framed records w.recs) into a block at
+// the end of the current segment and indexes the records.
+func (s *Store) appendBlock(raw []byte, maxTime int64) {
+	w := &s.w
+	if w.seg == nil || s.segs[len(s.segs)-1].size >= w.segBytes {
+		if err := s.newSegment(); err != nil {
+			s.writeFailed("new segment", err, len(w.recs))
+			return
+		}
+	}
+	cur := s.segs[len(s.segs)-1]
+	w.blk = s.codec.seal(w.blk[:0], raw, w.seq, maxTime)
+	if err := s.write(w.seg, w.blk); err != nil {
+		s.writeFailed(segName(cur.num), err, len(w.recs))
+		// Cut off a partial write, so that the next block follows whole ones.
+		_ = w.seg.Truncate(cur.size)
 		return
 	}
-	if err := s.write(w.wal, buf); err != nil {
-		s.writeFailed("write-ahead file", err, len(w.recs))
-		// Cut off a partial write, so that the next records follow whole ones.
-		_ = w.wal.Truncate(w.walSize)
-		return
-	}
-	w.walSize += int64(len(buf))
-	s.stats.WALBytes.Add(int64(len(buf)))
-	s.stats.DiskBytes.Add(int64(len(buf)))
-	if from == 0 {
-		w.tailSince = time.Now()
-	}
+	s.stats.BlockBytes.Add(int64(len(w.blk)))
+	s.stats.DiskBytes.Add(int64(len(w.blk)))
+	at := ref{seg: cur.num, off: uint32(cur.size)}
 	s.mu.Lock()
-	s.tail = s.tail[:from+len(buf)]
-	off := from
 	for i := range w.recs {
-		s.idx.apply(&w.recs[i], ref{seg: tailSeg, off: uint32(off)})
-		off += frameHeader + int(le32(s.tail[off:]))
+		s.idx.apply(&w.recs[i], at)
 	}
+	cur.size += int64(len(w.blk))
+	cur.maxTime = max(cur.maxTime, maxTime)
 	s.stats.Traces.Store(int64(len(s.idx.byID)))
 	s.mu.Unlock()
-	clear(w.recs)
-	if len(s.tail) >= s.opts.BlockBytes {
-		s.seal()
+	if s.stats.DiskBytes.Load() > s.opts.MaxBytes {
+		s.enforce()
 	}
 }
 
@@ -230,55 +229,6 @@ func (s *Store) writeFailed(what string, err error, records int) {
 			zap.String("file", what), zap.Int("records_dropped", records), zap.Error(err))
 	}
 	s.w.failing = true
-}
-
-// seal compresses the tail into a block at the end of the current segment
-// and empties the write-ahead file.
-func (s *Store) seal() {
-	w := &s.w
-	if w.seg == nil || s.segs[len(s.segs)-1].size >= w.segBytes {
-		if err := s.newSegment(); err != nil {
-			s.writeFailed("new segment", err, 0)
-			return
-		}
-	}
-	cur := s.segs[len(s.segs)-1]
-	w.blk = s.codec.seal(w.blk[:0], s.tail, w.seq, w.tailMax)
-	if err := s.write(w.seg, w.blk); err != nil {
-		s.writeFailed(segName(cur.num), err, 0)
-		_ = w.seg.Truncate(cur.size)
-		if len(s.tail) > 16*s.opts.BlockBytes {
-			s.dropTail() // the tail cannot grow for ever in memory
-		}
-		return
-	}
-	s.stats.BlockBytes.Add(int64(len(w.blk)))
-	s.stats.DiskBytes.Add(int64(len(w.blk)) - w.walSize)
-	s.mu.Lock()
-	s.idx.sealed(cur.num, uint32(cur.size))
-	cur.size += int64(len(w.blk))
-	cur.maxTime = max(cur.maxTime, w.tailMax)
-	s.tail = s.tail[:0]
-	s.mu.Unlock()
-	if cap(w.blk) > 8<<20 {
-		w.blk = nil
-	}
-	if err := w.wal.Truncate(0); err != nil {
-		s.log.Warn("tailsift store: cannot empty the write-ahead file", zap.Error(err))
-	}
-	w.walSize = 0
-	s.enforce()
-}
-
-// dropTail forgets the unsealed records, which could not be sealed.
-func (s *Store) dropTail() {
-	s.mu.Lock()
-	s.idx.dropTail()
-	s.tail = s.tail[:0]
-	s.mu.Unlock()
-	_ = s.w.wal.Truncate(0)
-	s.stats.DiskBytes.Add(-s.w.walSize)
-	s.w.walSize = 0
 }
 
 // newSegment starts the next segment file.

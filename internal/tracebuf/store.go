@@ -158,7 +158,10 @@ func (s *shard) flushStore() {
 	}
 	if p := &h.pending[s.id]; len(p.ids) > 0 {
 		h.st.AppendDecisions(p.ids, p.decs)
-		*p = shardDecisions{} // the store holds those slices now
+		// The store holds those slices now; the next loop's likely take
+		// about as many decisions, so size them once, not by doubling.
+		n := len(p.ids)
+		*p = shardDecisions{ids: make([][16]byte, 0, n), decs: make([]store.Decision, 0, n)}
 	}
 }
 

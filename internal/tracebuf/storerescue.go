@@ -175,8 +175,9 @@ func (r *rescuer) rescue(l lateReq) error {
 	}
 	st := r.b.store.st
 	tr, err := st.Trace(l.id)
-	if err == nil && !tr.Decided {
-		// The decision may still be on its way to the store.
+	if (err == nil && !tr.Decided) || (errors.Is(err, store.ErrNotFound) && st.Queued() > 0) {
+		// The decision, or the trace's spans, may still be on their way
+		// to the store.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err = st.Sync(ctx)
 		cancel()
