@@ -162,10 +162,13 @@ func TestMatchesSpanmetrics(t *testing.T) {
 	for _, td := range reqs {
 		require.NoError(t, conn.ConsumeTraces(context.Background(), td))
 	}
-	// The connector flushes only on its own ticker, and writes 0 as the
-	// first cumulative calls point of a series: its second flush is the
-	// one to compare with.
-	require.Eventually(t, func() bool { return len(sink.AllMetrics()) > 1 }, 10*time.Second, time.Millisecond)
+	// The connector flushes only on its own ticker (also while the spans
+	// above were going in, on a busy machine), and writes 0 as the first
+	// cumulative calls point of a series: compare with a flush that
+	// started after the last span went in (the second from now: one may
+	// be under way), and at least its second.
+	consumed := len(sink.AllMetrics())
+	require.Eventually(t, func() bool { n := len(sink.AllMetrics()); return n > 1 && n > consumed+1 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, conn.Shutdown(context.Background()))
 	all := sink.AllMetrics()
 	last := all[len(all)-1]
