@@ -211,6 +211,17 @@ func (e *Engine) SetBudgetRate(rate float64) {
 	e.budget.effective.Store(math.Float64bits(rate))
 }
 
+// BudgetEffectiveRate is the rate the budget shares among its classes now,
+// in its unit per second: the configured rate, or this gateway's share of
+// it when a cluster shares the budget (SetBudgetRate). 0 when the engine
+// has no budget. Safe to call concurrently with Decide.
+func (e *Engine) BudgetEffectiveRate() float64 {
+	if e.budget == nil {
+		return 0
+	}
+	return math.Float64frombits(e.budget.effective.Load())
+}
+
 // BudgetDemand is the budget's measured demand at now (Unix nanoseconds, as
 // Trace.Now), summed over its classes, in its unit per second: what the
 // policies keep before the budget. It folds in the windows that ended

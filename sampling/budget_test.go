@@ -327,6 +327,7 @@ func TestSetBudgetRate(t *testing.T) {
 	rates := [numKinds]int{0, 0, 10000} // 1000/s kept by baseline before the budget
 	rng := rand.New(rand.NewPCG(25, 26))
 	assert.InDelta(t, 200, e.BudgetRate(), 0)
+	assert.InDelta(t, 200, e.BudgetEffectiveRate(), 0, "the configured rate until one is set")
 	runKinds(e, rng, 0, 10, rates)
 	assert.InEpsilon(t, 1000, e.BudgetDemand(10*sec), 0.05)
 	kept := runKinds(e, rng, 10*sec, 20, rates)
@@ -334,6 +335,7 @@ func TestSetBudgetRate(t *testing.T) {
 
 	e.SetBudgetRate(50)
 	assert.InDelta(t, 200, e.BudgetRate(), 0, "the configured rate stays")
+	assert.InDelta(t, 50, e.BudgetEffectiveRate(), 0, "the rate in effect is the one set")
 	runKinds(e, rng, 30*sec, 2, rates)
 	kept = runKinds(e, rng, 32*sec, 20, rates)
 	assert.InEpsilon(t, 50*20, kept[kindRest], 0.05, "the rate set")
@@ -352,6 +354,7 @@ func TestSetBudgetRate(t *testing.T) {
 	off := budgetEngine(t, sampling.BudgetConfig{}, 10)
 	off.SetBudgetRate(10)
 	assert.Zero(t, off.BudgetRate())
+	assert.Zero(t, off.BudgetEffectiveRate())
 	assert.Zero(t, off.BudgetDemand(sec))
 }
 

@@ -140,6 +140,9 @@ func TestFleetBudgetConverges(t *testing.T) {
 	assert.InDelta(t, budget, total, budget*0.10, "kept %v in %ds", kept, secs)
 	for i, want := range []float64{300, 100, 20} {
 		assert.InDelta(t, budget*want/420, float64(kept[i])/secs, budget*0.05, "gateway %d keeps in proportion to its demand", i)
+		// The budget_rate gauge reads the share in effect.
+		assert.InDelta(t, gws[i].share, gws[i].engine.BudgetEffectiveRate(), 1e-9, "gateway %d", i)
+		assert.InDelta(t, budget*want/420, gws[i].engine.BudgetEffectiveRate(), budget*0.05, "gateway %d's share", i)
 	}
 
 	local := skewedFleet(t, budget)

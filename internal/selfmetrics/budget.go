@@ -31,3 +31,13 @@ func ClassProbabilities(e *sampling.Engine) metric.Float64Callback {
 		return nil
 	}
 }
+
+// BudgetRate returns the callback of the budget rate gauge: the rate the
+// budget allots now, which is this gateway's share when a cluster shares
+// the budget.
+func BudgetRate(e *sampling.Engine) metric.Float64Callback {
+	return func(_ context.Context, o metric.Float64Observer) error {
+		o.Observe(e.BudgetEffectiveRate())
+		return nil
+	}
+}

@@ -30,6 +30,12 @@ func NewNode(cfg tracebuf.Config, buf *tracebuf.Buffer, set cluster.Settings, in
 	}
 	set.Observer = NewClusterObserver(in)
 	set.Budget = buf.Engine()
+	// The counters start at 0, so that their series exist (and rate()
+	// works) before the first forward or handover.
+	ctx := context.Background()
+	for _, ctr := range []metric.Int64Counter{in.SpansForwarded, in.TracesHandedOver, in.BytesHandedOver, in.DecisionsHandedOver, in.DecidedLocally} {
+		ctr.Add(ctx, 0)
+	}
 	return cluster.NewNode(*c, buf, set)
 }
 

@@ -51,7 +51,10 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 	}
 	var status *statuspage.Recorder
 	buf, err := selfmetrics.NewBuffer(*cfg, next.ConsumeTraces, tracebuf.Settings{Logger: set.Logger, Clock: clk},
-		instruments(tb), tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback,
+		instruments(tb), selfmetrics.BudgetGauges{
+			ClassProbability: tb.RegisterProcessorTailsiftBudgetClassProbabilityCallback,
+			Rate:             tb.RegisterProcessorTailsiftBudgetRateCallback,
+		},
 		func(o tracebuf.Observer) tracebuf.Observer {
 			status = statuspage.NewRecorder(set.ID.String(), "processor", int64(cfg.Buffer.MaxBytes), o)
 			return status

@@ -457,8 +457,20 @@ func TestLifecycleThroughFactory(t *testing.T) {
 	require.NoError(t, p.Shutdown(context.Background()))
 }
 
-// With a budget, each class's probability is a gauge; without, no gauge.
+// With a budget, each class's probability is a gauge, and so is the rate in
+// effect; without, neither gauge.
 func TestBudgetClassProbabilityGauge(t *testing.T) {
+	rate := func(tel *componenttest.Telemetry) []float64 {
+		m, err := tel.GetMetric("otelcol_processor_tailsift_budget_rate")
+		if err != nil {
+			return nil
+		}
+		var out []float64
+		for _, dp := range m.Data.(metricdata.Gauge[float64]).DataPoints {
+			out = append(out, dp.Value)
+		}
+		return out
+	}
 	gauge := func(tel *componenttest.Telemetry) map[string]float64 {
 		m, err := tel.GetMetric("otelcol_processor_tailsift_budget_class_probability")
 		if err != nil {
@@ -478,12 +490,14 @@ func TestBudgetClassProbabilityGauge(t *testing.T) {
 		h.send(errorTrace(1)...)
 		h.advance(2 * time.Second)
 		assert.Equal(t, map[string]float64{"errors": 1, "slow": 1}, gauge(h.tel))
+		assert.Equal(t, []float64{100}, rate(h.tel))
 	})
 	t.Run("budget off", func(t *testing.T) {
 		h := newHarness(t, testConfig(), nil)
 		h.send(errorTrace(1)...)
 		h.advance(2 * time.Second)
 		assert.Nil(t, gauge(h.tel))
+		assert.Nil(t, rate(h.tel))
 	})
 }
 

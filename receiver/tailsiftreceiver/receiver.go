@@ -100,7 +100,10 @@ func newReceiver(set receiver.Settings, cfg *Config, clk clock.Clock) (*tailsift
 	r := &tailsiftReceiver{clock: clk}
 	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, r.consumeKept,
 		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted},
-		instruments(tb), tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
+		instruments(tb), selfmetrics.BudgetGauges{
+			ClassProbability: tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
+			Rate:             tb.RegisterReceiverTailsiftBudgetRateCallback,
+		},
 		func(o tracebuf.Observer) tracebuf.Observer {
 			status = statuspage.NewRecorder(set.ID.String(), "receiver", int64(cfg.Buffer.MaxBytes), o)
 			return status

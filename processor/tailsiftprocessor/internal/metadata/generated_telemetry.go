@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations                                  []metric.Registration
 	ProcessorTailsiftArenaMappedBytes              metric.Int64UpDownCounter
 	ProcessorTailsiftBudgetClassProbability        metric.Float64ObservableGauge
+	ProcessorTailsiftBudgetRate                    metric.Float64ObservableGauge
 	ProcessorTailsiftBufferedBytes                 metric.Int64UpDownCounter
 	ProcessorTailsiftBufferedTraces                metric.Int64UpDownCounter
 	ProcessorTailsiftClusterBytesHandedOver        metric.Int64Counter
@@ -79,6 +80,21 @@ func (builder *TelemetryBuilder) RegisterProcessorTailsiftBudgetClassProbability
 	return nil
 }
 
+// RegisterProcessorTailsiftBudgetRateCallback sets callback for observable ProcessorTailsiftBudgetRate metric.
+func (builder *TelemetryBuilder) RegisterProcessorTailsiftBudgetRateCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.ProcessorTailsiftBudgetRate, obs: o})
+		return nil
+	}, builder.ProcessorTailsiftBudgetRate)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerFloat64 struct {
 	embedded.Float64Observer
 	inst metric.Float64Observable
@@ -117,6 +133,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_tailsift_budget_class_probability",
 		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),
 		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftBudgetRate, err = builder.meter.Float64ObservableGauge(
+		"otelcol_processor_tailsift_budget_rate",
+		metric.WithDescription("The rate the budget allots among its classes, in its unit (traces or spans) per second; with a shared cluster budget (cluster::budget set to shared), this gateway's current share of the whole cluster's budget (absent when no budget is configured). [Development]"),
+		metric.WithUnit("{item}/s"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftBufferedBytes, err = builder.meter.Int64UpDownCounter(

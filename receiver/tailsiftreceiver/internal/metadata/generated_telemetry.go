@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations                                 []metric.Registration
 	ReceiverTailsiftArenaMappedBytes              metric.Int64UpDownCounter
 	ReceiverTailsiftBudgetClassProbability        metric.Float64ObservableGauge
+	ReceiverTailsiftBudgetRate                    metric.Float64ObservableGauge
 	ReceiverTailsiftBufferedBytes                 metric.Int64UpDownCounter
 	ReceiverTailsiftBufferedTraces                metric.Int64UpDownCounter
 	ReceiverTailsiftClusterBytesHandedOver        metric.Int64Counter
@@ -79,6 +80,21 @@ func (builder *TelemetryBuilder) RegisterReceiverTailsiftBudgetClassProbabilityC
 	return nil
 }
 
+// RegisterReceiverTailsiftBudgetRateCallback sets callback for observable ReceiverTailsiftBudgetRate metric.
+func (builder *TelemetryBuilder) RegisterReceiverTailsiftBudgetRateCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.ReceiverTailsiftBudgetRate, obs: o})
+		return nil
+	}, builder.ReceiverTailsiftBudgetRate)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerFloat64 struct {
 	embedded.Float64Observer
 	inst metric.Float64Observable
@@ -117,6 +133,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_tailsift_budget_class_probability",
 		metric.WithDescription("Probability the budget keeps a class's traces with, on top of their policies' probability, by class (absent when no budget is configured). [Development]"),
 		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftBudgetRate, err = builder.meter.Float64ObservableGauge(
+		"otelcol_receiver_tailsift_budget_rate",
+		metric.WithDescription("The rate the budget allots among its classes, in its unit (traces or spans) per second; with a shared cluster budget (cluster::budget set to shared), this gateway's current share of the whole cluster's budget (absent when no budget is configured). [Development]"),
+		metric.WithUnit("{item}/s"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftBufferedBytes, err = builder.meter.Int64UpDownCounter(

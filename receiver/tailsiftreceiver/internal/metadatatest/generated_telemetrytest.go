@@ -51,6 +51,20 @@ func AssertEqualReceiverTailsiftBudgetClassProbability(t *testing.T, tt *compone
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualReceiverTailsiftBudgetRate(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_tailsift_budget_rate",
+		Description: "The rate the budget allots among its classes, in its unit (traces or spans) per second; with a shared cluster budget (cluster::budget set to shared), this gateway's current share of the whole cluster's budget (absent when no budget is configured). [Development]",
+		Unit:        "{item}/s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_tailsift_budget_rate")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualReceiverTailsiftBufferedBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_tailsift_buffered_bytes",

@@ -24,6 +24,10 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterReceiverTailsiftBudgetRateCallback(func(_ context.Context, observer metric.Float64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.ReceiverTailsiftArenaMappedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftBufferedTraces.Add(context.Background(), 1)
@@ -50,6 +54,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftBudgetClassProbability(t, testTel,
+		[]metricdata.DataPoint[float64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftBudgetRate(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftBufferedBytes(t, testTel,
