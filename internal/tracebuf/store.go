@@ -269,7 +269,7 @@ func (b *Buffer) ShutdownWithStorage(ctx context.Context) error {
 		h.detach = nil
 	}
 	err := b.Shutdown(ctx)
-	b.CloseStore()
+	b.closeStore(ctx) // within ctx: the rescuer deals with what is queued first
 	return err
 }
 

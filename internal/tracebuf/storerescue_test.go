@@ -1,0 +1,120 @@
+package tracebuf
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+)
+
+// encodeStatuses builds a request with one child span of trace n per entry
+// of spans (span number → status), in that order.
+func encodeStatuses(t *testing.T, n uint64, spans []uint64, status map[uint64]ptrace.StatusCode) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	ss := rs.ScopeSpans().AppendEmpty().Spans()
+	for _, k := range spans {
+		sp := ss.AppendEmpty()
+		sp.SetTraceID(tid(n))
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], k)
+		sp.SetSpanID(sid)
+		sp.SetParentSpanID(pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1})
+		sp.Status().SetCode(status[k])
+	}
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	return buf
+}
+
+// spanStates returns the tracestate of every span of td by span number.
+func spanStates(td ptrace.Traces) map[uint64]string {
+	out := map[uint64]string{}
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				id := sp.SpanID()
+				out[binary.BigEndian.Uint64(id[:])] = sp.TraceState().AsRaw()
+			}
+		}
+	}
+	return out
+}
+
+// dropTraces ingests spans 1 (the root) and 2 of traces ns and lets quiet
+// drop them.
+func dropTraces(t *testing.T, b *Buffer, clk *clocktest.Fake, ns ...uint64) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, b.Ingest(ctx, encode(t, ns, 1, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Ingest(ctx, encode(t, ns, 2, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(2 * time.Second)
+	require.NoError(t, b.Sync(ctx)) // dropped
+}
+
+// TestLateErrorRescueTakesTheLateSpansBeforeIt: a dropped trace's late
+// spans come in one request, the ERROR one last. The spans before it change
+// nothing alone and are let go by the shard, but the rescue sends them on
+// too: it reads the trace once the store has written that request.
+func TestLateErrorRescueTakesTheLateSpansBeforeIt(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, t.TempDir())
+	out := newChanSink()
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, out.emit, clk)
+	dropTraces(t, b, clk, 5)
+	require.NoError(t, b.Ingest(ctx, encodeStatuses(t, 5, []uint64{3, 4, 5},
+		map[uint64]ptrace.StatusCode{5: ptrace.StatusCodeError})))
+	require.NoError(t, b.Sync(ctx))
+
+	states := spanStates(out.next(t))
+	assert.Equal(t, map[uint64]string{1: "tailsift=rescue", 2: "tailsift=rescue", 3: "tailsift=rescue", 4: "tailsift=rescue", 5: "tailsift=rescue"},
+		states, "the whole trace, every late span included, marked as a rescue")
+
+	// Later spans follow the rescue, with its mark.
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{5}, 6, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second) // output batch
+	require.NoError(t, b.Sync(ctx))
+	assert.Equal(t, map[uint64]string{6: "tailsift=rescue"}, spanStates(out.next(t)))
+}
+
+// TestLateErrorRescuedThroughShutdown: a late ERROR span taken in just
+// before the shutdown still keeps its trace: the rescuer deals with what is
+// queued for it before the store is closed.
+func TestLateErrorRescuedThroughShutdown(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, t.TempDir())
+	out := newChanSink()
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, out.emit, clk)
+	dropTraces(t, b, clk, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29) // the others are rescued as well
+	for n := uint64(20); n < 30; n++ {
+		require.NoError(t, b.Ingest(ctx, encode(t, []uint64{n}, 3, ptrace.StatusCodeError)))
+	}
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{7}, 3, ptrace.StatusCodeError)))
+	require.NoError(t, b.ShutdownWithStorage(ctx))
+
+	got := map[[16]byte]int{}
+	for len(out.ch) > 0 {
+		for id, n := range spanCounts(<-out.ch) {
+			got[id] += n
+		}
+	}
+	want := map[[16]byte]int{tid(7): 3}
+	for n := uint64(20); n < 30; n++ {
+		want[tid(n)] = 3
+	}
+	assert.Equal(t, want, got, "every trace whole, late ERROR span included")
+}
