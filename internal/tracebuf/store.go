@@ -67,7 +67,7 @@ func (b *Buffer) AttachStore(st *store.Store) {
 		hash := hashID(&d.ID)
 		s := b.shards[b.shardOf(&d.ID)]
 		if d.Decision.Keep {
-			s.decided.rememberKept(d.ID, hash, keptMark{th: d.Decision.Threshold})
+			s.decided.rememberKept(d.ID, hash, restoredMark(d.Decision))
 			if !d.Delivered {
 				// Its spans come again as late spans of a kept trace,
 				// marked with its threshold.

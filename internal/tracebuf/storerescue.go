@@ -340,7 +340,7 @@ func (r *rescuer) redecide(ctx context.Context, id [16]byte, req []byte, sum *sa
 		}
 		defer b.inflight.Done()
 	}
-	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: "late_span"})
+	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: ReasonLateSpan})
 	h := hashID(&id)
 	if !r.final {
 		b.kept.Set(h, keptValue{check: idCheck(&id), mark: rescued}, keptEntryCost)
@@ -378,6 +378,25 @@ func (r *rescuer) catchUp(ctx context.Context, id [16]byte, m keptMark, rule str
 		return fmt.Errorf("send late spans of rescued trace: %w", err)
 	}
 	return nil
+}
+
+// ReasonLateSpan is the stored reason of a keep by a late span (a rescue).
+const ReasonLateSpan = "late_span"
+
+// restoredMark is how the spans of a trace kept under stored decision d
+// are marked after a restart, as they were before it: a rescue or a
+// retroactive keep as a supplement (counting 0), any other keep with its
+// threshold. The store does not record a derived randomness (a salted
+// probabilistic keep's rv): such a trace's spans sent after the restart
+// carry th alone.
+func restoredMark(d store.Decision) keptMark {
+	switch d.Reason {
+	case ReasonLateSpan:
+		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRescue) << supplementShift}
+	case RetroactiveRule:
+		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRetro) << supplementShift}
+	}
+	return keptMark{th: d.Threshold}
 }
 
 // markStored decodes a stored trace's request for the next consumer: each

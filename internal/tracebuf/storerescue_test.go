@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/store"
 )
 
 // encodeStatuses builds a request with one child span of trace n per entry
@@ -117,4 +118,47 @@ func TestLateErrorRescuedThroughShutdown(t *testing.T) {
 		want[tid(n)] = 3
 	}
 	assert.Equal(t, want, got, "every trace whole, late ERROR span included")
+}
+
+// TestRestartKeepsSupplementMarks: after a restart, the late spans of a
+// trace rescued by a late span, or kept through the API, carry the
+// tracestate its earlier spans did (tailsift=rescue, tailsift=retro), not a
+// threshold that would count them again; a trace the sampler kept carries
+// its threshold.
+func TestRestartKeepsSupplementMarks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	st.AppendSpans([][16]byte{tid(1), tid(2), tid(3)}, encode(t, []uint64{1, 2, 3}, 1, ptrace.StatusCodeUnset))
+	for n, d := range map[uint64]store.Decision{
+		1: {Keep: true, Policy: "errors", Reason: ReasonLateSpan},
+		2: {Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule},
+		3: {Keep: true, Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"},
+	} {
+		st.AppendDecision(tid(n), store.Decision{Keep: false, Reason: "quiet"})
+		st.AppendDecision(tid(n), d)
+	}
+	st.AppendDelivered([][16]byte{tid(1), tid(2), tid(3)})
+	require.NoError(t, st.Sync(ctx))
+	image := crashCopy(t, dir)
+
+	out := newChanSink()
+	clk := clocktest.NewFake(time.Unix(100, 0))
+	b := storeBuffer(t, openTestStore(t, image), out.emit, clk)
+	n, err := b.Replay(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "every kept trace was delivered")
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{1, 2, 3}, 4, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second) // output batch
+	require.NoError(t, b.Sync(ctx))
+	got := map[[16]byte]string{}
+	for _, rs := range out.next(t).ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				got[sp.TraceID()] = sp.TraceState().AsRaw()
+			}
+		}
+	}
+	assert.Equal(t, map[[16]byte]string{tid(1): "tailsift=rescue", tid(2): "tailsift=retro", tid(3): "ot=th:8"}, got)
 }
