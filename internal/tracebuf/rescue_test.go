@@ -2,14 +2,11 @@ package tracebuf
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-
-	"github.com/tailsift/tailsift/internal/clock/clocktest"
 )
 
 // TestRescueWindowOnlyWithoutStore: rescue.window is the store-less
@@ -52,10 +49,7 @@ func TestRescueWindowOnlyWithoutStore(t *testing.T) {
 // trace (rescue.window is 0), so a dropped trace's records are freed at its
 // decision; its late ERROR span still keeps it, from the store.
 func TestStoreHoldsNothingInMemory(t *testing.T) {
-	st := openTestStore(t, t.TempDir())
-	out := newChanSink()
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, out.emit, clk)
+	b, _, out, clk := newStoreBuffer(t)
 	dropTraces(t, b, clk, 3)
 	for _, s := range b.shards {
 		assert.Nil(t, s.held.byID, "no in-memory hold")

@@ -8,34 +8,35 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/store"
 )
 
-// encodeStatuses builds a request with one child span of trace n per entry
-// of spans (span number → status), in that order.
-func encodeStatuses(t *testing.T, n uint64, spans []uint64, status map[uint64]ptrace.StatusCode) []byte {
+// lastSpanError is req (one ResourceSpans, one ScopeSpans) with its last
+// span's status ERROR.
+func lastSpanError(t *testing.T, req []byte) []byte {
 	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "svc")
-	ss := rs.ScopeSpans().AppendEmpty().Spans()
-	for _, k := range spans {
-		sp := ss.AppendEmpty()
-		sp.SetTraceID(tid(n))
-		var sid [8]byte
-		binary.BigEndian.PutUint64(sid[:], k)
-		sp.SetSpanID(sid)
-		sp.SetParentSpanID(pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1})
-		sp.Status().SetCode(status[k])
-	}
-	var m ptrace.ProtoMarshaler
-	buf, err := m.MarshalTraces(td)
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(req)
 	require.NoError(t, err)
-	return buf
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	spans.At(spans.Len() - 1).Status().SetCode(ptrace.StatusCodeError)
+	var m ptrace.ProtoMarshaler
+	out, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	return out
+}
+
+// newStoreBuffer is storeBuffer on a fresh store, with a fake clock and a
+// channel sink.
+func newStoreBuffer(t *testing.T) (*Buffer, *store.Store, *chanSink, *clocktest.Fake) {
+	t.Helper()
+	st := openTestStore(t, t.TempDir())
+	out := newChanSink()
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	return storeBuffer(t, st, out.emit, clk), st, out, clk
 }
 
 // spanStates returns the tracestate of every span of td by span number.
@@ -70,13 +71,9 @@ func dropTraces(t *testing.T, b *Buffer, clk *clocktest.Fake, ns ...uint64) {
 // too: it reads the trace once the store has written that request.
 func TestLateErrorRescueTakesTheLateSpansBeforeIt(t *testing.T) {
 	ctx := context.Background()
-	st := openTestStore(t, t.TempDir())
-	out := newChanSink()
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, out.emit, clk)
+	b, _, out, clk := newStoreBuffer(t)
 	dropTraces(t, b, clk, 5)
-	require.NoError(t, b.Ingest(ctx, encodeStatuses(t, 5, []uint64{3, 4, 5},
-		map[uint64]ptrace.StatusCode{5: ptrace.StatusCodeError})))
+	require.NoError(t, b.Ingest(ctx, lastSpanError(t, encodePairs(t, []uint64{5}, []uint64{3, 4, 5}))))
 	require.NoError(t, b.Sync(ctx))
 
 	states := spanStates(out.next(t))
@@ -96,10 +93,7 @@ func TestLateErrorRescueTakesTheLateSpansBeforeIt(t *testing.T) {
 // queued for it before the store is closed.
 func TestLateErrorRescuedThroughShutdown(t *testing.T) {
 	ctx := context.Background()
-	st := openTestStore(t, t.TempDir())
-	out := newChanSink()
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, out.emit, clk)
+	b, _, out, clk := newStoreBuffer(t)
 	dropTraces(t, b, clk, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29) // the others are rescued as well
 	for n := uint64(20); n < 30; n++ {
 		require.NoError(t, b.Ingest(ctx, encode(t, []uint64{n}, 3, ptrace.StatusCodeError)))
