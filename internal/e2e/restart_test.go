@@ -25,9 +25,9 @@ func (c *collector) relaunch(t testing.TB) *collector {
 }
 
 // atLeastOnce checks that every span of tt arrived, once or more. It returns
-// "" when so, a description of what is missing otherwise, and how many
-// spans arrived more than once.
-func (s *sink) atLeastOnce(tt *testTrace) (problem string, dups int) {
+// "" when so, a description of what is missing otherwise, how many spans
+// arrived more than once, and the most times one span arrived.
+func (s *sink) atLeastOnce(tt *testTrace) (problem string, dups, most int) {
 	got := s.trace(tt.pid())
 	var missing []string
 	for _, st := range tt.spans {
@@ -38,19 +38,22 @@ func (s *sink) atLeastOnce(tt *testTrace) (problem string, dups int) {
 			continue
 		}
 		dups += rs.count - 1
+		most = max(most, rs.count)
 	}
 	if len(missing) == 0 {
-		return "", dups
+		return "", dups, most
 	}
 	return fmt.Sprintf("%s trace %s (%d spans, %d arrived): missing %s",
-		tt.class, tt.pid(), len(tt.spans), len(got), strings.Join(missing, ", ")), dups
+		tt.class, tt.pid(), len(tt.spans), len(got), strings.Join(missing, ", ")), dups, most
 }
 
 // TestKillRestartLosesNoErrorOrSlowTrace streams traces through a collector
 // with the tailsift store, kills it with SIGKILL in the middle, restarts it
-// on the same directory while the load goes on, and checks that every error
-// and slow trace whose requests were all accepted arrives complete: at least
-// once (the delivery guarantee of the store), duplicates counted.
+// on the same directory while the load goes on, and checks the delivery
+// guarantee docs/store.md states: every error and slow trace whose requests
+// were all accepted arrives complete, at least once; a span arrives at most
+// twice (once more than sent: the kill may lose the record of a decision or
+// of a delivery, never more), and the duplicates are counted.
 func TestKillRestartLosesNoErrorOrSlowTrace(t *testing.T) {
 	t.Parallel()
 	const (
@@ -104,16 +107,21 @@ func TestKillRestartLosesNoErrorOrSlowTrace(t *testing.T) {
 
 	want := load.acceptedOf(func(tt *testTrace) bool { return tt.class != classFast })
 	var problems []string
-	dups := 0
+	dups, most, dupTraces := 0, 0, 0
 	for _, tt := range want {
-		p, d := snk.atLeastOnce(tt)
+		p, d, m := snk.atLeastOnce(tt)
 		dups += d
+		most = max(most, m)
+		if d > 0 {
+			dupTraces++
+		}
 		if p != "" {
 			problems = append(problems, p)
 		}
 	}
-	t.Logf("%d export requests (%d failed); %d error and slow traces accepted whole; %d spans arrived twice or more",
-		load.stats.requests, load.stats.failed, len(want), dups)
+	t.Logf("%d export requests (%d failed); %d error and slow traces accepted whole, %d arrived complete; %d spans of %d traces arrived twice (at most %d times)",
+		load.stats.requests, load.stats.failed, len(want), len(want)-len(problems), dups, dupTraces, most)
+	assert.LessOrEqual(t, most, 2, "a span arrived more than twice through one kill -9: more than at-least-once allows")
 	require.Positive(t, load.stats.failed, "no request failed: the kill did not happen under load")
 	if len(problems) > 0 {
 		t.Errorf("%d of %d error and slow traces did not arrive complete:\n  %s",

@@ -31,7 +31,9 @@ type Config struct {
 	Output OutputConfig `mapstructure:"output"`
 	// Rescue holds dropped traces for a while, so that a late span with an
 	// ERROR status (or one that makes the trace slow) still keeps the whole
-	// trace; off unless Rescue.Window is set.
+	// trace; off unless Rescue.Window is set. It is the fallback without a
+	// store: with Storage the store does this without the memory, and
+	// Rescue.Window must not be set.
 	Rescue RescueConfig `mapstructure:"rescue"`
 	// Policies are all evaluated, drop policies first; the trace is kept if
 	// any keeps it, at the highest probability among those that do.
@@ -216,6 +218,9 @@ func (c *Config) Validate() error {
 	}
 	if err := sampling.ValidateBudget(&c.Budget, c.Policies); err != nil {
 		return err
+	}
+	if c.Storage != nil && c.Rescue.Window > 0 {
+		return fmt.Errorf("rescue::window: not used with storage (%s): the store keeps a dropped trace for a late ERROR span without holding it in memory; remove rescue::window, the fallback without a store", c.Storage)
 	}
 	if cl := c.Cluster.Get(); c.Cluster.HasValue() && cl != nil && cl.Budget == cluster.BudgetShared && !c.Budget.Enabled() {
 		return errors.New("cluster::budget: shared, but there is no budget to share (set budget::traces_per_second or budget::spans_per_second)")

@@ -67,7 +67,7 @@ func (b *Buffer) AttachStore(st *store.Store) {
 		hash := hashID(&d.ID)
 		s := b.shards[b.shardOf(&d.ID)]
 		if d.Decision.Keep {
-			s.decided.rememberKept(d.ID, hash, keptMark{th: d.Decision.Threshold})
+			s.decided.rememberKept(d.ID, hash, restoredMark(d.Decision))
 			if !d.Delivered {
 				// Its spans come again as late spans of a kept trace,
 				// marked with its threshold.
@@ -269,7 +269,7 @@ func (b *Buffer) ShutdownWithStorage(ctx context.Context) error {
 		h.detach = nil
 	}
 	err := b.Shutdown(ctx)
-	b.CloseStore()
+	b.closeStore(ctx) // within ctx: the rescuer deals with what is queued first
 	return err
 }
 

@@ -48,27 +48,49 @@ type rescuer struct {
 	b    *Buffer
 	in   chan lateReq
 	seen map[[16]byte]extent
-	stop chan struct{}
+	// stop takes the context that bounds the rescue of what is queued
+	// when the rescuer is stopped.
+	stop chan context.Context
 	done chan struct{}
+	// final is set once the buffer is shut down: the kept cache is closed
+	// and the shards are stopped. later holds the late spans whose rescue
+	// began as the shutdown did: they are rescued then.
+	final bool
+	later []lateReq
 }
+
+// errRescueLater: the shutdown began; the rescue is done in closeStore.
+var errRescueLater = errors.New("rescue after the shutdown")
 
 func newRescuer(b *Buffer) *rescuer {
 	r := &rescuer{
 		b: b, in: make(chan lateReq, rescueQueue), seen: make(map[[16]byte]extent),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan context.Context, 1), done: make(chan struct{}),
 	}
 	go r.run()
 	return r
 }
 
-// CloseStore stops the buffer's use of its store (the rescuer goroutine).
-// Call it after Shutdown; it is safe to call twice, or without a store.
-func (b *Buffer) CloseStore() {
-	if h := b.store; h != nil && h.rescue != nil {
-		close(h.rescue.stop)
-		<-h.rescue.done
-		h.rescue = nil
+// CloseStore stops the buffer's use of its store (the rescuer goroutine),
+// once the late spans queued for the rescuer are dealt with, within
+// output.shutdown_timeout. Call it after Shutdown; it is safe to call twice,
+// or without a store.
+func (b *Buffer) CloseStore() { b.closeStore(context.Background()) }
+
+// closeStore is CloseStore within ctx as well.
+func (b *Buffer) closeStore(ctx context.Context) {
+	h := b.store
+	if h == nil || h.rescue == nil {
+		return
 	}
+	if d := b.cfg.Output.ShutdownTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	h.rescue.stop <- ctx
+	<-h.rescue.done
+	h.rescue = nil
 }
 
 // droppedRecent is how many recently dropped traces a shard remembers the
@@ -144,23 +166,72 @@ func (s *shard) lateDropped(batch *wire.Batch, sp *wire.Span) {
 	}
 }
 
+// run rescues the late spans handed to it until stopped, then those still
+// queued (the shards hand on the last ones as they stop) while the stop's
+// context lasts: a late ERROR span that came before the shutdown still
+// keeps its trace.
 func (r *rescuer) run() {
 	defer close(r.done)
+	ctx := context.Background()
 	for {
 		select {
 		case l := <-r.in:
-			if err := r.rescue(l); err != nil {
-				r.b.set.Logger.Warn("Late span of a dropped trace not rescued", zap.Error(err))
+			r.handle(ctx, l)
+		case stop := <-r.stop:
+			r.final = true
+			for _, l := range r.later {
+				r.handle(stop, l)
 			}
-		case <-r.stop:
+			for stop.Err() == nil {
+				select {
+				case l := <-r.in:
+					r.handle(stop, l)
+				default:
+					return
+				}
+			}
+			if n := len(r.in); n > 0 {
+				r.b.set.Logger.Warn("Late spans of dropped traces not rescued before the shutdown deadline", zap.Int("spans", n))
+			}
 			return
 		}
 	}
 }
 
+func (r *rescuer) handle(ctx context.Context, l lateReq) {
+	err := r.rescue(ctx, l)
+	if errors.Is(err, errRescueLater) {
+		delete(r.seen, l.id)
+		r.later = append(r.later, l)
+		return
+	}
+	if err != nil {
+		r.b.set.Logger.Warn("Late span of a dropped trace not rescued", zap.Error(err))
+	}
+}
+
+// syncWait bounds the rescuer's wait for the store to write what is
+// queued.
+const syncWait = time.Second
+
+// storedTrace reads trace id from the store once what the store has been
+// given so far is written: the requests that brought the late spans,
+// recorded as they were accepted, and the trace's decision may still be on
+// their way (Queued does not count a record the writer has taken).
+func (r *rescuer) storedTrace(ctx context.Context, id [16]byte) (store.Trace, error) {
+	st := r.b.store.st
+	sctx, cancel := context.WithTimeout(ctx, syncWait)
+	err := st.Sync(sctx)
+	cancel()
+	if err != nil {
+		r.b.set.Logger.Debug("Store not synced before a rescue read", zap.Error(err))
+	}
+	return st.Trace(id)
+}
+
 // rescue decides again on l's trace with l's span, if the span brings an
 // error or lengthens the trace, and sends the trace on if kept now.
-func (r *rescuer) rescue(l lateReq) error {
+func (r *rescuer) rescue(ctx context.Context, l lateReq) error {
 	if len(r.seen) > 100_000 {
 		clear(r.seen)
 	}
@@ -173,18 +244,7 @@ func (r *rescuer) rescue(l lateReq) error {
 		sp.Start >= ext.start && sp.End <= ext.end {
 		return nil
 	}
-	st := r.b.store.st
-	tr, err := st.Trace(l.id)
-	if (err == nil && !tr.Decided) || (errors.Is(err, store.ErrNotFound) && st.Queued() > 0) {
-		// The decision, or the trace's spans, may still be on their way
-		// to the store.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = st.Sync(ctx)
-		cancel()
-		if err == nil {
-			tr, err = st.Trace(l.id)
-		}
-	}
+	tr, err := r.storedTrace(ctx, l.id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!tr.Decided || tr.Decision.Keep)) {
 		return nil
 	}
@@ -198,7 +258,7 @@ func (r *rescuer) rescue(l lateReq) error {
 	if err != nil || !changed {
 		return err
 	}
-	return r.redecide(l.id, all, sum)
+	return r.redecide(ctx, l.id, all, sum)
 }
 
 // summarize builds the summary of the trace in req, the spans with ID late
@@ -243,7 +303,10 @@ func (r *rescuer) summarize(req []byte, late [8]byte) (*sampling.Trace, extent, 
 }
 
 // redecide runs the policies on the trace again and sends it on if kept.
-func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
+// The trace's shard then learns of the keep, so that its later spans
+// follow it; the spans the shard let go before that are in the store, and
+// go on too (catchUp).
+func (r *rescuer) redecide(ctx context.Context, id [16]byte, req []byte, sum *sampling.Trace) error {
 	b := r.b
 	eng := b.engine
 	sum.Now = b.set.Clock.Now().UnixNano()
@@ -263,22 +326,77 @@ func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
 		rule = d.Policy
 	}
 	rescued := supplementMark(d.Threshold, sampling.SupplementRescue)
-	td, _, err := markStored(req, rescued.marker(), rule, b.cfg.Output.AnnotateSpans)
+	sent := make(map[[8]byte][]byte)
+	td, _, err := markStoredExcept(req, rescued.marker(), rule, b.cfg.Output.AnnotateSpans, sent)
 	if err != nil {
 		return err
 	}
-	if !b.enter() {
-		return ErrShutdown
+	// Until the shutdown, Shutdown waits for the rescue; after it (final),
+	// the rescuer stops in closeStore, before the component's Shutdown
+	// returns, and the next consumer is there until then.
+	if !r.final {
+		if !b.enter() {
+			return errRescueLater
+		}
+		defer b.inflight.Done()
 	}
-	defer b.inflight.Done()
-	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: "late_span"})
-	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: rescued}, keptEntryCost)
-	if err := b.emit(context.Background(), td); err != nil {
+	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: ReasonLateSpan})
+	h := hashID(&id)
+	if !r.final {
+		b.kept.Set(h, keptValue{check: idCheck(&id), mark: rescued}, keptEntryCost)
+	}
+	if err := b.emit(ctx, td); err != nil {
 		b.set.Observer.ExportFailed(td.SpanCount())
 		return fmt.Errorf("send rescued trace: %w", err)
 	}
 	b.set.Observer.Rescued(d.Policy)
+	if !r.final {
+		// The kept cache may refuse or delay the entry: the shard's own
+		// record of its kept traces does not.
+		sctx, cancel := context.WithTimeout(ctx, syncWait)
+		_ = b.inShard(sctx, b.shardOf(&id), func(_ context.Context, s *shard) { s.decided.rememberKept(id, h, rescued) })
+		cancel()
+	}
+	return r.catchUp(ctx, id, rescued, rule, sent)
+}
+
+// catchUp sends on the spans of kept trace id that the store holds and
+// that are not in sent: those that came after the rescue read and before
+// the trace's shard learnt of the keep.
+func (r *rescuer) catchUp(ctx context.Context, id [16]byte, m keptMark, rule string, sent map[[8]byte][]byte) error {
+	b := r.b
+	tr, err := r.storedTrace(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read rescued trace from store: %w", err)
+	}
+	td, n, err := markStoredExcept(tr.Request, m.marker(), rule, b.cfg.Output.AnnotateSpans, sent)
+	if err != nil || n == 0 {
+		return err
+	}
+	if err := b.emit(ctx, td); err != nil {
+		b.set.Observer.ExportFailed(n)
+		return fmt.Errorf("send late spans of rescued trace: %w", err)
+	}
 	return nil
+}
+
+// ReasonLateSpan is the stored reason of a keep by a late span (a rescue).
+const ReasonLateSpan = "late_span"
+
+// restoredMark is how the spans of a trace kept under stored decision d
+// are marked after a restart, as they were before it: a rescue or a
+// retroactive keep as a supplement (counting 0), any other keep with its
+// threshold. The store does not record a derived randomness (a salted
+// probabilistic keep's rv): such a trace's spans sent after the restart
+// carry th alone.
+func restoredMark(d store.Decision) keptMark {
+	switch d.Reason {
+	case ReasonLateSpan:
+		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRescue) << supplementShift}
+	case RetroactiveRule:
+		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRetro) << supplementShift}
+	}
+	return keptMark{th: d.Threshold}
 }
 
 // markStored decodes a stored trace's request for the next consumer: each
@@ -287,6 +405,12 @@ func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
 // sampling.rule=rule on its root spans (on all its spans when all is set),
 // in place of one they have. It returns the spans it holds.
 func markStored(req []byte, m sampling.Marker, rule string, all bool) (ptrace.Traces, int, error) {
+	return markStoredExcept(req, m, rule, all, make(map[[8]byte][]byte))
+}
+
+// markStoredExcept is markStored without the spans in sent (by ID and
+// bytes); it adds the spans it returns to sent.
+func markStoredExcept(req []byte, m sampling.Marker, rule string, all bool, sent map[[8]byte][]byte) (ptrace.Traces, int, error) {
 	var batch wire.Batch
 	if err := wire.Scan(req, &batch); err != nil {
 		return ptrace.Traces{}, 0, fmt.Errorf("scan stored trace: %w", err)
@@ -295,7 +419,6 @@ func markStored(req []byte, m sampling.Marker, rule string, all bool) (ptrace.Tr
 	if rule != "" {
 		attr = wire.AppendStringAttr(nil, "sampling.rule", rule)
 	}
-	seen := make(map[[8]byte][]byte)
 	var out, spans []byte
 	var ends []int
 	scope := int32(-1)
@@ -308,10 +431,10 @@ func markStored(req []byte, m sampling.Marker, rule string, all bool) (ptrace.Tr
 	n := 0
 	for i := range batch.Spans {
 		sp := &batch.Spans[i]
-		if first, ok := seen[sp.SpanID]; ok && bytes.Equal(first, sp.Raw) {
+		if first, ok := sent[sp.SpanID]; ok && bytes.Equal(first, sp.Raw) {
 			continue
 		}
-		seen[sp.SpanID] = sp.Raw
+		sent[sp.SpanID] = sp.Raw
 		if sp.Scope != scope {
 			flush()
 			scope = sp.Scope
