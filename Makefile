@@ -130,6 +130,9 @@ tidy: tidy-status
 deps-status:
 	sh scripts/deps/status.sh
 
+# The page's assets are embedded in the binary.
+$(BIN): $(wildcard internal/statuspage/assets/*)
+
 ## test-status: the status page in headless Chromium, against a collector under load
 test-status: $(BIN) deps-status
 	mkdir -p $(CURDIR)/bin/artifacts

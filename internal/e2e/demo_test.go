@@ -137,7 +137,7 @@ func TestDemoKeptTracesInJaeger(t *testing.T) {
 	_, metricsPort, _ := strings.Cut(metrics, ":")
 	cfg := readConfig(t, "demo.yaml", map[string]string{
 		"127.0.0.1:4317": col.grpcAddr, "127.0.0.1:4318": col.httpAddr, "127.0.0.1:13133": col.healthAddr,
-		"127.0.0.1:4327": jaegerOTLP, "port: 8888": "port: " + metricsPort,
+		"127.0.0.1:4327": jaegerOTLP, "port: 8888": "port: " + metricsPort, "127.0.0.1:13134": freeAddr(t),
 	})
 	require.NoError(t, col.launch(t, filepath.Join(dir, "demo.yaml"), dir, cfg))
 

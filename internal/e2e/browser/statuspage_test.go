@@ -40,7 +40,8 @@ var pageCounters = []struct{ metric, selfMetric string }{
 // test artifact (go test -artifacts), and written to
 // $TAILSIFT_STATUS_SCREENSHOT too when that is set. Then, on the same
 // collector, a click on a kept error trace opens its waterfall
-// (checkTraceView).
+// (checkTraceView), and a trace of 2500 spans draws 2000 of them
+// (checkLargeTrace).
 func TestStatusPageUnderLoad(t *testing.T) {
 	browserPath := chromium(t)
 	col := startCollector(t)
@@ -108,4 +109,5 @@ func TestStatusPageUnderLoad(t *testing.T) {
 	screenshot(t, ctx, "status-page.png", "TAILSIFT_STATUS_SCREENSHOT")
 
 	checkTraceView(t, ctx, col)
+	checkLargeTrace(t, ctx, col)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // storedTrace is what the retrieval API answers for one trace.
@@ -113,6 +117,41 @@ func checkTraceView(t *testing.T, ctx context.Context, col *collector) {
 	require.NoError(t, chromedp.Do(within(t, ctx, 10*time.Second), chromedp.WaitVisible(chromedp.CSS("#view a.id"))))
 	require.NoError(t, chromedp.Do(within(t, ctx, 10*time.Second), chromedp.SendKeys(chromedp.CSS(`input[name="id"]`), id+"\r")))
 	waitWaterfall(t, ctx, id)
+}
+
+// checkLargeTrace sends one trace of 2500 spans and opens its view: the
+// page fetches them all and draws the first 2000, saying so.
+func checkLargeTrace(t *testing.T, ctx context.Context, col *collector) {
+	t.Helper()
+	const spans, drawn = 2500, 2000
+	conn, err := grpc.NewClient(col.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer func() { _ = conn.Close() }()
+	td := ptrace.NewTraces()
+	rng := rand.New(rand.NewPCG(2500, 2500))
+	r := routes[0]
+	tid := appendTrace(td, rng, r, time.Now(), time.Second, true)
+	root := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	for range spans - 4 {
+		appendSpan(td, rng, r, tid, time.Now(), time.Millisecond, false, false).SetParentSpanID(root.SpanID())
+	}
+	require.Equal(t, spans, td.SpanCount())
+	_, err = ptraceotlp.NewGRPCClient(conn).Export(within(t, ctx, 10*time.Second), ptraceotlp.NewExportRequestFromTraces(td))
+	require.NoError(t, err)
+
+	id := hex.EncodeToString(tid[:])
+	require.Eventually(t, func() bool {
+		st, ok := col.fetchTrace(t, id)
+		return ok && st.spans == spans
+	}, 10*time.Second, 100*time.Millisecond, "the store never had the large trace %s", id)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+col.ext+"/status/trace.html?id="+id)))
+	assert.Equal(t, spans, waitWaterfall(t, ctx, id))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#waterfall .wf-row[data-i]").length`))
+	require.NoError(t, err)
+	assert.Equal(t, drawn, rows)
+	note, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("cut")))
+	require.NoError(t, err)
+	assert.Equal(t, "Showing the first 2,000 of 2,500 spans.", note)
 }
 
 // waitWaterfall waits until the page is trace id's view and has drawn it;

@@ -94,7 +94,8 @@ function adjusted(th) {
   return p > 0 ? 1 / p : 0;
 }
 
-const hue = (s) => [...s].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 360, 7);
+// hue is a service's colour: greens to purples, leaving red to ERROR.
+const hue = (s) => 100 + ([...s].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261) % 200);
 const serviceTag = (name) => {
   const t = el("span", { class: "svc" }, name);
   t.style.borderColor = "hsl(" + hue(name) + " 55% 50%)";
@@ -130,14 +131,15 @@ function details(s, t0) {
     ["tracestate", s.traceState || "–"], ...s.attrs, ...s.resource.map(([k, v]) => ["resource " + k, v]),
     ...s.events.map((e) => ["event +" + ms(BigInt(e.timeUnixNano || 0)),
       e.name + attrs(e.attributes).map(([k, v]) => " " + k + "=" + v).join("")])];
-  return el("div", { class: "wf-detail" }, table(["", ""], rows, [0, 0]));
+  return el("div", { class: "wf-detail" },
+    el("table", {}, el("tbody", {}, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))))));
 }
 
 function waterfall(rows, t0, t1) {
   const total = Number(t1 - t0) || 1;
   const pos = (t) => (100 * Number(t - t0)) / total;
   const axis = el("div", { class: "wf-time" }, ...[0, 0.25, 0.5, 0.75, 1].map((f) => {
-    const tick = el("span", {}, msec((f * total) / 1e6));
+    const tick = el("span", {}, f ? msec((f * total) / 1e6) : "0");
     tick.style.left = 100 * f + "%";
     return tick;
   }));
@@ -148,8 +150,10 @@ function waterfall(rows, t0, t1) {
     const bar = el("span", { class: "wf-bar" });
     bar.style.cssText = "left:" + left + "%;width:" + width + "%;background:hsl(" + hue(s.service) + " 55% 55%)";
     const dur = el("span", { class: "wf-dur" }, msec(Number(s.end - s.start) / 1e6));
-    if (left + width > 75) dur.style.right = 100 - left + 0.5 + "%";
-    else dur.style.left = left + width + 0.5 + "%";
+    // The duration goes right of the bar, else left of it, else inside.
+    if (left + width <= 75) dur.style.left = left + width + 0.5 + "%";
+    else if (left >= 15) dur.style.right = 100 - left + 0.5 + "%";
+    else dur.style.cssText = "left:" + (left + 0.5) + "%;color:#fff";
     const name = el("div", { class: "wf-name" }, serviceTag(s.service), " ", s.name,
       isError(s) ? el("span", { class: "tag error" }, "ERROR") : null);
     name.style.paddingLeft = Math.min(s.depth, 40) * 0.9 + "em";
@@ -184,6 +188,13 @@ async function showTrace(id) {
   const h = (k) => r.headers.get("Tailsift-" + k) || undefined;
   const meta = jaeger ? {} : { decision: h("Decision"), policy: h("Policy"), reason: h("Reason"), threshold: h("Threshold") };
   const list = spans(jaeger ? data.result || data : data);
+  const other = new URLSearchParams(params);
+  if (jaeger) other.delete("source");
+  else other.set("source", "jaeger");
+  document.getElementById("source").replaceChildren(jaeger
+    ? "Spans from Jaeger's /api/v3/traces/{id}, as tailsift exported them: sampling.rule on the root, th in each span's tracestate. "
+    : "Spans from the collector's store (/api/v1/traces/{id}, OTLP JSON), as they arrived; the decision, policy and threshold are the ones tailsift exported the trace with. ",
+  el("a", { href: "trace.html?" + other }, jaeger ? "The collector's copy" : "Jaeger's copy"), ".");
   if (!list.length) throw new Error("trace " + id + " has no spans");
   const t0 = list.reduce((m, s) => (s.start < m ? s.start : m), list[0].start);
   const t1 = list.reduce((m, s) => (s.end > m ? s.end : m), list[0].end);
