@@ -110,7 +110,7 @@ $(JAEGER_BIN): internal/tools/jaeger/go.mod internal/tools/jaeger/go.sum
 $(LOADGEN_BIN): $(SOURCES)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/tailsift-loadgen
 
-## demo: Jaeger, the collector on config/demo.yaml and the load generator; kept traces at http://127.0.0.1:16686
+## demo: Jaeger, the collector on config/demo.yaml and the load generator; kept traces at http://127.0.0.1:13134/status/
 demo: $(BIN) $(JAEGER_BIN) $(LOADGEN_BIN)
 	TAILSIFT_BIN=$(BIN) JAEGER_BIN=$(JAEGER_BIN) LOADGEN_BIN=$(LOADGEN_BIN) bash scripts/demo.sh
 

@@ -161,10 +161,14 @@ function waterfall(rows, t0, t1) {
       "data-status": isError(s) ? "error" : "", tabindex: 0 }, name, el("div", { class: "wf-time" }, bar, dur));
   });
   const wf = el("section", { id: "waterfall", class: "card wide" }, head, ...body);
+  // A span's details open below its row; #span=<span ID> links to them.
   const toggle = (row) => {
-    if (row.nextSibling && row.nextSibling.classList.contains("wf-detail")) row.nextSibling.remove();
-    else row.after(details(rows[+row.dataset.i], t0));
+    if (row.nextSibling && row.nextSibling.classList.contains("wf-detail")) return row.nextSibling.remove();
+    row.after(details(rows[+row.dataset.i], t0));
+    history.replaceState(null, "", "#span=" + row.dataset.span);
   };
+  const linked = wf.querySelector('.wf-row[data-span="' + CSS.escape(location.hash.replace(/^#span=/, "")) + '"]');
+  if (linked) toggle(linked);
   wf.addEventListener("click", (e) => {
     const row = e.target.closest(".wf-row[data-i]");
     if (row) toggle(row);
