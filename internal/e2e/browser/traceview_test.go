@@ -63,7 +63,7 @@ func (c *collector) fetchTrace(t *testing.T, id string) (storedTrace, bool) {
 // (the load sends late spans, so the count lies between the API's before
 // and after the page's fetch), the ERROR spans marked, the policy that
 // kept it and its threshold shown. Then the list view's search box finds
-// the same trace. The waterfall's screenshot is kept as trace-view.png (and
+// the same trace, and an unknown trace ID shows the API's 404. The waterfall's screenshot is kept as trace-view.png (and
 // written to $TAILSIFT_TRACE_SCREENSHOT when set).
 func checkTraceView(t *testing.T, ctx context.Context, col *collector) {
 	t.Helper()
@@ -117,6 +117,13 @@ func checkTraceView(t *testing.T, ctx context.Context, col *collector) {
 	require.NoError(t, chromedp.Do(within(t, ctx, 10*time.Second), chromedp.WaitVisible(chromedp.CSS("#view a.id"))))
 	require.NoError(t, chromedp.Do(within(t, ctx, 10*time.Second), chromedp.SendKeys(chromedp.CSS(`input[name="id"]`), id+"\r")))
 	waitWaterfall(t, ctx, id)
+
+	// A trace the store does not have: the page says so.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+col.ext+"/status/trace.html?id=0123456789abcdef0123456789abcdef")))
+	require.NoError(t, chromedp.Do(within(t, ctx, 10*time.Second), chromedp.WaitVisible(chromedp.ID("error"))))
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("error")))
+	require.NoError(t, err)
+	assert.Contains(t, msg, "404 trace not found")
 }
 
 // checkLargeTrace sends one trace of 2500 spans and opens its view: the

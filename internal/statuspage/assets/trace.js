@@ -3,7 +3,7 @@
 // headers) as a waterfall; trace.html alone lists the recently kept errors
 // and anomalies. With &source=jaeger it reads the trace from Jaeger's
 // /api/v3/traces/{id} on this host's port 16686 (make demo's Jaeger allows
-// this page's origin) or from &jaeger=<base URL>. Needs page.js.
+// this page's origin). Needs page.js.
 "use strict";
 
 const maxRows = 2000; // spans drawn: a larger trace is cut, with a note
@@ -184,7 +184,7 @@ async function showTrace(id) {
   document.getElementById("title").textContent = "trace " + id;
   if (!/^[0-9a-f]{32}$/.test(id)) throw new Error("a trace ID is 32 hex digits, got " + JSON.stringify(id));
   const jaeger = params.get("source") === "jaeger";
-  const url = jaeger ? (params.get("jaeger") || location.protocol + "//" + location.hostname + ":16686") + "/api/v3/traces/" + id
+  const url = jaeger ? location.protocol + "//" + location.hostname + ":16686/api/v3/traces/" + id
     : new URL("../api/v1/traces/" + id, location.href);
   const r = await fetch(url, { cache: "no-store" });
   if (!r.ok) throw new Error("trace " + id + ": " + r.status + " " + (await r.text()).trim());
