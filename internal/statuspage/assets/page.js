@@ -30,9 +30,9 @@ function table(head, rows, numeric) {
 // traceLink links a trace ID to the trace view.
 const traceLink = (id) => el("a", { class: "id", href: "trace.html?id=" + encodeURIComponent(id) }, id);
 
-// keptTags are the error and anomaly tags of a kept trace of the snapshot.
-const keptTags = (k) => el("span", {}, k.error ? el("span", { class: "tag error" }, "error") : null, " ",
-  k.anomaly ? el("span", { class: "tag anomaly" }, "anomaly") : null);
+// keptTags are the error, slow and anomaly tags of a kept trace of the snapshot.
+const keptTags = (k) => el("span", {}, ...["error", "slow", "anomaly"].flatMap((t) =>
+  k[t] ? [el("span", { class: "tag " + t }, t), " "] : []));
 
 // fetchStatus fetches the status snapshot (the page sits under /status/).
 async function fetchStatus() {

@@ -92,7 +92,7 @@ function recentCard(c) {
   const rows = c.recent.map((k) => [
     new Date(k.decided_at).toLocaleTimeString(), keptTags(k), k.policy, traceLink(k.trace_id),
     int(k.spans), msec(k.duration_ms), el("a", { href: ".." + k.link, class: "muted" }, "OTLP JSON")]);
-  return card("Recent kept errors and anomalies", "wide", rows.length
+  return card("Recent kept errors, slow traces and anomalies", "wide", rows.length
     ? table(["decided", "", "policy", "trace", "spans", "duration", ""], rows, [0, 0, 0, 0, 1, 1, 0])
     : el("p", { class: "muted" }, "none yet"));
 }

@@ -1,7 +1,7 @@
 // tailsift trace view. trace.html?id=<trace ID> draws one trace from the
 // retrieval API (GET /api/v1/traces/{id}, OTLP JSON, the decision in its
-// headers) as a waterfall; trace.html alone lists the recently kept errors
-// and anomalies. With &source=jaeger it reads the trace from Jaeger's
+// headers) as a waterfall; trace.html alone lists the recently kept errors,
+// slow traces and anomalies. With &source=jaeger it reads the trace from Jaeger's
 // /api/v3/traces/{id} on this host's port 16686 (make demo's Jaeger allows
 // this page's origin). Needs page.js.
 "use strict";
@@ -216,10 +216,10 @@ async function showList() {
     .sort((a, b) => Date.parse(b.decided_at) - Date.parse(a.decided_at));
   const rows = kept.map((k) => [new Date(k.decided_at).toLocaleTimeString(), keptTags(k), k.policy,
     traceLink(k.trace_id), int(k.spans), msec(k.duration_ms)]);
-  view.replaceChildren(el("section", { class: "card wide" }, el("h3", {}, "Recently kept errors and anomalies"),
+  view.replaceChildren(el("section", { class: "card wide" }, el("h3", {}, "Recently kept errors, slow traces and anomalies"),
     rows.length ? table(["decided", "", "policy", "trace", "spans", "duration"], rows, [0, 0, 0, 0, 1, 1])
       : el("p", { class: "muted" }, "none yet"),
-    el("p", { class: "muted" }, "Other kept traces (slow, baseline), and dropped ones within the store's retention: enter the trace ID above.")));
+    el("p", { class: "muted" }, "Other kept traces (the baseline), and dropped ones within the store's retention: enter the trace ID above.")));
   setTimeout(() => showList().catch((e) => fail(e.message)), s.refresh_ms || 2000);
 }
 
