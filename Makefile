@@ -94,7 +94,7 @@ include benchmarks/bench.mk
 # --- tools: `make demo` with Jaeger (branch tools) ---------------------------
 # Jaeger v2 is a Go program from the module proxy, pinned in a module of its
 # own (internal/tools/jaeger: it is built on another collector release than
-# ours). Its first build is long (see README, "See kept traces in Jaeger");
+# ours). Its first build is long (see README, "See kept traces");
 # bin/jaeger is then reused, and the Go build cache makes a rebuild short.
 JAEGER_BIN  := $(CURDIR)/bin/jaeger
 LOADGEN_BIN := $(CURDIR)/bin/tailsift-loadgen
