@@ -151,8 +151,10 @@ func checkLargeTrace(t *testing.T, ctx context.Context, col *collector) {
 		st, ok := col.fetchTrace(t, id)
 		return ok && st.spans == spans
 	}, 10*time.Second, 100*time.Millisecond, "the store never had the large trace %s", id)
+	start := time.Now()
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+col.ext+"/status/trace.html?id="+id)))
 	assert.Equal(t, spans, waitWaterfall(t, ctx, id))
+	t.Logf("the %d-span trace's view loaded and drew in %v", spans, time.Since(start).Round(time.Millisecond))
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#waterfall .wf-row[data-i]").length`))
 	require.NoError(t, err)
 	assert.Equal(t, drawn, rows)
