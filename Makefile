@@ -94,7 +94,7 @@ include benchmarks/bench.mk
 # --- tools: `make demo` with Jaeger (branch tools) ---------------------------
 # Jaeger v2 is a Go program from the module proxy, pinned in a module of its
 # own (internal/tools/jaeger: it is built on another collector release than
-# ours). Its first build is long (see README, "See kept traces in Jaeger");
+# ours). Its first build is long (see README, "See kept traces");
 # bin/jaeger is then reused, and the Go build cache makes a rebuild short.
 JAEGER_BIN  := $(CURDIR)/bin/jaeger
 LOADGEN_BIN := $(CURDIR)/bin/tailsift-loadgen
@@ -110,7 +110,7 @@ $(JAEGER_BIN): internal/tools/jaeger/go.mod internal/tools/jaeger/go.sum
 $(LOADGEN_BIN): $(SOURCES)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/tailsift-loadgen
 
-## demo: Jaeger, the collector on config/demo.yaml and the load generator; kept traces at http://127.0.0.1:16686
+## demo: Jaeger, the collector on config/demo.yaml and the load generator; kept traces at http://127.0.0.1:13134/status/
 demo: $(BIN) $(JAEGER_BIN) $(LOADGEN_BIN)
 	TAILSIFT_BIN=$(BIN) JAEGER_BIN=$(JAEGER_BIN) LOADGEN_BIN=$(LOADGEN_BIN) bash scripts/demo.sh
 
@@ -129,6 +129,9 @@ tidy: tidy-status
 
 deps-status:
 	sh scripts/deps/status.sh
+
+# The page's assets are embedded in the binary.
+$(BIN): $(wildcard internal/statuspage/assets/*)
 
 ## test-status: the status page in headless Chromium, against a collector under load
 test-status: $(BIN) deps-status

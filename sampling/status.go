@@ -23,6 +23,8 @@ type PolicyStatus struct {
 	Adaptive bool
 	// Drop: the policy is of type drop and keeps nothing.
 	Drop bool
+	// Slow: the policy is of type latency, whose kept traces are slow.
+	Slow bool
 	// Class is the budget class the policy's kept traces count in; empty
 	// without a budget.
 	Class string
@@ -33,7 +35,8 @@ func (e *Engine) Policies() []PolicyStatus {
 	out := make([]PolicyStatus, len(e.policies))
 	for i, p := range e.policies {
 		_, adaptive := p.(*adaptive)
-		out[i] = PolicyStatus{Name: e.names[i], Adaptive: adaptive, Drop: e.drop[i]}
+		_, slow := p.(latency)
+		out[i] = PolicyStatus{Name: e.names[i], Adaptive: adaptive, Drop: e.drop[i], Slow: slow}
 		if e.budget != nil && e.budget.classOf[i] >= 0 {
 			out[i].Class = e.budget.classes[e.budget.classOf[i]].name
 		}

@@ -79,6 +79,6 @@ func TestEngineBudgetStatus(t *testing.T) {
 	assert.Equal(t, "errors", b.Classes[0].Name)
 	assert.Equal(t, 1.0, b.Classes[2].Probability, "no demand measured yet")
 	assert.Equal(t, []sampling.PolicyStatus{
-		{Name: "errors", Class: "errors"}, {Name: "slow", Class: "slow"}, {Name: "baseline", Class: "rest"},
+		{Name: "errors", Class: "errors"}, {Name: "slow", Class: "slow", Slow: true}, {Name: "baseline", Class: "rest"},
 	}, e.Policies())
 }

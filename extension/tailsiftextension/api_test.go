@@ -125,6 +125,7 @@ func TestRetrievalAPI(t *testing.T) {
 		assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		assert.Equal(t, "drop", resp.Header.Get(headerDecision))
 		assert.Equal(t, "quiet", resp.Header.Get(headerReason))
+		assert.Empty(t, resp.Header.Values(headerThreshold), "a dropped trace has no threshold")
 		var u ptrace.JSONUnmarshaler
 		td, err := u.UnmarshalTraces(body)
 		require.NoError(t, err)
@@ -136,6 +137,7 @@ func TestRetrievalAPI(t *testing.T) {
 		assert.Equal(t, protobufType, resp.Header.Get("Content-Type"))
 		assert.Equal(t, "keep", resp.Header.Get(headerDecision))
 		assert.Equal(t, "errors", resp.Header.Get(headerPolicy))
+		assert.Equal(t, "0", resp.Header.Get(headerThreshold), "kept by the errors policy: th:0, probability 1")
 		var u ptrace.ProtoUnmarshaler
 		td, err := u.UnmarshalTraces(body)
 		require.NoError(t, err)

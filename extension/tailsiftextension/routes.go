@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/store"
@@ -36,6 +37,10 @@ const (
 	headerDecision = "Tailsift-Decision" // keep, drop or undecided
 	headerPolicy   = "Tailsift-Policy"   // the policy that kept it
 	headerReason   = "Tailsift-Reason"   // what decided it: quiet, max_wait, late_span, retroactive...
+	// headerThreshold is a kept trace's OpenTelemetry threshold, the th
+	// its exported spans carry in their tracestate (the stored spans are
+	// as they arrived, without it).
+	headerThreshold = "Tailsift-Threshold"
 )
 
 // parseTraceID reads the {trace_id} path value: 32 hex digits, not all zero.
@@ -88,6 +93,9 @@ func (e *Extension) getTrace(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set(headerPolicy, tr.Decision.Policy)
 		w.Header().Set(headerReason, tr.Decision.Reason)
+		if th, err := otelsampling.UnsignedToThreshold(tr.Decision.Threshold); tr.Decision.Keep && err == nil {
+			w.Header().Set(headerThreshold, th.TValue())
+		}
 	}
 	w.Header().Set(headerDecision, decision)
 	var body []byte

@@ -95,7 +95,9 @@ func jaegerTrace(t *testing.T, base, traceID string) []jaegerSpan {
 // whole, every span with tailsift's threshold in its tracestate and the root
 // with the policy that kept it. Jaeger's /api/traces JSON has no tracestate
 // field: it shows the tracestate as the span tag w3c.tracestate; its
-// /api/v3/traces (OTLP JSON) has it as traceState.
+// /api/v3/traces (OTLP JSON) has it as traceState. The collector's
+// retrieval API, which the status page's trace view reads, has each trace
+// too.
 func TestDemoKeptTracesInJaeger(t *testing.T) {
 	t.Parallel()
 	jaegerBin := jaegerBinary(t)
@@ -133,11 +135,11 @@ func TestDemoKeptTracesInJaeger(t *testing.T) {
 		grpcAddr: freeAddr(t), httpAddr: freeAddr(t), healthAddr: freeAddr(t),
 		output: &syncBuffer{}, exited: make(chan struct{}),
 	}
-	metrics := freeAddr(t)
+	metrics, ext := freeAddr(t), freeAddr(t)
 	_, metricsPort, _ := strings.Cut(metrics, ":")
 	cfg := readConfig(t, "demo.yaml", map[string]string{
 		"127.0.0.1:4317": col.grpcAddr, "127.0.0.1:4318": col.httpAddr, "127.0.0.1:13133": col.healthAddr,
-		"127.0.0.1:4327": jaegerOTLP, "port: 8888": "port: " + metricsPort,
+		"127.0.0.1:4327": jaegerOTLP, "port: 8888": "port: " + metricsPort, "127.0.0.1:13134": ext,
 	})
 	require.NoError(t, col.launch(t, filepath.Join(dir, "demo.yaml"), dir, cfg))
 
@@ -169,6 +171,14 @@ func TestDemoKeptTracesInJaeger(t *testing.T) {
 		for span, ts := range jaegerTraceStates(t, base, id) {
 			assert.Contains(t, ts, "ot=th:0", "trace %s span %s: /api/v3 traceState", id, span)
 		}
+		// The status page's trace view reads the same trace from the
+		// collector's store, with the decision in the headers.
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ext + "/api/v1/traces/" + id)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "trace %s from the retrieval API", id)
+		assert.Equal(t, []string{"keep", want[tt.class], "0"},
+			[]string{resp.Header.Get("Tailsift-Decision"), resp.Header.Get("Tailsift-Policy"), resp.Header.Get("Tailsift-Threshold")})
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package statuspage is the live status page of the tailsift extension:
 // a page of embedded HTML, CSS and JS (no CDN, it works offline) that
 // fetches GET /api/v1/status every two seconds, and the handler of that
-// JSON snapshot. The trace buffers of the tailsift processor and receiver
+// JSON snapshot. Its trace view (trace.html) draws one trace of the
+// extension's retrieval API as a waterfall. The trace buffers of the tailsift processor and receiver
 // publish their state through a Recorder added to the Registry; the
 // numbers are the same events their self-metrics count.
 package statuspage

@@ -88,8 +88,11 @@ func TestPageAssets(t *testing.T) {
 		path, contentType, contains string
 	}{
 		{statuspage.PagePath, "text/html", `<script src="status.js">`},
-		{statuspage.PagePath + "status.js", "text/javascript", `"../api/v1/status"`},
+		{statuspage.PagePath + "page.js", "text/javascript", `"../api/v1/status"`},
+		{statuspage.PagePath + "status.js", "text/javascript", `traceLink(k.trace_id)`},
 		{statuspage.PagePath + "status.css", "text/css", "--keep"},
+		{statuspage.PagePath + "trace.html", "text/html", `<script src="trace.js">`},
+		{statuspage.PagePath + "trace.js", "text/javascript", `"../api/v1/traces/"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

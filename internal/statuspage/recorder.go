@@ -10,7 +10,8 @@ import (
 	"github.com/tailsift/tailsift/sampling"
 )
 
-// recentMax is how many recent kept errors and anomalies a Recorder keeps.
+// recentMax is how many recent kept errors, slow traces and anomalies a
+// Recorder keeps.
 const recentMax = 20
 
 // Recorder is a trace buffer's live state for the status page. It is a
@@ -23,6 +24,7 @@ type Recorder struct {
 	next     tracebuf.Observer
 	engine   atomic.Pointer[sampling.Engine]
 	adaptive atomic.Pointer[map[string]bool] // policies of type adaptive
+	slow     atomic.Pointer[map[string]bool] // policies of type latency
 
 	received, refusedFull, refusedInvalid     atomic.Int64
 	spansKept, spansDropped                   atomic.Int64
@@ -67,13 +69,12 @@ func NewRecorder(id, kind string, maxBytes int64, next tracebuf.Observer) *Recor
 // Bind gives the recorder the buffer's engine, whose policies, budget and
 // routes the snapshot shows. Call it before the buffer starts.
 func (r *Recorder) Bind(e *sampling.Engine) {
-	adaptive := map[string]bool{}
+	adaptive, slow := map[string]bool{}, map[string]bool{}
 	for _, p := range e.Policies() {
-		if p.Adaptive {
-			adaptive[p.Name] = true
-		}
+		adaptive[p.Name], slow[p.Name] = p.Adaptive, p.Slow
 	}
 	r.adaptive.Store(&adaptive)
+	r.slow.Store(&slow)
 	r.engine.Store(e)
 }
 
@@ -134,19 +135,24 @@ func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, l
 }
 
 // Kept implements tracebuf.KeptObserver: it remembers kept traces with an
-// error span, or kept by an adaptive policy (anomalies).
+// error span, or kept by a latency policy (slow) or an adaptive one
+// (anomalies).
 func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
 	isErr := t.StatusMask&sampling.StatusErrorBit != 0
-	var anomaly bool
+	var anomaly, slow bool
 	if a := r.adaptive.Load(); a != nil {
 		anomaly = (*a)[d.Policy]
 	}
-	if isErr || anomaly {
+	if s := r.slow.Load(); s != nil {
+		slow = (*s)[d.Policy]
+	}
+	if isErr || anomaly || slow {
 		k := KeptTrace{
 			TraceID:     hex.EncodeToString(t.ID[:]),
 			Policy:      d.Policy,
 			Error:       isErr,
 			Anomaly:     anomaly,
+			Slow:        slow,
 			Spans:       t.SpanCount,
 			DurationMs:  float64(t.Duration()) / float64(time.Millisecond),
 			Probability: d.Probability(),

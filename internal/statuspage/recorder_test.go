@@ -28,13 +28,15 @@ func (c *counting) Late(_ bool, n int)                                          
 func (c *counting) Buffered(b, _ int64)                                             { c.buffered += b }
 func (c *counting) Kept(*sampling.Trace, sampling.Decision)                         { c.kept++ }
 
-func engine(t *testing.T, budget sampling.BudgetConfig) *sampling.Engine {
+// engine is an engine of the policies errors, anomalies (adaptive), the
+// extra ones and baseline (probabilistic).
+func engine(t *testing.T, budget sampling.BudgetConfig, extra ...sampling.PolicyConfig) *sampling.Engine {
 	t.Helper()
-	cfgs := []sampling.PolicyConfig{
+	cfgs := append([]sampling.PolicyConfig{
 		sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
 		sampling.NewPolicyConfig("anomalies", "adaptive", nil),
-		sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 10}),
-	}
+	}, append(extra,
+		sampling.NewPolicyConfig("baseline", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 10}))...)
 	require.NoError(t, sampling.ValidatePolicies(cfgs))
 	e, err := sampling.NewEngine(cfgs, sampling.WithBudget(budget))
 	require.NoError(t, err)
@@ -148,7 +150,7 @@ func TestRecorderRates(t *testing.T) {
 func TestRecorderRecentKept(t *testing.T) {
 	next := &counting{}
 	rec := statuspage.NewRecorder("tailsift", "receiver", 1000, next)
-	rec.Bind(engine(t, sampling.BudgetConfig{}))
+	rec.Bind(engine(t, sampling.BudgetConfig{}, sampling.NewPolicyConfig("slow", "latency", &sampling.LatencyConfig{ThresholdMs: 1000})))
 	var g statuspage.Registry
 	g.Add(rec)
 
@@ -159,16 +161,21 @@ func TestRecorderRecentKept(t *testing.T) {
 	rec.Kept(trace(1, sampling.StatusErrorBit), kept("errors"))
 	rec.Kept(trace(2, sampling.StatusOKBit), kept("baseline"))  // neither error nor anomaly
 	rec.Kept(trace(3, sampling.StatusOKBit), kept("anomalies")) // adaptive
-	assert.Equal(t, 3, next.kept, "passed on")
+	rec.Kept(trace(4, sampling.StatusOKBit), kept("slow"))      // latency
+	assert.Equal(t, 4, next.kept, "passed on")
 
 	recent := g.Snapshot(t0).Components[0].Recent
-	require.Len(t, recent, 2)
+	require.Len(t, recent, 3)
+	assert.Equal(t, statuspage.KeptTrace{
+		TraceID: "04000000000000000000000000000000", Policy: "slow", Slow: true, Spans: 3,
+		DurationMs: 25, Probability: 1, DecidedAt: t0, Link: "/api/v1/traces/04000000000000000000000000000000",
+	}, recent[0], "newest first")
 	assert.Equal(t, statuspage.KeptTrace{
 		TraceID: "03000000000000000000000000000000", Policy: "anomalies", Anomaly: true, Spans: 3,
 		DurationMs: 25, Probability: 1, DecidedAt: t0, Link: "/api/v1/traces/03000000000000000000000000000000",
-	}, recent[0], "newest first")
-	assert.True(t, recent[1].Error)
-	assert.Equal(t, "errors", recent[1].Policy)
+	}, recent[1])
+	assert.True(t, recent[2].Error)
+	assert.Equal(t, "errors", recent[2].Policy)
 
 	for i := range 40 {
 		rec.Kept(trace(byte(10+i), sampling.StatusErrorBit), kept("errors"))

@@ -33,7 +33,8 @@ type Component struct {
 	Budget *Budget `json:"budget,omitempty"`
 	// Routes are the adaptive policies' routes, most observed first.
 	Routes []Route `json:"routes"`
-	// Recent are the most recently kept errors and anomalies, newest first.
+	// Recent are the most recently kept errors, slow traces and anomalies,
+	// newest first.
 	Recent []KeptTrace `json:"recent"`
 }
 
@@ -112,12 +113,14 @@ type Route struct {
 	Probability float64 `json:"probability"`
 }
 
-// KeptTrace is a recently kept error or anomaly.
+// KeptTrace is a recently kept error, slow trace or anomaly.
 type KeptTrace struct {
-	TraceID     string    `json:"trace_id"`
-	Policy      string    `json:"policy"`
-	Error       bool      `json:"error"`
-	Anomaly     bool      `json:"anomaly"`
+	TraceID string `json:"trace_id"`
+	Policy  string `json:"policy"`
+	Error   bool   `json:"error"`
+	Anomaly bool   `json:"anomaly"`
+	// Slow: kept by a latency policy.
+	Slow        bool      `json:"slow"`
 	Spans       int       `json:"spans"`
 	DurationMs  float64   `json:"duration_ms"`
 	Probability float64   `json:"probability"`

@@ -48,11 +48,16 @@ func TestStatusPageAgreesWithMetrics(t *testing.T) {
 	assert.Equal(t, h.metric("otelcol_processor_tailsift_buffered_bytes"), c.Buffer.Bytes)
 	assert.Equal(t, int64(testConfig().Buffer.MaxBytes), c.Buffer.MaxBytes)
 
-	require.Len(t, c.Recent, 1, "the error trace; the slow trace is neither an error nor an anomaly")
-	id := traceID(1)
-	assert.Equal(t, hex.EncodeToString(id[:]), c.Recent[0].TraceID)
-	assert.True(t, c.Recent[0].Error)
-	assert.Equal(t, "errors", c.Recent[0].Policy)
+	require.Len(t, c.Recent, 2, "the error trace and the slow trace")
+	recent := map[string]statuspage.KeptTrace{}
+	for _, k := range c.Recent {
+		recent[k.TraceID] = k
+	}
+	id, slow := traceID(1), traceID(3)
+	assert.True(t, recent[hex.EncodeToString(id[:])].Error)
+	assert.Equal(t, "errors", recent[hex.EncodeToString(id[:])].Policy)
+	assert.True(t, recent[hex.EncodeToString(slow[:])].Slow)
+	assert.Equal(t, "slow", recent[hex.EncodeToString(slow[:])].Policy)
 	assert.Equal(t, ptrace.StatusCodeError, h.spansOf(1)[3].Status().Code())
 }
 

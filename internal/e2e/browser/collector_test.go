@@ -52,8 +52,8 @@ func run(m *testing.M) int {
 
 // configTemplate runs the tailsift processor behind an OTLP receiver, with
 // every section of the status page in use (a budget, an adaptive policy),
-// the tailsift extension serving the page, and the self-metrics on a
-// Prometheus endpoint.
+// the tailsift extension serving the page and storing every trace for the
+// trace view, and the self-metrics on a Prometheus endpoint.
 var configTemplate = template.Must(template.New("config").Parse(`
 extensions:
   tailsift:
@@ -66,6 +66,7 @@ receivers:
         endpoint: {{.GRPC}}
 processors:
   tailsift:
+    storage: tailsift
     completion: {quiet: 500ms, max_wait: 5s}
     buffer: {max_bytes: 64MiB}
     policies:

@@ -1,9 +1,7 @@
 package browser
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +38,10 @@ var pageCounters = []struct{ metric, selfMetric string }{
 // the page lies between the /metrics values scraped before the page's
 // snapshot was taken and after it was shown. The screenshot is kept as a
 // test artifact (go test -artifacts), and written to
-// $TAILSIFT_STATUS_SCREENSHOT too when that is set.
+// $TAILSIFT_STATUS_SCREENSHOT too when that is set. Then, on the same
+// collector, a click on a kept error trace opens its waterfall
+// (checkTraceView), and a trace of 2500 spans draws 2000 of them
+// (checkLargeTrace).
 func TestStatusPageUnderLoad(t *testing.T) {
 	browserPath := chromium(t)
 	col := startCollector(t)
@@ -97,21 +98,16 @@ func TestStatusPageUnderLoad(t *testing.T) {
 	}
 	assert.Positive(t, shown["traces_decided"])
 
-	// A kept error or anomaly links to the retrieval API.
+	// A kept error or anomaly links to the trace view.
 	href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("a.id"), "href"))
 	require.NoError(t, err)
-	assert.Regexp(t, `^\.\./api/v1/traces/[0-9a-f]{32}$`, href.Value)
+	assert.Regexp(t, `^trace\.html\?id=[0-9a-f]{32}$`, href.Value)
 	hidden, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("error"), "hidden"))
 	require.NoError(t, err)
 	assert.True(t, hidden.Exists, "the page shows a fetch error")
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	shot := filepath.Join(t.ArtifactDir(), "status-page.png")
-	require.NoError(t, os.WriteFile(shot, png, 0o600))
-	t.Logf("screenshot: %s", shot)
-	if extra := os.Getenv("TAILSIFT_STATUS_SCREENSHOT"); extra != "" {
-		require.NoError(t, os.WriteFile(extra, png, 0o600))
-		t.Logf("screenshot: %s", extra)
-	}
+	screenshot(t, ctx, "status-page.png", "TAILSIFT_STATUS_SCREENSHOT")
+
+	checkTraceView(t, ctx, col)
+	checkLargeTrace(t, ctx, col)
 }

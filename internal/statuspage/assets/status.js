@@ -1,28 +1,10 @@
-// tailsift status page: fetches the snapshot and redraws. No dependencies.
+// tailsift status page: fetches the snapshot and redraws. Needs page.js.
 "use strict";
 
-const statusURL = new URL("../api/v1/status", location.href);
 let refreshMs = 2000;
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) {
-    if (c === null || c === undefined) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-const int = (n) => Math.round(n).toLocaleString("en-US");
 const rate = (n) => (n >= 100 ? int(n) : n.toFixed(n >= 10 ? 1 : 2));
 const pct = (f) => (100 * f).toFixed(f < 0.1 ? 2 : 1) + "%";
-const msec = (m) => (m >= 1000 ? (m / 1000).toFixed(2) + " s" : m.toFixed(m >= 10 ? 0 : 1) + " ms");
 function bytes(b) {
   const u = ["B", "KiB", "MiB", "GiB"];
   let i = 0;
@@ -33,11 +15,6 @@ function bar(frac) {
   const b = el("div", { class: "bar" + (frac > 1 ? " over" : "") }, el("span"));
   b.firstChild.style.width = Math.min(100, Math.max(0, 100 * frac)) + "%";
   return b;
-}
-function table(head, rows, numeric) {
-  const tr = el("tr", {}, ...head.map((h, i) => el("th", { class: numeric[i] ? "n" : "" }, h)));
-  return el("table", {}, el("thead", {}, tr),
-    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c, i) => el("td", { class: numeric[i] ? "n" : "" }, c))))));
 }
 // card is a titled box; width is "", "half" (two columns) or "wide" (the row).
 function card(title, width, ...body) {
@@ -113,12 +90,10 @@ function routesCard(c) {
 
 function recentCard(c) {
   const rows = c.recent.map((k) => [
-    new Date(k.decided_at).toLocaleTimeString(),
-    el("span", {}, k.error ? el("span", { class: "tag error" }, "error") : null, " ",
-      k.anomaly ? el("span", { class: "tag anomaly" }, "anomaly") : null),
-    k.policy, el("a", { class: "id", href: ".." + k.link }, k.trace_id), int(k.spans), msec(k.duration_ms)]);
-  return card("Recent kept errors and anomalies", "wide", rows.length
-    ? table(["decided", "", "policy", "trace", "spans", "duration"], rows, [0, 0, 0, 0, 1, 1])
+    new Date(k.decided_at).toLocaleTimeString(), keptTags(k), k.policy, traceLink(k.trace_id),
+    int(k.spans), msec(k.duration_ms), el("a", { href: ".." + k.link, class: "muted" }, "OTLP JSON")]);
+  return card("Recent kept errors, slow traces and anomalies", "wide", rows.length
+    ? table(["decided", "", "policy", "trace", "spans", "duration", ""], rows, [0, 0, 0, 0, 1, 1, 0])
     : el("p", { class: "muted" }, "none yet"));
 }
 
@@ -157,9 +132,7 @@ function render(s) {
 async function tick() {
   const err = document.getElementById("error");
   try {
-    const r = await fetch(statusURL, { cache: "no-store" });
-    if (!r.ok) throw new Error(r.status + " " + r.statusText);
-    render(await r.json());
+    render(await fetchStatus());
     err.hidden = true;
   } catch (e) {
     err.textContent = "cannot fetch the status: " + e.message;
