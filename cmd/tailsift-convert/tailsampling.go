@@ -98,7 +98,7 @@ func (c *converter) convertTailSampling(path string, in *yaml.Node) *yaml.Node {
 	}
 	out.HeadComment = "converted from " + path + " by tailsift-convert; see " + guideAnchor
 	c.convertBlock(path, in, out, tailSamplingKeys, contribBlockNote)
-	finishCompletion(c, path, out)
+	finishCompletion(c, path, out, "decision_wait")
 	if lookup(out, "policies") == nil {
 		c.warn(path+"::policies", "missing: contrib keeps every trace without policies; tailsift needs one, so an always_sample policy was added")
 		setIn(out, "", "policies", alwaysSample(), "")
@@ -143,8 +143,9 @@ func convertDecisionWaitAfterRoot(c *converter, path string, v *yaml.Node, out *
 	c.note(path, "-> completion.quiet: %v, counted from the last span once the root has arrived (contrib counts from the root)", d)
 }
 
-// finishCompletion keeps quiet ≤ max_wait, which tailsift requires.
-func finishCompletion(c *converter, path string, out *yaml.Node) {
+// finishCompletion keeps quiet ≤ max_wait, which tailsift requires;
+// maxWaitKey is the contrib key max_wait came from.
+func finishCompletion(c *converter, path string, out *yaml.Node, maxWaitKey string) {
 	comp := lookup(out, "completion")
 	maxWaitNode := lookup(comp, "max_wait")
 	if maxWaitNode == nil {
@@ -157,7 +158,7 @@ func finishCompletion(c *converter, path string, out *yaml.Node) {
 	}
 	if quiet > maxWait {
 		setIn(out, "completion", "quiet", scalar(maxWait), "capped at max_wait")
-		c.note(path+"::decision_wait", "completion.quiet set to %v: it cannot exceed max_wait", maxWait)
+		c.note(path+"::"+maxWaitKey, "completion.quiet set to %v: it cannot exceed max_wait", maxWait)
 	}
 }
 
