@@ -338,3 +338,27 @@ func TestStatisticalRules(t *testing.T) {
 	searchKept := float64(res.classes["search"].kept) / res.secs
 	assert.InDelta(t, 100, searchKept, 30, "search kept per second")
 }
+
+// TestRulesExplicitDrop: a not over always_sample keeps nothing, so the
+// rule drops what it matches while later rules keep the rest (the health
+// rule of docs/policies/rules.md).
+func TestRulesExplicitDrop(t *testing.T) {
+	cfg, err := loadRules(t, `
+rules:
+  - name: health
+    conditions: ['span.attributes["http.route"] == "/healthz"']
+    sampler: {type: not, not: {not_sub_policy: {name: all, type: always_sample}}}
+  - name: default
+    sampler: {type: always_sample}
+`)
+	require.NoError(t, err)
+	require.NoError(t, confmap.Validate(cfg))
+	e := ruleEngine(t, cfg.Rules...)
+	health := samplingtest.Summarize(t, e, serviceTrace(traceID(1), "a", spanSpec{attrs: map[string]any{"http.route": "/healthz"}}), t0)
+	d := e.Decide(health)
+	assert.False(t, d.Keep())
+	assert.Equal(t, "health", d.Policy)
+	d = e.Decide(samplingtest.Summarize(t, e, serviceTrace(traceID(2), "a", spanSpec{attrs: map[string]any{"http.route": "/cart"}}), t0))
+	assert.True(t, d.Keep())
+	assert.Equal(t, "default", d.Policy)
+}
