@@ -121,14 +121,7 @@ func ValidateRules(rs []RuleConfig) error {
 	if len(rs) == 0 {
 		return errors.New("rules: at least one rule is required")
 	}
-	seen := make(map[string]int, len(rs))
-	for i := range rs {
-		if j, dup := seen[rs[i].Name]; dup && rs[i].Name != "" {
-			return fmt.Errorf("rules::%d::name: %q is already used by rules::%d", i, rs[i].Name, j)
-		}
-		seen[rs[i].Name] = i
-	}
-	return nil
+	return uniqueNames("rules", len(rs), func(i int) string { return rs[i].Name })
 }
 
 // RulePolicies returns the rules' samplers as policies named after their

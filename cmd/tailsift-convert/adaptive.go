@@ -20,18 +20,7 @@ var adaptiveKeys = map[string]keyHandler{
 		setIn(out, "completion", "max_wait", scalar(d), "was trace_timeout")
 		c.note(path, "-> completion.max_wait: %v", d)
 	},
-	"decision_delay": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
-		d, ok := c.duration(path, v)
-		if !ok {
-			return
-		}
-		if d <= 0 {
-			c.note(path, "removed: tailsift's completion.quiet is always on (default %v)", defaultQuiet)
-			return
-		}
-		setIn(out, "completion", "quiet", scalar(d), "was decision_delay")
-		c.note(path, "-> completion.quiet: %v, counted from the last span once the root has arrived (contrib waits that long after the root)", d)
-	},
+	"decision_delay": quietKey("decision_delay"),
 	"num_traces": convertNumTraces,
 	"span_limit": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 		var n int64
@@ -48,39 +37,17 @@ var adaptiveKeys = map[string]keyHandler{
 	"decision_cache":      convertDecisionCache,
 	"rules":               convertRulesKey,
 	"root_span_condition": convertRootSpanCondition,
-	"record_fingerprint": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		var s string
-		if !c.decodeScalar(path, v, &s) {
-			return
-		}
-		if s == "" || s == "none" {
-			c.note(path, "removed: none is tailsift's only behaviour")
-			return
-		}
-		c.warn(path, "removed: tailsift records no fingerprint on kept spans (only sampling.rule and SampleRate)")
-	},
-	"eviction": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
-		if v.Kind != yaml.MappingNode {
-			c.warn(path, "expected a mapping, got a %s; left out", kindName(v.Kind))
-			return
-		}
-		c.convertBlock(path, v, out, evictionKeys, "key of contrib's eviction")
-	},
+	"record_fingerprint": stringKey([]string{"", "none"},
+		"removed: none is tailsift's only behaviour",
+		"removed: %q has no equivalent: tailsift records no fingerprint on kept spans (only sampling.rule and SampleRate)"),
+	"eviction": nestedBlock(evictionKeys, "key of contrib's eviction"),
 }
 
 // evictionKeys is every key of contrib's EvictionConfig.
 var evictionKeys = map[string]keyHandler{
-	"policy": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		var s string
-		if !c.decodeScalar(path, v, &s) {
-			return
-		}
-		if s == "" || s == "evaluate" {
-			c.note(path, "removed: when buffer.max_bytes is reached tailsift decides the oldest traces early through the rules, as evaluate does")
-			return
-		}
-		c.warn(path, "removed: %q has no equivalent; when buffer.max_bytes is reached tailsift decides the oldest traces early through the rules (contrib's evaluate)", s)
-	},
+	"policy": stringKey([]string{"", "evaluate"},
+		"removed: when buffer.max_bytes is reached tailsift decides the oldest traces early through the rules, as evaluate does",
+		"removed: %q has no equivalent; when buffer.max_bytes is reached tailsift decides the oldest traces early through the rules (contrib's evaluate)"),
 	"sampling_percentage": func(c *converter, path string, _ *yaml.Node, _ *yaml.Node) {
 		c.warn(path, "removed: tailsift has no probabilistic eviction; evicted traces go through the rules")
 	},

@@ -203,15 +203,8 @@ func (c *converter) convertSamplerKey(path, key, typ string, v, block *yaml.Node
 			setIn(block, "", "max_keys", scalar(min(n, 1<<20)), "")
 		}
 	case "algorithm":
-		var s string
-		if !c.decodeScalar(path, v, &s) {
-			return
-		}
-		if s == "" || s == "ema" {
-			c.note(path, "removed: tailsift's dynamic is an EMA sampler")
-			return
-		}
-		c.warn(path, "removed: %q has no equivalent; tailsift's dynamic is an EMA sampler (adjustment_interval, weight)", s)
+		stringKey([]string{"", "ema"}, "removed: tailsift's dynamic is an EMA sampler",
+			"removed: %q has no equivalent; tailsift's dynamic is an EMA sampler (adjustment_interval, weight)")(c, path, v, block)
 	case "update_frequency":
 		setIn(block, "", "adjustment_interval", v, "was update_frequency")
 		c.warn(path, "-> adjustment_interval of tailsift's EMA sampler (contrib's windowed algorithm has no equivalent)")
