@@ -21,7 +21,7 @@ var adaptiveKeys = map[string]keyHandler{
 		c.note(path, "-> completion.max_wait: %v", d)
 	},
 	"decision_delay": quietKey("decision_delay"),
-	"num_traces": convertNumTraces,
+	"num_traces":     convertNumTraces,
 	"span_limit": func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 		var n int64
 		if !c.decodeScalar(path, v, &n) {
