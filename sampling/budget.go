@@ -132,6 +132,7 @@ type engineOptions struct {
 	budget     BudgetConfig
 	firstMatch bool
 	rootConds  []string
+	rules      []RuleConfig // WithRules
 }
 
 // WithFirstMatch makes the engine decide as contrib's tail_sampling does

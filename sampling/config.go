@@ -94,12 +94,18 @@ func ValidatePolicies(ps []PolicyConfig) error {
 	if len(ps) == 0 {
 		return errors.New("policies: at least one policy is required")
 	}
-	seen := make(map[string]int, len(ps))
-	for i := range ps {
-		if j, dup := seen[ps[i].Name]; dup && ps[i].Name != "" {
-			return fmt.Errorf("policies::%d::name: %q is already used by policies::%d", i, ps[i].Name, j)
+	return uniqueNames("policies", len(ps), func(i int) string { return ps[i].Name })
+}
+
+// uniqueNames checks that the n entries of the list key have distinct
+// names (an empty name is reported by the entry's own Validate).
+func uniqueNames(key string, n int, name func(i int) string) error {
+	seen := make(map[string]int, n)
+	for i := range n {
+		if j, dup := seen[name(i)]; dup && name(i) != "" {
+			return fmt.Errorf("%s::%d::name: %q is already used by %s::%d", key, i, name(i), key, j)
 		}
-		seen[ps[i].Name] = i
+		seen[name(i)] = i
 	}
 	return nil
 }

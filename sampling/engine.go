@@ -23,6 +23,7 @@ type Engine struct {
 	firstMatch bool           // sample_on_first_match (WithFirstMatch)
 	rootCond   *rootCondition // root_span_condition, nil when off
 	arrival    uint8          // status bits of keep_on_arrival (ArrivalMask)
+	rules      []matcher      // rule mode (WithRules): policies[i] is rule i's sampler
 }
 
 // decisionObserver is implemented by a policy that learns from the engine's
@@ -48,12 +49,19 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		opt(&o)
 	}
 	e := &Engine{firstMatch: o.firstMatch}
+	key := "policies::%d"
+	if len(o.rules) > 0 {
+		if len(cfgs) > 0 {
+			return nil, errors.New("rules: set rules or policies, not both")
+		}
+		cfgs, key, e.firstMatch = RulePolicies(o.rules), "rules::%d::sampler", false
+	}
 	b := &builder{}
 	for i := range cfgs {
 		c := &cfgs[i]
 		f, ok := registry[c.Type]
 		if !ok {
-			return nil, fmt.Errorf("policies::%d::type: unknown policy type %q", i, c.Type)
+			return nil, fmt.Errorf(key+"::type: unknown policy type %q", i, c.Type)
 		}
 		settings := c.settings
 		if settings == nil {
@@ -61,7 +69,7 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 		}
 		p, err := f.create(settings, b)
 		if err != nil {
-			return nil, fmt.Errorf("policies::%d (%s): %w", i, c.Name, err)
+			return nil, fmt.Errorf(key+" (%s): %w", i, c.Name, err)
 		}
 		e.policies = append(e.policies, p)
 		e.names = append(e.names, c.Name)
@@ -76,6 +84,16 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 	}
 	if b.arrivals > 0 {
 		return nil, errors.New("keep_on_arrival: only a top-level status_code policy can keep on arrival (a composing policy decides on the whole trace)")
+	}
+	if len(o.rules) > 0 {
+		if e.arrival != 0 {
+			return nil, errors.New("keep_on_arrival: not available in a rule (a rule decides on the whole trace, in order)")
+		}
+		needSpans, err := e.newMatchers(o.rules)
+		if err != nil {
+			return nil, err
+		}
+		b.needSpans = b.needSpans || needSpans
 	}
 	e.preds, e.keys, e.needSpans, e.chargers, e.salts = b.preds, b.keys, b.needSpans, b.chargers, b.salts
 	budget, err := newBudget(&o.budget, cfgs)
@@ -151,6 +169,10 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 // Policies that are decision observers (adaptive) then observe the final
 // decision.
 //
+// In rule mode (WithRules) the first rule that matches decides instead
+// (decideRules); the budget, the head threshold and the observers apply
+// as above, the rule's sampler standing for the policy.
+//
 // Decide is a trace's first decision: it forgets what earlier decisions
 // on t did, so a Trace may be reused for another trace. Decide a trace
 // again with Redecide.
@@ -209,6 +231,9 @@ func (e *Engine) Redecide(t *Trace) Decision {
 }
 
 func (e *Engine) decide(t *Trace) Decision {
+	if e.rules != nil {
+		return e.decideRules(t)
+	}
 	for i, p := range e.policies {
 		if e.drop[i] && p.Evaluate(t).Verdict == Dropped {
 			return Decision{Verdict: Dropped, Policy: e.names[i]}

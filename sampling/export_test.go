@@ -101,3 +101,6 @@ func CompositeAllocations(p Policy) []int64 {
 	}
 	return out
 }
+
+// Settings returns the sampler's settings.
+func (s *SamplerConfig) Settings() any { return s.settings }

@@ -11,6 +11,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/ottlfuncs"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
@@ -164,42 +165,37 @@ func (p ottlCondition) Evaluate(t *Trace) Decision {
 		return Decision{}
 	}
 	ctx := context.Background()
-	rss := t.Spans.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				span := spans.At(k)
-				if p.span != nil {
-					tCtx := ottlspan.NewTransformContext(rs, ss, span)
-					ok, err := p.span.Eval(ctx, tCtx)
-					tCtx.Close()
-					if err != nil {
-						return Decision{}
-					}
-					if ok {
-						return keepAlways
-					}
-				}
-				if p.spanEvent != nil {
-					events := span.Events()
-					for l := 0; l < events.Len(); l++ {
-						tCtx := ottlspanevent.NewTransformContext(rs, ss, span, events.At(l))
-						ok, err := p.spanEvent.Eval(ctx, tCtx)
-						tCtx.Close()
-						if err != nil {
-							return Decision{}
-						}
-						if ok {
-							return keepAlways
-						}
-					}
-				}
+	failed := false
+	// stop ends the walk at the first condition that holds or fails.
+	stop := func(ok bool, err error) bool {
+		failed = err != nil
+		return failed || ok
+	}
+	found := eachSpan(t.Spans, func(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, span ptrace.Span) bool {
+		if p.span != nil {
+			tCtx := ottlspan.NewTransformContext(rs, ss, span)
+			ok, err := p.span.Eval(ctx, tCtx)
+			tCtx.Close()
+			if stop(ok, err) {
+				return true
 			}
 		}
+		if p.spanEvent == nil {
+			return false
+		}
+		events := span.Events()
+		for l := 0; l < events.Len(); l++ {
+			tCtx := ottlspanevent.NewTransformContext(rs, ss, span, events.At(l))
+			ok, err := p.spanEvent.Eval(ctx, tCtx)
+			tCtx.Close()
+			if stop(ok, err) {
+				return true
+			}
+		}
+		return false
+	})
+	if found && !failed {
+		return keepAlways
 	}
 	return Decision{}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -46,12 +47,19 @@ func (m Message) String() string { return fmt.Sprintf("%s: %s: %s", m.Severity, 
 type Options struct {
 	// BytesPerTrace turns contrib's num_traces into buffer.max_bytes.
 	BytesPerTrace int64
+	// SpansPerTrace turns adaptive_tail_sampling's goal_throughput (spans
+	// per second) into the dynamic policy's goal_traces_per_second.
+	SpansPerTrace float64
 }
 
 // DefaultBytesPerTrace is the trace size num_traces is multiplied by: about
 // 25 spans of 400 encoded bytes each. tailsift's default budget (512MiB)
 // holds about 52,000 such traces, contrib's default num_traces (50000).
 const DefaultBytesPerTrace = 10 << 10
+
+// DefaultSpansPerTrace is the trace size goal_throughput is divided by, the
+// same 25 spans DefaultBytesPerTrace assumes.
+const DefaultSpansPerTrace = 25
 
 // converter gathers the messages of one conversion.
 type converter struct {
@@ -74,6 +82,9 @@ func (c *converter) note(path, format string, args ...any) {
 func Convert(in []byte, opts Options) ([]byte, []Message, error) {
 	if opts.BytesPerTrace <= 0 {
 		opts.BytesPerTrace = DefaultBytesPerTrace
+	}
+	if !(opts.SpansPerTrace > 0) {
+		opts.SpansPerTrace = DefaultSpansPerTrace
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(in, &doc); err != nil {
@@ -198,7 +209,7 @@ func mapping(pairs ...any) *yaml.Node {
 	return n
 }
 
-// scalar builds a scalar node for a string, an integer or a bool.
+// scalar builds a scalar node for a string, a number or a bool.
 func scalar(v any) *yaml.Node {
 	switch v := v.(type) {
 	case string:
@@ -209,6 +220,11 @@ func scalar(v any) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)}
 	case bool:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return scalar(int64(v))
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(v, 'g', -1, 64)}
 	case time.Duration:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v.String()}
 	}

@@ -208,13 +208,27 @@ service: {pipelines: {traces: {processors: [tail_sampling]}}}`,
     rules: [{name: r, sampler: {type: adaptive_throughput, goal_throughput: 100}}]
 service: {pipelines: {traces: {processors: [adaptive_tail_sampling]}}}`,
 			want: map[string]any{
-				"processors::tailsift::completion::max_wait":  "20s",
-				"processors::tailsift::completion::max_spans": 5000,
-				"processors::tailsift::buffer::max_bytes":     "10MiB",
-				"processors::tailsift::policies::1::type":     "adaptive",
-				"service::pipelines::traces::processors::0":   "tailsift",
+				"processors::tailsift::completion::max_wait":                               "20s",
+				"processors::tailsift::completion::max_spans":                              5000,
+				"processors::tailsift::buffer::max_bytes":                                  "10MiB",
+				"processors::tailsift::rules::0::name":                                     "r",
+				"processors::tailsift::rules::0::sampler::type":                            "dynamic",
+				"processors::tailsift::rules::0::sampler::dynamic::goal_traces_per_second": 4,
+				"processors::tailsift::output::annotate_spans":                             true,
+				"service::pipelines::traces::processors::0":                                "tailsift",
 			},
-			warns: []string{"processors::adaptive_tail_sampling::rules", "processors::adaptive_tail_sampling::policies"},
+			warns: []string{"processors::adaptive_tail_sampling::rules", "processors::adaptive_tail_sampling::rules::0::sampler::goal_throughput"},
+		},
+		{
+			name: "adaptive_tail_sampling without rules",
+			in: `processors:
+  adaptive_tail_sampling: {trace_timeout: 20s}
+service: {pipelines: {traces: {processors: [adaptive_tail_sampling]}}}`,
+			want: map[string]any{
+				"processors::tailsift::policies::0::name": "errors",
+				"processors::tailsift::policies::1::type": "adaptive",
+			},
+			warns: []string{"processors::adaptive_tail_sampling::rules"},
 		},
 	}
 	for _, tt := range tests {

@@ -27,6 +27,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "write the converted configuration to this file (default: stdout)")
 	bpt := fs.Int64("bytes-per-trace", DefaultBytesPerTrace, "average trace size in bytes, to turn num_traces into buffer.max_bytes")
+	spt := fs.Float64("spans-per-trace", DefaultSpansPerTrace, "average spans per trace, to turn adaptive_throughput's goal_throughput (spans/s) into traces/s")
 	strict := fs.Bool("strict", false, "exit 1 when any key has no equivalent (a warning)")
 	quiet := fs.Bool("q", false, "print warnings only, not notes")
 	fs.Usage = func() {
@@ -44,12 +45,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tailsift-convert: -bytes-per-trace must be positive, got %d\n", *bpt)
 		return 2
 	}
+	if !(*spt > 0) {
+		fmt.Fprintf(stderr, "tailsift-convert: -spans-per-trace must be positive, got %v\n", *spt)
+		return 2
+	}
 	in, err := readInput(fs.Arg(0), stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "tailsift-convert: %v\n", err)
 		return 1
 	}
-	conv, msgs, err := Convert(in, Options{BytesPerTrace: *bpt})
+	conv, msgs, err := Convert(in, Options{BytesPerTrace: *bpt, SpansPerTrace: *spt})
 	if err != nil {
 		fmt.Fprintf(stderr, "tailsift-convert: %v\n", err)
 		return 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -24,7 +25,7 @@ type keyHandler func(c *converter, path string, v *yaml.Node, out *yaml.Node)
 // The test walks contrib's Config and fails on a key missing here.
 var tailSamplingKeys = map[string]keyHandler{
 	"decision_wait":                     convertDecisionWait,
-	"decision_wait_after_root_received": convertDecisionWaitAfterRoot,
+	"decision_wait_after_root_received": quietKey("decision_wait_after_root_received"),
 	"num_traces":                        convertNumTraces,
 	"block_on_overflow": flagKey(false,
 		"removed: no equivalent; tailsift never evicts undecided traces: when full it decides the oldest early, and when behind it refuses with a retryable error instead",
@@ -49,17 +50,9 @@ var tailSamplingKeys = map[string]keyHandler{
 		setIn(out, "", "sample_on_first_match", scalar(true), "contrib's sample_on_first_match")
 		c.note(path, "-> sample_on_first_match: true; the first policy that samples decides, and the trace carries the most permissive threshold of the policies that would keep it, so adjusted counts stay right")
 	},
-	"sampling_strategy": func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
-		var s string
-		if !c.decodeScalar(path, v, &s) {
-			return
-		}
-		if s == "trace-complete" {
-			c.note(path, "removed: trace-complete is tailsift's only strategy")
-			return
-		}
-		c.warn(path, "removed: %q has no processor-wide equivalent; tailsift decides on the complete trace, and for error traces `keep_on_arrival: true` on a status_code policy keeps a trace the moment its first ERROR span arrives", s)
-	},
+	"sampling_strategy": stringKey([]string{"trace-complete"},
+		"removed: trace-complete is tailsift's only strategy",
+		"removed: %q has no processor-wide equivalent; tailsift decides on the complete trace, and for error traces `keep_on_arrival: true` on a status_code policy keeps a trace the moment its first ERROR span arrives"),
 	"drop_pending_traces_on_shutdown": flagKey(true,
 		"removed: no equivalent; tailsift decides every buffered trace on shutdown and exports the kept ones",
 		"removed: false is tailsift's only behaviour (buffered traces are decided on shutdown)"),
@@ -98,7 +91,7 @@ func (c *converter) convertTailSampling(path string, in *yaml.Node) *yaml.Node {
 	}
 	out.HeadComment = "converted from " + path + " by tailsift-convert; see " + guideAnchor
 	c.convertBlock(path, in, out, tailSamplingKeys, contribBlockNote)
-	finishCompletion(c, path, out)
+	finishCompletion(c, path, out, "decision_wait")
 	if lookup(out, "policies") == nil {
 		c.warn(path+"::policies", "missing: contrib keeps every trace without policies; tailsift needs one, so an always_sample policy was added")
 		setIn(out, "", "policies", alwaysSample(), "")
@@ -130,21 +123,26 @@ func convertDecisionWait(c *converter, path string, v *yaml.Node, out *yaml.Node
 	c.note(path, "-> completion.max_wait: %v; tailsift decides at the latest then, usually earlier (completion.quiet after the root span)", d)
 }
 
-func convertDecisionWaitAfterRoot(c *converter, path string, v *yaml.Node, out *yaml.Node) {
-	d, ok := c.duration(path, v)
-	if !ok {
-		return
+// quietKey maps a contrib delay counted from the root span's arrival to
+// completion.quiet.
+func quietKey(key string) keyHandler {
+	return func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
+		d, ok := c.duration(path, v)
+		if !ok {
+			return
+		}
+		if d <= 0 {
+			c.note(path, "removed: contrib's wait after the root is off; tailsift's completion.quiet is always on (default %v after the last span once the root has arrived)", defaultQuiet)
+			return
+		}
+		setIn(out, "completion", "quiet", scalar(d), "was "+key)
+		c.note(path, "-> completion.quiet: %v, counted from the last span once the root has arrived (contrib counts from the root)", d)
 	}
-	if d <= 0 {
-		c.note(path, "removed: contrib's root acceleration is off; tailsift's completion.quiet is always on (default %v after the last span once the root has arrived)", defaultQuiet)
-		return
-	}
-	setIn(out, "completion", "quiet", scalar(d), "was decision_wait_after_root_received")
-	c.note(path, "-> completion.quiet: %v, counted from the last span once the root has arrived (contrib counts from the root)", d)
 }
 
-// finishCompletion keeps quiet ≤ max_wait, which tailsift requires.
-func finishCompletion(c *converter, path string, out *yaml.Node) {
+// finishCompletion keeps quiet ≤ max_wait, which tailsift requires;
+// maxWaitKey is the contrib key max_wait came from.
+func finishCompletion(c *converter, path string, out *yaml.Node, maxWaitKey string) {
 	comp := lookup(out, "completion")
 	maxWaitNode := lookup(comp, "max_wait")
 	if maxWaitNode == nil {
@@ -157,7 +155,7 @@ func finishCompletion(c *converter, path string, out *yaml.Node) {
 	}
 	if quiet > maxWait {
 		setIn(out, "completion", "quiet", scalar(maxWait), "capped at max_wait")
-		c.note(path+"::decision_wait", "completion.quiet set to %v: it cannot exceed max_wait", maxWait)
+		c.note(path+"::"+maxWaitKey, "completion.quiet set to %v: it cannot exceed max_wait", maxWait)
 	}
 }
 
@@ -189,13 +187,36 @@ func flagKey(warnOn bool, warning, note string) keyHandler {
 	}
 }
 
-func convertDecisionCache(c *converter, path string, v *yaml.Node, out *yaml.Node) {
-	if v.Kind != yaml.MappingNode {
-		c.warn(path, "expected a mapping, got a %s; left out", kindName(v.Kind))
-		return
+// stringKey handles a string contrib key that tailsift has no key for: a
+// value among same is what tailsift always does (a note); any other changes
+// behaviour (a warning, whose %q is the value).
+func stringKey(same []string, note, warning string) keyHandler {
+	return func(c *converter, path string, v *yaml.Node, _ *yaml.Node) {
+		var s string
+		if !c.decodeScalar(path, v, &s) {
+			return
+		}
+		if slices.Contains(same, s) {
+			c.note(path, "%s", note)
+			return
+		}
+		c.warn(path, warning, s)
 	}
-	c.convertBlock(path, v, out, decisionCacheKeys, "key of contrib's decision_cache")
 }
+
+// nestedBlock handles a contrib key holding a mapping, whose keys handlers
+// convert; what names them in the report of an unknown one.
+func nestedBlock(handlers map[string]keyHandler, what string) keyHandler {
+	return func(c *converter, path string, v *yaml.Node, out *yaml.Node) {
+		if v.Kind != yaml.MappingNode {
+			c.warn(path, "expected a mapping, got a %s; left out", kindName(v.Kind))
+			return
+		}
+		c.convertBlock(path, v, out, handlers, what)
+	}
+}
+
+var convertDecisionCache = nestedBlock(decisionCacheKeys, "key of contrib's decision_cache")
 
 // decisionCacheKeys is every key of contrib's DecisionCacheConfig.
 var decisionCacheKeys = map[string]keyHandler{

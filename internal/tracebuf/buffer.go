@@ -80,8 +80,8 @@ type Buffer struct {
 
 // New builds a buffer for a validated config.
 func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
-	engine, err := sampling.NewEngine(cfg.Policies, sampling.WithBudget(cfg.Budget), sampling.WithFirstMatch(cfg.SampleOnFirstMatch),
-		sampling.WithRootSpanCondition(cfg.RootSpanCondition))
+	engine, err := sampling.NewEngine(cfg.enginePolicies(), sampling.WithBudget(cfg.Budget), sampling.WithFirstMatch(cfg.SampleOnFirstMatch),
+		sampling.WithRootSpanCondition(cfg.RootSpanCondition), sampling.WithRules(cfg.Rules))
 	if err != nil {
 		return nil, err
 	}

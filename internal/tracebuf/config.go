@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,12 @@ type Config struct {
 	// Policies are all evaluated, drop policies first; the trace is kept if
 	// any keeps it, at the highest probability among those that do.
 	Policies []sampling.PolicyConfig `mapstructure:"policies"`
+	// Rules replace Policies with first-match rule mode, as contrib's
+	// adaptive_tail_sampling decides: the first rule whose OTTL conditions
+	// match a trace decides it with its sampler; no match drops it
+	// (docs/policies/rules.md). Set rules or policies, not both; the
+	// default policies are ignored when rules are set.
+	Rules []sampling.RuleConfig `mapstructure:"rules"`
 	// Budget caps the kept traces or spans per second, shared among
 	// priority classes of the policies; off when absent.
 	Budget sampling.BudgetConfig `mapstructure:"budget"`
@@ -210,13 +217,14 @@ func (c *Config) Validate() error {
 	if c.Shards < 0 || c.Shards > 4096 {
 		return fmt.Errorf("shards: must be between 0 (GOMAXPROCS) and 4096, got %d", c.Shards)
 	}
-	if err := sampling.ValidatePolicies(c.Policies); err != nil {
+	policies, err := c.validatePolicies()
+	if err != nil {
 		return err
 	}
 	if err := sampling.ValidateRootSpanCondition(c.RootSpanCondition); err != nil {
 		return err
 	}
-	if err := sampling.ValidateBudget(&c.Budget, c.Policies); err != nil {
+	if err := sampling.ValidateBudget(&c.Budget, policies); err != nil {
 		return err
 	}
 	if c.Storage != nil && c.Rescue.Window > 0 {
@@ -226,6 +234,31 @@ func (c *Config) Validate() error {
 		return errors.New("cluster::budget: shared, but there is no budget to share (set budget::traces_per_second or budget::spans_per_second)")
 	}
 	return nil
+}
+
+// validatePolicies checks the policies, or in rule mode the rules, and
+// returns what the budget's classes name: the policies, or the rules'
+// samplers named after their rules.
+func (c *Config) validatePolicies() ([]sampling.PolicyConfig, error) {
+	if len(c.Rules) == 0 {
+		return c.Policies, sampling.ValidatePolicies(c.Policies)
+	}
+	if len(c.enginePolicies()) > 0 {
+		return nil, errors.New("rules: set rules or policies, not both (rules decide first-match, in place of the policies)")
+	}
+	if c.SampleOnFirstMatch {
+		return nil, errors.New("sample_on_first_match: rules are first-match already; remove it")
+	}
+	return sampling.RulePolicies(c.Rules), sampling.ValidateRules(c.Rules)
+}
+
+// enginePolicies is the policy list the engine gets: none in rule mode
+// when the policies are the defaults, which rules replace.
+func (c *Config) enginePolicies() []sampling.PolicyConfig {
+	if len(c.Rules) > 0 && reflect.DeepEqual(c.Policies, DefaultConfig().Policies) {
+		return nil
+	}
+	return c.Policies
 }
 
 // Validate checks the completion rules.

@@ -54,7 +54,7 @@ func TestDocsExamples(t *testing.T) {
 }
 
 // tailsiftBlock returns the tailsift processor settings an example holds:
-// processors.tailsift, a map with policies (and budget), or a bare list of
+// processors.tailsift, a map with policies (and budget) or rules, or a bare list of
 // policies; nil for anything else.
 func tailsiftBlock(doc any) map[string]any {
 	switch d := doc.(type) {
@@ -72,6 +72,9 @@ func tailsiftBlock(doc any) map[string]any {
 			return nil
 		}
 		if _, ok := d["policies"]; ok {
+			return d
+		}
+		if _, ok := d["rules"]; ok {
 			return d
 		}
 	}

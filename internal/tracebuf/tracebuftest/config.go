@@ -175,7 +175,40 @@ func InvalidConfigs() []BadConfig {
 			}},
 			Err: "cluster: handover: settle: must be positive, got 0s",
 		},
+		{
+			Name: "rules and policies",
+			YAML: map[string]any{"rules": []any{alwaysRule("all")}, "policies": []any{map[string]any{"name": "x", "type": "always_sample"}}},
+			Err:  "rules: set rules or policies, not both (rules decide first-match, in place of the policies)",
+		},
+		{
+			Name: "rules with sample_on_first_match",
+			YAML: map[string]any{"rules": []any{alwaysRule("all")}, "sample_on_first_match": true},
+			Err:  "sample_on_first_match: rules are first-match already; remove it",
+		},
+		{
+			Name: "rule names repeated",
+			YAML: map[string]any{"rules": []any{alwaysRule("a"), alwaysRule("a")}},
+			Err:  `rules::1::name: "a" is already used by rules::0`,
+		},
+		{
+			Name: "rule condition",
+			YAML: map[string]any{"rules": []any{map[string]any{"name": "a", "conditions": []any{"span.name == \"x\"", "span.nme == 1"}, "sampler": map[string]any{"type": "always_sample"}}}},
+			Err: `rules::0: conditions::1: unable to parse OTTL condition "span.nme == 1": segment "nme" from path "span.nme" is not a valid path nor a valid OTTL keyword for the span context - ` +
+				"review https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/pkg/ottl/contexts/ottlspan to see all valid paths",
+		},
+		{
+			Name: "budget class naming a policy in rule mode",
+			YAML: map[string]any{"rules": []any{alwaysRule("all")}, "budget": map[string]any{"traces_per_second": 10, "classes": []any{
+				map[string]any{"name": "c", "policies": []any{"errors"}},
+			}}},
+			Err: `budget::classes::0::policies::0: no policy named "errors"`,
+		},
 	}
+}
+
+// alwaysRule is a rules entry without conditions that keeps every trace.
+func alwaysRule(name string) map[string]any {
+	return map[string]any{"name": name, "sampler": map[string]any{"type": "always_sample"}}
 }
 
 // UndecodableConfigs are blocks that do not decode; Err is a part of the
