@@ -3,8 +3,12 @@ package tailsiftreceiver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +23,7 @@ import (
 	collexporter "go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -332,4 +337,46 @@ func TestRouteModeRoundTrip(t *testing.T) {
 	back := createDefaultConfig().(*Config)
 	require.NoError(t, conf.Unmarshal(back))
 	assert.Equal(t, cfg.Route, back.Route)
+}
+
+// TestRouteModeConfigFiles loads the route-mode agent configurations the
+// docs point to (the tailsift exporter's testdata/agent-route.yaml and the
+// blocks of docs/scale-out.md): the receiver block is valid, and the
+// exporter it names is in its pipeline. The exporter blocks are the
+// exporter's TestAgentConfigs.
+func TestRouteModeConfigFiles(t *testing.T) {
+	docs := map[string][]byte{}
+	file := filepath.Join("..", "..", "exporter", "tailsiftexporter", "testdata", "agent-route.yaml")
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	docs[file] = b
+	b, err = os.ReadFile(filepath.Join("..", "..", "docs", "scale-out.md"))
+	require.NoError(t, err)
+	for i, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(b, -1) {
+		docs[fmt.Sprintf("scale-out.md#%d", i)] = m[1]
+	}
+	checked := 0
+	for name, text := range docs {
+		var doc map[string]any
+		require.NoError(t, yaml.Unmarshal(text, &doc), name)
+		conf := confmap.NewFromStringMap(doc)
+		block, err := conf.Sub("receivers::tailsift")
+		require.NoError(t, err)
+		if !block.IsSet("route") {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			require.NoError(t, block.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			id := cfg.Route.Get().Exporter
+			assert.True(t, conf.IsSet("exporters::"+id.String()), "exporter %s is not configured", id)
+			pipeline, err := conf.Sub("service::pipelines::traces")
+			require.NoError(t, err)
+			assert.Contains(t, pipeline.Get("receivers"), "tailsift")
+			assert.Contains(t, pipeline.Get("exporters"), id.String())
+		})
+		checked++
+	}
+	assert.Equal(t, 2, checked)
 }
