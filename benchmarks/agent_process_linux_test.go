@@ -239,8 +239,9 @@ func waitListening(t *testing.T, addr string, logs *bytes.Buffer) {
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }
 
 // procCPUSeconds is pid's utime+stime (/proc/<pid>/stat fields 14 and 15).
@@ -308,25 +309,8 @@ type countingGateways struct {
 const agentGatewaysEnv = "TAILSIFT_AGENT_GATEWAYS"
 
 func startCountingGateways(t *testing.T, n int) *countingGateways {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAgentGatewayProcess$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", agentGatewaysEnv, n))
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Wait()
-	})
-	g := &countingGateways{in: stdin, out: bufio.NewScanner(stdout)}
-	for len(g.addrs) < n && g.out.Scan() {
-		if addr, ok := strings.CutPrefix(g.out.Text(), "gateway "); ok {
-			g.addrs = append(g.addrs, addr)
-		}
-	}
-	require.Len(t, g.addrs, n, "the gateway process did not start")
-	return g
+	in, out, addrs := startGatewayChild(t, "TestAgentGatewayProcess", agentGatewaysEnv, n)
+	return &countingGateways{addrs: addrs, in: in, out: out}
 }
 
 // count asks the gateways' process for the spans received so far.
