@@ -190,8 +190,10 @@ service:
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		if cmd.ProcessState == nil { // a failed check: stop it
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}()
 	waitListening(t, endpoint, &logs)
 
@@ -221,7 +223,12 @@ service:
 	require.Zero(t, s.Refused, "%s refused spans at %d spans/s: the agent does not keep up; lower TAILSIFT_AGENT_RATE", a.name, rate)
 	got := gw.count(t) - before
 	require.Equal(t, s.Accepted, got, "%s: spans duplicated", a.name)
-	return agentRun{spans: s.Accepted, cpuPerSpan: (cpu1 - cpu0) / float64(s.Accepted), maxRSS: procHWM(cmd.Process.Pid)}
+	run := agentRun{spans: s.Accepted, cpuPerSpan: (cpu1 - cpu0) / float64(s.Accepted), maxRSS: procHWM(cmd.Process.Pid)}
+	// The agent stops cleanly (route mode: the receiver stops before the
+	// exporter whose router it feeds).
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "%s did not exit cleanly:\n%s", a.name, logs.String())
+	return run
 }
 
 func waitListening(t *testing.T, addr string, logs *bytes.Buffer) {
