@@ -124,7 +124,8 @@ func (s *rawGateway) exportGRPC(_ context.Context, req []byte, free func()) ([]b
 // in route mode feeding it, started as a collector starts them.
 type agent struct {
 	*rig
-	exp collexporter.Traces
+	exp    collexporter.Traces
+	expTel *componenttest.Telemetry // the exporter's self-metrics
 }
 
 func routeConfig(id component.ID) *Config {
@@ -147,6 +148,9 @@ func startAgent(t *testing.T, members []string, tune func(*tailsiftexporter.Conf
 	require.NoError(t, confmap.Validate(ecfg))
 	eset := exportertest.NewNopSettings(component.MustNewType("tailsift"))
 	eset.ID = id
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	eset.TelemetrySettings = tel.NewTelemetrySettings()
 	exp, err := ef.CreateTraces(t.Context(), eset, ecfg)
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(t.Context(), componenttest.NewNopHost()))
@@ -160,7 +164,7 @@ func startAgent(t *testing.T, members []string, tune func(*tailsiftexporter.Conf
 	// Registered after the exporter's: cleanups run last in, first out,
 	// so the receiver stops first, as in a collector.
 	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
-	return &agent{rig: newClientRig(t, rcv.(*tailsiftReceiver)), exp: exp}
+	return &agent{rig: newClientRig(t, rcv.(*tailsiftReceiver)), exp: exp, expTel: tel}
 }
 
 // sentSpans scans buf and returns its spans by span ID.
@@ -208,6 +212,17 @@ func TestRouteModeDeliversEachSpanToItsOwner(t *testing.T) {
 				}
 			}
 			require.Eventually(t, func() bool { return gw.count() >= len(sent) }, 10*time.Second, 5*time.Millisecond)
+			// The exporter's self-metrics count what route mode handed it,
+			// as for pdata.
+			routed := metricValue(t, a.expTel, "otelcol_exporter_tailsift_spans_routed")
+			if tc.down < 0 {
+				assert.Equal(t, int64(len(sent)), routed)
+			} else {
+				// Spans queued for the down member before it was marked
+				// down are routed twice.
+				assert.GreaterOrEqual(t, routed, int64(len(sent)))
+				assert.Positive(t, metricValue(t, a.expTel, "otelcol_exporter_tailsift_spans_rerouted"))
+			}
 			gw.mu.Lock()
 			defer gw.mu.Unlock()
 			assert.Len(t, gw.spans, len(sent))
