@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	collexporter "go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -289,6 +290,21 @@ func TestRouteModeRefusals(t *testing.T) {
 		_, err := a.grpcExport(t.Context(), buf)
 		assert.NoError(c, err)
 	}, 10*time.Second, 10*time.Millisecond, "the agent serves again once the gateway drains its queue")
+}
+
+// TestRouteModeJSON: OTLP/JSON is converted to protobuf and routed too.
+func TestRouteModeJSON(t *testing.T) {
+	gw, addrs := startRawGateways(t, 2)
+	a := startAgent(t, addrs, nil)
+	var w routertest.Workload
+	td := w.Batch(5, 3)
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	require.NoError(t, err)
+	resp, _ := a.httpExport(body, jsonContentType)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool { return gw.count() == td.SpanCount() }, 10*time.Second, 5*time.Millisecond)
+	resp, _ = a.httpExport([]byte(`{"resourceSpans": 7}`), jsonContentType)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 }
 
 func hasRetryInfo(st *status.Status) bool {
