@@ -158,14 +158,28 @@ const gatewayProcessEnv = "TAILSIFT_NOP_GATEWAYS"
 // their addresses; the child exits when the benchmark ends.
 func startGatewayProcess(b *testing.B, n int) []string {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNopGatewayProcess$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", gatewayProcessEnv, n))
+	_, out, addrs := startGatewayChild(b, "TestNopGatewayProcess", gatewayProcessEnv, n)
+	go func() {
+		for out.Scan() {
+		}
+	}()
+	return addrs
+}
+
+// startGatewayChild runs test of this test binary as a child process with
+// env=n, which serves n gateways and prints "gateway <addr>" for each. It
+// returns the child's standard input (the child serves until it closes,
+// when the test ends), its output after the addresses, and the addresses.
+func startGatewayChild(tb testing.TB, test, env string, n int) (io.Writer, *bufio.Scanner, []string) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", env, n))
 	stdin, err := cmd.StdinPipe()
-	require.NoError(b, err)
+	require.NoError(tb, err)
 	stdout, err := cmd.StdoutPipe()
-	require.NoError(b, err)
-	require.NoError(b, cmd.Start())
-	b.Cleanup(func() {
+	require.NoError(tb, err)
+	require.NoError(tb, cmd.Start())
+	tb.Cleanup(func() {
 		_ = stdin.Close()
 		_ = cmd.Wait()
 	})
@@ -176,9 +190,8 @@ func startGatewayProcess(b *testing.B, n int) []string {
 			addrs = append(addrs, addr)
 		}
 	}
-	require.Len(b, addrs, n, "the gateway process did not start")
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	return addrs
+	require.Len(tb, addrs, n, "the gateway process did not start")
+	return stdin, sc, addrs
 }
 
 // TestNopGatewayProcess is the gateways' process of BenchmarkAgentExporter:

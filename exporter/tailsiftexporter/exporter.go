@@ -23,14 +23,18 @@ import (
 )
 
 // tailsiftExporter is a router fed with pdata, marshalled once, and a
-// membership watcher telling it the member set.
+// membership watcher telling it the member set. Once started, its router is
+// registered under the exporter's ID, so that a tailsift receiver in route
+// mode hands it the bytes it receives instead (router.Lookup).
 type tailsiftExporter struct {
-	router    *router.Router
-	watcher   *membership.Watcher
-	telemetry *metadata.TelemetryBuilder
-	view      *clusterView // the members on the status page
-	unlist    func()       // removes view from the page; nil before start
-	attrs     sync.Map     // member address → metric.MeasurementOption
+	id         component.ID
+	router     *router.Router
+	unregister func() // nil before start
+	watcher    *membership.Watcher
+	telemetry  *metadata.TelemetryBuilder
+	view       *clusterView // the members on the status page
+	unlist     func()       // removes view from the page; nil before start
+	attrs      sync.Map     // member address → metric.MeasurementOption
 }
 
 func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter, error) {
@@ -39,6 +43,7 @@ func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter,
 		return nil, fmt.Errorf("create the tailsift exporter's telemetry: %w", err)
 	}
 	e := &tailsiftExporter{
+		id:        set.ID,
 		watcher:   membership.NewWatcher(cfg.Members, clock.Real{}, set.Logger),
 		telemetry: tb,
 	}
@@ -67,7 +72,11 @@ func newExporter(ctx context.Context, set exporter.Settings, cfg *Config) (expor
 func (e *tailsiftExporter) start(ctx context.Context, host component.Host) error {
 	e.router.Start(host)
 	e.unlist = statuspage.Default.AddCluster(e.view)
-	return e.watcher.Start(ctx, e.router.SetMembers)
+	if err := e.watcher.Start(ctx, e.router.SetMembers); err != nil {
+		return err
+	}
+	e.unregister = router.Register(e.id, e.router)
+	return nil
 }
 
 func (e *tailsiftExporter) consumeTraces(ctx context.Context, td ptrace.Traces) error {
@@ -79,6 +88,9 @@ func (e *tailsiftExporter) consumeTraces(ctx context.Context, td ptrace.Traces) 
 }
 
 func (e *tailsiftExporter) shutdown(ctx context.Context) error {
+	if e.unregister != nil {
+		e.unregister()
+	}
 	err := errors.Join(e.watcher.Shutdown(ctx), e.router.Shutdown(ctx))
 	if e.unlist != nil {
 		e.unlist()

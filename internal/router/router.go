@@ -166,9 +166,25 @@ func (r *Router) Route(ctx context.Context, buf []byte) error {
 // RouteWith is Route with prefix at the head of every request instead of
 // Settings.Prefix (a failover reroute puts Settings.Prefix back).
 func (r *Router) RouteWith(ctx context.Context, buf, prefix []byte) error {
+	_, err := r.routeNew(ctx, buf, prefix)
+	return err
+}
+
+// Forward is Route for an agent's receiver, which hands over the OTLP
+// request bytes it received: it also returns the number of spans in buf
+// (0 when buf is malformed), for the receiver's own accounting. The parts it
+// queues are copies: buf is the caller's again once Forward returns. When
+// some parts were queued and others refused (a full queue), the error is
+// returned and a retry of the whole request sends the queued spans twice;
+// the gateways drop the duplicates of kept traces.
+func (r *Router) Forward(ctx context.Context, buf []byte) (spans int, err error) {
+	return r.routeNew(ctx, buf, r.cfg.Prefix)
+}
+
+func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (int, error) {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
-		return ErrNoMembers
+		return 0, ErrNoMembers
 	}
 	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, prefix: prefix})
 }
@@ -198,18 +214,23 @@ func (r *Router) Send(ctx context.Context, member string, data []byte, spans int
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	return r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	_, err := r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	return err
 }
 
-func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) error {
+// route splits buf over st's members by t and hands each member its part.
+// It returns the number of spans in buf.
+func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (int, error) {
 	s := r.splitters.Get().(*splitter)
 	parts, ok, err := s.split(buf, t)
+	spans := len(s.batch.Spans)
+	s.batch.Reset() // do not keep buf reachable from the pool
 	r.splitters.Put(s)
 	if err != nil {
-		return consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
+		return 0, consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
 	}
 	if !ok {
-		return errAllDown
+		return spans, errAllDown
 	}
 	var errs []error
 	for _, p := range parts {
@@ -222,7 +243,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) e
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
-				err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
+				_, err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
 				if err == nil {
 					continue
 				}
@@ -232,7 +253,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) e
 		}
 		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
 	}
-	return errors.Join(errs...)
+	return spans, errors.Join(errs...)
 }
 
 // Shutdown stops taking member changes, drains every member's queue up to

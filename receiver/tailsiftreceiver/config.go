@@ -41,6 +41,12 @@ type Config struct {
 	// accepts, before sampling.
 	RED red.Config `mapstructure:"red"`
 
+	// Route, when set, makes the receiver an agent that does not sample: it
+	// hands every request's bytes to a tailsift exporter, which splits them
+	// by trace ID over its gateways (route.go). The buffer settings are then
+	// unused.
+	Route configoptional.Optional[RouteConfig] `mapstructure:"route"`
+
 	// bufferConfig is tracebuf.Config under an unexported name: confmap
 	// decodes a squashed embedded struct's exported fields all the same,
 	// but confmap.Validate does not walk into it, which would prefix every
@@ -100,6 +106,9 @@ func (c *Config) Validate() error {
 	if !c.Protocols.GRPC.HasValue() && !c.Protocols.HTTP.HasValue() {
 		errs = append(errs, errors.New("protocols: must specify at least one of grpc or http"))
 	}
+	if c.Route.HasValue() {
+		errs = append(errs, c.validateRoute())
+	}
 	errs = append(errs, confmap.Validate(&c.bufferConfig))
 	return errors.Join(errs...)
 }
@@ -109,8 +118,9 @@ func (c *Config) Validate() error {
 // value receiver because confmap looks for it on the dereferenced struct.
 func (c Config) Marshal(conf *confmap.Conf) error {
 	return conf.Marshal(struct {
-		Protocols       Protocols  `mapstructure:"protocols"`
-		RED             red.Config `mapstructure:"red"`
+		Protocols       Protocols                            `mapstructure:"protocols"`
+		RED             red.Config                           `mapstructure:"red"`
+		Route           configoptional.Optional[RouteConfig] `mapstructure:"route"`
 		tracebuf.Config `mapstructure:",squash"`
-	}{Protocols: c.Protocols, RED: c.RED, Config: c.bufferConfig})
+	}{Protocols: c.Protocols, RED: c.RED, Route: c.Route, Config: c.bufferConfig})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/red"
+	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
@@ -70,6 +71,8 @@ type tailsiftReceiver struct {
 	red         *red.Table       // nil when in no metrics pipeline
 	stopREDLoop context.CancelFunc
 	redDone     chan struct{}
+
+	router *router.Router // route mode only (route.go); buf is nil then
 }
 
 var (
@@ -95,6 +98,9 @@ func newReceiver(set receiver.Settings, cfg *Config, clk clock.Clock) (*tailsift
 	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry: %w", err)
+	}
+	if cfg.Route.HasValue() {
+		return newRouteReceiver(set, cfg, clk, tb, obsGRPC, obsHTTP), nil
 	}
 	var status *statuspage.Recorder
 	r := &tailsiftReceiver{clock: clk}
@@ -131,8 +137,13 @@ func (r *tailsiftReceiver) Start(ctx context.Context, host component.Host) error
 }
 
 func (r *tailsiftReceiver) start(ctx context.Context, host component.Host) error {
-	r.unlist = statuspage.Default.Add(r.status)
-	err := r.buf.StartWithStorage(ctx, host)
+	var err error
+	if r.buf == nil {
+		err = r.startRoute()
+	} else {
+		r.unlist = statuspage.Default.Add(r.status)
+		err = r.buf.StartWithStorage(ctx, host)
+	}
 	if err == nil && r.node != nil {
 		err = r.node.Start(ctx, host)
 	}
@@ -257,7 +268,9 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			errs = append(errs, r.node.Shutdown(nctx))
 			cancel()
 		}
-		errs = append(errs, r.buf.ShutdownWithStorage(ctx))
+		if r.buf != nil {
+			errs = append(errs, r.buf.ShutdownWithStorage(ctx))
+		}
 		errs = append(errs, r.stopRED(ctx))
 		if r.forget != nil {
 			r.forget()
@@ -313,6 +326,9 @@ const (
 // owns req from then on (and calls free, when not nil, once done with it),
 // and reports the receive operation.
 func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsReport, format string, req []byte, free func()) outcome {
+	if r.router != nil {
+		return r.forward(ctx, obs, format, req, free)
+	}
 	ctx = obs.StartTracesOp(ctx)
 	wait := time.Duration(r.queueWait.Load())
 	if d, ok := ctx.Deadline(); ok {

@@ -54,6 +54,9 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 // createMetrics makes the receiver aggregate RED metrics from every span
 // it accepts, and send them to next every red::interval.
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	if cfg.(*Config).Route.HasValue() {
+		return nil, errRouteMetrics
+	}
 	r, err := sharedReceiver(set, cfg.(*Config), clock.Real{})
 	if err != nil {
 		return nil, err

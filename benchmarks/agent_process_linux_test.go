@@ -1,0 +1,376 @@
+//go:build linux
+
+package benchmarks
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/tailsift/tailsift/internal/wire"
+)
+
+// TestAgentTier is the agent tier's whole cost per span, as processes: the
+// same fixed-rate load from tailsift-loadgen (SDK-shaped requests) into one
+// agent process, routed by trace ID to three gateways (OTLP gRPC servers in
+// a child process that count the spans they get). Each agent is a
+// collector:
+//
+//   - contrib: bin/otelcol-contrib-bench, upstream `otlp` receiver →
+//     `load_balancing` (routing_key traceID, static resolver), what a
+//     contrib user runs;
+//   - route: bin/otelcol-tailsift, `tailsift` receiver in route mode →
+//     `tailsift` exporter, no pdata;
+//   - pdata: bin/otelcol-tailsift, `otlp` receiver → `tailsift` exporter;
+//   - lb-ours: bin/otelcol-tailsift, `otlp` receiver → `load_balancing`
+//     (our `otlp` is upstream's behind a nesting guard).
+//
+// Same compression to the gateways on every agent. cpu-µs/span is the agent
+// process's user+system CPU (/proc/<pid>/stat) from just before the load
+// starts until the gateways have every span the agent accepted, divided by
+// those spans. Rounds interleave the agents; the ratios are per round.
+//
+// Without TAILSIFT_AGENT_BENCH it is a smoke run (one short round at a low
+// rate) that checks every agent delivers every span, when both binaries
+// are there (TAILSIFT_BIN, TAILSIFT_CONTRIB_BIN; `make bench-smoke`).
+//
+//	make build bin/otelcol-contrib-bench
+//	cd benchmarks && TAILSIFT_AGENT_BENCH=1 TAILSIFT_BIN=$PWD/../bin/otelcol-tailsift \
+//	  TAILSIFT_CONTRIB_BIN=$PWD/../bin/otelcol-contrib-bench \
+//	  go test -run '^TestAgentTier$' -v -timeout 60m . | tee agent.txt
+//
+// Knobs: TAILSIFT_AGENT_ROUNDS (3), TAILSIFT_AGENT_RATE (spans/s, 10000),
+// TAILSIFT_AGENT_DURATION (20s), TAILSIFT_AGENT_COMPRESSION (zstd,none),
+// TAILSIFT_AGENT_SHAPE (sdk), LOADGEN_BIN (built from ../cmd when unset).
+func TestAgentTier(t *testing.T) {
+	tailsift, contrib := os.Getenv("TAILSIFT_BIN"), os.Getenv("TAILSIFT_CONTRIB_BIN")
+	if tailsift == "" || contrib == "" {
+		t.Skip("needs TAILSIFT_BIN and TAILSIFT_CONTRIB_BIN (make bench-smoke sets both)")
+	}
+	full := os.Getenv("TAILSIFT_AGENT_BENCH") != ""
+	rounds, rate, duration := 1, 2000, 2*time.Second
+	compressions := []string{"zstd"}
+	if full {
+		rounds = envInt(t, "TAILSIFT_AGENT_ROUNDS", 3)
+		rate = envInt(t, "TAILSIFT_AGENT_RATE", 10000)
+		duration = 20 * time.Second
+		if d := os.Getenv("TAILSIFT_AGENT_DURATION"); d != "" {
+			var err error
+			duration, err = time.ParseDuration(d)
+			require.NoError(t, err)
+		}
+		compressions = strings.Split(envOr("TAILSIFT_AGENT_COMPRESSION", "zstd,none"), ",")
+	}
+	shape := envOr("TAILSIFT_AGENT_SHAPE", "sdk")
+	loadgen := loadgenBin(t)
+	gw := startCountingGateways(t, 3)
+	agents := []agentKind{
+		{name: "contrib", bin: contrib, receiver: otlpAgentReceiver, exporter: lbAgentExporter},
+		{name: "route", bin: tailsift, receiver: routeAgentReceiver, exporter: tailsiftAgentExporter},
+		{name: "pdata", bin: tailsift, receiver: otlpAgentReceiver, exporter: tailsiftAgentExporter},
+		{name: "lb-ours", bin: tailsift, receiver: otlpAgentReceiver, exporter: lbAgentExporter},
+	}
+	if !full {
+		agents = agents[:3]
+	}
+	if out, err := exec.Command("uptime").Output(); err == nil {
+		t.Logf("uptime: %s", bytes.TrimSpace(out))
+	}
+	for _, comp := range compressions {
+		perRound := make([]map[string]agentRun, rounds)
+		for round := range rounds {
+			perRound[round] = map[string]agentRun{}
+			for _, a := range agents {
+				run := runAgent(t, a, comp, gw, loadgen, rate, duration, shape)
+				perRound[round][a.name] = run
+				t.Logf("compression=%s round=%d agent=%s spans=%d cpu-µs/span=%.3f max-rss=%.0fMiB",
+					comp, round+1, a.name, run.spans, run.cpuPerSpan*1e6, run.maxRSS/(1<<20))
+			}
+		}
+		reportAgentRounds(t, comp, agents, perRound)
+	}
+}
+
+// agentRun is one agent's measurement in one round.
+type agentRun struct {
+	spans      int64
+	cpuPerSpan float64 // seconds
+	maxRSS     float64 // bytes (VmHWM)
+}
+
+// reportAgentRounds logs each agent's median and every round's ratio to
+// contrib's load_balancing.
+func reportAgentRounds(t *testing.T, comp string, agents []agentKind, rounds []map[string]agentRun) {
+	for _, a := range agents {
+		var cpu, ratio []float64
+		for _, r := range rounds {
+			cpu = append(cpu, r[a.name].cpuPerSpan*1e6)
+			ratio = append(ratio, r[a.name].cpuPerSpan/r["contrib"].cpuPerSpan)
+		}
+		t.Logf("SUMMARY compression=%s agent=%-8s cpu-µs/span median %.3f (rounds %s)  vs contrib: median %.3f (rounds %s)",
+			comp, a.name, median(cpu), fmtList(cpu), median(ratio), fmtList(ratio))
+	}
+}
+
+func fmtList(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 3, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+// agentKind is one agent configuration: its binary and the YAML of its
+// receiver and exporter blocks.
+type agentKind struct {
+	name     string
+	bin      string
+	receiver func(endpoint string) (id, yaml string)
+	exporter func(gateways []string, compression string) (id, yaml string)
+}
+
+func otlpAgentReceiver(endpoint string) (string, string) {
+	return "otlp", fmt.Sprintf("otlp: {protocols: {grpc: {endpoint: %q}}}", endpoint)
+}
+
+func routeAgentReceiver(endpoint string) (string, string) {
+	return "tailsift", fmt.Sprintf("tailsift: {protocols: {grpc: {endpoint: %q}}, route: {exporter: tailsift}}", endpoint)
+}
+
+func tailsiftAgentExporter(gateways []string, compression string) (string, string) {
+	return "tailsift", fmt.Sprintf("tailsift: {members: {static: [%s]}, grpc: {tls: {insecure: true}, compression: %s}}",
+		strings.Join(gateways, ", "), compression)
+}
+
+func lbAgentExporter(gateways []string, compression string) (string, string) {
+	return "loadbalancing", fmt.Sprintf("loadbalancing: {routing_key: traceID, resolver: {static: {hostnames: [%s]}}, "+
+		"protocol: {otlp: {tls: {insecure: true}, compression: %s}}}", strings.Join(gateways, ", "), compression)
+}
+
+// runAgent starts agent a, sends it the load, waits until the gateways have
+// every span it accepted, and measures its CPU over that.
+func runAgent(t *testing.T, a agentKind, compression string, gw *countingGateways, loadgen string, rate int, duration time.Duration, shape string) agentRun {
+	t.Helper()
+	dir := t.TempDir()
+	endpoint := freeAddr(t)
+	rid, ryaml := a.receiver(endpoint)
+	if compression == "none" {
+		compression = `""`
+	}
+	eid, eyaml := a.exporter(gw.addrs, compression)
+	conf := fmt.Sprintf(`receivers:
+  %s
+exporters:
+  %s
+service:
+  telemetry: {metrics: {level: none}, logs: {level: warn}}
+  pipelines:
+    traces: {receivers: [%s], exporters: [%s]}
+`, ryaml, eyaml, rid, eid)
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(conf), 0o600))
+	var logs bytes.Buffer
+	cmd := exec.Command(a.bin, "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	defer func() {
+		if cmd.ProcessState == nil { // a failed check: stop it
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	waitListening(t, endpoint, &logs)
+
+	before := gw.count(t)
+	cpu0 := procCPUSeconds(t, cmd.Process.Pid)
+	summary := filepath.Join(dir, "loadgen.json")
+	lg := exec.Command(loadgen, "--endpoint", endpoint, "--rate", strconv.Itoa(rate),
+		"--duration", duration.String(), "--drain", "1s", "--mix", "late=0", "--shape", shape,
+		"--seed", "7", "--quiet", "--summary-json", summary)
+	out, err := lg.CombinedOutput()
+	require.NoError(t, err, "loadgen: %s\nagent: %s", out, logs.String())
+	var s struct {
+		Accepted int64 `json:"accepted_spans"`
+		Refused  int64 `json:"refused_spans"`
+	}
+	b, err := os.ReadFile(summary)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &s))
+	require.Positive(t, s.Accepted)
+	deadline := time.Now().Add(60 * time.Second)
+	for gw.count(t)-before < s.Accepted {
+		require.True(t, time.Now().Before(deadline), "%s: the gateways got %d of the %d spans the agent accepted\n%s",
+			a.name, gw.count(t)-before, s.Accepted, logs.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	cpu1 := procCPUSeconds(t, cmd.Process.Pid)
+	require.Zero(t, s.Refused, "%s refused spans at %d spans/s: the agent does not keep up; lower TAILSIFT_AGENT_RATE", a.name, rate)
+	got := gw.count(t) - before
+	require.Equal(t, s.Accepted, got, "%s: spans duplicated", a.name)
+	run := agentRun{spans: s.Accepted, cpuPerSpan: (cpu1 - cpu0) / float64(s.Accepted), maxRSS: procHWM(cmd.Process.Pid)}
+	// The agent stops cleanly (route mode: the receiver stops before the
+	// exporter whose router it feeds).
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "%s did not exit cleanly:\n%s", a.name, logs.String())
+	return run
+}
+
+func waitListening(t *testing.T, addr string, logs *bytes.Buffer) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		require.Less(t, time.Since(start), 60*time.Second, "the agent does not listen on %s:\n%s", addr, logs.String())
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// procCPUSeconds is pid's utime+stime (/proc/<pid>/stat fields 14 and 15).
+func procCPUSeconds(t *testing.T, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ut, err := strconv.ParseFloat(f[11], 64)
+	require.NoError(t, err)
+	st, err := strconv.ParseFloat(f[12], 64)
+	require.NoError(t, err)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// procHWM is pid's peak RSS in bytes, 0 when unknown.
+func procHWM(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func envInt(t *testing.T, key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, key)
+	return n
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// loadgenBin is LOADGEN_BIN, or tailsift-loadgen built from ../cmd.
+func loadgenBin(t *testing.T) string {
+	if p := os.Getenv("LOADGEN_BIN"); p != "" {
+		return p
+	}
+	p := filepath.Join(t.TempDir(), "tailsift-loadgen")
+	cmd := exec.Command("go", "build", "-o", p, "./cmd/tailsift-loadgen")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build tailsift-loadgen: %s", out)
+	return p
+}
+
+// countingGateways are OTLP gRPC servers in a child process (this test
+// binary, TestAgentGatewayProcess) that count the spans they receive.
+type countingGateways struct {
+	addrs []string
+	in    io.Writer
+	out   *bufio.Scanner
+}
+
+const agentGatewaysEnv = "TAILSIFT_AGENT_GATEWAYS"
+
+func startCountingGateways(t *testing.T, n int) *countingGateways {
+	in, out, addrs := startGatewayChild(t, "TestAgentGatewayProcess", agentGatewaysEnv, n)
+	return &countingGateways{addrs: addrs, in: in, out: out}
+}
+
+// count asks the gateways' process for the spans received so far.
+func (g *countingGateways) count(t *testing.T) int64 {
+	_, err := io.WriteString(g.in, "count\n")
+	require.NoError(t, err)
+	for g.out.Scan() {
+		if v, ok := strings.CutPrefix(g.out.Text(), "spans "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("the gateway process exited")
+	return 0
+}
+
+// TestAgentGatewayProcess is TestAgentTier's gateways' process: it serves
+// while its standard input is open and answers each line with the spans
+// received so far. Run directly, it does nothing.
+func TestAgentGatewayProcess(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv(agentGatewaysEnv))
+	if n == 0 {
+		t.Skip("run by TestAgentTier only")
+	}
+	var spans atomic.Int64
+	desc := nopTraceService
+	desc.Methods = []grpc.MethodDesc{{
+		MethodName: "Export",
+		Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var in rawBytes
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			var b wire.Batch
+			if err := wire.Scan(in.data, &b); err != nil {
+				return nil, err
+			}
+			spans.Add(int64(len(b.Spans)))
+			return &rawBytes{}, nil
+		},
+	}}
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		srv := grpc.NewServer(grpc.ForceServerCodecV2(rawServerCodec{}))
+		srv.RegisterService(&desc, struct{}{})
+		go func() { _ = srv.Serve(l) }()
+		defer srv.Stop()
+		fmt.Printf("gateway %s\n", l.Addr())
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		fmt.Printf("spans %d\n", spans.Load())
+	}
+}
