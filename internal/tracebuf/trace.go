@@ -53,6 +53,29 @@ func forEachRecordIn(recs []byte, f func(gid uint32, raw []byte)) {
 	}
 }
 
+// unrefGroups drops the references t's records hold on their groups, one
+// call per run of records in the same group (a message's records are
+// mostly of one group) rather than per record.
+func (t *trace) unrefGroups(in *interner) {
+	run, n := uint32(0), 0
+	t.eachSegment(func(seg *[]byte) {
+		for recs := *seg; len(recs) > 0; {
+			gid, k := binary.Uvarint(recs)
+			l, m := binary.Uvarint(recs[k:])
+			recs = recs[k+m+int(l):]
+			if uint32(gid) != run && n > 0 {
+				in.unref(run, n)
+				n = 0
+			}
+			run = uint32(gid)
+			n++
+		}
+	})
+	if n > 0 {
+		in.unref(run, n)
+	}
+}
+
 // recordBytes is the length of t's records, all segments together.
 func (t *trace) recordBytes() int {
 	n := len(t.recs)

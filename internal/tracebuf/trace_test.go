@@ -65,4 +65,6 @@ func TestTraceSegmentsAcrossMessages(t *testing.T) {
 	assert.Equal(t, messages*spansPer, out.count(tid(1)))
 	assert.Equal(t, messages*spansPer, out.count(tid(2)))
 	assert.Zero(t, s.usage.arena.inUse(), "every segment went back to the arena")
+	assert.Empty(t, s.usage.groups.byHash, "every record's group reference dropped")
+	assert.Zero(t, s.usage.groups.bytes)
 }
