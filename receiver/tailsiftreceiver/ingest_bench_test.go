@@ -148,6 +148,7 @@ func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(
 	ctx := context.Background()
 	var spans, bytes, refused int
 	b.ReportAllocs()
+	runtime.GC() // the recording's garbage is not the requests' cost
 	cpu0 := storetest.CPU()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(rec.Requests)
