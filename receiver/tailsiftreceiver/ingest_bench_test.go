@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/grpc"
@@ -112,6 +113,64 @@ func BenchmarkOTLPBaselineGRPC(b *testing.B) {
 			replay(b, startOTLPBaseline(b), rec, func() {})
 		})
 	}
+}
+
+// BenchmarkExportDirect is the servers' own work per span, without the
+// transport and the client that BenchmarkIngestGRPC and
+// BenchmarkOTLPBaselineGRPC share: impl=tailsift calls the fast path's
+// Export handler (scan, shard, decisions and output of the kept traces,
+// until Shutdown has decided the rest), impl=otlp-nop does what the otlp
+// receiver's Export does with a request gRPC has read: decode it into pdata
+// (ptraceotlp, as its codec does) and hand it to a nop consumer. Compare
+// their cpu-ns/span.
+func BenchmarkExportDirect(b *testing.B) {
+	ctx := context.Background()
+	for _, c := range ingestShapes {
+		name := fmt.Sprintf("shape=%s,rate=%.0f", c.shape, c.rate)
+		b.Run("impl=tailsift,"+name, func(b *testing.B) {
+			rec := recordShape(b, c.shape, c.rate)
+			r, _ := startBenchReceiver(b, 1)
+			replayDirect(b, rec, func(req []byte) error {
+				for { // a refusal (queue full) is retried, as a client would
+					_, err := r.exportGRPC(ctx, req, nil)
+					if status.Code(err) != codes.Unavailable {
+						return err
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+			}, func() { require.NoError(b, r.Shutdown(ctx)) })
+		})
+		b.Run("impl=otlp-nop,"+name, func(b *testing.B) {
+			rec := recordShape(b, c.shape, c.rate)
+			next := consumertest.NewNop()
+			replayDirect(b, rec, func(req []byte) error {
+				er := ptraceotlp.NewExportRequest()
+				if err := er.UnmarshalProto(req); err != nil {
+					return err
+				}
+				return next.ConsumeTraces(ctx, er.Traces())
+			}, func() {})
+		})
+	}
+}
+
+// replayDirect hands rec's requests to export, in order, then calls
+// finish, and reports cpu-ns/span (process CPU) and ns/span (wall).
+func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, finish func()) {
+	var spans int
+	b.ReportAllocs()
+	runtime.GC()
+	cpu0 := storetest.CPU()
+	for i := 0; b.Loop(); i++ {
+		j := i % len(rec.Requests)
+		if err := export(rec.Requests[j]); err != nil {
+			b.Fatal(err)
+		}
+		spans += rec.Spans[j]
+	}
+	finish()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
+	b.ReportMetric(float64(storetest.CPU()-cpu0)/float64(spans), "cpu-ns/span")
 }
 
 // startOTLPBaseline starts an otlp receiver (gRPC only, default settings)
