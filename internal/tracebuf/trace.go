@@ -28,6 +28,7 @@ type trace struct {
 	decided bool
 	size    int64 // bytes accounted to the budget
 	pending int   // record bytes the current message will add
+	groups  groupCounts
 
 	byFirst links // all buffered traces, by first arrival
 	byQuiet links // traces whose root arrived, by latest arrival
@@ -53,10 +54,46 @@ func forEachRecordIn(recs []byte, f func(gid uint32, raw []byte)) {
 	}
 }
 
-// unrefGroups drops the references t's records hold on their groups, one
-// call per run of records in the same group (a message's records are
-// mostly of one group) rather than per record.
+// traceGroups is how many groups (resource and scope) a trace counts its
+// records of: an SDK-shaped trace crosses 2-6 services, one group each.
+const traceGroups = 6
+
+// groupCounts counts a trace's records per group, for its first
+// traceGroups groups, so that a decided trace drops its references on its
+// groups without reading its records back (cold memory: about a cache miss
+// per record).
+type groupCounts struct {
+	gid  [traceGroups]uint32
+	n    [traceGroups]int32
+	used uint8
+	more bool // a record of a further group: release walks the records
+}
+
+func (c *groupCounts) add(gid uint32) {
+	for i := range c.used {
+		if c.gid[i] == gid {
+			c.n[i]++
+			return
+		}
+	}
+	if c.used < traceGroups {
+		c.gid[c.used], c.n[c.used] = gid, 1
+		c.used++
+		return
+	}
+	c.more = true
+}
+
+// unrefGroups drops the references t's records hold on their groups: from
+// the counts, or, for a trace of more groups than they hold, walking the
+// records with one call per run of records in the same group.
 func (t *trace) unrefGroups(in *interner) {
+	if c := &t.groups; !c.more {
+		for i := range c.used {
+			in.unref(c.gid[i], int(c.n[i]))
+		}
+		return
+	}
 	run, n := uint32(0), 0
 	t.eachSegment(func(seg *[]byte) {
 		for recs := *seg; len(recs) > 0; {
@@ -149,6 +186,7 @@ func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
 	*seg = binary.AppendUvarint(*seg, uint64(len(sp.Raw)))
 	*seg = append(*seg, sp.Raw...)
 	s.usage.groups.ref(gid)
+	t.groups.add(gid)
 	// Nothing moves unless a caller appended more than it announced.
 	grown += int64(cap(*seg) - before)
 	t.size += grown

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -68,3 +69,29 @@ func TestTraceSegmentsAcrossMessages(t *testing.T) {
 	assert.Empty(t, s.usage.groups.byHash, "every record's group reference dropped")
 	assert.Zero(t, s.usage.groups.bytes)
 }
+
+// A trace of more groups than it counts drops its group references walking
+// its records; either way every reference goes.
+func TestTraceGroupCountsOverflow(t *testing.T) {
+	for _, groups := range []int{1, traceGroups, traceGroups + 3} {
+		in := newInterner()
+		s := &shard{usage: usage{groups: in, arena: newArena(1 << 20)}}
+		tr := &trace{}
+		for g := range groups {
+			sc := wire.Scope{Resource: []byte{byte(g)}}
+			gid := in.lookup(&sc)
+			for range 3 {
+				sp := &wire.Span{Raw: []byte("span bytes")}
+				tr.pending = recordSize(gid, sp)
+				s.appendRecord(tr, sp, gid)
+			}
+		}
+		assert.Equal(t, groups > traceGroups, tr.groups.more)
+		assert.Len(t, in.byHash, groups)
+		tr.unrefGroups(in)
+		assert.Empty(t, in.byHash, "%d groups", groups)
+		assert.Zero(t, in.bytes)
+		s.usage.arena.close()
+	}
+}
+
