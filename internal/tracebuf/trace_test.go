@@ -94,4 +94,3 @@ func TestTraceGroupCountsOverflow(t *testing.T) {
 		s.usage.arena.close()
 	}
 }
-

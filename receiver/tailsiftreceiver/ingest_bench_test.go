@@ -13,7 +13,9 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -41,23 +43,29 @@ func recordShape(b *testing.B, shape string, rate float64) *wl.Recording {
 }
 
 // startBenchReceiver starts a gRPC-only receiver with shards shards on the
-// real clock into a nop consumer and returns it and a client connection
-// to it.
-func startBenchReceiver(b *testing.B, shards int) (*tailsiftReceiver, *grpc.ClientConn) {
+// real clock into a consumer that counts the kept spans, and returns it, a
+// client connection to it and the count.
+func startBenchReceiver(b *testing.B, shards int) (*tailsiftReceiver, *grpc.ClientConn, *atomic.Int64) {
 	cfg := testConfig()
 	cfg.Protocols.HTTP = configoptional.None[HTTPConfig]()
 	cfg.Shards = shards
 	// The replay runs many times faster than real time: decide soon, so
 	// that the buffer holds about a second of it, not the default waits'.
 	cfg.Completion.Quiet, cfg.Completion.MaxWait = 100*time.Millisecond, 500*time.Millisecond
-	r, err := newTestReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clock.Real{})
+	kept := new(atomic.Int64)
+	next, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
+		kept.Add(int64(td.SpanCount()))
+		return nil
+	})
+	require.NoError(b, err)
+	r, err := newTestReceiver(receivertest.NewNopSettings(metadata.Type), cfg, next, clock.Real{})
 	require.NoError(b, err)
 	require.NoError(b, r.Start(context.Background(), componenttest.NewNopHost()))
 	b.Cleanup(func() { require.NoError(b, r.Shutdown(context.Background())) })
 	conn, err := grpc.NewClient(r.grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = conn.Close() })
-	return r, conn
+	return r, conn, kept
 }
 
 // export sends one encoded ExportTraceServiceRequest, again after 100 µs
@@ -91,10 +99,10 @@ func BenchmarkIngestGRPC(b *testing.B) {
 	for _, c := range ingestShapes {
 		b.Run(fmt.Sprintf("shape=%s,rate=%.0f", c.shape, c.rate), func(b *testing.B) {
 			rec := recordShape(b, c.shape, c.rate)
-			r, conn := startBenchReceiver(b, 1)
+			r, conn, kept := startBenchReceiver(b, 1)
 			// Shutdown decides and hands on what is still buffered: the
 			// CPU figure then holds every span's whole cost.
-			replay(b, conn, rec, func() { require.NoError(b, r.Shutdown(context.Background())) })
+			replay(b, conn, rec, shutdownKept(b, r, kept))
 		})
 	}
 }
@@ -110,7 +118,7 @@ func BenchmarkOTLPBaselineGRPC(b *testing.B) {
 	for _, c := range ingestShapes {
 		b.Run(fmt.Sprintf("shape=%s,rate=%.0f", c.shape, c.rate), func(b *testing.B) {
 			rec := recordShape(b, c.shape, c.rate)
-			replay(b, startOTLPBaseline(b), rec, func() {})
+			replay(b, startOTLPBaseline(b), rec, func(int) {})
 		})
 	}
 }
@@ -129,7 +137,7 @@ func BenchmarkExportDirect(b *testing.B) {
 		name := fmt.Sprintf("shape=%s,rate=%.0f", c.shape, c.rate)
 		b.Run("impl=tailsift,"+name, func(b *testing.B) {
 			rec := recordShape(b, c.shape, c.rate)
-			r, _ := startBenchReceiver(b, 1)
+			r, _, kept := startBenchReceiver(b, 1)
 			replayDirect(b, rec, func(req []byte) error {
 				for { // a refusal (queue full) is retried, as a client would
 					_, err := r.exportGRPC(ctx, req, nil)
@@ -138,7 +146,7 @@ func BenchmarkExportDirect(b *testing.B) {
 					}
 					time.Sleep(100 * time.Microsecond)
 				}
-			}, func() { require.NoError(b, r.Shutdown(ctx)) })
+			}, shutdownKept(b, r, kept))
 		})
 		b.Run("impl=otlp-nop,"+name, func(b *testing.B) {
 			rec := recordShape(b, c.shape, c.rate)
@@ -149,14 +157,14 @@ func BenchmarkExportDirect(b *testing.B) {
 					return err
 				}
 				return next.ConsumeTraces(ctx, er.Traces())
-			}, func() {})
+			}, func(int) {})
 		})
 	}
 }
 
 // replayDirect hands rec's requests to export, in order, then calls
 // finish, and reports cpu-ns/span (process CPU) and ns/span (wall).
-func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, finish func()) {
+func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, finish func(spans int)) {
 	var spans int
 	b.ReportAllocs()
 	runtime.GC()
@@ -168,9 +176,19 @@ func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, fi
 		}
 		spans += rec.Spans[j]
 	}
-	finish()
+	finish(spans)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
 	b.ReportMetric(float64(storetest.CPU()-cpu0)/float64(spans), "cpu-ns/span")
+}
+
+// shutdownKept is the fast path's finish: Shutdown decides what is still
+// buffered and hands on what it keeps, then kept-share, the share of the
+// spans sent that went on to the next consumer, is reported.
+func shutdownKept(b *testing.B, r *tailsiftReceiver, kept *atomic.Int64) func(spans int) {
+	return func(spans int) {
+		require.NoError(b, r.Shutdown(context.Background()))
+		b.ReportMetric(float64(kept.Load())/float64(spans), "kept-share")
+	}
 }
 
 // startOTLPBaseline starts an otlp receiver (gRPC only, default settings)
@@ -203,7 +221,7 @@ func startOTLPBaseline(b *testing.B) *grpc.ClientConn {
 // cpu-ns/span (the whole process's CPU: client, server and, up to finish,
 // the shards; steadier than wall time on a shared machine), spans/req,
 // bytes/req and refusals/req.
-func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func()) {
+func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(spans int)) {
 	ctx := context.Background()
 	var spans, bytes, refused int
 	b.ReportAllocs()
@@ -219,7 +237,7 @@ func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(
 		spans += rec.Spans[j]
 		bytes += len(rec.Requests[j])
 	}
-	finish()
+	finish(spans)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
 	b.ReportMetric(float64(storetest.CPU()-cpu0)/float64(spans), "cpu-ns/span")
 	b.ReportMetric(float64(spans)/float64(b.N), "spans/req")
@@ -237,7 +255,7 @@ func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(
 func BenchmarkParallelIngest(b *testing.B) {
 	rec := recordShape(b, wl.ShapeBench, 24000)
 	procs := runtime.GOMAXPROCS(0)
-	r, _ := startBenchReceiver(b, procs)
+	r, _, _ := startBenchReceiver(b, procs)
 	ctx := context.Background()
 	var next, spans, refused atomic.Int64
 	b.ReportAllocs()
