@@ -112,10 +112,11 @@ func Scan(buf []byte, b *Batch) error {
 // pdata decodes as ScopeSpans and uses when scope_spans is absent.
 const deprecatedScopeSpans protowire.Number = 1000
 
-// framing is what a first pass over a ResourceSpans or a ScopeSpans finds:
-// its singular message (field 1: the resource or the scope), merged, and
-// its schema_url (field 3). Both may follow the repeated field 2 on the
-// wire.
+// framing is what a first pass over a ResourceSpans finds: its singular
+// message (field 1: the resource), merged, and its schema_url (field 3).
+// Both may follow the repeated field 2 on the wire, and every Scope of the
+// ResourceSpans carries them. (A ScopeSpans needs no first pass: see
+// scanScopeSpans.)
 type framing struct {
 	msg, schemaURL []byte
 	hasField2      bool
