@@ -36,19 +36,28 @@ type Instruments struct {
 }
 
 // observer records the buffer's events as the processor's self-metrics.
-// Attribute sets are built once per value and reused, so recording does not
-// allocate in steady state.
+// Attribute sets are built once per value and reused, and so are the
+// option slices handed to Add: a variadic call through an interface would
+// allocate its slice at every call. Recording does not allocate in steady
+// state.
 type observer struct {
 	in Instruments
 
 	mu      sync.RWMutex
-	decided map[decidedKey]metric.MeasurementOption
+	decided map[decidedKey]addOpts
 
-	keep, drop                  metric.MeasurementOption
-	early                       map[string]metric.MeasurementOption
-	refusedFull, refusedInvalid metric.MeasurementOption
-	lateKeep, lateDrop          metric.MeasurementOption
-	rescued                     map[string]metric.MeasurementOption // by policy, under mu
+	keep, drop                  addOpts
+	early                       map[string]addOpts
+	refusedFull, refusedInvalid addOpts
+	lateKeep, lateDrop          addOpts
+	rescued                     map[string]addOpts // by policy, under mu
+}
+
+// addOpts is the options of an Add with one attribute set, built once.
+type addOpts []metric.AddOption
+
+func withSet(set attribute.Set) addOpts {
+	return addOpts{metric.WithAttributeSet(set)}
 }
 
 type decidedKey struct {
@@ -58,34 +67,34 @@ type decidedKey struct {
 
 var _ tracebuf.Observer = (*observer)(nil)
 
-func decisionAttr(keep bool) metric.MeasurementOption {
+func decisionAttr(keep bool) addOpts {
 	v := "drop"
 	if keep {
 		v = "keep"
 	}
-	return metric.WithAttributeSet(attribute.NewSet(attribute.String("decision", v)))
+	return withSet(attribute.NewSet(attribute.String("decision", v)))
 }
 
 // NewObserver returns a tracebuf.Observer that records on in.
 func NewObserver(in Instruments) tracebuf.Observer {
 	o := &observer{
 		in:             in,
-		decided:        map[decidedKey]metric.MeasurementOption{},
+		decided:        map[decidedKey]addOpts{},
 		keep:           decisionAttr(true),
 		drop:           decisionAttr(false),
-		refusedFull:    metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedQueueFull))),
-		refusedInvalid: metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedInvalid))),
-		early:          map[string]metric.MeasurementOption{},
-		rescued:        map[string]metric.MeasurementOption{},
+		refusedFull:    withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedQueueFull))),
+		refusedInvalid: withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedInvalid))),
+		early:          map[string]addOpts{},
+		rescued:        map[string]addOpts{},
 	}
 	o.lateKeep, o.lateDrop = o.keep, o.drop
 	for _, r := range []string{tracebuf.ReasonMaxSpans, tracebuf.ReasonMaxBytes, tracebuf.ReasonMemory, tracebuf.ReasonShutdown, tracebuf.ReasonArrival} {
-		o.early[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+		o.early[r] = withSet(attribute.NewSet(attribute.String("reason", r)))
 	}
 	return o
 }
 
-func (o *observer) decidedAttrs(policy string, keep bool) metric.MeasurementOption {
+func (o *observer) decidedAttrs(policy string, keep bool) addOpts {
 	return cachedAttrs(&o.mu, o.decided, decidedKey{policy, keep}, func() attribute.Set {
 		d := "drop"
 		if keep {
@@ -95,16 +104,16 @@ func (o *observer) decidedAttrs(policy string, keep bool) metric.MeasurementOpti
 	})
 }
 
-// cachedAttrs returns m's attribute option for k, building it with set the
-// first time; mu guards m.
-func cachedAttrs[K comparable](mu *sync.RWMutex, m map[K]metric.MeasurementOption, k K, set func() attribute.Set) metric.MeasurementOption {
+// cachedAttrs returns m's attribute options for k, building them with set
+// the first time; mu guards m.
+func cachedAttrs[K comparable](mu *sync.RWMutex, m map[K]addOpts, k K, set func() attribute.Set) addOpts {
 	mu.RLock()
 	a, ok := m[k]
 	mu.RUnlock()
 	if ok {
 		return a
 	}
-	a = metric.WithAttributeSet(set())
+	a = withSet(set())
 	mu.Lock()
 	m[k] = a
 	mu.Unlock()
@@ -120,23 +129,23 @@ func (o *observer) Refused(reason string, spans int) {
 	if reason == tracebuf.RefusedInvalid {
 		a = o.refusedInvalid
 	}
-	o.in.SpansRefused.Add(context.Background(), int64(spans), a)
+	o.in.SpansRefused.Add(context.Background(), int64(spans), a...)
 }
 
 func (o *observer) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
 	ctx := context.Background()
-	o.in.TracesDecided.Add(ctx, 1, o.decidedAttrs(policy, keep))
+	o.in.TracesDecided.Add(ctx, 1, o.decidedAttrs(policy, keep)...)
 	d := o.drop
 	if keep {
 		d = o.keep
 	}
-	o.in.SpansDecided.Add(ctx, int64(spans), d)
+	o.in.SpansDecided.Add(ctx, int64(spans), d...)
 	o.in.DecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond))
 	if lag >= 0 {
 		o.in.DecisionLag.Record(ctx, float64(lag)/float64(time.Millisecond))
 	}
 	if a, ok := o.early[reason]; ok {
-		o.in.EarlyDecisions.Add(ctx, 1, a)
+		o.in.EarlyDecisions.Add(ctx, 1, a...)
 	}
 }
 
@@ -145,7 +154,7 @@ func (o *observer) Late(kept bool, spans int) {
 	if kept {
 		a = o.lateKeep
 	}
-	o.in.LateSpans.Add(context.Background(), int64(spans), a)
+	o.in.LateSpans.Add(context.Background(), int64(spans), a...)
 }
 
 func (o *observer) Buffered(bytes, traces int64) {
@@ -180,7 +189,7 @@ func (o *observer) Rescued(policy string) {
 	a := cachedAttrs(&o.mu, o.rescued, policy, func() attribute.Set {
 		return attribute.NewSet(attribute.String("policy", policy))
 	})
-	o.in.TracesRescued.Add(context.Background(), 1, a)
+	o.in.TracesRescued.Add(context.Background(), 1, a...)
 }
 
 func (o *observer) Deduplicated(spans int) {

@@ -39,10 +39,10 @@ func (s *shard) compactArena() {
 func (s *shard) compactNow() {
 	s.usage.arena.compact(func(move func(*[]byte)) {
 		for _, t := range s.traces {
-			move(&t.recs)
+			t.eachSegment(move)
 		}
 		for _, t := range s.held.byID {
-			move(&t.recs)
+			t.eachSegment(move)
 		}
 	})
 }

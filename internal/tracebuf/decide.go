@@ -110,9 +110,9 @@ func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag in
 
 // release frees a trace's records and its references on their groups.
 func (s *shard) release(t *trace) {
-	t.forEachRecord(func(gid uint32, _ []byte) { s.usage.groups.unref(gid, 1) })
-	s.usage.arena.release(t.recs)
-	t.recs = nil
+	t.unrefGroups(s.usage.groups)
+	t.eachSegment(func(seg *[]byte) { s.usage.arena.release(*seg) })
+	t.recs, t.more = nil, nil
 }
 
 // flushAll decides every buffered trace, oldest first, and returns what the

@@ -172,7 +172,7 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, attrs []b
 		}
 		e.order = append(e.order, gid)
 	})
-	o.buf = slices.Grow(o.buf, len(t.recs)+len(e.order)*512)
+	o.buf = slices.Grow(o.buf, t.recordBytes()+len(e.order)*512)
 	for _, g := range e.order {
 		e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
 		t.forEachRecord(func(gid uint32, raw []byte) {

@@ -239,9 +239,16 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	// Pass 1: find each span's trace and what its records will add, so that
 	// each trace's record buffer grows once per message, to the exact size.
 	m.slots = m.slots[:0]
+	// Spans of a trace tend to come together (an SDK batches a service's
+	// spans as they end): a span of the previous span's trace skips the
+	// table.
+	var prev *trace
 	for _, i := range idx {
 		sp := &batch.Spans[i]
-		t := s.traces[sp.TraceID]
+		t := prev
+		if t == nil || t.sum.ID != sp.TraceID {
+			t = s.traces[sp.TraceID]
+		}
 		if t == nil {
 			h := hashID(&sp.TraceID)
 			if mark, ok := s.decided.keptMark(&sp.TraceID, h); ok {
@@ -267,6 +274,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		gid := s.groupOf(batch, sp.Scope)
 		t.pending += recordSize(gid, sp)
 		m.slots = append(m.slots, t)
+		prev = t
 	}
 	// Pass 2: append the records.
 	for k, i := range idx {

@@ -11,27 +11,40 @@ import (
 // and its map entry.
 const traceOverhead = 200
 
-// trace is one buffered, undecided trace. Its spans are kept as records in
-// recs: uvarint(group id), uvarint(length), the span's encoded bytes.
+// trace is one buffered, undecided trace. Its spans are kept as records:
+// uvarint(group id), uvarint(length), the span's encoded bytes, in
+// segments of arena memory: recs, then more. A message's records go into
+// the last segment when they fit there, into a new one of their size
+// otherwise, so that no record is copied again when a later message of the
+// trace arrives (a trace of n messages used to be copied up to n-1 times).
 type trace struct {
 	sum     sampling.Trace
 	hash    uint64
-	recs    []byte
-	first   int64 // arrival of the first span, clock nanoseconds
-	last    int64 // arrival of the latest span
+	recs    []byte   // the first segment
+	more    [][]byte // the later segments, in order
+	first   int64    // arrival of the first span, clock nanoseconds
+	last    int64    // arrival of the latest span
 	hasRoot bool
 	decided bool
 	size    int64 // bytes accounted to the budget
 	pending int   // record bytes the current message will add
+	groups  groupCounts
 
 	byFirst links // all buffered traces, by first arrival
 	byQuiet links // traces whose root arrived, by latest arrival
 	inQuiet bool
 }
 
-// forEachRecord calls f for each buffered span record of t.
+// forEachRecord calls f for each buffered span record of t, in arrival
+// order.
 func (t *trace) forEachRecord(f func(gid uint32, raw []byte)) {
-	recs := t.recs
+	forEachRecordIn(t.recs, f)
+	for _, seg := range t.more {
+		forEachRecordIn(seg, f)
+	}
+}
+
+func forEachRecordIn(recs []byte, f func(gid uint32, raw []byte)) {
 	for len(recs) > 0 {
 		gid, n := binary.Uvarint(recs)
 		l, m := binary.Uvarint(recs[n:])
@@ -39,6 +52,91 @@ func (t *trace) forEachRecord(f func(gid uint32, raw []byte)) {
 		f(uint32(gid), recs[start:start+int(l)])
 		recs = recs[start+int(l):]
 	}
+}
+
+// traceGroups is how many groups (resource and scope) a trace counts its
+// records of: an SDK-shaped trace crosses 2-6 services, one group each.
+const traceGroups = 6
+
+// groupCounts counts a trace's records per group, for its first
+// traceGroups groups, so that a decided trace drops its references on its
+// groups without reading its records back (cold memory: about a cache miss
+// per record).
+type groupCounts struct {
+	gid  [traceGroups]uint32
+	n    [traceGroups]int32
+	used uint8
+	more bool // a record of a further group: release walks the records
+}
+
+func (c *groupCounts) add(gid uint32) {
+	for i := range c.used {
+		if c.gid[i] == gid {
+			c.n[i]++
+			return
+		}
+	}
+	if c.used < traceGroups {
+		c.gid[c.used], c.n[c.used] = gid, 1
+		c.used++
+		return
+	}
+	c.more = true
+}
+
+// unrefGroups drops the references t's records hold on their groups: from
+// the counts, or, for a trace of more groups than they hold, walking the
+// records with one call per run of records in the same group.
+func (t *trace) unrefGroups(in *interner) {
+	if c := &t.groups; !c.more {
+		for i := range c.used {
+			in.unref(c.gid[i], int(c.n[i]))
+		}
+		return
+	}
+	run, n := uint32(0), 0
+	t.eachSegment(func(seg *[]byte) {
+		for recs := *seg; len(recs) > 0; {
+			gid, k := binary.Uvarint(recs)
+			l, m := binary.Uvarint(recs[k:])
+			recs = recs[k+m+int(l):]
+			if uint32(gid) != run && n > 0 {
+				in.unref(run, n)
+				n = 0
+			}
+			run = uint32(gid)
+			n++
+		}
+	})
+	if n > 0 {
+		in.unref(run, n)
+	}
+}
+
+// recordBytes is the length of t's records, all segments together.
+func (t *trace) recordBytes() int {
+	n := len(t.recs)
+	for _, seg := range t.more {
+		n += len(seg)
+	}
+	return n
+}
+
+// eachSegment calls f with each of t's segments, for the arena's compaction
+// to move them.
+func (t *trace) eachSegment(f func(*[]byte)) {
+	f(&t.recs)
+	for i := range t.more {
+		f(&t.more[i])
+	}
+}
+
+// tail is t's last segment, where records are appended.
+func (t *trace) tail() *[]byte {
+	if n := len(t.more); n > 0 {
+		return &t.more[n-1]
+	}
+	return &t.recs
 }
 
 // recordSize is the size of sp's record in group gid.
@@ -55,30 +153,42 @@ func varintLen(v uint64) int {
 	return n
 }
 
+// segmentsExact is how many later segments a trace gets at the size of the
+// message that needs them; past it, a new segment also leaves room for an
+// eighth of the trace's records, so that spans added one at a time (rescue)
+// make O(log n) segments, not n.
+const segmentsExact = 4
+
 // appendRecord appends sp's record to t (t.pending bytes were announced),
-// takes a reference on its group, and returns how much t's record buffer
+// takes a reference on its group, and returns how much t's record memory
 // grew, which it has added to t.size.
 func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
-	before := cap(t.recs)
+	var grown int64
 	if t.pending > 0 {
-		if need := len(t.recs) + t.pending; need > cap(t.recs) {
-			// Exact for a trace's first message; later ones leave 1/8 room,
-			// so a trace fed by many messages is not copied quadratically.
-			if cap(t.recs) > 0 {
-				need += need / 8
+		if seg := t.tail(); len(*seg)+t.pending > cap(*seg) {
+			need := t.pending
+			if len(t.more) >= segmentsExact {
+				need = max(need, t.recordBytes()/8)
 			}
-			grown := s.usage.arena.alloc(need)[:len(t.recs)]
-			copy(grown, t.recs)
-			s.usage.arena.release(t.recs)
-			t.recs = grown
+			b := s.usage.arena.alloc(need)
+			if cap(t.recs) == 0 {
+				t.recs = b // the first segment (an empty one is never kept)
+			} else {
+				t.more = append(t.more, b)
+			}
+			grown = int64(cap(b))
 		}
 		t.pending = 0
 	}
-	t.recs = binary.AppendUvarint(t.recs, uint64(gid))
-	t.recs = binary.AppendUvarint(t.recs, uint64(len(sp.Raw)))
-	t.recs = append(t.recs, sp.Raw...)
+	seg := t.tail()
+	before := cap(*seg)
+	*seg = binary.AppendUvarint(*seg, uint64(gid))
+	*seg = binary.AppendUvarint(*seg, uint64(len(sp.Raw)))
+	*seg = append(*seg, sp.Raw...)
 	s.usage.groups.ref(gid)
-	grown := int64(cap(t.recs) - before)
+	t.groups.add(gid)
+	// Nothing moves unless a caller appended more than it announced.
+	grown += int64(cap(*seg) - before)
 	t.size += grown
 	return grown
 }

@@ -51,8 +51,10 @@ func checkKeyValue(b []byte, base, depth int) error {
 					off = next
 					continue
 				case 0x12: // value
-					if err := checkAnyValue(b[off+2:next], base+off+2, depth); err != nil {
-						return err
+					if v := b[off+2 : next]; depth >= MaxAnyValueDepth || !scalarValue(v) {
+						if err := checkAnyValue(v, base+off+2, depth); err != nil {
+							return err
+						}
 					}
 					off = next
 					continue
@@ -73,6 +75,25 @@ func checkKeyValue(b []byte, base, depth int) error {
 	return nil
 }
 
+// scalarValue reports whether v, an encoded AnyValue, is exactly one
+// field of the kinds most attribute values are: a string shorter than 128
+// bytes, an int or bool of at most two bytes, or a double. Such a value
+// needs no further check.
+func scalarValue(v []byte) bool {
+	if len(v) < 2 {
+		return false
+	}
+	switch v[0] {
+	case 0x0a: // string_value
+		return v[1] < 0x80 && int(v[1])+2 == len(v)
+	case 0x10, 0x18: // bool_value, int_value
+		return len(v) == 2 && v[1] < 0x80 || len(v) == 3 && v[1] >= 0x80 && v[2] < 0x80
+	case 0x21: // double_value
+		return len(v) == 9
+	}
+	return false
+}
+
 func checkAnyValue(b []byte, base, depth int) error {
 	if depth >= MaxAnyValueDepth {
 		return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
@@ -89,6 +110,9 @@ func checkAnyValue(b []byte, base, depth int) error {
 				}
 			case (t == 0x10 || t == 0x18) && b[off+1] < 0x80: // bool_value, int_value
 				off += 2
+				continue
+			case (t == 0x10 || t == 0x18) && off+2 < len(b) && b[off+2] < 0x80: // of two bytes
+				off += 3
 				continue
 			case t == 0x21 && off+9 <= len(b): // double_value
 				off += 9

@@ -159,10 +159,15 @@ func (s *schema) field(buf []byte, off, base int) (num protowire.Number, typ pro
 		num, typ = protowire.Number(buf[off]>>3), protowire.Type(buf[off]&7)
 		switch typ {
 		case protowire.BytesType:
-			if buf[off+1] < 0x80 {
-				next = off + 2 + int(buf[off+1])
+			if l := int(buf[off+1]); l < 0x80 {
+				next = off + 2 + l
 				if ok = next <= len(buf); ok {
 					v = buf[off+2 : next]
+				}
+			} else if off+2 < len(buf) && buf[off+2] < 0x80 { // a length of two bytes: spans
+				next = off + 3 + (l&0x7f | int(buf[off+2])<<7)
+				if ok = next <= len(buf); ok {
+					v = buf[off+3 : next]
 				}
 			}
 		case protowire.VarintType:

@@ -112,10 +112,11 @@ func Scan(buf []byte, b *Batch) error {
 // pdata decodes as ScopeSpans and uses when scope_spans is absent.
 const deprecatedScopeSpans protowire.Number = 1000
 
-// framing is what a first pass over a ResourceSpans or a ScopeSpans finds:
-// its singular message (field 1: the resource or the scope), merged, and
-// its schema_url (field 3). Both may follow the repeated field 2 on the
-// wire.
+// framing is what a first pass over a ResourceSpans finds: its singular
+// message (field 1: the resource), merged, and its schema_url (field 3).
+// Both may follow the repeated field 2 on the wire, and every Scope of the
+// ResourceSpans carries them. (A ScopeSpans needs no first pass: see
+// scanScopeSpans.)
 type framing struct {
 	msg, schemaURL []byte
 	hasField2      bool
@@ -174,36 +175,108 @@ func scanResourceSpans(buf []byte, base int, b *Batch) error {
 	return nil
 }
 
+// scanScopeSpans records the spans of one ScopeSpans in a single pass: the
+// spans only name their Scope's index, so its scope (field 1, merged when
+// repeated) and schema_url (field 3), which may follow the spans on the
+// wire, are filled in at the end.
 func scanScopeSpans(buf []byte, base int, res, resSchema []byte, b *Batch) error {
-	fr, err := readFraming(buf, base, &scopeSpansMsg, &scopeMsg)
-	if err != nil {
-		return err
-	}
-	sc := Scope{Resource: res, ResourceSchemaURL: resSchema, Scope: fr.msg, ScopeSchemaURL: fr.schemaURL}
 	idx := int32(len(b.Scopes))
-	b.Scopes = append(b.Scopes, sc)
-	added := false
+	spans := len(b.Spans)
+	var scope, schemaURL []byte
+	var n, size int
 	for off := 0; off < len(buf); {
-		num, _, v, next, _ := readField(buf, off)
-		if num == 2 {
+		num, _, v, next, err := scopeSpansMsg.field(buf, off, base)
+		if err != nil {
+			return err
+		}
+		switch num {
+		case 1:
+			if err := scopeMsg.check(v, base+next-len(v)); err != nil {
+				return err
+			}
+			scope, n, size = first(scope, v), n+1, size+len(v)
+		case 2:
 			if err := scanSpan(v, base+next-len(v), idx, b); err != nil {
 				return err
 			}
-			added = true
+		case 3:
+			schemaURL = v
 		}
 		off = next
 	}
-	if !added {
-		// A scope with no spans carries nothing to buffer.
-		b.Scopes = b.Scopes[:idx]
+	if len(b.Spans) == spans {
+		return nil // a scope with no spans carries nothing to buffer
 	}
+	if n > 1 {
+		scope = mergeAll(buf, 1, size)
+	}
+	b.Scopes = append(b.Scopes, Scope{Resource: res, ResourceSchemaURL: resSchema, Scope: scope, ScopeSchemaURL: schemaURL})
 	return nil
 }
 
+// scanSpan records one span. The fields every span has, in the encoding
+// every SDK writes (one-byte tag, IDs of their full length, lengths below
+// 128), are dispatched on their tag byte and read inline; anything else,
+// and every fault, goes through spanMsg.field, which checks it as before.
 func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 	b.Spans = append(b.Spans, Span{Raw: buf, Scope: scope})
 	s := &b.Spans[len(b.Spans)-1]
 	for off := 0; off < len(buf); {
+		if off+1 < len(buf) {
+			l := int(buf[off+1]) // a length or a one-byte varint, when < 0x80
+			switch buf[off] {
+			case 0x0a: // trace_id
+				if l == 16 && off+18 <= len(buf) {
+					s.TraceID = [16]byte(buf[off+2 : off+18])
+					off += 18
+					continue
+				}
+			case 0x12: // span_id
+				if l == 8 && off+10 <= len(buf) {
+					s.SpanID = [8]byte(buf[off+2 : off+10])
+					off += 10
+					continue
+				}
+			case 0x22: // parent_span_id
+				if l == 8 && off+10 <= len(buf) {
+					s.HasParent = binary.LittleEndian.Uint64(buf[off+2:off+10]) != 0
+					off += 10
+					continue
+				}
+			case 0x2a: // name
+				if l < 0x80 && off+2+l <= len(buf) {
+					s.Name = buf[off+2 : off+2+l]
+					off += 2 + l
+					continue
+				}
+			case 0x30: // kind
+				if l < 0x80 {
+					s.Kind = uint8(l)
+					off += 2
+					continue
+				}
+			case 0x39: // start_time_unix_nano
+				if off+9 <= len(buf) {
+					s.Start = binary.LittleEndian.Uint64(buf[off+1 : off+9])
+					off += 9
+					continue
+				}
+			case 0x41: // end_time_unix_nano
+				if off+9 <= len(buf) {
+					s.End = binary.LittleEndian.Uint64(buf[off+1 : off+9])
+					off += 9
+					continue
+				}
+			case 0x4a: // attributes
+				if l < 0x80 && off+2+l <= len(buf) {
+					if err := checkKeyValue(buf[off+2:off+2+l], base+off+2, 0); err != nil {
+						return err
+					}
+					off += 2 + l
+					continue
+				}
+			}
+		}
 		// field checks the wire type, the ID lengths, and the attributes,
 		// events and links.
 		num, _, v, next, err := spanMsg.field(buf, off, base)

@@ -1,0 +1,58 @@
+package selfmetrics
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+)
+
+// noopInstruments are Instruments on a no-op meter: what is left to
+// allocate is the observer's own doing.
+func noopInstruments(t *testing.T) Instruments {
+	m := noop.NewMeterProvider().Meter("test")
+	c := func(name string) metric.Int64Counter {
+		x, err := m.Int64Counter(name)
+		require.NoError(t, err)
+		return x
+	}
+	u := func(name string) metric.Int64UpDownCounter {
+		x, err := m.Int64UpDownCounter(name)
+		require.NoError(t, err)
+		return x
+	}
+	h := func(name string) metric.Float64Histogram {
+		x, err := m.Float64Histogram(name)
+		require.NoError(t, err)
+		return x
+	}
+	return Instruments{
+		SpansReceived: c("a"), SpansRefused: c("b"), TracesDecided: c("c"), SpansDecided: c("d"),
+		EarlyDecisions: c("e"), LateSpans: c("f"), ExportFailures: c("g"), BufferedBytes: u("h"),
+		BufferedTraces: u("i"), DecisionLatency: h("j"), DecisionLag: h("k"), HeldBytes: u("l"),
+		HeldTraces: u("m"), TracesRescued: c("n"), SpansDeduped: c("o"), ArenaMapped: u("p"),
+	}
+}
+
+// TestObserverDoesNotAllocate: the observer is called per decision and per
+// message on the shards' hot path; once a policy's attributes are built,
+// recording allocates nothing (a variadic option passed to an instrument,
+// an interface, would allocate its slice at every call).
+func TestObserverDoesNotAllocate(t *testing.T) {
+	o := NewObserver(noopInstruments(t))
+	o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond) // builds the policy's set
+	o.Rescued("errors")
+	allocs := testing.AllocsPerRun(100, func() {
+		o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
+		o.Decided("errors", true, 16, "quiet", time.Second, -1)
+		o.Late(true, 3)
+		o.Late(false, 3)
+		o.Refused(tracebuf.RefusedInvalid, 2)
+		o.Rescued("errors")
+	})
+	require.Zero(t, allocs)
+}
