@@ -138,3 +138,17 @@ func spanKind(span []byte) uint64 {
 	}
 	return v
 }
+
+// Labeler returns a function that renders a root span's values of k, joined
+// by " / ", as the status page names routes. It allocates the string.
+func (k KeyFields) Labeler() (func(v *SpanView) string, error) {
+	fields := make([]keyField, len(k))
+	for i, f := range k {
+		kf, err := parseKeyField(f)
+		if err != nil {
+			return nil, fmt.Errorf("%d: %w", i, err)
+		}
+		fields[i] = kf
+	}
+	return labeler(fields), nil
+}
