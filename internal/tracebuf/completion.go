@@ -145,11 +145,13 @@ func (c *completion) late(h uint64, now int64) {
 	}
 }
 
-// report hands the routes' completion counts to obs when it takes them.
+// report learns from the tracked traces whose horizon passed, and hands
+// the routes' completion counts to obs when it takes them.
 func (c *completion) report(obs Observer, now int64, force bool) {
 	if c.routes == nil {
 		return
 	}
+	c.routes.expire(now)
 	if ro, ok := obs.(RouteObserver); ok {
 		c.routes.report(ro, now, force)
 	} else {

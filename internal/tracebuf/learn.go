@@ -136,10 +136,8 @@ func (r *routes) level(d int64) int {
 // route from now on. It returns t's quiet class.
 func (r *routes) rooted(t *trace, sp *wire.Span, sc *wire.Scope, now int64) uint8 {
 	r.view = SpanView(sp, sc)
-	h := r.hasher(&r.view)
-	i, ok := r.index[h]
-	if !ok {
-		i = r.insert(h)
+	i, isNew := r.slot(r.hasher(&r.view))
+	if isNew {
 		r.table[i].name = r.label(&r.view)
 	}
 	r.view = sampling.SpanView{} // do not keep the request reachable
@@ -150,6 +148,14 @@ func (r *routes) rooted(t *trace, sp *wire.Span, sc *wire.Scope, now int64) uint
 		return 0
 	}
 	return rt.class
+}
+
+// slot returns route h's slot, and whether h just got it.
+func (r *routes) slot(h uint64) (int32, bool) {
+	if i, ok := r.index[h]; ok {
+		return i, false
+	}
+	return r.insert(h), true
 }
 
 // insert gives route h a slot, evicting the least recently seen of a few
@@ -274,9 +280,11 @@ func (r *routes) finish() {
 	r.n--
 }
 
-// learn adds one trace's gap to rt and sets its class anew.
+// learn adds one trace's gap to rt and sets its class anew. The histogram
+// holds gap × margin, so that the class is the level of its quantile,
+// rounded up once.
 func (r *routes) learn(rt *route, gap int64) {
-	rt.hist[r.level(gap)]++
+	rt.hist[r.level(int64(float64(gap)*r.margin))]++
 	rt.total++
 	if rt.n < math.MaxUint32 {
 		rt.n++
@@ -288,11 +296,12 @@ func (r *routes) learn(rt *route, gap int64) {
 		rt.total /= 2
 	}
 	if rt.n >= learnMinObs {
-		rt.class = uint8(1 + r.level(int64(float64(r.quantileOf(rt))*r.margin)))
+		rt.class = uint8(1 + r.level(r.quantileOf(rt)))
 	}
 }
 
-// quantileOf is the upper edge of the level that holds rt's quantile.
+// quantileOf is the upper edge of the level that holds rt's quantile of
+// gap × margin.
 func (r *routes) quantileOf(rt *route) int64 {
 	above := float32(1-r.quantile) * rt.total
 	var acc float32
