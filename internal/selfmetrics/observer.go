@@ -33,6 +33,10 @@ type Instruments struct {
 	TracesRescued   metric.Int64Counter
 	SpansDeduped    metric.Int64Counter
 	ArenaMapped     metric.Int64UpDownCounter
+	// Per route (route.go); optional: nil leaves them unrecorded.
+	RouteTraces  metric.Int64Counter
+	RoutePartial metric.Int64Counter
+	RouteLate    metric.Int64Counter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -49,6 +53,7 @@ type observer struct {
 	refusedFull, refusedInvalid metric.MeasurementOption
 	lateKeep, lateDrop          metric.MeasurementOption
 	rescued                     map[string]metric.MeasurementOption // by policy, under mu
+	routes                      routeAttrs
 }
 
 type decidedKey struct {
@@ -56,7 +61,7 @@ type decidedKey struct {
 	keep   bool
 }
 
-var _ tracebuf.Observer = (*observer)(nil)
+var _ tracebuf.RouteObserver = (*observer)(nil)
 
 func decisionAttr(keep bool) metric.MeasurementOption {
 	v := "drop"

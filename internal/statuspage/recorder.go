@@ -163,6 +163,14 @@ func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
 	}
 }
 
+// RouteCompletion implements tracebuf.RouteObserver: it passes the routes'
+// completion counts on.
+func (r *Recorder) RouteCompletion(c tracebuf.RouteCompletion) {
+	if ro, ok := r.next.(tracebuf.RouteObserver); ok {
+		ro.RouteCompletion(c)
+	}
+}
+
 // Late implements tracebuf.Observer.
 func (r *Recorder) Late(kept bool, spans int) {
 	if kept {

@@ -86,7 +86,7 @@ type CompletionConfig struct {
 // of the adaptive policy), the largest gap between a trace's arrivals from
 // its root on, late spans included, and decides the route's traces after
 // clamp(quantile of that gap × margin, min, max) with no new span instead of
-// quiet. A route is learned once it has 100 traces in a shard; until then,
+// quiet. A route is learned once it has 32 traces in a shard; until then,
 // and for routes beyond max_routes, quiet applies.
 type LearnConfig struct {
 	// Enabled applies the learned quiet. Off, the routes are still tracked
@@ -223,7 +223,7 @@ func DefaultConfig() Config {
 			MaxTraceBytes: 16 << 20,
 			Learn: LearnConfig{
 				Enabled: true, Min: 200 * time.Millisecond, Max: 10 * time.Second,
-				Quantile: 0.99, Margin: 1.5, MaxRoutes: 1000,
+				Quantile: 0.95, Margin: 1, MaxRoutes: 1000,
 			},
 		},
 		Buffer: BufferConfig{

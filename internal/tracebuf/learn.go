@@ -23,7 +23,7 @@ import (
 
 const (
 	maxLevels      = 63   // quiet classes besides the global quiet (a uint64 mask)
-	learnMinObs    = 100  // traces of a route before its quiet is learned
+	learnMinObs    = 32   // traces of a route before its quiet is learned
 	learnWindow    = 2048 // a route's histogram halves when it holds this many
 	trackedEntries = 4096 // decided traces tracked per shard for late spans
 	reportEvery    = int64(1e9)

@@ -135,10 +135,10 @@ type lateSpan struct {
 
 func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 	s := &shard{
-		deps:   deps,
-		id:     id,
-		in:     make(chan message, shardQueueLen),
-		traces: make(map[[16]byte]*trace),
+		deps:     deps,
+		id:       id,
+		in:       make(chan message, shardQueueLen),
+		traces:   make(map[[16]byte]*trace),
 		due:      newCompletion(cfg.completion, deps.engine.ArrivalMask()),
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
