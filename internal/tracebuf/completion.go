@@ -31,6 +31,17 @@ type completion struct {
 type quietClass struct {
 	list  list
 	quiet int64
+	due   int64 // the head's deadline, kept so that next reads no trace
+}
+
+// headMoved sets q.due after a change of q's head; it reports whether q
+// is empty now.
+func (q *quietClass) headMoved() bool {
+	if h := q.list.head; h != nil {
+		q.due = h.last + q.quiet
+		return false
+	}
+	return true
 }
 
 // newCompletion returns the rules of cfg, with learning when cfg has it.
@@ -62,8 +73,7 @@ func (c *completion) next() int64 {
 		next = t.first + c.maxWait
 	}
 	for m := c.used; m != 0; m &= m - 1 {
-		q := &c.classes[bits.TrailingZeros64(m)]
-		next = min(next, q.list.head.last+q.quiet)
+		next = min(next, c.classes[bits.TrailingZeros64(m)].due)
 	}
 	return next
 }
@@ -72,9 +82,8 @@ func (c *completion) next() int64 {
 // ago, or nil.
 func (c *completion) quietDue(now int64) (*trace, int64) {
 	for m := c.used; m != 0; m &= m - 1 {
-		q := &c.classes[bits.TrailingZeros64(m)]
-		if t := q.list.head; t.last+q.quiet <= now {
-			return t, now - (t.last + q.quiet)
+		if q := &c.classes[bits.TrailingZeros64(m)]; q.due <= now {
+			return q.list.head, now - q.due
 		}
 	}
 	return nil, 0
@@ -104,7 +113,13 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	if t.inQuiet {
 		t.gap = max(t.gap, now-t.last)
 		t.last = now
-		c.classes[t.class].list.moveToBack(t)
+		q := &c.classes[t.class]
+		if q.list.head == t {
+			q.list.moveToBack(t)
+			q.headMoved()
+		} else {
+			q.list.moveToBack(t)
+		}
 		return
 	}
 	// sp is the root: t's class is its route's.
@@ -114,7 +129,10 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	}
 	q := &c.classes[t.class]
 	q.list.pushBack(t)
-	c.used |= 1 << t.class
+	if q.list.head == t {
+		q.headMoved()
+		c.used |= 1 << t.class
+	}
 	t.inQuiet = true
 }
 
@@ -124,8 +142,9 @@ func (c *completion) unquiet(t *trace) {
 		return
 	}
 	q := &c.classes[t.class]
+	wasHead := q.list.head == t
 	q.list.remove(t)
-	if q.list.head == nil {
+	if wasHead && q.headMoved() {
 		c.used &^= 1 << t.class
 	}
 	t.inQuiet = false

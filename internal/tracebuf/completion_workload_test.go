@@ -59,7 +59,7 @@ func runWorkload(t *testing.T, seed int64, learn bool, d time.Duration) workload
 	cfg := DefaultConfig()
 	cfg.Shards = 1
 	cfg.Completion.Learn.Enabled = learn
-	if v := os.Getenv("TAILSIFT_COMPLETION_LEARN"); v != "" { // quantile,margin to explore
+	if v := os.Getenv("TAILSIFT_COMPLETION_LEARN"); v != "" { // "quantile,margin" to explore others
 		_, err := fmt.Sscanf(v, "%g,%g", &cfg.Completion.Learn.Quantile, &cfg.Completion.Learn.Margin)
 		require.NoError(t, err)
 	}
@@ -132,17 +132,17 @@ func runWorkload(t *testing.T, seed int64, learn bool, d time.Duration) workload
 
 // TestLearnedCompletionOnWorkload compares learned and fixed quiet on the
 // benchmark workload, same seeds, same run: fewer partial kept traces at no
-// more mean buffer time. TAILSIFT_COMPLETION_SEEDS=n runs n seeds of 120 s
-// and prints the table of docs/completion.md; by default one short seed.
+// more mean buffer time, 120 s of workload per seed.
+// TAILSIFT_COMPLETION_SEEDS=n runs seeds 1..n (docs/completion.md); by
+// default seed 1.
 func TestLearnedCompletionOnWorkload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays the workload")
 	}
-	seeds, d := 1, 60*time.Second
+	seeds, d := 1, 120*time.Second
 	if n := os.Getenv("TAILSIFT_COMPLETION_SEEDS"); n != "" {
 		_, err := fmt.Sscan(n, &seeds)
 		require.NoError(t, err)
-		d = 120 * time.Second
 	}
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		fixed := runWorkload(t, seed, false, d)
