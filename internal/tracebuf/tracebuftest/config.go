@@ -225,7 +225,7 @@ func UndecodableConfigs() []BadConfig {
 // than its default.
 func CustomConfig() tracebuf.Config {
 	return tracebuf.Config{
-		Shards:     4,
+		Shards: 4,
 		Completion: tracebuf.CompletionConfig{
 			Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20,
 			Learn: tracebuf.LearnConfig{
@@ -233,7 +233,7 @@ func CustomConfig() tracebuf.Config {
 				Quantile: 0.99, Margin: 1.5, MaxRoutes: 500,
 			},
 		},
-		Buffer:     tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
+		Buffer: tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
 		DecisionCache: tracebuf.DecisionCacheConfig{
 			KeptMaxBytes:      8 << 20,
 			DroppedMaxEntries: 250_000,
