@@ -136,8 +136,8 @@ func runWorkload(t *testing.T, seed int64, learn bool, d time.Duration) workload
 // TAILSIFT_COMPLETION_SEEDS=n runs seeds 1..n (docs/completion.md); by
 // default seed 1.
 func TestLearnedCompletionOnWorkload(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays the workload")
+	if testing.Short() || raceEnabled {
+		t.Skip("replays 120 s of the workload: about 10 s, minutes under -race")
 	}
 	seeds, d := 1, 120*time.Second
 	if n := os.Getenv("TAILSIFT_COMPLETION_SEEDS"); n != "" {
