@@ -52,8 +52,9 @@ type tracked struct {
 	at    int64 // decision
 	last  int64 // latest arrival
 	gap   int64 // largest gap between arrivals from the root on
-	late  int32 // spans after the decision
-	learn bool  // decided by quiet or max_wait: its gap is learned
+	late  int32  // spans after the decision
+	scale uint32 // the sampling of tracked traces when it was decided
+	learn bool   // decided by quiet or max_wait: its gap is learned
 }
 
 // routes is a shard's route table and its tracked decided traces.
@@ -228,7 +229,10 @@ func (r *routes) decided(t *trace, learn bool, now int64) {
 		r.finish()
 	}
 	slot := (r.head + r.n) % len(r.ring)
-	r.ring[slot] = tracked{trace: t.hash, route: t.route, gen: t.routeGen, at: now, last: t.last, gap: t.gap, learn: learn}
+	r.ring[slot] = tracked{
+		trace: t.hash, route: t.route, gen: t.routeGen, at: now, last: t.last, gap: t.gap,
+		scale: uint32(r.sample), learn: learn,
+	}
 	r.byTrace[t.hash] = int32(slot)
 	r.n++
 }
@@ -248,10 +252,10 @@ func (r *routes) late(h uint64, now int64) {
 	}
 	r.count(e.route, rt)
 	if e.late == 0 {
-		rt.partial += int64(r.sample)
+		rt.partial += int64(e.scale)
 	}
 	e.late++
-	rt.late += int64(r.sample)
+	rt.late += int64(e.scale)
 }
 
 // count marks route i as having counts to report.
