@@ -276,7 +276,11 @@ func (r *routes) expire(now int64) {
 // finish learns the oldest tracked trace's gap and stops tracking it.
 func (r *routes) finish() {
 	e := &r.ring[r.head]
-	delete(r.byTrace, e.trace)
+	if slot, ok := r.byTrace[e.trace]; ok && int(slot) == r.head {
+		// (A trace decided twice, as one dropped early for memory can
+		// be, is tracked by its latest decision.)
+		delete(r.byTrace, e.trace)
+	}
 	if rt := &r.table[e.route]; e.learn && rt.gen == e.gen {
 		r.learn(rt, e.gap)
 	}

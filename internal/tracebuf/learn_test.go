@@ -306,3 +306,31 @@ func TestLearnConfigValidate(t *testing.T) {
 	c.MaxWait = 5 * time.Second
 	assert.EqualError(t, c.Validate(), "learn::max: must be at most max_wait (5s), got 10s")
 }
+
+// A shard that decides more than the ring holds per horizon tracks a
+// sample of its traces, by trace ID hash, and scales their counts by it.
+func TestTrackedSampleScalesCounts(t *testing.T) {
+	r := newRoutes(learnConfig(true).Completion.Learn)
+	horizon := r.horizon
+	rt, _ := r.slot(42)
+	decide := func(hash uint64, now int64) {
+		tr := &trace{hash: hash, route: rt, routeGen: r.table[rt].gen}
+		r.decided(tr, true, now)
+	}
+	for i := range 3 * trackedEntries { // 3 ring sizes in the first horizon
+		decide(uint64(i+1)<<40, 1)
+	}
+	decide(1<<40, horizon) // a new epoch: 1 in 4 is tracked from now on
+	require.Equal(t, uint64(4), r.sample)
+	r.dirty, r.table[rt].traces, r.table[rt].dirty = r.dirty[:0], 0, false
+
+	decide(4<<40, horizon+1) // tracked
+	decide(5<<40, horizon+1) // not tracked
+	r.late(4<<40, horizon+2)
+	r.late(4<<40, horizon+3)
+	r.late(5<<40, horizon+3)
+	got := r.table[rt]
+	assert.Equal(t, int64(2), got.traces)
+	assert.Equal(t, int64(4), got.partial, "one tracked partial trace stands for 4")
+	assert.Equal(t, int64(8), got.late)
+}
