@@ -49,9 +49,9 @@ type tracked struct {
 	trace uint64 // the trace ID's hash
 	route int32
 	gen   uint32
-	at    int64 // decision
-	last  int64 // latest arrival
-	gap   int64 // largest gap between arrivals from the root on
+	at    int64  // decision
+	last  int64  // latest arrival
+	gap   int64  // largest gap between arrivals from the root on
 	late  int32  // spans after the decision
 	scale uint32 // the sampling of tracked traces when it was decided
 	learn bool   // decided by quiet or max_wait: its gap is learned
