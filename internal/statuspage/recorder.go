@@ -189,7 +189,8 @@ func (r *Recorder) RouteCompletion(c tracebuf.RouteCompletion) {
 		sum.PartialTraces += c.PartialTraces
 		sum.LateSpans += c.LateSpans
 	} else if len(r.routeCounts) < 4*maxRoutes {
-		r.routeCounts[c.Route] = &c
+		sum := c // not c itself: it is passed on below, outside the lock
+		r.routeCounts[c.Route] = &sum
 	}
 	r.routeMu.Unlock()
 	if ro, ok := r.next.(tracebuf.RouteObserver); ok {
