@@ -79,13 +79,9 @@ func parseKeyField(f string) (keyField, error) {
 // fields' values, each tagged with its type and length so that distinct
 // value lists cannot collide by concatenation. It allocates nothing.
 func (k KeyFields) Hasher() (func(v *SpanView) uint64, error) {
-	fields := make([]keyField, len(k))
-	for i, f := range k {
-		kf, err := parseKeyField(f)
-		if err != nil {
-			return nil, fmt.Errorf("%d: %w", i, err)
-		}
-		fields[i] = kf
+	fields, err := k.parse()
+	if err != nil {
+		return nil, err
 	}
 	return func(v *SpanView) uint64 {
 		var d xxhash.Digest
@@ -137,4 +133,27 @@ func spanKind(span []byte) uint64 {
 		return 0
 	}
 	return v
+}
+
+// Labeler returns a function that renders a root span's values of k, joined
+// by " / ", as the status page names routes. It allocates the string.
+func (k KeyFields) Labeler() (func(v *SpanView) string, error) {
+	fields, err := k.parse()
+	if err != nil {
+		return nil, err
+	}
+	return labeler(fields), nil
+}
+
+// parse parses each field, the error naming its index.
+func (k KeyFields) parse() ([]keyField, error) {
+	fields := make([]keyField, len(k))
+	for i, f := range k {
+		kf, err := parseKeyField(f)
+		if err != nil {
+			return nil, fmt.Errorf("%d: %w", i, err)
+		}
+		fields[i] = kf
+	}
+	return fields, nil
 }

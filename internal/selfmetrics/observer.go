@@ -33,6 +33,10 @@ type Instruments struct {
 	TracesRescued   metric.Int64Counter
 	SpansDeduped    metric.Int64Counter
 	ArenaMapped     metric.Int64UpDownCounter
+	// Per route (route.go); optional: nil leaves them unrecorded.
+	RouteTraces  metric.Int64Counter
+	RoutePartial metric.Int64Counter
+	RouteLate    metric.Int64Counter
 }
 
 // observer records the buffer's events as the processor's self-metrics.
@@ -51,6 +55,7 @@ type observer struct {
 	refusedFull, refusedInvalid addOpts
 	lateKeep, lateDrop          addOpts
 	rescued                     map[string]addOpts // by policy, under mu
+	routes                      routeAttrs
 }
 
 // addOpts is the options of an Add with one attribute set, built once.
@@ -65,7 +70,7 @@ type decidedKey struct {
 	keep   bool
 }
 
-var _ tracebuf.Observer = (*observer)(nil)
+var _ tracebuf.RouteObserver = (*observer)(nil)
 
 func decisionAttr(keep bool) addOpts {
 	v := "drop"

@@ -45,6 +45,19 @@ type Recorder struct {
 	nRecent  int
 
 	rates rates
+
+	routeMu     sync.Mutex
+	routeCounts map[string]*tracebuf.RouteCompletion // summed, by route
+}
+
+// routeCompletion returns route's summed completion counts.
+func (r *Recorder) routeCompletion(route string) tracebuf.RouteCompletion {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	if c, ok := r.routeCounts[route]; ok {
+		return *c
+	}
+	return tracebuf.RouteCompletion{}
 }
 
 type decidedKey struct {
@@ -166,6 +179,28 @@ func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
 	}
 	if k, ok := r.next.(tracebuf.KeptObserver); ok {
 		k.Kept(t, d)
+	}
+}
+
+// RouteCompletion implements tracebuf.RouteObserver: it sums the routes'
+// completion counts, for the snapshot's routes (at most maxRoutes × 4 of
+// them), and passes them on.
+func (r *Recorder) RouteCompletion(c tracebuf.RouteCompletion) {
+	r.routeMu.Lock()
+	if r.routeCounts == nil {
+		r.routeCounts = map[string]*tracebuf.RouteCompletion{}
+	}
+	if sum, ok := r.routeCounts[c.Route]; ok {
+		sum.Traces += c.Traces
+		sum.PartialTraces += c.PartialTraces
+		sum.LateSpans += c.LateSpans
+	} else if len(r.routeCounts) < 4*maxRoutes {
+		sum := c // not c itself: it is passed on below, outside the lock
+		r.routeCounts[c.Route] = &sum
+	}
+	r.routeMu.Unlock()
+	if ro, ok := r.next.(tracebuf.RouteObserver); ok {
+		ro.RouteCompletion(c)
 	}
 }
 

@@ -111,6 +111,11 @@ type Route struct {
 	Anomalies    uint64  `json:"anomalies"`
 	// Probability is the probability anomalies are kept with now.
 	Probability float64 `json:"probability"`
+	// Decided and Partial count the route's traces decided with their
+	// root, and those that got spans after their decision
+	// (docs/completion.md).
+	Decided int64 `json:"decided"`
+	Partial int64 `json:"partial"`
 }
 
 // KeptTrace is a recently kept error, slow trace or anomaly.
@@ -202,9 +207,11 @@ func (r *Recorder) snapshot(now time.Time) Component {
 			c.Budget = budgetStatus(b, e.Policies(), counts, base, window)
 		}
 		for _, rt := range e.Routes(nil, now.UnixNano(), maxRoutes) {
+			rc := r.routeCompletion(rt.Route)
 			c.Routes = append(c.Routes, Route{
 				Policy: rt.Policy, Route: rt.Route, Observations: rt.Observations,
 				P50Ms: ms(rt.P50), P95Ms: ms(rt.P95), Anomalies: rt.Anomalies, Probability: rt.Probability,
+				Decided: rc.Traces, Partial: rc.PartialTraces,
 			})
 		}
 	}

@@ -1,16 +1,69 @@
 package tracebuf
 
-import "math"
+import (
+	"math"
+	"math/bits"
+
+	"github.com/tailsift/tailsift/internal/wire"
+)
 
 // completion holds the undecided traces in the order their completion rules
 // fire, and the rules.
+//
+// The quiet rule has one list per quiet class: class 0 is completion.quiet,
+// class i > 0 the learned level i-1 (learn.go). A trace joins its route's
+// class when its root arrives and stays in it. Within a class every trace
+// waits the same quiet, so a FIFO list by latest arrival is ordered by
+// deadline; the rule's next deadline is the earliest head among the
+// classes in use (a mask), at most 64 of them.
 type completion struct {
 	byFirst        list // all undecided traces, by first arrival (max_wait)
-	byQuiet        list // those whose root arrived, by latest arrival (quiet)
+	classes        []quietClass
+	used           uint64 // bit i: classes[i] is not empty
 	quiet, maxWait int64
 	maxSpans       int
-	maxBytes       uint64 // completion.max_trace_bytes, math.MaxUint64 when off
-	arrival        uint8  // status bits that decide on arrival (sampling.Engine.ArrivalMask)
+	maxBytes       uint64  // completion.max_trace_bytes, math.MaxUint64 when off
+	arrival        uint8   // status bits that decide on arrival (sampling.Engine.ArrivalMask)
+	routes         *routes // nil when the config has none
+}
+
+// quietClass is the traces that wait the same quiet, by latest arrival.
+type quietClass struct {
+	list  list
+	quiet int64
+	due   int64 // the head's deadline, kept so that next reads no trace
+}
+
+// headMoved sets q.due after a change of q's head; it reports whether q
+// is empty now.
+func (q *quietClass) headMoved() bool {
+	if h := q.list.head; h != nil {
+		q.due = h.last + q.quiet
+		return false
+	}
+	return true
+}
+
+// newCompletion returns the rules of cfg, with learning when cfg has it.
+func newCompletion(cfg CompletionConfig, arrival uint8) completion {
+	c := completion{
+		quiet:    int64(cfg.Quiet),
+		maxWait:  int64(cfg.MaxWait),
+		maxSpans: cfg.MaxSpans,
+		maxBytes: math.MaxUint64,
+		arrival:  arrival,
+		routes:   newRoutes(cfg.Learn),
+	}
+	c.classes = []quietClass{{quiet: c.quiet}}
+	if c.routes != nil && c.routes.apply {
+		for _, q := range c.routes.levels {
+			c.classes = append(c.classes, quietClass{quiet: q})
+		}
+	}
+	for i := range c.classes {
+		c.classes[i].list.at = func(t *trace) *links { return &t.byQuiet }
+	}
+	return c
 }
 
 // next is when the first rule fires, or math.MaxInt64.
@@ -19,10 +72,21 @@ func (c *completion) next() int64 {
 	if t := c.byFirst.head; t != nil {
 		next = t.first + c.maxWait
 	}
-	if t := c.byQuiet.head; t != nil {
-		next = min(next, t.last+c.quiet)
+	for m := c.used; m != 0; m &= m - 1 {
+		next = min(next, c.classes[bits.TrailingZeros64(m)].due)
 	}
 	return next
+}
+
+// quietDue returns a trace whose quiet rule has fired by now, and how long
+// ago, or nil.
+func (c *completion) quietDue(now int64) (*trace, int64) {
+	for m := c.used; m != 0; m &= m - 1 {
+		if q := &c.classes[bits.TrailingZeros64(m)]; q.due <= now {
+			return q.list.head, now - q.due
+		}
+	}
+	return nil, 0
 }
 
 // early returns the rule that decides t at once, on what has arrived, or "".
@@ -38,17 +102,78 @@ func (c *completion) early(t *trace) string {
 	return ""
 }
 
-// touch notes that a span of t arrived now: once its root is in, the quiet
-// rule counts from its latest span.
-func (c *completion) touch(t *trace, now int64) {
-	t.last = now
+// touch notes that span sp of t, under scope sc, arrived now: once its root
+// is in, the quiet rule counts from its latest span, and the largest gap
+// between its arrivals is measured for learning.
+func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	if !t.hasRoot {
+		t.last = now
 		return
 	}
 	if t.inQuiet {
-		c.byQuiet.moveToBack(t)
+		t.gap = max(t.gap, now-t.last)
+		t.last = now
+		q := &c.classes[t.class]
+		if q.list.head == t {
+			q.list.moveToBack(t)
+			q.headMoved()
+		} else {
+			q.list.moveToBack(t)
+		}
+		return
+	}
+	// sp is the root: t's class is its route's.
+	t.last = now
+	if c.routes != nil {
+		t.class = c.routes.rooted(t, sp, sc, now)
+	}
+	q := &c.classes[t.class]
+	q.list.pushBack(t)
+	if q.list.head == t {
+		q.headMoved()
+		c.used |= 1 << t.class
+	}
+	t.inQuiet = true
+}
+
+// unquiet takes t out of its quiet class.
+func (c *completion) unquiet(t *trace) {
+	if !t.inQuiet {
+		return
+	}
+	q := &c.classes[t.class]
+	wasHead := q.list.head == t
+	q.list.remove(t)
+	if wasHead && q.headMoved() {
+		c.used &^= 1 << t.class
+	}
+	t.inQuiet = false
+}
+
+// decided notes t's decision for its route, before t is unlinked.
+func (c *completion) decided(t *trace, reason string, now int64) {
+	if c.routes != nil {
+		c.routes.decided(t, reason == ReasonQuiet || reason == ReasonMaxWait, now)
+	}
+}
+
+// late notes a span of a decided trace, whose ID hashes to h, arrived now.
+func (c *completion) late(h uint64, now int64) {
+	if c.routes != nil {
+		c.routes.late(h, now)
+	}
+}
+
+// report learns from the tracked traces whose horizon passed, and hands
+// the routes' completion counts to obs when it takes them.
+func (c *completion) report(obs Observer, now int64, force bool) {
+	if c.routes == nil {
+		return
+	}
+	c.routes.expire(now)
+	if ro, ok := obs.(RouteObserver); ok {
+		c.routes.report(ro, now, force)
 	} else {
-		c.byQuiet.pushBack(t)
-		t.inQuiet = true
+		c.routes.dropCounts()
 	}
 }

@@ -86,6 +86,48 @@ type CompletionConfig struct {
 	// buffer.max_bytes, so that one trace never fills a shard. 0 turns the
 	// cap off (the memory rule still applies).
 	MaxTraceBytes ByteSize `mapstructure:"max_trace_bytes"`
+	// Learn sets quiet per route from how late each route's spans arrive
+	// after its root (docs/completion.md).
+	Learn LearnConfig `mapstructure:"learn"`
+}
+
+// LearnConfig learns, per route (the root span's service and name, the key
+// of the adaptive policy), the largest gap between a trace's arrivals from
+// its root on, late spans included, and decides the route's traces after
+// clamp(quantile of that gap × margin, min, max) with no new span instead of
+// quiet. A route is learned once it has 32 traces in a shard; until then,
+// and for routes beyond max_routes, quiet applies.
+type LearnConfig struct {
+	// Enabled applies the learned quiet. Off, the routes are still tracked
+	// for the per-route completion metrics.
+	Enabled bool `mapstructure:"enabled"`
+	// Min and Max bound the learned quiet.
+	Min time.Duration `mapstructure:"min"`
+	Max time.Duration `mapstructure:"max"`
+	// Quantile of the per-trace largest gap the learned quiet covers.
+	Quantile float64 `mapstructure:"quantile"`
+	// Margin multiplies the learned quantile.
+	Margin float64 `mapstructure:"margin"`
+	// MaxRoutes bounds the routes each shard learns; the least recently
+	// seen route makes room for a new one.
+	MaxRoutes int `mapstructure:"max_routes"`
+}
+
+// Validate checks the learning bounds.
+func (c *LearnConfig) Validate() error {
+	switch {
+	case c.Min <= 0:
+		return fmt.Errorf("min: must be positive, got %v", c.Min)
+	case c.Max < c.Min:
+		return fmt.Errorf("max: must be at least min (%v), got %v", c.Min, c.Max)
+	case !(c.Quantile >= 0.5 && c.Quantile < 1):
+		return fmt.Errorf("quantile: must be in [0.5, 1), got %v", c.Quantile)
+	case !(c.Margin >= 1 && c.Margin <= 10):
+		return fmt.Errorf("margin: must be between 1 and 10, got %v", c.Margin)
+	case c.MaxRoutes < 1 || c.MaxRoutes > 1<<20:
+		return fmt.Errorf("max_routes: must be between 1 and 1048576, got %d", c.MaxRoutes)
+	}
+	return nil
 }
 
 // BufferConfig bounds the buffer.
@@ -188,6 +230,10 @@ func DefaultConfig() Config {
 			MaxWait:       30 * time.Second,
 			MaxSpans:      10000,
 			MaxTraceBytes: 16 << 20,
+			Learn: LearnConfig{
+				Enabled: true, Min: 200 * time.Millisecond, Max: 10 * time.Second,
+				Quantile: 0.95, Margin: 1, MaxRoutes: 1000,
+			},
 		},
 		Buffer: BufferConfig{
 			MaxBytes:       512 << 20,
@@ -274,6 +320,9 @@ func (c *CompletionConfig) Validate() error {
 	}
 	if c.MaxTraceBytes < 0 {
 		return fmt.Errorf("max_trace_bytes: must not be negative (0 turns it off), got %d", c.MaxTraceBytes)
+	}
+	if c.Learn.Enabled && c.Learn.Max > c.MaxWait {
+		return fmt.Errorf("learn::max: must be at most max_wait (%v), got %v", c.MaxWait, c.Learn.Max)
 	}
 	return nil
 }

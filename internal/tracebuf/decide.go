@@ -95,6 +95,7 @@ func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
 // forget removes a decided trace from the shard's state, and frees its
 // records unless it is to be held for rescue.
 func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag int64, hold bool) {
+	s.due.decided(t, reason, now)
 	s.unlink(t)
 	s.recordDecision(t, d, reason)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
@@ -149,6 +150,7 @@ func (s *shard) flushAll(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.report()
+	s.due.report(s.deps.observer, now, true)
 	s.flushStore()
 	return errors.Join(errs...)
 }

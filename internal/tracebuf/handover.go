@@ -167,10 +167,7 @@ func (s *shard) unlink(t *trace) {
 	t.decided = true
 	delete(s.traces, t.sum.ID)
 	s.due.byFirst.remove(t)
-	if t.inQuiet {
-		s.due.byQuiet.remove(t)
-		t.inQuiet = false
-	}
+	s.due.unquiet(t)
 	s.usage.nTraces--
 	s.usage.used -= t.size
 }

@@ -65,6 +65,26 @@ type KeptObserver interface {
 	Kept(t *sampling.Trace, d sampling.Decision)
 }
 
+// RouteObserver is an Observer that also receives the completion counts
+// of each route (the root span's service and name), summed since the last
+// report, at most once a second per shard (docs/completion.md).
+type RouteObserver interface {
+	Observer
+	RouteCompletion(c RouteCompletion)
+}
+
+// RouteCompletion is what one shard saw of one route since its last report.
+type RouteCompletion struct {
+	Route string // "service / root span name"
+	// Traces decided that had their root.
+	Traces int64
+	// PartialTraces of them got spans after their decision, and LateSpans
+	// is how many. Both are estimates when the shard decides more than
+	// 4096 traces per completion.learn.max: they are then counted on a
+	// sample of the traces, by trace ID, and scaled up.
+	PartialTraces, LateSpans int64
+}
+
 // NopObserver ignores every event.
 type NopObserver struct{}
 

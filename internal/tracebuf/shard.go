@@ -135,17 +135,11 @@ type lateSpan struct {
 
 func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 	s := &shard{
-		deps:   deps,
-		id:     id,
-		in:     make(chan message, shardQueueLen),
-		traces: make(map[[16]byte]*trace),
-		due: completion{
-			quiet:    int64(cfg.completion.Quiet),
-			maxWait:  int64(cfg.completion.MaxWait),
-			maxSpans: cfg.completion.MaxSpans,
-			maxBytes: math.MaxUint64,
-			arrival:  deps.engine.ArrivalMask(),
-		},
+		deps:     deps,
+		id:       id,
+		in:       make(chan message, shardQueueLen),
+		traces:   make(map[[16]byte]*trace),
+		due:      newCompletion(cfg.completion, deps.engine.ArrivalMask()),
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
 		decided:  decisions{ring: newKeptRing(cfg.ring), dropped: newDropFilter(cfg.dropped, dropAge(cfg)), kept: deps.kept},
 		observe:  deps.engine.NeedsView(),
@@ -168,7 +162,6 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 	s.due.byFirst.at = func(t *trace) *links { return &t.byFirst }
 	// A held trace has left byFirst: the held list reuses its links.
 	s.held.list.at = func(t *trace) *links { return &t.byFirst }
-	s.due.byQuiet.at = func(t *trace) *links { return &t.byQuiet }
 	return s
 }
 
@@ -194,6 +187,7 @@ func (s *shard) run(ctx context.Context) error {
 				s.ingest(ctx, m.req, m.spans)
 			case m.sync != nil:
 				s.expire(ctx, s.now())
+				s.due.report(s.deps.observer, s.now(), true)
 				s.flushOutAsync(ctx)
 				close(m.sync)
 			case m.run != nil:
@@ -214,6 +208,7 @@ func (s *shard) run(ctx context.Context) error {
 		s.rearm(now)
 		s.compactArena()
 		s.report()
+		s.due.report(s.deps.observer, now, false)
 		s.flushStore()
 	}
 }
@@ -252,6 +247,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		if t == nil {
 			h := hashID(&sp.TraceID)
 			if mark, ok := s.decided.keptMark(&sp.TraceID, h); ok {
+				s.due.late(h, now)
 				m.late = append(m.late, lateSpan{idx: i, mark: mark})
 				m.slots = append(m.slots, nil)
 				continue
@@ -259,11 +255,13 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			// A held trace is looked up first: the dropped filter may have
 			// forgotten it while it is still held.
 			if s.held.window > 0 && s.held.byID[sp.TraceID] != nil {
+				s.due.late(h, now)
 				m.rescue = append(m.rescue, i)
 				m.slots = append(m.slots, nil)
 				continue
 			}
 			if s.decided.dropped.contains(h) {
+				s.due.late(h, now)
 				lateDropped++
 				s.lateDropped(batch, sp)
 				m.slots = append(m.slots, nil)
@@ -285,6 +283,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 		sp := &batch.Spans[i]
 		if t.decided {
 			// max_spans decided the trace earlier in this message.
+			s.due.late(t.hash, now)
 			if mark, ok := s.decided.keptMark(&sp.TraceID, t.hash); ok {
 				m.late = append(m.late, lateSpan{idx: i, mark: mark})
 			} else {
@@ -293,7 +292,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			continue
 		}
 		s.usage.used += s.addSpan(t, sp, &batch.Scopes[sp.Scope], uint32(m.gids[sp.Scope]))
-		s.due.touch(t, now)
+		s.due.touch(t, sp, &batch.Scopes[sp.Scope], now)
 		if reason := s.due.early(t); reason != "" {
 			s.decideAsync(ctx, t, reason, now, -1)
 		}
@@ -321,7 +320,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 }
 
 func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
-	t := &trace{hash: h, first: now, last: now}
+	t := &trace{hash: h, first: now, last: now, route: -1}
 	t.sum.ID = sp.TraceID // and the rest of its identity with its first span (AddSpan)
 	s.traces[sp.TraceID] = t
 	s.due.byFirst.pushBack(t)
@@ -373,8 +372,8 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	for t := c.byFirst.head; t != nil && t.first+c.maxWait <= now; t = c.byFirst.head {
 		s.decideAsync(ctx, t, ReasonMaxWait, now, now-(t.first+c.maxWait))
 	}
-	for t := c.byQuiet.head; t != nil && t.last+c.quiet <= now; t = c.byQuiet.head {
-		s.decideAsync(ctx, t, ReasonQuiet, now, now-(t.last+c.quiet))
+	for t, lag := c.quietDue(now); t != nil; t, lag = c.quietDue(now) {
+		s.decideAsync(ctx, t, ReasonQuiet, now, lag)
 	}
 	s.expireHeld(now)
 }

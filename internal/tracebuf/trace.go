@@ -31,8 +31,15 @@ type trace struct {
 	groups  groupCounts
 
 	byFirst links // all buffered traces, by first arrival
-	byQuiet links // traces whose root arrived, by latest arrival
+	byQuiet links // traces whose root arrived, by latest arrival, in their quiet class
 	inQuiet bool
+	class   uint8 // quiet class (completion.go)
+
+	// Learned completion (learn.go): the largest gap between arrivals
+	// from the root on, and the route's slot and its generation.
+	gap      int64
+	route    int32
+	routeGen uint32
 }
 
 // forEachRecord calls f for each buffered span record of t, in arrival

@@ -192,6 +192,9 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
 		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
+		RouteTraces:     tb.ProcessorTailsiftRouteTracesDecided,
+		RoutePartial:    tb.ProcessorTailsiftRoutePartialTraces,
+		RouteLate:       tb.ProcessorTailsiftRouteLateSpans,
 	}
 }
 

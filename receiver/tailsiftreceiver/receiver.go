@@ -381,6 +381,9 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
 		SpansDeduped:    tb.ReceiverTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ReceiverTailsiftArenaMappedBytes,
+		RouteTraces:     tb.ReceiverTailsiftRouteTracesDecided,
+		RoutePartial:    tb.ReceiverTailsiftRoutePartialTraces,
+		RouteLate:       tb.ReceiverTailsiftRouteLateSpans,
 	}
 }
 

@@ -49,6 +49,16 @@ func InvalidConfigs() []BadConfig {
 			Err:  "completion: max_wait: must be at least quiet (5s), got 1s",
 		},
 		{
+			Name: "learned quiet above max_wait",
+			YAML: map[string]any{"completion": map[string]any{"max_wait": "5s"}},
+			Err:  "completion: learn::max: must be at most max_wait (5s), got 10s",
+		},
+		{
+			Name: "learn quantile",
+			YAML: map[string]any{"completion": map[string]any{"learn": map[string]any{"quantile": 1.5}}},
+			Err:  "completion::learn: quantile: must be in [0.5, 1), got 1.5",
+		},
+		{
 			Name: "zero max_spans",
 			YAML: map[string]any{"completion": map[string]any{"max_spans": 0}},
 			Err:  "completion: max_spans: must be positive, got 0",
@@ -248,9 +258,15 @@ func UndecodableConfigs() []BadConfig {
 // than its default.
 func CustomConfig() tracebuf.Config {
 	return tracebuf.Config{
-		Shards:     4,
-		Completion: tracebuf.CompletionConfig{Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20},
-		Buffer:     tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
+		Shards: 4,
+		Completion: tracebuf.CompletionConfig{
+			Quiet: 500 * time.Millisecond, MaxWait: 10 * time.Second, MaxSpans: 2000, MaxTraceBytes: 8 << 20,
+			Learn: tracebuf.LearnConfig{
+				Enabled: true, Min: 100 * time.Millisecond, Max: 5 * time.Second,
+				Quantile: 0.99, Margin: 1.5, MaxRoutes: 500,
+			},
+		},
+		Buffer: tracebuf.BufferConfig{MaxBytes: 1 << 30, MaxQueuedBytes: 32_000_000},
 		DecisionCache: tracebuf.DecisionCacheConfig{
 			KeptMaxBytes:      8 << 20,
 			DroppedMaxEntries: 250_000,

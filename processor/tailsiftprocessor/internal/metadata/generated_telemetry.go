@@ -46,6 +46,9 @@ type TelemetryBuilder struct {
 	ProcessorTailsiftLateSpans                     metric.Int64Counter
 	ProcessorTailsiftRescueHeldBytes               metric.Int64UpDownCounter
 	ProcessorTailsiftRescueHeldTraces              metric.Int64UpDownCounter
+	ProcessorTailsiftRouteLateSpans                metric.Int64Counter
+	ProcessorTailsiftRoutePartialTraces            metric.Int64Counter
+	ProcessorTailsiftRouteTracesDecided            metric.Int64Counter
 	ProcessorTailsiftSpansDecided                  metric.Int64Counter
 	ProcessorTailsiftSpansDeduplicated             metric.Int64Counter
 	ProcessorTailsiftSpansReceived                 metric.Int64Counter
@@ -230,6 +233,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorTailsiftRescueHeldTraces, err = builder.meter.Int64UpDownCounter(
 		"otelcol_processor_tailsift_rescue_held_traces",
 		metric.WithDescription("Dropped traces held for rescue (rescue.window). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftRouteLateSpans, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_route_late_spans",
+		metric.WithDescription("Spans that arrived after their trace's decision, by route (the root span's service and name, at most 100 routes, the others as other). Estimated on a sample of the traces, by trace ID, when a shard decides more than 4096 traces per completion.learn.max (docs/completion.md). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftRoutePartialTraces, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_route_partial_traces",
+		metric.WithDescription("Traces decided before all their spans arrived (one or more came after the decision, within completion.learn.max), by route; divided by route_traces_decided, the route's incompleteness rate (docs/completion.md). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorTailsiftRouteTracesDecided, err = builder.meter.Int64Counter(
+		"otelcol_processor_tailsift_route_traces_decided",
+		metric.WithDescription("Traces decided that had their root span, by route (the root span's service and name, at most 100 routes, the others as other). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

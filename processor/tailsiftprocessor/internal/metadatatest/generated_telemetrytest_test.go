@@ -44,6 +44,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftLateSpans.Add(context.Background(), 1)
 	tb.ProcessorTailsiftRescueHeldBytes.Add(context.Background(), 1)
 	tb.ProcessorTailsiftRescueHeldTraces.Add(context.Background(), 1)
+	tb.ProcessorTailsiftRouteLateSpans.Add(context.Background(), 1)
+	tb.ProcessorTailsiftRoutePartialTraces.Add(context.Background(), 1)
+	tb.ProcessorTailsiftRouteTracesDecided.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansDecided.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansDeduplicated.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansReceived.Add(context.Background(), 1)
@@ -102,6 +105,15 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftRescueHeldTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftRouteLateSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftRoutePartialTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftRouteTracesDecided(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftSpansDecided(t, testTel,

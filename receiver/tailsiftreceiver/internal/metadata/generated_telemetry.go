@@ -46,6 +46,9 @@ type TelemetryBuilder struct {
 	ReceiverTailsiftLateSpans                     metric.Int64Counter
 	ReceiverTailsiftRescueHeldBytes               metric.Int64UpDownCounter
 	ReceiverTailsiftRescueHeldTraces              metric.Int64UpDownCounter
+	ReceiverTailsiftRouteLateSpans                metric.Int64Counter
+	ReceiverTailsiftRoutePartialTraces            metric.Int64Counter
+	ReceiverTailsiftRouteTracesDecided            metric.Int64Counter
 	ReceiverTailsiftSpansDecided                  metric.Int64Counter
 	ReceiverTailsiftSpansDeduplicated             metric.Int64Counter
 	ReceiverTailsiftSpansReceived                 metric.Int64Counter
@@ -230,6 +233,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverTailsiftRescueHeldTraces, err = builder.meter.Int64UpDownCounter(
 		"otelcol_receiver_tailsift_rescue_held_traces",
 		metric.WithDescription("Dropped traces held for rescue (rescue.window). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftRouteLateSpans, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_route_late_spans",
+		metric.WithDescription("Spans that arrived after their trace's decision, by route (the root span's service and name, at most 100 routes, the others as other). Estimated on a sample of the traces, by trace ID, when a shard decides more than 4096 traces per completion.learn.max (docs/completion.md). [Development]"),
+		metric.WithUnit("{span}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftRoutePartialTraces, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_route_partial_traces",
+		metric.WithDescription("Traces decided before all their spans arrived (one or more came after the decision, within completion.learn.max), by route; divided by route_traces_decided, the route's incompleteness rate (docs/completion.md). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftRouteTracesDecided, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_route_traces_decided",
+		metric.WithDescription("Traces decided that had their root span, by route (the root span's service and name, at most 100 routes, the others as other). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

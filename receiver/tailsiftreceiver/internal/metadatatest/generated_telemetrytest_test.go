@@ -44,6 +44,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftLateSpans.Add(context.Background(), 1)
 	tb.ReceiverTailsiftRescueHeldBytes.Add(context.Background(), 1)
 	tb.ReceiverTailsiftRescueHeldTraces.Add(context.Background(), 1)
+	tb.ReceiverTailsiftRouteLateSpans.Add(context.Background(), 1)
+	tb.ReceiverTailsiftRoutePartialTraces.Add(context.Background(), 1)
+	tb.ReceiverTailsiftRouteTracesDecided.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansDecided.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansDeduplicated.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansReceived.Add(context.Background(), 1)
@@ -102,6 +105,15 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftRescueHeldTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftRouteLateSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftRoutePartialTraces(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftRouteTracesDecided(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftSpansDecided(t, testTel,

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tracebuf
+
+const raceEnabled = false
