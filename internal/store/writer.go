@@ -172,7 +172,7 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 	}
 	cur.size += int64(len(w.blk))
 	cur.maxTime = max(cur.maxTime, maxTime)
-	s.stats.Traces.Store(int64(len(s.idx.byID)))
+	s.stats.Traces.Store(int64(s.idx.len()))
 	s.mu.Unlock()
 	if s.stats.DiskBytes.Load() > s.opts.MaxBytes {
 		s.enforce()
@@ -272,7 +272,7 @@ func (s *Store) evictOldest(why string) bool {
 	s.mu.Lock()
 	s.segs = s.segs[1:]
 	s.idx.evict(old.num)
-	s.stats.Traces.Store(int64(len(s.idx.byID)))
+	s.stats.Traces.Store(int64(s.idx.len()))
 	s.mu.Unlock()
 	if err := os.Remove(filepath.Join(s.opts.Dir, segName(old.num))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("tailsift store: cannot remove segment", zap.Error(err))
