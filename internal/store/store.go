@@ -88,8 +88,11 @@ type item struct {
 	req  []byte
 	dec  Decision
 	decs []Decision // a batch of decisions, one per ID, when not nil
-	// copied holds req when it is AppendSpans' copy, given back once framed.
+	// copied holds req when it is AppendSpans' copy, given back once written.
 	copied *[]byte
+	// framed: req is the whole record, framed by AppendSpans as it copied
+	// it (appendSpansFrame), not yet sealed.
+	framed bool
 	sync   chan struct{} // a barrier: closed once what came before is written
 }
 
@@ -198,9 +201,10 @@ func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = append((*bp)[:0], req...)
+	t := s.now()
+	*bp = appendSpansFrame((*bp)[:0], t, ids, req)
 	s.stats.BytesIn.Add(int64(len(req)))
-	return s.enqueue(item{kind: KindSpans, t: s.now(), ids: ids, req: *bp, copied: bp})
+	return s.enqueue(item{kind: KindSpans, t: t, ids: ids, req: *bp, copied: bp, framed: true})
 }
 
 // copies are the buffers of AppendSpans' copies: the writer gives each

@@ -107,8 +107,19 @@ func (s *Store) writeBatch(first item) {
 		w.seq++
 		switch it.kind {
 		case KindSpans:
-			w.scratch = spansBody(w.scratch[:0], it.ids, nil)
-			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
+			switch {
+			case it.framed && len(w.items) == 1:
+				// Alone in its block (a low request rate): compressed
+				// from AppendSpans' copy, not copied again.
+				sealFrame(it.req, w.seq)
+				raw = it.req
+			case it.framed:
+				sealFrame(it.req, w.seq)
+				raw = append(raw, it.req...)
+			default:
+				w.scratch = spansBody(w.scratch[:0], it.ids, nil)
+				raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
+			}
 		case KindDecision:
 			if it.decs != nil {
 				for k := range it.decs {
@@ -131,14 +142,16 @@ func (s *Store) writeBatch(first item) {
 		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
 		maxTime = max(maxTime, it.t)
 	}
+	if len(raw) > 0 {
+		s.appendBlock(raw, maxTime)
+	}
+	if len(w.items) != 1 || !w.items[0].framed {
+		w.raw = raw // not an item's copy
+	}
 	for i := range w.items {
 		w.items[i].release()
 	}
 	clear(w.items) // do not keep the requests reachable
-	w.raw = raw
-	if len(raw) > 0 {
-		s.appendBlock(raw, maxTime)
-	}
 	clear(w.recs)
 	if cap(w.raw) > 8<<20 {
 		w.raw, w.blk = nil, nil

@@ -69,12 +69,13 @@ type options struct {
 
 	Replot         string // re-render the report (md, svg) from this JSON, run nothing
 	Profile        string // "auto", "always", "never"
+	ProfileKind    string // the collector profiled: tailsift (processor) or fastpath
 	ProfileSeconds int
 }
 
 func presets(mode string) (options, error) {
 	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
-		SatRetry: 1, Profile: "auto", ProfileSeconds: 20}
+		SatRetry: 1, Profile: "auto", ProfileKind: string(kindTailsift), ProfileSeconds: 20}
 	switch mode {
 	case "full":
 		o.Pairs, o.Rate, o.RateCap, o.Warmup, o.Window, o.Drain = 3, 0, 16000, 10*time.Second, 30*time.Second, 12*time.Second
@@ -144,6 +145,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.SatKinds, "sat-kinds", "tailsift,contrib", "collectors the saturation search runs")
 	fs.IntVar(&o.SatRetry, "sat-retry", o.SatRetry, "repeat a failing step this many times before calling it saturated")
 	fs.StringVar(&o.Profile, "profile", o.Profile, "CPU profile of tailsift in an extra run at -rate: auto (only when a target is missed), always, never")
+	fs.StringVar(&o.ProfileKind, "profile-kind", o.ProfileKind, "the collector -profile profiles: tailsift (the processor) or fastpath")
 	fs.StringVar(&o.Replot, "replot", "", "run nothing: re-render the markdown and the SVG from a results JSON written earlier (into -out)")
 	fs.IntVar(&o.ProfileSeconds, "profile-seconds", o.ProfileSeconds, "profile length (needs -window >= it)")
 	if err := fs.Parse(args); err != nil {
@@ -154,6 +156,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.Pairs < 0 || (o.Pairs == 0 && !o.Sat) || o.Rate < 0 || o.Window <= 0 || o.SatFactor <= 1 {
 		return o, errors.New("need -pairs >= 1 (or 0 with -sat), -rate >= 0, -window > 0, -sat-factor > 1")
+	}
+	if o.ProfileKind != string(kindTailsift) && o.ProfileKind != string(kindFastpath) {
+		return o, fmt.Errorf("-profile-kind must be tailsift or fastpath, not %q", o.ProfileKind)
 	}
 	if o.Store != "off" && o.Store != "zstd" && o.Store != "s2" {
 		return o, fmt.Errorf("-store must be off, zstd or s2, not %q", o.Store)
@@ -462,7 +467,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 			}
 			prof = filepath.Join(o.OutDir, rep.fileBase()+"-tailsift-cpu.pprof")
 		}
-		r, err := do(runSpec{Kind: kindTailsift, Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
+		r, err := do(runSpec{Kind: kind(o.ProfileKind), Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
 			Drain: o.Drain, Seed: o.Seed, ProfileSeconds: o.ProfileSeconds, ProfileOut: prof})
 		if err != nil {
 			return nil, err
