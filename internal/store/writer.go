@@ -40,16 +40,16 @@ func (s *Store) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case it := <-s.in:
-			s.writeBatch(it)
+		case p := <-s.in:
+			s.writeBatch(take(p))
 		case <-tick.C:
 			s.w.failing = false
 			s.enforce()
 		case <-s.stop:
 			for {
 				select {
-				case it := <-s.in:
-					s.writeBatch(it)
+				case p := <-s.in:
+					s.writeBatch(take(p))
 					continue
 				default:
 				}
@@ -69,9 +69,9 @@ func (s *Store) writeBatch(first item) {
 	w.items, w.recs = append(w.items[:0], first), w.recs[:0]
 	for size := first.size(); size < 4<<20; {
 		select {
-		case it := <-s.in:
-			w.items = append(w.items, it)
-			size += it.size()
+		case p := <-s.in:
+			w.items = append(w.items, take(p))
+			size += w.items[len(w.items)-1].size()
 			continue
 		default:
 		}
