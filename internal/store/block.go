@@ -86,7 +86,9 @@ type codec struct {
 
 func newCodec(compression string) (*codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true), zstd.WithNoEntropyCompression(true))
+		zstd.WithLowerEncoderMem(true), zstd.WithNoEntropyCompression(true),
+		// The block holds its own CRC-32C: no second checksum in the frame.
+		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
 	}

@@ -33,8 +33,14 @@ type entry struct {
 
 // index maps trace IDs to their entries, and each segment to
 // the trace IDs with records in it, so that evicting a segment forgets them.
+//
+// An entry lives in ents and the map holds its position: indexing a record
+// of a trace already held is one map lookup and an update in place, not a
+// lookup, a copy and an assignment. Neither holds pointers.
 type index struct {
-	byID   map[[16]byte]entry
+	slots  map[[16]byte]uint32 // trace ID → its entry in ents
+	ents   []entry
+	free   []uint32           // positions in ents of forgotten traces
 	more   map[[16]byte][]ref // refs past the inline ones (rare)
 	bySeg  map[uint32][][16]byte
 	names  []string
@@ -43,9 +49,39 @@ type index struct {
 
 func newIndex() *index {
 	return &index{
-		byID: make(map[[16]byte]entry), more: make(map[[16]byte][]ref), bySeg: make(map[uint32][][16]byte),
+		slots: make(map[[16]byte]uint32), more: make(map[[16]byte][]ref), bySeg: make(map[uint32][][16]byte),
 		names: []string{""}, nameID: map[string]uint16{"": 0},
 	}
+}
+
+// len returns the number of traces held.
+func (x *index) len() int { return len(x.slots) }
+
+// get returns trace id's entry, valid until the next add.
+func (x *index) get(id [16]byte) (*entry, bool) {
+	i, ok := x.slots[id]
+	if !ok {
+		return nil, false
+	}
+	return &x.ents[i], true
+}
+
+// getOrAdd returns trace id's entry, adding an empty one if id is new; it
+// is valid until the next add.
+func (x *index) getOrAdd(id [16]byte) *entry {
+	if i, ok := x.slots[id]; ok {
+		return &x.ents[i]
+	}
+	var i uint32
+	if n := len(x.free); n > 0 {
+		i, x.free = x.free[n-1], x.free[:n-1]
+		x.ents[i] = entry{}
+	} else {
+		i = uint32(len(x.ents))
+		x.ents = append(x.ents, entry{})
+	}
+	x.slots[id] = i
+	return &x.ents[i]
 }
 
 // intern returns the number of a policy or reason name.
@@ -120,12 +156,12 @@ func (x *index) addRef(id [16]byte, e *entry, r ref) {
 // apply indexes record r found in the block at.
 func (x *index) apply(r *Record, at ref) {
 	for _, id := range r.IDs {
-		e := x.byID[id]
-		x.touch(id, &e, at.seg)
+		e := x.getOrAdd(id)
+		x.touch(id, e, at.seg)
 		switch r.Kind {
 		case KindSpans:
-			if last, ok := x.lastRef(id, &e); !ok || last != at {
-				x.addRef(id, &e, at)
+			if last, ok := x.lastRef(id, e); !ok || last != at {
+				x.addRef(id, e, at)
 			}
 		case KindDecision:
 			d := &r.Decision
@@ -144,7 +180,6 @@ func (x *index) apply(r *Record, at ref) {
 		case KindDelivered:
 			e.flags |= flagDelivered
 		}
-		x.byID[id] = e
 	}
 }
 
@@ -171,7 +206,10 @@ func (x *index) without(id [16]byte, e *entry, seg uint32, refs []ref) []ref {
 
 // forget deletes trace id.
 func (x *index) forget(id [16]byte) {
-	delete(x.byID, id)
+	if i, ok := x.slots[id]; ok {
+		delete(x.slots, id)
+		x.free = append(x.free, i)
+	}
 	delete(x.more, id)
 }
 
@@ -180,7 +218,7 @@ func (x *index) forget(id [16]byte) {
 func (x *index) evict(seg uint32) {
 	var refs []ref
 	for _, id := range x.bySeg[seg] {
-		e, ok := x.byID[id]
+		e, ok := x.get(id)
 		if !ok {
 			continue
 		}
@@ -188,8 +226,7 @@ func (x *index) evict(seg uint32) {
 			x.forget(id)
 			continue
 		}
-		refs = x.without(id, &e, seg, refs)
-		x.byID[id] = e
+		refs = x.without(id, e, seg, refs)
 	}
 	delete(x.bySeg, seg)
 }

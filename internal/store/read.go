@@ -28,10 +28,10 @@ type Decided struct {
 
 func (s *Store) snapshot() *Recovery {
 	r := &Recovery{}
-	for id, e := range s.idx.byID {
-		switch {
+	for id, i := range s.idx.slots {
+		switch e := &s.idx.ents[i]; {
 		case e.flags&flagDecided != 0:
-			r.Decided = append(r.Decided, Decided{ID: id, Decision: s.idx.decision(&e), Delivered: e.flags&flagDelivered != 0})
+			r.Decided = append(r.Decided, Decided{ID: id, Decision: s.idx.decision(e), Delivered: e.flags&flagDelivered != 0})
 		case e.nrefs > 0:
 			r.Undecided = append(r.Undecided, id)
 		}
@@ -69,9 +69,9 @@ var ErrNotFound = errors.New("trace not found")
 func (s *Store) Trace(id [16]byte) (Trace, error) {
 	var t Trace
 	s.mu.RLock()
-	e, ok := s.idx.byID[id]
+	e, ok := s.idx.get(id)
 	if ok {
-		t.Decision, t.Decided, t.Delivered = s.idx.decision(&e), e.flags&flagDecided != 0, e.flags&flagDelivered != 0
+		t.Decision, t.Decided, t.Delivered = s.idx.decision(e), e.flags&flagDecided != 0, e.flags&flagDelivered != 0
 	}
 	s.mu.RUnlock()
 	if !ok {
@@ -99,8 +99,8 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	var refs []ref
 	s.mu.RLock()
 	for _, id := range ids {
-		if e, ok := s.idx.byID[id]; ok {
-			refs = s.idx.appendRefs(refs, id, &e)
+		if e, ok := s.idx.get(id); ok {
+			refs = s.idx.appendRefs(refs, id, e)
 		}
 	}
 	slices.SortFunc(refs, func(a, b ref) int {

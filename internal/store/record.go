@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 )
 
 // Record kinds.
@@ -80,6 +81,35 @@ func appendFrame(dst []byte, kind byte, seq uint64, t int64, body ...[]byte) []b
 	crc := crc32.Checksum(dst[start+frameHeader:], castagnoli)
 	binary.LittleEndian.PutUint32(dst[start+4:], crc)
 	return dst
+}
+
+// appendSpansFrame appends a spans record framed but not sealed: its
+// sequence and CRC are zero until sealFrame sets them. AppendSpans frames
+// as it copies the request, so that the writer need not copy it again.
+func appendSpansFrame(dst []byte, t int64, ids [][16]byte, req []byte) []byte {
+	n := payloadHeader + uvarintLen(uint64(len(ids))) + 16*len(ids) + len(req)
+	dst = slices.Grow(dst, frameHeader+n)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = append(dst, KindSpans)
+	dst = binary.LittleEndian.AppendUint64(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
+	return spansBody(dst, ids, req)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// sealFrame sets the sequence and the CRC of a record framed by
+// appendSpansFrame.
+func sealFrame(rec []byte, seq uint64) {
+	binary.LittleEndian.PutUint64(rec[frameHeader+1:], seq)
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(rec[frameHeader:], castagnoli))
 }
 
 // spansBody is the body of a spans record: uvarint count, the IDs, the request.

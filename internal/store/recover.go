@@ -57,7 +57,7 @@ func (s *Store) recover() error {
 		return err
 	}
 	s.recovery = s.snapshot()
-	s.stats.Traces.Store(int64(len(s.idx.byID)))
+	s.stats.Traces.Store(int64(s.idx.len()))
 	s.enforce()
 	return nil
 }

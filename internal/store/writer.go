@@ -40,16 +40,16 @@ func (s *Store) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case it := <-s.in:
-			s.writeBatch(it)
+		case p := <-s.in:
+			s.writeBatch(take(p))
 		case <-tick.C:
 			s.w.failing = false
 			s.enforce()
 		case <-s.stop:
 			for {
 				select {
-				case it := <-s.in:
-					s.writeBatch(it)
+				case p := <-s.in:
+					s.writeBatch(take(p))
 					continue
 				default:
 				}
@@ -69,9 +69,9 @@ func (s *Store) writeBatch(first item) {
 	w.items, w.recs = append(w.items[:0], first), w.recs[:0]
 	for size := first.size(); size < 4<<20; {
 		select {
-		case it := <-s.in:
-			w.items = append(w.items, it)
-			size += it.size()
+		case p := <-s.in:
+			w.items = append(w.items, take(p))
+			size += w.items[len(w.items)-1].size()
 			continue
 		default:
 		}
@@ -107,8 +107,19 @@ func (s *Store) writeBatch(first item) {
 		w.seq++
 		switch it.kind {
 		case KindSpans:
-			w.scratch = spansBody(w.scratch[:0], it.ids, nil)
-			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
+			switch {
+			case it.framed && len(w.items) == 1:
+				// Alone in its block (a low request rate): compressed
+				// from AppendSpans' copy, not copied again.
+				sealFrame(it.req, w.seq)
+				raw = it.req
+			case it.framed:
+				sealFrame(it.req, w.seq)
+				raw = append(raw, it.req...)
+			default:
+				w.scratch = spansBody(w.scratch[:0], it.ids, nil)
+				raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
+			}
 		case KindDecision:
 			if it.decs != nil {
 				for k := range it.decs {
@@ -131,14 +142,16 @@ func (s *Store) writeBatch(first item) {
 		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
 		maxTime = max(maxTime, it.t)
 	}
+	if len(raw) > 0 {
+		s.appendBlock(raw, maxTime)
+	}
+	if len(w.items) != 1 || !w.items[0].framed {
+		w.raw = raw // not an item's copy
+	}
 	for i := range w.items {
 		w.items[i].release()
 	}
 	clear(w.items) // do not keep the requests reachable
-	w.raw = raw
-	if len(raw) > 0 {
-		s.appendBlock(raw, maxTime)
-	}
 	clear(w.recs)
 	if cap(w.raw) > 8<<20 {
 		w.raw, w.blk = nil, nil
@@ -172,7 +185,7 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 	}
 	cur.size += int64(len(w.blk))
 	cur.maxTime = max(cur.maxTime, maxTime)
-	s.stats.Traces.Store(int64(len(s.idx.byID)))
+	s.stats.Traces.Store(int64(s.idx.len()))
 	s.mu.Unlock()
 	if s.stats.DiskBytes.Load() > s.opts.MaxBytes {
 		s.enforce()
@@ -272,7 +285,7 @@ func (s *Store) evictOldest(why string) bool {
 	s.mu.Lock()
 	s.segs = s.segs[1:]
 	s.idx.evict(old.num)
-	s.stats.Traces.Store(int64(len(s.idx.byID)))
+	s.stats.Traces.Store(int64(s.idx.len()))
 	s.mu.Unlock()
 	if err := os.Remove(filepath.Join(s.opts.Dir, segName(old.num))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("tailsift store: cannot remove segment", zap.Error(err))

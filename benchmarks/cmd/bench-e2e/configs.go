@@ -45,6 +45,7 @@ const slowThresholdMs = 999
 // ports are the loopback ports of one run.
 type ports struct {
 	OTLP, Metrics, Health, Pprof, SinkGRPC, SinkHTTP int
+	StoreAPI                                         int // the tailsift extension's retrieval API (-store)
 }
 
 // configData fills the collector templates of testdata/collector.
@@ -56,6 +57,15 @@ type configData struct {
 	ContribTraces             int
 	SlowThresholdMs           int
 	BaselinePct               float64
+	// Store is the tailsift extension's directory for tailsift's processor
+	// and fast path (storage: tailsift); "": no store, the default.
+	Store, Compression string
+}
+
+// storeSetting is tailsift's durable store in a run (bench-e2e -store).
+type storeSetting struct {
+	Dir         string // "": off
+	Compression string // zstd or s2
 }
 
 // collectorTemplates reads the collector templates in dir
@@ -70,11 +80,12 @@ func collectorTemplates(dir string) (*template.Template, error) {
 
 // collectorConfig returns the collector YAML of kind k for one run, from
 // testdata/collector/bench-<k>.yaml. rescue > 0 sets tailsift's
-// rescue.window (processor and fast path).
-func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, rescue time.Duration) (string, error) {
+// rescue.window (processor and fast path); st.Dir != "" gives them the
+// durable store (testdata/collector/store.yaml).
+func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, rescue time.Duration, st storeSetting) (string, error) {
 	var b strings.Builder
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
-		Ports: p, Pprof: pprof, Rescue: rescue,
+		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
 		Quiet: quiet, MaxWait: maxWait, AfterRoot: afterRoot, ContribTraces: contribTraces,
 		SlowThresholdMs: slowThresholdMs, BaselinePct: fastPercentage,
 	})

@@ -51,6 +51,8 @@ type options struct {
 	ContribSatRef float64
 	Fastpath      bool          // also run the tailsift receiver (kind fastpath) in every side-by-side round
 	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
+	Store         string        // tailsift's durable store (processor and fast path): off, zstd or s2
+	Contrib       bool          // run contrib in the side-by-side rounds
 	Seed          int64
 	Shape         string // loadgen --shape
 	Idle          time.Duration
@@ -67,12 +69,13 @@ type options struct {
 
 	Replot         string // re-render the report (md, svg) from this JSON, run nothing
 	Profile        string // "auto", "always", "never"
+	ProfileKind    string // the collector profiled: tailsift (processor) or fastpath
 	ProfileSeconds int
 }
 
 func presets(mode string) (options, error) {
-	o := options{Mode: mode, Seed: 1, Baseline: true, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
-		SatRetry: 1, Profile: "auto", ProfileSeconds: 20}
+	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
+		SatRetry: 1, Profile: "auto", ProfileKind: string(kindTailsift), ProfileSeconds: 20}
 	switch mode {
 	case "full":
 		o.Pairs, o.Rate, o.RateCap, o.Warmup, o.Window, o.Drain = 3, 0, 16000, 10*time.Second, 30*time.Second, 12*time.Second
@@ -126,6 +129,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "run the OTLP->nop baseline in every side-by-side round")
 	fs.Float64Var(&o.ContribSatRef, "contrib-sat-ref", 0, "contrib's saturation rate (spans/s) from an earlier run, for the fast path's saturation target when this run has no contrib ladder (also applied by -replot)")
 	fs.DurationVar(&o.Rescue, "tailsift-rescue", 0, "set tailsift's rescue.window (processor and fast path) to this; 0: off, as by default")
+	fs.StringVar(&o.Store, "store", o.Store, "tailsift's durable store for the processor and the fast path (the tailsift extension, storage: tailsift, in the run's directory): off, zstd or s2. Compare the store's cost by alternating runs with -store off and on (see README, \"Durable store\")")
+	fs.BoolVar(&o.Contrib, "contrib", o.Contrib, "run contrib in the side-by-side rounds (false: tailsift only, no contrib binary needed; needs -sat=false or -sat-kinds without contrib)")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
@@ -140,6 +145,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.SatKinds, "sat-kinds", "tailsift,contrib", "collectors the saturation search runs")
 	fs.IntVar(&o.SatRetry, "sat-retry", o.SatRetry, "repeat a failing step this many times before calling it saturated")
 	fs.StringVar(&o.Profile, "profile", o.Profile, "CPU profile of tailsift in an extra run at -rate: auto (only when a target is missed), always, never")
+	fs.StringVar(&o.ProfileKind, "profile-kind", o.ProfileKind, "the collector -profile profiles: tailsift (the processor) or fastpath")
 	fs.StringVar(&o.Replot, "replot", "", "run nothing: re-render the markdown and the SVG from a results JSON written earlier (into -out)")
 	fs.IntVar(&o.ProfileSeconds, "profile-seconds", o.ProfileSeconds, "profile length (needs -window >= it)")
 	if err := fs.Parse(args); err != nil {
@@ -150,6 +156,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.Pairs < 0 || (o.Pairs == 0 && !o.Sat) || o.Rate < 0 || o.Window <= 0 || o.SatFactor <= 1 {
 		return o, errors.New("need -pairs >= 1 (or 0 with -sat), -rate >= 0, -window > 0, -sat-factor > 1")
+	}
+	if o.ProfileKind != string(kindTailsift) && o.ProfileKind != string(kindFastpath) {
+		return o, fmt.Errorf("-profile-kind must be tailsift or fastpath, not %q", o.ProfileKind)
+	}
+	if o.Store != "off" && o.Store != "zstd" && o.Store != "s2" {
+		return o, fmt.Errorf("-store must be off, zstd or s2, not %q", o.Store)
+	}
+	if !o.Contrib && o.Rate == 0 && o.Pairs > 0 {
+		return o, errors.New("-contrib=false needs a fixed -rate (the automatic one comes from contrib's saturation)")
 	}
 	if o.Rate == 0 && !o.Sat && o.Pairs > 0 {
 		return o, errors.New("-rate 0 (automatic) needs the saturation search (-sat)")
@@ -277,6 +292,9 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 		}
 	}
 	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
+	if o.Store != "off" {
+		e.store = o.Store
+	}
 	if p, err := exec.LookPath("taskset"); err == nil {
 		e.taskset = p
 	} else {
@@ -315,7 +333,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	if !exists(o.TailsiftBin) {
 		return nil, fmt.Errorf("%s not found: run `make build`", o.TailsiftBin)
 	}
-	if !exists(o.ContribBin) {
+	if !exists(o.ContribBin) && (o.Contrib || (o.Sat && strings.Contains(o.SatKinds, string(kindContrib)))) {
 		return nil, fmt.Errorf("%s not found: run `make bench-contrib-dist`", o.ContribBin)
 	}
 	rep := &report{Opts: o, Machine: readMachine(runtime.Version()), Started: time.Now(), Pinned: e.taskset != "",
@@ -420,6 +438,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		if o.Fastpath {
 			order = []kind{kindTailsift, kindFastpath, kindContrib}
 		}
+		if !o.Contrib {
+			order = slices.DeleteFunc(order, func(k kind) bool { return k == kindContrib })
+		}
 		if i%2 == 0 {
 			slices.Reverse(order)
 		}
@@ -446,7 +467,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 			}
 			prof = filepath.Join(o.OutDir, rep.fileBase()+"-tailsift-cpu.pprof")
 		}
-		r, err := do(runSpec{Kind: kindTailsift, Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
+		r, err := do(runSpec{Kind: kind(o.ProfileKind), Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
 			Drain: o.Drain, Seed: o.Seed, ProfileSeconds: o.ProfileSeconds, ProfileOut: prof})
 		if err != nil {
 			return nil, err

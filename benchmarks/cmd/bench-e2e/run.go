@@ -23,6 +23,7 @@ type env struct {
 	workDir                 string
 	keep                    bool               // keep each run's directory (configs, logs, manifests)
 	rescue                  time.Duration      // tailsift's rescue.window; 0: off
+	store                   string             // tailsift's store compression (-store); "": off
 	shape                   string             // loadgen --shape; "": its default
 	configs                 *template.Template // testdata/collector
 	logf                    func(format string, args ...any)
@@ -62,11 +63,11 @@ type runFiles struct {
 }
 
 func newRunFiles(dir string) (*runFiles, error) {
-	pp, err := freePorts(6)
+	pp, err := freePorts(7)
 	if err != nil {
 		return nil, err
 	}
-	p := ports{OTLP: pp[0], Metrics: pp[1], Health: pp[2], Pprof: pp[3], SinkGRPC: pp[4], SinkHTTP: pp[5]}
+	p := ports{OTLP: pp[0], Metrics: pp[1], Health: pp[2], Pprof: pp[3], SinkGRPC: pp[4], SinkHTTP: pp[5], StoreAPI: pp[6]}
 	return &runFiles{
 		dir:            dir,
 		ports:          p,
@@ -100,7 +101,12 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.rescue)
+	var st storeSetting
+	if e.store != "" && (spec.Kind == kindTailsift || spec.Kind == kindFastpath) {
+		// In the run's directory: removed with it unless -keep.
+		st = storeSetting{Dir: filepath.Join(dir, "store"), Compression: e.store}
+	}
+	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.rescue, st)
 	if err != nil {
 		return nil, err
 	}

@@ -198,7 +198,7 @@ func TestCollectorConfig(t *testing.T) {
 		kindFastpath: {"receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:1}", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5",
 			"receivers: [tailsift]", "exporters: [otlp_grpc]", "compression: zstd"},
 	} {
-		cfg, err := collectorConfig(configs, k, p, k == kindTailsift, 0)
+		cfg, err := collectorConfig(configs, k, p, k == kindTailsift, 0, storeSetting{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,6 +209,28 @@ func TestCollectorConfig(t *testing.T) {
 		}
 		if k == kindFastpath && (strings.Contains(cfg, "processors") || strings.Contains(cfg, "otlp:\n")) {
 			t.Errorf("fastpath config has a processor or the otlp receiver:\n%s", cfg)
+		}
+		if strings.Contains(cfg, "storage") {
+			t.Errorf("%s config has a store without -store:\n%s", k, cfg)
+		}
+	}
+}
+
+// TestCollectorConfigStore renders tailsift's processor and fast path with
+// the durable store (-store s2).
+func TestCollectorConfigStore(t *testing.T) {
+	configs := testConfigs(t)
+	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6, StoreAPI: 7}
+	for _, k := range []kind{kindTailsift, kindFastpath} {
+		cfg, err := collectorConfig(configs, k, p, false, 0, storeSetting{Dir: "/tmp/run/store", Compression: "s2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{"  tailsift:\n    endpoint: 127.0.0.1:7\n    directory: /tmp/run/store\n", "compression: s2",
+			"    storage: tailsift\n", "extensions: [health_check, tailsift]"} {
+			if !strings.Contains(cfg, w) {
+				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
+			}
 		}
 	}
 }
