@@ -52,8 +52,13 @@ func newCompletion(cfg CompletionConfig, arrival uint8) completion {
 		maxSpans: cfg.MaxSpans,
 		maxBytes: math.MaxUint64,
 		arrival:  arrival,
-		routes:   newRoutes(cfg.Learn),
 	}
+	// No quiet outlasts max_wait: the learned bounds are cut to it, so that
+	// a config that only shortens max_wait keeps its default learning.
+	learn := cfg.Learn
+	learn.Max = min(learn.Max, cfg.MaxWait)
+	learn.Min = min(learn.Min, learn.Max)
+	c.routes = newRoutes(learn)
 	c.classes = []quietClass{{quiet: c.quiet}}
 	if c.routes != nil && c.routes.apply {
 		for _, q := range c.routes.levels {

@@ -101,7 +101,9 @@ type LearnConfig struct {
 	// Enabled applies the learned quiet. Off, the routes are still tracked
 	// for the per-route completion metrics.
 	Enabled bool `mapstructure:"enabled"`
-	// Min and Max bound the learned quiet.
+	// Min and Max bound the learned quiet; max_wait bounds both (a trace
+	// is decided max_wait after its first span whatever its quiet), so a
+	// max above it counts as max_wait.
 	Min time.Duration `mapstructure:"min"`
 	Max time.Duration `mapstructure:"max"`
 	// Quantile of the per-trace largest gap the learned quiet covers.
@@ -320,9 +322,6 @@ func (c *CompletionConfig) Validate() error {
 	}
 	if c.MaxTraceBytes < 0 {
 		return fmt.Errorf("max_trace_bytes: must not be negative (0 turns it off), got %d", c.MaxTraceBytes)
-	}
-	if c.Learn.Enabled && c.Learn.Max > c.MaxWait {
-		return fmt.Errorf("learn::max: must be at most max_wait (%v), got %v", c.MaxWait, c.Learn.Max)
 	}
 	return nil
 }

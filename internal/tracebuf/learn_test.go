@@ -302,9 +302,23 @@ func TestLearnConfigValidate(t *testing.T) {
 		})
 	}
 	require.NoError(t, valid.Validate())
+	// A shorter max_wait cuts the learned bounds instead of failing the
+	// config: a config that only sets max_wait keeps working.
 	c := DefaultConfig().Completion
 	c.MaxWait = 5 * time.Second
-	assert.EqualError(t, c.Validate(), "learn::max: must be at most max_wait (5s), got 10s")
+	require.NoError(t, c.Validate())
+	cut := newCompletion(c, 0)
+	require.NotNil(t, cut.routes)
+	assert.Equal(t, int64(5*time.Second), cut.routes.horizon)
+	assert.LessOrEqual(t, cut.routes.levels[len(cut.routes.levels)-1], int64(5*time.Second))
+	c.MaxWait = 100 * time.Millisecond
+	c.Quiet = 50 * time.Millisecond
+	require.NoError(t, c.Validate())
+	cut = newCompletion(c, 0)
+	require.NotNil(t, cut.routes, "min is cut to max_wait too")
+	for _, q := range cut.routes.levels {
+		assert.LessOrEqual(t, q, int64(100*time.Millisecond))
+	}
 }
 
 // A shard that decides more than the ring holds per horizon tracks a

@@ -49,11 +49,6 @@ func InvalidConfigs() []BadConfig {
 			Err:  "completion: max_wait: must be at least quiet (5s), got 1s",
 		},
 		{
-			Name: "learned quiet above max_wait",
-			YAML: map[string]any{"completion": map[string]any{"max_wait": "5s"}},
-			Err:  "completion: learn::max: must be at most max_wait (5s), got 10s",
-		},
-		{
 			Name: "learn quantile",
 			YAML: map[string]any{"completion": map[string]any{"learn": map[string]any{"quantile": 1.5}}},
 			Err:  "completion::learn: quantile: must be in [0.5, 1), got 1.5",
