@@ -272,7 +272,7 @@ func (r *rescuer) redecide(id [16]byte, req []byte, sum *sampling.Trace) error {
 	}
 	defer b.inflight.Done()
 	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: "late_span"})
-	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: rescued}, keptEntryCost)
+	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: rescued})
 	if err := b.emit(context.Background(), td); err != nil {
 		b.set.Observer.ExportFailed(td.SpanCount())
 		return fmt.Errorf("send rescued trace: %w", err)
