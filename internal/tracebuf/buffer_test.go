@@ -516,14 +516,22 @@ func TestDroppedFilterGrowsAndAges(t *testing.T) {
 	n := uint64(20_000)
 	last := n * 0x9E3779B97F4A7C15
 	assert.Zero(t, f.expire(100+maxAge-1), "younger than maxAge")
-	assert.Zero(t, f.expire(100+maxAge), "retired: still held in the older generation")
-	assert.True(t, f.contains(last))
 	assert.True(t, f.aging())
-	assert.Equal(t, 8*32768, f.expire(100+2*maxAge), "let go after two ages")
+	assert.Equal(t, 8*32768, f.expire(100+maxAge), "every ID is maxAge old: let go")
 	assert.False(t, f.contains(last))
 	assert.True(t, f.empty())
 	assert.False(t, f.aging())
 	assert.Zero(t, f.expire(1000), "nothing to let go")
+
+	// A generation that took an ID lately is retired, not let go, when it
+	// is maxAge old; it goes maxAge after its newest ID.
+	f.add(1, 500)
+	f.add(2, 500+maxAge-1)
+	assert.Zero(t, f.expire(500+maxAge), "retired")
+	assert.True(t, f.contains(1) && f.contains(2), "held in the older generation")
+	assert.Zero(t, f.expire(500+2*maxAge-2))
+	assert.Equal(t, 8*minDropTable, f.expire(500+2*maxAge-1), "maxAge after its newest ID")
+	assert.True(t, f.empty())
 
 	// An add while the filter is old retires the old generation first.
 	f.add(1, 2000)

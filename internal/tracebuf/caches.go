@@ -121,13 +121,15 @@ func (r *keptRing) add(id [16]byte, m keptMark) {
 // generations of open-addressing tables without pointers. When the current
 // generation is full, or older than maxAge, the older one is let go and a new
 // one becomes current: it holds between capacity/2 and capacity recent IDs
-// in about 10.7 bytes each at most, and IDs for maxAge to twice maxAge. A
+// in about 10.7 bytes each at most, and IDs for maxAge to twice maxAge; a
+// generation whose newest ID is older than maxAge is let go at once. A
 // generation's table starts small and doubles as it fills, so a filter that
 // holds few IDs touches little memory, and one that ages out while idle gives
 // its tables back. A false positive needs a 64-bit hash collision.
 type dropFilter struct {
 	gens    [2][]uint64
 	counts  [2]int
+	newest  [2]int64 // when each generation took its last ID
 	cur     int
 	perGen  int   // IDs a generation holds before it is retired
 	maxAge  int64 // a generation older than this is retired (ns); 0: never
@@ -179,17 +181,27 @@ func (f *dropFilter) add(h uint64, now int64) {
 		f.grow()
 	}
 	insert(f.gens[f.cur], h)
-	f.counts[f.cur] = c
+	f.counts[f.cur], f.newest[f.cur] = c, now
 }
 
-// expire retires the current generation when it is older than maxAge, and
-// returns the bytes of the table the filter let go.
+// expire lets go of the generations whose newest ID is older than maxAge,
+// retires the current generation when it is older than maxAge, and returns
+// the bytes of the tables the filter let go.
 func (f *dropFilter) expire(now int64) int {
-	if f.maxAge == 0 || now-f.started < f.maxAge || f.counts[f.cur]+f.counts[f.cur^1] == 0 {
+	if f.maxAge == 0 {
 		return 0
 	}
-	freed := 8 * len(f.gens[f.cur^1])
-	f.rotate(now)
+	freed := 0
+	for g := range f.gens {
+		if f.gens[g] != nil && now-f.newest[g] >= f.maxAge {
+			freed += 8 * len(f.gens[g])
+			f.gens[g], f.counts[g] = nil, 0
+		}
+	}
+	if f.counts[f.cur] > 0 && now-f.started >= f.maxAge {
+		// The older generation, retired before this one began, has gone.
+		f.rotate(now)
+	}
 	return freed
 }
 
