@@ -14,7 +14,10 @@
 # is seconds since the start, after seconds since the load ended). It writes
 # OUT.yaml (the config), OUT.tsv (the samples), OUT.log (the collector's
 # stderr, with GODEBUG=gctrace=1), OUT.loadgen, OUT.txt (the summary), and
-# OUT.smaps and OUT.metrics (smaps_rollup and a scrape, 60 s after the load).
+# OUT.smaps and OUT.metrics (smaps_rollup and a scrape, 60 s after the load),
+# OUT.idle.smaps, OUT.idle.heap, OUT.idle.memstats and OUT.memstats (the Go runtime's MemStats, from the
+# pprof extension's heap?debug=1, at the end of the idle phase and 60 s after
+# the load) and OUT.heap (a heap profile 60 s after: go tool pprof BIN OUT.heap).
 # YAML, when given, is more of the tailsift block, one flow mapping a line,
 # e.g. '    decision_cache: {kept_max_bytes: 64KiB}'.
 # The collector runs on CPU 0, the load generator and the sink on CPU 1.
@@ -42,12 +45,15 @@ $extra"
 		printf 'processors:\n  tailsift:\n%s\n' "$tailsift"
 	fi
 	cat <<'EOF'
+extensions:
+  pprof: {endpoint: 127.0.0.1:11777}
 exporters:
   otlp_grpc:
     endpoint: 127.0.0.1:14327
     compression: zstd
     tls: {insecure: true}
 service:
+  extensions: [pprof]
   telemetry:
     logs: {level: warn}
     metrics:
@@ -85,7 +91,13 @@ sample() { # one line: seconds, phase, seconds after the load, RSS MB, buffered 
 		"$(metric 'otelcol_(processor|receiver)_tailsift_spans_refused' "$tmp/m")"
 }
 printf 't\tphase\tafter\trss_mb\tbuffered_mib\tarena_mib\theap_mib\trefused\n' >"$out.tsv"
+memstats() { # the MemStats block of the heap profile in text form
+	curl -fs '127.0.0.1:11777/debug/pprof/heap?debug=1' | sed -n '/^# runtime.MemStats/,$p' >"$1" || :
+}
 for _ in $(seq 10); do sample idle >>"$out.tsv"; sleep 1; done
+memstats "$out.idle.memstats"
+cat /proc/$pid/smaps_rollup >"$out.idle.smaps" 2>/dev/null || :
+curl -fs -o "$out.idle.heap" 127.0.0.1:11777/debug/pprof/heap || :
 taskset -c 1 "$tmp/loadgen" -endpoint 127.0.0.1:14317 -rate "$rate" -duration 60s -drain 0s -quiet \
 	-mix error=2,slow=1,anomaly=0.5,huge=0.01,late=0 >"$out.loadgen" 2>&1 &
 lg=$!
@@ -103,6 +115,8 @@ while :; do
 		# and the Go runtime's own figures.
 		cat /proc/$pid/smaps_rollup >"$out.smaps" 2>/dev/null || :
 		cp "$tmp/m" "$out.metrics"
+		memstats "$out.memstats"
+		curl -fs -o "$out.heap" 127.0.0.1:11777/debug/pprof/heap || :
 	fi
 	[ "$(echo "$after > 70" | bc)" = 1 ] && break
 	sleep 1

@@ -100,6 +100,9 @@ func (s *shard) settleStep() {
 	}
 	freed := s.decided.dropped.expire(now)
 	if freed >= settleFreeBytes || st.ticks&(st.ticks-1) == 0 && st.ticks <= settleTicks {
+		// The decisions and exports since the drain grew the heap state
+		// again (output batch, encoder scratch): let it go before the GC.
+		s.shrink()
 		freeOSMemory(s.deps.clock.Now())
 	}
 	if st.ticks >= settleTicks && !s.decided.dropped.aging() {
@@ -123,8 +126,9 @@ func (s *shard) reportArena() {
 }
 
 // shrink lets go of what the shard's heap state grew to in a spike: Go maps
-// keep their peak size, so the trace maps are copied, and an empty output
-// batch lets its buffer go.
+// keep their peak size, so the trace maps are copied, an empty output batch
+// lets its buffer go, the encoder its scratch (its map of span IDs grew to
+// the largest trace kept), and the arena its compaction's scratch.
 func (s *shard) shrink() {
 	s.traces = copyMap(s.traces)
 	if s.held.byID != nil {
@@ -133,6 +137,8 @@ func (s *shard) shrink() {
 	if s.out.since < 0 {
 		s.out.buf = nil
 	}
+	s.enc = encoder{seen: make(map[seenKey][]byte)}
+	s.usage.arena.moves = nil
 }
 
 func copyMap[K comparable, V any](m map[K]V) map[K]V {

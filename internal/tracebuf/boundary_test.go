@@ -205,7 +205,7 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 			assert.Less(t, took, 5*time.Second)
 			callsAtReturn := next.calls.Load()
 			assert.Positive(t, callsAtReturn, "the consumer was tried")
-			goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+			goleak.VerifyNone(t, before)
 			assert.Equal(t, callsAtReturn, next.calls.Load(), "the consumer was called after Shutdown returned")
 			_, failed, _ := obs.get()
 			assert.Equal(t, 8, failed, "each kept span counted once as not delivered")

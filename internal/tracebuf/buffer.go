@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
@@ -50,7 +49,7 @@ type Buffer struct {
 	base   time.Time
 
 	shards []*shard
-	kept   *ristretto.Cache[uint64, keptValue]
+	kept   *keptCache
 
 	queued    *semaphore.Weighted
 	queuedMax int64
@@ -98,10 +97,7 @@ func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	kept, err := newKeptCache(int64(cfg.DecisionCache.KeptMaxBytes) * 3 / 4)
-	if err != nil {
-		return nil, fmt.Errorf("decision_cache::kept_max_bytes: %w", err)
-	}
+	kept := newKeptCache(int64(cfg.DecisionCache.KeptMaxBytes) * 3 / 4)
 	b := &Buffer{
 		cfg:       cfg,
 		engine:    engine,
@@ -420,7 +416,6 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 	started := b.started
 	b.mu.Unlock()
 	b.closeCalls() // calls waiting for room give up now
-	defer b.kept.Close()
 	if !started {
 		return nil
 	}

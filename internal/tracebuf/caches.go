@@ -6,15 +6,10 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/dgraph-io/ristretto/v2"
 	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 
 	"github.com/tailsift/tailsift/sampling"
 )
-
-// keptEntryCost is what one kept decision costs in the ristretto cache,
-// counting ristretto's own item and map overhead.
-const keptEntryCost = 104
 
 // keptMark is how the spans of a kept trace are marked: the threshold it was
 // kept with and, when a policy derived the randomness it was decided on
@@ -98,66 +93,43 @@ type keptValue struct {
 
 func idCheck(id *[16]byte) uint64 { return binary.LittleEndian.Uint64(id[8:]) }
 
-func newKeptCache(maxBytes int64) (*ristretto.Cache[uint64, keptValue], error) {
-	entries := max(maxBytes/keptEntryCost, 1)
-	return ristretto.NewCache(&ristretto.Config[uint64, keptValue]{
-		NumCounters:        entries * 10,
-		MaxCost:            maxBytes,
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-	})
-}
-
-// keptRing is a shard's authoritative record of its most recent kept
-// decisions. ristretto may refuse or delay a Set (admission policy,
-// contention); the ring never does, so late spans of a recently kept trace
-// always find its decision. When an entry leaves the ring it is set into
-// ristretto again if ristretto does not hold it.
+// keptRing is a shard's record of its most recent kept decisions, the ones
+// it hands over when another gateway takes its traces (ForeignDecisions:
+// the shared keptCache cannot be listed by shard). It grows as it fills,
+// so an under-filled ring holds little; it may hold an ID twice.
 type keptRing struct {
 	ids   [][16]byte
 	marks []keptMark
+	size  int
 	next  int
-	full  bool
-	index map[[16]byte]keptMark
 }
 
-func newKeptRing(n int) *keptRing {
-	n = max(n, 16)
-	// The index grows with the ring, so an under-filled ring holds little.
-	return &keptRing{ids: make([][16]byte, n), marks: make([]keptMark, n), index: make(map[[16]byte]keptMark)}
-}
+func newKeptRing(n int) *keptRing { return &keptRing{size: max(n, 16)} }
 
-// add records id as kept with mark m and returns the entry it evicted.
-func (r *keptRing) add(id [16]byte, m keptMark) (old [16]byte, oldMark keptMark, evicted bool) {
-	if r.full {
-		old, oldMark, evicted = r.ids[r.next], r.marks[r.next], true
-		delete(r.index, old)
+// add records id as kept with mark m, in place of the oldest entry once
+// the ring is full.
+func (r *keptRing) add(id [16]byte, m keptMark) {
+	if len(r.ids) < r.size {
+		r.ids, r.marks = append(r.ids, id), append(r.marks, m)
+		return
 	}
 	r.ids[r.next], r.marks[r.next] = id, m
-	r.index[id] = m
-	r.next++
-	if r.next == len(r.ids) {
-		r.next, r.full = 0, true
-	}
-	return old, oldMark, evicted
-}
-
-func (r *keptRing) get(id [16]byte) (keptMark, bool) {
-	m, ok := r.index[id]
-	return m, ok
+	r.next = (r.next + 1) % r.size
 }
 
 // dropFilter remembers dropped trace IDs by their 64-bit xxhash in two
 // generations of open-addressing tables without pointers. When the current
 // generation is full, or older than maxAge, the older one is let go and a new
 // one becomes current: it holds between capacity/2 and capacity recent IDs
-// in about 10.7 bytes each at most, and IDs for maxAge to twice maxAge. A
+// in about 10.7 bytes each at most, and IDs for maxAge to twice maxAge; a
+// generation whose newest ID is older than maxAge is let go at once. A
 // generation's table starts small and doubles as it fills, so a filter that
 // holds few IDs touches little memory, and one that ages out while idle gives
 // its tables back. A false positive needs a 64-bit hash collision.
 type dropFilter struct {
 	gens    [2][]uint64
 	counts  [2]int
+	newest  [2]int64 // when each generation took its last ID
 	cur     int
 	perGen  int   // IDs a generation holds before it is retired
 	maxAge  int64 // a generation older than this is retired (ns); 0: never
@@ -209,17 +181,27 @@ func (f *dropFilter) add(h uint64, now int64) {
 		f.grow()
 	}
 	insert(f.gens[f.cur], h)
-	f.counts[f.cur] = c
+	f.counts[f.cur], f.newest[f.cur] = c, now
 }
 
-// expire retires the current generation when it is older than maxAge, and
-// returns the bytes of the table the filter let go.
+// expire lets go of the generations whose newest ID is older than maxAge,
+// retires the current generation when it is older than maxAge, and returns
+// the bytes of the tables the filter let go.
 func (f *dropFilter) expire(now int64) int {
-	if f.maxAge == 0 || now-f.started < f.maxAge || f.counts[f.cur]+f.counts[f.cur^1] == 0 {
+	if f.maxAge == 0 {
 		return 0
 	}
-	freed := 8 * len(f.gens[f.cur^1])
-	f.rotate(now)
+	freed := 0
+	for g := range f.gens {
+		if f.gens[g] != nil && now-f.newest[g] >= f.maxAge {
+			freed += 8 * len(f.gens[g])
+			f.gens[g], f.counts[g] = nil, 0
+		}
+	}
+	if f.counts[f.cur] > 0 && now-f.started >= f.maxAge {
+		// The older generation, retired before this one began, has gone.
+		f.rotate(now)
+	}
 	return freed
 }
 
@@ -244,8 +226,9 @@ func (f *dropFilter) grow() {
 	f.gens[f.cur] = t
 }
 
-// insert puts h (not 0, not in t) into t, which has a free slot.
-func insert(t []uint64, h uint64) {
+// insert puts h (not 0, not in t) into t, which has a free slot, and
+// returns its slot.
+func insert(t []uint64, h uint64) int {
 	i := slot(h, len(t))
 	for t[i] != 0 {
 		i++
@@ -254,6 +237,24 @@ func insert(t []uint64, h uint64) {
 		}
 	}
 	t[i] = h
+	return i
+}
+
+// find returns the slot of h (not 0) in t, or -1.
+func find(t []uint64, h uint64) int {
+	if len(t) == 0 {
+		return -1
+	}
+	for i := slot(h, len(t)); t[i] != 0; {
+		if t[i] == h {
+			return i
+		}
+		i++
+		if i == len(t) {
+			i = 0
+		}
+	}
+	return -1
 }
 
 // empty reports whether the filter holds no table.
@@ -266,22 +267,7 @@ func (f *dropFilter) contains(h uint64) bool {
 	if h == 0 {
 		h = 1
 	}
-	for _, t := range f.gens {
-		if len(t) == 0 {
-			continue
-		}
-		i := slot(h, len(t))
-		for t[i] != 0 {
-			if t[i] == h {
-				return true
-			}
-			i++
-			if i == len(t) {
-				i = 0
-			}
-		}
-	}
-	return false
+	return find(f.gens[0], h) >= 0 || find(f.gens[1], h) >= 0
 }
 
 // slot maps h onto [0, n) by its high bits (shards are picked by the low ones).
@@ -297,26 +283,18 @@ func hashID(id *[16]byte) uint64 { return xxhash.Sum64(id[:]) }
 // traces (ring), the kept cache shared by the shards, and its dropped filter.
 type decisions struct {
 	ring    *keptRing
-	kept    *ristretto.Cache[uint64, keptValue]
+	kept    *keptCache
 	dropped *dropFilter
 }
 
 // rememberKept records trace id (hash h) as kept with mark m.
 func (d *decisions) rememberKept(id [16]byte, h uint64, m keptMark) {
-	d.kept.Set(h, keptValue{check: idCheck(&id), mark: m}, keptEntryCost)
-	if old, oldMark, evicted := d.ring.add(id, m); evicted {
-		oh := hashID(&old)
-		if v, ok := d.kept.Get(oh); !ok || v.check != idCheck(&old) {
-			d.kept.Set(oh, keptValue{check: idCheck(&old), mark: oldMark}, keptEntryCost)
-		}
-	}
+	d.kept.Set(h, keptValue{check: idCheck(&id), mark: m})
+	d.ring.add(id, m)
 }
 
 // keptMark returns how trace id (hash h) was marked, if it was kept.
 func (d *decisions) keptMark(id *[16]byte, h uint64) (keptMark, bool) {
-	if m, ok := d.ring.get(*id); ok {
-		return m, true
-	}
 	if v, ok := d.kept.Get(h); ok && v.check == idCheck(id) {
 		return v.mark, true
 	}

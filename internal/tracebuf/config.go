@@ -146,7 +146,7 @@ type BufferConfig struct {
 
 // DecisionCacheConfig sizes the caches of past decisions.
 type DecisionCacheConfig struct {
-	// KeptMaxBytes bounds the cache of kept trace IDs (ristretto, by cost).
+	// KeptMaxBytes bounds the caches of kept trace IDs.
 	KeptMaxBytes ByteSize `mapstructure:"kept_max_bytes"`
 	// DroppedMaxEntries bounds the filter of dropped trace IDs.
 	DroppedMaxEntries int `mapstructure:"dropped_max_entries"`

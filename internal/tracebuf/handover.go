@@ -36,9 +36,9 @@ func (b *Buffer) ForeignDecisions(ctx context.Context, sh int, owns func(h uint6
 	err = b.inShard(ctx, sh, func(_ context.Context, s *shard) {
 		// The handover carries th only: a salted probabilistic trace's
 		// explicit rv stays here (its late spans at the new owner carry th).
-		for id, m := range s.decided.ring.index {
+		for i, id := range s.decided.ring.ids {
 			if !owns(hashID(&id)) {
-				d.Kept = append(d.Kept, cluster.Kept{ID: id, Threshold: m.th & thMask})
+				d.Kept = append(d.Kept, cluster.Kept{ID: id, Threshold: s.decided.ring.marks[i].th & thMask})
 			}
 		}
 		for _, gen := range s.decided.dropped.gens {

@@ -1,6 +1,7 @@
 package tracebuf
 
 import (
+	"cmp"
 	"math"
 	"testing"
 
@@ -20,6 +21,7 @@ func TestMemLimit(t *testing.T) {
 	tests := []struct {
 		name   string
 		env    string
+		start  int64 // the Go memory when the first buffer starts; 100 when 0
 		steps  []func(m *memLimiter)
 		limits []int64
 	}{
@@ -42,6 +44,16 @@ func TestMemLimit(t *testing.T) {
 			limits: []int64{100 + allowA, 100 + allowA + allowB, 100 + allowB, math.MaxInt64},
 		},
 		{
+			name:  "a Go heap larger than the allowance at start: twice that heap",
+			start: 1 << 30,
+			steps: []func(m *memLimiter){
+				func(m *memLimiter) { m.add(a) },
+				func(m *memLimiter) { m.add(b) },
+				func(m *memLimiter) { m.remove(b) },
+			},
+			limits: []int64{2 << 30, 2 << 30, 2 << 30},
+		},
+		{
 			name: "GOMEMLIMIT set: left alone",
 			env:  "1GiB",
 			steps: []func(m *memLimiter){
@@ -53,7 +65,7 @@ func TestMemLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var limits []int64
-			goBytes := int64(100)
+			goBytes := cmp.Or(tt.start, 100)
 			m := &memLimiter{
 				getenv:  func(k string) string { require.Equal(t, "GOMEMLIMIT", k); return tt.env },
 				set:     func(n int64) int64 { limits = append(limits, n); return 0 },

@@ -5,7 +5,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/clock"
@@ -35,7 +34,7 @@ type shardDeps struct {
 	logger   *zap.Logger
 	clock    clock.Clock
 	base     time.Time // the clock's origin for the shard's int64 times
-	kept     *ristretto.Cache[uint64, keptValue]
+	kept     *keptCache
 	emit     Emit
 	taken    func(shard int) // a message left shard's queue: its slot is free
 
@@ -68,9 +67,9 @@ func shardConfigFor(cfg Config, n int) shardConfig {
 		budget:     int64(cfg.Buffer.MaxBytes) / int64(n),
 		heldBudget: int64(cfg.Rescue.MaxBytes) / int64(n),
 		window:     int64(cfg.Rescue.Window),
-		// A quarter of the kept budget goes to the shards' rings, which back
-		// ristretto up (about 72 bytes an entry with the map: ID and mark twice).
-		ring:       int(int64(cfg.DecisionCache.KeptMaxBytes) / 4 / 72 / int64(n)),
+		// A quarter of the kept budget goes to the shards' rings, which list
+		// their kept decisions for a handover (32 bytes an entry: ID and mark).
+		ring:       int(int64(cfg.DecisionCache.KeptMaxBytes) / 4 / 32 / int64(n)),
 		dropped:    cfg.DecisionCache.DroppedMaxEntries / n,
 		completion: cfg.Completion,
 		output:     cfg.Output,

@@ -391,14 +391,14 @@ func TestMaxTraceBytesConfig(t *testing.T) {
 }
 
 // Late spans of a trace kept on a salted randomness (probabilistic with
-// hash_salt) carry the rv and th the rest of the trace left with, whether
-// the decision is found in the shard's ring or in ristretto. (The kept caches
+// hash_salt) carry the rv and th the rest of the trace left with, from the
+// kept cache. (The kept caches
 // once stored only th, and late spans left with th alone: downstream then
 // read the trace ID's randomness, not the one the trace was kept on.)
 func TestLateSpansKeepTheirSaltedRV(t *testing.T) {
 	ctx := context.Background()
 	cfg := testBufferConfig()                 // max_spans 1: each trace is decided at once
-	cfg.DecisionCache.KeptMaxBytes = 16 << 10 // a ring of 56 entries: most decisions are found in ristretto
+	cfg.DecisionCache.KeptMaxBytes = 16 << 10 // a small kept cache
 	cfg.Policies = []sampling.PolicyConfig{
 		sampling.NewPolicyConfig("salted", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 50, HashSalt: "s"}),
 	}

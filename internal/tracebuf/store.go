@@ -224,7 +224,7 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		return 0, err
 	}
 	h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
-	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro}, keptEntryCost)
+	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
 	if err := b.emit(ctx, td); err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}

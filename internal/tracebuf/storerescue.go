@@ -343,7 +343,7 @@ func (r *rescuer) redecide(ctx context.Context, id [16]byte, req []byte, sum *sa
 	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: ReasonLateSpan})
 	h := hashID(&id)
 	if !r.final {
-		b.kept.Set(h, keptValue{check: idCheck(&id), mark: rescued}, keptEntryCost)
+		b.kept.Set(h, keptValue{check: idCheck(&id), mark: rescued})
 	}
 	if err := b.emit(ctx, td); err != nil {
 		b.set.Observer.ExportFailed(td.SpanCount())
