@@ -10,7 +10,7 @@ import (
 // tailsift's defaults that the conversion reasons about (tracebuf.DefaultConfig).
 const (
 	defaultQuiet     = 2 * time.Second
-	keptEntryBytes   = 96 // what one kept decision costs in tailsift's cache
+	keptEntryBytes   = 96 // per kept decision: tailsift's kept cache remembers at least kept_max_bytes/85 of the last ones
 	minKeptBytes     = 64 << 10
 	minBufferBytes   = 1 << 20
 	guideAnchor      = "docs/migrating-from-contrib.md"

@@ -288,6 +288,6 @@ func TestShutdownIsBoundedWithTheBackendDown(t *testing.T) {
 	assert.Equal(t, int64(30), metricValue(t, tel, "otelcol_receiver_tailsift_export_failures"),
 		"each kept span counted once as not delivered")
 	g.close()
-	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+	goleak.VerifyNone(t, before)
 	assert.Equal(t, calls, next.calls.Load(), "the next consumer was called after Shutdown returned")
 }

@@ -286,7 +286,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftTracesRescued, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_traces_rescued",
-		metric.WithDescription("Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (rescue.window). [Development]"),
+		metric.WithDescription("Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (from the store with storage, else rescue.window). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

@@ -434,7 +434,7 @@ func AssertEqualReceiverTailsiftTracesDecided(t *testing.T, tt *componenttest.Te
 func AssertEqualReceiverTailsiftTracesRescued(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_tailsift_traces_rescued",
-		Description: "Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (rescue.window). [Development]",
+		Description: "Dropped traces kept after all because a late span brought an ERROR status or lengthened them, by the policy that kept them (from the store with storage, else rescue.window). [Development]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
