@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -185,7 +186,7 @@ service:
 `, ryaml, eyaml, rid, eid)
 	cfgPath := filepath.Join(dir, "agent.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(conf), 0o600))
-	var logs bytes.Buffer
+	var logs lockedBuffer // the agent's output, written by exec's copying goroutine
 	cmd := exec.Command(a.bin, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -231,7 +232,7 @@ service:
 	return run
 }
 
-func waitListening(t *testing.T, addr string, logs *bytes.Buffer) {
+func waitListening(t *testing.T, addr string, logs *lockedBuffer) {
 	t.Helper()
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.Dial("tcp", addr)
@@ -373,4 +374,23 @@ func TestAgentGatewayProcess(t *testing.T) {
 	for sc.Scan() {
 		fmt.Printf("spans %d\n", spans.Load())
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a process writes to while the test reads
+// it (for failure messages).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
