@@ -23,7 +23,7 @@ GENERATED := $(DIST) $(foreach c,extension/tailsiftextension processor/tailsiftp
 SOURCES := $(shell find . -name '*.go' -not -path './benchmarks/*' -not -path './internal/tools/*' -not -name '*_test.go') \
 	go.mod go.sum $(DIST)/go.mod $(DIST)/go.sum
 
-.PHONY: all build run test test-unit test-e2e fuzz check-generated generate lint bench bench-smoke tidy clean
+.PHONY: all build run test test-unit test-norace test-e2e fuzz check-generated generate lint bench bench-smoke tidy clean
 
 all: build
 
@@ -39,7 +39,11 @@ run: $(BIN)
 	$(BIN) --config $(CONFIG)
 
 ## test: generated code is current, then unit, fuzz, end-to-end and benchmark smoke tests, with -race (when a C compiler is present)
-test: check-generated $(BIN) test-unit fuzz bench-smoke
+test: check-generated $(BIN) test-unit test-norace fuzz bench-smoke
+
+## test-norace: the tests that skip themselves under -race (too slow there), run without it
+test-norace:
+	$(GO) test -count=1 -run '^TestLearnedCompletionOnWorkload$$' ./internal/tracebuf/
 
 test-unit: $(BIN)
 	$(if $(RACE),,@echo "no C compiler found: running the tests without -race")
