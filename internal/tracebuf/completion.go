@@ -119,11 +119,10 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 		t.gap = max(t.gap, now-t.last)
 		t.last = now
 		q := &c.classes[t.class]
-		if q.list.head == t {
-			q.list.moveToBack(t)
+		wasHead := q.list.head == t
+		q.list.moveToBack(t)
+		if wasHead {
 			q.headMoved()
-		} else {
-			q.list.moveToBack(t)
 		}
 		return
 	}
