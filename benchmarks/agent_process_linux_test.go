@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -57,8 +60,15 @@ import (
 //	  go test -run '^TestAgentTier$' -v -timeout 60m . | tee agent.txt
 //
 // Knobs: TAILSIFT_AGENT_ROUNDS (3), TAILSIFT_AGENT_RATE (spans/s, 10000),
-// TAILSIFT_AGENT_DURATION (20s), TAILSIFT_AGENT_COMPRESSION (zstd,none),
-// TAILSIFT_AGENT_SHAPE (sdk), LOADGEN_BIN (built from ../cmd when unset).
+// TAILSIFT_AGENT_DURATION (20s), TAILSIFT_AGENT_COMPRESSION (zstd,none; the
+// value "default" sets no compression, so each agent sends with its own
+// default: gzip for contrib's load_balancing, zstd for tailsift),
+// TAILSIFT_AGENT_SHAPE (sdk), LOADGEN_BIN (built from ../cmd when unset),
+// TAILSIFT_AGENT_AGENTS (a comma-separated subset of the agents, by name,
+// e.g. contrib,route; the ratios need contrib), TAILSIFT_BASE_BIN (adds route-base, the route agent
+// on another tailsift binary, for an A/B of two builds in the same rounds),
+// TAILSIFT_AGENT_PPROF (a directory: each tailsift agent serves pprof, and
+// a CPU profile of the whole load is written there per run).
 func TestAgentTier(t *testing.T) {
 	tailsift, contrib := os.Getenv("TAILSIFT_BIN"), os.Getenv("TAILSIFT_CONTRIB_BIN")
 	if tailsift == "" || contrib == "" {
@@ -90,6 +100,11 @@ func TestAgentTier(t *testing.T) {
 	if !full {
 		agents = agents[:3]
 	}
+	if base := os.Getenv("TAILSIFT_BASE_BIN"); base != "" {
+		agents = append(agents, agentKind{name: "route-base", bin: base, receiver: routeAgentReceiver, exporter: tailsiftAgentExporter})
+	}
+	agents = selectAgents(t, agents, os.Getenv("TAILSIFT_AGENT_AGENTS"))
+	pprofDir := os.Getenv("TAILSIFT_AGENT_PPROF")
 	if out, err := exec.Command("uptime").Output(); err == nil {
 		t.Logf("uptime: %s", bytes.TrimSpace(out))
 	}
@@ -98,10 +113,16 @@ func TestAgentTier(t *testing.T) {
 		for round := range rounds {
 			perRound[round] = map[string]agentRun{}
 			for _, a := range agents {
-				run := runAgent(t, a, comp, gw, loadgen, rate, duration, shape)
+				var prof string
+				if pprofDir != "" && a.bin != contrib {
+					prof = filepath.Join(pprofDir, fmt.Sprintf("%s-%s-%d.pprof", a.name, comp, round+1))
+				}
+				run := runAgent(t, a, comp, gw, loadgen, rate, duration, shape, prof)
 				perRound[round][a.name] = run
-				t.Logf("compression=%s round=%d agent=%s spans=%d cpu-µs/span=%.3f max-rss=%.0fMiB",
-					comp, round+1, a.name, run.spans, run.cpuPerSpan*1e6, run.maxRSS/(1<<20))
+				t.Logf("compression=%s round=%d agent=%s spans=%d cpu-µs/span=%.3f max-rss=%.0fMiB requests-in=%d rpcs-out=%d (%.2f per request, %.0f spans each) bytes-out/span=%.1f",
+					comp, round+1, a.name, run.spans, run.cpuPerSpan*1e6, run.maxRSS/(1<<20),
+					run.requestsIn, run.rpcsOut, float64(run.rpcsOut)/float64(run.requestsIn),
+					float64(run.spans)/float64(run.rpcsOut), float64(run.wireOut)/float64(run.spans))
 			}
 		}
 		reportAgentRounds(t, comp, agents, perRound)
@@ -113,6 +134,24 @@ type agentRun struct {
 	spans      int64
 	cpuPerSpan float64 // seconds
 	maxRSS     float64 // bytes (VmHWM)
+	requestsIn int64   // Export requests the agent accepted
+	rpcsOut    int64   // Export calls the gateways got from it
+	wireOut    int64   // their message bytes, as sent (compressed)
+}
+
+// selectAgents keeps the agents named in list (comma-separated), all when
+// list is empty.
+func selectAgents(t *testing.T, agents []agentKind, list string) []agentKind {
+	if list == "" {
+		return agents
+	}
+	var out []agentKind
+	for name := range strings.SplitSeq(list, ",") {
+		i := slices.IndexFunc(agents, func(a agentKind) bool { return a.name == name })
+		require.GreaterOrEqual(t, i, 0, "TAILSIFT_AGENT_AGENTS: no agent %q", name)
+		out = append(out, agents[i])
+	}
+	return out
 }
 
 // reportAgentRounds logs each agent's median and every round's ratio to
@@ -122,7 +161,13 @@ func reportAgentRounds(t *testing.T, comp string, agents []agentKind, rounds []m
 		var cpu, ratio []float64
 		for _, r := range rounds {
 			cpu = append(cpu, r[a.name].cpuPerSpan*1e6)
-			ratio = append(ratio, r[a.name].cpuPerSpan/r["contrib"].cpuPerSpan)
+			if c, ok := r["contrib"]; ok {
+				ratio = append(ratio, r[a.name].cpuPerSpan/c.cpuPerSpan)
+			}
+		}
+		if len(ratio) == 0 {
+			t.Logf("SUMMARY compression=%s agent=%-8s cpu-µs/span median %.3f (rounds %s)", comp, a.name, median(cpu), fmtList(cpu))
+			continue
 		}
 		t.Logf("SUMMARY compression=%s agent=%-8s cpu-µs/span median %.3f (rounds %s)  vs contrib: median %.3f (rounds %s)",
 			comp, a.name, median(cpu), fmtList(cpu), median(ratio), fmtList(ratio))
@@ -154,36 +199,52 @@ func routeAgentReceiver(endpoint string) (string, string) {
 	return "tailsift", fmt.Sprintf("tailsift: {protocols: {grpc: {endpoint: %q}}, route: {exporter: tailsift}}", endpoint)
 }
 
+// compressionKey is the YAML that sets compression: none when the
+// compression is "default" (the exporter's own default).
+func compressionKey(compression string) string {
+	switch compression {
+	case "default":
+		return ""
+	case "none":
+		return `, compression: ""`
+	}
+	return ", compression: " + compression
+}
+
 func tailsiftAgentExporter(gateways []string, compression string) (string, string) {
-	return "tailsift", fmt.Sprintf("tailsift: {members: {static: [%s]}, grpc: {tls: {insecure: true}, compression: %s}}",
-		strings.Join(gateways, ", "), compression)
+	return "tailsift", fmt.Sprintf("tailsift: {members: {static: [%s]}, grpc: {tls: {insecure: true}%s}}",
+		strings.Join(gateways, ", "), compressionKey(compression))
 }
 
 func lbAgentExporter(gateways []string, compression string) (string, string) {
 	return "loadbalancing", fmt.Sprintf("loadbalancing: {routing_key: traceID, resolver: {static: {hostnames: [%s]}}, "+
-		"protocol: {otlp: {tls: {insecure: true}, compression: %s}}}", strings.Join(gateways, ", "), compression)
+		"protocol: {otlp: {tls: {insecure: true}%s}}}", strings.Join(gateways, ", "), compressionKey(compression))
 }
 
 // runAgent starts agent a, sends it the load, waits until the gateways have
-// every span it accepted, and measures its CPU over that.
-func runAgent(t *testing.T, a agentKind, compression string, gw *countingGateways, loadgen string, rate int, duration time.Duration, shape string) agentRun {
+// every span it accepted, and measures its CPU over that. With prof set, the
+// agent serves pprof and its CPU profile over the load is written to prof.
+func runAgent(t *testing.T, a agentKind, compression string, gw *countingGateways, loadgen string, rate int, duration time.Duration, shape, prof string) agentRun {
 	t.Helper()
 	dir := t.TempDir()
 	endpoint := freeAddr(t)
 	rid, ryaml := a.receiver(endpoint)
-	if compression == "none" {
-		compression = `""`
-	}
 	eid, eyaml := a.exporter(gw.addrs, compression)
+	ext, extList, pprofAddr := "", "", ""
+	if prof != "" {
+		pprofAddr = freeAddr(t)
+		ext = fmt.Sprintf("extensions: {pprof: {endpoint: %q}}\n", pprofAddr)
+		extList = "  extensions: [pprof]\n"
+	}
 	conf := fmt.Sprintf(`receivers:
   %s
 exporters:
   %s
-service:
-  telemetry: {metrics: {level: none}, logs: {level: warn}}
+%sservice:
+%s  telemetry: {metrics: {level: none}, logs: {level: warn}}
   pipelines:
     traces: {receivers: [%s], exporters: [%s]}
-`, ryaml, eyaml, rid, eid)
+`, ryaml, eyaml, ext, extList, rid, eid)
 	cfgPath := filepath.Join(dir, "agent.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(conf), 0o600))
 	var logs lockedBuffer // the agent's output, written by exec's copying goroutine
@@ -200,6 +261,10 @@ service:
 
 	before := gw.count(t)
 	cpu0 := procCPUSeconds(t, cmd.Process.Pid)
+	profDone := make(chan error, 1)
+	if prof != "" {
+		go func() { profDone <- fetchProfile(pprofAddr, duration, prof) }()
+	}
 	summary := filepath.Join(dir, "loadgen.json")
 	lg := exec.Command(loadgen, "--endpoint", endpoint, "--rate", strconv.Itoa(rate),
 		"--duration", duration.String(), "--drain", "1s", "--mix", "late=0", "--shape", shape,
@@ -209,22 +274,29 @@ service:
 	var s struct {
 		Accepted int64 `json:"accepted_spans"`
 		Refused  int64 `json:"refused_spans"`
+		Requests int64 `json:"accepted_requests"`
 	}
 	b, err := os.ReadFile(summary)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &s))
 	require.Positive(t, s.Accepted)
 	deadline := time.Now().Add(60 * time.Second)
-	for gw.count(t)-before < s.Accepted {
+	for gw.count(t).spans-before.spans < s.Accepted {
 		require.True(t, time.Now().Before(deadline), "%s: the gateways got %d of the %d spans the agent accepted\n%s",
-			a.name, gw.count(t)-before, s.Accepted, logs.String())
+			a.name, gw.count(t).spans-before.spans, s.Accepted, logs.String())
 		time.Sleep(50 * time.Millisecond)
 	}
 	cpu1 := procCPUSeconds(t, cmd.Process.Pid)
 	require.Zero(t, s.Refused, "%s refused spans at %d spans/s: the agent does not keep up; lower TAILSIFT_AGENT_RATE", a.name, rate)
-	got := gw.count(t) - before
-	require.Equal(t, s.Accepted, got, "%s: spans duplicated", a.name)
-	run := agentRun{spans: s.Accepted, cpuPerSpan: (cpu1 - cpu0) / float64(s.Accepted), maxRSS: procHWM(cmd.Process.Pid)}
+	got := gw.count(t)
+	require.Equal(t, s.Accepted, got.spans-before.spans, "%s: spans duplicated", a.name)
+	if prof != "" {
+		require.NoError(t, <-profDone, "CPU profile of %s", a.name)
+	}
+	run := agentRun{
+		spans: s.Accepted, cpuPerSpan: (cpu1 - cpu0) / float64(s.Accepted), maxRSS: procHWM(cmd.Process.Pid),
+		requestsIn: s.Requests, rpcsOut: got.rpcs - before.rpcs, wireOut: got.bytes - before.bytes,
+	}
 	// The agent stops cleanly (route mode: the receiver stops before the
 	// exporter whose router it feeds).
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -321,19 +393,45 @@ func startCountingGateways(t *testing.T, n int) *countingGateways {
 	return &countingGateways{addrs: addrs, in: in, out: out}
 }
 
-// count asks the gateways' process for the spans received so far.
-func (g *countingGateways) count(t *testing.T) int64 {
+// gatewayCounts is what the gateways received so far: spans, Export calls,
+// and those calls' message bytes as they came over the wire (compressed).
+type gatewayCounts struct{ spans, rpcs, bytes int64 }
+
+// count asks the gateways' process for what they received so far.
+func (g *countingGateways) count(t *testing.T) gatewayCounts {
 	_, err := io.WriteString(g.in, "count\n")
 	require.NoError(t, err)
 	for g.out.Scan() {
-		if v, ok := strings.CutPrefix(g.out.Text(), "spans "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			require.NoError(t, err)
-			return n
+		var c gatewayCounts
+		if n, _ := fmt.Sscanf(g.out.Text(), "spans %d rpcs %d bytes %d", &c.spans, &c.rpcs, &c.bytes); n == 3 {
+			return c
 		}
 	}
 	t.Fatal("the gateway process exited")
-	return 0
+	return gatewayCounts{}
+}
+
+// fetchProfile writes to path the CPU profile of the agent serving pprof on
+// addr, over d.
+func fetchProfile(addr string, d time.Duration, path string) error {
+	secs := max(int(d/time.Second), 1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return fmt.Errorf("fetch the CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch the CPU profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write the CPU profile: %w", err)
+	}
+	return f.Close()
 }
 
 // TestAgentGatewayProcess is TestAgentTier's gateways' process: it serves
@@ -344,7 +442,7 @@ func TestAgentGatewayProcess(t *testing.T) {
 	if n == 0 {
 		t.Skip("run by TestAgentTier only")
 	}
-	var spans atomic.Int64
+	var spans, rpcs, wireBytes atomic.Int64
 	desc := nopTraceService
 	desc.Methods = []grpc.MethodDesc{{
 		MethodName: "Export",
@@ -358,13 +456,15 @@ func TestAgentGatewayProcess(t *testing.T) {
 				return nil, err
 			}
 			spans.Add(int64(len(b.Spans)))
+			rpcs.Add(1)
 			return &rawBytes{}, nil
 		},
 	}}
+	countBytes := grpc.StatsHandler(inPayloadBytes{&wireBytes})
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		srv := grpc.NewServer(grpc.ForceServerCodecV2(rawServerCodec{}))
+		srv := grpc.NewServer(grpc.ForceServerCodecV2(rawServerCodec{}), countBytes)
 		srv.RegisterService(&desc, struct{}{})
 		go func() { _ = srv.Serve(l) }()
 		defer srv.Stop()
@@ -372,7 +472,22 @@ func TestAgentGatewayProcess(t *testing.T) {
 	}
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		fmt.Printf("spans %d\n", spans.Load())
+		fmt.Printf("spans %d rpcs %d bytes %d\n", spans.Load(), rpcs.Load(), wireBytes.Load())
+	}
+}
+
+// inPayloadBytes adds up the wire size (compressed) of received messages.
+type inPayloadBytes struct{ n *atomic.Int64 }
+
+func (inPayloadBytes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (inPayloadBytes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (inPayloadBytes) HandleConn(context.Context, stats.ConnStats) {}
+
+func (h inPayloadBytes) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if p, ok := s.(*stats.InPayload); ok {
+		h.n.Add(int64(p.CompressedLength))
 	}
 }
 
