@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configcompression"
+	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
@@ -57,7 +59,13 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	}
 	cc := r.cfg.GRPC
 	cc.Endpoint = addr
-	conn, err := cc.ToClientConn(ctx, r.host.GetExtensions(), r.set.TelemetrySettings)
+	var opts []configgrpc.ToClientConnOption
+	if cc.Compression == configcompression.TypeZstd {
+		// Compress with fastZstd instead of the registered zstd.
+		cc.Compression = ""
+		opts = append(opts, configgrpc.WithGrpcDialOption(grpc.WithCompressor(fastZstd{}))) //nolint:staticcheck // SA1019: see fastZstd
+	}
+	conn, err := cc.ToClientConn(ctx, r.host.GetExtensions(), r.set.TelemetrySettings, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to member %s: %w", addr, err)
 	}

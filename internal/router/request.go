@@ -20,6 +20,9 @@ import (
 type request struct {
 	data  []byte
 	spans int
+	// pooled: data came from getBuffer, so a merge may append to it in
+	// place and recycle it.
+	pooled bool
 }
 
 var _ xexporterhelper.Request = (*request)(nil)
@@ -32,25 +35,59 @@ func (r *request) BytesSize() int { return len(r.data) }
 
 // MergeSplit implements xexporterhelper.Request for the items sizer (Validate
 // refuses the others for batching). Two encoded TracesData concatenated are
-// their merge; a split re-encodes the spans in chunks of at most maxSize.
+// their merge: other is appended to r's buffer, which grows by doubling, so
+// a batch of n parts costs about one copy of its bytes, not n. When both
+// would exceed maxSize, r and other go out as they are (the batcher flushes
+// r and keeps other as its next batch) rather than being re-encoded; only a
+// single request larger than maxSize is split, by re-encoding its spans in
+// chunks of at most maxSize. The batcher drops r once this returns, so r is
+// changed in place.
 func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelper.RequestSizerType, other xexporterhelper.Request) ([]xexporterhelper.Request, error) {
 	if maxSize > 0 && sizer != exporterhelper.RequestSizerTypeItems {
 		return nil, fmt.Errorf("split by %s: only items is supported", sizer.String())
 	}
-	merged := &request{data: r.data, spans: r.spans}
-	if other != nil {
-		o, ok := other.(*request)
-		if !ok {
-			return nil, fmt.Errorf("merge a %T into a tailsift request", other)
+	if other == nil {
+		if maxSize <= 0 || r.spans <= maxSize {
+			return []xexporterhelper.Request{r}, nil
 		}
-		merged.data = append(append(make([]byte, 0, len(r.data)+len(o.data)), r.data...), o.data...)
-		merged.spans += o.spans
+		return r.split(maxSize)
 	}
-	if maxSize <= 0 || merged.spans <= maxSize {
-		return []xexporterhelper.Request{merged}, nil
+	o, ok := other.(*request)
+	if !ok {
+		return nil, fmt.Errorf("merge a %T into a tailsift request", other)
 	}
+	if maxSize > 0 && r.spans+o.spans > maxSize {
+		if r.spans <= maxSize && o.spans <= maxSize {
+			return []xexporterhelper.Request{r, o}, nil
+		}
+		r.merge(o)
+		return r.split(maxSize)
+	}
+	r.merge(o)
+	return []xexporterhelper.Request{r}, nil
+}
+
+// merge appends o to r; o is not used afterwards.
+func (r *request) merge(o *request) {
+	if need := len(r.data) + len(o.data); !r.pooled || cap(r.data) < need {
+		grown := append(getBuffer(max(need, 2*cap(r.data))), r.data...)
+		if r.pooled {
+			putBuffer(r.data)
+		}
+		r.data, r.pooled = grown, true
+	}
+	r.data = append(r.data, o.data...)
+	r.spans += o.spans
+	if o.pooled {
+		putBuffer(o.data)
+	}
+	o.data, o.spans, o.pooled = nil, 0, false
+}
+
+// split re-encodes r's spans in requests of at most maxSize spans.
+func (r *request) split(maxSize int) ([]xexporterhelper.Request, error) {
 	var s splitter
-	if err := wire.Scan(merged.data, &s.batch); err != nil {
+	if err := wire.Scan(r.data, &s.batch); err != nil {
 		return nil, fmt.Errorf("split a request: %w", err)
 	}
 	idx := make([]int32, len(s.batch.Spans))
@@ -60,8 +97,12 @@ func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelpe
 	var out []xexporterhelper.Request
 	for start := 0; start < len(idx); start += maxSize {
 		chunk := idx[start:min(start+maxSize, len(idx))]
-		out = append(out, &request{data: s.encode(nil, chunk), spans: len(chunk)})
+		out = append(out, &request{data: s.encode(nil, chunk), spans: len(chunk), pooled: true})
 	}
+	if r.pooled {
+		putBuffer(r.data)
+	}
+	r.data = nil
 	return out, nil
 }
 

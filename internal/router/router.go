@@ -239,7 +239,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			errs = append(errs, fmt.Errorf("member %s did not start", m.addr))
 			continue
 		}
-		if err := m.enqueue(ctx, &request{data: p.data, spans: p.spans}); err != nil {
+		if err := m.enqueue(ctx, &request{data: p.data, spans: p.spans, pooled: true}); err != nil {
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
