@@ -280,9 +280,14 @@ func (m *member) probe(hold time.Duration) {
 }
 
 // shutdown drains the member's queue (failing over what it cannot send, while
-// other members still run), stops probing and closes the connection.
+// other members still run), stops probing and closes the connection. A
+// second call does nothing.
 func (m *member) shutdown(ctx context.Context) error {
 	m.closing.Lock()
+	if m.closed {
+		m.closing.Unlock()
+		return nil
+	}
 	m.closed = true
 	m.closing.Unlock()
 	err := m.helper.Shutdown(ctx)

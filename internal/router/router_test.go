@@ -38,6 +38,12 @@ func (c *counts) Members(d int)   { c.members.Add(int64(d)) }
 // newRouter starts a router on the members addrs, stopped when the test ends.
 func newRouter(t *testing.T, addrs []string) *Router {
 	t.Helper()
+	return newRouterWith(t, addrs, exporterhelper.NewDefaultQueueConfig(), configretry.NewDefaultBackOffConfig())
+}
+
+// newRouterWith is newRouter with each member's queue and retries.
+func newRouterWith(t *testing.T, addrs []string, queue exporterhelper.QueueBatchConfig, retry configretry.BackOffConfig) *Router {
+	t.Helper()
 	grpc := configgrpc.NewDefaultClientConfig()
 	grpc.TLS.Insecure = true
 	set := exportertest.NewNopSettings(component.MustNewType("tailsift"))
@@ -46,8 +52,8 @@ func newRouter(t *testing.T, addrs []string) *Router {
 		GRPC:     grpc,
 		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
 		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
-		Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
-		Retry:    configretry.NewDefaultBackOffConfig(),
+		Queue:    configoptional.Some(queue),
+		Retry:    retry,
 	}, new(counts))
 	r.Start(componenttest.NewNopHost())
 	r.SetMembers(addrs)

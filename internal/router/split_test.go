@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/ring"
@@ -94,41 +95,90 @@ func TestSplitMalformed(t *testing.T) {
 
 func TestMergeSplit(t *testing.T) {
 	var w routertest.Workload
-	mk := func(traces, spans int) *request {
-		data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(traces, spans))
-		require.NoError(t, err)
-		return &request{data: data, spans: traces * spans}
+	// mk returns two requests of 12 and 10 spans, and the spans of both.
+	mk := func(t *testing.T, pooled bool) (a, b *request, want map[spanKey]int) {
+		t.Helper()
+		enc := func(traces, spans int) *request {
+			data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(traces, spans))
+			require.NoError(t, err)
+			if pooled {
+				data = append(getBuffer(len(data)), data...)
+			}
+			return &request{data: data, spans: traces * spans, pooled: pooled}
+		}
+		a, b = enc(3, 4), enc(2, 5)
+		want = keys(t, a.data)
+		for k, n := range keys(t, b.data) {
+			want[k] += n
+		}
+		return a, b, want
 	}
-	a, b := mk(3, 4), mk(2, 5)
-	want := keys(t, a.data)
-	for k, n := range keys(t, b.data) {
-		want[k] += n
+	collect := func(t *testing.T, reqs []xexporterhelper.Request) (map[spanKey]int, []int) {
+		t.Helper()
+		got := map[spanKey]int{}
+		var sizes []int
+		for _, r := range reqs {
+			sizes = append(sizes, r.ItemsCount())
+			for k, c := range keys(t, r.(*request).data) {
+				got[k] += c
+			}
+		}
+		return got, sizes
 	}
 	ctx := context.Background()
-
-	merged, err := a.MergeSplit(ctx, 0, exporterhelper.RequestSizerTypeItems, b)
-	require.NoError(t, err)
-	require.Len(t, merged, 1)
-	assert.Equal(t, 22, merged[0].ItemsCount())
-	assert.Equal(t, want, keys(t, merged[0].(*request).data))
-
-	split, err := a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeItems, b)
-	require.NoError(t, err)
-	require.Len(t, split, 5)
-	got := map[spanKey]int{}
-	for i, r := range split {
-		n := 5
-		if i == len(split)-1 {
-			n = 2
-		}
-		assert.Equal(t, n, r.ItemsCount())
-		for k, c := range keys(t, r.(*request).data) {
-			got[k] += c
-		}
+	tests := []struct {
+		name    string
+		maxSize int
+		pooled  bool
+		sizes   []int
+	}{
+		{name: "merge, no limit", maxSize: 0, sizes: []int{22}},
+		{name: "merge into a pooled buffer", maxSize: 0, pooled: true, sizes: []int{22}},
+		{name: "merge within the limit", maxSize: 22, sizes: []int{22}},
+		{name: "over the limit: both as they are", maxSize: 15, sizes: []int{12, 10}},
+		{name: "each over the limit: re-encoded", maxSize: 5, sizes: []int{5, 5, 5, 5, 2}},
 	}
-	assert.Equal(t, want, got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b, want := mk(t, tt.pooled)
+			out, err := a.MergeSplit(ctx, tt.maxSize, exporterhelper.RequestSizerTypeItems, b)
+			require.NoError(t, err)
+			got, sizes := collect(t, out)
+			assert.Equal(t, tt.sizes, sizes)
+			assert.Equal(t, want, got, "every span once, under its resource and scope")
+		})
+	}
 
-	_, err = a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeBytes, nil)
+	t.Run("a batch grows by merges", func(t *testing.T) {
+		batch := &request{}
+		want := map[spanKey]int{}
+		for range 20 {
+			a, _, _ := mk(t, true)
+			for k, n := range keys(t, a.data) {
+				want[k] += n
+			}
+			out, err := batch.MergeSplit(ctx, 0, exporterhelper.RequestSizerTypeItems, a)
+			require.NoError(t, err)
+			require.Len(t, out, 1)
+			batch = out[0].(*request)
+		}
+		got, sizes := collect(t, []xexporterhelper.Request{batch})
+		assert.Equal(t, []int{240}, sizes)
+		assert.Equal(t, want, got)
+	})
+
+	t.Run("one request over the limit", func(t *testing.T) {
+		a, _, _ := mk(t, false)
+		want := keys(t, a.data)
+		out, err := a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeItems, nil)
+		require.NoError(t, err)
+		got, sizes := collect(t, out)
+		assert.Equal(t, []int{5, 5, 2}, sizes)
+		assert.Equal(t, want, got)
+	})
+
+	a, _, _ := mk(t, false)
+	_, err := a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeBytes, nil)
 	require.Error(t, err)
 }
 

@@ -28,15 +28,20 @@ type Received struct {
 // Gateways are in-process OTLP gRPC servers on loopback addresses, one port,
 // recording every span they get.
 type Gateways struct {
-	t     *testing.T
-	mu    sync.Mutex
-	spans map[[8]byte][]Received // by span ID: more than one is a duplicate
-	srvs  map[string]*grpc.Server
+	t      *testing.T
+	mu     sync.Mutex
+	spans  map[[8]byte][]Received // by span ID: more than one is a duplicate
+	srvs   map[string]*grpc.Server
+	calls  map[string]int     // Export calls answered, by gateway
+	refuse map[string][]error // answers of the next calls, by gateway
 }
 
 func StartGateways(t *testing.T, hosts ...string) (*Gateways, []string) {
 	t.Helper()
-	g := &Gateways{t: t, spans: map[[8]byte][]Received{}, srvs: map[string]*grpc.Server{}}
+	g := &Gateways{
+		t: t, spans: map[[8]byte][]Received{}, srvs: map[string]*grpc.Server{},
+		calls: map[string]int{}, refuse: map[string][]error{},
+	}
 	first, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
 	require.NoError(t, err)
 	_, port, err := net.SplitHostPort(first.Addr().String())
@@ -104,6 +109,22 @@ func (g *Gateways) Snapshot() map[[8]byte][]Received {
 	return out
 }
 
+// Calls is the number of Export calls the gateway at addr has answered,
+// refusals included.
+func (g *Gateways) Calls(addr string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[addr]
+}
+
+// Refuse makes the gateway at addr answer its next len(errs) Export calls
+// with errs, in order, without recording their spans.
+func (g *Gateways) Refuse(addr string, errs ...error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refuse[addr] = append(g.refuse[addr], errs...)
+}
+
 type gatewayServer struct {
 	ptraceotlp.UnimplementedGRPCServer
 	g    *Gateways
@@ -114,6 +135,11 @@ func (s *gatewayServer) Export(_ context.Context, req ptraceotlp.ExportRequest) 
 	td := req.Traces()
 	s.g.mu.Lock()
 	defer s.g.mu.Unlock()
+	s.g.calls[s.addr]++
+	if errs := s.g.refuse[s.addr]; len(errs) > 0 {
+		s.g.refuse[s.addr] = errs[1:]
+		return ptraceotlp.NewExportResponse(), errs[0]
+	}
 	for _, rs := range td.ResourceSpans().All() {
 		svc, _ := rs.Resource().Attributes().Get("service.name")
 		for _, ss := range rs.ScopeSpans().All() {

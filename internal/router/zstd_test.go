@@ -1,0 +1,73 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configcompression"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/encoding"
+
+	"github.com/tailsift/tailsift/internal/router/routertest"
+)
+
+// TestFastZstdRoundTrip: what fastZstd writes, the registered zstd (what a
+// gateway decodes with) reads back, for messages of several sizes.
+func TestFastZstdRoundTrip(t *testing.T) {
+	var w routertest.Workload
+	dec := encoding.GetCompressor(zstdName)
+	require.NotNil(t, dec, "configgrpc registers zstd")
+	for _, traces := range []int{0, 1, 50, 2000} {
+		var msg []byte
+		if traces > 0 {
+			var err error
+			msg, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(traces, 5))
+			require.NoError(t, err)
+		}
+		var out bytes.Buffer
+		require.NoError(t, fastZstd{}.Do(&out, msg))
+		if traces >= 50 {
+			assert.Less(t, out.Len(), len(msg)/2, "compressed")
+		}
+		r, err := dec.Decompress(&out)
+		require.NoError(t, err)
+		got, err := io.ReadAll(r)
+		require.NoError(t, err)
+		assert.Equal(t, len(msg), len(got))
+		assert.True(t, bytes.Equal(msg, got))
+	}
+	assert.Equal(t, "zstd", fastZstd{}.Type())
+}
+
+// TestRouteZstd: with compression zstd, members get every span (through
+// fastZstd and the gateway's registered zstd).
+func TestRouteZstd(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.77", "127.0.0.78")
+	grpc := configgrpc.NewDefaultClientConfig()
+	grpc.TLS.Insecure = true
+	grpc.Compression = configcompression.TypeZstd
+	r := New(exportertest.NewNopSettings(component.MustNewType("tailsift")), Settings{
+		GRPC:     grpc,
+		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
+		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
+		Queue:    configoptional.Some(batchingQueue(20*time.Millisecond, 1<<30)),
+		Retry:    configretry.NewDefaultBackOffConfig(),
+	}, new(counts))
+	r.Start(componenttest.NewNopHost())
+	r.SetMembers(addrs)
+	sent := routeBatches(t, r, 10)
+	require.NoError(t, r.Shutdown(context.Background()))
+	requireDeliveredOnce(t, gw, sent)
+}
