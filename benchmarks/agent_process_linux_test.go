@@ -419,7 +419,7 @@ func fetchProfile(addr string, d time.Duration, path string) error {
 	if err != nil {
 		return fmt.Errorf("fetch the CPU profile: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("fetch the CPU profile: %s", resp.Status)
 	}
