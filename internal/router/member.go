@@ -118,12 +118,11 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	}
 	var err error
 	if !m.down.Load() {
-		err = m.sendRetrying(ctx, req.data)
+		err = m.sendRetrying(ctx, req.bufs)
 		if err == nil {
 			// A successful answer means the gateway read the whole
 			// request: gRPC holds no reference to it any more.
-			putBuffer(req.data)
-			req.data = nil
+			req.release()
 			return nil
 		}
 		if !isDown(err) {
@@ -141,10 +140,10 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 
 // sendRetrying sends data, again after Failover.Backoff while the member
 // looks down, up to Failover.Attempts sends.
-func (m *member) sendRetrying(ctx context.Context, data []byte) error {
+func (m *member) sendRetrying(ctx context.Context, bufs [][]byte) error {
 	f := &m.r.cfg.Failover
 	for attempt := 1; ; attempt++ {
-		err := m.send(ctx, data)
+		err := m.send(ctx, bufs)
 		if !isDown(err) || attempt >= f.Attempts {
 			return err
 		}
@@ -161,11 +160,11 @@ func (m *member) sendRetrying(ctx context.Context, data []byte) error {
 	}
 }
 
-// send makes one Export call with data as the request body.
-func (m *member) send(ctx context.Context, data []byte, opts ...grpc.CallOption) error {
+// send makes one Export call with bufs, concatenated, as the request body.
+func (m *member) send(ctx context.Context, bufs [][]byte, opts ...grpc.CallOption) error {
 	var resp rawMessage
 	opts = append(opts, grpc.ForceCodecV2(rawCodec{}))
-	if err := m.conn.Invoke(ctx, exportMethod, &rawMessage{data: data}, &resp, opts...); err != nil {
+	if err := m.conn.Invoke(ctx, exportMethod, &outMessage{bufs: bufs}, &resp, opts...); err != nil {
 		return err
 	}
 	if rejected, msg := partialSuccess(resp.data); rejected != 0 || msg != "" {

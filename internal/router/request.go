@@ -16,12 +16,14 @@ import (
 
 // request is what a member's sending queue holds: an encoded TracesData,
 // sent as is as the body of an ExportTraceServiceRequest (both messages carry
-// the resource spans in field 1).
+// the resource spans in field 1). It is in pieces, whose concatenation is
+// the message: a merge appends the other request's pieces, and gRPC writes
+// them one after the other, so a batch is never copied into one buffer.
 type request struct {
-	data  []byte
+	bufs  [][]byte
 	spans int
-	// pooled: data came from getBuffer, so a merge may append to it in
-	// place and recycle it.
+	// pooled: the pieces came from getBuffer (or are the router's to
+	// recycle), and go back to the pool once sent.
 	pooled bool
 }
 
@@ -31,17 +33,50 @@ var _ xexporterhelper.Request = (*request)(nil)
 func (r *request) ItemsCount() int { return r.spans }
 
 // BytesSize implements xexporterhelper.Request.
-func (r *request) BytesSize() int { return len(r.data) }
+func (r *request) BytesSize() int {
+	n := 0
+	for _, b := range r.bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// bytes returns the message in one piece, joining the pieces (once) when a
+// merge left several: what scanning it (a split, a failover) needs.
+func (r *request) bytes() []byte {
+	switch len(r.bufs) {
+	case 0:
+		return nil
+	case 1:
+		return r.bufs[0]
+	}
+	joined := getBuffer(r.BytesSize())
+	for _, b := range r.bufs {
+		joined = append(joined, b...)
+	}
+	r.release()
+	r.bufs, r.pooled = [][]byte{joined}, true
+	return joined
+}
+
+// release recycles the pieces, which nothing may use afterwards.
+func (r *request) release() {
+	if r.pooled {
+		for _, b := range r.bufs {
+			putBuffer(b)
+		}
+	}
+	r.bufs = nil
+}
 
 // MergeSplit implements xexporterhelper.Request for the items sizer (Validate
 // refuses the others for batching). Two encoded TracesData concatenated are
-// their merge: other is appended to r's buffer, which grows by doubling, so
-// a batch of n parts costs about one copy of its bytes, not n. When both
-// would exceed maxSize, r and other go out as they are (the batcher flushes
-// r and keeps other as its next batch) rather than being re-encoded; only a
-// single request larger than maxSize is split, by re-encoding its spans in
-// chunks of at most maxSize. The batcher drops r once this returns, so r is
-// changed in place.
+// their merge: other's pieces are appended to r's, without copying bytes.
+// When both would exceed maxSize, r and other go out as they are (the
+// batcher flushes r and keeps other as its next batch) rather than being
+// re-encoded; only a single request larger than maxSize is split, by
+// re-encoding its spans in chunks of at most maxSize. The batcher drops r
+// once this returns, so r is changed in place.
 func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelper.RequestSizerType, other xexporterhelper.Request) ([]xexporterhelper.Request, error) {
 	if maxSize > 0 && sizer != exporterhelper.RequestSizerTypeItems {
 		return nil, fmt.Errorf("split by %s: only items is supported", sizer.String())
@@ -69,25 +104,17 @@ func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelpe
 
 // merge appends o to r; o is not used afterwards.
 func (r *request) merge(o *request) {
-	if need := len(r.data) + len(o.data); !r.pooled || cap(r.data) < need {
-		grown := append(getBuffer(max(need, 2*cap(r.data))), r.data...)
-		if r.pooled {
-			putBuffer(r.data)
-		}
-		r.data, r.pooled = grown, true
-	}
-	r.data = append(r.data, o.data...)
+	r.bufs = append(r.bufs, o.bufs...)
 	r.spans += o.spans
-	if o.pooled {
-		putBuffer(o.data)
-	}
-	o.data, o.spans, o.pooled = nil, 0, false
+	// Pieces of a request that is not the router's stay unrecycled.
+	r.pooled = r.pooled && o.pooled
+	o.bufs, o.spans = nil, 0
 }
 
 // split re-encodes r's spans in requests of at most maxSize spans.
 func (r *request) split(maxSize int) ([]xexporterhelper.Request, error) {
 	var s splitter
-	if err := wire.Scan(r.data, &s.batch); err != nil {
+	if err := wire.Scan(r.bytes(), &s.batch); err != nil {
 		return nil, fmt.Errorf("split a request: %w", err)
 	}
 	idx := make([]int32, len(s.batch.Spans))
@@ -97,12 +124,9 @@ func (r *request) split(maxSize int) ([]xexporterhelper.Request, error) {
 	var out []xexporterhelper.Request
 	for start := 0; start < len(idx); start += maxSize {
 		chunk := idx[start:min(start+maxSize, len(idx))]
-		out = append(out, &request{data: s.encode(nil, chunk), spans: len(chunk), pooled: true})
+		out = append(out, &request{bufs: [][]byte{s.encode(nil, chunk)}, spans: len(chunk), pooled: true})
 	}
-	if r.pooled {
-		putBuffer(r.data)
-	}
-	r.data = nil
+	r.release()
 	return out, nil
 }
 
@@ -121,7 +145,7 @@ func convert(ctx context.Context, td ptrace.Traces) (xexporterhelper.Request, er
 	if err != nil {
 		return nil, fmt.Errorf("marshal traces: %w", err)
 	}
-	return &request{data: data, spans: td.SpanCount()}, nil
+	return &request{bufs: [][]byte{data}, spans: td.SpanCount(), pooled: true}, nil
 }
 
 // queueEncoding stores requests in a persistent queue as their bytes.
@@ -132,7 +156,7 @@ func (queueEncoding) Marshal(_ context.Context, r xexporterhelper.Request) ([]by
 	if !ok {
 		return nil, fmt.Errorf("persist a %T", r)
 	}
-	return req.data, nil
+	return req.bytes(), nil
 }
 
 func (queueEncoding) Unmarshal(data []byte) (context.Context, xexporterhelper.Request, error) {
@@ -140,24 +164,34 @@ func (queueEncoding) Unmarshal(data []byte) (context.Context, xexporterhelper.Re
 	if err := wire.Scan(data, &b); err != nil {
 		return nil, nil, fmt.Errorf("read a persisted request: %w", err)
 	}
-	return context.Background(), &request{data: data, spans: len(b.Spans)}, nil
+	// data is the queue's: it is not recycled.
+	return context.Background(), &request{bufs: [][]byte{data}, spans: len(b.Spans)}, nil
 }
 
-// rawMessage is a message whose encoding the caller already has (sending) or
-// wants as is (answers).
+// rawMessage is an answer, kept as its encoding.
 type rawMessage struct{ data []byte }
 
-// rawCodec sends and receives rawMessages without re-encoding them.
+// outMessage is a request whose encoding the router has, in pieces.
+type outMessage struct{ bufs [][]byte }
+
+// rawCodec sends outMessages and receives rawMessages without re-encoding
+// them.
 type rawCodec struct{}
 
 var _ encoding.CodecV2 = rawCodec{}
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(*rawMessage)
+	m, ok := v.(*outMessage)
 	if !ok {
 		return nil, fmt.Errorf("raw codec cannot marshal %T", v)
 	}
-	return mem.BufferSlice{mem.SliceBuffer(m.data)}, nil
+	out := make(mem.BufferSlice, 0, len(m.bufs))
+	for _, b := range m.bufs {
+		if len(b) > 0 {
+			out = append(out, mem.SliceBuffer(b))
+		}
+	}
+	return out, nil
 }
 
 func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {

@@ -205,7 +205,7 @@ func (r *Router) Send(ctx context.Context, member string, data []byte, spans int
 	if m.helper == nil || m.down.Load() {
 		return fmt.Errorf("member %s is down", m.addr)
 	}
-	return m.enqueue(ctx, &request{data: data, spans: spans})
+	return m.enqueue(ctx, &request{bufs: [][]byte{data}, spans: spans, pooled: true})
 }
 
 // reroute sends the spans of a request that member from could not deliver to
@@ -214,7 +214,7 @@ func (r *Router) Send(ctx context.Context, member string, data []byte, spans int
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	_, err := r.route(ctx, st, req.data, &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	_, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
 	return err
 }
 
@@ -239,7 +239,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			errs = append(errs, fmt.Errorf("member %s did not start", m.addr))
 			continue
 		}
-		if err := m.enqueue(ctx, &request{data: p.data, spans: p.spans, pooled: true}); err != nil {
+		if err := m.enqueue(ctx, &request{bufs: [][]byte{p.data}, spans: p.spans, pooled: true}); err != nil {
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.

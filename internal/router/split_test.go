@@ -104,11 +104,11 @@ func TestMergeSplit(t *testing.T) {
 			if pooled {
 				data = append(getBuffer(len(data)), data...)
 			}
-			return &request{data: data, spans: traces * spans, pooled: pooled}
+			return &request{bufs: [][]byte{data}, spans: traces * spans, pooled: pooled}
 		}
 		a, b = enc(3, 4), enc(2, 5)
-		want = keys(t, a.data)
-		for k, n := range keys(t, b.data) {
+		want = keys(t, a.bytes())
+		for k, n := range keys(t, b.bytes()) {
 			want[k] += n
 		}
 		return a, b, want
@@ -119,7 +119,7 @@ func TestMergeSplit(t *testing.T) {
 		var sizes []int
 		for _, r := range reqs {
 			sizes = append(sizes, r.ItemsCount())
-			for k, c := range keys(t, r.(*request).data) {
+			for k, c := range keys(t, r.(*request).bytes()) {
 				got[k] += c
 			}
 		}
@@ -133,7 +133,7 @@ func TestMergeSplit(t *testing.T) {
 		sizes   []int
 	}{
 		{name: "merge, no limit", maxSize: 0, sizes: []int{22}},
-		{name: "merge into a pooled buffer", maxSize: 0, pooled: true, sizes: []int{22}},
+		{name: "merge pooled requests", maxSize: 0, pooled: true, sizes: []int{22}},
 		{name: "merge within the limit", maxSize: 22, sizes: []int{22}},
 		{name: "over the limit: both as they are", maxSize: 15, sizes: []int{12, 10}},
 		{name: "each over the limit: re-encoded", maxSize: 5, sizes: []int{5, 5, 5, 5, 2}},
@@ -154,7 +154,7 @@ func TestMergeSplit(t *testing.T) {
 		want := map[spanKey]int{}
 		for range 20 {
 			a, _, _ := mk(t, true)
-			for k, n := range keys(t, a.data) {
+			for k, n := range keys(t, a.bytes()) {
 				want[k] += n
 			}
 			out, err := batch.MergeSplit(ctx, 0, exporterhelper.RequestSizerTypeItems, a)
@@ -162,6 +162,7 @@ func TestMergeSplit(t *testing.T) {
 			require.Len(t, out, 1)
 			batch = out[0].(*request)
 		}
+		assert.Len(t, batch.bufs, 20, "merged without copying")
 		got, sizes := collect(t, []xexporterhelper.Request{batch})
 		assert.Equal(t, []int{240}, sizes)
 		assert.Equal(t, want, got)
@@ -169,7 +170,7 @@ func TestMergeSplit(t *testing.T) {
 
 	t.Run("one request over the limit", func(t *testing.T) {
 		a, _, _ := mk(t, false)
-		want := keys(t, a.data)
+		want := keys(t, a.bytes())
 		out, err := a.MergeSplit(ctx, 5, exporterhelper.RequestSizerTypeItems, nil)
 		require.NoError(t, err)
 		got, sizes := collect(t, out)
@@ -186,7 +187,7 @@ func TestQueueEncoding(t *testing.T) {
 	var w routertest.Workload
 	data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(2, 3))
 	require.NoError(t, err)
-	b, err := queueEncoding{}.Marshal(context.Background(), &request{data: data, spans: 6})
+	b, err := queueEncoding{}.Marshal(context.Background(), &request{bufs: [][]byte{data}, spans: 6})
 	require.NoError(t, err)
 	_, r, err := queueEncoding{}.Unmarshal(b)
 	require.NoError(t, err)
