@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/config/configcompression"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/membership"
@@ -60,6 +61,18 @@ func TestDefaultConfig(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, configcompression.TypeZstd, cfg.GRPC.Compression, "gateways get zstd")
 	assert.True(t, cfg.Queue.HasValue(), "each member has a sending queue")
+	require.True(t, cfg.Queue.Get().Batch.HasValue(), "each member batches across requests")
+	b := cfg.Queue.Get().Batch.Get()
+	assert.Equal(t, exporterhelper.RequestSizerTypeItems, b.Sizer)
+	assert.Equal(t, 100*time.Millisecond, b.FlushTimeout)
+	assert.Equal(t, []int64{1024, 2048}, []int64{b.MinSize, b.MaxSize})
+	assert.Equal(t, 512*1024, cfg.GRPC.WriteBufferSize)
+
+	off := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"sending_queue": map[string]any{"batch": map[string]any{"enabled": false}},
+	}).Unmarshal(off))
+	assert.False(t, off.Queue.Get().Batch.HasValue(), "batch::enabled: false turns batching off")
 	assert.True(t, cfg.Retry.Enabled)
 	require.EqualError(t, confmap.Validate(cfg), "members: static or dns: one must be set")
 }
