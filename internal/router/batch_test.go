@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -20,16 +19,18 @@ import (
 	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
-// batchingQueue is a member queue that batches parts for linger, up to
-// minSize spans.
-func batchingQueue(linger time.Duration, minSize int64) exporterhelper.QueueBatchConfig {
-	q := exporterhelper.NewDefaultQueueConfig()
-	q.Batch = configoptional.Some(exporterhelper.BatchConfig{
-		FlushTimeout: linger,
-		Sizer:        exporterhelper.RequestSizerTypeItems,
-		MinSize:      minSize,
-	})
-	return q
+// batching makes each member's queue batch parts for linger, up to minSize
+// spans.
+func batching(linger time.Duration, minSize int64) func(*Settings) {
+	return func(s *Settings) {
+		q := exporterhelper.NewDefaultQueueConfig()
+		q.Batch = configoptional.Some(exporterhelper.BatchConfig{
+			FlushTimeout: linger,
+			Sizer:        exporterhelper.RequestSizerTypeItems,
+			MinSize:      minSize,
+		})
+		s.Queue = configoptional.Some(q)
+	}
 }
 
 // routeBatches routes n batches of the workload through r and returns the
@@ -68,7 +69,7 @@ func requireDeliveredOnce(t *testing.T, gw *routertest.Gateways, sent map[[8]byt
 func TestBatchFlushedAfterLinger(t *testing.T) {
 	gw, addrs := routertest.StartGateways(t, "127.0.0.71", "127.0.0.72")
 	const requests = 10
-	r := newRouterWith(t, addrs, batchingQueue(300*time.Millisecond, 1<<30), configretry.NewDefaultBackOffConfig())
+	r := newRouterWith(t, addrs, batching(300*time.Millisecond, 1<<30))
 	sent := routeBatches(t, r, requests)
 	// Only the linger can flush: the minimum size is never reached and
 	// the router is not shut down.
@@ -84,7 +85,7 @@ func TestBatchFlushedAfterLinger(t *testing.T) {
 // would flush yet goes out when the router shuts down.
 func TestBatchFlushedOnShutdown(t *testing.T) {
 	gw, addrs := routertest.StartGateways(t, "127.0.0.73", "127.0.0.74")
-	r := newRouterWith(t, addrs, batchingQueue(time.Hour, 1<<30), configretry.NewDefaultBackOffConfig())
+	r := newRouterWith(t, addrs, batching(time.Hour, 1<<30))
 	sent := routeBatches(t, r, 5)
 	assert.Zero(t, gw.Count(), "flushed before the linger or the minimum size")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -101,9 +102,10 @@ func TestBatchRefusedIsRetried(t *testing.T) {
 		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(10 * time.Millisecond)})
 	require.NoError(t, err)
 	gw.Refuse(addrs[0], st.Err(), st.Err())
-	retry := configretry.NewDefaultBackOffConfig()
-	retry.InitialInterval = 10 * time.Millisecond
-	r := newRouterWith(t, addrs, batchingQueue(50*time.Millisecond, 1<<30), retry)
+	r := newRouterWith(t, addrs, func(s *Settings) {
+		batching(50*time.Millisecond, 1<<30)(s)
+		s.Retry.InitialInterval = 10 * time.Millisecond
+	})
 	sent := routeBatches(t, r, 10)
 	require.Eventually(t, func() bool { return gw.Count() == len(sent) }, 10*time.Second, 5*time.Millisecond)
 	requireDeliveredOnce(t, gw, sent)

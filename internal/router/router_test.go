@@ -38,23 +38,25 @@ func (c *counts) Members(d int)   { c.members.Add(int64(d)) }
 // newRouter starts a router on the members addrs, stopped when the test ends.
 func newRouter(t *testing.T, addrs []string) *Router {
 	t.Helper()
-	return newRouterWith(t, addrs, exporterhelper.NewDefaultQueueConfig(), configretry.NewDefaultBackOffConfig())
+	return newRouterWith(t, addrs, func(*Settings) {})
 }
 
-// newRouterWith is newRouter with each member's queue and retries.
-func newRouterWith(t *testing.T, addrs []string, queue exporterhelper.QueueBatchConfig, retry configretry.BackOffConfig) *Router {
+// newRouterWith is newRouter with the settings changed by change.
+func newRouterWith(t *testing.T, addrs []string, change func(*Settings)) *Router {
 	t.Helper()
 	grpc := configgrpc.NewDefaultClientConfig()
 	grpc.TLS.Insecure = true
 	set := exportertest.NewNopSettings(component.MustNewType("tailsift"))
 	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	r := New(set, Settings{
+	cfg := Settings{
 		GRPC:     grpc,
 		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
 		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
-		Queue:    configoptional.Some(queue),
-		Retry:    retry,
-	}, new(counts))
+		Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+		Retry:    configretry.NewDefaultBackOffConfig(),
+	}
+	change(&cfg)
+	r := New(set, cfg, new(counts))
 	r.Start(componenttest.NewNopHost())
 	r.SetMembers(addrs)
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
@@ -76,17 +78,7 @@ func TestMembersChangeWhileRouting(t *testing.T) {
 			e.SetMembers(sets[i%len(sets)])
 		}
 	}()
-	var w routertest.Workload
-	sent := map[[8]byte]string{}
-	for range 300 {
-		td := w.Batch(4, 3)
-		for id, svc := range routertest.ServiceOf(td) {
-			sent[id] = svc
-		}
-		buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		require.NoError(t, err)
-		require.NoError(t, e.Route(t.Context(), buf))
-	}
+	sent := routeBatches(t, e, 300)
 	<-done
 	require.Eventually(t, func() bool { return gw.Count() >= len(sent) }, 10*time.Second, 5*time.Millisecond)
 	for id, rs := range gw.Snapshot() {

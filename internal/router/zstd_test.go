@@ -9,14 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configcompression"
-	"go.opentelemetry.io/collector/config/configgrpc"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/config/configretry"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/encoding"
 
@@ -55,18 +48,10 @@ func TestFastZstdRoundTrip(t *testing.T) {
 // fastZstd and the gateway's registered zstd).
 func TestRouteZstd(t *testing.T) {
 	gw, addrs := routertest.StartGateways(t, "127.0.0.77", "127.0.0.78")
-	grpc := configgrpc.NewDefaultClientConfig()
-	grpc.TLS.Insecure = true
-	grpc.Compression = configcompression.TypeZstd
-	r := New(exportertest.NewNopSettings(component.MustNewType("tailsift")), Settings{
-		GRPC:     grpc,
-		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
-		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
-		Queue:    configoptional.Some(batchingQueue(20*time.Millisecond, 1<<30)),
-		Retry:    configretry.NewDefaultBackOffConfig(),
-	}, new(counts))
-	r.Start(componenttest.NewNopHost())
-	r.SetMembers(addrs)
+	r := newRouterWith(t, addrs, func(s *Settings) {
+		batching(20*time.Millisecond, 1<<30)(s)
+		s.GRPC.Compression = configcompression.TypeZstd
+	})
 	sent := routeBatches(t, r, 10)
 	require.NoError(t, r.Shutdown(context.Background()))
 	requireDeliveredOnce(t, gw, sent)
