@@ -26,6 +26,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/store/storetest"
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 	wl "github.com/tailsift/tailsift/internal/workload"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
@@ -251,7 +252,15 @@ func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(
 // the cores) of a receiver with GOMAXPROCS shards, retrying refusals, so the
 // loop runs at the receiver's saturation throughput (scan, routing and the
 // shards' work). Run with -cpu 1,2: the ns/span ratio of the two is the
-// 2-core vs 1-core scaling.
+// 2-core vs 1-core scaling. cpu-ns/span is the process's CPU per span (the
+// cores it kept busy: cpu-ns/span ÷ ns/span), faults/span its minor page
+// faults per span. Give both sides the same number of iterations (each run
+// starts a fresh receiver, whose start and final decisions weigh more in a
+// short run), and alternate their order:
+//
+//	go test -c -o /tmp/recv.test ./receiver/tailsiftreceiver/
+//	/tmp/recv.test -test.run '^$' -test.bench ParallelIngest -test.benchtime 20000x -test.cpu 1,2
+//	/tmp/recv.test -test.run '^$' -test.bench ParallelIngest -test.benchtime 20000x -test.cpu 2,1
 func BenchmarkParallelIngest(b *testing.B) {
 	rec := recordShape(b, wl.ShapeBench, 24000)
 	procs := runtime.GOMAXPROCS(0)
@@ -259,6 +268,8 @@ func BenchmarkParallelIngest(b *testing.B) {
 	ctx := context.Background()
 	var next, spans, refused atomic.Int64
 	b.ReportAllocs()
+	runtime.GC() // the recording's garbage is not the requests' cost
+	cpu0, faults0 := storetest.CPU(), tracebuftest.MinorFaults()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -278,7 +289,10 @@ func BenchmarkParallelIngest(b *testing.B) {
 			spans.Add(int64(rec.Spans[j]))
 		}
 	})
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans.Load()), "ns/span")
+	n := float64(spans.Load())
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/span")
+	b.ReportMetric(float64(storetest.CPU()-cpu0)/n, "cpu-ns/span")
+	b.ReportMetric(float64(tracebuftest.MinorFaults()-faults0)/n, "faults/span")
 	b.ReportMetric(float64(refused.Load())/float64(b.N), "refusals/req")
 	b.ReportMetric(float64(procs), "shards")
 }
