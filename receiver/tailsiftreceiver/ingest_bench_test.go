@@ -164,12 +164,13 @@ func BenchmarkExportDirect(b *testing.B) {
 }
 
 // replayDirect hands rec's requests to export, in order, then calls
-// finish, and reports cpu-ns/span (process CPU) and ns/span (wall).
+// finish, and reports cpu-ns/span (process CPU), ns/span (wall) and
+// faults/span (minor page faults).
 func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, finish func(spans int)) {
 	var spans int
 	b.ReportAllocs()
 	runtime.GC()
-	cpu0 := storetest.CPU()
+	cpu0, faults0 := storetest.CPU(), tracebuftest.MinorFaults()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(rec.Requests)
 		if err := export(rec.Requests[j]); err != nil {
@@ -180,6 +181,7 @@ func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, fi
 	finish(spans)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
 	b.ReportMetric(float64(storetest.CPU()-cpu0)/float64(spans), "cpu-ns/span")
+	b.ReportMetric(float64(tracebuftest.MinorFaults()-faults0)/float64(spans), "faults/span")
 }
 
 // shutdownKept is the fast path's finish: Shutdown decides what is still
