@@ -17,7 +17,7 @@ func assertMapped(t *testing.T, b []byte, want bool) {
 	t.Helper()
 	f, err := os.Open("/proc/self/maps")
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	lo := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 	hi := lo + uint64(len(b))
 	covered := uint64(0)
