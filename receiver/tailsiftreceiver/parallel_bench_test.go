@@ -139,11 +139,11 @@ func (f *freshIDs) request(j, p int) ([]byte, func()) {
 	if bp == nil {
 		bp = new([]byte)
 	}
-	buf := append((*bp)[:0], src...)
+	*bp = append((*bp)[:0], src...)
+	buf := *bp
 	for _, at := range f.ids[j] {
 		id := buf[at : at+16]
 		binary.LittleEndian.PutUint32(id[8:], binary.LittleEndian.Uint32(id[8:])^uint32(p))
 	}
-	*bp = buf
 	return buf, func() { f.bufs.Put(bp) }
 }
