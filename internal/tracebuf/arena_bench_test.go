@@ -79,6 +79,7 @@ func BenchmarkIngestOverBudget(b *testing.B) {
 			var bytes int64
 			i := 0
 			b.ReportAllocs()
+			faults := minorFaults()
 			for b.Loop() {
 				req := reqs[i%len(reqs)]
 				bytes += int64(len(req))
@@ -91,6 +92,7 @@ func BenchmarkIngestOverBudget(b *testing.B) {
 			require.NoError(b, buf.Sync(ctx))
 			b.SetBytes(bytes / int64(max(i, 1)))
 			b.ReportMetric(float64(i*perReq*spans)/b.Elapsed().Seconds(), "spans/s")
+			b.ReportMetric(float64(minorFaults()-faults)/float64(i*perReq*spans), "faults/span")
 			b.ReportMetric(float64(MappedBytes())/(1<<20), "mapped-MiB")
 		})
 	}

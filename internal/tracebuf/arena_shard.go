@@ -14,18 +14,24 @@ import (
 const arenaReserve = 8 // 1/8 of the budget
 
 // compactArena gives the arena's spare bytes back to the OS when it is due,
-// moving the records of the buffered and held traces. When the buffer has
-// drained after a spike (it holds a sixteenth of the shard's budget or less,
-// and the arena has shrunk by a quarter of it or more since its peak), the Go
-// heap is asked to give back what the spike left too.
+// moving the records of the buffered and held traces, and unmaps the idle
+// chunks it may not keep. When the buffer has drained after a spike (it holds
+// a sixteenth of the shard's budget or less, and the arena has shrunk by a
+// quarter of it or more since its peak), the arena lets its idle chunks go,
+// and the Go heap is asked to give back what the spike left too.
 func (s *shard) compactArena() {
 	s.settleStep()
-	if !s.usage.arena.due() {
+	a := s.usage.arena
+	if !a.due() {
+		if len(a.idle) > 0 {
+			a.trimIdle(s.now())
+		}
 		return
 	}
 	defer func() {
-		if s.drained() && s.usage.arena.high-s.usage.arena.mapped >= s.usage.budget/4 {
-			s.usage.arena.high = s.usage.arena.mapped
+		if s.drained() && a.high-(a.mapped-a.idleBytes) >= s.usage.budget/4 {
+			a.releaseIdle(len(a.idle))
+			a.high = a.mapped
 			s.shrink()
 			freeOSMemory(s.deps.clock.Now())
 			s.settle = settling{next: s.now() + int64(settleTick)}
@@ -34,10 +40,10 @@ func (s *shard) compactArena() {
 	s.compactNow()
 }
 
-// compactNow moves the records of the buffered and held traces into fresh
-// chunks and unmaps the old ones.
+// compactNow moves the records of the buffered and held traces into other
+// chunks and lets the old ones go.
 func (s *shard) compactNow() {
-	s.usage.arena.compact(func(move func(*[]byte)) {
+	s.usage.arena.compact(s.now(), func(move func(*[]byte)) {
 		for _, t := range s.traces {
 			t.eachSegment(move)
 		}

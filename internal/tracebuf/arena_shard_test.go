@@ -20,11 +20,14 @@ type mappedObserver struct {
 
 func (o *mappedObserver) Mapped(bytes int64) { o.mapped.Add(bytes) }
 
-func newArenaTestBuffer(t *testing.T, maxBytes int) (*Buffer, *mappedObserver, *clocktest.Fake) {
+func newArenaTestBuffer(t *testing.T, maxBytes int, opts ...func(*Config)) (*Buffer, *mappedObserver, *clocktest.Fake) {
 	t.Helper()
 	cfg := testBufferConfig()
 	cfg.Completion.MaxSpans = 1000
 	cfg.Buffer.MaxBytes = ByteSize(maxBytes)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	clk := clocktest.NewFake(time.Unix(0, 0))
 	obs := &mappedObserver{}
 	out := &collector{spans: map[[16]byte]int{}}

@@ -134,14 +134,16 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 	assert.Equal(t, peak, a.mapped, "freeing alone maps nothing less")
 
 	moved := 0
-	a.compact(func(move func(*[]byte)) {
+	a.compact(0, func(move func(*[]byte)) {
 		for i := range kept {
 			move(&kept[i])
 			moved++
 		}
 	})
 	assert.Equal(t, len(kept), moved)
-	assert.Less(t, a.mapped, peak/8, "chunks unmapped: %d of %d bytes left", a.mapped, peak)
+	assert.Less(t, a.mapped, peak/8+a.reserve, "chunks unmapped: %d of %d bytes left", a.mapped, peak)
+	assert.Less(t, a.mapped-a.idleBytes, peak/8, "chunks in use: %d of %d bytes", a.mapped-a.idleBytes, peak)
+	assert.LessOrEqual(t, a.idleBytes, a.reserve, "idle chunks kept within the reserve")
 	assert.Equal(t, a.mapped, MappedBytes()-before)
 	// The blocks in use keep their size; the ends of old chunks too small
 	// for a block (< 64 bytes each) counted as in use and are gone.
@@ -161,7 +163,7 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 	}
 	// All released: a drained arena gives everything back.
 	require.True(t, a.due() || a.spare <= compactFloor)
-	a.compact(func(func(*[]byte)) {})
+	a.compact(0, func(func(*[]byte)) {})
 	assert.Zero(t, a.mapped)
 	assert.Equal(t, before, MappedBytes())
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/store/storetest"
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 	wl "github.com/tailsift/tailsift/internal/workload"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
@@ -163,12 +164,13 @@ func BenchmarkExportDirect(b *testing.B) {
 }
 
 // replayDirect hands rec's requests to export, in order, then calls
-// finish, and reports cpu-ns/span (process CPU) and ns/span (wall).
+// finish, and reports cpu-ns/span (process CPU), ns/span (wall) and
+// faults/span (minor page faults).
 func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, finish func(spans int)) {
 	var spans int
 	b.ReportAllocs()
 	runtime.GC()
-	cpu0 := storetest.CPU()
+	cpu0, faults0 := storetest.CPU(), tracebuftest.MinorFaults()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(rec.Requests)
 		if err := export(rec.Requests[j]); err != nil {
@@ -179,6 +181,7 @@ func replayDirect(b *testing.B, rec *wl.Recording, export func([]byte) error, fi
 	finish(spans)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
 	b.ReportMetric(float64(storetest.CPU()-cpu0)/float64(spans), "cpu-ns/span")
+	b.ReportMetric(float64(tracebuftest.MinorFaults()-faults0)/float64(spans), "faults/span")
 }
 
 // shutdownKept is the fast path's finish: Shutdown decides what is still
@@ -243,42 +246,4 @@ func replay(b *testing.B, conn *grpc.ClientConn, rec *wl.Recording, finish func(
 	b.ReportMetric(float64(spans)/float64(b.N), "spans/req")
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/req")
 	b.ReportMetric(float64(refused)/float64(b.N), "refusals/req")
-}
-
-// BenchmarkParallelIngest is the in-process evidence for multi-core
-// scaling: GOMAXPROCS senders hand the benchmark workload's requests
-// straight to the receiver's Export handler (no gRPC: the client would share
-// the cores) of a receiver with GOMAXPROCS shards, retrying refusals, so the
-// loop runs at the receiver's saturation throughput (scan, routing and the
-// shards' work). Run with -cpu 1,2: the ns/span ratio of the two is the
-// 2-core vs 1-core scaling.
-func BenchmarkParallelIngest(b *testing.B) {
-	rec := recordShape(b, wl.ShapeBench, 24000)
-	procs := runtime.GOMAXPROCS(0)
-	r, _, _ := startBenchReceiver(b, procs)
-	ctx := context.Background()
-	var next, spans, refused atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			j := int(next.Add(1)-1) % len(rec.Requests)
-			for {
-				_, err := r.exportGRPC(ctx, rec.Requests[j], nil)
-				if err == nil {
-					break
-				}
-				if c := status.Code(err); c != codes.Unavailable {
-					b.Error(err)
-					return
-				}
-				refused.Add(1)
-				time.Sleep(100 * time.Microsecond)
-			}
-			spans.Add(int64(rec.Spans[j]))
-		}
-	})
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans.Load()), "ns/span")
-	b.ReportMetric(float64(refused.Load())/float64(b.N), "refusals/req")
-	b.ReportMetric(float64(procs), "shards")
 }
