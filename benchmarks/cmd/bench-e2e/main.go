@@ -55,7 +55,7 @@ type options struct {
 	Contrib       bool          // run contrib in the side-by-side rounds
 	Processor     bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
 	Seed          int64
-	Shape         string // loadgen --shape
+	Shape         string        // loadgen --shape
 	Wait          time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
 	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
 	Idle          time.Duration
