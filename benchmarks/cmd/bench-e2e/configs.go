@@ -74,6 +74,7 @@ type configData struct {
 	Pprof                     bool          // enable the pprof extension
 	Rescue                    time.Duration // tailsift's rescue.window; 0: off
 	NoLearn                   bool          // tailsift's completion.learn.enabled: false
+	FastpathDebug             bool          // the fast path exports into debug (basic, logs at warn: nothing), not otlp_grpc
 	Quiet, MaxWait, AfterRoot time.Duration
 	ContribTraces             int
 	SlowThresholdMs           int
@@ -90,6 +91,12 @@ type configData struct {
 type completionSetting struct {
 	Wait    time.Duration
 	NoLearn bool
+	// FastpathDebug: the fast path exports its kept spans into the debug
+	// exporter (verbosity basic, which the collector's warn log level
+	// silences), the distribution's nearest to nop, instead of otlp_grpc
+	// with zstd to the sink: the fast path then outputs nothing, as the
+	// otlp → nop baseline, and the sink scores nothing for it.
+	FastpathDebug bool
 }
 
 // storeSetting is tailsift's durable store in a run (bench-e2e -store).
@@ -118,7 +125,7 @@ func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, 
 	var b strings.Builder
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
 		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
-		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, ContribTraces: contribTraces,
+		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, ContribTraces: contribTraces,
 		SlowThresholdMs: slowThresholdMs, BaselinePct: fastPercentage,
 	})
 	if err != nil {

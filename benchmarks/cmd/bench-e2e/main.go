@@ -58,6 +58,7 @@ type options struct {
 	Shape         string        // loadgen --shape
 	Wait          time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
 	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
+	FastpathOut   string        // the fast path's exporter: otlp_grpc or debug
 	Idle          time.Duration
 
 	Sat         bool
@@ -77,7 +78,7 @@ type options struct {
 }
 
 func presets(mode string) (options, error) {
-	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, Processor: true, Learn: true, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
+	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, Processor: true, Learn: true, FastpathOut: "otlp_grpc", SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
 		SatRetry: 1, Profile: "auto", ProfileKind: string(kindTailsift), ProfileSeconds: 20}
 	switch mode {
 	case "full":
@@ -148,6 +149,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
+	fs.StringVar(&o.FastpathOut, "fastpath-exporter", o.FastpathOut, "the fast path's exporter: otlp_grpc (zstd, to the sink, scored) or debug (verbosity basic, silenced by the warn log level: outputs nothing, like the otlp -> nop baseline; nothing is scored)")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
 	fs.BoolVar(&o.Sat, "sat", o.Sat, "run the saturation search")
 	fs.Float64Var(&o.SatStart, "sat-start", o.SatStart, "first saturation rate, spans/s")
@@ -173,6 +175,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if !slices.Contains([]kind{kindTailsift, kindFastpath, kindBaseline, kindContrib}, kind(o.ProfileKind)) {
 		return o, fmt.Errorf("-profile-kind must be tailsift, fastpath, baseline or contrib, not %q", o.ProfileKind)
+	}
+	if o.FastpathOut != "otlp_grpc" && o.FastpathOut != "debug" {
+		return o, fmt.Errorf("-fastpath-exporter must be otlp_grpc or debug, not %q", o.FastpathOut)
 	}
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
@@ -334,7 +339,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	}
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
-	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn}
+	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug"}
 	return e, cleanup, nil
 }
 
@@ -358,6 +363,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		SatRate: map[kind]satOutcome{}, SourceSum: sourceSum(o.Repo)}
 	rep.LoadAvg[0] = loadAvg()
 	rep.Commands = append(rep.Commands, "cd benchmarks && go run ./cmd/bench-e2e "+strings.Join(os.Args[1:], " "))
+	if o.Fastpath && o.FastpathOut == "debug" {
+		rep.Notes = append(rep.Notes, "-fastpath-exporter debug: the fast path exported its kept spans into the debug exporter (silenced), not otlp_grpc: it outputs nothing, as the otlp -> nop baseline, so its sink figures are empty.")
+	}
 	if !rep.Pinned {
 		rep.Notes = append(rep.Notes, "taskset was not found: every process ran UNPINNED, so the collector competed with the load generator for both CPUs.")
 	}

@@ -256,6 +256,8 @@ func TestCollectorConfigCompletion(t *testing.T) {
 			kindTailsift: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
 			kindFastpath: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
 			kindContrib:  "decision_wait_after_root_received: 6s"}, ""},
+		{"fast path into debug", completionSetting{Wait: 2 * time.Second, FastpathDebug: true}, map[kind]string{
+			kindFastpath: "exporters:\n  debug: {verbosity: basic}\nservice:", kindTailsift: "exporters: [otlp_grpc]"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, w := range tc.want {
