@@ -21,9 +21,7 @@ const (
 
 // Settings shared by both sampling configurations.
 const (
-	quiet          = 2 * time.Second  // tailsift completion.quiet
 	maxWait        = 30 * time.Second // tailsift completion.max_wait, contrib decision_wait
-	afterRoot      = 2 * time.Second  // contrib decision_wait_after_root_received
 	contribTick    = time.Second      // contrib's decision ticker (fixed in v0.161.0)
 	fastPercentage = 5.0              // probabilistic policy
 	contribTraces  = 2_000_000        // contrib num_traces: far above anything buffered here
@@ -35,6 +33,28 @@ const (
 // adds count_spans_sampled, from which the buffered spans are derived.
 const contribFeatureGates = "--feature-gates=+processor.tailsamplingprocessor.usetracestate," +
 	"+processor.tailsamplingprocessor.metricstatcountspanssampled"
+
+// The decision wait after the root span: tailsift's completion.quiet and
+// contrib's decision_wait_after_root_received, the same for both, and the
+// sink's --completion (subtracted from the added latency). It depends on
+// the workload's shape (-wait overrides it): in the bench shape a trace's
+// root comes in its last request, so 2 s is enough; in the sdk shape every
+// service sends its own batch, flushed up to 5 s (the BatchSpanProcessor's
+// schedule delay) after the span ended, so spans arrive up to 5 s after the
+// root (internal/workload TestSDKShapeArrivalAfterRoot), and the wait must
+// exceed that or the collectors decide before the trace is complete.
+const (
+	benchWait = 2 * time.Second
+	sdkWait   = 6 * time.Second
+)
+
+// decisionWait is the decision wait for the loadgen's shape.
+func decisionWait(shape string) time.Duration {
+	if shape == "sdk" {
+		return sdkWait
+	}
+	return benchWait
+}
 
 // The policies are the same for both collectors (testdata/collector/
 // policies.yaml). Both judge latency as contrib does, in whole milliseconds
@@ -53,6 +73,8 @@ type configData struct {
 	Ports                     ports
 	Pprof                     bool          // enable the pprof extension
 	Rescue                    time.Duration // tailsift's rescue.window; 0: off
+	NoLearn                   bool          // tailsift's completion.learn.enabled: false
+	FastpathDebug             bool          // the fast path exports into debug (basic, logs at warn: nothing), not otlp_grpc
 	Quiet, MaxWait, AfterRoot time.Duration
 	ContribTraces             int
 	SlowThresholdMs           int
@@ -60,6 +82,21 @@ type configData struct {
 	// Store is the tailsift extension's directory for tailsift's processor
 	// and fast path (storage: tailsift); "": no store, the default.
 	Store, Compression string
+}
+
+// completionSetting is the decision wait of a run: tailsift's
+// completion.quiet and contrib's decision_wait_after_root_received (Wait),
+// and whether tailsift learns a quiet per route (completion.learn, on by
+// default).
+type completionSetting struct {
+	Wait    time.Duration
+	NoLearn bool
+	// FastpathDebug: the fast path exports its kept spans into the debug
+	// exporter (verbosity basic, which the collector's warn log level
+	// silences), the distribution's nearest to nop, instead of otlp_grpc
+	// with zstd to the sink: the fast path then outputs nothing, as the
+	// otlp → nop baseline, and the sink scores nothing for it.
+	FastpathDebug bool
 }
 
 // storeSetting is tailsift's durable store in a run (bench-e2e -store).
@@ -79,14 +116,16 @@ func collectorTemplates(dir string) (*template.Template, error) {
 }
 
 // collectorConfig returns the collector YAML of kind k for one run, from
-// testdata/collector/bench-<k>.yaml. rescue > 0 sets tailsift's
-// rescue.window (processor and fast path); st.Dir != "" gives them the
-// durable store (testdata/collector/store.yaml).
-func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, rescue time.Duration, st storeSetting) (string, error) {
+// testdata/collector/bench-<k>.yaml. cs is the decision wait (tailsift's
+// completion.quiet, contrib's decision_wait_after_root_received) and
+// tailsift's learning; rescue > 0 sets
+// tailsift's rescue.window (processor and fast path); st.Dir != "" gives
+// them the durable store (testdata/collector/store.yaml).
+func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, cs completionSetting, rescue time.Duration, st storeSetting) (string, error) {
 	var b strings.Builder
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
 		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
-		Quiet: quiet, MaxWait: maxWait, AfterRoot: afterRoot, ContribTraces: contribTraces,
+		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, ContribTraces: contribTraces,
 		SlowThresholdMs: slowThresholdMs, BaselinePct: fastPercentage,
 	})
 	if err != nil {

@@ -53,8 +53,12 @@ type options struct {
 	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
 	Store         string        // tailsift's durable store (processor and fast path): off, zstd or s2
 	Contrib       bool          // run contrib in the side-by-side rounds
+	Processor     bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
 	Seed          int64
-	Shape         string // loadgen --shape
+	Shape         string        // loadgen --shape
+	Wait          time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
+	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
+	FastpathOut   string        // the fast path's exporter: otlp_grpc or debug
 	Idle          time.Duration
 
 	Sat         bool
@@ -74,7 +78,7 @@ type options struct {
 }
 
 func presets(mode string) (options, error) {
-	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
+	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, Processor: true, Learn: true, FastpathOut: "otlp_grpc", SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
 		SatRetry: 1, Profile: "auto", ProfileKind: string(kindTailsift), ProfileSeconds: 20}
 	switch mode {
 	case "full":
@@ -88,6 +92,14 @@ func presets(mode string) (options, error) {
 		return o, fmt.Errorf("-mode must be full or quick, not %q", mode)
 	}
 	return o, nil
+}
+
+// decisionWait is -wait, or the shape's decision wait when it is 0.
+func (o options) decisionWait() time.Duration {
+	if o.Wait > 0 {
+		return o.Wait
+	}
+	return decisionWait(o.Shape)
 }
 
 func modeArg(args []string) string {
@@ -131,9 +143,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Rescue, "tailsift-rescue", 0, "set tailsift's rescue.window (processor and fast path) to this; 0: off, as by default")
 	fs.StringVar(&o.Store, "store", o.Store, "tailsift's durable store for the processor and the fast path (the tailsift extension, storage: tailsift, in the run's directory): off, zstd or s2. Compare the store's cost by alternating runs with -store off and on (see README, \"Durable store\")")
 	fs.BoolVar(&o.Contrib, "contrib", o.Contrib, "run contrib in the side-by-side rounds (false: tailsift only, no contrib binary needed; needs -sat=false or -sat-kinds without contrib)")
+	fs.BoolVar(&o.Processor, "processor", o.Processor, "run tailsift's processor (otlp -> tailsift -> otlp_grpc) in the side-by-side rounds (false: only the fast path, contrib and the baseline; needs -fastpath or -contrib)")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
+	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
+	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
+	fs.StringVar(&o.FastpathOut, "fastpath-exporter", o.FastpathOut, "the fast path's exporter: otlp_grpc (zstd, to the sink, scored) or debug (verbosity basic, silenced by the warn log level: outputs nothing, like the otlp -> nop baseline; nothing is scored)")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
 	fs.BoolVar(&o.Sat, "sat", o.Sat, "run the saturation search")
 	fs.Float64Var(&o.SatStart, "sat-start", o.SatStart, "first saturation rate, spans/s")
@@ -145,7 +161,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.SatKinds, "sat-kinds", "tailsift,contrib", "collectors the saturation search runs")
 	fs.IntVar(&o.SatRetry, "sat-retry", o.SatRetry, "repeat a failing step this many times before calling it saturated")
 	fs.StringVar(&o.Profile, "profile", o.Profile, "CPU profile of tailsift in an extra run at -rate: auto (only when a target is missed), always, never")
-	fs.StringVar(&o.ProfileKind, "profile-kind", o.ProfileKind, "the collector -profile profiles: tailsift (the processor) or fastpath")
+	fs.StringVar(&o.ProfileKind, "profile-kind", o.ProfileKind, "the collector -profile profiles: tailsift (the processor), fastpath, baseline (otlp -> nop) or contrib")
 	fs.StringVar(&o.Replot, "replot", "", "run nothing: re-render the markdown and the SVG from a results JSON written earlier (into -out)")
 	fs.IntVar(&o.ProfileSeconds, "profile-seconds", o.ProfileSeconds, "profile length (needs -window >= it)")
 	if err := fs.Parse(args); err != nil {
@@ -157,8 +173,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.Pairs < 0 || (o.Pairs == 0 && !o.Sat) || o.Rate < 0 || o.Window <= 0 || o.SatFactor <= 1 {
 		return o, errors.New("need -pairs >= 1 (or 0 with -sat), -rate >= 0, -window > 0, -sat-factor > 1")
 	}
-	if o.ProfileKind != string(kindTailsift) && o.ProfileKind != string(kindFastpath) {
-		return o, fmt.Errorf("-profile-kind must be tailsift or fastpath, not %q", o.ProfileKind)
+	if !slices.Contains([]kind{kindTailsift, kindFastpath, kindBaseline, kindContrib}, kind(o.ProfileKind)) {
+		return o, fmt.Errorf("-profile-kind must be tailsift, fastpath, baseline or contrib, not %q", o.ProfileKind)
+	}
+	if o.FastpathOut != "otlp_grpc" && o.FastpathOut != "debug" {
+		return o, fmt.Errorf("-fastpath-exporter must be otlp_grpc or debug, not %q", o.FastpathOut)
+	}
+	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
+		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
 	}
 	if o.Store != "off" && o.Store != "zstd" && o.Store != "s2" {
 		return o, fmt.Errorf("-store must be off, zstd or s2, not %q", o.Store)
@@ -317,6 +339,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	}
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
+	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug"}
 	return e, cleanup, nil
 }
 
@@ -340,6 +363,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		SatRate: map[kind]satOutcome{}, SourceSum: sourceSum(o.Repo)}
 	rep.LoadAvg[0] = loadAvg()
 	rep.Commands = append(rep.Commands, "cd benchmarks && go run ./cmd/bench-e2e "+strings.Join(os.Args[1:], " "))
+	if o.Fastpath && o.FastpathOut == "debug" {
+		rep.Notes = append(rep.Notes, "-fastpath-exporter debug: the fast path exported its kept spans into the debug exporter (silenced), not otlp_grpc: it outputs nothing, as the otlp -> nop baseline, so its sink figures are empty.")
+	}
 	if !rep.Pinned {
 		rep.Notes = append(rep.Notes, "taskset was not found: every process ran UNPINNED, so the collector competed with the load generator for both CPUs.")
 	}
@@ -441,6 +467,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		if !o.Contrib {
 			order = slices.DeleteFunc(order, func(k kind) bool { return k == kindContrib })
 		}
+		if !o.Processor {
+			order = slices.DeleteFunc(order, func(k kind) bool { return k == kindTailsift })
+		}
 		if i%2 == 0 {
 			slices.Reverse(order)
 		}
@@ -460,12 +489,12 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	// 3. Profile of tailsift when it misses a target (or always).
 	if o.Profile == "always" || (o.Profile == "auto" && len(rep.targets().missed()) > 0) {
 		win := max(o.Window, time.Duration(o.ProfileSeconds+2)*time.Second)
-		prof := filepath.Join(e.workDir, "tailsift-cpu.pprof")
+		prof := filepath.Join(e.workDir, o.ProfileKind+"-cpu.pprof")
 		if !o.NoWrite {
 			if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 				return nil, err
 			}
-			prof = filepath.Join(o.OutDir, rep.fileBase()+"-tailsift-cpu.pprof")
+			prof = filepath.Join(o.OutDir, rep.fileBase()+"-"+o.ProfileKind+"-cpu.pprof")
 		}
 		r, err := do(runSpec{Kind: kind(o.ProfileKind), Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
 			Drain: o.Drain, Seed: o.Seed, ProfileSeconds: o.ProfileSeconds, ProfileOut: prof})
@@ -474,7 +503,11 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		}
 		rep.Profile = r
 		if r.ProfileFile != "" {
-			out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", o.TailsiftBin, r.ProfileFile).CombinedOutput()
+			bin := o.TailsiftBin
+			if o.ProfileKind == string(kindBaseline) || o.ProfileKind == string(kindContrib) {
+				bin = o.ContribBin
+			}
+			out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, r.ProfileFile).CombinedOutput()
 			if err != nil {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("go tool pprof failed: %v", err))
 			}

@@ -343,6 +343,7 @@ func (rep *report) writePerRunTable(md *markdownWriter) {
 			max(0, r.OtherCPU0), strings.Join(r.Problems, "; "))
 	}
 	md.printf("\n")
+	rep.writePairRatios(md)
 }
 
 // writeSaturation writes the saturation section: the two rules, the

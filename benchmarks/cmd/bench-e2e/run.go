@@ -25,6 +25,7 @@ type env struct {
 	rescue                  time.Duration      // tailsift's rescue.window; 0: off
 	store                   string             // tailsift's store compression (-store); "": off
 	shape                   string             // loadgen --shape; "": its default
+	completion              completionSetting  // decision wait (tailsift quiet, contrib after-root, sink --completion), learning
 	configs                 *template.Template // testdata/collector
 	logf                    func(format string, args ...any)
 
@@ -106,7 +107,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 		// In the run's directory: removed with it unless -keep.
 		st = storeSetting{Dir: filepath.Join(dir, "store"), Compression: e.store}
 	}
-	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.rescue, st)
+	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.completion, e.rescue, st)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +188,7 @@ func (e *env) startSink(rf *runFiles) (*waiter, error) {
 	cmd, err := e.start(1, rf.log("sink"), e.sinkBin,
 		"--grpc", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkGRPC), "--http", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkHTTP),
 		"--manifest", rf.manifest, "--out", rf.score, "--fast-probability", strconv.FormatFloat(fastPercentage/100, 'g', -1, 64),
-		"--completion", quiet.String(), "--quiet")
+		"--completion", e.completion.Wait.String(), "--quiet")
 	if err != nil {
 		return nil, fmt.Errorf("start sink: %w", err)
 	}

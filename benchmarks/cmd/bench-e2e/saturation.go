@@ -23,9 +23,9 @@ type satOutcome struct {
 }
 
 // latencyLimit is the p99 added-latency limit of a saturation step: 1 s
-// beyond the decision point. The sink measures beyond `quiet` (2 s) for
-// both; contrib decides on a 1 s ticker, 2-3 s after the root span
-// (decision_wait_after_root_received 2s), so its decision point is 1 s
+// beyond the decision point. The sink measures beyond the decision wait
+// (-wait: 2 s on the bench shape) for both; contrib decides on a 1 s ticker,
+// 2-3 s after the root span (decision_wait_after_root_received 2s), so its decision point is 1 s
 // later and its limit 1 s higher.
 func latencyLimit(k kind) float64 {
 	if k == kindContrib {

@@ -128,7 +128,8 @@ func (rep *report) sizing(md *markdownWriter) {
 		md.printf("    instances(R) = ⌈ R · c / (%.0f %% · 10⁶) ⌉      one core each, run at most %.0f %% busy\n", util*100, util*100)
 		md.printf("    memory(R)    = instances(R) · M₀ + R · W · B\n\n")
 	}
-	md.printf("The decision wait is tailsift `completion.quiet: 2s` / contrib `decision_wait_after_root_received: 2s` (W as measured); the last column assumes every span waits the full 30 s (`max_wait` / `decision_wait`, e.g. root spans that never arrive). Not included: the load-balancing tier in front (trace-ID routing), network, exporter retries, GOMEMLIMIT tuning.\n\n")
+	w := rep.Opts.decisionWait()
+	md.printf("The decision wait is tailsift `completion.quiet: %v` / contrib `decision_wait_after_root_received: %v` (W as measured); the last column assumes every span waits the full 30 s (`max_wait` / `decision_wait`, e.g. root spans that never arrive). Not included: the load-balancing tier in front (trace-ID routing), network, exporter retries, GOMEMLIMIT tuning.\n\n", w, w)
 	md.printf("| collector | β (µs/span) | α (cores) | a (MB) | b (B / buffered span) | W (s) | side-by-side c (µs/span) | side-by-side B | fit R² (CPU, RSS) | measured saturation (relaxed) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	for _, k := range pair {
 		m := ms[k]

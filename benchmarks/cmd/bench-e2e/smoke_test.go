@@ -198,7 +198,7 @@ func TestCollectorConfig(t *testing.T) {
 		kindFastpath: {"receivers:\n  tailsift:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:1}", "quiet: 2s, max_wait: 30s", "sampling_percentage: 5",
 			"receivers: [tailsift]", "exporters: [otlp_grpc]", "compression: zstd"},
 	} {
-		cfg, err := collectorConfig(configs, k, p, k == kindTailsift, 0, storeSetting{})
+		cfg, err := collectorConfig(configs, k, p, k == kindTailsift, completionSetting{Wait: benchWait}, 0, storeSetting{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestCollectorConfigStore(t *testing.T) {
 	configs := testConfigs(t)
 	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6, StoreAPI: 7}
 	for _, k := range []kind{kindTailsift, kindFastpath} {
-		cfg, err := collectorConfig(configs, k, p, false, 0, storeSetting{Dir: "/tmp/run/store", Compression: "s2"})
+		cfg, err := collectorConfig(configs, k, p, false, completionSetting{Wait: benchWait}, 0, storeSetting{Dir: "/tmp/run/store", Compression: "s2"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,5 +232,46 @@ func TestCollectorConfigStore(t *testing.T) {
 				t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
 			}
 		}
+	}
+}
+
+// TestCollectorConfigCompletion renders the decision wait of each shape,
+// the same for every sampling collector, and tailsift without learning.
+func TestCollectorConfigCompletion(t *testing.T) {
+	configs := testConfigs(t)
+	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6}
+	for _, tc := range []struct {
+		name    string
+		cs      completionSetting
+		want    map[kind]string
+		notWant string
+	}{
+		{"bench shape", completionSetting{Wait: decisionWait("bench")}, map[kind]string{
+			kindTailsift: "completion: {quiet: 2s, max_wait: 30s}", kindFastpath: "completion: {quiet: 2s, max_wait: 30s}",
+			kindContrib: "decision_wait_after_root_received: 2s"}, "learn"},
+		{"sdk shape", completionSetting{Wait: decisionWait("sdk")}, map[kind]string{
+			kindTailsift: "completion: {quiet: 6s, max_wait: 30s}", kindFastpath: "completion: {quiet: 6s, max_wait: 30s}",
+			kindContrib: "decision_wait_after_root_received: 6s"}, "learn"},
+		{"no learning", completionSetting{Wait: 6 * time.Second, NoLearn: true}, map[kind]string{
+			kindTailsift: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
+			kindFastpath: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
+			kindContrib:  "decision_wait_after_root_received: 6s"}, ""},
+		{"fast path into debug", completionSetting{Wait: 2 * time.Second, FastpathDebug: true}, map[kind]string{
+			kindFastpath: "exporters:\n  debug: {verbosity: basic}\nservice:", kindTailsift: "exporters: [otlp_grpc]"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, w := range tc.want {
+				cfg, err := collectorConfig(configs, k, p, false, tc.cs, 0, storeSetting{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(cfg, w) {
+					t.Errorf("%s config lacks %q:\n%s", k, w, cfg)
+				}
+				if tc.notWant != "" && strings.Contains(cfg, tc.notWant) {
+					t.Errorf("%s config has %q:\n%s", k, tc.notWant, cfg)
+				}
+			}
+		})
 	}
 }
