@@ -6,13 +6,11 @@ import (
 	"math"
 	"runtime"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -134,11 +132,7 @@ func TestQueueWeight(t *testing.T) {
 func TestTraceOverheadCoversHeap(t *testing.T) {
 	cfg := testBufferConfig()
 	cfg.Completion.MaxSpans = 1000
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b, err := New(cfg, (&collector{spans: map[[16]byte]int{}}).emit, Settings{Clock: clk})
-	require.NoError(t, err)
-	b.Start()
-	t.Cleanup(func() { require.NoError(t, b.Shutdown(context.Background())) })
+	b, _ := startBuffer(t, cfg, (&collector{spans: map[[16]byte]int{}}).emit, nil)
 	ctx := context.Background()
 	s := b.shards[0]
 
