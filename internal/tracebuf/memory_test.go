@@ -157,11 +157,11 @@ func TestTraceOverheadCoversHeap(t *testing.T) {
 	traces := int64((messages - 1) * perMessage)
 	require.Len(t, s.traces, messages*perMessage, "nothing decided")
 
-	perTrace := (after - before) / traces
-	t.Logf("heap per buffered trace %d B, counted %d B (struct %d B)", perTrace, traceOverhead, unsafe.Sizeof(trace{}))
-	assert.LessOrEqual(t, perTrace, traceOverhead, "a buffered trace takes more heap than the budget counts")
-	assert.GreaterOrEqual(t, perTrace, traceOverhead/2, "the count is far above what a trace takes")
-	assert.GreaterOrEqual(t, traceOverhead, int64(unsafe.Sizeof(trace{})))
+	perTrace, counted := (after-before)/traces, int64(traceOverhead)
+	t.Logf("heap per buffered trace %d B, counted %d B (struct %d B)", perTrace, counted, unsafe.Sizeof(trace{}))
+	assert.LessOrEqual(t, perTrace, counted, "a buffered trace takes more heap than the budget counts")
+	assert.GreaterOrEqual(t, perTrace, counted/2, "the count is far above what a trace takes")
+	assert.GreaterOrEqual(t, counted, int64(unsafe.Sizeof(trace{})))
 }
 
 // liveHeap is the Go heap live after two full collections (the second
