@@ -157,7 +157,7 @@ func TestTraceOverheadCoversHeap(t *testing.T) {
 	traces := int64((messages - 1) * perMessage)
 	require.Len(t, s.traces, messages*perMessage, "nothing decided")
 
-	perTrace, counted := (after-before)/traces, int64(traceOverhead)
+	perTrace, counted := (after-before)/traces, traceOverhead
 	t.Logf("heap per buffered trace %d B, counted %d B (struct %d B)", perTrace, counted, unsafe.Sizeof(trace{}))
 	assert.LessOrEqual(t, perTrace, counted, "a buffered trace takes more heap than the budget counts")
 	assert.GreaterOrEqual(t, perTrace, counted/2, "the count is far above what a trace takes")
