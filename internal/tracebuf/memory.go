@@ -96,9 +96,9 @@ var memLimit = &memLimiter{getenv: os.Getenv, set: debug.SetMemoryLimit, setGC: 
 // GC's own CPU went up by about 0.5 µs a span (5 %), and the processor path
 // took 3-11 % more CPU a span, the difference in mallocgc and the GC's
 // marking (benchmarks/README.md, "GC pacing"). At 150 it runs as often as it
-// did then (78-79 cycles against 80-83) for 8 MB more RSS than at 100, 12 MB
-// less than then; at 200 it ran 57 times, with RSS back where it was. Under
-// load the memory limit, not GOGC, caps the heap near the budget.
+// did then (78-82 cycles against 80-84) for 7-15 MB more RSS than at 100,
+// 4-11 MB less than then; at 200 it ran 57 times, with RSS back where it was.
+// Under load the memory limit, not GOGC, caps the heap near the budget.
 const gcPercent = 150
 
 // goMemory is the memory the Go runtime holds from the OS.
