@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -247,17 +246,23 @@ exporters:
 `, ryaml, eyaml, ext, extList, rid, eid)
 	cfgPath := filepath.Join(dir, "agent.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(conf), 0o600))
-	var logs lockedBuffer // the agent's output, written by exec's copying goroutine
+	// The agent writes its output to a file the test reads for failure
+	// messages: no copying goroutine, nothing shared.
+	logs := outputFile(filepath.Join(dir, "agent.log"))
+	logFile, err := os.Create(string(logs))
+	require.NoError(t, err)
 	cmd := exec.Command(a.bin, "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	err = cmd.Start()
+	require.NoError(t, logFile.Close()) // the agent has its own descriptor
+	require.NoError(t, err)
 	defer func() {
 		if cmd.ProcessState == nil { // a failed check: stop it
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 	}()
-	waitListening(t, endpoint, &logs)
+	waitListening(t, endpoint, logs)
 
 	before := gw.count(t)
 	cpu0 := procCPUSeconds(t, cmd.Process.Pid)
@@ -304,7 +309,7 @@ exporters:
 	return run
 }
 
-func waitListening(t *testing.T, addr string, logs *lockedBuffer) {
+func waitListening(t *testing.T, addr string, logs fmt.Stringer) {
 	t.Helper()
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.Dial("tcp", addr)
@@ -491,21 +496,14 @@ func (h inPayloadBytes) HandleRPC(_ context.Context, s stats.RPCStats) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a process writes to while the test reads
-// it (for failure messages).
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// outputFile is the path of a file a process writes its output to; String
+// reads what it has written so far.
+type outputFile string
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func (f outputFile) String() string {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return fmt.Sprintf("(output unreadable: %v)", err)
+	}
+	return string(b)
 }

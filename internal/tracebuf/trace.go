@@ -7,10 +7,6 @@ import (
 	"github.com/tailsift/tailsift/sampling"
 )
 
-// traceOverhead is the bookkeeping counted per buffered trace: the struct
-// and its map entry.
-const traceOverhead = 200
-
 // trace is one buffered, undecided trace. Its spans are kept as records:
 // uvarint(group id), uvarint(length), the span's encoded bytes, in
 // segments of arena memory: recs, then more. A message's records go into
@@ -168,7 +164,8 @@ const segmentsExact = 4
 
 // appendRecord appends sp's record to t (t.pending bytes were announced),
 // takes a reference on its group, and returns how much t's record memory
-// grew, which it has added to t.size.
+// (and its list of later segments, on the heap) grew, which it has added to
+// t.size.
 func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
 	var grown int64
 	if t.pending > 0 {
@@ -178,12 +175,14 @@ func (s *shard) appendRecord(t *trace, sp *wire.Span, gid uint32) int64 {
 				need = max(need, t.recordBytes()/8)
 			}
 			b := s.usage.arena.alloc(need)
+			grown = int64(cap(b))
 			if cap(t.recs) == 0 {
 				t.recs = b // the first segment (an empty one is never kept)
 			} else {
+				n := cap(t.more)
 				t.more = append(t.more, b)
+				grown += int64(cap(t.more)-n) * segmentRefBytes
 			}
-			grown = int64(cap(b))
 		}
 		t.pending = 0
 	}

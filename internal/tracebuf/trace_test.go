@@ -54,9 +54,11 @@ func TestTraceSegmentsAcrossMessages(t *testing.T) {
 		})
 		assert.Equal(t, (m+1)*spansPer, n)
 		assert.Less(t, total, tr.recordBytes())
-		segs := 0
-		tr.eachSegment(func(*[]byte) { segs++ })
+		segs, segBytes := 0, int64(0)
+		tr.eachSegment(func(seg *[]byte) { segs, segBytes = segs+1, segBytes+int64(cap(*seg)) })
 		assert.Equal(t, 1+len(tr.more), segs)
+		assert.Equal(t, traceOverhead+segBytes+int64(cap(tr.more))*segmentRefBytes, tr.size,
+			"the trace counts its struct, its segments and its list of later segments")
 	}
 	clk.Advance(time.Minute)
 	require.NoError(t, b.Sync(ctx))
