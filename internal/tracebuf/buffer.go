@@ -174,10 +174,10 @@ func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
 // request is one Ingest call's buffer and scan, shared read-only by the
 // shards it was routed to; the last of them to finish releases it.
 type request struct {
-	b       *Buffer
-	buf     []byte
-	batch   wire.Batch
-	per     [][]int32 // span indexes, per shard
+	b     *Buffer
+	buf   []byte
+	batch wire.Batch
+	per   [][]int32 // span indexes, per shard
 	// hashes holds each valid span's hashID of its trace ID and groups
 	// each scope's group hash (interner.hash), computed once when the
 	// request is routed: the shards use them instead of hashing again,
