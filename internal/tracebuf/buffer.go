@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
@@ -172,10 +174,16 @@ func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
 // request is one Ingest call's buffer and scan, shared read-only by the
 // shards it was routed to; the last of them to finish releases it.
 type request struct {
-	b       *Buffer
-	buf     []byte
-	batch   wire.Batch
-	per     [][]int32 // span indexes, per shard
+	b     *Buffer
+	buf   []byte
+	batch wire.Batch
+	per   [][]int32 // span indexes, per shard
+	// hashes holds each valid span's hashID of its trace ID and groups
+	// each scope's group hash (interner.hash), computed once when the
+	// request is routed: the shards use them instead of hashing again,
+	// each shard the groups of the whole request.
+	hashes  []uint64
+	groups  []uint64
 	pending atomic.Int32
 	weight  int64
 	done    func() // called once the buffer no longer reads buf
@@ -192,6 +200,9 @@ func (r *request) release() {
 	}
 	r.buf = nil
 	trimScan(&r.batch)
+	if cap(r.hashes) > maxPooledSpans {
+		r.hashes, r.groups = nil, nil
+	}
 	if done := r.done; done != nil {
 		r.done = nil
 		done()
@@ -281,20 +292,33 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 }
 
 // route sorts the valid spans of the scanned req by shard, and returns how
-// many spans have invalid IDs and how many shards the others go to.
+// many spans have invalid IDs and how many shards the others go to. It
+// keeps each valid span's trace ID hash and each scope's group hash in req
+// for the shards.
 func (b *Buffer) route(req *request) (invalid, targets int) {
 	spans := req.batch.Spans
+	req.hashes = slices.Grow(req.hashes[:0], len(spans))[:len(spans)]
 	for i := range spans {
 		sp := &spans[i]
 		if !sp.ValidIDs() {
 			invalid++
 			continue
 		}
-		sh := b.shardOf(&sp.TraceID)
+		h := hashID(&sp.TraceID)
+		req.hashes[i] = h
+		sh := b.shardOfHash(h)
 		if len(req.per[sh]) == 0 {
 			targets++
 		}
 		req.per[sh] = append(req.per[sh], int32(i))
+	}
+	if invalid < len(spans) {
+		scopes := req.batch.Scopes
+		req.groups = slices.Grow(req.groups[:0], len(scopes))[:len(scopes)]
+		var d xxhash.Digest
+		for k := range scopes {
+			req.groups[k] = hashScope(&d, &scopes[k])
+		}
 	}
 	return invalid, targets
 }

@@ -36,7 +36,10 @@ func newInterner() *interner {
 	return &interner{byHash: make(map[uint64]uint32), digest: xxhash.New()}
 }
 
-func (in *interner) hash(sc *wire.Scope) uint64 {
+func (in *interner) hash(sc *wire.Scope) uint64 { return hashScope(in.digest, sc) }
+
+// hashScope is the hash a group is interned under, computed with d.
+func hashScope(d *xxhash.Digest, sc *wire.Scope) uint64 {
 	var lens [16]byte
 	binary.LittleEndian.PutUint32(lens[0:], uint32(len(sc.Resource)))
 	binary.LittleEndian.PutUint32(lens[4:], uint32(len(sc.ResourceSchemaURL)))
@@ -48,7 +51,6 @@ func (in *interner) hash(sc *wire.Scope) uint64 {
 	if sc.Scope == nil {
 		lens[11] |= 0x80
 	}
-	d := in.digest
 	d.Reset()
 	_, _ = d.Write(lens[:])
 	_, _ = d.Write(sc.Resource)
@@ -66,8 +68,10 @@ func sameScope(a, b *wire.Scope) bool {
 
 // lookup returns the id of sc's group, interning a copy of it if new. It
 // does not take a reference.
-func (in *interner) lookup(sc *wire.Scope) uint32 {
-	h := in.hash(sc)
+func (in *interner) lookup(sc *wire.Scope) uint32 { return in.lookupHashed(sc, in.hash(sc)) }
+
+// lookupHashed is lookup for a scope whose hash h is known.
+func (in *interner) lookupHashed(sc *wire.Scope, h uint64) uint32 {
 	for {
 		id, ok := in.byHash[h]
 		if !ok {

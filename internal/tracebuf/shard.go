@@ -100,6 +100,7 @@ type wakeup struct {
 // scratch is reused across messages.
 type scratch struct {
 	gids   []int32  // the message's interned group per scope, -1 until used
+	groups []uint64 // the request's group hash per scope (request.groups)
 	slots  []*trace // each span's trace (nil: late, held or dropped)
 	late   []lateSpan
 	rescue []int32 // spans of held traces in the current message
@@ -228,6 +229,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	for i := range m.gids {
 		m.gids[i] = -1
 	}
+	m.groups = req.groups
 	m.late, m.rescue = m.late[:0], m.rescue[:0]
 	lateDropped := 0
 	// Pass 1: find each span's trace and what its records will add, so that
@@ -244,7 +246,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			t = s.traces[sp.TraceID]
 		}
 		if t == nil {
-			h := hashID(&sp.TraceID)
+			h := req.hashes[i] // hashID(&sp.TraceID), from the routing
 			if mark, ok := s.decided.keptMark(&sp.TraceID, h); ok {
 				s.due.late(h, now)
 				m.late = append(m.late, lateSpan{idx: i, mark: mark})
@@ -316,6 +318,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	for s.overBudget() && s.due.byFirst.head != nil {
 		s.decideAsync(ctx, s.due.byFirst.head, ReasonMemory, now, -1)
 	}
+	m.groups = nil // the request goes back to the pool
 }
 
 func (s *shard) newTrace(sp *wire.Span, h uint64, now int64) *trace {
@@ -336,7 +339,7 @@ func (s *shard) groupOf(batch *wire.Batch, scope int32) uint32 {
 	if gid := s.msg.gids[scope]; gid >= 0 {
 		return uint32(gid)
 	}
-	gid := s.usage.groups.lookup(&batch.Scopes[scope])
+	gid := s.usage.groups.lookupHashed(&batch.Scopes[scope], s.msg.groups[scope])
 	s.usage.groups.ref(gid)
 	s.msg.gids[scope] = int32(gid)
 	return gid
