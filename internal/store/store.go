@@ -223,7 +223,7 @@ func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
 		bp = new([]byte)
 	}
 	t := s.now()
-	*bp = appendSpansFrame((*bp)[:0], t, ids, req)
+	*bp = appendSpansFrame((*bp)[:0], t, req)
 	s.stats.BytesIn.Add(int64(len(req)))
 	return s.enqueue(item{kind: KindSpans, t: t, ids: ids, req: *bp, copied: bp, framed: true})
 }
