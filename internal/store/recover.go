@@ -32,10 +32,17 @@ func (s *Store) recover() error {
 			return fmt.Errorf("read segment %s: %w", segName(num), err)
 		}
 		seg := &segment{num: num, size: int64(len(data))}
+		dict := s.dicts.of(num, func(off uint32) ([]byte, error) {
+			if int(off) >= len(data) {
+				return nil, errTruncated
+			}
+			_, raw, err := s.readBlock(data[off:], nil, nil)
+			return raw, err
+		})
 		off := 0
 		for off < len(data) {
 			var b blockInfo
-			b, raw, err = s.readBlock(data[off:], raw)
+			b, raw, err = s.readBlock(data[off:], raw, dict)
 			if err == nil {
 				_, err = ParseRecords(raw, func(r *Record) error {
 					requestIDs(r, &batch)
@@ -85,8 +92,9 @@ func requestIDs(r *Record, batch *wire.Batch) {
 	}
 }
 
-// readBlock checks and decompresses the block at the start of data.
-func (s *Store) readBlock(data, raw []byte) (blockInfo, []byte, error) {
+// readBlock checks and decompresses the block at the start of data; dict
+// finds its dictionary, if it has one.
+func (s *Store) readBlock(data, raw []byte, dict dictFunc) (blockInfo, []byte, error) {
 	b, err := parseBlockHeader(data)
 	if err != nil {
 		return b, raw, err
@@ -94,7 +102,7 @@ func (s *Store) readBlock(data, raw []byte) (blockInfo, []byte, error) {
 	if blockHeader+b.compLen > len(data) {
 		return b, raw, errTruncated
 	}
-	raw, err = s.codec.open(raw, b, data[blockHeader:blockHeader+b.compLen])
+	raw, err = s.codec.open(raw, b, data[blockHeader:blockHeader+b.compLen], dict)
 	return b, raw, err
 }
 

@@ -68,6 +68,8 @@ type Store struct {
 	stats  Stats
 	log    *zap.Logger
 
+	dicts dicts
+
 	mu   sync.RWMutex
 	idx  *index
 	segs []*segment
