@@ -95,5 +95,5 @@ func (s *Store) newDict(raw []byte, at ref) {
 		return
 	}
 	w.dict = &segDict{seg: at.seg, off: at.off, n: n, d: d}
-	s.dicts.put(dictKey{at.seg, at.off}, d)
+	s.dicts.put(dictKey(at), d)
 }
