@@ -17,17 +17,11 @@ import (
 //	u32 magic | u32 compressed length | u32 CRC-32C of the compressed bytes |
 //	u32 raw length | u64 highest record sequence | i64 newest record time
 //
-// The magic says the compression: a store reads all, whatever it writes.
-// An s2 block with the segment's dictionary ("TSB3") starts its compressed
-// bytes with u32 offset | u32 length: the dictionary is the first length
-// bytes of the raw records of the block at that offset in the same
-// segment (one written without a dictionary).
+// The magic says the compression: a store reads both, whatever it writes.
 const (
 	magicZstd   = 0x31425354 // "TSB1"
 	magicS2     = 0x32425354 // "TSB2"
-	magicS2Dict = 0x33425354 // "TSB3"
 	blockHeader = 32
-	dictHeader  = 8
 )
 
 // Compressions of blocks.
@@ -37,7 +31,7 @@ const (
 )
 
 type blockInfo struct {
-	s2, dict        bool
+	s2              bool
 	compLen, rawLen int
 	crc             uint32
 	maxSeq          uint64
@@ -47,10 +41,7 @@ type blockInfo struct {
 // appendBlockHeader appends the header of a block.
 func appendBlockHeader(dst []byte, b blockInfo) []byte {
 	magic := uint32(magicZstd)
-	switch {
-	case b.dict:
-		magic = magicS2Dict
-	case b.s2:
+	if b.s2 {
 		magic = magicS2
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, magic)
@@ -68,19 +59,18 @@ func parseBlockHeader(buf []byte) (blockInfo, error) {
 		return blockInfo{}, errTruncated
 	}
 	magic := binary.LittleEndian.Uint32(buf)
-	if magic != magicZstd && magic != magicS2 && magic != magicS2Dict {
+	if magic != magicZstd && magic != magicS2 {
 		return blockInfo{}, errors.New("bad block magic")
 	}
 	b := blockInfo{
-		s2:      magic != magicZstd,
-		dict:    magic == magicS2Dict,
+		s2:      magic == magicS2,
 		compLen: int(binary.LittleEndian.Uint32(buf[4:])),
 		crc:     binary.LittleEndian.Uint32(buf[8:]),
 		rawLen:  int(binary.LittleEndian.Uint32(buf[12:])),
 		maxSeq:  binary.LittleEndian.Uint64(buf[16:]),
 		maxTime: int64(binary.LittleEndian.Uint64(buf[24:])),
 	}
-	if b.compLen <= 0 || (b.dict && b.compLen <= dictHeader) || b.compLen > maxRecord || b.rawLen <= 0 || b.rawLen > 4*maxRecord {
+	if b.compLen <= 0 || b.compLen > maxRecord || b.rawLen <= 0 || b.rawLen > 4*maxRecord {
 		return blockInfo{}, fmt.Errorf("bad block lengths %d/%d", b.compLen, b.rawLen)
 	}
 	return b, nil
@@ -114,61 +104,29 @@ func (c *codec) close() {
 	c.dec.Close()
 }
 
-// segDict is the s2 dictionary of a segment: the first n bytes of the raw
-// records of the block at off.
-type segDict struct {
-	seg, off, n uint32
-	d           *s2.Dict
-}
-
-// seal appends a block holding raw (whole records) to dst, compressed with
-// dictionary d when the codec writes s2 and d is not nil.
-func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64, d *segDict) []byte {
+// seal appends a block holding raw (whole records) to dst.
+func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, blockHeader)...)
-	dict := c.s2 && d != nil
-	switch {
-	case dict:
-		dst = binary.LittleEndian.AppendUint32(dst, d.off)
-		dst = binary.LittleEndian.AppendUint32(dst, d.n)
-		dst = slices.Grow(dst, s2.MaxEncodedLen(len(raw)))
-		n := len(d.d.Encode(dst[len(dst):cap(dst)], raw))
-		dst = dst[:len(dst)+n]
-	case c.s2:
+	if c.s2 {
 		dst = slices.Grow(dst, s2.MaxEncodedLen(len(raw)))
 		n := len(s2.Encode(dst[len(dst):cap(dst)], raw))
 		dst = dst[:len(dst)+n]
-	default:
+	} else {
 		dst = c.enc.EncodeAll(raw, dst)
 	}
 	comp := dst[start+blockHeader:]
 	appendBlockHeader(dst[start:start], blockInfo{
-		s2: c.s2, dict: dict, compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
+		s2: c.s2, compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
 		maxSeq: maxSeq, maxTime: maxTime,
 	})
 	return dst
 }
 
-// dictFunc returns the dictionary of a segment: the first n bytes of the
-// raw records of the block at off.
-type dictFunc func(off, n uint32) (*s2.Dict, error)
-
-// open checks and decompresses a block's compressed bytes into dst; dict
-// finds the dictionary of a block that has one.
-func (c *codec) open(dst []byte, b blockInfo, comp []byte, dict dictFunc) ([]byte, error) {
+// open checks and decompresses a block's compressed bytes into dst.
+func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 	if crc32.Checksum(comp, castagnoli) != b.crc {
 		return nil, errors.New("block checksum mismatch")
-	}
-	var d *s2.Dict
-	if b.dict {
-		if dict == nil {
-			return nil, errors.New("dictionary block refers to a dictionary")
-		}
-		var err error
-		if d, err = dict(binary.LittleEndian.Uint32(comp), binary.LittleEndian.Uint32(comp[4:])); err != nil {
-			return nil, fmt.Errorf("block dictionary: %w", err)
-		}
-		comp = comp[dictHeader:]
 	}
 	var out []byte
 	var err error
@@ -180,11 +138,7 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte, dict dictFunc) ([]byt
 		if n != b.rawLen {
 			return nil, fmt.Errorf("s2 block of %d bytes, header says %d", n, b.rawLen)
 		}
-		if d != nil {
-			out, err = d.Decode(slices.Grow(dst[:0], b.rawLen)[:b.rawLen], comp)
-		} else {
-			out, err = s2.Decode(slices.Grow(dst[:0], b.rawLen)[:b.rawLen], comp)
-		}
+		out, err = s2.Decode(slices.Grow(dst[:0], b.rawLen)[:b.rawLen], comp)
 	} else {
 		out, err = c.dec.DecodeAll(comp, dst[:0])
 	}

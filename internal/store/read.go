@@ -148,7 +148,7 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 			fileSeg = b.seg
 		}
 		var err error
-		if comp, raw, err = s.readBlockAt(file, int64(b.off), comp, raw, s.fileDict(b.seg, file)); err != nil {
+		if comp, raw, err = s.readBlockAt(file, int64(b.off), comp, raw); err != nil {
 			continue
 		}
 		if _, err := ParseRecords(raw, visit); err != nil && !isParseError(err) {
@@ -158,17 +158,8 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	return nil
 }
 
-// fileDict is the dictFunc of segment seg, open as f.
-func (s *Store) fileDict(seg uint32, f *os.File) dictFunc {
-	return s.dicts.of(seg, func(off uint32) ([]byte, error) {
-		_, raw, err := s.readBlockAt(f, int64(off), nil, nil, nil)
-		return raw, err
-	})
-}
-
-// readBlockAt reads and opens the block at off in f; dict finds its
-// dictionary, if it has one.
-func (s *Store) readBlockAt(f *os.File, off int64, comp, raw []byte, dict dictFunc) ([]byte, []byte, error) {
+// readBlockAt reads and opens the block at off in f.
+func (s *Store) readBlockAt(f *os.File, off int64, comp, raw []byte) ([]byte, []byte, error) {
 	var hdr [blockHeader]byte
 	if _, err := f.ReadAt(hdr[:], off); err != nil {
 		return comp, raw, fmt.Errorf("read block header: %w", err)
@@ -181,7 +172,7 @@ func (s *Store) readBlockAt(f *os.File, off int64, comp, raw []byte, dict dictFu
 	if _, err := f.ReadAt(comp, off+blockHeader); err != nil && !errors.Is(err, io.EOF) {
 		return comp, raw, fmt.Errorf("read block: %w", err)
 	}
-	raw, err = s.codec.open(raw, b, comp, dict)
+	raw, err = s.codec.open(raw, b, comp)
 	return comp, raw, err
 }
 

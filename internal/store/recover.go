@@ -32,17 +32,10 @@ func (s *Store) recover() error {
 			return fmt.Errorf("read segment %s: %w", segName(num), err)
 		}
 		seg := &segment{num: num, size: int64(len(data))}
-		dict := s.dicts.of(num, func(off uint32) ([]byte, error) {
-			if int(off) >= len(data) {
-				return nil, errTruncated
-			}
-			_, raw, err := s.readBlock(data[off:], nil, nil)
-			return raw, err
-		})
 		off := 0
 		for off < len(data) {
 			var b blockInfo
-			b, raw, err = s.readBlock(data[off:], raw, dict)
+			b, raw, err = s.readBlock(data[off:], raw)
 			if err == nil {
 				_, err = ParseRecords(raw, func(r *Record) error {
 					requestIDs(r, &batch)
@@ -92,9 +85,8 @@ func requestIDs(r *Record, batch *wire.Batch) {
 	}
 }
 
-// readBlock checks and decompresses the block at the start of data; dict
-// finds its dictionary, if it has one.
-func (s *Store) readBlock(data, raw []byte, dict dictFunc) (blockInfo, []byte, error) {
+// readBlock checks and decompresses the block at the start of data.
+func (s *Store) readBlock(data, raw []byte) (blockInfo, []byte, error) {
 	b, err := parseBlockHeader(data)
 	if err != nil {
 		return b, raw, err
@@ -102,7 +94,7 @@ func (s *Store) readBlock(data, raw []byte, dict dictFunc) (blockInfo, []byte, e
 	if blockHeader+b.compLen > len(data) {
 		return b, raw, errTruncated
 	}
-	raw, err = s.codec.open(raw, b, data[blockHeader:blockHeader+b.compLen], dict)
+	raw, err = s.codec.open(raw, b, data[blockHeader:blockHeader+b.compLen])
 	return b, raw, err
 }
 

@@ -29,9 +29,9 @@ type Options struct {
 	// blocks ingest. 0 means 64 MiB.
 	QueueBytes int64
 	// Compression of sealed blocks: CompressionS2 (what the extension
-	// configures by default: 88–94 B/span on the benchmark workload, with
-	// a dictionary per segment) or CompressionZstd (68–79 B/span, about
-	// 2.5x the compression CPU). Either is read back whatever is written;
+	// configures by default: 88–98 B/span on the benchmark workload, busy
+	// to idle writer) or CompressionZstd (68–79 B/span, about 2.5x the
+	// compression CPU). Either is read back whatever is written;
 	// "" is s2.
 	Compression string
 	Logger      *zap.Logger
@@ -68,8 +68,6 @@ type Store struct {
 	queued atomic.Int64
 	stats  Stats
 	log    *zap.Logger
-
-	dicts dicts
 
 	mu   sync.RWMutex
 	idx  *index

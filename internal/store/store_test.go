@@ -371,7 +371,7 @@ func TestSpansRecordWithIDsRecovered(t *testing.T) {
 	now := time.Now().UnixNano() // within the retention
 	var raw []byte
 	raw = appendFrame(raw, KindSpans, 1, now, spansBody(nil, oldIDs, old))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(1)), c.seal(nil, raw, 1, now, nil), 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(1)), c.seal(nil, raw, 1, now), 0o640))
 
 	s := openStore(t, dir, nil)
 	cur, curIDs := request(t, []int{3}, 3, 8)
@@ -387,56 +387,4 @@ func TestSpansRecordWithIDsRecovered(t *testing.T) {
 		require.NoError(t, err, "trace %d", n)
 		assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
 	}
-}
-
-// TestDictionaryBlocksReadBack: with s2, the blocks after a segment's first
-// large one are compressed with its dictionary; they read back in the
-// store that wrote them and after a restart (the dictionary read again
-// from the segment), and a restart writes a new segment with its own.
-func TestDictionaryBlocksReadBack(t *testing.T) {
-	dir := t.TempDir()
-	s2Store := func(o *Options) { o.Compression = CompressionS2 }
-	s := openStore(t, dir, s2Store)
-	ctx := context.Background()
-	for n := range 12 {
-		req, ids := request(t, []int{n}, 4, 1+4<<10) // about 16 KiB a request
-		require.True(t, s.AppendSpans(ids, req))
-		require.NoError(t, s.Sync(ctx)) // one request per block
-	}
-	for n := range 12 {
-		tr, err := s.Trace(traceID(n))
-		require.NoError(t, err)
-		assert.Equal(t, 4, spansOf(t, tr), "trace %d, before the restart", n)
-	}
-	require.NoError(t, s.Close())
-	assert.Equal(t, map[uint32]int{magicS2: 1, magicS2Dict: 11}, blockMagics(t, filepath.Join(dir, segName(1))))
-
-	r := openStore(t, dir, s2Store)
-	assert.Zero(t, r.Stats().CorruptSegments.Load())
-	req, ids := request(t, []int{12}, 4, 1+4<<10)
-	require.True(t, r.AppendSpans(ids, req))
-	require.NoError(t, r.Sync(ctx))
-	for n := range 13 {
-		tr, err := r.Trace(traceID(n))
-		require.NoError(t, err)
-		assert.Equal(t, 4, spansOf(t, tr), "trace %d, after the restart", n)
-	}
-	require.NoError(t, r.Close())
-	assert.Equal(t, map[uint32]int{magicS2: 1}, blockMagics(t, filepath.Join(dir, segName(2))),
-		"a new segment starts without a dictionary")
-}
-
-// blockMagics counts the blocks of segment file path by magic.
-func blockMagics(t *testing.T, path string) map[uint32]int {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	got := map[uint32]int{}
-	for off := 0; off < len(data); {
-		b, err := parseBlockHeader(data[off:])
-		require.NoError(t, err)
-		got[binary.LittleEndian.Uint32(data[off:])]++
-		off += blockHeader + b.compLen
-	}
-	return got
 }

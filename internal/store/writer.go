@@ -22,8 +22,7 @@ type writer struct {
 	scratch   []byte
 	items     []item
 	recs      []Record
-	failing   bool     // the last write failed: drop until the next tick
-	dict      *segDict // the s2 dictionary of the segment being written, if any
+	failing   bool // the last write failed: drop until the next tick
 	writeFile func(f *os.File, b []byte) (int, error)
 }
 
@@ -169,11 +168,7 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 		}
 	}
 	cur := s.segs[len(s.segs)-1]
-	var d *segDict
-	if w.dict != nil && w.dict.seg == cur.num {
-		d = w.dict
-	}
-	w.blk = s.codec.seal(w.blk[:0], raw, w.seq, maxTime, d)
+	w.blk = s.codec.seal(w.blk[:0], raw, w.seq, maxTime)
 	if err := s.write(w.seg, w.blk); err != nil {
 		s.writeFailed(segName(cur.num), err, len(w.recs))
 		// Cut off a partial write, so that the next block follows whole ones.
@@ -183,7 +178,6 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 	s.stats.BlockBytes.Add(int64(len(w.blk)))
 	s.stats.DiskBytes.Add(int64(len(w.blk)))
 	at := ref{seg: cur.num, off: uint32(cur.size)}
-	s.newDict(raw, at)
 	s.mu.Lock()
 	for i := range w.recs {
 		s.idx.apply(&w.recs[i], at)
@@ -292,7 +286,6 @@ func (s *Store) evictOldest(why string) bool {
 	s.idx.evict(old.num)
 	s.stats.Traces.Store(int64(s.idx.len()))
 	s.mu.Unlock()
-	s.dicts.evict(old.num)
 	if err := os.Remove(filepath.Join(s.opts.Dir, segName(old.num))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("tailsift store: cannot remove segment", zap.Error(err))
 	}
