@@ -24,9 +24,9 @@ type Config struct {
 	// MaxBytes bounds the store on disk; when it is reached the oldest
 	// segments are evicted first, even if younger than Retention.
 	MaxBytes tracebuf.ByteSize `mapstructure:"max_bytes"`
-	// Compression of the segment blocks: zstd (smaller: 71–84 B/span on
-	// the benchmark workload, busy to idle writer) or s2 (91–102 B/span,
-	// less CPU in the store). A store reads both, whichever it writes.
+	// Compression of the segment blocks: s2 (the default: 88–98 B/span on
+	// the benchmark workload, busy to idle writer) or zstd (68–79 B/span
+	// at about 2.5x s2's CPU in the store). A store reads both, whichever it writes.
 	Compression string `mapstructure:"compression"`
 }
 

@@ -11,6 +11,7 @@ func FuzzParseRecords(f *testing.F) {
 	seed = appendFrame(seed, KindSpans, 1, 2, spansBody(nil, [][16]byte{{1}}, []byte{10, 0}))
 	seed = appendFrame(seed, KindDecision, 2, 3, decisionBody(nil, [16]byte{1}, Decision{Keep: true, Threshold: 7, Policy: "errors", Reason: "quiet"}))
 	seed = appendFrame(seed, KindDelivered, 3, 4, deliveredBody(nil, [][16]byte{{1}, {2}}))
+	seed = appendFrame(seed, kindRequest, 4, 5, []byte{10, 0})
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})
@@ -19,6 +20,10 @@ func FuzzParseRecords(f *testing.F) {
 		n, _ := ParseRecords(buf, func(r *Record) error {
 			switch r.Kind {
 			case KindSpans:
+				if r.IDsOmitted {
+					again = appendFrame(again, kindRequest, r.Seq, r.Time, r.Request)
+					break
+				}
 				again = appendFrame(again, r.Kind, r.Seq, r.Time, spansBody(nil, r.IDs, r.Request))
 			case KindDecision:
 				again = appendFrame(again, r.Kind, r.Seq, r.Time, decisionBody(nil, r.IDs[0], r.Decision))

@@ -114,7 +114,7 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	var out []byte
 	in := func(id *[16]byte) bool { _, ok := want[*id]; return ok }
 	visit := func(r *Record) error {
-		if r.Kind != KindSpans || !slices.ContainsFunc(r.IDs, func(id [16]byte) bool { return in(&id) }) {
+		if r.Kind != KindSpans || (!r.IDsOmitted && !slices.ContainsFunc(r.IDs, func(id [16]byte) bool { return in(&id) })) {
 			return nil
 		}
 		var n int

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 // recover reads the segments back into the index. A corrupt or truncated
@@ -23,6 +25,7 @@ func (s *Store) recover() error {
 	}
 	var maxSeq uint64
 	var raw []byte
+	var batch wire.Batch
 	for _, num := range nums {
 		data, err := os.ReadFile(filepath.Join(s.opts.Dir, segName(num)))
 		if err != nil {
@@ -35,6 +38,7 @@ func (s *Store) recover() error {
 			b, raw, err = s.readBlock(data[off:], raw)
 			if err == nil {
 				_, err = ParseRecords(raw, func(r *Record) error {
+					requestIDs(r, &batch)
 					s.idx.apply(r, ref{seg: num, off: uint32(off)})
 					maxSeq = max(maxSeq, r.Seq)
 					return nil
@@ -60,6 +64,25 @@ func (s *Store) recover() error {
 	s.stats.Traces.Store(int64(s.idx.len()))
 	s.enforce()
 	return nil
+}
+
+// requestIDs sets the IDs of a spans record written without them: the
+// trace IDs of its request's spans, in order, adjacent repeats removed. A
+// request that does not scan gets none: it was scanned when it was
+// accepted, so only a corrupt one (which its CRC would have caught) could.
+func requestIDs(r *Record, batch *wire.Batch) {
+	if !r.IDsOmitted {
+		return
+	}
+	defer batch.Reset()
+	if wire.Scan(r.Request, batch) != nil {
+		return
+	}
+	for i := range batch.Spans {
+		if id := batch.Spans[i].TraceID; len(r.IDs) == 0 || r.IDs[len(r.IDs)-1] != id {
+			r.IDs = append(r.IDs, id)
+		}
+	}
 }
 
 // readBlock checks and decompresses the block at the start of data.
@@ -112,8 +135,10 @@ func (s *Store) recoverWAL(maxSeq uint64) error {
 	}
 	var raw []byte
 	var maxTime int64
+	var batch wire.Batch
 	off := 0
 	_, perr := ParseRecords(data, func(r *Record) error {
+		requestIDs(r, &batch)
 		n := frameHeader + int(le32(data[off:]))
 		if r.Seq > maxSeq {
 			raw = append(raw, data[off:off+n]...)

@@ -358,3 +358,33 @@ func TestSpansFramedOnAppendReadBack(t *testing.T) {
 		require.NoError(t, s.Close())
 	}
 }
+
+// TestSpansRecordWithIDsRecovered: a segment written by an earlier version,
+// whose spans records list their trace IDs before the request, reads back
+// as the current records, which leave the IDs out.
+func TestSpansRecordWithIDsRecovered(t *testing.T) {
+	dir := t.TempDir()
+	c, err := newCodec(CompressionS2)
+	require.NoError(t, err)
+	defer c.close()
+	old, oldIDs := request(t, []int{1, 2}, 2, 8)
+	now := time.Now().UnixNano() // within the retention
+	var raw []byte
+	raw = appendFrame(raw, KindSpans, 1, now, spansBody(nil, oldIDs, old))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(1)), c.seal(nil, raw, 1, now), 0o640))
+
+	s := openStore(t, dir, nil)
+	cur, curIDs := request(t, []int{3}, 3, 8)
+	require.True(t, s.AppendSpans(curIDs, cur))
+	require.NoError(t, s.Close())
+
+	r := openStore(t, dir, nil)
+	defer func() { require.NoError(t, r.Close()) }()
+	assert.Zero(t, r.Stats().CorruptSegments.Load())
+	assert.ElementsMatch(t, [][16]byte{traceID(1), traceID(2), traceID(3)}, r.Claim().Undecided)
+	for n, want := range map[int]int{1: 2, 2: 2, 3: 3} {
+		tr, err := r.Trace(traceID(n))
+		require.NoError(t, err, "trace %d", n)
+		assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
+	}
+}

@@ -117,8 +117,7 @@ func (s *Store) writeBatch(first item) {
 				sealFrame(it.req, w.seq)
 				raw = append(raw, it.req...)
 			default:
-				w.scratch = spansBody(w.scratch[:0], it.ids, nil)
-				raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch, it.req)
+				raw = appendFrame(raw, kindRequest, w.seq, it.t, it.req)
 			}
 		case KindDecision:
 			if it.decs != nil {

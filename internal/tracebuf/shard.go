@@ -264,7 +264,7 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 			if s.decided.dropped.contains(h) {
 				s.due.late(h, now)
 				lateDropped++
-				s.lateDropped(batch, sp)
+				s.lateDropped(batch, sp, h)
 				m.slots = append(m.slots, nil)
 				continue
 			}

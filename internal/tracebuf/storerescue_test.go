@@ -12,6 +12,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/store"
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 // lastSpanError is req (one ResourceSpans, one ScopeSpans) with its last
@@ -155,4 +156,37 @@ func TestRestartKeepsSupplementMarks(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[[16]byte]string{tid(1): "tailsift=rescue", tid(2): "tailsift=retro", tid(3): "ot=th:8"}, got)
+}
+
+// TestDroppedExtentsChanges: a shard lets go a late span of a dropped trace
+// it remembers when the span brings no first error and does not lengthen
+// the trace; it offers every other one to the rescuer, and a trace it
+// forgot (droppedRecent later drops) is offered whatever its span.
+func TestDroppedExtentsChanges(t *testing.T) {
+	var d droppedExtents
+	d.remember(1, extent{start: 100, end: 200})
+	steps := []struct {
+		name string
+		hash uint64
+		span wire.Span
+		want bool
+	}{
+		{"inside, no error", 1, wire.Span{Start: 120, End: 180}, false},
+		{"first error", 1, wire.Span{Start: 120, End: 180, Status: statusError}, true},
+		{"second error", 1, wire.Span{Start: 130, End: 150, Status: statusError}, false},
+		{"ends later", 1, wire.Span{Start: 150, End: 250}, true},
+		{"inside the widened extent", 1, wire.Span{Start: 190, End: 240}, false},
+		{"starts earlier", 1, wire.Span{Start: 90, End: 150}, true},
+		{"not remembered", 2, wire.Span{Start: 120, End: 180}, true},
+	}
+	for _, st := range steps {
+		assert.Equal(t, st.want, d.changes(st.hash, &st.span), st.name)
+	}
+	for h := range uint64(droppedRecent - 1) {
+		d.remember(1000+h, extent{start: 100, end: 200})
+	}
+	assert.False(t, d.changes(1, &wire.Span{Start: 120, End: 180}), "remembered while the ring holds it")
+	d.remember(999, extent{start: 100, end: 200})
+	assert.True(t, d.changes(1, &wire.Span{Start: 120, End: 180}), "forgotten once droppedRecent later traces were dropped")
+	assert.Len(t, d.byHash, droppedRecent)
 }
