@@ -27,7 +27,7 @@ func createDefaultConfig() component.Config {
 		Directory:    "./data/store",
 		Retention:    10 * time.Minute,
 		MaxBytes:     4 << 30,
-		Compression:  store.CompressionS2,
+		Compression:  store.CompressionZstd,
 	}
 }
 

@@ -96,7 +96,7 @@ func newCodec(compression string) (*codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create zstd decoder: %w", err)
 	}
-	return &codec{s2: compression != CompressionZstd, enc: enc, dec: dec}, nil
+	return &codec{s2: compression == CompressionS2, enc: enc, dec: dec}, nil
 }
 
 func (c *codec) close() {
