@@ -67,7 +67,9 @@ import (
 // e.g. contrib,route; the ratios need contrib), TAILSIFT_BASE_BIN (adds route-base, the route agent
 // on another tailsift binary, for an A/B of two builds in the same rounds),
 // TAILSIFT_AGENT_PPROF (a directory: each tailsift agent serves pprof, and
-// a CPU profile of the whole load is written there per run).
+// a CPU profile of the whole load is written there per run),
+// TAILSIFT_AGENT_GATEWAY_WINDOW (the gateways' HTTP/2 window in bytes,
+// stream and connection; unset, gRPC's default with its bandwidth estimate).
 func TestAgentTier(t *testing.T) {
 	tailsift, contrib := os.Getenv("TAILSIFT_BIN"), os.Getenv("TAILSIFT_CONTRIB_BIN")
 	if tailsift == "" || contrib == "" {
@@ -469,7 +471,7 @@ func TestAgentGatewayProcess(t *testing.T) {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		srv := grpc.NewServer(grpc.ForceServerCodecV2(rawServerCodec{}), countBytes)
+		srv := grpc.NewServer(append(gatewayWindow(t), grpc.ForceServerCodecV2(rawServerCodec{}), countBytes)...)
 		srv.RegisterService(&desc, struct{}{})
 		go func() { _ = srv.Serve(l) }()
 		defer srv.Stop()
@@ -479,6 +481,17 @@ func TestAgentGatewayProcess(t *testing.T) {
 	for sc.Scan() {
 		fmt.Printf("spans %d rpcs %d bytes %d\n", spans.Load(), rpcs.Load(), wireBytes.Load())
 	}
+}
+
+// gatewayWindow is the gateways' HTTP/2 flow-control window from
+// TAILSIFT_AGENT_GATEWAY_WINDOW (bytes, stream and connection): unset, gRPC's
+// default (64 KiB, grown by its bandwidth estimate, which pings the agent).
+func gatewayWindow(t *testing.T) []grpc.ServerOption {
+	n := envInt(t, "TAILSIFT_AGENT_GATEWAY_WINDOW", 0)
+	if n == 0 {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.InitialWindowSize(int32(n)), grpc.InitialConnWindowSize(int32(n))}
 }
 
 // inPayloadBytes adds up the wire size (compressed) of received messages.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/config/configcompression"
@@ -55,4 +56,35 @@ func TestRouteZstd(t *testing.T) {
 	sent := routeBatches(t, r, 10)
 	require.NoError(t, r.Shutdown(context.Background()))
 	requireDeliveredOnce(t, gw, sent)
+}
+
+// BenchmarkFastZstdOptions compares fastZstd's encoder settings with the
+// options that could make it cheaper, on a batch of the size a member's
+// queue sends (about 750 spans): CPU per message and the compressed size.
+func BenchmarkFastZstdOptions(b *testing.B) {
+	var w routertest.Workload
+	msg, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(150, 5))
+	require.NoError(b, err)
+	base := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(512 << 10)}
+	for _, c := range []struct {
+		name string
+		opts []zstd.EOption
+	}{
+		{"current", nil},
+		{"crc-off", []zstd.EOption{zstd.WithEncoderCRC(false)}},
+		{"concurrency-1", []zstd.EOption{zstd.WithEncoderConcurrency(1)}},
+		{"lower-mem", []zstd.EOption{zstd.WithLowerEncoderMem(true)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			enc, err := zstd.NewWriter(nil, append(append([]zstd.EOption{}, base...), c.opts...)...)
+			require.NoError(b, err)
+			var out []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				out = enc.EncodeAll(msg, out[:0])
+			}
+			b.ReportMetric(float64(len(out))/float64(len(msg)), "ratio")
+		})
+	}
 }
