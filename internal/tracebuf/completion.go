@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"math"
 	"math/bits"
+	"time"
 
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -81,6 +82,29 @@ func (c *completion) next() int64 {
 		next = min(next, c.classes[bits.TrailingZeros64(m)].due)
 	}
 	return next
+}
+
+// wakeGridMax is the coarsest grid a shard's wake-ups are rounded up to;
+// wakeGridShare is the share of the shortest quiet a grid step may take.
+const (
+	wakeGridMax   = int64(100 * time.Millisecond)
+	wakeGridShare = 20
+)
+
+// grid is the step a shard's idle wake-ups are rounded up to: the
+// shortest quiet a trace can wait (completion.quiet, or the least learned
+// level) / 20, at most 100 ms, at least 1 ns. Every shard's grid starts at
+// the Buffer's base, so when their deadlines are near, the shards and their
+// output batches wake at the same instants: a lightly loaded process
+// wakes at most 1/grid times a second for its timers (10 a second at the
+// default quiet of 2 s), instead of once per distinct deadline. A rule
+// fires at most one grid step late, 5 % of the quiet it counts.
+func (c *completion) grid() int64 {
+	shortest := c.quiet
+	for _, q := range c.classes {
+		shortest = min(shortest, q.quiet)
+	}
+	return max(min(shortest/wakeGridShare, wakeGridMax), 1)
 }
 
 // quietDue returns a trace whose quiet rule has fired by now, and how long
