@@ -95,7 +95,6 @@ type wakeup struct {
 	timer   clock.Timer
 	armed   bool
 	armedAt int64
-	grid    int64 // wake-ups are rounded up to multiples of it (completion.grid)
 }
 
 // scratch is reused across messages.
@@ -152,7 +151,6 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		held: heldSet{window: cfg.window, budget: cfg.heldBudget},
 		enc:  encoder{seen: make(map[seenKey][]byte)},
 	}
-	s.wake.grid = s.due.grid()
 	if cfg.completion.MaxTraceBytes > 0 {
 		// At most half the shard's budget: one trace never fills it.
 		s.due.maxBytes = uint64(max(min(int64(cfg.completion.MaxTraceBytes), cfg.budget/2), 1))
@@ -380,10 +378,11 @@ func (s *shard) expire(ctx context.Context, now int64) {
 }
 
 // rearm sets the timer for the next rule to fire, rounded up to the
-// wake-up grid, unless it is already set for that time or earlier. Nothing
-// due, no timer: an idle shard does not wake.
+// wake-up grid (completion.next; the output batch, held traces and
+// settling on the 100 ms grid), unless it is already set for that time or
+// earlier. Nothing due, no timer: an idle shard does not wake.
 func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), s.out.next(), s.held.next(), s.settle.wake())
+	next := min(s.due.next(), roundUp(min(s.out.next(), s.held.next(), s.settle.wake()), wakeGridMax))
 	w := &s.wake
 	if next == math.MaxInt64 {
 		if w.armed { // what it was set for is decided: do not wake for nothing
@@ -391,9 +390,6 @@ func (s *shard) rearm(now int64) {
 			w.armed = false
 		}
 		return
-	}
-	if g := w.grid; g > 1 && next < math.MaxInt64-g {
-		next = (next + g - 1) / g * g
 	}
 	if w.armed && w.armedAt <= next {
 		return

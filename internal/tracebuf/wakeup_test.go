@@ -2,6 +2,7 @@ package tracebuf
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -116,4 +117,25 @@ func TestShardWakesOnTheGrid(t *testing.T) {
 		require.NoError(t, b.Sync(ctx))
 	}
 	assert.Len(t, clk.armed(), before, "an idle shard sets no timer")
+}
+
+// The grid step of a deadline is the coarsest nested step (100 ms halved)
+// within the lateness it tolerates.
+func TestGridFor(t *testing.T) {
+	ms := int64(time.Millisecond)
+	for _, tc := range []struct{ tol, want int64 }{
+		{10 * 1000 * ms / 20, 100 * ms}, // quiet 10 s
+		{2000 * ms / 20, 100 * ms},      // quiet 2 s (the default)
+		{1000 * ms / 20, 50 * ms},
+		{200 * ms / 20, 100 * ms / 16}, // the least learned level
+		{0, 1},
+	} {
+		g := gridFor(tc.tol)
+		assert.Equal(t, tc.want, g, "tolerance %v", time.Duration(tc.tol))
+		assert.Zero(t, wakeGridMax%g, "the %v grid nests in the 100 ms one", time.Duration(g))
+		at := 7*g + 1
+		assert.Equal(t, 8*g, roundUp(at, g))
+		assert.Equal(t, 8*g, roundUp(8*g, g))
+	}
+	assert.Equal(t, int64(math.MaxInt64), roundUp(math.MaxInt64, 100*ms))
 }
