@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"math"
 	"math/bits"
+	"time"
 
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -32,6 +33,7 @@ type quietClass struct {
 	list  list
 	quiet int64
 	due   int64 // the head's deadline, kept so that next reads no trace
+	grid  int64 // the class wakes its shard on this grid (gridFor quiet / 20)
 }
 
 // headMoved sets q.due after a change of q's head; it reports whether q
@@ -67,20 +69,55 @@ func newCompletion(cfg CompletionConfig, arrival uint8) completion {
 	}
 	for i := range c.classes {
 		c.classes[i].list.at = func(t *trace) *links { return &t.byQuiet }
+		c.classes[i].grid = gridFor(c.classes[i].quiet / wakeGridShare)
 	}
 	return c
 }
 
-// next is when the first rule fires, or math.MaxInt64.
+// next is when the shard is to wake for the first rule to fire, or
+// math.MaxInt64: each deadline rounded up to its grid, so that a lightly
+// loaded process wakes at most 10 times a second for the quiet classes of
+// 2 s and more (the default quiet), 20 for those of 1 s, and so on; a rule
+// fires at most 5 % of its quiet late. A shard busy with requests decides
+// at each request, on time.
 func (c *completion) next() int64 {
 	next := int64(math.MaxInt64)
 	if t := c.byFirst.head; t != nil {
-		next = t.first + c.maxWait
+		next = roundUp(t.first+c.maxWait, wakeGridMax)
 	}
 	for m := c.used; m != 0; m &= m - 1 {
-		next = min(next, c.classes[bits.TrailingZeros64(m)].due)
+		q := &c.classes[bits.TrailingZeros64(m)]
+		next = min(next, roundUp(q.due, q.grid))
 	}
 	return next
+}
+
+// wakeGridMax is the coarsest grid a shard's wake-ups are rounded up to;
+// wakeGridShare is the share of a quiet its grid step may take.
+const (
+	wakeGridMax   = int64(100 * time.Millisecond)
+	wakeGridShare = 20
+)
+
+// gridFor is the step a deadline that tolerates being tol late is rounded
+// up to: 100 ms halved until it is at most tol, at least 1 ns. The steps
+// nest (every 100 ms instant is also on the 50 ms grid), and every shard's
+// grid starts at the Buffer's base, so deadlines that are near each other,
+// in one shard or several, wake the process once.
+func gridFor(tol int64) int64 {
+	g := wakeGridMax
+	for g > 1 && g > tol {
+		g /= 2
+	}
+	return g
+}
+
+// roundUp rounds at up to a multiple of g; math.MaxInt64 stays.
+func roundUp(at, g int64) int64 {
+	if at == math.MaxInt64 || g <= 1 || at > math.MaxInt64-g {
+		return at
+	}
+	return (at + g - 1) / g * g
 }
 
 // quietDue returns a trace whose quiet rule has fired by now, and how long

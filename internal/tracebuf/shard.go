@@ -380,12 +380,22 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	s.expireHeld(now)
 }
 
-// rearm sets the timer for the next rule to fire, unless it is already set
-// for that time or earlier.
+// rearm sets the timer for the next rule to fire, rounded up to the
+// wake-up grid (completion.next; the output batch on the grid within its
+// timeout, held traces and settling on the 100 ms grid), unless it is already set for that time or
+// earlier. Nothing due, no timer: an idle shard does not wake.
 func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), s.out.next(), s.held.next(), s.settle.wake())
+	next := min(s.due.next(), roundUp(s.out.next(), gridFor(s.out.timeout)),
+		roundUp(min(s.held.next(), s.settle.wake()), wakeGridMax))
 	w := &s.wake
-	if next == math.MaxInt64 || (w.armed && w.armedAt <= next) {
+	if next == math.MaxInt64 {
+		if w.armed { // what it was set for is decided: do not wake for nothing
+			w.timer.Stop()
+			w.armed = false
+		}
+		return
+	}
+	if w.armed && w.armedAt <= next {
 		return
 	}
 	w.timer.Reset(time.Duration(max(next-now, 0)))
