@@ -59,7 +59,7 @@ func (o *decisionLog) count(decision string) int {
 
 // TestShardWakesOnTheGrid: 100 traces whose quiet deadlines are 7 ms apart,
 // a tenth of them kept (output batches), wake their shard at most once per
-// grid step (quiet / 20 = 50 ms) instead of once per deadline, every
+// grid step (gridFor(quiet / 20)) instead of once per deadline, every
 // wake-up on the common grid, and every trace is still decided by its quiet
 // rule; once everything is decided and handed on, an idle shard arms no
 // timer at all. (Before the grid: one wake-up per deadline, 7 ms apart.)
@@ -67,7 +67,8 @@ func TestShardWakesOnTheGrid(t *testing.T) {
 	ctx := context.Background()
 	cfg := testBufferConfig()
 	cfg.Completion.MaxSpans = 100
-	grid := cfg.Completion.Quiet / 20
+	grid := time.Duration(gridFor(int64(cfg.Completion.Quiet / wakeGridShare)))
+	require.Greater(t, grid, 7*time.Millisecond, "the test needs deadlines closer than the grid")
 	clk := &armClock{Fake: clocktest.NewFake(time.Unix(0, 0))}
 	obs := &decisionLog{}
 	out := &collector{spans: map[[16]byte]int{}}
@@ -104,10 +105,11 @@ func TestShardWakesOnTheGrid(t *testing.T) {
 	for _, at := range arms {
 		assert.Zero(t, at.Sub(time.Unix(0, 0))%grid, "wake-up at %v is on the %v grid", at, grid)
 	}
-	// The deadlines span 700 ms and then 1 s of quiet: ≤ 700 ms / 50 ms + 2
-	// wake-ups once ingest ends, and no more than one per grid step overall.
+	// The deadlines span 700 ms and then 1 s of quiet: ≤ 700 ms / grid + 2
+	// wake-ups once ingest ends (100 without the grid), and no more than one
+	// per grid step overall.
 	idle := arms[ingested:]
-	assert.LessOrEqual(t, len(idle), 700/50+2, "wake-ups after ingest: %v", idle)
+	assert.LessOrEqual(t, len(idle), int(700*time.Millisecond/grid)+2, "wake-ups after ingest: %v", idle)
 	assert.LessOrEqual(t, len(arms), int(clk.Now().Sub(start)/grid)+1, "wake-ups overall")
 
 	// Nothing due: an idle minute arms nothing.
@@ -119,20 +121,21 @@ func TestShardWakesOnTheGrid(t *testing.T) {
 	assert.Len(t, clk.armed(), before, "an idle shard sets no timer")
 }
 
-// The grid step of a deadline is the coarsest nested step (100 ms halved)
-// within the lateness it tolerates.
+// The grid step of a deadline is the coarsest nested step (wakeGridMax,
+// 25 ms, halved) within the lateness it tolerates.
 func TestGridFor(t *testing.T) {
 	ms := int64(time.Millisecond)
 	for _, tc := range []struct{ tol, want int64 }{
-		{10 * 1000 * ms / 20, 100 * ms}, // quiet 10 s
-		{2000 * ms / 20, 100 * ms},      // quiet 2 s (the default)
-		{1000 * ms / 20, 50 * ms},
-		{200 * ms / 20, 100 * ms / 16}, // the least learned level
+		{10 * 1000 * ms / 20, 25 * ms}, // quiet 10 s
+		{2000 * ms / 20, 25 * ms},      // quiet 2 s (the default)
+		{500 * ms / 20, 25 * ms},
+		{400 * ms / 20, 25 * ms / 2},
+		{200 * ms / 20, 25 * ms / 4}, // the least learned level
 		{0, 1},
 	} {
 		g := gridFor(tc.tol)
 		assert.Equal(t, tc.want, g, "tolerance %v", time.Duration(tc.tol))
-		assert.Zero(t, wakeGridMax%g, "the %v grid nests in the 100 ms one", time.Duration(g))
+		assert.Zero(t, wakeGridMax%g, "the %v grid nests in the 25 ms one", time.Duration(g))
 		at := 7*g + 1
 		assert.Equal(t, 8*g, roundUp(at, g))
 		assert.Equal(t, 8*g, roundUp(8*g, g))
