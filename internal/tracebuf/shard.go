@@ -382,8 +382,9 @@ func (s *shard) expire(ctx context.Context, now int64) {
 
 // rearm sets the timer for the next rule to fire, rounded up to the
 // wake-up grid (completion.next; the output batch on the grid within its
-// timeout, held traces and settling on the wakeGridMax grid), unless it is already set for that time or
-// earlier. Nothing due, no timer: an idle shard does not wake.
+// timeout, held traces and settling on the wakeGridMax grid), unless it is
+// already set for that time or earlier. Nothing due, no timer: an idle
+// shard does not wake.
 func (s *shard) rearm(now int64) {
 	next := min(s.due.next(), roundUp(s.out.next(), gridFor(s.out.timeout)),
 		roundUp(min(s.held.next(), s.settle.wake()), wakeGridMax))
