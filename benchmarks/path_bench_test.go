@@ -1,0 +1,161 @@
+//go:build unix
+
+package benchmarks
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processortest"
+)
+
+// BenchmarkProcessorPath measures the whole processor path in process, as
+// the end-to-end processor run has it (otlp → tailsift → otlp_grpc) but
+// without the network: each iteration replays the workload as the otlp
+// receiver hands it on (a pdata decode of every request), into a fresh
+// tailsift processor (one shard, the benchmark's policies and 30 s waits),
+// then shuts it down, which decides every buffered trace and hands the kept
+// ones, as pdata, to a next consumer that encodes them as otlp_grpc does.
+// Self-metrics go to a real OTel SDK meter provider. path=baseline is the
+// decode alone (otlp → nop), so tailsift − baseline is the processor's added
+// CPU. Run it with -cpu 1 and a fixed -benchtime (e.g. 2x):
+//
+//	TAILSIFT_BENCH_SHAPE=sdk go test -run '^$' -bench ProcessorPath -cpu 1 -benchtime 2x -count 8
+//
+// The recorded requests are copied off the Go heap first, so that the GC
+// paces on the path's own heap, as in the collector.
+//
+// Metrics: cpu-ns/span (process CPU over the iteration: everything,
+// including the shard goroutines and GC), gc/kspan (GC cycles per 1000
+// spans), alloc-B/span and kept/span.
+func BenchmarkProcessorPath(b *testing.B) {
+	w := benchWorkload(b)
+	if !offHeapDone {
+		w.Requests, offHeapDone = offHeap(b, w.Requests), true
+	}
+	reqs := w.Requests
+	var im impl
+	for _, c := range implRegistry {
+		if c.name == "tailsift" {
+			im = c
+		}
+	}
+	for _, path := range []string{"baseline", "tailsift"} {
+		b.Run("path="+path, func(b *testing.B) {
+			var (
+				cpu          time.Duration
+				gcs          uint32
+				allocB       uint64
+				spans, kept  int64
+				ms0, ms1     runtime.MemStats
+				encodedBytes atomic.Int64
+			)
+			for b.Loop() {
+				b.StopTimer()
+				var p processor.Traces
+				var tel *componenttest.Telemetry
+				sink := newCountingSink()
+				encode, _ := consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
+					var m ptrace.ProtoMarshaler
+					buf, _ := m.MarshalTraces(td)
+					encodedBytes.Add(int64(len(buf)))
+					return sink.ConsumeTraces(ctx, td)
+				})
+				if path == "tailsift" {
+					tel = componenttest.NewTelemetry()
+					p = newTelemetryProcessor(b, im, tel, encode)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&ms0)
+				c0, _ := processCPU()
+				b.StartTimer()
+				ctx := context.Background()
+				for i := range w.Requests {
+					td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(reqs[i])
+					if err != nil {
+						b.Fatalf("decode request %d: %v", i, err)
+					}
+					if p != nil {
+						if err := p.ConsumeTraces(ctx, td); err != nil {
+							b.Fatalf("ConsumeTraces: %v", err)
+						}
+					}
+					spans += int64(w.Spans[i])
+				}
+				if p != nil {
+					shutdown(b, p)
+				}
+				b.StopTimer()
+				c1, _ := processCPU()
+				runtime.ReadMemStats(&ms1)
+				cpu += c1 - c0
+				gcs += ms1.NumGC - ms0.NumGC
+				allocB += ms1.TotalAlloc - ms0.TotalAlloc
+				kept += sink.spans.Load()
+				if tel != nil {
+					_ = tel.Shutdown(ctx)
+				}
+				b.StartTimer()
+			}
+			fs := float64(spans)
+			b.ReportMetric(float64(cpu.Nanoseconds())/fs, "cpu-ns/span")
+			b.ReportMetric(float64(gcs)*1000/fs, "gc/kspan")
+			b.ReportMetric(float64(allocB)/fs, "alloc-B/span")
+			b.ReportMetric(float64(kept)/fs, "kept/span")
+		})
+	}
+}
+
+// newTelemetryProcessor is newProcessor with tel's meter provider (a real
+// SDK) instead of a no-op one, and one shard.
+func newTelemetryProcessor(tb testing.TB, im impl, tel *componenttest.Telemetry, next consumer.Traces) processor.Traces {
+	tb.Helper()
+	f := im.factory()
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(im.config(1)).Unmarshal(cfg); err != nil {
+		tb.Fatalf("%s: unmarshal config: %v", im.name, err)
+	}
+	set := processortest.NewNopSettings(f.Type())
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	p, err := f.CreateTraces(context.Background(), set, cfg, next)
+	if err != nil {
+		tb.Fatalf("%s: create: %v", im.name, err)
+	}
+	if err := p.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		tb.Fatalf("%s: start: %v", im.name, err)
+	}
+	return p
+}
+
+// offHeapDone is set once the workload's requests were moved off the heap.
+var offHeapDone bool
+
+// offHeap copies reqs into one anonymous mapping outside the Go heap (never
+// unmapped: the benchmark binary exits soon enough).
+func offHeap(tb testing.TB, reqs [][]byte) [][]byte {
+	tb.Helper()
+	total := 0
+	for _, r := range reqs {
+		total += len(r)
+	}
+	mem, err := syscall.Mmap(-1, 0, max(total, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		tb.Fatalf("map the requests: %v", err)
+	}
+	out := make([][]byte, len(reqs))
+	for i, r := range reqs {
+		out[i] = mem[:len(r):len(r)]
+		copy(out[i], r)
+		mem = mem[len(r):]
+	}
+	return out
+}
