@@ -5,11 +5,11 @@ package benchmarks
 import (
 	"context"
 	"runtime"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
@@ -42,76 +42,105 @@ func BenchmarkProcessorPath(b *testing.B) {
 	if !offHeapDone {
 		w.Requests, offHeapDone = offHeap(b, w.Requests), true
 	}
-	reqs := w.Requests
+	for _, path := range []string{"baseline", "tailsift"} {
+		b.Run("path="+path, func(b *testing.B) {
+			runPath(b, w, path == "tailsift")
+		})
+	}
+}
+
+// runPath is BenchmarkProcessorPath's body: without withProcessor, the
+// decode alone (path=baseline).
+func runPath(b benchT, w *benchLoad, withProcessor bool) {
 	var im impl
 	for _, c := range implRegistry {
 		if c.name == "tailsift" {
 			im = c
 		}
 	}
-	for _, path := range []string{"baseline", "tailsift"} {
-		b.Run("path="+path, func(b *testing.B) {
-			var (
-				cpu          time.Duration
-				gcs          uint32
-				allocB       uint64
-				spans, kept  int64
-				ms0, ms1     runtime.MemStats
-				encodedBytes atomic.Int64
-			)
-			for b.Loop() {
-				b.StopTimer()
-				var p processor.Traces
-				var tel *componenttest.Telemetry
-				sink := newCountingSink()
-				encode, _ := consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
-					var m ptrace.ProtoMarshaler
-					buf, _ := m.MarshalTraces(td)
-					encodedBytes.Add(int64(len(buf)))
-					return sink.ConsumeTraces(ctx, td)
-				})
-				if path == "tailsift" {
-					tel = componenttest.NewTelemetry()
-					p = newTelemetryProcessor(b, im, tel, encode)
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&ms0)
-				c0, _ := processCPU()
-				b.StartTimer()
-				ctx := context.Background()
-				for i := range w.Requests {
-					td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(reqs[i])
-					if err != nil {
-						b.Fatalf("decode request %d: %v", i, err)
-					}
-					if p != nil {
-						if err := p.ConsumeTraces(ctx, td); err != nil {
-							b.Fatalf("ConsumeTraces: %v", err)
-						}
-					}
-					spans += int64(w.Spans[i])
-				}
-				if p != nil {
-					shutdown(b, p)
-				}
-				b.StopTimer()
-				c1, _ := processCPU()
-				runtime.ReadMemStats(&ms1)
-				cpu += c1 - c0
-				gcs += ms1.NumGC - ms0.NumGC
-				allocB += ms1.TotalAlloc - ms0.TotalAlloc
-				kept += sink.spans.Load()
-				if tel != nil {
-					_ = tel.Shutdown(ctx)
-				}
-				b.StartTimer()
+	var (
+		cpu         time.Duration
+		gcs         uint32
+		allocB      uint64
+		spans, kept int64
+		ms0, ms1    runtime.MemStats
+	)
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		var p consumer.Traces
+		var stop func()
+		sink := newCountingSink()
+		encode, _ := consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
+			var m ptrace.ProtoMarshaler
+			if _, err := m.MarshalTraces(td); err != nil {
+				return err
 			}
-			fs := float64(spans)
-			b.ReportMetric(float64(cpu.Nanoseconds())/fs, "cpu-ns/span")
-			b.ReportMetric(float64(gcs)*1000/fs, "gc/kspan")
-			b.ReportMetric(float64(allocB)/fs, "alloc-B/span")
-			b.ReportMetric(float64(kept)/fs, "kept/span")
+			return sink.ConsumeTraces(ctx, td)
 		})
+		if withProcessor {
+			tel := componenttest.NewTelemetry()
+			tp := newTelemetryProcessor(b, im, tel, encode)
+			p = tp
+			stop = func() {
+				shutdown(b, tp)
+				_ = tel.Shutdown(ctx)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		c0, _ := processCPU()
+		b.StartTimer()
+		for i, req := range w.Requests {
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(req)
+			if err != nil {
+				b.Fatalf("decode request %d: %v", i, err)
+			}
+			if p != nil {
+				if err := p.ConsumeTraces(ctx, td); err != nil {
+					b.Fatalf("ConsumeTraces: %v", err)
+				}
+			}
+			spans += int64(w.Spans[i])
+		}
+		if stop != nil {
+			stop() // decides every buffered trace and hands the kept ones on
+		}
+		b.StopTimer()
+		c1, _ := processCPU()
+		runtime.ReadMemStats(&ms1)
+		cpu += c1 - c0
+		gcs += ms1.NumGC - ms0.NumGC
+		allocB += ms1.TotalAlloc - ms0.TotalAlloc
+		kept += sink.spans.Load()
+		b.StartTimer()
+	}
+	fs := float64(spans)
+	b.ReportMetric(float64(cpu.Nanoseconds())/fs, "cpu-ns/span")
+	b.ReportMetric(float64(gcs)*1000/fs, "gc/kspan")
+	b.ReportMetric(float64(allocB)/fs, "alloc-B/span")
+	b.ReportMetric(float64(kept)/fs, "kept/span")
+}
+
+// TestProcessorPathSmoke runs BenchmarkProcessorPath's body once per path on
+// a tiny workload, as TestBenchmarksSmoke does for the others: the decode-only
+// baseline forwards nothing, the processor path forwards the kept traces.
+func TestProcessorPathSmoke(t *testing.T) {
+	cfg := benchWorkloadConfig(2000)
+	cfg.Templates, cfg.MaxSpans = 50, 120
+	w := recordWorkload(cfg)
+	for _, withProcessor := range []bool{false, true} {
+		fb := &fakeB{T: t, iters: 1, metrics: map[string]float64{}}
+		runPath(fb, w, withProcessor)
+		assert.Greater(t, fb.metrics["cpu-ns/span"], 0.0, "cpu-ns/span")
+		assert.Greater(t, fb.metrics["alloc-B/span"], 0.0, "alloc-B/span")
+		if withProcessor {
+			// The policies keep 5 % at random plus the error and slow traces.
+			assert.Greater(t, fb.metrics["kept/span"], 0.0, "kept/span")
+			assert.Less(t, fb.metrics["kept/span"], 0.5, "kept/span")
+		} else {
+			assert.Zero(t, fb.metrics["kept/span"], "kept/span")
+		}
 	}
 }
 
