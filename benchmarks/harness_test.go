@@ -74,7 +74,18 @@ func newCountingSink() *countingSink {
 
 func newProcessor(tb testing.TB, im impl, shards int, next consumer.Traces) processor.Traces {
 	tb.Helper()
+	return newProcessorWith(tb, im, shards, component.TelemetrySettings{}, next)
+}
+
+// newProcessorWith is newProcessor with tel as the processor's telemetry
+// (a real meter provider, say) unless tel is the zero value.
+func newProcessorWith(tb testing.TB, im impl, shards int, tel component.TelemetrySettings, next consumer.Traces) processor.Traces {
+	tb.Helper()
 	f := im.factory()
+	set := processortest.NewNopSettings(f.Type())
+	if tel.MeterProvider != nil {
+		set.TelemetrySettings = tel
+	}
 	cfg := f.CreateDefaultConfig()
 	if err := confmap.NewFromStringMap(im.config(shards)).Unmarshal(cfg); err != nil {
 		tb.Fatalf("%s: unmarshal config: %v", im.name, err)
@@ -82,7 +93,7 @@ func newProcessor(tb testing.TB, im impl, shards int, next consumer.Traces) proc
 	if err := confmap.Validate(cfg); err != nil {
 		tb.Fatalf("%s: invalid config: %v", im.name, err)
 	}
-	p, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(f.Type()), cfg, next)
+	p, err := f.CreateTraces(context.Background(), set, cfg, next)
 	if err != nil {
 		tb.Fatalf("%s: create: %v", im.name, err)
 	}

@@ -11,11 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/collector/processor/processortest"
 )
 
 // BenchmarkProcessorPath measures the whole processor path in process, as
@@ -80,7 +77,7 @@ func runPath(b benchT, w *benchLoad, withProcessor bool) {
 		})
 		if withProcessor {
 			tel := componenttest.NewTelemetry()
-			tp := newTelemetryProcessor(b, im, tel, encode)
+			tp := newProcessorWith(b, im, 1, tel.NewTelemetrySettings(), encode)
 			p = tp
 			stop = func() {
 				shutdown(b, tp)
@@ -142,27 +139,6 @@ func TestProcessorPathSmoke(t *testing.T) {
 			assert.Zero(t, fb.metrics["kept/span"], "kept/span")
 		}
 	}
-}
-
-// newTelemetryProcessor is newProcessor with tel's meter provider (a real
-// SDK) instead of a no-op one, and one shard.
-func newTelemetryProcessor(tb testing.TB, im impl, tel *componenttest.Telemetry, next consumer.Traces) processor.Traces {
-	tb.Helper()
-	f := im.factory()
-	cfg := f.CreateDefaultConfig()
-	if err := confmap.NewFromStringMap(im.config(1)).Unmarshal(cfg); err != nil {
-		tb.Fatalf("%s: unmarshal config: %v", im.name, err)
-	}
-	set := processortest.NewNopSettings(f.Type())
-	set.TelemetrySettings = tel.NewTelemetrySettings()
-	p, err := f.CreateTraces(context.Background(), set, cfg, next)
-	if err != nil {
-		tb.Fatalf("%s: create: %v", im.name, err)
-	}
-	if err := p.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		tb.Fatalf("%s: start: %v", im.name, err)
-	}
-	return p
 }
 
 // offHeapDone is set once the workload's requests were moved off the heap.
