@@ -15,12 +15,14 @@ import (
 // through a pooled Encoder at the default level, which costs an agent about
 // twice as much CPU per byte for a few percent smaller messages; and the
 // bytes a router sends are already batched, so there is little for the
-// slower level to find. Two more options cut the encoder's CPU by a
-// quarter (BenchmarkFastZstdOptions: 80 to 59 µs for a 750-span batch)
-// for messages 7-8 % larger: literals are stored, not Huffman-coded
-// (WithNoEntropyCompression; the sequences still are), and the frames carry
-// no xxhash checksum of their content (WithEncoderCRC(false); gRPC over TCP
-// already guards the bytes, and the checksum is optional in zstd). The
+// slower level to find. Two more options cut the encoder's CPU by about a
+// quarter (BenchmarkFastZstdOptions: 80-85 to 61-67 µs for a 750-span
+// batch): literals are stored, not Huffman-coded (WithNoEntropyCompression;
+// the sequences still are), and the frames carry no xxhash checksum of
+// their content (WithEncoderCRC(false); gRPC over TCP already guards the
+// bytes, and the checksum is optional in zstd). Messages are 7-8 % larger
+// on that benchmark's spans, and the same size on SDK-shaped ones, whose
+// literals are mostly random IDs that Huffman coding cannot shrink. The
 // frames are plain zstd: any zstd-capable OTLP receiver reads them. Its
 // window is configgrpc's, so a gateway needs no more memory to decode them.
 //

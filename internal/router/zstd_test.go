@@ -65,7 +65,7 @@ func TestRouteZstd(t *testing.T) {
 // compressed size.
 //
 //	go test -run '^$' -bench FastZstdOptions -benchtime 2000x -count 6 ./internal/router/ | tee zstd.txt
-//	go tool benchstat -col /.name zstd.txt
+//	(cd benchmarks && go tool benchstat -col /.name ../zstd.txt)
 func BenchmarkFastZstdOptions(b *testing.B) {
 	var w routertest.Workload
 	msg, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(150, 5))
