@@ -3,6 +3,7 @@ package router
 import (
 	"sync"
 
+	"github.com/tailsift/tailsift/internal/bufpool"
 	"github.com/tailsift/tailsift/internal/ring"
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -175,22 +176,21 @@ func Partition(buf []byte, mine func(h uint64) bool) (own, other []byte, ownSpan
 	return own, other, len(mineIdx), len(others), nil
 }
 
-// buffers recycles the requests' bytes once a member has sent them: the
-// agent's allocation rate, hence its GC work, is mostly these bytes.
-var buffers sync.Pool
+// partBuffers recycles the requests' bytes once a member has sent them: the
+// agent's allocation rate, hence its GC work, is mostly these bytes. Its
+// tiers are powers of two, so that a buffer back from a part of one size
+// serves the next part of about that size (one pool of mixed sizes handed
+// out a buffer too small for half the parts, which were then allocated,
+// and cleared, anew).
+var partBuffers bufpool.Pool
 
 // getBuffer returns an empty buffer of at least size bytes of capacity.
 func getBuffer(size int) []byte {
-	if b, ok := buffers.Get().(*[]byte); ok {
-		if cap(*b) >= size {
-			return (*b)[:0]
-		}
-		buffers.Put(b)
-	}
-	return make([]byte, 0, size)
+	return (*partBuffers.Get(size))[:0]
 }
 
-// putBuffer recycles b, which nothing may use afterwards.
+// putBuffer recycles b, which nothing may use afterwards. A buffer that did
+// not come from getBuffer, or that append outgrew, is left to the GC.
 func putBuffer(b []byte) {
-	buffers.Put(&b)
+	partBuffers.Put(&b)
 }

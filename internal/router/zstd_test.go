@@ -59,24 +59,31 @@ func TestRouteZstd(t *testing.T) {
 }
 
 // BenchmarkFastZstdOptions compares fastZstd's encoder settings with the
-// options that could make it cheaper, on a batch of the size a member's
-// queue sends (about 750 spans): CPU per message and the compressed size.
+// settings it had before (previous: no option beyond the level and window)
+// and with the options that could make it cheaper, on a batch of the size a
+// member's queue sends (about 750 spans): CPU per message and the
+// compressed size.
+//
+//	go test -run '^$' -bench FastZstdOptions -benchtime 2000x -count 6 ./internal/router/ | tee zstd.txt
+//	(cd benchmarks && go tool benchstat -col /.name ../zstd.txt)
 func BenchmarkFastZstdOptions(b *testing.B) {
 	var w routertest.Workload
 	msg, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(w.Batch(150, 5))
 	require.NoError(b, err)
-	base := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(512 << 10)}
+	previous := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(512 << 10)}
 	for _, c := range []struct {
 		name string
 		opts []zstd.EOption
 	}{
-		{"current", nil},
-		{"crc-off", []zstd.EOption{zstd.WithEncoderCRC(false)}},
-		{"concurrency-1", []zstd.EOption{zstd.WithEncoderConcurrency(1)}},
-		{"lower-mem", []zstd.EOption{zstd.WithLowerEncoderMem(true)}},
+		{"current", fastZstdOptions},
+		{"previous", previous},
+		{"previous+crc-off", append(previous[:len(previous):len(previous)], zstd.WithEncoderCRC(false))},
+		{"previous+no-entropy", append(previous[:len(previous):len(previous)], zstd.WithNoEntropyCompression(true))},
+		{"current+concurrency-1", append(fastZstdOptions[:len(fastZstdOptions):len(fastZstdOptions)], zstd.WithEncoderConcurrency(1))},
+		{"current+lower-mem", append(fastZstdOptions[:len(fastZstdOptions):len(fastZstdOptions)], zstd.WithLowerEncoderMem(true))},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			enc, err := zstd.NewWriter(nil, append(append([]zstd.EOption{}, base...), c.opts...)...)
+			enc, err := zstd.NewWriter(nil, c.opts...)
 			require.NoError(b, err)
 			var out []byte
 			b.ReportAllocs()

@@ -1,4 +1,4 @@
-package tailsiftreceiver
+package bufpool
 
 import (
 	"testing"
@@ -6,8 +6,8 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-func TestRecvPool(t *testing.T) {
-	p := new(recvPool)
+func TestPool(t *testing.T) {
+	p := new(Pool)
 	for _, n := range []int{0, 1, 256, 257, 4096, 16384 + 1, 1 << 22} {
 		b := p.Get(n)
 		assert.Len(t, *b, n)
