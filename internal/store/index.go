@@ -42,18 +42,18 @@ type entry struct {
 // while the store filled (and allocated a new slice as large as the
 // index); a chunk is added instead, and entries never move.
 type index struct {
-	slots  map[[16]byte]uint32 // trace ID → its entry in ents
-	ents   [][]entry          // chunks of entChunk entries
-	nents  uint32             // entries in use or free
-	free   []uint32           // positions in ents of forgotten traces
-	more   map[[16]byte][]ref // refs past the inline ones (rare)
-	bySeg  map[uint32]*segIDs
+	slots map[[16]byte]uint32 // trace ID → its entry in ents
+	ents  [][]entry           // chunks of entChunk entries
+	nents uint32              // entries in use or free
+	free  []uint32            // positions in ents of forgotten traces
+	more  map[[16]byte][]ref  // refs past the inline ones (rare)
+	bySeg map[uint32]*segIDs
 	// last is bySeg's list of the segment touched last (the one being
 	// written, nearly always), so that touching costs no map lookup.
 	last    *segIDs
 	lastSeg uint32
-	names  []string
-	nameID map[string]uint16
+	names   []string
+	nameID  map[string]uint16
 }
 
 func newIndex() *index {

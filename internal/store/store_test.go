@@ -388,3 +388,52 @@ func TestSpansRecordWithIDsRecovered(t *testing.T) {
 		assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
 	}
 }
+
+// TestDecisionBatchRecovered: a batch of decisions (one record, kind 5) is
+// read back at Open with each decision's keep, threshold, policy and
+// reason; a single decision written after it for one of its traces wins,
+// and decisions written one record each (kind 2) still read.
+func TestDecisionBatchRecovered(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	ids := [][16]byte{traceID(1), traceID(2), traceID(3), traceID(4)}
+	decs := []Decision{
+		{Keep: true, Policy: "errors", Reason: "quiet"},
+		{Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"},
+		{Keep: true, Threshold: 3, Policy: "slow", Reason: "max_wait"},
+		{Policy: "baseline", Reason: "quiet"},
+	}
+	require.True(t, s.AppendDecisions(ids, decs))
+	require.True(t, s.AppendDecision(traceID(4), Decision{Keep: true, Policy: "retroactive", Reason: "retroactive"}))
+	require.True(t, s.AppendDecision(traceID(5), Decision{Policy: "baseline", Reason: "quiet"}))
+	require.NoError(t, s.Close())
+
+	// The batch is one record.
+	data, err := os.ReadFile(filepath.Join(dir, segName(1)))
+	require.NoError(t, err)
+	r := openStore(t, t.TempDir(), nil)
+	frames := 0
+	for len(data) > 0 {
+		b, raw, err := r.readBlock(data, nil)
+		require.NoError(t, err)
+		for off := 0; off < len(raw); off += frameHeader + int(binary.LittleEndian.Uint32(raw[off:])) {
+			frames++
+		}
+		data = data[blockHeader+b.compLen:]
+	}
+	require.NoError(t, r.Close())
+	assert.Equal(t, 3, frames, "a batch of 4 decisions and 2 single ones")
+
+	r = openStore(t, dir, nil)
+	defer func() { require.NoError(t, r.Close()) }()
+	got := map[[16]byte]Decision{}
+	for _, d := range r.Claim().Decided {
+		got[d.ID] = d.Decision
+	}
+	want := map[[16]byte]Decision{
+		ids[0]: decs[0], ids[1]: decs[1], ids[2]: decs[2],
+		ids[3]:     {Keep: true, Policy: "retroactive", Reason: "retroactive"},
+		traceID(5): {Policy: "baseline", Reason: "quiet"},
+	}
+	assert.Equal(t, want, got)
+}
