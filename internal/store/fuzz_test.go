@@ -16,6 +16,9 @@ func FuzzParseRecords(f *testing.F) {
 		{Keep: true, Policy: "errors", Reason: "quiet"}, {Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"}, {Policy: "errors"},
 	}, nil)
 	seed = appendFrame(seed, kindDecisions, 5, 6, body)
+	start := len(seed)
+	seed = appendSpansFrame(seed, 7, []byte{10, 0})
+	sealFrame(seed[start:], 6)
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})

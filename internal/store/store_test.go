@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -436,4 +437,29 @@ func TestDecisionBatchRecovered(t *testing.T) {
 		traceID(5): {Policy: "baseline", Reason: "quiet"},
 	}
 	assert.Equal(t, want, got)
+}
+
+// TestBlockRequestUnchecked: a spans record sealed for a block (kind 6)
+// carries no CRC of its own, which a block's records may (the block's CRC
+// covers them) and the write-ahead file's may not; a kind 6 record with a
+// CRC is checked.
+func TestBlockRequestUnchecked(t *testing.T) {
+	req, _ := request(t, []int{1}, 2, 8)
+	rec := appendSpansFrame(nil, 5, req)
+	sealFrame(rec, 9)
+	var got []Record
+	n, err := ParseRecords(rec, func(r *Record) error {
+		got = append(got, Record{Kind: r.Kind, Seq: r.Seq, Time: r.Time, Request: slices.Clone(r.Request), IDsOmitted: r.IDsOmitted})
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, len(rec), n)
+	assert.Equal(t, []Record{{Kind: KindSpans, Seq: 9, Time: 5, Request: req, IDsOmitted: true}}, got)
+
+	_, err = parseRecords(rec, false, func(*Record) error { return nil })
+	require.ErrorContains(t, err, "checksum mismatch", "outside a block")
+
+	binary.LittleEndian.PutUint32(rec[4:], 1)
+	_, err = ParseRecords(rec, func(*Record) error { return nil })
+	require.ErrorContains(t, err, "checksum mismatch")
 }

@@ -118,7 +118,9 @@ func (s *Store) writeBatch(first item) {
 				sealFrame(it.req, w.seq)
 				raw = append(raw, it.req...)
 			default:
-				raw = appendFrame(raw, kindRequest, w.seq, it.t, it.req)
+				start := len(raw)
+				raw = appendSpansFrame(raw, it.t, it.req)
+				sealFrame(raw[start:], w.seq)
 			}
 		case KindDecision:
 			if it.decs != nil {
