@@ -12,12 +12,30 @@ func FuzzParseRecords(f *testing.F) {
 	seed = appendFrame(seed, KindDecision, 2, 3, decisionBody(nil, [16]byte{1}, Decision{Keep: true, Threshold: 7, Policy: "errors", Reason: "quiet"}))
 	seed = appendFrame(seed, KindDelivered, 3, 4, deliveredBody(nil, [][16]byte{{1}, {2}}))
 	seed = appendFrame(seed, kindRequest, 4, 5, []byte{10, 0})
+	body, _ := decisionsBody(nil, [][16]byte{{1}, {2}, {3}}, []Decision{
+		{Keep: true, Policy: "errors", Reason: "quiet"}, {Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"}, {Policy: "errors"},
+	}, nil)
+	seed = appendFrame(seed, kindDecisions, 5, 6, body)
+	start := len(seed)
+	seed = appendSpansFrame(seed, 7, []byte{10, 0})
+	sealFrame(seed[start:], 6)
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		var again []byte
+		var batchIDs [][16]byte
+		var batch []Decision
 		n, _ := ParseRecords(buf, func(r *Record) error {
+			if r.BatchLen > 0 {
+				batchIDs, batch = append(batchIDs, r.IDs[0]), append(batch, r.Decision)
+				if r.BatchIndex == r.BatchLen-1 {
+					body, _ := decisionsBody(nil, batchIDs, batch, nil)
+					again = appendFrame(again, kindDecisions, r.Seq, r.Time, body)
+					batchIDs, batch = batchIDs[:0], batch[:0]
+				}
+				return nil
+			}
 			switch r.Kind {
 			case KindSpans:
 				if r.IDsOmitted {

@@ -36,52 +36,70 @@ type entry struct {
 //
 // An entry lives in ents and the map holds its position: indexing a record
 // of a trace already held is one map lookup and an update in place, not a
-// lookup, a copy and an assignment. Neither holds pointers.
+// lookup, a copy and an assignment. Neither holds pointers. ents is a list
+// of fixed chunks, not one slice: growing a slice of millions of entries
+// copied all of them at each doubling, which was 28 % of the index's CPU
+// while the store filled (and allocated a new slice as large as the
+// index); a chunk is added instead, and entries never move.
 type index struct {
-	slots  map[[16]byte]uint32 // trace ID → its entry in ents
-	ents   []entry
-	free   []uint32           // positions in ents of forgotten traces
-	more   map[[16]byte][]ref // refs past the inline ones (rare)
-	bySeg  map[uint32][][16]byte
-	names  []string
-	nameID map[string]uint16
+	slots map[[16]byte]uint32 // trace ID → its entry in ents
+	ents  [][]entry           // chunks of entChunk entries
+	nents uint32              // entries in use or free
+	free  []uint32            // positions in ents of forgotten traces
+	more  map[[16]byte][]ref  // refs past the inline ones (rare)
+	bySeg map[uint32]*segIDs
+	// last is bySeg's list of the segment touched last (the one being
+	// written, nearly always), so that touching costs no map lookup.
+	last    *segIDs
+	lastSeg uint32
+	names   []string
+	nameID  map[string]uint16
 }
 
 func newIndex() *index {
 	return &index{
-		slots: make(map[[16]byte]uint32), more: make(map[[16]byte][]ref), bySeg: make(map[uint32][][16]byte),
+		slots: make(map[[16]byte]uint32), more: make(map[[16]byte][]ref), bySeg: make(map[uint32]*segIDs),
 		names: []string{""}, nameID: map[string]uint16{"": 0},
 	}
 }
 
+// entChunk is the number of entries in a chunk of index.ents (192 KiB).
+const entChunk = 1 << 12
+
+// ent returns the entry at position i.
+func (x *index) ent(i uint32) *entry { return &x.ents[i/entChunk][i%entChunk] }
+
 // len returns the number of traces held.
 func (x *index) len() int { return len(x.slots) }
 
-// get returns trace id's entry, valid until the next add.
+// get returns trace id's entry, valid until the trace is forgotten.
 func (x *index) get(id [16]byte) (*entry, bool) {
 	i, ok := x.slots[id]
 	if !ok {
 		return nil, false
 	}
-	return &x.ents[i], true
+	return x.ent(i), true
 }
 
 // getOrAdd returns trace id's entry, adding an empty one if id is new; it
-// is valid until the next add.
+// is valid until the trace is forgotten.
 func (x *index) getOrAdd(id [16]byte) *entry {
 	if i, ok := x.slots[id]; ok {
-		return &x.ents[i]
+		return x.ent(i)
 	}
 	var i uint32
 	if n := len(x.free); n > 0 {
 		i, x.free = x.free[n-1], x.free[:n-1]
-		x.ents[i] = entry{}
+		*x.ent(i) = entry{}
 	} else {
-		i = uint32(len(x.ents))
-		x.ents = append(x.ents, entry{})
+		i = x.nents
+		if int(i/entChunk) == len(x.ents) {
+			x.ents = append(x.ents, make([]entry, entChunk))
+		}
+		x.nents++
 	}
 	x.slots[id] = i
-	return &x.ents[i]
+	return x.ent(i)
 }
 
 // intern returns the number of a policy or reason name.
@@ -187,8 +205,35 @@ func (x *index) apply(r *Record, at ref) {
 func (x *index) touch(id [16]byte, e *entry, seg uint32) {
 	if e.last != seg {
 		e.last = seg
-		x.bySeg[seg] = append(x.bySeg[seg], id)
+		if x.last == nil || x.lastSeg != seg {
+			l := x.bySeg[seg]
+			if l == nil {
+				l = &segIDs{}
+				x.bySeg[seg] = l
+			}
+			x.last, x.lastSeg = l, seg
+		}
+		x.last.add(id)
 	}
+}
+
+// segIDChunk is the number of trace IDs in a chunk of a segIDs (64 KiB).
+const segIDChunk = 1 << 12
+
+// segIDs are the trace IDs with records in one segment, in chunks: a
+// segment lists up to a few million, and growing one slice by doubling
+// copied them again and again (30 % of the index's CPU).
+type segIDs struct {
+	chunks [][][16]byte
+}
+
+func (l *segIDs) add(id [16]byte) {
+	n := len(l.chunks)
+	if n == 0 || len(l.chunks[n-1]) == segIDChunk {
+		l.chunks = append(l.chunks, make([][16]byte, 0, segIDChunk))
+		n++
+	}
+	l.chunks[n-1] = append(l.chunks[n-1], id)
 }
 
 // without removes the refs of segment seg from e (trace id).
@@ -217,16 +262,25 @@ func (x *index) forget(id [16]byte) {
 // record left anywhere.
 func (x *index) evict(seg uint32) {
 	var refs []ref
-	for _, id := range x.bySeg[seg] {
-		e, ok := x.get(id)
-		if !ok {
-			continue
+	l := x.bySeg[seg]
+	if l == nil {
+		return
+	}
+	for _, chunk := range l.chunks {
+		for _, id := range chunk {
+			e, ok := x.get(id)
+			if !ok {
+				continue
+			}
+			if e.last <= seg {
+				x.forget(id)
+				continue
+			}
+			refs = x.without(id, e, seg, refs)
 		}
-		if e.last <= seg {
-			x.forget(id)
-			continue
-		}
-		refs = x.without(id, e, seg, refs)
 	}
 	delete(x.bySeg, seg)
+	if x.last == l {
+		x.last = nil
+	}
 }

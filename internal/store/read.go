@@ -29,7 +29,7 @@ type Decided struct {
 func (s *Store) snapshot() *Recovery {
 	r := &Recovery{}
 	for id, i := range s.idx.slots {
-		switch e := &s.idx.ents[i]; {
+		switch e := s.idx.ent(i); {
 		case e.flags&flagDecided != 0:
 			r.Decided = append(r.Decided, Decided{ID: id, Decision: s.idx.decision(e), Delivered: e.flags&flagDelivered != 0})
 		case e.nrefs > 0:

@@ -137,18 +137,22 @@ func (s *Store) recoverWAL(maxSeq uint64) error {
 	var maxTime int64
 	var batch wire.Batch
 	off := 0
-	_, perr := ParseRecords(data, func(r *Record) error {
+	_, perr := parseRecords(data, false, func(r *Record) error {
 		requestIDs(r, &batch)
 		n := frameHeader + int(le32(data[off:]))
 		if r.Seq > maxSeq {
-			raw = append(raw, data[off:off+n]...)
+			if r.BatchIndex == 0 { // a decisions record's frame once
+				raw = append(raw, data[off:off+n]...)
+			}
 			rec := *r
 			rec.IDs = slices.Clone(r.IDs)
 			s.w.recs = append(s.w.recs, rec)
 			s.w.seq = max(s.w.seq, r.Seq)
 			maxTime = max(maxTime, r.Time)
 		}
-		off += n
+		if r.BatchIndex == r.BatchLen-1 || r.BatchLen == 0 {
+			off += n
+		}
 		return nil
 	})
 	if perr != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -387,4 +388,78 @@ func TestSpansRecordWithIDsRecovered(t *testing.T) {
 		require.NoError(t, err, "trace %d", n)
 		assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
 	}
+}
+
+// TestDecisionBatchRecovered: a batch of decisions (one record, kind 5) is
+// read back at Open with each decision's keep, threshold, policy and
+// reason; a single decision written after it for one of its traces wins,
+// and decisions written one record each (kind 2) still read.
+func TestDecisionBatchRecovered(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	ids := [][16]byte{traceID(1), traceID(2), traceID(3), traceID(4)}
+	decs := []Decision{
+		{Keep: true, Policy: "errors", Reason: "quiet"},
+		{Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"},
+		{Keep: true, Threshold: 3, Policy: "slow", Reason: "max_wait"},
+		{Policy: "baseline", Reason: "quiet"},
+	}
+	require.True(t, s.AppendDecisions(ids, decs))
+	require.True(t, s.AppendDecision(traceID(4), Decision{Keep: true, Policy: "retroactive", Reason: "retroactive"}))
+	require.True(t, s.AppendDecision(traceID(5), Decision{Policy: "baseline", Reason: "quiet"}))
+	require.NoError(t, s.Close())
+
+	// The batch is one record.
+	data, err := os.ReadFile(filepath.Join(dir, segName(1)))
+	require.NoError(t, err)
+	r := openStore(t, t.TempDir(), nil)
+	frames := 0
+	for len(data) > 0 {
+		b, raw, err := r.readBlock(data, nil)
+		require.NoError(t, err)
+		for off := 0; off < len(raw); off += frameHeader + int(binary.LittleEndian.Uint32(raw[off:])) {
+			frames++
+		}
+		data = data[blockHeader+b.compLen:]
+	}
+	require.NoError(t, r.Close())
+	assert.Equal(t, 3, frames, "a batch of 4 decisions and 2 single ones")
+
+	r = openStore(t, dir, nil)
+	defer func() { require.NoError(t, r.Close()) }()
+	got := map[[16]byte]Decision{}
+	for _, d := range r.Claim().Decided {
+		got[d.ID] = d.Decision
+	}
+	want := map[[16]byte]Decision{
+		ids[0]: decs[0], ids[1]: decs[1], ids[2]: decs[2],
+		ids[3]:     {Keep: true, Policy: "retroactive", Reason: "retroactive"},
+		traceID(5): {Policy: "baseline", Reason: "quiet"},
+	}
+	assert.Equal(t, want, got)
+}
+
+// TestBlockRequestUnchecked: a spans record sealed for a block (kind 6)
+// carries no CRC of its own, which a block's records may (the block's CRC
+// covers them) and the write-ahead file's may not; a kind 6 record with a
+// CRC is checked.
+func TestBlockRequestUnchecked(t *testing.T) {
+	req, _ := request(t, []int{1}, 2, 8)
+	rec := appendSpansFrame(nil, 5, req)
+	sealFrame(rec, 9)
+	var got []Record
+	n, err := ParseRecords(rec, func(r *Record) error {
+		got = append(got, Record{Kind: r.Kind, Seq: r.Seq, Time: r.Time, Request: slices.Clone(r.Request), IDsOmitted: r.IDsOmitted})
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, len(rec), n)
+	assert.Equal(t, []Record{{Kind: KindSpans, Seq: 9, Time: 5, Request: req, IDsOmitted: true}}, got)
+
+	_, err = parseRecords(rec, false, func(*Record) error { return nil })
+	require.ErrorContains(t, err, "checksum mismatch", "outside a block")
+
+	binary.LittleEndian.PutUint32(rec[4:], 1)
+	_, err = ParseRecords(rec, func(*Record) error { return nil })
+	require.ErrorContains(t, err, "checksum mismatch")
 }

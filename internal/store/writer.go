@@ -20,6 +20,7 @@ type writer struct {
 	raw       []byte // the framed records of a batch
 	blk       []byte // their block
 	scratch   []byte
+	names     []string // decisionsBody's scratch
 	items     []item
 	recs      []Record
 	failing   bool // the last write failed: drop until the next tick
@@ -117,16 +118,17 @@ func (s *Store) writeBatch(first item) {
 				sealFrame(it.req, w.seq)
 				raw = append(raw, it.req...)
 			default:
-				raw = appendFrame(raw, kindRequest, w.seq, it.t, it.req)
+				start := len(raw)
+				raw = appendSpansFrame(raw, it.t, it.req)
+				sealFrame(raw[start:], w.seq)
 			}
 		case KindDecision:
 			if it.decs != nil {
+				// One record for the batch (kind 5), indexed decision by
+				// decision.
+				w.scratch, w.names = decisionsBody(w.scratch[:0], it.ids, it.decs, w.names)
+				raw = appendFrame(raw, kindDecisions, w.seq, it.t, w.scratch)
 				for k := range it.decs {
-					if k > 0 {
-						w.seq++
-					}
-					w.scratch = decisionBody(w.scratch[:0], it.ids[k], it.decs[k])
-					raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 					w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids[k : k+1], Decision: it.decs[k]})
 				}
 				maxTime = max(maxTime, it.t)

@@ -113,10 +113,20 @@ func (b *Buffer) recordSpans(req *request) {
 	if h == nil || h.replaying.Load() {
 		return
 	}
-	// Sized once: about one trace per 4 spans at most on real traffic, so
-	// that the slice rarely grows by doubling (each doubling an allocation
-	// the store holds until it is written).
-	ids := make([][16]byte, 0, len(req.batch.Spans)/4+1)
+	// Sized exactly, by counting first: one allocation the store holds
+	// until it is written. (Sized for one trace per 4 spans, it grew twice
+	// on the benchmark workload, 100 traces in 160 spans: three
+	// allocations and 4.6 KB instead of one of 1.6 KB.)
+	n, first := 0, true
+	var last [16]byte
+	for sh := range req.per {
+		for _, i := range req.per[sh] {
+			if id := req.batch.Spans[i].TraceID; first || id != last {
+				n, first, last = n+1, false, id
+			}
+		}
+	}
+	ids := make([][16]byte, 0, n)
 	for sh := range req.per {
 		for _, i := range req.per[sh] {
 			id := req.batch.Spans[i].TraceID
