@@ -134,6 +134,9 @@ func (b *Buffer) Start() {
 	memLimit.add(b.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
+	for _, s := range b.shards {
+		s.makeTimer()
+	}
 	for i, s := range b.shards {
 		b.done.Go(func() { b.errs[i] = s.run(ctx) })
 	}
@@ -274,11 +277,7 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 		// One reference per target shard, plus Ingest's own while it
 		// walks per, which the shards recycle when done.
 		req.pending.Store(int32(targets) + 1)
-		for sh, idx := range req.per {
-			if len(idx) > 0 {
-				b.shards[sh].in <- message{req: req, spans: idx} // never blocks: room was reserved
-			}
-		}
+		b.handOn(req)
 		req.release()
 		b.set.Observer.Received(spans - invalid)
 	} else {
@@ -289,6 +288,27 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 		return spans, &InvalidError{Rejected: invalid, Total: spans, Err: errInvalidIDs}
 	}
 	return spans, nil
+}
+
+// handOn gives each shard of req its spans: an idle shard takes them in
+// this goroutine (shard.tryIngest), a busy one gets them queued. Calls on
+// several goroutines start at different shards (by the request's length),
+// so that they do not all contend for the first.
+func (b *Buffer) handOn(req *request) {
+	n := len(req.per)
+	start := len(req.buf) % n
+	for k := range n {
+		sh := (start + k) % n
+		idx := req.per[sh]
+		if len(idx) == 0 {
+			continue
+		}
+		if s := b.shards[sh]; s.tryIngest(req, idx) {
+			b.taken(sh)
+		} else {
+			s.post(message{req: req, spans: idx}) // never blocks: room was reserved
+		}
+	}
 }
 
 // route sorts the valid spans of the scanned req by shard, and returns how
@@ -414,7 +434,7 @@ func (b *Buffer) Sync(ctx context.Context) error {
 			return b.gaveUp(ctx)
 		}
 		done := make(chan struct{})
-		s.in <- message{sync: done}
+		s.post(message{sync: done})
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -459,7 +479,7 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 		if b.room[i].Acquire(ctx, 1) != nil {
 			break // the shards stop on their own now
 		}
-		s.in <- message{flush: &flush{ctx: ctx}}
+		s.post(message{flush: &flush{ctx: ctx}})
 	}
 	b.done.Wait()
 	errs := b.errs

@@ -3,6 +3,8 @@ package tracebuf
 import (
 	"context"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -107,11 +109,24 @@ type scratch struct {
 	view   sampling.SpanView
 }
 
-// shard owns a disjoint set of traces. Only its goroutine touches its state.
+// shard owns a disjoint set of traces. Its state is touched by whoever holds
+// mu: its goroutine, or an Ingest call that found the shard idle and takes
+// its message in itself (tryIngest).
 type shard struct {
 	deps shardDeps
 	id   int
 	in   chan message
+
+	mu sync.Mutex
+	// queued counts the messages posted and not yet run (post). An Ingest
+	// call runs a message itself only when none is, so that it never
+	// overtakes one sent before it.
+	queued atomic.Int32
+	// kick wakes the goroutine for what a message run by an Ingest call
+	// left to it: handing on the output batch, the store's records,
+	// compaction.
+	kick   chan struct{}
+	inline bool // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
 
 	traces   map[[16]byte]*trace // undecided
 	due      completion
@@ -138,6 +153,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		deps:     deps,
 		id:       id,
 		in:       make(chan message, shardQueueLen),
+		kick:     make(chan struct{}, 1),
 		traces:   make(map[[16]byte]*trace),
 		due:      newCompletion(cfg.completion, deps.engine.ArrivalMask()),
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
@@ -169,40 +185,45 @@ func (s *shard) now() int64 { return int64(s.deps.clock.Now().Sub(s.deps.base)) 
 
 // run is the shard's goroutine. It ends with the final flush, when Shutdown
 // asks for it or, cut short, when ctx ends, and returns what the next
-// consumer refused then.
+// consumer refused then. It holds mu while it works, not while it waits.
 func (s *shard) run(ctx context.Context) error {
-	s.wake.timer = s.deps.clock.NewTimer(time.Hour)
-	s.wake.timer.Stop()
-	defer s.wake.timer.Stop()
+	s.mu.Lock()
+	s.makeTimer()
+	s.mu.Unlock()
 	defer func() {
+		s.wake.timer.Stop()
 		s.usage.arena.close() // no record is read once the shard stops
 		s.reportArena()
+		s.mu.Unlock()
 	}()
 	for {
+		var m message
+		got, fired := false, false
 		select {
-		case m := <-s.in:
+		case m = <-s.in:
+			got = true
+		case <-s.wake.timer.C():
+			fired = true
+		case <-s.kick:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return s.flushAll(ctx) // hands nothing on: counts the kept spans
+		}
+		s.mu.Lock()
+		if fired {
+			s.wake.armed = false
+		}
+		if got {
 			s.deps.taken(s.id)
-			switch {
-			case m.req != nil:
-				s.ingest(ctx, m.req, m.spans)
-			case m.sync != nil:
-				s.expire(ctx, s.now())
-				s.due.report(s.deps.observer, s.now(), true)
-				s.flushOutAsync(ctx)
-				close(m.sync)
-			case m.run != nil:
-				m.run(ctx, s)
-			case m.flush != nil:
+			if m.flush != nil {
 				return s.flushAll(m.flush.ctx)
 			}
-		case <-s.wake.timer.C():
-			s.wake.armed = false
-		case <-ctx.Done():
-			return s.flushAll(ctx) // hands nothing on: counts the kept spans
+			s.handle(ctx, m)
+			s.queued.Add(-1)
 		}
 		now := s.now()
 		s.expire(ctx, now)
-		if s.out.since >= 0 && now-s.out.since >= s.out.timeout {
+		if s.out.since >= 0 && (s.out.due() || now-s.out.since >= s.out.timeout) {
 			s.flushOutAsync(ctx)
 		}
 		s.rearm(now)
@@ -210,7 +231,81 @@ func (s *shard) run(ctx context.Context) error {
 		s.report()
 		s.due.report(s.deps.observer, now, false)
 		s.flushStore()
+		s.mu.Unlock()
 	}
+}
+
+// makeTimer makes the shard's wake-up timer, stopped, unless it exists.
+// Buffer.Start makes it before the goroutine starts: an Ingest call may
+// rearm it (tryIngest) before the goroutine runs.
+func (s *shard) makeTimer() {
+	if s.wake.timer == nil {
+		s.wake.timer = s.deps.clock.NewTimer(time.Hour)
+		s.wake.timer.Stop()
+	}
+}
+
+// handle runs a message other than the final flush.
+func (s *shard) handle(ctx context.Context, m message) {
+	switch {
+	case m.req != nil:
+		s.ingest(ctx, m.req, m.spans)
+	case m.sync != nil:
+		s.expire(ctx, s.now())
+		s.due.report(s.deps.observer, s.now(), true)
+		s.flushOutAsync(ctx)
+		close(m.sync)
+	case m.run != nil:
+		m.run(ctx, s)
+	}
+}
+
+// post queues m for the shard's goroutine. The caller has reserved its
+// room (Buffer.room), so it never blocks.
+func (s *shard) post(m message) {
+	s.queued.Add(1)
+	s.in <- m
+}
+
+// tryIngest takes in a message's spans in the calling goroutine, as the
+// shard's goroutine would, when the shard is idle: its goroutine is not
+// working (mu is free) and no message is queued ahead. It reports whether
+// it did; if not, the caller posts the message. The request's bytes and
+// its scan are still in the caller's cache, and an idle goroutine is not
+// woken for each request. What may block or take long is left to the
+// goroutine, woken through kick: handing on the output batch (the next
+// consumer may block or be retried for seconds, and the Ingest call's
+// client must not wait for it), the store's records and compaction.
+func (s *shard) tryIngest(req *request, idx []int32) bool {
+	if s.queued.Load() != 0 || !s.mu.TryLock() {
+		return false
+	}
+	if s.queued.Load() != 0 { // posted meanwhile, maybe already taken off the queue
+		s.mu.Unlock()
+		return false
+	}
+	// The shard's work here never reaches the next consumer (inline), which
+	// is the only thing a shard's context is for.
+	ctx := context.Background()
+	s.inline = true
+	s.ingest(ctx, req, idx)
+	now := s.now()
+	s.expire(ctx, now)
+	s.rearm(now)
+	s.report()
+	s.due.report(s.deps.observer, now, false)
+	s.inline = false
+	o := &s.out
+	wake := o.since >= 0 && (o.due() || now-o.since >= o.timeout) ||
+		s.usage.arena.due() || s.storePending()
+	s.mu.Unlock()
+	if wake {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a kick is pending already
+		}
+	}
+	return true
 }
 
 // ingest takes in one message's spans.
@@ -401,6 +496,13 @@ func (s *shard) rearm(now int64) {
 	}
 	w.timer.Reset(time.Duration(max(next-now, 0)))
 	w.armed, w.armedAt = true, next
+}
+
+// storePending reports whether the shard has decisions for the store that
+// flushStore has not handed on.
+func (s *shard) storePending() bool {
+	h := s.deps.store
+	return h != nil && len(h.pending[s.id].ids) > 0
 }
 
 // report sends the change of buffered bytes and traces to the observer.
