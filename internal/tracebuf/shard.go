@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -117,11 +116,17 @@ type shard struct {
 	id   int
 	in   chan message
 
+	// mu is held by whoever works on the shard's state. Messages leave in
+	// only under it, so they run in the order they were posted, whoever
+	// runs them.
 	mu sync.Mutex
-	// queued counts the messages posted and not yet run (post). An Ingest
-	// call runs a message itself only when none is, so that it never
-	// overtakes one sent before it.
-	queued atomic.Int32
+	// notify wakes the goroutine for a posted message (capacity 1).
+	notify chan struct{}
+	// head is a message an Ingest call took off the queue and left to the
+	// goroutine (not a request: a sync, a command or the final flush); it
+	// runs before what is still queued.
+	head    message
+	hasHead bool
 	// kick wakes the goroutine for what a message run by an Ingest call
 	// left to it: handing on the output batch, the store's records,
 	// compaction.
@@ -153,6 +158,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		deps:     deps,
 		id:       id,
 		in:       make(chan message, shardQueueLen),
+		notify:   make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		traces:   make(map[[16]byte]*trace),
 		due:      newCompletion(cfg.completion, deps.engine.ArrivalMask()),
@@ -197,41 +203,70 @@ func (s *shard) run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	for {
-		var m message
-		got, fired := false, false
+		fired := false
 		select {
-		case m = <-s.in:
-			got = true
+		case <-s.notify:
 		case <-s.wake.timer.C():
 			fired = true
 		case <-s.kick:
 		case <-ctx.Done():
 			s.mu.Lock()
+			// What was accepted is decided too (flushAll takes in the rest).
+			for m, ok := s.next(); ok && m.flush == nil; m, ok = s.next() {
+				s.handle(ctx, m)
+			}
 			return s.flushAll(ctx) // hands nothing on: counts the kept spans
 		}
 		s.mu.Lock()
 		if fired {
 			s.wake.armed = false
 		}
-		if got {
-			s.deps.taken(s.id)
+		// What is queued now, not what arrives meanwhile: the loop's
+		// timers and reports run between batches.
+		for n := len(s.in) + 1; n > 0; n-- {
+			m, ok := s.next()
+			if !ok {
+				break
+			}
 			if m.flush != nil {
 				return s.flushAll(m.flush.ctx)
 			}
 			s.handle(ctx, m)
-			s.queued.Add(-1)
 		}
-		now := s.now()
-		s.expire(ctx, now)
-		if s.out.since >= 0 && (s.out.due() || now-s.out.since >= s.out.timeout) {
-			s.flushOutAsync(ctx)
-		}
-		s.rearm(now)
-		s.compactArena()
-		s.report()
-		s.due.report(s.deps.observer, now, false)
-		s.flushStore()
+		s.tend(ctx, false)
 		s.mu.Unlock()
+	}
+}
+
+// tend is the goroutine's work after a batch of messages or a wake-up:
+// the decisions that are due, the output batch when it is due (all of it
+// with all), the timer, compaction, the reports and the store's records.
+func (s *shard) tend(ctx context.Context, all bool) {
+	now := s.now()
+	s.expire(ctx, now)
+	if o := &s.out; o.since >= 0 && (all || o.due() || now-o.since >= o.timeout) {
+		s.flushOutAsync(ctx)
+	}
+	s.rearm(now)
+	s.compactArena()
+	s.report()
+	s.due.report(s.deps.observer, now, all)
+	s.flushStore()
+}
+
+// next takes the next message to run, with mu held: the head an Ingest
+// call left, else the queue's first; ok is false when there is none.
+func (s *shard) next() (m message, ok bool) {
+	if s.hasHead {
+		m, s.head, s.hasHead = s.head, message{}, false
+		return m, true
+	}
+	select {
+	case m = <-s.in:
+		s.deps.taken(s.id)
+		return m, true
+	default:
+		return message{}, false
 	}
 }
 
@@ -251,61 +286,87 @@ func (s *shard) handle(ctx context.Context, m message) {
 	case m.req != nil:
 		s.ingest(ctx, m.req, m.spans)
 	case m.sync != nil:
-		s.expire(ctx, s.now())
-		s.due.report(s.deps.observer, s.now(), true)
-		s.flushOutAsync(ctx)
+		s.tend(ctx, true)
 		close(m.sync)
 	case m.run != nil:
 		m.run(ctx, s)
 	}
 }
 
-// post queues m for the shard's goroutine. The caller has reserved its
-// room (Buffer.room), so it never blocks.
+// post queues m and wakes the goroutine. The caller has reserved its room
+// (Buffer.room), so it never blocks.
 func (s *shard) post(m message) {
-	s.queued.Add(1)
 	s.in <- m
+	s.wakeUp(s.notify)
+}
+
+// wakeUp signals c (capacity 1) unless a signal is pending already.
+func (s *shard) wakeUp(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // tryIngest takes in a message's spans in the calling goroutine, as the
-// shard's goroutine would, when the shard is idle: its goroutine is not
-// working (mu is free) and no message is queued ahead. It reports whether
-// it did; if not, the caller posts the message. The request's bytes and
-// its scan are still in the caller's cache, and an idle goroutine is not
-// woken for each request. What may block or take long is left to the
-// goroutine, woken through kick: handing on the output batch (the next
-// consumer may block or be retried for seconds, and the Ingest call's
-// client must not wait for it), the store's records and compaction.
+// shard's goroutine would, unless another goroutine works on the shard (mu
+// is held). It first runs the requests queued before (so that it never
+// overtakes one), and those queued meanwhile after. It reports whether it
+// took the spans in; if not, the caller posts them.
+//
+// The request's bytes and its scan are still in the caller's cache, and an
+// idle goroutine is not woken for each request. What may block or take
+// long is left to the goroutine, woken through kick: handing on the output
+// batch (the next consumer may block or be retried for seconds, and the
+// Ingest call's client must not wait for it), the store's records,
+// compaction, and the messages other than requests.
 func (s *shard) tryIngest(req *request, idx []int32) bool {
-	if s.queued.Load() != 0 || !s.mu.TryLock() {
-		return false
-	}
-	if s.queued.Load() != 0 { // posted meanwhile, maybe already taken off the queue
-		s.mu.Unlock()
+	if !s.mu.TryLock() {
 		return false
 	}
 	// The shard's work here never reaches the next consumer (inline), which
 	// is the only thing a shard's context is for.
 	ctx := context.Background()
 	s.inline = true
-	s.ingest(ctx, req, idx)
-	now := s.now()
-	s.expire(ctx, now)
-	s.rearm(now)
-	s.report()
-	s.due.report(s.deps.observer, now, false)
+	ok := s.drainRequests(ctx)
+	if ok {
+		s.ingest(ctx, req, idx)
+		s.drainRequests(ctx)
+		now := s.now()
+		s.expire(ctx, now)
+		s.rearm(now)
+		s.report()
+		s.due.report(s.deps.observer, now, false)
+	}
 	s.inline = false
 	o := &s.out
-	wake := o.since >= 0 && (o.due() || now-o.since >= o.timeout) ||
+	wake := o.since >= 0 && (o.due() || s.now()-o.since >= o.timeout) ||
 		s.usage.arena.due() || s.storePending()
 	s.mu.Unlock()
-	if wake {
-		select {
-		case s.kick <- struct{}{}:
-		default: // a kick is pending already
-		}
+	if !ok {
+		s.wakeUp(s.notify) // for the head
+	} else if wake {
+		s.wakeUp(s.kick)
 	}
-	return true
+	return ok
+}
+
+// drainRequests runs, with mu held, the requests queued now, up to one
+// that only the goroutine runs, which it leaves as the head. It reports
+// whether the queue is empty (false: a head waits).
+func (s *shard) drainRequests(ctx context.Context) bool {
+	for n := len(s.in); n > 0 && !s.hasHead; n-- {
+		m, ok := s.next()
+		if !ok {
+			break
+		}
+		if m.req == nil {
+			s.head, s.hasHead = m, true
+			break
+		}
+		s.ingest(ctx, m.req, m.spans)
+	}
+	return !s.hasHead
 }
 
 // ingest takes in one message's spans.
