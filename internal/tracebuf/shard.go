@@ -233,19 +233,26 @@ func (s *shard) run(ctx context.Context) error {
 			}
 			s.handle(ctx, m)
 		}
-		s.tend(ctx, false)
+		s.tend(ctx, false, fired)
 		s.mu.Unlock()
 	}
 }
 
 // tend is the goroutine's work after a batch of messages or a wake-up:
-// the decisions that are due, the output batch when it is due (all of it
-// with all), the timer, compaction, the reports and the store's records.
-func (s *shard) tend(ctx context.Context, all bool) {
+// the decisions that are due, the output batch when it is due (with all:
+// whatever it holds), the timer, compaction, the reports and the store's
+// records. fired is set when the timer woke the goroutine: the output batch
+// then goes too if it would be due by the next grid instant, so that the
+// traces decided at this wake-up are handed on at it, and the process does
+// not wake again for them.
+func (s *shard) tend(ctx context.Context, all, fired bool) {
 	now := s.now()
 	s.expire(ctx, now)
-	if o := &s.out; o.since >= 0 && (all || o.due() || now-o.since >= o.timeout) {
-		s.flushOutAsync(ctx)
+	if o := &s.out; o.since >= 0 {
+		at := s.outFlushAt()
+		if all || o.due() || now >= at || fired && at <= now+gridFor(o.timeout) {
+			s.flushOutAsync(ctx)
+		}
 	}
 	s.rearm(now)
 	s.compactArena()
@@ -286,7 +293,7 @@ func (s *shard) handle(ctx context.Context, m message) {
 	case m.req != nil:
 		s.ingest(ctx, m.req, m.spans)
 	case m.sync != nil:
-		s.tend(ctx, true)
+		s.tend(ctx, true, false)
 		close(m.sync)
 	case m.run != nil:
 		m.run(ctx, s)
@@ -340,7 +347,7 @@ func (s *shard) tryIngest(req *request, idx []int32) bool {
 	}
 	s.inline = false
 	o := &s.out
-	wake := o.since >= 0 && (o.due() || s.now()-o.since >= o.timeout) ||
+	wake := o.since >= 0 && (o.due() || s.now() >= s.outFlushAt()) ||
 		s.usage.arena.due() || s.storePending()
 	s.mu.Unlock()
 	if !ok {
@@ -538,11 +545,11 @@ func (s *shard) expire(ctx context.Context, now int64) {
 
 // rearm sets the timer for the next rule to fire, rounded up to the
 // wake-up grid (completion.next; the output batch on the grid within its
-// timeout, held traces and settling on the wakeGridMax grid), unless it is
+// timeout, outFlushAt; held traces and settling on the wakeGridMax grid), unless it is
 // already set for that time or earlier. Nothing due, no timer: an idle
 // shard does not wake.
 func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), roundUp(s.out.next(), gridFor(s.out.timeout)),
+	next := min(s.due.next(), s.outFlushAt(),
 		roundUp(min(s.held.next(), s.settle.wake()), wakeGridMax))
 	w := &s.wake
 	if next == math.MaxInt64 {
@@ -564,6 +571,19 @@ func (s *shard) rearm(now int64) {
 func (s *shard) storePending() bool {
 	h := s.deps.store
 	return h != nil && len(h.pending[s.id].ids) > 0
+}
+
+// outFlushAt is when the output batch is handed on, or math.MaxInt64 when
+// it is empty: the last instant of the wake-up grid (gridFor its timeout)
+// within its timeout, so that it never waits longer than
+// output.batch_timeout and its wake-up is one the quiet classes share.
+func (s *shard) outFlushAt() int64 {
+	o := &s.out
+	if o.since < 0 {
+		return math.MaxInt64
+	}
+	g := gridFor(o.timeout)
+	return max(o.since, (o.since+o.timeout)/g*g)
 }
 
 // report sends the change of buffered bytes and traces to the observer.
