@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -289,43 +288,6 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 		return spans, &InvalidError{Rejected: invalid, Total: spans, Err: errInvalidIDs}
 	}
 	return spans, nil
-}
-
-// handOn gives each shard of req its spans: a shard no other goroutine
-// works on takes them in this goroutine (shard.tryIngest), a busy one gets
-// them queued, after a second try once the others are done. Calls on
-// several goroutines start at different shards (by the request's length),
-// so that they do not all contend for the first.
-func (b *Buffer) handOn(req *request) {
-	n := len(req.per)
-	start := len(req.buf) % n
-	var busy uint64 // shards to try again (the first 64 after start)
-	for k := range n {
-		sh := (start + k) % n
-		if idx := req.per[sh]; len(idx) > 0 && !b.tryIngest(sh, req, idx) {
-			if k < 64 {
-				busy |= 1 << k
-			} else {
-				b.shards[sh].post(message{req: req, spans: idx})
-			}
-		}
-	}
-	for ; busy != 0; busy &= busy - 1 {
-		sh := (start + bits.TrailingZeros64(busy)) % n
-		if idx := req.per[sh]; !b.tryIngest(sh, req, idx) {
-			b.shards[sh].post(message{req: req, spans: idx}) // never blocks: room was reserved
-		}
-	}
-}
-
-// tryIngest is shard.tryIngest, which gives back the queue slot reserved
-// for the message when it takes the spans in.
-func (b *Buffer) tryIngest(sh int, req *request, idx []int32) bool {
-	if b.shards[sh].tryIngest(req, idx) {
-		b.taken(sh)
-		return true
-	}
-	return false
 }
 
 // route sorts the valid spans of the scanned req by shard, and returns how
