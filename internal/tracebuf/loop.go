@@ -255,7 +255,7 @@ func (s *shard) outFlushAt() int64 {
 		return math.MaxInt64
 	}
 	g := gridFor(o.timeout)
-	return max(o.since, (o.since+o.timeout)/g*g)
+	return max(o.since, o.next()/g*g) // next: since + timeout
 }
 
 // rearm sets the timer for the next rule to fire, rounded up to the
