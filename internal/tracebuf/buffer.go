@@ -134,6 +134,9 @@ func (b *Buffer) Start() {
 	memLimit.add(b.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
+	for _, s := range b.shards {
+		s.makeTimer()
+	}
 	for i, s := range b.shards {
 		b.done.Go(func() { b.errs[i] = s.run(ctx) })
 	}
@@ -274,11 +277,7 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 		// One reference per target shard, plus Ingest's own while it
 		// walks per, which the shards recycle when done.
 		req.pending.Store(int32(targets) + 1)
-		for sh, idx := range req.per {
-			if len(idx) > 0 {
-				b.shards[sh].in <- message{req: req, spans: idx} // never blocks: room was reserved
-			}
-		}
+		b.handOn(req)
 		req.release()
 		b.set.Observer.Received(spans - invalid)
 	} else {
@@ -414,7 +413,7 @@ func (b *Buffer) Sync(ctx context.Context) error {
 			return b.gaveUp(ctx)
 		}
 		done := make(chan struct{})
-		s.in <- message{sync: done}
+		s.post(message{sync: done})
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -459,7 +458,7 @@ func (b *Buffer) Shutdown(ctx context.Context) error {
 		if b.room[i].Acquire(ctx, 1) != nil {
 			break // the shards stop on their own now
 		}
-		s.in <- message{flush: &flush{ctx: ctx}}
+		s.post(message{flush: &flush{ctx: ctx}})
 	}
 	b.done.Wait()
 	errs := b.errs

@@ -154,8 +154,9 @@ type DecisionCacheConfig struct {
 
 // OutputConfig batches kept spans. Each shard gathers the traces it keeps
 // (and the late spans it forwards) into one request, handed on when it holds
-// BatchMaxSpans spans or BatchTimeout after its first trace, so the exporter
-// compresses and sends a few large requests instead of one per kept trace.
+// BatchMaxSpans spans or at the latest BatchTimeout after its first trace
+// (at the shard's last wake-up within it), so the exporter compresses and
+// sends a few large requests instead of one per kept trace.
 type OutputConfig struct {
 	// BatchTimeout is the longest a kept trace waits for others to join
 	// its request; 0 hands each kept trace on at once.

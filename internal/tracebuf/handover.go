@@ -112,13 +112,13 @@ func (b *Buffer) inShard(ctx context.Context, sh int, f func(ctx context.Context
 	}
 	var state atomic.Int32
 	done := make(chan struct{})
-	b.shards[sh].in <- message{run: func(ctx context.Context, s *shard) {
+	b.shards[sh].post(message{run: func(ctx context.Context, s *shard) {
 		if !state.CompareAndSwap(cmdQueued, cmdRunning) {
 			return
 		}
 		defer close(done)
 		f(ctx, s)
-	}}
+	}})
 	select {
 	case <-done:
 		return nil

@@ -79,6 +79,9 @@ type seenKey struct {
 // flushOut hands the output batch to the next consumer and returns what it
 // refused.
 func (s *shard) flushOut(ctx context.Context) error {
+	if s.inline { // an Ingest call runs the shard: its goroutine hands the batch on (tryIngest)
+		return nil
+	}
 	o := &s.out
 	if o.since < 0 {
 		return nil

@@ -2,7 +2,7 @@ package tracebuf
 
 import (
 	"context"
-	"math"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -107,11 +107,30 @@ type scratch struct {
 	view   sampling.SpanView
 }
 
-// shard owns a disjoint set of traces. Only its goroutine touches its state.
+// shard owns a disjoint set of traces. Its state is touched by whoever holds
+// mu: its goroutine, or an Ingest call that found the shard idle and takes
+// its message in itself (tryIngest).
 type shard struct {
 	deps shardDeps
 	id   int
 	in   chan message
+
+	// mu is held by whoever works on the shard's state. Messages leave in
+	// only under it, so they run in the order they were posted, whoever
+	// runs them.
+	mu sync.Mutex
+	// notify wakes the goroutine for a posted message (capacity 1).
+	notify chan struct{}
+	// head is a message an Ingest call took off the queue and left to the
+	// goroutine (not a request: a sync, a command or the final flush); it
+	// runs before what is still queued.
+	head    message
+	hasHead bool
+	// kick wakes the goroutine for what a message run by an Ingest call
+	// left to it: handing on the output batch, the store's records,
+	// compaction.
+	kick   chan struct{}
+	inline bool // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
 
 	traces   map[[16]byte]*trace // undecided
 	due      completion
@@ -138,6 +157,8 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		deps:     deps,
 		id:       id,
 		in:       make(chan message, shardQueueLen),
+		notify:   make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 		traces:   make(map[[16]byte]*trace),
 		due:      newCompletion(cfg.completion, deps.engine.ArrivalMask()),
 		usage:    usage{groups: newInterner(), arena: newArena(cfg.budget / arenaReserve), budget: cfg.budget},
@@ -166,52 +187,6 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 }
 
 func (s *shard) now() int64 { return int64(s.deps.clock.Now().Sub(s.deps.base)) }
-
-// run is the shard's goroutine. It ends with the final flush, when Shutdown
-// asks for it or, cut short, when ctx ends, and returns what the next
-// consumer refused then.
-func (s *shard) run(ctx context.Context) error {
-	s.wake.timer = s.deps.clock.NewTimer(time.Hour)
-	s.wake.timer.Stop()
-	defer s.wake.timer.Stop()
-	defer func() {
-		s.usage.arena.close() // no record is read once the shard stops
-		s.reportArena()
-	}()
-	for {
-		select {
-		case m := <-s.in:
-			s.deps.taken(s.id)
-			switch {
-			case m.req != nil:
-				s.ingest(ctx, m.req, m.spans)
-			case m.sync != nil:
-				s.expire(ctx, s.now())
-				s.due.report(s.deps.observer, s.now(), true)
-				s.flushOutAsync(ctx)
-				close(m.sync)
-			case m.run != nil:
-				m.run(ctx, s)
-			case m.flush != nil:
-				return s.flushAll(m.flush.ctx)
-			}
-		case <-s.wake.timer.C():
-			s.wake.armed = false
-		case <-ctx.Done():
-			return s.flushAll(ctx) // hands nothing on: counts the kept spans
-		}
-		now := s.now()
-		s.expire(ctx, now)
-		if s.out.since >= 0 && now-s.out.since >= s.out.timeout {
-			s.flushOutAsync(ctx)
-		}
-		s.rearm(now)
-		s.compactArena()
-		s.report()
-		s.due.report(s.deps.observer, now, false)
-		s.flushStore()
-	}
-}
 
 // ingest takes in one message's spans.
 func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
@@ -378,29 +353,6 @@ func (s *shard) expire(ctx context.Context, now int64) {
 		s.decideAsync(ctx, t, ReasonQuiet, now, lag)
 	}
 	s.expireHeld(now)
-}
-
-// rearm sets the timer for the next rule to fire, rounded up to the
-// wake-up grid (completion.next; the output batch on the grid within its
-// timeout, held traces and settling on the wakeGridMax grid), unless it is
-// already set for that time or earlier. Nothing due, no timer: an idle
-// shard does not wake.
-func (s *shard) rearm(now int64) {
-	next := min(s.due.next(), roundUp(s.out.next(), gridFor(s.out.timeout)),
-		roundUp(min(s.held.next(), s.settle.wake()), wakeGridMax))
-	w := &s.wake
-	if next == math.MaxInt64 {
-		if w.armed { // what it was set for is decided: do not wake for nothing
-			w.timer.Stop()
-			w.armed = false
-		}
-		return
-	}
-	if w.armed && w.armedAt <= next {
-		return
-	}
-	w.timer.Reset(time.Duration(max(next-now, 0)))
-	w.armed, w.armedAt = true, next
 }
 
 // report sends the change of buffered bytes and traces to the observer.

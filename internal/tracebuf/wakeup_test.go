@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // armClock is a fake clock whose timers record the instants they are set
@@ -122,12 +123,13 @@ func TestShardWakesOnTheGrid(t *testing.T) {
 }
 
 // The grid step of a deadline is the coarsest nested step (wakeGridMax,
-// 25 ms, halved) within the lateness it tolerates.
+// 50 ms, halved) within the lateness it tolerates.
 func TestGridFor(t *testing.T) {
 	ms := int64(time.Millisecond)
 	for _, tc := range []struct{ tol, want int64 }{
-		{10 * 1000 * ms / 20, 25 * ms}, // quiet 10 s
-		{2000 * ms / 20, 25 * ms},      // quiet 2 s (the default)
+		{10 * 1000 * ms / 20, 50 * ms}, // quiet 10 s
+		{2000 * ms / 20, 50 * ms},      // quiet 2 s (the default)
+		{1000 * ms / 20, 50 * ms},
 		{500 * ms / 20, 25 * ms},
 		{400 * ms / 20, 25 * ms / 2},
 		{200 * ms / 20, 25 * ms / 4}, // the least learned level
@@ -135,10 +137,49 @@ func TestGridFor(t *testing.T) {
 	} {
 		g := gridFor(tc.tol)
 		assert.Equal(t, tc.want, g, "tolerance %v", time.Duration(tc.tol))
-		assert.Zero(t, wakeGridMax%g, "the %v grid nests in the 25 ms one", time.Duration(g))
+		assert.Zero(t, wakeGridMax%g, "the %v grid nests in the 50 ms one", time.Duration(g))
 		at := 7*g + 1
 		assert.Equal(t, 8*g, roundUp(at, g))
 		assert.Equal(t, 8*g, roundUp(8*g, g))
 	}
 	assert.Equal(t, int64(math.MaxInt64), roundUp(math.MaxInt64, 100*ms))
+}
+
+// TestTimerDecisionLeavesAtItsWakeUp: a trace kept by its quiet rule at a
+// timer wake-up is handed on at that wake-up, not one output batch timeout
+// later (another wake-up of the process, and 50–75 ms more latency before
+// the output batch went on the grid).
+func TestTimerDecisionLeavesAtItsWakeUp(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	cfg.Policies = []sampling.PolicyConfig{sampling.NewPolicyConfig("all", "always_sample", &sampling.AlwaysSampleConfig{})}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	emitted := make(chan time.Time, 4)
+	emit := func(context.Context, ptrace.Traces) error {
+		emitted <- clk.Now()
+		return nil
+	}
+	b, err := New(cfg, emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	b.Start()
+	t.Cleanup(func() { require.NoError(t, b.Shutdown(context.Background())) })
+
+	clk.Advance(3 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 1, span: 1, start: 1, end: 2})))
+	grid := time.Duration(gridFor(int64(cfg.Completion.Quiet / wakeGridShare)))
+	due := (3*time.Millisecond + cfg.Completion.Quiet + grid - 1) / grid * grid // the quiet deadline on the grid
+	clk.Advance(due - 3*time.Millisecond - time.Millisecond)
+	select {
+	case at := <-emitted:
+		require.Failf(t, "handed on before its quiet deadline", "at %v", at.Sub(time.Unix(0, 0)))
+	default:
+	}
+	clk.Advance(time.Millisecond) // the timer fires: the goroutine decides
+	select {
+	case at := <-emitted:
+		assert.Equal(t, due, at.Sub(time.Unix(0, 0)), "handed on at the wake-up that decided it")
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "not handed on at the wake-up that decided it")
+	}
 }
