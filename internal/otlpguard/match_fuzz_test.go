@@ -35,6 +35,7 @@ func FuzzCheckMatchesReference(f *testing.F) {
 				f.Add(uint8(sig), otlpguardtest.Request(p, otlpguardtest.NestedAnyValue(depth)))
 			}
 			f.Add(uint8(sig), otlpguardtest.Request(p, scalarValues()))
+			f.Add(uint8(sig), otlpguardtest.Request(p, longString(130)))
 		}
 	}
 	for sig, marshal := range map[Signal]func() ([]byte, error){
@@ -98,6 +99,13 @@ func scalarValues() []byte {
 	b = protowire.AppendBytes(b, []byte{1, 2})
 	b = protowire.AppendTag(b, 6, protowire.BytesType)
 	return protowire.AppendBytes(b, nil)
+}
+
+// longString returns an AnyValue body holding a string_value of n bytes,
+// whose length takes two bytes past 127.
+func longString(n int) []byte {
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendBytes(b, make([]byte, n))
 }
 
 // sdkRequests returns at least n traces export requests of

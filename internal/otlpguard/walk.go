@@ -133,9 +133,13 @@ func Check(sig Signal, b []byte) error {
 			}
 			pos += n
 		case 1: // fixed64
-			pos += 8
+			if pos += 8; pos > end {
+				return malformed(sig, end, "field runs past the end of its message")
+			}
 		case 5: // fixed32
-			pos += 4
+			if pos += 4; pos > end {
+				return malformed(sig, end, "field runs past the end of its message")
+			}
 		case 2: // length-delimited
 			var l uint64
 			if pos < end && b[pos] < 0x80 {
@@ -144,6 +148,12 @@ func Check(sig Signal, b []byte) error {
 					return malformed(sig, pos, "bad length")
 				}
 				pos++
+			} else if pos+1 < end && b[pos+1] < 0x80 { // a span's length, most often
+				l = uint64(b[pos]&0x7f) | uint64(b[pos+1])<<7
+				if l > uint64(end-pos-2) {
+					return malformed(sig, pos, "bad length")
+				}
+				pos += 2
 			} else {
 				var n int
 				l, n = uvarint(b[pos:end])
@@ -188,9 +198,8 @@ func Check(sig Signal, b []byte) error {
 		default: // end group outside a group, or wire types 6 and 7
 			return malformed(sig, pos, fmt.Sprintf("wire type %d", wire))
 		}
-		if pos > end {
-			return malformed(sig, end, "field runs past the end of its message")
-		}
+		// A varint and a group end inside the message; a length-delimited
+		// field was checked against its end.
 	}
 }
 
@@ -203,12 +212,14 @@ func scalarKeyValue(b []byte, pos, end int) bool {
 	if end-pos < 4 || b[pos] != 0x0a || b[pos+1] >= 0x80 { // key: field 1, length-delimited
 		return false
 	}
-	pos += 2 + int(b[pos+1])
-	if end-pos < 2 || b[pos] != 0x12 || b[pos+1] >= 0x80 { // value: field 2, length-delimited
+	v := pos + 2 + int(b[pos+1])
+	if end-v < 2 || b[v] != 0x12 || b[v+1] >= 0x80 || int(b[v+1]) != end-v-2 { // value: field 2, to the end
 		return false
 	}
-	v := pos + 2
-	return v+int(b[pos+1]) == end && scalarAnyValue(b, v, end)
+	if v += 2; end-v >= 2 && b[v] == 0x0a && b[v+1] < 0x80 && int(b[v+1]) == end-v-2 { // the common string_value
+		return true
+	}
+	return scalarAnyValue(b, v, end)
 }
 
 // scalarAnyValue reports whether b[pos:end] is an AnyValue that holds one
@@ -221,6 +232,9 @@ func scalarAnyValue(b []byte, pos, end int) bool {
 	}
 	switch b[pos] {
 	case 0x0a, 0x3a: // string_value, bytes_value
+		if end-pos >= 2 && b[pos+1] < 0x80 {
+			return int(b[pos+1]) == end-pos-2
+		}
 		l, n := uvarint(b[pos+1 : end])
 		return n > 0 && l == uint64(end-pos-1-n)
 	case 0x10, 0x18: // bool_value, int_value
