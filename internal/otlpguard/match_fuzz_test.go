@@ -31,11 +31,16 @@ func FuzzCheckMatchesReference(f *testing.F) {
 	}
 	for sig, ps := range paths {
 		for _, p := range ps {
-			for _, depth := range []int{0, 1, 2, MaxDepth, MaxDepth + 1} {
+			// The leaf of an odd depth sits in an array, of an even one in a kvlist.
+			for _, depth := range []int{0, 1, 2, MaxDepth - 1, MaxDepth, MaxDepth + 1, MaxDepth + 2} {
 				f.Add(uint8(sig), otlpguardtest.Request(p, otlpguardtest.NestedAnyValue(depth)))
+				f.Add(uint8(sig), otlpguardtest.Request(p, inArray(otlpguardtest.NestedAnyValue(depth))))
 			}
 			f.Add(uint8(sig), otlpguardtest.Request(p, scalarValues()))
 			f.Add(uint8(sig), otlpguardtest.Request(p, longString(130)))
+			// A string whose 2-byte length (133) runs one byte past the value,
+			// while its first byte (0x85) is the number of bytes after it.
+			f.Add(uint8(sig), otlpguardtest.Request(p, append([]byte{0x0a, 0x85, 0x01}, make([]byte, 132)...)))
 		}
 	}
 	for sig, marshal := range map[Signal]func() ([]byte, error){
@@ -99,6 +104,15 @@ func scalarValues() []byte {
 	b = protowire.AppendBytes(b, []byte{1, 2})
 	b = protowire.AppendTag(b, 6, protowire.BytesType)
 	return protowire.AppendBytes(b, nil)
+}
+
+// inArray returns an AnyValue body holding v in an array_value: one level
+// more, so that the leaves NestedAnyValue puts in arrays sit in key-values.
+func inArray(v []byte) []byte {
+	arr := protowire.AppendTag(nil, 1, protowire.BytesType)
+	arr = protowire.AppendBytes(arr, v)
+	b := protowire.AppendTag(nil, 5, protowire.BytesType)
+	return protowire.AppendBytes(b, arr)
 }
 
 // longString returns an AnyValue body holding a string_value of n bytes,
