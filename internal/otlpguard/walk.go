@@ -125,81 +125,82 @@ func Check(sig Signal, b []byte) error {
 			pos += n
 			field, wire = uint64(fieldNum), tag&7
 		}
-		switch wire {
-		case 0: // varint
-			n := varintLen(b, pos, end)
-			if n == 0 {
-				return malformed(sig, pos, "bad varint")
-			}
-			pos += n
-		case 1: // fixed64
-			if pos += 8; pos > end {
-				return malformed(sig, end, "field runs past the end of its message")
-			}
-		case 5: // fixed32
-			if pos += 4; pos > end {
-				return malformed(sig, end, "field runs past the end of its message")
-			}
-		case 2: // length-delimited
-			var l uint64
-			if pos < end && b[pos] < 0x80 {
-				l = uint64(b[pos])
-				if l > uint64(end-pos-1) {
-					return malformed(sig, pos, "bad length")
-				}
-				pos++
-			} else if pos+1 < end && b[pos+1] < 0x80 { // a span's length, most often
-				l = uint64(b[pos]&0x7f) | uint64(b[pos+1])<<7
-				if l > uint64(end-pos-2) {
-					return malformed(sig, pos, "bad length")
-				}
-				pos += 2
-			} else {
-				var n int
-				l, n = uvarint(b[pos:end])
-				if n == 0 || l > uint64(end-pos-n) {
-					return malformed(sig, pos, "bad length")
+		if wire != 2 {
+			switch wire {
+			case 0: // varint
+				n := varintLen(b, pos, end)
+				if n == 0 {
+					return malformed(sig, pos, "bad varint")
 				}
 				pos += n
+			case 1: // fixed64
+				if pos += 8; pos > end {
+					return malformed(sig, end, "field runs past the end of its message")
+				}
+			case 5: // fixed32
+				if pos += 4; pos > end {
+					return malformed(sig, end, "field runs past the end of its message")
+				}
+			case 3: // start group: skipped as pdata skips it, without recursion
+				var err error
+				if pos, err = skipGroup(b[:end], pos); err != nil {
+					return malformed(sig, pos, err.Error())
+				}
+			default: // end group outside a group, or wire types 6 and 7
+				return malformed(sig, pos, fmt.Sprintf("wire type %d", wire))
 			}
-			child := childKind(k, field)
-			switch child {
-			case kNone:
+			continue // a varint or a group ends inside the message
+		}
+		// A length-delimited field, the most common.
+		var l uint64
+		if pos < end && b[pos] < 0x80 {
+			l = uint64(b[pos])
+			if l > uint64(end-pos-1) {
+				return malformed(sig, pos, "bad length")
+			}
+			pos++
+		} else if pos+1 < end && b[pos+1] < 0x80 { // a span's length, most often
+			l = uint64(b[pos]&0x7f) | uint64(b[pos+1])<<7
+			if l > uint64(end-pos-2) {
+				return malformed(sig, pos, "bad length")
+			}
+			pos += 2
+		} else {
+			var n int
+			l, n = uvarint(b[pos:end])
+			if n == 0 || l > uint64(end-pos-n) {
+				return malformed(sig, pos, "bad length")
+			}
+			pos += n
+		}
+		child := childKind(k, field)
+		switch child {
+		case kNone:
+			pos += int(l)
+			continue
+		case kKeyValue:
+			if depth < MaxDepth && scalarKeyValue(b, pos, pos+int(l)) {
 				pos += int(l)
 				continue
-			case kKeyValue:
-				if depth < MaxDepth && scalarKeyValue(b, pos, pos+int(l)) {
-					pos += int(l)
-					continue
-				}
-			case kAnyValue:
-				depth++
-				if depth > MaxDepth {
-					return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
-						sig, ErrTooDeep, pos, MaxDepth)
-				}
-				if scalarAnyValue(b, pos, pos+int(l)) {
-					depth--
-					pos += int(l)
-					continue
-				}
 			}
-			if sp == len(stack) { // cannot happen: depth bounds sp
-				return fmt.Errorf("check %v request: %w: messages nested more than %d levels deep", sig, ErrTooDeep, maxFrames)
+		case kAnyValue:
+			depth++
+			if depth > MaxDepth {
+				return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
+					sig, ErrTooDeep, pos, MaxDepth)
 			}
-			stack[sp] = frame{end: end, kind: k}
-			sp++
-			k, end = child, pos+int(l)
-		case 3: // start group: skipped as pdata skips it, without recursion
-			var err error
-			if pos, err = skipGroup(b[:end], pos); err != nil {
-				return malformed(sig, pos, err.Error())
+			if scalarAnyValue(b, pos, pos+int(l)) {
+				depth--
+				pos += int(l)
+				continue
 			}
-		default: // end group outside a group, or wire types 6 and 7
-			return malformed(sig, pos, fmt.Sprintf("wire type %d", wire))
 		}
-		// A varint and a group end inside the message; a length-delimited
-		// field was checked against its end.
+		if sp == len(stack) { // cannot happen: depth bounds sp
+			return fmt.Errorf("check %v request: %w: messages nested more than %d levels deep", sig, ErrTooDeep, maxFrames)
+		}
+		stack[sp] = frame{end: end, kind: k}
+		sp++
+		k, end = child, pos+int(l)
 	}
 }
 
