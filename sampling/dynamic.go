@@ -107,6 +107,7 @@ const dynamicStripes = 16
 // belongs to adjust, under dynamic.mu.
 type dynKey struct {
 	count atomic.Int64
+	taken int64 // count as adjust took it, before it folds it
 	th    atomic.Uint64
 	hash  uint64
 	ema   float64
@@ -131,6 +132,11 @@ type dynamic struct {
 	total atomic.Int64 // traces counted since the last adjustment
 	next  atomic.Int64 // Trace.Now from which the next adjustment is due; 0: not started
 	burst atomic.Int64 // total at which an early adjustment is due
+	// latest is the newest Trace.Now counted, to a hundredth of an
+	// interval: adjust measures the interval to it, not to its caller's
+	// Now, which may be older (a caller that stalled, or a shard's clock
+	// read before another's).
+	latest atomic.Int64
 
 	mu      sync.Mutex // held by adjust
 	last    int64      // start of the current interval
@@ -184,6 +190,9 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 		// interval over belongs to the next one.
 		if next := d.next.Load(); next == 0 || t.Now >= next || d.total.Load() >= d.burst.Load() {
 			d.adjust(t.Now)
+		}
+		if l := d.latest.Load(); t.Now > l+d.interval/100 {
+			d.latest.CompareAndSwap(l, t.Now)
 		}
 		k := d.lookup(t, true)
 		k.count.Add(1)
@@ -251,6 +260,21 @@ func (d *dynamic) adjust(now int64) {
 		return // another caller adjusted meanwhile
 	}
 	d.total.Store(0)
+	// The counts are taken first, then the interval is measured to the
+	// newest time counted: a caller whose Now is older, or that stalled
+	// here while the others counted on, must not read the counts of
+	// several intervals as one (and then the next adjustment's as a
+	// fraction of one: a whole interval kept at probability 1).
+	for i := range d.keys.stripes {
+		s := &d.keys.stripes[i]
+		s.mu.Lock()
+		for _, k := range s.data {
+			k.taken = k.count.Swap(0)
+		}
+		s.mu.Unlock()
+	}
+	d.noRoot.taken, d.overflow.taken = d.noRoot.count.Swap(0), d.overflow.count.Swap(0)
+	now = max(now, d.latest.Load(), d.last)
 	// The counts are brought to a whole interval: an early adjustment (a
 	// burst) extrapolates them, by at most 100 times so that a burst of
 	// traces stamped alike does not read as an endless rate; a late one
@@ -263,10 +287,12 @@ func (d *dynamic) adjust(now int64) {
 
 	keys := d.scratch[:0]
 	fold := func(k *dynKey) bool {
-		n := float64(k.count.Swap(0)) * scale
+		n := float64(k.taken) * scale
 		if !k.seeded {
 			if n == 0 {
-				return false
+				// Added after the counts were taken: kept whole
+				// until the next adjustment, as a new key is.
+				return k.count.Load() > 0
 			}
 			k.ema, k.seeded = n, true
 		} else {

@@ -443,3 +443,40 @@ func TestDynamicGoalPerKey(t *testing.T) {
 	}
 	assert.InDelta(t, 1, probe(t, e, 3, seconds*sec), 1e-9, "the rare key is kept whole")
 }
+
+// TestDynamicStaleNow: a trace stamped seconds before the last adjustment
+// (its shard read the clock, then stalled) that brings an early adjustment
+// must not make the interval run backwards. Before, the adjustment measured
+// the interval to the stale time and the next one read a whole interval of
+// counts as a fraction of several: every key kept at probability 1.
+func TestDynamicStaleNow(t *testing.T) {
+	run := func(t *testing.T, staleBy int64) int {
+		e := newEngine(t, dynPolicy("dyn", sampling.DynamicConfig{
+			GoalTracesPerSecond: 20, AdjustmentInterval: time.Second,
+		}))
+		rng := rand.New(rand.NewPCG(7, 7))
+		steady := func(from, to int64, count bool) (kept int) {
+			const perSec = 2000
+			for i := from * perSec / sec; i < to*perSec/sec; i++ {
+				now := i * sec / perSec
+				if e.Decide(dynKeyed(rng, rng.Int64N(20), now)).Keep() && count {
+					kept++
+				}
+			}
+			return kept
+		}
+		steady(0, 10*sec, false)
+		// A burst of twice the steady rate's interval, stamped staleBy
+		// before now: it brings an adjustment forward.
+		for range 2 * 2000 {
+			e.Decide(dynKeyed(rng, rng.Int64N(20), 10*sec-staleBy))
+		}
+		return steady(10*sec, 20*sec, true)
+	}
+	fresh := run(t, 0)
+	stale := run(t, 3*sec)
+	t.Logf("kept with a fresh burst %d, with a stale one %d", fresh, stale)
+	// The stale burst is measured as the fresh one: the same probabilities
+	// after it (to a hundredth of an interval).
+	assert.InDelta(t, fresh, stale, 0.1*float64(fresh), "before the fix: 162 and 119")
+}
