@@ -6,6 +6,7 @@ package selfmetrics
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -43,18 +44,18 @@ type Instruments struct {
 // Attribute sets are built once per value and reused, and so are the
 // option slices handed to Add: a variadic call through an interface would
 // allocate its slice at every call. Recording does not allocate in steady
-// state.
+// state, and looking up a cached set writes no shared memory (attrCache):
+// every shard records its decisions here, on its own core.
 type observer struct {
 	in Instruments
 
-	mu      sync.RWMutex
-	decided map[decidedKey]addOpts
+	decided attrCache[decidedKey]
 
 	keep, drop                  addOpts
 	early                       map[string]addOpts
 	refusedFull, refusedInvalid addOpts
 	lateKeep, lateDrop          addOpts
-	rescued                     map[string]addOpts // by policy, under mu
+	rescued                     attrCache[string] // by policy
 	routes                      routeAttrs
 }
 
@@ -84,13 +85,11 @@ func decisionAttr(keep bool) addOpts {
 func NewObserver(in Instruments) tracebuf.Observer {
 	o := &observer{
 		in:             in,
-		decided:        map[decidedKey]addOpts{},
 		keep:           decisionAttr(true),
 		drop:           decisionAttr(false),
 		refusedFull:    withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedQueueFull))),
 		refusedInvalid: withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedInvalid))),
 		early:          map[string]addOpts{},
-		rescued:        map[string]addOpts{},
 	}
 	o.lateKeep, o.lateDrop = o.keep, o.drop
 	for _, r := range []string{tracebuf.ReasonMaxSpans, tracebuf.ReasonMaxBytes, tracebuf.ReasonMemory, tracebuf.ReasonShutdown, tracebuf.ReasonArrival} {
@@ -100,7 +99,7 @@ func NewObserver(in Instruments) tracebuf.Observer {
 }
 
 func (o *observer) decidedAttrs(policy string, keep bool) addOpts {
-	return cachedAttrs(&o.mu, o.decided, decidedKey{policy, keep}, func() attribute.Set {
+	return o.decided.get(decidedKey{policy, keep}, func() attribute.Set {
 		d := "drop"
 		if keep {
 			d = "keep"
@@ -109,19 +108,42 @@ func (o *observer) decidedAttrs(policy string, keep bool) addOpts {
 	})
 }
 
-// cachedAttrs returns m's attribute options for k, building them with set
-// the first time; mu guards m.
-func cachedAttrs[K comparable](mu *sync.RWMutex, m map[K]addOpts, k K, set func() attribute.Set) addOpts {
-	mu.RLock()
-	a, ok := m[k]
-	mu.RUnlock()
-	if ok {
-		return a
+// attrCache holds attribute options by key, built the first time a key is
+// asked for. A lookup only reads: the map is replaced, never changed, when
+// a key is added (a few times per policy in a process's life), so that the
+// shards that look up concurrently do not write a shared cache line at every
+// decision, as a read lock's reader count did (sync.RWMutex.RLock is an
+// atomic add).
+type attrCache[K comparable] struct {
+	m  atomic.Pointer[map[K]addOpts]
+	mu sync.Mutex // serialises the writers
+}
+
+// get returns k's options, building them with set the first time.
+func (c *attrCache[K]) get(k K, set func() attribute.Set) addOpts {
+	if m := c.m.Load(); m != nil {
+		if a, ok := (*m)[k]; ok {
+			return a
+		}
 	}
-	a = withSet(set())
-	mu.Lock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if a, ok := (*old)[k]; ok {
+			return a
+		}
+	}
+	m := make(map[K]addOpts, 1)
+	if old != nil {
+		m = make(map[K]addOpts, len(*old)+1)
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	a := withSet(set())
 	m[k] = a
-	mu.Unlock()
+	c.m.Store(&m)
 	return a
 }
 
@@ -191,7 +213,7 @@ func (o *observer) Mapped(bytes int64) {
 }
 
 func (o *observer) Rescued(policy string) {
-	a := cachedAttrs(&o.mu, o.rescued, policy, func() attribute.Set {
+	a := o.rescued.get(policy, func() attribute.Set {
 		return attribute.NewSet(attribute.String("policy", policy))
 	})
 	o.in.TracesRescued.Add(context.Background(), 1, a...)

@@ -1,10 +1,13 @@
 package selfmetrics
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
@@ -13,7 +16,7 @@ import (
 
 // noopInstruments are Instruments on a no-op meter: what is left to
 // allocate is the observer's own doing.
-func noopInstruments(t *testing.T) Instruments {
+func noopInstruments(t testing.TB) Instruments {
 	m := noop.NewMeterProvider().Meter("test")
 	c := func(name string) metric.Int64Counter {
 		x, err := m.Int64Counter(name)
@@ -55,4 +58,46 @@ func TestObserverDoesNotAllocate(t *testing.T) {
 		o.Rescued("errors")
 	})
 	require.Zero(t, allocs)
+}
+
+// TestAttrCacheBuildsOnce: concurrent lookups of the same keys build each
+// key's options once, and every caller gets the cached ones.
+func TestAttrCacheBuildsOnce(t *testing.T) {
+	var c attrCache[string]
+	var built sync.Map // key -> builds
+	keys := []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := keys[(g+i)%len(keys)]
+				a := c.get(k, func() attribute.Set {
+					n, _ := built.LoadOrStore(k, new(atomic.Int32))
+					n.(*atomic.Int32).Add(1)
+					return attribute.NewSet(attribute.String("k", k))
+				})
+				require.Len(t, a, 1)
+			}
+		})
+	}
+	wg.Wait()
+	for _, k := range keys {
+		n, ok := built.Load(k)
+		require.True(t, ok, k)
+		require.EqualValues(t, 1, n.(*atomic.Int32).Load(), k)
+		first := c.get(k, func() attribute.Set { t.Fatalf("%s built again", k); return attribute.Set{} })
+		require.Equal(t, first, c.get(k, nil))
+	}
+}
+
+// BenchmarkObserverDecided records decisions from GOMAXPROCS goroutines, as
+// the shards do: run with -cpu 1,2, the 2-core ns/op shows what the shards'
+// cores pay for the cache lines they share here.
+func BenchmarkObserverDecided(b *testing.B) {
+	o := NewObserver(noopInstruments(b))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o.Decided("errors", false, 16, "quiet", time.Second, time.Millisecond)
+		}
+	})
 }
