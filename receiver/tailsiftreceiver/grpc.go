@@ -22,6 +22,10 @@ const (
 type rawMessage struct {
 	b    []byte
 	free func()
+	// srv is the server a received request is for: exportHandler sets it,
+	// so that handleExport, which interceptors call, needs no closure (one
+	// allocation less per call).
+	srv exporter
 }
 
 // rawCodec is the gRPC codec of the receiver's server. It is forced on the
@@ -95,23 +99,26 @@ var traceServiceDesc = grpc.ServiceDesc{
 
 // exportHandler is what protoc-gen-go-grpc would generate, on rawMessage.
 func exportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(rawMessage)
+	in := &rawMessage{srv: srv.(exporter)}
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	handle := func(ctx context.Context, req any) (any, error) {
-		m := req.(*rawMessage)
-		out, err := srv.(exporter).exportGRPC(ctx, m.b, m.free)
-		if err != nil {
-			return nil, err
-		}
-		if len(out) == 0 {
-			return emptyResponse, nil
-		}
-		return &rawMessage{b: out}, nil
-	}
 	if interceptor == nil {
-		return handle(ctx, in)
+		return handleExport(ctx, in)
 	}
-	return interceptor(ctx, in, srv.(exporter).unaryInfo(), handle)
+	return interceptor(ctx, in, in.srv.unaryInfo(), handleExport)
+}
+
+// handleExport is the Export call's grpc.UnaryHandler: req is the
+// *rawMessage exportHandler decoded.
+func handleExport(ctx context.Context, req any) (any, error) {
+	m := req.(*rawMessage)
+	out, err := m.srv.exportGRPC(ctx, m.b, m.free)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return emptyResponse, nil
+	}
+	return &rawMessage{b: out}, nil
 }
