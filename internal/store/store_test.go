@@ -463,3 +463,63 @@ func TestBlockRequestUnchecked(t *testing.T) {
 	_, err = ParseRecords(rec, func(*Record) error { return nil })
 	require.ErrorContains(t, err, "checksum mismatch")
 }
+
+// TestRecordsBehindACopiedRequest: a request AppendSpans copied heads a
+// block, and the block's other records (its decisions, another copied
+// request, an owned one, a delivery) are written behind it in the copy's
+// buffer (writeBatch); every record reads back after a reopen.
+func TestRecordsBehindACopiedRequest(t *testing.T) {
+	for _, comp := range []string{CompressionS2, CompressionZstd} {
+		dir := t.TempDir()
+		s := openStore(t, dir, func(o *Options) { o.Compression = comp })
+		// The first block's write waits, so that the rest queue behind it
+		// and make one block.
+		entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
+		s.w.writeFile = func(f *os.File, b []byte) (int, error) {
+			if writes++; writes == 1 {
+				close(entered)
+				<-gate
+			}
+			return f.Write(b)
+		}
+		first, firstIDs := request(t, []int{0}, 2, 16)
+		require.True(t, s.AppendSpans(firstIDs, first))
+		<-entered
+		head, headIDs := request(t, []int{1, 2}, 2, 16)
+		require.True(t, s.AppendSpans(headIDs, head))
+		require.True(t, s.AppendDecisions(headIDs[:1], []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}))
+		other, otherIDs := request(t, []int{3}, 3, 16)
+		require.True(t, s.AppendSpans(otherIDs, other))
+		owned, ownedIDs := request(t, []int{4}, 1, 16)
+		require.True(t, s.AppendSpansOwned(ownedIDs, owned))
+		require.True(t, s.AppendDelivered(headIDs[:1]))
+		require.True(t, s.AppendDecision(headIDs[1], Decision{Policy: "baseline", Reason: "quiet"}))
+		close(gate)
+		require.NoError(t, s.Close())
+		assert.Equal(t, 2, writes, "the queued records in one block")
+
+		s = openStore(t, dir, func(o *Options) { o.Compression = comp })
+		assert.Zero(t, s.Stats().CorruptSegments.Load())
+		rec := s.Claim()
+		assert.ElementsMatch(t, [][16]byte{traceID(0), traceID(3), traceID(4)}, rec.Undecided)
+		require.Len(t, rec.Decided, 2)
+		for _, d := range rec.Decided {
+			switch d.ID {
+			case traceID(1):
+				assert.True(t, d.Decision.Keep)
+				assert.True(t, d.Delivered)
+			case traceID(2):
+				assert.Equal(t, Decision{Policy: "baseline", Reason: "quiet"}, d.Decision)
+				assert.False(t, d.Delivered)
+			default:
+				t.Errorf("decided %x", d.ID)
+			}
+		}
+		for n, want := range map[int]int{0: 2, 1: 2, 2: 2, 3: 3, 4: 1} {
+			tr, err := s.Trace(traceID(n))
+			require.NoError(t, err, "trace %d", n)
+			assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
+		}
+		require.NoError(t, s.Close())
+	}
+}

@@ -99,6 +99,11 @@ func (s *Store) writeBatch(first item) {
 		return
 	}
 	raw, maxTime := w.raw[:0], int64(0)
+	// A request AppendSpans copied (framed) heads the block: the block's
+	// other records go after it, in its buffer, so that it is not copied a
+	// second time. (Its decisions, queued by the same Ingest call, follow
+	// it in nearly every block.)
+	head := w.items[0].framed
 	for i := range w.items {
 		it := &w.items[i]
 		if it.sync != nil {
@@ -109,9 +114,7 @@ func (s *Store) writeBatch(first item) {
 		switch it.kind {
 		case KindSpans:
 			switch {
-			case it.framed && len(w.items) == 1:
-				// Alone in its block (a low request rate): compressed
-				// from AppendSpans' copy, not copied again.
+			case it.framed && i == 0:
 				sealFrame(it.req, w.seq)
 				raw = it.req
 			case it.framed:
@@ -146,7 +149,9 @@ func (s *Store) writeBatch(first item) {
 	if len(raw) > 0 {
 		s.appendBlock(raw, maxTime)
 	}
-	if len(w.items) != 1 || !w.items[0].framed {
+	if head {
+		w.items[0].req = raw // grown, maybe: the pool keeps the larger buffer
+	} else {
 		w.raw = raw // not an item's copy
 	}
 	for i := range w.items {
