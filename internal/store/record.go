@@ -125,9 +125,9 @@ func appendSpansFrame(dst []byte, t int64, req []byte) []byte {
 
 // blockTail is the room appendSpansFrame leaves after a request for the
 // small records the writer puts behind it in its block (writeBatch: the
-// decisions the same Ingest call took, about 20 B each), so that the
-// request's copy need not be copied again to grow.
-const blockTail = 4 << 10
+// decisions the same Ingest call took, about 20 B each and at most 80 B
+// each by item.size), so that the request need not be copied again.
+const blockTail = 16 << 10
 
 // sealFrame sets the sequence of a record framed by appendSpansFrame and
 // makes it a kind 6 record: one that goes into a block, whose CRC covers it.

@@ -467,9 +467,14 @@ func TestBlockRequestUnchecked(t *testing.T) {
 // TestRecordsBehindACopiedRequest: a request AppendSpans copied heads a
 // block, and the block's other records (its decisions, another copied
 // request, an owned one, a delivery) are written behind it in the copy's
-// buffer (writeBatch); every record reads back after a reopen.
+// buffer (writeBatch), or, when they do not fit there (a large request
+// among them), in the writer's own; every record reads back after a reopen.
 func TestRecordsBehindACopiedRequest(t *testing.T) {
-	for _, comp := range []string{CompressionS2, CompressionZstd} {
+	for _, tc := range []struct {
+		comp     string
+		bigSpans int // spans of 1 KiB in the block's last request
+	}{{CompressionS2, 1}, {CompressionZstd, 1}, {CompressionS2, 40}, {CompressionZstd, 40}} {
+		comp := tc.comp
 		dir := t.TempDir()
 		s := openStore(t, dir, func(o *Options) { o.Compression = comp })
 		// The first block's write waits, so that the rest queue behind it
@@ -494,6 +499,9 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		require.True(t, s.AppendSpansOwned(ownedIDs, owned))
 		require.True(t, s.AppendDelivered(headIDs[:1]))
 		require.True(t, s.AppendDecision(headIDs[1], Decision{Policy: "baseline", Reason: "quiet"}))
+		last, lastIDs := request(t, []int{5}, tc.bigSpans, 1024)
+		require.True(t, s.AppendSpans(lastIDs, last))
+		assert.Equal(t, tc.bigSpans == 1, len(last) < blockTail/2, "fits behind the head or not")
 		close(gate)
 		require.NoError(t, s.Close())
 		assert.Equal(t, 2, writes, "the queued records in one block")
@@ -501,7 +509,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		s = openStore(t, dir, func(o *Options) { o.Compression = comp })
 		assert.Zero(t, s.Stats().CorruptSegments.Load())
 		rec := s.Claim()
-		assert.ElementsMatch(t, [][16]byte{traceID(0), traceID(3), traceID(4)}, rec.Undecided)
+		assert.ElementsMatch(t, [][16]byte{traceID(0), traceID(3), traceID(4), traceID(5)}, rec.Undecided)
 		require.Len(t, rec.Decided, 2)
 		for _, d := range rec.Decided {
 			switch d.ID {
@@ -515,7 +523,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 				t.Errorf("decided %x", d.ID)
 			}
 		}
-		for n, want := range map[int]int{0: 2, 1: 2, 2: 2, 3: 3, 4: 1} {
+		for n, want := range map[int]int{0: 2, 1: 2, 2: 2, 3: 3, 4: 1, 5: tc.bigSpans} {
 			tr, err := s.Trace(traceID(n))
 			require.NoError(t, err, "trace %d", n)
 			assert.Equal(t, want, spansOf(t, tr), "trace %d", n)

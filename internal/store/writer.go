@@ -99,11 +99,12 @@ func (s *Store) writeBatch(first item) {
 		return
 	}
 	raw, maxTime := w.raw[:0], int64(0)
-	// A request AppendSpans copied (framed) heads the block: the block's
-	// other records go after it, in its buffer, so that it is not copied a
-	// second time. (Its decisions, queued by the same Ingest call, follow
-	// it in nearly every block.)
-	head := w.items[0].framed
+	// When a request AppendSpans copied (framed) heads the block and the
+	// block's other records fit in the room behind it, they go there, so
+	// that the request is not copied a second time: its decisions, queued
+	// by the same Ingest call, follow it in nearly every block. (Several
+	// requests go into w.raw: growing the copy would copy it anyway.)
+	head := w.items[0].framed && fitsBehind(w.items)
 	for i := range w.items {
 		it := &w.items[i]
 		if it.sync != nil {
@@ -150,7 +151,7 @@ func (s *Store) writeBatch(first item) {
 		s.appendBlock(raw, maxTime)
 	}
 	if head {
-		w.items[0].req = raw // grown, maybe: the pool keeps the larger buffer
+		w.items[0].req = raw // the copy, with the records behind it
 	} else {
 		w.raw = raw // not an item's copy
 	}
@@ -196,6 +197,18 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 	if s.stats.DiskBytes.Load() > s.opts.MaxBytes {
 		s.enforce()
 	}
+}
+
+// fitsBehind reports whether the framed records of items[1:] fit in the
+// room left behind items[0]'s copy (blockTail).
+func fitsBehind(items []item) bool {
+	room := int64(cap(items[0].req) - len(items[0].req))
+	for i := 1; i < len(items) && room >= 0; i++ {
+		if items[i].sync == nil {
+			room -= items[i].size()
+		}
+	}
+	return room >= 0
 }
 
 func countSyncs(items []item) int {
