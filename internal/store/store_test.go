@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -530,4 +531,41 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		}
 		require.NoError(t, s.Close())
 	}
+}
+
+// TestWriterBufferNotACopy: when the records behind a copied request may
+// not fit in the room left behind it (by item.size, an upper bound), the
+// block is built in the writer's own buffer, never in the copy's, which
+// goes back to the pool for the next AppendSpans: the writer keeping it as
+// its buffer would write the next block over a queued request.
+func TestWriterBufferNotACopy(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
+	s.w.writeFile = func(f *os.File, b []byte) (int, error) {
+		if writes++; writes == 1 {
+			close(entered)
+			<-gate
+		}
+		return f.Write(b)
+	}
+	first, firstIDs := request(t, []int{0}, 1, 16)
+	require.True(t, s.AppendSpans(firstIDs, first))
+	<-entered
+	req, ids := request(t, []int{1}, 1, 16)
+	// The copy's buffer: AppendSpans takes it from the pool (the last put
+	// on this goroutine's P).
+	buf := make([]byte, 0, 20<<10) // room for the decisions, not by item.size
+	copies.Put(&buf)
+	require.True(t, s.AppendSpans(ids, req))
+	// 300 decisions: about 6 KB framed, 23 KB by item.size.
+	decIDs, decs := make([][16]byte, 300), make([]Decision, 300)
+	for i := range decIDs {
+		decIDs[i], decs[i] = traceID(100+i), Decision{Policy: "baseline", Reason: "quiet"}
+	}
+	require.True(t, s.AppendDecisions(decIDs, decs))
+	close(gate)
+	require.NoError(t, s.Sync(context.Background()))
+	require.NoError(t, s.Close())
+	assert.NotSame(t, unsafe.SliceData(buf[:1]), unsafe.SliceData(s.w.raw[:1]), "the writer's buffer is the copy's")
 }

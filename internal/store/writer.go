@@ -115,7 +115,7 @@ func (s *Store) writeBatch(first item) {
 		switch it.kind {
 		case KindSpans:
 			switch {
-			case it.framed && i == 0:
+			case head && i == 0:
 				sealFrame(it.req, w.seq)
 				raw = it.req
 			case it.framed:
