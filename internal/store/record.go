@@ -114,7 +114,7 @@ func appendFrame(dst []byte, kind byte, seq uint64, t int64, body ...[]byte) []b
 // as it copies the request, so that the writer need not copy it again.
 func appendSpansFrame(dst []byte, t int64, req []byte) []byte {
 	n := payloadHeader + len(req)
-	dst = slices.Grow(dst, frameHeader+n)
+	dst = slices.Grow(dst, frameHeader+n+blockTail)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	dst = binary.LittleEndian.AppendUint32(dst, 0)
 	dst = append(dst, kindRequest)
@@ -122,6 +122,12 @@ func appendSpansFrame(dst []byte, t int64, req []byte) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t))
 	return append(dst, req...)
 }
+
+// blockTail is the room appendSpansFrame leaves after a request for the
+// small records the writer puts behind it in its block (writeBatch: the
+// decisions the same Ingest call took, about 20 B each and at most 80 B
+// each by item.size), so that the request need not be copied again.
+const blockTail = 16 << 10
 
 // sealFrame sets the sequence of a record framed by appendSpansFrame and
 // makes it a kind 6 record: one that goes into a block, whose CRC covers it.

@@ -24,16 +24,19 @@ import (
 // A block holds what the writer found queued when it woke: with the loop
 // saturating the writer (batch=queued) blocks are large; with batch=request
 // the loop waits for each request to be written, so each block holds one
-// request, as at a low request rate (the worst case for compression).
+// request, as at a low request rate (the worst case for compression);
+// batch=decided is batch=request with a decision on each of the request's
+// traces queued behind it, as the fast path's Ingest call queues the
+// decisions it takes (in one block with the request).
 func BenchmarkAppend(b *testing.B) {
-	for _, batch := range []string{"queued", "request"} {
+	for _, batch := range []string{"queued", "request", "decided"} {
 		for _, comp := range []string{CompressionS2, CompressionZstd} {
-			b.Run("batch="+batch+"/compression="+comp, func(b *testing.B) { benchAppend(b, comp, batch == "request") })
+			b.Run("batch="+batch+"/compression="+comp, func(b *testing.B) { benchAppend(b, comp, batch) })
 		}
 	}
 }
 
-func benchAppend(b *testing.B, comp string, perRequest bool) {
+func benchAppend(b *testing.B, comp, batch string) {
 	w := storetest.Record(b, 20_000, 5*time.Second)
 	s, err := Open(Options{Dir: b.TempDir(), Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp})
 	if err != nil {
@@ -49,7 +52,14 @@ func benchAppend(b *testing.B, comp string, perRequest bool) {
 		for !s.AppendSpans(w.IDs[k], w.Requests[k]) {
 			_ = s.Sync(ctx) // queue full: wait for the writer (never done by ingest)
 		}
-		if perRequest {
+		if batch == "decided" {
+			decs := make([]Decision, len(w.IDs[k]))
+			for j := range decs {
+				decs[j] = Decision{Keep: j%20 == 0, Policy: "baseline", Reason: "quiet"}
+			}
+			s.AppendDecisions(w.IDs[k], decs)
+		}
+		if batch != "queued" {
 			_ = s.Sync(ctx)
 		}
 		spans += w.Spans[k]

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -462,4 +463,109 @@ func TestBlockRequestUnchecked(t *testing.T) {
 	binary.LittleEndian.PutUint32(rec[4:], 1)
 	_, err = ParseRecords(rec, func(*Record) error { return nil })
 	require.ErrorContains(t, err, "checksum mismatch")
+}
+
+// TestRecordsBehindACopiedRequest: a request AppendSpans copied heads a
+// block, and the block's other records (its decisions, another copied
+// request, an owned one, a delivery) are written behind it in the copy's
+// buffer (writeBatch), or, when they do not fit there (a large request
+// among them), in the writer's own; every record reads back after a reopen.
+func TestRecordsBehindACopiedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		comp     string
+		bigSpans int // spans of 1 KiB in the block's last request
+	}{{CompressionS2, 1}, {CompressionZstd, 1}, {CompressionS2, 40}, {CompressionZstd, 40}} {
+		comp := tc.comp
+		dir := t.TempDir()
+		s := openStore(t, dir, func(o *Options) { o.Compression = comp })
+		// The first block's write waits, so that the rest queue behind it
+		// and make one block.
+		entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
+		s.w.writeFile = func(f *os.File, b []byte) (int, error) {
+			if writes++; writes == 1 {
+				close(entered)
+				<-gate
+			}
+			return f.Write(b)
+		}
+		first, firstIDs := request(t, []int{0}, 2, 16)
+		require.True(t, s.AppendSpans(firstIDs, first))
+		<-entered
+		head, headIDs := request(t, []int{1, 2}, 2, 16)
+		require.True(t, s.AppendSpans(headIDs, head))
+		require.True(t, s.AppendDecisions(headIDs[:1], []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}))
+		other, otherIDs := request(t, []int{3}, 3, 16)
+		require.True(t, s.AppendSpans(otherIDs, other))
+		owned, ownedIDs := request(t, []int{4}, 1, 16)
+		require.True(t, s.AppendSpansOwned(ownedIDs, owned))
+		require.True(t, s.AppendDelivered(headIDs[:1]))
+		require.True(t, s.AppendDecision(headIDs[1], Decision{Policy: "baseline", Reason: "quiet"}))
+		last, lastIDs := request(t, []int{5}, tc.bigSpans, 1024)
+		require.True(t, s.AppendSpans(lastIDs, last))
+		assert.Equal(t, tc.bigSpans == 1, len(last) < blockTail/2, "fits behind the head or not")
+		close(gate)
+		require.NoError(t, s.Close())
+		assert.Equal(t, 2, writes, "the queued records in one block")
+
+		s = openStore(t, dir, func(o *Options) { o.Compression = comp })
+		assert.Zero(t, s.Stats().CorruptSegments.Load())
+		rec := s.Claim()
+		assert.ElementsMatch(t, [][16]byte{traceID(0), traceID(3), traceID(4), traceID(5)}, rec.Undecided)
+		require.Len(t, rec.Decided, 2)
+		for _, d := range rec.Decided {
+			switch d.ID {
+			case traceID(1):
+				assert.True(t, d.Decision.Keep)
+				assert.True(t, d.Delivered)
+			case traceID(2):
+				assert.Equal(t, Decision{Policy: "baseline", Reason: "quiet"}, d.Decision)
+				assert.False(t, d.Delivered)
+			default:
+				t.Errorf("decided %x", d.ID)
+			}
+		}
+		for n, want := range map[int]int{0: 2, 1: 2, 2: 2, 3: 3, 4: 1, 5: tc.bigSpans} {
+			tr, err := s.Trace(traceID(n))
+			require.NoError(t, err, "trace %d", n)
+			assert.Equal(t, want, spansOf(t, tr), "trace %d", n)
+		}
+		require.NoError(t, s.Close())
+	}
+}
+
+// TestWriterBufferNotACopy: when the records behind a copied request may
+// not fit in the room left behind it (by item.size, an upper bound), the
+// block is built in the writer's own buffer, never in the copy's, which
+// goes back to the pool for the next AppendSpans: the writer keeping it as
+// its buffer would write the next block over a queued request.
+func TestWriterBufferNotACopy(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
+	s.w.writeFile = func(f *os.File, b []byte) (int, error) {
+		if writes++; writes == 1 {
+			close(entered)
+			<-gate
+		}
+		return f.Write(b)
+	}
+	first, firstIDs := request(t, []int{0}, 1, 16)
+	require.True(t, s.AppendSpans(firstIDs, first))
+	<-entered
+	req, ids := request(t, []int{1}, 1, 16)
+	// The copy's buffer: AppendSpans takes it from the pool (the last put
+	// on this goroutine's P).
+	buf := make([]byte, 0, 20<<10) // room for the decisions, not by item.size
+	copies.Put(&buf)
+	require.True(t, s.AppendSpans(ids, req))
+	// 300 decisions: about 6 KB framed, 23 KB by item.size.
+	decIDs, decs := make([][16]byte, 300), make([]Decision, 300)
+	for i := range decIDs {
+		decIDs[i], decs[i] = traceID(100+i), Decision{Policy: "baseline", Reason: "quiet"}
+	}
+	require.True(t, s.AppendDecisions(decIDs, decs))
+	close(gate)
+	require.NoError(t, s.Sync(context.Background()))
+	require.NoError(t, s.Close())
+	assert.NotSame(t, unsafe.SliceData(buf[:1]), unsafe.SliceData(s.w.raw[:1]), "the writer's buffer is the copy's")
 }

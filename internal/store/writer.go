@@ -99,6 +99,12 @@ func (s *Store) writeBatch(first item) {
 		return
 	}
 	raw, maxTime := w.raw[:0], int64(0)
+	// When a request AppendSpans copied (framed) heads the block and the
+	// block's other records fit in the room behind it, they go there, so
+	// that the request is not copied a second time: its decisions, queued
+	// by the same Ingest call, follow it in nearly every block. (Several
+	// requests go into w.raw: growing the copy would copy it anyway.)
+	head := w.items[0].framed && fitsBehind(w.items)
 	for i := range w.items {
 		it := &w.items[i]
 		if it.sync != nil {
@@ -109,9 +115,7 @@ func (s *Store) writeBatch(first item) {
 		switch it.kind {
 		case KindSpans:
 			switch {
-			case it.framed && len(w.items) == 1:
-				// Alone in its block (a low request rate): compressed
-				// from AppendSpans' copy, not copied again.
+			case head && i == 0:
 				sealFrame(it.req, w.seq)
 				raw = it.req
 			case it.framed:
@@ -146,7 +150,9 @@ func (s *Store) writeBatch(first item) {
 	if len(raw) > 0 {
 		s.appendBlock(raw, maxTime)
 	}
-	if len(w.items) != 1 || !w.items[0].framed {
+	if head {
+		w.items[0].req = raw // the copy, with the records behind it
+	} else {
 		w.raw = raw // not an item's copy
 	}
 	for i := range w.items {
@@ -191,6 +197,18 @@ func (s *Store) appendBlock(raw []byte, maxTime int64) {
 	if s.stats.DiskBytes.Load() > s.opts.MaxBytes {
 		s.enforce()
 	}
+}
+
+// fitsBehind reports whether the framed records of items[1:] fit in the
+// room left behind items[0]'s copy (blockTail).
+func fitsBehind(items []item) bool {
+	room := int64(cap(items[0].req) - len(items[0].req))
+	for i := 1; i < len(items) && room >= 0; i++ {
+		if items[i].sync == nil {
+			room -= items[i].size()
+		}
+	}
+	return room >= 0
 }
 
 func countSyncs(items []item) int {

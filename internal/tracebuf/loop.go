@@ -11,7 +11,7 @@ import (
 // Ingest call that finds the lock free (tryIngest): the call then takes its
 // spans in itself, with the request's bytes still in its cache, and no
 // goroutine is woken for it. The goroutine keeps what may block or wait:
-// the output to the next consumer, the store, compaction, the timer's
+// the output to the next consumer, compaction, the timer's
 // wake-ups and the messages other than requests.
 
 // handOn gives each shard of req its spans: a shard no other goroutine
@@ -187,8 +187,8 @@ func (s *shard) wakeUp(c chan struct{}) {
 // idle goroutine is not woken for each request. What may block or take
 // long is left to the goroutine, woken through kick: handing on the output
 // batch (the next consumer may block or be retried for seconds, and the
-// Ingest call's client must not wait for it), the store's records,
-// compaction, and the messages other than requests.
+// Ingest call's client must not wait for it), compaction, and the messages
+// other than requests. The store's records are queued here (never blocks).
 func (s *shard) tryIngest(req *request, idx []int32) bool {
 	if !s.mu.TryLock() {
 		return false
@@ -207,10 +207,16 @@ func (s *shard) tryIngest(req *request, idx []int32) bool {
 		s.report()
 		s.due.report(s.deps.observer, now, false)
 	}
+	// The decisions taken here go to the store now: handing them on never
+	// blocks (Store.enqueue), and the writer, woken for this request's
+	// spans, takes them in the same block. Left to the goroutine, they
+	// cost a wake-up of it and a block of their own for nearly every
+	// request, with the store on only.
+	s.flushStore()
 	s.inline = false
 	o := &s.out
 	wake := o.since >= 0 && (o.due() || s.now() >= s.outFlushAt()) ||
-		s.usage.arena.due() || s.storePending()
+		s.usage.arena.due()
 	s.mu.Unlock()
 	if !ok {
 		s.wakeUp(s.notify) // for the head
@@ -236,13 +242,6 @@ func (s *shard) drainRequests(ctx context.Context) bool {
 		s.ingest(ctx, m.req, m.spans)
 	}
 	return !s.hasHead
-}
-
-// storePending reports whether the shard has decisions for the store that
-// flushStore has not handed on.
-func (s *shard) storePending() bool {
-	h := s.deps.store
-	return h != nil && len(h.pending[s.id].ids) > 0
 }
 
 // outFlushAt is when the output batch is handed on, or math.MaxInt64 when
