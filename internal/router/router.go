@@ -198,6 +198,14 @@ func (r *Router) Forward(ctx context.Context, buf []byte) (spans int, err error)
 	return r.routeNew(ctx, buf, r.cfg.Prefix)
 }
 
+// MayWait reports whether Forward and Route may wait, for room in a
+// member's queue (block_on_overflow, wait_for_result) or, without a queue,
+// for the send itself: only then does their context's deadline matter.
+func (r *Router) MayWait() bool {
+	q := r.cfg.Queue.Get()
+	return !r.cfg.Queue.HasValue() || q.BlockOnOverflow || q.WaitForResult
+}
+
 func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (int, error) {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
