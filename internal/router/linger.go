@@ -133,6 +133,9 @@ func (m *member) queue(ctx context.Context, req *request) error {
 // and arms the router's timer for the oldest batch left. A batch its queue
 // refuses stays, for the next try.
 func (r *Router) flushDue(ctx context.Context, st *state, old time.Duration) {
+	r.flushMu.Lock()
+	gen := r.flushGen
+	r.flushMu.Unlock()
 	now := time.Now()
 	var next time.Time
 	for _, m := range st.members {
@@ -140,15 +143,32 @@ func (r *Router) flushDue(ctx context.Context, st *state, old time.Duration) {
 			next = t
 		}
 	}
+	r.settleFlush(gen, next)
+}
+
+// settleFlush sets the router's timer for the oldest batch, begun at next
+// (zero: none), as a scan that started at arming generation gen found it.
+// When a batch began during the scan (the generation moved on), its arming
+// stands: the timer is only brought forward, never stopped or put off.
+func (r *Router) settleFlush(gen uint64, next time.Time) {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	at := time.Time{}
+	if !next.IsZero() {
+		at = next.Add(r.batch.linger)
+	}
 	switch {
-	case next.IsZero():
+	case r.flushGen != gen:
+		if !at.IsZero() && (r.flushAt.IsZero() || at.Before(r.flushAt)) {
+			r.flushAt = at
+			r.flushTimer.Reset(max(time.Until(at), 0))
+		}
+	case at.IsZero():
 		r.flushTimer.Stop()
 		r.flushAt = time.Time{}
-	case r.flushAt.IsZero() || !r.flushAt.Equal(next.Add(r.batch.linger)):
-		r.flushAt = next.Add(r.batch.linger)
-		r.flushTimer.Reset(max(time.Until(r.flushAt), 0))
+	case !r.flushAt.Equal(at):
+		r.flushAt = at
+		r.flushTimer.Reset(max(time.Until(at), 0))
 	}
 }
 
@@ -185,6 +205,7 @@ func (m *member) flushIfOlder(ctx context.Context, now time.Time, old time.Durat
 func (r *Router) armFlush(at time.Time) {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	r.flushGen++
 	if r.flushAt.IsZero() || at.Before(r.flushAt) {
 		r.flushAt = at
 		r.flushTimer.Reset(max(time.Until(at), 0))

@@ -189,3 +189,22 @@ func TestBatchNotGrownWhileRefused(t *testing.T) {
 	require.Eventually(t, func() bool { return gw.Count() == len(sent) }, 10*time.Second, 5*time.Millisecond)
 	requireDeliveredOnce(t, gw, sent)
 }
+
+// TestFlushTimerKeptForABatchBegunDuringAScan: a batch that begins while
+// flushDue scans the members (which found none pending) keeps the timer
+// its beginning armed; stopping it would leave the batch until the next
+// request, however long that takes.
+func TestFlushTimerKeptForABatchBegunDuringAScan(t *testing.T) {
+	_, addrs := routertest.StartGateways(t, "127.0.0.85")
+	r := newRouterWith(t, addrs, batching(time.Hour, 1<<30))
+	r.flushMu.Lock()
+	gen := r.flushGen
+	r.flushMu.Unlock()
+	// The scan found nothing; then a request begins a batch.
+	begun := time.Now()
+	r.armFlush(begun.Add(time.Hour))
+	r.settleFlush(gen, time.Time{})
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	assert.Equal(t, begun.Add(time.Hour), r.flushAt, "the timer was stopped with a batch pending")
+}

@@ -97,6 +97,7 @@ type Router struct {
 	flushMu    sync.Mutex
 	flushTimer *time.Timer // flushes what requests left; stopped when nothing is pending
 	flushAt    time.Time   // when flushTimer fires, zero when stopped; guarded by flushMu
+	flushGen   uint64      // counts armFlush calls; guarded by flushMu
 }
 
 // New returns a router. set names it (each member's exporterhelper reports
