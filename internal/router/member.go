@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -55,6 +54,7 @@ type member struct {
 	// queue that is shut down still accepts requests, which nobody sends.
 	closing sync.RWMutex
 	closed  bool // guarded by closing
+	pend    pending
 	stop    chan struct{}
 	probes  sync.WaitGroup
 }
@@ -86,7 +86,7 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, convert, m.push,
 		exporterhelper.WithTimeout(r.cfg.Timeout),
 		exporterhelper.WithRetry(r.cfg.Retry),
-		xexporterhelper.WithQueueBatch(r.cfg.Queue, qs),
+		xexporterhelper.WithQueueBatch(r.queue, qs),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 	)
 	if err == nil {
@@ -115,7 +115,7 @@ func (m *member) enqueue(ctx context.Context, r *request) error {
 	if m.closed {
 		return errMemberClosed
 	}
-	return m.helper.ConsumeTraces(context.WithValue(ctx, routedKey{}, r), ptrace.NewTraces())
+	return m.queue(ctx, r)
 }
 
 // push is the member's RequestConsumeFunc: send, fail over when the member is
@@ -298,6 +298,7 @@ func (m *member) shutdown(ctx context.Context) error {
 	}
 	m.closed = true
 	m.closing.Unlock()
+	m.drainPending(ctx)
 	err := m.helper.Shutdown(ctx)
 	close(m.stop)
 	m.probes.Wait()

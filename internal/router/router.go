@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
@@ -86,12 +87,29 @@ type Router struct {
 	closed    bool           // guarded by changeMu
 	retiring  sync.WaitGroup // shutdowns of members no longer in the set
 	splitters sync.Pool
+
+	// batch is the router's own batching of each member's parts
+	// (linger.go), nil when the members' queues batch, or do not.
+	batch *lingerConfig
+	// queue is the members' sending queue: cfg.Queue, without its batch
+	// when the router batches.
+	queue      configoptional.Optional[exporterhelper.QueueBatchConfig]
+	flushMu    sync.Mutex
+	flushTimer *time.Timer // flushes what requests left; stopped when nothing is pending
+	flushAt    time.Time   // when flushTimer fires, zero when stopped; guarded by flushMu
+	flushGen   uint64      // counts armFlush calls; guarded by flushMu
 }
 
 // New returns a router. set names it (each member's exporterhelper reports
 // as set.ID with the member's address appended) and carries its telemetry.
 func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
-	return &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}}
+	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}}
+	r.batch, r.queue = routerBatching(cfg.Queue)
+	if r.batch != nil {
+		r.flushTimer = time.AfterFunc(time.Hour, r.onFlushTimer)
+		r.flushTimer.Stop()
+	}
+	return r
 }
 
 // Start records the host, whose extensions the members' connections use.
@@ -181,6 +199,14 @@ func (r *Router) Forward(ctx context.Context, buf []byte) (spans int, err error)
 	return r.routeNew(ctx, buf, r.cfg.Prefix)
 }
 
+// MayWait reports whether Forward and Route may wait, for room in a
+// member's queue (block_on_overflow, wait_for_result) or, without a queue,
+// for the send itself: only then does their context's deadline matter.
+func (r *Router) MayWait() bool {
+	q := r.cfg.Queue.Get()
+	return !r.cfg.Queue.HasValue() || q.BlockOnOverflow || q.WaitForResult
+}
+
 func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (int, error) {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
@@ -239,7 +265,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			errs = append(errs, fmt.Errorf("member %s did not start", m.addr))
 			continue
 		}
-		if err := m.enqueue(ctx, &request{bufs: [][]byte{p.data}, spans: p.spans, pooled: true}); err != nil {
+		if err := m.add(ctx, &request{bufs: [][]byte{p.data}, spans: p.spans, pooled: true}); err != nil {
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
@@ -253,6 +279,11 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 		}
 		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
 	}
+	if r.batch != nil {
+		// The batches that are about due leave in this wake-up rather
+		// than in the timer's.
+		r.flushDue(ctx, st, r.batch.due())
+	}
 	return spans, errors.Join(errs...)
 }
 
@@ -262,6 +293,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	r.changeMu.Lock()
 	r.closed = true
 	r.changeMu.Unlock()
+	if r.flushTimer != nil {
+		// Each member's shutdown queues its batch.
+		r.flushTimer.Stop()
+	}
 	var err error
 	if st := r.state.Load(); st != nil {
 		var wg sync.WaitGroup

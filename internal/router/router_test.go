@@ -131,3 +131,26 @@ func TestHoldDown(t *testing.T) {
 		})
 	}
 }
+
+func TestMayWait(t *testing.T) {
+	blocking := exporterhelper.NewDefaultQueueConfig()
+	blocking.BlockOnOverflow = true
+	waiting := exporterhelper.NewDefaultQueueConfig()
+	waiting.WaitForResult = true
+	tests := []struct {
+		name  string
+		queue configoptional.Optional[exporterhelper.QueueBatchConfig]
+		want  bool
+	}{
+		{name: "refuses when full", queue: configoptional.Some(exporterhelper.NewDefaultQueueConfig())},
+		{name: "block on overflow", queue: configoptional.Some(blocking), want: true},
+		{name: "wait for result", queue: configoptional.Some(waiting), want: true},
+		{name: "no queue: sends in the call", queue: configoptional.None[exporterhelper.QueueBatchConfig](), want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(exportertest.NewNopSettings(component.MustNewType("tailsift")), Settings{Queue: tt.queue}, new(counts))
+			assert.Equal(t, tt.want, r.MayWait())
+		})
+	}
+}

@@ -89,13 +89,19 @@ func (r *tailsiftReceiver) startRoute() error {
 // would) and gateways not known yet are retryable refusals.
 func (r *tailsiftReceiver) forward(ctx context.Context, obs *receiverhelper.ObsReport, format string, req []byte, free func()) outcome {
 	ctx = obs.StartTracesOp(ctx)
-	wait := time.Duration(r.queueWait.Load())
-	if d, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(d)/2)
+	fctx, cancel := ctx, context.CancelFunc(nil)
+	if r.router.MayWait() {
+		// Bound the wait; a queue that refuses when full needs no timer.
+		wait := time.Duration(r.queueWait.Load())
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d)/2)
+		}
+		fctx, cancel = context.WithTimeout(ctx, max(wait, time.Nanosecond))
 	}
-	fctx, cancel := context.WithTimeout(ctx, max(wait, time.Nanosecond))
 	spans, err := r.router.Forward(fctx, req)
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	if free != nil {
 		free()
 	}

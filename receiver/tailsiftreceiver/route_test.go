@@ -267,11 +267,12 @@ func TestRouteModeRefusals(t *testing.T) {
 	resp, _ := a.httpExport([]byte{0x0a, 0x05, 0x01}, pbContentType)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 
-	// The gateway holds the first request, the queue the second: a later
-	// one is refused.
+	// The gateway holds the first batch, the queue the second: a later
+	// request is refused (once the router's batching has offered the queue
+	// those two batches, one linger each).
 	var w routertest.Workload
 	var refused error
-	for range 5 {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if _, refused = a.grpcExport(t.Context(), marshal(t, w.Batch(2, 2))); refused != nil {
 			break
 		}

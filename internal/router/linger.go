@@ -1,0 +1,244 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+)
+
+// The router batches each member's parts itself, in the routing goroutine,
+// when the sending queue asks for batching in memory (sending_queue::batch
+// set, no storage, no wait_for_result): the member's queue then gets one
+// request per batch instead of one per routed request. exporterhelper's
+// batcher sits behind the queue: each part handed to it woke the queue's
+// consumer, and each batch was flushed by its own timer, in its own
+// wake-up, apart from the requests' (the route agent's CPU is mostly such
+// wake-ups, not spans). Here a batch is flushed by the request that fills
+// it or that arrives in the last quarter of its linger, so under steady
+// load the flushes ride on the requests' wake-ups; one timer per router
+// flushes what is left when requests stop.
+
+// lingerConfig is the router's batching, from sending_queue::batch.
+type lingerConfig struct {
+	linger   time.Duration
+	min, max int // spans; max 0 is no limit
+}
+
+// due is the age from which a batch goes out with the next request.
+func (c *lingerConfig) due() time.Duration { return c.linger - c.linger/4 }
+
+// routerBatching returns the router's batching for q, and the queue
+// configuration its members' exporterhelper gets: q without its batch when
+// the router batches, q as it is otherwise (no queue, a persistent one,
+// wait_for_result, or a sizer other than items).
+func routerBatching(q configoptional.Optional[exporterhelper.QueueBatchConfig]) (*lingerConfig, configoptional.Optional[exporterhelper.QueueBatchConfig]) {
+	if !q.HasValue() {
+		return nil, q
+	}
+	qc := *q.Get()
+	if !qc.Batch.HasValue() || qc.StorageID != nil || qc.WaitForResult {
+		return nil, q
+	}
+	b := qc.Batch.Get()
+	if b.Sizer != exporterhelper.RequestSizerTypeItems || b.FlushTimeout <= 0 {
+		return nil, q
+	}
+	lc := &lingerConfig{linger: b.FlushTimeout, min: int(b.MinSize), max: int(b.MaxSize)}
+	qc.Batch = configoptional.None[exporterhelper.BatchConfig]()
+	return lc, configoptional.Some(qc)
+}
+
+// pending is a member's batch that has not gone to its queue yet.
+type pending struct {
+	mu    sync.Mutex
+	req   *request // nil when empty
+	since time.Time
+	// refused: the queue refused req when it was last offered. Nothing is
+	// added until it takes req, so that what waits here stays bounded
+	// while the queue is full.
+	refused bool
+}
+
+// add puts req in m's batch, and hands the batch to m's queue when it
+// holds the minimum size. It fails when the queue refuses; req is then not
+// in the batch (the spans batched before it stay there, for a later flush),
+// and later requests are refused too until the queue takes the batch.
+func (m *member) add(ctx context.Context, req *request) error {
+	lc := m.r.batch
+	if lc == nil {
+		return m.enqueue(ctx, req)
+	}
+	m.closing.RLock()
+	defer m.closing.RUnlock()
+	if m.closed {
+		return errMemberClosed
+	}
+	if lc.max > 0 && req.spans > lc.max {
+		// Larger than a batch may be: in batches of its own.
+		reqs, err := req.split(lc.max)
+		if err != nil {
+			return err
+		}
+		for _, r := range reqs {
+			if err := m.queue(ctx, r.(*request)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	p := &m.pend
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.req != nil && (p.refused || lc.max > 0 && p.req.spans+req.spans > lc.max) {
+		if err := m.queue(ctx, p.req); err != nil {
+			p.refused = true
+			return err
+		}
+		p.req, p.refused = nil, false
+	}
+	if p.req == nil {
+		if req.spans >= lc.min {
+			return m.queue(ctx, req)
+		}
+		p.req, p.since = req, time.Now()
+		m.r.armFlush(p.since.Add(lc.linger))
+		return nil
+	}
+	pieces, spans, pooled := len(p.req.bufs), p.req.spans, p.req.pooled
+	p.req.merge(req)
+	if p.req.spans < lc.min {
+		return nil
+	}
+	if err := m.queue(ctx, p.req); err != nil {
+		// Refuse req only: the caller retries it.
+		p.req.bufs, p.req.spans, p.req.pooled = p.req.bufs[:pieces], spans, pooled
+		p.refused = true
+		return err
+	}
+	p.req = nil
+	return nil
+}
+
+// queue hands req to m's sending queue.
+func (m *member) queue(ctx context.Context, req *request) error {
+	return m.helper.ConsumeTraces(context.WithValue(ctx, routedKey{}, req), ptrace.NewTraces())
+}
+
+// flushDue hands each member's batch that is at least old to its queue,
+// and arms the router's timer for the oldest batch left. A batch its queue
+// refuses stays, for the next try.
+func (r *Router) flushDue(ctx context.Context, st *state, old time.Duration) {
+	r.flushMu.Lock()
+	gen := r.flushGen
+	r.flushMu.Unlock()
+	now := time.Now()
+	var next time.Time
+	for _, m := range st.members {
+		if t := m.flushIfOlder(ctx, now, old); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	r.settleFlush(gen, next)
+}
+
+// settleFlush sets the router's timer for the oldest batch, begun at next
+// (zero: none), as a scan that started at arming generation gen found it.
+// When a batch began during the scan (the generation moved on), its arming
+// stands: the timer is only brought forward, never stopped or put off.
+func (r *Router) settleFlush(gen uint64, next time.Time) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	at := time.Time{}
+	if !next.IsZero() {
+		at = next.Add(r.batch.linger)
+	}
+	switch {
+	case r.flushGen != gen:
+		if !at.IsZero() && (r.flushAt.IsZero() || at.Before(r.flushAt)) {
+			r.flushAt = at
+			r.flushTimer.Reset(max(time.Until(at), 0))
+		}
+	case at.IsZero():
+		r.flushTimer.Stop()
+		r.flushAt = time.Time{}
+	case !r.flushAt.Equal(at):
+		r.flushAt = at
+		r.flushTimer.Reset(max(time.Until(at), 0))
+	}
+}
+
+// flushIfOlder queues m's batch when it is older than old, and returns when
+// the batch still pending began (zero when none is).
+func (m *member) flushIfOlder(ctx context.Context, now time.Time, old time.Duration) time.Time {
+	if m.helper == nil {
+		return time.Time{}
+	}
+	m.closing.RLock()
+	defer m.closing.RUnlock()
+	if m.closed {
+		return time.Time{}
+	}
+	p := &m.pend
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.req == nil {
+		return time.Time{}
+	}
+	if now.Sub(p.since) >= old {
+		err := m.queue(ctx, p.req)
+		if err == nil {
+			p.req, p.refused = nil, false
+			return time.Time{}
+		}
+		m.logger.Debug("Sending queue refused a batch; it is tried again", zap.Error(err))
+		p.since, p.refused = now, true // try again one linger from now
+	}
+	return p.since
+}
+
+// armFlush makes the router's timer fire by at.
+func (r *Router) armFlush(at time.Time) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.flushGen++
+	if r.flushAt.IsZero() || at.Before(r.flushAt) {
+		r.flushAt = at
+		r.flushTimer.Reset(max(time.Until(at), 0))
+	}
+}
+
+// onFlushTimer flushes the batches whose linger has (about) ended: requests
+// stopped before one came to flush them.
+func (r *Router) onFlushTimer() {
+	r.flushMu.Lock()
+	r.flushAt = time.Time{}
+	r.flushMu.Unlock()
+	if st := r.state.Load(); st != nil {
+		r.flushDue(context.Background(), st, r.batch.due())
+	}
+}
+
+// drainPending hands m's batch to its queue as m stops (m.closed is set,
+// nothing is added any more), or, when the queue refuses it, sends it now:
+// the batch holds spans that were acknowledged.
+func (m *member) drainPending(ctx context.Context) {
+	p := &m.pend
+	p.mu.Lock()
+	req := p.req
+	p.req, p.refused = nil, false
+	p.mu.Unlock()
+	if req == nil {
+		return
+	}
+	if err := m.queue(ctx, req); err == nil {
+		return
+	}
+	if err := m.push(ctx, req); err != nil {
+		m.logger.Error("Dropped a batch at shutdown", zap.Int("spans", req.spans), zap.Error(err))
+	}
+}
