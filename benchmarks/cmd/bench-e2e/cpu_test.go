@@ -15,21 +15,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestParseStatCPU reads utime+stime past a command name holding spaces
+// TestParseStatCPU reads minflt and utime+stime past a command name holding spaces
 // and parentheses, and refuses a cut or garbled line.
 func TestParseStatCPU(t *testing.T) {
 	// Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt
 	// cminflt majflt cmajflt utime stime ...
 	line := "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 12345 1000000 500"
-	got, err := parseStatCPU([]byte(line))
+	got, err := parseStat([]byte(line))
 	require.NoError(t, err)
-	assert.InDelta(t, 325/clockTicks, got, 1e-12)
+	assert.InDelta(t, 325/clockTicks, got.cpu, 1e-12)
+	assert.InDelta(t, 100, got.minflt, 0)
 
-	_, err = parseStatCPU([]byte("4242 (x) S 1 2 3"))
+	_, err = parseStat([]byte("4242 (x) S 1 2 3"))
 	require.Error(t, err)
-	_, err = parseStatCPU([]byte("4242 x S"))
+	_, err = parseStat([]byte("4242 x S"))
 	require.Error(t, err)
-	_, err = parseStatCPU([]byte("4242 (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 u s 0"))
+	_, err = parseStat([]byte("4242 (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 u s 0"))
+	require.Error(t, err)
+	_, err = parseStat([]byte("4242 (x) S 1 4242 4242 0 -1 4194560 m 0 0 0 250 75 0"))
 	require.Error(t, err)
 }
 

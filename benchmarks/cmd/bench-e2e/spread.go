@@ -83,8 +83,8 @@ func (rep *report) writeSpread(md *markdownWriter) {
 	if len(kinds) == 0 {
 		return
 	}
-	md.printf("Repeatability of the CPU figures (median [min–max] over the runs of each collector; spread = (max − min) ÷ median; the 2nd ÷ 1st half of each window should be 1 in a steady state; GC from gctrace, in the window):\n\n")
-	md.printf("| collector | runs | CPU µs/span | spread | the same from clock ticks | spread | cores | window 2nd ÷ 1st half | GC cycles | GC CPU %% of the collector's |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	md.printf("Repeatability of the CPU figures (median [min–max] over the runs of each collector; spread = (max − min) ÷ median; the 2nd ÷ 1st half of each window should be 1 in a steady state; GC from gctrace, in the window: its `ms cpu` is the GC workers' wall time, which overstates their CPU when CPU 0 is shared; minor page faults from /proc/PID/stat):\n\n")
+	md.printf("| collector | runs | CPU µs/span | spread | the same from clock ticks | spread | cores | window 2nd ÷ 1st half | GC cycles | GC time %% of the collector's CPU | minor faults / 1000 spans |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range kinds {
 		cpu := spreadOf(kindRuns(rep.Side, k, func(r *runResult) float64 { return nanIfZero(r.CPUMicrosPerSpan) }))
 		ticks := spreadOf(kindRuns(rep.Side, k, func(r *runResult) float64 { return nanIfZero(r.CPUMicrosPerSpanTicks) }))
@@ -102,8 +102,9 @@ func (rep *report) writeSpread(md *markdownWriter) {
 			}
 			return 100 * r.GC.CPUMs / 1e3 / r.CPUSeconds
 		}))
-		md.printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", k, cpu.n, cpu.cell("%.2f"), pctCell(cpu.Pct()),
-			ticks.cell("%.2f"), pctCell(ticks.Pct()), cores.cell("%.3f"), half.cell("%.2f"), gcN.cell("%.0f"), gcShare.cell("%.0f"))
+		faults := spreadOf(kindRuns(rep.Side, k, func(r *runResult) float64 { return nanIfZero(r.MinorFaultsPerKSpan) }))
+		md.printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k, cpu.n, cpu.cell("%.2f"), pctCell(cpu.Pct()),
+			ticks.cell("%.2f"), pctCell(ticks.Pct()), cores.cell("%.3f"), half.cell("%.2f"), gcN.cell("%.0f"), gcShare.cell("%.0f"), faults.cell("%.1f"))
 	}
 	rows := pairRatios(rep.Side)
 	if len(rows) < 2 {

@@ -15,7 +15,7 @@ func TestWriteSpread(t *testing.T) {
 	run := func(label string, k kind, us, ticks float64, cycles int) *runResult {
 		return &runResult{Label: label, Kind: k, CPUMicrosPerSpan: us, CPUMicrosPerSpanTicks: ticks, CPUAccounting: cpuClock,
 			CPUSeconds: us * 0.2, CPUUtil: us / 100, Halves: &windowHalves{FirstMicrosPerSpan: us, SecondMicrosPerSpan: us * 1.1},
-			GC: &gcStats{Cycles: cycles, CPUMs: us * 20}}
+			GC: &gcStats{Cycles: cycles, CPUMs: us * 20}, MinorFaultsPerKSpan: us}
 	}
 	rep := &report{Side: []*runResult{
 		run("pair1", kindTailsift, 4, 4.5, 3), run("pair1", kindContrib, 10, 9, 5), run("pair1", kindBaseline, 2, 2, 40),
@@ -26,7 +26,7 @@ func TestWriteSpread(t *testing.T) {
 	out := md.String()
 	containsAll(t, out, "spread section",
 		// tailsift: 4 and 5 -> median 4.5, spread 1/4.5; ticks 4.5 and 5 -> 0.5/4.75.
-		"| tailsift | 2 | 4.50 [4.00–5.00] | 22.2 % | 4.75 [4.50–5.00] | 10.5 % | 0.045 [0.040–0.050] | 1.10 [1.10–1.10] | 3 [3–3] | 10 [10–10] |",
+		"| tailsift | 2 | 4.50 [4.00–5.00] | 22.2 % | 4.75 [4.50–5.00] | 10.5 % | 0.045 [0.040–0.050] | 1.10 [1.10–1.10] | 3 [3–3] | 10 [10–10] | 4.5 [4.0–5.0] |",
 		"| contrib | 2 | 11.00 [10.00–12.00] | 18.2 % |",
 		"| baseline | 2 | 2.00 [2.00–2.00] | 0.0 % | 2.25 [2.00–2.50] | 22.2 % |",
 		// processor spread (4-2)/(10-2) = 0.25 and (5-2)/(12-2) = 0.30.

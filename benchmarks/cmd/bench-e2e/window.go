@@ -13,6 +13,7 @@ type snapshot struct {
 	cpu      float64         // the collector's CPU seconds (procCPU)
 	method   string          // how cpu was read: cpuClock or cpuStat
 	cpuTicks float64         // the same from /proc/PID/stat, clock ticks; <0 when unread
+	minflt   float64         // minor page faults so far (/proc/PID/stat)
 	busy     map[int]float64 // busy seconds per CPU
 	m        *metrics
 	logOff   int64 // size of collector.log (gctrace lines)
@@ -29,8 +30,8 @@ func takeSnapshot(ctx context.Context, rf *runFiles, pid int) (snapshot, error) 
 		return s, err
 	}
 	s.cpuTicks = -1
-	if v, err := procStatCPU(pid); err == nil {
-		s.cpuTicks = v
+	if st, err := procStat(pid); err == nil {
+		s.cpuTicks, s.minflt = st.cpu, st.minflt
 	}
 	s.busy, _ = cpuBusy()
 	s.logOff = logSize(rf.log("collector"))
@@ -145,6 +146,7 @@ func (r *runResult) setWindow(s0, s1 snapshot, ws *windowSamples) {
 		r.CPUMicrosPerSpan = r.CPUSeconds * 1e6 / r.WindowAccepted
 		if s0.cpuTicks >= 0 && s1.cpuTicks >= 0 {
 			r.CPUMicrosPerSpanTicks = (s1.cpuTicks - s0.cpuTicks) * 1e6 / r.WindowAccepted
+			r.MinorFaultsPerKSpan = (s1.minflt - s0.minflt) * 1e3 / r.WindowAccepted
 		}
 	}
 	r.Halves = halves(ws.points)
