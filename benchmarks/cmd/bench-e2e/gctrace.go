@@ -102,7 +102,7 @@ func gcBetween(path string, from, to int64) gcStats {
 	if err != nil {
 		return gcStats{}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b := make([]byte, to-from)
 	if _, err := f.ReadAt(b, from); err != nil && err != io.EOF {
 		return gcStats{}
