@@ -9,6 +9,8 @@
 #   make bench-e2e-quick     1 pair + baseline at 5k spans/s (~2 min);
 #                            writes benchmarks/results/e2e-<date>-quick.*
 #   BENCH_E2E_FLAGS='-keep -rate 12000' make bench-e2e   extra runner flags
+#   BENCH_E2E_FLAGS='-shape sdk' make bench-e2e-quick   SDK-shaped requests: 20k spans/s,
+#                            15 s warm-up, 30 s window unless given (README "Measuring the SDK shape")
 
 GO ?= go
 BENCH_E2E_ROOT        := $(CURDIR)

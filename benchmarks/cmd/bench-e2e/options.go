@@ -44,6 +44,7 @@ type options struct {
 	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
 	FastpathOut   string        // the fast path's exporter: otlp_grpc or debug
 	Idle          time.Duration
+	GCTrace       bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
 
 	Sat         bool
 	SatStart    float64
@@ -76,6 +77,45 @@ func presets(mode string) (options, error) {
 		return o, fmt.Errorf("-mode must be full or quick, not %q", mode)
 	}
 	return o, nil
+}
+
+// The SDK shape's side-by-side defaults (applyShapeDefaults). At 10 000
+// spans/s its collectors use 0.02-0.04 cores, so a 20 s window is 0.4-0.8 s
+// of CPU and a fixed cost (the runner's scrapes, timers) is a large share;
+// and a span is held for the batching delay (up to 5 s) plus the decision
+// wait (6 s), so after a 5 s warm-up the buffered set and the heap still
+// grow through the window. At 20 000 spans/s every collector keeps up on a
+// shared CPU 0; at 40 000 contrib's exporter queue overflowed there (p99
+// added 24 s) though the loadgen kept up (1.0 µs/span, lag < 0.1 s).
+// README "Measuring the SDK shape".
+const (
+	sdkRate   = 20000
+	sdkWarmup = 15 * time.Second
+	sdkWindow = 30 * time.Second
+)
+
+// sdkFill is how long the SDK shape takes to reach its steady buffered set:
+// the longest batching delay plus the decision wait plus contrib's ticker.
+func sdkFill(wait time.Duration) time.Duration {
+	return 5*time.Second + wait + contribTick
+}
+
+// applyShapeDefaults raises the side-by-side defaults for -shape sdk: the
+// rate (quick mode), the warm-up and the window, each only when its flag
+// was not given (set holds the flags given).
+func (o *options) applyShapeDefaults(set map[string]bool) {
+	if o.Shape != "sdk" {
+		return
+	}
+	if !set["rate"] && o.Mode == "quick" {
+		o.Rate = sdkRate
+	}
+	if !set["warmup"] {
+		o.Warmup = max(o.Warmup, sdkWarmup)
+	}
+	if !set["window"] {
+		o.Window = max(o.Window, sdkWindow)
+	}
 }
 
 // decisionWait is -wait, or the shape's decision wait when it is 0.
@@ -134,6 +174,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
 	fs.StringVar(&o.FastpathOut, "fastpath-exporter", o.FastpathOut, "the fast path's exporter: otlp_grpc (zstd, to the sink, scored) or debug (verbosity basic, silenced by the warn log level: outputs nothing, like the otlp -> nop baseline; nothing is scored)")
+	fs.BoolVar(&o.GCTrace, "gctrace", true, "run the collectors with GODEBUG=gctrace=1 and report the GC cycles and their CPU in each run's window (one line on stderr per cycle)")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
 	fs.BoolVar(&o.Sat, "sat", o.Sat, "run the saturation search")
 	fs.Float64Var(&o.SatStart, "sat-start", o.SatStart, "first saturation rate, spans/s")
@@ -154,6 +195,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.applyShapeDefaults(set)
 	if o.Pairs < 0 || (o.Pairs == 0 && !o.Sat) || o.Rate < 0 || o.Window <= 0 || o.SatFactor <= 1 {
 		return o, errors.New("need -pairs >= 1 (or 0 with -sat), -rate >= 0, -window > 0, -sat-factor > 1")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,29 +22,65 @@ var clockTicks = func() float64 {
 	return 100
 }()
 
-// procCPU returns utime+stime of pid in seconds (/proc/PID/stat fields 14
-// and 15, all threads).
-func procCPU(pid int) (float64, error) {
+// cpuClock and cpuStat name how procCPU measured a process's CPU time.
+const (
+	cpuClock = "clock" // clock_gettime on the process CPU clock, ns
+	cpuStat  = "stat"  // /proc/PID/stat utime+stime, clock ticks
+)
+
+// procCPU returns the CPU seconds of every thread of pid, exited ones
+// included, and how they were read: from the process CPU clock (ns), or
+// when that fails from /proc/PID/stat (clock ticks).
+func procCPU(pid int) (float64, string, error) {
+	if d, err := processClock(pid); err == nil {
+		return d.Seconds(), cpuClock, nil
+	}
+	s, err := procStatCPU(pid)
+	return s, cpuStat, err
+}
+
+// procStatCPU returns utime+stime of pid in seconds (/proc/PID/stat fields
+// 14 and 15, all threads), in clock ticks.
+func procStatCPU(pid int) (float64, error) {
+	st, err := procStat(pid)
+	return st.cpu, err
+}
+
+// statFields are the fields of /proc/PID/stat the runner reads, each the
+// whole process's (exited threads included).
+type statFields struct {
+	cpu    float64 // utime+stime, seconds (clock ticks)
+	minflt float64 // minor page faults (field 10)
+}
+
+func procStat(pid int) (statFields, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return statFields{}, err
 	}
+	return parseStat(b)
+}
+
+// parseStat reads the text of /proc/PID/stat.
+func parseStat(b []byte) (statFields, error) {
 	// The command name (field 2) may contain spaces: skip past its ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+		return statFields{}, errors.New("bad /proc/PID/stat: no ')'")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime is field 14 -> f[11], stime f[12].
+	// f[0] is field 3 (state): minflt is field 10 -> f[7], utime field 14
+	// -> f[11], stime f[12].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return statFields{}, errors.New("short /proc/PID/stat")
 	}
+	mf, err0 := strconv.ParseFloat(f[7], 64)
 	ut, err1 := strconv.ParseFloat(f[11], 64)
 	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad utime/stime in /proc/%d/stat", pid)
+	if err0 != nil || err1 != nil || err2 != nil {
+		return statFields{}, errors.New("bad minflt/utime/stime in /proc/PID/stat")
 	}
-	return (ut + st) / clockTicks, nil
+	return statFields{cpu: (ut + st) / clockTicks, minflt: mf}, nil
 }
 
 // procStatus returns the kB values of the given keys of /proc/PID/status

@@ -36,8 +36,9 @@ func freePorts(n int) ([]int, error) {
 }
 
 // start runs bin with args, pinned to cpu when taskset is available
-// (taskset execs the program, so the PID is the program's own).
-func (e *env) start(cpu int, logPath string, bin string, args ...string) (*exec.Cmd, error) {
+// (taskset execs the program, so the PID is the program's own), with
+// extraEnv added to the environment.
+func (e *env) start(cpu int, logPath string, extraEnv []string, bin string, args ...string) (*exec.Cmd, error) {
 	name := bin
 	if e.taskset != "" {
 		args = append([]string{"-c", strconv.Itoa(cpu), bin}, args...)
@@ -49,6 +50,9 @@ func (e *env) start(cpu int, logPath string, bin string, args ...string) (*exec.
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), extraEnv...)
+	}
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, err

@@ -19,6 +19,7 @@ func (rep *report) writePairRatios(md *markdownWriter) {
 		md.printf("| %s | %s | %s | %s | %s |\n", r.label, ratioCell(r.spread), ratioCell(r.tsContrib), ratioCell(r.fpBase), ratioCell(r.fpContrib))
 	}
 	md.printf("\n")
+	rep.writeSpread(md)
 }
 
 // pairRatio is one round's CPU ratios; NaN where a run is missing.

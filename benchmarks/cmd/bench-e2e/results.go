@@ -40,11 +40,23 @@ type runResult struct {
 	// Counted window.
 	WindowAccepted     float64 `json:"window_accepted_spans"`
 	WindowAcceptedRate float64 `json:"window_accepted_spans_per_s"`
-	CPUSeconds         float64 `json:"collector_cpu_s"` // utime+stime delta
+	CPUSeconds         float64 `json:"collector_cpu_s"` // CPU time delta (CPUAccounting)
 	CPUMicrosPerSpan   float64 `json:"collector_cpu_us_per_span"`
-	CPUUtil            float64 `json:"collector_cpu_util"` // cores
-	OtherCPU0          float64 `json:"other_cpu0_util"`    // CPU 0 busy not due to the collector (cores)
-	CPU1Busy           float64 `json:"cpu1_util"`          // CPU 1 busy: loadgen, sink and anything else
+	// CPUAccounting is how CPUSeconds was read: "clock" (the process CPU
+	// clock, ns) or "stat" (/proc/PID/stat, clock ticks); "" in reports
+	// written before it was recorded, which used "stat".
+	CPUAccounting string `json:"cpu_accounting,omitempty"`
+	// CPUMicrosPerSpanTicks is CPUMicrosPerSpan from /proc/PID/stat's clock
+	// ticks over the same window, as the runner measured before "clock".
+	CPUMicrosPerSpanTicks float64 `json:"collector_cpu_us_per_span_ticks,omitempty"`
+	// MinorFaultsPerKSpan: the collector's minor page faults in the window
+	// per 1000 accepted spans (fresh heap or arena pages touched).
+	MinorFaultsPerKSpan float64       `json:"minor_faults_per_kspan,omitempty"`
+	Halves              *windowHalves `json:"window_halves,omitempty"`
+	GC                  *gcStats      `json:"gc,omitempty"`       // the window's GC cycles (-gctrace)
+	CPUUtil             float64       `json:"collector_cpu_util"` // cores
+	OtherCPU0           float64       `json:"other_cpu0_util"`    // CPU 0 busy not due to the collector (cores)
+	CPU1Busy            float64       `json:"cpu1_util"`          // CPU 1 busy: loadgen, sink and anything else
 
 	IdleCPU     float64 `json:"idle_cpu"` // cores used before any span
 	RSSIdleMB   float64 `json:"rss_idle_mb"`

@@ -25,6 +25,7 @@ type env struct {
 	rescue                  time.Duration      // tailsift's rescue.window; 0: off
 	store                   string             // tailsift's store compression (-store); "": off
 	shape                   string             // loadgen --shape; "": its default
+	gctrace                 bool               // run the collector with GODEBUG=gctrace=1 and count its GC cycles per window
 	completion              completionSetting  // decision wait (tailsift quiet, contrib after-root, sink --completion), learning
 	configs                 *template.Template // testdata/collector
 	logf                    func(format string, args ...any)
@@ -153,7 +154,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	if err := waitWarmup(ctx, rf, lg, spec.Warmup); err != nil {
 		return nil, err
 	}
-	if err := measureWindow(ctx, rf, spec, pid, lg, res); err != nil {
+	if err := measureWindow(ctx, rf, spec, pid, lg, res, e.gctrace); err != nil {
 		return nil, err
 	}
 	lgEnd, err := waitLoadgen(ctx, rf, spec.Drain, lg, res)
@@ -185,7 +186,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 
 // startSink starts tailsift-sink on CPU 1.
 func (e *env) startSink(rf *runFiles) (*waiter, error) {
-	cmd, err := e.start(1, rf.log("sink"), e.sinkBin,
+	cmd, err := e.start(1, rf.log("sink"), nil, e.sinkBin,
 		"--grpc", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkGRPC), "--http", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkHTTP),
 		"--manifest", rf.manifest, "--out", rf.score, "--fast-probability", strconv.FormatFloat(fastPercentage/100, 'g', -1, 64),
 		"--completion", e.completion.Wait.String(), "--quiet")
@@ -205,7 +206,13 @@ func (e *env) startCollector(rf *runFiles, k kind) (*waiter, error) {
 	case kindContrib:
 		args = append(args, contribFeatureGates)
 	}
-	cmd, err := e.start(0, rf.log("collector"), bin, args...)
+	var extraEnv []string
+	if e.gctrace {
+		// One line per GC cycle on stderr (collector.log): the window
+		// counts the cycles and their CPU (gctrace.go).
+		extraEnv = append(extraEnv, "GODEBUG="+strings.TrimPrefix(os.Getenv("GODEBUG")+",gctrace=1", ","))
+	}
+	cmd, err := e.start(0, rf.log("collector"), extraEnv, bin, args...)
 	if err != nil {
 		return nil, fmt.Errorf("start collector: %w", err)
 	}
@@ -225,7 +232,7 @@ func (e *env) startLoadgen(rf *runFiles, spec runSpec) (*waiter, error) {
 	if e.shape != "" {
 		args = append(args, "--shape", e.shape)
 	}
-	cmd, err := e.start(1, rf.log("loadgen"), e.loadgenBin, args...)
+	cmd, err := e.start(1, rf.log("loadgen"), nil, e.loadgenBin, args...)
 	if err != nil {
 		return nil, fmt.Errorf("start loadgen: %w", err)
 	}
@@ -239,10 +246,10 @@ func measureIdle(ctx context.Context, rf *runFiles, pid int, idle time.Duration,
 		idle = 1500 * time.Millisecond
 	}
 	time.Sleep(500 * time.Millisecond)
-	if c0, err := procCPU(pid); err == nil {
+	if c0, _, err := procCPU(pid); err == nil {
 		t := time.Now()
 		time.Sleep(idle)
-		if c1, err := procCPU(pid); err == nil {
+		if c1, _, err := procCPU(pid); err == nil {
 			res.IdleCPU = (c1 - c0) / time.Since(t).Seconds()
 		}
 	}

@@ -9,23 +9,32 @@ import (
 
 // snapshot is the collector's state at one end of the counted window.
 type snapshot struct {
-	t    time.Time
-	cpu  float64         // the collector's CPU seconds
-	busy map[int]float64 // busy seconds per CPU
-	m    *metrics
+	t        time.Time
+	cpu      float64         // the collector's CPU seconds (procCPU)
+	method   string          // how cpu was read: cpuClock or cpuStat
+	cpuTicks float64         // the same from /proc/PID/stat, clock ticks; <0 when unread
+	minflt   float64         // minor page faults so far (/proc/PID/stat)
+	busy     map[int]float64 // busy seconds per CPU
+	m        *metrics
+	logOff   int64 // size of collector.log (gctrace lines)
 }
 
-func takeSnapshot(ctx context.Context, metricsURL string, pid int) (snapshot, error) {
+func takeSnapshot(ctx context.Context, rf *runFiles, pid int) (snapshot, error) {
 	var s snapshot
 	var err error
-	if s.m, err = scrape(ctx, metricsURL); err != nil {
+	if s.m, err = scrape(ctx, rf.metricsURL); err != nil {
 		return s, err
 	}
 	s.t = time.Now()
-	if s.cpu, err = procCPU(pid); err != nil {
+	if s.cpu, s.method, err = procCPU(pid); err != nil {
 		return s, err
 	}
+	s.cpuTicks = -1
+	if st, err := procStat(pid); err == nil {
+		s.cpuTicks, s.minflt = st.cpu, st.minflt
+	}
 	s.busy, _ = cpuBusy()
+	s.logOff = logSize(rf.log("collector"))
 	return s, nil
 }
 
@@ -34,9 +43,17 @@ func takeSnapshot(ctx context.Context, metricsURL string, pid int) (snapshot, er
 type windowSamples struct {
 	rss, heap                        []float64
 	bufSpans, bufTraces, bufAccBytes []float64
+	points                           []cpuPoint // at every scrape: CPU and accepted spans
 }
 
-func (ws *windowSamples) addScrape(k kind, m *metrics, res *runResult) {
+// addScrape adds a scrape's figures and, read right after it, the
+// collector's CPU.
+func (ws *windowSamples) addScrape(k kind, m *metrics, res *runResult, pid int) {
+	if pid <= 0 {
+		// The window's ends: their CPU is the snapshot's.
+	} else if cpu, _, err := procCPU(pid); err == nil {
+		ws.points = append(ws.points, cpuPoint{t: m.at, cpu: cpu, accepted: m.sum(mAccepted)})
+	}
 	ws.heap = append(ws.heap, m.sum(mHeap))
 	if v, ok := bufferedSpans(k, m); ok {
 		ws.bufSpans = append(ws.bufSpans, v)
@@ -63,7 +80,7 @@ func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *run
 		ws.addRSS(pid)
 		if time.Now().After(nextScrape) && time.Until(end) > time.Second {
 			if m, err := scrape(ctx, rf.metricsURL); err == nil {
-				ws.addScrape(k, m, res)
+				ws.addScrape(k, m, res, pid)
 			}
 			nextScrape = time.Now().Add(2 * time.Second)
 		}
@@ -76,8 +93,8 @@ func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *run
 
 // measureWindow measures the counted window, with a CPU profile when the
 // spec asks for one.
-func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg *waiter, res *runResult) error {
-	s0, err := takeSnapshot(ctx, rf.metricsURL, pid)
+func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg *waiter, res *runResult, gctrace bool) error {
+	s0, err := takeSnapshot(ctx, rf, pid)
 	if err != nil {
 		return fmt.Errorf("window start: %w", err)
 	}
@@ -87,15 +104,21 @@ func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg 
 		go func() { profDone <- fetchProfile(ctx, rf.ports.Pprof, spec.ProfileSeconds, spec.ProfileOut) }()
 	}
 	var ws windowSamples
-	ws.addScrape(spec.Kind, s0.m, res)
+	ws.points = append(ws.points, cpuPoint{t: s0.m.at, cpu: s0.cpu, accepted: s0.m.sum(mAccepted)})
+	ws.addScrape(spec.Kind, s0.m, res, -1)
 	if err := ws.sampleUntil(ctx, s0.t.Add(spec.Window), rf, pid, spec.Kind, res); err != nil {
 		return err
 	}
-	s1, err := takeSnapshot(ctx, rf.metricsURL, pid)
+	s1, err := takeSnapshot(ctx, rf, pid)
 	if err != nil {
 		return fmt.Errorf("window end: %w", err)
 	}
-	ws.addScrape(spec.Kind, s1.m, res)
+	ws.addScrape(spec.Kind, s1.m, res, -1)
+	ws.points = append(ws.points, cpuPoint{t: s1.m.at, cpu: s1.cpu, accepted: s1.m.sum(mAccepted)})
+	if gctrace {
+		gc := gcBetween(rf.log("collector"), s0.logOff, s1.logOff)
+		res.GC = &gc
+	}
 	ws.addRSS(pid)
 	if lg.exited() {
 		res.problem("loadgen exited before the window ended")
@@ -118,9 +141,15 @@ func (r *runResult) setWindow(s0, s1 snapshot, ws *windowSamples) {
 	r.WindowAccepted = s1.m.sum(mAccepted) - s0.m.sum(mAccepted)
 	r.WindowAcceptedRate = r.WindowAccepted / dt
 	r.CPUSeconds = s1.cpu - s0.cpu
+	r.CPUAccounting = s0.method
 	if r.WindowAccepted > 0 {
 		r.CPUMicrosPerSpan = r.CPUSeconds * 1e6 / r.WindowAccepted
+		if s0.cpuTicks >= 0 && s1.cpuTicks >= 0 {
+			r.CPUMicrosPerSpanTicks = (s1.cpuTicks - s0.cpuTicks) * 1e6 / r.WindowAccepted
+			r.MinorFaultsPerKSpan = (s1.minflt - s0.minflt) * 1e3 / r.WindowAccepted
+		}
 	}
+	r.Halves = halves(ws.points)
 	r.CPUUtil = r.CPUSeconds / dt
 	if s0.busy != nil && s1.busy != nil {
 		r.OtherCPU0 = max(0, (s1.busy[0]-s0.busy[0]-r.CPUSeconds)/dt) // ±1 clock tick of noise
