@@ -127,8 +127,8 @@ type shard struct {
 	head    message
 	hasHead bool
 	// kick wakes the goroutine for what a message run by an Ingest call
-	// left to it: handing on the output batch, the store's records,
-	// compaction.
+	// left to it: handing on the output batch and compaction (the
+	// store's records it queues itself).
 	kick   chan struct{}
 	inline bool // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
 
