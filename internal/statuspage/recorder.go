@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailsift/tailsift/internal/cowmap"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/sampling"
 )
@@ -26,18 +27,22 @@ type Recorder struct {
 	adaptive atomic.Pointer[map[string]bool] // policies of type adaptive
 	slow     atomic.Pointer[map[string]bool] // policies of type latency
 
-	received, refusedFull, refusedInvalid     atomic.Int64
-	spansKept, spansDropped                   atomic.Int64
-	lateKept, lateDropped                     atomic.Int64
-	bufferedBytes, bufferedTraces             atomic.Int64
-	heldBytes, heldTraces                     atomic.Int64
-	exportFailures, deduplicated, rescued     atomic.Int64
-	mapped                                    atomic.Int64
-	earlyMaxSpans, earlyMaxBytes, earlyMemory atomic.Int64
-	earlyShutdown                             atomic.Int64
+	received, refusedFull, refusedInvalid atomic.Int64
+	lateKept, lateDropped                 atomic.Int64
+	bufferedBytes, bufferedTraces         atomic.Int64
+	heldBytes, heldTraces                 atomic.Int64
+	exportFailures, deduplicated, rescued atomic.Int64
+	mapped                                atomic.Int64
 
-	mu      sync.RWMutex
-	decided map[decidedKey]*decidedCount
+	// What Decided writes, at every decision on every shard's core, is
+	// kept off the lines the other counters (written per request) use: the
+	// early decisions' counters on a line of their own, and each policy's
+	// counts on one each (decidedCount), found without a lock (cowmap).
+	// The spans kept and dropped are the sums of the policies' counts.
+	_       [64]byte
+	early   earlyCounts
+	_       [64]byte
+	decided cowmap.Map[decidedKey, *decidedCount]
 
 	recentMu sync.Mutex
 	recent   [recentMax]KeptTrace // a ring; head is the slot written next
@@ -65,7 +70,18 @@ type decidedKey struct {
 	keep   bool
 }
 
-type decidedCount struct{ traces, spans atomic.Int64 }
+// decidedCount is a policy's decisions one way. It fills a cache line (the
+// allocator aligns 64-byte objects on 64 bytes), so that shards counting
+// different policies write different lines.
+type decidedCount struct {
+	traces, spans atomic.Int64
+	_             [48]byte
+}
+
+// earlyCounts counts the traces decided early, by reason.
+type earlyCounts struct {
+	maxSpans, maxBytes, memory, shutdown atomic.Int64
+}
 
 var _ tracebuf.KeptObserver = (*Recorder)(nil)
 
@@ -76,7 +92,7 @@ func NewRecorder(id, kind string, maxBytes int64, next tracebuf.Observer) *Recor
 	if next == nil {
 		next = tracebuf.NopObserver{}
 	}
-	return &Recorder{id: id, kind: kind, maxBytes: maxBytes, next: next, decided: map[decidedKey]*decidedCount{}}
+	return &Recorder{id: id, kind: kind, maxBytes: maxBytes, next: next}
 }
 
 // Bind gives the recorder the buffer's engine, whose policies, budget and
@@ -92,20 +108,7 @@ func (r *Recorder) Bind(e *sampling.Engine) {
 }
 
 func (r *Recorder) counts(policy string, keep bool) *decidedCount {
-	k := decidedKey{policy, keep}
-	r.mu.RLock()
-	c, ok := r.decided[k]
-	r.mu.RUnlock()
-	if ok {
-		return c
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok = r.decided[k]; !ok {
-		c = new(decidedCount)
-		r.decided[k] = c
-	}
-	return c
+	return r.decided.LoadOrNew(decidedKey{policy, keep}, func() *decidedCount { return new(decidedCount) })
 }
 
 // Received implements tracebuf.Observer.
@@ -129,20 +132,15 @@ func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, l
 	c := r.counts(policy, keep)
 	c.traces.Add(1)
 	c.spans.Add(int64(spans))
-	if keep {
-		r.spansKept.Add(int64(spans))
-	} else {
-		r.spansDropped.Add(int64(spans))
-	}
 	switch reason {
 	case tracebuf.ReasonMaxSpans:
-		r.earlyMaxSpans.Add(1)
+		r.early.maxSpans.Add(1)
 	case tracebuf.ReasonMaxBytes:
-		r.earlyMaxBytes.Add(1)
+		r.early.maxBytes.Add(1)
 	case tracebuf.ReasonMemory:
-		r.earlyMemory.Add(1)
+		r.early.memory.Add(1)
 	case tracebuf.ReasonShutdown:
-		r.earlyShutdown.Add(1)
+		r.early.shutdown.Add(1)
 	}
 	r.next.Decided(policy, keep, spans, reason, latency, lag)
 }

@@ -151,13 +151,11 @@ func (r *Recorder) snapshot(now time.Time) Component {
 		SpansReceived:         r.received.Load(),
 		SpansRefusedQueueFull: r.refusedFull.Load(),
 		SpansRefusedInvalid:   r.refusedInvalid.Load(),
-		SpansKept:             r.spansKept.Load(),
-		SpansDropped:          r.spansDropped.Load(),
 		LateSpansKept:         r.lateKept.Load(),
 		LateSpansDropped:      r.lateDropped.Load(),
 		EarlyDecisions: map[string]int64{
-			"max_spans": r.earlyMaxSpans.Load(), "max_trace_bytes": r.earlyMaxBytes.Load(),
-			"memory": r.earlyMemory.Load(), "shutdown": r.earlyShutdown.Load(),
+			"max_spans": r.early.maxSpans.Load(), "max_trace_bytes": r.early.maxBytes.Load(),
+			"memory": r.early.memory.Load(), "shutdown": r.early.shutdown.Load(),
 		},
 		ExportFailures:    r.exportFailures.Load(),
 		TracesRescued:     r.rescued.Load(),
@@ -176,6 +174,11 @@ func (r *Recorder) snapshot(now time.Time) Component {
 	}
 	for k, v := range counts {
 		c.Counters.TracesDecided += v.traces
+		if k.keep {
+			c.Counters.SpansKept += v.spans
+		} else {
+			c.Counters.SpansDropped += v.spans
+		}
 		d := Decisions{Policy: k.policy, Decision: "drop", Traces: v.traces, Spans: v.spans}
 		if k.keep {
 			d.Decision = "keep"
@@ -223,10 +226,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // decidedCounts reads the decision counters.
 func (r *Recorder) decidedCounts() map[decidedKey]count {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make(map[decidedKey]count, len(r.decided))
-	for k, v := range r.decided {
+	out := make(map[decidedKey]count, r.decided.Len())
+	for k, v := range r.decided.All() {
 		out[k] = count{v.traces.Load(), v.spans.Load()}
 	}
 	return out

@@ -153,15 +153,17 @@ type DecisionCacheConfig struct {
 }
 
 // OutputConfig batches kept spans. Each shard gathers the traces it keeps
-// (and the late spans it forwards) into one request, handed on when it holds
-// BatchMaxSpans spans or at the latest BatchTimeout after its first trace
+// (and the late spans it forwards) into requests, each handed on when it
+// holds BatchMaxSpans spans or at the latest BatchTimeout after its first trace
 // (at the shard's last wake-up within it), so the exporter compresses and
 // sends a few large requests instead of one per kept trace.
 type OutputConfig struct {
 	// BatchTimeout is the longest a kept trace waits for others to join
 	// its request; 0 hands each kept trace on at once.
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
-	// BatchMaxSpans hands a request on once it holds this many spans.
+	// BatchMaxSpans is the most spans a request holds, unless it is one
+	// kept trace larger than that (a trace is never split); it is handed on
+	// once it holds this many, or once the next kept trace would not fit.
 	BatchMaxSpans int `mapstructure:"batch_max_spans"`
 	// AnnotateRoots adds two attributes to each kept trace's root spans,
 	// for backends that read them: sampling.rule, the name of the policy

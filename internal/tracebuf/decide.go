@@ -28,7 +28,7 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 	}
 	s.forget(t, d, reason, now, lag, hold)
 	if s.out.due() {
-		return s.flushOut(ctx)
+		return s.flushOut(ctx, false)
 	}
 	return nil
 }
@@ -87,9 +87,11 @@ func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
 	if rescued {
 		m = mark.marker()
 	}
+	at := s.out.mark()
 	if dups := s.appendTrace(&s.out, t, &m, attrs, now); dups > 0 {
 		s.deps.observer.Deduplicated(dups)
 	}
+	s.out.cutTrace(at, now)
 }
 
 // forget removes a decided trace from the shard's state, and frees its
@@ -146,7 +148,7 @@ func (s *shard) flushAll(ctx context.Context) error {
 	for t := s.held.list.head; t != nil; t = s.held.list.head {
 		s.letGo(t)
 	}
-	if err := s.flushOut(ctx); err != nil {
+	if err := s.flushOut(ctx, true); err != nil {
 		errs = append(errs, err)
 	}
 	s.report()

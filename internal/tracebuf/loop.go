@@ -112,8 +112,9 @@ func (s *shard) tend(ctx context.Context, all, fired bool) {
 	s.expire(ctx, now)
 	if o := &s.out; o.since >= 0 {
 		at := s.outFlushAt()
-		if all || o.due() || now >= at || fired && at <= now+gridFor(o.timeout) {
-			s.flushOutAsync(ctx)
+		whole := all || now >= at || fired && at <= now+gridFor(o.timeout)
+		if whole || o.due() {
+			s.flushOutAsync(ctx, whole)
 		}
 	}
 	s.rearm(now)

@@ -20,13 +20,29 @@ import (
 
 // outBatch is a shard's output batch: encoded ResourceSpans of kept traces
 // and late spans not yet handed on, since since (shard clock; -1 when
-// empty).
+// empty). It is cut into requests of at most maxSpans spans as it fills (a
+// trace larger than that is a request of its own): the cut requests lie at
+// the front of buf, and the open one, which more spans may join, after them.
 type outBatch struct {
 	buf      []byte
-	spans    int
+	spans    int // in buf
 	since    int64
 	timeout  int64 // output.batch_timeout
-	maxSpans int   // output.batch_max_spans
+	maxSpans int   // output.batch_max_spans; 0: no cuts (build, takeForeign)
+	cuts     []outCut
+	open     outMark // where the open request starts, and its spans
+	openedAt int64   // when the open request took its first spans
+}
+
+// outCut is a request cut from the output batch: it ends at end in buf.
+type outCut struct {
+	end, spans int
+}
+
+// outMark is a place in the output batch: its length then, and the open
+// request's spans then.
+type outMark struct {
+	at, spans int
 }
 
 // start notes that the batch holds spans from now on, if it was empty.
@@ -34,24 +50,80 @@ func (o *outBatch) start(now int64) {
 	if o.since < 0 {
 		o.since = now
 	}
+	if o.open.spans == 0 {
+		o.openedAt = now
+	}
 }
 
 // due reports whether the output batch is to be handed on now rather
-// than at its timeout: it is full, or batching is off.
+// than at its timeout: a request is cut, or batching is off.
 func (o *outBatch) due() bool {
-	return o.since >= 0 && (o.spans >= o.maxSpans || o.timeout == 0)
+	return o.since >= 0 && (len(o.cuts) > 0 || o.timeout == 0)
 }
 
 // appendSpans appends spans, encoded Span messages ending at ends, to the
 // batch as one ResourceSpans under sc. Kept traces, late spans and rescued
-// traces all join the batch through it.
+// traces all join the batch through it; it does not cut the batch (a
+// trace's groups stay together: see mark and cutTrace).
 func (o *outBatch) appendSpans(sc *wire.Scope, spans []byte, ends []int, now int64) {
 	if len(ends) == 0 {
 		return
 	}
+	o.start(now)
 	o.buf = wire.AppendResourceSpans(o.buf, sc, spans, ends)
 	o.spans += len(ends)
-	o.start(now)
+	o.open.spans += len(ends)
+}
+
+// mark is where the next trace begins.
+func (o *outBatch) mark() outMark {
+	return outMark{len(o.buf), o.open.spans}
+}
+
+// cutTrace cuts the batch after a trace appended from m on: before the
+// trace, when the trace takes the open request past maxSpans, and after it
+// when the open request has reached maxSpans, so that each request holds
+// at most maxSpans spans or one trace.
+func (o *outBatch) cutTrace(m outMark, now int64) {
+	if o.maxSpans <= 0 {
+		return
+	}
+	if o.open.spans > o.maxSpans && m.spans > 0 {
+		o.cuts = append(o.cuts, outCut{m.at, m.spans})
+		o.open = outMark{m.at, o.open.spans - m.spans}
+		o.openedAt = now
+	}
+	if o.open.spans >= o.maxSpans {
+		o.cut()
+	}
+}
+
+// cut ends the open request, if it holds spans.
+func (o *outBatch) cut() {
+	if o.open.spans > 0 {
+		o.cuts = append(o.cuts, outCut{len(o.buf), o.open.spans})
+		o.open = outMark{len(o.buf), 0}
+	}
+}
+
+// room is how many spans the open request takes before it is cut, or
+// math.MaxInt without cuts.
+func (o *outBatch) room() int {
+	if o.maxSpans <= 0 {
+		return math.MaxInt
+	}
+	return o.maxSpans - o.open.spans
+}
+
+// reset empties the batch.
+func (o *outBatch) reset() {
+	if cap(o.buf) > 8<<20 {
+		o.buf = nil // do not hold on to a huge trace's buffer
+	} else {
+		o.buf = o.buf[:0]
+	}
+	o.spans, o.since = 0, -1
+	o.cuts, o.open = o.cuts[:0], outMark{}
 }
 
 // next is when the batch times out, or math.MaxInt64 when it is empty.
@@ -76,9 +148,10 @@ type seenKey struct {
 	id  [8]byte
 }
 
-// flushOut hands the output batch to the next consumer and returns what it
-// refused.
-func (s *shard) flushOut(ctx context.Context) error {
+// flushOut hands the requests cut from the output batch to the next
+// consumer, one by one, and the open request too when all is set or
+// batching is off, and returns what the next consumer refused.
+func (s *shard) flushOut(ctx context.Context, all bool) error {
 	if s.inline { // an Ingest call runs the shard: its goroutine hands the batch on (tryIngest)
 		return nil
 	}
@@ -90,43 +163,58 @@ func (s *shard) flushOut(ctx context.Context) error {
 		// Shutdown's time is up: count what is not delivered, as send would.
 		n := o.spans
 		s.deps.observer.ExportFailed(n)
-		o.buf, o.spans, o.since = o.buf[:0], 0, -1
+		o.reset()
 		return fmt.Errorf("%d kept spans not forwarded: %w", n, ctx.Err())
 	}
-	td, err := s.decodeOut()
-	if cap(o.buf) > 8<<20 {
-		o.buf = nil // do not hold on to a huge trace's buffer
-	} else {
-		o.buf = o.buf[:0]
+	if all || o.timeout == 0 {
+		o.cut()
 	}
-	o.spans, o.since = 0, -1
-	if td.ResourceSpans().Len() > 0 {
-		err = errors.Join(err, s.send(ctx, td))
+	var errs []error
+	from := 0
+	for _, c := range o.cuts {
+		td, err := s.decodeOut(o.buf[from:c.end])
+		from = c.end
+		if td.ResourceSpans().Len() > 0 {
+			err = errors.Join(err, s.send(ctx, td))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return err
+	if o.open.spans == 0 {
+		o.reset()
+		return errors.Join(errs...)
+	}
+	// The open request stays, at the front.
+	n := copy(o.buf, o.buf[o.open.at:])
+	o.buf = o.buf[:n]
+	o.spans, o.since = o.open.spans, o.openedAt
+	o.cuts, o.open = o.cuts[:0], outMark{0, o.open.spans}
+	return errors.Join(errs...)
 }
 
 // flushOutAsync is flushOut where no caller waits for the outcome.
-func (s *shard) flushOutAsync(ctx context.Context) {
-	if err := s.flushOut(ctx); err != nil {
+func (s *shard) flushOutAsync(ctx context.Context, all bool) {
+	if err := s.flushOut(ctx, all); err != nil {
 		s.deps.logger.Error("Kept spans not forwarded", zap.Error(err))
 	}
 }
 
-// decodeOut decodes the output batch. The fast path buffers spans it has
-// only scanned, so a span pdata refuses can reach here; it then decodes the
-// batch one ResourceSpans at a time, so that such a span costs only its own
-// group of its trace, and returns the rest with an error for the loss.
-func (s *shard) decodeOut() (ptrace.Traces, error) {
+// decodeOut decodes requests of the output batch. The fast path buffers
+// spans it has only scanned, so a span pdata refuses can reach here; it then
+// decodes them one ResourceSpans at a time, so that such a span costs only
+// its own group of its trace, and returns the rest with an error for the
+// loss.
+func (s *shard) decodeOut(buf []byte) (ptrace.Traces, error) {
 	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(s.out.buf)
+	td, err := u.UnmarshalTraces(buf)
 	if err == nil {
 		return td, nil
 	}
 	td = ptrace.NewTraces()
 	var lost int
 	var first error
-	wire.ForEachResourceSpans(s.out.buf, func(rs []byte, spans int) {
+	wire.ForEachResourceSpans(buf, func(rs []byte, spans int) {
 		one, err := u.UnmarshalTraces(rs)
 		if err != nil {
 			lost += spans
@@ -243,13 +331,18 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 				e.spanBuf = wire.AppendSpan(e.spanBuf, sp.Raw, marker.Mark(sp.TraceState))
 			}
 			e.ends = append(e.ends, len(e.spanBuf))
+			if len(e.ends) >= s.out.room() { // a late span is a request's unit
+				s.out.appendSpans(&batch.Scopes[scope], e.spanBuf, e.ends, now)
+				s.out.cut()
+				e.spanBuf, e.ends = e.spanBuf[:0], e.ends[:0]
+			}
 		}
 		s.out.appendSpans(&batch.Scopes[scope], e.spanBuf, e.ends, now)
 		late = late[n:]
 	}
 	s.deps.observer.Late(true, len(s.msg.late))
 	if s.out.due() {
-		s.flushOutAsync(ctx)
+		s.flushOutAsync(ctx, false)
 	}
 }
 

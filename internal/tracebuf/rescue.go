@@ -114,7 +114,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 	}
 	s.trimHeld()
 	if s.out.due() {
-		s.flushOutAsync(ctx)
+		s.flushOutAsync(ctx, false)
 	}
 	return dropped
 }
