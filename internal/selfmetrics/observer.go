@@ -5,13 +5,12 @@ package selfmetrics
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/tailsift/tailsift/internal/cowmap"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
@@ -109,42 +108,16 @@ func (o *observer) decidedAttrs(policy string, keep bool) addOpts {
 }
 
 // attrCache holds attribute options by key, built the first time a key is
-// asked for. A lookup only reads: the map is replaced, never changed, when
-// a key is added (a few times per policy in a process's life), so that the
-// shards that look up concurrently do not write a shared cache line at every
-// decision, as a read lock's reader count did (sync.RWMutex.RLock is an
-// atomic add).
+// asked for. A lookup only reads (cowmap): the shards that look up
+// concurrently do not write a shared cache line at every decision, as a
+// read lock's reader count did (sync.RWMutex.RLock is an atomic add).
 type attrCache[K comparable] struct {
-	m  atomic.Pointer[map[K]addOpts]
-	mu sync.Mutex // serialises the writers
+	m cowmap.Map[K, addOpts]
 }
 
 // get returns k's options, building them with set the first time.
 func (c *attrCache[K]) get(k K, set func() attribute.Set) addOpts {
-	if m := c.m.Load(); m != nil {
-		if a, ok := (*m)[k]; ok {
-			return a
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if a, ok := (*old)[k]; ok {
-			return a
-		}
-	}
-	m := make(map[K]addOpts, 1)
-	if old != nil {
-		m = make(map[K]addOpts, len(*old)+1)
-		for k, v := range *old {
-			m[k] = v
-		}
-	}
-	a := withSet(set())
-	m[k] = a
-	c.m.Store(&m)
-	return a
+	return c.m.LoadOrNew(k, func() addOpts { return withSet(set()) })
 }
 
 func (o *observer) Received(spans int) {
