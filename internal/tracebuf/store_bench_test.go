@@ -88,20 +88,7 @@ func BenchmarkIngestStore(b *testing.B) {
 	w := storetest.Record(b, 20_000, 5*time.Second)
 	for _, comp := range []string{"off", store.CompressionS2, store.CompressionZstd} {
 		b.Run("store="+comp, func(b *testing.B) {
-			cfg := DefaultConfig()
-			cfg.Shards = 1
-			b2, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil }, Settings{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var st *store.Store
-			if comp != "off" {
-				if st, err = store.Open(store.Options{Dir: b.TempDir(), Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp}); err != nil {
-					b.Fatal(err)
-				}
-				b2.AttachStore(st)
-			}
-			b2.Start()
+			b2, st := storeBenchBuffer(b, comp)
 			ctx := context.Background()
 			b.ReportAllocs()
 			cpu := storetest.CPU()
@@ -123,6 +110,27 @@ func BenchmarkIngestStore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// storeBenchBuffer starts a one-shard buffer into a consumer that does
+// nothing, with a store of compression comp attached ("off": no store).
+func storeBenchBuffer(b *testing.B, comp string) (*Buffer, *store.Store) {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.Shards = 1
+	buf, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil }, Settings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st *store.Store
+	if comp != "off" {
+		if st, err = store.Open(store.Options{Dir: b.TempDir(), Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp}); err != nil {
+			b.Fatal(err)
+		}
+		buf.AttachStore(st)
+	}
+	buf.Start()
+	return buf, st
 }
 
 // BenchmarkRestart measures a restart with a full buffer: the store holds

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
 	"github.com/tailsift/tailsift/internal/store"
 	"github.com/tailsift/tailsift/internal/store/storetest"
 )
@@ -26,20 +24,7 @@ func BenchmarkIngestStorePaced(b *testing.B) {
 	per := time.Duration(float64(time.Second) * float64(w.Total) / float64(len(w.Requests)) / rate)
 	for _, comp := range []string{"off", store.CompressionZstd, store.CompressionS2} {
 		b.Run("store="+comp, func(b *testing.B) {
-			cfg := DefaultConfig()
-			cfg.Shards = 1
-			buf, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil }, Settings{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var st *store.Store
-			if comp != "off" {
-				if st, err = store.Open(store.Options{Dir: b.TempDir(), Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp}); err != nil {
-					b.Fatal(err)
-				}
-				buf.AttachStore(st)
-			}
-			buf.Start()
+			buf, st := storeBenchBuffer(b, comp)
 			ctx := context.Background()
 			b.ReportAllocs()
 			runtime.GC()
