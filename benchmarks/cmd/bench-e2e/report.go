@@ -156,15 +156,7 @@ func aggregate(runs []*runResult, k kind, get func(*runResult) (float64, bool)) 
 			v = append(v, x)
 		}
 	}
-	if len(v) == 0 {
-		return agg{}
-	}
-	sort.Float64s(v)
-	m := v[len(v)/2]
-	if len(v)%2 == 0 {
-		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
-	return agg{n: len(v), med: m, min: v[0], max: v[len(v)-1]}
+	return agg(spreadOf(v))
 }
 
 func (a agg) cell(format string) string {
