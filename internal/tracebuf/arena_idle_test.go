@@ -145,6 +145,11 @@ func TestArenaTrimIdle(t *testing.T) {
 			}
 			keep := idleAddrs(a)[len(a.idle)-want:]
 			gone := idleAddrs(a)[:len(a.idle)-want]
+			marker := []byte("tailsift arena chunk " + tt.name)
+			for _, c := range gone {
+				require.GreaterOrEqual(t, len(c), len(marker))
+				copy(c, marker)
+			}
 			a.trimIdle(tt.now)
 			assert.Equal(t, want, len(a.idle), "idle chunks left")
 			assert.Equal(t, chunkAddrs(keep), chunkAddrs(idleAddrs(a)), "the chunks that went idle last stay")
@@ -152,7 +157,7 @@ func TestArenaTrimIdle(t *testing.T) {
 			assert.LessOrEqual(t, a.spare+a.idleBytes, max(tt.reserve, a.spare))
 			assert.Equal(t, a.mapped, MappedBytes()-base)
 			for _, c := range gone {
-				assertMapped(t, c, false)
+				assertGivenBack(t, c, marker)
 			}
 			for _, c := range keep {
 				assertMapped(t, c, true)

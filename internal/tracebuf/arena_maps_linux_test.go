@@ -38,3 +38,18 @@ func assertMapped(t *testing.T, b []byte, want bool) {
 		assert.Zero(t, covered, "chunk at %#x given back", lo)
 	}
 }
+
+// assertGivenBack checks that b, whose first bytes were set to marker while
+// the arena held it, is no longer the arena's memory: reading it through
+// /proc/self/mem fails (unmapped) or finds other bytes. Unlike a look in
+// /proc/self/maps, this does not fail when something else in the process
+// (a new thread's stack, the race detector) has since been mapped there.
+func assertGivenBack(t *testing.T, b []byte, marker []byte) {
+	t.Helper()
+	f, err := os.Open("/proc/self/mem")
+	require.NoError(t, err)
+	defer func() { _ = f.Close() }()
+	got := make([]byte, len(marker))
+	_, err = f.ReadAt(got, int64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))))
+	assert.True(t, err != nil || string(got) != string(marker), "chunk at %p still holds the arena's bytes", unsafe.SliceData(b))
+}
