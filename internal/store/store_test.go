@@ -480,14 +480,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		s := openStore(t, dir, func(o *Options) { o.Compression = comp })
 		// The first block's write waits, so that the rest queue behind it
 		// and make one block.
-		entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
-		s.w.writeFile = func(f *os.File, b []byte) (int, error) {
-			if writes++; writes == 1 {
-				close(entered)
-				<-gate
-			}
-			return f.Write(b)
-		}
+		entered, gate, writes := holdFirstWrite(s)
 		first, firstIDs := request(t, []int{0}, 2, 16)
 		require.True(t, s.AppendSpans(firstIDs, first))
 		<-entered
@@ -505,7 +498,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		assert.Equal(t, tc.bigSpans == 1, len(last) < blockTail/2, "fits behind the head or not")
 		close(gate)
 		require.NoError(t, s.Close())
-		assert.Equal(t, 2, writes, "the queued records in one block")
+		assert.Equal(t, 2, *writes, "the queued records in one block")
 
 		s = openStore(t, dir, func(o *Options) { o.Compression = comp })
 		assert.Zero(t, s.Stats().CorruptSegments.Load())
@@ -541,14 +534,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 func TestWriterBufferNotACopy(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
-	entered, gate, writes := make(chan struct{}), make(chan struct{}), 0
-	s.w.writeFile = func(f *os.File, b []byte) (int, error) {
-		if writes++; writes == 1 {
-			close(entered)
-			<-gate
-		}
-		return f.Write(b)
-	}
+	entered, gate, _ := holdFirstWrite(s)
 	first, firstIDs := request(t, []int{0}, 1, 16)
 	require.True(t, s.AppendSpans(firstIDs, first))
 	<-entered
@@ -568,4 +554,19 @@ func TestWriterBufferNotACopy(t *testing.T) {
 	require.NoError(t, s.Sync(context.Background()))
 	require.NoError(t, s.Close())
 	assert.NotSame(t, unsafe.SliceData(buf[:1]), unsafe.SliceData(s.w.raw[:1]), "the writer's buffer is the copy's")
+}
+
+// holdFirstWrite makes s's writer wait in its first write until gate is
+// closed; entered is closed once it waits, and *writes counts the writes
+// (read it after s.Close).
+func holdFirstWrite(s *Store) (entered, gate chan struct{}, writes *int) {
+	entered, gate, writes = make(chan struct{}), make(chan struct{}), new(int)
+	s.w.writeFile = func(f *os.File, b []byte) (int, error) {
+		if *writes++; *writes == 1 {
+			close(entered)
+			<-gate
+		}
+		return f.Write(b)
+	}
+	return entered, gate, writes
 }
