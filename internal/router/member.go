@@ -59,6 +59,10 @@ type member struct {
 	probes  sync.WaitGroup
 }
 
+// memberWindow is the flow-control window of a member connection: what
+// the gateway may send before the router reads it (responses only).
+const memberWindow = 1 << 20
+
 func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	m := &member{
 		addr:   addr,
@@ -68,7 +72,14 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	}
 	cc := r.cfg.GRPC
 	cc.Endpoint = addr
-	opts := []configgrpc.ToClientConnOption{configgrpc.WithGrpcDialOption(experimental.WithBufferPool(sendBuffers))}
+	opts := []configgrpc.ToClientConnOption{
+		configgrpc.WithGrpcDialOption(experimental.WithBufferPool(sendBuffers)),
+		// Fixed windows turn off gRPC's bandwidth estimator, which would
+		// ping the gateway after each response (the only data a member
+		// receives): a write and a read more per call for nothing.
+		configgrpc.WithGrpcDialOption(grpc.WithStaticStreamWindowSize(memberWindow)),
+		configgrpc.WithGrpcDialOption(grpc.WithStaticConnWindowSize(memberWindow)),
+	}
 	if cc.Compression == configcompression.TypeZstd {
 		// Compress with fastZstd instead of the registered zstd.
 		cc.Compression = ""

@@ -167,12 +167,7 @@ func (r *tailsiftReceiver) startGRPC(ctx context.Context, host component.Host) e
 		return nil
 	}
 	cfg := r.cfg.Protocols.GRPC.Get()
-	// The forced codec hands the Export request over as its encoded bytes.
-	// It applies to every service of this server, which serves only the
-	// trace service; other message types would still go through proto.
-	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec(r.pool))),
-		configgrpc.WithGrpcServerOption(experimental.BufferPool(r.pool)))
+	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, grpcServerOptions(r.pool)...)
 	if err != nil {
 		return err
 	}
@@ -190,6 +185,31 @@ func (r *tailsiftReceiver) startGRPC(ctx context.Context, host component.Host) e
 		}
 	})
 	return nil
+}
+
+// Flow-control windows of the gRPC server: fixed, so that gRPC's
+// bandwidth estimator, which pings the client at every new burst of data
+// (about once per request on loopback, where its estimate never reaches
+// its 16 MiB limit), is off. A stream may send one window of bytes before
+// the receiver has read them; the dynamic windows this replaces grow to
+// 16 MiB.
+const (
+	grpcStreamWindow = 1 << 20
+	grpcConnWindow   = 4 << 20
+)
+
+// grpcServerOptions are the options of the receiver's gRPC server: the
+// forced codec hands the Export request over as its encoded bytes (it
+// applies to every service of this server, which serves only the trace
+// service; other message types would still go through proto), read
+// buffers come from pool, and the windows are fixed.
+func grpcServerOptions(pool *recvPool) []configgrpc.ToServerOption {
+	return []configgrpc.ToServerOption{
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec(pool))),
+		configgrpc.WithGrpcServerOption(experimental.BufferPool(pool)),
+		configgrpc.WithGrpcServerOption(grpc.StaticStreamWindowSize(grpcStreamWindow)),
+		configgrpc.WithGrpcServerOption(grpc.StaticConnWindowSize(grpcConnWindow)),
+	}
 }
 
 func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) error {

@@ -30,7 +30,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock"
@@ -302,14 +301,13 @@ func (n *nullExporter) exportGRPC(_ context.Context, _ []byte, free func()) ([]b
 func (n *nullExporter) unaryInfo() *grpc.UnaryServerInfo { return n.info }
 
 // startNullServer starts a configgrpc server (default settings) with the
-// receiver's codec and pool whose Export does nothing.
+// receiver's server options (codec, pool, windows) whose Export does
+// nothing.
 func startNullServer(b *testing.B) *grpc.ClientConn {
 	g := configgrpc.NewDefaultServerConfig()
 	g.NetAddr.Endpoint = "127.0.0.1:0"
 	pool := new(recvPool)
-	srv, err := g.ToServer(context.Background(), nil, benchTelemetry(b),
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec(pool))),
-		configgrpc.WithGrpcServerOption(experimental.BufferPool(pool)))
+	srv, err := g.ToServer(context.Background(), nil, benchTelemetry(b), grpcServerOptions(pool)...)
 	require.NoError(b, err)
 	n := &nullExporter{}
 	n.info = &grpc.UnaryServerInfo{Server: n, FullMethod: exportMethod}
