@@ -64,8 +64,8 @@ func TestDefaultConfig(t *testing.T) {
 	require.True(t, cfg.Queue.Get().Batch.HasValue(), "each member batches across requests")
 	b := cfg.Queue.Get().Batch.Get()
 	assert.Equal(t, exporterhelper.RequestSizerTypeItems, b.Sizer)
-	assert.Equal(t, 100*time.Millisecond, b.FlushTimeout)
-	assert.Equal(t, []int64{1024, 2048}, []int64{b.MinSize, b.MaxSize})
+	assert.Equal(t, 200*time.Millisecond, b.FlushTimeout)
+	assert.Equal(t, []int64{2048, 2048}, []int64{b.MinSize, b.MaxSize})
 	assert.Equal(t, 512*1024, cfg.GRPC.WriteBufferSize)
 
 	off := createDefaultConfig().(*Config)
@@ -73,6 +73,16 @@ func TestDefaultConfig(t *testing.T) {
 		"sending_queue": map[string]any{"batch": map[string]any{"enabled": false}},
 	}).Unmarshal(off))
 	assert.False(t, off.Queue.Get().Batch.HasValue(), "batch::enabled: false turns batching off")
+
+	// A queue bounded in bytes (docs/scale-out.md) keeps batching by items.
+	byBytes := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"members":       map[string]any{"static": []string{"127.0.0.1:4317"}},
+		"sending_queue": map[string]any{"sizer": "bytes", "queue_size": 64 << 20},
+	}).Unmarshal(byBytes))
+	require.NoError(t, confmap.Validate(byBytes))
+	assert.Equal(t, exporterhelper.RequestSizerTypeBytes, byBytes.Queue.Get().Sizer)
+	assert.Equal(t, exporterhelper.RequestSizerTypeItems, byBytes.Queue.Get().Batch.Get().Sizer)
 	assert.True(t, cfg.Retry.Enabled)
 	require.EqualError(t, confmap.Validate(cfg), "members: static or dns: one must be set")
 }

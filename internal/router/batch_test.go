@@ -116,3 +116,19 @@ func TestBatchRefusedIsRetried(t *testing.T) {
 		assert.Equal(t, owner.addr, rs[0].Gateway, "a refused batch went elsewhere")
 	}
 }
+
+// TestBatchQueueInBytes: a member queue bounded in bytes (`sizer: bytes`,
+// as docs/scale-out.md suggests) takes the router's batches, which are
+// still cut by items, and delivers every span once.
+func TestBatchQueueInBytes(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.79", "127.0.0.80")
+	r := newRouterWith(t, addrs, func(s *Settings) {
+		batching(50*time.Millisecond, 1<<30)(s)
+		q := s.Queue.Get()
+		q.Sizer = exporterhelper.RequestSizerTypeBytes
+		q.QueueSize = 1 << 20
+	})
+	sent := routeBatches(t, r, 10)
+	require.Eventually(t, func() bool { return gw.Count() == len(sent) }, 10*time.Second, 5*time.Millisecond)
+	requireDeliveredOnce(t, gw, sent)
+}
