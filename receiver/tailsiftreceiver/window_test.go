@@ -113,4 +113,3 @@ func TestGRPCServerWindowsFixed(t *testing.T) {
 	assert.Equal(t, uint32(grpcStreamWindow), frames.streamWindow, "the server's SETTINGS give its fixed stream window")
 	assert.Zero(t, frames.pings, "the server pinged the client: its bandwidth estimator is on")
 }
-
