@@ -47,11 +47,13 @@ func noopInstruments(t testing.TB) Instruments {
 // an interface, would allocate its slice at every call).
 func TestObserverDoesNotAllocate(t *testing.T) {
 	o := NewObserver(noopInstruments(t))
-	o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond) // builds the policy's set
+	o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
+	o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48) // builds the policy's set
 	o.Rescued("errors")
 	allocs := testing.AllocsPerRun(100, func() {
 		o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
 		o.Decided("errors", true, 16, "quiet", time.Second, -1)
+		o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48)
 		o.Late(true, 3)
 		o.Late(false, 3)
 		o.Refused(tracebuf.RefusedInvalid, 2)
