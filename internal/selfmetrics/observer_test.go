@@ -17,7 +17,11 @@ import (
 // noopInstruments are Instruments on a no-op meter: what is left to
 // allocate is the observer's own doing.
 func noopInstruments(t testing.TB) Instruments {
-	m := noop.NewMeterProvider().Meter("test")
+	return instrumentsOn(t, noop.NewMeterProvider().Meter("test"))
+}
+
+// instrumentsOn are Instruments on m.
+func instrumentsOn(t testing.TB, m metric.Meter) Instruments {
 	c := func(name string) metric.Int64Counter {
 		x, err := m.Int64Counter(name)
 		require.NoError(t, err)
