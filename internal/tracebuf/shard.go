@@ -359,7 +359,8 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	s.expireHeld(now)
 }
 
-// report sends the change of buffered bytes and traces to the observer.
+// report sends the decision counts (DecisionCounter) and the change of
+// buffered bytes and traces to the observer.
 func (s *shard) report() {
 	s.counts.flush()
 	u := &s.usage
