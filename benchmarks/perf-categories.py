@@ -19,11 +19,20 @@ def cat(s):
             return 'processor: pdata -> wire marshal'
         if 'wire.Scan' in s:
             return 'processor: scan'
-        return 'processor: Ingest other (route, queue)'
+        # An Ingest call runs the shard inline when it is free (tracebuf's
+        # tryIngest): its ingest and decisions go to the shard's categories.
+        if 'tracebuf.(*shard)' not in s:
+            return 'processor: Ingest other (route, queue)'
     if 'UnmarshalTraces' in s and 'decodeOut' in s:
         return 'output: decode kept spans (wire -> pdata)'
+    if 'zstd' in s and ('Encoder' in s or 'encoderWrapper' in s):
+        return 'output: exporter zstd'
     if 'exporterhelper' in s or 'otlpexporter' in s or 'zstd' in s:
-        return 'output: exporter (queue, marshal, zstd, send)'
+        return 'output: exporter (queue, marshal, gRPC call)'
+    # The exporter's connection: its HTTP/2 writer and reader goroutines
+    # (the receiver's are NewServerTransport and http2Server).
+    if 'NewHTTP2Client' in s or 'http2Client' in s:
+        return 'output: exporter gRPC connection (writes, reads)'
     if 'shard).flushOut' in s:
         return 'output: flush other'
     if 'otlpguard.' in s and 'UnmarshalProto' not in s and 'BufferPool' not in s:

@@ -70,7 +70,10 @@ type decidedKey struct {
 	keep   bool
 }
 
-var _ tracebuf.RouteObserver = (*observer)(nil)
+var (
+	_ tracebuf.RouteObserver   = (*observer)(nil)
+	_ tracebuf.DecisionCounter = (*observer)(nil)
+)
 
 func decisionAttr(keep bool) addOpts {
 	v := "drop"
@@ -132,14 +135,10 @@ func (o *observer) Refused(reason string, spans int) {
 	o.in.SpansRefused.Add(context.Background(), int64(spans), a...)
 }
 
-func (o *observer) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
+// Decided records the decision's latency, lag and early reason; its trace
+// and spans are counted in CountDecided (tracebuf.DecisionCounter).
+func (o *observer) Decided(_ string, _ bool, _ int, reason string, latency, lag time.Duration) {
 	ctx := context.Background()
-	o.in.TracesDecided.Add(ctx, 1, o.decidedAttrs(policy, keep)...)
-	d := o.drop
-	if keep {
-		d = o.keep
-	}
-	o.in.SpansDecided.Add(ctx, int64(spans), d...)
 	o.in.DecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond))
 	if lag >= 0 {
 		o.in.DecisionLag.Record(ctx, float64(lag)/float64(time.Millisecond))
@@ -147,6 +146,18 @@ func (o *observer) Decided(policy string, keep bool, spans int, reason string, l
 	if a, ok := o.early[reason]; ok {
 		o.in.EarlyDecisions.Add(ctx, 1, a...)
 	}
+}
+
+// CountDecided implements tracebuf.DecisionCounter: a shard's decisions of
+// one policy and outcome since its last report, two Adds for all of them.
+func (o *observer) CountDecided(policy string, keep bool, traces, spans int64) {
+	ctx := context.Background()
+	o.in.TracesDecided.Add(ctx, traces, o.decidedAttrs(policy, keep)...)
+	d := o.drop
+	if keep {
+		d = o.keep
+	}
+	o.in.SpansDecided.Add(ctx, spans, d...)
 }
 
 func (o *observer) Late(kept bool, spans int) {

@@ -17,7 +17,11 @@ import (
 // noopInstruments are Instruments on a no-op meter: what is left to
 // allocate is the observer's own doing.
 func noopInstruments(t testing.TB) Instruments {
-	m := noop.NewMeterProvider().Meter("test")
+	return instrumentsOn(t, noop.NewMeterProvider().Meter("test"))
+}
+
+// instrumentsOn are Instruments on m.
+func instrumentsOn(t testing.TB, m metric.Meter) Instruments {
 	c := func(name string) metric.Int64Counter {
 		x, err := m.Int64Counter(name)
 		require.NoError(t, err)
@@ -47,11 +51,13 @@ func noopInstruments(t testing.TB) Instruments {
 // an interface, would allocate its slice at every call).
 func TestObserverDoesNotAllocate(t *testing.T) {
 	o := NewObserver(noopInstruments(t))
-	o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond) // builds the policy's set
+	o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
+	o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48) // builds the policy's set
 	o.Rescued("errors")
 	allocs := testing.AllocsPerRun(100, func() {
 		o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
 		o.Decided("errors", true, 16, "quiet", time.Second, -1)
+		o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48)
 		o.Late(true, 3)
 		o.Late(false, 3)
 		o.Refused(tracebuf.RefusedInvalid, 2)

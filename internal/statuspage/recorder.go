@@ -83,7 +83,10 @@ type earlyCounts struct {
 	maxSpans, maxBytes, memory, shutdown atomic.Int64
 }
 
-var _ tracebuf.KeptObserver = (*Recorder)(nil)
+var (
+	_ tracebuf.KeptObserver    = (*Recorder)(nil)
+	_ tracebuf.DecisionCounter = (*Recorder)(nil)
+)
 
 // NewRecorder returns a recorder for the buffer of the component id (of
 // the given kind: processor or receiver) whose budget is maxBytes, passing
@@ -143,6 +146,16 @@ func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, l
 		r.early.shutdown.Add(1)
 	}
 	r.next.Decided(policy, keep, spans, reason, latency, lag)
+}
+
+// CountDecided implements tracebuf.DecisionCounter for the observer it
+// wraps: the recorder counts decisions in Decided, and hands the sums on to
+// next when next counts them that way; otherwise next counted them in
+// Decided too.
+func (r *Recorder) CountDecided(policy string, keep bool, traces, spans int64) {
+	if c, ok := r.next.(tracebuf.DecisionCounter); ok {
+		c.CountDecided(policy, keep, traces, spans)
+	}
 }
 
 // Kept implements tracebuf.KeptObserver: it remembers kept traces with an

@@ -101,6 +101,7 @@ func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag in
 	s.unlink(t)
 	s.recordDecision(t, d, reason)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
+	s.counts.add(d.Policy, d.Keep(), t.sum.SpanCount)
 	if k, ok := s.deps.observer.(KeptObserver); ok && d.Keep() {
 		k.Kept(&t.sum, d)
 	}

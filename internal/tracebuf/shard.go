@@ -145,6 +145,9 @@ type shard struct {
 	wake wakeup
 	msg  scratch
 	enc  encoder
+	// counts are the decisions not yet counted by a DecisionCounter
+	// observer (report hands them on).
+	counts decisionCounts
 }
 
 type lateSpan struct {
@@ -170,8 +173,9 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 			timeout:  int64(cfg.output.BatchTimeout),
 			maxSpans: cfg.output.BatchMaxSpans,
 		},
-		held: heldSet{window: cfg.window, budget: cfg.heldBudget},
-		enc:  encoder{seen: make(map[seenKey][]byte)},
+		held:   heldSet{window: cfg.window, budget: cfg.heldBudget},
+		enc:    encoder{seen: make(map[seenKey][]byte)},
+		counts: newDecisionCounts(deps.observer),
 	}
 	if cfg.completion.MaxTraceBytes > 0 {
 		// At most half the shard's budget: one trace never fills it.
@@ -355,8 +359,10 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	s.expireHeld(now)
 }
 
-// report sends the change of buffered bytes and traces to the observer.
+// report sends the decision counts (DecisionCounter) and the change of
+// buffered bytes and traces to the observer.
 func (s *shard) report() {
+	s.counts.flush()
 	u := &s.usage
 	used := u.bytes()
 	if d, n := used-u.reported, u.nTraces-u.reportedTraces; d != 0 || n != 0 {
