@@ -160,9 +160,10 @@ func BenchmarkCodecCold(b *testing.B) {
 // the calls alone. idle=0 is the hot loop; warm=true compresses another
 // request first after each sleep and times the second; group=4 compresses
 // four requests (as four blocks) per wake-up. On this project's VM the
-// idle calls cost zstd 1.6–1.9× (s2 1.2–1.4×) the hot loop's time per byte,
-// as inside the collector; the call after a warm-up call is most of the
-// way back (benchmarks/README.md, "Durable store, round 7").
+// idle calls cost zstd 1.3–2.0× the hot loop's time per byte (the longer
+// the idle, the more), as inside the collector, s2 up to 1.5×; four
+// requests per wake-up recover most of it, one warm-up call little
+// (benchmarks/README.md, "Durable store, round 7").
 //
 //	go test -run='^$' -bench=CodecWake -benchtime=200x -cpu=1 ./internal/store/
 func BenchmarkCodecWake(b *testing.B) {
