@@ -153,3 +153,53 @@ func BenchmarkCodecCold(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCodecWake is the store's codec called as the writer calls it in
+// a collector at 10 000 spans/s: about every 16 ms, the process idle in
+// between (the collector's CPU is more than 90 % idle at that rate), timing
+// the calls alone. idle=0 is the hot loop; warm=true compresses another
+// request first after each sleep and times the second; group=4 compresses
+// four requests (as four blocks) per wake-up. On this project's VM the
+// idle calls cost zstd 1.3–2.0× the hot loop's time per byte (the longer
+// the idle, the more), as inside the collector, s2 up to 1.5×; four
+// requests per wake-up recover most of it, one warm-up call little
+// (benchmarks/README.md, "Durable store, round 7").
+//
+//	go test -run='^$' -bench=CodecWake -benchtime=200x -cpu=1 ./internal/store/
+func BenchmarkCodecWake(b *testing.B) {
+	w := storetest.Record(b, 20_000, 5*time.Second)
+	c, err := newCodec(CompressionZstd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.close()
+	cases := []struct {
+		idle  time.Duration
+		warm  bool
+		group int
+	}{{0, false, 1}, {16 * time.Millisecond, false, 1}, {16 * time.Millisecond, true, 1}, {16 * time.Millisecond, false, 4}, {64 * time.Millisecond, false, 1}}
+	for _, comp := range []string{CompressionZstd, CompressionS2} {
+		for _, k := range cases {
+			b.Run(fmt.Sprintf("compression=%s/idle=%v/warm=%v/group=%d", comp, k.idle, k.warm, k.group), func(b *testing.B) {
+				c.s2 = comp == CompressionS2
+				var dst []byte
+				var spent time.Duration
+				in, i := 0, 0
+				for b.Loop() {
+					time.Sleep(k.idle)
+					if k.warm {
+						dst = c.seal(dst[:0], w.Requests[(i+len(w.Requests)/2)%len(w.Requests)], 1, 1)
+					}
+					t0 := time.Now()
+					for range k.group {
+						dst = c.seal(dst[:0], w.Requests[i%len(w.Requests)], 1, 1)
+						in, i = in+len(w.Requests[i%len(w.Requests)]), i+1
+					}
+					spent += time.Since(t0)
+				}
+				b.ReportMetric(float64(spent.Nanoseconds())/float64(in), "ns/B")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
+}
