@@ -74,9 +74,10 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	cc.Endpoint = addr
 	opts := []configgrpc.ToClientConnOption{
 		configgrpc.WithGrpcDialOption(experimental.WithBufferPool(sendBuffers)),
-		// Fixed windows turn off gRPC's bandwidth estimator, which would
-		// ping the gateway after each response (the only data a member
-		// receives): a write and a read more per call for nothing.
+		// Fixed windows turn off gRPC's bandwidth estimator: grpc-go's
+		// client runs the same estimator as its server on the data it
+		// receives (here, the responses), and pings the gateway at each
+		// new burst of it.
 		configgrpc.WithGrpcDialOption(grpc.WithStaticStreamWindowSize(memberWindow)),
 		configgrpc.WithGrpcDialOption(grpc.WithStaticConnWindowSize(memberWindow)),
 	}

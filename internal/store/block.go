@@ -123,6 +123,20 @@ func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64) []byte {
 	return dst
 }
 
+// readBlock checks and decompresses the block at the start of data into
+// raw (its header, then its compressed bytes).
+func (c *codec) readBlock(data, raw []byte) (blockInfo, []byte, error) {
+	b, err := parseBlockHeader(data)
+	if err != nil {
+		return b, raw, err
+	}
+	if blockHeader+b.compLen > len(data) {
+		return b, raw, errTruncated
+	}
+	raw, err = c.open(raw, b, data[blockHeader:blockHeader+b.compLen])
+	return b, raw, err
+}
+
 // open checks and decompresses a block's compressed bytes into dst.
 func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 	if crc32.Checksum(comp, castagnoli) != b.crc {

@@ -35,7 +35,7 @@ func (s *Store) recover() error {
 		off := 0
 		for off < len(data) {
 			var b blockInfo
-			b, raw, err = s.readBlock(data[off:], raw)
+			b, raw, err = s.codec.readBlock(data[off:], raw)
 			if err == nil {
 				_, err = ParseRecords(raw, func(r *Record) error {
 					requestIDs(r, &batch)
@@ -83,19 +83,6 @@ func requestIDs(r *Record, batch *wire.Batch) {
 			r.IDs = append(r.IDs, id)
 		}
 	}
-}
-
-// readBlock checks and decompresses the block at the start of data.
-func (s *Store) readBlock(data, raw []byte) (blockInfo, []byte, error) {
-	b, err := parseBlockHeader(data)
-	if err != nil {
-		return b, raw, err
-	}
-	if blockHeader+b.compLen > len(data) {
-		return b, raw, errTruncated
-	}
-	raw, err = s.codec.open(raw, b, data[blockHeader:blockHeader+b.compLen])
-	return b, raw, err
 }
 
 // segmentNumbers lists the segment files in Dir, oldest first.

@@ -416,7 +416,7 @@ func TestDecisionBatchRecovered(t *testing.T) {
 	r := openStore(t, t.TempDir(), nil)
 	frames := 0
 	for len(data) > 0 {
-		b, raw, err := r.readBlock(data, nil)
+		b, raw, err := r.codec.readBlock(data, nil)
 		require.NoError(t, err)
 		for off := 0; off < len(raw); off += frameHeader + int(binary.LittleEndian.Uint32(raw[off:])) {
 			frames++
