@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tailsift/tailsift/internal/wire"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // completion holds the undecided traces in the order their completion rules
@@ -13,7 +14,9 @@ import (
 //
 // The quiet rule has one list per quiet class: class 0 is completion.quiet,
 // class i > 0 the learned level i-1 (learn.go). A trace joins its route's
-// class when its root arrives and stays in it. Within a class every trace
+// class when its root arrives and stays in it, with one exception (safe):
+// a learned quiet shorter than completion.quiet drops a trace only when a
+// late ERROR span can still keep it. Within a class every trace
 // waits the same quiet, so a FIFO list by latest arrival is ordered by
 // deadline; the rule's next deadline is the earliest head among the
 // classes in use (a mask), at most 64 of them.
@@ -26,6 +29,12 @@ type completion struct {
 	maxBytes       uint64  // completion.max_trace_bytes, math.MaxUint64 when off
 	arrival        uint8   // status bits that decide on arrival (sampling.Engine.ArrivalMask)
 	routes         *routes // nil when the config has none
+	// rescuable: a dropped trace is still kept whole by a late ERROR span
+	// (the store, or rescue.window). Without it a learned quiet shorter
+	// than completion.quiet applies only to traces that already carry an
+	// ERROR span (see safe): the others wait completion.quiet, so that the
+	// shorter wait never drops an error trace whose ERROR span comes later.
+	rescuable bool
 }
 
 // quietClass is the traces that wait the same quiet, by latest arrival.
@@ -163,6 +172,14 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	if t.inQuiet {
 		t.gap = max(t.gap, now-t.last)
 		t.last = now
+		if t.shorter != 0 && t.sum.StatusMask&sampling.StatusErrorBit != 0 {
+			// An ERROR span came: t now takes its route's shorter quiet.
+			// It is the latest arrival, so it goes to the back of that
+			// class, in order.
+			c.unquiet(t)
+			c.join(t, t.shorter)
+			return
+		}
 		q := &c.classes[t.class]
 		wasHead := q.list.head == t
 		q.list.moveToBack(t)
@@ -173,14 +190,38 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	}
 	// sp is the root: t's class is its route's.
 	t.last = now
+	class := uint8(0)
 	if c.routes != nil {
-		t.class = c.routes.rooted(t, sp, sc, now)
+		class = c.routes.rooted(t, sp, sc, now)
 	}
-	q := &c.classes[t.class]
+	c.join(t, c.safe(t, class))
+}
+
+// safe returns the class t waits in when its route's is class: class, or
+// class 0 (completion.quiet) when class is shorter, t carries no ERROR
+// span yet and a dropped trace cannot be rescued (rescuable). t then
+// remembers class, and moves to it when an ERROR span arrives (touch):
+// error traces still leave after the route's shorter quiet, and the rest
+// wait long enough for a late ERROR span to keep them, as with learning
+// off. (A learned quiet longer than completion.quiet always applies.)
+func (c *completion) safe(t *trace, class uint8) uint8 {
+	t.shorter = 0
+	if class == 0 || c.rescuable || c.classes[class].quiet >= c.quiet ||
+		t.sum.StatusMask&sampling.StatusErrorBit != 0 {
+		return class
+	}
+	t.shorter = class
+	return 0
+}
+
+// join puts t, its latest arrival now, at the back of quiet class class.
+func (c *completion) join(t *trace, class uint8) {
+	t.class = class
+	q := &c.classes[class]
 	q.list.pushBack(t)
 	if q.list.head == t {
 		q.headMoved()
-		c.used |= 1 << t.class
+		c.used |= 1 << class
 	}
 	t.inQuiet = true
 }

@@ -96,7 +96,10 @@ type CompletionConfig struct {
 // its root on, late spans included, and decides the route's traces after
 // clamp(quantile of that gap × margin, min, max) with no new span instead of
 // quiet. A route is learned once it has 32 traces in a shard; until then,
-// and for routes beyond max_routes, quiet applies.
+// and for routes beyond max_routes, quiet applies. A learned value below
+// quiet applies to every trace only when a dropped trace can be rescued by
+// a late ERROR span (a store, or rescue.window); otherwise only to traces
+// that carry an ERROR span (completion.safe).
 type LearnConfig struct {
 	// Enabled applies the learned quiet. Off, the routes are still tracked
 	// for the per-route completion metrics.

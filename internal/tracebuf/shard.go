@@ -183,6 +183,7 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 	}
 	if s.held.window > 0 {
 		s.held.byID = make(map[[16]byte]*trace)
+		s.due.rescuable = true
 	}
 	s.due.byFirst.at = func(t *trace) *links { return &t.byFirst }
 	// A held trace has left byFirst: the held list reuses its links.

@@ -61,6 +61,7 @@ func (b *Buffer) AttachStore(st *store.Store) {
 	for _, s := range b.shards {
 		s.deps.emit = b.emit
 		s.deps.store = h
+		s.due.rescuable = true // a late ERROR span keeps a dropped trace from the store
 	}
 	rec := st.Claim()
 	h.replay = rec.Undecided

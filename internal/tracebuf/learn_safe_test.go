@@ -1,0 +1,132 @@
+package tracebuf
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// safeLearnBuffer starts a buffer that keeps error traces only (quiet 1s,
+// learning from 100ms), with rescue.window when rescue is set, and teaches
+// its route "svc" a quiet of 100ms: 64 traces whose two spans arrive
+// together, then past the tracking horizon. It returns the buffer, a
+// function that advances its clock in 10ms steps, what it decided and what
+// it sent on.
+func safeLearnBuffer(t *testing.T, rescue bool) (*Buffer, func(time.Duration), *simObserver, *collector) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 1000
+	cfg.Completion.MaxWait = 30 * time.Second
+	cfg.Completion.Learn = LearnConfig{
+		Enabled: true, Min: 100 * time.Millisecond, Max: 10 * time.Second,
+		Quantile: 0.95, Margin: 1, MaxRoutes: 16,
+	}
+	if rescue {
+		cfg.Rescue = RescueConfig{Window: 5 * time.Second, MaxBytes: 16 << 20}
+	}
+	obs := &simObserver{kept: map[[16]byte]int{}, routes: map[string]RouteCompletion{}}
+	out := &collector{spans: map[[16]byte]int{}}
+	b, clk := startBuffer(t, cfg, out.emit, obs)
+	advance := func(d time.Duration) {
+		for step := 10 * time.Millisecond; d > 0; d -= step {
+			clk.Advance(step)
+			require.NoError(t, b.Sync(ctx))
+		}
+	}
+	for n := uint64(1); n <= 64; n++ {
+		require.NoError(t, b.Ingest(ctx, encodeSpans(t,
+			spanSpec{trace: n, span: 1, service: "svc"}, spanSpec{trace: n, span: 2, parent: 1, service: "svc"})))
+		advance(20 * time.Millisecond)
+	}
+	advance(12 * time.Second) // decided after 1s, learned after learn.max (10s)
+	require.NoError(t, b.inShard(ctx, 0, func(_ context.Context, s *shard) {
+		r := s.due.routes
+		for i := range r.table {
+			if rt := &r.table[i]; rt.name == "svc / " {
+				require.Equal(t, 100*time.Millisecond, time.Duration(r.quiet(rt, s.due.quiet)), "the route learned the shortest quiet")
+			}
+		}
+	}))
+	return b, advance, obs, out
+}
+
+// decidedCount is how many traces obs saw decided.
+func decidedCount(obs *simObserver) int {
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	return obs.decided
+}
+
+// Without a store or rescue.window, a learned quiet shorter than
+// completion.quiet must not drop an error trace whose ERROR span comes
+// after it: such a trace waits completion.quiet, as with learning off,
+// and is kept whole. A trace that already carries an ERROR span still
+// leaves after the learned quiet.
+func TestLearnedQuietKeepsLateErrors(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, false)
+
+	// Trace 100: root now, its ERROR child 500ms later (after the learned
+	// 100ms, within the 1s quiet).
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 1, service: "svc"})))
+	advance(500 * time.Millisecond)
+	require.Zero(t, out.count(tid(100)), "not decided yet")
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t,
+		spanSpec{trace: 100, span: 2, parent: 1, service: "svc", status: ptrace.StatusCodeError})))
+	// Now it carries an ERROR span: the learned quiet applies from here.
+	advance(300 * time.Millisecond)
+	assert.Equal(t, 2, out.count(tid(100)), "kept whole, after the learned quiet from its ERROR span")
+
+	// Trace 101: its root is an ERROR span: the learned quiet applies at
+	// once.
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 1, service: "svc", status: ptrace.StatusCodeError})))
+	advance(300 * time.Millisecond)
+	assert.Equal(t, 1, out.count(tid(101)), "kept after the learned quiet, not completion.quiet")
+
+	// Trace 102, no error: waits completion.quiet (1s), not 100ms.
+	before := decidedCount(obs)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 102, span: 1, service: "svc"})))
+	advance(600 * time.Millisecond)
+	assert.Equal(t, before, decidedCount(obs), "no ERROR span: not decided before completion.quiet")
+	advance(600 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "decided after completion.quiet")
+}
+
+// With rescue.window (and likewise with the store) a dropped trace is kept
+// whole by a late ERROR span, so the learned quiet applies to every trace:
+// the same late ERROR span finds the trace dropped after 100ms and rescues
+// it.
+func TestLearnedQuietShortensWithRescue(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, true)
+
+	before := decidedCount(obs)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 1, service: "svc"})))
+	advance(300 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "dropped after the learned quiet")
+	assert.Zero(t, out.count(tid(100)))
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t,
+		spanSpec{trace: 100, span: 2, parent: 1, service: "svc", status: ptrace.StatusCodeError})))
+	advance(100 * time.Millisecond)
+	assert.Equal(t, 2, out.count(tid(100)), "rescued whole by its late ERROR span")
+}
+
+// The store sets the same: a buffer with a store may drop at the learned
+// quiet (AttachStore).
+func TestAttachStoreMakesDropsRescuable(t *testing.T) {
+	b, err := New(testBufferConfig(), func(context.Context, ptrace.Traces) error { return nil }, Settings{})
+	require.NoError(t, err)
+	for _, s := range b.shards {
+		require.False(t, s.due.rescuable)
+	}
+	b.AttachStore(openTestStore(t, t.TempDir()))
+	for _, s := range b.shards {
+		assert.True(t, s.due.rescuable)
+	}
+	b.CloseStore()
+}
