@@ -19,13 +19,8 @@ import (
 func safeLearnBuffer(t *testing.T, rescue bool) (*Buffer, func(time.Duration), *simObserver, *collector) {
 	t.Helper()
 	ctx := context.Background()
-	cfg := testBufferConfig()
-	cfg.Completion.MaxSpans = 1000
-	cfg.Completion.MaxWait = 30 * time.Second
-	cfg.Completion.Learn = LearnConfig{
-		Enabled: true, Min: 100 * time.Millisecond, Max: 10 * time.Second,
-		Quantile: 0.95, Margin: 1, MaxRoutes: 16,
-	}
+	cfg := learnConfig(true)
+	cfg.Policies = testBufferConfig().Policies // errors only
 	if rescue {
 		cfg.Rescue = RescueConfig{Window: 5 * time.Second, MaxBytes: 16 << 20}
 	}
