@@ -336,8 +336,8 @@ func TestRouteOversizedSpan(t *testing.T) {
 // TestMayBeDue: a request scans the members only when the oldest batch may
 // be due.
 func TestMayBeDue(t *testing.T) {
-	r := &Router{batch: &lingerConfig{linger: 200 * time.Millisecond}}
 	now := time.Now()
+	r := &Router{batch: &lingerConfig{linger: 200 * time.Millisecond}, epoch: now.Add(-time.Second)}
 	assert.False(t, r.mayBeDue(now), "nothing pending")
 	r.setFlushAt(now.Add(200 * time.Millisecond)) // a batch begun now
 	assert.False(t, r.mayBeDue(now))

@@ -154,7 +154,7 @@ func (r *Router) flushDue(ctx context.Context, st *state, now time.Time, old tim
 // full leaves it until the next scan).
 func (r *Router) mayBeDue(now time.Time) bool {
 	at := r.flushDueAt.Load()
-	return at != 0 && at-int64(r.batch.linger/4) <= now.UnixNano()
+	return at != 0 && at-int64(r.batch.linger/4) <= int64(now.Sub(r.epoch))
 }
 
 // setFlushAt records when the timer fires; flushMu is held.
@@ -163,7 +163,7 @@ func (r *Router) setFlushAt(at time.Time) {
 	if at.IsZero() {
 		r.flushDueAt.Store(0)
 	} else {
-		r.flushDueAt.Store(at.UnixNano())
+		r.flushDueAt.Store(max(int64(at.Sub(r.epoch)), 1))
 	}
 }
 

@@ -108,16 +108,18 @@ type Router struct {
 	flushMu    sync.Mutex
 	flushTimer *time.Timer // flushes what requests left; stopped when nothing is pending
 	flushAt    time.Time   // when flushTimer fires, zero when stopped; guarded by flushMu
-	// flushDueAt is flushAt in Unix nanoseconds (0: zero), written under
-	// flushMu, read without it by each request (mayBeDue).
+	// flushDueAt is flushAt in nanoseconds since epoch (0: zero; both on
+	// the monotonic clock), written under flushMu, read without it by
+	// each request (mayBeDue).
 	flushDueAt atomic.Int64
+	epoch      time.Time
 	flushGen   uint64 // counts armFlush calls; guarded by flushMu
 }
 
 // New returns a router. set names it (each member's exporterhelper reports
 // as set.ID with the member's address appended) and carries its telemetry.
 func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
-	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}}
+	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}, epoch: time.Now()}
 	r.batch, r.queue = routerBatching(cfg.Queue)
 	if r.batch != nil {
 		r.flushTimer = time.AfterFunc(time.Hour, r.onFlushTimer)

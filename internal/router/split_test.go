@@ -214,7 +214,7 @@ func BenchmarkSplit(b *testing.B) {
 	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	require.NoError(b, err)
 	t := &targets{ring: ring.New([]string{"a:1", "b:1", "c:1"})}
-	var s splitter
+	s := splitter{maxBytes: 7 << 19} // the exporter's default max_request_bytes
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
