@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -132,12 +133,9 @@ func TestSplitCapped(t *testing.T) {
 	for _, p := range parts {
 		ids := spanIDs(t, p.data)
 		require.Len(t, ids, p.spans)
-		if p.oversized {
+		if len(p.data) > limit {
 			oversized++
-			assert.Len(t, ids, 1, "an oversized part holds more than its span")
-			assert.Greater(t, len(p.data), limit)
-		} else {
-			assert.LessOrEqual(t, len(p.data), limit)
+			assert.Len(t, ids, 1, "a part above the cap holds more than one span")
 		}
 		for _, id := range ids {
 			seen[id]++
@@ -345,4 +343,10 @@ func TestMayBeDue(t *testing.T) {
 	assert.True(t, r.mayBeDue(now.Add(150*time.Millisecond)), "due at three quarters of the linger")
 	r.setFlushAt(time.Time{})
 	assert.False(t, r.mayBeDue(now.Add(time.Hour)))
+}
+
+// TestRequestSize: the cap's fields keep a request in the 48-byte size
+// class it had without them (one is allocated per part routed).
+func TestRequestSize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(request{}), uintptr(48))
 }

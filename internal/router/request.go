@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
@@ -25,8 +26,9 @@ type request struct {
 	// size is the message's size in bytes: the pieces' lengths summed.
 	size int
 	// maxBytes caps the size of the requests MergeSplit makes of this one
-	// (Settings.MaxRequestBytes; 0: no cap).
-	maxBytes int
+	// (Settings.MaxRequestBytes; 0: no cap). An int32, with pooled, keeps
+	// a request in 48 bytes, as before the cap.
+	maxBytes int32
 	// pooled: the pieces came from getBuffer (or are the router's to
 	// recycle), and go back to the pool once sent.
 	pooled bool
@@ -39,7 +41,7 @@ func (r *request) ItemsCount() int { return r.spans }
 
 // newRequest is a request of one piece.
 func newRequest(data []byte, spans, maxBytes int, pooled bool) *request {
-	return &request{bufs: [][]byte{data}, spans: spans, size: len(data), maxBytes: maxBytes, pooled: pooled}
+	return &request{bufs: [][]byte{data}, spans: spans, size: len(data), maxBytes: int32(min(maxBytes, math.MaxInt32)), pooled: pooled}
 }
 
 // BytesSize implements xexporterhelper.Request: the size of the
@@ -114,7 +116,7 @@ func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelpe
 // fits reports whether a request of spans spans and size bytes is within
 // maxSpans (0: any) and r's byte cap.
 func (r *request) fits(maxSpans, spans, size int) bool {
-	return (maxSpans == 0 || spans <= maxSpans) && (r.maxBytes == 0 || size <= r.maxBytes)
+	return (maxSpans == 0 || spans <= maxSpans) && (r.maxBytes == 0 || size <= int(r.maxBytes))
 }
 
 // merge appends o to r; o is not used afterwards.
@@ -144,8 +146,8 @@ func (r *request) split(maxSpans int) ([]xexporterhelper.Request, error) {
 	}
 	var out []xexporterhelper.Request
 	start := 0
-	for _, c := range s.cut(idx, maxSpans, r.maxBytes) {
-		out = append(out, newRequest(s.encode(nil, idx[start:c.end]), c.end-start, r.maxBytes, true))
+	for _, c := range s.cut(idx, maxSpans, int(r.maxBytes)) {
+		out = append(out, newRequest(s.encode(nil, idx[start:c.end]), c.end-start, int(r.maxBytes), true))
 		start = c.end
 	}
 	r.release()

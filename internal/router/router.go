@@ -296,7 +296,8 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			continue
 		}
 		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
-		if p.oversized {
+		if r.cfg.MaxRequestBytes > 0 && size > r.cfg.MaxRequestBytes {
+			// One span, bigger by itself (the split cut the rest).
 			r.obs.Oversized(ctx, m.addr, p.spans)
 			m.logger.Warn("A span is bigger than max_request_bytes: it is sent in a request of its own, which the member may refuse",
 				zap.Int("request_bytes", size), zap.Int("max_request_bytes", r.cfg.MaxRequestBytes))

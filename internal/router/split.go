@@ -18,9 +18,6 @@ type part struct {
 	spans  int
 	// rerouted counts the spans of traces whose owner was down.
 	rerouted int
-	// oversized: the part is one span that alone takes more than the
-	// router's MaxRequestBytes.
-	oversized bool
 }
 
 // splitter splits an encoded TracesData by the member each span's trace goes
@@ -113,7 +110,7 @@ func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err err
 // appendParts appends to parts member m's share, the spans idx: one part,
 // or, when its encoding would take more than s.maxBytes, as many as it
 // takes to keep each part within it (a span bigger by itself is a part of
-// its own). The parts are in idx's order, which keeps the order of the
+// its own, the only part above s.maxBytes). The parts are in idx's order, which keeps the order of the
 // spans of each trace.
 func (s *splitter) appendParts(parts []part, m int, idx []int32) []part {
 	data := s.encode(nil, idx)
@@ -130,10 +127,7 @@ func (s *splitter) appendParts(parts []part, m int, idx []int32) []part {
 		// first parts.
 		rr := min(rerouted, n)
 		rerouted -= rr
-		parts = append(parts, part{
-			member: m, data: s.encode(nil, idx[start:c.end]), spans: n, rerouted: rr,
-			oversized: c.size > s.maxBytes,
-		})
+		parts = append(parts, part{member: m, data: s.encode(nil, idx[start:c.end]), spans: n, rerouted: rr})
 		start = c.end
 	}
 	return parts
