@@ -82,7 +82,8 @@ func TestCut(t *testing.T) {
 			}
 			var got [][8]byte
 			start, pieces := 0, 0
-			for _, c := range s.cut(idx, tt.maxSpans, tt.maxBytes) {
+			// A copy: the check below cuts again, into s.cuts.
+			for _, c := range append([]cut(nil), s.cut(idx, tt.maxSpans, tt.maxBytes)...) {
 				data := s.encode(nil, idx[start:c.end])
 				n := c.end - start
 				require.Len(t, data, c.size, "piece %d: its size is not its encoding's", pieces)
@@ -332,7 +333,7 @@ func TestRouteOversizedSpan(t *testing.T) {
 }
 
 // TestMayBeDue: a request scans the members only when the oldest batch may
-// be due.
+// be due, and not again within a sixteenth of the linger.
 func TestMayBeDue(t *testing.T) {
 	now := time.Now()
 	r := &Router{batch: &lingerConfig{linger: 200 * time.Millisecond}, epoch: now.Add(-time.Second)}
@@ -341,6 +342,8 @@ func TestMayBeDue(t *testing.T) {
 	assert.False(t, r.mayBeDue(now))
 	assert.False(t, r.mayBeDue(now.Add(149*time.Millisecond)))
 	assert.True(t, r.mayBeDue(now.Add(150*time.Millisecond)), "due at three quarters of the linger")
+	assert.False(t, r.mayBeDue(now.Add(160*time.Millisecond)), "scanned 10 ms ago")
+	assert.True(t, r.mayBeDue(now.Add(163*time.Millisecond)), "scanned 12.5 ms ago")
 	r.setFlushAt(time.Time{})
 	assert.False(t, r.mayBeDue(now.Add(time.Hour)))
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,7 @@ type Router struct {
 	// the monotonic clock), written under flushMu, read without it by
 	// each request (mayBeDue).
 	flushDueAt atomic.Int64
+	scannedAt  atomic.Int64 // a request's last scan, in ns since epoch
 	epoch      time.Time
 	flushGen   uint64 // counts armFlush calls; guarded by flushMu
 }
@@ -121,6 +123,7 @@ type Router struct {
 func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
 	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}, epoch: time.Now()}
 	r.batch, r.queue = routerBatching(cfg.Queue)
+	r.scannedAt.Store(math.MinInt64 / 2) // never
 	if r.batch != nil {
 		r.flushTimer = time.AfterFunc(time.Hour, r.onFlushTimer)
 		r.flushTimer.Stop()
