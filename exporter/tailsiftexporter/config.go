@@ -28,11 +28,21 @@ type Config struct {
 	// Retry retries what a member refused for another reason than being
 	// down (down members' spans fail over instead).
 	Retry configretry.BackOffConfig `mapstructure:"retry_on_failure"`
+	// MaxRequestBytes caps each request sent to a member: the size of the
+	// encoded ExportTraceServiceRequest before compression, which is what
+	// a gateway's gRPC receive limit checks. Batches are sent before they
+	// would grow past it, a member's share of a larger incoming request is
+	// cut to fit, and a span bigger by itself is sent alone (and counted in
+	// exporter_tailsift_spans_oversized). 0 is no cap.
+	MaxRequestBytes int `mapstructure:"max_request_bytes"`
 }
 
 // Validate checks the exporter's own settings; the members block, the gRPC
 // client and the queue validate themselves.
 func (c *Config) Validate() error {
+	if c.MaxRequestBytes < 0 {
+		return fmt.Errorf("max_request_bytes: must not be negative (0 is no cap), got %d", c.MaxRequestBytes)
+	}
 	if c.GRPC.Endpoint != "" {
 		return fmt.Errorf("grpc::endpoint: must be empty, the members block gives each member's address (got %q)", c.GRPC.Endpoint)
 	}

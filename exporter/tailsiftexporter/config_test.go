@@ -37,6 +37,7 @@ func TestLoadConfig(t *testing.T) {
 	dns.Queue.Get().QueueSize = 5000
 	dns.Queue.Get().NumConsumers = 4
 	dns.Retry.MaxElapsedTime = time.Minute
+	dns.MaxRequestBytes = 16 << 20
 
 	tests := []struct {
 		id       component.ID
@@ -67,6 +68,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, b.FlushTimeout)
 	assert.Equal(t, []int64{2048, 2048}, []int64{b.MinSize, b.MaxSize})
 	assert.Equal(t, 512*1024, cfg.GRPC.WriteBufferSize)
+	assert.Equal(t, 3584*1024, cfg.MaxRequestBytes, "3.5 MiB, under gRPC's default 4 MiB receive limit")
 
 	off := createDefaultConfig().(*Config)
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{
@@ -128,6 +130,11 @@ func TestInvalidConfig(t *testing.T) {
 			name: "zero probe interval",
 			yaml: map[string]any{"members": static, "failover": map[string]any{"probe_interval": "0s"}},
 			err:  "failover: probe_interval: must be positive, got 0s",
+		},
+		{
+			name: "negative max_request_bytes",
+			yaml: map[string]any{"members": static, "max_request_bytes": -1},
+			err:  "max_request_bytes: must not be negative (0 is no cap), got -1",
 		},
 		{
 			name: "batch by bytes",

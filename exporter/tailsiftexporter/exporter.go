@@ -49,6 +49,7 @@ func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter,
 	}
 	e.router = router.New(set, router.Settings{
 		GRPC: cfg.GRPC, Failover: cfg.Failover, Timeout: cfg.Timeout, Queue: cfg.Queue, Retry: cfg.Retry,
+		MaxRequestBytes: cfg.MaxRequestBytes,
 	}, e)
 	e.view = &clusterView{id: set.ID.String(), router: e.router}
 	return e, nil
@@ -110,6 +111,11 @@ func (e *tailsiftExporter) Routed(ctx context.Context, member string, spans, rer
 	if rerouted > 0 {
 		e.telemetry.ExporterTailsiftSpansRerouted.Add(ctx, int64(rerouted))
 	}
+}
+
+// Oversized implements router.Observer.
+func (e *tailsiftExporter) Oversized(ctx context.Context, _ string, spans int) {
+	e.telemetry.ExporterTailsiftSpansOversized.Add(ctx, int64(spans))
 }
 
 // MembersUp implements router.Observer.

@@ -46,8 +46,19 @@ func createDefaultConfig() component.Config {
 		Timeout: exporterhelper.NewDefaultTimeoutConfig(),
 		Queue:   configoptional.Some(defaultQueue()),
 		Retry:   configretry.NewDefaultBackOffConfig(),
+
+		MaxRequestBytes: defaultMaxRequestBytes,
 	}
 }
+
+// defaultMaxRequestBytes is 3.5 MiB: under the 4 MiB that gRPC servers
+// receive by default (the otlp receiver's max_recv_msg_size_mib; the
+// tailsift receiver's default is 16 MiB), with an eighth of it spare for
+// what may re-encode a request on the way (a proxy, or a gateway that
+// forwards a share under its own control field and framing). Batches of
+// the default 2048 spans stay under it up to about 1.7 KiB per span, so
+// that for ordinary spans the span count, not this cap, cuts batches.
+const defaultMaxRequestBytes = 7 << 19
 
 // Each member's queue batches what it is handed across incoming requests:
 // an agent that sends each gateway its share of every request makes one
@@ -56,8 +67,8 @@ func createDefaultConfig() component.Config {
 // compressor per message). Batches are flushed after at most
 // defaultBatchLinger (exporterhelper's and the batch processor's 200 ms),
 // or once they hold defaultBatchMin spans; they hold at most
-// defaultBatchMax (about 0.5 MB at 250 B per span, well under a gateway's
-// default 4 MiB message limit). At 20 000 spans/s over three gateways,
+// defaultBatchMax (about 0.5 MB at 250 B per span), and at most
+// defaultMaxRequestBytes, which cuts batches of large spans. At 20 000 spans/s over three gateways,
 // 200 ms rather than 100 ms means 0.37 calls per incoming request rather
 // than 0.65 (with the router's fixed windows, a third fewer context
 // switches in the agent).

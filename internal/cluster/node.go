@@ -377,6 +377,10 @@ func (routerObserver) Routed(context.Context, string, int, int) {}
 func (routerObserver) MembersUp(int)                            {}
 func (routerObserver) Members(int)                              {}
 
+// Oversized: the node's router has no MaxRequestBytes (the router logs
+// such spans anyway).
+func (routerObserver) Oversized(context.Context, string, int) {}
+
 // registry holds the started nodes, for DrainAll.
 var registry = struct {
 	sync.Mutex

@@ -79,7 +79,8 @@ func (m *member) add(ctx context.Context, req *request) error {
 		return errMemberClosed
 	}
 	if lc.max > 0 && req.spans > lc.max {
-		// Larger than a batch may be: in batches of its own.
+		// Larger than a batch may be: in batches of its own. (Its size is
+		// within MaxRequestBytes already: route cut it so.)
 		reqs, err := req.split(lc.max)
 		if err != nil {
 			return err
@@ -94,7 +95,9 @@ func (m *member) add(ctx context.Context, req *request) error {
 	p := &m.pend
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.req != nil && (p.refused || lc.max > 0 && p.req.spans+req.spans > lc.max) {
+	maxBytes := m.r.cfg.MaxRequestBytes
+	if p.req != nil && (p.refused || lc.max > 0 && p.req.spans+req.spans > lc.max || maxBytes > 0 && p.req.size+req.size > maxBytes) {
+		// req does not fit: the batch goes first.
 		if err := m.queue(ctx, p.req); err != nil {
 			p.refused = true
 			return err
@@ -109,14 +112,14 @@ func (m *member) add(ctx context.Context, req *request) error {
 		m.r.armFlush(p.since.Add(lc.linger))
 		return nil
 	}
-	pieces, spans, pooled := len(p.req.bufs), p.req.spans, p.req.pooled
+	pieces, spans, size, pooled := len(p.req.bufs), p.req.spans, p.req.size, p.req.pooled
 	p.req.merge(req)
-	if p.req.spans < lc.min {
+	if p.req.spans < lc.min && (maxBytes <= 0 || p.req.size < maxBytes) {
 		return nil
 	}
 	if err := m.queue(ctx, p.req); err != nil {
 		// Refuse req only: the caller retries it.
-		p.req.bufs, p.req.spans, p.req.pooled = p.req.bufs[:pieces], spans, pooled
+		p.req.bufs, p.req.spans, p.req.size, p.req.pooled = p.req.bufs[:pieces], spans, size, pooled
 		p.refused = true
 		return err
 	}
@@ -131,12 +134,11 @@ func (m *member) queue(ctx context.Context, req *request) error {
 
 // flushDue hands each member's batch that is at least old to its queue,
 // and arms the router's timer for the oldest batch left. A batch its queue
-// refuses stays, for the next try.
-func (r *Router) flushDue(ctx context.Context, st *state, old time.Duration) {
+// refused stays, for the next try.
+func (r *Router) flushDue(ctx context.Context, st *state, now time.Time, old time.Duration) {
 	r.flushMu.Lock()
 	gen := r.flushGen
 	r.flushMu.Unlock()
-	now := time.Now()
 	var next time.Time
 	for _, m := range st.members {
 		if t := m.flushIfOlder(ctx, now, old); !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -144,6 +146,39 @@ func (r *Router) flushDue(ctx context.Context, st *state, old time.Duration) {
 		}
 	}
 	r.settleFlush(gen, next)
+}
+
+// mayBeDue reports whether a batch may be due at now, so that a request
+// scans the members (flushDue) only then: the timer's time is the oldest
+// batch's beginning plus the linger, or earlier (a batch that went out
+// full leaves it until the next scan). With many members, batches begin at
+// scattered times and one is about due at almost every request: requests
+// then scan at most every scanQuantum of the linger, which sends a due
+// batch that much later at most, still before its linger ends. If it
+// reports true, the caller scans: the next scan is a quantum later.
+func (r *Router) mayBeDue(now time.Time) bool {
+	at := r.flushDueAt.Load()
+	t := int64(now.Sub(r.epoch))
+	if at == 0 || at-int64(r.batch.linger/4) > t || t-r.scannedAt.Load() < int64(r.batch.linger/scanQuantum) {
+		return false
+	}
+	r.scannedAt.Store(t)
+	return true
+}
+
+// scanQuantum: requests scan the members at most linger/scanQuantum apart
+// (12.5 ms with the default 200 ms), a small part of the last quarter of
+// the linger in which they send due batches.
+const scanQuantum = 16
+
+// setFlushAt records when the timer fires; flushMu is held.
+func (r *Router) setFlushAt(at time.Time) {
+	r.flushAt = at
+	if at.IsZero() {
+		r.flushDueAt.Store(0)
+	} else {
+		r.flushDueAt.Store(max(int64(at.Sub(r.epoch)), 1))
+	}
 }
 
 // settleFlush sets the router's timer for the oldest batch, begun at next
@@ -160,14 +195,14 @@ func (r *Router) settleFlush(gen uint64, next time.Time) {
 	switch {
 	case r.flushGen != gen:
 		if !at.IsZero() && (r.flushAt.IsZero() || at.Before(r.flushAt)) {
-			r.flushAt = at
+			r.setFlushAt(at)
 			r.flushTimer.Reset(max(time.Until(at), 0))
 		}
 	case at.IsZero():
 		r.flushTimer.Stop()
-		r.flushAt = time.Time{}
+		r.setFlushAt(time.Time{})
 	case !r.flushAt.Equal(at):
-		r.flushAt = at
+		r.setFlushAt(at)
 		r.flushTimer.Reset(max(time.Until(at), 0))
 	}
 }
@@ -207,7 +242,7 @@ func (r *Router) armFlush(at time.Time) {
 	defer r.flushMu.Unlock()
 	r.flushGen++
 	if r.flushAt.IsZero() || at.Before(r.flushAt) {
-		r.flushAt = at
+		r.setFlushAt(at)
 		r.flushTimer.Reset(max(time.Until(at), 0))
 	}
 }
@@ -216,10 +251,10 @@ func (r *Router) armFlush(at time.Time) {
 // stopped before one came to flush them.
 func (r *Router) onFlushTimer() {
 	r.flushMu.Lock()
-	r.flushAt = time.Time{}
+	r.setFlushAt(time.Time{})
 	r.flushMu.Unlock()
 	if st := r.state.Load(); st != nil {
-		r.flushDue(context.Background(), st, r.batch.due())
+		r.flushDue(context.Background(), st, time.Now(), r.batch.due())
 	}
 }
 

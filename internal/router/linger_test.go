@@ -85,6 +85,9 @@ func TestBatchLeavesWithALaterRequest(t *testing.T) {
 		m.pend.since = m.pend.since.Add(-time.Hour)
 		m.pend.mu.Unlock()
 	}
+	r.flushMu.Lock()
+	r.setFlushAt(r.flushAt.Add(-time.Hour))
+	r.flushMu.Unlock()
 	route()
 	require.Eventually(t, func() bool { return gw.Count() == len(sent) }, 10*time.Second, 5*time.Millisecond)
 	requireDeliveredOnce(t, gw, sent)

@@ -94,8 +94,8 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 	set := r.set
 	set.Logger = m.logger
 	set.ID = component.NewIDWithName(r.set.ID.Type(), joinName(r.set.ID.Name(), addr))
-	qs := xexporterhelper.QueueBatchSettings{Encoding: queueEncoding{}}
-	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, convert, m.push,
+	qs := xexporterhelper.QueueBatchSettings{Encoding: queueEncoding{maxBytes: r.cfg.MaxRequestBytes}}
+	m.helper, err = xexporterhelper.NewTracesRequest(ctx, set, r.convert, m.push,
 		exporterhelper.WithTimeout(r.cfg.Timeout),
 		exporterhelper.WithRetry(r.cfg.Retry),
 		xexporterhelper.WithQueueBatch(r.queue, qs),

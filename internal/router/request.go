@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exporterhelper/xexporterhelper"
@@ -22,6 +23,12 @@ import (
 type request struct {
 	bufs  [][]byte
 	spans int
+	// size is the message's size in bytes: the pieces' lengths summed.
+	size int
+	// maxBytes caps the size of the requests MergeSplit makes of this one
+	// (Settings.MaxRequestBytes; 0: no cap). An int32, with pooled, keeps
+	// a request in 48 bytes, as before the cap.
+	maxBytes int32
 	// pooled: the pieces came from getBuffer (or are the router's to
 	// recycle), and go back to the pool once sent.
 	pooled bool
@@ -32,14 +39,14 @@ var _ xexporterhelper.Request = (*request)(nil)
 // ItemsCount implements xexporterhelper.Request.
 func (r *request) ItemsCount() int { return r.spans }
 
-// BytesSize implements xexporterhelper.Request.
-func (r *request) BytesSize() int {
-	n := 0
-	for _, b := range r.bufs {
-		n += len(b)
-	}
-	return n
+// newRequest is a request of one piece.
+func newRequest(data []byte, spans, maxBytes int, pooled bool) *request {
+	return &request{bufs: [][]byte{data}, spans: spans, size: len(data), maxBytes: int32(min(maxBytes, math.MaxInt32)), pooled: pooled}
 }
+
+// BytesSize implements xexporterhelper.Request: the size of the
+// ExportTraceServiceRequest the member is sent, uncompressed.
+func (r *request) BytesSize() int { return r.size }
 
 // bytes returns the message in one piece, joining the pieces (once) when a
 // merge left several: what scanning it (a split, a failover) needs.
@@ -50,12 +57,13 @@ func (r *request) bytes() []byte {
 	case 1:
 		return r.bufs[0]
 	}
-	joined := getBuffer(r.BytesSize())
+	joined := getBuffer(r.size)
 	for _, b := range r.bufs {
 		joined = append(joined, b...)
 	}
+	size := r.size
 	r.release()
-	r.bufs, r.pooled = [][]byte{joined}, true
+	r.bufs, r.size, r.pooled = [][]byte{joined}, size, true
 	return joined
 }
 
@@ -66,23 +74,26 @@ func (r *request) release() {
 			putBuffer(b)
 		}
 	}
-	r.bufs = nil
+	r.bufs, r.size = nil, 0
 }
 
 // MergeSplit implements xexporterhelper.Request for the items sizer (Validate
-// refuses the others for batching). Two encoded TracesData concatenated are
-// their merge: other's pieces are appended to r's, without copying bytes.
-// When both would exceed maxSize, r and other go out as they are (the
-// batcher flushes r and keeps other as its next batch) rather than being
-// re-encoded; only a single request larger than maxSize is split, by
-// re-encoding its spans in chunks of at most maxSize. The batcher drops r
-// once this returns, so r is changed in place.
+// refuses the others for batching), when the members' queues batch rather
+// than the router (see routerBatching). Two encoded TracesData concatenated
+// are their merge: other's pieces are appended to r's, without copying
+// bytes. Besides maxSize spans, a request holds at most r.maxBytes bytes
+// (Settings.MaxRequestBytes). When both would exceed a limit, r and other go
+// out as they are (the batcher flushes r and keeps other as its next batch)
+// rather than being re-encoded; only a request over a limit by itself is
+// split, by re-encoding its spans in chunks within both. The batcher drops
+// r once this returns, so r is changed in place.
 func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelper.RequestSizerType, other xexporterhelper.Request) ([]xexporterhelper.Request, error) {
 	if maxSize > 0 && sizer != exporterhelper.RequestSizerTypeItems {
 		return nil, fmt.Errorf("split by %s: only items is supported", sizer.String())
 	}
+	maxSize = max(maxSize, 0)
 	if other == nil {
-		if maxSize <= 0 || r.spans <= maxSize {
+		if r.fits(maxSize, r.spans, r.size) {
 			return []xexporterhelper.Request{r}, nil
 		}
 		return r.split(maxSize)
@@ -91,8 +102,8 @@ func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelpe
 	if !ok {
 		return nil, fmt.Errorf("merge a %T into a tailsift request", other)
 	}
-	if maxSize > 0 && r.spans+o.spans > maxSize {
-		if r.spans <= maxSize && o.spans <= maxSize {
+	if !r.fits(maxSize, r.spans+o.spans, r.size+o.size) {
+		if r.fits(maxSize, r.spans, r.size) && r.fits(maxSize, o.spans, o.size) {
 			return []xexporterhelper.Request{r, o}, nil
 		}
 		r.merge(o)
@@ -102,17 +113,29 @@ func (r *request) MergeSplit(_ context.Context, maxSize int, sizer exporterhelpe
 	return []xexporterhelper.Request{r}, nil
 }
 
+// fits reports whether a request of spans spans and size bytes is within
+// maxSpans (0: any) and r's byte cap.
+func (r *request) fits(maxSpans, spans, size int) bool {
+	return (maxSpans == 0 || spans <= maxSpans) && (r.maxBytes == 0 || size <= int(r.maxBytes))
+}
+
 // merge appends o to r; o is not used afterwards.
 func (r *request) merge(o *request) {
 	r.bufs = append(r.bufs, o.bufs...)
 	r.spans += o.spans
+	r.size += o.size
 	// Pieces of a request that is not the router's stay unrecycled.
 	r.pooled = r.pooled && o.pooled
-	o.bufs, o.spans = nil, 0
+	o.bufs, o.spans, o.size = nil, 0, 0
 }
 
-// split re-encodes r's spans in requests of at most maxSize spans.
-func (r *request) split(maxSize int) ([]xexporterhelper.Request, error) {
+// split re-encodes r's spans, in order, in requests of at most maxSpans
+// spans (0: any) and r.maxBytes bytes, but for a span bigger by itself,
+// which is a request of its own. What r's pieces held besides spans (a
+// Settings.Prefix) is not kept: a router that has a prefix does not batch
+// (internal/cluster), and its parts were cut to r.maxBytes as they were
+// routed.
+func (r *request) split(maxSpans int) ([]xexporterhelper.Request, error) {
 	var s splitter
 	if err := wire.Scan(r.bytes(), &s.batch); err != nil {
 		return nil, fmt.Errorf("split a request: %w", err)
@@ -122,9 +145,10 @@ func (r *request) split(maxSize int) ([]xexporterhelper.Request, error) {
 		idx[i] = int32(i)
 	}
 	var out []xexporterhelper.Request
-	for start := 0; start < len(idx); start += maxSize {
-		chunk := idx[start:min(start+maxSize, len(idx))]
-		out = append(out, &request{bufs: [][]byte{s.encode(nil, chunk)}, spans: len(chunk), pooled: true})
+	start := 0
+	for _, c := range s.cut(idx, maxSpans, int(r.maxBytes)) {
+		out = append(out, newRequest(s.encode(nil, idx[start:c.end]), c.end-start, int(r.maxBytes), true))
+		start = c.end
 	}
 	r.release()
 	return out, nil
@@ -137,19 +161,21 @@ type routedKey struct{}
 
 // convert is the member exporters' RequestConverterFunc. A routed request
 // passes through; pdata (from any other caller) is marshalled.
-func convert(ctx context.Context, td ptrace.Traces) (xexporterhelper.Request, error) {
-	if r, ok := ctx.Value(routedKey{}).(*request); ok {
-		return r, nil
+func (r *Router) convert(ctx context.Context, td ptrace.Traces) (xexporterhelper.Request, error) {
+	if req, ok := ctx.Value(routedKey{}).(*request); ok {
+		return req, nil
 	}
 	data, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	if err != nil {
 		return nil, fmt.Errorf("marshal traces: %w", err)
 	}
-	return &request{bufs: [][]byte{data}, spans: td.SpanCount(), pooled: true}, nil
+	return newRequest(data, td.SpanCount(), r.cfg.MaxRequestBytes, true), nil
 }
 
 // queueEncoding stores requests in a persistent queue as their bytes.
-type queueEncoding struct{}
+// maxBytes is the router's Settings.MaxRequestBytes, for the requests it
+// reads back.
+type queueEncoding struct{ maxBytes int }
 
 func (queueEncoding) Marshal(_ context.Context, r xexporterhelper.Request) ([]byte, error) {
 	req, ok := r.(*request)
@@ -159,13 +185,13 @@ func (queueEncoding) Marshal(_ context.Context, r xexporterhelper.Request) ([]by
 	return req.bytes(), nil
 }
 
-func (queueEncoding) Unmarshal(data []byte) (context.Context, xexporterhelper.Request, error) {
+func (e queueEncoding) Unmarshal(data []byte) (context.Context, xexporterhelper.Request, error) {
 	var b wire.Batch
 	if err := wire.Scan(data, &b); err != nil {
 		return nil, nil, fmt.Errorf("read a persisted request: %w", err)
 	}
 	// data is the queue's: it is not recycled.
-	return context.Background(), &request{bufs: [][]byte{data}, spans: len(b.Spans)}, nil
+	return context.Background(), newRequest(data, len(b.Spans), e.maxBytes, false), nil
 }
 
 // rawMessage is an answer, kept as its encoding.

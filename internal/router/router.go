@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,14 @@ type Settings struct {
 	// sends: encoded TracesData fields, such as a gateway's control that
 	// marks its spans forwarded (internal/cluster).
 	Prefix []byte
+	// MaxRequestBytes caps the size of each request sent to a member, its
+	// encoded ExportTraceServiceRequest before compression (a gRPC server's
+	// receive limit applies to the decompressed message); 0 is no cap. A
+	// member's share of a routed request above it is cut in several
+	// requests, a batch is sent before it would grow above it, and a span
+	// that alone is bigger is sent in a request of its own
+	// (Observer.Oversized).
+	MaxRequestBytes int
 }
 
 // Observer is told what the router does, for self-metrics.
@@ -60,6 +69,9 @@ type Observer interface {
 	// MembersUp and Members change by delta.
 	MembersUp(delta int)
 	Members(delta int)
+	// Oversized: spans handed to member's queue each in a request of its
+	// own, bigger than Settings.MaxRequestBytes though it is.
+	Oversized(ctx context.Context, member string, spans int)
 }
 
 // ErrNoMembers is returned by Route before the first member set.
@@ -97,14 +109,21 @@ type Router struct {
 	flushMu    sync.Mutex
 	flushTimer *time.Timer // flushes what requests left; stopped when nothing is pending
 	flushAt    time.Time   // when flushTimer fires, zero when stopped; guarded by flushMu
-	flushGen   uint64      // counts armFlush calls; guarded by flushMu
+	// flushDueAt is flushAt in nanoseconds since epoch (0: zero; both on
+	// the monotonic clock), written under flushMu, read without it by
+	// each request (mayBeDue).
+	flushDueAt atomic.Int64
+	scannedAt  atomic.Int64 // a request's last scan, in ns since epoch
+	epoch      time.Time
+	flushGen   uint64 // counts armFlush calls; guarded by flushMu
 }
 
 // New returns a router. set names it (each member's exporterhelper reports
 // as set.ID with the member's address appended) and carries its telemetry.
 func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
-	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}}
+	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}, epoch: time.Now()}
 	r.batch, r.queue = routerBatching(cfg.Queue)
+	r.scannedAt.Store(math.MinInt64 / 2) // never
 	if r.batch != nil {
 		r.flushTimer = time.AfterFunc(time.Hour, r.onFlushTimer)
 		r.flushTimer.Stop()
@@ -231,7 +250,7 @@ func (r *Router) Send(ctx context.Context, member string, data []byte, spans int
 	if m.helper == nil || m.down.Load() {
 		return fmt.Errorf("member %s is down", m.addr)
 	}
-	return m.enqueue(ctx, &request{bufs: [][]byte{data}, spans: spans, pooled: true})
+	return m.enqueue(ctx, newRequest(data, spans, r.cfg.MaxRequestBytes, true))
 }
 
 // reroute sends the spans of a request that member from could not deliver to
@@ -248,6 +267,7 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 // It returns the number of spans in buf.
 func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (int, error) {
 	s := r.splitters.Get().(*splitter)
+	s.maxBytes = r.cfg.MaxRequestBytes
 	parts, ok, err := s.split(buf, t)
 	spans := len(s.batch.Spans)
 	s.batch.Reset() // do not keep buf reachable from the pool
@@ -265,7 +285,8 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			errs = append(errs, fmt.Errorf("member %s did not start", m.addr))
 			continue
 		}
-		if err := m.add(ctx, &request{bufs: [][]byte{p.data}, spans: p.spans, pooled: true}); err != nil {
+		size := len(p.data)
+		if err := m.add(ctx, newRequest(p.data, p.spans, r.cfg.MaxRequestBytes, true)); err != nil {
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
@@ -278,11 +299,20 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			continue
 		}
 		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
+		if r.cfg.MaxRequestBytes > 0 && size > r.cfg.MaxRequestBytes {
+			// One span, bigger by itself (the split cut the rest).
+			r.obs.Oversized(ctx, m.addr, p.spans)
+			m.logger.Warn("A span is bigger than max_request_bytes: it is sent in a request of its own, which the member may refuse",
+				zap.Int("request_bytes", size), zap.Int("max_request_bytes", r.cfg.MaxRequestBytes))
+		}
 	}
 	if r.batch != nil {
 		// The batches that are about due leave in this wake-up rather
-		// than in the timer's.
-		r.flushDue(ctx, st, r.batch.due())
+		// than in the timer's. The members are scanned only when one may
+		// be: with a hundred gateways the scan cost more than the split.
+		if now := time.Now(); r.mayBeDue(now) {
+			r.flushDue(ctx, st, now, r.batch.due())
+		}
 	}
 	return spans, errors.Join(errs...)
 }

@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counts is an Observer that counts.
-type counts struct{ routed, rerouted, up, members atomic.Int64 }
+type counts struct{ routed, rerouted, up, members, oversized atomic.Int64 }
 
 func (c *counts) Routed(_ context.Context, _ string, spans, rerouted int) {
 	c.routed.Add(int64(spans))
@@ -34,6 +34,9 @@ func (c *counts) Routed(_ context.Context, _ string, spans, rerouted int) {
 }
 func (c *counts) MembersUp(d int) { c.up.Add(int64(d)) }
 func (c *counts) Members(d int)   { c.members.Add(int64(d)) }
+func (c *counts) Oversized(_ context.Context, _ string, spans int) {
+	c.oversized.Add(int64(spans))
+}
 
 // newRouter starts a router on the members addrs, stopped when the test ends.
 func newRouter(t *testing.T, addrs []string) *Router {
@@ -43,6 +46,12 @@ func newRouter(t *testing.T, addrs []string) *Router {
 
 // newRouterWith is newRouter with the settings changed by change.
 func newRouterWith(t *testing.T, addrs []string, change func(*Settings)) *Router {
+	t.Helper()
+	return newRouterObserved(t, addrs, new(counts), change)
+}
+
+// newRouterObserved is newRouterWith telling obs what it does.
+func newRouterObserved(t *testing.T, addrs []string, obs Observer, change func(*Settings)) *Router {
 	t.Helper()
 	grpc := configgrpc.NewDefaultClientConfig()
 	grpc.TLS.Insecure = true
@@ -56,7 +65,7 @@ func newRouterWith(t *testing.T, addrs []string, change func(*Settings)) *Router
 		Retry:    configretry.NewDefaultBackOffConfig(),
 	}
 	change(&cfg)
-	r := New(set, cfg, new(counts))
+	r := New(set, cfg, obs)
 	r.Start(componenttest.NewNopHost())
 	r.SetMembers(addrs)
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

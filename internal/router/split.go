@@ -3,6 +3,8 @@ package router
 import (
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/tailsift/tailsift/internal/bufpool"
 	"github.com/tailsift/tailsift/internal/ring"
 	"github.com/tailsift/tailsift/internal/wire"
@@ -28,6 +30,10 @@ type splitter struct {
 	spans    []byte    // span bodies of one scope run, for AppendResourceSpans
 	ends     []int
 	prefix   []byte // put at the head of each part (Settings.Prefix)
+	// maxBytes caps each part's size (Settings.MaxRequestBytes; 0: no
+	// cap): a member's share above it is cut in several parts.
+	maxBytes int
+	cuts     []cut
 }
 
 // targets chooses, per trace, the member its spans go to.
@@ -95,10 +101,111 @@ func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err err
 	}
 	for m := range n {
 		if idx := s.byMember[m]; len(idx) > 0 {
-			parts = append(parts, part{member: m, data: s.encode(nil, idx), spans: len(idx), rerouted: s.rerouted[m]})
+			parts = s.appendParts(parts, m, idx)
 		}
 	}
 	return parts, true, nil
+}
+
+// appendParts appends to parts member m's share, the spans idx: one part,
+// or, when its encoding would take more than s.maxBytes, as many as it
+// takes to keep each part within it (a span bigger by itself is a part of
+// its own, the only part above s.maxBytes). The parts are in idx's order, which keeps the order of the
+// spans of each trace.
+func (s *splitter) appendParts(parts []part, m int, idx []int32) []part {
+	data := s.encode(nil, idx)
+	if s.maxBytes <= 0 || len(data) <= s.maxBytes {
+		return append(parts, part{member: m, data: data, spans: len(idx), rerouted: s.rerouted[m]})
+	}
+	// Rare, and the single encoding above is the common case's cost:
+	// encode again, in pieces.
+	putBuffer(data)
+	rerouted, start := s.rerouted[m], 0
+	for _, c := range s.cut(idx, 0, s.maxBytes) {
+		n := c.end - start
+		// Which spans were rerouted is not kept: the count goes to the
+		// first parts.
+		rr := min(rerouted, n)
+		rerouted -= rr
+		parts = append(parts, part{member: m, data: s.encode(nil, idx[start:c.end]), spans: n, rerouted: rr})
+		start = c.end
+	}
+	return parts
+}
+
+// cut is the end (exclusive) of one piece of a span index list, and the
+// size of the piece's encoding.
+type cut struct{ end, size int }
+
+// cut divides idx into consecutive pieces of at most maxSpans spans (0:
+// any) whose encoding by encode (s.prefix included) takes at most maxBytes
+// bytes (0: any), each piece as long as these allow; a span whose encoding
+// alone is bigger than maxBytes is a piece of its own. It returns the
+// pieces' ends and exact sizes, in s.cuts.
+func (s *splitter) cut(idx []int32, maxSpans, maxBytes int) []cut {
+	spans, scopes := s.batch.Spans, s.batch.Scopes
+	s.cuts = s.cuts[:0]
+	base := len(s.prefix)
+	start := 0
+	// The piece begun at start: closed is the size of its scope runs but
+	// the last; run and runSpans are the last run's scope and the size
+	// of its spans' fields.
+	closed, run, runSpans := 0, int32(-1), 0
+	size := base
+	for i, x := range idx {
+		sp := &spans[x]
+		f := bytesField(2, len(sp.Raw))
+		next := base + closed + runSize(&scopes[sp.Scope], f)
+		if sp.Scope == run {
+			next = base + closed + runSize(&scopes[run], runSpans+f)
+		} else if run >= 0 {
+			next += runSize(&scopes[run], runSpans)
+		}
+		if i > start && (maxSpans > 0 && i-start >= maxSpans || maxBytes > 0 && next > maxBytes) {
+			s.cuts = append(s.cuts, cut{end: i, size: size})
+			start, closed, run, runSpans = i, 0, -1, 0
+			next = base + runSize(&scopes[sp.Scope], f)
+		}
+		if sp.Scope != run {
+			if run >= 0 {
+				closed += runSize(&scopes[run], runSpans)
+			}
+			run, runSpans = sp.Scope, 0
+		}
+		runSpans += f
+		size = next
+	}
+	if start < len(idx) {
+		s.cuts = append(s.cuts, cut{end: len(idx), size: size})
+	}
+	return s.cuts
+}
+
+// runSize is the size of the resource_spans field wire.AppendResourceSpans
+// writes for a run of spans under sc whose span fields (tag, length, body)
+// take spanFields bytes.
+func runSize(sc *wire.Scope, spanFields int) int {
+	ss := spanFields
+	if sc.Scope != nil {
+		ss += bytesField(1, len(sc.Scope))
+	}
+	if len(sc.ScopeSchemaURL) > 0 {
+		ss += bytesField(3, len(sc.ScopeSchemaURL))
+	}
+	rs := bytesField(2, ss)
+	if sc.Resource != nil {
+		rs += bytesField(1, len(sc.Resource))
+	}
+	if len(sc.ResourceSchemaURL) > 0 {
+		rs += bytesField(3, len(sc.ResourceSchemaURL))
+	}
+	return bytesField(1, rs)
+}
+
+// bytesField is the size of a length-delimited field numbered num holding
+// n bytes.
+func bytesField(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
 }
 
 // encode appends to dst the TracesData holding the spans idx of s.batch, in

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -34,13 +35,25 @@ type Gateways struct {
 	srvs   map[string]*grpc.Server
 	calls  map[string]int     // Export calls answered, by gateway
 	refuse map[string][]error // answers of the next calls, by gateway
+	order  map[[16]byte][][8]byte
+	opts   []grpc.ServerOption
 }
 
+// StartGateways starts a gateway on each of hosts, on one port, and
+// returns their addresses; they stop when the test ends. Their gRPC
+// servers have the defaults: a 4 MiB receive limit.
 func StartGateways(t *testing.T, hosts ...string) (*Gateways, []string) {
+	t.Helper()
+	return StartGatewaysWith(t, nil, hosts...)
+}
+
+// StartGatewaysWith is StartGateways with opts for every gateway's gRPC
+// server, such as grpc.MaxRecvMsgSize.
+func StartGatewaysWith(t *testing.T, opts []grpc.ServerOption, hosts ...string) (*Gateways, []string) {
 	t.Helper()
 	g := &Gateways{
 		t: t, spans: map[[8]byte][]Received{}, srvs: map[string]*grpc.Server{},
-		calls: map[string]int{}, refuse: map[string][]error{},
+		calls: map[string]int{}, refuse: map[string][]error{}, order: map[[16]byte][][8]byte{}, opts: opts,
 	}
 	first, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
 	require.NoError(t, err)
@@ -70,7 +83,7 @@ func (g *Gateways) Start(addr string) {
 }
 
 func (g *Gateways) serve(addr string, l net.Listener) {
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(g.opts...)
 	ptraceotlp.RegisterGRPCServer(srv, &gatewayServer{g: g, addr: addr})
 	g.mu.Lock()
 	g.srvs[addr] = srv
@@ -105,6 +118,18 @@ func (g *Gateways) Snapshot() map[[8]byte][]Received {
 	out := make(map[[8]byte][]Received, len(g.spans))
 	for k, v := range g.spans {
 		out[k] = append([]Received(nil), v...)
+	}
+	return out
+}
+
+// Order returns the span IDs of each trace in the order the gateways
+// received them.
+func (g *Gateways) Order() map[[16]byte][][8]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[[16]byte][][8]byte, len(g.order))
+	for k, v := range g.order {
+		out[k] = append([][8]byte(nil), v...)
 	}
 	return out
 }
@@ -145,6 +170,7 @@ func (s *gatewayServer) Export(_ context.Context, req ptraceotlp.ExportRequest) 
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
 				s.g.spans[sp.SpanID()] = append(s.g.spans[sp.SpanID()], Received{Gateway: s.addr, TraceID: sp.TraceID(), Service: svc.Str()})
+				s.g.order[sp.TraceID()] = append(s.g.order[sp.TraceID()], sp.SpanID())
 			}
 		}
 	}
@@ -187,6 +213,20 @@ func (w *Workload) Batch(traces, spans int) ptrace.Traces {
 		}
 	}
 	return td
+}
+
+// Pad gives the n-th span of td (in order) an attribute "pad" of size(n)
+// bytes: large spans, such as those with stack traces or big events.
+func Pad(td ptrace.Traces, size func(n int) int) {
+	n := 0
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				sp.Attributes().PutStr("pad", strings.Repeat("x", size(n)))
+				n++
+			}
+		}
+	}
 }
 
 // ServiceOf returns the service.name each span of td was sent under.

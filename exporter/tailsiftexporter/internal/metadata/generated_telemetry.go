@@ -23,13 +23,14 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                         metric.Meter
-	mu                            sync.Mutex
-	registrations                 []metric.Registration
-	ExporterTailsiftMembers       metric.Int64UpDownCounter
-	ExporterTailsiftMembersUp     metric.Int64UpDownCounter
-	ExporterTailsiftSpansRerouted metric.Int64Counter
-	ExporterTailsiftSpansRouted   metric.Int64Counter
+	meter                          metric.Meter
+	mu                             sync.Mutex
+	registrations                  []metric.Registration
+	ExporterTailsiftMembers        metric.Int64UpDownCounter
+	ExporterTailsiftMembersUp      metric.Int64UpDownCounter
+	ExporterTailsiftSpansOversized metric.Int64Counter
+	ExporterTailsiftSpansRerouted  metric.Int64Counter
+	ExporterTailsiftSpansRouted    metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -71,6 +72,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_exporter_tailsift_members_up",
 		metric.WithDescription("Members up, that is not marked down after refusing connections or answering UNAVAILABLE. [Development]"),
 		metric.WithUnit("{member}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterTailsiftSpansOversized, err = builder.meter.Int64Counter(
+		"otelcol_exporter_tailsift_spans_oversized",
+		metric.WithDescription("Spans that alone take more than max_request_bytes, each sent in a request of its own, which the member may refuse. [Development]"),
+		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ExporterTailsiftSpansRerouted, err = builder.meter.Int64Counter(

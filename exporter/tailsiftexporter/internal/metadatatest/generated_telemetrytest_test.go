@@ -21,12 +21,16 @@ func TestSetupTelemetry(t *testing.T) {
 	defer tb.Shutdown()
 	tb.ExporterTailsiftMembers.Add(context.Background(), 1)
 	tb.ExporterTailsiftMembersUp.Add(context.Background(), 1)
+	tb.ExporterTailsiftSpansOversized.Add(context.Background(), 1)
 	tb.ExporterTailsiftSpansRerouted.Add(context.Background(), 1)
 	tb.ExporterTailsiftSpansRouted.Add(context.Background(), 1)
 	AssertEqualExporterTailsiftMembers(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualExporterTailsiftMembersUp(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterTailsiftSpansOversized(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualExporterTailsiftSpansRerouted(t, testTel,
