@@ -46,10 +46,20 @@ func (c *Config) Validate() error {
 	if c.GRPC.Endpoint != "" {
 		return fmt.Errorf("grpc::endpoint: must be empty, the members block gives each member's address (got %q)", c.GRPC.Endpoint)
 	}
-	if q := c.Queue.Get(); c.Queue.HasValue() && q != nil && q.Batch.HasValue() {
+	q := c.Queue.Get()
+	if !c.Queue.HasValue() || q == nil {
+		return nil
+	}
+	if q.Batch.HasValue() {
 		if b := q.Batch.Get(); b.Sizer != exporterhelper.RequestSizerTypeItems {
 			return fmt.Errorf("sending_queue::batch::sizer: only items is supported, got %q", b.Sizer.String())
 		}
+	}
+	// The queue is sized in bytes by default: a queue_size meant as a
+	// count of requests would hold nothing.
+	if q.Sizer == exporterhelper.RequestSizerTypeBytes && c.MaxRequestBytes > 0 && q.QueueSize < int64(c.MaxRequestBytes) {
+		return fmt.Errorf("sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) it must hold one request of max_request_bytes (%d), got %d; "+
+			"for a count of requests set sizer: requests", c.MaxRequestBytes, q.QueueSize)
 	}
 	return nil
 }

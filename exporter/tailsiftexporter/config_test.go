@@ -34,6 +34,7 @@ func TestLoadConfig(t *testing.T) {
 	dns.GRPC.TLS.Insecure = true
 	dns.Failover = router.FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second}
 	dns.Timeout.Timeout = 10 * time.Second
+	dns.Queue.Get().Sizer = exporterhelper.RequestSizerTypeRequests
 	dns.Queue.Get().QueueSize = 5000
 	dns.Queue.Get().NumConsumers = 4
 	dns.Retry.MaxElapsedTime = time.Minute
@@ -68,6 +69,10 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, b.FlushTimeout)
 	assert.Equal(t, []int64{2048, 2048}, []int64{b.MinSize, b.MaxSize})
 	assert.Equal(t, 512*1024, cfg.GRPC.WriteBufferSize)
+	// Each member's queue is bounded in bytes, not in requests: a queue of
+	// 1000 batches could hold 1000 × max_request_bytes.
+	assert.Equal(t, exporterhelper.RequestSizerTypeBytes, cfg.Queue.Get().Sizer)
+	assert.Equal(t, int64(64<<20), cfg.Queue.Get().QueueSize)
 	assert.Equal(t, 3584*1024, cfg.MaxRequestBytes, "3.5 MiB, under gRPC's default 4 MiB receive limit")
 
 	off := createDefaultConfig().(*Config)
@@ -140,6 +145,14 @@ func TestInvalidConfig(t *testing.T) {
 			name: "batch by bytes",
 			yaml: map[string]any{"members": static, "sending_queue": map[string]any{"batch": map[string]any{"sizer": "bytes"}}},
 			err:  `sending_queue::batch::sizer: only items is supported, got "bytes"`,
+		},
+		{
+			// A count of requests, written as for other exporters, against
+			// the default byte sizer.
+			name: "queue_size as requests",
+			yaml: map[string]any{"members": static, "sending_queue": map[string]any{"queue_size": 2000}},
+			err: "sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) it must hold one request of " +
+				"max_request_bytes (3670016), got 2000; for a count of requests set sizer: requests",
 		},
 	}
 	for _, tt := range tests {

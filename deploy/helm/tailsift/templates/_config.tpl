@@ -92,7 +92,8 @@ exporters:
       tls:
         insecure: true
     sending_queue:
-      queue_size: {{ $a.sendingQueueSize }}
+      sizer: bytes
+      queue_size: {{ int64 $a.sendingQueueBytes }}
 service:
   extensions: [health_check]
   telemetry:
