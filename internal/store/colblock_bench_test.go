@@ -62,16 +62,16 @@ func colBlocks(tb testing.TB, shape string) (raws [][]byte, disk int) {
 	return raws, 0
 }
 
-// colSpans counts the spans the columnar transform found in raws (and
-// checks that each block round-trips).
-func colSpans(tb testing.TB, raws [][]byte, o colOpts) int {
+// colSpans counts the spans the columnar transform finds in raws and
+// checks that each block round-trips.
+func colSpans(tb testing.TB, raws [][]byte) int {
 	tb.Helper()
-	e, d := &colEnc{opts: o}, &colDec{opts: o}
+	var e colEnc
 	spans := 0
 	for _, raw := range raws {
 		enc := e.encode(nil, raw)
 		spans += e.spans
-		out, err := d.decode(nil, enc, len(raw))
+		out, err := colDecode(nil, enc, len(raw))
 		if err != nil || !bytes.Equal(out, raw) {
 			tb.Fatalf("block of %d bytes does not round-trip: %v", len(raw), err)
 		}
@@ -79,57 +79,50 @@ func colSpans(tb testing.TB, raws [][]byte, o colOpts) int {
 	return spans
 }
 
-// BenchmarkColBlock compares the store's block encoders with a columnar
-// transform before s2 (colblock_test.go) on the workload's requests (shape
-// bench and sdk, one request per block, as the writer seals them at a low
-// rate) and on a kept store directory's blocks (shape dir, with
-// TAILSIFT_STORE_DIR): compressed bytes per span (block header included)
-// and ns per input byte, transform included. idle=16ms sleeps between calls
-// as BenchmarkCodecWake does, timing the calls alone.
+// BenchmarkColBlock compares the store's block encoders (zstd, s2, s2col:
+// s2 of the columnar form, colblock.go) and others on the workload's
+// requests (shape bench and sdk, one request per block, as the writer
+// seals them at a low rate) and on a kept store directory's blocks (shape
+// dir, with TAILSIFT_STORE_DIR): compressed bytes per span (block header
+// included) and the calls' CPU per input byte (cpu-ns/B: the thread's CPU
+// time; ns/B is the wall clock's, which on a shared machine counts other
+// processes' time too). cols is the transform alone. idle=16ms sleeps
+// between calls as BenchmarkCodecWake does.
 //
-//	go test -run='^$' -bench=ColBlock -benchtime=2x -cpu=1 ./internal/store/
+//	go test -run='^$' -bench=ColBlock -benchtime=3x -cpu=1 ./internal/store/
 func BenchmarkColBlock(b *testing.B) {
-	c, err := newCodec(CompressionZstd)
-	if err != nil {
-		b.Fatal(err)
+	codecs := map[string]*codec{}
+	for _, comp := range []string{CompressionZstd, CompressionS2, CompressionS2Col} {
+		c, err := newCodec(comp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.close()
+		codecs[comp] = c
 	}
-	defer c.close()
-	enc := &colEnc{}
-	encIDs := &colEnc{opts: colOpts{ids: true}}
-	encCols := &colEnc{opts: colOpts{ids: true, cols: true}}
+	seal := func(comp string) func(dst, src []byte) []byte {
+		c := codecs[comp]
+		var buf []byte
+		return func(_, src []byte) []byte {
+			buf = c.seal(buf[:0], src, 1, 1)
+			return buf[blockHeader:]
+		}
+	}
+	var enc colEnc
 	var scratch []byte
+	zs := codecs[CompressionZstd].enc
 	encoders := []struct {
 		name string
 		f    func(dst, src []byte) []byte
 	}{
-		{"zstd", func(dst, src []byte) []byte { return c.enc.EncodeAll(src, dst) }},
-		{"s2", func(dst, src []byte) []byte { return s2.Encode(dst[:cap(dst)], src) }},
+		{"zstd", seal(CompressionZstd)},
+		{"s2", seal(CompressionS2)},
 		{"s2-better", func(dst, src []byte) []byte { return s2.EncodeBetter(dst[:cap(dst)], src) }},
-		{"col", func(dst, src []byte) []byte { return enc.encode(dst, src) }},
-		{"cols", func(dst, src []byte) []byte { return encCols.encode(dst, src) }},
-		{"col+s2", func(dst, src []byte) []byte {
-			scratch = enc.encode(scratch[:0], src)
-			return s2.Encode(dst[:cap(dst)], scratch)
-		}},
-		{"colids+s2", func(dst, src []byte) []byte {
-			scratch = encIDs.encode(scratch[:0], src)
-			return s2.Encode(dst[:cap(dst)], scratch)
-		}},
-		{"cols+s2", func(dst, src []byte) []byte {
-			scratch = encCols.encode(scratch[:0], src)
-			return s2.Encode(dst[:cap(dst)], scratch)
-		}},
+		{"cols", func(dst, src []byte) []byte { return enc.encode(dst, src) }},
+		{"s2col", seal(CompressionS2Col)},
 		{"cols+zstd", func(dst, src []byte) []byte {
-			scratch = encCols.encode(scratch[:0], src)
-			return c.enc.EncodeAll(scratch, dst)
-		}},
-		{"col+s2-better", func(dst, src []byte) []byte {
 			scratch = enc.encode(scratch[:0], src)
-			return s2.EncodeBetter(dst[:cap(dst)], scratch)
-		}},
-		{"col+zstd", func(dst, src []byte) []byte {
-			scratch = enc.encode(scratch[:0], src)
-			return c.enc.EncodeAll(scratch, dst)
+			return zs.EncodeAll(scratch, dst)
 		}},
 	}
 	for _, shape := range []string{workload.ShapeBench, workload.ShapeSDK, "dir"} {
@@ -137,16 +130,14 @@ func BenchmarkColBlock(b *testing.B) {
 		if len(raws) == 0 {
 			continue
 		}
-		spans := colSpans(b, raws, colOpts{})
-		colSpans(b, raws, colOpts{ids: true})
-		colSpans(b, raws, colOpts{ids: true, cols: true})
+		spans := colSpans(b, raws)
 		in := 0
 		for _, r := range raws {
 			in += len(r)
 		}
 		for _, idle := range []time.Duration{0, 16 * time.Millisecond} {
 			for _, e := range encoders {
-				if idle > 0 && e.name != "zstd" && e.name != "s2" && e.name != "cols+s2" {
+				if idle > 0 && e.name != "zstd" && e.name != "s2" && e.name != "s2col" {
 					continue
 				}
 				b.Run(fmt.Sprintf("shape=%s/idle=%v/%s", shape, idle, e.name), func(b *testing.B) {
@@ -189,6 +180,54 @@ func BenchmarkColBlock(b *testing.B) {
 					b.ReportMetric(0, "ns/op")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkColOpen is the read side of BenchmarkColBlock: the store's
+// codec opening (checking and decompressing) each block as retrieval and
+// recovery do, per byte of records out.
+//
+//	go test -run='^$' -bench=ColOpen -benchtime=3x -cpu=1 ./internal/store/
+func BenchmarkColOpen(b *testing.B) {
+	for _, shape := range []string{workload.ShapeBench, workload.ShapeSDK, "dir"} {
+		raws, _ := colBlocks(b, shape)
+		if len(raws) == 0 {
+			continue
+		}
+		in := 0
+		for _, r := range raws {
+			in += len(r)
+		}
+		for _, comp := range []string{CompressionZstd, CompressionS2, CompressionS2Col} {
+			c, err := newCodec(comp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var blocks [][]byte
+			for _, r := range raws {
+				blocks = append(blocks, c.seal(nil, r, 1, 1))
+			}
+			b.Run(fmt.Sprintf("shape=%s/%s", shape, comp), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var raw []byte
+				var cpu time.Duration
+				for b.Loop() {
+					c0 := threadCPU()
+					for k, blk := range blocks {
+						var err error
+						if _, raw, err = c.readBlock(blk, raw); err != nil || len(raw) != len(raws[k]) {
+							b.Fatalf("block %d: %v", k, err)
+						}
+					}
+					cpu += threadCPU() - c0
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(in), "ns/B")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(in), "cpu-ns/B")
+				b.ReportMetric(0, "ns/op")
+			})
+			c.close()
 		}
 	}
 }
