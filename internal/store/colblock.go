@@ -58,7 +58,8 @@ type colEnc struct {
 func (e *colEnc) encode(dst, raw []byte) []byte {
 	head := len(dst)
 	// S is written in place, behind the header; the other streams follow.
-	e.s = append(dst, make([]byte, colHeader)...)
+	dst = append(dst, make([]byte, colHeader)...)
+	e.s = dst
 	e.t, e.v, e.i, e.spans = e.t[:0], e.v[:0], e.i[:0], 0
 	for off := 0; off < len(raw); {
 		rest := raw[off:]
@@ -280,7 +281,7 @@ func (e *colEnc) kvFast(off, end int) bool {
 			e.divert(&e.v, a+2, end)
 			return true
 		}
-	case 2<<3 | 0, 3<<3 | 0:
+	case 2 << 3, 3 << 3: // bool_value, int_value: varints
 		if _, n := protowire.ConsumeVarint(b[a+1:]); n > 0 && a+1+n == end {
 			e.divert(&e.v, a+1, end)
 			return true

@@ -118,7 +118,7 @@ func BenchmarkColBlock(b *testing.B) {
 		{"zstd", seal(CompressionZstd)},
 		{"s2", seal(CompressionS2)},
 		{"s2-better", func(dst, src []byte) []byte { return s2.EncodeBetter(dst[:cap(dst)], src) }},
-		{"cols", func(dst, src []byte) []byte { return enc.encode(dst, src) }},
+		{"cols", enc.encode},
 		{"s2col", seal(CompressionS2Col)},
 		{"cols+zstd", func(dst, src []byte) []byte {
 			scratch = enc.encode(scratch[:0], src)
