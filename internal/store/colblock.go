@@ -406,6 +406,10 @@ func (d *colDec) decode(dst, src []byte, rawLen int) ([]byte, error) {
 
 // varint moves a varint from the stream *p to the output.
 func (d *colDec) varint(p *[]byte) (uint64, bool) {
+	if b := *p; len(b) > 0 && b[0] < 0x80 {
+		d.out, *p = append(d.out, b[0]), b[1:]
+		return uint64(b[0]), true
+	}
 	v, n := protowire.ConsumeVarint(*p)
 	if n < 0 {
 		return 0, false
