@@ -56,6 +56,7 @@ fuzz:
 	done
 	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
+	$(GO) test -run='^$$' -fuzz='^FuzzColumnarRoundTrip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
 	$(GO) test -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
 

@@ -25,8 +25,10 @@ type Config struct {
 	// segments are evicted first, even if younger than Retention.
 	MaxBytes tracebuf.ByteSize `mapstructure:"max_bytes"`
 	// Compression of the segment blocks: zstd (the default: 68–79 B/span
-	// on the benchmark workload, busy to idle writer) or s2 (88–98 B/span,
-	// about 0.4 µs of CPU a span against zstd's 1 µs). A store reads both,
+	// on the benchmark workload, busy to idle writer), s2 (88–98 B/span,
+	// about 0.4 µs of CPU a span against zstd's 1 µs) or s2col (s2 of the
+	// requests re-encoded column by column: 12–13 % fewer bytes than s2 at
+	// about 1.5 times its CPU, half zstd's). A store reads every one,
 	// whichever it writes.
 	Compression string `mapstructure:"compression"`
 }
@@ -40,8 +42,10 @@ func (c *Config) Validate() error {
 	if c.Retention < time.Second || c.Retention > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("retention: must be between 1s and 168h, got %v", c.Retention))
 	}
-	if c.Compression != store.CompressionZstd && c.Compression != store.CompressionS2 {
-		errs = append(errs, fmt.Errorf("compression: must be zstd or s2, got %q", c.Compression))
+	switch c.Compression {
+	case store.CompressionZstd, store.CompressionS2, store.CompressionS2Col:
+	default:
+		errs = append(errs, fmt.Errorf("compression: must be zstd, s2 or s2col, got %q", c.Compression))
 	}
 	if c.MaxBytes < 16<<20 {
 		errs = append(errs, fmt.Errorf("max_bytes: must be at least 16MiB, got %d", c.MaxBytes))

@@ -62,7 +62,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"empty directory", func(c *Config) { c.Directory = "" }, "directory: must not be empty"},
 		{"zero retention", func(c *Config) { c.Retention = 0 }, "retention: must be between 1s and 168h, got 0s"},
 		{"tiny max_bytes", func(c *Config) { c.MaxBytes = 1 << 20 }, "max_bytes: must be at least 16MiB, got 1048576"},
-		{"unknown compression", func(c *Config) { c.Compression = "lz4" }, `compression: must be zstd or s2, got "lz4"`},
+		{"unknown compression", func(c *Config) { c.Compression = "lz4" }, `compression: must be zstd, s2 or s2col, got "lz4"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,5 +70,10 @@ func TestInvalidConfig(t *testing.T) {
 			tt.modify(cfg)
 			assert.EqualError(t, cfg.Validate(), tt.err)
 		})
+	}
+	for _, comp := range []string{"zstd", "s2", "s2col"} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Compression = comp
+		assert.NoError(t, cfg.Validate(), comp)
 	}
 }

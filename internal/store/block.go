@@ -6,32 +6,59 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
-// A segment file is a sequence of blocks. A block is a header and the zstd
+// A segment file is a sequence of blocks. A block is a header and the
 // compression of whole records:
 //
 //	u32 magic | u32 compressed length | u32 CRC-32C of the compressed bytes |
 //	u32 raw length | u64 highest record sequence | i64 newest record time
 //
-// The magic says the compression: a store reads both, whatever it writes.
+// The magic says the compression: a store reads every one, whatever it
+// writes. The raw length is the records' length (for s2col, not the
+// columnar form's).
 const (
 	magicZstd   = 0x31425354 // "TSB1"
 	magicS2     = 0x32425354 // "TSB2"
+	magicS2Col  = 0x33425354 // "TSB3": s2 of the records' columnar form (colblock.go)
 	blockHeader = 32
 )
 
 // Compressions of blocks.
 const (
-	CompressionZstd = "zstd"
-	CompressionS2   = "s2"
+	CompressionZstd  = "zstd"
+	CompressionS2    = "s2"
+	CompressionS2Col = "s2col"
 )
 
+// blockKind is a block's compression.
+type blockKind uint8
+
+const (
+	blockZstd blockKind = iota
+	blockS2
+	blockS2Col
+)
+
+var blockMagic = [...]uint32{blockZstd: magicZstd, blockS2: magicS2, blockS2Col: magicS2Col}
+
+// kindOf is the block kind a compression writes.
+func kindOf(compression string) blockKind {
+	switch compression {
+	case CompressionS2:
+		return blockS2
+	case CompressionS2Col:
+		return blockS2Col
+	}
+	return blockZstd
+}
+
 type blockInfo struct {
-	s2              bool
+	kind            blockKind
 	compLen, rawLen int
 	crc             uint32
 	maxSeq          uint64
@@ -40,11 +67,7 @@ type blockInfo struct {
 
 // appendBlockHeader appends the header of a block.
 func appendBlockHeader(dst []byte, b blockInfo) []byte {
-	magic := uint32(magicZstd)
-	if b.s2 {
-		magic = magicS2
-	}
-	dst = binary.LittleEndian.AppendUint32(dst, magic)
+	dst = binary.LittleEndian.AppendUint32(dst, blockMagic[b.kind])
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.compLen))
 	dst = binary.LittleEndian.AppendUint32(dst, b.crc)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.rawLen))
@@ -59,11 +82,12 @@ func parseBlockHeader(buf []byte) (blockInfo, error) {
 		return blockInfo{}, errTruncated
 	}
 	magic := binary.LittleEndian.Uint32(buf)
-	if magic != magicZstd && magic != magicS2 {
+	kind := slices.Index(blockMagic[:], magic)
+	if kind < 0 {
 		return blockInfo{}, errors.New("bad block magic")
 	}
 	b := blockInfo{
-		s2:      magic == magicS2,
+		kind:    blockKind(kind),
 		compLen: int(binary.LittleEndian.Uint32(buf[4:])),
 		crc:     binary.LittleEndian.Uint32(buf[8:]),
 		rawLen:  int(binary.LittleEndian.Uint32(buf[12:])),
@@ -76,12 +100,14 @@ func parseBlockHeader(buf []byte) (blockInfo, error) {
 	return b, nil
 }
 
-// codec compresses and decompresses blocks. Its encoder is used by the
-// writer goroutine only; the decoder is safe for concurrent use.
+// codec compresses and decompresses blocks. Its encoders are used by the
+// writer goroutine only; the decoders are safe for concurrent use.
 type codec struct {
-	s2  bool // write s2 blocks, not zstd ones
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	kind blockKind // the blocks it writes
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+	col  colEnc // s2col's transform
+	cols []byte // its output
 }
 
 func newCodec(compression string) (*codec, error) {
@@ -96,7 +122,7 @@ func newCodec(compression string) (*codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create zstd decoder: %w", err)
 	}
-	return &codec{s2: compression == CompressionS2, enc: enc, dec: dec}, nil
+	return &codec{kind: kindOf(compression), enc: enc, dec: dec}, nil
 }
 
 func (c *codec) close() {
@@ -108,16 +134,25 @@ func (c *codec) close() {
 func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, blockHeader)...)
-	if c.s2 {
-		dst = slices.Grow(dst, s2.MaxEncodedLen(len(raw)))
-		n := len(s2.Encode(dst[len(dst):cap(dst)], raw))
+	switch c.kind {
+	case blockS2, blockS2Col:
+		in := raw
+		if c.kind == blockS2Col {
+			c.cols = c.col.encode(c.cols[:0], raw)
+			in = c.cols
+		}
+		dst = slices.Grow(dst, s2.MaxEncodedLen(len(in)))
+		n := len(s2.Encode(dst[len(dst):cap(dst)], in))
 		dst = dst[:len(dst)+n]
-	} else {
+		if cap(c.cols) > 8<<20 {
+			c.cols = nil
+		}
+	default:
 		dst = c.enc.EncodeAll(raw, dst)
 	}
 	comp := dst[start+blockHeader:]
 	appendBlockHeader(dst[start:start], blockInfo{
-		s2: c.s2, compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
+		kind: c.kind, compLen: len(comp), rawLen: len(raw), crc: crc32.Checksum(comp, castagnoli),
 		maxSeq: maxSeq, maxTime: maxTime,
 	})
 	return dst
@@ -144,7 +179,8 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 	}
 	var out []byte
 	var err error
-	if b.s2 {
+	switch b.kind {
+	case blockS2:
 		n, lerr := s2.DecodedLen(comp)
 		if lerr != nil {
 			return nil, fmt.Errorf("s2 block: %w", lerr)
@@ -153,7 +189,9 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 			return nil, fmt.Errorf("s2 block of %d bytes, header says %d", n, b.rawLen)
 		}
 		out, err = s2.Decode(slices.Grow(dst[:0], b.rawLen)[:b.rawLen], comp)
-	} else {
+	case blockS2Col:
+		out, err = openS2Col(dst, b.rawLen, comp)
+	default:
 		out, err = c.dec.DecodeAll(comp, dst[:0])
 	}
 	if err != nil {
@@ -163,4 +201,31 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 		return nil, fmt.Errorf("block decompressed to %d bytes, header says %d", len(out), b.rawLen)
 	}
 	return out, nil
+}
+
+// colBufs holds the columnar forms openS2Col decompresses.
+var colBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// openS2Col decompresses an s2col block's columnar form and rebuilds its
+// rawLen bytes of records into dst.
+func openS2Col(dst []byte, rawLen int, comp []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(comp)
+	if err != nil {
+		return nil, fmt.Errorf("s2col block: %w", err)
+	}
+	// The columnar form is the records, a flag byte per request and
+	// one per trace ID, and its header: never twice their length.
+	if n > 2*rawLen+colHeader {
+		return nil, fmt.Errorf("s2col block of %d bytes for %d bytes of records", n, rawLen)
+	}
+	buf := colBufs.Get().(*[]byte)
+	defer colBufs.Put(buf)
+	cols, err := s2.Decode(slices.Grow((*buf)[:0], n)[:n], comp)
+	if err != nil {
+		return nil, err
+	}
+	if cap(cols) <= 8<<20 {
+		*buf = cols
+	}
+	return colDecode(slices.Grow(dst[:0], rawLen), cols, rawLen)
 }

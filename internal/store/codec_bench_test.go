@@ -128,7 +128,7 @@ func BenchmarkCodecCold(b *testing.B) {
 	for _, comp := range []string{CompressionZstd, CompressionS2} {
 		for _, cold := range []bool{false, true} {
 			b.Run(fmt.Sprintf("compression=%s/cold=%v", comp, cold), func(b *testing.B) {
-				c.s2 = comp == CompressionS2
+				c.kind = kindOf(comp)
 				var dst []byte
 				var spent time.Duration
 				in, i := 0, 0
@@ -181,7 +181,7 @@ func BenchmarkCodecWake(b *testing.B) {
 	for _, comp := range []string{CompressionZstd, CompressionS2} {
 		for _, k := range cases {
 			b.Run(fmt.Sprintf("compression=%s/idle=%v/warm=%v/group=%d", comp, k.idle, k.warm, k.group), func(b *testing.B) {
-				c.s2 = comp == CompressionS2
+				c.kind = kindOf(comp)
 				var dst []byte
 				var spent time.Duration
 				in, i := 0, 0

@@ -78,7 +78,7 @@ func spansOf(t testing.TB, tr Trace) int {
 }
 
 func TestAppendAndRead(t *testing.T) {
-	for _, comp := range []string{CompressionS2, CompressionZstd} {
+	for _, comp := range []string{CompressionS2, CompressionZstd, CompressionS2Col} {
 		s := openStore(t, t.TempDir(), func(o *Options) { o.Compression = comp })
 		req1, ids1 := request(t, []int{1, 2}, 3, 0)
 		req2, ids2 := request(t, []int{2, 3}, 2, 0)
@@ -332,7 +332,7 @@ func TestDeliveredBeforeDecision(t *testing.T) {
 // others and with owned requests (copied into the block), and reads them
 // all back after a reopen: every record's sequence and CRC are sealed.
 func TestSpansFramedOnAppendReadBack(t *testing.T) {
-	for _, comp := range []string{CompressionS2, CompressionZstd} {
+	for _, comp := range []string{CompressionS2, CompressionZstd, CompressionS2Col} {
 		dir := t.TempDir()
 		s := openStore(t, dir, func(o *Options) { o.Compression = comp })
 		ctx := context.Background()
@@ -474,7 +474,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 	for _, tc := range []struct {
 		comp     string
 		bigSpans int // spans of 1 KiB in the block's last request
-	}{{CompressionS2, 1}, {CompressionZstd, 1}, {CompressionS2, 40}, {CompressionZstd, 40}} {
+	}{{CompressionS2, 1}, {CompressionZstd, 1}, {CompressionS2Col, 1}, {CompressionS2, 40}, {CompressionZstd, 40}, {CompressionS2Col, 40}} {
 		comp := tc.comp
 		dir := t.TempDir()
 		s := openStore(t, dir, func(o *Options) { o.Compression = comp })

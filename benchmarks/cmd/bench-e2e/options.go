@@ -35,7 +35,7 @@ type options struct {
 	ContribSatRef float64
 	Fastpath      bool          // also run the tailsift receiver (kind fastpath) in every side-by-side round
 	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
-	Store         string        // tailsift's durable store (processor and fast path): off, zstd or s2
+	Store         string        // tailsift's durable store (processor and fast path): off, zstd, s2 or s2col
 	Contrib       bool          // run contrib in the side-by-side rounds
 	Processor     bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
 	Seed          int64
@@ -167,7 +167,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "run the OTLP->nop baseline in every side-by-side round")
 	fs.Float64Var(&o.ContribSatRef, "contrib-sat-ref", 0, "contrib's saturation rate (spans/s) from an earlier run, for the fast path's saturation target when this run has no contrib ladder (also applied by -replot)")
 	fs.DurationVar(&o.Rescue, "tailsift-rescue", 0, "set tailsift's rescue.window (processor and fast path) to this; 0: off, as by default")
-	fs.StringVar(&o.Store, "store", o.Store, "tailsift's durable store for the processor and the fast path (the tailsift extension, storage: tailsift, in the run's directory): off, zstd or s2. Compare the store's cost by alternating runs with -store off and on (see README, \"Durable store\")")
+	fs.StringVar(&o.Store, "store", o.Store, "tailsift's durable store for the processor and the fast path (the tailsift extension, storage: tailsift, in the run's directory): off, zstd, s2 or s2col. Compare the store's cost by alternating runs with -store off and on (see README, \"Durable store\")")
 	fs.BoolVar(&o.Contrib, "contrib", o.Contrib, "run contrib in the side-by-side rounds (false: tailsift only, no contrib binary needed; needs -sat=false or -sat-kinds without contrib)")
 	fs.BoolVar(&o.Processor, "processor", o.Processor, "run tailsift's processor (otlp -> tailsift -> otlp_grpc) in the side-by-side rounds (false: only the fast path, contrib and the baseline; needs -fastpath or -contrib)")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
@@ -212,8 +212,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
 	}
-	if o.Store != "off" && o.Store != "zstd" && o.Store != "s2" {
-		return o, fmt.Errorf("-store must be off, zstd or s2, not %q", o.Store)
+	if o.Store != "off" && o.Store != "zstd" && o.Store != "s2" && o.Store != "s2col" {
+		return o, fmt.Errorf("-store must be off, zstd, s2 or s2col, not %q", o.Store)
 	}
 	if !o.Contrib && o.Rate == 0 && o.Pairs > 0 {
 		return o, errors.New("-contrib=false needs a fixed -rate (the automatic one comes from contrib's saturation)")
