@@ -68,6 +68,9 @@ const (
 	// adjustment reach this multiple of the average per interval, the
 	// probabilities are recomputed at once (Refinery's BurstMultiple).
 	dynamicBurstMultiple = 2
+	// dynamicRetakes bounds how many times an adjustment takes the counts
+	// again after a stall while taking them; the last take stands.
+	dynamicRetakes = 3
 )
 
 func defaultDynamicConfig() any {
@@ -242,6 +245,30 @@ func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
 	return k
 }
 
+// take takes every key's count since the last adjustment into its taken,
+// and returns their sum; with back, it puts them back instead.
+func (d *dynamic) take(back bool) (sum int64) {
+	swap := func(k *dynKey) {
+		if back {
+			k.count.Add(k.taken)
+		} else {
+			k.taken = k.count.Swap(0)
+			sum += k.taken
+		}
+	}
+	for i := range d.keys.stripes {
+		s := &d.keys.stripes[i]
+		s.mu.Lock()
+		for _, k := range s.data {
+			swap(k)
+		}
+		s.mu.Unlock()
+	}
+	swap(&d.noRoot)
+	swap(&d.overflow)
+	return sum
+}
+
 // adjust folds the counts since the last adjustment into the keys' averages
 // and recomputes their probabilities. One caller at a time does it; the
 // others go on with the current probabilities.
@@ -259,22 +286,33 @@ func (d *dynamic) adjust(now int64) {
 	if now < next && d.total.Load() < d.burst.Load() {
 		return // another caller adjusted meanwhile
 	}
-	d.total.Store(0)
 	// The counts are taken first, then the interval is measured to the
 	// newest time counted: a caller whose Now is older, or that stalled
-	// here while the others counted on, must not read the counts of
-	// several intervals as one (and then the next adjustment's as a
-	// fraction of one: a whole interval kept at probability 1).
-	for i := range d.keys.stripes {
-		s := &d.keys.stripes[i]
-		s.mu.Lock()
-		for _, k := range s.data {
-			k.taken = k.count.Swap(0)
+	// before taking them while the others counted on, must not read the
+	// counts of several intervals as one (and then the next adjustment's
+	// as a fraction of one: a whole interval kept at probability 1).
+	// A caller that stalls while taking them (descheduled, or waiting for
+	// a stripe's lock) is the mirror case: the traces counted meanwhile
+	// fall in the next adjustment's counts but before the time this one
+	// measures to, and the next one reads them as one interval's. So when
+	// the newest time moved on by more than one step of latest while the
+	// counts were taken, they are put back and taken again: the counts and
+	// the time they are measured to then disagree by at most two
+	// hundredths of an interval, and a trace per caller in flight. The
+	// total since the last adjustment loses what was taken, not what was
+	// counted until now, for the same reason: a stall's traces would
+	// otherwise bring a burst at once.
+	for retake := 0; ; retake++ {
+		from := d.latest.Load()
+		taken := d.take(false)
+		to := d.latest.Load()
+		if to-from <= 2*(d.interval/100) || retake == dynamicRetakes {
+			d.total.Add(-taken)
+			now = max(now, to, d.last)
+			break
 		}
-		s.mu.Unlock()
+		d.take(true)
 	}
-	d.noRoot.taken, d.overflow.taken = d.noRoot.count.Swap(0), d.overflow.count.Swap(0)
-	now = max(now, d.latest.Load(), d.last)
 	// The counts are brought to a whole interval: an early adjustment (a
 	// burst) extrapolates them, by at most 100 times so that a burst of
 	// traces stamped alike does not read as an endless rate; a late one

@@ -127,9 +127,10 @@ func appendSpansFrame(dst []byte, t int64, req []byte) []byte {
 // small records the writer puts behind it in its block (writeBatch: the
 // decisions the same Ingest call took, about 20 B each and at most 80 B
 // each by item.size), so that the request need not be copied again. The
-// queue counts a record's length, not its buffer's capacity, so the room
-// is kept small: 4 KiB per queued request (with 16 KiB, a queue of
-// requests of a few KiB held several times the bytes it counted).
+// room is kept small, 4 KiB per queued request: the queue counts it (and
+// more, a copy's buffer rounded up to a power of two, item.held), and with
+// 16 KiB a queue of requests of a few KiB held several times the bytes of
+// its records.
 const blockTail = 4 << 10
 
 // sealFrame sets the sequence of a record framed by appendSpansFrame and

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -24,9 +26,10 @@ type Options struct {
 	// MaxBytes bounds the files in Dir; the oldest segments are evicted
 	// first when it is reached.
 	MaxBytes int64
-	// QueueBytes bounds the records waiting for the writer; records beyond
-	// it are dropped and counted (Stats.Dropped), so that writing never
-	// blocks ingest. 0 means 64 MiB.
+	// QueueBytes bounds the memory the records waiting for the writer hold
+	// (their buffers' capacity, not only the records' length); records
+	// beyond it are dropped and counted (Stats.Dropped), so that writing
+	// never blocks ingest. 0 means 64 MiB.
 	QueueBytes int64
 	// Compression of sealed blocks: CompressionZstd (the default, also
 	// the extension's: 68–79 B/span on the benchmark workload, busy to idle
@@ -65,7 +68,8 @@ type Store struct {
 	lock  *os.File
 	codec *codec
 	in    chan *item // from the items pool
-	// queued is the bytes of the records in `in`, bounded by QueueBytes.
+	// queued is the bytes the records in `in` hold (item.held), bounded
+	// by QueueBytes.
 	queued atomic.Int64
 	stats  Stats
 	log    *zap.Logger
@@ -105,6 +109,17 @@ func (it *item) size() int64 {
 		n += 64 + len(it.decs[i].Policy) + len(it.decs[i].Reason)
 	}
 	return int64(n)
+}
+
+// held bounds the bytes the item holds until it is written: its record's,
+// and the room behind them in the buffers it holds (a copy's, an owned
+// request's, decision slices sized for an earlier batch). The queue counts
+// this, so that QueueBytes bounds memory: an owned request of 1 KiB cut
+// from a buffer of 256 KiB holds 256 KiB.
+func (it *item) held() int64 {
+	return it.size() + int64(cap(it.req)-len(it.req)) +
+		int64(unsafe.Sizeof([16]byte{}))*int64(cap(it.ids)-len(it.ids)) +
+		int64(unsafe.Sizeof(Decision{}))*int64(cap(it.decs)-len(it.decs))
 }
 
 const (
@@ -175,7 +190,7 @@ func (s *Store) Close() error {
 
 // enqueue hands an item to the writer, or drops it when the queue is full.
 func (s *Store) enqueue(it item) bool {
-	n := it.size()
+	n := it.held()
 	if s.queued.Add(n) > s.opts.QueueBytes {
 		s.queued.Add(-n)
 		s.stats.Dropped.Add(1)
@@ -220,10 +235,7 @@ func (s *Store) now() int64 { return s.opts.Clock.Now().UnixNano() }
 // traces it holds. It never blocks; it returns false when the record was
 // dropped because the writer is behind.
 func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
-	bp, _ := copies.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
+	bp := copyBuffer(frameHeader + payloadHeader + len(req) + blockTail)
 	t := s.now()
 	*bp = appendSpansFrame((*bp)[:0], t, req)
 	s.stats.BytesIn.Add(int64(len(req)))
@@ -232,14 +244,53 @@ func (s *Store) AppendSpans(ids [][16]byte, req []byte) bool {
 
 // copies are the buffers of AppendSpans' copies: the writer gives each
 // back once it framed it, so that recording a pooled request allocates
-// nothing in the steady state.
-var copies sync.Pool
+// nothing in the steady state. They are pooled by size class, four a
+// power of two (2^e + j·2^(e-2), j = 1 to 4: 5, 6, 7 and 8 KiB, then 10,
+// 12, 14, 16 KiB...), so that a copy's buffer is at most a quarter larger
+// than it needs: from one pool, a request of 1 KiB recorded after some of
+// 900 KiB got one of their buffers, and the queue held 900 KiB for it.
+// Copies of more than 1 MiB are not pooled.
+var copies [4 * (maxCopyBits - minCopyBits)]sync.Pool
 
-// release gives back the item's copy, if it holds one.
+const (
+	minCopyBits = 12 // classes from 4 KiB up: a copy needs more than blockTail
+	maxCopyBits = 20 // to 1 MiB
+)
+
+// copyClass returns the pool of buffers of n bytes or a little more, and
+// their size; ok is false when n is beyond the largest.
+func copyClass(n int) (class, size int, ok bool) {
+	n = max(n, 1<<minCopyBits+1)
+	e := bits.Len(uint(n-1)) - 1 // 2^e < n ≤ 2^(e+1)
+	step := 1 << (e - 2)
+	j := (n - 1<<e + step - 1) / step
+	class = 4*(e-minCopyBits) + j - 1
+	return class, 1<<e + j*step, class < len(copies)
+}
+
+// copyBuffer returns an empty buffer of at least n bytes, at most a quarter
+// more when it is pooled.
+func copyBuffer(n int) *[]byte {
+	class, size, ok := copyClass(n)
+	if !ok {
+		b := make([]byte, 0, n)
+		return &b
+	}
+	if bp, _ := copies[class].Get().(*[]byte); bp != nil {
+		return bp
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// release gives back the item's copy, if it holds one of a class's size.
 func (it *item) release() {
-	if it.copied != nil && cap(*it.copied) <= 1<<20 {
+	if it.copied == nil {
+		return
+	}
+	if class, size, ok := copyClass(cap(it.req)); ok && size == cap(it.req) {
 		*it.copied = it.req[:0]
-		copies.Put(it.copied)
+		copies[class].Put(it.copied)
 	}
 }
 
@@ -286,5 +337,5 @@ func (s *Store) Sync(ctx context.Context) error {
 
 var errClosed = errors.New("store closed")
 
-// Queued returns the bytes of the records waiting for the writer.
+// Queued returns the bytes the records waiting for the writer hold.
 func (s *Store) Queued() int64 { return s.queued.Load() }

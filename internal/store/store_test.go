@@ -539,10 +539,11 @@ func TestWriterBufferNotACopy(t *testing.T) {
 	require.True(t, s.AppendSpans(firstIDs, first))
 	<-entered
 	req, ids := request(t, []int{1}, 1, 16)
-	// The copy's buffer: AppendSpans takes it from the pool (the last put
-	// on this goroutine's P).
+	// The copy's buffer: AppendSpans takes it from the pool of its size
+	// class (the last put on this goroutine's P).
+	class, _, _ := copyClass(frameHeader + payloadHeader + len(req) + blockTail)
 	buf := make([]byte, 0, 20<<10) // room for the decisions, not by item.size
-	copies.Put(&buf)
+	copies[class].Put(&buf)
 	require.True(t, s.AppendSpans(ids, req))
 	// 300 decisions: about 6 KB framed, 23 KB by item.size.
 	decIDs, decs := make([][16]byte, 300), make([]Decision, 300)

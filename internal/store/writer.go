@@ -86,7 +86,7 @@ func (s *Store) writeBatch(first item) {
 	}()
 	for i := range w.items {
 		if it := &w.items[i]; it.sync == nil {
-			s.queued.Add(-it.size())
+			s.queued.Add(-it.held())
 		}
 	}
 	if w.failing {

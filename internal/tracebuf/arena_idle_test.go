@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -168,32 +169,49 @@ func TestArenaTrimIdle(t *testing.T) {
 
 // A shard keeps the chunks a compaction empties while records are left, within
 // its reserve, and lets them go once they have been idle for idleAge, though
-// records are still buffered; the self-metric follows.
+// records are still buffered, while the chunks in use stay mapped; the
+// self-metric follows.
 func TestShardReleasesIdleChunks(t *testing.T) {
 	b, obs, clk := newArenaTestBuffer(t, 64<<20, func(cfg *Config) { cfg.Completion.MaxWait = time.Minute })
 	ctx := context.Background()
 	// The arena as the shard's goroutine sees it after its current turn.
 	type view struct {
 		mapped, idleBytes, spare, reserve int64
-		idle                              [][]byte
+		idle, inUse                       [][]byte
 		traces                            int
 	}
-	look := func() view {
-		require.NoError(t, b.Sync(ctx)) // the turn that took the sync ends before the next message
+	marker := []byte("tailsift idle chunk")
+	// look returns the view; with mark, it writes marker at the start of
+	// each idle chunk, in the shard's goroutine.
+	look := func(mark bool) view {
+		// The turn that took the clock's advance ends (its tend compacts
+		// and trims the arena) before the view is taken. One sync does not
+		// ensure it: the loop lets a message posted as the shard finishes
+		// the sync's batch join that batch, and run before that tend (not
+		// seen in 24 000 tries, but nothing prevents it). The second
+		// sync's batch can hold the view's message, but it starts after
+		// the first one's tend.
+		require.NoError(t, b.Sync(ctx))
+		require.NoError(t, b.Sync(ctx))
 		var v view
 		require.NoError(t, b.inShard(ctx, 0, func(_ context.Context, s *shard) {
 			a := s.usage.arena
-			v = view{a.mapped, a.idleBytes, a.spare, a.reserve, idleAddrs(a), len(s.traces)}
+			v = view{a.mapped, a.idleBytes, a.spare, a.reserve, idleAddrs(a), slices.Clone(a.chunks), len(s.traces)}
+			if mark {
+				for _, c := range v.idle {
+					copy(c, marker)
+				}
+			}
 		}))
 		return v
 	}
 	ingestSpike(t, b) // about 8 MB, decided at 1 minute
 	clk.Advance(30 * time.Second)
 	ingestTraces(t, b, 100, 5) // about 1 MB more, decided at 90 s
-	peak := look().mapped
+	peak := look(false).mapped
 
 	clk.Advance(30*time.Second + time.Millisecond) // the spike is decided
-	v := look()
+	v := look(true)
 	require.NotEmpty(t, v.idle, "compaction left idle chunks")
 	assert.LessOrEqual(t, v.spare+v.idleBytes, v.reserve)
 	assert.LessOrEqual(t, v.mapped, peak)
@@ -201,16 +219,25 @@ func TestShardReleasesIdleChunks(t *testing.T) {
 	inUse := v.mapped - v.idleBytes
 
 	clk.Advance(idleAge - time.Second)
-	assert.Equal(t, len(v.idle), len(look().idle), "idle for less than idleAge: kept")
+	kept := look(false)
+	assert.Equal(t, chunkAddrs(v.idle), chunkAddrs(kept.idle), "idle for less than idleAge: kept")
 
 	clk.Advance(time.Second)
-	after := look()
+	after := look(false)
 	assert.Empty(t, after.idle, "idle for idleAge: released")
 	assert.Equal(t, inUse, after.mapped, "the chunks in use stay")
+	assert.Equal(t, chunkAddrs(v.inUse), chunkAddrs(after.inUse), "the chunks in use stay")
 	assert.Equal(t, after.mapped, obs.mapped.Load(), "the self-metric follows")
 	assert.Positive(t, after.traces, "records are still buffered")
+	// Unmapped: not the arena's memory any more. Not "nothing mapped
+	// there" (/proc/self/maps): the hole an unmapped chunk leaves is where
+	// the kernel puts the process's next mapping of its size or less (the
+	// Go runtime's, the race detector's, a new thread's stack).
 	for _, c := range v.idle {
-		assertMapped(t, c, false)
+		assertGivenBack(t, c, marker)
+	}
+	for _, c := range after.inUse {
+		assertMapped(t, c, true)
 	}
 }
 
