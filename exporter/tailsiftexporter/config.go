@@ -52,7 +52,8 @@ func (c *Config) Validate() error {
 	}
 	if q.Batch.HasValue() {
 		if b := q.Batch.Get(); b.Sizer != exporterhelper.RequestSizerTypeItems {
-			return fmt.Errorf("sending_queue::batch::sizer: only items is supported, got %q", b.Sizer.String())
+			return fmt.Errorf("sending_queue::batch::sizer: only items is supported, got %q "+
+				"(a batch block takes sending_queue::sizer when it sets none: add sizer: items to it)", b.Sizer.String())
 		}
 	}
 	// The queue is sized in bytes by default: a queue_size meant as a

@@ -144,7 +144,16 @@ func TestInvalidConfig(t *testing.T) {
 		{
 			name: "batch by bytes",
 			yaml: map[string]any{"members": static, "sending_queue": map[string]any{"batch": map[string]any{"sizer": "bytes"}}},
-			err:  `sending_queue::batch::sizer: only items is supported, got "bytes"`,
+			err: `sending_queue::batch::sizer: only items is supported, got "bytes" ` +
+				`(a batch block takes sending_queue::sizer when it sets none: add sizer: items to it)`,
+		},
+		{
+			// exporterhelper gives a batch block without a sizer the queue's.
+			name: "queue in bytes written out, batch block without a sizer",
+			yaml: map[string]any{"members": static, "sending_queue": map[string]any{
+				"sizer": "bytes", "batch": map[string]any{"flush_timeout": "100ms"}}},
+			err: `sending_queue::batch::sizer: only items is supported, got "bytes" ` +
+				`(a batch block takes sending_queue::sizer when it sets none: add sizer: items to it)`,
 		},
 		{
 			// A count of requests, written as for other exporters, against

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	collexporter "go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -259,7 +260,7 @@ func TestRouteModeRefusals(t *testing.T) {
 	t.Cleanup(release)
 	a := startAgent(t, addrs, func(c *tailsiftexporter.Config) {
 		q := c.Queue.Get()
-		q.QueueSize, q.NumConsumers = 1, 1
+		q.Sizer, q.QueueSize, q.NumConsumers = exporterhelper.RequestSizerTypeRequests, 1, 1
 	})
 
 	_, err := a.grpcExport(t.Context(), []byte{0x0a, 0x05, 0x01})
