@@ -49,16 +49,17 @@ test-unit: $(BIN)
 	$(if $(RACE),,@echo "no C compiler found: running the tests without -race")
 	TAILSIFT_BIN=$(BIN) $(TESTENV) $(GO) test $(RACE) -count=1 -timeout 20m ./...
 
-## fuzz: a short run of each fuzz target
+## fuzz: a short run of each fuzz target (scripts/fuzz-one.sh: one more run when Go's
+## coordinator fails at the -fuzztime deadline without a failing input)
 fuzz:
 	for t in FuzzScan FuzzScanAgreesWithPdata FuzzCheckAnyValue; do \
-		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
+		GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
 	done
-	$(GO) test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
-	$(GO) test -run='^$$' -fuzz='^FuzzColumnarRoundTrip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
-	$(GO) test -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
-	$(GO) test -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzColumnarRoundTrip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.
