@@ -2,6 +2,7 @@ package tracebuf
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -118,6 +119,10 @@ func storeBenchBuffer(b *testing.B, comp string) (*Buffer, *store.Store) {
 	b.Helper()
 	cfg := DefaultConfig()
 	cfg.Shards = 1
+	// Learning off: with it, a buffer with a store may decide traces at a
+	// shorter learned quiet than one without (completion.safe), and the
+	// comparison would be of waits, not of the store's work.
+	cfg.Completion.Learn.Enabled = false
 	buf, err := New(cfg, func(context.Context, ptrace.Traces) error { return nil }, Settings{})
 	if err != nil {
 		b.Fatal(err)
@@ -140,11 +145,14 @@ func storeBenchBuffer(b *testing.B, comp string) (*Buffer, *store.Store) {
 // in again, and reports the seconds that took (wall and CPU).
 //
 //	go test -run='^$' -bench=Restart -benchtime=1x ./internal/tracebuf/
+//
+// TAILSIFT_RESTART_COMPRESSION sets the store's compression (default zstd).
 func BenchmarkRestart(b *testing.B) {
 	const fill = 512 << 20
 	w := storetest.Record(b, 20_000, 5*time.Second)
 	dir := b.TempDir()
-	st, err := store.Open(store.Options{Dir: dir, Retention: time.Hour, MaxBytes: 1 << 40})
+	comp := os.Getenv("TAILSIFT_RESTART_COMPRESSION")
+	st, err := store.Open(store.Options{Dir: dir, Retention: time.Hour, MaxBytes: 1 << 40, Compression: comp})
 	if err != nil {
 		b.Fatal(err)
 	}

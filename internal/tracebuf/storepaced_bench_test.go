@@ -22,7 +22,7 @@ func BenchmarkIngestStorePaced(b *testing.B) {
 	const rate = 10_000 // spans/s
 	w := storetest.Record(b, 20_000, 5*time.Second)
 	per := time.Duration(float64(time.Second) * float64(w.Total) / float64(len(w.Requests)) / rate)
-	for _, comp := range []string{"off", store.CompressionZstd, store.CompressionS2} {
+	for _, comp := range []string{"off", store.CompressionZstd, store.CompressionS2, store.CompressionS2Col} {
 		b.Run("store="+comp, func(b *testing.B) {
 			buf, st := storeBenchBuffer(b, comp)
 			ctx := context.Background()
