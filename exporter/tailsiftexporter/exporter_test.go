@@ -47,6 +47,14 @@ func newHarnessOn(t *testing.T, gw *routertest.Gateways, addrs []string, members
 	cfg.GRPC.TLS.Insecure = true
 	cfg.Failover = router.FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond}
 	cfg.Retry.InitialInterval, cfg.Retry.MaxInterval = 10*time.Millisecond, 50*time.Millisecond
+	exp, tel := startExporter(t, cfg)
+	return &harness{t: t, gw: gw, exp: exp, tel: tel, ring: ring.New(addrs), sent: map[[8]byte]string{}}
+}
+
+// startExporter starts a tailsift exporter on cfg with its own telemetry
+// and a warning-level test logger; both stop when the test ends.
+func startExporter(t *testing.T, cfg *Config) (exporter.Traces, *componenttest.Telemetry) {
+	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	set := exportertest.NewNopSettings(metadata.Type)
@@ -56,7 +64,7 @@ func newHarnessOn(t *testing.T, gw *routertest.Gateways, addrs []string, members
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
-	return &harness{t: t, gw: gw, exp: exp, tel: tel, ring: ring.New(addrs), sent: map[[8]byte]string{}}
+	return exp, tel
 }
 
 // send sends n batches and waits until the gateways hold every span sent.

@@ -11,13 +11,9 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/router/routertest"
 )
@@ -71,15 +67,7 @@ func TestLargeSpansWithinGatewayLimit(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Members.Static = []string{addr}
 	cfg.GRPC.TLS.Insecure = true
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
-	set := exportertest.NewNopSettings(metadata.Type)
-	set.TelemetrySettings = tel.NewTelemetrySettings()
-	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	exp, err := NewFactory().CreateTraces(t.Context(), set, cfg)
-	require.NoError(t, err)
-	require.NoError(t, exp.Start(t.Context(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	exp, tel := startExporter(t, cfg)
 	h := &harness{t: t, tel: tel}
 
 	var w routertest.Workload

@@ -155,20 +155,20 @@ func (s *splitter) cut(idx []int32, maxSpans, maxBytes int) []cut {
 	for i, x := range idx {
 		sp := &spans[x]
 		f := bytesField(2, len(sp.Raw))
-		next := base + closed + runSize(&scopes[sp.Scope], f)
+		next := base + closed + wire.ResourceSpansSize(&scopes[sp.Scope], f)
 		if sp.Scope == run {
-			next = base + closed + runSize(&scopes[run], runSpans+f)
+			next = base + closed + wire.ResourceSpansSize(&scopes[run], runSpans+f)
 		} else if run >= 0 {
-			next += runSize(&scopes[run], runSpans)
+			next += wire.ResourceSpansSize(&scopes[run], runSpans)
 		}
 		if i > start && (maxSpans > 0 && i-start >= maxSpans || maxBytes > 0 && next > maxBytes) {
 			s.cuts = append(s.cuts, cut{end: i, size: size})
 			start, closed, run, runSpans = i, 0, -1, 0
-			next = base + runSize(&scopes[sp.Scope], f)
+			next = base + wire.ResourceSpansSize(&scopes[sp.Scope], f)
 		}
 		if sp.Scope != run {
 			if run >= 0 {
-				closed += runSize(&scopes[run], runSpans)
+				closed += wire.ResourceSpansSize(&scopes[run], runSpans)
 			}
 			run, runSpans = sp.Scope, 0
 		}
@@ -179,27 +179,6 @@ func (s *splitter) cut(idx []int32, maxSpans, maxBytes int) []cut {
 		s.cuts = append(s.cuts, cut{end: len(idx), size: size})
 	}
 	return s.cuts
-}
-
-// runSize is the size of the resource_spans field wire.AppendResourceSpans
-// writes for a run of spans under sc whose span fields (tag, length, body)
-// take spanFields bytes.
-func runSize(sc *wire.Scope, spanFields int) int {
-	ss := spanFields
-	if sc.Scope != nil {
-		ss += bytesField(1, len(sc.Scope))
-	}
-	if len(sc.ScopeSchemaURL) > 0 {
-		ss += bytesField(3, len(sc.ScopeSchemaURL))
-	}
-	rs := bytesField(2, ss)
-	if sc.Resource != nil {
-		rs += bytesField(1, len(sc.Resource))
-	}
-	if len(sc.ResourceSchemaURL) > 0 {
-		rs += bytesField(3, len(sc.ResourceSchemaURL))
-	}
-	return bytesField(1, rs)
 }
 
 // bytesField is the size of a length-delimited field numbered num holding

@@ -102,20 +102,7 @@ func AppendResourceSpans(dst []byte, sc *Scope, spans []byte, ends []int) []byte
 		spansSize += fieldSize(2, e-prev)
 		prev = e
 	}
-	scopeSpansSize := spansSize
-	if sc.Scope != nil {
-		scopeSpansSize += fieldSize(1, len(sc.Scope))
-	}
-	if len(sc.ScopeSchemaURL) > 0 {
-		scopeSpansSize += fieldSize(3, len(sc.ScopeSchemaURL))
-	}
-	rsSize := fieldSize(2, scopeSpansSize)
-	if sc.Resource != nil {
-		rsSize += fieldSize(1, len(sc.Resource))
-	}
-	if len(sc.ResourceSchemaURL) > 0 {
-		rsSize += fieldSize(3, len(sc.ResourceSchemaURL))
-	}
+	scopeSpansSize, rsSize := resourceSpansSizes(sc, spansSize)
 
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(rsSize))
@@ -139,6 +126,35 @@ func AppendResourceSpans(dst []byte, sc *Scope, spans []byte, ends []int) []byte
 		dst = appendField(dst, 3, sc.ResourceSchemaURL)
 	}
 	return dst
+}
+
+// ResourceSpansSize is the size of the resource_spans field (tag, length,
+// body) AppendResourceSpans writes for spans under sc whose span fields
+// (tag, length, body each) take spanFields bytes.
+func ResourceSpansSize(sc *Scope, spanFields int) int {
+	_, rs := resourceSpansSizes(sc, spanFields)
+	return fieldSize(1, rs)
+}
+
+// resourceSpansSizes gives the bodies' sizes of the scope_spans and the
+// resource_spans messages AppendResourceSpans writes for spans under sc
+// whose span fields take spanFields bytes.
+func resourceSpansSizes(sc *Scope, spanFields int) (scopeSpans, resourceSpans int) {
+	scopeSpans = spanFields
+	if sc.Scope != nil {
+		scopeSpans += fieldSize(1, len(sc.Scope))
+	}
+	if len(sc.ScopeSchemaURL) > 0 {
+		scopeSpans += fieldSize(3, len(sc.ScopeSchemaURL))
+	}
+	resourceSpans = fieldSize(2, scopeSpans)
+	if sc.Resource != nil {
+		resourceSpans += fieldSize(1, len(sc.Resource))
+	}
+	if len(sc.ResourceSchemaURL) > 0 {
+		resourceSpans += fieldSize(3, len(sc.ResourceSchemaURL))
+	}
+	return scopeSpans, resourceSpans
 }
 
 func fieldSize(num protowire.Number, n int) int {
