@@ -8,10 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/sampling"
 )
 
-// safeLearnBuffer starts a buffer that keeps error traces only (quiet 1s,
-// learning from 100ms), with rescue.window when rescue is set, and teaches
+// safeLearnBuffer starts a buffer that keeps error traces and those with
+// an OK span (quiet 1s, learning from 100ms), with rescue.window when rescue is set, and teaches
 // its route "svc" a quiet of 100ms: 64 traces whose two spans arrive
 // together, then past the tracking horizon. It returns the buffer, a
 // function that advances its clock in 10ms steps, what it decided and what
@@ -20,7 +22,8 @@ func safeLearnBuffer(t *testing.T, rescue bool) (*Buffer, func(time.Duration), *
 	t.Helper()
 	ctx := context.Background()
 	cfg := learnConfig(true)
-	cfg.Policies = testBufferConfig().Policies // errors only
+	cfg.Policies = append(testBufferConfig().Policies, // errors
+		sampling.NewPolicyConfig("ok", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"OK"}}))
 	if rescue {
 		cfg.Rescue = RescueConfig{Window: 5 * time.Second, MaxBytes: 16 << 20}
 	}
@@ -59,9 +62,10 @@ func decidedCount(obs *simObserver) int {
 
 // Without a store or rescue.window, a learned quiet shorter than
 // completion.quiet must not drop an error trace whose ERROR span comes
-// after it: such a trace waits completion.quiet, as with learning off,
-// and is kept whole. A trace that already carries an ERROR span still
-// leaves after the learned quiet.
+// after it: the learned quiet only probes a trace without an ERROR span,
+// and a trace the policies drop then waits completion.quiet, as with
+// learning off, and is kept whole by its late ERROR span. A trace that
+// already carries an ERROR span still leaves after the learned quiet.
 func TestLearnedQuietKeepsLateErrors(t *testing.T) {
 	ctx := context.Background()
 	b, advance, obs, out := safeLearnBuffer(t, false)
@@ -90,6 +94,37 @@ func TestLearnedQuietKeepsLateErrors(t *testing.T) {
 	assert.Equal(t, before, decidedCount(obs), "no ERROR span: not decided before completion.quiet")
 	advance(600 * time.Millisecond)
 	assert.Equal(t, before+1, decidedCount(obs), "decided after completion.quiet")
+	assert.Zero(t, out.count(tid(102)), "and dropped")
+}
+
+// A trace without an ERROR span that the policies keep at the learned
+// quiet's probe leaves then, not after completion.quiet; its later spans
+// follow it. A trace dropped at the probe and kept at completion.quiet (a
+// later span brought what a policy keeps) is decided once: its policies
+// ran twice, the second time as a redecision.
+func TestLearnedQuietProbeKeeps(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, false)
+
+	before := decidedCount(obs)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 1, service: "svc", status: ptrace.StatusCodeOk})))
+	advance(200 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "kept at the probe")
+	assert.Equal(t, 1, out.count(tid(100)))
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 2, parent: 1, service: "svc"})))
+	advance(100 * time.Millisecond)
+	assert.Equal(t, 2, out.count(tid(100)), "its late span follows it")
+
+	// Trace 101: dropped at the probe, on probation; an OK span 500ms
+	// later (not an ERROR span: it waits out completion.quiet from it).
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 1, service: "svc"})))
+	advance(500 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 2, parent: 1, service: "svc", status: ptrace.StatusCodeOk})))
+	advance(900 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "on probation until completion.quiet after its latest span")
+	advance(200 * time.Millisecond)
+	assert.Equal(t, before+2, decidedCount(obs), "decided once")
+	assert.Equal(t, 2, out.count(tid(101)), "kept whole")
 }
 
 // With rescue.window (and likewise with the store) a dropped trace is kept
