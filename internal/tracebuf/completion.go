@@ -15,7 +15,7 @@ import (
 // The quiet rule has one list per quiet class: class 0 is completion.quiet,
 // class i in 1..n-1 the learned level i-1 (learn.go), and class n+i the
 // probation of class i: the traces its shorter quiet found dropped, which
-// wait out completion.quiet (safe, probe). A trace joins its route's class
+// wait out completion.quiet unless a span comes (safe, probe). A trace joins its route's class
 // when its root arrives and stays in it, but for that probation. Within a
 // class every trace waits the same quiet, so a FIFO list by latest arrival
 // is ordered by deadline (a probation class is filled in its class's
@@ -185,11 +185,14 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	if t.inQuiet {
 		t.gap = max(t.gap, now-t.last)
 		t.last = now
-		if t.class > c.learned && t.sum.StatusMask&sampling.StatusErrorBit != 0 {
-			// An ERROR span came to a trace on probation: it takes its
-			// route's shorter quiet again, to be decided after it. It
-			// is the latest arrival, so it goes to the back of that
-			// class, in order.
+		if t.class > c.learned {
+			// A span came to a trace on probation: it goes back to its
+			// route's shorter class, to be probed again after that
+			// quiet (or decided, when the span brought an ERROR). It is
+			// the latest arrival, so it goes to the back of that class,
+			// in order; at the back of its probation class it would not
+			// be, since the traces the probe moves there later arrived
+			// last before it did.
 			c.unquiet(t)
 			c.join(t, t.class-c.learned)
 			return
@@ -232,9 +235,9 @@ func (c *completion) probing(t *trace) bool {
 
 // probation moves t, which the policies dropped when its class's quiet
 // fired, to that class's probation: it is decided completion.quiet after
-// its latest arrival, or after the shorter quiet from an ERROR span
-// (touch). The policies decided t once: the next decision is a redecision
-// (probed).
+// its latest arrival, unless a span arrives first, which takes it back to
+// its class (touch). The policies decided t once: the next decisions are
+// redecisions (probed).
 func (c *completion) probation(t *trace) {
 	class := t.class
 	c.unquiet(t)

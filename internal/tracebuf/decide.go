@@ -46,8 +46,9 @@ func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, l
 // probe evaluates t, whose class's shorter quiet fired but only probes it
 // (completion.safe): kept, it is decided now; dropped, it goes on
 // probation, to be decided again completion.quiet after its latest span.
+// (A trace probed again, after a span on probation, is redecided.)
 func (s *shard) probe(ctx context.Context, t *trace, now, lag int64) {
-	if d := s.evaluate(t, false); d.Keep() {
+	if d := s.evaluate(t, t.probed); d.Keep() {
 		s.logRefused(s.decideAs(ctx, t, d, ReasonQuiet, now, lag))
 		return
 	}

@@ -99,9 +99,10 @@ func TestLearnedQuietKeepsLateErrors(t *testing.T) {
 
 // A trace without an ERROR span that the policies keep at the learned
 // quiet's probe leaves then, not after completion.quiet; its later spans
-// follow it. A trace dropped at the probe and kept at completion.quiet (a
-// later span brought what a policy keeps) is decided once: its policies
-// ran twice, the second time as a redecision.
+// follow it. A trace dropped at the probe whose later span brings what a
+// policy keeps is kept at the next probe, the learned quiet after that
+// span, and decided once: its policies ran twice, the second time as a
+// redecision.
 func TestLearnedQuietProbeKeeps(t *testing.T) {
 	ctx := context.Background()
 	b, advance, obs, out := safeLearnBuffer(t, false)
@@ -116,14 +117,13 @@ func TestLearnedQuietProbeKeeps(t *testing.T) {
 	assert.Equal(t, 2, out.count(tid(100)), "its late span follows it")
 
 	// Trace 101: dropped at the probe, on probation; an OK span 500ms
-	// later (not an ERROR span: it waits out completion.quiet from it).
+	// later takes it back to the learned quiet's probe, which keeps it.
 	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 1, service: "svc"})))
 	advance(500 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "on probation")
 	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 2, parent: 1, service: "svc", status: ptrace.StatusCodeOk})))
-	advance(900 * time.Millisecond)
-	assert.Equal(t, before+1, decidedCount(obs), "on probation until completion.quiet after its latest span")
 	advance(200 * time.Millisecond)
-	assert.Equal(t, before+2, decidedCount(obs), "decided once")
+	assert.Equal(t, before+2, decidedCount(obs), "decided once, at the second probe")
 	assert.Equal(t, 2, out.count(tid(101)), "kept whole")
 }
 
@@ -159,4 +159,32 @@ func TestAttachStoreMakesDropsRescuable(t *testing.T) {
 		assert.True(t, s.due.rescuable)
 	}
 	b.CloseStore()
+}
+
+// A span on probation takes its trace back to its route's shorter class
+// (to be probed again), not to the back of the probation class: there it
+// would hold up the traces the probe moves in after it, whose deadlines
+// are earlier.
+func TestLearnedQuietProbationInOrder(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, false)
+	before := decidedCount(obs)
+
+	// Trace 200 at 0 ms, trace 201 at 50 ms; 200 is probed (dropped) at
+	// 100 ms and gets a span at 120 ms; 201 is probed at 150 ms.
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 200, span: 1, service: "svc"})))
+	advance(50 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 201, span: 1, service: "svc"})))
+	advance(70 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 200, span: 2, parent: 1, service: "svc"})))
+	advance(80 * time.Millisecond)
+	assert.Equal(t, before, decidedCount(obs), "both dropped at the probe, on probation")
+
+	// 201 is due at 1050 ms (at most a 50 ms grid step later), 200 at
+	// 1120 ms.
+	advance(910 * time.Millisecond) // 1110 ms
+	assert.Equal(t, before+1, decidedCount(obs), "201 decided on time, not held up by 200")
+	advance(100 * time.Millisecond)
+	assert.Equal(t, before+2, decidedCount(obs))
+	assert.Zero(t, out.count(tid(200))+out.count(tid(201)))
 }
