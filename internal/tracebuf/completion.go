@@ -13,17 +13,20 @@ import (
 // fire, and the rules.
 //
 // The quiet rule has one list per quiet class: class 0 is completion.quiet,
-// class i > 0 the learned level i-1 (learn.go). A trace joins its route's
-// class when its root arrives and stays in it, with one exception (safe):
-// a learned quiet shorter than completion.quiet drops a trace only when a
-// late ERROR span can still keep it. Within a class every trace
-// waits the same quiet, so a FIFO list by latest arrival is ordered by
-// deadline; the rule's next deadline is the earliest head among the
-// classes in use (a mask), at most 64 of them.
+// class i in 1..n-1 the learned level i-1 (learn.go), and class n+i the
+// probation of class i: the traces its shorter quiet found dropped, which
+// wait out completion.quiet unless a span comes (safe, probe). A trace joins its route's class
+// when its root arrives and stays in it, but for that probation. Within a
+// class every trace waits the same quiet, so a FIFO list by latest arrival
+// is ordered by deadline (a probation class is filled in its class's
+// deadline order, which is latest-arrival order too); the rule's next
+// deadline is the earliest head among the classes in use (a mask), at most
+// 128 of them.
 type completion struct {
 	byFirst        list // all undecided traces, by first arrival (max_wait)
 	classes        []quietClass
-	used           uint64 // bit i: classes[i] is not empty
+	learned        uint8     // n: classes[n+i] is the probation of classes[i]
+	used           [2]uint64 // bit i: classes[i] is not empty
 	quiet, maxWait int64
 	maxSpans       int
 	maxBytes       uint64  // completion.max_trace_bytes, math.MaxUint64 when off
@@ -31,9 +34,10 @@ type completion struct {
 	routes         *routes // nil when the config has none
 	// rescuable: a dropped trace is still kept whole by a late ERROR span
 	// (the store, or rescue.window). Without it a learned quiet shorter
-	// than completion.quiet applies only to traces that already carry an
-	// ERROR span (see safe): the others wait completion.quiet, so that the
-	// shorter wait never drops an error trace whose ERROR span comes later.
+	// than completion.quiet only probes a trace that carries no ERROR span
+	// (see safe): kept, it leaves; dropped, it waits out completion.quiet,
+	// so that the shorter wait never drops an error trace whose ERROR span
+	// comes later.
 	rescuable bool
 }
 
@@ -75,6 +79,11 @@ func newCompletion(cfg CompletionConfig, arrival uint8) completion {
 		for _, q := range c.routes.levels {
 			c.classes = append(c.classes, quietClass{quiet: q})
 		}
+		// The probation classes, one per class (class 0's stays empty).
+		c.learned = uint8(len(c.classes))
+		for range c.learned {
+			c.classes = append(c.classes, quietClass{quiet: c.quiet})
+		}
 	}
 	for i := range c.classes {
 		c.classes[i].list.at = func(t *trace) *links { return &t.byQuiet }
@@ -95,9 +104,11 @@ func (c *completion) next() int64 {
 	if t := c.byFirst.head; t != nil {
 		next = roundUp(t.first+c.maxWait, wakeGridMax)
 	}
-	for m := c.used; m != 0; m &= m - 1 {
-		q := &c.classes[bits.TrailingZeros64(m)]
-		next = min(next, roundUp(q.due, q.grid))
+	for w, used := range c.used {
+		for m := used; m != 0; m &= m - 1 {
+			q := &c.classes[w<<6|bits.TrailingZeros64(m)]
+			next = min(next, roundUp(q.due, q.grid))
+		}
 	}
 	return next
 }
@@ -140,9 +151,11 @@ func roundUp(at, g int64) int64 {
 // quietDue returns a trace whose quiet rule has fired by now, and how long
 // ago, or nil.
 func (c *completion) quietDue(now int64) (*trace, int64) {
-	for m := c.used; m != 0; m &= m - 1 {
-		if q := &c.classes[bits.TrailingZeros64(m)]; q.due <= now {
-			return q.list.head, now - q.due
+	for w, used := range c.used {
+		for m := used; m != 0; m &= m - 1 {
+			if q := &c.classes[w<<6|bits.TrailingZeros64(m)]; q.due <= now {
+				return q.list.head, now - q.due
+			}
 		}
 	}
 	return nil, 0
@@ -172,12 +185,16 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	if t.inQuiet {
 		t.gap = max(t.gap, now-t.last)
 		t.last = now
-		if t.shorter != 0 && t.sum.StatusMask&sampling.StatusErrorBit != 0 {
-			// An ERROR span came: t now takes its route's shorter quiet.
-			// It is the latest arrival, so it goes to the back of that
-			// class, in order.
+		if t.class > c.learned {
+			// A span came to a trace on probation: it goes back to its
+			// route's shorter class, to be probed again after that
+			// quiet (or decided, when the span brought an ERROR). It is
+			// the latest arrival, so it goes to the back of that class,
+			// in order; at the back of its probation class it would not
+			// be, since the traces the probe moves there later arrived
+			// last before it did.
 			c.unquiet(t)
-			c.join(t, t.shorter)
+			c.join(t, t.class-c.learned)
 			return
 		}
 		q := &c.classes[t.class]
@@ -197,31 +214,46 @@ func (c *completion) touch(t *trace, sp *wire.Span, sc *wire.Scope, now int64) {
 	c.join(t, c.safe(t, class))
 }
 
-// safe returns the class t waits in when its route's is class: class, or
-// class 0 (completion.quiet) when class is shorter, t carries no ERROR
-// span yet and a dropped trace cannot be rescued (rescuable). t then
-// remembers class, and moves to it when an ERROR span arrives (touch):
-// error traces still leave after the route's shorter quiet, and the rest
-// wait long enough for a late ERROR span to keep them, as with learning
-// off. (A learned quiet longer than completion.quiet always applies.)
+// safe returns the class t waits in when its route's is class. When class
+// is shorter than completion.quiet (class 0), a dropped trace cannot be
+// rescued (rescuable) and t carries no ERROR span yet, the shorter quiet
+// only probes t (probe): the policies keep it then, or it waits out
+// completion.quiet on probation, so that a late ERROR span still finds it
+// buffered. (A learned quiet longer than completion.quiet always applies.)
 func (c *completion) safe(t *trace, class uint8) uint8 {
-	t.shorter = 0
-	if class == 0 || c.rescuable || c.classes[class].quiet >= c.quiet ||
-		t.sum.StatusMask&sampling.StatusErrorBit != 0 {
-		return class
-	}
-	t.shorter = class
-	return 0
+	t.probe = class != 0 && !c.rescuable && c.classes[class].quiet < c.quiet &&
+		t.sum.StatusMask&sampling.StatusErrorBit == 0
+	return class
 }
 
-// join puts t, its latest arrival now, at the back of quiet class class.
+// probing reports whether the quiet of t's class, which fired, only
+// probes t (safe): t has no ERROR span, and a drop would put it on
+// probation rather than decide it.
+func (c *completion) probing(t *trace) bool {
+	return t.probe && t.class < c.learned && t.sum.StatusMask&sampling.StatusErrorBit == 0
+}
+
+// probation moves t, which the policies dropped when its class's quiet
+// fired, to that class's probation: it is decided completion.quiet after
+// its latest arrival, unless a span arrives first, which takes it back to
+// its class (touch). The policies decided t once: the next decisions are
+// redecisions (probed).
+func (c *completion) probation(t *trace) {
+	class := t.class
+	c.unquiet(t)
+	t.probed = true
+	c.join(t, c.learned+class)
+}
+
+// join puts t at the back of quiet class class: t is its latest arrival,
+// or (probation) the class is filled in that order.
 func (c *completion) join(t *trace, class uint8) {
 	t.class = class
 	q := &c.classes[class]
 	q.list.pushBack(t)
 	if q.list.head == t {
 		q.headMoved()
-		c.used |= 1 << class
+		c.used[class>>6] |= 1 << (class & 63)
 	}
 	t.inQuiet = true
 }
@@ -235,7 +267,7 @@ func (c *completion) unquiet(t *trace) {
 	wasHead := q.list.head == t
 	q.list.remove(t)
 	if wasHead && q.headMoved() {
-		c.used &^= 1 << t.class
+		c.used[t.class>>6] &^= 1 << (t.class & 63)
 	}
 	t.inQuiet = false
 }

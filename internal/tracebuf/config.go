@@ -97,9 +97,10 @@ type CompletionConfig struct {
 // clamp(quantile of that gap × margin, min, max) with no new span instead of
 // quiet. A route is learned once it has 32 traces in a shard; until then,
 // and for routes beyond max_routes, quiet applies. A learned value below
-// quiet applies to every trace only when a dropped trace can be rescued by
-// a late ERROR span (a store, or rescue.window); otherwise only to traces
-// that carry an ERROR span (completion.safe).
+// quiet decides every trace when a dropped trace can be rescued by a late
+// ERROR span (a store, or rescue.window); otherwise it only probes a trace
+// without an ERROR span: kept, it leaves; dropped, it waits out quiet
+// (completion.safe).
 type LearnConfig struct {
 	// Enabled applies the learned quiet. Off, the routes are still tracked
 	// for the per-route completion metrics.

@@ -15,7 +15,11 @@ import (
 // the next consumer refused. lag is how long after its rule fired this
 // happens, or negative for early decisions.
 func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag int64) error {
-	d := s.evaluate(t, false)
+	return s.decideAs(ctx, t, s.evaluate(t, t.probed), reason, now, lag)
+}
+
+// decideAs is decide with t evaluated to d.
+func (s *shard) decideAs(ctx context.Context, t *trace, d sampling.Decision, reason string, now, lag int64) error {
 	hold := false
 	if d.Keep() {
 		s.keep(t, d, now, false)
@@ -36,7 +40,25 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 // decideAsync is decide where no caller waits for the outcome: what the next
 // consumer refused is counted (by send) and logged.
 func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, lag int64) {
-	if err := s.decide(ctx, t, reason, now, lag); err != nil {
+	s.logRefused(s.decide(ctx, t, reason, now, lag))
+}
+
+// probe evaluates t, whose class's shorter quiet fired but only probes it
+// (completion.safe): kept, it is decided now; dropped, it goes on
+// probation, to be decided again completion.quiet after its latest span.
+// (A trace probed again, after a span on probation, is redecided.)
+func (s *shard) probe(ctx context.Context, t *trace, now, lag int64) {
+	if d := s.evaluate(t, t.probed); d.Keep() {
+		s.logRefused(s.decideAs(ctx, t, d, ReasonQuiet, now, lag))
+		return
+	}
+	s.due.probation(t)
+}
+
+// logRefused logs what the next consumer refused where no caller waits for
+// it (send counted it).
+func (s *shard) logRefused(err error) {
+	if err != nil {
 		s.deps.logger.Error("Kept spans not forwarded", zap.Error(err))
 	}
 }

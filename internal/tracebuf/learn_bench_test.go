@@ -79,12 +79,7 @@ func BenchmarkCompletionQuiet(b *testing.B) {
 				c.touch(t, nil, nil, 0)
 				if learned {
 					c.unquiet(t)
-					t.class = uint8(i % len(c.classes))
-					q := &c.classes[t.class]
-					q.list.pushBack(t)
-					q.headMoved()
-					c.used |= 1 << t.class
-					t.inQuiet = true
+					c.join(t, uint8(i%int(c.learned)))
 				}
 				traces[i] = t
 			}

@@ -8,10 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/sampling"
 )
 
-// safeLearnBuffer starts a buffer that keeps error traces only (quiet 1s,
-// learning from 100ms), with rescue.window when rescue is set, and teaches
+// safeLearnBuffer starts a buffer that keeps error traces and those with
+// an OK span (quiet 1s, learning from 100ms), with rescue.window when rescue is set, and teaches
 // its route "svc" a quiet of 100ms: 64 traces whose two spans arrive
 // together, then past the tracking horizon. It returns the buffer, a
 // function that advances its clock in 10ms steps, what it decided and what
@@ -20,7 +22,8 @@ func safeLearnBuffer(t *testing.T, rescue bool) (*Buffer, func(time.Duration), *
 	t.Helper()
 	ctx := context.Background()
 	cfg := learnConfig(true)
-	cfg.Policies = testBufferConfig().Policies // errors only
+	cfg.Policies = append(testBufferConfig().Policies, // errors
+		sampling.NewPolicyConfig("ok", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"OK"}}))
 	if rescue {
 		cfg.Rescue = RescueConfig{Window: 5 * time.Second, MaxBytes: 16 << 20}
 	}
@@ -59,9 +62,10 @@ func decidedCount(obs *simObserver) int {
 
 // Without a store or rescue.window, a learned quiet shorter than
 // completion.quiet must not drop an error trace whose ERROR span comes
-// after it: such a trace waits completion.quiet, as with learning off,
-// and is kept whole. A trace that already carries an ERROR span still
-// leaves after the learned quiet.
+// after it: the learned quiet only probes a trace without an ERROR span,
+// and a trace the policies drop then waits completion.quiet, as with
+// learning off, and is kept whole by its late ERROR span. A trace that
+// already carries an ERROR span still leaves after the learned quiet.
 func TestLearnedQuietKeepsLateErrors(t *testing.T) {
 	ctx := context.Background()
 	b, advance, obs, out := safeLearnBuffer(t, false)
@@ -90,6 +94,37 @@ func TestLearnedQuietKeepsLateErrors(t *testing.T) {
 	assert.Equal(t, before, decidedCount(obs), "no ERROR span: not decided before completion.quiet")
 	advance(600 * time.Millisecond)
 	assert.Equal(t, before+1, decidedCount(obs), "decided after completion.quiet")
+	assert.Zero(t, out.count(tid(102)), "and dropped")
+}
+
+// A trace without an ERROR span that the policies keep at the learned
+// quiet's probe leaves then, not after completion.quiet; its later spans
+// follow it. A trace dropped at the probe whose later span brings what a
+// policy keeps is kept at the next probe, the learned quiet after that
+// span, and decided once: its policies ran twice, the second time as a
+// redecision.
+func TestLearnedQuietProbeKeeps(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, false)
+
+	before := decidedCount(obs)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 1, service: "svc", status: ptrace.StatusCodeOk})))
+	advance(200 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "kept at the probe")
+	assert.Equal(t, 1, out.count(tid(100)))
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 100, span: 2, parent: 1, service: "svc"})))
+	advance(100 * time.Millisecond)
+	assert.Equal(t, 2, out.count(tid(100)), "its late span follows it")
+
+	// Trace 101: dropped at the probe, on probation; an OK span 500ms
+	// later takes it back to the learned quiet's probe, which keeps it.
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 1, service: "svc"})))
+	advance(500 * time.Millisecond)
+	assert.Equal(t, before+1, decidedCount(obs), "on probation")
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 101, span: 2, parent: 1, service: "svc", status: ptrace.StatusCodeOk})))
+	advance(200 * time.Millisecond)
+	assert.Equal(t, before+2, decidedCount(obs), "decided once, at the second probe")
+	assert.Equal(t, 2, out.count(tid(101)), "kept whole")
 }
 
 // With rescue.window (and likewise with the store) a dropped trace is kept
@@ -124,4 +159,32 @@ func TestAttachStoreMakesDropsRescuable(t *testing.T) {
 		assert.True(t, s.due.rescuable)
 	}
 	b.CloseStore()
+}
+
+// A span on probation takes its trace back to its route's shorter class
+// (to be probed again), not to the back of the probation class: there it
+// would hold up the traces the probe moves in after it, whose deadlines
+// are earlier.
+func TestLearnedQuietProbationInOrder(t *testing.T) {
+	ctx := context.Background()
+	b, advance, obs, out := safeLearnBuffer(t, false)
+	before := decidedCount(obs)
+
+	// Trace 200 at 0 ms, trace 201 at 50 ms; 200 is probed (dropped) at
+	// 100 ms and gets a span at 120 ms; 201 is probed at 150 ms.
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 200, span: 1, service: "svc"})))
+	advance(50 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 201, span: 1, service: "svc"})))
+	advance(70 * time.Millisecond)
+	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 200, span: 2, parent: 1, service: "svc"})))
+	advance(80 * time.Millisecond)
+	assert.Equal(t, before, decidedCount(obs), "both dropped at the probe, on probation")
+
+	// 201 is due at 1050 ms (at most a 50 ms grid step later), 200 at
+	// 1120 ms.
+	advance(910 * time.Millisecond) // 1110 ms
+	assert.Equal(t, before+1, decidedCount(obs), "201 decided on time, not held up by 200")
+	advance(100 * time.Millisecond)
+	assert.Equal(t, before+2, decidedCount(obs))
+	assert.Zero(t, out.count(tid(200))+out.count(tid(201)))
 }

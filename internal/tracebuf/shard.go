@@ -355,6 +355,10 @@ func (s *shard) expire(ctx context.Context, now int64) {
 		s.decideAsync(ctx, t, ReasonMaxWait, now, now-(t.first+c.maxWait))
 	}
 	for t, lag := c.quietDue(now); t != nil; t, lag = c.quietDue(now) {
+		if c.probing(t) {
+			s.probe(ctx, t, now, lag)
+			continue
+		}
 		s.decideAsync(ctx, t, ReasonQuiet, now, lag)
 	}
 	s.expireHeld(now)

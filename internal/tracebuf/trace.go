@@ -30,7 +30,8 @@ type trace struct {
 	byQuiet links // traces whose root arrived, by latest arrival, in their quiet class
 	inQuiet bool
 	class   uint8 // quiet class (completion.go)
-	shorter uint8 // the route's shorter quiet class, taken when an ERROR span arrives (completion.safe)
+	probe   bool  // its class's shorter quiet only probes it (completion.safe)
+	probed  bool  // the policies dropped it on probation: its decision is a redecision
 
 	// Learned completion (learn.go): the largest gap between arrivals
 	// from the root on, and the route's slot and its generation.
