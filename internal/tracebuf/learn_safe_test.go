@@ -30,8 +30,10 @@ func safeLearnBuffer(t *testing.T, rescue bool) *safeLearn {
 	t.Helper()
 	ctx := context.Background()
 	cfg := learnConfig(true)
-	cfg.Policies = append(testBufferConfig().Policies, // errors
-		sampling.NewPolicyConfig("ok", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"OK"}}))
+	cfg.Policies = []sampling.PolicyConfig{
+		sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		sampling.NewPolicyConfig("ok", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"OK"}}),
+	}
 	if rescue {
 		cfg.Rescue = RescueConfig{Window: 5 * time.Second, MaxBytes: 16 << 20}
 	}
