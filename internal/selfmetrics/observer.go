@@ -31,6 +31,7 @@ type Instruments struct {
 	HeldBytes       metric.Int64UpDownCounter
 	HeldTraces      metric.Int64UpDownCounter
 	TracesRescued   metric.Int64Counter
+	TracesProbed    metric.Int64Counter
 	SpansDeduped    metric.Int64Counter
 	ArenaMapped     metric.Int64UpDownCounter
 	// Per route (route.go); optional: nil leaves them unrecorded.
@@ -201,6 +202,14 @@ func (o *observer) Rescued(policy string) {
 		return attribute.NewSet(attribute.String("policy", policy))
 	})
 	o.in.TracesRescued.Add(context.Background(), 1, a...)
+}
+
+func (o *observer) Probed(kept bool) {
+	a := o.drop
+	if kept {
+		a = o.keep
+	}
+	o.in.TracesProbed.Add(context.Background(), 1, a...)
 }
 
 func (o *observer) Deduplicated(spans int) {

@@ -42,6 +42,7 @@ func instrumentsOn(t testing.TB, m metric.Meter) Instruments {
 		EarlyDecisions: c("e"), LateSpans: c("f"), ExportFailures: c("g"), BufferedBytes: u("h"),
 		BufferedTraces: u("i"), DecisionLatency: h("j"), DecisionLag: h("k"), HeldBytes: u("l"),
 		HeldTraces: u("m"), TracesRescued: c("n"), SpansDeduped: c("o"), ArenaMapped: u("p"),
+		TracesProbed: c("q"),
 	}
 }
 
@@ -55,6 +56,8 @@ func TestObserverDoesNotAllocate(t *testing.T) {
 	o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48) // builds the policy's set
 	o.Rescued("errors")
 	allocs := testing.AllocsPerRun(100, func() {
+		o.Probed(true)
+		o.Probed(false)
 		o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
 		o.Decided("errors", true, 16, "quiet", time.Second, -1)
 		o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48)

@@ -262,3 +262,6 @@ func (r *Recorder) Rescued(policy string) {
 	r.rescued.Add(1)
 	r.next.Rescued(policy)
 }
+
+// Probed implements tracebuf.Observer.
+func (r *Recorder) Probed(kept bool) { r.next.Probed(kept) }

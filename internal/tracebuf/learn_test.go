@@ -40,6 +40,17 @@ type simObserver struct {
 	latency time.Duration
 	decided int
 	routes  map[string]RouteCompletion
+	probed  [2]int // dropped, kept
+}
+
+func (o *simObserver) Probed(kept bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if kept {
+		o.probed[1]++
+	} else {
+		o.probed[0]++
+	}
 }
 
 func (o *simObserver) Decided(_ string, _ bool, _ int, _ string, latency, _ time.Duration) {

@@ -190,6 +190,7 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		HeldBytes:       tb.ProcessorTailsiftRescueHeldBytes,
 		HeldTraces:      tb.ProcessorTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ProcessorTailsiftTracesRescued,
+		TracesProbed:    tb.ProcessorTailsiftTracesProbed,
 		SpansDeduped:    tb.ProcessorTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ProcessorTailsiftArenaMappedBytes,
 		RouteTraces:     tb.ProcessorTailsiftRouteTracesDecided,

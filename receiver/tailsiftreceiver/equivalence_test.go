@@ -252,7 +252,7 @@ func metricSnapshot(t *testing.T, tel *componenttest.Telemetry, prefix string, h
 	for _, name := range []string{
 		"spans_received", "spans_refused", "traces_decided", "spans_decided", "early_decisions",
 		"late_spans", "export_failures", "buffered_bytes", "buffered_traces", "decision_latency", "decision_lag",
-		"rescue_held_bytes", "rescue_held_traces", "traces_rescued",
+		"rescue_held_bytes", "rescue_held_traces", "traces_rescued", "traces_probed",
 	} {
 		m, err := tel.GetMetric(prefix + name)
 		if err != nil {

@@ -400,6 +400,7 @@ func instruments(tb *metadata.TelemetryBuilder) selfmetrics.Instruments {
 		HeldBytes:       tb.ReceiverTailsiftRescueHeldBytes,
 		HeldTraces:      tb.ReceiverTailsiftRescueHeldTraces,
 		TracesRescued:   tb.ReceiverTailsiftTracesRescued,
+		TracesProbed:    tb.ReceiverTailsiftTracesProbed,
 		SpansDeduped:    tb.ReceiverTailsiftSpansDeduplicated,
 		ArenaMapped:     tb.ReceiverTailsiftArenaMappedBytes,
 		RouteTraces:     tb.ReceiverTailsiftRouteTracesDecided,

@@ -52,6 +52,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ProcessorTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesDecided.Add(context.Background(), 1)
+	tb.ProcessorTailsiftTracesProbed.Add(context.Background(), 1)
 	tb.ProcessorTailsiftTracesRescued.Add(context.Background(), 1)
 	AssertEqualProcessorTailsiftArenaMappedBytes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
@@ -129,6 +130,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftTracesDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorTailsiftTracesProbed(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorTailsiftTracesRescued(t, testTel,

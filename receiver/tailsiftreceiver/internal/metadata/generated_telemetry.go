@@ -54,6 +54,7 @@ type TelemetryBuilder struct {
 	ReceiverTailsiftSpansReceived                 metric.Int64Counter
 	ReceiverTailsiftSpansRefused                  metric.Int64Counter
 	ReceiverTailsiftTracesDecided                 metric.Int64Counter
+	ReceiverTailsiftTracesProbed                  metric.Int64Counter
 	ReceiverTailsiftTracesRescued                 metric.Int64Counter
 }
 
@@ -281,6 +282,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverTailsiftTracesDecided, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_traces_decided",
 		metric.WithDescription("Traces decided, by policy (empty when none kept) and decision (keep or drop). [Development]"),
+		metric.WithUnit("{trace}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverTailsiftTracesProbed, err = builder.meter.Int64Counter(
+		"otelcol_receiver_tailsift_traces_probed",
+		metric.WithDescription("Traces probed at a learned quiet shorter than completion.quiet, without a store or rescue.window, by decision (keep sends them on then; drop puts them on probation until completion.quiet, when they are decided again). [Development]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)

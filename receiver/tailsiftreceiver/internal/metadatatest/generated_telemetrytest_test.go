@@ -52,6 +52,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ReceiverTailsiftSpansReceived.Add(context.Background(), 1)
 	tb.ReceiverTailsiftSpansRefused.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesDecided.Add(context.Background(), 1)
+	tb.ReceiverTailsiftTracesProbed.Add(context.Background(), 1)
 	tb.ReceiverTailsiftTracesRescued.Add(context.Background(), 1)
 	AssertEqualReceiverTailsiftArenaMappedBytes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
@@ -129,6 +130,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftTracesDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualReceiverTailsiftTracesProbed(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualReceiverTailsiftTracesRescued(t, testTel,
