@@ -204,12 +204,13 @@ func (o *observer) Rescued(policy string) {
 	o.in.TracesRescued.Add(context.Background(), 1, a...)
 }
 
-func (o *observer) Probed(kept bool) {
-	a := o.drop
-	if kept {
-		a = o.keep
+func (o *observer) Probed(kept, dropped int) {
+	if kept != 0 {
+		o.in.TracesProbed.Add(context.Background(), int64(kept), o.keep...)
 	}
-	o.in.TracesProbed.Add(context.Background(), 1, a...)
+	if dropped != 0 {
+		o.in.TracesProbed.Add(context.Background(), int64(dropped), o.drop...)
+	}
 }
 
 func (o *observer) Deduplicated(spans int) {

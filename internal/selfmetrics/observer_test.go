@@ -1,6 +1,7 @@
 package selfmetrics
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tailsift/tailsift/internal/tracebuf"
 )
@@ -56,8 +59,7 @@ func TestObserverDoesNotAllocate(t *testing.T) {
 	o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48) // builds the policy's set
 	o.Rescued("errors")
 	allocs := testing.AllocsPerRun(100, func() {
-		o.Probed(true)
-		o.Probed(false)
+		o.Probed(3, 5)
 		o.Decided("errors", true, 16, tracebuf.ReasonMaxSpans, time.Second, time.Millisecond)
 		o.Decided("errors", true, 16, "quiet", time.Second, -1)
 		o.(tracebuf.DecisionCounter).CountDecided("errors", true, 3, 48)
@@ -109,4 +111,30 @@ func BenchmarkObserverDecided(b *testing.B) {
 			o.Decided("errors", false, 16, "quiet", time.Second, time.Millisecond)
 		}
 	})
+}
+
+// TestObserverProbed: the shards' probe counts land on traces_probed by
+// decision, and an empty side records nothing.
+func TestObserverProbed(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { require.NoError(t, mp.Shutdown(context.Background())) })
+	o := NewObserver(instrumentsOn(t, mp.Meter("test")))
+	o.Probed(3, 5)
+	o.Probed(0, 2)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "q" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				v, _ := dp.Attributes.Value("decision")
+				got[v.AsString()] = dp.Value
+			}
+		}
+	}
+	require.Equal(t, map[string]int64{"keep": 3, "drop": 7}, got)
 }

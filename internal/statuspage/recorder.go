@@ -264,4 +264,4 @@ func (r *Recorder) Rescued(policy string) {
 }
 
 // Probed implements tracebuf.Observer.
-func (r *Recorder) Probed(kept bool) { r.next.Probed(kept) }
+func (r *Recorder) Probed(kept, dropped int) { r.next.Probed(kept, dropped) }

@@ -43,14 +43,11 @@ type simObserver struct {
 	probed  [2]int // dropped, kept
 }
 
-func (o *simObserver) Probed(kept bool) {
+func (o *simObserver) Probed(kept, dropped int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if kept {
-		o.probed[1]++
-	} else {
-		o.probed[0]++
-	}
+	o.probed[0] += dropped
+	o.probed[1] += kept
 }
 
 func (o *simObserver) Decided(_ string, _ bool, _ int, _ string, latency, _ time.Duration) {

@@ -55,10 +55,11 @@ type Observer interface {
 	// Rescued reports a dropped trace kept after all by a late span, and the
 	// policy that kept it.
 	Rescued(policy string)
-	// Probed reports a trace probed at a learned quiet shorter than
-	// completion.quiet, without a store or rescue.window: kept then, or
-	// dropped and put on probation until completion.quiet (completion.safe).
-	Probed(kept bool)
+	// Probed counts the traces probed at a learned quiet shorter than
+	// completion.quiet, without a store or rescue.window, since the
+	// shard's last report: kept then, or dropped and put on probation until
+	// completion.quiet (completion.safe).
+	Probed(kept, dropped int)
 }
 
 // KeptObserver is an Observer that also sees each kept trace's summary
@@ -102,4 +103,4 @@ func (NopObserver) Held(int64, int64)                                           
 func (NopObserver) Deduplicated(int)                                                {}
 func (NopObserver) Mapped(int64)                                                    {}
 func (NopObserver) Rescued(string)                                                  {}
-func (NopObserver) Probed(bool)                                                     {}
+func (NopObserver) Probed(int, int)                                                 {}

@@ -146,8 +146,10 @@ type shard struct {
 	msg  scratch
 	enc  encoder
 	// counts are the decisions not yet counted by a DecisionCounter
-	// observer (report hands them on).
+	// observer (report hands them on); probes, the probes not yet
+	// reported (dropped, kept).
 	counts decisionCounts
+	probes [2]int
 }
 
 type lateSpan struct {
@@ -364,10 +366,14 @@ func (s *shard) expire(ctx context.Context, now int64) {
 	s.expireHeld(now)
 }
 
-// report sends the decision counts (DecisionCounter) and the change of
-// buffered bytes and traces to the observer.
+// report sends the decision counts (DecisionCounter), the probes and the
+// change of buffered bytes and traces to the observer.
 func (s *shard) report() {
 	s.counts.flush()
+	if s.probes != [2]int{} {
+		s.deps.observer.Probed(s.probes[1], s.probes[0])
+		s.probes = [2]int{}
+	}
 	u := &s.usage
 	used := u.bytes()
 	if d, n := used-u.reported, u.nTraces-u.reportedTraces; d != 0 || n != 0 {
