@@ -68,10 +68,10 @@ const defaultMaxRequestBytes = 7 << 19
 // defaultBatchLinger (exporterhelper's and the batch processor's 200 ms),
 // or once they hold defaultBatchMin spans; they hold at most
 // defaultBatchMax (about 0.5 MB at 250 B per span), and at most
-// defaultMaxRequestBytes, which cuts batches of large spans. At 20 000 spans/s over three gateways,
-// 200 ms rather than 100 ms means 0.37 calls per incoming request rather
-// than 0.65 (with the router's fixed windows, a third fewer context
-// switches in the agent).
+// defaultMaxRequestBytes, which cuts batches of large spans. At 20 000
+// spans/s over three gateways, 200 ms rather than 100 ms means 0.37 calls
+// per incoming request rather than 0.65 (with the router's fixed windows, a
+// third fewer context switches in the agent).
 const (
 	defaultBatchLinger = 200 * time.Millisecond
 	defaultBatchMin    = 2048

@@ -110,8 +110,8 @@ func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err err
 // appendParts appends to parts member m's share, the spans idx: one part,
 // or, when its encoding would take more than s.maxBytes, as many as it
 // takes to keep each part within it (a span bigger by itself is a part of
-// its own, the only part above s.maxBytes). The parts are in idx's order, which keeps the order of the
-// spans of each trace.
+// its own, the only part above s.maxBytes). The parts are in idx's order,
+// which keeps the order of the spans of each trace.
 func (s *splitter) appendParts(parts []part, m int, idx []int32) []part {
 	data := s.encode(nil, idx)
 	if s.maxBytes <= 0 || len(data) <= s.maxBytes {

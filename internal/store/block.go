@@ -144,7 +144,7 @@ func (c *codec) seal(dst, raw []byte, maxSeq uint64, maxTime int64) []byte {
 		dst = slices.Grow(dst, s2.MaxEncodedLen(len(in)))
 		n := len(s2.Encode(dst[len(dst):cap(dst)], in))
 		dst = dst[:len(dst)+n]
-		if cap(c.cols) > 8<<20 {
+		if cap(c.cols) > maxKeptColBuf {
 			c.cols = nil
 		}
 	default:
@@ -203,6 +203,10 @@ func (c *codec) open(dst []byte, b blockInfo, comp []byte) ([]byte, error) {
 	return out, nil
 }
 
+// maxKeptColBuf is the largest buffer of a columnar form kept for reuse
+// (the writer's, colBufs'): one block's spike does not stay held.
+const maxKeptColBuf = 8 << 20
+
 // colBufs holds the columnar forms openS2Col decompresses.
 var colBufs = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -224,7 +228,7 @@ func openS2Col(dst []byte, rawLen int, comp []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cap(cols) <= 8<<20 {
+	if cap(cols) <= maxKeptColBuf {
 		*buf = cols
 	}
 	return colDecode(slices.Grow(dst[:0], rawLen), cols, rawLen)
