@@ -15,6 +15,15 @@ var mappedBytes atomic.Int64
 // outside the Go heap, in bytes: what runtime.MemStats does not show.
 func MappedBytes() int64 { return mappedBytes.Load() }
 
+// compactedBytes is the bytes the process's arenas have copied in
+// compactions.
+var compactedBytes atomic.Int64
+
+// CompactedBytes returns the bytes the trace buffers of the process have
+// copied to give spare memory back (arena.compact) since it started: the
+// benchmarks' measure of what compaction costs.
+func CompactedBytes() int64 { return compactedBytes.Load() }
+
 // arena hands out the byte slices that hold a shard's buffered span records,
 // from memory outside the Go heap (mmap'd chunks on Unix), and takes them
 // back for reuse. Span bytes are most of what tailsift holds; kept on the
@@ -31,8 +40,8 @@ func MappedBytes() int64 { return mappedBytes.Load() }
 // Free blocks are memory the process holds and does not use: the spare
 // bytes. compact moves the blocks in use into other chunks and lets the old
 // ones go, which gives the spare bytes back to the OS; the shard does so
-// when they exceed its reserve (see due), and counts the reserve against
-// its budget.
+// when they exceed its reserve, or under load what its budget leaves over
+// the records (see due), and counts the reserve against its budget.
 //
 // A chunk compaction empties is not unmapped at once: it goes to the idle
 // chunks (arena_idle.go), from which the same compaction and the next
@@ -107,15 +116,29 @@ func newArena(reserve int64) *arena {
 // compaction would give back less than it costs.
 const compactFloor = 1 << 20
 
-// due reports whether the spare bytes are worth giving back: they exceed the
-// reserve, or they exceed the bytes in use (after a spike, when the buffer
-// drains). A compaction copies the bytes in use: at most as many as it gives
-// back in the second case, at most budget/reserve times as many in the
-// first, so its cost is amortised over the frees that made the spare bytes.
-// Spare bytes not in mapped chunks (the heap fallback where mmap fails) are
-// not worth a compaction: the garbage collector has them.
-func (a *arena) due() bool {
-	return len(a.chunks) > 0 && a.spare > compactFloor && (a.spare > a.reserve || a.spare > a.inUse())
+// due reports whether the spare bytes are worth giving back: they exceed
+// what the arena may hold (limit), or they exceed the bytes in use (after a
+// spike, when the buffer drains). A compaction copies the bytes in use: at
+// most as many as it gives back in the second case. Spare bytes not in
+// mapped chunks (the heap fallback where mmap fails) are not worth a
+// compaction: the garbage collector has them.
+//
+// The arena may hold its reserve, and, when it holds more records than
+// that, as many spare bytes as records, up to room, what the shard's budget
+// leaves over its records. A compaction then copies at most one byte for
+// each it gives back whatever the load. With the reserve alone it copied
+// more per byte the more records the arena held, so the CPU per span grew
+// with the rate: two shards at 1.7 times the rate of one copied 2.1 bytes
+// per byte given back against 1.3, and compaction took twice the CPU
+// (BenchmarkParallelIngest, benchmarks/README.md). room is 0 where no
+// budget applies: the reserve alone.
+func (a *arena) due(room int64) bool {
+	return len(a.chunks) > 0 && a.spare > compactFloor && (a.spare > a.limit(room) || a.spare > a.inUse())
+}
+
+// limit is the spare bytes the arena may hold before it is due (see due).
+func (a *arena) limit(room int64) int64 {
+	return max(a.reserve, min(a.inUse(), room))
 }
 
 // inUse is the bytes in blocks handed out from chunks.
@@ -283,16 +306,18 @@ func (a *arena) compact(now int64, live func(move func(*[]byte))) {
 			moves[i] = append(moves[i], b)
 		}
 	})
+	var copied int64
 	for i, c := range old {
 		for _, b := range moves[i] {
 			nb := a.alloc(cap(*b))[:len(*b)]
-			copy(nb, *b)
+			copied += int64(copy(nb, *b))
 			*b = nb
 		}
 		clear(moves[i])
 		moves[i] = moves[i][:0]
 		a.putIdle(c, now)
 	}
+	compactedBytes.Add(copied)
 	a.trimIdle(now)
 }
 

@@ -22,7 +22,7 @@ const arenaReserve = 8 // 1/8 of the budget
 func (s *shard) compactArena() {
 	s.settleStep()
 	a := s.usage.arena
-	if !a.due() {
+	if !s.arenaDue() {
 		if len(a.idle) > 0 {
 			a.trimIdle(s.now())
 		}
@@ -38,6 +38,12 @@ func (s *shard) compactArena() {
 		}
 	}()
 	s.compactNow()
+}
+
+// arenaDue reports whether the arena is due for compaction: its spare bytes
+// may take what the budget leaves over the records (arena.due).
+func (s *shard) arenaDue() bool {
+	return s.usage.arena.due(s.usage.budget - s.usage.bytes())
 }
 
 // compactNow moves the records of the buffered and held traces into other

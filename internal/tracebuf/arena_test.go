@@ -116,7 +116,7 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 	peak := a.mapped
 	require.Greater(t, peak, int64(64<<20))
 	assert.Equal(t, peak, MappedBytes()-before, "the process-wide accessor counts the arena")
-	assert.False(t, a.due(), "nothing freed")
+	assert.False(t, a.due(0), "nothing freed")
 
 	// Keep every 50th block: 2 % in use, scattered over every chunk.
 	var kept [][]byte
@@ -130,7 +130,7 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 		a.release(b)
 	}
 	inUse := a.inUse()
-	require.True(t, a.due(), "spare %d, in use %d", a.spare, inUse)
+	require.True(t, a.due(0), "spare %d, in use %d", a.spare, inUse)
 	assert.Equal(t, peak, a.mapped, "freeing alone maps nothing less")
 
 	moved := 0
@@ -149,7 +149,7 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 	// for a block (< 64 bytes each) counted as in use and are gone.
 	assert.InDelta(t, inUse, a.inUse(), float64(64*peak/chunkSize))
 	assert.Zero(t, a.spare)
-	assert.False(t, a.due())
+	assert.False(t, a.due(0))
 	for k, b := range kept {
 		i := keptIdx[k]
 		require.Equal(t, cap(blocks[i]), cap(b), "block %d keeps its class", i)
@@ -162,7 +162,7 @@ func TestArenaCompactReturnsMemory(t *testing.T) {
 		a.release(b)
 	}
 	// All released: a drained arena gives everything back.
-	require.True(t, a.due() || a.spare <= compactFloor)
+	require.True(t, a.due(0) || a.spare <= compactFloor)
 	a.compact(0, func(func(*[]byte)) {})
 	assert.Zero(t, a.mapped)
 	assert.Equal(t, before, MappedBytes())
@@ -173,13 +173,20 @@ func TestArenaDue(t *testing.T) {
 		name         string
 		reserve      int64
 		inUse, spare int
+		room         int64 // what the budget leaves over the records
 		want         bool
 	}{
-		{"nothing spare", 4 << 20, 8 << 20, 0, false},
-		{"spare within the reserve and below the bytes in use", 4 << 20, 8 << 20, 3 << 20, false},
-		{"spare above the reserve", 4 << 20, 16 << 20, 6 << 20, true},
-		{"spare above the bytes in use: the buffer drained", 64 << 20, 2 << 20, 3 << 20, true},
-		{"spare too small to bother", 0, 0, compactFloor / 2, false},
+		{"nothing spare", 4 << 20, 8 << 20, 0, 0, false},
+		{"spare within the reserve and below the bytes in use", 4 << 20, 8 << 20, 3 << 20, 0, false},
+		{"spare above the reserve", 4 << 20, 16 << 20, 6 << 20, 0, true},
+		{"spare above the bytes in use: the buffer drained", 64 << 20, 2 << 20, 3 << 20, 0, true},
+		{"spare too small to bother", 0, 0, compactFloor / 2, 0, false},
+		// The budget has room: the arena holds as many spare bytes as
+		// records before it copies them.
+		{"above the reserve, below the records, room for it", 4 << 20, 16 << 20, 12 << 20, 64 << 20, false},
+		{"above the records, room for it", 4 << 20, 16 << 20, 18 << 20, 64 << 20, true},
+		{"above the room, below the records", 4 << 20, 16 << 20, 10 << 20, 8 << 20, true},
+		{"the room below the reserve: the reserve", 4 << 20, 16 << 20, 3 << 20, 1 << 20, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +202,7 @@ func TestArenaDue(t *testing.T) {
 			for _, b := range spare {
 				a.release(b)
 			}
-			assert.Equal(t, tt.want, a.due(), "spare %d, in use %d", a.spare, a.inUse())
+			assert.Equal(t, tt.want, a.due(tt.room), "spare %d, in use %d, room %d", a.spare, a.inUse(), tt.room)
 		})
 	}
 }

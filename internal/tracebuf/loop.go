@@ -217,7 +217,7 @@ func (s *shard) tryIngest(req *request, idx []int32) bool {
 	s.inline = false
 	o := &s.out
 	wake := o.since >= 0 && (o.due() || s.now() >= s.outFlushAt()) ||
-		s.usage.arena.due()
+		s.arenaDue()
 	s.mu.Unlock()
 	if !ok {
 		s.wakeUp(s.notify) // for the head

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/store/storetest"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 	"github.com/tailsift/tailsift/internal/wire"
 	wl "github.com/tailsift/tailsift/internal/workload"
@@ -57,7 +58,7 @@ func BenchmarkParallelIngest(b *testing.B) {
 			var next, spans, refused atomic.Int64
 			b.ReportAllocs()
 			runtime.GC() // the recording's garbage is not the requests' cost
-			cpu0, faults0 := storetest.CPU(), tracebuftest.MinorFaults()
+			cpu0, faults0, moved0 := storetest.CPU(), tracebuftest.MinorFaults(), tracebuf.CompactedBytes()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -90,6 +91,10 @@ func BenchmarkParallelIngest(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/span")
 			b.ReportMetric(float64(storetest.CPU()-cpu0)/n, "cpu-ns/span")
 			b.ReportMetric(float64(tracebuftest.MinorFaults()-faults0)/n, "faults/span")
+			// The arenas' compactions: bytes copied per span, and the
+			// memory they hold at the end of the run.
+			b.ReportMetric(float64(tracebuf.CompactedBytes()-moved0)/n, "compacted-B/span")
+			b.ReportMetric(float64(tracebuf.MappedBytes())/(1<<20), "mapped-MiB")
 			b.ReportMetric(float64(refused.Load())/float64(b.N), "refusals/req")
 			b.ReportMetric(float64(procs), "shards")
 		})
