@@ -86,7 +86,7 @@ func newCompletion(cfg CompletionConfig, arrival uint8) completion {
 		}
 	}
 	for i := range c.classes {
-		c.classes[i].list.at = func(t *trace) *links { return &t.byQuiet }
+		c.classes[i].list.quiet = true
 		c.classes[i].grid = gridFor(c.classes[i].quiet / wakeGridShare)
 	}
 	return c

@@ -187,9 +187,8 @@ func newShard(deps shardDeps, cfg shardConfig, id int) *shard {
 		s.held.byID = make(map[[16]byte]*trace)
 		s.due.rescuable = true
 	}
-	s.due.byFirst.at = func(t *trace) *links { return &t.byFirst }
-	// A held trace has left byFirst: the held list reuses its links.
-	s.held.list.at = func(t *trace) *links { return &t.byFirst }
+	// A held trace has left byFirst (s.due.byFirst): the held list
+	// reuses its links.
 	return s
 }
 
