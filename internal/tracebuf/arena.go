@@ -128,10 +128,11 @@ const compactFloor = 1 << 20
 // leaves over its records. A compaction then copies at most one byte for
 // each it gives back whatever the load. With the reserve alone it copied
 // more per byte the more records the arena held, so the CPU per span grew
-// with the rate: two shards at 1.7 times the rate of one copied 2.1 bytes
-// per byte given back against 1.3, and compaction took twice the CPU
-// (BenchmarkParallelIngest, benchmarks/README.md). room is 0 where no
-// budget applies: the reserve alone.
+// with the rate: two shards at 1.5-1.9 times the rate of one copied 1.6-2.4
+// bytes per byte given back against one shard's 1.2-1.5, and compaction
+// took twice its share of the CPU (BenchmarkParallelIngest,
+// benchmarks/README.md). room is 0 where no budget applies: the reserve
+// alone.
 func (a *arena) due(room int64) bool {
 	return len(a.chunks) > 0 && a.spare > compactFloor && (a.spare > a.limit(room) || a.spare > a.inUse())
 }
