@@ -77,6 +77,25 @@ func TestBufferGivesArenaMemoryBack(t *testing.T) {
 	assert.Equal(t, int32(1), freed.Load(), "the heap asked to give back its part")
 }
 
+// A shard whose last traces are decided at a wake-up of its own, with
+// nothing left to wake it, still wakes to settle: the timer is armed after
+// the compaction that starts settling. (TestSettlingAfterSpike drives each
+// step with Sync, which hid a timer armed before it.)
+func TestSettlingWakesByItself(t *testing.T) {
+	freed := countFreeOS(t)
+	b, _, clk := newArenaTestBuffer(t, 32<<20)
+	ingestSpike(t, b)
+
+	clk.Advance(time.Minute) // the quiet fires: every trace is decided at this wake-up
+	require.Eventually(t, func() bool { return freed.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"the drained spike starts settling (freeOS %d)", freed.Load())
+	for tick, want := range []int32{2, 3} { // ticks 1 and 2
+		clk.Advance(settleTick)
+		require.Eventually(t, func() bool { return freed.Load() == want }, 5*time.Second, time.Millisecond,
+			"settle tick %d: freeOS %d, want %d", tick+1, freed.Load(), want)
+	}
+}
+
 // countFreeOS counts freeOS calls until the test and its cleanups (the
 // buffer's shutdown, registered later) are done.
 func countFreeOS(t *testing.T) *atomic.Int32 {

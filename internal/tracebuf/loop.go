@@ -102,7 +102,7 @@ func (s *shard) run(ctx context.Context) error {
 
 // tend is the goroutine's work after a batch of messages or a wake-up:
 // the decisions that are due, the output batch when it is due (with all:
-// whatever it holds), the timer, compaction, the reports and the store's
+// whatever it holds), compaction, the timer, the reports and the store's
 // records. fired is set when the timer woke the goroutine: the output batch
 // then goes too if it would be due by the next grid instant, so that the
 // traces decided at this wake-up are handed on at it, and the process does
@@ -117,8 +117,11 @@ func (s *shard) tend(ctx context.Context, all, fired bool) {
 			s.flushOutAsync(ctx, whole)
 		}
 	}
-	s.rearm(now)
+	// compactArena may start settling (a drained spike) or end it: the
+	// timer is armed after it, so that a shard whose last traces were
+	// decided here still wakes to settle.
 	s.compactArena()
+	s.rearm(now)
 	s.report()
 	s.due.report(s.deps.observer, now, all)
 	s.flushStore()
