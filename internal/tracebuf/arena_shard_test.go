@@ -150,6 +150,62 @@ func TestBudgetCountsArenaSpare(t *testing.T) {
 	}
 }
 
+// Under load, with room in the budget, the arena keeps spare bytes up to
+// its records before it compacts, and a compaction copies no more than it
+// gives back: traces of small spans decided among live traces of large ones
+// leave blocks the large ones cannot reuse.
+func TestArenaSpareFollowsRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		small, large int // MiB of records: decided, then live
+		compacts     bool
+	}{
+		{"spare above the reserve, below the records: kept", 12, 20, false},
+		{"spare above the records: compacted", 14, 8, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const budget = 64 << 20 // reserve 8 MiB
+			b, _, clk := newArenaTestBuffer(t, budget)
+			ctx := context.Background()
+			s := b.shards[0]
+			n := uint64(0)
+			ingest := func(mib, spans, size int) {
+				perTrace := spans * (size + 60)
+				for range (mib << 20) / perTrace / 100 {
+					traces := make([]uint64, 100)
+					for i := range traces {
+						n++
+						traces[i] = n
+					}
+					require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
+				}
+				require.NoError(t, b.Sync(ctx))
+			}
+			// Rootless traces wait out max_wait (10 s): the small ones
+			// from 0 s, the large ones from 5 s.
+			ingest(tc.small, 1, 60)
+			clk.Advance(5 * time.Second)
+			ingest(tc.large, 3, 4000)
+			a := s.usage.arena
+			before := CompactedBytes()
+			clk.Advance(5*time.Second + time.Millisecond) // the small ones are decided
+			require.NoError(t, b.Sync(ctx))
+			copied := CompactedBytes() - before
+			require.Len(t, s.traces, tc.large<<20/(3*4060)/100*100, "the large traces live on")
+			held := a.mapped - int64(len(a.cur))
+			assert.LessOrEqual(t, held, int64(budget), "the arena holds %d bytes (%d spare)", held, a.spare)
+			if !tc.compacts {
+				assert.Zero(t, copied, "no compaction while the spare bytes are below the records")
+				assert.Greater(t, a.spare, a.reserve, "spare bytes kept above the reserve (in use %d)", a.inUse())
+				return
+			}
+			assert.Positive(t, copied, "compacted")
+			assert.LessOrEqual(t, copied, a.inUse(), "copied at most the live records")
+			assert.Less(t, copied, int64(tc.small<<20), "copied less than it gave back")
+		})
+	}
+}
+
 // After a spike has drained, the shard keeps settling: it asks the Go heap
 // to give back what the end of the spike left at 1, 2, 4 and 8 ticks, and its
 // dropped filter forgets the spike's traces once they are two ages old
