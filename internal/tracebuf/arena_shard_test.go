@@ -123,7 +123,6 @@ func TestFreeOSMemoryRateLimited(t *testing.T) {
 func TestBudgetCountsArenaSpare(t *testing.T) {
 	const budget = 16 << 20
 	b, _, _ := newArenaTestBuffer(t, budget)
-	ctx := context.Background()
 	s := b.shards[0]
 	n := uint64(0)
 	// Rounds of small spans (~100 B) then large ones (~4 KiB, 3 per trace),
@@ -133,16 +132,7 @@ func TestBudgetCountsArenaSpare(t *testing.T) {
 		if round%2 == 1 {
 			spans, size = 3, 4000
 		}
-		perTrace := spans * (size + 60)
-		for range (budget * 3 / 2) / perTrace / 100 {
-			traces := make([]uint64, 100)
-			for i := range traces {
-				n++
-				traces[i] = n
-			}
-			require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
-		}
-		require.NoError(t, b.Sync(ctx))
+		ingestSized(t, b, &n, budget*3/2, spans, size)
 		assert.LessOrEqual(t, s.usage.bytes(), s.usage.budget-s.usage.arena.reserve, "round %d: records within their share", round)
 		// Mapped and written to: all but the untouched rest of the current chunk.
 		held := s.usage.arena.mapped - int64(len(s.usage.arena.cur))
@@ -169,23 +159,11 @@ func TestArenaSpareFollowsRecords(t *testing.T) {
 			ctx := context.Background()
 			s := b.shards[0]
 			n := uint64(0)
-			ingest := func(mib, spans, size int) {
-				perTrace := spans * (size + 60)
-				for range (mib << 20) / perTrace / 100 {
-					traces := make([]uint64, 100)
-					for i := range traces {
-						n++
-						traces[i] = n
-					}
-					require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
-				}
-				require.NoError(t, b.Sync(ctx))
-			}
 			// Rootless traces wait out max_wait (10 s): the small ones
 			// from 0 s, the large ones from 5 s.
-			ingest(tc.small, 1, 60)
+			ingestSized(t, b, &n, tc.small<<20, 1, 60)
 			clk.Advance(5 * time.Second)
-			ingest(tc.large, 3, 4000)
+			ingestSized(t, b, &n, tc.large<<20, 3, 4000)
 			a := s.usage.arena
 			before := CompactedBytes()
 			clk.Advance(5*time.Second + time.Millisecond) // the small ones are decided
@@ -204,6 +182,24 @@ func TestArenaSpareFollowsRecords(t *testing.T) {
 			assert.Less(t, copied, int64(tc.small<<20), "copied less than it gave back")
 		})
 	}
+}
+
+// ingestSized buffers about bytes of records, in requests of 100 new traces
+// numbered on from *n, each of spans spans of about size bytes, and waits
+// until the shard has taken them in.
+func ingestSized(t *testing.T, b *Buffer, n *uint64, bytes, spans, size int) {
+	t.Helper()
+	ctx := context.Background()
+	perTrace := spans * (size + 60)
+	for range bytes / perTrace / 100 {
+		traces := make([]uint64, 100)
+		for i := range traces {
+			*n++
+			traces[i] = *n
+		}
+		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
+	}
+	require.NoError(t, b.Sync(ctx))
 }
 
 // After a spike has drained, the shard keeps settling: it asks the Go heap
