@@ -15,8 +15,9 @@ import (
 // The quiet rule has one list per quiet class: class 0 is completion.quiet,
 // class i in 1..n-1 the learned level i-1 (learn.go), and class n+i the
 // probation of class i: the traces its shorter quiet found dropped, which
-// wait out completion.quiet unless a span comes (safe, probe). A trace joins its route's class
-// when its root arrives and stays in it, but for that probation. Within a
+// wait out completion.quiet unless a span comes (safe, probe). A trace
+// joins its route's class when its root arrives and stays in it, but for
+// that probation. Within a
 // class every trace waits the same quiet, so a FIFO list by latest arrival
 // is ordered by deadline (a probation class is filled in its class's
 // deadline order, which is latest-arrival order too); the rule's next

@@ -49,11 +49,11 @@ func (s *shard) decideAsync(ctx context.Context, t *trace, reason string, now, l
 // (A trace probed again, after a span on probation, is redecided.)
 func (s *shard) probe(ctx context.Context, t *trace, now, lag int64) {
 	if d := s.evaluate(t, t.probed); d.Keep() {
-		s.probes[1]++
+		s.probes.kept++
 		s.logRefused(s.decideAs(ctx, t, d, ReasonQuiet, now, lag))
 		return
 	}
-	s.probes[0]++
+	s.probes.dropped++
 	s.due.probation(t)
 }
 

@@ -75,7 +75,7 @@ func (h *safeLearn) send(trace, span, parent uint64, status ptrace.StatusCode) {
 func (h *safeLearn) decided() int { return decidedCount(h.obs) }
 
 // probed is how many traces were probed: dropped (on probation) and kept.
-func (h *safeLearn) probed() [2]int {
+func (h *safeLearn) probed() probeCounts {
 	h.obs.mu.Lock()
 	defer h.obs.mu.Unlock()
 	return h.obs.probed
@@ -153,7 +153,7 @@ func TestLearnedQuietProbeKeeps(t *testing.T) {
 	h.advance(200 * time.Millisecond)
 	assert.Equal(t, before+2, h.decided(), "decided once, at the second probe")
 	assert.Equal(t, 2, h.sent(101), "kept whole")
-	assert.Equal(t, [2]int{1, 2}, h.probed(), "probes: 101 dropped, then 100 and 101 kept (Observer.Probed)")
+	assert.Equal(t, probeCounts{kept: 2, dropped: 1}, h.probed(), "probes: 101 dropped, then 100 and 101 kept (Observer.Probed)")
 }
 
 // With rescue.window (and likewise with the store) a dropped trace is kept

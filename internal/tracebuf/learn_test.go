@@ -40,14 +40,14 @@ type simObserver struct {
 	latency time.Duration
 	decided int
 	routes  map[string]RouteCompletion
-	probed  [2]int // dropped, kept
+	probed  probeCounts
 }
 
 func (o *simObserver) Probed(kept, dropped int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.probed[0] += dropped
-	o.probed[1] += kept
+	o.probed.kept += kept
+	o.probed.dropped += dropped
 }
 
 func (o *simObserver) Decided(_ string, _ bool, _ int, _ string, latency, _ time.Duration) {

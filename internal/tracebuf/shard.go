@@ -147,10 +147,13 @@ type shard struct {
 	enc  encoder
 	// counts are the decisions not yet counted by a DecisionCounter
 	// observer (report hands them on); probes, the probes not yet
-	// reported (dropped, kept).
+	// reported.
 	counts decisionCounts
-	probes [2]int
+	probes probeCounts
 }
+
+// probeCounts counts the traces a learned quiet probed (shard.probe).
+type probeCounts struct{ kept, dropped int }
 
 type lateSpan struct {
 	idx  int32
@@ -369,9 +372,9 @@ func (s *shard) expire(ctx context.Context, now int64) {
 // change of buffered bytes and traces to the observer.
 func (s *shard) report() {
 	s.counts.flush()
-	if s.probes != [2]int{} {
-		s.deps.observer.Probed(s.probes[1], s.probes[0])
-		s.probes = [2]int{}
+	if s.probes != (probeCounts{}) {
+		s.deps.observer.Probed(s.probes.kept, s.probes.dropped)
+		s.probes = probeCounts{}
 	}
 	u := &s.usage
 	used := u.bytes()

@@ -205,9 +205,8 @@ type links struct{ prev, next *trace }
 
 // list is an intrusive doubly linked list of traces through one of their
 // links fields: byQuiet when quiet is set, else byFirst. (A flag, not a
-// function value: at is inlined. perf put 2 % of the fast path's samples on
-// SDK-shaped traffic in the function values; in process the change was
-// within the noise.)
+// function value, so that at is inlined: benchmarks/README.md, "A list's
+// links by a flag".)
 type list struct {
 	head, tail *trace
 	quiet      bool
