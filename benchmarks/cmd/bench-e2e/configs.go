@@ -23,7 +23,7 @@ const (
 const (
 	maxWait        = 30 * time.Second // tailsift completion.max_wait, contrib decision_wait
 	contribTick    = time.Second      // contrib's decision ticker (fixed in v0.161.0)
-	fastPercentage = 5.0              // probabilistic policy
+	fastPercentage = 5.0              // probabilistic policy, unless -fast-percent
 	contribTraces  = 2_000_000        // contrib num_traces: far above anything buffered here
 )
 
@@ -97,6 +97,17 @@ type completionSetting struct {
 	// with zstd to the sink: the fast path then outputs nothing, as the
 	// otlp → nop baseline, and the sink scores nothing for it.
 	FastpathDebug bool
+	// FastPercent is the probabilistic policy's sampling_percentage for
+	// every collector (0: fastPercentage).
+	FastPercent float64
+}
+
+// fastPercent is the probabilistic policy's sampling_percentage.
+func (c completionSetting) fastPercent() float64 {
+	if c.FastPercent > 0 {
+		return c.FastPercent
+	}
+	return fastPercentage
 }
 
 // storeSetting is tailsift's durable store in a run (bench-e2e -store).
@@ -126,7 +137,7 @@ func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, 
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
 		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
 		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, ContribTraces: contribTraces,
-		SlowThresholdMs: slowThresholdMs, BaselinePct: fastPercentage,
+		SlowThresholdMs: slowThresholdMs, BaselinePct: cs.fastPercent(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("render the %s collector configuration: %w", k, err)

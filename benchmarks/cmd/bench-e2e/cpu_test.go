@@ -198,3 +198,18 @@ func TestShapeDefaults(t *testing.T) {
 	}
 	assert.Greater(t, sdkWarmup, sdkFill(sdkWait), "the SDK warm-up must cover the fill time")
 }
+
+// TestFastPercent: -fast-percent sets every collector's probabilistic
+// policy (5 % unless given) and must be a percentage above 0.
+func TestFastPercent(t *testing.T) {
+	o, err := parseOptions([]string{"-mode", "quick"}, io.Discard)
+	require.NoError(t, err)
+	assert.InDelta(t, fastPercentage, o.FastPercent, 0)
+	o, err = parseOptions([]string{"-mode", "quick", "-fast-percent", "0.01"}, io.Discard)
+	require.NoError(t, err)
+	assert.InDelta(t, 0.01, o.FastPercent, 0)
+	for _, bad := range []string{"0", "-1", "101"} {
+		_, err := parseOptions([]string{"-mode", "quick", "-fast-percent", bad}, io.Discard)
+		assert.ErrorContains(t, err, "-fast-percent", bad)
+	}
+}

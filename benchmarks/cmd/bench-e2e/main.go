@@ -173,7 +173,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
 	e.gctrace = o.GCTrace
-	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug"}
+	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", FastPercent: o.FastPercent}
 	return e, cleanup, nil
 }
 

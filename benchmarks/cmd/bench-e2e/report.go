@@ -67,7 +67,7 @@ var sideRows = []row{
 	{"**p99 added decision latency (ms)**", "%.0f", func(r *runResult) (float64, bool) { return knownScaled(r.P99AddedMs, 1) }, true, samplers},
 	{"**error traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return knownScaled(r.ErrorCompletePct, 1) }, false, samplers},
 	{"**slow traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return knownScaled(r.SlowCompletePct, 1) }, false, samplers},
-	{"fast kept fraction (configured 0.05)", "%.4f", func(r *runResult) (float64, bool) { return knownScaled(r.FastKeptFraction, 1) }, false, samplers},
+	{"fast kept fraction (configured: -fast-percent ÷ 100, 0.05 unless set)", "%.4f", func(r *runResult) (float64, bool) { return knownScaled(r.FastKeptFraction, 1) }, false, samplers},
 	{"fast kept z-score (binomial)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.FastZ, 1) }, false, samplers},
 	{"adjusted trace count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.AdjTracesRelErr, 100) }, false, samplers},
 	{"adjusted span count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.AdjSpansRelErr, 100) }, false, samplers},

@@ -188,7 +188,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 func (e *env) startSink(rf *runFiles) (*waiter, error) {
 	cmd, err := e.start(1, rf.log("sink"), nil, e.sinkBin,
 		"--grpc", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkGRPC), "--http", fmt.Sprintf("127.0.0.1:%d", rf.ports.SinkHTTP),
-		"--manifest", rf.manifest, "--out", rf.score, "--fast-probability", strconv.FormatFloat(fastPercentage/100, 'g', -1, 64),
+		"--manifest", rf.manifest, "--out", rf.score, "--fast-probability", strconv.FormatFloat(e.completion.fastPercent()/100, 'g', -1, 64),
 		"--completion", e.completion.Wait.String(), "--quiet")
 	if err != nil {
 		return nil, fmt.Errorf("start sink: %w", err)

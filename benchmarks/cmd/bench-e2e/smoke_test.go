@@ -256,6 +256,8 @@ func TestCollectorConfigCompletion(t *testing.T) {
 			kindTailsift: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
 			kindFastpath: "completion: {quiet: 6s, max_wait: 30s, learn: {enabled: false}}",
 			kindContrib:  "decision_wait_after_root_received: 6s"}, ""},
+		{"fast percentage", completionSetting{Wait: 2 * time.Second, FastPercent: 0.01}, map[kind]string{
+			kindTailsift: "sampling_percentage: 0.01}", kindFastpath: "sampling_percentage: 0.01}", kindContrib: "sampling_percentage: 0.01}"}, "sampling_percentage: 5"},
 		{"fast path into debug", completionSetting{Wait: 2 * time.Second, FastpathDebug: true}, map[kind]string{
 			kindFastpath: "exporters:\n  debug: {verbosity: basic}\nservice:", kindTailsift: "exporters: [otlp_grpc]"}, ""},
 	} {
