@@ -255,6 +255,32 @@ func TestDroppedFilter(t *testing.T) {
 	assert.False(t, newDropFilter(0, 0).contains(1), "disabled filter")
 }
 
+// TestDroppedFilterReAdd: an ID the current generation holds is not added
+// twice; one only the older generation holds is added again, and then
+// outlives that generation.
+func TestDroppedFilterReAdd(t *testing.T) {
+	mix := func(h uint64) uint64 { return h * 0x9E3779B97F4A7C15 }
+	id := mix(7)
+	f := newDropFilter(16, 0) // 8 IDs a generation
+	f.add(id, 0)
+	f.add(id, 0)
+	assert.Equal(t, 1, f.counts[f.cur], "held by the current generation: not added again")
+	for h := uint64(100); h < 107; h++ {
+		f.add(mix(h), 0)
+	}
+	f.add(mix(200), 0) // the ninth ID: a new generation
+	require.Equal(t, 1, f.counts[f.cur])
+	require.True(t, f.contains(id), "in the older generation")
+	f.add(id, 0)
+	assert.Equal(t, 2, f.counts[f.cur], "added to the current generation")
+	for h := uint64(300); h < 306; h++ {
+		f.add(mix(h), 0)
+	}
+	f.add(mix(400), 0) // rotates: the first generation goes
+	assert.False(t, f.contains(mix(100)), "the first generation is gone")
+	assert.True(t, f.contains(id), "re-added: it outlives the generation it came from")
+}
+
 func TestParseByteSize(t *testing.T) {
 	for in, want := range map[string]ByteSize{"512MiB": 512 << 20, "16MB": 16e6, "1GiB": 1 << 30, "100": 100, "1.5KiB": 1536, "2 KB": 2000} {
 		got, err := ParseByteSize(in)

@@ -167,7 +167,13 @@ func (f *dropFilter) add(h uint64, now int64) {
 		h = 1
 	}
 	f.expire(now)
-	if f.contains(h) {
+	// Only the current generation is probed: the probe is the cache line
+	// insert then writes. An ID only the older generation holds is added
+	// again, and so kept as long as a new one; probing the older table for
+	// it would cost a cache miss per drop, in a table of megabytes, for IDs
+	// that are almost never there (a trace is dropped once: the spans that
+	// arrive after are refused by contains).
+	if find(f.gens[f.cur], h) >= 0 {
 		return
 	}
 	if f.counts[f.cur] >= f.perGen {
