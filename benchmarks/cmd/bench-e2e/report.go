@@ -67,7 +67,7 @@ var sideRows = []row{
 	{"**p99 added decision latency (ms)**", "%.0f", func(r *runResult) (float64, bool) { return knownScaled(r.P99AddedMs, 1) }, true, samplers},
 	{"**error traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return knownScaled(r.ErrorCompletePct, 1) }, false, samplers},
 	{"**slow traces complete (%)**", "%.2f", func(r *runResult) (float64, bool) { return knownScaled(r.SlowCompletePct, 1) }, false, samplers},
-	{"fast kept fraction (configured: -fast-percent ÷ 100, 0.05 unless set)", "%.4f", func(r *runResult) (float64, bool) { return knownScaled(r.FastKeptFraction, 1) }, false, samplers},
+	{fastKeptRow, "%.4f", func(r *runResult) (float64, bool) { return knownScaled(r.FastKeptFraction, 1) }, false, samplers},
 	{"fast kept z-score (binomial)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.FastZ, 1) }, false, samplers},
 	{"adjusted trace count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.AdjTracesRelErr, 100) }, false, samplers},
 	{"adjusted span count, rel. error (%)", "%+.2f", func(r *runResult) (float64, bool) { return knownScaled(r.AdjSpansRelErr, 100) }, false, samplers},
@@ -258,6 +258,19 @@ func (rep *report) writeSideBySide(md *markdownWriter) {
 	rep.writePerRunTable(md)
 }
 
+// fastKeptRow names the side table's row of the fast traces' kept
+// fraction; writeSideTable writes the run's configured fraction into it.
+const fastKeptRow = "fast kept fraction"
+
+// fastPercent is the probabilistic policy's percentage of the report's runs
+// (reports from before -fast-percent ran at fastPercentage).
+func (rep *report) fastPercent() float64 {
+	if rep.Opts.FastPercent > 0 {
+		return rep.Opts.FastPercent
+	}
+	return fastPercentage
+}
+
 // writeSideTable writes the side-by-side metric table, one row per metric
 // and the CPU above the baseline's last.
 func (rep *report) writeSideTable(md *markdownWriter, hasFast bool) {
@@ -268,6 +281,10 @@ func (rep *report) writeSideTable(md *markdownWriter, hasFast bool) {
 	}
 	baseRSS := rep.med(kindBaseline, func(r *runResult) (float64, bool) { return positive(r.RSSMeanMB) })
 	for _, r := range sideRows {
+		name := r.name
+		if name == fastKeptRow {
+			name = fmt.Sprintf("fast kept fraction (configured %g)", rep.fastPercent()/100)
+		}
 		get := r.get
 		if get == nil { // B / buffered span above the baseline pipeline's RSS
 			if baseRSS.n == 0 {
@@ -293,9 +310,9 @@ func (rep *report) writeSideTable(md *markdownWriter, hasFast bool) {
 			}
 		}
 		if hasFast {
-			md.printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindFastpath].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb, rfc, rfb)
+			md.printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, a[kindTailsift].cell(r.fmt), a[kindFastpath].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb, rfc, rfb)
 		} else {
-			md.printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, a[kindTailsift].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb)
+			md.printf("| %s | %s | %s | %s | %s | %s | %s |\n", name, a[kindTailsift].cell(r.fmt), a[kindContrib].cell(r.fmt), a[kindBaseline].cell(r.fmt), rts, rtb, rcb)
 		}
 	}
 	cpu := func(r *runResult) (float64, bool) { return positive(r.CPUMicrosPerSpan) }

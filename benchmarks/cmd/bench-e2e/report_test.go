@@ -375,3 +375,24 @@ func containsAll(t *testing.T, text, name string, lines ...string) {
 		}
 	}
 }
+
+// TestFastKeptRowNamesTheConfiguredFraction: the side table's kept-fraction
+// row gives the fraction the runs were configured with (-fast-percent ÷
+// 100), 0.05 for reports written before the flag.
+func TestFastKeptRowNamesTheConfiguredFraction(t *testing.T) {
+	rep, err := loadReport(filepath.Join("..", "..", "results", "e2e-2026-12-05-quiet7-sdk.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Opts.FastPercent != 0 {
+		t.Fatalf("a report from before -fast-percent has FastPercent %g", rep.Opts.FastPercent)
+	}
+	if md := rep.markdown(); !strings.Contains(md, "| fast kept fraction (configured 0.05) |") {
+		t.Error("the default fraction, 0.05, is not named")
+	}
+	rep.Opts.FastPercent = 0.01
+	md := rep.markdown()
+	if !strings.Contains(md, "| fast kept fraction (configured 0.0001) |") || strings.Contains(md, "configured 0.05") {
+		t.Error("-fast-percent 0.01 is not named as 0.0001")
+	}
+}
