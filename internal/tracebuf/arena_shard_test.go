@@ -163,13 +163,13 @@ func TestArenaSpareFollowsRecords(t *testing.T) {
 			// from 0 s, the large ones from 5 s.
 			ingestSized(t, b, &n, tc.small<<20, 1, 60)
 			clk.Advance(5 * time.Second)
-			ingestSized(t, b, &n, tc.large<<20, 3, 4000)
+			large := ingestSized(t, b, &n, tc.large<<20, 3, 4000)
 			a := s.usage.arena
 			before := CompactedBytes()
 			clk.Advance(5*time.Second + time.Millisecond) // the small ones are decided
 			require.NoError(t, b.Sync(ctx))
 			copied := CompactedBytes() - before
-			require.Len(t, s.traces, tc.large<<20/(3*4060)/100*100, "the large traces live on")
+			require.Len(t, s.traces, large, "the large traces live on")
 			held := a.mapped - int64(len(a.cur))
 			assert.LessOrEqual(t, held, int64(budget), "the arena holds %d bytes (%d spare)", held, a.spare)
 			if !tc.compacts {
@@ -185,13 +185,14 @@ func TestArenaSpareFollowsRecords(t *testing.T) {
 }
 
 // ingestSized buffers about bytes of records, in requests of 100 new traces
-// numbered on from *n, each of spans spans of about size bytes, and waits
-// until the shard has taken them in.
-func ingestSized(t *testing.T, b *Buffer, n *uint64, bytes, spans, size int) {
+// numbered on from *n, each of spans spans of about size bytes, waits until
+// the shard has taken them in, and returns how many traces it sent.
+func ingestSized(t *testing.T, b *Buffer, n *uint64, bytes, spans, size int) int {
 	t.Helper()
 	ctx := context.Background()
 	perTrace := spans * (size + 60)
-	for range bytes / perTrace / 100 {
+	requests := bytes / perTrace / 100
+	for range requests {
 		traces := make([]uint64, 100)
 		for i := range traces {
 			*n++
@@ -200,6 +201,7 @@ func ingestSized(t *testing.T, b *Buffer, n *uint64, bytes, spans, size int) {
 		require.NoError(t, b.Ingest(ctx, encodeSized(t, traces, spans, size)))
 	}
 	require.NoError(t, b.Sync(ctx))
+	return requests * 100
 }
 
 // After a spike has drained, the shard keeps settling: it asks the Go heap

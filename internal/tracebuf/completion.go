@@ -17,12 +17,11 @@ import (
 // probation of class i: the traces its shorter quiet found dropped, which
 // wait out completion.quiet unless a span comes (safe, probe). A trace
 // joins its route's class when its root arrives and stays in it, but for
-// that probation. Within a
-// class every trace waits the same quiet, so a FIFO list by latest arrival
-// is ordered by deadline (a probation class is filled in its class's
-// deadline order, which is latest-arrival order too); the rule's next
-// deadline is the earliest head among the classes in use (a mask), at most
-// 128 of them.
+// that probation. Within a class every trace waits the same quiet, so a
+// FIFO list by latest arrival is ordered by deadline (a probation class is
+// filled in its class's deadline order, which is latest-arrival order too);
+// the rule's next deadline is the earliest head among the classes in use (a
+// mask), at most 128 of them.
 type completion struct {
 	byFirst        list // all undecided traces, by first arrival (max_wait)
 	classes        []quietClass

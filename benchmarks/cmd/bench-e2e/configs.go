@@ -103,9 +103,13 @@ type completionSetting struct {
 }
 
 // fastPercent is the probabilistic policy's sampling_percentage.
-func (c completionSetting) fastPercent() float64 {
-	if c.FastPercent > 0 {
-		return c.FastPercent
+func (c completionSetting) fastPercent() float64 { return fastPercentOr(c.FastPercent) }
+
+// fastPercentOr is p, or fastPercentage where p is unset (0): a setting
+// built without -fast-percent, a report written before it.
+func fastPercentOr(p float64) float64 {
+	if p > 0 {
+		return p
 	}
 	return fastPercentage
 }

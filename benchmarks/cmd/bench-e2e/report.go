@@ -262,15 +262,6 @@ func (rep *report) writeSideBySide(md *markdownWriter) {
 // fraction; writeSideTable writes the run's configured fraction into it.
 const fastKeptRow = "fast kept fraction"
 
-// fastPercent is the probabilistic policy's percentage of the report's runs
-// (reports from before -fast-percent ran at fastPercentage).
-func (rep *report) fastPercent() float64 {
-	if rep.Opts.FastPercent > 0 {
-		return rep.Opts.FastPercent
-	}
-	return fastPercentage
-}
-
 // writeSideTable writes the side-by-side metric table, one row per metric
 // and the CPU above the baseline's last.
 func (rep *report) writeSideTable(md *markdownWriter, hasFast bool) {
@@ -283,7 +274,7 @@ func (rep *report) writeSideTable(md *markdownWriter, hasFast bool) {
 	for _, r := range sideRows {
 		name := r.name
 		if name == fastKeptRow {
-			name = fmt.Sprintf("fast kept fraction (configured %g)", rep.fastPercent()/100)
+			name = fmt.Sprintf("fast kept fraction (configured %g)", fastPercentOr(rep.Opts.FastPercent)/100)
 		}
 		get := r.get
 		if get == nil { // B / buffered span above the baseline pipeline's RSS
