@@ -4,6 +4,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 // The names and attribute keys spanmetrics (v0.161.0) writes by default.
@@ -41,20 +43,45 @@ func (t *Table) Kept(td ptrace.Traces) {
 		service := svc.Str()
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				k := t.makeKey([]byte(service), []byte(sp.Name()), uint8(sp.Kind()), uint8(sp.Status().Code()))
-				idx, ok := t.index[string(k)]
-				if !ok {
-					continue
-				}
-				s := &t.list[idx]
-				start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
-				s.hasExemplar, s.exTrace, s.exSpan, s.exTime = true, sp.TraceID(), sp.SpanID(), end
-				s.exMs = 0
-				if end > start {
-					s.exMs = float64(end-start) / 1e6
-				}
+				t.exemplar([]byte(service), []byte(sp.Name()), uint8(sp.Kind()), uint8(sp.Status().Code()),
+					[16]byte(sp.TraceID()), [8]byte(sp.SpanID()), uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp()))
 			}
 		}
+	}
+}
+
+// KeptBatch is Kept for the scan of an encoded request of kept spans (a
+// tailsift buffer's wire output, which builds no pdata).
+func (t *Table) KeptBatch(b *wire.Batch) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lastScope := int32(-1)
+	var service []byte
+	var hasService bool
+	for i := range b.Spans {
+		sp := &b.Spans[i]
+		if sp.Scope != lastScope {
+			lastScope = sp.Scope
+			service, hasService = serviceName(b.Scopes[sp.Scope].Resource)
+		}
+		if hasService {
+			t.exemplar(service, sp.Name, sp.Kind, sp.Status, sp.TraceID, sp.SpanID, sp.Start, sp.End)
+		}
+	}
+}
+
+// exemplar makes a span its series' exemplar, when the table holds the
+// series. Called under mu.
+func (t *Table) exemplar(service, name []byte, kind, status uint8, trace [16]byte, span [8]byte, start, end uint64) {
+	idx, ok := t.index[string(t.makeKey(service, name, kind, status))]
+	if !ok {
+		return
+	}
+	s := &t.list[idx]
+	s.hasExemplar, s.exTrace, s.exSpan, s.exTime = true, trace, span, end
+	s.exMs = 0
+	if end > start {
+		s.exMs = float64(end-start) / 1e6
 	}
 }
 

@@ -78,39 +78,53 @@ func TestOverflowSeries(t *testing.T) {
 }
 
 // Kept sets an exemplar only on the series of the kept spans, and a flush
-// writes it once.
+// writes it once; KeptBatch does the same from the kept spans' bytes (a
+// buffer's wire output).
 func TestExemplarsOfKeptSpansOnly(t *testing.T) {
-	table := NewTable(DefaultConfig(), 0)
-	observe(t, table, request(t, "svc", "kept", "dropped"))
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "svc")
-	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	sp.SetName("kept")
-	sp.SetTraceID([16]byte{9})
-	sp.SetSpanID([8]byte{9})
-	sp.SetStartTimestamp(1_000_000)
-	sp.SetEndTimestamp(4_000_000)
-	table.Kept(td)
+	for _, mode := range []string{"pdata", "wire"} {
+		t.Run(mode, func(t *testing.T) {
+			table := NewTable(DefaultConfig(), 0)
+			observe(t, table, request(t, "svc", "kept", "dropped"))
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "svc")
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetName("kept")
+			sp.SetTraceID([16]byte{9})
+			sp.SetSpanID([8]byte{9})
+			sp.SetStartTimestamp(1_000_000)
+			sp.SetEndTimestamp(4_000_000)
+			if mode == "pdata" {
+				table.Kept(td)
+			} else {
+				buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+				require.NoError(t, err)
+				var b wire.Batch
+				require.NoError(t, wire.Scan(buf, &b))
+				table.KeptBatch(&b)
+			}
 
-	exemplars := func(md pmetric.Metrics) map[string][]pcommon.TraceID {
-		out := make(map[string][]pcommon.TraceID)
-		for _, m := range md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().All() {
-			if m.Name() != MetricDuration {
-				continue
-			}
-			for _, dp := range m.Histogram().DataPoints().All() {
-				name, _ := dp.Attributes().Get(keySpanName)
-				for _, ex := range dp.Exemplars().All() {
-					out[name.Str()] = append(out[name.Str()], ex.TraceID())
-					assert.InDelta(t, 3.0, ex.DoubleValue(), 1e-9)
+			exemplars := func(md pmetric.Metrics) map[string][]pcommon.TraceID {
+				out := make(map[string][]pcommon.TraceID)
+				for _, m := range md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().All() {
+					if m.Name() != MetricDuration {
+						continue
+					}
+					for _, dp := range m.Histogram().DataPoints().All() {
+						name, _ := dp.Attributes().Get(keySpanName)
+						for _, ex := range dp.Exemplars().All() {
+							out[name.Str()] = append(out[name.Str()], ex.TraceID())
+							assert.Equal(t, pcommon.SpanID{9}, ex.SpanID())
+							assert.InDelta(t, 3.0, ex.DoubleValue(), 1e-9)
+						}
+					}
 				}
+				return out
 			}
-		}
-		return out
+			assert.Equal(t, map[string][]pcommon.TraceID{"kept": {[16]byte{9}}}, exemplars(table.Flush(1)))
+			assert.Empty(t, exemplars(table.Flush(2)), "an exemplar is written once")
+		})
 	}
-	assert.Equal(t, map[string][]pcommon.TraceID{"kept": {[16]byte{9}}}, exemplars(table.Flush(1)))
-	assert.Empty(t, exemplars(table.Flush(2)), "an exemplar is written once")
 }
 
 func TestServiceName(t *testing.T) {

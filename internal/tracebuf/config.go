@@ -184,7 +184,17 @@ type OutputConfig struct {
 	// wins; the collector gives none, and an orchestrator kills a process
 	// that takes too long (Kubernetes: 30s after SIGTERM by default).
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// Exporter, when set, names a tailsift exporter of this component's
+	// pipeline that takes the kept spans as the bytes the buffer holds:
+	// they are not decoded to pdata, and the exporter does not marshal
+	// them again (wireout.go). Whatever follows this component in the
+	// pipeline does not see them. Absent, kept spans go to the next
+	// consumer as pdata.
+	Exporter *component.ID `mapstructure:"exporter"`
 }
+
+// wireExporterType is the type output::exporter must name.
+var wireExporterType = component.MustNewType("tailsift")
 
 // RescueConfig holds the traces dropped at completion (quiet or max_wait)
 // in memory for Window after their decision. A late span of a held trace
@@ -225,6 +235,9 @@ func (c *OutputConfig) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
 		return fmt.Errorf("shutdown_timeout: must be positive and at most 10m, got %v", c.ShutdownTimeout)
+	}
+	if c.Exporter != nil && c.Exporter.Type() != wireExporterType {
+		return fmt.Errorf("exporter: %q is not a tailsift exporter; name one (e.g. tailsift/backend) that is in this pipeline's exporters, or remove the key to hand kept spans to the pipeline", c.Exporter.String())
 	}
 	return nil
 }

@@ -172,10 +172,17 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 	var errs []error
 	from := 0
 	for _, c := range o.cuts {
-		td, err := s.decodeOut(o.buf[from:c.end])
+		req := o.buf[from:c.end]
 		from = c.end
-		if td.ResourceSpans().Len() > 0 {
-			err = errors.Join(err, s.send(ctx, td))
+		var err error
+		if s.deps.emitWire != nil {
+			err = s.sendWire(ctx, req, c.spans)
+		} else {
+			var td ptrace.Traces
+			td, err = s.decodeOut(req)
+			if td.ResourceSpans().Len() > 0 {
+				err = errors.Join(err, s.send(ctx, td))
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -349,25 +356,32 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 // send hands td to the next consumer, retrying retryable errors with
 // backoff until ctx ends. What is not delivered is counted and returned.
 func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
+	return s.deliver(ctx, td.SpanCount(), func() error { return s.deps.emit(ctx, td) })
+}
+
+// deliver calls call, which hands spans spans on, retrying retryable errors
+// with backoff until ctx ends. What is not delivered is counted and
+// returned.
+func (s *shard) deliver(ctx context.Context, spans int, call func() error) error {
 	backoff := 5 * time.Millisecond
 	for {
 		if ctx.Err() != nil { // never call the next consumer once it has ended
-			s.deps.observer.ExportFailed(td.SpanCount())
+			s.deps.observer.ExportFailed(spans)
 			return ctx.Err()
 		}
-		err := s.deps.emit(ctx, td)
+		err := call()
 		if err == nil {
 			return nil
 		}
 		if consumererror.IsPermanent(err) {
-			s.deps.observer.ExportFailed(td.SpanCount())
+			s.deps.observer.ExportFailed(spans)
 			return err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.deps.observer.ExportFailed(td.SpanCount())
+			s.deps.observer.ExportFailed(spans)
 			return errors.Join(err, ctx.Err())
 		case <-t.C:
 		}

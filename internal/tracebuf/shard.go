@@ -36,7 +36,9 @@ type shardDeps struct {
 	base     time.Time // the clock's origin for the shard's int64 times
 	kept     *keptCache
 	emit     Emit
-	taken    func(shard int) // a message left shard's queue: its slot is free
+	emitWire EmitWire         // nil: output batches go to emit as pdata (wireout.go)
+	keptWire func(req []byte) // Settings.KeptWire
+	taken    func(shard int)  // a message left shard's queue: its slot is free
 
 	store *storeHook // nil without storage (store.go)
 }
@@ -46,7 +48,7 @@ func (b *Buffer) shardDeps() shardDeps {
 	return shardDeps{
 		engine: b.engine, observer: b.set.Observer, logger: b.set.Logger,
 		clock: b.set.Clock, base: b.base, kept: b.kept, emit: b.emit,
-		taken: b.taken,
+		emitWire: b.emitWire, keptWire: b.set.KeptWire, taken: b.taken,
 	}
 }
 
@@ -129,8 +131,9 @@ type shard struct {
 	// kick wakes the goroutine for what a message run by an Ingest call
 	// left to it: handing on the output batch and compaction (the
 	// store's records it queues itself).
-	kick   chan struct{}
-	inline bool // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
+	kick    chan struct{}
+	inline  bool       // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
+	outScan wire.Batch // wireTraceIDs' scratch
 
 	traces   map[[16]byte]*trace // undecided
 	due      completion

@@ -197,6 +197,11 @@ func traceIDs(td ptrace.Traces) [][16]byte {
 			}
 		}
 	}
+	return sortedIDs(ids)
+}
+
+// sortedIDs sorts ids and leaves each once.
+func sortedIDs(ids [][16]byte) [][16]byte {
 	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
 	return slices.Compact(ids)
 }
@@ -247,6 +252,9 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 // store; once started, it takes in again what the store held at the last
 // stop, and registers the buffer for the retrieval API's keep.
 func (b *Buffer) StartWithStorage(ctx context.Context, host component.Host) error {
+	if err := b.startOutput(); err != nil {
+		return err
+	}
 	id := b.cfg.Storage
 	if id == nil {
 		b.Start()

@@ -105,7 +105,7 @@ func newReceiver(set receiver.Settings, cfg *Config, clk clock.Clock) (*tailsift
 	var status *statuspage.Recorder
 	r := &tailsiftReceiver{clock: clk}
 	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, r.consumeKept,
-		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted},
+		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted, KeptWire: r.keptWire},
 		instruments(tb), selfmetrics.BudgetGauges{
 			ClassProbability: tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
 			Rate:             tb.RegisterReceiverTailsiftBudgetRateCallback,

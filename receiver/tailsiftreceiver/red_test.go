@@ -3,9 +3,11 @@ package tailsiftreceiver
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -21,11 +23,25 @@ import (
 
 // The receiver in a traces and a metrics pipeline is one component: it
 // counts every span it accepts, kept or dropped, and its exemplars point
-// to kept traces only.
+// to kept traces only, whether they leave through the pipeline or as
+// bytes through output::exporter.
 func TestREDFromEverySpanBeforeSampling(t *testing.T) {
+	t.Run("pipeline", func(t *testing.T) { testREDFromEverySpan(t, false) })
+	t.Run("output exporter", func(t *testing.T) { testREDFromEverySpan(t, true) })
+}
+
+func testREDFromEverySpan(t *testing.T, wireOut bool) {
 	ctx := context.Background()
 	f := NewFactory()
 	cfg := testConfig()
+	var gw *rawGateways
+	if wireOut {
+		var addrs []string
+		gw, addrs = startRawGateways(t, 1)
+		id := component.MustNewIDWithName("tailsift", "red")
+		startExporter(t, id, addrs, nil)
+		cfg.Output.Exporter = &id
+	}
 	set := receivertest.NewNopSettings(metadata.Type)
 	traces, metrics := new(consumertest.TracesSink), new(consumertest.MetricsSink)
 	rt, err := f.CreateTraces(ctx, set, cfg, traces)
@@ -53,8 +69,14 @@ func TestREDFromEverySpanBeforeSampling(t *testing.T) {
 	require.NoError(t, rt.Shutdown(ctx))
 	require.NoError(t, rm.Shutdown(ctx))
 
+	out := traces.AllTraces()
+	if wireOut {
+		assert.Empty(t, out, "kept spans leave through output::exporter, not the pipeline")
+		require.Eventually(t, func() bool { return gw.count() == 3*n/2 }, 10*time.Second, 5*time.Millisecond)
+		out = gw.traces(t)
+	}
 	kept := make(map[pcommon.TraceID]bool)
-	for _, td := range traces.AllTraces() {
+	for _, td := range out {
 		for _, rs := range td.ResourceSpans().All() {
 			for _, ss := range rs.ScopeSpans().All() {
 				for _, sp := range ss.Spans().All() {

@@ -58,6 +58,8 @@ func (c *Config) validateRoute() error {
 		return fmt.Errorf("route::exporter: %q is not a tailsift exporter", rc.Exporter.String())
 	case c.Cluster.HasValue():
 		return errors.New("route: a receiver in route mode does not sample, so it is no gateway; remove the cluster block or the route block")
+	case c.Output.Exporter != nil:
+		return errors.New("output::exporter: a receiver in route mode keeps nothing, its route::exporter takes every span; remove output::exporter")
 	}
 	return nil
 }

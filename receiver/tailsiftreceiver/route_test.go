@@ -23,6 +23,7 @@ import (
 	collexporter "go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.yaml.in/yaml/v3"
@@ -55,6 +56,7 @@ type rawGateways struct {
 	spans map[[8]byte][]gotSpan
 	srvs  map[string]*grpc.Server
 	hold  chan struct{} // when set, every Export waits for it to close
+	reqs  [][]byte      // every request, as received
 }
 
 type rawGateway struct {
@@ -94,6 +96,19 @@ func (g *rawGateways) stop(addr string) {
 	}
 }
 
+// traces decodes every request the gateways received.
+func (g *rawGateways) traces(t *testing.T) []ptrace.Traces {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []ptrace.Traces
+	for _, req := range g.reqs {
+		r := ptraceotlp.NewExportRequest()
+		require.NoError(t, r.UnmarshalProto(req))
+		out = append(out, r.Traces())
+	}
+	return out
+}
+
 func (g *rawGateways) count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -110,6 +125,7 @@ func (s *rawGateway) exportGRPC(_ context.Context, req []byte, free func()) ([]b
 	err := wire.Scan(req, &b)
 	s.g.mu.Lock()
 	defer s.g.mu.Unlock()
+	s.g.reqs = append(s.g.reqs, bytes.Clone(req))
 	for _, sp := range b.Spans {
 		s.g.spans[sp.SpanID] = append(s.g.spans[sp.SpanID], gotSpan{
 			gateway: s.addr, traceID: sp.TraceID,
@@ -139,6 +155,22 @@ func routeConfig(id component.ID) *Config {
 func startAgent(t *testing.T, members []string, tune func(*tailsiftexporter.Config)) *agent {
 	t.Helper()
 	id := component.MustNewIDWithName("tailsift", t.Name())
+	exp, tel := startExporter(t, id, members, tune)
+	cfg := routeConfig(id)
+	require.NoError(t, confmap.Validate(cfg))
+	rcv, err := NewFactory().CreateTraces(t.Context(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, rcv.Start(t.Context(), componenttest.NewNopHost()))
+	// Registered after the exporter's: cleanups run last in, first out,
+	// so the receiver stops first, as in a collector.
+	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	return &agent{rig: newClientRig(t, rcv.(*tailsiftReceiver)), exp: exp, expTel: tel}
+}
+
+// startExporter starts a tailsift exporter id sending to members, as a
+// collector starts it, with its self-metrics; it stops when the test ends.
+func startExporter(t *testing.T, id component.ID, members []string, tune func(*tailsiftexporter.Config)) (collexporter.Traces, *componenttest.Telemetry) {
+	t.Helper()
 	ef := tailsiftexporter.NewFactory()
 	ecfg := ef.CreateDefaultConfig().(*tailsiftexporter.Config)
 	ecfg.Members.Static = members
@@ -157,16 +189,7 @@ func startAgent(t *testing.T, members []string, tune func(*tailsiftexporter.Conf
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
-
-	cfg := routeConfig(id)
-	require.NoError(t, confmap.Validate(cfg))
-	rcv, err := NewFactory().CreateTraces(t.Context(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	require.NoError(t, rcv.Start(t.Context(), componenttest.NewNopHost()))
-	// Registered after the exporter's: cleanups run last in, first out,
-	// so the receiver stops first, as in a collector.
-	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
-	return &agent{rig: newClientRig(t, rcv.(*tailsiftReceiver)), exp: exp, expTel: tel}
+	return exp, tel
 }
 
 // sentSpans scans buf and returns its spans by span ID.

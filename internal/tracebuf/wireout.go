@@ -1,0 +1,85 @@
+package tracebuf
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tailsift/tailsift/internal/router"
+	"github.com/tailsift/tailsift/internal/wire"
+)
+
+// Wire output (output::exporter). A shard's output batch is already a
+// sequence of encoded ExportTraceServiceRequests: its kept spans, marked and
+// grouped under their resources and scopes. Handing them to the pipeline
+// costs a decode to pdata here, then the exporter's marshal back to the same
+// bytes. When the pipeline ends in a tailsift exporter, its router can take
+// the bytes as they are, and sends them with its own queue, retries,
+// failover, TLS and compression: the round trip is skipped.
+//
+// Kept spans that do not leave through the output batch still go to the
+// pipeline as pdata: the spans the store gives back for a rescue or a
+// retroactive keep (store.go, storerescue.go). Both reach the same exporter.
+
+// EmitWire hands kept spans on as req, an encoded ExportTraceServiceRequest
+// holding spans spans. req is the caller's again once it returns.
+type EmitWire func(ctx context.Context, req []byte, spans int) error
+
+// SetEmitWire makes the shards hand their output batches to fn as bytes
+// instead of to the Emit given to New as pdata. Call it before Start.
+func (b *Buffer) SetEmitWire(fn EmitWire) {
+	b.emitWire = fn
+	for _, s := range b.shards {
+		s.deps.emitWire = fn
+	}
+}
+
+// startOutput points the wire output at the router of output::exporter,
+// when it is set. The exporter must have started: the collector starts a
+// pipeline's exporters before its processors and receivers.
+func (b *Buffer) startOutput() error {
+	id := b.cfg.Output.Exporter
+	if id == nil {
+		return nil
+	}
+	rt := router.Lookup(*id)
+	if rt == nil {
+		return fmt.Errorf("output::exporter: %q has not started: it must be a tailsift exporter configured under exporters and listed in this pipeline's exporters", id.String())
+	}
+	b.SetEmitWire(func(ctx context.Context, req []byte, _ int) error {
+		return rt.Route(ctx, req)
+	})
+	return nil
+}
+
+// sendWire hands req, a request of the output batch holding spans spans, to
+// the wire output, retrying as send does, and records its traces as
+// delivered in the store.
+func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
+	if s.deps.keptWire != nil {
+		s.deps.keptWire(req)
+	}
+	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
+	if err == nil && s.deps.store != nil {
+		s.deps.store.st.AppendDelivered(s.wireTraceIDs(req))
+	}
+	return err
+}
+
+// wireTraceIDs returns the IDs of the traces of req, sorted, each once, as
+// traceIDs does for pdata.
+func (s *shard) wireTraceIDs(req []byte) [][16]byte {
+	b := &s.outScan
+	b.Reset()
+	if err := wire.Scan(req, b); err != nil {
+		// The batch was encoded here from scanned spans (FuzzScanAgreesWithPdata).
+		s.deps.logger.Error("Kept spans not recorded as delivered: the output request does not scan")
+		return nil
+	}
+	ids := make([][16]byte, 0, len(b.Spans))
+	for i := range b.Spans {
+		if id := b.Spans[i].TraceID; len(ids) == 0 || ids[len(ids)-1] != id {
+			ids = append(ids, id)
+		}
+	}
+	return sortedIDs(ids)
+}
