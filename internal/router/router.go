@@ -218,6 +218,40 @@ func (r *Router) Forward(ctx context.Context, buf []byte) (spans int, err error)
 	return r.routeNew(ctx, buf, r.cfg.Prefix)
 }
 
+// RouteEncoded is Route for buf encoded by this process from spans that
+// wire.Scan accepted (a tailsift buffer's output batch, output::exporter),
+// holding spans spans. With one member and no prefix, buf goes to that
+// member whole (copied; it is the caller's again on return), without the
+// split's scan: a gateway's one backend gets each kept request as it is.
+// Otherwise it is Route.
+func (r *Router) RouteEncoded(ctx context.Context, buf []byte, spans int) error {
+	st := r.state.Load()
+	if st == nil || len(st.members) != 1 || len(r.cfg.Prefix) > 0 ||
+		(r.cfg.MaxRequestBytes > 0 && len(buf) > r.cfg.MaxRequestBytes) {
+		return r.Route(ctx, buf)
+	}
+	m := st.members[0]
+	if m.helper == nil {
+		return fmt.Errorf("member %s did not start", m.addr)
+	}
+	data := append(getBuffer(len(buf)), buf...)
+	if err := m.add(ctx, newRequest(data, spans, r.cfg.MaxRequestBytes, true)); err != nil {
+		if r.state.Load() != st {
+			// The member left while this request was handed to it, and
+			// its queue is closed: route it on the new set.
+			return r.Route(ctx, buf)
+		}
+		return fmt.Errorf("send to %s: %w", m.addr, err)
+	}
+	r.obs.Routed(ctx, m.addr, spans, 0)
+	if r.batch != nil {
+		if now := time.Now(); r.mayBeDue(now) {
+			r.flushDue(ctx, st, now, r.batch.due())
+		}
+	}
+	return nil
+}
+
 // MayWait reports whether Forward and Route may wait, for room in a
 // member's queue (block_on_overflow, wait_for_result) or, without a queue,
 // for the send itself: only then does their context's deadline matter.

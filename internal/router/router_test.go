@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/tailsift/tailsift/internal/ring"
 	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
@@ -162,4 +163,59 @@ func TestMayWait(t *testing.T) {
 			assert.Equal(t, tt.want, r.MayWait())
 		})
 	}
+}
+
+// TestRouteEncoded: with one member, a buffer's output request goes to it
+// whole, every span once, counted as routed; over the cap, or with more
+// members, it is split as Route splits it.
+func TestRouteEncoded(t *testing.T) {
+	var w routertest.Workload
+	encode := func(traces, spans int) ([]byte, int) {
+		td := w.Batch(traces, spans)
+		buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		require.NoError(t, err)
+		return buf, td.SpanCount()
+	}
+	t.Run("one member", func(t *testing.T) {
+		gw, addrs := routertest.StartGateways(t, "127.0.0.71")
+		obs := new(counts)
+		e := newRouterObserved(t, addrs, obs, func(*Settings) {})
+		buf, n := encode(30, 4)
+		keep := append([]byte(nil), buf...)
+		require.NoError(t, e.RouteEncoded(t.Context(), buf, n))
+		clear(buf) // the caller's again: the router copied it
+		require.Eventually(t, func() bool { return gw.Count() == n }, 10*time.Second, 5*time.Millisecond)
+		assert.Equal(t, int64(n), obs.routed.Load())
+		assert.Equal(t, 1, gw.Calls(addrs[0]), "one request, as it came")
+		sent, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(keep)
+		require.NoError(t, err)
+		got := gw.Snapshot()
+		for _, rs := range sent.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					assert.Len(t, got[sp.SpanID()], 1, "span %v", sp.SpanID())
+				}
+			}
+		}
+	})
+	t.Run("over the cap", func(t *testing.T) {
+		gw, addrs := routertest.StartGateways(t, "127.0.0.72")
+		buf, n := encode(30, 4)
+		e := newRouterWith(t, addrs, func(s *Settings) { s.MaxRequestBytes = len(buf) / 3 })
+		require.NoError(t, e.RouteEncoded(t.Context(), buf, n))
+		require.Eventually(t, func() bool { return gw.Count() == n }, 10*time.Second, 5*time.Millisecond)
+		assert.GreaterOrEqual(t, gw.Calls(addrs[0]), 3, "cut to fit max_request_bytes")
+	})
+	t.Run("two members", func(t *testing.T) {
+		gw, addrs := routertest.StartGateways(t, "127.0.0.73", "127.0.0.74")
+		e := newRouter(t, addrs)
+		buf, n := encode(30, 4)
+		require.NoError(t, e.RouteEncoded(t.Context(), buf, n))
+		require.Eventually(t, func() bool { return gw.Count() == n }, 10*time.Second, 5*time.Millisecond)
+		rg := ring.New(addrs)
+		for _, rs := range gw.Snapshot() {
+			require.Len(t, rs, 1)
+			assert.Equal(t, rg.Members()[rg.Owner(ring.Hash(rs[0].TraceID))], rs[0].Gateway, "each trace at its owner")
+		}
+	})
 }

@@ -247,10 +247,12 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	return n, nil
 }
 
-// StartWithStorage starts the buffer. When the config's storage key names
-// a tailsift extension, it first attaches the buffer to the extension's
-// store; once started, it takes in again what the store held at the last
-// stop, and registers the buffer for the retrieval API's keep.
+// StartWithStorage starts the buffer. It first points the output at the
+// router of output::exporter, when set (wireout.go). When the config's
+// storage key names a tailsift extension, it then attaches the buffer to
+// the extension's store; once started, it takes in again what the store
+// held at the last stop, and registers the buffer for the retrieval API's
+// keep.
 func (b *Buffer) StartWithStorage(ctx context.Context, host component.Host) error {
 	if err := b.startOutput(); err != nil {
 		return err

@@ -45,9 +45,7 @@ func (b *Buffer) startOutput() error {
 	if rt == nil {
 		return fmt.Errorf("output::exporter: %q has not started: it must be a tailsift exporter configured under exporters and listed in this pipeline's exporters", id.String())
 	}
-	b.SetEmitWire(func(ctx context.Context, req []byte, _ int) error {
-		return rt.Route(ctx, req)
-	})
+	b.SetEmitWire(rt.RouteEncoded)
 	return nil
 }
 
