@@ -33,6 +33,11 @@ def cat(s):
     # (the receiver's are NewServerTransport and http2Server).
     if 'NewHTTP2Client' in s or 'http2Client' in s:
         return 'output: exporter gRPC connection (writes, reads)'
+    # output::exporter: the shard hands its output batch's bytes to the
+    # tailsift exporter's router, which splits them by member and queues
+    # them (its sends are exporterhelper's, its zstd and connection above).
+    if 'router.(*Router)' in s or 'router.(*splitter)' in s or 'router.(*member)' in s:
+        return 'output: router (split, enqueue)'
     if 'shard).flushOut' in s:
         return 'output: flush other'
     if 'otlpguard.' in s and 'UnmarshalProto' not in s and 'BufferPool' not in s:

@@ -26,9 +26,13 @@ type collectorConfig struct {
 	Quiet       time.Duration // completion.quiet
 	MaxWait     time.Duration // completion.max_wait
 	BaselinePct float64       // the probabilistic policy's sampling_percentage
-	SinkAddr    string        // where the otlp_grpc exporter sends
+	SinkAddr    string        // where the otlp_grpc (or, with WireOut, tailsift) exporter sends
 	GRPCMaxMiB  int           // the otlp receiver's grpc max_recv_msg_size_mib, when not 0
 	StoreDir    string        // with the tailsift extension's store in this directory, when set
+	// WireOut: kept spans leave through output::exporter, as bytes, to a
+	// tailsift exporter whose one member is SinkAddr, not as pdata to
+	// otlp_grpc.
+	WireOut bool
 }
 
 // fastConfig is the configuration of tests that want quick decisions.

@@ -15,7 +15,9 @@ import (
 // while export requests are still being made, and checks that every error
 // trace whose requests all succeeded arrives complete: on shutdown the
 // collector must decide and flush everything it buffered. quiet and
-// max_wait are long so that, without that flush, nothing would arrive.
+// max_wait are long so that, without that flush, nothing would arrive. It
+// runs over both transports, and over gRPC with the kept spans leaving
+// through output::exporter (a tailsift exporter) instead of otlp_grpc.
 func TestShutdownLosesNoErrorTrace(t *testing.T) {
 	t.Parallel()
 	const (
@@ -24,11 +26,21 @@ func TestShutdownLosesNoErrorTrace(t *testing.T) {
 		// SIGTERM is sent once this many error traces were accepted whole.
 		acceptedBeforeSIGTERM = 40
 	)
+	type variant struct {
+		name    string
+		tr      transport
+		wireOut bool
+	}
+	variants := []variant{{"grpc output exporter", overGRPC, true}}
 	for _, tr := range transports {
-		t.Run(string(tr), func(t *testing.T) {
+		variants = append(variants, variant{string(tr), tr, false})
+	}
+	for _, v := range variants {
+		tr := v.tr
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			snk := newSink(t)
-			cfg := collectorConfig{Quiet: 30 * time.Second, MaxWait: 60 * time.Second, BaselinePct: 10, SinkAddr: snk.addr}
+			cfg := collectorConfig{Quiet: 30 * time.Second, MaxWait: 60 * time.Second, BaselinePct: 10, SinkAddr: snk.addr, WireOut: v.wireOut}
 			col := startCollector(t, cfg)
 			exp := newExporter(t, tr, col)
 			base := newRand(t)

@@ -75,6 +75,7 @@ type configData struct {
 	Rescue                    time.Duration // tailsift's rescue.window; 0: off
 	NoLearn                   bool          // tailsift's completion.learn.enabled: false
 	FastpathDebug             bool          // the fast path exports into debug (basic, logs at warn: nothing), not otlp_grpc
+	WireOut                   bool          // tailsift's processor and fast path: output::exporter to a tailsift exporter (testdata/collector/output.yaml)
 	Quiet, MaxWait, AfterRoot time.Duration
 	ContribTraces             int
 	SlowThresholdMs           int
@@ -97,6 +98,10 @@ type completionSetting struct {
 	// with zstd to the sink: the fast path then outputs nothing, as the
 	// otlp → nop baseline, and the sink scores nothing for it.
 	FastpathDebug bool
+	// WireOut: tailsift's processor and fast path hand their kept spans
+	// as bytes to a tailsift exporter whose one member is the sink
+	// (output::exporter), not as pdata to otlp_grpc.
+	WireOut bool
 	// FastPercent is the probabilistic policy's sampling_percentage for
 	// every collector (0: fastPercentage).
 	FastPercent float64
@@ -140,7 +145,7 @@ func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, 
 	var b strings.Builder
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
 		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
-		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, ContribTraces: contribTraces,
+		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, WireOut: cs.WireOut, ContribTraces: contribTraces,
 		SlowThresholdMs: slowThresholdMs, BaselinePct: cs.fastPercent(),
 	})
 	if err != nil {

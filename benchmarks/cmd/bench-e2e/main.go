@@ -173,7 +173,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
 	e.gctrace = o.GCTrace
-	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", FastPercent: o.FastPercent}
+	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", WireOut: o.OutputExp == "tailsift", FastPercent: o.FastPercent}
 	return e, cleanup, nil
 }
 
@@ -199,6 +199,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	rep.Commands = append(rep.Commands, "cd benchmarks && go run ./cmd/bench-e2e "+strings.Join(os.Args[1:], " "))
 	if o.Fastpath && o.FastpathOut == "debug" {
 		rep.Notes = append(rep.Notes, "-fastpath-exporter debug: the fast path exported its kept spans into the debug exporter (silenced), not otlp_grpc: it outputs nothing, as the otlp -> nop baseline, so its sink figures are empty.")
+	}
+	if o.OutputExp == "tailsift" {
+		rep.Notes = append(rep.Notes, "-output-exporter tailsift: tailsift's processor and fast path sent kept spans through output::exporter, as bytes, to a tailsift exporter (zstd, no linger) whose one member was the sink; contrib still exports through otlp_grpc.")
 	}
 	if o.Shape == "sdk" && o.Pairs > 0 && o.Warmup < sdkFill(o.decisionWait()) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-warmup %v is shorter than the SDK shape's fill time (%v: 5 s batching delay + %v decision wait + 1 s ticker): the buffered spans and the heap still grow during the window, so its CPU figures depend on where the GC cycles fall (README \"Measuring the SDK shape\").", o.Warmup, sdkFill(o.decisionWait()), o.decisionWait()))

@@ -43,6 +43,7 @@ type options struct {
 	Wait          time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
 	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
 	FastpathOut   string        // the fast path's exporter: otlp_grpc or debug
+	OutputExp     string        // tailsift's output, processor and fast path: otlp_grpc, or tailsift (output::exporter)
 	FastPercent   float64       // the probabilistic policy's sampling_percentage for fast successful traces
 	Idle          time.Duration
 	GCTrace       bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
@@ -64,7 +65,7 @@ type options struct {
 }
 
 func presets(mode string) (options, error) {
-	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, Processor: true, Learn: true, FastpathOut: "otlp_grpc", FastPercent: fastPercentage, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
+	o := options{Mode: mode, Seed: 1, Baseline: true, Store: "off", Contrib: true, Processor: true, Learn: true, FastpathOut: "otlp_grpc", OutputExp: "otlp_grpc", FastPercent: fastPercentage, SatFactor: 1.25, SatMax: 400_000, SatMaxSteps: 18,
 		SatRetry: 1, Profile: "auto", ProfileKind: string(kindTailsift), ProfileSeconds: 20}
 	switch mode {
 	case "full":
@@ -177,6 +178,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
 	fs.Float64Var(&o.FastPercent, "fast-percent", o.FastPercent, "the probabilistic policy's sampling_percentage, the same for every collector and the sink's --fast-probability: the share of fast successful traces kept (errors and slow traces are all kept whatever it is); 5 is the benchmark's, 0.01 about what production tail sampling keeps")
+	fs.StringVar(&o.OutputExp, "output-exporter", o.OutputExp, "where tailsift's processor and fast path send kept spans: otlp_grpc (pdata, zstd, to the sink) or tailsift (output::exporter: the bytes the buffer holds, to a tailsift exporter whose one member is the sink, zstd, no linger)")
 	fs.StringVar(&o.FastpathOut, "fastpath-exporter", o.FastpathOut, "the fast path's exporter: otlp_grpc (zstd, to the sink, scored) or debug (verbosity basic, silenced by the warn log level: outputs nothing, like the otlp -> nop baseline; nothing is scored)")
 	fs.BoolVar(&o.GCTrace, "gctrace", true, "run the collectors with GODEBUG=gctrace=1 and report the GC cycles and their CPU in each run's window (one line on stderr per cycle)")
 	fs.DurationVar(&o.Idle, "idle", o.Idle, "idle CPU measurement before each side-by-side run's load (0: 1.5 s)")
@@ -210,6 +212,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.FastpathOut != "otlp_grpc" && o.FastpathOut != "debug" {
 		return o, fmt.Errorf("-fastpath-exporter must be otlp_grpc or debug, not %q", o.FastpathOut)
+	}
+	if o.OutputExp != "otlp_grpc" && o.OutputExp != "tailsift" {
+		return o, fmt.Errorf("-output-exporter must be otlp_grpc or tailsift, not %q", o.OutputExp)
+	}
+	if o.OutputExp == "tailsift" && o.FastpathOut == "debug" {
+		return o, errors.New("-output-exporter tailsift and -fastpath-exporter debug: the fast path has one output; drop one of them")
 	}
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")

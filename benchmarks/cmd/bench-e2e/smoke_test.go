@@ -260,6 +260,8 @@ func TestCollectorConfigCompletion(t *testing.T) {
 			kindTailsift: "sampling_percentage: 0.01}", kindFastpath: "sampling_percentage: 0.01}", kindContrib: "sampling_percentage: 0.01}"}, "sampling_percentage: 5"},
 		{"fast path into debug", completionSetting{Wait: 2 * time.Second, FastpathDebug: true}, map[kind]string{
 			kindFastpath: "exporters:\n  debug: {verbosity: basic}\nservice:", kindTailsift: "exporters: [otlp_grpc]"}, ""},
+		{"output exporter", completionSetting{Wait: 2 * time.Second, WireOut: true}, map[kind]string{
+			kindFastpath: "output: {exporter: tailsift/sink}", kindTailsift: "exporters: [tailsift/sink]"}, "otlp_grpc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, w := range tc.want {
