@@ -55,19 +55,9 @@ func (t *Table) Kept(td ptrace.Traces) {
 func (t *Table) KeptBatch(b *wire.Batch) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lastScope := int32(-1)
-	var service []byte
-	var hasService bool
-	for i := range b.Spans {
-		sp := &b.Spans[i]
-		if sp.Scope != lastScope {
-			lastScope = sp.Scope
-			service, hasService = serviceName(b.Scopes[sp.Scope].Resource)
-		}
-		if hasService {
-			t.exemplar(service, sp.Name, sp.Kind, sp.Status, sp.TraceID, sp.SpanID, sp.Start, sp.End)
-		}
-	}
+	forEachServiceSpan(b, func(service []byte, sp *wire.Span) {
+		t.exemplar(service, sp.Name, sp.Kind, sp.Status, sp.TraceID, sp.SpanID, sp.Start, sp.End)
+	})
 }
 
 // exemplar makes a span its series' exemplar, when the table holds the

@@ -66,17 +66,9 @@ func NewTable(cfg Config, startNs uint64) *Table {
 func (t *Table) Observe(b *wire.Batch) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lastScope := int32(-1)
-	var service []byte
-	var hasService bool
-	for i := range b.Spans {
-		sp := &b.Spans[i]
-		if sp.Scope != lastScope {
-			lastScope = sp.Scope
-			service, hasService = serviceName(b.Scopes[sp.Scope].Resource)
-		}
-		if !hasService || !sp.ValidIDs() {
-			continue
+	forEachServiceSpan(b, func(service []byte, sp *wire.Span) {
+		if !sp.ValidIDs() {
+			return
 		}
 		idx := t.lookup(service, sp.Name, sp.Kind, sp.Status)
 		var ns uint64
@@ -91,6 +83,24 @@ func (t *Table) Observe(b *wire.Batch) {
 			i++
 		}
 		t.buckets[int(idx)*(len(t.boundsNs)+1)+i]++
+	})
+}
+
+// forEachServiceSpan calls f with each span of b whose resource has a
+// service.name, and that name (spanmetrics leaves the others out).
+func forEachServiceSpan(b *wire.Batch, f func(service []byte, sp *wire.Span)) {
+	lastScope := int32(-1)
+	var service []byte
+	var hasService bool
+	for i := range b.Spans {
+		sp := &b.Spans[i]
+		if sp.Scope != lastScope {
+			lastScope = sp.Scope
+			service, hasService = serviceName(b.Scopes[sp.Scope].Resource)
+		}
+		if hasService {
+			f(service, sp)
+		}
 	}
 }
 
