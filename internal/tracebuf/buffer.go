@@ -40,11 +40,6 @@ type Settings struct {
 	// the buffer takes (before sampling), from the Ingest call's
 	// goroutine; it must not keep the batch.
 	Accepted func(*wire.Batch)
-	// KeptWire, when not nil, is called with each request of kept spans
-	// the wire output (SetEmitWire) is about to hand on, from a shard's
-	// goroutine; it must not keep req. Kept spans that go out as pdata
-	// reach Emit instead.
-	KeptWire func(req []byte)
 }
 
 // Buffer is the sharded trace buffer. Create it with New, then Start it.
@@ -52,11 +47,8 @@ type Buffer struct {
 	cfg    Config
 	engine *sampling.Engine
 	emit   Emit
-	// emitWire, when set, takes the output batches instead of emit
-	// (wireout.go).
-	emitWire EmitWire
-	set      Settings
-	base     time.Time
+	set    Settings
+	base   time.Time
 
 	shards []*shard
 	kept   *keptCache

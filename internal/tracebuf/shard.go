@@ -36,9 +36,9 @@ type shardDeps struct {
 	base     time.Time // the clock's origin for the shard's int64 times
 	kept     *keptCache
 	emit     Emit
-	emitWire EmitWire         // nil: output batches go to emit as pdata (wireout.go)
-	keptWire func(req []byte) // Settings.KeptWire
-	taken    func(shard int)  // a message left shard's queue: its slot is free
+	emitWire EmitWire          // nil: output batches go to emit as pdata (SetEmitWire)
+	keptWire func(*wire.Batch) // SetKeptWire
+	taken    func(shard int)   // a message left shard's queue: its slot is free
 
 	store *storeHook // nil without storage (store.go)
 }
@@ -48,7 +48,7 @@ func (b *Buffer) shardDeps() shardDeps {
 	return shardDeps{
 		engine: b.engine, observer: b.set.Observer, logger: b.set.Logger,
 		clock: b.set.Clock, base: b.base, kept: b.kept, emit: b.emit,
-		emitWire: b.emitWire, keptWire: b.set.KeptWire, taken: b.taken,
+		taken: b.taken,
 	}
 }
 
@@ -133,7 +133,7 @@ type shard struct {
 	// store's records it queues itself).
 	kick    chan struct{}
 	inline  bool       // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
-	outScan wire.Batch // wireTraceIDs' scratch
+	outScan wire.Batch // sendWire's scan of a request, for keptWire and the store
 
 	traces   map[[16]byte]*trace // undecided
 	due      completion

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/wire"
 )
@@ -27,9 +29,18 @@ type EmitWire func(ctx context.Context, req []byte, spans int) error
 // SetEmitWire makes the shards hand their output batches to fn as bytes
 // instead of to the Emit given to New as pdata. Call it before Start.
 func (b *Buffer) SetEmitWire(fn EmitWire) {
-	b.emitWire = fn
 	for _, s := range b.shards {
 		s.deps.emitWire = fn
+	}
+}
+
+// SetKeptWire makes the shards call fn with the scan of each request the
+// wire output is about to hand on (a receiver's RED exemplars), from their
+// goroutines; fn must not keep the batch. Kept spans that go out as pdata
+// reach the Emit given to New instead. Call it before Start.
+func (b *Buffer) SetKeptWire(fn func(*wire.Batch)) {
+	for _, s := range b.shards {
+		s.deps.keptWire = fn
 	}
 }
 
@@ -51,28 +62,33 @@ func (b *Buffer) startOutput() error {
 
 // sendWire hands req, a request of the output batch holding spans spans, to
 // the wire output, retrying as send does, and records its traces as
-// delivered in the store.
+// delivered in the store. req is scanned once, when the KeptWire hook or
+// the store needs it.
 func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
-	if s.deps.keptWire != nil {
-		s.deps.keptWire(req)
+	b := &s.outScan
+	b.Reset()
+	scanned := false
+	if s.deps.keptWire != nil || s.deps.store != nil {
+		if err := wire.Scan(req, b); err != nil {
+			// The batch was encoded here from scanned spans (FuzzScanAgreesWithPdata).
+			s.deps.logger.Error("Kept spans' exemplars and delivery not recorded: the output request does not scan", zap.Error(err))
+		} else {
+			scanned = true
+		}
+	}
+	if scanned && s.deps.keptWire != nil {
+		s.deps.keptWire(b)
 	}
 	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
-	if err == nil && s.deps.store != nil {
-		s.deps.store.st.AppendDelivered(s.wireTraceIDs(req))
+	if err == nil && scanned && s.deps.store != nil {
+		s.deps.store.st.AppendDelivered(batchTraceIDs(b))
 	}
 	return err
 }
 
-// wireTraceIDs returns the IDs of the traces of req, sorted, each once, as
+// batchTraceIDs returns the IDs of the traces of b, sorted, each once, as
 // traceIDs does for pdata.
-func (s *shard) wireTraceIDs(req []byte) [][16]byte {
-	b := &s.outScan
-	b.Reset()
-	if err := wire.Scan(req, b); err != nil {
-		// The batch was encoded here from scanned spans (FuzzScanAgreesWithPdata).
-		s.deps.logger.Error("Kept spans not recorded as delivered: the output request does not scan")
-		return nil
-	}
+func batchTraceIDs(b *wire.Batch) [][16]byte {
 	ids := make([][16]byte, 0, len(b.Spans))
 	for i := range b.Spans {
 		if id := b.Spans[i].TraceID; len(ids) == 0 || ids[len(ids)-1] != id {

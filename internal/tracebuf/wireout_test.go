@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -26,7 +27,7 @@ type wireCalls struct {
 	calls int
 	reqs  [][]byte // delivered requests
 	spans []int    // their span counts, as the buffer gave them
-	kept  int      // KeptWire calls
+	kept  int      // SetKeptWire hook calls
 }
 
 func (w *wireCalls) emit(_ context.Context, req []byte, spans int) error {
@@ -43,7 +44,7 @@ func (w *wireCalls) emit(_ context.Context, req []byte, spans int) error {
 	return nil
 }
 
-func (w *wireCalls) keptWire([]byte) {
+func (w *wireCalls) keptWire(*wire.Batch) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.kept++
@@ -153,7 +154,7 @@ func (k *tdSink) all() []ptrace.Traces {
 // TestWireOutputMatchesPdata: the wire output hands on the same spans, with
 // the same resources, scopes, tracestates and annotations, as the pdata
 // output does for the same traffic; the pdata Emit is not called, and the
-// KeptWire hook sees every request.
+// SetKeptWire hook sees every request.
 func TestWireOutputMatchesPdata(t *testing.T) {
 	ctx := context.Background()
 	clk := clocktest.NewFake(time.Unix(0, 0))
@@ -167,16 +168,17 @@ func TestWireOutputMatchesPdata(t *testing.T) {
 	clk2 := clocktest.NewFake(time.Unix(0, 0))
 	w := &wireCalls{}
 	unused := &tdSink{}
-	b2, err := New(wireTestConfig(), unused.emit, Settings{Clock: clk2, KeptWire: w.keptWire})
+	b2, err := New(wireTestConfig(), unused.emit, Settings{Clock: clk2})
 	require.NoError(t, err)
 	b2.SetEmitWire(w.emit)
+	b2.SetKeptWire(w.keptWire)
 	b2.Start()
 	feedWireTest(t, b2, clk2)
 	require.NoError(t, b2.Shutdown(ctx))
 
 	got := w.traces(t)
 	assert.Empty(t, unused.all(), "the pdata Emit is not called")
-	assert.Equal(t, len(got), w.kept, "KeptWire sees every request")
+	assert.Equal(t, len(got), w.kept, "the SetKeptWire hook sees every request")
 	want := keptJSON(t, ref.all())
 	require.NotEmpty(t, want)
 	assert.Equal(t, want, keptJSON(t, got))

@@ -105,7 +105,7 @@ func newReceiver(set receiver.Settings, cfg *Config, clk clock.Clock) (*tailsift
 	var status *statuspage.Recorder
 	r := &tailsiftReceiver{clock: clk}
 	buf, err := selfmetrics.NewBuffer(cfg.bufferConfig, r.consumeKept,
-		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted, KeptWire: r.keptWire},
+		tracebuf.Settings{Logger: set.Logger, Clock: clk, Accepted: r.accepted},
 		instruments(tb), selfmetrics.BudgetGauges{
 			ClassProbability: tb.RegisterReceiverTailsiftBudgetClassProbabilityCallback,
 			Rate:             tb.RegisterReceiverTailsiftBudgetRateCallback,
@@ -142,6 +142,11 @@ func (r *tailsiftReceiver) start(ctx context.Context, host component.Host) error
 		err = r.startRoute()
 	} else {
 		r.unlist = statuspage.Default.Add(r.status)
+		if r.red != nil {
+			// With output::exporter, kept spans reach no consumeKept: their
+			// exemplars come from the scan of the bytes.
+			r.buf.SetKeptWire(r.red.KeptBatch)
+		}
 		err = r.buf.StartWithStorage(ctx, host)
 	}
 	if err == nil && r.node != nil {

@@ -3,7 +3,6 @@ package tailsiftreceiver
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.uber.org/zap"
@@ -24,24 +23,6 @@ func (r *tailsiftReceiver) accepted(b *wire.Batch) {
 	if r.red != nil {
 		r.red.Observe(b)
 	}
-}
-
-// keptBatches are keptWire's scans.
-var keptBatches = sync.Pool{New: func() any { return new(wire.Batch) }}
-
-// keptWire is the buffer's KeptWire hook: with output::exporter, the kept
-// spans reach no consumeKept, so their exemplars are read from the bytes.
-func (r *tailsiftReceiver) keptWire(req []byte) {
-	if r.red == nil {
-		return
-	}
-	b := keptBatches.Get().(*wire.Batch)
-	b.Reset()
-	if wire.Scan(req, b) == nil {
-		r.red.KeptBatch(b)
-	}
-	b.Reset()
-	keptBatches.Put(b)
 }
 
 // startRED starts the flush loop, when the receiver is in a metrics
