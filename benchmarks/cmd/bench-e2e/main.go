@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -206,10 +207,13 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	if o.Shape == "sdk" && o.Pairs > 0 && o.Warmup < sdkFill(o.decisionWait()) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-warmup %v is shorter than the SDK shape's fill time (%v: 5 s batching delay + %v decision wait + 1 s ticker): the buffered spans and the heap still grow during the window, so its CPU figures depend on where the GC cycles fall (README \"Measuring the SDK shape\").", o.Warmup, sdkFill(o.decisionWait()), o.decisionWait()))
 	}
+	if o.Concurrent {
+		rep.Notes = append(rep.Notes, "-concurrent: the collectors of each side-by-side round ran at the same time, all on CPU 0, each with its own loadgen and sink on CPU 1 (the same seed, so the same traffic), their loads started together; so \"other load on CPU 0\" is mostly the other collectors, and each collector's CPU and latency include sharing CPU 0 and its caches with them.")
+	}
 	if !rep.Pinned {
 		rep.Notes = append(rep.Notes, "taskset was not found: every process ran UNPINNED, so the collector competed with the load generator for both CPUs.")
 	}
-	do := func(spec runSpec) (*runResult, error) {
+	do := func(ctx context.Context, spec runSpec) (*runResult, error) {
 		logf("run %-8s %-8s %6.0f spans/s: warm-up %v, window %v", spec.Label, spec.Kind, spec.Rate, spec.Warmup, spec.Window)
 		r, err := e.run(ctx, spec)
 		if err != nil {
@@ -256,7 +260,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 				out.StepsTried++
 				var st *satStep
 				for try := 0; try <= o.SatRetry; try++ {
-					r, err := do(runSpec{Kind: k, Label: fmt.Sprintf("sat%d", steps), Rate: rate, Warmup: o.SatWarmup,
+					r, err := do(ctx, runSpec{Kind: k, Label: fmt.Sprintf("sat%d", steps), Rate: rate, Warmup: o.SatWarmup,
 						Window: o.SatWindow, Drain: 2 * time.Second, Seed: o.Seed + int64(try)})
 					if err != nil {
 						return nil, err
@@ -316,14 +320,26 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		if o.Baseline {
 			order = append(order, kindBaseline)
 		}
-		for _, k := range order {
-			r, err := do(runSpec{Kind: k, Label: fmt.Sprintf("pair%d", i), Rate: o.Rate, Warmup: o.Warmup,
-				Window: o.Window, Drain: o.Drain, Seed: o.Seed, Idle: o.Idle})
-			if err != nil {
-				return nil, err
-			}
-			rep.Side = append(rep.Side, r)
+		specs := make([]runSpec, len(order))
+		for j, k := range order {
+			specs[j] = runSpec{Kind: k, Label: fmt.Sprintf("pair%d", i), Rate: o.Rate, Warmup: o.Warmup,
+				Window: o.Window, Drain: o.Drain, Seed: o.Seed, Idle: o.Idle}
 		}
+		if !o.Concurrent {
+			for _, spec := range specs {
+				r, err := do(ctx, spec)
+				if err != nil {
+					return nil, err
+				}
+				rep.Side = append(rep.Side, r)
+			}
+			continue
+		}
+		rs, err := concurrently(ctx, specs, do)
+		if err != nil {
+			return nil, err
+		}
+		rep.Side = append(rep.Side, rs...)
 	}
 
 	// 3. Profile of tailsift when it misses a target (or always).
@@ -336,7 +352,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 			}
 			prof = filepath.Join(o.OutDir, rep.fileBase()+"-"+o.ProfileKind+"-cpu.pprof")
 		}
-		r, err := do(runSpec{Kind: kind(o.ProfileKind), Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
+		r, err := do(ctx, runSpec{Kind: kind(o.ProfileKind), Label: "profile", Rate: o.Rate, Warmup: o.Warmup, Window: win,
 			Drain: o.Drain, Seed: o.Seed, ProfileSeconds: o.ProfileSeconds, ProfileOut: prof})
 		if err != nil {
 			return nil, err
@@ -358,6 +374,33 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	rep.Finished = time.Now()
 	rep.LoadAvg[1] = loadAvg()
 	return rep, nil
+}
+
+// concurrently performs the runs of specs at the same time, their loads
+// started together (runSpec.Start), and returns their results in the
+// order of specs. A run that fails cancels the others.
+func concurrently(ctx context.Context, specs []runSpec, do func(context.Context, runSpec) (*runResult, error)) ([]*runResult, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	start := newStartBarrier(len(specs))
+	rs := make([]*runResult, len(specs))
+	var wg sync.WaitGroup
+	for j := range specs {
+		specs[j].Start = start
+		wg.Go(func() {
+			r, err := do(ctx, specs[j])
+			if err != nil {
+				cancel(err)
+				return
+			}
+			rs[j] = r
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return rs, nil
 }
 
 // ladderKinds are the collectors a saturation ladder can run, in step order.

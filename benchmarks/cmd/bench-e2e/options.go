@@ -33,20 +33,25 @@ type options struct {
 	// ContribSatRef: contrib's saturation rate from an earlier run, for the
 	// fast path's saturation target when this run has no contrib ladder.
 	ContribSatRef float64
-	Fastpath      bool          // also run the tailsift receiver (kind fastpath) in every side-by-side round
-	Rescue        time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
-	Store         string        // tailsift's durable store (processor and fast path): off, zstd, s2 or s2col
-	Contrib       bool          // run contrib in the side-by-side rounds
-	Processor     bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
-	Seed          int64
-	Shape         string        // loadgen --shape
-	Wait          time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
-	Learn         bool          // tailsift's completion.learn.enabled (the default config: true)
-	FastpathOut   string        // the fast path's exporter: otlp_grpc or debug
-	OutputExp     string        // tailsift's output, processor and fast path: otlp_grpc, or tailsift (output::exporter)
-	FastPercent   float64       // the probabilistic policy's sampling_percentage for fast successful traces
-	Idle          time.Duration
-	GCTrace       bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
+	Fastpath      bool // also run the tailsift receiver (kind fastpath) in every side-by-side round
+	// Concurrent runs a round's collectors at the same time, each with its
+	// own loadgen and sink, their loads started together (startBarrier), so
+	// that the host's speed, which varies second by second on this VM, is
+	// the same for all of them (README "Concurrent rounds").
+	Concurrent  bool
+	Rescue      time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
+	Store       string        // tailsift's durable store (processor and fast path): off, zstd, s2 or s2col
+	Contrib     bool          // run contrib in the side-by-side rounds
+	Processor   bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
+	Seed        int64
+	Shape       string        // loadgen --shape
+	Wait        time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
+	Learn       bool          // tailsift's completion.learn.enabled (the default config: true)
+	FastpathOut string        // the fast path's exporter: otlp_grpc or debug
+	OutputExp   string        // tailsift's output, processor and fast path: otlp_grpc, or tailsift (output::exporter)
+	FastPercent float64       // the probabilistic policy's sampling_percentage for fast successful traces
+	Idle        time.Duration
+	GCTrace     bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
 
 	Sat         bool
 	SatStart    float64
@@ -172,6 +177,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Store, "store", o.Store, "tailsift's durable store for the processor and the fast path (the tailsift extension, storage: tailsift, in the run's directory): off, zstd, s2 or s2col. Compare the store's cost by alternating runs with -store off and on (see README, \"Durable store\")")
 	fs.BoolVar(&o.Contrib, "contrib", o.Contrib, "run contrib in the side-by-side rounds (false: tailsift only, no contrib binary needed; needs -sat=false or -sat-kinds without contrib)")
 	fs.BoolVar(&o.Processor, "processor", o.Processor, "run tailsift's processor (otlp -> tailsift -> otlp_grpc) in the side-by-side rounds (false: only the fast path, contrib and the baseline; needs -fastpath or -contrib)")
+	fs.BoolVar(&o.Concurrent, "concurrent", o.Concurrent, "run each side-by-side round's collectors at the same time on CPU 0, each with its own loadgen and sink on CPU 1, their loads started together: every collector of a round is measured over the same seconds of the host")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")

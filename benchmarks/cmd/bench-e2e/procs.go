@@ -12,9 +12,19 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// handedOut holds every port freePorts has returned in this process, so
+// that the runs of a concurrent round, which ask for theirs at the same
+// time, never get the same one (a port is free again once its listener here
+// closes).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
@@ -23,14 +33,19 @@ func freePorts(n int) ([]int, error) {
 			_ = l.Close()
 		}
 	}()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	var out []int
-	for range n {
+	for len(out) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+		ls = append(ls, l) // held until all n are found: no port twice
+		if p := l.Addr().(*net.TCPAddr).Port; !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }

@@ -48,6 +48,44 @@ type runSpec struct {
 	// collector (pprof extension enabled) at the start of the window.
 	ProfileSeconds int
 	ProfileOut     string
+	// Start, when set, is the barrier of a concurrent round: the run
+	// starts its loadgen only once every run of the round is ready to.
+	Start *startBarrier
+}
+
+// startBarrier starts the loads of a concurrent round together: each run
+// arrives once its collector is up and its idle CPU measured, and waits
+// for the others. A run that fails before it arrives leaves instead, so
+// the others do not wait for it.
+type startBarrier struct {
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func newStartBarrier(n int) *startBarrier {
+	return &startBarrier{waiting: n, open: make(chan struct{})}
+}
+
+// done counts one run as arrived or gone; the last one opens the barrier.
+func (b *startBarrier) done() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.waiting--
+	if b.waiting == 0 {
+		close(b.open)
+	}
+}
+
+// arrive counts the run and waits for the others (or ctx).
+func (b *startBarrier) arrive(ctx context.Context) error {
+	b.done()
+	select {
+	case <-b.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 const mb = 1 << 20
@@ -88,6 +126,12 @@ func (rf *runFiles) log(process string) string { return filepath.Join(rf.dir, pr
 // run performs one run; see README "End to end" for the procedure. Every
 // process it starts is stopped before it returns.
 func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
+	arrived := false
+	defer func() {
+		if spec.Start != nil && !arrived {
+			spec.Start.done()
+		}
+	}()
 	res := &runResult{Kind: spec.Kind, Label: spec.Label, Rate: spec.Rate, Start: time.Now().UTC().Format(time.RFC3339),
 		Pinned: e.taskset != "", LoadAvg: loadAvg(), WarmupS: spec.Warmup.Seconds()}
 	dir := filepath.Join(e.workDir, fmt.Sprintf("%s-%s", spec.Label, spec.Kind))
@@ -144,6 +188,12 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 		res.CollectorCPUs = cpus
 	}
 	measureIdle(ctx, rf, pid, spec.Idle, res)
+	if spec.Start != nil {
+		arrived = true
+		if err := spec.Start.arrive(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	// Load generator on CPU 1.
 	lg, err := e.startLoadgen(rf, spec)
