@@ -76,6 +76,7 @@ type configData struct {
 	NoLearn                   bool          // tailsift's completion.learn.enabled: false
 	FastpathDebug             bool          // the fast path exports into debug (basic, logs at warn: nothing), not otlp_grpc
 	WireOut                   bool          // tailsift's processor and fast path: output::exporter to a tailsift exporter (testdata/collector/output.yaml)
+	BatchTimeout              time.Duration // tailsift's processor and fast path: output.batch_timeout; 0: the default
 	Quiet, MaxWait, AfterRoot time.Duration
 	ContribTraces             int
 	SlowThresholdMs           int
@@ -102,6 +103,9 @@ type completionSetting struct {
 	// as bytes to a tailsift exporter whose one member is the sink
 	// (output::exporter), not as pdata to otlp_grpc.
 	WireOut bool
+	// BatchTimeout is tailsift's output.batch_timeout (processor and fast
+	// path); 0 leaves the default.
+	BatchTimeout time.Duration
 	// FastPercent is the probabilistic policy's sampling_percentage for
 	// every collector (0: fastPercentage).
 	FastPercent float64
@@ -145,7 +149,7 @@ func collectorConfig(templates *template.Template, k kind, p ports, pprof bool, 
 	var b strings.Builder
 	err := templates.ExecuteTemplate(&b, "bench-"+string(k)+".yaml", configData{
 		Ports: p, Pprof: pprof, Rescue: rescue, Store: st.Dir, Compression: st.Compression,
-		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, WireOut: cs.WireOut, ContribTraces: contribTraces,
+		Quiet: cs.Wait, MaxWait: maxWait, AfterRoot: cs.Wait, NoLearn: cs.NoLearn, FastpathDebug: cs.FastpathDebug, WireOut: cs.WireOut, BatchTimeout: cs.BatchTimeout, ContribTraces: contribTraces,
 		SlowThresholdMs: slowThresholdMs, BaselinePct: cs.fastPercent(),
 	})
 	if err != nil {

@@ -174,7 +174,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
 	e.gctrace = o.GCTrace
-	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", WireOut: o.OutputExp == "tailsift", FastPercent: o.FastPercent}
+	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", WireOut: o.OutputExp == "tailsift", BatchTimeout: o.BatchTimeout, FastPercent: o.FastPercent}
 	return e, cleanup, nil
 }
 
@@ -206,6 +206,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	}
 	if o.Shape == "sdk" && o.Pairs > 0 && o.Warmup < sdkFill(o.decisionWait()) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-warmup %v is shorter than the SDK shape's fill time (%v: 5 s batching delay + %v decision wait + 1 s ticker): the buffered spans and the heap still grow during the window, so its CPU figures depend on where the GC cycles fall (README \"Measuring the SDK shape\").", o.Warmup, sdkFill(o.decisionWait()), o.decisionWait()))
+	}
+	if o.BatchTimeout > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("-output-batch-timeout %v: tailsift's processor and fast path ran with output.batch_timeout %v (the default is 50ms): fewer, larger export requests, each kept trace waiting up to that long.", o.BatchTimeout, o.BatchTimeout))
 	}
 	if o.Concurrent {
 		rep.Notes = append(rep.Notes, "-concurrent: the collectors of each side-by-side round ran at the same time, all on CPU 0, each with its own loadgen and sink on CPU 1 (the same seed, so the same traffic), their loads started together; so \"other load on CPU 0\" is mostly the other collectors, and each collector's CPU and latency include sharing CPU 0 and its caches with them.")

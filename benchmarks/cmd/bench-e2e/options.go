@@ -38,20 +38,21 @@ type options struct {
 	// own loadgen and sink, their loads started together (startBarrier), so
 	// that the host's speed, which varies second by second on this VM, is
 	// the same for all of them (README "Concurrent rounds").
-	Concurrent  bool
-	Rescue      time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
-	Store       string        // tailsift's durable store (processor and fast path): off, zstd, s2 or s2col
-	Contrib     bool          // run contrib in the side-by-side rounds
-	Processor   bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
-	Seed        int64
-	Shape       string        // loadgen --shape
-	Wait        time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
-	Learn       bool          // tailsift's completion.learn.enabled (the default config: true)
-	FastpathOut string        // the fast path's exporter: otlp_grpc or debug
-	OutputExp   string        // tailsift's output, processor and fast path: otlp_grpc, or tailsift (output::exporter)
-	FastPercent float64       // the probabilistic policy's sampling_percentage for fast successful traces
-	Idle        time.Duration
-	GCTrace     bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
+	Concurrent   bool
+	Rescue       time.Duration // tailsift's rescue.window (processor and fast path); 0: off, the default config
+	Store        string        // tailsift's durable store (processor and fast path): off, zstd, s2 or s2col
+	Contrib      bool          // run contrib in the side-by-side rounds
+	Processor    bool          // run tailsift's processor (kind tailsift) in the side-by-side rounds
+	Seed         int64
+	Shape        string        // loadgen --shape
+	Wait         time.Duration // decision wait after the root (tailsift quiet, contrib after-root); 0: by shape
+	Learn        bool          // tailsift's completion.learn.enabled (the default config: true)
+	FastpathOut  string        // the fast path's exporter: otlp_grpc or debug
+	OutputExp    string        // tailsift's output, processor and fast path: otlp_grpc, or tailsift (output::exporter)
+	BatchTimeout time.Duration // tailsift's output.batch_timeout (processor and fast path); 0: the default
+	FastPercent  float64       // the probabilistic policy's sampling_percentage for fast successful traces
+	Idle         time.Duration
+	GCTrace      bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
 
 	Sat         bool
 	SatStart    float64
@@ -183,6 +184,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
+	fs.DurationVar(&o.BatchTimeout, "output-batch-timeout", o.BatchTimeout, "tailsift's output.batch_timeout, processor and fast path (0: the default, 50ms): how long a kept trace waits for others to share its export request")
 	fs.Float64Var(&o.FastPercent, "fast-percent", o.FastPercent, "the probabilistic policy's sampling_percentage, the same for every collector and the sink's --fast-probability: the share of fast successful traces kept (errors and slow traces are all kept whatever it is); 5 is the benchmark's, 0.01 about what production tail sampling keeps")
 	fs.StringVar(&o.OutputExp, "output-exporter", o.OutputExp, "where tailsift's processor and fast path send kept spans: otlp_grpc (pdata, zstd, to the sink) or tailsift (output::exporter: the bytes the buffer holds, to a tailsift exporter whose one member is the sink, zstd, no linger)")
 	fs.StringVar(&o.FastpathOut, "fastpath-exporter", o.FastpathOut, "the fast path's exporter: otlp_grpc (zstd, to the sink, scored) or debug (verbosity basic, silenced by the warn log level: outputs nothing, like the otlp -> nop baseline; nothing is scored)")
@@ -227,6 +229,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
+	}
+	if o.BatchTimeout < 0 || o.BatchTimeout > time.Minute {
+		return o, fmt.Errorf("-output-batch-timeout must be between 0 and 1m, not %v", o.BatchTimeout)
 	}
 	if o.FastPercent <= 0 || o.FastPercent > 100 {
 		return o, fmt.Errorf("-fast-percent must be in (0, 100], not %g", o.FastPercent)

@@ -262,6 +262,10 @@ func TestCollectorConfigCompletion(t *testing.T) {
 			kindFastpath: "exporters:\n  debug: {verbosity: basic}\nservice:", kindTailsift: "exporters: [otlp_grpc]"}, ""},
 		{"output exporter", completionSetting{Wait: 2 * time.Second, WireOut: true}, map[kind]string{
 			kindFastpath: "output: {exporter: tailsift/sink}", kindTailsift: "exporters: [tailsift/sink]"}, "otlp_grpc"},
+		{"batch timeout", completionSetting{Wait: 2 * time.Second, BatchTimeout: 200 * time.Millisecond}, map[kind]string{
+			kindFastpath: "output: {batch_timeout: 200ms}", kindTailsift: "output: {batch_timeout: 200ms}"}, "batch_timeout: 0"},
+		{"output exporter and batch timeout", completionSetting{Wait: 2 * time.Second, WireOut: true, BatchTimeout: 200 * time.Millisecond}, map[kind]string{
+			kindFastpath: "output: {exporter: tailsift/sink, batch_timeout: 200ms}", kindTailsift: "output: {exporter: tailsift/sink, batch_timeout: 200ms}"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, w := range tc.want {
