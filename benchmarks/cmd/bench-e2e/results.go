@@ -36,6 +36,9 @@ type runResult struct {
 
 	WarmupS float64 `json:"warmup_s"`
 	WindowS float64 `json:"window_s"` // measured length of the counted window
+	// WindowStart is when the counted window began (RFC 3339, ns): the runs
+	// of a concurrent round start theirs within a second of each other.
+	WindowStart string `json:"window_start,omitempty"`
 
 	// Counted window.
 	WindowAccepted     float64 `json:"window_accepted_spans"`

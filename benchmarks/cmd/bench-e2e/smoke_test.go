@@ -87,6 +87,41 @@ func TestSmokeE2E(t *testing.T) {
 		rep.Side = append(rep.Side, r)
 		rep.Sat = append(rep.Sat, judge(r))
 	}
+	// The same collectors at once (-concurrent): every run measured, the
+	// windows begun together (the barrier holds the loads until every
+	// collector is up), and no two runs on the same port.
+	specs := make([]runSpec, len(kinds))
+	for i, k := range kinds {
+		specs[i] = runSpec{Kind: k, Label: "smokec", Rate: 2000, Warmup: time.Second, Window: 2 * time.Second,
+			Drain: time.Second, Seed: 1, Idle: 300 * time.Millisecond}
+	}
+	rs, err := concurrently(ctx, specs, e.run)
+	if err != nil {
+		t.Fatalf("concurrent: %v", err)
+	}
+	var first, last time.Time
+	for i, r := range rs {
+		if r.Kind != kinds[i] || r.WindowAccepted <= 0 || r.Loadgen == nil || r.Loadgen.AcceptedSpans != r.Loadgen.OfferedSpans {
+			t.Errorf("concurrent %s: not measured: %+v", kinds[i], r)
+		}
+		if r.Kind != kindBaseline && (r.Score == nil || r.Score.Received.Spans == 0) {
+			t.Errorf("concurrent %s: sink received nothing", r.Kind)
+		}
+		ws, err := time.Parse(time.RFC3339Nano, r.WindowStart)
+		if err != nil {
+			t.Fatalf("concurrent %s: window start %q: %v", r.Kind, r.WindowStart, err)
+		}
+		if first.IsZero() || ws.Before(first) {
+			first = ws
+		}
+		if ws.After(last) {
+			last = ws
+		}
+	}
+	if d := last.Sub(first); d > 2*time.Second {
+		t.Errorf("concurrent windows began %v apart", d)
+	}
+	t.Logf("concurrent: %d collectors, windows began within %v", len(rs), last.Sub(first))
 	rep.Finished = time.Now()
 	md := rep.markdown()
 	if !strings.Contains(md, "collector CPU µs / accepted span") {

@@ -98,6 +98,7 @@ func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg 
 	if err != nil {
 		return fmt.Errorf("window start: %w", err)
 	}
+	res.WindowStart = s0.t.UTC().Format(time.RFC3339Nano)
 	var profDone chan error
 	if spec.ProfileSeconds > 0 {
 		profDone = make(chan error, 1)
