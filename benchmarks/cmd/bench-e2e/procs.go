@@ -26,6 +26,11 @@ var handedOut = struct {
 	ports map[int]bool
 }{ports: map[int]bool{}}
 
+// maxPortTries bounds freePorts' listens: a run takes 7 ports, and a
+// bench-e2e process hands out a few hundred of the ephemeral range's
+// thousands.
+const maxPortTries = 1000
+
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -37,6 +42,9 @@ func freePorts(n int) ([]int, error) {
 	defer handedOut.Unlock()
 	var out []int
 	for len(out) < n {
+		if len(ls) >= maxPortTries {
+			return nil, fmt.Errorf("no %d loopback ports not handed out before in %d tries", n, maxPortTries)
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
