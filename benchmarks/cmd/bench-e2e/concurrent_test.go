@@ -41,7 +41,7 @@ func TestConcurrentStartsTogether(t *testing.T) {
 
 // TestConcurrentFailureStopsTheRound: a run that fails before the barrier
 // neither leaves the others waiting for it nor lets the round succeed; the
-// runs already waiting see the round's context cancelled.
+// other runs end with the round's context, at the barrier or after it.
 func TestConcurrentFailureStopsTheRound(t *testing.T) {
 	specs := []runSpec{{Kind: kindTailsift}, {Kind: kindContrib}, {Kind: kindBaseline}}
 	boom := errors.New("collector contrib not healthy")
@@ -53,6 +53,7 @@ func TestConcurrentFailureStopsTheRound(t *testing.T) {
 			return nil, boom
 		}
 		if err := spec.Start.arrive(ctx); err != nil {
+			cancelled.Add(1) // the round's context ended first
 			return nil, err
 		}
 		// Past the barrier, a run goes on until its context ends.
