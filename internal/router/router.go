@@ -230,26 +230,8 @@ func (r *Router) RouteEncoded(ctx context.Context, buf []byte, spans int) error 
 		(r.cfg.MaxRequestBytes > 0 && len(buf) > r.cfg.MaxRequestBytes) {
 		return r.Route(ctx, buf)
 	}
-	m := st.members[0]
-	if m.helper == nil {
-		return fmt.Errorf("member %s did not start", m.addr)
-	}
 	data := append(getBuffer(len(buf)), buf...)
-	if err := m.add(ctx, newRequest(data, spans, r.cfg.MaxRequestBytes, true)); err != nil {
-		if r.state.Load() != st {
-			// The member left while this request was handed to it, and
-			// its queue is closed: route it on the new set.
-			return r.Route(ctx, buf)
-		}
-		return fmt.Errorf("send to %s: %w", m.addr, err)
-	}
-	r.obs.Routed(ctx, m.addr, spans, 0)
-	if r.batch != nil {
-		if now := time.Now(); r.mayBeDue(now) {
-			r.flushDue(ctx, st, now, r.batch.due())
-		}
-	}
-	return nil
+	return r.sendParts(ctx, st, []part{{member: 0, data: data, spans: spans}}, &targets{ring: st.ring, down: st.down})
 }
 
 // MayWait reports whether Forward and Route may wait, for room in a
@@ -312,6 +294,13 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 	if !ok {
 		return spans, errAllDown
 	}
+	return spans, r.sendParts(ctx, st, parts, t)
+}
+
+// sendParts hands each part to its member's queue (a part whose member
+// left meanwhile is routed again on the new set by t's rules) and flushes
+// the members' batches that are about due.
+func (r *Router) sendParts(ctx context.Context, st *state, parts []part, t *targets) error {
 	var errs []error
 	for _, p := range parts {
 		m := st.members[p.member]
@@ -348,7 +337,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 			r.flushDue(ctx, st, now, r.batch.due())
 		}
 	}
-	return spans, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // Shutdown stops taking member changes, drains every member's queue up to

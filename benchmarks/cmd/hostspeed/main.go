@@ -1,9 +1,9 @@
 // Command hostspeed measures how fast the CPU it runs on is, over time: every
 // interval it does a fixed piece of work and prints the thread CPU time the
-// work took. On a machine of its own the figure is flat; on a shared VM it
-// shows how much a neighbour's load slows this vCPU down, which the guest's
-// accounting charges to whatever ran (benchmarks/README.md, "Concurrent
-// rounds").
+// work took. The work is the same every time, so a change in the figure is
+// the machine's: on this project's shared VM, memory-bound work took 1x to 7x
+// as long from one second to the next, which the guest's accounting charges
+// to whatever ran (benchmarks/README.md, "Concurrent rounds").
 //
 // Usage (pin it to the CPU to watch; -mem 0 for compute only):
 //
