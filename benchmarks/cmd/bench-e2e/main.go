@@ -147,7 +147,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, bBin: o.BBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
 	if o.Store != "off" {
 		e.store = o.Store
 	}
@@ -191,6 +191,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	if !exists(o.TailsiftBin) {
 		return nil, fmt.Errorf("%s not found: run `make build`", o.TailsiftBin)
 	}
+	if o.BBin != "" && !exists(o.BBin) {
+		return nil, fmt.Errorf("-b-bin %s not found", o.BBin)
+	}
 	if !exists(o.ContribBin) && (o.Contrib || (o.Sat && strings.Contains(o.SatKinds, string(kindContrib)))) {
 		return nil, fmt.Errorf("%s not found: run `make bench-contrib-dist`", o.ContribBin)
 	}
@@ -210,6 +213,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	if o.BatchTimeout > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-output-batch-timeout %v: tailsift's processor and fast path ran with output.batch_timeout %v (the default is 50ms): fewer, larger export requests, each kept trace waiting up to that long.", o.BatchTimeout, o.BatchTimeout))
 	}
+	if o.BBin != "" {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("-b-bin %s: every round also ran tailsift's collectors from this build (variant b); the side-by-side figures are -tailsift-bin's (variant a), and \"A/B\" compares the two round by round.", o.BBin))
+	}
 	if o.Concurrent {
 		rep.Notes = append(rep.Notes, "-concurrent: the collectors of each side-by-side round ran at the same time, all on CPU 0, each with its own loadgen and sink on CPU 1 (the same seed, so the same traffic), their loads started together; so \"other load on CPU 0\" is mostly the other collectors, and each collector's CPU and latency include sharing CPU 0 and its caches with them.")
 	}
@@ -217,17 +223,21 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		rep.Notes = append(rep.Notes, "taskset was not found: every process ran UNPINNED, so the collector competed with the load generator for both CPUs.")
 	}
 	do := func(ctx context.Context, spec runSpec) (*runResult, error) {
-		logf("run %-8s %-8s %6.0f spans/s: warm-up %v, window %v", spec.Label, spec.Kind, spec.Rate, spec.Warmup, spec.Window)
+		name := string(spec.Kind)
+		if spec.Variant != "" {
+			name += "/" + spec.Variant
+		}
+		logf("run %-8s %-8s %6.0f spans/s: warm-up %v, window %v", spec.Label, name, spec.Rate, spec.Warmup, spec.Window)
 		r, err := e.run(ctx, spec)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", spec.Label, spec.Kind, err)
+			return nil, fmt.Errorf("%s %s: %w", spec.Label, name, err)
 		}
 		p99 := "-"
 		if r.P99AddedMs != nil {
 			p99 = fmt.Sprintf("%.0f ms", *r.P99AddedMs)
 		}
-		logf("  -> %.0f spans/s accepted, %.2f µs/span, %.2f cores, RSS mean %.0f MB, p99 added %s, other load on CPU0 %.2f%s",
-			r.WindowAcceptedRate, r.CPUMicrosPerSpan, r.CPUUtil, r.RSSMeanMB, p99, r.OtherCPU0, problems(r))
+		logf("  -> %s %s: %.0f spans/s accepted, %.2f µs/span, %.2f cores, RSS mean %.0f MB, p99 added %s, other load on CPU0 %.2f%s",
+			spec.Label, name, r.WindowAcceptedRate, r.CPUMicrosPerSpan, r.CPUUtil, r.RSSMeanMB, p99, r.OtherCPU0, problems(r))
 		if o.Keep {
 			logf("  kept %s", r.Dir)
 		}
@@ -323,26 +333,32 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		if o.Baseline {
 			order = append(order, kindBaseline)
 		}
-		specs := make([]runSpec, len(order))
-		for j, k := range order {
-			specs[j] = runSpec{Kind: k, Label: fmt.Sprintf("pair%d", i), Rate: o.Rate, Warmup: o.Warmup,
-				Window: o.Window, Drain: o.Drain, Seed: o.Seed, Idle: o.Idle}
+		specs := roundSpecs(order, o.BBin != "", i%2 == 0)
+		for j := range specs {
+			specs[j].Label, specs[j].Rate, specs[j].Warmup = fmt.Sprintf("pair%d", i), o.Rate, o.Warmup
+			specs[j].Window, specs[j].Drain, specs[j].Seed, specs[j].Idle = o.Window, o.Drain, o.Seed, o.Idle
 		}
-		if !o.Concurrent {
+		var rs []*runResult
+		if o.Concurrent {
+			if rs, err = concurrently(ctx, specs, do); err != nil {
+				return nil, err
+			}
+		} else {
 			for _, spec := range specs {
 				r, err := do(ctx, spec)
 				if err != nil {
 					return nil, err
 				}
+				rs = append(rs, r)
+			}
+		}
+		for _, r := range rs {
+			if r.Variant == "b" {
+				rep.SideB = append(rep.SideB, r)
+			} else {
 				rep.Side = append(rep.Side, r)
 			}
-			continue
 		}
-		rs, err := concurrently(ctx, specs, do)
-		if err != nil {
-			return nil, err
-		}
-		rep.Side = append(rep.Side, rs...)
 	}
 
 	// 3. Profile of tailsift when it misses a target (or always).
@@ -377,6 +393,28 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	rep.Finished = time.Now()
 	rep.LoadAvg[1] = loadAvg()
 	return rep, nil
+}
+
+// roundSpecs are a round's runs for the kinds in order: with b, each
+// tailsift kind (processor, fast path) is followed by its variant b, or,
+// in the rounds that swap (swap, every other one), preceded by it, so
+// that in sequential rounds neither build always runs first.
+func roundSpecs(order []kind, b, swap bool) []runSpec {
+	var specs []runSpec
+	for _, k := range order {
+		a := runSpec{Kind: k}
+		if !b || (k != kindTailsift && k != kindFastpath) {
+			specs = append(specs, a)
+			continue
+		}
+		vb := runSpec{Kind: k, Variant: "b"}
+		if swap {
+			specs = append(specs, vb, a)
+		} else {
+			specs = append(specs, a, vb)
+		}
+	}
+	return specs
 }
 
 // concurrently performs the runs of specs at the same time, their loads

@@ -22,6 +22,11 @@ type options struct {
 	NoWrite bool
 
 	TailsiftBin, ContribBin, LoadgenBin, SinkBin string
+	// BBin, when set, is a second tailsift build: every round also runs
+	// each of its tailsift collectors (processor, fast path) from it, as
+	// variant "b", so that a change is measured against the build before
+	// it in the same rounds (README "Same-round A/B of two builds").
+	BBin string
 
 	Pairs    int
 	Rate     float64 // 0: auto, from the saturation search (full mode)
@@ -164,6 +169,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.NoWrite, "no-write", false, "print the report only, write no result files")
 	fs.StringVar(&o.TailsiftBin, "tailsift-bin", os.Getenv("TAILSIFT_BIN"), "tailsift collector (default $TAILSIFT_BIN or <repo>/bin/otelcol-tailsift)")
 	fs.StringVar(&o.ContribBin, "contrib-bin", "", "contrib comparison collector (default <repo>/bin/otelcol-contrib-bench)")
+	fs.StringVar(&o.BBin, "b-bin", "", "a second tailsift build (variant b): each round also runs its processor and fast path (those the round runs), beside -tailsift-bin's; the report compares them round by round (use with -concurrent)")
 	fs.StringVar(&o.LoadgenBin, "loadgen-bin", "", "tailsift-loadgen binary (default: go build ./cmd/tailsift-loadgen into the work dir)")
 	fs.StringVar(&o.SinkBin, "sink-bin", "", "tailsift-sink binary (default: go build ./cmd/tailsift-sink into the work dir)")
 	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "side-by-side rounds (tailsift, contrib, baseline each); 0: none (saturation only)")
@@ -229,6 +235,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
+	}
+	if o.BBin != "" && !o.Processor && !o.Fastpath {
+		return o, errors.New("-b-bin needs -processor or -fastpath: variant b runs tailsift's collectors")
 	}
 	if o.BatchTimeout < 0 || o.BatchTimeout > time.Minute {
 		return o, fmt.Errorf("-output-batch-timeout must be between 0 and 1m, not %v", o.BatchTimeout)

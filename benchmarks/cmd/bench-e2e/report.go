@@ -197,6 +197,9 @@ func (rep *report) markdown() string {
 	if len(rep.Side) > 0 {
 		rep.writeSideBySide(&md)
 	}
+	if len(rep.SideB) > 0 {
+		rep.writeAB(&md)
+	}
 	if len(rep.Sat) > 0 {
 		rep.writeSaturation(&md)
 	}
@@ -402,10 +405,14 @@ func (rep *report) writeProfile(md *markdownWriter) {
 // writeNotes writes the suite's notes and every run's problems.
 func (rep *report) writeNotes(md *markdownWriter) {
 	var probs []string
-	for _, r := range append(append([]*runResult{}, rep.Side...), rep.Profile) {
+	for _, r := range append(append(append([]*runResult{}, rep.Side...), rep.SideB...), rep.Profile) {
 		if r != nil {
+			name := string(r.Kind)
+			if r.Variant != "" {
+				name += "/" + r.Variant
+			}
 			for _, p := range r.Problems {
-				probs = append(probs, fmt.Sprintf("%s %s: %s", r.Label, r.Kind, p))
+				probs = append(probs, fmt.Sprintf("%s %s: %s", r.Label, name, p))
 			}
 		}
 	}

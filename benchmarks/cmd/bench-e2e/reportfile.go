@@ -11,14 +11,17 @@ import (
 
 // report is what the suite measured.
 type report struct {
-	Opts      options     `json:"options"`
-	Machine   machineInfo `json:"machine"`
-	Started   time.Time   `json:"started"`
-	Finished  time.Time   `json:"finished"`
-	Pinned    bool        `json:"pinned"`
-	Commands  []string    `json:"commands"`
-	Side      []*runResult
-	Sat       []*satStep `json:"saturation"`
+	Opts     options     `json:"options"`
+	Machine  machineInfo `json:"machine"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished"`
+	Pinned   bool        `json:"pinned"`
+	Commands []string    `json:"commands"`
+	Side     []*runResult
+	// SideB are the runs of variant b (-b-bin), kept apart from Side so
+	// that every median and ratio of the report stays variant a's.
+	SideB     []*runResult `json:"side_b,omitempty"`
+	Sat       []*satStep   `json:"saturation"`
 	SatRate   map[kind]satOutcome
 	Profile   *runResult `json:"profile_run,omitempty"`
 	ProfTop   string     `json:"profile_top,omitempty"`

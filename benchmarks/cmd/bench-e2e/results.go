@@ -25,11 +25,13 @@ type loadgenSummary struct {
 
 // runResult is everything measured in one run (written to the raw JSON).
 type runResult struct {
-	Kind   kind    `json:"kind"`
-	Label  string  `json:"label"`
-	Rate   float64 `json:"rate"`
-	Start  string  `json:"start"`
-	Pinned bool    `json:"pinned"`
+	Kind    kind    `json:"kind"`
+	Label   string  `json:"label"`
+	Variant string  `json:"variant,omitempty"` // "b": run from -b-bin (report.SideB)
+	Bin     string  `json:"collector_bin,omitempty"`
+	Rate    float64 `json:"rate"`
+	Start   string  `json:"start"`
+	Pinned  bool    `json:"pinned"`
 	// Cpus_allowed_list of the collector as read from /proc.
 	CollectorCPUs string `json:"collector_cpus"`
 	LoadAvg       string `json:"loadavg_before"`

@@ -18,6 +18,7 @@ import (
 // env holds what every run needs.
 type env struct {
 	tailsiftBin, contribBin string
+	bBin                    string // -b-bin: tailsift's variant b
 	loadgenBin, sinkBin     string
 	taskset                 string // path of taskset, "" when runs are unpinned
 	workDir                 string
@@ -36,14 +37,17 @@ type env struct {
 
 // runSpec describes one run.
 type runSpec struct {
-	Kind   kind
-	Label  string
-	Rate   float64       // offered spans/s
-	Warmup time.Duration // load before the counted window
-	Window time.Duration // counted window
-	Drain  time.Duration // loadgen --drain
-	Seed   int64
-	Idle   time.Duration // idle CPU measurement before the load (default 1.5 s)
+	Kind  kind
+	Label string
+	// Variant "b" runs the collector from env.bBin (-b-bin); "" from
+	// the kind's usual binary.
+	Variant string
+	Rate    float64       // offered spans/s
+	Warmup  time.Duration // load before the counted window
+	Window  time.Duration // counted window
+	Drain   time.Duration // loadgen --drain
+	Seed    int64
+	Idle    time.Duration // idle CPU measurement before the load (default 1.5 s)
 	// ProfileSeconds > 0 fetches /debug/pprof/profile?seconds=N from the
 	// collector (pprof extension enabled) at the start of the window.
 	ProfileSeconds int
@@ -132,9 +136,13 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 			spec.Start.done()
 		}
 	}()
-	res := &runResult{Kind: spec.Kind, Label: spec.Label, Rate: spec.Rate, Start: time.Now().UTC().Format(time.RFC3339),
+	res := &runResult{Kind: spec.Kind, Label: spec.Label, Variant: spec.Variant, Bin: e.collectorBin(spec.Kind, spec.Variant), Rate: spec.Rate, Start: time.Now().UTC().Format(time.RFC3339),
 		Pinned: e.taskset != "", LoadAvg: loadAvg(), WarmupS: spec.Warmup.Seconds()}
-	dir := filepath.Join(e.workDir, fmt.Sprintf("%s-%s", spec.Label, spec.Kind))
+	name := fmt.Sprintf("%s-%s", spec.Label, spec.Kind)
+	if spec.Variant != "" {
+		name += "-" + spec.Variant
+	}
+	dir := filepath.Join(e.workDir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -173,7 +181,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	}
 
 	// Collector on CPU 0.
-	col, err := e.startCollector(rf, spec.Kind)
+	col, err := e.startCollector(rf, spec.Kind, spec.Variant)
 	if err != nil {
 		return nil, err
 	}
@@ -246,14 +254,23 @@ func (e *env) startSink(rf *runFiles) (*waiter, error) {
 	return e.watch(cmd), nil
 }
 
-// startCollector starts the collector of kind k on CPU 0.
-func (e *env) startCollector(rf *runFiles, k kind) (*waiter, error) {
-	bin := e.contribBin
+// collectorBin is the binary of kind k's collector: variant "b" of a
+// tailsift kind is env.bBin (-b-bin).
+func (e *env) collectorBin(k kind, variant string) string {
+	switch {
+	case k != kindTailsift && k != kindFastpath:
+		return e.contribBin
+	case variant == "b":
+		return e.bBin
+	}
+	return e.tailsiftBin
+}
+
+// startCollector starts the collector of kind k (and variant) on CPU 0.
+func (e *env) startCollector(rf *runFiles, k kind, variant string) (*waiter, error) {
+	bin := e.collectorBin(k, variant)
 	args := []string{"--config", rf.config}
-	switch k {
-	case kindTailsift, kindFastpath:
-		bin = e.tailsiftBin
-	case kindContrib:
+	if k == kindContrib {
 		args = append(args, contribFeatureGates)
 	}
 	var extraEnv []string

@@ -87,21 +87,33 @@ func TestSmokeE2E(t *testing.T) {
 		rep.Side = append(rep.Side, r)
 		rep.Sat = append(rep.Sat, judge(r))
 	}
-	// The same collectors at once (-concurrent): every run measured, the
-	// windows begun together (the barrier holds the loads until every
-	// collector is up), and no two runs on the same port.
+	// The same collectors at once (-concurrent), with a variant b of the
+	// fast path (-b-bin: here a link to the same binary): every run
+	// measured, variant b's from its own binary and directory, the windows
+	// begun together (the barrier holds the loads until every collector is
+	// up), and no two runs on the same port.
+	e.bBin = filepath.Join(t.TempDir(), "otelcol-b")
+	if err := os.Symlink(ts, e.bBin); err != nil {
+		t.Fatal(err)
+	}
 	specs := make([]runSpec, len(kinds))
 	for i, k := range kinds {
 		specs[i] = runSpec{Kind: k, Label: "smokec", Rate: 2000, Warmup: time.Second, Window: 2 * time.Second,
 			Drain: time.Second, Seed: 1, Idle: 300 * time.Millisecond}
 	}
+	vb := specs[1]
+	vb.Variant = "b"
+	specs = append(specs, vb)
 	rs, err := concurrently(ctx, specs, e.run)
 	if err != nil {
 		t.Fatalf("concurrent: %v", err)
 	}
+	if b := rs[len(rs)-1]; b.Variant != "b" || b.Bin != e.bBin || rs[1].Bin != ts {
+		t.Errorf("variant b ran %q (%q), variant a %q", b.Bin, b.Variant, rs[1].Bin)
+	}
 	var first, last time.Time
 	for i, r := range rs {
-		if r.Kind != kinds[i] || r.WindowAccepted <= 0 || r.Loadgen == nil || r.Loadgen.AcceptedSpans != r.Loadgen.OfferedSpans {
+		if r.Kind != specs[i].Kind || r.WindowAccepted <= 0 || r.Loadgen == nil || r.Loadgen.AcceptedSpans != r.Loadgen.OfferedSpans {
 			t.Errorf("concurrent %s: not measured: %+v", kinds[i], r)
 		}
 		if r.Kind != kindBaseline && (r.Score == nil || r.Score.Received.Spans == 0) {
