@@ -310,3 +310,32 @@ func byteSize(t *testing.T, s string) int64 {
 	require.Failf(t, "size", "unexpected size %q", s)
 	return 0
 }
+
+// TestEnv: agent.env and gateway.env reach their tier's container, and the
+// gateway keeps its own POD_IP (cluster.self) beside them.
+func TestEnv(t *testing.T) {
+	helm, chart := tools(t)
+	for _, values := range []string{"", "agent: {env: []}\ngateway: {env: []}"} {
+		objs := render(t, helm, chart, values)
+		assert.Empty(t, objs.daemonSets[0].Spec.Template.Spec.Containers[0].Env, "agent env with %q", values)
+		env := objs.statefulSets[0].Spec.Template.Spec.Containers[0].Env
+		require.Len(t, env, 1, "gateway env with %q", values)
+		assert.Equal(t, "POD_IP", env[0].Name)
+	}
+	objs := render(t, helm, chart, `
+agent: {env: [{name: GOMAXPROCS, value: "2"}]}
+gateway:
+  env:
+    - {name: GODEBUG, value: "schedtrace=2000000000"}
+    - name: NODE
+      valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+`)
+	assert.Equal(t, []corev1.EnvVar{{Name: "GOMAXPROCS", Value: "2"}}, objs.daemonSets[0].Spec.Template.Spec.Containers[0].Env)
+	env := objs.statefulSets[0].Spec.Template.Spec.Containers[0].Env
+	require.Len(t, env, 3)
+	assert.Equal(t, "POD_IP", env[0].Name)
+	assert.Equal(t, corev1.EnvVar{Name: "GODEBUG", Value: "schedtrace=2000000000"}, env[1])
+	assert.Equal(t, "NODE", env[2].Name)
+	require.NotNil(t, env[2].ValueFrom)
+	assert.Equal(t, "spec.nodeName", env[2].ValueFrom.FieldRef.FieldPath)
+}
