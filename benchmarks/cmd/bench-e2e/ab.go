@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // abPair is one round's run of a tailsift collector from each build.
@@ -31,7 +32,7 @@ func (rep *report) abPairs() []abPair {
 // over the same seconds of the host, so the ratio spreads far less than
 // either figure does (README "Concurrent rounds").
 func (rep *report) writeAB(md *markdownWriter) {
-	md.printf("## A/B: b = `%s` against a = `%s`\n\n", rep.Opts.BBin, rep.Opts.TailsiftBin)
+	md.printf("## A/B: b = `%s`%s against a = `%s`\n\n", rep.Opts.BBin, bSetNote(rep.Opts.BSet), rep.Opts.TailsiftBin)
 	md.printf("Each round ran both builds' collectors with the same traffic (same seed)")
 	if rep.Opts.Concurrent {
 		md.printf(", at the same time (-concurrent)")
@@ -66,4 +67,12 @@ func optCell(p *float64, format string) string {
 		return "—"
 	}
 	return fmt.Sprintf(format, *p)
+}
+
+// bSetNote is " with" and -b-set's settings, or "" without any.
+func bSetNote(sets []string) string {
+	if len(sets) == 0 {
+		return ""
+	}
+	return " with `" + strings.Join(sets, "`, `") + "`"
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestRoundSpecs: with -b-bin every tailsift collector of a round gets a
@@ -84,4 +85,52 @@ func TestABProblemsNamed(t *testing.T) {
 	rep.Opts.BBin = "/bin/b"
 	rep.SideB = []*runResult{{Kind: kindFastpath, Label: "pair2", Variant: "b", CPUMicrosPerSpan: 3, Problems: []string{"window unsteady"}}}
 	assert.Contains(t, rep.markdown(), "- pair2 fastpath/b: window unsteady")
+}
+
+// TestBSet: -b-set's settings parse as YAML values and land in variant b's
+// config at their path; a path whose parent the config lacks is refused.
+func TestBSet(t *testing.T) {
+	o, err := parseOptions([]string{"-mode", "quick", "-sat=false", "-rate", "1000", "-fastpath", "-processor=false",
+		"-b-set", "receivers.tailsift.output.batch_timeout=200ms", "-b-set", "receivers.tailsift.shards=2"}, &strings.Builder{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"receivers.tailsift.output.batch_timeout=200ms", "receivers.tailsift.shards=2"}, o.BSet)
+	require.Len(t, o.bSets, 2)
+	assert.Equal(t, "receivers.tailsift.shards=2", o.bSets[1].String())
+
+	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6}
+	cfg, err := collectorConfig(testConfigs(t), kindFastpath, p, false, completionSetting{Wait: benchWait, WireOut: true}, 0, storeSetting{})
+	require.NoError(t, err)
+	out, err := applySettings(cfg, o.bSets)
+	require.NoError(t, err)
+	var doc struct {
+		Receivers struct {
+			Tailsift struct {
+				Shards int `yaml:"shards"`
+				Output struct {
+					Exporter     string `yaml:"exporter"`
+					BatchTimeout string `yaml:"batch_timeout"`
+				} `yaml:"output"`
+				Protocols map[string]any `yaml:"protocols"`
+			} `yaml:"tailsift"`
+		} `yaml:"receivers"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(out), &doc))
+	rt := doc.Receivers.Tailsift
+	assert.Equal(t, 2, rt.Shards)
+	assert.Equal(t, "200ms", rt.Output.BatchTimeout)
+	assert.Equal(t, "tailsift/sink", rt.Output.Exporter, "the rest of the block is kept")
+	assert.Contains(t, rt.Protocols, "grpc")
+
+	// The processor's path in the fast path's config: refused, not added.
+	s, err := parseBSet("processors.tailsift.output.batch_timeout=200ms")
+	require.NoError(t, err)
+	_, err = applySettings(cfg, []bSetting{s})
+	require.ErrorContains(t, err, "the config has no processors")
+
+	for _, bad := range []string{"batch_timeout", "=1", "a..b=1", "a.b={"} {
+		_, err := parseBSet(bad)
+		assert.Error(t, err, bad)
+	}
+	_, err = parseOptions([]string{"-mode", "quick", "-sat=false", "-rate", "1000", "-b-set", "x"}, &strings.Builder{})
+	require.ErrorContains(t, err, "key.path=value")
 }

@@ -134,6 +134,9 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	if o.ContribBin == "" {
 		o.ContribBin = filepath.Join(o.Repo, "bin", "otelcol-contrib-bench")
 	}
+	if o.BBin == "" && len(o.bSets) > 0 {
+		o.BBin = o.TailsiftBin // an A/B of the settings alone
+	}
 	configs, err := collectorTemplates(filepath.Join(o.Repo, "testdata", "collector"))
 	if err != nil {
 		return nil, nil, err
@@ -147,7 +150,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, bBin: o.BBin, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, bBin: o.BBin, bSets: o.bSets, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
 	if o.Store != "off" {
 		e.store = o.Store
 	}
@@ -214,7 +217,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-output-batch-timeout %v: tailsift's processor and fast path ran with output.batch_timeout %v (the default is 50ms): fewer, larger export requests, each kept trace waiting up to that long.", o.BatchTimeout, o.BatchTimeout))
 	}
 	if o.BBin != "" {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("-b-bin %s: every round also ran tailsift's collectors from this build (variant b); the side-by-side figures are -tailsift-bin's (variant a), and \"A/B\" compares the two round by round.", o.BBin))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("-b-bin %s%s: every round also ran tailsift's collectors from this build (variant b); the side-by-side figures are -tailsift-bin's (variant a), and \"A/B\" compares the two round by round.", o.BBin, bSetNote(o.BSet)))
 	}
 	if o.Concurrent {
 		rep.Notes = append(rep.Notes, "-concurrent: the collectors of each side-by-side round ran at the same time, all on CPU 0, each with its own loadgen and sink on CPU 1 (the same seed, so the same traffic), their loads started together; so \"other load on CPU 0\" is mostly the other collectors, and each collector's CPU and latency include sharing CPU 0 and its caches with them.")

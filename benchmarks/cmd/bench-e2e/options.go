@@ -27,6 +27,10 @@ type options struct {
 	// variant "b", so that a change is measured against the build before
 	// it in the same rounds (README "Same-round A/B of two builds").
 	BBin string
+	// BSet are -b-set's settings, as given: variant b's collector config
+	// gets them (with -tailsift-bin's binary when -b-bin is not set).
+	BSet  []string
+	bSets []bSetting
 
 	Pairs    int
 	Rate     float64 // 0: auto, from the saturation search (full mode)
@@ -170,6 +174,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.TailsiftBin, "tailsift-bin", os.Getenv("TAILSIFT_BIN"), "tailsift collector (default $TAILSIFT_BIN or <repo>/bin/otelcol-tailsift)")
 	fs.StringVar(&o.ContribBin, "contrib-bin", "", "contrib comparison collector (default <repo>/bin/otelcol-contrib-bench)")
 	fs.StringVar(&o.BBin, "b-bin", "", "a second tailsift build (variant b): each round also runs its processor and fast path (those the round runs), beside -tailsift-bin's; the report compares them round by round (use with -concurrent)")
+	fs.Func("b-set", "key.path=value (YAML), repeatable: variant b's collector config gets it, e.g. receivers.tailsift.output.batch_timeout=200ms for the fast path; with no -b-bin, b is -tailsift-bin's build, so the A/B is of the setting alone", func(v string) error {
+		s, err := parseBSet(v)
+		if err == nil {
+			o.BSet, o.bSets = append(o.BSet, v), append(o.bSets, s)
+		}
+		return err
+	})
 	fs.StringVar(&o.LoadgenBin, "loadgen-bin", "", "tailsift-loadgen binary (default: go build ./cmd/tailsift-loadgen into the work dir)")
 	fs.StringVar(&o.SinkBin, "sink-bin", "", "tailsift-sink binary (default: go build ./cmd/tailsift-sink into the work dir)")
 	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "side-by-side rounds (tailsift, contrib, baseline each); 0: none (saturation only)")
@@ -236,8 +247,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if !o.Processor && !o.Fastpath && !o.Contrib && o.Pairs > 0 {
 		return o, errors.New("-processor=false needs -fastpath or -contrib in the side-by-side rounds")
 	}
-	if o.BBin != "" && !o.Processor && !o.Fastpath {
-		return o, errors.New("-b-bin needs -processor or -fastpath: variant b runs tailsift's collectors")
+	if (o.BBin != "" || len(o.BSet) > 0) && !o.Processor && !o.Fastpath {
+		return o, errors.New("-b-bin and -b-set need -processor or -fastpath: variant b runs tailsift's collectors")
 	}
 	if o.BatchTimeout < 0 || o.BatchTimeout > time.Minute {
 		return o, fmt.Errorf("-output-batch-timeout must be between 0 and 1m, not %v", o.BatchTimeout)

@@ -18,7 +18,8 @@ import (
 // env holds what every run needs.
 type env struct {
 	tailsiftBin, contribBin string
-	bBin                    string // -b-bin: tailsift's variant b
+	bBin                    string     // -b-bin: tailsift's variant b
+	bSets                   []bSetting // -b-set: variant b's config settings
 	loadgenBin, sinkBin     string
 	taskset                 string // path of taskset, "" when runs are unpinned
 	workDir                 string
@@ -161,6 +162,9 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 		st = storeSetting{Dir: filepath.Join(dir, "store"), Compression: e.store}
 	}
 	config, err := collectorConfig(e.configs, spec.Kind, rf.ports, spec.ProfileSeconds > 0, e.completion, e.rescue, st)
+	if err == nil && spec.Variant == "b" {
+		config, err = applySettings(config, e.bSets)
+	}
 	if err != nil {
 		return nil, err
 	}
