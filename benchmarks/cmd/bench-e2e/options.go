@@ -174,7 +174,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.TailsiftBin, "tailsift-bin", os.Getenv("TAILSIFT_BIN"), "tailsift collector (default $TAILSIFT_BIN or <repo>/bin/otelcol-tailsift)")
 	fs.StringVar(&o.ContribBin, "contrib-bin", "", "contrib comparison collector (default <repo>/bin/otelcol-contrib-bench)")
 	fs.StringVar(&o.BBin, "b-bin", "", "a second tailsift build (variant b): each round also runs its processor and fast path (those the round runs), beside -tailsift-bin's; the report compares them round by round (use with -concurrent)")
-	fs.Func("b-set", "key.path=value (YAML), repeatable: variant b's collector config gets it, e.g. receivers.tailsift.output.batch_timeout=200ms for the fast path; with no -b-bin, b is -tailsift-bin's build, so the A/B is of the setting alone", func(v string) error {
+	fs.Func("b-set", "key.path=value (YAML), repeatable: variant b's collector config gets it, e.g. receivers.tailsift.output.batch_timeout=200ms for the fast path (a b run whose config lacks the path's parent fails, so give the processor's settings with -fastpath=false and the fast path's with -processor=false); with no -b-bin, b is -tailsift-bin's build, so the A/B is of the setting alone", func(v string) error {
 		s, err := parseBSet(v)
 		if err == nil {
 			o.BSet, o.bSets = append(o.BSet, v), append(o.bSets, s)
