@@ -94,13 +94,16 @@ func TestBSet(t *testing.T) {
 		"-b-set", "receivers.tailsift.output.batch_timeout=200ms", "-b-set", "receivers.tailsift.shards=2"}, &strings.Builder{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"receivers.tailsift.output.batch_timeout=200ms", "receivers.tailsift.shards=2"}, o.BSet)
-	require.Len(t, o.bSets, 2)
-	assert.Equal(t, "receivers.tailsift.shards=2", o.bSets[1].String())
+	sets, err := parseBSets(o.BSet)
+	require.NoError(t, err)
+	require.Len(t, sets, 2)
+	assert.Equal(t, []string{"receivers", "tailsift", "shards"}, sets[1].path)
+	assert.Equal(t, 2, sets[1].value)
 
 	p := ports{OTLP: 1, Metrics: 2, Health: 3, Pprof: 4, SinkGRPC: 5, SinkHTTP: 6}
 	cfg, err := collectorConfig(testConfigs(t), kindFastpath, p, false, completionSetting{Wait: benchWait, WireOut: true}, 0, storeSetting{})
 	require.NoError(t, err)
-	out, err := applySettings(cfg, o.bSets)
+	out, err := applySettings(cfg, sets)
 	require.NoError(t, err)
 	var doc struct {
 		Receivers struct {

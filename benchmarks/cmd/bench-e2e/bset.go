@@ -14,15 +14,6 @@ type bSetting struct {
 	value any
 }
 
-// String gives the setting back as it was written on the command line.
-func (s bSetting) String() string {
-	v, err := yaml.Marshal(s.value)
-	if err != nil {
-		return strings.Join(s.path, ".") + "=?"
-	}
-	return strings.Join(s.path, ".") + "=" + strings.TrimSpace(string(v))
-}
-
 // parseBSet reads "key.path=value"; the value is YAML (200ms, 5, true,
 // {a: 1}, [x, y]).
 func parseBSet(arg string) (bSetting, error) {
@@ -43,6 +34,19 @@ func parseBSet(arg string) (bSetting, error) {
 	return bSetting{path: path, value: value}, nil
 }
 
+// parseBSets parses every -b-set argument.
+func parseBSets(args []string) ([]bSetting, error) {
+	sets := make([]bSetting, 0, len(args))
+	for _, a := range args {
+		s, err := parseBSet(a)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	return sets, nil
+}
+
 // applySettings returns config with each setting applied. Every key of a
 // path but the last must name a map that the config already has, so that
 // a path meant for one collector (receivers.tailsift... for the fast
@@ -61,7 +65,7 @@ func applySettings(config string, sets []bSetting) (string, error) {
 		for i, k := range s.path[:len(s.path)-1] {
 			next, ok := m[k].(map[string]any)
 			if !ok {
-				return "", fmt.Errorf("-b-set %s: the config has no %s", s, strings.Join(s.path[:i+1], "."))
+				return "", fmt.Errorf("-b-set %s: the config has no %s", strings.Join(s.path, "."), strings.Join(s.path[:i+1], "."))
 			}
 			m = next
 		}

@@ -19,6 +19,19 @@ const (
 	kindFastpath kind = "fastpath"
 )
 
+// isTailsift reports whether k is one of tailsift's collectors (the
+// processor or the fast path), which have a variant b (-b-bin, -b-set).
+func (k kind) isTailsift() bool { return k == kindTailsift || k == kindFastpath }
+
+// runName names a run's collector in logs and notes: its kind, and
+// "/b" for variant b.
+func runName(k kind, variant string) string {
+	if variant == "" {
+		return string(k)
+	}
+	return string(k) + "/" + variant
+}
+
 // Settings shared by both sampling configurations.
 const (
 	maxWait        = 30 * time.Second // tailsift completion.max_wait, contrib decision_wait

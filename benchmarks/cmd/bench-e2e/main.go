@@ -134,8 +134,12 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	if o.ContribBin == "" {
 		o.ContribBin = filepath.Join(o.Repo, "bin", "otelcol-contrib-bench")
 	}
-	if o.BBin == "" && len(o.bSets) > 0 {
+	if o.BBin == "" && len(o.BSet) > 0 {
 		o.BBin = o.TailsiftBin // an A/B of the settings alone
+	}
+	bSets, err := parseBSets(o.BSet)
+	if err != nil {
+		return nil, nil, err
 	}
 	configs, err := collectorTemplates(filepath.Join(o.Repo, "testdata", "collector"))
 	if err != nil {
@@ -150,7 +154,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 			_ = os.RemoveAll(work)
 		}
 	}
-	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, bBin: o.BBin, bSets: o.bSets, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
+	e := &env{tailsiftBin: o.TailsiftBin, contribBin: o.ContribBin, bBin: o.BBin, bSets: bSets, workDir: work, keep: o.Keep, logf: logf, rescue: o.Rescue, configs: configs}
 	if o.Store != "off" {
 		e.store = o.Store
 	}
@@ -226,10 +230,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		rep.Notes = append(rep.Notes, "taskset was not found: every process ran UNPINNED, so the collector competed with the load generator for both CPUs.")
 	}
 	do := func(ctx context.Context, spec runSpec) (*runResult, error) {
-		name := string(spec.Kind)
-		if spec.Variant != "" {
-			name += "/" + spec.Variant
-		}
+		name := runName(spec.Kind, spec.Variant)
 		logf("run %-8s %-8s %6.0f spans/s: warm-up %v, window %v", spec.Label, name, spec.Rate, spec.Warmup, spec.Window)
 		r, err := e.run(ctx, spec)
 		if err != nil {
@@ -406,7 +407,7 @@ func roundSpecs(order []kind, b, swap bool) []runSpec {
 	var specs []runSpec
 	for _, k := range order {
 		a := runSpec{Kind: k}
-		if !b || (k != kindTailsift && k != kindFastpath) {
+		if !b || !k.isTailsift() {
 			specs = append(specs, a)
 			continue
 		}

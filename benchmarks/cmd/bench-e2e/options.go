@@ -27,10 +27,10 @@ type options struct {
 	// variant "b", so that a change is measured against the build before
 	// it in the same rounds (README "Same-round A/B of two builds").
 	BBin string
-	// BSet are -b-set's settings, as given: variant b's collector config
-	// gets them (with -tailsift-bin's binary when -b-bin is not set).
-	BSet  []string
-	bSets []bSetting
+	// BSet are -b-set's settings, as given (each checked by parseBSet):
+	// variant b's collector config gets them (with -tailsift-bin's binary
+	// when -b-bin is not set).
+	BSet []string
 
 	Pairs    int
 	Rate     float64 // 0: auto, from the saturation search (full mode)
@@ -175,11 +175,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ContribBin, "contrib-bin", "", "contrib comparison collector (default <repo>/bin/otelcol-contrib-bench)")
 	fs.StringVar(&o.BBin, "b-bin", "", "a second tailsift build (variant b): each round also runs its processor and fast path (those the round runs), beside -tailsift-bin's; the report compares them round by round (use with -concurrent)")
 	fs.Func("b-set", "key.path=value (YAML), repeatable: variant b's collector config gets it, e.g. receivers.tailsift.output.batch_timeout=200ms for the fast path (a b run whose config lacks the path's parent fails, so give the processor's settings with -fastpath=false and the fast path's with -processor=false); with no -b-bin, b is -tailsift-bin's build, so the A/B is of the setting alone", func(v string) error {
-		s, err := parseBSet(v)
-		if err == nil {
-			o.BSet, o.bSets = append(o.BSet, v), append(o.bSets, s)
+		if _, err := parseBSet(v); err != nil {
+			return err
 		}
-		return err
+		o.BSet = append(o.BSet, v)
+		return nil
 	})
 	fs.StringVar(&o.LoadgenBin, "loadgen-bin", "", "tailsift-loadgen binary (default: go build ./cmd/tailsift-loadgen into the work dir)")
 	fs.StringVar(&o.SinkBin, "sink-bin", "", "tailsift-sink binary (default: go build ./cmd/tailsift-sink into the work dir)")

@@ -407,12 +407,8 @@ func (rep *report) writeNotes(md *markdownWriter) {
 	var probs []string
 	for _, r := range append(append(append([]*runResult{}, rep.Side...), rep.SideB...), rep.Profile) {
 		if r != nil {
-			name := string(r.Kind)
-			if r.Variant != "" {
-				name += "/" + r.Variant
-			}
 			for _, p := range r.Problems {
-				probs = append(probs, fmt.Sprintf("%s %s: %s", r.Label, name, p))
+				probs = append(probs, fmt.Sprintf("%s %s: %s", r.Label, runName(r.Kind, r.Variant), p))
 			}
 		}
 	}

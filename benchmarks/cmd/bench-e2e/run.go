@@ -139,11 +139,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	}()
 	res := &runResult{Kind: spec.Kind, Label: spec.Label, Variant: spec.Variant, Bin: e.collectorBin(spec.Kind, spec.Variant), Rate: spec.Rate, Start: time.Now().UTC().Format(time.RFC3339),
 		Pinned: e.taskset != "", LoadAvg: loadAvg(), WarmupS: spec.Warmup.Seconds()}
-	name := fmt.Sprintf("%s-%s", spec.Label, spec.Kind)
-	if spec.Variant != "" {
-		name += "-" + spec.Variant
-	}
-	dir := filepath.Join(e.workDir, name)
+	dir := filepath.Join(e.workDir, spec.Label+"-"+strings.ReplaceAll(runName(spec.Kind, spec.Variant), "/", "-"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -157,7 +153,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 		return nil, err
 	}
 	var st storeSetting
-	if e.store != "" && (spec.Kind == kindTailsift || spec.Kind == kindFastpath) {
+	if e.store != "" && spec.Kind.isTailsift() {
 		// In the run's directory: removed with it unless -keep.
 		st = storeSetting{Dir: filepath.Join(dir, "store"), Compression: e.store}
 	}
@@ -262,7 +258,7 @@ func (e *env) startSink(rf *runFiles) (*waiter, error) {
 // tailsift kind is env.bBin (-b-bin).
 func (e *env) collectorBin(k kind, variant string) string {
 	switch {
-	case k != kindTailsift && k != kindFastpath:
+	case !k.isTailsift():
 		return e.contribBin
 	case variant == "b":
 		return e.bBin
