@@ -73,19 +73,29 @@ func TestHandOverIsPaced(t *testing.T) {
 		Enabled: true, Settle: time.Second, BytesPerSecond: 64 << 10, MaxBytes: 1 << 30, Timeout: time.Minute,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // a failed test ends the handover before the node shuts down
 	done := make(chan struct{})
 	go func() {
 		n.HandOver(ctx)
 		close(done)
 	}()
 	// Each chunk waits its bytes at 64 KiB/s on the fake clock before it is
-	// sent: every step of the clock lets about one chunk through.
-	for step := range 5 {
-		require.Eventually(t, func() bool { return int(buf.takes.Load()) > step }, 10*time.Second, time.Millisecond)
-		clk.Advance(time.Second)
+	// sent. The clock moves in quarter chunks; a step may come before the
+	// pacing timer is set (that step is then lost to it), so the clock can
+	// only run ahead of the chunks, never behind: chunk k+1 is taken only
+	// after k chunks' worth of time has passed.
+	per := time.Duration(float64(len(buf.chunk)) / float64(64<<10) * float64(time.Second))
+	require.Greater(t, per, time.Millisecond, "a chunk long enough to be paced")
+	var advanced time.Duration
+	for deadline := time.Now().Add(10 * time.Second); buf.takes.Load() < 5; {
+		require.True(t, time.Now().Before(deadline), "5 chunks taken within 10 s: %d after %v of the clock", buf.takes.Load(), advanced)
+		clk.Advance(per / 4)
+		advanced += per / 4
+		time.Sleep(time.Millisecond)
+		assert.LessOrEqual(t, int64(buf.takes.Load()), 1+int64(advanced/per), "paced: no chunk before its time")
 	}
 	require.Eventually(t, func() bool { return obs.handed.Load() > 0 }, 10*time.Second, time.Millisecond)
-	assert.LessOrEqual(t, buf.takes.Load(), int32(6), "paced: a chunk per step of the clock")
+	assert.LessOrEqual(t, int64(buf.takes.Load()), 1+int64(advanced/per), "paced: no chunk before its time")
 	select {
 	case <-done:
 		t.Fatal("the handover ended while it had traces to move")
