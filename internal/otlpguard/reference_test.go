@@ -2,9 +2,10 @@ package otlpguard
 
 import "fmt"
 
-// checkReference is Check as it was before its fast paths (commit 4ce0236):
+// checkReference is Check as it was before its fast paths (commit 4ce0236),
+// with the rule for a key-value's missing value that came after:
 // the field-by-field walk FuzzCheckMatchesReference compares Check with.
-// It shares skipGroup, uvarint, childKind and malformed with Check, which
+// It shares skipGroup, uvarint, childKind, tooDeep and malformed with Check, which
 // the fast paths left as they were.
 // It walks the protobuf encoding of one export request of the given
 // signal and returns an error wrapping ErrTooDeep when an AnyValue nests
@@ -66,9 +67,12 @@ func checkReference(sig Signal, b []byte) error {
 			if child == kAnyValue {
 				depth++
 				if depth > MaxDepth {
-					return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
-						sig, ErrTooDeep, pos, MaxDepth)
+					return tooDeep(sig, pos)
 				}
+			}
+			// A key-value's value, present or not, is one level deeper.
+			if child == kKeyValue && depth >= MaxDepth {
+				return tooDeep(sig, pos)
 			}
 			if sp == len(stack) { // cannot happen: depth bounds sp
 				return fmt.Errorf("check %v request: %w: messages nested more than %d levels deep", sig, ErrTooDeep, maxFrames)

@@ -179,15 +179,19 @@ func Check(sig Signal, b []byte) error {
 			pos += int(l)
 			continue
 		case kKeyValue:
-			if depth < MaxDepth && scalarKeyValue(b, pos, pos+int(l)) {
+			// A key-value's value is one level deeper than the key-value,
+			// with or without a value field: pdata gives it an empty value.
+			if depth >= MaxDepth {
+				return tooDeep(sig, pos)
+			}
+			if scalarKeyValue(b, pos, pos+int(l)) {
 				pos += int(l)
 				continue
 			}
 		case kAnyValue:
 			depth++
 			if depth > MaxDepth {
-				return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
-					sig, ErrTooDeep, pos, MaxDepth)
+				return tooDeep(sig, pos)
 			}
 			if scalarAnyValue(b, pos, pos+int(l)) {
 				depth--
@@ -255,6 +259,12 @@ func varintLen(b []byte, pos, end int) int {
 	}
 	_, n := uvarint(b[pos:end])
 	return n
+}
+
+// tooDeep is the error of a value at byte pos deeper than MaxDepth.
+func tooDeep(sig Signal, pos int) error {
+	return fmt.Errorf("check %v request: %w: an AnyValue at byte %d is nested more than %d levels deep",
+		sig, ErrTooDeep, pos, MaxDepth)
 }
 
 func malformed(sig Signal, pos int, what string) error {

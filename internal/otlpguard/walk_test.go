@@ -54,6 +54,44 @@ func TestCheckLimit(t *testing.T) {
 	}
 }
 
+// TestCheckKeyValueWithoutValue nests a kvlist_value whose one key-value
+// has a key and no value field: pdata gives that key an empty value one
+// level deeper than the kvlist (a fuzzed input once slipped through this
+// way, 129 levels deep to pdata and 128 to Check). At MaxDepth-1 the empty
+// value is at the limit and passes; at MaxDepth it is past it.
+func TestCheckKeyValueWithoutValue(t *testing.T) {
+	keyOnly := func(depth int) []byte { // the kvlist is level depth
+		var kv, body []byte
+		kv = protowire.AppendTag(kv, 1, protowire.BytesType) // KeyValue.key, no value
+		kv = protowire.AppendString(kv, "k")
+		body = protowire.AppendTag(body, 1, protowire.BytesType) // KeyValueList.values
+		body = protowire.AppendBytes(body, kv)
+		list := protowire.AppendTag(nil, 6, protowire.BytesType) // AnyValue.kvlist_value
+		body = protowire.AppendBytes(list, body)
+		for range depth - 1 { // AnyValue{array_value{values: [body]}}
+			arr := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), body)
+			body = protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), arr)
+		}
+		return body
+	}
+	for _, sp := range signalPaths {
+		for _, p := range sp.paths {
+			t.Run(sp.sig.String()+"/"+p.Name, func(t *testing.T) {
+				atLimit := otlpguardtest.Request(p, keyOnly(otlpguard.MaxDepth-1))
+				require.NoError(t, otlpguard.Check(sp.sig, atLimit))
+				if depth, ok := pdataDepth(t, sp.sig, atLimit); ok {
+					assert.Equal(t, otlpguard.MaxDepth, depth, "pdata's depth of the value Check accepted")
+				}
+				over := otlpguardtest.Request(p, keyOnly(otlpguard.MaxDepth))
+				require.ErrorIs(t, otlpguard.Check(sp.sig, over), otlpguard.ErrTooDeep)
+				if depth, ok := pdataDepth(t, sp.sig, over); ok {
+					assert.Equal(t, otlpguard.MaxDepth+1, depth, "pdata's depth of the value Check refused")
+				}
+			})
+		}
+	}
+}
+
 // TestCheckAgreesWithPdata builds requests through the pdata API (its own
 // encoder, not the test one) with a value nested at and past the limit,
 // and checks that pdata decodes what Check accepts to the depth it claims.

@@ -41,6 +41,11 @@ func CheckAnyValue(b []byte, depth int) error {
 // checkKeyValue checks an encoded KeyValue whose value is enclosed in depth
 // AnyValues; base is b's offset in the scanned input.
 func checkKeyValue(b []byte, base, depth int) error {
+	// Its value is one level deeper, with or without a value field: pdata
+	// gives a key-value without one an empty value.
+	if depth >= MaxAnyValueDepth {
+		return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
+	}
 	for off := 0; off < len(b); {
 		// The common case, a key or value shorter than 128 bytes, inline.
 		if off+1 < len(b) && b[off+1] < 0x80 {
@@ -51,7 +56,7 @@ func checkKeyValue(b []byte, base, depth int) error {
 					off = next
 					continue
 				case 0x12: // value
-					if v := b[off+2 : next]; depth >= MaxAnyValueDepth || !scalarValue(v) {
+					if v := b[off+2 : next]; !scalarValue(v) {
 						if err := checkAnyValue(v, base+off+2, depth); err != nil {
 							return err
 						}

@@ -246,6 +246,25 @@ func TestAnyValueDepthBound(t *testing.T) {
 	require.NoError(t, CheckAnyValue(deepAnyValue(1), MaxAnyValueDepth-1))
 	require.ErrorIs(t, CheckAnyValue(deepAnyValue(1), MaxAnyValueDepth), ErrTooDeep)
 	require.ErrorIs(t, CheckAnyValue(deepAnyValue(3), MaxAnyValueDepth-2), ErrTooDeep)
+
+	// A kvlist whose key-value has no value field: pdata gives the key an
+	// empty value one level deeper than the kvlist.
+	keyOnly := lenField(6, lenField(1, lenField(1, []byte("k"))))
+	require.NoError(t, CheckAnyValue(keyOnly, MaxAnyValueDepth-2))
+	require.ErrorIs(t, CheckAnyValue(keyOnly, MaxAnyValueDepth-1), ErrTooDeep)
+	for depth, want := range map[int]error{MaxAnyValueDepth - 2: nil, MaxAnyValueDepth - 1: ErrTooDeep} {
+		v := keyOnly
+		for range depth { // AnyValue{array_value{values: [v]}}
+			v = lenField(5, lenField(1, v))
+		}
+		b.Reset()
+		err := Scan(attrWith(v), &b)
+		if want == nil {
+			require.NoError(t, err, "the key's empty value at level %d", depth+2)
+		} else {
+			require.ErrorIs(t, err, want, "the key's empty value at level %d", depth+2)
+		}
+	}
 }
 
 // repeated returns a request whose ResourceSpans repeats its resource n
