@@ -167,6 +167,9 @@ func TestTimerDecisionLeavesAtItsWakeUp(t *testing.T) {
 
 	clk.Advance(3 * time.Millisecond)
 	require.NoError(t, b.Ingest(ctx, encodeSpans(t, spanSpec{trace: 1, span: 1, start: 1, end: 2})))
+	// Taken in at 3 ms even when the Ingest call found the goroutine busy
+	// and queued the spans to it, before the clock moves again.
+	require.NoError(t, b.Sync(ctx))
 	grid := time.Duration(gridFor(int64(cfg.Completion.Quiet / wakeGridShare)))
 	due := (3*time.Millisecond + cfg.Completion.Quiet + grid - 1) / grid * grid // the quiet deadline on the grid
 	clk.Advance(due - 3*time.Millisecond - time.Millisecond)
