@@ -39,13 +39,9 @@ func CheckAnyValue(b []byte, depth int) error {
 }
 
 // checkKeyValue checks an encoded KeyValue whose value is enclosed in depth
-// AnyValues; base is b's offset in the scanned input.
+// AnyValues, depth < MaxAnyValueDepth (checkList sees to it, an attribute's
+// is 0); base is b's offset in the scanned input.
 func checkKeyValue(b []byte, base, depth int) error {
-	// Its value is one level deeper, with or without a value field: pdata
-	// gives a key-value without one an empty value.
-	if depth >= MaxAnyValueDepth {
-		return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
-	}
 	for off := 0; off < len(b); {
 		// The common case, a key or value shorter than 128 bytes, inline.
 		if off+1 < len(b) && b[off+1] < 0x80 {
@@ -99,9 +95,15 @@ func scalarValue(v []byte) bool {
 	return false
 }
 
+// tooDeep is the error of a value at byte base deeper than
+// MaxAnyValueDepth.
+func tooDeep(base int) error {
+	return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
+}
+
 func checkAnyValue(b []byte, base, depth int) error {
 	if depth >= MaxAnyValueDepth {
-		return fmt.Errorf("%w: %w: deeper than %d levels at byte %d", ErrMalformed, ErrTooDeep, MaxAnyValueDepth, base)
+		return tooDeep(base)
 	}
 	for off := 0; off < len(b); {
 		// The common cases inline: a short string, a bool or int of one
@@ -152,9 +154,15 @@ func checkList(s *schema, b []byte, base, depth int) error {
 		}
 		if num == 1 {
 			vbase := base + next - len(v)
-			if s == &arrayValueMsg {
+			switch {
+			case s == &arrayValueMsg:
 				err = checkAnyValue(v, vbase, depth)
-			} else {
+			case depth >= MaxAnyValueDepth:
+				// A key-value's value is one level deeper, with or
+				// without a value field: pdata gives a key-value
+				// without one an empty value.
+				err = tooDeep(vbase)
+			default:
 				err = checkKeyValue(v, vbase, depth)
 			}
 			if err != nil {

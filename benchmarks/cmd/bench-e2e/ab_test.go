@@ -17,20 +17,20 @@ func TestRoundSpecs(t *testing.T) {
 	names := func(specs []runSpec) []string {
 		var out []string
 		for _, s := range specs {
-			n := string(s.Kind)
-			if s.Variant != "" {
-				n += "/" + s.Variant
-			}
-			out = append(out, n)
+			out = append(out, runName(s.Kind, s.Variant))
 		}
 		return out
 	}
 	order := []kind{kindTailsift, kindFastpath, kindContrib, kindBaseline}
-	assert.Equal(t, []string{"tailsift", "fastpath", "contrib", "baseline"}, names(roundSpecs(order, false, false)))
+	assert.Equal(t, []string{"tailsift", "fastpath", "contrib", "baseline"}, names(roundSpecs(runSpec{}, order, false, false)))
 	assert.Equal(t, []string{"tailsift", "tailsift/b", "fastpath", "fastpath/b", "contrib", "baseline"},
-		names(roundSpecs(order, true, false)))
+		names(roundSpecs(runSpec{}, order, true, false)))
 	assert.Equal(t, []string{"tailsift/b", "tailsift", "fastpath/b", "fastpath", "contrib", "baseline"},
-		names(roundSpecs(order, true, true)))
+		names(roundSpecs(runSpec{}, order, true, true)))
+	for _, s := range roundSpecs(runSpec{Label: "pair2", Rate: 500}, order, true, false) {
+		assert.Equal(t, "pair2", s.Label, "every run keeps the round's settings")
+		assert.InDelta(t, 500, s.Rate, 0)
+	}
 }
 
 // TestBBinNeedsTailsift: -b-bin without a tailsift collector in the

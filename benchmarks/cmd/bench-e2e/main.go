@@ -337,11 +337,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 		if o.Baseline {
 			order = append(order, kindBaseline)
 		}
-		specs := roundSpecs(order, o.BBin != "", i%2 == 0)
-		for j := range specs {
-			specs[j].Label, specs[j].Rate, specs[j].Warmup = fmt.Sprintf("pair%d", i), o.Rate, o.Warmup
-			specs[j].Window, specs[j].Drain, specs[j].Seed, specs[j].Idle = o.Window, o.Drain, o.Seed, o.Idle
-		}
+		base := runSpec{Label: fmt.Sprintf("pair%d", i), Rate: o.Rate, Warmup: o.Warmup,
+			Window: o.Window, Drain: o.Drain, Seed: o.Seed, Idle: o.Idle}
+		specs := roundSpecs(base, order, o.BBin != "", i%2 == 0)
 		var rs []*runResult
 		if o.Concurrent {
 			if rs, err = concurrently(ctx, specs, do); err != nil {
@@ -399,19 +397,21 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	return rep, nil
 }
 
-// roundSpecs are a round's runs for the kinds in order: with b, each
-// tailsift kind (processor, fast path) is followed by its variant b, or,
-// in the rounds that swap (swap, every other one), preceded by it, so
+// roundSpecs are a round's runs, base with each kind in order: with b,
+// each tailsift kind (processor, fast path) is followed by its variant b,
+// or, in the rounds that swap (swap, every other one), preceded by it, so
 // that in sequential rounds neither build always runs first.
-func roundSpecs(order []kind, b, swap bool) []runSpec {
+func roundSpecs(base runSpec, order []kind, b, swap bool) []runSpec {
 	var specs []runSpec
 	for _, k := range order {
-		a := runSpec{Kind: k}
+		a := base
+		a.Kind = k
 		if !b || !k.isTailsift() {
 			specs = append(specs, a)
 			continue
 		}
-		vb := runSpec{Kind: k, Variant: "b"}
+		vb := a
+		vb.Variant = "b"
 		if swap {
 			specs = append(specs, vb, a)
 		} else {

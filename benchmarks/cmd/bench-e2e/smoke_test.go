@@ -114,7 +114,7 @@ func TestSmokeE2E(t *testing.T) {
 	var first, last time.Time
 	for i, r := range rs {
 		if r.Kind != specs[i].Kind || r.WindowAccepted <= 0 || r.Loadgen == nil || r.Loadgen.AcceptedSpans != r.Loadgen.OfferedSpans {
-			t.Errorf("concurrent %s: not measured: %+v", kinds[i], r)
+			t.Errorf("concurrent %s: not measured: %+v", runName(specs[i].Kind, specs[i].Variant), r)
 		}
 		if r.Kind != kindBaseline && (r.Score == nil || r.Score.Received.Spans == 0) {
 			t.Errorf("concurrent %s: sink received nothing", r.Kind)
