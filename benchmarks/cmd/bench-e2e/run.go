@@ -27,6 +27,7 @@ type env struct {
 	rescue                  time.Duration      // tailsift's rescue.window; 0: off
 	store                   string             // tailsift's store compression (-store); "": off
 	shape                   string             // loadgen --shape; "": its default
+	loadgenTick             time.Duration      // loadgen --tick; 0: its default
 	gctrace                 bool               // run the collector with GODEBUG=gctrace=1 and count its GC cycles per window
 	completion              completionSetting  // decision wait (tailsift quiet, contrib after-root, sink --completion), learning
 	configs                 *template.Template // testdata/collector
@@ -286,9 +287,18 @@ func (e *env) startCollector(rf *runFiles, k kind, variant string) (*waiter, err
 	return e.watch(cmd), nil
 }
 
-// startLoadgen starts tailsift-loadgen on CPU 1. It runs warmup + window +
-// a margin for its own start-up, then --drain.
+// startLoadgen starts tailsift-loadgen on CPU 1 (loadgenArgs).
 func (e *env) startLoadgen(rf *runFiles, spec runSpec) (*waiter, error) {
+	cmd, err := e.start(1, rf.log("loadgen"), nil, e.loadgenBin, e.loadgenArgs(rf, spec)...)
+	if err != nil {
+		return nil, fmt.Errorf("start loadgen: %w", err)
+	}
+	return e.watch(cmd), nil
+}
+
+// loadgenArgs are a run's loadgen arguments. It runs warmup + window + a
+// margin for its own start-up, then --drain.
+func (e *env) loadgenArgs(rf *runFiles, spec runSpec) []string {
 	duration := spec.Warmup + spec.Window + 2*time.Second
 	args := []string{"--endpoint", fmt.Sprintf("127.0.0.1:%d", rf.ports.OTLP), "--protocol", "grpc",
 		"--rate", strconv.FormatFloat(spec.Rate, 'f', 0, 64), "--duration", duration.String(), "--drain", spec.Drain.String(),
@@ -299,11 +309,10 @@ func (e *env) startLoadgen(rf *runFiles, spec runSpec) (*waiter, error) {
 	if e.shape != "" {
 		args = append(args, "--shape", e.shape)
 	}
-	cmd, err := e.start(1, rf.log("loadgen"), nil, e.loadgenBin, args...)
-	if err != nil {
-		return nil, fmt.Errorf("start loadgen: %w", err)
+	if e.loadgenTick > 0 {
+		args = append(args, "--tick", e.loadgenTick.String())
 	}
-	return e.watch(cmd), nil
+	return args
 }
 
 // measureIdle records the idle baseline: CPU, RSS and heap after start-up,
