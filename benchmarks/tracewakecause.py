@@ -38,7 +38,7 @@ def cause(stack):
         return 'in: incoming request (HTTP/2 server reader)'
     if 'http2Client' in s:
         return 'resp: export answer (HTTP/2 client reader)'
-    if 'tracebuf.(*shard).run' in s:
+    if 'tracebuf.(*shard).run' in s or 'fdTimer' in s:
         return 'timer: shard wake-up'
     if 'traceStartReadCPU' in s or 'traceAdvancer' in s:
         return 'trace: runtime/trace reader (artifact)'
