@@ -11,25 +11,13 @@ tracing), a goroutine's first run (fresh), another goroutine (other: its
 frames), or none before the P went idle again (none: e.g. netpoll's
 millisecond timeout waking ahead of a timer). With `timeline N`, the first N
 wake-ups with their times in ms. Complements tracewakes.py, which counts
-where goroutines block.
+where goroutines block, and reads the trace with its events().
 """
 import collections
 import re
 import sys
 
-
-def events(path):
-    cur = None
-    for line in open(path, errors='replace'):
-        line = line.rstrip('\n')
-        if line.startswith('M='):
-            if cur:
-                yield cur
-            cur = [line, []]
-        elif line.startswith('\t') and not line.startswith('\t\t') and cur:
-            cur[1].append(line.strip().split(' @')[0])
-    if cur:
-        yield cur
+from tracewakes import events, user_frames
 
 
 def cause(stack):
@@ -38,11 +26,12 @@ def cause(stack):
         return 'in: incoming request (HTTP/2 server reader)'
     if 'http2Client' in s:
         return 'resp: export answer (HTTP/2 client reader)'
+    # fdTimer: the timer of results/2026-12-06-arrivals/timerfd-experiment.patch
     if 'tracebuf.(*shard).run' in s or 'fdTimer' in s:
         return 'timer: shard wake-up'
     if 'traceStartReadCPU' in s or 'traceAdvancer' in s:
         return 'trace: runtime/trace reader (artifact)'
-    frames = [f for f in stack if not f.startswith(('runtime.', 'internal/', 'sync.'))]
+    frames = user_frames(stack)
     if not frames:
         return 'other: runtime frames only (' + (stack[0] if stack else 'no stack') + ')'
     return 'other: ' + ' < '.join(f.split('/')[-1] for f in frames[:2])

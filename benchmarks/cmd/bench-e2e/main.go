@@ -218,7 +218,7 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	if o.Shape == "sdk" && o.Pairs > 0 && o.Warmup < sdkFill(o.decisionWait()) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-warmup %v is shorter than the SDK shape's fill time (%v: 5 s batching delay + %v decision wait + 1 s ticker): the buffered spans and the heap still grow during the window, so its CPU figures depend on where the GC cycles fall (README \"Measuring the SDK shape\").", o.Warmup, sdkFill(o.decisionWait()), o.decisionWait()))
 	}
-	if o.LoadgenTick != time.Millisecond {
+	if o.LoadgenTick != spreadTick {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-loadgen-tick %v: the loadgen sent the requests due within each %v together, not each at its scheduled time; at 50ms that is clumps 20 times a second, in step with tailsift's 50 ms wake-up grid, which flatters tailsift's CPU per span (README \"Arrivals in clumps\").", o.LoadgenTick, o.LoadgenTick))
 	}
 	if o.BatchTimeout > 0 {
