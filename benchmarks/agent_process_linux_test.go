@@ -71,8 +71,9 @@ import (
 // TAILSIFT_AGENT_GATEWAY_WINDOW (the gateways' HTTP/2 window in bytes,
 // stream and connection; unset, gRPC's default with its bandwidth estimate),
 // TAILSIFT_AGENT_TICK (the loadgen's --tick, 1ms: each request at its
-// scheduled time, as bench-e2e sends them; 50ms, the loadgen's own default
-// and every run before 2026-12-06, sends them in clumps 20 times a second).
+// scheduled time, as bench-e2e sends them and the loadgen's default since
+// 2026-12-06; 50ms, the default and every run before, sends them in clumps
+// 20 times a second).
 func TestAgentTier(t *testing.T) {
 	tailsift, contrib := os.Getenv("TAILSIFT_BIN"), os.Getenv("TAILSIFT_CONTRIB_BIN")
 	if tailsift == "" || contrib == "" {

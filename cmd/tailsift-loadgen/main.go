@@ -51,7 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Shape, "shape", workload.ShapeBench, "request shape: bench (agent-like batches mixing services, 10 attributes per span) or sdk (what the OpenTelemetry Go SDK sends: one service's BatchSpanProcessor batch per request, one ResourceSpans, ~16 spans per trace over 2-6 services, 4 attributes, batches of up to 512 spans flushed every 5s)")
 	fs.DurationVar(&o.Linger, "linger", 0, "override every service's batching delay (default: each service has its own, 0.2-5s)")
 	fs.DurationVar(&o.Drain, "drain", 40*time.Second, "after --duration, keep sending pending spans on schedule this long, then send the rest at once")
-	fs.DurationVar(&o.Tick, "tick", 50*time.Millisecond, "dispatch granularity: requests due within a tick are sent together")
+	fs.DurationVar(&o.Tick, "tick", time.Millisecond, "dispatch granularity: requests due within a tick are sent together. The default sends each request at its scheduled time, as independent clients do; a coarser tick (50ms) saves the loadgen's wakeups but sends clumps, which a collector with a timer grid of its own can fall in step with")
 	fs.IntVar(&o.Procs, "procs", 1, "GOMAXPROCS for the loadgen (0: all CPUs); one is plenty up to ~100k spans/s and leaves the CPUs to the system under test. The GOMAXPROCS environment variable wins unless --procs is given")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {

@@ -64,9 +64,9 @@ type options struct {
 	GCTrace      bool // run the collectors with GODEBUG=gctrace=1, count GC cycles per window
 	// LoadgenTick is the loadgen's --tick: requests due within it leave
 	// together. 1 ms sends each at its scheduled time, as independent
-	// clients would; the loadgen's own default (50 ms) sends them in
-	// clumps 20 times a second, in step with tailsift's 50 ms wake-up grid
-	// (README "Arrivals in clumps").
+	// clients would (the loadgen's own default since 2026-12-06); 50 ms,
+	// the default before, sends them in clumps 20 times a second, in step
+	// with tailsift's 50 ms wake-up grid (README "Arrivals in clumps").
 	LoadgenTick time.Duration
 
 	Sat         bool
@@ -208,7 +208,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Concurrent, "concurrent", o.Concurrent, "run each side-by-side round's collectors at the same time on CPU 0, each with its own loadgen and sink on CPU 1, their loads started together: every collector of a round is measured over the same seconds of the host")
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
-	fs.DurationVar(&o.LoadgenTick, "loadgen-tick", spreadTick, "the loadgen's --tick: requests due within it are sent together. 1ms sends each at its scheduled time, as independent clients do; 50ms (the loadgen's own default, used by every run before 2026-12-06) sends them in clumps 20 times a second")
+	fs.DurationVar(&o.LoadgenTick, "loadgen-tick", spreadTick, "the loadgen's --tick: requests due within it are sent together. 1ms sends each at its scheduled time, as independent clients do; 50ms (the loadgen's default, and every run's, before 2026-12-06) sends them in clumps 20 times a second")
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
