@@ -92,3 +92,18 @@ func TestManifestRecordsMix(t *testing.T) {
 		}
 	}
 }
+
+// TestTickFlag: by default each request leaves at its scheduled time
+// (--tick 1ms); a coarser tick, which sends clumps, is still there to ask for.
+func TestTickFlag(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Tick != time.Millisecond {
+		t.Errorf("default --tick %v, want 1ms", o.Tick)
+	}
+	if o, err = parseFlags([]string{"--tick", "50ms"}, io.Discard); err != nil || o.Tick != 50*time.Millisecond {
+		t.Errorf("--tick 50ms: %v, %v", o.Tick, err)
+	}
+}
