@@ -1,7 +1,11 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,4 +38,42 @@ func TestLoadgenTick(t *testing.T) {
 	assert.Contains(t, args, "--rate 20000 --duration 1m2s --drain 3s")
 	e.loadgenTick = 0
 	assert.NotContains(t, strings.Join(e.loadgenArgs(rf, spec), " "), "--tick", "0: the loadgen's own default")
+}
+
+// TestScrapeEvery: the window's scrapes come every -scrape-every (2s by
+// default; 0 is refused, naming the flag), and the option reaches the
+// sampling loop.
+func TestScrapeEvery(t *testing.T) {
+	base := []string{"-mode", "quick", "-sat=false", "-rate", "1000"}
+	o, err := parseOptions(base, &strings.Builder{})
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Second, o.ScrapeEvery)
+	o, err = parseOptions(append(base, "-scrape-every", "15s"), &strings.Builder{})
+	require.NoError(t, err)
+	assert.Equal(t, 15*time.Second, o.ScrapeEvery)
+	_, err = parseOptions(append(base, "-scrape-every", "0s"), &strings.Builder{})
+	require.ErrorContains(t, err, "-scrape-every")
+
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte("# EOF\n"))
+	}))
+	defer srv.Close()
+	rf := &runFiles{metricsURL: srv.URL}
+	for _, c := range []struct {
+		every    time.Duration
+		min, max int32
+	}{
+		// Samples come every 0.5 s and none in the window's last second:
+		// over 2.6 s, at 0.5, 1.0 and 1.5 s.
+		{every: 300 * time.Millisecond, min: 2, max: 4},
+		{every: time.Hour, min: 0, max: 0},
+	} {
+		hits.Store(0)
+		var ws windowSamples
+		require.NoError(t, ws.sampleUntil(t.Context(), time.Now().Add(2600*time.Millisecond), rf, os.Getpid(), kindBaseline, &runResult{}, c.every))
+		assert.GreaterOrEqual(t, hits.Load(), c.min, "every %v", c.every)
+		assert.LessOrEqual(t, hits.Load(), c.max, "every %v", c.every)
+	}
 }

@@ -181,6 +181,7 @@ func setup(o *options, logf func(string, ...any)) (*env, func(), error) {
 	e.loadgenBin, e.sinkBin = o.LoadgenBin, o.SinkBin
 	e.shape = o.Shape
 	e.loadgenTick = o.LoadgenTick
+	e.scrapeEvery = o.ScrapeEvery
 	e.gctrace = o.GCTrace
 	e.completion = completionSetting{Wait: o.decisionWait(), NoLearn: !o.Learn, FastpathDebug: o.FastpathOut == "debug", WireOut: o.OutputExp == "tailsift", BatchTimeout: o.BatchTimeout, FastPercent: o.FastPercent}
 	return e, cleanup, nil
@@ -217,6 +218,9 @@ func runSuite(ctx context.Context, o options, stderr io.Writer) (*report, error)
 	}
 	if o.Shape == "sdk" && o.Pairs > 0 && o.Warmup < sdkFill(o.decisionWait()) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-warmup %v is shorter than the SDK shape's fill time (%v: 5 s batching delay + %v decision wait + 1 s ticker): the buffered spans and the heap still grow during the window, so its CPU figures depend on where the GC cycles fall (README \"Measuring the SDK shape\").", o.Warmup, sdkFill(o.decisionWait()), o.decisionWait()))
+	}
+	if o.ScrapeEvery != scrapeEvery {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("-scrape-every %v: the runner scraped each collector's metrics every %v in the window instead of every %v; the scrapes' CPU is counted in the collector's.", o.ScrapeEvery, o.ScrapeEvery, scrapeEvery))
 	}
 	if o.LoadgenTick != spreadTick {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-loadgen-tick %v: the loadgen sent the requests due within each %v together, not each at its scheduled time; at 50ms that is clumps 20 times a second, in step with tailsift's 50 ms wake-up grid, which flatters tailsift's CPU per span (README \"Arrivals in clumps\").", o.LoadgenTick, o.LoadgenTick))

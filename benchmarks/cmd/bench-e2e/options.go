@@ -68,6 +68,10 @@ type options struct {
 	// the default before, sends them in clumps 20 times a second, in step
 	// with tailsift's 50 ms wake-up grid (README "Arrivals in clumps").
 	LoadgenTick time.Duration
+	// ScrapeEvery is how often the runner scrapes a collector's metrics
+	// in the counted window (for the CPU series and the buffer's size);
+	// each scrape costs the collector CPU that the window counts.
+	ScrapeEvery time.Duration
 
 	Sat         bool
 	SatStart    float64
@@ -84,6 +88,10 @@ type options struct {
 	ProfileKind    string // the collector profiled: tailsift (processor) or fastpath
 	ProfileSeconds int
 }
+
+// scrapeEvery is -scrape-every's default (a report run with another
+// says so in its notes).
+const scrapeEvery = 2 * time.Second
 
 // spreadTick is -loadgen-tick's default: each request leaves at its
 // scheduled time (a report run with another says so in its notes).
@@ -209,6 +217,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Fastpath, "fastpath", o.Fastpath, "also run the fast path (tailsift receiver -> otlp_grpc, no processor) in every side-by-side round")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "workload seed")
 	fs.DurationVar(&o.LoadgenTick, "loadgen-tick", spreadTick, "the loadgen's --tick: requests due within it are sent together. 1ms sends each at its scheduled time, as independent clients do; 50ms (the loadgen's default, and every run's, before 2026-12-06) sends them in clumps 20 times a second")
+	fs.DurationVar(&o.ScrapeEvery, "scrape-every", scrapeEvery, "how often the runner scrapes each collector's metrics in the counted window (its CPU series, the buffer's size). Every scrape costs the collector CPU that the window counts, which weighs most at low rates; a Prometheus server commonly scrapes every 15-60 s")
 	fs.StringVar(&o.Shape, "shape", "bench", "loadgen --shape: bench (the benchmark's own workload) or sdk (requests as the OpenTelemetry Go SDK sends them: one service's batch per request)")
 	fs.DurationVar(&o.Wait, "wait", 0, "decision wait after the root span, the same for every collector: tailsift's completion.quiet, contrib's decision_wait_after_root_received and the sink's --completion (0: 2s for -shape bench, 6s for -shape sdk, whose services send their batches up to 5 s after a span ends)")
 	fs.BoolVar(&o.Learn, "learn", o.Learn, "tailsift's learned quiet per route (completion.learn.enabled, on by default); false: every trace waits -wait after its latest span, as contrib waits after the root")
@@ -242,6 +251,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o.applyShapeDefaults(set)
 	if o.LoadgenTick <= 0 {
 		return o, fmt.Errorf("-loadgen-tick must be > 0, not %v", o.LoadgenTick)
+	}
+	if o.ScrapeEvery <= 0 {
+		return o, fmt.Errorf("-scrape-every must be > 0, not %v", o.ScrapeEvery)
 	}
 	if o.Pairs < 0 || (o.Pairs == 0 && !o.Sat) || o.Rate < 0 || o.Window <= 0 || o.SatFactor <= 1 {
 		return o, errors.New("need -pairs >= 1 (or 0 with -sat), -rate >= 0, -window > 0, -sat-factor > 1")

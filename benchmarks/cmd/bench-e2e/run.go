@@ -28,6 +28,7 @@ type env struct {
 	store                   string             // tailsift's store compression (-store); "": off
 	shape                   string             // loadgen --shape; "": its default
 	loadgenTick             time.Duration      // loadgen --tick; 0: its default
+	scrapeEvery             time.Duration      // the window's scrape interval; 0: scrapeEvery
 	gctrace                 bool               // run the collector with GODEBUG=gctrace=1 and count its GC cycles per window
 	completion              completionSetting  // decision wait (tailsift quiet, contrib after-root, sink --completion), learning
 	configs                 *template.Template // testdata/collector
@@ -213,7 +214,7 @@ func (e *env) run(ctx context.Context, spec runSpec) (*runResult, error) {
 	if err := waitWarmup(ctx, rf, lg, spec.Warmup); err != nil {
 		return nil, err
 	}
-	if err := measureWindow(ctx, rf, spec, pid, lg, res, e.gctrace); err != nil {
+	if err := measureWindow(ctx, rf, spec, pid, lg, res, e.gctrace, e.scrapeEvery); err != nil {
 		return nil, err
 	}
 	lgEnd, err := waitLoadgen(ctx, rf, spec.Drain, lg, res)

@@ -73,16 +73,20 @@ func (ws *windowSamples) addRSS(pid int) {
 	}
 }
 
-// sampleUntil samples RSS every 0.5 s and the metrics every 2 s until end.
-func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *runFiles, pid int, k kind, res *runResult) error {
-	nextScrape := time.Now().Add(2 * time.Second)
+// sampleUntil samples RSS every 0.5 s and the metrics every `every` (0:
+// scrapeEvery) until end.
+func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *runFiles, pid int, k kind, res *runResult, every time.Duration) error {
+	if every <= 0 {
+		every = scrapeEvery
+	}
+	nextScrape := time.Now().Add(every)
 	for time.Now().Before(end) {
 		ws.addRSS(pid)
 		if time.Now().After(nextScrape) && time.Until(end) > time.Second {
 			if m, err := scrape(ctx, rf.metricsURL); err == nil {
 				ws.addScrape(k, m, res, pid)
 			}
-			nextScrape = time.Now().Add(2 * time.Second)
+			nextScrape = time.Now().Add(every)
 		}
 		if err := sleepUntil(ctx, minTime(end, time.Now().Add(500*time.Millisecond))); err != nil {
 			return err
@@ -91,9 +95,9 @@ func (ws *windowSamples) sampleUntil(ctx context.Context, end time.Time, rf *run
 	return nil
 }
 
-// measureWindow measures the counted window, with a CPU profile when the
-// spec asks for one.
-func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg *waiter, res *runResult, gctrace bool) error {
+// measureWindow measures the counted window, scraping the metrics every
+// `every` (0: scrapeEvery), with a CPU profile when the spec asks for one.
+func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg *waiter, res *runResult, gctrace bool, every time.Duration) error {
 	s0, err := takeSnapshot(ctx, rf, pid)
 	if err != nil {
 		return fmt.Errorf("window start: %w", err)
@@ -107,7 +111,7 @@ func measureWindow(ctx context.Context, rf *runFiles, spec runSpec, pid int, lg 
 	var ws windowSamples
 	ws.points = append(ws.points, cpuPoint{t: s0.m.at, cpu: s0.cpu, accepted: s0.m.sum(mAccepted)})
 	ws.addScrape(spec.Kind, s0.m, res, -1)
-	if err := ws.sampleUntil(ctx, s0.t.Add(spec.Window), rf, pid, spec.Kind, res); err != nil {
+	if err := ws.sampleUntil(ctx, s0.t.Add(spec.Window), rf, pid, spec.Kind, res, every); err != nil {
 		return err
 	}
 	s1, err := takeSnapshot(ctx, rf, pid)
