@@ -19,7 +19,7 @@ type cpuPoint struct {
 type windowHalves struct {
 	FirstMicrosPerSpan  float64 `json:"first_us_per_span"`
 	SecondMicrosPerSpan float64 `json:"second_us_per_span"`
-	// Segments: µs/span between consecutive scrapes (about 2 s each).
+	// Segments: µs/span between consecutive scrapes (-scrape-every apart, 2 s by default).
 	Segments []float64 `json:"segments_us_per_span,omitempty"`
 }
 
