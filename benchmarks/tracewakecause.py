@@ -11,13 +11,13 @@ tracing), a goroutine's first run (fresh), another goroutine (other: its
 frames), or none before the P went idle again (none: e.g. netpoll's
 millisecond timeout waking ahead of a timer). With `timeline N`, the first N
 wake-ups with their times in ms. Complements tracewakes.py, which counts
-where goroutines block, and reads the trace with its events().
+where goroutines block, and reads the trace with its Timed.
 """
 import collections
 import re
 import sys
 
-from tracewakes import events, user_frames
+from tracewakes import Timed, user_frames
 
 
 def cause(stack):
@@ -41,13 +41,8 @@ def main():
     blocked = {}  # goroutine -> cause of its last block
     pending = None
     wakes = []
-    t0 = t1 = None
-    for head, stack in events(sys.argv[1]):
-        m = re.search(r'Time=(\d+)', head)
-        if m:
-            t = int(m.group(1))
-            t0 = t if t0 is None else t0
-            t1 = t
+    trace = Timed(sys.argv[1])
+    for t, head, stack in trace:
         if 'ProcID=' in head and 'Idle->Running' in head:
             if pending is not None:
                 wakes.append((pending, 'none: no goroutine ran'))
@@ -62,7 +57,7 @@ def main():
         if pending is not None and to == 'Running':
             wakes.append((pending, blocked.get(gid, 'fresh: first run')))
             pending = None
-    dur = (t1 - t0) / 1e9
+    dur = trace.seconds()
     print(f'{sys.argv[1]}: {dur:.1f} s, wake-ups from idle {len(wakes) / dur:.1f}/s')
     for k, v in collections.Counter(w for _, w in wakes).most_common():
         print(f'{v / dur:7.1f}/s  {k}')
