@@ -31,24 +31,20 @@ func TestREDConfigsValidate(t *testing.T) {
 // reports one call per span sent, before sampling: error traces and
 // traces the policies drop alike.
 func TestREDConfigsCountEverySpan(t *testing.T) {
-	for _, name := range []string{"red-processor.yaml", "red-receiver.yaml"} {
+	// Each file's metrics pipeline and the receiver that feeds it.
+	for name, metrics := range map[string]string{"red-processor.yaml": "spanmetrics", "red-receiver.yaml": "tailsift"} {
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "collector", name))
 			require.NoError(t, err)
 			c := &collector{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), output: &syncBuffer{}, exited: make(chan struct{})}
 			dir := t.TempDir()
 			out := filepath.Join(dir, "red.json")
-			config := string(raw)
-			for from, to := range map[string]string{
+			config := replaceAll(t, string(raw), map[string]string{
 				"127.0.0.1:4317": c.grpcAddr, "127.0.0.1:4318": c.httpAddr,
 				"interval: 60s":            "interval: 1s",
 				"exporters:\n  otlp_grpc:": "exporters:\n  file/red:\n    path: " + out + "\n    flush_interval: 100ms\n  otlp_grpc:",
-				"metrics/red:\n      receivers: [tailsift]\n      exporters: [otlp_grpc]":    "metrics/red:\n      receivers: [tailsift]\n      exporters: [file/red]",
-				"metrics/red:\n      receivers: [spanmetrics]\n      exporters: [otlp_grpc]": "metrics/red:\n      receivers: [spanmetrics]\n      exporters: [file/red]",
-			} {
-				config = strings.ReplaceAll(config, from, to)
-			}
-			require.Contains(t, config, "file/red]", "the metrics pipeline changed; update this test")
+				"metrics/red:\n      receivers: [" + metrics + "]\n      exporters: [otlp_grpc]": "metrics/red:\n      receivers: [" + metrics + "]\n      exporters: [file/red]",
+			}, "testdata/collector/"+name)
 			require.NoError(t, c.launch(t, filepath.Join(dir, "config.yaml"), dir, []byte(config)))
 
 			tts := newTraces(newRand(t), map[traceClass]int{classError: 5, classFast: 20})
