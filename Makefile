@@ -58,6 +58,7 @@ fuzz:
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzParseRecords$$' -fuzztime=$(FUZZTIME) ./internal/store/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzColumnarRoundTrip$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzRecoverSegment$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
 
