@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -232,27 +233,47 @@ var (
 	usedPorts   = map[int]bool{}
 )
 
-// freeAddr returns a 127.0.0.1 address with a port that was free.
+// freeAddr returns a 127.0.0.1 address with a port that was free. The
+// port is below the kernel's ephemeral range (ip_local_port_range), so
+// that no connection or ":0" listener of another test process running at
+// the same time can take it between this probe and the collector's bind:
+// with ports from ":0", a collector that failed to bind could only be
+// started again on new ones, and not every test does that.
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	usedPortsMu.Lock()
 	defer usedPortsMu.Unlock()
-	for range 100 {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := lis.Addr().String()
-		require.NoError(t, lis.Close())
-		_, portStr, err := net.SplitHostPort(addr)
-		require.NoError(t, err)
-		port, err := strconv.Atoi(portStr)
-		require.NoError(t, err)
-		if !usedPorts[port] {
-			usedPorts[port] = true
-			return addr
+	lo, hi := portRange()
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo)
+		if usedPorts[port] {
+			continue
 		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken
+		}
+		require.NoError(t, lis.Close())
+		usedPorts[port] = true
+		return addr
 	}
 	t.Fatal("no free port found")
 	return ""
+}
+
+// portRange is where freeAddr draws ports: [lo, hi), below the ephemeral
+// range, or its default 32768 when the kernel's cannot be read.
+func portRange() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				hi = n
+			}
+		}
+	}
+	return 10000, hi
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
