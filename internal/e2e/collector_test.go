@@ -262,18 +262,21 @@ func freeAddr(t testing.TB) string {
 	return ""
 }
 
-// portRange is where freeAddr draws ports: [lo, hi), below the ephemeral
-// range, or its default 32768 when the kernel's cannot be read.
+// portRange is where freeAddr draws ports: [20000, hi), above the default
+// ports that components bind when tests start them on their default
+// configuration (4317, 13133, 13134, 14317, 16686, ...: the generated
+// lifecycle tests do, in other packages at the same time), and below the
+// ephemeral range (hi, 32768 when the kernel's cannot be read).
 func portRange() (lo, hi int) {
-	hi = 32768
+	lo, hi = 20000, 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
 				hi = n
 			}
 		}
 	}
-	return 10000, hi
+	return lo, hi
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
