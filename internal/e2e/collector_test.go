@@ -2,15 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,6 +280,25 @@ func portRange() (lo, hi int) {
 		}
 	}
 	return lo, hi
+}
+
+// replaceAll replaces each key of from in s with its value, in one pass
+// over s: a replacement is never matched again, so a fresh port such as
+// "127.0.0.1:43175" survives a later key "127.0.0.1:4317" (replacing key
+// by key, in the map's random order, broke such ports now and then). Where
+// two keys match at the same place, the longer one wins. It fails when s,
+// the text of file, lacks a key.
+func replaceAll(t testing.TB, s string, from map[string]string, file string) string {
+	t.Helper()
+	keys := slices.SortedFunc(maps.Keys(from), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(b), len(a)), strings.Compare(a, b))
+	})
+	pairs := make([]string, 0, 2*len(keys))
+	for _, old := range keys {
+		require.Contains(t, s, old, "%s changed; update this test", file)
+		pairs = append(pairs, old, from[old])
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.

@@ -147,5 +147,8 @@ func TestReplaceAllOnePass(t *testing.T) {
 			"127.0.0.1:13134": "127.0.0.1:43175",
 		}, "test config")
 		require.Equal(t, "a: 127.0.0.1:42843\nb: 127.0.0.1:43175\n", got)
+		// Two keys that match at one place: the longer one wins.
+		got = replaceAll(t, config, map[string]string{"127.0.0.1:431": "X", "127.0.0.1:4317": "Y"}, "test config")
+		require.Equal(t, "a: Y\nb: 127.0.0.1:13134\n", got)
 	}
 }

@@ -40,21 +40,6 @@ func readConfig(t *testing.T, name string, from map[string]string) []byte {
 	return []byte(replaceAll(t, string(raw), from, "config/"+name))
 }
 
-// replaceAll replaces each key of from in s with its value, in one pass
-// over s: a replacement is never matched again, so a fresh port such as
-// "127.0.0.1:43175" survives a later key "127.0.0.1:4317" (the maps'
-// order is random; replacing key by key broke such ports now and then).
-// It fails when s, the text of file, lacks a key.
-func replaceAll(t testing.TB, s string, from map[string]string, file string) string {
-	t.Helper()
-	pairs := make([]string, 0, 2*len(from))
-	for old, repl := range from {
-		require.Contains(t, s, old, "%s changed; update this test", file)
-		pairs = append(pairs, old, repl)
-	}
-	return strings.NewReplacer(pairs...).Replace(s)
-}
-
 // jaegerSpan is the part of a span of Jaeger's /api/traces JSON the test reads.
 type jaegerSpan struct {
 	SpanID string `json:"spanID"`
