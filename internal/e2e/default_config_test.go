@@ -141,7 +141,7 @@ func readFileExport(t testing.TB, path string) []map[pcommon.TraceID]int {
 // "127.0.0.1:4317" → "127.0.0.1:42843".
 func TestReplaceAllOnePass(t *testing.T) {
 	const config = "a: 127.0.0.1:4317\nb: 127.0.0.1:13134\n"
-	for range 20 { // map order varies from run to run
+	for range 100 { // map order varies from run to run (key by key went wrong in 10-13 of 100)
 		got := replaceAll(t, config, map[string]string{
 			"127.0.0.1:4317":  "127.0.0.1:42843",
 			"127.0.0.1:13134": "127.0.0.1:43175",
