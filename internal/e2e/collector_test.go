@@ -267,9 +267,10 @@ func freeAddr(t testing.TB) string {
 
 // portRange is where freeAddr draws ports: [20000, hi), above the default
 // ports that components bind when tests start them on their default
-// configuration (4317, 13133, 13134, 14317, 16686, ...: the generated
-// lifecycle tests do, in other packages at the same time), and below the
-// ephemeral range (hi, 32768 when the kernel's cannot be read).
+// configuration (4317, 4318, 13133, 13134: the generated lifecycle tests
+// do, in other packages at the same time) and the fixed ports of test
+// configs (14317, 16686), and below the ephemeral range (hi, 32768 when
+// the kernel's cannot be read).
 func portRange() (lo, hi int) {
 	lo, hi = 20000, 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
