@@ -41,9 +41,8 @@ func FuzzRecoverSegment(f *testing.F) {
 	}
 	f.Add(uint8(0), []byte{}, []byte{}, uint16(0))
 	f.Fuzz(func(t *testing.T, kind uint8, records, tail []byte, flip uint16) {
-		if len(records) > 1<<20 || len(tail) > 1<<20 {
-			t.Skip("large inputs only slow the fuzzer")
-		}
+		// Larger inputs only slow the fuzzer: a block holds at most a few MiB.
+		records, tail = records[:min(len(records), 1<<20)], tail[:min(len(tail), 1<<20)]
 		compressions := []string{CompressionZstd, CompressionS2, CompressionS2Col}
 		c, err := newCodec(compressions[int(kind)%len(compressions)])
 		require.NoError(t, err)
@@ -75,12 +74,11 @@ func FuzzRecoverSegment(f *testing.F) {
 				require.Zero(t, s.Stats().CorruptSegments.Load(), "an intact block was skipped")
 			}
 		}
+		reported := rec.Undecided
 		for _, d := range rec.Decided {
-			if _, err := s.Trace(d.ID); err != nil && !errors.Is(err, ErrNotFound) {
-				t.Fatalf("trace %x: %v", d.ID, err)
-			}
+			reported = append(reported, d.ID)
 		}
-		for _, id := range rec.Undecided {
+		for _, id := range reported {
 			if _, err := s.Trace(id); err != nil && !errors.Is(err, ErrNotFound) {
 				t.Fatalf("trace %x: %v", id, err)
 			}
