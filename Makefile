@@ -61,6 +61,9 @@ fuzz:
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzRecoverSegment$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/store/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzSplitControl$$' -fuzztime=$(FUZZTIME) ./internal/cluster/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzServiceName$$' -fuzztime=$(FUZZTIME) ./internal/red/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzCheckMatchesReference$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzTraceStateParsing$$' -fuzztime=$(FUZZTIME) ./sampling/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzAdaptiveModel$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./sampling/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
 # so it needs both distributions.

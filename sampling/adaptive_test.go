@@ -1,6 +1,7 @@
 package sampling_test
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -597,6 +598,30 @@ func TestAdaptiveStateFile(t *testing.T) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, "tsam", string(data[:4]))
+
+	// A model with one key out of range is ignored whole: the keys before
+	// it in the file are not learnt either.
+	for _, damage := range []func(k []byte){
+		func(k []byte) { binary.LittleEndian.PutUint64(k[24:], math.Float64bits(math.NaN())) },
+		func(k []byte) { binary.LittleEndian.PutUint64(k[32:], math.Float64bits(-1)) },
+		func(k []byte) { binary.LittleEndian.PutUint32(k[24+8*6+4:], math.Float32bits(float32(math.Inf(1)))) },
+		func(k []byte) { binary.LittleEndian.PutUint32(k[24+8*6:], 1<<20) },
+	} {
+		e := newEngine(t, adaptivePolicy(withFile))
+		now := epoch
+		feed(e, rng, 1, &now, int64(time.Millisecond), 200, 10e6)
+		feed(e, rng, 2, &now, int64(time.Millisecond), 200, 10e6)
+		require.NoError(t, e.SaveState())
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Len(t, data, 12+2*sampling.ModelKeyBytes)
+		damage(data[12+sampling.ModelKeyBytes:])
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		damaged := newEngine(t, adaptivePolicy(withFile))
+		for _, key := range []uint64{1, 2} {
+			assert.False(t, damaged.Decide(keyed(rng, key, now, 100*ms, sampling.StatusOKBit)).Keep(), "key %d cold after a damaged model", key)
+		}
+	}
 
 	bad := adaptiveDefaults()
 	bad.StateFile = filepath.Join(t.TempDir(), "missing", "m")

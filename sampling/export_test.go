@@ -104,3 +104,6 @@ func CompositeAllocations(p Policy) []int64 {
 
 // Settings returns the sampler's settings.
 func (s *SamplerConfig) Settings() any { return s.settings }
+
+// ModelKeyBytes is one key's size in an encoded adaptive model.
+const ModelKeyBytes = keyBytes

@@ -43,6 +43,9 @@ func (f FileStore) Save(key string, data []byte) error {
 		return err
 	}
 	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync() // on disk before the rename makes it the model
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -121,7 +124,9 @@ func (k *keyState) append(b []byte) []byte {
 }
 
 // decode adds the keys encoded in b to the table (up to its capacity),
-// and returns how many it added.
+// and returns how many it added. A model with any key out of range (a
+// lowest bucket past the buckets, a sum or bucket negative, infinite or
+// NaN: a file damaged on disk) adds none.
 func (t *keyTable) decode(b []byte) (int, error) {
 	if len(b) < 12 || string(b[:4]) != modelMagic {
 		return 0, errors.New("not an adaptive model")
@@ -134,32 +139,44 @@ func (t *keyTable) decode(b []byte) (int, error) {
 	if len(b) != n*keyBytes {
 		return 0, fmt.Errorf("%d bytes for %d keys, want %d", len(b), n, n*keyBytes)
 	}
-	added := 0
-	for range n {
-		var k keyState
+	keys := make([]keyState, n)
+	for i := range keys {
+		k := &keys[i]
 		k.hash = binary.LittleEndian.Uint64(b)
 		k.epoch = int64(binary.LittleEndian.Uint64(b[8:]))
 		k.lastSeen = int64(binary.LittleEndian.Uint64(b[16:]))
 		fs := [keyFloats]*float64{&k.total, &k.errLong, &k.histTotal, &k.totShort, &k.errShort, &k.anomShort}
 		for i, f := range fs {
 			*f = math.Float64frombits(binary.LittleEndian.Uint64(b[24+8*i:]))
+			if !countable(*f) {
+				return 0, fmt.Errorf("key %x: sum %d is %v", k.hash, i, *f)
+			}
 		}
 		off := 24 + 8*keyFloats
 		k.lo = int32(binary.LittleEndian.Uint32(b[off:]))
 		off += 4
 		for i := range k.buckets {
 			k.buckets[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[off+4*i:]))
+			if !countable(float64(k.buckets[i])) {
+				return 0, fmt.Errorf("key %x: bucket %d is %v", k.hash, i, k.buckets[i])
+			}
 		}
 		b = b[keyBytes:]
 		if k.lo < 0 || k.lo >= numBuckets {
-			return added, fmt.Errorf("key %x: lowest bucket %d out of range", k.hash, k.lo)
+			return 0, fmt.Errorf("key %x: lowest bucket %d out of range", k.hash, k.lo)
 		}
+	}
+	for i := range keys {
+		k := &keys[i]
 		s := t.stripe(k.hash)
 		s.mu.Lock()
 		slot, _ := t.lookup(&s.data, k.hash, k.lastSeen)
-		*slot = k
+		*slot = *k
 		s.mu.Unlock()
-		added++
 	}
-	return added, nil
+	return n, nil
 }
+
+// countable reports whether f can be a decayed count: finite and not
+// negative.
+func countable(f float64) bool { return f >= 0 && !math.IsInf(f, 1) }
