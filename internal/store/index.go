@@ -1,5 +1,7 @@
 package store
 
+import "math"
+
 // ref locates records with spans of a trace: a block (segment, offset of
 // the block in it). Segments are numbered from 1.
 type ref struct {
@@ -21,12 +23,19 @@ const (
 // entry is what the index holds for one trace. It holds no pointer, so
 // that the garbage collector never scans the index: the policy and reason
 // are interned.
+// maxRefs is the most blocks an entry refers to. It was 255 (a uint8),
+// which a long trace at a low request rate, about one request a block,
+// went past: its newest spans, an ERROR among them perhaps, were not read
+// back. A uint16 takes the padding that followed the uint8; an entry is as
+// big as before.
+const maxRefs = math.MaxUint16
+
 type entry struct {
 	refs      [inlineRefs]ref
-	nrefs     uint8 // refs in use, inline ones first, then more's
-	flags     uint8
+	nrefs     uint16 // refs in use, inline ones first, then more's
 	policy    uint16
 	reason    uint16
+	flags     uint8
 	last      uint32 // the newest sealed segment with a record of the trace
 	threshold uint64
 }
@@ -136,10 +145,10 @@ func (x *index) appendRefs(dst []ref, id [16]byte, e *entry) []ref {
 
 // setRefs stores refs as e's (of trace id).
 func (x *index) setRefs(id [16]byte, e *entry, refs []ref) {
-	e.nrefs = uint8(min(len(refs), 255))
+	e.nrefs = uint16(min(len(refs), maxRefs))
 	copy(e.refs[:], refs)
 	if len(refs) > inlineRefs {
-		x.more[id] = append(x.more[id][:0], refs[inlineRefs:min(len(refs), 255)]...)
+		x.more[id] = append(x.more[id][:0], refs[inlineRefs:min(len(refs), maxRefs)]...)
 	} else {
 		delete(x.more, id)
 	}
@@ -163,10 +172,10 @@ func (x *index) addRef(id [16]byte, e *entry, r ref) {
 	switch n := int(e.nrefs); {
 	case n < inlineRefs:
 		e.refs[n] = r
-	case n < 255:
+	case n < maxRefs:
 		x.more[id] = append(x.more[id], r)
 	default:
-		return // a trace in 255 blocks keeps its oldest refs
+		return // a trace in maxRefs blocks keeps its oldest refs
 	}
 	e.nrefs++
 }
