@@ -4,7 +4,10 @@ import (
 	"context"
 	"sync/atomic"
 
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
 	"github.com/tailsift/tailsift/internal/cluster"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // This file holds the buffer's side of a gateway cluster (internal/cluster):
@@ -55,7 +58,10 @@ func (b *Buffer) ForeignDecisions(ctx context.Context, sh int, owns func(h uint6
 // IngestDecisions remembers decisions another gateway handed over, so that
 // the late spans of those traces follow them here: spans of a kept trace
 // are forwarded with its threshold, spans of a dropped one are dropped. A
-// trace buffered here undecided keeps its own course.
+// kept trace buffered here undecided (its late spans came before its
+// decision: the agents switched to this owner first) is kept now, at the
+// handed threshold, as its late spans would have been; a dropped one keeps
+// its own course (an ERROR among its spans here still keeps them).
 func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) error {
 	perShard := make([]cluster.Decisions, len(b.shards))
 	for _, k := range d.Kept {
@@ -71,14 +77,15 @@ func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) erro
 		if mine.Len() == 0 {
 			continue
 		}
-		err := b.inShard(ctx, i, func(_ context.Context, s *shard) {
-			for _, k := range mine.Kept {
-				h := hashID(&k.ID)
-				if _, ok := s.traces[k.ID]; !ok {
-					s.decided.rememberKept(k.ID, h, keptMark{th: k.Threshold})
-				}
-			}
+		err := b.inShard(ctx, i, func(ctx context.Context, s *shard) {
 			now := s.now()
+			for _, k := range mine.Kept {
+				if t, ok := s.traces[k.ID]; ok {
+					s.keepHandedOver(ctx, t, k.Threshold, now)
+					continue
+				}
+				s.decided.rememberKept(k.ID, hashID(&k.ID), keptMark{th: k.Threshold})
+			}
 			for _, h := range mine.Dropped {
 				s.decided.dropped.add(h, now)
 			}
@@ -88,6 +95,24 @@ func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) erro
 		}
 	}
 	return nil
+}
+
+// HandoverRule is the policy (and sampling.rule) of a trace kept because
+// another gateway kept it and handed its decision over.
+const HandoverRule = "handover"
+
+// ReasonHandover is the reason of a decision handed over by another gateway.
+const ReasonHandover = "handover"
+
+// keepHandedOver decides t as kept at th, the threshold another gateway
+// kept its trace with.
+func (s *shard) keepHandedOver(ctx context.Context, t *trace, th uint64, now int64) {
+	threshold, err := otelsampling.UnsignedToThreshold(th & thMask)
+	if err != nil {
+		threshold = otelsampling.AlwaysSampleThreshold
+	}
+	d := sampling.Decision{Verdict: sampling.Sampled, Threshold: threshold, Policy: HandoverRule}
+	s.logRefused(s.decideAs(ctx, t, d, ReasonHandover, now, -1))
 }
 
 // Command states: a command runs once, unless its caller gave up first.

@@ -146,3 +146,29 @@ func TestInShardAfterShutdown(t *testing.T) {
 	require.ErrorIs(t, err, ErrShutdown)
 	require.ErrorIs(t, b.IngestDecisions(context.Background(), &cluster.Decisions{Dropped: []uint64{1}}), ErrShutdown)
 }
+
+// TestHandedKeptDecisionKeepsBufferedTrace: after a ring change the new
+// owner gets a kept trace's late spans at once, but its decision only with
+// the handover, handover.settle (5 s by default) later. The late spans
+// start an undecided trace there. IngestDecisions used to skip the kept
+// decision then, and the new owner decided the late spans alone: without
+// the ERROR span (exported by the old owner) they were dropped. They are
+// kept now, as at the old owner.
+func TestHandedKeptDecisionKeepsBufferedTrace(t *testing.T) {
+	ctx := context.Background()
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100 // the late span waits for quiet, as by default
+	out := &collector{spans: map[[16]byte]int{}}
+	b, clk := startBuffer(t, cfg, out.emit, nil)
+
+	const n = 5
+	id := tid(n)
+	// The late OK span of kept trace 5 reaches its new owner first...
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{n}, 7, ptrace.StatusCodeOk)))
+	require.NoError(t, b.Sync(ctx))
+	// ...then the old owner's handover brings the kept decision.
+	require.NoError(t, b.IngestDecisions(ctx, &cluster.Decisions{Kept: []cluster.Kept{{ID: id, Threshold: 0}}}))
+	clk.Advance(time.Minute)
+	require.NoError(t, b.Sync(ctx))
+	require.Equal(t, 1, out.count(id), "the late span of a kept trace is kept by the new owner")
+}
