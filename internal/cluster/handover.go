@@ -29,18 +29,23 @@ func (n *Node) HandOver(ctx context.Context) {
 	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes}
 	start := n.clock.Now()
 	// A draining gateway learns no new decision of others' traces: the
-	// decisions it handed over once need not go again.
+	// decisions it handed over once need not go again. Until every one
+	// went (a send refused some, or the handover stopped), each sweep
+	// hands them over again.
 	draining := n.draining.Load()
-	for sh := range n.buf.Shards() {
-		if draining && n.decisionsHanded {
-			break
+	if !draining || !n.decisionsHanded.Load() {
+		all := true
+		for sh := range n.buf.Shards() {
+			ok, complete := h.decisions(ctx, sh)
+			all = all && complete
+			if !ok {
+				all = false
+				break
+			}
 		}
-		if !h.decisions(ctx, sh) {
-			break
+		if draining && all {
+			n.decisionsHanded.Store(true)
 		}
-	}
-	if draining {
-		n.decisionsHanded = true
 	}
 	for sh := range n.buf.Shards() {
 		if !h.traces(ctx, sh) {
@@ -69,17 +74,18 @@ func (n *Node) chunk() int {
 	return int(max(n.cfg.Handover.BytesPerSecond/10, 64<<10))
 }
 
-// decisions hands shard sh's foreign decisions to their owners. It returns
-// false when the handover must stop (time or budget used up).
-func (h *handover) decisions(ctx context.Context, sh int) bool {
+// decisions hands shard sh's foreign decisions to their owners. ok is false
+// when the handover must stop (time or budget used up); complete, when
+// every decision went.
+func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
 	if err != nil {
-		return false
+		return false, false
 	}
-	_, ok := h.n.sendDecisions(ctx, h.others, &d, Control{Forwarded: true}, h.pace, func(p *Decisions) {
+	refused, ok := h.n.sendDecisions(ctx, h.others, &d, Control{Forwarded: true}, h.pace, func(p *Decisions) {
 		h.decisionCount += p.Len()
 	})
-	return ok
+	return ok, ok && refused.Len() == 0
 }
 
 // sendDecisions sends d to the owners of its traces in others, in requests

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,9 +74,9 @@ type Node struct {
 	forward, relay []byte
 
 	handoverMu sync.Mutex // one handover at a time
-	// decisionsHanded: a handover while draining handed the decisions
-	// over; guarded by handoverMu.
-	decisionsHanded bool
+	// decisionsHanded: a handover while draining handed every decision
+	// over. The router's Fallback clears it when decisions come back.
+	decisionsHanded atomic.Bool
 	cancel          context.CancelFunc
 	done            chan struct{}
 	// fleet shares the budget with the other members; nil unless
@@ -115,8 +116,42 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 			Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 			Retry:    configretry.NewDefaultBackOffConfig(),
 			Prefix:   n.forward,
+			// What no other gateway can take is buffered here: spans
+			// that cannot be forwarded (Ingest), traces that cannot be
+			// handed over (giveBack), and, through the fallback, what
+			// was queued for a member that then turned out down.
+			Strict:   true,
+			Fallback: n.takeBack,
 		}, routerObserver{n})
 	return n
+}
+
+// takeBack is the router's Fallback: a request queued for a member that
+// is down, with no other member up, is buffered here after all. Its spans
+// were acknowledged (forwarded, or handed over by this gateway's buffer),
+// so they must not wait in a dead member's queue, to be dropped with it;
+// handed-over decisions are remembered here again, and a draining gateway
+// hands them over again at its next sweep.
+func (n *Node) takeBack(ctx context.Context, data []byte) error {
+	c, rest, isCtl, err := SplitControl(data)
+	if err != nil {
+		return err
+	}
+	if isCtl && c.Decisions.Len() > 0 {
+		if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
+			return fmt.Errorf("take back decisions: %w", err)
+		}
+		n.decisionsHanded.Store(false)
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	got, err := n.buf.IngestOwned(ctx, bytes.Clone(rest), nil)
+	if err != nil {
+		return fmt.Errorf("take back spans: %w", err)
+	}
+	n.logger.Debug("Spans for a member that is down, with no other member up, are buffered here", zap.Int("spans", got))
+	return nil
 }
 
 // Start resolves the members and starts the handover loop.

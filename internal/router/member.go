@@ -146,17 +146,44 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 			req.release()
 			return nil
 		}
-		if !isDown(err) {
+		switch {
+		case m.stopped():
+			// Past Shutdown's deadline (the connection is closed):
+			// fail over, or fall back, rather than wait for the
+			// member. A stopped member is not marked down: its probes
+			// are over.
+		case !isDown(err):
 			return classify(err)
+		default:
+			m.markDown(err)
 		}
-		m.markDown(err)
 	} else {
 		err = fmt.Errorf("member %s is down", m.addr)
 	}
-	if rerr := m.r.reroute(ctx, req, m); rerr != nil {
-		return fmt.Errorf("fail over from %s (%w): %w", m.addr, err, rerr)
+	rerr := m.r.reroute(ctx, req, m)
+	if rerr == nil {
+		return nil
 	}
-	return nil
+	if fb := m.r.cfg.Fallback; fb != nil {
+		ferr := fb(ctx, req.bytes())
+		if ferr == nil {
+			req.release()
+			return nil
+		}
+		rerr = errors.Join(rerr, fmt.Errorf("fall back: %w", ferr))
+	}
+	return fmt.Errorf("fail over from %s (%w): %w", m.addr, err, rerr)
+}
+
+// stopped reports whether the member's shutdown gave up waiting for its
+// queue (or ended).
+func (m *member) stopped() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // sendRetrying sends data, again after Failover.Backoff while the member
@@ -311,13 +338,26 @@ func (m *member) shutdown(ctx context.Context) error {
 	m.closed = true
 	m.closing.Unlock()
 	m.drainPending(ctx)
-	err := m.helper.Shutdown(ctx)
-	close(m.stop)
+	// exporterhelper's in-memory queue sends all it holds, one try each,
+	// whatever ctx says: at the deadline the connection is closed, so that
+	// each send left fails at once and push fails it over, or falls back.
+	shut := make(chan error, 1)
+	go func() { shut <- m.helper.Shutdown(context.WithoutCancel(ctx)) }()
+	var err, cerr error
+	select {
+	case err = <-shut:
+		close(m.stop)
+		cerr = m.conn.Close()
+	case <-ctx.Done():
+		close(m.stop)
+		cerr = m.conn.Close()
+		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()))
+	}
 	m.probes.Wait()
 	if !m.down.Load() {
 		m.r.obs.MembersUp(-1)
 	}
-	return errors.Join(err, m.conn.Close())
+	return errors.Join(err, cerr)
 }
 
 // partialSuccess reads ExportTraceServiceResponse.partial_success.

@@ -59,6 +59,20 @@ type Settings struct {
 	// that alone is bigger is sent in a request of its own
 	// (Observer.Oversized).
 	MaxRequestBytes int
+	// Strict makes Route, RouteWith and Forward fail with ErrAllDown,
+	// queueing nothing, when a span's owner and every member after it are
+	// down. Otherwise the owner's queue holds such spans for its retries
+	// (an agent has nowhere else to keep them).
+	Strict bool
+	// Fallback, when set, takes back what no member can take: a request
+	// whose member is down with no other member up for its spans, a
+	// request without spans (a gateway's handed-over decisions, which no
+	// other member can be chosen for) whose member is down, and what a
+	// member had not sent when Shutdown's deadline came. data is the
+	// request as it would have been sent, the caller's for the call only.
+	// A gateway buffers it itself. Without Fallback such a request waits
+	// for its member's retries, and is dropped at the deadline.
+	Fallback func(ctx context.Context, data []byte) error
 }
 
 // Observer is told what the router does, for self-metrics.
@@ -76,6 +90,10 @@ type Observer interface {
 
 // ErrNoMembers is returned by Route before the first member set.
 var ErrNoMembers = errors.New("no member known yet")
+
+// ErrAllDown is returned by Route with Settings.Strict when some span has no
+// member up.
+var ErrAllDown = errAllDown
 
 // state is one member set: its ring and, in the ring's member order, the
 // members. It is replaced whole when the set changes.
@@ -247,7 +265,7 @@ func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (int, error) 
 	if st == nil || st.ring.Len() == 0 {
 		return 0, ErrNoMembers
 	}
-	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, prefix: prefix})
+	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, strict: r.cfg.Strict, prefix: prefix})
 }
 
 // Send hands data, an encoded TracesData holding spans spans, to the
@@ -269,13 +287,20 @@ func (r *Router) Send(ctx context.Context, member string, data []byte, spans int
 	return m.enqueue(ctx, newRequest(data, spans, r.cfg.MaxRequestBytes, true))
 }
 
+// errNoSpans is reroute's error for a request without spans: a split finds
+// no member for it.
+var errNoSpans = errors.New("the request holds no spans to fail over")
+
 // reroute sends the spans of a request that member from could not deliver to
 // the members now up, in hash order. It fails, without sending anything, when
-// some span has no member up.
+// some span has no member up, or when the request has no spans.
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	_, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	spans, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	if err == nil && spans == 0 {
+		return errNoSpans
+	}
 	return err
 }
 
