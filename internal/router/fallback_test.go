@@ -122,6 +122,28 @@ func TestShutdownKeepsItsDeadline(t *testing.T) {
 	}
 }
 
+// TestShutdownFallsBackWhatTimesOut: with a deadline longer than a send's
+// timeout, the sends to a member that answers nothing time out before it.
+// exporterhelper has stopped retrying by then: what timed out used to be
+// dropped. It falls back now, and Shutdown returns within its deadline.
+func TestShutdownFallsBackWhatTimesOut(t *testing.T) {
+	addr := startHanging(t)
+	fb := &fallback{}
+	r := newRouterWith(t, []string{addr}, func(s *Settings) {
+		s.Timeout = exporterhelper.TimeoutConfig{Timeout: 100 * time.Millisecond}
+		s.Fallback = fb.take
+	})
+	var w routertest.Workload
+	for range 20 {
+		require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 1))))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, r.Shutdown(ctx))
+	_, spans := fb.counts()
+	assert.Equal(t, 20, spans, "every span queued went to the fallback")
+}
+
 // TestFallbackTakesWhatNoMemberCan: a request queued for a member that
 // turns out down, with no other member up for it, goes to Fallback rather
 // than wait in the dead member's queue to be dropped with it. That holds

@@ -54,6 +54,10 @@ type member struct {
 	// queue that is shut down still accepts requests, which nobody sends.
 	closing sync.RWMutex
 	closed  bool // guarded by closing
+	// leaving is closed, read by push without the lock (a reader of
+	// closing would wait behind shutdown's Lock, which waits for an
+	// enqueue blocked on a full queue that push empties).
+	leaving atomic.Bool
 	pend    pending
 	stop    chan struct{}
 	probes  sync.WaitGroup
@@ -147,15 +151,21 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 			return nil
 		}
 		switch {
-		case m.stopped():
-			// Past Shutdown's deadline (the connection is closed):
-			// fail over, or fall back, rather than wait for the
-			// member. A stopped member is not marked down: its probes
-			// are over.
-		case !isDown(err):
-			return classify(err)
+		case isDown(err):
+			if !m.stopped() { // a stopped member's probes are over
+				m.markDown(err)
+			}
+		case m.leaving.Load():
+			// The member shuts down (it left the set, or the router
+			// stops): exporterhelper retries no more, so what it would
+			// have retried fails over, or falls back, rather than go.
+			// Past Shutdown's deadline the connection is closed, and
+			// every send left ends here at once.
+			if cerr := classify(err); consumererror.IsPermanent(cerr) {
+				return cerr
+			}
 		default:
-			m.markDown(err)
+			return classify(err)
 		}
 	} else {
 		err = fmt.Errorf("member %s is down", m.addr)
@@ -336,6 +346,7 @@ func (m *member) shutdown(ctx context.Context) error {
 		return nil
 	}
 	m.closed = true
+	m.leaving.Store(true)
 	m.closing.Unlock()
 	m.drainPending(ctx)
 	// exporterhelper's in-memory queue sends all it holds, one try each,
