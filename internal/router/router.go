@@ -310,7 +310,7 @@ func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (
 	s := r.splitters.Get().(*splitter)
 	s.maxBytes = r.cfg.MaxRequestBytes
 	parts, ok, err := s.split(buf, t)
-	spans := len(s.batch.Spans)
+	spans := len(s.batch.Spans) + s.batch.Invalid
 	s.batch.Reset() // do not keep buf reachable from the pool
 	r.splitters.Put(s)
 	if err != nil {

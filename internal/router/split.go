@@ -70,6 +70,9 @@ func (t *targets) target(h uint64) (member int, rerouted bool) {
 func (s *splitter) split(buf []byte, t *targets) (parts []part, ok bool, err error) {
 	s.prefix = t.prefix
 	s.batch.Reset()
+	// Spans with bad IDs are not sent: every gateway refuses them. A
+	// request of empty spans then allocates nothing (wire.Batch).
+	s.batch.SkipInvalid = true
 	if err := wire.Scan(buf, &s.batch); err != nil {
 		return nil, false, err
 	}
@@ -228,8 +231,17 @@ func Partition(buf []byte, mine func(h uint64) bool) (own, other []byte, ownSpan
 	defer partitioners.Put(s)
 	s.prefix = nil
 	s.batch.Reset()
+	s.batch.SkipInvalid = true // a request of empty spans allocates nothing
 	if err := wire.Scan(buf, &s.batch); err != nil {
 		return nil, nil, 0, 0, err
+	}
+	if s.batch.Invalid > 0 {
+		// Spans with bad IDs: the whole request stays here, for the
+		// buffer to refuse those (INVALID_ARGUMENT, with the count) and
+		// keep the rest, whoever owns it.
+		spans := len(s.batch.Spans)
+		s.batch.Reset()
+		return buf, nil, spans, 0, nil
 	}
 	for len(s.byMember) < 2 {
 		s.byMember = append(s.byMember, nil)

@@ -116,7 +116,8 @@ func New(cfg Config, emit Emit, set Settings) (*Buffer, error) {
 		b.shards = append(b.shards, newShard(b.shardDeps(), shardConfigFor(cfg, n), i))
 		b.room = append(b.room, semaphore.NewWeighted(shardQueueLen))
 	}
-	b.reqs.New = func() any { return &request{b: b, per: make([][]int32, n)} }
+	// The scan leaves out the spans with bad IDs, which are refused.
+	b.reqs.New = func() any { return &request{b: b, per: make([][]int32, n), batch: wire.Batch{SkipInvalid: true}} }
 	return b, nil
 }
 
@@ -256,8 +257,9 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 		req.drop()
 		return 0, &InvalidError{Err: err}
 	}
-	spans := len(req.batch.Spans)
+	spans := len(req.batch.Spans) + req.batch.Invalid
 	invalid, targets := b.route(req)
+	invalid += req.batch.Invalid
 	if !b.enter() {
 		req.drop()
 		return spans, ErrShutdown

@@ -45,7 +45,7 @@ const maxPooledSpans = 16 << 10
 func trimScan(batch *wire.Batch) {
 	batch.Reset()
 	if cap(batch.Spans) > maxPooledSpans {
-		*batch = wire.Batch{}
+		*batch = wire.Batch{SkipInvalid: batch.SkipInvalid}
 	}
 }
 

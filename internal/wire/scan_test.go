@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -1155,4 +1156,40 @@ func TestScanAgreesWithPdata(t *testing.T) {
 			require.Empty(t, diffs)
 		})
 	}
+}
+
+// TestScanSkipInvalid: an empty span is 2 bytes on the wire and was a
+// 136-byte Span in the batch, so that 20 MiB of them made a scan allocate
+// about 7 GiB. With SkipInvalid the spans without valid IDs are counted,
+// not recorded: the scan of 4 MiB of empty spans allocates next to
+// nothing, and the spans with valid IDs among them are recorded as before.
+func TestScanSkipInvalid(t *testing.T) {
+	const empty = 2 << 20 // spans
+	scope := make([]byte, 0, 2*empty+64)
+	for range empty {
+		scope = append(scope, 0x12, 0x00) // ScopeSpans.spans: an empty Span
+	}
+	valid := append([]byte{0x0a, 16}, make([]byte, 16)...)
+	valid[2] = 1
+	valid = append(valid, 0x12, 8, 1, 0, 0, 0, 0, 0, 0, 0)
+	scope = protowire.AppendBytes(protowire.AppendTag(scope, 2, protowire.BytesType), valid)
+	rs := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), scope)
+	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rs)
+
+	b := Batch{SkipInvalid: true}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	require.NoError(t, Scan(req, &b))
+	runtime.ReadMemStats(&after)
+	require.Len(t, b.Spans, 1)
+	require.Equal(t, empty, b.Invalid)
+	require.Len(t, b.Scopes, 1)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "bytes allocated by the scan of %d bytes", len(req))
+	b.Reset()
+	require.Zero(t, b.Invalid)
+	require.True(t, b.SkipInvalid, "Reset keeps SkipInvalid")
+
+	var all Batch
+	require.NoError(t, Scan(req, &all))
+	require.Len(t, all.Spans, empty+1, "without SkipInvalid every span is recorded")
 }
