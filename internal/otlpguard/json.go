@@ -1,6 +1,10 @@
 package otlpguard
 
-import "fmt"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
 
 // MaxJSONNesting bounds how deeply objects and arrays nest in an OTLP/JSON
 // request. pdata's JSON decoder recurses per object and array like its
@@ -11,10 +15,29 @@ import "fmt"
 // levels deep (and a little more).
 const MaxJSONNesting = 4*MaxDepth + 32
 
+// ErrMalformedJSON is wrapped by CheckJSON's error for a body that is not
+// JSON.
+var ErrMalformedJSON = errors.New("malformed JSON")
+
 // CheckJSON returns an error wrapping ErrTooDeep when objects and arrays in
-// b nest deeper than MaxJSONNesting. It counts brackets outside strings in
-// one pass and does not otherwise validate b: the decoder does that.
+// b nest deeper than MaxJSONNesting, and one wrapping ErrMalformedJSON when
+// b is not valid JSON. It counts brackets outside strings in one pass, then
+// validates b (encoding/json.Valid, whose state stack the count bounds).
+// Counting alone was not enough: pdata's decoder (jsoniter) takes a comma
+// where an object or array should open, so that AnyValues nested without
+// a single bracket (`"arrayValue":,"values":,` repeated) went through, as
+// deep as the body allowed.
 func CheckJSON(sig Signal, b []byte) error {
+	if err := checkJSONDepth(sig, b); err != nil {
+		return err
+	}
+	if !json.Valid(b) {
+		return fmt.Errorf("check %v request: %w", sig, ErrMalformedJSON)
+	}
+	return nil
+}
+
+func checkJSONDepth(sig Signal, b []byte) error {
 	depth := 0
 	inString := false
 	for i := 0; i < len(b); i++ {

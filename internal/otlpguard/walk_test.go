@@ -275,6 +275,32 @@ func TestCheckJSON(t *testing.T) {
 	assert.ErrorIs(t, otlpguard.CheckJSON(otlpguard.Logs, stray), otlpguard.ErrTooDeep, "stray closing brackets buy no room")
 }
 
+// TestCheckJSONRefusesCommaNesting: pdata's JSON decoder (jsoniter) takes
+// a comma where an object or array should open, so a body can nest
+// AnyValues without a single opening bracket. pdata decoded such a body,
+// 10 000 levels deep, without an error, and bracket counting let it
+// through. CheckJSON validates the JSON too now.
+func TestCheckJSONRefusesCommaNesting(t *testing.T) {
+	const n = 10000
+	var b []byte
+	b = append(b, `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"s","attributes":[{"key":"k","value":{"arrayValue":{"values":[`...)
+	for range n {
+		b = append(b, `,"arrayValue":,"values":,`...)
+	}
+	b = append(b, '}')
+	for range n {
+		b = append(b, `]}}`...)
+	}
+	b = append(b, `]}}}]}]}]}]}`...)
+	require.ErrorIs(t, otlpguard.CheckJSON(otlpguard.Traces, b), otlpguard.ErrMalformedJSON)
+
+	req := ptraceotlp.NewExportRequest()
+	require.NoError(t, req.UnmarshalJSON(b), "pdata decodes it: the guard is what refuses it")
+	for _, bad := range []string{``, `{`, `{"a":,}`, `[1,]`, `{"a":1}x`} {
+		assert.ErrorIs(t, otlpguard.CheckJSON(otlpguard.Traces, []byte(bad)), otlpguard.ErrMalformedJSON, "%q", bad)
+	}
+}
+
 // TestCheckJSONCoversMaxDepthEverywhere: the JSON bound admits a value at
 // MaxDepth at the deepest place the metrics schema has (an exemplar).
 func TestCheckJSONCoversMaxDepthEverywhere(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tailsift/tailsift/internal/otlpguard"
 )
 
 const (
@@ -150,6 +152,12 @@ func readErrorStatus(err error) int {
 // jsonToProto decodes an OTLP/JSON export request with pdata and encodes it
 // as protobuf for the buffer.
 func jsonToProto(body []byte) ([]byte, error) {
+	// pdata's JSON decoder recurses per object and array: the nesting is
+	// bounded before it runs, as in the otlp receiver's guard (wire.Scan
+	// checks the protobuf only once it is decoded and encoded again).
+	if err := otlpguard.CheckJSON(otlpguard.Traces, body); err != nil {
+		return nil, fmt.Errorf("malformed OTLP/JSON traces request: %w", err)
+	}
 	req := ptraceotlp.NewExportRequest()
 	if err := req.UnmarshalJSON(body); err != nil {
 		return nil, fmt.Errorf("malformed OTLP/JSON traces request: %w", err)

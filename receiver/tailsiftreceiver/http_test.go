@@ -134,3 +134,30 @@ func TestHTTPDecompressedBodyIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPJSONNestingIsBounded: OTLP/JSON goes through pdata's recursive
+// decoder before wire.Scan bounds the nesting of the protobuf it becomes.
+// A 2 MiB body nested 80 000 levels deep grew a goroutine's stack by tens
+// of MiB (20 MiB, the default body limit, by 384 MiB, for 20 s); the body
+// is refused before decoding now, as the otlp receiver's guard refuses it,
+// and so is one nested with commas instead of brackets.
+func TestHTTPJSONNestingIsBounded(t *testing.T) {
+	g := newRig(t, testConfig(), nil)
+	const levels = 80000
+	deep := []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"k","value":`)
+	for range levels {
+		deep = append(deep, `{"arrayValue":{"values":[`...)
+	}
+	resp, msg := g.httpExport(deep, jsonContentType)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, string(msg), "nested more than")
+
+	commas := []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"s","attributes":[{"key":"k","value":{"arrayValue":{"values":[`)
+	for range levels {
+		commas = append(commas, `,"arrayValue":,"values":,`...)
+	}
+	commas = append(commas, `}]}}]}]}]}]}`...)
+	resp, msg = g.httpExport(commas, jsonContentType)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, string(msg), "malformed JSON")
+}
