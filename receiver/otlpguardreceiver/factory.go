@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/xreceiver"
 
+	// gRPC's zstd decodes with a bounded window (internal/zstdlimit).
+	_ "github.com/tailsift/tailsift/internal/zstdlimit"
 	"github.com/tailsift/tailsift/receiver/otlpguardreceiver/internal/metadata"
 )
 

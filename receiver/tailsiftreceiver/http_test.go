@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
+	"google.golang.org/grpc/encoding"
 )
 
 // Defect 9: OTLP/HTTP cuts slow clients off by default.
@@ -160,4 +161,26 @@ func TestHTTPJSONNestingIsBounded(t *testing.T) {
 	resp, msg = g.httpExport(commas, jsonContentType)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Contains(t, string(msg), "malformed JSON")
+}
+
+// TestZstdWindowClaimIsRefused: nine bytes of zstd, a frame header naming a
+// 512 MiB window and an empty last block, made the receiver allocate 513
+// MiB per request, over HTTP (confighttp's decoder) and gRPC (configgrpc's
+// registered compressor). Both decode with the window bounded now
+// (internal/zstdlimit): the request is refused having allocated little.
+func TestZstdWindowClaimIsRefused(t *testing.T) {
+	claim := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x98, 0x01, 0x00, 0x00}
+	g := newRig(t, testConfig(), nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, msg := g.httpExport(claim, pbContentType, "Content-Encoding", "zstd")
+	runtime.ReadMemStats(&after)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, string(msg))
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated by the process for the request")
+
+	r, err := encoding.GetCompressor("zstd").Decompress(bytes.NewReader(claim))
+	if err == nil {
+		_, err = io.ReadAll(r)
+	}
+	require.ErrorIs(t, err, zstd.ErrWindowSizeExceeded, "gRPC's zstd, as this binary registers it")
 }

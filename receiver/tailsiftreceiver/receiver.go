@@ -28,6 +28,7 @@ import (
 	"github.com/tailsift/tailsift/internal/selfmetrics"
 	"github.com/tailsift/tailsift/internal/statuspage"
 	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/internal/zstdlimit"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
 
@@ -230,7 +231,11 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 	mux := http.NewServeMux()
 	mux.HandleFunc(urlPath, r.handleTraces)
 	srv, err := cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, mux,
-		confighttp.WithErrorHandler(errorHandler))
+		confighttp.WithErrorHandler(errorHandler),
+		// zstd bodies whose frame names a window over zstdlimit.MaxWindow
+		// are refused before it is allocated (gRPC's zstd is bounded by
+		// the package's import).
+		confighttp.WithDecoder(zstdlimit.Name, zstdlimit.HTTPDecoder))
 	if err != nil {
 		return err
 	}
