@@ -81,6 +81,24 @@ func memberDown(r *Router, addr string) bool {
 	return false
 }
 
+// hangingRouter is a router of one member that answers nothing, with the
+// send timeout timeout and fb's take as Fallback (none when fb is nil),
+// holding requests requests of one span each.
+func hangingRouter(t *testing.T, timeout time.Duration, requests int, fb *fallback) *Router {
+	t.Helper()
+	r := newRouterWith(t, []string{startHanging(t)}, func(s *Settings) {
+		s.Timeout = exporterhelper.TimeoutConfig{Timeout: timeout}
+		if fb != nil {
+			s.Fallback = fb.take
+		}
+	})
+	var w routertest.Workload
+	for range requests {
+		require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 1))))
+	}
+	return r
+}
+
 // TestShutdownKeepsItsDeadline: exporterhelper's in-memory queue sends all
 // it holds at shutdown, one try each, whatever the context says. With a
 // member that answers nothing, 40 queued requests, 10 consumers and a 1 s
@@ -95,18 +113,11 @@ func TestShutdownKeepsItsDeadline(t *testing.T) {
 			name = "fallback"
 		}
 		t.Run(name, func(t *testing.T) {
-			addr := startHanging(t)
 			fb := &fallback{}
-			r := newRouterWith(t, []string{addr}, func(s *Settings) {
-				s.Timeout = exporterhelper.TimeoutConfig{Timeout: time.Second}
-				if withFallback {
-					s.Fallback = fb.take
-				}
-			})
-			var w routertest.Workload
-			for range 40 {
-				require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 1))))
+			if !withFallback {
+				fb = nil
 			}
+			r := hangingRouter(t, time.Second, 40, fb)
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
 			start := time.Now()
@@ -127,16 +138,8 @@ func TestShutdownKeepsItsDeadline(t *testing.T) {
 // exporterhelper has stopped retrying by then: what timed out used to be
 // dropped. It falls back now, and Shutdown returns within its deadline.
 func TestShutdownFallsBackWhatTimesOut(t *testing.T) {
-	addr := startHanging(t)
 	fb := &fallback{}
-	r := newRouterWith(t, []string{addr}, func(s *Settings) {
-		s.Timeout = exporterhelper.TimeoutConfig{Timeout: 100 * time.Millisecond}
-		s.Fallback = fb.take
-	})
-	var w routertest.Workload
-	for range 20 {
-		require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 1))))
-	}
+	r := hangingRouter(t, 100*time.Millisecond, 20, fb)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, r.Shutdown(ctx))
