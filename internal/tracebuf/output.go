@@ -169,6 +169,11 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 	if all || o.timeout == 0 {
 		o.cut()
 	}
+	// The batch's keep decisions go to the store before the batch's
+	// delivery does: a keep noted after the delivery would read as not
+	// delivered (the index clears the mark at a keep that follows a
+	// drop), and a restart would send the trace again.
+	s.flushStore()
 	var errs []error
 	from := 0
 	for _, c := range o.cuts {

@@ -65,19 +65,29 @@ func (b *Buffer) AttachStore(st *store.Store) {
 	}
 	rec := st.Claim()
 	h.replay = rec.Undecided
-	for i := range rec.Decided {
-		d := &rec.Decided[i]
-		hash := hashID(&d.ID)
-		s := b.shards[b.shardOf(&d.ID)]
-		if d.Decision.Keep {
+	// The kept traces not delivered are remembered last: the kept cache
+	// holds the newest entries, and theirs must be there when Replay
+	// sends their spans again. Remembered in the store's order, many
+	// delivered keeps evicted them, and their replayed spans were decided
+	// afresh (dropped, or counted twice downstream).
+	for _, delivered := range []bool{true, false} {
+		for i := range rec.Decided {
+			d := &rec.Decided[i]
+			if d.Decision.Keep && d.Delivered != delivered || !d.Decision.Keep && !delivered {
+				continue
+			}
+			hash := hashID(&d.ID)
+			s := b.shards[b.shardOf(&d.ID)]
+			if !d.Decision.Keep {
+				s.decided.dropped.add(hash, s.now())
+				continue
+			}
 			s.decided.rememberKept(d.ID, hash, restoredMark(d.Decision))
 			if !d.Delivered {
 				// Its spans come again as late spans of a kept trace,
 				// marked with its threshold.
 				h.replay = append(h.replay, d.ID)
 			}
-		} else {
-			s.decided.dropped.add(hash, s.now())
 		}
 	}
 }
@@ -231,7 +241,10 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !tr.Decided || tr.Decision.Keep {
+	// A retroactive keep whose sending failed (the caller is told) may be
+	// asked again: the keep is recorded, the delivery not.
+	retry := tr.Decided && tr.Decision.Keep && tr.Decision.Reason == RetroactiveRule && !tr.Delivered
+	if !tr.Decided || tr.Decision.Keep && !retry {
 		return 0, ErrNotDropped
 	}
 	retro := supplementMark(otelsampling.AlwaysSampleThreshold, sampling.SupplementRetro)
@@ -239,9 +252,15 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
+	if !retry {
+		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
+	}
 	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
-	if err := b.emit(ctx, td); err != nil {
+	// Retried while the caller waits, as the shards retry, until the
+	// shutdown begins.
+	ctx, cancel := b.untilClosing(ctx)
+	defer cancel()
+	if err := b.sendRetrying(ctx, td); err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
 	return n, nil
@@ -292,6 +311,13 @@ func (b *Buffer) ShutdownWithStorage(ctx context.Context) error {
 	if h := b.store; h != nil && h.detach != nil {
 		h.detach()
 		h.detach = nil
+	}
+	// One deadline for both: output.shutdown_timeout bounds the whole
+	// shutdown. The rescuer gets what the buffer's shutdown left of it.
+	if d := b.cfg.Output.ShutdownTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
 	err := b.Shutdown(ctx)
 	b.closeStore(ctx) // within ctx: the rescuer deals with what is queued first

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
@@ -57,6 +58,21 @@ type rescuer struct {
 	// began as the shutdown did: they are rescued then.
 	final bool
 	later []lateReq
+	// unsent holds the rescued traces whose sending the shutdown cut
+	// short (the next consumer refused them until then): they go in
+	// closeStore, first.
+	unsent []unsentRescue
+}
+
+// unsentRescue is a rescued trace not yet sent, with what its catch-up
+// needs.
+type unsentRescue struct {
+	id     [16]byte
+	td     ptrace.Traces
+	policy string
+	mark   keptMark
+	rule   string
+	sent   map[[8]byte][]byte
 }
 
 // errRescueLater: the shutdown began; the rescue is done in closeStore.
@@ -76,6 +92,37 @@ func newRescuer(b *Buffer) *rescuer {
 // output.shutdown_timeout. Call it after Shutdown; it is safe to call twice,
 // or without a store.
 func (b *Buffer) CloseStore() { b.closeStore(context.Background()) }
+
+// sendRetrying hands td to the next consumer, retrying what it refuses
+// retryably, with backoff, until ctx ends: as the shards do (shard.deliver),
+// for the traces the rescuer and KeepStored send outside the shards.
+func (b *Buffer) sendRetrying(ctx context.Context, td ptrace.Traces) error {
+	backoff := 5 * time.Millisecond
+	for {
+		err := b.emit(ctx, td)
+		if err == nil || consumererror.IsPermanent(err) {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// untilClosing is ctx, cancelled also when Shutdown begins.
+func (b *Buffer) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
 
 // closeStore is CloseStore within ctx as well.
 func (b *Buffer) closeStore(ctx context.Context) {
@@ -189,6 +236,9 @@ func (r *rescuer) run() {
 			r.handle(ctx, l)
 		case stop := <-r.stop:
 			r.final = true
+			for _, u := range r.unsent {
+				r.sendUnsent(stop, u)
+			}
 			for _, l := range r.later {
 				r.handle(stop, l)
 			}
@@ -341,21 +391,32 @@ func (r *rescuer) redecide(ctx context.Context, id [16]byte, req []byte, sum *sa
 	if err != nil {
 		return err
 	}
-	// Until the shutdown, Shutdown waits for the rescue; after it (final),
-	// the rescuer stops in closeStore, before the component's Shutdown
-	// returns, and the next consumer is there until then.
+	// Until the shutdown, Shutdown waits for the rescue, which its
+	// beginning cuts short; after it (final), the rescuer stops in
+	// closeStore, before the component's Shutdown returns, and the next
+	// consumer is there until then.
 	if !r.final {
 		if !b.enter() {
 			return errRescueLater
 		}
 		defer b.inflight.Done()
+		var cancel context.CancelFunc
+		ctx, cancel = b.untilClosing(ctx)
+		defer cancel()
 	}
 	b.store.st.AppendDecision(id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: ReasonLateSpan})
 	h := hashID(&id)
 	if !r.final {
 		b.kept.Set(h, keptValue{check: idCheck(&id), mark: rescued})
 	}
-	if err := b.emit(ctx, td); err != nil {
+	// A retryable refusal is retried, as the shards retry theirs: sent
+	// once, a rescued trace that the next consumer refused for a moment
+	// was lost, and its later late spans marked it delivered.
+	if err := b.sendRetrying(ctx, td); err != nil {
+		if !r.final && b.closing.Err() != nil && !consumererror.IsPermanent(err) {
+			r.unsent = append(r.unsent, unsentRescue{id: id, td: td, policy: d.Policy, mark: rescued, rule: rule, sent: sent})
+			return nil
+		}
 		b.set.Observer.ExportFailed(td.SpanCount())
 		return fmt.Errorf("send rescued trace: %w", err)
 	}
@@ -368,6 +429,21 @@ func (r *rescuer) redecide(ctx context.Context, id [16]byte, req []byte, sum *sa
 		cancel()
 	}
 	return r.catchUp(ctx, id, rescued, rule, sent)
+}
+
+// sendUnsent sends a rescued trace the shutdown cut short, and its late
+// spans, within ctx.
+func (r *rescuer) sendUnsent(ctx context.Context, u unsentRescue) {
+	b := r.b
+	if err := b.sendRetrying(ctx, u.td); err != nil {
+		b.set.Observer.ExportFailed(u.td.SpanCount())
+		b.set.Logger.Warn("Rescued trace not sent before the shutdown deadline", zap.Error(err))
+		return
+	}
+	b.set.Observer.Rescued(u.policy)
+	if err := r.catchUp(ctx, u.id, u.mark, u.rule, u.sent); err != nil {
+		b.set.Logger.Warn("Late spans of a rescued trace not sent", zap.Error(err))
+	}
 }
 
 // catchUp sends on the spans of kept trace id that the store holds and
@@ -383,7 +459,7 @@ func (r *rescuer) catchUp(ctx context.Context, id [16]byte, m keptMark, rule str
 	if err != nil || n == 0 {
 		return err
 	}
-	if err := b.emit(ctx, td); err != nil {
+	if err := b.sendRetrying(ctx, td); err != nil {
 		b.set.Observer.ExportFailed(n)
 		return fmt.Errorf("send late spans of rescued trace: %w", err)
 	}
