@@ -60,7 +60,18 @@ func (p *PolicyConfig) Unmarshal(conf *confmap.Conf) error {
 		}
 	}
 	p.settings = f.defaultConfig()
-	if sub, err := conf.Sub(typ); err == nil && len(sub.AllKeys()) > 0 {
+	if v := conf.Get(typ); v != nil {
+		if _, isMap := v.(map[string]any); !isMap {
+			// Read as an empty block, `latency: [...]` or `latency: 60000`
+			// was a latency policy of threshold 0: keep every trace.
+			return fmt.Errorf("%s: must be a mapping of settings, got %T (%v)", typ, v, v)
+		}
+	}
+	sub, err := conf.Sub(typ)
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	if len(sub.AllKeys()) > 0 {
 		if err := sub.Unmarshal(p.settings); err != nil {
 			return fmt.Errorf("%s: %w", typ, err)
 		}

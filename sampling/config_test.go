@@ -185,6 +185,18 @@ func TestConfigInvalid(t *testing.T) {
 			unmarshal: decodeErr + `'policies[0]' unknown key "status_code" (a policy has name, type and a block named after its type)`,
 		},
 		{
+			// A block that is not a mapping was read as an empty one: a
+			// latency policy of threshold 0, which keeps every trace.
+			name:      "block that is a list",
+			yaml:      `policies: [{name: a, type: latency, latency: [{threshold_ms: 60000}]}]`,
+			unmarshal: decodeErr + `'policies[0]' latency: must be a mapping of settings, got []interface {} ([map[threshold_ms:60000]])`,
+		},
+		{
+			name:      "block that is a number",
+			yaml:      `policies: [{name: a, type: latency, latency: 60000}]`,
+			unmarshal: decodeErr + `'policies[0]' latency: must be a mapping of settings, got int (60000)`,
+		},
+		{
 			name:      "unknown key in block",
 			yaml:      `policies: [{name: a, type: latency, latency: {threshold_ms: 1, upper_ms: 2}}]`,
 			unmarshal: decodeErr + `'policies[0]' latency: ` + decodeErr + `'sampling.LatencyConfig' has invalid keys: upper_ms`,
