@@ -94,6 +94,9 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 	if set.Observer == nil {
 		set.Observer = NopObserver{}
 	}
+	// Written as the watcher writes the members, so that self is found
+	// among them however the configuration writes it.
+	cfg.Self = membership.Canonical(cfg.Self)
 	n := &Node{
 		cfg:     cfg,
 		buf:     buf,

@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/collector/config/configoptional"
 )
@@ -69,6 +72,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// minInterval is the shortest dns::interval.
+const minInterval = 10 * time.Millisecond
+
 // Validate checks the dns form.
 func (c *DNSConfig) Validate() error {
 	switch {
@@ -76,8 +82,9 @@ func (c *DNSConfig) Validate() error {
 		return errors.New("hostname: must not be empty")
 	case c.Port < 1 || c.Port > 65535:
 		return fmt.Errorf("port: must be between 1 and 65535, got %d", c.Port)
-	case c.Interval <= 0:
-		return fmt.Errorf("interval: must be positive, got %v", c.Interval)
+	case c.Interval < minInterval:
+		// 1ns passed, and made a watcher ask about 12 000 times a second.
+		return fmt.Errorf("interval: must be at least %v, got %v", minInterval, c.Interval)
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: must be positive, got %v", c.Timeout)
 	}
@@ -99,8 +106,34 @@ func ValidateHostPort(s string) error {
 	if host == "" {
 		return fmt.Errorf("%q has no host", s)
 	}
+	if strings.ContainsFunc(host, unicode.IsSpace) {
+		return fmt.Errorf("%q: the host has a space in it", s)
+	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q: port must be a number between 1 and 65535", s)
 	}
 	return nil
+}
+
+// Canonical writes host:port s (valid for ValidateHostPort) the one way
+// every tier writes it: an IP address as its shortest form (an IPv4 address
+// mapped into IPv6 as IPv4), a host name in lower case, the port without
+// sign or leading zeros. The ring hashes members as written, so that one
+// gateway written two ways (`[::1]:4317` by DNS, `[0:0:0:0:0:0:0:1]:4317`
+// in a static list; `GW-0:4317` and `gw-0:4317`) put agents and gateways on
+// different rings, a third of the traces apart.
+func Canonical(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Unmap().String()
+	} else {
+		host = strings.ToLower(strings.TrimSuffix(host, "."))
+	}
+	if p, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(p)
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -69,7 +69,7 @@ func TestConfigInvalid(t *testing.T) {
 		{
 			name: "dns zero interval",
 			yaml: map[string]any{"dns": map[string]any{"hostname": "gw", "port": 1, "interval": "0s"}},
-			err:  "dns: interval: must be positive, got 0s",
+			err:  "dns: interval: must be at least 10ms, got 0s",
 		},
 		{
 			name: "dns zero timeout",

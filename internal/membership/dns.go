@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -26,6 +27,15 @@ func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
 	} else {
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			got, err := exchange(ctx, c.Server, c.Hostname, qtype)
+			var rc rcodeError
+			if errors.As(err, &rc) && rc.unsupported() {
+				// A server that does not do AAAA (or A) answers so every
+				// time: the other type's addresses are the members, as
+				// with the system resolver. (A failure that may pass,
+				// SERVFAIL or a timeout, keeps the last set instead: the
+				// one type's addresses alone would be a ring change.)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -46,6 +56,9 @@ func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
 func exchange(ctx context.Context, server, host string, qtype uint16) ([]net.IP, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(host), qtype)
+	// Answers up to 4 KiB over UDP: without EDNS0 an answer over 512 bytes
+	// that a server does not mark truncated (dozens of gateways) fails.
+	q.SetEdns0(4096, false)
 	client := &dns.Client{}
 	resp, _, err := client.ExchangeContext(ctx, q, server)
 	if err == nil && resp.Truncated {
@@ -56,7 +69,7 @@ func exchange(ctx context.Context, server, host string, qtype uint16) ([]net.IP,
 		return nil, fmt.Errorf("ask %s for %s %s: %w", server, dns.TypeToString[qtype], host, err)
 	}
 	if resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("ask %s for %s %s: %s", server, dns.TypeToString[qtype], host, dns.RcodeToString[resp.Rcode])
+		return nil, fmt.Errorf("ask %s for %s %s: %w", server, dns.TypeToString[qtype], host, rcodeError(resp.Rcode))
 	}
 	var ips []net.IP
 	for _, rr := range resp.Answer {
@@ -68,4 +81,20 @@ func exchange(ctx context.Context, server, host string, qtype uint16) ([]net.IP,
 		}
 	}
 	return ips, nil
+}
+
+// rcodeError is a DNS answer's error code.
+type rcodeError int
+
+func (e rcodeError) Error() string { return dns.RcodeToString[int(e)] }
+
+// unsupported reports whether the code says that the server does not
+// answer this kind of question at all (not implemented, refused, or a
+// format error), rather than that it failed this time.
+func (e rcodeError) unsupported() bool {
+	switch int(e) {
+	case dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeFormatError:
+		return true
+	}
+	return false
 }

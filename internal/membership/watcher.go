@@ -137,9 +137,13 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	}
 }
 
-// normalize sorts and deduplicates a member list into a new slice.
+// normalize writes a member list canonically (Canonical), sorted and
+// without duplicates, into a new slice.
 func normalize(ms []string) []string {
-	out := slices.Clone(ms)
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = Canonical(m)
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
