@@ -62,5 +62,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) it must hold one request of max_request_bytes (%d), got %d; "+
 			"for a count of requests set sizer: requests", c.MaxRequestBytes, q.QueueSize)
 	}
+	// Without a cap (max_request_bytes: 0) a request is as large as its
+	// batch: a queue of 5000 bytes, meant as 5000 requests, refused every
+	// request larger, retryably, for ever.
+	if q.Sizer == exporterhelper.RequestSizerTypeBytes && c.MaxRequestBytes == 0 && q.QueueSize < minUncappedQueueBytes {
+		return fmt.Errorf("sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) with no max_request_bytes it must be at least %d, "+
+			"a request of the otlp receiver's default size limit, got %d; for a count of requests set sizer: requests", minUncappedQueueBytes, q.QueueSize)
+	}
 	return nil
 }
+
+// minUncappedQueueBytes is the least queue_size in bytes without
+// max_request_bytes: 4 MiB, the largest request an otlp receiver takes by
+// default.
+const minUncappedQueueBytes = 4 << 20

@@ -163,6 +163,14 @@ func TestInvalidConfig(t *testing.T) {
 			err: "sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) it must hold one request of " +
 				"max_request_bytes (3670016), got 2000; for a count of requests set sizer: requests",
 		},
+		{
+			// The same without a cap was accepted, and the queue refused
+			// every request larger than 5000 bytes, retryably, for ever.
+			name: "queue_size as requests, no cap",
+			yaml: map[string]any{"members": static, "max_request_bytes": 0, "sending_queue": map[string]any{"queue_size": 5000}},
+			err: "sending_queue::queue_size: in bytes (sending_queue::sizer is bytes, the default) with no max_request_bytes it must be at least 4194304, " +
+				"a request of the otlp receiver's default size limit, got 5000; for a count of requests set sizer: requests",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

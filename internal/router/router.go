@@ -221,18 +221,20 @@ func (r *Router) Route(ctx context.Context, buf []byte) error {
 // RouteWith is Route with prefix at the head of every request instead of
 // Settings.Prefix (a failover reroute puts Settings.Prefix back).
 func (r *Router) RouteWith(ctx context.Context, buf, prefix []byte) error {
-	_, err := r.routeNew(ctx, buf, prefix)
+	_, _, err := r.routeNew(ctx, buf, prefix)
 	return err
 }
 
 // Forward is Route for an agent's receiver, which hands over the OTLP
 // request bytes it received: it also returns the number of spans in buf
-// (0 when buf is malformed), for the receiver's own accounting. The parts it
+// (0 when buf is malformed), for the receiver's own accounting, and how
+// many of them it did not send for their bad IDs (every gateway refuses
+// those; the receiver reports them refused, as a gateway would). The parts it
 // queues are copies: buf is the caller's again once Forward returns. When
 // some parts were queued and others refused (a full queue), the error is
 // returned and a retry of the whole request sends the queued spans twice;
 // the gateways drop the duplicates of kept traces.
-func (r *Router) Forward(ctx context.Context, buf []byte) (spans int, err error) {
+func (r *Router) Forward(ctx context.Context, buf []byte) (spans, invalid int, err error) {
 	return r.routeNew(ctx, buf, r.cfg.Prefix)
 }
 
@@ -260,10 +262,10 @@ func (r *Router) MayWait() bool {
 	return !r.cfg.Queue.HasValue() || q.BlockOnOverflow || q.WaitForResult
 }
 
-func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (int, error) {
+func (r *Router) routeNew(ctx context.Context, buf, prefix []byte) (spans, invalid int, err error) {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
-		return 0, ErrNoMembers
+		return 0, 0, ErrNoMembers
 	}
 	return r.route(ctx, st, buf, &targets{ring: st.ring, down: st.down, strict: r.cfg.Strict, prefix: prefix})
 }
@@ -297,7 +299,7 @@ var errNoSpans = errors.New("the request holds no spans to fail over")
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	spans, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
 	if err == nil && spans == 0 {
 		return errNoSpans
 	}
@@ -305,21 +307,23 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 }
 
 // route splits buf over st's members by t and hands each member its part.
-// It returns the number of spans in buf.
-func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (int, error) {
+// It returns the number of spans in buf, and of those not sent for their
+// bad IDs.
+func (r *Router) route(ctx context.Context, st *state, buf []byte, t *targets) (spans, invalid int, err error) {
 	s := r.splitters.Get().(*splitter)
 	s.maxBytes = r.cfg.MaxRequestBytes
 	parts, ok, err := s.split(buf, t)
-	spans := len(s.batch.Spans) + s.batch.Invalid
+	invalid = s.batch.Invalid
+	spans = len(s.batch.Spans) + invalid
 	s.batch.Reset() // do not keep buf reachable from the pool
 	r.splitters.Put(s)
 	if err != nil {
-		return 0, consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
+		return 0, 0, consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
 	}
 	if !ok {
-		return spans, errAllDown
+		return spans, invalid, errAllDown
 	}
-	return spans, r.sendParts(ctx, st, parts, t)
+	return spans, invalid, r.sendParts(ctx, st, parts, t)
 }
 
 // sendParts hands each part to its member's queue (a part whose member
@@ -338,7 +342,7 @@ func (r *Router) sendParts(ctx context.Context, st *state, parts []part, t *targ
 			if cur := r.state.Load(); cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
-				_, err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
+				_, _, err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
 				if err == nil {
 					continue
 				}

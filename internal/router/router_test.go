@@ -113,7 +113,7 @@ func TestRouteOnStaleSet(t *testing.T) {
 	td := w.Batch(20, 3)
 	buf, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	require.NoError(t, err)
-	spans, err := e.route(t.Context(), stale, buf, &targets{ring: stale.ring, down: stale.down})
+	spans, _, err := e.route(t.Context(), stale, buf, &targets{ring: stale.ring, down: stale.down})
 	require.NoError(t, err)
 	assert.Equal(t, td.SpanCount(), spans)
 	require.Eventually(t, func() bool { return gw.Count() == td.SpanCount() }, 10*time.Second, 5*time.Millisecond)

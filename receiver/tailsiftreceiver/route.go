@@ -100,15 +100,44 @@ func (r *tailsiftReceiver) forward(ctx context.Context, obs *receiverhelper.ObsR
 		}
 		fctx, cancel = context.WithTimeout(ctx, max(wait, time.Nanosecond))
 	}
-	spans, err := r.router.Forward(fctx, req)
+	spans, invalid, err := r.router.Forward(fctx, req)
 	if cancel != nil {
 		cancel()
 	}
 	if free != nil {
 		free()
 	}
-	obs.EndTracesOp(ctx, format, spans, err)
-	return classifyForward(err)
+	out := classifyForward(err)
+	if out.st == nil && invalid > 0 {
+		// As an ingesting receiver answers: the spans with bad IDs are
+		// refused (every gateway refuses them), in a partial success, or
+		// INVALID_ARGUMENT when no span is left.
+		msg := fmt.Sprintf("%d of %d spans refused: trace_id and span_id must be present and not all zero", invalid, spans)
+		if invalid == spans {
+			out.st = status.New(codes.InvalidArgument, msg)
+		} else {
+			out.rejected, out.message = invalid, msg
+		}
+	}
+	switch {
+	case out.st != nil:
+		obs.EndTracesOp(ctx, format, spans, errOr(err, out.st.Err()))
+	case out.rejected > 0:
+		obs.EndTracesOp(ctx, format, spans-out.rejected, nil)
+		// The refused spans are a second, failed operation, as in ingest.
+		obs.EndTracesOp(obs.StartTracesOp(ctx), format, out.rejected, out.st.Err())
+	default:
+		obs.EndTracesOp(ctx, format, spans, nil)
+	}
+	return out
+}
+
+// errOr is err, or alt when err is nil.
+func errOr(err, alt error) error {
+	if err != nil {
+		return err
+	}
+	return alt
 }
 
 // classifyForward turns what Router.Forward returned into an OTLP outcome:
@@ -120,9 +149,33 @@ func classifyForward(err error) outcome {
 	switch {
 	case err == nil:
 		return outcome{}
-	case errors.Is(err, wire.ErrMalformed), consumererror.IsPermanent(err):
+	case errors.Is(err, wire.ErrMalformed), allPermanent(err):
 		return outcome{st: status.New(codes.InvalidArgument, err.Error())}
 	default:
 		return outcome{st: retryable(fmt.Sprintf("route spans to the gateways: %v", err))}
 	}
+}
+
+// allPermanent reports whether err, and every error it joins, is permanent.
+// One gateway's permanent refusal joined with another's full queue is a
+// retryable refusal: answered INVALID_ARGUMENT, the sender dropped the part
+// that was only refused for a moment.
+func allPermanent(err error) bool {
+	for err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs := j.Unwrap()
+			for _, e := range errs {
+				if !allPermanent(e) {
+					return false
+				}
+			}
+			return len(errs) > 0
+		}
+		inner := errors.Unwrap(err)
+		if consumererror.IsPermanent(err) && (inner == nil || !consumererror.IsPermanent(inner)) {
+			return true // this layer marks what it wraps permanent
+		}
+		err = inner
+	}
+	return false
 }
