@@ -90,9 +90,20 @@ func Convert(in []byte, opts Options) ([]byte, []Message, error) {
 	if err := yaml.Unmarshal(in, &doc); err != nil {
 		return nil, nil, fmt.Errorf("parse the configuration: %w", err)
 	}
+	// What the collector would not load (a key twice in a mapping) is
+	// refused, rather than written out as it was.
+	var plain any
+	if err := yaml.Unmarshal(in, &plain); err != nil {
+		return nil, nil, fmt.Errorf("parse the configuration: %w", err)
+	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, errors.New("parse the configuration: the top level must be a mapping")
 	}
+	// Aliases and merge keys are written out where they are used: the
+	// converter edits nodes in place, and an alias node's Value is its
+	// anchor's name (a percentage capped through it came out as
+	// `*100`, an unknown anchor), and its content is elsewhere.
+	resolveAliases(&doc, 0)
 	c := &converter{opts: opts}
 	root := doc.Content[0]
 	renamed, err := c.convertProcessors(root)
@@ -299,4 +310,68 @@ func byteSize(n int64) string {
 		return strconv.FormatInt((n+1<<10-1)>>10, 10) + "KiB"
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// maxAliasDepth bounds the nesting of aliases resolveAliases follows: a
+// document of aliases of aliases (a billion laughs) is cut there.
+const maxAliasDepth = 32
+
+// resolveAliases replaces each alias in n with a copy of its anchor's node,
+// and each merge key (`<<: *a`, `<<: [*a, *b]`) with the keys it merges
+// that the mapping does not set itself. Anchors are dropped: nothing
+// refers to them any more.
+func resolveAliases(n *yaml.Node, depth int) {
+	if n == nil || depth > maxAliasDepth {
+		return
+	}
+	n.Anchor = ""
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		*n = *deepCopy(n.Alias)
+		resolveAliases(n, depth+1)
+		return
+	}
+	for _, c := range n.Content {
+		resolveAliases(c, depth)
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	var content, merged []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!merge" && k.Value != "<<" {
+			content = append(content, k, v)
+			continue
+		}
+		sources := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			sources = v.Content
+		}
+		for _, src := range sources {
+			if src.Kind == yaml.MappingNode {
+				merged = append(merged, src.Content...)
+			}
+		}
+	}
+	set := map[string]bool{}
+	for i := 0; i+1 < len(content); i += 2 {
+		set[content[i].Value] = true
+	}
+	for i := 0; i+1 < len(merged); i += 2 {
+		if k := merged[i].Value; !set[k] {
+			set[k] = true
+			content = append(content, deepCopy(merged[i]), deepCopy(merged[i+1]))
+		}
+	}
+	n.Content = content
+}
+
+// deepCopy copies n and what it holds.
+func deepCopy(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = deepCopy(k)
+	}
+	return &c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -164,7 +165,15 @@ func convertNumTraces(c *converter, path string, v *yaml.Node, out *yaml.Node) {
 	if !c.decodeScalar(path, v, &n) {
 		return
 	}
-	b := max(n*c.opts.BytesPerTrace, minBufferBytes)
+	if n < 0 {
+		c.warn(path, "is negative (%d), which contrib refuses; buffer.max_bytes is left at its default", n)
+		return
+	}
+	b := max(mulCapped(n, c.opts.BytesPerTrace), minBufferBytes)
+	if b > maxConvertedBytes {
+		b = maxConvertedBytes
+		c.warn(path, "%d traces at %d bytes each is more than %s: buffer.max_bytes is set to that; size it to the host's memory", n, c.opts.BytesPerTrace, byteSize(maxConvertedBytes))
+	}
 	size := byteSize(b)
 	setIn(out, "buffer", "max_bytes", scalar(size), "was num_traces")
 	c.note(path, "-> buffer.max_bytes: %s, estimated at %d bytes per trace (-bytes-per-trace); size it to your traces: tailsift bounds bytes, not traces", size, c.opts.BytesPerTrace)
@@ -229,7 +238,7 @@ var decisionCacheKeys = map[string]keyHandler{
 			c.note(path, "removed: contrib's kept-ID cache is off; tailsift's cannot be turned off (decision_cache.kept_max_bytes, default 16MiB)")
 			return
 		}
-		size := byteSize(max(n*keptEntryBytes, minKeptBytes))
+		size := byteSize(min(max(mulCapped(n, keptEntryBytes), minKeptBytes), maxConvertedBytes))
 		setIn(out, "decision_cache", "kept_max_bytes", scalar(size), "was sampled_cache_size")
 		c.note(path, "-> decision_cache.kept_max_bytes: %s (%d bytes per kept trace ID)", size, keptEntryBytes)
 	},
@@ -247,4 +256,18 @@ func alwaysSample() *yaml.Node {
 	return &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{
 		mapping("name", "always", "type", "always_sample"),
 	}}
+}
+
+// maxConvertedBytes caps a size converted from a count: 1 TiB, beyond any
+// host's memory for one processor.
+const maxConvertedBytes = 1 << 40
+
+// mulCapped is a×b for a, b ≥ 0, or math.MaxInt64 when that overflows:
+// num_traces: 1e15 became buffer.max_bytes: 1MiB (the product wrapped
+// negative, and the floor took it).
+func mulCapped(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
 }
