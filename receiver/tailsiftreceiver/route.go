@@ -125,7 +125,7 @@ func (r *tailsiftReceiver) forward(ctx context.Context, obs *receiverhelper.ObsR
 	case out.rejected > 0:
 		obs.EndTracesOp(ctx, format, spans-out.rejected, nil)
 		// The refused spans are a second, failed operation, as in ingest.
-		obs.EndTracesOp(obs.StartTracesOp(ctx), format, out.rejected, out.st.Err())
+		obs.EndTracesOp(obs.StartTracesOp(ctx), format, out.rejected, errors.New(out.message))
 	default:
 		obs.EndTracesOp(ctx, format, spans, nil)
 	}
