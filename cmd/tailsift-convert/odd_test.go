@@ -14,7 +14,7 @@ import (
 )
 
 // convertCatching runs Convert, catching panics.
-func convertCatching(in string) (out []byte, msgs []Message, err error, panicked any) {
+func convertCatching(in string) (out []byte, msgs []Message, panicked any, err error) {
 	defer func() { panicked = recover() }()
 	out, msgs, err = Convert([]byte(in), Options{})
 	return
@@ -134,7 +134,7 @@ service:
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
-			out, msgs, err, p := convertCatching(in)
+			out, msgs, p, err := convertCatching(in)
 			require.Nil(t, p, "panic")
 			if err != nil {
 				return
@@ -229,7 +229,7 @@ service: {pipelines: {traces: {receivers: [otlp], processors: [tail_sampling], e
 service: {pipelines: {traces: {receivers: [otlp], processors: [tail_sampling], exporters: [debug]}}}
 `,
 	} {
-		out, _, err, p := convertCatching(in)
+		out, _, p, err := convertCatching(in)
 		require.Nil(t, p, name)
 		require.NoError(t, err, name)
 		require.NoError(t, outputLoads(out), "%s:\n%s", name, out)

@@ -36,7 +36,7 @@ func startHandlerDNS(t *testing.T, fn func(w dns.ResponseWriter, q *dns.Msg, tcp
 		if err == nil {
 			break
 		}
-		pc.Close()
+		_ = pc.Close()
 	}
 	require.NotNil(t, ln)
 	s := &handlerServer{addr: pc.LocalAddr().String(), fn: fn}
