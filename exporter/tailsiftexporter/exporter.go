@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/clock"
@@ -32,6 +33,7 @@ type tailsiftExporter struct {
 	unregister func() // nil before start
 	watcher    *membership.Watcher
 	telemetry  *metadata.TelemetryBuilder
+	logger     *zap.Logger
 	view       *clusterView // the members on the status page
 	unlist     func()       // removes view from the page; nil before start
 	attrs      sync.Map     // member address → metric.MeasurementOption
@@ -46,6 +48,7 @@ func newTailsiftExporter(set exporter.Settings, cfg *Config) (*tailsiftExporter,
 		id:        set.ID,
 		watcher:   membership.NewWatcher(cfg.Members, clock.Real{}, set.Logger),
 		telemetry: tb,
+		logger:    set.Logger,
 	}
 	e.router = router.New(set, router.Settings{
 		GRPC: cfg.GRPC, Failover: cfg.Failover, Timeout: cfg.Timeout, Queue: cfg.Queue, Retry: cfg.Retry,
@@ -85,7 +88,13 @@ func (e *tailsiftExporter) consumeTraces(ctx context.Context, td ptrace.Traces) 
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("marshal traces: %w", err))
 	}
-	return e.router.Route(ctx, buf)
+	_, invalid, err := e.router.Forward(ctx, buf)
+	if invalid > 0 {
+		// Every gateway refuses them; they are not sent (route mode
+		// answers its sender with them instead).
+		e.logger.Warn("Spans without a valid trace_id and span_id not routed", zap.Int("spans", invalid))
+	}
+	return err
 }
 
 func (e *tailsiftExporter) shutdown(ctx context.Context) error {
