@@ -299,9 +299,10 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 func (b *Buffer) route(req *request) (invalid, targets int) {
 	spans := req.batch.Spans
 	req.hashes = slices.Grow(req.hashes[:0], len(spans))[:len(spans)]
+	checked := req.batch.SkipInvalid // the scan left out the spans with bad IDs
 	for i := range spans {
 		sp := &spans[i]
-		if !sp.ValidIDs() {
+		if !checked && !sp.ValidIDs() {
 			invalid++
 			continue
 		}
