@@ -1,6 +1,7 @@
 package sampling_test
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -124,4 +125,37 @@ func TestRateLimitingInEngine(t *testing.T) {
 	assert.Equal(t, th(t, "c"), d.Threshold)
 	d = e.Decide(tr)
 	assert.False(t, d.Keep())
+}
+
+// TestStrictBucketStampsOutOfOrder: the shards stamp their decisions each
+// with its own clock read, so a decision may be stamped behind the one
+// before it. The strict bucket moved its clock back to such a stamp, and
+// refilled that interval a second time at the next: at 1.2 times the rate,
+// with every other stamp 50 ms behind, it kept everything. It keeps at
+// most r·t + B now, however the stamps come.
+func TestStrictBucketStampsOutOfOrder(t *testing.T) {
+	const rate, secs = 1000, 20
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	const period = int64(time.Second / 1200) // demand 1.2 times the rate
+	n := int(secs * time.Second / time.Duration(period))
+	for _, lag := range []time.Duration{0, 200 * time.Microsecond, time.Millisecond, 50 * time.Millisecond} {
+		e := newEngine(t, sampling.NewPolicyConfig("limit", "rate_limiting", &sampling.RateLimitingConfig{
+			SpansPerSecond: rate, BurstCapacity: rate, Mode: sampling.LimitStrict,
+		}))
+		rng := rand.New(rand.NewPCG(9, 10))
+		kept := 0
+		for i := range n {
+			tr := sampling.Trace{SpanCount: 1}
+			tr.SetIdentity(randomID(rng), nil)
+			tr.Now = base + int64(i)*period
+			if i%2 == 1 {
+				tr.Now -= int64(lag)
+			}
+			if e.Decide(&tr).Keep() {
+				kept++
+			}
+		}
+		assert.LessOrEqual(t, kept, rate*secs+rate, "odd stamps %v behind", lag)
+		assert.Greater(t, kept, rate*secs*95/100, "odd stamps %v behind: the rate is still spent", lag)
+	}
 }
