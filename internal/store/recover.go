@@ -27,9 +27,18 @@ func (s *Store) recover() error {
 	var raw []byte
 	var batch wire.Batch
 	for _, num := range nums {
+		// A new segment never takes the number of a file found here, read
+		// or not.
+		s.w.lastNum = max(s.w.lastNum, num)
 		data, err := os.ReadFile(filepath.Join(s.opts.Dir, segName(num)))
 		if err != nil {
-			return fmt.Errorf("read segment %s: %w", segName(num), err)
+			// One segment the store cannot read (an I/O error, a
+			// permission, a directory in its place) is skipped and
+			// counted, as a corrupt one is: it failed Open, and the
+			// collector did not start.
+			s.stats.CorruptSegments.Add(1)
+			s.log.Warn("tailsift store: segment not readable, skipped", zap.String("segment", segName(num)), zap.Error(err))
+			continue
 		}
 		seg := &segment{num: num, size: int64(len(data))}
 		off := 0

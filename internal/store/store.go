@@ -188,8 +188,17 @@ func (s *Store) Close() error {
 	return err
 }
 
-// enqueue hands an item to the writer, or drops it when the queue is full.
+// enqueue hands an item to the writer, or drops it when the queue is full
+// or the store is closed (nothing reads the queue then: an append after
+// Close reported success and was held for ever).
 func (s *Store) enqueue(it item) bool {
+	select {
+	case <-s.done:
+		s.stats.Dropped.Add(1)
+		it.release()
+		return false
+	default:
+	}
 	n := it.held()
 	if s.queued.Add(n) > s.opts.QueueBytes {
 		s.queued.Add(-n)
@@ -319,6 +328,13 @@ func (s *Store) AppendDelivered(ids [][16]byte) bool {
 // Sync waits until the records appended before it are written and indexed,
 // or ctx ends.
 func (s *Store) Sync(ctx context.Context) error {
+	// Closed first: with room in the queue, a select would pick the send
+	// as often as the close, and wait for a writer that is gone.
+	select {
+	case <-s.done:
+		return errClosed
+	default:
+	}
 	done := make(chan struct{})
 	select {
 	case s.in <- &item{sync: done}:
@@ -332,6 +348,13 @@ func (s *Store) Sync(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.done:
+		select {
+		case <-done: // the writer took it before it stopped
+			return nil
+		default:
+			return errClosed
+		}
 	}
 }
 

@@ -25,6 +25,9 @@ type writer struct {
 	recs      []Record
 	failing   bool // the last write failed: drop until the next tick
 	writeFile func(f *os.File, b []byte) (int, error)
+	// lastNum is the highest segment number used: a segment after every
+	// one was evicted does not take a number again.
+	lastNum uint32
 }
 
 func (w *writer) close() error {
@@ -46,6 +49,7 @@ func (s *Store) run() {
 		case <-tick.C:
 			s.w.failing = false
 			s.enforce()
+			s.retireWritten()
 		case <-s.stop:
 			for {
 				select {
@@ -265,10 +269,11 @@ func (s *Store) writeFailed(what string, err error, records int) {
 
 // newSegment starts the next segment file.
 func (s *Store) newSegment() error {
-	num := uint32(1)
+	num := s.w.lastNum + 1
 	if n := len(s.segs); n > 0 {
-		num = s.segs[n-1].num + 1
+		num = max(num, s.segs[n-1].num+1)
 	}
+	s.w.lastNum = num
 	f, err := os.OpenFile(filepath.Join(s.opts.Dir, segName(num)), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
@@ -294,12 +299,37 @@ func (s *Store) enforce() {
 	}
 }
 
-// evictOldest deletes the oldest segment, unless it is the one being
-// written, and reports whether it did.
+// retireWritten closes the segment being written, and evicts it, once it
+// is the only one left and all it holds is past the retention: segments
+// rotate by size, and enforce never evicts the last one, so that at a low
+// rate a segment held its spans for days, served by the API past the
+// retention. The next block starts a new segment. (Only the writer's tick
+// calls it: at Open, the newest segment recovered stays, whatever its age,
+// for the components to take their traces back.)
+func (s *Store) retireWritten() {
+	if len(s.segs) != 1 || s.w.seg == nil {
+		return
+	}
+	if last := s.segs[0]; last.size == 0 || last.maxTime >= s.now()-int64(s.opts.Retention) {
+		return
+	}
+	_ = s.w.seg.Close()
+	s.w.seg = nil
+	s.evictFirst("retention")
+}
+
+// evictOldest deletes the oldest segment, unless it is the last one (the
+// one being written, or the newest recovered), and reports whether it did.
 func (s *Store) evictOldest(why string) bool {
 	if len(s.segs) <= 1 {
 		return false
 	}
+	s.evictFirst(why)
+	return true
+}
+
+// evictFirst deletes the oldest segment.
+func (s *Store) evictFirst(why string) {
 	old := s.segs[0]
 	s.mu.Lock()
 	s.segs = s.segs[1:]
@@ -315,5 +345,4 @@ func (s *Store) evictOldest(why string) bool {
 		s.log.Warn("tailsift store: evicted the oldest segment before its retention",
 			zap.String("reason", why), zap.String("segment", segName(old.num)), zap.Int64("bytes", old.size))
 	}
-	return true
 }
