@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -28,9 +30,28 @@ type Extension struct {
 	addr     string
 	served   chan struct{}
 
-	st        *store.Store
+	// st is the open store, nil before Start and after Shutdown: handlers
+	// and attached components read it while Shutdown clears it.
+	st        atomic.Pointer[store.Store]
 	keepers   keepers
 	telemetry *metadata.TelemetryBuilder
+	// handlers counts the requests being served: Shutdown waits for them
+	// (at most handlerWait past its deadline) before it closes the store,
+	// which http.Server.Close does not.
+	handlers sync.WaitGroup
+}
+
+// handlerWait bounds Shutdown's wait for the requests still served once
+// its own deadline has passed.
+const handlerWait = 5 * time.Second
+
+// counted serves h, counted in e.handlers.
+func (e *Extension) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.handlers.Add(1)
+		defer e.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the address the HTTP server listens on, once started.
@@ -86,7 +107,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
 	if err == nil {
 		e.telemetry = tb
-		err = registerMetrics(tb, e.st)
+		err = registerMetrics(tb, e.st.Load())
 	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("tailsift extension: %w", err), e.closeStore())
@@ -95,7 +116,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("tailsift extension: listen on endpoint %q: %w", e.cfg.ServerConfig.NetAddr.Endpoint, err), e.closeStore())
 	}
-	e.server, err = e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.set.TelemetrySettings, e.mux)
+	e.server, err = e.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), e.set.TelemetrySettings, e.counted(e.mux))
 	if err != nil {
 		_ = ln.Close()
 		return errors.Join(fmt.Errorf("tailsift extension: create HTTP server: %w", err), e.closeStore())
@@ -123,6 +144,18 @@ func (e *Extension) Shutdown(ctx context.Context) error {
 		}
 		<-e.served
 		e.server = nil
+		// Close does not wait for the handlers still running: a slow
+		// read would use the store after it was closed.
+		done := make(chan struct{})
+		go func() {
+			e.handlers.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(handlerWait):
+			e.set.Logger.Warn("tailsift extension: API requests still running as the store closes")
+		}
 	}
 	return errors.Join(err, e.closeStore())
 }
@@ -132,12 +165,11 @@ func (e *Extension) closeStore() error {
 		e.telemetry.Shutdown()
 		e.telemetry = nil
 	}
-	if e.st == nil {
+	st := e.st.Swap(nil)
+	if st == nil {
 		return nil
 	}
-	err := e.st.Close()
-	e.st = nil
-	if err != nil {
+	if err := st.Close(); err != nil {
 		return fmt.Errorf("tailsift extension: close store: %w", err)
 	}
 	return nil

@@ -20,7 +20,7 @@ type keepers struct {
 }
 
 // Store implements store.Host.
-func (e *Extension) Store() *store.Store { return e.st }
+func (e *Extension) Store() *store.Store { return e.st.Load() }
 
 // Attach implements store.Host.
 func (e *Extension) Attach(k store.Keeper) func() {
@@ -63,7 +63,7 @@ func (e *Extension) openStore() error {
 	if err != nil {
 		return fmt.Errorf("tailsift extension: directory %q: %w", e.cfg.Directory, err)
 	}
-	e.st = st
+	e.st.Store(st)
 	return nil
 }
 
