@@ -32,7 +32,8 @@ COPY --chown=10001:10001 deploy/image/state/ /var/lib/tailsift/
 USER 10001:10001
 WORKDIR /var/lib/tailsift
 
-# OTLP gRPC, OTLP HTTP, health_check, self-metrics (Prometheus).
+# OTLP gRPC, OTLP HTTP, health_check, the tailsift extension (status page,
+# retrieval API), self-metrics (Prometheus).
 EXPOSE 4317 4318 13133 13134 8888
 
 ENTRYPOINT ["/otelcol-tailsift"]

@@ -52,8 +52,8 @@ func createDefaultConfig() component.Config {
 }
 
 // defaultMaxRequestBytes is 3.5 MiB: under the 4 MiB that gRPC servers
-// receive by default (the otlp receiver's max_recv_msg_size_mib; the
-// tailsift receiver's default is 16 MiB), with an eighth of it spare for
+// receive by default (max_recv_msg_size_mib of the otlp and the tailsift
+// receivers), with an eighth of it spare for
 // what may re-encode a request on the way (a proxy, or a gateway that
 // forwards a share under its own control field and framing). Batches of
 // the default 2048 spans stay under it up to about 1.7 KiB per span, so

@@ -130,15 +130,20 @@ func TestGateway(t *testing.T) {
 			assert.Equal(t, endpointPort(t, cfg.Extensions["health_check"].Endpoint),
 				portNumber(t, c, c.ReadinessProbe.HTTPGet.Port))
 
-			// preStop, then cluster.drain, then output.shutdown_timeout fit in
-			// the grace period, with the chart's 5 s margin.
+			// preStop, then output.shutdown_timeout fit in the grace period,
+			// with the chart's 5 s margin. The receiver's shutdown runs the
+			// drain within output.shutdown_timeout, and gives it at most half
+			// of it: the timeout is at least twice the drain, and leaves the
+			// flush shutdownSeconds at least.
 			require.NotNil(t, c.Lifecycle.PreStop.Sleep, "preStop sleeps (no shell in the image)")
 			preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 			drain := duration(t, cfg.Receivers.Tailsift.Cluster.Drain)
 			shutdown := duration(t, cfg.Receivers.Tailsift.Output.ShutdownTimeout)
+			assert.GreaterOrEqual(t, shutdown, 2*drain, "the drain gets at most half of output.shutdown_timeout")
+			assert.GreaterOrEqual(t, shutdown-drain, 10*time.Second, "the flush after the drain (shutdownSeconds)")
 			require.NotNil(t, pod.Spec.TerminationGracePeriodSeconds)
 			grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
-			assert.Equal(t, preStop+drain+shutdown+5*time.Second, grace)
+			assert.Equal(t, preStop+shutdown+5*time.Second, grace)
 
 			// A PodDisruptionBudget covers the gateways.
 			require.Len(t, objs.pdbs, 1)

@@ -29,7 +29,8 @@ receivers:
     buffer:
       max_bytes: {{ $g.bufferMiB }}MiB
     output:
-      shutdown_timeout: {{ $g.shutdownSeconds }}s
+      # The drain runs within it (at most half of it), then the flush.
+      shutdown_timeout: {{ include "tailsift.gatewayShutdownSeconds" . }}s
     {{- if $g.store.enabled }}
     # Record spans and decisions in the extension's store (durability across
     # restarts, late errors, the retrieval API).

@@ -73,8 +73,17 @@ request = idle + 1.2 x buffer.max_bytes; limit = request + headroom %.
 {{- add $req (div (mul $req .Values.gateway.memoryLimitHeadroomPercent) 100) -}}
 {{- end -}}
 
-{{- define "tailsift.gatewayGraceSeconds" -}}
+{{/*
+output.shutdown_timeout of the gateways: the tailsift receiver's shutdown
+runs within it, the drain included, which gets at most half of it; so it is
+twice the drain, or the drain plus shutdownSeconds for the flush if more.
+*/}}
+{{- define "tailsift.gatewayShutdownSeconds" -}}
 {{- with .Values.gateway -}}
-{{- add .preStopSeconds .drainSeconds .shutdownSeconds .graceMarginSeconds -}}
+{{- max (mul 2 .drainSeconds) (add .drainSeconds .shutdownSeconds) -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "tailsift.gatewayGraceSeconds" -}}
+{{- add .Values.gateway.preStopSeconds (include "tailsift.gatewayShutdownSeconds" . | int) .Values.gateway.graceMarginSeconds -}}
 {{- end -}}
