@@ -1,8 +1,10 @@
 package red
 
 import (
+	"encoding/binary"
 	"math"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -121,6 +123,10 @@ func (t *Table) lookup(service, name []byte, kind, status uint8) int32 {
 		return 0
 	}
 	idx := int32(len(t.list))
+	service, name = capName(service), capName(name)
+	if kind > maxSpanKind {
+		kind = 0
+	}
 	t.list = append(t.list, series{service: string(service), name: string(name), kind: kind, status: status})
 	t.buckets = append(t.buckets, make([]uint64, len(t.boundsNs)+1)...)
 	t.index[string(k)] = idx
@@ -128,12 +134,42 @@ func (t *Table) lookup(service, name []byte, kind, status uint8) int32 {
 }
 
 // makeKey writes the key of a series in the scratch key. Called under mu.
+// The names are length-prefixed: joined with a separator byte, which names
+// may hold (the scan does not check UTF-8), service "a\xffb" with name "c"
+// and service "a" with name "b\xffc" were one series.
+// The names are cut to maxNameBytes, and a kind OTLP does not define is
+// SPAN_KIND_UNSPECIFIED (as the series is written): one series for them,
+// not one per unknown value with the same attributes.
 func (t *Table) makeKey(service, name []byte, kind, status uint8) []byte {
-	t.key = append(t.key[:0], service...)
-	t.key = append(t.key, 0xff)
+	service, name = capName(service), capName(name)
+	if kind > maxSpanKind {
+		kind = 0
+	}
+	t.key = binary.AppendUvarint(t.key[:0], uint64(len(service)))
+	t.key = append(t.key, service...)
 	t.key = append(t.key, name...)
-	t.key = append(t.key, 0xff, kind, status)
+	t.key = append(t.key, kind, status)
 	return t.key
+}
+
+// maxSpanKind is the highest span kind OTLP defines (CONSUMER).
+const maxSpanKind = 5
+
+// maxNameBytes caps the service and span names a series is keyed and
+// labelled by: each series holds its names for the process's life, and
+// names come from untrusted spans (100 names of 256 KiB held 51 MiB).
+const maxNameBytes = 256
+
+// capName is name cut to maxNameBytes, at a UTF-8 boundary.
+func capName(name []byte) []byte {
+	if len(name) <= maxNameBytes {
+		return name
+	}
+	cut := maxNameBytes
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 // serviceName reads the string value of the service.name attribute of an

@@ -139,7 +139,10 @@ const maxRoutes = 50
 
 // snapshot returns the recorder's state at now.
 func (r *Recorder) snapshot(now time.Time) Component {
-	c := Component{ID: r.id, Kind: r.kind}
+	// Lists are [] before their first entry, not null: the page iterates
+	// them, and a component that had decided nothing broke it ("cannot
+	// fetch the status") until its first decision.
+	c := Component{ID: r.id, Kind: r.kind, Decisions: []Decisions{}}
 	c.Buffer = Buffer{
 		Bytes: r.bufferedBytes.Load(), MaxBytes: r.maxBytes, Traces: r.bufferedTraces.Load(),
 		HeldBytes: r.heldBytes.Load(), HeldTraces: r.heldTraces.Load(), MappedBytes: r.mapped.Load(),

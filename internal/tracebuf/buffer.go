@@ -273,7 +273,9 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
 		}
 		b.recordSpans(req)
-		if b.set.Accepted != nil {
+		if b.set.Accepted != nil && !b.replaying() {
+			// Spans taken in again from the store were counted when they
+			// first came (RED counted them twice after a restart).
 			b.set.Accepted(&req.batch)
 		}
 		// One reference per target shard, plus Ingest's own while it

@@ -306,6 +306,11 @@ func (b *Buffer) StartWithStorage(ctx context.Context, host component.Host) erro
 	return nil
 }
 
+// replaying reports whether Replay is taking stored spans in again.
+func (b *Buffer) replaying() bool {
+	return b.store != nil && b.store.replaying.Load()
+}
+
 // ShutdownWithStorage is Shutdown, then releases the store.
 func (b *Buffer) ShutdownWithStorage(ctx context.Context) error {
 	if h := b.store; h != nil && h.detach != nil {

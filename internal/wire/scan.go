@@ -308,7 +308,7 @@ func scanSpan(buf []byte, base int, scope int32, b *Batch) error {
 			s.Name = v
 		case 6:
 			k, _ := protowire.ConsumeVarint(v)
-			s.Kind = uint8(k)
+			s.Kind = uint8(min(k, 255)) // an unknown kind stays unknown, not another kind mod 256
 		case 7:
 			s.Start = binary.LittleEndian.Uint64(v)
 		case 8:

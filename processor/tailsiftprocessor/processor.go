@@ -33,6 +33,8 @@ type tailsiftProcessor struct {
 	// handoverTimeout bounds the node's shutdown: half of
 	// output.shutdown_timeout, the rest being the buffer's.
 	handoverTimeout time.Duration
+	// shutdownTimeout is output.shutdown_timeout: the bound of Shutdown.
+	shutdownTimeout time.Duration
 	telemetry       *metadata.TelemetryBuilder
 	status          *statuspage.Recorder // the buffer's state for the status page
 	unlist          func()               // removes it from the page; nil before Start
@@ -64,7 +66,8 @@ func newProcessorWithClock(set processor.Settings, cfg *Config, next consumer.Tr
 		return nil, err
 	}
 	status.Bind(buf.Engine())
-	p := &tailsiftProcessor{buf: buf, telemetry: tb, status: status, handoverTimeout: cfg.Output.ShutdownTimeout / 2}
+	p := &tailsiftProcessor{buf: buf, telemetry: tb, status: status, handoverTimeout: cfg.Output.ShutdownTimeout / 2,
+		shutdownTimeout: cfg.Output.ShutdownTimeout}
 	p.node = selfmetrics.NewNode(*cfg, buf, cluster.Settings{
 		ID: set.ID, Telemetry: set.TelemetrySettings, BuildInfo: set.BuildInfo, Clock: clk,
 	}, clusterInstruments(tb))
@@ -90,6 +93,14 @@ func (p *tailsiftProcessor) Start(ctx context.Context, host component.Host) erro
 // receiver's Shutdown, before the receivers stopped: cluster.DrainAll).
 func (p *tailsiftProcessor) Shutdown(ctx context.Context) error {
 	var errs []error
+	// One deadline for the handover and the buffer: the buffer used to
+	// start a whole output.shutdown_timeout of its own after the handover
+	// took half of one, 1.5 times the bound in all.
+	if d := p.shutdownTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	if p.node != nil {
 		nctx := ctx
 		if p.handoverTimeout > 0 {

@@ -57,7 +57,7 @@ function countersCard(c) {
 
 function decisionsCard(c) {
   const by = new Map();
-  for (const d of c.decisions) {
+  for (const d of c.decisions || []) {
     const p = d.policy || "(none kept)";
     if (!by.has(p)) by.set(p, { keep: null, drop: null });
     by.get(p)[d.decision] = d;

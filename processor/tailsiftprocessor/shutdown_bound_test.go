@@ -1,0 +1,97 @@
+package tailsiftprocessor
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/cluster"
+	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router/routertest"
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
+	"github.com/tailsift/tailsift/processor/tailsiftprocessor/internal/metadata"
+)
+
+// TestCallerReusesTraces: td is the caller's once ConsumeTraces returns:
+// changing or clearing it changes nothing of what is kept.
+func TestCallerReusesTraces(t *testing.T) {
+	h := newHarness(t, testConfig(), nil)
+	td := batch(errorTrace(1)...)
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), td))
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for i := range sp.Len() {
+		sp.At(i).SetName("reused")
+		sp.At(i).Status().SetCode(ptrace.StatusCodeOk)
+	}
+	td.ResourceSpans().RemoveIf(func(ptrace.ResourceSpans) bool { return true })
+	h.advance(0)
+	h.advance(2 * time.Second)
+	got := h.spansOf(1)
+	require.Len(t, got, 3, "kept after the caller reused td")
+	for _, s := range got {
+		require.NotEqual(t, "reused", s.Name(), "the processor read td after ConsumeTraces returned")
+	}
+}
+
+// ctxBlocking is a next consumer that blocks until released or until its
+// context ends.
+type ctxBlocking struct {
+	*tracebuftest.Blocking
+}
+
+func (b ctxBlocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	select {
+	case <-b.Entered:
+	default:
+		close(b.Entered)
+	}
+	select {
+	case <-b.Release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// TestClusterShutdownBound: with a cluster block, Shutdown gave the
+// handover half of output.shutdown_timeout, then the buffer a whole one of
+// its own: up to 1.5 times the bound. One deadline covers both now.
+func TestClusterShutdownBound(t *testing.T) {
+	_, addrs := routertest.StartGateways(t, "127.0.0.1")
+	self := "127.0.0.1:1"
+	cfg := testConfig()
+	c := cluster.NewDefaultConfig()
+	c.Self, c.Members.Static, c.Drain = self, []string{self, addrs[0]}, 0
+	c.GRPC.TLS.Insecure = true
+	c.Handover.BytesPerSecond = 1 // every send waits (on the fake clock): the handover uses its whole time
+	cfg.Cluster = configoptional.Some(c)
+	cfg.Output.ShutdownTimeout = 1 * time.Second
+	cfg.Output.BatchTimeout = 0
+	next := ctxBlocking{tracebuftest.NewBlocking()}
+	clk := clocktest.NewFake(t0)
+	require.NoError(t, cfg.Validate())
+	p, err := newProcessorWithClock(processortest.NewNopSettings(metadata.Type), cfg, next, clk)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	r := ring.New(c.Members.Static)
+	var sent int
+	for n := uint64(1); sent < 50; n++ {
+		if r.Members()[r.Owner(ring.Hash(traceID(n)))] == self {
+			require.NoError(t, p.ConsumeTraces(context.Background(), batch(errorTrace(n)...)))
+			sent++
+		}
+	}
+	require.NoError(t, p.buf.Sync(context.Background()))
+	start := time.Now()
+	err = p.Shutdown(context.Background())
+	took := time.Since(start)
+	close(next.Release)
+	require.Less(t, took, 1300*time.Millisecond, "output.shutdown_timeout is 1s (err: %v)", err)
+}
