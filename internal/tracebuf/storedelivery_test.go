@@ -52,6 +52,18 @@ func (a *refusingSink) count(id [16]byte) int {
 	return a.spans[id]
 }
 
+// droppedInStore is a buffer on a new store, whose next consumer is a
+// refusingSink, with the traces ns dropped.
+func droppedInStore(t *testing.T, ns ...uint64) (*store.Store, *refusingSink, *clocktest.Fake, *Buffer) {
+	t.Helper()
+	st := openTestStore(t, t.TempDir())
+	sink := &refusingSink{}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, sink.emit, clk)
+	dropTraces(t, b, clk, ns...)
+	return st, sink, clk, b
+}
+
 // TestRescueRetriesRetryableRefusal: a dropped trace's late ERROR span
 // makes the rescuer keep it from the store, and the next consumer refuses
 // the first call retryably (not consumererror.Permanent), as a full
@@ -61,11 +73,7 @@ func (a *refusingSink) count(id [16]byte) int {
 // as the shards do.
 func TestRescueRetriesRetryableRefusal(t *testing.T) {
 	ctx := context.Background()
-	st := openTestStore(t, t.TempDir())
-	sink := &refusingSink{}
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, sink.emit, clk)
-	dropTraces(t, b, clk, 5)
+	st, sink, clk, b := droppedInStore(t, 5)
 	require.Zero(t, sink.calls.Load())
 
 	// From now on the first call is refused, retryably.
@@ -175,11 +183,7 @@ func TestShutdownCutsRescueShort(t *testing.T) {
 // and a keep whose sending failed may be asked again; a delivered one not.
 func TestKeepStoredRetries(t *testing.T) {
 	ctx := context.Background()
-	st := openTestStore(t, t.TempDir())
-	sink := &refusingSink{}
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, sink.emit, clk)
-	dropTraces(t, b, clk, 9)
+	st, sink, clk, b := droppedInStore(t, 9)
 	require.NoError(t, st.Sync(ctx))
 	sink.fail = func(_ context.Context, n int32) error {
 		if n == 1 {
