@@ -56,6 +56,15 @@ func (a *annotate) attrs(rule string, th otelsampling.Threshold) []byte {
 	return a.buf
 }
 
+// supplementAttrs returns the attributes for a trace kept as a supplement
+// (a rescue, a retroactive keep) by rule: sampling.rule alone. Its spans
+// count 0 (the tracestate's supplement marker): a SampleRate of 1 made a
+// backend that sums SampleRate count each rescued trace once more.
+func (a *annotate) supplementAttrs(rule string) []byte {
+	a.buf = wire.AppendStringAttr(a.buf[:0], "sampling.rule", rule)
+	return a.buf
+}
+
 // lateAttrs returns the attributes for the late spans of a trace kept with
 // mark, or nil when annotations are off or mark names no rule (a decision
 // handed over by another gateway or restored from the store).
@@ -63,6 +72,9 @@ func (a *annotate) lateAttrs(mark keptMark) []byte {
 	i := mark.rule()
 	if !a.roots || i < 0 || i >= len(a.rules) {
 		return nil
+	}
+	if mark.rv&supplementMask != 0 {
+		return a.supplementAttrs(a.rules[i])
 	}
 	return a.attrs(a.rules[i], mark.threshold())
 }

@@ -104,7 +104,11 @@ func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
 	var attrs []byte
 	if s.annotate.on() {
 		mark = mark.withRule(s.annotate.index(d.Policy))
-		attrs = s.annotate.attrs(d.Policy, d.Threshold)
+		if rescued {
+			attrs = s.annotate.supplementAttrs(d.Policy)
+		} else {
+			attrs = s.annotate.attrs(d.Policy, d.Threshold)
+		}
 	}
 	s.decided.rememberKept(t.sum.ID, t.hash, mark)
 	m := s.deps.engine.Marker(&t.sum, d)

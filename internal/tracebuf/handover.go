@@ -115,6 +115,18 @@ func (s *shard) keepHandedOver(ctx context.Context, t *trace, th uint64, now int
 	s.logRefused(s.decideAs(ctx, t, d, ReasonHandover, now, -1))
 }
 
+// waitRefused is inShard's error when its wait for the shard ended first:
+// ErrShutdown once the shutdown began, else a RefusedError (retryable, as
+// a request the queues had no room for). The bare context error it was
+// made a receiver answer INTERNAL (HTTP 500, not retried) to a request
+// with handed-over decisions that met a full shard queue.
+func (b *Buffer) waitRefused(ctx context.Context) error {
+	if b.closing.Err() != nil {
+		return ErrShutdown
+	}
+	return &RefusedError{Cause: b.gaveUp(ctx)}
+}
+
 // Command states: a command runs once, unless its caller gave up first.
 const (
 	cmdQueued int32 = iota
@@ -133,7 +145,7 @@ func (b *Buffer) inShard(ctx context.Context, sh int, f func(ctx context.Context
 	}
 	defer leave()
 	if err := b.room[sh].Acquire(ctx, 1); err != nil {
-		return b.gaveUp(ctx)
+		return b.waitRefused(ctx)
 	}
 	var state atomic.Int32
 	done := make(chan struct{})
@@ -149,7 +161,7 @@ func (b *Buffer) inShard(ctx context.Context, sh int, f func(ctx context.Context
 		return nil
 	case <-ctx.Done():
 		if state.CompareAndSwap(cmdQueued, cmdAbandoned) {
-			return b.gaveUp(ctx)
+			return b.waitRefused(ctx)
 		}
 		<-done
 		return nil

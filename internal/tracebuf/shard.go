@@ -276,6 +276,11 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 				m.late = append(m.late, lateSpan{idx: i, mark: mark})
 			} else {
 				lateDropped++
+				// As a late span in a later request is: an ERROR span
+				// after the one that reached max_spans in the same
+				// request was lost, with the store that rescues it when
+				// it comes later.
+				s.lateDropped(batch, sp, t.hash)
 			}
 			continue
 		}
