@@ -80,7 +80,7 @@ func TestConcurrentScrapes(t *testing.T) {
 		wg.Go(func() {
 			for range 200 {
 				rr := httptest.NewRecorder()
-				h.ServeHTTP(rr, httptest.NewRequest("GET", StatusPath, nil))
+				h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, StatusPath, nil))
 				if rr.Code != 200 {
 					t.Errorf("status %d: %s", rr.Code, rr.Body)
 				}

@@ -222,27 +222,6 @@ func TestCoreOutputCuts(t *testing.T) {
 	t.Logf("%d requests, %d oversize mixed", len(out.reqs), bad)
 }
 
-// latencyObserver records each decision's reason and latency.
-type latencyObserver struct {
-	NopObserver
-	mu  sync.Mutex
-	got []string
-	lat []time.Duration
-}
-
-func (o *latencyObserver) Decided(_ string, _ bool, _ int, reason string, latency, _ time.Duration) {
-	o.mu.Lock()
-	o.got = append(o.got, reason)
-	o.lat = append(o.lat, latency)
-	o.mu.Unlock()
-}
-
-func (o *latencyObserver) n() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.got)
-}
-
 // auditAnnLog records each span's tracestate and SampleRate.
 type auditAnnLog struct {
 	mu    sync.Mutex

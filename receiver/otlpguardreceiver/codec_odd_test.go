@@ -25,7 +25,7 @@ func TestGRPCCodecOddMessages(t *testing.T) {
 	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, sc := range signalCases {
 		normal := sc.normal(t)
