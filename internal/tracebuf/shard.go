@@ -279,7 +279,10 @@ func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 				// As a late span in a later request is: an ERROR span
 				// after the one that reached max_spans in the same
 				// request was lost, with the store that rescues it when
-				// it comes later.
+				// it comes later. The drop goes to the store first: the
+				// rescuer reads the trace's decision there, and gave up
+				// on a trace not decided yet.
+				s.flushStore()
 				s.lateDropped(batch, sp, t.hash)
 			}
 			continue
