@@ -404,7 +404,7 @@ func TestShutdownRacesIngest(t *testing.T) {
 func TestShutdownWithStorageKeepsTheTimeout(t *testing.T) {
 	ctx := context.Background()
 	st := openTestStore(t, t.TempDir())
-	const timeout = 400 * time.Millisecond
+	const timeout = time.Second
 	var down atomic.Bool
 	sink := &refusingSink{fail: func(ctx context.Context, _ int32) error {
 		if !down.Load() {
