@@ -37,9 +37,8 @@ func (n *Node) HandOver(ctx context.Context) {
 		all := true
 		for sh := range n.buf.Shards() {
 			ok, complete := h.decisions(ctx, sh)
-			all = all && complete
+			all = all && complete // not complete when not ok
 			if !ok {
-				all = false
 				break
 			}
 		}

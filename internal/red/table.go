@@ -123,33 +123,36 @@ func (t *Table) lookup(service, name []byte, kind, status uint8) int32 {
 		return 0
 	}
 	idx := int32(len(t.list))
-	service, name = capName(service), capName(name)
-	if kind > maxSpanKind {
-		kind = 0
-	}
+	service, name, kind = seriesOf(service, name, kind)
 	t.list = append(t.list, series{service: string(service), name: string(name), kind: kind, status: status})
 	t.buckets = append(t.buckets, make([]uint64, len(t.boundsNs)+1)...)
 	t.index[string(k)] = idx
 	return idx
 }
 
-// makeKey writes the key of a series in the scratch key. Called under mu.
-// The names are length-prefixed: joined with a separator byte, which names
-// may hold (the scan does not check UTF-8), service "a\xffb" with name "c"
-// and service "a" with name "b\xffc" were one series.
-// The names are cut to maxNameBytes, and a kind OTLP does not define is
-// SPAN_KIND_UNSPECIFIED (as the series is written): one series for them,
-// not one per unknown value with the same attributes.
+// makeKey writes the key of a series (seriesOf) in the scratch key.
+// Called under mu. The service name is length-prefixed: joined with a
+// separator byte, which names may hold (the scan does not check UTF-8),
+// service "a\xffb" with name "c" and service "a" with name "b\xffc" were
+// one series.
 func (t *Table) makeKey(service, name []byte, kind, status uint8) []byte {
-	service, name = capName(service), capName(name)
-	if kind > maxSpanKind {
-		kind = 0
-	}
+	service, name, kind = seriesOf(service, name, kind)
 	t.key = binary.AppendUvarint(t.key[:0], uint64(len(service)))
 	t.key = append(t.key, service...)
 	t.key = append(t.key, name...)
 	t.key = append(t.key, kind, status)
 	return t.key
+}
+
+// seriesOf is how a span's names and kind identify its series: the names
+// cut to maxNameBytes, and a kind OTLP does not define as
+// SPAN_KIND_UNSPECIFIED, as the series is written (one series for them,
+// not one per unknown value with the same attributes).
+func seriesOf(service, name []byte, kind uint8) ([]byte, []byte, uint8) {
+	if kind > maxSpanKind {
+		kind = 0
+	}
+	return capName(service), capName(name), kind
 }
 
 // maxSpanKind is the highest span kind OTLP defines (CONSUMER).

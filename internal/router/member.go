@@ -354,14 +354,16 @@ func (m *member) shutdown(ctx context.Context) error {
 	// each send left fails at once and push fails it over, or falls back.
 	shut := make(chan error, 1)
 	go func() { shut <- m.helper.Shutdown(context.WithoutCancel(ctx)) }()
-	var err, cerr error
+	var err error
+	late := false
 	select {
 	case err = <-shut:
-		close(m.stop)
-		cerr = m.conn.Close()
 	case <-ctx.Done():
-		close(m.stop)
-		cerr = m.conn.Close()
+		late = true
+	}
+	close(m.stop)
+	cerr := m.conn.Close()
+	if late {
 		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()))
 	}
 	m.probes.Wait()

@@ -20,9 +20,6 @@ const (
 	flagDelivered
 )
 
-// entry is what the index holds for one trace. It holds no pointer, so
-// that the garbage collector never scans the index: the policy and reason
-// are interned.
 // maxRefs is the most blocks an entry refers to. It was 255 (a uint8),
 // which a long trace at a low request rate, about one request a block,
 // went past: its newest spans, an ERROR among them perhaps, were not read
@@ -30,6 +27,9 @@ const (
 // big as before.
 const maxRefs = math.MaxUint16
 
+// entry is what the index holds for one trace. It holds no pointer, so
+// that the garbage collector never scans the index: the policy and reason
+// are interned.
 type entry struct {
 	refs      [inlineRefs]ref
 	nrefs     uint16 // refs in use, inline ones first, then more's

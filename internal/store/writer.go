@@ -269,11 +269,8 @@ func (s *Store) writeFailed(what string, err error, records int) {
 
 // newSegment starts the next segment file.
 func (s *Store) newSegment() error {
-	num := s.w.lastNum + 1
-	if n := len(s.segs); n > 0 {
-		num = max(num, s.segs[n-1].num+1)
-	}
-	s.w.lastNum = num
+	s.w.lastNum++ // recover set it to the highest number found
+	num := s.w.lastNum
 	f, err := os.OpenFile(filepath.Join(s.opts.Dir, segName(num)), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)

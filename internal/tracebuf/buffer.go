@@ -162,10 +162,8 @@ func (b *Buffer) enterWaiting(ctx context.Context) (_ context.Context, leave fun
 	if !b.enter() {
 		return ctx, nil, false
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(b.closing, cancel)
+	ctx, cancel := b.untilClosing(ctx)
 	return ctx, func() {
-		stop()
 		cancel()
 		b.inflight.Done()
 	}, true
@@ -289,7 +287,7 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 	}
 	if invalid > 0 {
 		b.set.Observer.Refused(RefusedInvalid, invalid)
-		return spans, &InvalidError{Rejected: invalid, Total: spans, Err: errInvalidIDs}
+		return spans, InvalidIDs(invalid, spans)
 	}
 	return spans, nil
 }

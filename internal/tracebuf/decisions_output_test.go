@@ -77,18 +77,8 @@ func (l *auditLog) snapshot() []auditSpan {
 // maxSpansStoreBuffer is storeBuffer with completion.max_spans 3.
 func maxSpansStoreBuffer(t *testing.T, out Emit) (*Buffer, *clocktest.Fake) {
 	t.Helper()
-	st := openTestStore(t, t.TempDir())
 	clk := clocktest.NewFake(time.Unix(0, 0))
-	cfg := testBufferConfig()
-	cfg.Completion.MaxSpans = 3
-	b, err := New(cfg, out, Settings{Clock: clk})
-	require.NoError(t, err)
-	b.AttachStore(st)
-	b.Start()
-	t.Cleanup(func() {
-		require.NoError(t, b.Shutdown(context.Background()))
-		b.CloseStore()
-	})
+	b := storeBufferWith(t, openTestStore(t, t.TempDir()), out, clk, func(c *Config) { c.Completion.MaxSpans = 3 })
 	return b, clk
 }
 

@@ -65,5 +65,11 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 // Partial reports whether some spans of the request were accepted.
 func (e *InvalidError) Partial() bool { return e.Total > 0 && e.Rejected < e.Total }
 
+// InvalidIDs is the error of rejected spans of total refused for their bad
+// IDs: a partial success when some spans are left.
+func InvalidIDs(rejected, total int) *InvalidError {
+	return &InvalidError{Rejected: rejected, Total: total, Err: errInvalidIDs}
+}
+
 // errInvalidIDs is the reason spans with bad IDs are rejected.
 var errInvalidIDs = errors.New("trace_id and span_id must be present and not all zero")

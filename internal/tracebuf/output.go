@@ -368,25 +368,30 @@ func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
 // with backoff until ctx ends. What is not delivered is counted and
 // returned.
 func (s *shard) deliver(ctx context.Context, spans int, call func() error) error {
+	err := retryRetryable(ctx, call)
+	if err != nil {
+		s.deps.observer.ExportFailed(spans)
+	}
+	return err
+}
+
+// retryRetryable calls call, again after a backoff (5 ms, doubling up to
+// 1 s) while it fails retryably, until it succeeds, fails permanently or
+// ctx ends. It never calls call once ctx has ended.
+func retryRetryable(ctx context.Context, call func() error) error {
 	backoff := 5 * time.Millisecond
 	for {
-		if ctx.Err() != nil { // never call the next consumer once it has ended
-			s.deps.observer.ExportFailed(spans)
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		err := call()
-		if err == nil {
-			return nil
-		}
-		if consumererror.IsPermanent(err) {
-			s.deps.observer.ExportFailed(spans)
+		if err == nil || consumererror.IsPermanent(err) {
 			return err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.deps.observer.ExportFailed(spans)
 			return errors.Join(err, ctx.Err())
 		case <-t.C:
 		}

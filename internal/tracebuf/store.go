@@ -70,25 +70,25 @@ func (b *Buffer) AttachStore(st *store.Store) {
 	// sends their spans again. Remembered in the store's order, many
 	// delivered keeps evicted them, and their replayed spans were decided
 	// afresh (dropped, or counted twice downstream).
-	for _, delivered := range []bool{true, false} {
-		for i := range rec.Decided {
-			d := &rec.Decided[i]
-			if d.Decision.Keep && d.Delivered != delivered || !d.Decision.Keep && !delivered {
-				continue
-			}
-			hash := hashID(&d.ID)
-			s := b.shards[b.shardOf(&d.ID)]
-			if !d.Decision.Keep {
-				s.decided.dropped.add(hash, s.now())
-				continue
-			}
-			s.decided.rememberKept(d.ID, hash, restoredMark(d.Decision))
-			if !d.Delivered {
-				// Its spans come again as late spans of a kept trace,
-				// marked with its threshold.
-				h.replay = append(h.replay, d.ID)
-			}
+	var undelivered []*store.Decided
+	for i := range rec.Decided {
+		d := &rec.Decided[i]
+		s := b.shards[b.shardOf(&d.ID)]
+		switch {
+		case !d.Decision.Keep:
+			s.decided.dropped.add(hashID(&d.ID), s.now())
+		case d.Delivered:
+			s.decided.rememberKept(d.ID, hashID(&d.ID), restoredMark(d.Decision))
+		default:
+			undelivered = append(undelivered, d)
 		}
+	}
+	for _, d := range undelivered {
+		s := b.shards[b.shardOf(&d.ID)]
+		s.decided.rememberKept(d.ID, hashID(&d.ID), restoredMark(d.Decision))
+		// Its spans come again as late spans of a kept trace, marked with
+		// its threshold.
+		h.replay = append(h.replay, d.ID)
 	}
 }
 

@@ -62,8 +62,15 @@ func crashCopy(t *testing.T, dir string) string {
 
 func storeBuffer(t *testing.T, st *store.Store, emit Emit, clk *clocktest.Fake) *Buffer {
 	t.Helper()
+	return storeBufferWith(t, st, emit, clk, func(*Config) {})
+}
+
+// storeBufferWith is storeBuffer with its config changed by edit.
+func storeBufferWith(t *testing.T, st *store.Store, emit Emit, clk *clocktest.Fake, edit func(*Config)) *Buffer {
+	t.Helper()
 	cfg := testBufferConfig()
 	cfg.Completion.MaxSpans = 100
+	edit(&cfg)
 	b, err := New(cfg, emit, Settings{Clock: clk})
 	require.NoError(t, err)
 	b.AttachStore(st)

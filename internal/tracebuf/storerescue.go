@@ -1,7 +1,6 @@
 package tracebuf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,25 +92,11 @@ func newRescuer(b *Buffer) *rescuer {
 // or without a store.
 func (b *Buffer) CloseStore() { b.closeStore(context.Background()) }
 
-// sendRetrying hands td to the next consumer, retrying what it refuses
-// retryably, with backoff, until ctx ends: as the shards do (shard.deliver),
-// for the traces the rescuer and KeepStored send outside the shards.
+// sendRetrying hands td to the next consumer as the shards do
+// (shard.deliver), for the traces the rescuer and KeepStored send outside
+// them: retryable refusals are retried until ctx ends.
 func (b *Buffer) sendRetrying(ctx context.Context, td ptrace.Traces) error {
-	backoff := 5 * time.Millisecond
-	for {
-		err := b.emit(ctx, td)
-		if err == nil || consumererror.IsPermanent(err) {
-			return err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(backoff*2, time.Second)
-	}
+	return retryRetryable(ctx, func() error { return b.emit(ctx, td) })
 }
 
 // untilClosing is ctx, cancelled also when Shutdown begins.
@@ -138,89 +123,6 @@ func (b *Buffer) closeStore(ctx context.Context) {
 	h.rescue.stop <- ctx
 	<-h.rescue.done
 	h.rescue = nil
-}
-
-// droppedRecent is how many recently dropped traces a shard remembers the
-// extent of: 65 536, about 2.4 MB a shard (a map of trace-ID hashes to
-// extents, no pointers, and a ring of the hashes). A late span of a trace
-// the shard forgot costs the rescuer a read from the store (decompress the
-// trace's blocks, scan their requests): with 16 384 traces remembered, a
-// fast path at 30 000 spans/s (2 400 traces/s) forgot a trace after 7 s,
-// and the benchmark's late spans (10-30 s) made the rescuer's reads 17 %
-// of the collector's CPU. 65 536 covers 27 s at that rate.
-const droppedRecent = 1 << 16
-
-// droppedExtents is a shard's memory of its recently dropped traces'
-// extents (a ring), keyed by trace-ID hash, so that a late span that
-// brings no error and does not lengthen its trace is let go at once,
-// without a copy or a read. Two traces whose IDs hash alike share an
-// entry: one of them may then be let go when its late span does change
-// its trace (a chance of about 1 in 2^48 at 65 536 entries).
-type droppedExtents struct {
-	byHash map[uint64]extent
-	ring   []uint64
-	next   int
-}
-
-// remember notes the extent of a trace the shard dropped (h: hashID).
-func (d *droppedExtents) remember(h uint64, e extent) {
-	if d.byHash == nil {
-		d.byHash = make(map[uint64]extent, droppedRecent)
-		d.ring = make([]uint64, droppedRecent)
-	}
-	if old := d.ring[d.next]; old != 0 {
-		delete(d.byHash, old)
-	}
-	d.ring[d.next] = h
-	d.next = (d.next + 1) % droppedRecent
-	d.byHash[h] = e
-}
-
-// changes reports whether sp (of the trace with hash h) could change the
-// decision on its trace: it brings the first error, or lengthens the
-// trace, or the trace is not remembered. It widens the remembered extent
-// to sp.
-func (d *droppedExtents) changes(h uint64, sp *wire.Span) bool {
-	e, ok := d.byHash[h]
-	if !ok {
-		return true
-	}
-	newError := sp.Status == statusError && !e.hasError
-	longer := sp.Start < e.start || sp.End > e.end
-	if !newError && !longer {
-		return false
-	}
-	e.hasError = e.hasError || sp.Status == statusError
-	e.start, e.end = min(e.start, sp.Start), max(e.end, sp.End)
-	d.byHash[h] = e
-	return true
-}
-
-// rememberDropped notes the extent of a trace the shard dropped.
-func (s *shard) rememberDropped(t *trace) {
-	if h := s.deps.store; h != nil {
-		h.extents[s.id].remember(t.hash, extent{
-			start: t.sum.Start, end: t.sum.End, hasError: t.sum.StatusMask&sampling.StatusErrorBit != 0,
-		})
-	}
-}
-
-// lateDropped offers a late span of a dropped trace (hash: hashID) to the
-// rescuer, when the buffer has a store and the span could change the
-// decision. It never blocks.
-func (s *shard) lateDropped(batch *wire.Batch, sp *wire.Span, hash uint64) {
-	h := s.deps.store
-	if h == nil || h.rescue == nil || !h.extents[s.id].changes(hash, sp) {
-		return
-	}
-	e := &s.enc
-	e.spanBuf = append(e.spanBuf[:0], sp.Raw...)
-	e.ends = append(e.ends[:0], len(e.spanBuf))
-	rs := wire.AppendResourceSpans(nil, &batch.Scopes[sp.Scope], e.spanBuf, e.ends)
-	select {
-	case h.rescue.in <- lateReq{id: sp.TraceID, spanID: sp.SpanID, rs: rs}:
-	default:
-	}
 }
 
 // run rescues the late spans handed to it until stopped, then those still
@@ -464,80 +366,4 @@ func (r *rescuer) catchUp(ctx context.Context, id [16]byte, m keptMark, rule str
 		return fmt.Errorf("send late spans of rescued trace: %w", err)
 	}
 	return nil
-}
-
-// ReasonLateSpan is the stored reason of a keep by a late span (a rescue).
-const ReasonLateSpan = "late_span"
-
-// restoredMark is how the spans of a trace kept under stored decision d
-// are marked after a restart, as they were before it: a rescue or a
-// retroactive keep as a supplement (counting 0), any other keep with its
-// threshold. The store does not record a derived randomness (a salted
-// probabilistic keep's rv): such a trace's spans sent after the restart
-// carry th alone.
-func restoredMark(d store.Decision) keptMark {
-	switch d.Reason {
-	case ReasonLateSpan:
-		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRescue) << supplementShift}
-	case RetroactiveRule:
-		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRetro) << supplementShift}
-	}
-	return keptMark{th: d.Threshold}
-}
-
-// markStored decodes a stored trace's request for the next consumer: each
-// span once (a span with the same ID and bytes as an earlier one is a
-// duplicate), its tracestate marked by m, and, when rule is set,
-// sampling.rule=rule on its root spans (on all its spans when all is set),
-// in place of one they have. It returns the spans it holds.
-func markStored(req []byte, m sampling.Marker, rule string, all bool) (ptrace.Traces, int, error) {
-	return markStoredExcept(req, m, rule, all, make(map[[8]byte][]byte))
-}
-
-// markStoredExcept is markStored without the spans in sent (by ID and
-// bytes); it adds the spans it returns to sent.
-func markStoredExcept(req []byte, m sampling.Marker, rule string, all bool, sent map[[8]byte][]byte) (ptrace.Traces, int, error) {
-	var batch wire.Batch
-	if err := wire.Scan(req, &batch); err != nil {
-		return ptrace.Traces{}, 0, fmt.Errorf("scan stored trace: %w", err)
-	}
-	var attr []byte
-	if rule != "" {
-		attr = wire.AppendStringAttr(nil, "sampling.rule", rule)
-	}
-	var out, spans []byte
-	var ends []int
-	scope := int32(-1)
-	flush := func() {
-		if len(ends) > 0 {
-			out = wire.AppendResourceSpans(out, &batch.Scopes[scope], spans, ends)
-		}
-		spans, ends = spans[:0], ends[:0]
-	}
-	n := 0
-	for i := range batch.Spans {
-		sp := &batch.Spans[i]
-		if first, ok := sent[sp.SpanID]; ok && bytes.Equal(first, sp.Raw) {
-			continue
-		}
-		sent[sp.SpanID] = sp.Raw
-		if sp.Scope != scope {
-			flush()
-			scope = sp.Scope
-		}
-		if len(attr) > 0 && (all || !sp.HasParent) {
-			spans = wire.AppendSpanAttrs(spans, sp.Raw, m.Mark(sp.TraceState), attr)
-		} else {
-			spans = wire.AppendSpan(spans, sp.Raw, m.Mark(sp.TraceState))
-		}
-		ends = append(ends, len(spans))
-		n++
-	}
-	flush()
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(out)
-	if err != nil {
-		return td, 0, fmt.Errorf("decode stored trace: %w", err)
-	}
-	return td, n, nil
 }

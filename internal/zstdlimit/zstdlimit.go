@@ -4,9 +4,10 @@
 // by default, and allocates it at once: nine bytes (a header claiming 2^29
 // and an empty last block) made a receiver allocate 513 MiB, over gRPC
 // (configgrpc's registered compressor) and over HTTP (confighttp's
-// decoder). Frames that OTLP clients send name far less: configgrpc and
-// confighttp encode with a 512 KiB window, and the reference zstd's levels
-// up to 19 with at most 8 MiB. MaxWindow is twice that.
+// decoder). Frames that OTLP clients send name far less: configgrpc
+// encodes with a 512 KiB window, confighttp with klauspost/compress's
+// default (8 MiB at most), and the reference zstd's levels up to 19 with at
+// most 8 MiB. MaxWindow is twice that.
 //
 // Importing the package replaces gRPC's process-wide "zstd" compressor
 // with one that decodes with the window bounded (and encodes as

@@ -2,6 +2,7 @@ package tailsiftprocessor
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,14 +45,11 @@ func TestCallerReusesTraces(t *testing.T) {
 // context ends.
 type ctxBlocking struct {
 	*tracebuftest.Blocking
+	entered *sync.Once // shards call concurrently: Entered closes once
 }
 
 func (b ctxBlocking) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	select {
-	case <-b.Entered:
-	default:
-		close(b.Entered)
-	}
+	b.entered.Do(func() { close(b.Entered) })
 	select {
 	case <-b.Release:
 	case <-ctx.Done():
@@ -74,7 +72,7 @@ func TestClusterShutdownBound(t *testing.T) {
 	cfg.Cluster = configoptional.Some(c)
 	cfg.Output.ShutdownTimeout = 1 * time.Second
 	cfg.Output.BatchTimeout = 0
-	next := ctxBlocking{tracebuftest.NewBlocking()}
+	next := ctxBlocking{tracebuftest.NewBlocking(), new(sync.Once)}
 	clk := clocktest.NewFake(t0)
 	require.NoError(t, cfg.Validate())
 	p, err := newProcessorWithClock(processortest.NewNopSettings(metadata.Type), cfg, next, clk)

@@ -378,7 +378,12 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 		// The buffer arms the timer only when it has to wait for room.
 		spans, err = r.buf.IngestOwnedWithin(ctx, req, free, wait)
 	}
-	out := classify(err)
+	return endOp(ctx, obs, format, spans, err, classify(err))
+}
+
+// endOp ends the receive operation of spans spans, which err and its
+// outcome out tell about, and returns out.
+func endOp(ctx context.Context, obs *receiverhelper.ObsReport, format string, spans int, err error, out outcome) outcome {
 	switch {
 	case out.st != nil:
 		obs.EndTracesOp(ctx, format, spans, err)

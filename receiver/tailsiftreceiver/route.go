@@ -15,6 +15,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock"
 	"github.com/tailsift/tailsift/internal/router"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/receiver/tailsiftreceiver/internal/metadata"
 )
@@ -107,37 +108,14 @@ func (r *tailsiftReceiver) forward(ctx context.Context, obs *receiverhelper.ObsR
 	if free != nil {
 		free()
 	}
-	out := classifyForward(err)
-	if out.st == nil && invalid > 0 {
+	if err == nil && invalid > 0 {
 		// As an ingesting receiver answers: the spans with bad IDs are
 		// refused (every gateway refuses them), in a partial success, or
 		// INVALID_ARGUMENT when no span is left.
-		msg := fmt.Sprintf("%d of %d spans refused: trace_id and span_id must be present and not all zero", invalid, spans)
-		if invalid == spans {
-			out.st = status.New(codes.InvalidArgument, msg)
-		} else {
-			out.rejected, out.message = invalid, msg
-		}
+		err = tracebuf.InvalidIDs(invalid, spans)
+		return endOp(ctx, obs, format, spans, err, classify(err))
 	}
-	switch {
-	case out.st != nil:
-		obs.EndTracesOp(ctx, format, spans, errOr(err, out.st.Err()))
-	case out.rejected > 0:
-		obs.EndTracesOp(ctx, format, spans-out.rejected, nil)
-		// The refused spans are a second, failed operation, as in ingest.
-		obs.EndTracesOp(obs.StartTracesOp(ctx), format, out.rejected, errors.New(out.message))
-	default:
-		obs.EndTracesOp(ctx, format, spans, nil)
-	}
-	return out
-}
-
-// errOr is err, or alt when err is nil.
-func errOr(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
+	return endOp(ctx, obs, format, spans, err, classifyForward(err))
 }
 
 // classifyForward turns what Router.Forward returned into an OTLP outcome:

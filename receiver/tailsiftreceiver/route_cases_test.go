@@ -39,7 +39,7 @@ func TestRouteModeInvalidIDs(t *testing.T) {
 	r := ptraceotlp.NewExportResponse()
 	require.NoError(t, r.UnmarshalProto(resp))
 	assert.Equal(t, int64(2), r.PartialSuccess().RejectedSpans())
-	assert.Contains(t, r.PartialSuccess().ErrorMessage(), "2 of 3 spans refused")
+	assert.Contains(t, r.PartialSuccess().ErrorMessage(), "rejected 2 of 3 spans: trace_id and span_id must be present")
 	require.Eventually(t, func() bool { return gw.count() >= 1 }, 5*time.Second, 5*time.Millisecond)
 
 	only := ptrace.NewTraces()
