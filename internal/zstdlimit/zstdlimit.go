@@ -13,18 +13,23 @@
 // with one that decodes with the window bounded (and encodes as
 // configgrpc's does, by delegating to it): every gRPC server and client of
 // the process then decodes bounded. HTTPDecoder is the same for a
-// confighttp server (confighttp.WithDecoder).
+// confighttp server (confighttp.WithDecoder). A confighttp server that
+// cannot be given a decoder (the upstream otlp receiver's) decodes zstd
+// with decoders from confighttp's own pool: importing the package gives
+// that pool bounded decoders too (see confighttpPool).
 package zstdlimit // import "github.com/tailsift/tailsift/internal/zstdlimit"
 
 import (
 	"io"
 	"runtime"
 	"sync"
+	_ "unsafe" // go:linkname, for confighttpPool
 
 	"github.com/klauspost/compress/zstd"
 	// configgrpc registers its zstd compressor in its init, which runs
 	// before this package's: this one replaces it.
 	_ "go.opentelemetry.io/collector/config/configgrpc"
+	_ "go.opentelemetry.io/collector/config/confighttp"
 	"google.golang.org/grpc/encoding"
 )
 
@@ -61,9 +66,28 @@ func putDecoder(d *zstd.Decoder) {
 	}
 }
 
+// confighttpPool is confighttp's pool of zstd decoders (v0.161.0,
+// compression.go): its decoder for "zstd" takes one from the pool, or makes
+// one with the default 512 MiB window when the pool gives nil. The server
+// runs that decoder before any middleware, and no option of the upstream
+// otlp receiver replaces it, so the pool's New is this package's: Get never
+// gives nil, and every decoder it gives has the window bounded. Should
+// confighttp rename the pool, this fails to link rather than going
+// unbounded; TestConfighttpPoolBounded checks the decoders it gives.
+//
+//go:linkname confighttpPool go.opentelemetry.io/collector/config/confighttp.zstdReaderPool
+var confighttpPool sync.Pool
+
 func init() {
 	if c := encoding.GetCompressor(Name); c != nil {
 		encoding.RegisterCompressor(&compressor{Compressor: c})
+	}
+	confighttpPool.New = func() any {
+		d, err := zstd.NewReader(nil, decoderOptions...)
+		if err != nil {
+			panic(err) // the options are constants
+		}
+		return d
 	}
 }
 

@@ -98,3 +98,30 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestConfighttpPoolBounded: confighttp's own pool of zstd decoders, which
+// the upstream otlp receiver's HTTP server decodes with, gives decoders
+// with the window bounded, and they decode what clients send.
+func TestConfighttpPoolBounded(t *testing.T) {
+	for range 2 {
+		d, ok := confighttpPool.Get().(*zstd.Decoder)
+		require.True(t, ok, "confighttp's pool gives a decoder, never nil")
+		var err error
+		n := allocated(func() {
+			if err = d.Reset(bytes.NewReader(windowClaim)); err == nil {
+				_, err = io.ReadAll(d)
+			}
+		})
+		require.ErrorIs(t, err, zstd.ErrWindowSizeExceeded)
+		assert.Less(t, n, uint64(4<<20), "bytes allocated for an HTTP body")
+
+		enc, err := zstd.NewWriter(nil, zstd.WithWindowSize(8<<20), zstd.WithSingleSegment(false))
+		require.NoError(t, err)
+		msg := bytes.Repeat([]byte("a span; "), 1000)
+		require.NoError(t, d.Reset(bytes.NewReader(enc.EncodeAll(msg, nil))))
+		got, err := io.ReadAll(d)
+		require.NoError(t, err)
+		require.Equal(t, msg, got)
+		confighttpPool.Put(d)
+	}
+}

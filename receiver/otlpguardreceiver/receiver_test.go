@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -358,3 +359,26 @@ func TestGuardHostPassesThrough(t *testing.T) {
 type hostWithExtensions map[component.ID]component.Component
 
 func (h hostWithExtensions) GetExtensions() map[component.ID]component.Component { return h }
+
+// TestZstdWindowClaimHTTP: nine bytes of zstd, a frame header naming a 512
+// MiB window and an empty last block, made the upstream receiver's HTTP
+// server (confighttp's decoder, which runs before any middleware) allocate
+// 513 MiB per request. confighttp's zstd decoders now come bounded
+// (internal/zstdlimit): the request is refused having allocated little, and
+// zstd bodies still go through.
+func TestZstdWindowClaimHTTP(t *testing.T) {
+	r := startReceiver(t, nil)
+	claim := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x98, 0x01, 0x00, 0x00}
+	url := "http://" + r.httpAddr + "/v1/traces"
+	for range 3 { // the first request and the pooled decoders after it
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		code, body := post(t, url, pbContentType, "zstd", claim)
+		runtime.ReadMemStats(&after)
+		assert.Equal(t, http.StatusBadRequest, code, "body: %q", body)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated by the process for the request")
+	}
+	sc := signalCases[0]
+	code, body := post(t, "http://"+r.httpAddr+sc.urlPath, pbContentType, "zstd", compressors["zstd"](t, sc.normal(t)))
+	require.Equal(t, http.StatusOK, code, "body: %q", body)
+}
