@@ -129,8 +129,10 @@ const (
 
 func segName(num uint32) string { return fmt.Sprintf("seg-%08d.tsl", num) }
 
-// ErrLocked is returned by Open when another process holds the directory.
-var ErrLocked = errors.New("in use by another collector")
+// ErrLocked is returned by Open when the directory is held: by another
+// process, or by another store of this one (two extensions on one
+// directory, or one started twice without a Shutdown between).
+var ErrLocked = errors.New("in use by another collector, or by another tailsift extension of this one")
 
 // Open locks opts.Dir, creating it if needed, reads what it holds back into
 // the index (skipping, and counting, corrupt or truncated blocks) and starts
