@@ -117,8 +117,8 @@ func TestDNSHostnameChecked(t *testing.T) {
 		assert.NoError(t, confmap.Validate(&cfg), "%q", h)
 	}
 	invalid := []struct{ name, host, err string }{
-		{"space", "gw svc", `dns: hostname: "gw svc" is not a DNS name: ' ' is not a letter, digit, hyphen or underscore`},
-		{"leading space", " gw.svc", `dns: hostname: " gw.svc" is not a DNS name: ' ' is not a letter, digit, hyphen or underscore`},
+		{"space", "gw svc", `dns: hostname: "gw svc" is not a DNS name: ' ' is not an ASCII letter, digit, hyphen or underscore`},
+		{"leading space", " gw.svc", `dns: hostname: " gw.svc" is not a DNS name: ' ' is not an ASCII letter, digit, hyphen or underscore`},
 		{"empty label", "a..b", `dns: hostname: "a..b" is not a DNS name: empty label`},
 		{"leading dot", ".gw.svc", `dns: hostname: ".gw.svc" is not a DNS name: empty label`},
 		{"root", ".", `dns: hostname: "." is not a DNS name: empty label`},
@@ -127,10 +127,10 @@ func TestDNSHostnameChecked(t *testing.T) {
 		{"long name", name253 + "b", `dns: hostname: "` + name253 + `b" is not a DNS name: 254 bytes, more than 253`},
 		{"leading hyphen", "-gw.svc", `dns: hostname: "-gw.svc" is not a DNS name: label "-gw" starts or ends with a hyphen`},
 		{"trailing hyphen", "gw-.svc", `dns: hostname: "gw-.svc" is not a DNS name: label "gw-" starts or ends with a hyphen`},
-		{"url", "http://gw.svc", `dns: hostname: "http://gw.svc" is not a DNS name: ':' is not a letter, digit, hyphen or underscore`},
-		{"host:port", "gw.svc:4317", `dns: hostname: "gw.svc:4317" is not a DNS name: ':' is not a letter, digit, hyphen or underscore`},
+		{"url", "http://gw.svc", `dns: hostname: "http://gw.svc" is not a DNS name: ':' is not an ASCII letter, digit, hyphen or underscore`},
+		{"host:port", "gw.svc:4317", `dns: hostname: "gw.svc:4317" is not a DNS name: ':' is not an ASCII letter, digit, hyphen or underscore`},
 		{"all digits", "1.2.3", `dns: hostname: "1.2.3" is not a DNS name: all digits, and not an IP address`},
-		{"not ASCII", "gâteway.svc", `dns: hostname: "gâteway.svc" is not a DNS name: '\u00e2' is not a letter, digit, hyphen or underscore`},
+		{"not ASCII", "gâteway.svc", `dns: hostname: "gâteway.svc" is not a DNS name: 'â' is not an ASCII letter, digit, hyphen or underscore`},
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
