@@ -10,6 +10,10 @@ import (
 	"github.com/miekg/dns"
 )
 
+// resolvConf is the file whose search and ndots options apply to a name
+// asked of dns::server (tests point it elsewhere).
+var resolvConf = "/etc/resolv.conf"
+
 // lookupDNS returns one member per A and AAAA address of c.Hostname, asking
 // c.Server when set and the system resolver otherwise.
 func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
