@@ -46,7 +46,8 @@ type DNSConfig struct {
 	// Timeout bounds one lookup.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Server, as host:port, is the DNS server to ask. Empty uses the
-	// system's resolver.
+	// system's resolver. Either way the search list and ndots of
+	// /etc/resolv.conf apply to Hostname.
 	Server string `mapstructure:"server"`
 }
 
