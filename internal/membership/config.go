@@ -35,7 +35,9 @@ type Config struct {
 
 // DNSConfig is the members block's dns form.
 type DNSConfig struct {
-	// Hostname is looked up for A and AAAA records.
+	// Hostname is looked up for A and AAAA records: a DNS name (letters,
+	// digits, hyphens and underscores; a trailing dot makes it absolute) or
+	// an IP address.
 	Hostname string `mapstructure:"hostname"`
 	// Port is the port every resolved address listens on.
 	Port int `mapstructure:"port"`
@@ -44,7 +46,8 @@ type DNSConfig struct {
 	// Timeout bounds one lookup.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Server, as host:port, is the DNS server to ask. Empty uses the
-	// system's resolver.
+	// system's resolver. Either way the search list and ndots of
+	// /etc/resolv.conf apply to Hostname.
 	Server string `mapstructure:"server"`
 }
 
@@ -88,10 +91,55 @@ func (c *DNSConfig) Validate() error {
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: must be positive, got %v", c.Timeout)
 	}
+	if err := validateHostname(c.Hostname); err != nil {
+		return fmt.Errorf("hostname: %w", err)
+	}
 	if c.Server != "" {
 		if err := ValidateHostPort(c.Server); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
+	}
+	return nil
+}
+
+// validateHostname checks that h is a name the system resolver would look
+// up: an IP address, or a DNS name of at most 253 bytes (and one trailing
+// dot) whose labels are 1 to 63 letters, digits, hyphens and underscores,
+// neither starting nor ending with a hyphen, not all digits (RFC 1123;
+// underscores for SRV-style names such as _grpc._tcp.gw.svc, which Go's
+// resolver and CoreDNS accept). Go's resolver refuses any other name
+// without asking ("no such host"), so a watcher given one would never find
+// a member.
+func validateHostname(h string) error {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if len(name) > 253 {
+		return fmt.Errorf("%q is not a DNS name: %d bytes, more than 253", h, len(name))
+	}
+	digits := true
+	for label := range strings.SplitSeq(name, ".") {
+		switch {
+		case label == "":
+			return fmt.Errorf("%q is not a DNS name: empty label", h)
+		case len(label) > 63:
+			return fmt.Errorf("%q is not a DNS name: label %q is longer than 63 bytes", h, label)
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Errorf("%q is not a DNS name: label %q starts or ends with a hyphen", h, label)
+		}
+		for _, r := range label {
+			switch {
+			case '0' <= r && r <= '9':
+			case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', r == '-', r == '_':
+				digits = false
+			default:
+				return fmt.Errorf("%q is not a DNS name: %q is not an ASCII letter, digit, hyphen or underscore", h, r)
+			}
+		}
+	}
+	if digits {
+		return fmt.Errorf("%q is not a DNS name: all digits, and not an IP address", h)
 	}
 	return nil
 }

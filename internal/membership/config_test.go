@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,55 @@ func TestConfigInvalid(t *testing.T) {
 			err := confmap.Validate(&cfg)
 			require.Error(t, err)
 			assert.Equal(t, tt.err, err.Error())
+		})
+	}
+}
+
+// TestDNSHostnameChecked: dns::hostname was only checked for being empty,
+// so a name no resolver asks for ("gw svc", "a..b", a label of 64 bytes, a
+// name of 254) passed validation, and the collector started to fail every
+// lookup with "no such host" and never find a member. Such a name is now
+// refused at validation, naming the key. Names are checked as the system
+// resolver (Go's) checks them: RFC 1123 labels of letters, digits and
+// hyphens, plus underscores (SRV-style names such as _grpc._tcp.gw.svc), one
+// trailing dot (an absolute name), or an IP address.
+func TestDNSHostnameChecked(t *testing.T) {
+	label63 := strings.Repeat("a", 63)
+	name253 := strings.Repeat(label63+".", 3) + strings.Repeat("b", 61) // 253 bytes
+	require.Len(t, name253, 253)
+	valid := []string{
+		"gw", "tailsift-gateway", "gateways.tailsift.svc.cluster.local", "gateways.tailsift.svc.cluster.local.",
+		"GW-0.Svc", "_grpc._tcp.gw.svc", "gw_1.svc", "0gw.svc", "10-0-0-5.svc",
+		label63 + ".svc", name253, name253 + ".", "127.0.0.7", "::1", "2001:db8::1",
+	}
+	for _, h := range valid {
+		cfg := NewDefaultConfig()
+		require.NoError(t, confmap.NewFromStringMap(map[string]any{"dns": map[string]any{"hostname": h, "port": 4317}}).Unmarshal(&cfg))
+		assert.NoError(t, confmap.Validate(&cfg), "%q", h)
+	}
+	invalid := []struct{ name, host, err string }{
+		{"space", "gw svc", `dns: hostname: "gw svc" is not a DNS name: ' ' is not an ASCII letter, digit, hyphen or underscore`},
+		{"leading space", " gw.svc", `dns: hostname: " gw.svc" is not a DNS name: ' ' is not an ASCII letter, digit, hyphen or underscore`},
+		{"empty label", "a..b", `dns: hostname: "a..b" is not a DNS name: empty label`},
+		{"leading dot", ".gw.svc", `dns: hostname: ".gw.svc" is not a DNS name: empty label`},
+		{"root", ".", `dns: hostname: "." is not a DNS name: empty label`},
+		{"two trailing dots", "gw.svc..", `dns: hostname: "gw.svc.." is not a DNS name: empty label`},
+		{"long label", label63 + "a.svc", `dns: hostname: "` + label63 + `a.svc" is not a DNS name: label "` + label63 + `a" is longer than 63 bytes`},
+		{"long name", name253 + "b", `dns: hostname: "` + name253 + `b" is not a DNS name: 254 bytes, more than 253`},
+		{"leading hyphen", "-gw.svc", `dns: hostname: "-gw.svc" is not a DNS name: label "-gw" starts or ends with a hyphen`},
+		{"trailing hyphen", "gw-.svc", `dns: hostname: "gw-.svc" is not a DNS name: label "gw-" starts or ends with a hyphen`},
+		{"url", "http://gw.svc", `dns: hostname: "http://gw.svc" is not a DNS name: ':' is not an ASCII letter, digit, hyphen or underscore`},
+		{"host:port", "gw.svc:4317", `dns: hostname: "gw.svc:4317" is not a DNS name: ':' is not an ASCII letter, digit, hyphen or underscore`},
+		{"all digits", "1.2.3", `dns: hostname: "1.2.3" is not a DNS name: all digits, and not an IP address`},
+		{"not ASCII", "gâteway.svc", `dns: hostname: "gâteway.svc" is not a DNS name: 'â' is not an ASCII letter, digit, hyphen or underscore`},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := NewDefaultConfig()
+			require.NoError(t, confmap.NewFromStringMap(map[string]any{"dns": map[string]any{"hostname": tc.host, "port": 4317}}).Unmarshal(&cfg))
+			err := confmap.Validate(&cfg)
+			require.Error(t, err)
+			assert.Equal(t, tc.err, err.Error())
 		})
 	}
 }

@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/miekg/dns"
 )
+
+// resolvConf is the file whose search and ndots options apply to a name
+// asked of dns::server (tests point it elsewhere).
+var resolvConf = "/etc/resolv.conf"
 
 // lookupDNS returns one member per A and AAAA address of c.Hostname, asking
 // c.Server when set and the system resolver otherwise.
@@ -25,21 +31,9 @@ func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
 			ips = append(ips, a.IP)
 		}
 	} else {
-		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			got, err := exchange(ctx, c.Server, c.Hostname, qtype)
-			var rc rcodeError
-			if errors.As(err, &rc) && rc.unsupported() {
-				// A server that does not do AAAA (or A) answers so every
-				// time: the other type's addresses are the members, as
-				// with the system resolver. (A failure that may pass,
-				// SERVFAIL or a timeout, keeps the last set instead: the
-				// one type's addresses alone would be a ring change.)
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			ips = append(ips, got...)
+		var err error
+		if ips, err = askServer(ctx, c); err != nil {
+			return nil, err
 		}
 	}
 	port := strconv.Itoa(c.Port)
@@ -48,6 +42,87 @@ func lookupDNS(ctx context.Context, c *DNSConfig) ([]string, error) {
 		members = append(members, net.JoinHostPort(ip.String(), port))
 	}
 	return normalize(members), nil
+}
+
+// askServer asks c.Server for the addresses of c.Hostname under the names
+// the system resolver would try (searchNames): the first name that has
+// addresses gives them. A name that does not exist or has no address moves
+// on to the next; any other failure (SERVFAIL, a timeout) fails the lookup,
+// as with a resolver's strict errors, so that a failure for one name never
+// swaps the members for another name's. An IP address is its own answer.
+func askServer(ctx context.Context, c *DNSConfig) ([]net.IP, error) {
+	if a, err := netip.ParseAddr(c.Hostname); err == nil {
+		return []net.IP{a.AsSlice()}, nil
+	}
+	for _, name := range searchNames(c.Hostname, readResolvConf()) {
+		ips, err := askName(ctx, c.Server, name)
+		if err != nil || len(ips) > 0 {
+			return ips, err
+		}
+	}
+	return nil, nil
+}
+
+// askName asks server for the A and AAAA records of name.
+func askName(ctx context.Context, server, name string) ([]net.IP, error) {
+	var ips []net.IP
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		got, err := exchange(ctx, server, name, qtype)
+		var rc rcodeError
+		if errors.As(err, &rc) && rc.unsupported() {
+			// A server that does not do AAAA (or A) answers so every
+			// time: the other type's addresses are the members, as
+			// with the system resolver. (A failure that may pass,
+			// SERVFAIL or a timeout, keeps the last set instead: the
+			// one type's addresses alone would be a ring change.)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ips = append(ips, got...)
+	}
+	return ips, nil
+}
+
+// readResolvConf reads resolvConf, or returns nil when it cannot.
+func readResolvConf() *dns.ClientConfig {
+	conf, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return nil
+	}
+	return conf
+}
+
+// searchNames returns the absolute names to ask for host, in the order the
+// system resolver (Go's and glibc's) tries them with conf's search list
+// and ndots: a name with a trailing dot as written only; a name with at
+// least ndots dots as written, then under each search domain; a name with
+// fewer under each search domain first, then as written. Without conf
+// (no resolv.conf) the name is asked as written.
+func searchNames(host string, conf *dns.ClientConfig) []string {
+	name := dns.Fqdn(host)
+	if dns.IsFqdn(host) || conf == nil {
+		return []string{name}
+	}
+	names := make([]string, 0, len(conf.Search)+1)
+	asWritten := strings.Count(host, ".") >= conf.Ndots
+	if asWritten {
+		names = append(names, name)
+	}
+	for _, domain := range conf.Search {
+		domain = dns.Fqdn(domain)
+		if domain == "." {
+			continue
+		}
+		if n := name + domain; len(n) <= 254 { // 253 bytes and the dot
+			names = append(names, n)
+		}
+	}
+	if !asWritten {
+		names = append(names, name)
+	}
+	return names
 }
 
 // exchange asks server for the qtype records of host, over UDP and again over

@@ -3,6 +3,8 @@ package membership
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +241,128 @@ func TestTinyIntervalRefused(t *testing.T) {
 		"hostname": "gw.svc", "port": 4317, "interval": "1ns", "server": "127.0.0.1:53",
 	}}).Unmarshal(&cfg))
 	require.ErrorContains(t, confmap.Validate(&cfg), "dns: interval: must be at least 10ms, got 1ns")
+}
+
+// useResolvConf makes the lookups of this test read a resolv.conf holding
+// text.
+func useResolvConf(t *testing.T, text string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	prev := resolvConf
+	resolvConf = path
+	t.Cleanup(func() { resolvConf = prev })
+}
+
+// TestDNSServerSearchDomains: with dns::server set, the name was asked as
+// written, made absolute, while the system resolver applies resolv.conf's
+// search list and ndots. In a Kubernetes pod (search
+// <ns>.svc.cluster.local svc.cluster.local cluster.local, ndots:5) the
+// headless Service's short name found every member without server and none
+// with it. The names are now tried in the system resolver's order; the
+// first that has addresses gives the members; a name with a trailing dot is
+// asked as written only; a failure other than "no such name" or "no
+// address" fails the lookup (the last set stays) rather than moving on to
+// another name, whose answer could be another member set.
+func TestDNSServerSearchDomains(t *testing.T) {
+	useResolvConf(t, "nameserver 10.96.0.10\nsearch tailsift.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")
+	const full = "tailsift-gateway.tailsift.svc.cluster.local."
+	var mu sync.Mutex
+	var asked []string
+	servfail := ""
+	s := startHandlerDNS(t, func(w dns.ResponseWriter, q *dns.Msg, _ bool) {
+		name := q.Question[0].Name
+		mu.Lock()
+		defer mu.Unlock()
+		if q.Question[0].Qtype == dns.TypeA {
+			asked = append(asked, name)
+		}
+		switch name {
+		case servfail:
+			_ = w.WriteMsg(answer(q, dns.RcodeServerFailure))
+		case full:
+			_ = w.WriteMsg(answer(q, dns.RcodeSuccess, "10.0.0.1", "10.0.0.2"))
+		case "tailsift-gateway.": // another set under the bare name
+			_ = w.WriteMsg(answer(q, dns.RcodeSuccess, "10.9.9.9"))
+		default:
+			_ = w.WriteMsg(answer(q, dns.RcodeNameError))
+		}
+	})
+	for _, tc := range []struct {
+		name, host, servfail string
+		want, wantAsked      []string
+		wantErr              bool
+	}{
+		{
+			name: "short name", host: "tailsift-gateway",
+			want: []string{"10.0.0.1:4317", "10.0.0.2:4317"}, wantAsked: []string{full},
+		},
+		{
+			name: "name and namespace", host: "tailsift-gateway.tailsift",
+			want:      []string{"10.0.0.1:4317", "10.0.0.2:4317"},
+			wantAsked: []string{"tailsift-gateway.tailsift.tailsift.svc.cluster.local.", full},
+		},
+		{
+			name: "fewer dots than ndots: the search list first", host: "tailsift-gateway.tailsift.svc.cluster.local",
+			want: []string{"10.0.0.1:4317", "10.0.0.2:4317"},
+			wantAsked: []string{
+				"tailsift-gateway.tailsift.svc.cluster.local.tailsift.svc.cluster.local.",
+				"tailsift-gateway.tailsift.svc.cluster.local.svc.cluster.local.",
+				"tailsift-gateway.tailsift.svc.cluster.local.cluster.local.",
+				full,
+			},
+		},
+		{name: "absolute name", host: full, want: []string{"10.0.0.1:4317", "10.0.0.2:4317"}, wantAsked: []string{full}},
+		{name: "absolute short name: not searched", host: "tailsift-gateway.", want: []string{"10.9.9.9:4317"}, wantAsked: []string{"tailsift-gateway."}},
+		{
+			name: "SERVFAIL does not move on to the next name", host: "tailsift-gateway", servfail: full,
+			wantErr: true, wantAsked: []string{full},
+		},
+		{name: "an IP address is not asked", host: "10.0.0.7", want: []string{"10.0.0.7:4317"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			asked, servfail = nil, tc.servfail
+			mu.Unlock()
+			cfg := handlerDNSConfig(s.addr)
+			cfg.Hostname = tc.host
+			ms, err := lookupDNS(t.Context(), cfg)
+			if tc.wantErr {
+				require.ErrorContains(t, err, "SERVFAIL")
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.want, ms)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, tc.wantAsked, asked)
+		})
+	}
+}
+
+// TestDNSServerNdotsOne: with ndots:1 (the default) a name with a dot is
+// asked as written first, then with the search list.
+func TestDNSServerNdotsOne(t *testing.T) {
+	useResolvConf(t, "search example.internal\n")
+	var mu sync.Mutex
+	var asked []string
+	s := startHandlerDNS(t, func(w dns.ResponseWriter, q *dns.Msg, _ bool) {
+		if q.Question[0].Qtype == dns.TypeA {
+			mu.Lock()
+			asked = append(asked, q.Question[0].Name)
+			mu.Unlock()
+		}
+		if q.Question[0].Name == "gw.svc.example.internal." {
+			_ = w.WriteMsg(answer(q, dns.RcodeSuccess, "10.0.0.1"))
+			return
+		}
+		_ = w.WriteMsg(answer(q, dns.RcodeSuccess)) // no address (NODATA)
+	})
+	cfg := handlerDNSConfig(s.addr)
+	ms, err := lookupDNS(t.Context(), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10.0.0.1:4317"}, ms)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"gw.svc.", "gw.svc.example.internal."}, asked)
 }

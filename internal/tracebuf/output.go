@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
@@ -136,8 +137,13 @@ func (o *outBatch) next() int64 {
 
 // encoder is the scratch appendTrace and forwardLate encode with.
 type encoder struct {
-	order   []uint32
-	seen    map[seenKey][]byte // the first span with an ID in a group
+	order []uint32
+	seen  map[seenKey][]byte // the first span with an ID in a group
+	// more holds the other spans with an ID in a group, by the hash of
+	// their bytes: a client bug (two different spans given one ID). Made
+	// at the first such span; a trace without one neither hashes nor
+	// looks it up.
+	more    map[seenMore][]byte
 	spanBuf []byte
 	ends    []int
 }
@@ -146,6 +152,41 @@ type encoder struct {
 type seenKey struct {
 	gid uint32
 	id  [8]byte
+}
+
+// seenMore is a span ID in a group and the xxhash of a span's bytes.
+type seenMore struct {
+	seenKey
+	sum uint64
+}
+
+// seenOther reports whether raw, a span with key that differs from the
+// first span with key (e.seen), was seen before in this trace, and notes it
+// if not: each distinct span with an ID counts, so that the exact retry of
+// the second of two spans that share an ID is a duplicate too. Only such
+// spans come here; the others cost appendTrace one lookup in e.seen, as
+// before. Two different spans whose hashes collide (2^-64) both go out,
+// and the second's retries with them.
+func (e *encoder) seenOther(key seenKey, raw []byte) bool {
+	if e.more == nil {
+		e.more = make(map[seenMore][]byte)
+	}
+	mk := seenMore{key, xxhash.Sum64(raw)}
+	prev, ok := e.more[mk]
+	if !ok {
+		e.more[mk] = raw
+		return false
+	}
+	return bytes.Equal(prev, raw)
+}
+
+// forget clears what appendTrace noted in seen and more, so as not to
+// keep the records reachable.
+func (e *encoder) forget() {
+	clear(e.seen)
+	if len(e.more) > 0 {
+		clear(e.more)
+	}
 }
 
 // flushOut hands the requests cut from the output batch to the next
@@ -259,7 +300,7 @@ func (s *shard) build(t *trace, m *sampling.Marker) (ptrace.Traces, error) {
 // appendTrace appends a trace's spans to o, grouped under their resource and
 // scope, with each span's tracestate marked, and returns how many duplicates
 // it left out. A duplicate (a client's retry) is a span with the same ID and
-// bytes as one before it under the same resource and scope; spans that share
+// bytes as any one before it under the same resource and scope; spans that share
 // an ID under different resources (B3/Zipkin shared spans: client and
 // server) or differ in content all go out. A nil m leaves tracestates as
 // they arrived; attrs, encoded attributes, are set on the spans
@@ -284,11 +325,11 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, attrs []b
 			}
 			id, ts := wire.PeekSpan(raw)
 			key := seenKey{gid, id}
-			if first, ok := e.seen[key]; ok && bytes.Equal(first, raw) {
+			if first, ok := e.seen[key]; !ok {
+				e.seen[key] = raw
+			} else if bytes.Equal(first, raw) || e.seenOther(key, raw) {
 				dups++
 				return
-			} else if !ok {
-				e.seen[key] = raw
 			}
 			mark := string(ts)
 			if m != nil {
@@ -303,7 +344,7 @@ func (s *shard) appendTrace(o *outBatch, t *trace, m *sampling.Marker, attrs []b
 		})
 		o.appendSpans(&s.usage.groups.groups[g].sc, e.spanBuf, e.ends, now)
 	}
-	clear(e.seen) // do not keep the records reachable
+	e.forget()
 	return dups
 }
 

@@ -240,6 +240,8 @@ func TestDeduplicatesOnlyRetries(t *testing.T) {
 	server.service = "server"
 	changed := shared
 	changed.end = 80
+	later := shared
+	later.end = 70
 	for _, tc := range []struct {
 		name      string
 		requests  [][]spanSpec
@@ -250,6 +252,12 @@ func TestDeduplicatesOnlyRetries(t *testing.T) {
 		{"client retry", [][]spanSpec{{root, shared}, {shared}}, []string{"client"}, 1},
 		{"retry within one request", [][]spanSpec{{root, shared, shared}}, []string{"client"}, 1},
 		{"same ID, other content", [][]spanSpec{{root, shared}, {changed}}, []string{"client", "client"}, 0},
+		// A client that gives two spans one ID, then retries the second:
+		// the retry was compared with the first span of the ID only, and
+		// went out twice.
+		{"retry of the second span with an ID", [][]spanSpec{{root, shared, changed}, {changed}}, []string{"client", "client"}, 1},
+		{"retries of both spans with an ID", [][]spanSpec{{root, shared}, {changed}, {changed, shared}}, []string{"client", "client"}, 2},
+		{"three spans with an ID, the third retried", [][]spanSpec{{root, shared, changed, later}, {later}}, []string{"client", "client", "client"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
