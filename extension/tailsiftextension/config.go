@@ -31,6 +31,14 @@ type Config struct {
 	// about 1.5 times its CPU, half zstd's). A store reads every one,
 	// whichever it writes.
 	Compression string `mapstructure:"compression"`
+	// MaxResponseBytes bounds the spans GET /api/v1/traces/{trace_id}
+	// returns, in OTLP protobuf bytes (the protobuf body's size; the JSON
+	// body of the same spans is about 1.5-2 times larger): a larger
+	// trace's first spans recorded are returned, the response says
+	// Tailsift-Truncated: true and counts the others in
+	// Tailsift-Spans-Omitted. One request allocates a few times this,
+	// whatever the trace's size.
+	MaxResponseBytes tracebuf.ByteSize `mapstructure:"max_response_bytes"`
 }
 
 // Validate checks the store settings; the HTTP server validates itself.
@@ -49,6 +57,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBytes < 16<<20 {
 		errs = append(errs, fmt.Errorf("max_bytes: must be at least 16MiB, got %d", c.MaxBytes))
+	}
+	if c.MaxResponseBytes < 64<<10 || c.MaxResponseBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max_response_bytes: must be between 64KiB and 1GiB, got %d", c.MaxResponseBytes))
 	}
 	return errors.Join(errs...)
 }

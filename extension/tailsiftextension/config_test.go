@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -24,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Retention = 30 * time.Minute
 	custom.MaxBytes = 8 << 30
 	custom.Compression = "s2"
+	custom.MaxResponseBytes = 16 << 20
 
 	tests := []struct {
 		id       component.ID
@@ -50,6 +52,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, "./data/store", cfg.Directory)
 	assert.Equal(t, 10*time.Minute, cfg.Retention)
 	assert.Equal(t, "zstd", cfg.Compression, "#11 asks for zstd; s2 is the cheaper option")
+	assert.Equal(t, tracebuf.ByteSize(4<<20), cfg.MaxResponseBytes)
 	require.NoError(t, cfg.Validate())
 }
 
@@ -63,6 +66,8 @@ func TestInvalidConfig(t *testing.T) {
 		{"zero retention", func(c *Config) { c.Retention = 0 }, "retention: must be between 1s and 168h, got 0s"},
 		{"tiny max_bytes", func(c *Config) { c.MaxBytes = 1 << 20 }, "max_bytes: must be at least 16MiB, got 1048576"},
 		{"unknown compression", func(c *Config) { c.Compression = "lz4" }, `compression: must be zstd, s2 or s2col, got "lz4"`},
+		{"tiny max_response_bytes", func(c *Config) { c.MaxResponseBytes = 1000 }, "max_response_bytes: must be between 64KiB and 1GiB, got 1000"},
+		{"huge max_response_bytes", func(c *Config) { c.MaxResponseBytes = 2 << 30 }, "max_response_bytes: must be between 64KiB and 1GiB, got 2147483648"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

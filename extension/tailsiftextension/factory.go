@@ -28,6 +28,9 @@ func createDefaultConfig() component.Config {
 		Retention:    10 * time.Minute,
 		MaxBytes:     4 << 30,
 		Compression:  store.CompressionZstd,
+		// Tempo's max_bytes_per_trace is 5 MB; 4 MiB is 10 000 to 40 000
+		// spans, more than a trace view shows usefully.
+		MaxResponseBytes: 4 << 20,
 	}
 }
 

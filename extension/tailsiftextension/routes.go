@@ -1,11 +1,14 @@
 package tailsiftextension
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/store"
 	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 type route struct {
@@ -41,6 +45,11 @@ const (
 	// its exported spans carry in their tracestate (the stored spans are
 	// as they arrived, without it).
 	headerThreshold = "Tailsift-Threshold"
+	// headerTruncated is "true" when the trace's stored spans exceed
+	// max_response_bytes: the response holds the first ones recorded, and
+	// headerOmitted counts the others.
+	headerTruncated = "Tailsift-Truncated"
+	headerOmitted   = "Tailsift-Spans-Omitted"
 )
 
 // parseTraceID reads the {trace_id} path value: 32 hex digits, not all zero.
@@ -70,19 +79,13 @@ func (e *Extension) getTrace(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store not open", http.StatusServiceUnavailable)
 		return
 	}
-	tr, err := st.Trace(id)
+	tr, err := st.TraceMax(id, int(e.cfg.MaxResponseBytes))
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "trace not found (unknown, or older than the retention)", http.StatusNotFound)
 		return
 	}
 	if err != nil {
 		http.Error(w, "read trace: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(tr.Request)
-	if err != nil {
-		http.Error(w, "decode stored trace: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	decision := "undecided"
@@ -98,21 +101,68 @@ func (e *Extension) getTrace(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set(headerDecision, decision)
-	var body []byte
-	if strings.Contains(r.Header.Get("Accept"), protobufType) {
-		var m ptrace.ProtoMarshaler
-		body, err = m.MarshalTraces(td)
-		w.Header().Set("Content-Type", protobufType)
-	} else {
-		var m ptrace.JSONMarshaler
-		body, err = m.MarshalTraces(td)
-		w.Header().Set("Content-Type", "application/json")
+	if tr.Omitted > 0 {
+		w.Header().Set(headerTruncated, "true")
+		w.Header().Set(headerOmitted, strconv.Itoa(tr.Omitted))
 	}
-	if err != nil {
-		http.Error(w, "encode trace: "+err.Error(), http.StatusInternalServerError)
+	if strings.Contains(r.Header.Get("Accept"), protobufType) {
+		// The stored spans are a TracesData already: no decoding, no
+		// second copy.
+		w.Header().Set("Content-Type", protobufType)
+		_, _ = w.Write(tr.Request)
 		return
 	}
-	_, _ = w.Write(body)
+	w.Header().Set("Content-Type", "application/json")
+	writeJSON(w, tr.Request)
+}
+
+// jsonChunk is about how many bytes of stored spans writeJSON decodes at a
+// time.
+const jsonChunk = 256 << 10
+
+// writeJSON writes the TracesData req as OTLP JSON, decoding and encoding
+// about jsonChunk bytes of its resource spans at a time: decoded whole, a
+// trace of 4 MiB took about 100 MiB of pdata and JSON at once. A chunk that
+// does not decode (the stored spans were scanned when they were accepted,
+// so only a corrupt store could) aborts the response: its status is sent.
+func writeJSON(w http.ResponseWriter, req []byte) {
+	const head, tail = `{"resourceSpans":[`, `]}`
+	_, _ = io.WriteString(w, head)
+	var u ptrace.ProtoUnmarshaler
+	var m ptrace.JSONMarshaler
+	first := true
+	flush := func(chunk []byte) {
+		td, err := u.UnmarshalTraces(chunk)
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		js, err := m.MarshalTraces(td)
+		if err != nil || !bytes.HasPrefix(js, []byte(head)) || !bytes.HasSuffix(js, []byte(tail)) {
+			panic(http.ErrAbortHandler)
+		}
+		js = js[len(head) : len(js)-len(tail)]
+		if len(js) == 0 {
+			return
+		}
+		if !first {
+			_, _ = io.WriteString(w, ",")
+		}
+		first = false
+		_, _ = w.Write(js)
+	}
+	start, end := 0, 0
+	wire.ForEachResourceSpans(req, func(rs []byte, _ int) {
+		// The fields follow one another in req: a chunk is a slice of it.
+		end += len(rs)
+		if end-start >= jsonChunk {
+			flush(req[start:end])
+			start = end
+		}
+	})
+	if end > start {
+		flush(req[start:end])
+	}
+	_, _ = io.WriteString(w, tail)
 }
 
 // keepResponse is the body of a successful keep.

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
 	"github.com/tailsift/tailsift/internal/store"
@@ -39,6 +40,27 @@ func (e *Extension) Attach(k store.Keeper) func() {
 		}
 	}
 }
+
+// Ready is called by the collector once every pipeline started
+// (extensioncapabilities.PipelineWatcher). The components that resume from
+// the store claimed its recovery as they started; when none did (none
+// names this extension in its storage key any more, or none of those is in
+// a pipeline), the recovery, about 80 bytes a trace, is released here
+// rather than held for as long as the collector runs.
+func (e *Extension) Ready() error {
+	st := e.Store()
+	if st == nil {
+		return nil
+	}
+	if undecided, decided := st.ReleaseRecovery(); undecided+decided > 0 {
+		e.set.Logger.Warn("tailsift extension: no component resumed from the store; its recovery released",
+			zap.Int("undecided_traces", undecided), zap.Int("decided_traces", decided))
+	}
+	return nil
+}
+
+// NotReady implements extensioncapabilities.PipelineWatcher.
+func (e *Extension) NotReady() error { return nil }
 
 // keeper is the first attached component, or nil.
 func (e *Extension) keeper() store.Keeper {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -14,21 +16,50 @@ type filter struct {
 }
 
 func (f *filter) appendSpans(dst, req []byte, want func(id *[16]byte) bool) ([]byte, int, error) {
+	dst, n, _, err := f.appendSpansMax(dst, req, want, 0)
+	return dst, n, err
+}
+
+// appendSpansMax is appendSpans with dst bounded to maxBytes (none when 0):
+// from the first span that would take dst past it, the spans want accepts
+// are counted in omitted, not appended.
+func (f *filter) appendSpansMax(dst, req []byte, want func(id *[16]byte) bool, maxBytes int) (_ []byte, n, omitted int, _ error) {
 	if err := wire.Scan(req, &f.batch); err != nil {
-		return dst, 0, err
+		return dst, 0, 0, err
 	}
-	n := 0
 	scope := int32(-1)
+	fields := 0 // the span fields' bytes in f.spans
 	flush := func() {
 		if len(f.ends) > 0 {
 			dst = wire.AppendResourceSpans(dst, &f.batch.Scopes[scope], f.spans, f.ends)
 		}
-		f.spans, f.ends = f.spans[:0], f.ends[:0]
+		f.spans, f.ends, fields = f.spans[:0], f.ends[:0], 0
 	}
 	for i := range f.batch.Spans {
 		sp := &f.batch.Spans[i]
 		if !want(&sp.TraceID) {
 			continue
+		}
+		if omitted > 0 {
+			omitted++
+			continue
+		}
+		field := protowire.SizeTag(2) + protowire.SizeBytes(len(sp.Raw))
+		if maxBytes > 0 {
+			// dst's size once this span's group is flushed.
+			size := len(dst)
+			if sp.Scope == scope {
+				size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields+field)
+			} else {
+				if len(f.ends) > 0 {
+					size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields)
+				}
+				size += wire.ResourceSpansSize(&f.batch.Scopes[sp.Scope], field)
+			}
+			if size > maxBytes {
+				omitted++
+				continue
+			}
 		}
 		if sp.Scope != scope {
 			flush()
@@ -36,9 +67,25 @@ func (f *filter) appendSpans(dst, req []byte, want func(id *[16]byte) bool) ([]b
 		}
 		f.spans = append(f.spans, sp.Raw...)
 		f.ends = append(f.ends, len(f.spans))
+		fields += field
 		n++
 	}
 	flush()
 	f.batch.Reset()
-	return dst, n, nil
+	return dst, n, omitted, nil
+}
+
+// count returns how many spans of req want accepts.
+func (f *filter) count(req []byte, want func(id *[16]byte) bool) int {
+	defer f.batch.Reset()
+	if wire.Scan(req, &f.batch) != nil {
+		return 0
+	}
+	n := 0
+	for i := range f.batch.Spans {
+		if want(&f.batch.Spans[i].TraceID) {
+			n++
+		}
+	}
+	return n
 }

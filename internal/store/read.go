@@ -50,6 +50,24 @@ func (s *Store) Claim() *Recovery {
 	return r
 }
 
+// ReleaseRecovery gives up what the store held at Open when no component
+// claimed it (the components that resume from it claim it as they start):
+// Claim returns an empty Recovery from then on. It returns the numbers of
+// undecided and decided traces it released, zero if it was claimed. The
+// snapshot takes about 80 bytes a trace, and was held for as long as the
+// store was open when nothing claimed it.
+func (s *Store) ReleaseRecovery() (undecided, decided int) {
+	if s.claimed.Swap(true) {
+		return 0, 0
+	}
+	r := s.recovery
+	s.recovery = nil
+	if r == nil {
+		return 0, 0
+	}
+	return len(r.Undecided), len(r.Decided)
+}
+
 // Trace is a stored trace.
 type Trace struct {
 	// Request is an OTLP TracesData (or ExportTraceServiceRequest) holding
@@ -59,6 +77,9 @@ type Trace struct {
 	Decision  Decision
 	Decided   bool
 	Delivered bool
+	// Omitted counts the stored spans left out of Request by TraceMax's
+	// bound.
+	Omitted int
 }
 
 // ErrNotFound is returned for a trace the store does not hold (never seen,
@@ -66,7 +87,14 @@ type Trace struct {
 var ErrNotFound = errors.New("trace not found")
 
 // Trace returns the stored spans and decision of trace id.
-func (s *Store) Trace(id [16]byte) (Trace, error) {
+func (s *Store) Trace(id [16]byte) (Trace, error) { return s.TraceMax(id, 0) }
+
+// TraceMax is Trace with Request bounded to maxBytes (none when maxBytes
+// is 0): the spans recorded first, in order, as long as they fit; the
+// spans after the first that does not fit are counted in Omitted, not
+// copied. So a read holds maxBytes and one block in memory, whatever the
+// trace's size.
+func (s *Store) TraceMax(id [16]byte, maxBytes int) (Trace, error) {
 	var t Trace
 	s.mu.RLock()
 	e, ok := s.idx.get(id)
@@ -77,12 +105,26 @@ func (s *Store) Trace(id [16]byte) (Trace, error) {
 	if !ok {
 		return t, ErrNotFound
 	}
-	err := s.Requests([][16]byte{id}, func(req []byte, spans int) error {
-		t.Request = append(t.Request, req...)
-		t.Spans += spans
+	ids := [][16]byte{id}
+	var fl filter
+	in := func(x *[16]byte) bool { return *x == id }
+	err := s.eachRequest(ids, in, func(req []byte) error {
+		if t.Omitted > 0 { // full: count the rest
+			t.Omitted += fl.count(req, in)
+			return nil
+		}
+		if need := len(t.Request) + len(req); maxBytes > 0 && need > cap(t.Request) {
+			// Grown by doubling up to maxBytes: append's growth by a
+			// quarter allocated 5 times maxBytes on the way there.
+			t.Request = slices.Grow(t.Request, min(max(need, 2*cap(t.Request)), maxBytes)-len(t.Request))
+		}
+		var n, omitted int
+		t.Request, n, omitted, _ = fl.appendSpansMax(t.Request, req, in, maxBytes)
+		t.Spans += n
+		t.Omitted += omitted
 		return nil
 	})
-	if t.Spans == 0 && !t.Decided {
+	if t.Spans == 0 && t.Omitted == 0 && !t.Decided {
 		return t, ErrNotFound
 	}
 	return t, err
@@ -96,6 +138,24 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	for _, id := range ids {
 		want[id] = struct{}{}
 	}
+	in := func(id *[16]byte) bool { _, ok := want[*id]; return ok }
+	var fl filter
+	var out []byte
+	return s.eachRequest(ids, in, func(req []byte) error {
+		var n int
+		var err error
+		if out, n, err = fl.appendSpans(out[:0], req, in); err != nil || n == 0 {
+			return nil //nolint:nilerr // a request that does not scan holds no span to return
+		}
+		return f(out, n)
+	})
+}
+
+// eachRequest calls f with each stored request that may hold spans of the
+// traces ids (in reports whether an ID is one of them), reading each block
+// once, oldest first. A block that cannot be read (evicted meanwhile) is
+// skipped. req is valid during the call only.
+func (s *Store) eachRequest(ids [][16]byte, in func(id *[16]byte) bool, f func(req []byte) error) error {
 	var refs []ref
 	s.mu.RLock()
 	for _, id := range ids {
@@ -110,19 +170,11 @@ func (s *Store) Requests(ids [][16]byte, f func(req []byte, spans int) error) er
 	blocks := refs
 	s.mu.RUnlock()
 
-	var fl filter
-	var out []byte
-	in := func(id *[16]byte) bool { _, ok := want[*id]; return ok }
 	visit := func(r *Record) error {
 		if r.Kind != KindSpans || (!r.IDsOmitted && !slices.ContainsFunc(r.IDs, func(id [16]byte) bool { return in(&id) })) {
 			return nil
 		}
-		var n int
-		var err error
-		if out, n, err = fl.appendSpans(out[:0], r.Request, in); err != nil || n == 0 {
-			return nil //nolint:nilerr // a request that does not scan holds no span to return
-		}
-		if err := f(out, n); err != nil {
+		if err := f(r.Request); err != nil {
 			return &visitError{err}
 		}
 		return nil

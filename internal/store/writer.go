@@ -288,11 +288,27 @@ func (s *Store) newSegment() error {
 // enforce evicts the segments older than the retention, then the oldest
 // ones while the store is over max_bytes.
 func (s *Store) enforce() {
-	cutoff := s.now() - int64(s.opts.Retention)
+	now := s.now()
+	s.dateNoLaterThan(now)
+	cutoff := now - int64(s.opts.Retention)
 	for len(s.segs) > 1 && s.segs[0].maxTime < cutoff {
 		s.evictOldest("retention")
 	}
 	for s.stats.DiskBytes.Load() > s.opts.MaxBytes && s.evictOldest("max_bytes") {
+	}
+}
+
+// dateNoLaterThan dates now the segments whose newest record is dated
+// after now. A clock stepped back leaves them in the future, and the oldest
+// held every later segment on disk until the clock caught up (retention
+// evicts from the oldest): an hour's step held them for the hour and the
+// retention. Their records count as written now, so that they go the
+// retention after the step was seen (the writer's next tick).
+func (s *Store) dateNoLaterThan(now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seg := range s.segs {
+		seg.maxTime = min(seg.maxTime, now)
 	}
 }
 
