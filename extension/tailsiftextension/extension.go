@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
@@ -57,7 +58,11 @@ func (e *Extension) counted(h http.Handler) http.Handler {
 // Addr is the address the HTTP server listens on, once started.
 func (e *Extension) Addr() string { return e.addr }
 
-var _ extension.Extension = (*Extension)(nil)
+var (
+	_ extension.Extension = (*Extension)(nil)
+	// The collector calls Ready once every pipeline started (see Ready).
+	_ extensioncapabilities.PipelineWatcher = (*Extension)(nil)
+)
 
 func newExtension(set extension.Settings, cfg *Config) (*Extension, error) {
 	e := &Extension{cfg: cfg, set: set, mux: http.NewServeMux(), patterns: map[string]bool{}}
