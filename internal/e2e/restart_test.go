@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/tailsift/tailsift/internal/workload"
 )
 
 // relaunch starts the collector again on c's config and addresses, after
@@ -137,4 +140,40 @@ func testKillRestart(t *testing.T, wireOut bool) {
 	}
 	assert.Contains(t, col.output.String(), "Took in the spans the store held from the last run",
 		"the restarted collector resumed nothing")
+	assert.NotContains(t, col.output.String(), "its recovery released", "a claimed recovery was released")
+}
+
+// TestUnclaimedRecoveryReleased: a collector killed with traces in its
+// store, restarted with the store but no component resuming from it
+// (storage removed from the processor), releases what the store read back
+// once its pipelines are ready (the extension's Ready), and says so; a
+// restart that resumes (TestKillRestartLosesNoErrorOrSlowTrace) does not.
+func TestUnclaimedRecoveryReleased(t *testing.T) {
+	t.Parallel()
+	snk := newSink(t)
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	newCollector := func() *collector {
+		return &collector{
+			grpcAddr: freeAddr(t), httpAddr: freeAddr(t), healthAddr: freeAddr(t),
+			output: &syncBuffer{}, exited: make(chan struct{}),
+		}
+	}
+	c := newCollector()
+	require.NoError(t, c.launch(t, filepath.Join(dir, "config.yaml"), dir, defaultConfigTo(t, c, snk.addr, storeDir, true)))
+	wcfg := workload.Config{Seed: 12, Rate: lateErrorRate, Duration: time.Second, Templates: 50}
+	wcfg.SetMix(workload.Mix{Error: 20, Slow: 5}) // no late spans: nothing to wait for
+	gen, err := workload.NewGenerator(wcfg)
+	require.NoError(t, err)
+	sent := sendWorkload(t, ctxFor(t, 60*time.Second), gen, "http://"+c.httpAddr+"/v1/traces")
+	require.NotEmpty(t, sent.traces)
+	require.NoError(t, c.cmd.Process.Kill())
+	<-c.exited
+
+	c = newCollector()
+	require.NoError(t, c.launch(t, filepath.Join(dir, "config2.yaml"), dir, defaultConfigTo(t, c, snk.addr, storeDir, false)))
+	require.Eventually(t, func() bool {
+		return strings.Contains(c.output.String(), "no component resumed from the store; its recovery released")
+	}, 10*time.Second, 20*time.Millisecond, "the unclaimed recovery was not released")
+	assert.NotContains(t, c.output.String(), "Took in the spans the store held from the last run")
 }
