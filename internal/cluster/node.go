@@ -127,9 +127,10 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 			// that cannot be forwarded (Ingest), traces that cannot be
 			// handed over (giveBack), and, through the fallback, what
 			// was queued for a member that then turned out down.
-			Strict:   true,
-			Fallback: n.takeBack,
-			Reprefix: n.reprefix,
+			Strict:    true,
+			Fallback:  n.takeBack,
+			Reprefix:  n.reprefix,
+			Downgrade: downgrade,
 		}, routerObserver{n})
 	return n
 }
@@ -156,6 +157,20 @@ func (n *Node) reprefix(data []byte) []byte {
 		return nil
 	}
 	return n.prefix(c.Relayed, c.HandedOver)
+}
+
+// downgrade is the router's Downgrade: a gateway of a version before the
+// handed-over mark refuses a control that carries it (unknown flag), and
+// would lose the traces of a handover during an upgrade; they go to it
+// again marked forwarded only, to be counted (RED) there a second time,
+// as before the mark.
+func downgrade(data []byte) []byte {
+	c, rest, ok, err := SplitControl(data)
+	if !ok || err != nil || !c.HandedOver {
+		return nil
+	}
+	c.HandedOver = false
+	return append(AppendControl(nil, &c), rest...)
 }
 
 // ingestFunc is how the buffer takes spans that came with c: those handed

@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/router/routertest"
@@ -75,4 +77,22 @@ func TestHandedOverSpansCountedOnce(t *testing.T) {
 		"relayed forwarded spans are counted by the owner, which buffers them first")
 	counted, again = bufs[0].countedSpans(t)
 	assert.Zero(t, counted+again, "the draining gateway keeps nothing")
+}
+
+// TestHandoverToOlderGateway: a gateway of a version before the
+// handed-over mark refuses a control that carries it (unknown flag,
+// INVALID_ARGUMENT, which is not retried): the traces of a handover to it
+// during an upgrade would be lost. They are sent again marked forwarded
+// only (and counted there again, as before the mark).
+func TestHandoverToOlderGateway(t *testing.T) {
+	n, buf, gws, other := pairNode(t)
+	gws.Refuse(other, status.Error(codes.InvalidArgument, "malformed tailsift.cluster control: unknown flags 0x9"))
+	var w routertest.Workload
+	buf.hold(encode(t, w.Batch(10, 2)))
+	n.HandOver(context.Background())
+	require.Eventually(t, func() bool { return gws.Count() == 20 }, 10*time.Second, 5*time.Millisecond,
+		"the handed-over traces reach the older gateway")
+	assert.Equal(t, 2, gws.Calls(other), "refused once, then taken")
+	counted, again := buf.countedSpans(t)
+	assert.Zero(t, counted+again, "nothing given back")
 }

@@ -78,6 +78,11 @@ type Settings struct {
 	// (data, the caller's for the call only); Prefix when it returns nil.
 	// A gateway keeps its control's marks that way (relayed, handed over).
 	Reprefix func(data []byte) []byte
+	// Downgrade, when set, is asked for another encoding of a request a
+	// member refused as malformed (INVALID_ARGUMENT), which is sent in its
+	// place once; nil when there is none. A gateway takes a mark an older
+	// version does not know off its control that way, during an upgrade.
+	Downgrade func(data []byte) []byte
 }
 
 // Observer is told what the router does, for self-metrics.
