@@ -284,9 +284,9 @@ func (n *Node) Owns(h uint64) bool {
 // ExportTraceServiceRequest, owned by the node from then on; done as in
 // Buffer.IngestOwned). A control at its head is applied and stripped:
 // handed-over decisions are remembered, forwarded spans are buffered here
-// whoever owns them, and handed-over spans are not counted again (RED). Otherwise the spans of traces another gateway owns
-// are forwarded to it, and the rest buffered; what cannot be forwarded is
-// buffered here too.
+// whoever owns them, and handed-over spans are not counted again (RED).
+// Otherwise the spans of traces another gateway owns are forwarded to it,
+// and the rest buffered; what cannot be forwarded is buffered here too.
 //
 // A draining gateway (with handover on) keeps nothing: it passes forwarded
 // spans, handed-over traces and decisions on to their owners too, marked
