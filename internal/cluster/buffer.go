@@ -8,6 +8,10 @@ type Buffer interface {
 	// IngestOwned buffers an encoded TracesData; done, when not nil, is
 	// called once the buffer reads buf no more.
 	IngestOwned(ctx context.Context, buf []byte, done func()) (int, error)
+	// IngestAgain is IngestOwned for spans a gateway took in once
+	// already (handed over, or given back after a handover failed): they
+	// are not counted again in the RED metrics.
+	IngestAgain(ctx context.Context, buf []byte, done func()) (int, error)
 	// IngestDecisions remembers decisions handed over by another gateway.
 	IngestDecisions(ctx context.Context, d *Decisions) error
 	// Shards is the number of shards of the commands below.

@@ -26,6 +26,7 @@ const (
 	flagForwarded = 1 << iota
 	flagRelayed
 	flagDemand
+	flagHandedOver
 )
 
 // maxFrom bounds Demand.From: a host:port.
@@ -45,6 +46,12 @@ type Control struct {
 	// spans, or a handover): the receiving gateway keeps them, it never
 	// forwards them again.
 	Forwarded bool
+	// HandedOver marks spans a gateway had buffered and hands over (a
+	// handover after a ring change or at shutdown), as opposed to spans
+	// it forwarded as they came: the gateway that first buffered them
+	// counted them in its RED metrics, and the receiving gateway does not
+	// count them again. It implies Forwarded.
+	HandedOver bool
 	// Relayed marks what a draining gateway passed on (forwarded spans,
 	// handed-over traces and decisions that reached it after it began to
 	// drain): the receiving gateway keeps it even when it drains too, so
@@ -82,8 +89,11 @@ type Kept struct {
 func AppendControl(dst []byte, c *Control) []byte {
 	payload := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.Decisions.Kept)*keptSize+len(c.Decisions.Dropped)*droppedSize)
 	var flags byte
-	if c.Forwarded || c.Relayed {
+	if c.Forwarded || c.Relayed || c.HandedOver {
 		flags |= flagForwarded
+	}
+	if c.HandedOver {
+		flags |= flagHandedOver
 	}
 	if c.Relayed {
 		flags |= flagRelayed
@@ -201,13 +211,17 @@ func (c *Control) decode(p []byte) error {
 	if p[0] != controlVersion {
 		return fmt.Errorf("version %d, want %d", p[0], controlVersion)
 	}
-	if p[1]&^(flagForwarded|flagRelayed|flagDemand) != 0 {
+	if p[1]&^(flagForwarded|flagRelayed|flagDemand|flagHandedOver) != 0 {
 		return fmt.Errorf("unknown flags %#x", p[1])
 	}
 	c.Forwarded = p[1]&flagForwarded != 0
 	c.Relayed = p[1]&flagRelayed != 0
+	c.HandedOver = p[1]&flagHandedOver != 0
 	if c.Relayed && !c.Forwarded {
 		return errors.New("relayed without forwarded")
+	}
+	if c.HandedOver && !c.Forwarded {
+		return errors.New("handed over without forwarded")
 	}
 	hasDemand := p[1]&flagDemand != 0
 	p = p[2:]

@@ -26,6 +26,8 @@ func TestControlRoundTrip(t *testing.T) {
 	}{
 		{name: "forwarded", c: Control{Forwarded: true}},
 		{name: "relayed", c: Control{Forwarded: true, Relayed: true}},
+		{name: "handed over", c: Control{Forwarded: true, HandedOver: true}},
+		{name: "handed over and relayed", c: Control{Forwarded: true, Relayed: true, HandedOver: true}},
 		{name: "decisions", c: Control{Decisions: Decisions{
 			Kept:    []Kept{{ID: [16]byte{1, 2, 3}, Threshold: 0}, {ID: [16]byte{9}, Threshold: 1<<56 - 1}},
 			Dropped: []uint64{7, 1 << 63},
@@ -92,6 +94,7 @@ func TestSplitControlMalformed(t *testing.T) {
 		{name: "version", payload: []byte{9, 0, 0, 0}},
 		{name: "flags", payload: []byte{controlVersion, 0x80, 0, 0}},
 		{name: "relayed without forwarded", payload: []byte{controlVersion, flagRelayed, 0, 0}},
+		{name: "handed over without forwarded", payload: []byte{controlVersion, flagHandedOver, 0, 0}},
 		{name: "kept count beyond the payload", payload: []byte{controlVersion, 0, 5, 0}},
 		{name: "huge kept count", payload: []byte{controlVersion, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 		{name: "dropped count", payload: []byte{controlVersion, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8}},
@@ -117,6 +120,7 @@ func TestSplitControlMalformed(t *testing.T) {
 func FuzzSplitControl(f *testing.F) {
 	f.Add(AppendControl(nil, &Control{Forwarded: true}))
 	f.Add(AppendControl(nil, &Control{Forwarded: true, Relayed: true}))
+	f.Add(AppendControl(nil, &Control{Forwarded: true, Relayed: true, HandedOver: true}))
 	f.Add(AppendControl(nil, &Control{Decisions: Decisions{Kept: []Kept{{ID: [16]byte{1}, Threshold: 5}}, Dropped: []uint64{3}}}))
 	f.Add(AppendControl(nil, &Control{Demand: &Demand{From: "a:1", PerSecond: 2}}))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tailsift/tailsift/internal/router/routertest"
@@ -80,6 +81,8 @@ func TestShutdownHandoverToDeadMember(t *testing.T) {
 			// after the reset above too.)
 			require.Contains(t, []int{20, 40}, givenBack, "the spans taken out for handover are given back, to be decided here")
 			require.Zero(t, gws.Count())
+			_, again := buf.countedSpans(t)
+			require.Equal(t, 20, again, "the handed-over spans given back are counted (RED) again")
 		})
 	}
 }
@@ -107,13 +110,16 @@ func TestForwardedSpansToDeadMember(t *testing.T) {
 	require.NoError(t, n.Shutdown(ctx))
 
 	buf.mu.Lock()
-	defer buf.mu.Unlock()
 	here := 0
 	for _, b := range buf.ingested {
 		here += len(spansOf(t, b))
 	}
+	buf.mu.Unlock()
 	t.Logf("acknowledged 40 spans; buffered here %d; received by any gateway %d", here, gws.Count())
 	require.Equal(t, 40, here+gws.Count(), "%d acknowledged spans neither buffered nor delivered", 40-here-gws.Count())
+	counted, again := buf.countedSpans(t)
+	assert.Equal(t, here, counted, "forwarded spans taken back are counted (RED) here, where they are buffered first")
+	assert.Zero(t, again)
 }
 
 // decisionBuffer remembers one kept decision of a trace it no longer owns.

@@ -158,7 +158,8 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			h.giveBack(f)
 			return false
 		}
-		if err := h.n.router.Route(ctx, f.Traces); err != nil {
+		// Marked handed over: the owner does not count them again (RED).
+		if err := h.n.router.RouteWith(ctx, f.Traces, h.n.handOver); err != nil {
 			// The next chunks would fail the same way: the rest stays here.
 			h.n.logger.Debug("Traces not handed over; deciding them here", zap.Error(err))
 			h.giveBack(f)
@@ -175,8 +176,9 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 func (h *handover) giveBack(f Foreign) {
 	h.local += f.NTraces
 	h.n.obs.DecidedLocally(context.Background(), f.NTraces)
-	// Not bounded by the handover's ctx: these traces are not lost.
-	if _, err := h.n.buf.IngestOwned(context.Background(), f.Traces, nil); err != nil {
+	// Not bounded by the handover's ctx: these traces are not lost. They
+	// were counted (RED) when this gateway first took them in.
+	if _, err := h.n.buf.IngestAgain(context.Background(), f.Traces, nil); err != nil {
 		h.n.logger.Error("Traces that could not be handed over were not taken back", zap.Int("traces", f.NTraces), zap.Error(err))
 	}
 }

@@ -70,8 +70,10 @@ type Node struct {
 	drainAt  time.Time // when the drain began; guarded by setMu
 	changed  chan struct{}
 	// forward and relay head what the node sends other gateways: spans
-	// forwarded, and what a draining gateway passes on.
-	forward, relay []byte
+	// forwarded, and what a draining gateway passes on; handOver and
+	// relayHandOver the same for traces handed over (counted by RED
+	// where they were first buffered).
+	forward, relay, handOver, relayHandOver []byte
 
 	handoverMu sync.Mutex // one handover at a time
 	// decisionsHanded: a handover while draining handed every decision
@@ -98,14 +100,16 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 	// among them however the configuration writes it.
 	cfg.Self = membership.Canonical(cfg.Self)
 	n := &Node{
-		cfg:     cfg,
-		buf:     buf,
-		clock:   set.Clock,
-		logger:  set.Telemetry.Logger,
-		obs:     set.Observer,
-		changed: make(chan struct{}, 1),
-		forward: AppendControl(nil, &Control{Forwarded: true}),
-		relay:   AppendControl(nil, &Control{Forwarded: true, Relayed: true}),
+		cfg:           cfg,
+		buf:           buf,
+		clock:         set.Clock,
+		logger:        set.Telemetry.Logger,
+		obs:           set.Observer,
+		changed:       make(chan struct{}, 1),
+		forward:       AppendControl(nil, &Control{Forwarded: true}),
+		relay:         AppendControl(nil, &Control{Forwarded: true, Relayed: true}),
+		handOver:      AppendControl(nil, &Control{Forwarded: true, HandedOver: true}),
+		relayHandOver: AppendControl(nil, &Control{Forwarded: true, Relayed: true, HandedOver: true}),
 	}
 	if cfg.Budget == BudgetShared && set.Budget != nil && set.Budget.BudgetRate() > 0 {
 		n.fleet = newFleetBudget(set.Budget, cfg.Self)
@@ -123,10 +127,59 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 			// that cannot be forwarded (Ingest), traces that cannot be
 			// handed over (giveBack), and, through the fallback, what
 			// was queued for a member that then turned out down.
-			Strict:   true,
-			Fallback: n.takeBack,
+			Strict:    true,
+			Fallback:  n.takeBack,
+			Reprefix:  n.reprefix,
+			Downgrade: downgrade,
 		}, routerObserver{n})
 	return n
+}
+
+// prefix is the control ahead of spans the node sends another gateway.
+func (n *Node) prefix(relayed, handedOver bool) []byte {
+	switch {
+	case relayed && handedOver:
+		return n.relayHandOver
+	case relayed:
+		return n.relay
+	case handedOver:
+		return n.handOver
+	}
+	return n.forward
+}
+
+// reprefix is the router's Reprefix: spans that fail over to another
+// member keep their control's marks (a handover's spans are still not
+// counted again there, relayed spans still stay where they land).
+func (n *Node) reprefix(data []byte) []byte {
+	c, _, ok, err := SplitControl(data)
+	if !ok || err != nil || !c.Forwarded {
+		return nil
+	}
+	return n.prefix(c.Relayed, c.HandedOver)
+}
+
+// downgrade is the router's Downgrade: a gateway of a version before the
+// handed-over mark refuses a control that carries it (unknown flag), and
+// would lose the traces of a handover during an upgrade; they go to it
+// again marked forwarded only, to be counted (RED) there a second time,
+// as before the mark.
+func downgrade(data []byte) []byte {
+	c, rest, ok, err := SplitControl(data)
+	if !ok || err != nil || !c.HandedOver {
+		return nil
+	}
+	c.HandedOver = false
+	return append(AppendControl(nil, &c), rest...)
+}
+
+// ingestFunc is how the buffer takes spans that came with c: those handed
+// over were counted (RED) by the gateway that first buffered them.
+func (n *Node) ingestFunc(c *Control) func(ctx context.Context, buf []byte, done func()) (int, error) {
+	if c.HandedOver {
+		return n.buf.IngestAgain
+	}
+	return n.buf.IngestOwned
 }
 
 // takeBack is the router's Fallback: a request queued for a member that
@@ -149,7 +202,9 @@ func (n *Node) takeBack(ctx context.Context, data []byte) error {
 	if len(rest) == 0 {
 		return nil
 	}
-	got, err := n.buf.IngestOwned(ctx, bytes.Clone(rest), nil)
+	// Spans forwarded as they came are counted here, which did not count
+	// them; spans of a handover were counted where they were buffered.
+	got, err := n.ingestFunc(&c)(ctx, bytes.Clone(rest), nil)
 	if err != nil {
 		return fmt.Errorf("take back spans: %w", err)
 	}
@@ -229,9 +284,9 @@ func (n *Node) Owns(h uint64) bool {
 // ExportTraceServiceRequest, owned by the node from then on; done as in
 // Buffer.IngestOwned). A control at its head is applied and stripped:
 // handed-over decisions are remembered, forwarded spans are buffered here
-// whoever owns them. Otherwise the spans of traces another gateway owns
-// are forwarded to it, and the rest buffered; what cannot be forwarded is
-// buffered here too.
+// whoever owns them, and handed-over spans are not counted again (RED).
+// Otherwise the spans of traces another gateway owns are forwarded to it,
+// and the rest buffered; what cannot be forwarded is buffered here too.
 //
 // A draining gateway (with handover on) keeps nothing: it passes forwarded
 // spans, handed-over traces and decisions on to their owners too, marked
@@ -250,6 +305,7 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 	}
 	relay := n.draining.Load() && n.cfg.Handover.Enabled && !c.Relayed
 	prefix := n.forward
+	ingest := n.ingestFunc(&c)
 	if isCtl {
 		if c.Demand != nil {
 			if n.fleet != nil {
@@ -272,19 +328,19 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 		}
 		if c.Forwarded {
 			if !relay {
-				return n.buf.IngestOwned(ctx, rest, done)
+				return ingest(ctx, rest, done)
 			}
-			prefix = n.relay
+			prefix = n.prefix(true, c.HandedOver)
 		}
 	}
 	own, other, _, otherSpans, err := router.Partition(rest, n.Owns)
 	if err != nil || other == nil {
 		// The buffer reports what is malformed, as without a cluster.
-		return n.buf.IngestOwned(ctx, rest, done)
+		return ingest(ctx, rest, done)
 	}
 	if ferr := n.router.RouteWith(ctx, other, prefix); ferr != nil {
 		n.logger.Debug("Forwarding failed; the spans are buffered here", zap.Error(ferr))
-		return n.buf.IngestOwned(ctx, rest, done)
+		return ingest(ctx, rest, done)
 	}
 	n.obs.Forwarded(ctx, otherSpans)
 	if done != nil {
@@ -293,7 +349,7 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 	if own == nil {
 		return otherSpans, nil
 	}
-	got, err := n.buf.IngestOwned(ctx, own, nil)
+	got, err := ingest(ctx, own, nil)
 	return got + otherSpans, err
 }
 

@@ -22,23 +22,52 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeBuffer records what a node hands it.
 type fakeBuffer struct {
-	mu        sync.Mutex
-	ingested  [][]byte
+	mu       sync.Mutex
+	ingested [][]byte
+	// again are the requests of ingested that came through IngestAgain
+	// (not counted by RED); counted is the spans of the others.
+	again     [][]byte
+	counted   int
 	decisions []Decisions
 }
 
-func (b *fakeBuffer) IngestOwned(_ context.Context, buf []byte, done func()) (int, error) {
+func (b *fakeBuffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.ingest(ctx, buf, done, true)
+}
+
+func (b *fakeBuffer) IngestAgain(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.ingest(ctx, buf, done, false)
+}
+
+func (b *fakeBuffer) ingest(_ context.Context, buf []byte, done func(), count bool) (int, error) {
 	var batch wire.Batch
 	if err := wire.Scan(buf, &batch); err != nil {
 		return 0, err
 	}
 	b.mu.Lock()
 	b.ingested = append(b.ingested, append([]byte(nil), buf...))
+	if count {
+		b.counted += len(batch.Spans)
+	} else {
+		b.again = append(b.again, b.ingested[len(b.ingested)-1])
+	}
 	b.mu.Unlock()
 	if done != nil {
 		done()
 	}
 	return len(batch.Spans), nil
+}
+
+// countedSpans is the spans ingested through IngestOwned, which RED
+// counts, and through IngestAgain, which it does not.
+func (b *fakeBuffer) countedSpans(t *testing.T) (counted, again int) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.again {
+		again += len(spansOf(t, a))
+	}
+	return b.counted, again
 }
 
 func (b *fakeBuffer) IngestDecisions(_ context.Context, d *Decisions) error {

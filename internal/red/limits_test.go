@@ -156,6 +156,37 @@ func TestReplayNotCountedAgain(t *testing.T) {
 	require.Zero(t, after, "counted again after the restart")
 }
 
+// TestIngestAgainNotCounted: spans a gateway takes in again (a handover
+// from another gateway, traces given back after a failed handover) were
+// counted where they were first buffered; IngestAgain buffers them without
+// the Accepted hook, IngestOwned with it.
+func TestIngestAgainNotCounted(t *testing.T) {
+	ctx := context.Background()
+	cfg := tracebuf.Config{
+		Shards:        1,
+		Completion:    tracebuf.CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 100},
+		Buffer:        tracebuf.BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
+		DecisionCache: tracebuf.DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
+		Output:        tracebuf.OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192, ShutdownTimeout: 10 * time.Second},
+		Policies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		},
+	}
+	tab := NewTable(DefaultConfig(), 1)
+	b, err := tracebuf.New(cfg, func(context.Context, ptrace.Traces) error { return nil },
+		tracebuf.Settings{Clock: clocktest.NewFake(time.Unix(0, 0)), Accepted: tab.Observe})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { _ = b.Shutdown(ctx) }()
+	n, err := b.IngestAgain(ctx, redRequest(t, "svc", func(ptrace.Span) {}, func(ptrace.Span) {}), nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "buffered")
+	require.Zero(t, callsTotal(tab.Flush(2)), "counted again")
+	_, err = b.IngestOwned(ctx, redRequest(t, "svc", func(sp ptrace.Span) { sp.SetSpanID([8]byte{9}) }), nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), callsTotal(tab.Flush(3)))
+}
+
 func callsTotal(md pmetric.Metrics) int64 {
 	var n int64
 	for _, rm := range md.ResourceMetrics().All() {

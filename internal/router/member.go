@@ -144,6 +144,11 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	var err error
 	if !m.down.Load() {
 		err = m.sendRetrying(ctx, req.bufs)
+		if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
+			if older := m.r.cfg.Downgrade(req.bytes()); older != nil {
+				err = m.sendRetrying(ctx, [][]byte{older})
+			}
+		}
 		if err == nil {
 			// A successful answer means the gateway read the whole
 			// request: gRPC holds no reference to it any more.

@@ -73,6 +73,16 @@ type Settings struct {
 	// A gateway buffers it itself. Without Fallback such a request waits
 	// for its member's retries, and is dropped at the deadline.
 	Fallback func(ctx context.Context, data []byte) error
+	// Reprefix, when set, gives the prefix a request's spans keep when
+	// they fail over to another member, from the request as it was queued
+	// (data, the caller's for the call only); Prefix when it returns nil.
+	// A gateway keeps its control's marks that way (relayed, handed over).
+	Reprefix func(data []byte) []byte
+	// Downgrade, when set, is asked for another encoding of a request a
+	// member refused as malformed (INVALID_ARGUMENT), which is sent in its
+	// place once; nil when there is none. A gateway takes a mark an older
+	// version does not know off its control that way, during an upgrade.
+	Downgrade func(data []byte) []byte
 }
 
 // Observer is told what the router does, for self-metrics.
@@ -219,7 +229,8 @@ func (r *Router) Route(ctx context.Context, buf []byte) error {
 }
 
 // RouteWith is Route with prefix at the head of every request instead of
-// Settings.Prefix (a failover reroute puts Settings.Prefix back).
+// Settings.Prefix (a failover reroute puts Settings.Prefix back, or what
+// Settings.Reprefix gives).
 func (r *Router) RouteWith(ctx context.Context, buf, prefix []byte) error {
 	_, _, err := r.routeNew(ctx, buf, prefix)
 	return err
@@ -299,7 +310,13 @@ var errNoSpans = errors.New("the request holds no spans to fail over")
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
-	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: r.cfg.Prefix})
+	prefix := r.cfg.Prefix
+	if r.cfg.Reprefix != nil {
+		if p := r.cfg.Reprefix(req.bytes()); p != nil {
+			prefix = p
+		}
+	}
+	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: prefix})
 	if err == nil && spans == 0 {
 		return errNoSpans
 	}

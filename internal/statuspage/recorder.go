@@ -52,7 +52,22 @@ type Recorder struct {
 	rates rates
 
 	routeMu     sync.Mutex
-	routeCounts map[string]*tracebuf.RouteCompletion // summed, by route
+	routeCounts map[string]*routeSum // summed, by route; at most maxRouteCounts
+}
+
+// maxRouteCounts bounds the routes whose completion counts a Recorder sums:
+// more than the snapshot lists, which are the adaptive policies' busiest.
+const maxRouteCounts = 4 * maxRoutes
+
+// routeSum is a route's summed completion counts. est is the traces it
+// reported plus those of the route whose place it took (Space-Saving,
+// Metwally et al.): the route with the lowest est makes room for a new
+// one, so that a route busier than 1/maxRouteCounts of the traces is
+// never evicted, and a route that stopped is, once the routes that came
+// after it reported more.
+type routeSum struct {
+	tracebuf.RouteCompletion
+	est int64
 }
 
 // routeCompletion returns route's summed completion counts.
@@ -60,7 +75,7 @@ func (r *Recorder) routeCompletion(route string) tracebuf.RouteCompletion {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
 	if c, ok := r.routeCounts[route]; ok {
-		return *c
+		return c.RouteCompletion
 	}
 	return tracebuf.RouteCompletion{}
 }
@@ -194,25 +209,46 @@ func (r *Recorder) Kept(t *sampling.Trace, d sampling.Decision) {
 }
 
 // RouteCompletion implements tracebuf.RouteObserver: it sums the routes'
-// completion counts, for the snapshot's routes (at most maxRoutes × 4 of
-// them), and passes them on.
+// completion counts, for the snapshot's routes (of at most maxRouteCounts
+// routes, the busiest: see routeSum), and passes them on.
 func (r *Recorder) RouteCompletion(c tracebuf.RouteCompletion) {
 	r.routeMu.Lock()
 	if r.routeCounts == nil {
-		r.routeCounts = map[string]*tracebuf.RouteCompletion{}
+		r.routeCounts = map[string]*routeSum{}
 	}
 	if sum, ok := r.routeCounts[c.Route]; ok {
 		sum.Traces += c.Traces
 		sum.PartialTraces += c.PartialTraces
 		sum.LateSpans += c.LateSpans
-	} else if len(r.routeCounts) < 4*maxRoutes {
-		sum := c // not c itself: it is passed on below, outside the lock
-		r.routeCounts[c.Route] = &sum
+		sum.est += c.Traces
+	} else {
+		var base int64
+		if len(r.routeCounts) >= maxRouteCounts {
+			base = r.evictLeastBusy()
+		}
+		// Not c itself: it is passed on below, outside the lock.
+		r.routeCounts[c.Route] = &routeSum{RouteCompletion: c, est: base + c.Traces}
 	}
 	r.routeMu.Unlock()
 	if ro, ok := r.next.(tracebuf.RouteObserver); ok {
 		ro.RouteCompletion(c)
 	}
+}
+
+// evictLeastBusy forgets the route with the lowest est (the first in
+// name order of those tied) and returns its est. A scan of
+// maxRouteCounts entries, done only when a route not summed yet reports
+// and the table is full; called under routeMu.
+func (r *Recorder) evictLeastBusy() int64 {
+	var victim string
+	var low *routeSum
+	for route, sum := range r.routeCounts {
+		if low == nil || sum.est < low.est || (sum.est == low.est && route < victim) {
+			victim, low = route, sum
+		}
+	}
+	delete(r.routeCounts, victim)
+	return low.est
 }
 
 // Late implements tracebuf.Observer.

@@ -38,7 +38,8 @@ type Settings struct {
 	Clock    clock.Clock
 	// Accepted, when not nil, is called with the scan of every request
 	// the buffer takes (before sampling), from the Ingest call's
-	// goroutine; it must not keep the batch.
+	// goroutine; it must not keep the batch. It is not called for spans
+	// taken in again: by Replay, or by IngestAgain.
 	Accepted func(*wire.Batch)
 }
 
@@ -247,6 +248,21 @@ func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int,
 // queues are full: a receiver that would wrap every request in
 // context.WithTimeout pays about six allocations a request instead.
 func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(), wait time.Duration) (int, error) {
+	return b.ingest(ctx, buf, done, wait, true)
+}
+
+// IngestAgain is IngestOwned for spans that a gateway of the tier took in
+// once already: traces another gateway handed over, or that a handover
+// failed to send and gives back. The Accepted hook is not called for
+// them (RED counted them where they first came), as for the spans Replay
+// takes in again.
+func (b *Buffer) IngestAgain(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.ingest(ctx, buf, done, 0, false)
+}
+
+// ingest is IngestOwnedWithin; accepted says whether the Accepted hook is
+// called for the spans taken.
+func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.Duration, accepted bool) (int, error) {
 	req := b.reqs.Get().(*request)
 	req.buf, req.done = buf, done
 	// Scanning and routing touch nothing shared, so they run before the
@@ -271,7 +287,7 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
 		}
 		b.recordSpans(req)
-		if b.set.Accepted != nil && !b.replaying() {
+		if accepted && b.set.Accepted != nil && !b.replaying() {
 			// Spans taken in again from the store were counted when they
 			// first came (RED counted them twice after a restart).
 			b.set.Accepted(&req.batch)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/cluster"
@@ -49,6 +50,20 @@ type fleet struct {
 // all.
 func startFleet(t *testing.T, handover bool, drain time.Duration, inDNS ...string) *fleet {
 	t.Helper()
+	return startFleetWith(t, fleetOptions{handover: handover, drain: drain}, inDNS...)
+}
+
+// fleetOptions are startFleet's: handover on, the last gateway's drain,
+// and RED metrics on every gateway.
+type fleetOptions struct {
+	handover bool
+	drain    time.Duration
+	red      bool
+}
+
+func startFleetWith(t *testing.T, o fleetOptions, inDNS ...string) *fleet {
+	t.Helper()
+	handover, drain := o.handover, o.drain
 	// The name lists nobody until every gateway listens: a gateway's
 	// connection to one not yet listening would fail its first sends.
 	f := &fleet{t: t, dns: membershiptest.StartDNS(t), port: freePort(t), gw: map[string]*rig{}}
@@ -62,7 +77,11 @@ func startFleet(t *testing.T, handover bool, drain time.Duration, inDNS ...strin
 			// come due meanwhile.
 			cfg.Completion.Quiet, cfg.Completion.MaxWait = 10*time.Hour, 20*time.Hour
 		}
-		f.gw[addr] = newRig(t, cfg, nil)
+		var prepare func(*tailsiftReceiver)
+		if o.red {
+			prepare = func(r *tailsiftReceiver) { r.enableRED(new(consumertest.MetricsSink)) }
+		}
+		f.gw[addr] = newRigWith(t, cfg, nil, prepare)
 	}
 	f.dns.Set(inDNS...)
 	f.waitMembers(int64(len(inDNS)), f.addrs...)

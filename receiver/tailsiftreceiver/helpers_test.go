@@ -69,12 +69,22 @@ type rig struct {
 
 func newRig(t *testing.T, cfg *Config, next consumer.Traces) *rig {
 	t.Helper()
+	return newRigWith(t, cfg, next, nil)
+}
+
+// newRigWith is newRig that calls prepare, when not nil, with the receiver
+// before it starts.
+func newRigWith(t *testing.T, cfg *Config, next consumer.Traces, prepare func(*tailsiftReceiver)) *rig {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	env := tracebuftest.NewEnv(next)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = env.Tel.NewTelemetrySettings()
 	r, err := newTestReceiver(set, cfg, env.Next, env.Clock)
 	require.NoError(t, err)
+	if prepare != nil {
+		prepare(r)
+	}
 	env.Start(t, r)
 	g := &rig{t: t, r: r, clk: env.Clock, sink: env.Sink, tel: env.Tel}
 	g.attachClients()
