@@ -280,7 +280,8 @@ func (p *adaptive) Evaluate(t *Trace) Decision {
 	if t.ShouldSample(th) {
 		return sampledAt(th)
 	}
-	return Decision{}
+	// A refusal on randomness carries its threshold (the engine's union).
+	return Decision{Verdict: NotSampled, Threshold: th}
 }
 
 // judge returns the anomaly kinds of a trace of duration dur at now against

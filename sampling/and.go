@@ -116,10 +116,17 @@ func newAnd(settings any, b *builder) (evaluator, error) {
 // sub-policy answers NotSampled or InvertNotSampled, else Sampled (an
 // InvertSampled sub-policy passes) with the strictest of the sub-policies'
 // thresholds, since the trace passed them all.
+//
+// A refusal on randomness (the sub-policy's refusal carries a threshold)
+// is marked unknownRV: and does not state its set of randomness values,
+// and the engine then keeps its most permissive threshold (keepSet).
 func (p and) Evaluate(t *Trace) Decision {
 	strictest := keepAlways
 	for _, s := range p.subs {
 		d := s.Evaluate(t)
+		if d.Verdict == NotSampled && (d.Threshold != otelsampling.AlwaysSampleThreshold || d.rv&unknownRV != 0) {
+			return Decision{rv: unknownRV}
+		}
 		if d.Verdict == NotSampled || d.Verdict == InvertNotSampled {
 			return Decision{}
 		}

@@ -24,8 +24,8 @@ type builder struct {
 // salt registers a hash_salt, as the FNV-1a state after its bytes, and
 // returns the Decision.rv naming the randomness derived from it.
 // maxSalts is the number of salts an engine can hold: Decision.rv names
-// one in its bits below reflectRV.
-const maxSalts = int(reflectRV) - 1
+// one in its saltMask bits.
+const maxSalts = int(saltMask)
 
 func (b *builder) salt(state uint64) (uint8, error) {
 	if len(b.salts) >= maxSalts {

@@ -279,3 +279,105 @@ func TestCountsComposite(t *testing.T) {
 	t.Logf("strict: adjusted %.0f of %d (%.3f)", strict.adjusted, strict.truth, strict.adjusted/float64(strict.truth))
 	assert.Less(t, strict.adjusted, 0.5*float64(strict.truth), "strict counts come out low")
 }
+
+// okOrError makes a tenth of the traces errors: the classes "errors" and
+// "ok" (statTrace's traces are OK).
+func okOrError(rng *rand.Rand, tr *sampling.Trace) string {
+	if rng.IntN(10) == 0 {
+		tr.StatusMask = sampling.StatusErrorBit
+		return "errors"
+	}
+	return "ok"
+}
+
+// checkRatio is estimate.check, with the ratio of the adjusted count to
+// the truth logged (what the audit of 2026-12-06 measured).
+func checkRatio(t *testing.T, e *estimate, group string) {
+	t.Helper()
+	t.Logf("%s: adjusted/true = %.3f", group, e.adjusted/float64(e.truth))
+	e.check(t, group)
+}
+
+// TestCountsDrop: drop over a sampler ("drop 90 % of the OK traces") lets
+// through the traces its sampler refuses, with the probability of
+// surviving it; a policy keeping them must mark them with that probability
+// (times its own on the same randomness). Marked as the keeping policy
+// alone marks them, the OK traces counted 0.10 of the truth under
+// always_sample (audit of 2026-12-06).
+func TestCountsDrop(t *testing.T) {
+	always := sampling.NewPolicyConfig("all", "always_sample", nil)
+	tests := []struct {
+		name     string
+		policies []sampling.PolicyConfig
+	}{
+		{"always_sample", []sampling.PolicyConfig{dropPolicy("drop", statusPolicy("ok", "OK"), probPolicy("p", 90)), always}},
+		// Survivors R < th(50 %), kept R ≥ th(80 %): an interval of R.
+		{"probabilistic keeper", []sampling.PolicyConfig{dropPolicy("drop", statusPolicy("ok", "OK"), probPolicy("p", 50)), statusPolicy("errors", "ERROR"), probPolicy("keep", 80)}},
+		// Survivors R ≥ th(30 %) (drop over not), kept R ≥ th(60 %).
+		{"drop over not", []sampling.PolicyConfig{dropPolicy("drop", statusPolicy("ok", "OK"), notPolicy("n", probPolicy("p", 30))), statusPolicy("errors", "ERROR"), probPolicy("keep", 60)}},
+		{"two samplers", []sampling.PolicyConfig{dropPolicy("drop", probPolicy("p90", 90), statusPolicy("ok", "OK"), probPolicy("p50", 50)), always}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := countRun{n: 300_000, perSec: 5000, heads: []string{"ot=th:8", "ot=th:c", ""}, classOf: okOrError}
+			res := r.run(t, newEngine(t, tt.policies...), 213)
+			checkRatio(t, res.classes["ok"], "ok")
+			checkRatio(t, res.classes["errors"], "errors")
+		})
+	}
+}
+
+// TestCountsUnion: top-level policies sampling on different randomness (a
+// not over a sampler, a hash_salt) keep the union of their sets, whose
+// probability is not any one policy's. Marked with the most permissive
+// threshold, [probabilistic 50, not(probabilistic 50)] counted 2.0 times
+// the truth and [probabilistic 10 with hash_salt, probabilistic 10] 1.88
+// times (audit of 2026-12-06).
+func TestCountsUnion(t *testing.T) {
+	salted := func(pct float64, salt string) sampling.PolicyConfig {
+		return sampling.NewPolicyConfig("salted-"+salt, "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: pct, HashSalt: salt})
+	}
+	heads := []string{"ot=th:8", "ot=th:c", ""}
+	tests := []struct {
+		name     string
+		policies []sampling.PolicyConfig
+		heads    []string
+	}{
+		{"p50 or not p50", []sampling.PolicyConfig{probPolicy("p", 50), notPolicy("n", probPolicy("q", 50))}, heads},
+		{"p30 or not p50", []sampling.PolicyConfig{probPolicy("p", 30), notPolicy("n", probPolicy("q", 50))}, heads},
+		{"salted p10 or p10", []sampling.PolicyConfig{salted(10, "s"), probPolicy("p", 10)}, nil},
+		{"two salts, not, errors", []sampling.PolicyConfig{statusPolicy("errors", "ERROR"), salted(10, "a"), salted(20, "b"), notPolicy("n", probPolicy("q", 95))}, nil},
+		// With a head threshold a salt does not apply: one randomness.
+		{"salted p10 or not p50, head-sampled", []sampling.PolicyConfig{salted(10, "s"), notPolicy("n", probPolicy("q", 50))}, []string{"ot=th:8", "ot=th:c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := countRun{n: 300_000, perSec: 5000, heads: tt.heads, classOf: okOrError}
+			res := r.run(t, newEngine(t, tt.policies...), 215)
+			checkRatio(t, res.classes["ok"], "ok")
+			checkRatio(t, res.classes["errors"], "errors")
+		})
+	}
+	// A budget thins the kept traces on the randomness they are marked
+	// with: on the derived one, uniform above the union's threshold, the
+	// counts still add up (the most permissive sampler's randomness is not
+	// uniform there). One class: the class of a trace is the policy that
+	// sampled it, which depends on the randomness when policies overlap,
+	// whatever the marks.
+	t.Run("budget over a union", func(t *testing.T) {
+		cfgs := []sampling.PolicyConfig{probPolicy("p", 30), notPolicy("n", probPolicy("q", 50)), salted(10, "s")}
+		require.NoError(t, sampling.ValidatePolicies(cfgs))
+		e, err := sampling.NewEngine(cfgs, sampling.WithBudget(sampling.BudgetConfig{
+			TracesPerSecond: 1000, DropErrors: true,
+			Classes: []sampling.BudgetClass{{Name: "all", Policies: []string{"p", "n", "salted-s"}}},
+		}))
+		require.NoError(t, err)
+		r := countRun{n: 300_000, perSec: 5000, classOf: okOrError}
+		res := r.run(t, e, 217)
+		checkRatio(t, res.classes["ok"], "ok")
+		checkRatio(t, res.classes["errors"], "errors")
+		kept := res.classes["ok"].kept + res.classes["errors"].kept
+		t.Logf("kept %.0f traces per second for a budget of 1000", float64(kept)/res.secs)
+		assert.Less(t, float64(kept)/res.secs, 1500.0, "the budget thins")
+	})
+}

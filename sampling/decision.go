@@ -72,6 +72,9 @@ type Trace struct {
 	counted, observed bool
 	// explicitRV: Randomness is an rv that arrived in the tracestate.
 	explicitRV bool
+	// derived is the randomness the engine derived for its last decision
+	// when that decision's rv is derivedRV (keepSet.derive).
+	derived otelsampling.Randomness
 }
 
 // Scale returns the threshold of a policy's conditional probability q (its
@@ -167,7 +170,8 @@ type Decision struct {
 	Verdict Verdict
 	// rv, when not 0, names the derived randomness (builder.salt) that
 	// Threshold was decided on instead of the trace's own: probabilistic
-	// with hash_salt. Engine.Randomness recomputes it. (A derived
+	// with hash_salt, its reflection (not), or one the engine derived
+	// (keepSet.derive); see saltMask. Engine.Randomness recomputes it. (A derived
 	// randomness is not stored here: a Decision of more than four words
 	// is returned through memory, which made every evaluation 5 times
 	// slower.)

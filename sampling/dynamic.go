@@ -206,7 +206,8 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 	if t.ShouldSample(threshold) {
 		return sampledAt(threshold)
 	}
-	return Decision{}
+	// A refusal on randomness carries its threshold (the engine's union).
+	return Decision{Verdict: NotSampled, Threshold: threshold}
 }
 
 // lookup returns the state of t's key. With add, a key not tracked is

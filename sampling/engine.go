@@ -153,6 +153,16 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 //     NotSampled;
 //   - else it is not sampled.
 //
+// A kept trace's threshold is then the probability of its being kept:
+// that of the union of the sets of randomness values with which the
+// policies keep it, within the set the drop policies let through (a drop
+// that refused on randomness lets through the traces below its threshold,
+// as not keeps them). When the policies sample on one randomness and
+// nothing drops on it, that is the most permissive threshold above; when
+// it is not known exactly (an and refusing on randomness, survivors of a
+// drop kept on another randomness), the most permissive threshold stays.
+// See keepSet and docs/policies/counts.md.
+//
 // With a budget (WithBudget), a trace so kept with threshold q is then kept
 // only if it passes the threshold of q·p_c, p_c being the probability of the
 // class of the policy named; one the budget drops is NotSampled but still
@@ -234,10 +244,16 @@ func (e *Engine) decide(t *Trace) Decision {
 	if e.rules != nil {
 		return e.decideRules(t)
 	}
+	var set keepSet
 	for i, p := range e.policies {
-		if e.drop[i] && p.Evaluate(t).Verdict == Dropped {
+		if !e.drop[i] {
+			continue
+		}
+		d := p.Evaluate(t)
+		if d.Verdict == Dropped {
 			return Decision{Verdict: Dropped, Policy: e.names[i]}
 		}
+		set.survive(d)
 	}
 	var (
 		sampled, invertSampled = -1, -1
@@ -251,6 +267,7 @@ func (e *Engine) decide(t *Trace) Decision {
 			continue
 		}
 		d := p.Evaluate(t)
+		set.add(d)
 		switch d.Verdict {
 		case Sampled:
 			if sampled < 0 {
@@ -261,7 +278,8 @@ func (e *Engine) decide(t *Trace) Decision {
 				th, rv = d.Threshold, d.rv
 			}
 			if e.firstMatch && !invertNotSampled {
-				th, rv = e.probe(t, i+1, th, rv)
+				th, rv = e.probe(t, i+1, th, rv, &set)
+				th, rv = e.union(t, &set, th, rv)
 				return e.keep(t, sampled, th, rv)
 			}
 		case NotSampled:
@@ -282,22 +300,36 @@ func (e *Engine) decide(t *Trace) Decision {
 	case invertNotSampled:
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
+		th, rv = e.union(t, &set, th, rv)
 		return e.keep(t, sampled, th, rv)
 	case invertSampled >= 0 && !notSampled:
-		return e.keep(t, invertSampled, otelsampling.AlwaysSampleThreshold, 0)
+		set.full = true
+		th, rv = e.union(t, &set, otelsampling.AlwaysSampleThreshold, 0)
+		return e.keep(t, invertSampled, th, rv)
 	}
 	return Decision{Verdict: NotSampled}
 }
 
+// union returns the threshold and randomness of a kept trace: the
+// probability of the union of the sets with which the policies keep it,
+// within those the drop policies let through (keepSet.mark), or th and rv,
+// the most permissive of the policies that sampled it, when that
+// probability is not known exactly (see docs/policies/counts.md).
+func (e *Engine) union(t *Trace, set *keepSet, th otelsampling.Threshold, rv uint8) (otelsampling.Threshold, uint8) {
+	if uth, urv, ok := set.mark(t, e.salts); ok {
+		return uth, urv
+	}
+	return th, rv
+}
+
 // probe returns the most permissive of th and the thresholds with which
 // the policies from the i-th on would sample t, evaluated as in Redecide:
-// they learn nothing and charge nothing. With sample_on_first_match, the
-// first policy that samples decides, but a later one that would keep t with
-// a higher probability is what makes t's probability of being kept, so
-// its threshold is the one t must carry.
-func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8) (otelsampling.Threshold, uint8) {
+// they learn nothing and charge nothing; it adds their sets to set. With
+// sample_on_first_match, the first policy that samples decides, but a
+// later one that would keep t is part of t's probability of being kept.
+func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set *keepSet) (otelsampling.Threshold, uint8) {
 	if th == otelsampling.AlwaysSampleThreshold {
-		return th, rv
+		return th, rv // set is full already
 	}
 	redo, pending := t.redo, t.pending
 	t.redo = true
@@ -305,7 +337,9 @@ func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8) (ot
 		if e.drop[i] {
 			continue
 		}
-		if d := e.policies[i].Evaluate(t); d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
+		d := e.policies[i].Evaluate(t)
+		set.add(d)
+		if d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
 			th, rv = d.Threshold, d.rv
 		}
 	}
@@ -340,8 +374,11 @@ func (e *Engine) randomness(t *Trace, rv uint8) otelsampling.Randomness {
 // decisionRandomness is the randomness rv names for t, salts being the
 // engine's.
 func decisionRandomness(t *Trace, rv uint8, salts []uint64) otelsampling.Randomness {
+	if rv&derivedRV != 0 {
+		return t.derived
+	}
 	rnd := t.Randomness
-	if salt := rv &^ reflectRV; salt != 0 {
+	if salt := rv & saltMask; salt != 0 {
 		rnd = saltedRandomness(salts[salt-1], t.ID)
 	}
 	if rv&reflectRV != 0 {
@@ -350,9 +387,17 @@ func decisionRandomness(t *Trace, rv uint8, salts []uint64) otelsampling.Randomn
 	return rnd
 }
 
-// reflectRV is the Decision.rv bit of a decision taken on the reflected
-// randomness (not); the other bits name the salt, 0 for t's own.
-const reflectRV uint8 = 0x80
+// Decision.rv's bits: saltMask names the salt (0 for t's own randomness);
+// reflectRV marks a decision taken on the reflected randomness (not);
+// derivedRV an engine's decision on the randomness it derived and stored
+// in Trace.derived (keepSet.derive); unknownRV a refusal on randomness
+// whose set the policy cannot state (and).
+const (
+	saltMask  uint8 = 0x1f
+	unknownRV uint8 = 0x20
+	derivedRV uint8 = 0x40
+	reflectRV uint8 = 0x80
+)
 
 // reflected returns 2^56-1 + h - rnd, h being t's head threshold (0 without
 // one): it maps the randomness values in [h, 2^56) (those a head sampler

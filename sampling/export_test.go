@@ -29,6 +29,12 @@ func Invert(noMatch bool) Decision {
 	return Decision{Verdict: InvertNotSampled}
 }
 
+// Reflected is d decided on the reflected randomness, as not answers.
+func Reflected(d Decision) Decision {
+	d.rv |= reflectRV
+	return d
+}
+
 // Drop is a Dropped decision.
 func Drop() Decision { return Decision{Verdict: Dropped} }
 

@@ -48,20 +48,27 @@ func newNot(settings any, b *builder) (evaluator, error) {
 // being the head threshold (0 without one), which maps the kept traces onto
 // R' at or above the complement threshold scaled by the head, as
 // consistent sampling requires. Kept spans carry R' as an explicit rv.
+//
+// A refusal says the same: when the sub-policy sampled on randomness, not
+// answers NotSampled with the complement threshold on the reflected
+// randomness, the set it would have kept, so that the engine can measure
+// the union of the policies' sets (keepSet).
 func (p not) Evaluate(t *Trace) Decision {
 	d := p.sub.Evaluate(t)
-	switch d.Verdict {
-	case Sampled:
-		return Decision{}
-	case NotSampled:
-		if d.Threshold == otelsampling.AlwaysSampleThreshold {
-			return keepAlways
-		}
-		c, err := otelsampling.UnsignedToThreshold(otelsampling.MaxAdjustedCount - d.Threshold.Unsigned())
-		if err != nil {
-			return keepAlways
-		}
-		return Decision{Verdict: Sampled, Threshold: c, rv: d.rv | reflectRV}
+	if d.Verdict != Sampled && d.Verdict != NotSampled {
+		return d
 	}
-	return d
+	out := Decision{} // the sub-policy sampled: refuse
+	if d.Verdict == NotSampled {
+		out = keepAlways
+	}
+	if d.Threshold == otelsampling.AlwaysSampleThreshold || d.rv&unknownRV != 0 {
+		return out // decided whatever the randomness
+	}
+	c, err := otelsampling.UnsignedToThreshold(otelsampling.MaxAdjustedCount - d.Threshold.Unsigned())
+	if err != nil {
+		return out
+	}
+	out.Threshold, out.rv = c, d.rv|reflectRV
+	return out
 }

@@ -3,7 +3,9 @@ package sampling_test
 import (
 	"testing"
 
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/sampling"
@@ -18,7 +20,9 @@ func TestNot(t *testing.T) {
 		want sampling.Decision
 	}{
 		{"sampled becomes not sampled", sampled, notSampled},
-		{"sampled with a threshold becomes not sampled", sampling.SampledAt(probTh(t, 0.1)), notSampled},
+		// A refusal carries the set not would have kept: the complement
+		// threshold on the reflected randomness (for the engine's union).
+		{"sampled with a threshold becomes not sampled", sampling.SampledAt(probTh(t, 0.1)), sampling.Reflected(sampling.Decision{Threshold: complement(t, probTh(t, 0.1))})},
 		{"not sampled becomes sampled, probability 1", notSampled, sampled},
 		// Other verdicts bubble up unchanged (contrib's default case).
 		{"invert sampled bubbles up", invertSampled, invertSampled},
@@ -30,6 +34,14 @@ func TestNot(t *testing.T) {
 			assert.Equal(t, tt.want, sampling.NotOf(fixed(tt.sub)).Evaluate(&sampling.Trace{}))
 		})
 	}
+}
+
+// complement is the threshold of probability 1-p for th of probability p.
+func complement(t *testing.T, th otelsampling.Threshold) otelsampling.Threshold {
+	t.Helper()
+	c, err := otelsampling.UnsignedToThreshold(otelsampling.MaxAdjustedCount - th.Unsigned())
+	require.NoError(t, err)
+	return c
 }
 
 func TestNotPolicy(t *testing.T) {
