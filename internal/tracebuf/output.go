@@ -380,7 +380,7 @@ func (s *shard) deliver(ctx context.Context, spans int, call func() error) error
 	if err != nil {
 		s.deps.observer.ExportFailed(spans)
 	}
-	if errors.Is(err, errAbandoned) {
+	if errors.Is(err, ErrAbandoned) {
 		s.lent = true // the call may still read the output batch (flushOut)
 		return fmt.Errorf("%d kept spans not handed on: %w", spans, err)
 	}
@@ -390,15 +390,15 @@ func (s *shard) deliver(ctx context.Context, spans int, call func() error) error
 // retryRetryable calls call, again after a backoff (5 ms, doubling up to
 // 1 s) while it fails retryably, until it succeeds, fails permanently or
 // ctx ends. It never calls call once ctx has ended, and gives up on a call
-// that outlives ctx (callWithin).
+// that outlives ctx (CallWithin).
 func retryRetryable(ctx context.Context, call func() error) error {
 	backoff := 5 * time.Millisecond
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		err := callWithin(ctx, call)
-		if err == nil || consumererror.IsPermanent(err) || errors.Is(err, errAbandoned) {
+		err := CallWithin(ctx, call)
+		if err == nil || consumererror.IsPermanent(err) || errors.Is(err, ErrAbandoned) {
 			return err
 		}
 		t := time.NewTimer(backoff)
@@ -412,21 +412,22 @@ func retryRetryable(ctx context.Context, call func() error) error {
 	}
 }
 
-// abandonGrace is how long a call to the next consumer may run on once its
+// AbandonGrace is how long a call to the next consumer may run on once its
 // context has ended: one that honours its context returns well within it.
-const abandonGrace = 100 * time.Millisecond
+const AbandonGrace = 100 * time.Millisecond
 
-// errAbandoned is callWithin's error for a call it gave up on.
-var errAbandoned = errors.New("the next consumer did not return")
+// ErrAbandoned is CallWithin's error for a call it gave up on.
+var ErrAbandoned = errors.New("the next consumer did not return")
 
-// callWithin runs call, a hand-off to the next consumer, on a goroutine of
+// CallWithin runs call, a hand-off to the next consumer (the receiver's RED
+// flush uses it too), on a goroutine of
 // its own, and returns its error; or, when ctx ends and call has not
-// returned abandonGrace later, errAbandoned. call is then left running: a
+// returned AbandonGrace later, ErrAbandoned. call is then left running: a
 // next consumer that blocks and ignores its context keeps that goroutine
 // (and what call holds) until it returns, but no longer holds the shard, the
 // rescuer or Shutdown past its deadline. The goroutine costs about a
 // microsecond per hand-off, next to the output batch's decoding.
-func callWithin(ctx context.Context, call func() error) error {
+func CallWithin(ctx context.Context, call func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- call() }()
 	select {
@@ -434,12 +435,12 @@ func callWithin(ctx context.Context, call func() error) error {
 		return err
 	case <-ctx.Done():
 	}
-	t := time.NewTimer(abandonGrace)
+	t := time.NewTimer(AbandonGrace)
 	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
 	case <-t.C:
-		return fmt.Errorf("%w within %v of its deadline (%w), and is left running", errAbandoned, abandonGrace, ctx.Err())
+		return fmt.Errorf("%w within %v of its deadline (%w), and is left running", ErrAbandoned, AbandonGrace, ctx.Err())
 	}
 }

@@ -24,7 +24,7 @@ import (
 
 // EmitWire hands kept spans on as req, an encoded ExportTraceServiceRequest
 // holding spans spans. req is the caller's again once it returns; a call
-// given up on (callWithin) keeps it.
+// given up on (CallWithin) keeps it.
 type EmitWire func(ctx context.Context, req []byte, spans int) error
 
 // SetEmitWire makes the shards hand their output batches to fn as bytes

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/config/configmiddleware"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"google.golang.org/grpc"
@@ -206,4 +207,48 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 			assert.Equal(t, codes.Unavailable, status.Code(err))
 		})
 	}
+}
+
+// blockingMetrics is a metrics consumer that holds every call until
+// release is closed, ignoring its context.
+type blockingMetrics struct {
+	release chan struct{}
+	entered atomic.Bool
+}
+
+func (b *blockingMetrics) ConsumeMetrics(context.Context, pmetric.Metrics) error {
+	b.entered.Store(true)
+	<-b.release
+	return nil
+}
+
+func (*blockingMetrics) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// TestShutdownBoundWhenREDConsumerIgnoresCtx: the RED metrics' last flush
+// went to a metrics consumer that blocks and ignores its context, and
+// Shutdown never returned. It gives the flush up 100 ms past the deadline
+// now, left running.
+func TestShutdownBoundWhenREDConsumerIgnoresCtx(t *testing.T) {
+	cfg := testConfig()
+	cfg.Output.ShutdownTimeout = 200 * time.Millisecond
+	env := tracebuftest.NewEnv(nil)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = env.Tel.NewTelemetrySettings()
+	r, err := newTestReceiver(set, cfg, env.Next, env.Clock)
+	require.NoError(t, err)
+	metrics := &blockingMetrics{release: make(chan struct{})}
+	r.enableRED(metrics)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() {
+		close(metrics.release) // a Shutdown still blocked ends
+		_ = r.Shutdown(context.Background())
+		assert.NoError(t, env.Tel.Shutdown(context.Background()))
+	})
+	g := newClientRig(t, r)
+	g.sendGRPC(batch(errorTrace(1)...))
+
+	err, took := shutdownWithin(t, r, context.Background(), 5*time.Second)
+	assert.Less(t, took, cfg.Output.ShutdownTimeout+time.Second)
+	assert.True(t, metrics.entered.Load(), "the last flush reached the consumer")
+	require.ErrorContains(t, err, "RED metrics")
 }
