@@ -28,7 +28,8 @@ import (
 // it in bytes.
 const shardQueueLen = 1024
 
-// Emit hands kept spans to the next consumer.
+// Emit hands kept spans to the next consumer. A call that outlives its
+// context by AbandonGrace is given up on and left running (CallWithin).
 type Emit func(ctx context.Context, td ptrace.Traces) error
 
 // Settings are what a Buffer runs with besides its Config.
@@ -446,7 +447,9 @@ func (b *Buffer) Sync(ctx context.Context) error {
 // kept ones to the next consumer, within ctx and output.shutdown_timeout,
 // whichever ends first. Kept spans not delivered by then are counted
 // (Observer.ExportFailed) and dropped. It returns once the shards have
-// stopped: the next consumer is not called after it returns. It returns
+// stopped: the next consumer is not called after it returns, but a call
+// that ignores its context and has not returned AbandonGrace (100 ms) past
+// the deadline is given up on and left running (CallWithin). It returns
 // what the next consumer refused, and is safe to call more than once.
 func (b *Buffer) Shutdown(ctx context.Context) error {
 	b.mu.Lock()

@@ -329,6 +329,14 @@ func (c *Config) enginePolicies() []sampling.PolicyConfig {
 	return c.Policies
 }
 
+// maxMaxWait bounds completion.max_wait, and through it quiet and the
+// learned quiet (both at most max_wait). The shards add max_wait to a
+// trace's first arrival in nanoseconds: near time.Duration's maximum the sum
+// overflowed, and a trace was decided for max_wait at its first span. A
+// trace held a day is already far past what a buffer's memory holds at
+// any real rate.
+const maxMaxWait = 24 * time.Hour
+
 // Validate checks the completion rules.
 func (c *CompletionConfig) Validate() error {
 	if c.Quiet <= 0 {
@@ -336,6 +344,9 @@ func (c *CompletionConfig) Validate() error {
 	}
 	if c.MaxWait < c.Quiet {
 		return fmt.Errorf("max_wait: must be at least quiet (%v), got %v", c.Quiet, c.MaxWait)
+	}
+	if c.MaxWait > maxMaxWait {
+		return fmt.Errorf("max_wait: must be at most %v, got %v", maxMaxWait, c.MaxWait)
 	}
 	if c.MaxSpans <= 0 {
 		return fmt.Errorf("max_spans: must be positive, got %d", c.MaxSpans)

@@ -23,7 +23,8 @@ import (
 // retroactive keep (store.go, storerescue.go). Both reach the same exporter.
 
 // EmitWire hands kept spans on as req, an encoded ExportTraceServiceRequest
-// holding spans spans. req is the caller's again once it returns.
+// holding spans spans. req is the caller's again once it returns; a call
+// given up on (CallWithin) keeps it.
 type EmitWire func(ctx context.Context, req []byte, spans int) error
 
 // SetEmitWire makes the shards hand their output batches to fn as bytes

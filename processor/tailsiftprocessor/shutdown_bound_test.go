@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -92,4 +93,44 @@ func TestClusterShutdownBound(t *testing.T) {
 	took := time.Since(start)
 	close(next.Release)
 	require.Less(t, took, 1300*time.Millisecond, "output.shutdown_timeout is 1s (err: %v)", err)
+}
+
+// TestShutdownBoundWhenNextIgnoresCtx: a next consumer that blocks and
+// ignores its context held Shutdown forever: the shard waited in it, and
+// Shutdown for the shard. Shutdown returns by output.shutdown_timeout (plus
+// the grace the consumer is given to return) now, leaving the call blocked
+// (logged), and counts what it could not hand on: the trace the consumer
+// holds and the one still buffered.
+func TestShutdownBoundWhenNextIgnoresCtx(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.Output.BatchTimeout = 0
+	cfg.Output.ShutdownTimeout = 200 * time.Millisecond
+	next := tracebuftest.NewBlocking()        // ignores ctx
+	t.Cleanup(func() { close(next.Release) }) // after the harness's Shutdown
+	h := newHarness(t, cfg, next)
+	h.send(errorTrace(1)...)
+	h.clk.Advance(time.Minute) // decided and kept: the shard blocks in next
+	select {
+	case <-next.Entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kept trace never reached the next consumer")
+	}
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(errorTrace(2)...)))
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- h.p.Shutdown(context.Background()) }()
+	var err error
+	require.Eventually(t, func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	}, 5*time.Second, 5*time.Millisecond, "Shutdown hung in the next consumer")
+	assert.Less(t, time.Since(start), cfg.Output.ShutdownTimeout+time.Second)
+	require.Error(t, err, "kept spans were not handed on")
+	assert.Equal(t, int64(6), h.metric("otelcol_processor_tailsift_export_failures"), "both traces' spans")
 }

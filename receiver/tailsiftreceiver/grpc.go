@@ -84,6 +84,10 @@ type exporter interface {
 	// unaryInfo is the UnaryServerInfo of its Export calls, built once:
 	// interceptors only read it.
 	unaryInfo() *grpc.UnaryServerInfo
+	// enter admits a call, unless shutting down; an admitted call ends
+	// with leave.
+	enter() bool
+	leave()
 }
 
 // emptyResponse is the success response, shared: Marshal only reads it.
@@ -99,7 +103,14 @@ var traceServiceDesc = grpc.ServiceDesc{
 
 // exportHandler is what protoc-gen-go-grpc would generate, on rawMessage.
 func exportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := &rawMessage{srv: srv.(exporter)}
+	e := srv.(exporter)
+	// The interceptors (authentication) run admitted: Shutdown waits for
+	// them too. A call refused is not decoded.
+	if !e.enter() {
+		return nil, retryable(shuttingDown).Err()
+	}
+	defer e.leave()
+	in := &rawMessage{srv: e}
 	if err := dec(in); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,10 @@ func (c *countingExporter) exportGRPC(_ context.Context, req []byte, free func()
 
 func (c *countingExporter) unaryInfo() *grpc.UnaryServerInfo { return &c.info }
 
+func (c *countingExporter) enter() bool { return true }
+
+func (c *countingExporter) leave() {}
+
 // TestExportHandlerAllocations: an Export call allocates its request message
 // and nothing else in exportHandler, with or without an interceptor (the
 // handler interceptors call is a package function, not a closure per call).

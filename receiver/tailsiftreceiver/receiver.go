@@ -60,6 +60,7 @@ type tailsiftReceiver struct {
 	// grpcAddr and httpAddr are where the servers listen (tests use port 0).
 	grpcAddr, httpAddr net.Addr
 	serving            sync.WaitGroup
+	gate               gate // the servers' requests, which Shutdown waits for
 	startOnce          sync.Once
 	startErr           error
 	stopOnce           sync.Once
@@ -239,6 +240,7 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 	if err != nil {
 		return err
 	}
+	srv.Handler = r.gated(srv.Handler)
 	// ToServer has filled in the default body limit.
 	r.maxBody = cfg.ServerConfig.MaxRequestBodySize
 	ln, err := cfg.ServerConfig.ToListener(ctx)
@@ -255,7 +257,8 @@ func (r *tailsiftReceiver) startHTTP(ctx context.Context, host component.Host) e
 	return nil
 }
 
-// Shutdown stops the servers, letting requests in flight finish, then
+// Shutdown stops the servers, letting requests in flight finish (at most
+// handlerGrace past the deadline; later ones are refused retryably), then
 // decides every buffered trace and hands the kept ones to the next consumer,
 // all within ctx and output.shutdown_timeout, whichever ends first. It
 // returns what the next consumer refused. With a cluster block it first
@@ -273,13 +276,15 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 		if r.node != nil {
 			r.drain(ctx)
 		}
+		// From now on requests are refused, retryably; those under way
+		// are waited for below.
+		r.gate.close()
+		var httpErr error
 		if r.serverHTTP != nil {
-			if err := r.serverHTTP.Shutdown(ctx); err != nil {
-				errs = append(errs, err, r.serverHTTP.Close())
-			}
+			httpErr = r.serverHTTP.Shutdown(ctx)
 		}
+		stopped := make(chan struct{})
 		if r.serverGRPC != nil {
-			stopped := make(chan struct{})
 			go func() {
 				r.serverGRPC.GracefulStop()
 				close(stopped)
@@ -287,10 +292,31 @@ func (r *tailsiftReceiver) Shutdown(ctx context.Context) error {
 			select {
 			case <-stopped:
 			case <-ctx.Done():
-				r.serverGRPC.Stop()
-				<-stopped
 			}
+		} else {
+			close(stopped)
 		}
+		// Requests still under way at the deadline get handlerGrace more
+		// before their connections are closed, which neither server's
+		// Close nor Stop waits for: their answers reach the clients, and
+		// nothing of them runs once the buffer is closed.
+		gctx, release := graceAfter(ctx, handlerGrace)
+		if !r.gate.wait(gctx.Done()) {
+			r.set.Logger.Warn("tailsift receiver: requests still served as the buffer closes",
+				zap.Duration("waited_past_deadline", handlerGrace))
+		}
+		// Both servers send the last answers before their connections
+		// close.
+		if httpErr != nil && r.serverHTTP.Shutdown(gctx) != nil {
+			errs = append(errs, httpErr, r.serverHTTP.Close())
+		}
+		select {
+		case <-stopped:
+		case <-gctx.Done():
+			r.serverGRPC.Stop()
+			<-stopped
+		}
+		release()
 		r.serving.Wait()
 		if r.node != nil {
 			// Hands over what arrived since, and sends the queues, in half

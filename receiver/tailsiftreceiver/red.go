@@ -2,12 +2,14 @@ package tailsiftreceiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/red"
+	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -53,14 +55,20 @@ func (r *tailsiftReceiver) startRED() {
 }
 
 // stopRED ends the flush loop and sends the metrics a last time, with
-// every span the buffer took.
+// every span the buffer took, within ctx (and tracebuf.AbandonGrace).
 func (r *tailsiftReceiver) stopRED(ctx context.Context) error {
 	if r.red == nil || r.redDone == nil {
 		return nil
 	}
 	r.stopREDLoop()
 	<-r.redDone
-	return r.flushRED(ctx)
+	// A metrics consumer that blocks and ignores ctx does not hold
+	// Shutdown: the flush is given up on past the deadline.
+	err := tracebuf.CallWithin(ctx, func() error { return r.flushRED(ctx) })
+	if errors.Is(err, tracebuf.ErrAbandoned) {
+		return fmt.Errorf("send RED metrics: %w", err)
+	}
+	return err
 }
 
 func (r *tailsiftReceiver) flushRED(ctx context.Context) error {

@@ -60,7 +60,7 @@ func classify(err error) outcome {
 		return outcome{st: retryable(err.Error())}
 	}
 	if errors.Is(err, tracebuf.ErrShutdown) {
-		return outcome{st: retryable("tailsift receiver is shutting down, retry later")}
+		return outcome{st: retryable(shuttingDown)}
 	}
 	return outcome{st: status.New(codes.Internal, err.Error())}
 }

@@ -117,6 +117,10 @@ func (g *rawGateways) count() int {
 
 func (s *rawGateway) unaryInfo() *grpc.UnaryServerInfo { return s.info }
 
+func (s *rawGateway) enter() bool { return true }
+
+func (s *rawGateway) leave() {}
+
 func (s *rawGateway) exportGRPC(_ context.Context, req []byte, free func()) ([]byte, error) {
 	if s.g.hold != nil {
 		<-s.g.hold

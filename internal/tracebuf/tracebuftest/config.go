@@ -49,6 +49,11 @@ func InvalidConfigs() []BadConfig {
 			Err:  "completion: max_wait: must be at least quiet (5s), got 1s",
 		},
 		{
+			Name: "max_wait past a day",
+			YAML: map[string]any{"completion": map[string]any{"max_wait": "2562047h"}},
+			Err:  "completion: max_wait: must be at most 24h0m0s, got 2562047h0m0s",
+		},
+		{
 			Name: "learn quantile",
 			YAML: map[string]any{"completion": map[string]any{"learn": map[string]any{"quantile": 1.5}}},
 			Err:  "completion::learn: quantile: must be in [0.5, 1), got 1.5",

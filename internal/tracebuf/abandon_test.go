@@ -1,0 +1,55 @@
+package tracebuf
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+)
+
+// TestAbandonedCallKeepsItsRequest: a wire output call that ignores its
+// context is given up on at Shutdown's deadline, and may still read its
+// request, a slice of the shard's output batch; the traces decided in the
+// final flush must not be written over it.
+func TestAbandonedCallKeepsItsRequest(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	cfg.Output.BatchTimeout = 0
+	cfg.Output.ShutdownTimeout = 100 * time.Millisecond
+	b, err := New(cfg, (&tdSink{}).emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	entered, returned := make(chan []byte, 1), make(chan []byte, 1)
+	release := make(chan struct{})
+	b.SetEmitWire(func(_ context.Context, req []byte, _ int) error {
+		entered <- bytes.Clone(req)
+		<-release // ignores its context
+		returned <- bytes.Clone(req)
+		return nil
+	})
+	b.Start()
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{1}, 1, ptrace.StatusCodeError)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(cfg.Completion.MaxWait) // trace 1 is kept: the shard blocks in the call
+	var req []byte
+	select {
+	case req = <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("trace 1 never reached the wire output")
+	}
+	for n := uint64(2); n <= 20; n++ {
+		require.NoError(t, b.Ingest(ctx, encode(t, []uint64{n}, 1, ptrace.StatusCodeError)))
+	}
+	start := time.Now()
+	require.Error(t, b.Shutdown(ctx), "kept spans were not handed on")
+	assert.Less(t, time.Since(start), cfg.Output.ShutdownTimeout+time.Second)
+	close(release)
+	assert.Equal(t, req, <-returned, "the request changed under the call")
+}
