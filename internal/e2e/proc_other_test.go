@@ -2,6 +2,11 @@
 
 package e2e
 
-import "os/exec"
+import (
+	"os/exec"
+	"time"
+)
 
 func setChildAttrs(*exec.Cmd) {}
+
+func waitCatchesSIGTERM(int, time.Duration) {}

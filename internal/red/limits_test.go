@@ -101,16 +101,7 @@ func TestSeriesKeysDoNotCollide(t *testing.T) {
 // counted them: each span counted twice. Replayed spans are not counted.
 func TestReplayNotCountedAgain(t *testing.T) {
 	ctx := context.Background()
-	cfg := tracebuf.Config{
-		Shards:        1,
-		Completion:    tracebuf.CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 100},
-		Buffer:        tracebuf.BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
-		DecisionCache: tracebuf.DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
-		Output:        tracebuf.OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192, ShutdownTimeout: 10 * time.Second},
-		Policies: []sampling.PolicyConfig{
-			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
-		},
-	}
+	cfg := errorsOnlyConfig()
 	emit := func(context.Context, ptrace.Traces) error { return nil }
 	open := func(dir string) *store.Store {
 		st, err := store.Open(store.Options{Dir: dir, Retention: time.Hour, MaxBytes: 1 << 30})
@@ -162,16 +153,7 @@ func TestReplayNotCountedAgain(t *testing.T) {
 // the Accepted hook, IngestOwned with it.
 func TestIngestAgainNotCounted(t *testing.T) {
 	ctx := context.Background()
-	cfg := tracebuf.Config{
-		Shards:        1,
-		Completion:    tracebuf.CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 100},
-		Buffer:        tracebuf.BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
-		DecisionCache: tracebuf.DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
-		Output:        tracebuf.OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192, ShutdownTimeout: 10 * time.Second},
-		Policies: []sampling.PolicyConfig{
-			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
-		},
-	}
+	cfg := errorsOnlyConfig()
 	tab := NewTable(DefaultConfig(), 1)
 	b, err := tracebuf.New(cfg, func(context.Context, ptrace.Traces) error { return nil },
 		tracebuf.Settings{Clock: clocktest.NewFake(time.Unix(0, 0)), Accepted: tab.Observe})
@@ -217,5 +199,19 @@ func TestSeriesNamesAreCapped(t *testing.T) {
 	for _, s := range tab.list[1:] {
 		require.LessOrEqual(t, len(s.name), maxNameBytes)
 		require.True(t, utf8.ValidString(s.name), "cut at a rune boundary")
+	}
+}
+
+// errorsOnlyConfig is a one-shard buffer that keeps the error traces.
+func errorsOnlyConfig() tracebuf.Config {
+	return tracebuf.Config{
+		Shards:        1,
+		Completion:    tracebuf.CompletionConfig{Quiet: time.Second, MaxWait: 10 * time.Second, MaxSpans: 100},
+		Buffer:        tracebuf.BufferConfig{MaxBytes: 64 << 20, MaxQueuedBytes: 16 << 20},
+		DecisionCache: tracebuf.DecisionCacheConfig{KeptMaxBytes: 64 << 10, DroppedMaxEntries: 1000},
+		Output:        tracebuf.OutputConfig{BatchTimeout: 50 * time.Millisecond, BatchMaxSpans: 8192, ShutdownTimeout: 10 * time.Second},
+		Policies: []sampling.PolicyConfig{
+			sampling.NewPolicyConfig("errors", "status_code", &sampling.StatusCodeConfig{StatusCodes: []string{"ERROR"}}),
+		},
 	}
 }
