@@ -300,6 +300,13 @@ func (n *nullExporter) exportGRPC(_ context.Context, _ []byte, free func()) ([]b
 
 func (n *nullExporter) unaryInfo() *grpc.UnaryServerInfo { return n.info }
 
+// enter admits every call: a null server never shuts down its gate.
+func (n *nullExporter) enter() bool { return true }
+
+func (n *nullExporter) leave() {}
+
+var _ exporter = (*nullExporter)(nil)
+
 // startNullServer starts a configgrpc server (default settings) with the
 // receiver's server options (codec, pool, windows) whose Export does
 // nothing.
