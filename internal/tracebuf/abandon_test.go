@@ -3,6 +3,7 @@ package tracebuf
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -52,4 +53,34 @@ func TestAbandonedCallKeepsItsRequest(t *testing.T) {
 	assert.Less(t, time.Since(start), cfg.Output.ShutdownTimeout+time.Second)
 	close(release)
 	assert.Equal(t, req, <-returned, "the request changed under the call")
+}
+
+// TestCallerGoroutine: a shard's caller runs every call on one goroutine
+// (the calls see one goroutine's stack: no goroutine per call), gives up on
+// a call that outlives its context, and then runs the next call on a new
+// goroutine; the one left to the blocked call ends once it returns
+// (goleak, in TestMain, sees any left).
+func TestCallerGoroutine(t *testing.T) {
+	var c caller
+	defer c.stop()
+	ctx := context.Background()
+	require.NoError(t, c.call(ctx, func() error { return nil }))
+	calls := c.calls // one per goroutine
+	for range 3 {
+		require.NoError(t, c.call(ctx, func() error { return nil }))
+		assert.Equal(t, calls, c.calls, "a goroutine for each call")
+	}
+	want := errors.New("refused")
+	require.ErrorIs(t, c.call(ctx, func() error { return want }), want)
+
+	cctx, cancel := context.WithCancel(ctx)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	go func() { <-entered; cancel() }()
+	err := c.call(cctx, func() error { close(entered); <-release; return nil })
+	require.ErrorIs(t, err, ErrAbandoned)
+	assert.Nil(t, c.calls, "the goroutine is left to the blocked call")
+	require.NoError(t, c.call(ctx, func() error { return nil }), "the next call runs on a new goroutine")
+	assert.NotEqual(t, calls, c.calls)
+	close(release)
 }

@@ -59,6 +59,7 @@ func (s *shard) run(ctx context.Context) error {
 	s.makeTimer()
 	s.mu.Unlock()
 	defer func() {
+		s.caller.stop()
 		s.wake.timer.Stop()
 		s.usage.arena.close() // no record is read once the shard stops
 		s.reportArena()

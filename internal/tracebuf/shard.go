@@ -134,6 +134,7 @@ type shard struct {
 	kick    chan struct{}
 	inline  bool       // an Ingest call runs the shard: flushOut leaves the batch to the goroutine
 	lent    bool       // a call given up on may still read the output batch's bytes (deliver)
+	caller  caller     // the goroutine deliver calls the next consumer on
 	outScan wire.Batch // sendWire's scan of a request, for keptWire and the store
 
 	traces   map[[16]byte]*trace // undecided

@@ -96,7 +96,7 @@ func (b *Buffer) CloseStore() { b.closeStore(context.Background()) }
 // (shard.deliver), for the traces the rescuer and KeepStored send outside
 // them: retryable refusals are retried until ctx ends.
 func (b *Buffer) sendRetrying(ctx context.Context, td ptrace.Traces) error {
-	return retryRetryable(ctx, func() error { return b.emit(ctx, td) })
+	return retryRetryable(ctx, func() error { return b.emit(ctx, td) }, CallWithin)
 }
 
 // untilClosing is ctx, cancelled also when Shutdown begins.
