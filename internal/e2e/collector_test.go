@@ -195,7 +195,7 @@ func (c *collector) running() bool {
 
 // terminate sends SIGTERM.
 func (c *collector) terminate() error {
-	waitCatchesSIGTERM(c.cmd.Process.Pid, 5*time.Second)
+	WaitCatchesSIGTERM(c.cmd.Process.Pid, 5*time.Second)
 	return c.cmd.Process.Signal(syscall.SIGTERM)
 }
 

@@ -2,11 +2,6 @@
 
 package e2e
 
-import (
-	"os/exec"
-	"time"
-)
+import "os/exec"
 
 func setChildAttrs(*exec.Cmd) {}
-
-func waitCatchesSIGTERM(int, time.Duration) {}

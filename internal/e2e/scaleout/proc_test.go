@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tailsift/tailsift/internal/e2e"
 )
 
 // templates are the agent and gateway configurations of testdata.
@@ -137,6 +139,9 @@ func (p *proc) waitReady(timeout time.Duration) error {
 
 // signal sends sig unless the process has exited.
 func (p *proc) signal(t testing.TB, sig syscall.Signal) {
+	if sig == syscall.SIGTERM {
+		e2e.WaitCatchesSIGTERM(p.cmd.Process.Pid, 5*time.Second)
+	}
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Errorf("%s: send %v: %v", p.name, sig, err)
 	}
