@@ -135,53 +135,6 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 	return n
 }
 
-// prefix is the control ahead of spans the node sends another gateway.
-func (n *Node) prefix(relayed, handedOver bool) []byte {
-	switch {
-	case relayed && handedOver:
-		return n.relayHandOver
-	case relayed:
-		return n.relay
-	case handedOver:
-		return n.handOver
-	}
-	return n.forward
-}
-
-// reprefix is the router's Reprefix: spans that fail over to another
-// member keep their control's marks (a handover's spans are still not
-// counted again there, relayed spans still stay where they land).
-func (n *Node) reprefix(data []byte) []byte {
-	c, _, ok, err := SplitControl(data)
-	if !ok || err != nil || !c.Forwarded {
-		return nil
-	}
-	return n.prefix(c.Relayed, c.HandedOver)
-}
-
-// downgrade is the router's Downgrade: a gateway of a version before the
-// handed-over mark refuses a control that carries it (unknown flag), and
-// would lose the traces of a handover during an upgrade; they go to it
-// again marked forwarded only, to be counted (RED) there a second time,
-// as before the mark.
-func downgrade(data []byte) []byte {
-	c, rest, ok, err := SplitControl(data)
-	if !ok || err != nil || !c.HandedOver {
-		return nil
-	}
-	c.HandedOver = false
-	return append(AppendControl(nil, &c), rest...)
-}
-
-// ingestFunc is how the buffer takes spans that came with c: those handed
-// over were counted (RED) by the gateway that first buffered them.
-func (n *Node) ingestFunc(c *Control) func(ctx context.Context, buf []byte, done func()) (int, error) {
-	if c.HandedOver {
-		return n.buf.IngestAgain
-	}
-	return n.buf.IngestOwned
-}
-
 // takeBack is the router's Fallback: a request queued for a member that
 // is down, with no other member up, is buffered here after all. Its spans
 // were acknowledged (forwarded, or handed over by this gateway's buffer),
