@@ -28,10 +28,12 @@ type CompositeConfig struct {
 	// Mode is consistent (the default) or strict. Strict is contrib's
 	// per-second counts: a trace over them is not kept, and those kept carry
 	// their sub-policy's threshold only, so counts come out low once the
-	// budget bites. Consistent keeps a trace with the sub-policy's
-	// probability times a limiter's, set from the demand as rate_limiting
-	// does (one for each sub-policy's allocation, one for the total): the
-	// allocations hold on average and kept traces count right.
+	// budget bites. Consistent thins each sub-policy's set of randomness
+	// values by a limiter's probability, set from the demand as
+	// rate_limiting does (one for each sub-policy's allocation, one for the
+	// total), and keeps a trace with the measure of those sets placed as
+	// apart as they allow (composite_offers.go): the allocations hold on
+	// average and kept traces count right.
 	Mode LimitMode `mapstructure:"mode"`
 }
 
@@ -113,9 +115,13 @@ func newComposite(settings any, b *builder) (evaluator, error) {
 	if c.MaxTotalSpansPerSecond <= 0 {
 		return nil, errors.New("max_total_spans_per_second: must be positive")
 	}
+	salts := len(b.salts)
 	ps, err := buildSubPolicies(b, "composite_sub_policy", c.SubPolicies, compositeSubTypes)
 	if err != nil {
 		return nil, err
+	}
+	if n := distinctSalts(b.salts[salts:]); c.Mode != LimitStrict && n >= maxOfferBases {
+		return nil, fmt.Errorf("composite_sub_policy: at most %d distinct hash_salt values in mode consistent, got %d", maxOfferBases-1, n)
 	}
 	alloc := c.allocations()
 	p := &composite{maxTotal: c.MaxTotalSpansPerSecond, subs: make([]compositeSub, len(ps))}
@@ -171,9 +177,9 @@ func (p *composite) Evaluate(t *Trace) Decision {
 // now, past the limits if need be.
 func (p *composite) charge(t *Trace) {
 	if p.total != nil {
-		var offers [maxShareSubs]float64
-		if b, _, _ := p.offers(t, false, &offers); b > 0 {
-			p.chargeShares(t, &offers)
+		var o compositeOffer
+		if p.offer(t, false, &o); o.p > 0 {
+			p.chargeOffer(t, &o)
 		}
 		return
 	}
@@ -189,75 +195,36 @@ const maxShareSubs = 32
 // evaluateShare is Evaluate in consistent mode. First-match does not mix
 // with thresholds: the traces reaching a later sub-policy are those the
 // earlier ones refused, on randomness below their thresholds, so a
-// threshold there would keep none of them. Instead every sub-policy is
-// evaluated; each one i that samples t with conditional probability q_i
-// offers q_i·p_i, p_i being its allocation's share probability (its
-// demand is what it samples), and the offers add up to b (at most 1), so
-// that each allocation is spent as in contrib. The total's share then
-// thins b: t is kept if the randomness of the largest offer's sub-policy
-// passes the threshold of b·p_t. Every probability comes from the traces
-// before t, so 1/(b·p_t) counts t without bias (when the sub-policies
-// sample on the same randomness; see docs/policies/counts.md). A kept
-// trace charges each sub-policy's share its offer's part of the cost. A
-// refusal carries the threshold, for not.
+// threshold there would keep none of them. Instead every sub-policy states
+// the set of randomness values with which it keeps t, kept or not, each
+// allocation's share thins its sub-policy's set, and t is kept when its
+// randomness falls in K, those thinned sets placed as apart as they allow
+// (composite_offers.go), thinned again by the total's share. K's measure P
+// and the shares' probabilities come from t's deterministic features and
+// the traces before it, not from t's randomness, so 1/(P·p_t) counts t
+// without bias. A kept trace charges each allocation its part of K and the
+// total its cost. A refusal carries its threshold (for the engine's union
+// of the policies' sets) when K is one threshold's set.
 func (p *composite) evaluateShare(t *Trace) Decision {
-	var offers [maxShareSubs]float64
-	b, qmax, rv := p.offers(t, !t.redo, &offers)
-	if b == 0 {
+	var o compositeOffer
+	p.offer(t, !t.redo, &o)
+	if o.p <= 0 {
 		return Decision{}
 	}
-	// The total's demand is the cost the sub-policies offer: this trace,
-	// seen with probability about qmax, stands for b/qmax of its cost.
-	n := float64(t.SpanCount)
-	th := thresholdOf(b, p.total.probability(t.Now, n*b/qmax, !t.redo))
-	if !t.Scale(th).ShouldSample(decisionRandomness(t, rv, p.salts)) {
-		return Decision{Verdict: NotSampled, Threshold: th, rv: rv}
+	// The total's demand is the cost K covers.
+	pt := p.total.probability(t.Now, float64(t.SpanCount)*o.p, !t.redo)
+	d := o.decide(t, pt, p.salts)
+	if d.Verdict != Sampled {
+		return d
 	}
 	switch {
 	case !t.redo:
-		p.chargeShares(t, &offers)
+		p.chargeOffer(t, &o)
 		t.charged |= p.bit
 	case t.charged&p.bit == 0:
 		t.pending |= p.bit
 	}
-	return Decision{Verdict: Sampled, Threshold: th, rv: rv}
-}
-
-// offers evaluates the sub-policies on t and fills out with their offers;
-// it returns their sum b (at most 1), the largest conditional probability
-// of a sub-policy that sampled, and the randomness of the largest offer.
-// learn counts t in the demand of the sub-policies that sampled it.
-func (p *composite) offers(t *Trace, learn bool, out *[maxShareSubs]float64) (b, qmax float64, rv uint8) {
-	n, largest := float64(t.SpanCount), 0.0
-	for i := range p.subs {
-		d := p.subs[i].policy.Evaluate(t)
-		if d.Verdict != Sampled && d.Verdict != InvertSampled {
-			continue
-		}
-		q := d.Threshold.Probability()
-		offer := q * p.subs[i].share.probability(t.Now, n, learn)
-		out[i], b, qmax = offer, b+offer, max(qmax, q)
-		if offer > largest {
-			largest, rv = offer, d.rv
-		}
-	}
-	return min(b, 1), qmax, rv
-}
-
-// chargeShares charges a kept trace to the total's share and to each
-// sub-policy's share in proportion to its offer.
-func (p *composite) chargeShares(t *Trace, offers *[maxShareSubs]float64) {
-	n := float64(t.SpanCount)
-	sum := 0.0
-	for i := range p.subs {
-		sum += offers[i]
-	}
-	for i := range p.subs {
-		if offers[i] > 0 {
-			p.subs[i].share.chargeCost(t.Now, n*offers[i]/sum)
-		}
-	}
-	p.total.chargeCost(t.Now, n)
+	return d
 }
 
 // first returns the first sub-policy that samples t and its decision, or -1.

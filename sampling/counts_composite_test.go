@@ -69,6 +69,8 @@ func TestCountsCompositeSamplers(t *testing.T) {
 		{"salted p10 beside p20, head-sampled", binding, nil, []sampling.PolicyConfig{saltedPolicy("salted", "s", 10), probPolicy("p", 20)}, []string{"ot=th:8", "ot=th:c"}, false},
 		// not is a composite sub-policy through and.
 		{"not p30 beside p20", loose, nil, []sampling.PolicyConfig{andPolicy("not30", notPolicy("n", probPolicy("q", 30))), probPolicy("p", 20)}, heads, false},
+		// and's refusal on randomness states its set for the composite.
+		{"and(OK, p30) beside p20", loose, nil, []sampling.PolicyConfig{andPolicy("ok30", statusPolicy("ok", "OK"), probPolicy("q", 30)), probPolicy("p", 20)}, heads, false},
 		{"not p30 beside errors, binding", binding, nil, []sampling.PolicyConfig{andPolicy("not30", notPolicy("n", probPolicy("q", 30))), statusPolicy("errors", "ERROR")}, heads, true},
 	}
 	for i, tt := range tests {

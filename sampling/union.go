@@ -46,6 +46,13 @@ type keepSet struct {
 	survRV      uint8
 	hasSurv     bool
 	survInexact bool
+
+	// derived counts the policies that kept the trace on a randomness of
+	// their own derived from the trace's (a composite, derivedRV in
+	// Trace.derived), derivedTh the last one's threshold: exact only when
+	// it is the one set on randomness.
+	derived   int
+	derivedTh otelsampling.Threshold
 }
 
 // baseSet is the union of the policies' sets on one randomness (salt 0:
@@ -64,6 +71,11 @@ func (k *keepSet) add(d Decision) {
 		return
 	case d.rv&unknownRV != 0:
 		k.inexact = true
+		return
+	case d.rv&derivedRV != 0:
+		k.derived++
+		k.derivedTh = d.Threshold
+		k.inexact = k.inexact || d.Verdict != Sampled
 		return
 	case d.Threshold == otelsampling.AlwaysSampleThreshold:
 		// Sampled with probability 1, or refused whatever the randomness.
@@ -168,6 +180,13 @@ func (k *keepSet) mark(t *Trace, salts []uint64) (otelsampling.Threshold, uint8,
 	surv := k.hasSurv && !k.survInexact
 	if k.full && !surv {
 		return otelsampling.AlwaysSampleThreshold, 0, true
+	}
+	if k.derived > 0 && !k.full {
+		// A policy's derived randomness is not independent of the others'.
+		if k.derived == 1 && k.n == 0 && !surv {
+			return k.derivedTh, derivedRV, true
+		}
+		return otelsampling.AlwaysSampleThreshold, 0, false
 	}
 	var (
 		regions [maxBases]region
