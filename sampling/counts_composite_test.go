@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/tailsift/tailsift/sampling"
 )
@@ -153,4 +154,21 @@ func TestCompositeSamplersRates(t *testing.T) {
 		assert.InDelta(t, 2000, kept/secs, 100, "both allocations are spent")
 		assert.InDelta(t, 920, errSpans/secs, 60, "errors' 800 and a tenth of half's 1200")
 	})
+}
+
+// TestCountsCompositeBudget: a budget thins a composite's kept traces on
+// the randomness they are marked with, the derived one (R*) when the
+// composite's sets are on independent randomness: the counts still add up.
+func TestCountsCompositeBudget(t *testing.T) {
+	cfgs := []sampling.PolicyConfig{consistentComposite("composite", 1_000_000, nil, saltedPolicy("salted", "s", 10), probPolicy("p", 20), statusPolicy("errors", "ERROR"))}
+	require.NoError(t, sampling.ValidatePolicies(cfgs))
+	e, err := sampling.NewEngine(cfgs, sampling.WithBudget(sampling.BudgetConfig{TracesPerSecond: 500, DropErrors: true}))
+	require.NoError(t, err)
+	r := countRun{n: 300_000, perSec: 5000, cost: spans1to8, classOf: okOrError}
+	res := r.run(t, e, 351)
+	checkRatio(t, res.classes["ok"], "ok")
+	checkRatio(t, res.classes["errors"], "errors")
+	kept := res.classes["ok"].kept + res.classes["errors"].kept
+	t.Logf("kept %.0f traces per second for a budget of 500", float64(kept)/res.secs)
+	assert.Less(t, float64(kept)/res.secs, 750.0, "the budget thins")
 }
