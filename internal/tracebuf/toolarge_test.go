@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,6 +46,11 @@ func TestRequestOverQueueBudgetRefused(t *testing.T) {
 	require.Error(t, err, "a request of %d bytes of queue weight (%.1f× buffer.max_queued_bytes of %d) was admitted",
 		weight, float64(weight)/float64(cfg.Buffer.MaxQueuedBytes), cfg.Buffer.MaxQueuedBytes)
 	assert.False(t, errors.Is(err, ErrQueueFull), "not retryable: a retry can never fit; got %v", err)
+	var tl *TooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, spans, tl.Spans)
+	assert.Equal(t, int64(1<<20), tl.Max)
+	assert.GreaterOrEqual(t, tl.Weight, int64(len(big)+spans*int(unsafe.Sizeof(wire.Span{}))), "its bytes and its scan")
 	assert.Contains(t, err.Error(), "buffer.max_queued_bytes", "the error names the key to raise")
 	received, _, refused := obs.get()
 	assert.Zero(t, received, "no span of the request was taken")
@@ -55,4 +61,13 @@ func TestRequestOverQueueBudgetRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{100}, 1, ptrace.StatusCodeError)), "a small request right after")
+
+	// Spans taken in again were accepted once: refusing them would lose
+	// them, so they still go in, waiting for the whole queue.
+	n, err := b.IngestAgain(context.Background(), append([]byte(nil), big...), nil)
+	require.NoError(t, err)
+	assert.Equal(t, spans, n)
+	require.NoError(t, b.Sync(context.Background()))
+	received, _, _ = obs.get()
+	assert.Equal(t, 1+spans, received)
 }

@@ -77,7 +77,7 @@ func TestRequestLimitOverQueueBudgetIsAConfigError(t *testing.T) {
 		{
 			name: "http default limit",
 			yaml: map[string]any{"protocols": map[string]any{"http": nil}, "buffer": map[string]any{"max_queued_bytes": "8MiB"}},
-			err:  "protocols::http::max_request_body_size: 20971520 bytes is more than buffer::max_queued_bytes (8388608)",
+			err:  "protocols::http::max_request_body_size: 20971520 bytes (the default) is more than buffer::max_queued_bytes (8388608)",
 		},
 		{
 			name: "grpc limit",
