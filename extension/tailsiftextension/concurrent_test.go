@@ -12,7 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
 )
 
 // liveHeap is the heap the process holds after a collection.
@@ -117,4 +122,40 @@ func TestConcurrentBigTraceResponsesBounded(t *testing.T) {
 	resp, body := get(t, url, protobufType)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+// A GET that finds max_concurrent_response_bytes taken for longer than it
+// may wait is answered 503 with Retry-After: 1, and counted; once the
+// budget is given back, GETs are served again.
+func TestResponseBudgetRefusalCounted(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.Directory = t.TempDir()
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	ext, err := newExtension(set, cfg)
+	require.NoError(t, err)
+	ext.responseWait = time.Millisecond
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { assert.NoError(t, ext.Shutdown(context.Background())) })
+
+	// Other reads hold the whole budget.
+	require.True(t, ext.responses.TryAcquire(int64(cfg.MaxConcurrentResponseBytes)))
+	url := "http://" + ext.Addr() + "/api/v1/traces/" + hex.EncodeToString([]byte{1: 1, 15: 0})
+	resp, body := get(t, url, protobufType)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "max_concurrent_response_bytes")
+	m, err := tel.GetMetric("otelcol_extension_tailsift_api_responses_refused")
+	require.NoError(t, err)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok)
+	require.Len(t, sum.DataPoints, 1)
+	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
+
+	ext.responses.Release(int64(cfg.MaxConcurrentResponseBytes))
+	resp, body = get(t, url, protobufType)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "served again (an unknown trace): %s", body)
 }
