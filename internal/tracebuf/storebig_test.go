@@ -3,13 +3,16 @@ package tracebuf
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -187,4 +190,55 @@ func TestRescueBigTraceBounded(t *testing.T) {
 	held := sink.peak - base
 	t.Logf("a trace of %d MiB stored: %d calls; the rescue held %d MiB of heap at most", size>>20, sink.calls, held>>20)
 	assert.Less(t, held, int64(storedTraceHeap), "a rescue of a 32 MiB trace held %d MiB of heap", held>>20)
+}
+
+// TestKeepStoredBigTracePartialFailure: the next consumer refuses the
+// third request of a keep for good. The keep fails, the store does not
+// record it delivered (the first requests went: with the delivery
+// recorded after the first, as the whole trace's used to be, a retry was
+// refused and the rest never went), and asked again it sends every span:
+// those of the first two requests a second time (at least once).
+func TestKeepStoredBigTracePartialFailure(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, t.TempDir())
+	sink := newProbeSink()
+	var calls atomic.Int32
+	emit := func(ctx context.Context, td ptrace.Traces) error {
+		if calls.Add(1) == 3 {
+			return consumererror.NewPermanent(errors.New("refused"))
+		}
+		return sink.emit(ctx, td)
+	}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, emit, clk)
+	dropTraces(t, b, clk, 5)
+	storeBigTrace(t, st, 5)
+
+	_, err := b.KeepStored(ctx, tid(5))
+	require.Error(t, err)
+	require.NoError(t, st.Sync(ctx))
+	info, err := st.TraceInfo(tid(5))
+	require.NoError(t, err)
+	assert.True(t, info.Decided && info.Decision.Keep)
+	assert.False(t, info.Delivered, "not delivered: the rest did not go")
+	first := sink.total()
+	assert.Positive(t, first)
+
+	n, err := b.KeepStored(ctx, tid(5))
+	require.NoError(t, err, "asked again")
+	assert.Equal(t, bigSpans+2, n)
+	require.NoError(t, st.Sync(ctx))
+	info, err = st.TraceInfo(tid(5))
+	require.NoError(t, err)
+	assert.True(t, info.Delivered)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	twice := 0
+	for _, c := range sink.big {
+		require.Positive(t, c, "every span sent")
+		if c == 2 {
+			twice++
+		}
+	}
+	assert.Equal(t, first, twice+2, "the spans of the first two requests came twice, the others once")
 }
