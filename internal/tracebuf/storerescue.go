@@ -95,13 +95,6 @@ func newRescuer(b *Buffer) *rescuer {
 // or without a store.
 func (b *Buffer) CloseStore() { b.closeStore(context.Background()) }
 
-// sendRetrying hands td to the next consumer as the shards do
-// (shard.deliver), for the traces the rescuer and KeepStored send outside
-// them: retryable refusals are retried until ctx ends.
-func (b *Buffer) sendRetrying(ctx context.Context, td ptrace.Traces) error {
-	return retryRetryable(ctx, func() error { return b.emit(ctx, td) }, CallWithin)
-}
-
 // untilClosing is ctx, cancelled also when Shutdown begins.
 func (b *Buffer) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
