@@ -100,7 +100,7 @@ func (b *Buffer) shardOfHash(h uint64) int {
 // slot in the queue of every shard it goes to, waiting until ctx ends, wait
 // (when > 0) has passed or Shutdown begins. It returns why it gave up:
 // ctx's error (context.DeadlineExceeded after wait) or ErrShutdown; or, at
-// once, errTooLarge for a request heavier than the whole queue, unless
+// once, a *tooLarge for a request heavier than the whole queue, unless
 // again.
 //
 // A request heavier than the whole queue could only be admitted by
