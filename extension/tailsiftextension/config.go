@@ -39,7 +39,19 @@ type Config struct {
 	// Tailsift-Spans-Omitted. One request allocates a few times this,
 	// whatever the trace's size.
 	MaxResponseBytes tracebuf.ByteSize `mapstructure:"max_response_bytes"`
+	// MaxConcurrentResponseBytes bounds the responses of all GET
+	// /api/v1/traces/{trace_id} requests served at once: each takes
+	// max_response_bytes of it while it reads the trace and writes its
+	// response, so at most this ÷ max_response_bytes are served at once. A
+	// GET that finds it taken waits up to a second (or its own deadline)
+	// for room, then gets 503 with Retry-After: 1, counted in
+	// extension_tailsift_api_responses_refused. Must be at least
+	// max_response_bytes.
+	MaxConcurrentResponseBytes tracebuf.ByteSize `mapstructure:"max_concurrent_response_bytes"`
 }
+
+// maxConcurrentResponseBytes is the largest max_concurrent_response_bytes.
+const maxConcurrentResponseBytes = 64 << 30
 
 // Validate checks the store settings; the HTTP server validates itself.
 func (c *Config) Validate() error {
@@ -60,6 +72,10 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxResponseBytes < 64<<10 || c.MaxResponseBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max_response_bytes: must be between 64KiB and 1GiB, got %d", c.MaxResponseBytes))
+	}
+	if c.MaxConcurrentResponseBytes < c.MaxResponseBytes || c.MaxConcurrentResponseBytes > maxConcurrentResponseBytes {
+		errs = append(errs, fmt.Errorf("max_concurrent_response_bytes: must be between max_response_bytes (%d) and 64GiB, got %d",
+			c.MaxResponseBytes, c.MaxConcurrentResponseBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.MaxBytes = 8 << 30
 	custom.Compression = "s2"
 	custom.MaxResponseBytes = 16 << 20
+	custom.MaxConcurrentResponseBytes = 64 << 20
 
 	tests := []struct {
 		id       component.ID
@@ -53,6 +54,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 10*time.Minute, cfg.Retention)
 	assert.Equal(t, "zstd", cfg.Compression, "#11 asks for zstd; s2 is the cheaper option")
 	assert.Equal(t, tracebuf.ByteSize(4<<20), cfg.MaxResponseBytes)
+	assert.Equal(t, tracebuf.ByteSize(16<<20), cfg.MaxConcurrentResponseBytes)
 	require.NoError(t, cfg.Validate())
 }
 
@@ -67,7 +69,13 @@ func TestInvalidConfig(t *testing.T) {
 		{"tiny max_bytes", func(c *Config) { c.MaxBytes = 1 << 20 }, "max_bytes: must be at least 16MiB, got 1048576"},
 		{"unknown compression", func(c *Config) { c.Compression = "lz4" }, `compression: must be zstd, s2 or s2col, got "lz4"`},
 		{"tiny max_response_bytes", func(c *Config) { c.MaxResponseBytes = 1000 }, "max_response_bytes: must be between 64KiB and 1GiB, got 1000"},
-		{"huge max_response_bytes", func(c *Config) { c.MaxResponseBytes = 2 << 30 }, "max_response_bytes: must be between 64KiB and 1GiB, got 2147483648"},
+		{"huge max_response_bytes", func(c *Config) { c.MaxResponseBytes = 2 << 30 },
+			"max_response_bytes: must be between 64KiB and 1GiB, got 2147483648\n" +
+				"max_concurrent_response_bytes: must be between max_response_bytes (2147483648) and 64GiB, got 16777216"},
+		{"max_concurrent_response_bytes under max_response_bytes", func(c *Config) { c.MaxConcurrentResponseBytes = 1 << 20 },
+			"max_concurrent_response_bytes: must be between max_response_bytes (4194304) and 64GiB, got 1048576"},
+		{"huge max_concurrent_response_bytes", func(c *Config) { c.MaxConcurrentResponseBytes = 128 << 30 },
+			"max_concurrent_response_bytes: must be between max_response_bytes (4194304) and 64GiB, got 137438953472"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

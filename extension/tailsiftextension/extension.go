@@ -13,7 +13,9 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
 	"github.com/tailsift/tailsift/internal/store"
@@ -40,6 +42,14 @@ type Extension struct {
 	// (at most handlerWait past its deadline) before it closes the store,
 	// which http.Server.Close does not.
 	handlers sync.WaitGroup
+	// responses holds max_concurrent_response_bytes; each GET of a trace
+	// takes max_response_bytes of it (responses.go).
+	responses *semaphore.Weighted
+	// responseWait bounds a GET's wait for room in responses.
+	responseWait time.Duration
+	// responsesRefused counts the GETs refused for lack of it; set in
+	// Start before the server serves, never cleared (telemetry is).
+	responsesRefused metric.Int64Counter
 }
 
 // handlerWait bounds Shutdown's wait for the requests still served once
@@ -65,7 +75,11 @@ var (
 )
 
 func newExtension(set extension.Settings, cfg *Config) (*Extension, error) {
-	e := &Extension{cfg: cfg, set: set, mux: http.NewServeMux(), patterns: map[string]bool{}}
+	e := &Extension{
+		cfg: cfg, set: set, mux: http.NewServeMux(), patterns: map[string]bool{},
+		responses:    semaphore.NewWeighted(int64(cfg.MaxConcurrentResponseBytes)),
+		responseWait: defaultResponseWait,
+	}
 	for _, r := range builtinRoutes(e) {
 		if err := e.Handle(r.pattern, r.handler); err != nil {
 			return nil, err
@@ -112,6 +126,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
 	if err == nil {
 		e.telemetry = tb
+		e.responsesRefused = tb.ExtensionTailsiftAPIResponsesRefused
 		err = registerMetrics(tb, e.st.Load())
 	}
 	if err != nil {

@@ -31,6 +31,9 @@ func createDefaultConfig() component.Config {
 		// Tempo's max_bytes_per_trace is 5 MB; 4 MiB is 10 000 to 40 000
 		// spans, more than a trace view shows usefully.
 		MaxResponseBytes: 4 << 20,
+		// Four responses of max_response_bytes at once: a trace view
+		// reads one trace, and a GET of a small trace lasts milliseconds.
+		MaxConcurrentResponseBytes: 16 << 20,
 	}
 }
 

@@ -79,6 +79,12 @@ func (e *Extension) getTrace(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store not open", http.StatusServiceUnavailable)
 		return
 	}
+	release, ok := e.reserveResponse(r.Context())
+	if !ok {
+		e.refuseResponse(w, r)
+		return
+	}
+	defer release()
 	tr, err := st.TraceMax(id, int(e.cfg.MaxResponseBytes))
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "trace not found (unknown, or older than the retention)", http.StatusNotFound)

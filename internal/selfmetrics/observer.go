@@ -51,12 +51,12 @@ type observer struct {
 
 	decided attrCache[decidedKey]
 
-	keep, drop                  addOpts
-	early                       map[string]addOpts
-	refusedFull, refusedInvalid addOpts
-	lateKeep, lateDrop          addOpts
-	rescued                     attrCache[string] // by policy
-	routes                      routeAttrs
+	keep, drop                                addOpts
+	early                                     map[string]addOpts
+	refusedFull, refusedInvalid, refusedLarge addOpts
+	lateKeep, lateDrop                        addOpts
+	rescued                                   attrCache[string] // by policy
+	routes                                    routeAttrs
 }
 
 // addOpts is the options of an Add with one attribute set, built once.
@@ -92,6 +92,7 @@ func NewObserver(in Instruments) tracebuf.Observer {
 		drop:           decisionAttr(false),
 		refusedFull:    withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedQueueFull))),
 		refusedInvalid: withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedInvalid))),
+		refusedLarge:   withSet(attribute.NewSet(attribute.String("reason", tracebuf.RefusedTooLarge))),
 		early:          map[string]addOpts{},
 	}
 	o.lateKeep, o.lateDrop = o.keep, o.drop
@@ -130,8 +131,11 @@ func (o *observer) Received(spans int) {
 
 func (o *observer) Refused(reason string, spans int) {
 	a := o.refusedFull
-	if reason == tracebuf.RefusedInvalid {
+	switch reason {
+	case tracebuf.RefusedInvalid:
 		a = o.refusedInvalid
+	case tracebuf.RefusedTooLarge:
+		a = o.refusedLarge
 	}
 	o.in.SpansRefused.Add(context.Background(), int64(spans), a...)
 }

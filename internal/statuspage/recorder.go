@@ -27,12 +27,12 @@ type Recorder struct {
 	adaptive atomic.Pointer[map[string]bool] // policies of type adaptive
 	slow     atomic.Pointer[map[string]bool] // policies of type latency
 
-	received, refusedFull, refusedInvalid atomic.Int64
-	lateKept, lateDropped                 atomic.Int64
-	bufferedBytes, bufferedTraces         atomic.Int64
-	heldBytes, heldTraces                 atomic.Int64
-	exportFailures, deduplicated, rescued atomic.Int64
-	mapped                                atomic.Int64
+	received, refusedFull, refusedInvalid, refusedLarge atomic.Int64
+	lateKept, lateDropped                               atomic.Int64
+	bufferedBytes, bufferedTraces                       atomic.Int64
+	heldBytes, heldTraces                               atomic.Int64
+	exportFailures, deduplicated, rescued               atomic.Int64
+	mapped                                              atomic.Int64
 
 	// What Decided writes, at every decision on every shard's core, is
 	// kept off the lines the other counters (written per request) use: the
@@ -137,9 +137,12 @@ func (r *Recorder) Received(spans int) {
 
 // Refused implements tracebuf.Observer.
 func (r *Recorder) Refused(reason string, spans int) {
-	if reason == tracebuf.RefusedInvalid {
+	switch reason {
+	case tracebuf.RefusedInvalid:
 		r.refusedInvalid.Add(int64(spans))
-	} else {
+	case tracebuf.RefusedTooLarge:
+		r.refusedLarge.Add(int64(spans))
+	default:
 		r.refusedFull.Add(int64(spans))
 	}
 	r.next.Refused(reason, spans)

@@ -55,6 +55,7 @@ type Counters struct {
 	SpansReceived         int64 `json:"spans_received"`
 	SpansRefusedQueueFull int64 `json:"spans_refused_queue_full"`
 	SpansRefusedInvalid   int64 `json:"spans_refused_invalid"`
+	SpansRefusedTooLarge  int64 `json:"spans_refused_too_large"`
 	TracesDecided         int64 `json:"traces_decided"`
 	SpansKept             int64 `json:"spans_kept"`
 	SpansDropped          int64 `json:"spans_dropped"`
@@ -154,6 +155,7 @@ func (r *Recorder) snapshot(now time.Time) Component {
 		SpansReceived:         r.received.Load(),
 		SpansRefusedQueueFull: r.refusedFull.Load(),
 		SpansRefusedInvalid:   r.refusedInvalid.Load(),
+		SpansRefusedTooLarge:  r.refusedLarge.Load(),
 		LateSpansKept:         r.lateKept.Load(),
 		LateSpansDropped:      r.lateDropped.Load(),
 		EarlyDecisions: map[string]int64{

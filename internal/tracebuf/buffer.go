@@ -178,6 +178,8 @@ func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
 //   - *InvalidError: buf is not OTLP (nothing taken), or some spans have an
 //     all-zero or missing trace ID or span ID (those dropped, the rest taken);
 //   - *RefusedError: no room before ctx ended; nothing taken (retryable);
+//   - *TooLargeError: the request weighs more than the whole of
+//     buffer.max_queued_bytes; nothing taken (permanent);
 //   - ErrShutdown: the buffer is not running; nothing taken.
 //
 // Acceptance of the valid spans is all-or-nothing: Ingest reserves room in
@@ -239,7 +241,16 @@ func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.
 	}
 	defer b.inflight.Done()
 	if targets > 0 {
-		if err := b.reserve(ctx, req, wait); err != nil {
+		if err := b.reserve(ctx, req, wait, !accepted || b.replaying()); err != nil {
+			if tl, ok := errors.AsType[*tooLarge](err); ok {
+				// Permanent: the invalid spans are counted as such too.
+				b.set.Observer.Refused(RefusedTooLarge, spans-invalid)
+				if invalid > 0 {
+					b.set.Observer.Refused(RefusedInvalid, invalid)
+				}
+				req.drop()
+				return spans, &TooLargeError{Spans: spans - invalid, Weight: tl.weight, Max: b.queuedMax}
+			}
 			// The invalid spans are not counted here: the retry will be.
 			b.set.Observer.Refused(RefusedQueueFull, spans-invalid)
 			req.drop()

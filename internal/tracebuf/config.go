@@ -143,8 +143,10 @@ type BufferConfig struct {
 	// undecided. Accepts sizes like 512MiB.
 	MaxBytes ByteSize `mapstructure:"max_bytes"`
 	// MaxQueuedBytes bounds the requests accepted but not yet taken in by the
-	// shards. When it is reached, callers block until their context ends and
-	// then get a retryable error.
+	// shards, each counted with its scan (queueWeight). When it is reached,
+	// callers block until their context ends and then get a retryable error.
+	// A request heavier than all of it is refused at once, permanently
+	// (TooLargeError).
 	MaxQueuedBytes ByteSize `mapstructure:"max_queued_bytes"`
 }
 

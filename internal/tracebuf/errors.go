@@ -42,6 +42,26 @@ func (e *RefusedError) Unwrap() error { return e.Cause }
 // Is makes errors.Is(err, ErrQueueFull) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrQueueFull }
 
+// TooLargeError reports a request refused as a whole because it weighs
+// more than the whole of buffer.max_queued_bytes: its bytes and its scan
+// (queueWeight) could never fit the queue, however long it waited. No span
+// of it was taken. It is permanent: resent as it is, it is refused again;
+// the client must split it, or the operator raise the key it names.
+// Spans taken in again (a handover given back, a replay from the store)
+// were accepted once and are never refused for their size (Buffer.reserve).
+type TooLargeError struct {
+	// Spans is the number of valid spans refused.
+	Spans int
+	// Weight is what the request would hold in the queue, and Max
+	// buffer.max_queued_bytes.
+	Weight, Max int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("tailsift: request of %d spans needs %d bytes of queue, more than buffer.max_queued_bytes (%d) holds in all; "+
+		"send smaller requests or raise buffer.max_queued_bytes", e.Spans, e.Weight, e.Max)
+}
+
 // InvalidError reports spans the buffer refuses as malformed; it is
 // permanent. Either the request did not scan as OTLP (Total is 0 and Err
 // says why), or Rejected of its Total spans have an all-zero or missing

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -19,6 +20,26 @@ func queueWeight(buf []byte, batch *wire.Batch) int64 {
 	return int64(cap(buf)) +
 		int64(cap(batch.Spans))*int64(unsafe.Sizeof(wire.Span{})) +
 		int64(cap(batch.Scopes))*int64(unsafe.Sizeof(wire.Scope{}))
+}
+
+// fitScan is req's queueWeight after letting go of the scan capacity an
+// earlier, larger request left in the pooled request (up to maxPooledSpans
+// spans, 2.2 MB), when that capacity is what puts the weight over max: the
+// scan is then copied to its length, so that a small request is not
+// refused as too large for what it does not hold.
+func fitScan(buf []byte, batch *wire.Batch, max int64) int64 {
+	w := queueWeight(buf, batch)
+	if w <= max {
+		return w
+	}
+	need := int64(cap(buf)) +
+		int64(len(batch.Spans))*int64(unsafe.Sizeof(wire.Span{})) +
+		int64(len(batch.Scopes))*int64(unsafe.Sizeof(wire.Scope{}))
+	if need > max {
+		return w
+	}
+	batch.Spans, batch.Scopes = slices.Clone(batch.Spans), slices.Clone(batch.Scopes)
+	return queueWeight(buf, batch)
 }
 
 // traceOverhead is what a buffered trace takes on the heap besides its

@@ -99,9 +99,31 @@ func (b *Buffer) shardOfHash(h uint64) int {
 // reserve takes, all or none, req's bytes in buffer.max_queued_bytes and a
 // slot in the queue of every shard it goes to, waiting until ctx ends, wait
 // (when > 0) has passed or Shutdown begins. It returns why it gave up:
-// ctx's error (context.DeadlineExceeded after wait) or ErrShutdown.
-func (b *Buffer) reserve(ctx context.Context, req *request, wait time.Duration) error {
-	req.weight = min(queueWeight(req.buf, &req.batch), b.queuedMax)
+// ctx's error (context.DeadlineExceeded after wait) or ErrShutdown; or, at
+// once, a *tooLarge for a request heavier than the whole queue, unless
+// again.
+//
+// A request heavier than the whole queue could only be admitted by
+// counting it as less than it holds, which is what reserve did before: it
+// then waited for an empty queue and held up to its weight on the heap
+// against a budget it counted as full (3.8 times the budget in
+// TestRequestOverQueueBudgetRefused). The budget is a promise about memory,
+// so such a request is refused instead, permanently, without taking any
+// room. again (spans taken in again: a handover given back, a replay from
+// the store) keeps the old way, counted as the whole queue: those spans
+// were accepted once, and refusing them would lose them. They are one
+// handover chunk (at most one trace past the chunk's size, a trace within
+// completion.max_trace_bytes), or one request a queue took before.
+func (b *Buffer) reserve(ctx context.Context, req *request, wait time.Duration, again bool) error {
+	req.weight = fitScan(req.buf, &req.batch, b.queuedMax)
+	if req.weight > b.queuedMax {
+		if !again {
+			weight := req.weight
+			req.weight = 0
+			return &tooLarge{weight: weight}
+		}
+		req.weight = b.queuedMax
+	}
 	if b.tryReserve(req) {
 		return nil
 	}
@@ -162,6 +184,12 @@ func (b *Buffer) gaveUp(ctx context.Context) error {
 	}
 	return ErrShutdown
 }
+
+// tooLarge is reserve's refusal of a request heavier than the whole queue;
+// ingest turns it into a TooLargeError.
+type tooLarge struct{ weight int64 }
+
+func (e *tooLarge) Error() string { return "request heavier than buffer.max_queued_bytes" }
 
 // drop recycles a request that no shard was given.
 func (r *request) drop() {

@@ -35,6 +35,10 @@ type storeHook struct {
 	replay    [][16]byte
 	rescue    *rescuer
 	detach    func() // from the extension's keepers
+	// emit is the next consumer without the record of the delivery: the
+	// senders of stored traces in chunks (sendStored) record it once the
+	// last chunk went.
+	emit Emit
 	// pending holds each shard's decisions not yet handed to the store;
 	// only shard i touches pending[i].
 	pending []shardDecisions
@@ -47,7 +51,7 @@ type storeHook struct {
 // (if no other component claimed it). Call it before Start, then Replay
 // after Start.
 func (b *Buffer) AttachStore(st *store.Store) {
-	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards))}
+	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards)), emit: b.emit}
 	b.store = h
 	next := b.emit
 	b.emit = func(ctx context.Context, td ptrace.Traces) error {
@@ -228,6 +232,14 @@ var ErrNotDropped = errors.New("trace is not a dropped trace")
 // now, marked with threshold 0 (probability 1, adjusted count 1: the trace
 // stands for itself only) and sampling.rule=retroactive on its root spans,
 // and records the keep. It returns the number of spans sent.
+//
+// The trace goes in requests of at most storedChunkBytes of stored spans
+// (sendStored), each span once: it read the whole trace, decoded all of it
+// and sent it in one request, which held 67 MiB of heap for a trace of
+// 32 MiB (TestKeepStoredBigTraceBounded). The delivery is recorded once the
+// last request went. When a request fails, the keep stays recorded and
+// not delivered, and may be asked again: the requests sent before it are
+// then sent again (at least once, as the store's delivery guarantee).
 func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	h := b.store
 	if h == nil {
@@ -237,7 +249,7 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		return 0, ErrShutdown
 	}
 	defer b.inflight.Done()
-	tr, err := h.st.Trace(id)
+	tr, err := h.st.TraceInfo(id)
 	if err != nil {
 		return 0, err
 	}
@@ -248,10 +260,6 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		return 0, ErrNotDropped
 	}
 	retro := supplementMark(otelsampling.AlwaysSampleThreshold, sampling.SupplementRetro)
-	td, n, err := markStored(tr.Request, retro.marker(), RetroactiveRule, b.cfg.Output.AnnotateSpans)
-	if err != nil {
-		return 0, err
-	}
 	if !retry {
 		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
 	}
@@ -260,10 +268,41 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	// shutdown begins.
 	ctx, cancel := b.untilClosing(ctx)
 	defer cancel()
-	if err := b.sendRetrying(ctx, td); err != nil {
+	n, err := b.sendStored(ctx, id, retro.marker(), RetroactiveRule, store.SpanSet{})
+	if err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
+	h.st.AppendDelivered([][16]byte{id})
 	return n, nil
+}
+
+// storedChunkBytes bounds the stored spans of one request that sendStored
+// hands on: 1 MiB of OTLP, a few MiB once decoded into pdata, and well
+// under the 4 MiB that gRPC servers take by default once marked.
+const storedChunkBytes = 1 << 20
+
+// sendStored hands the stored spans of trace id that are not in seen to
+// the next consumer, in requests of at most storedChunkBytes of them, each
+// marked by m and rule as markStored marks them; retryable refusals are
+// retried until ctx ends. It adds the spans it sent to seen and returns
+// their number; the spans of a request that failed, and of those after it,
+// are not in seen. It records no delivery. It holds one request and its
+// pdata, a store block's buffers and seen, whatever the trace's size.
+func (b *Buffer) sendStored(ctx context.Context, id [16]byte, m sampling.Marker, rule string, seen store.SpanSet) (int, error) {
+	h := b.store
+	sent := 0
+	_, err := h.st.TraceChunks(id, storedChunkBytes, seen, func(req []byte, _ int) error {
+		td, n, err := markStored(req, m, rule, b.cfg.Output.AnnotateSpans)
+		if err != nil {
+			return err
+		}
+		if err := retryRetryable(ctx, func() error { return h.emit(ctx, td) }, CallWithin); err != nil {
+			return err
+		}
+		sent += n
+		return nil
+	})
+	return sent, err
 }
 
 // StartWithStorage starts the buffer. It first points the output at the

@@ -142,12 +142,19 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // receiver answers (HTTP 400), so the client does not resend it. The
 // consumer API cannot report a partial success: when only some spans had
 // bad IDs, the others were accepted, and the message gives the exact
-// counts. A full queue (nothing was taken) or a shutdown stays retryable,
+// counts. A request heavier than the whole of buffer.max_queued_bytes is
+// permanent too, with the same status. A full queue (nothing was taken) or a shutdown stays retryable,
 // with the status UNAVAILABLE and a RetryInfo of retryDelay: the otlp
 // receiver answers it with RetryInfo on gRPC and HTTP 503 with Retry-After,
 // as the tailsift receiver does. Anything else is returned as it is.
 func pipelineError(err error) error {
 	if _, ok := errors.AsType[*tracebuf.InvalidError](err); ok || errors.Is(err, cluster.ErrInvalidControl) {
+		return consumererror.NewPermanent(invalidArgument{err})
+	}
+	// A request heavier than the whole queue never fits: INVALID_ARGUMENT
+	// (HTTP 400 from the otlp receiver), not RESOURCE_EXHAUSTED, which the
+	// otlp receiver answers with a retryable 429.
+	if _, ok := errors.AsType[*tracebuf.TooLargeError](err); ok {
 		return consumererror.NewPermanent(invalidArgument{err})
 	}
 	if errors.Is(err, tracebuf.ErrQueueFull) || errors.Is(err, tracebuf.ErrShutdown) {

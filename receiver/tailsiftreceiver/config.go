@@ -109,7 +109,53 @@ func (c *Config) Validate() error {
 	if c.Route.HasValue() {
 		errs = append(errs, c.validateRoute())
 	}
-	errs = append(errs, confmap.Validate(&c.bufferConfig))
+	berr := confmap.Validate(&c.bufferConfig)
+	errs = append(errs, berr)
+	if berr == nil && !c.Route.HasValue() { // an agent routes; its buffer is unused
+		errs = append(errs, c.validateRequestLimits())
+	}
+	return errors.Join(errs...)
+}
+
+// grpcDefaultMaxRecvMsgSize is gRPC's limit on a received message when
+// max_recv_msg_size_mib is not set.
+const grpcDefaultMaxRecvMsgSize = 4 << 20
+
+// httpDefaultMaxRequestBodySize is confighttp's limit on a request body
+// when max_request_body_size is not set (or not positive).
+const httpDefaultMaxRequestBodySize = 20 << 20
+
+// validateRequestLimits refuses a request size limit over
+// buffer::max_queued_bytes: a request that large could never be queued, and
+// would be refused permanently, after it was read whole (the buffer holds
+// the queue to its budget: Buffer.reserve). A request within the limit
+// also takes its scan in the queue, 136 bytes a span, so a request of the
+// limit's size may still be refused at run time (HTTP 413,
+// INVALID_ARGUMENT) when its spans are small; a queue of a few times the
+// largest request leaves room for that and for other requests.
+func (c *Config) validateRequestLimits() error {
+	queue := int64(c.Buffer.MaxQueuedBytes)
+	var errs []error
+	if c.Protocols.HTTP.HasValue() {
+		limit, dflt := c.Protocols.HTTP.Get().ServerConfig.MaxRequestBodySize, ""
+		if limit <= 0 {
+			limit, dflt = httpDefaultMaxRequestBodySize, " (the default)"
+		}
+		if limit > queue {
+			errs = append(errs, fmt.Errorf("protocols::http::max_request_body_size: %d bytes%s is more than buffer::max_queued_bytes (%d): "+
+				"a request that large could never be queued; raise buffer::max_queued_bytes or lower protocols::http::max_request_body_size", limit, dflt, queue))
+		}
+	}
+	if c.Protocols.GRPC.HasValue() {
+		limit, dflt := int64(c.Protocols.GRPC.Get().MaxRecvMsgSizeMiB)<<20, ""
+		if limit <= 0 {
+			limit, dflt = grpcDefaultMaxRecvMsgSize, " (gRPC's default)"
+		}
+		if limit > queue {
+			errs = append(errs, fmt.Errorf("protocols::grpc::max_recv_msg_size_mib: %d bytes%s is more than buffer::max_queued_bytes (%d): "+
+				"a request that large could never be queued; raise buffer::max_queued_bytes or lower protocols::grpc::max_recv_msg_size_mib", limit, dflt, queue))
+		}
+	}
 	return errors.Join(errs...)
 }
 

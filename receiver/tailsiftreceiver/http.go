@@ -65,7 +65,11 @@ func (r *tailsiftReceiver) handleTraces(w http.ResponseWriter, req *http.Request
 	}
 	out := r.ingest(req.Context(), r.obsHTTP, format, body, nil)
 	if out.st != nil {
-		writeStatus(w, isJSON, out.st, httpStatus(out.st.Code()))
+		code := httpStatus(out.st.Code())
+		if out.httpCode != 0 {
+			code = out.httpCode
+		}
+		writeStatus(w, isJSON, out.st, code)
 		return
 	}
 	if !isJSON {

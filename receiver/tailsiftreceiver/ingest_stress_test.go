@@ -459,6 +459,7 @@ func TestIngestClusterDecisionsOverload(t *testing.T) {
 	c.Drain = 0
 	c.GRPC.TLS.Insecure = true
 	cfg.Cluster = configoptional.Some(c)
+	fitRequestsToQueue(cfg)
 	g := newRig(t, cfg, next)
 	defer close(next.Release)
 	g.r.queueWait.Store(int64(100 * time.Millisecond))

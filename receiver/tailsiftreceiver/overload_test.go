@@ -22,6 +22,7 @@ import (
 func TestOverloadIsRetryable(t *testing.T) {
 	cfg := testConfig()
 	next := tracebuftest.NewStalled(&cfg.bufferConfig) // 1 MiB: the smallest queue allowed
+	fitRequestsToQueue(cfg)
 	g := newRig(t, cfg, next)
 	g.r.queueWait.Store(int64(50 * time.Millisecond))
 	released := false
@@ -88,6 +89,7 @@ func TestOverloadIsRetryable(t *testing.T) {
 func TestOverloadAnswersBeforeTheClientDeadline(t *testing.T) {
 	cfg := testConfig()
 	next := tracebuftest.NewStalled(&cfg.bufferConfig)
+	fitRequestsToQueue(cfg)
 	g := newRig(t, cfg, next)
 	defer close(next.Release)
 	g.sendGRPC(batch(spanSpec{Trace: 1, Span: 1, Status: ptrace.StatusCodeError}))

@@ -29,6 +29,8 @@ type outcome struct {
 	// success.
 	rejected int
 	message  string
+	// httpCode, when not 0, is the HTTP status instead of st's mapping.
+	httpCode int
 }
 
 // classify turns what Buffer.IngestOwned returned into an OTLP outcome. It
@@ -39,6 +41,11 @@ type outcome struct {
 //     the exact number of rejected spans;
 //   - *tracebuf.InvalidError otherwise (malformed bytes, or bad IDs in every
 //     span): INVALID_ARGUMENT, HTTP 400;
+//   - *tracebuf.TooLargeError (the request weighs more than the whole of
+//     buffer.max_queued_bytes; nothing was taken, and a retry never fits):
+//     INVALID_ARGUMENT without a retry delay, as gRPC's and the otlp
+//     receiver's answers to a request over their size limits are
+//     permanent; HTTP 413, as a body over max_request_body_size;
 //   - *tracebuf.RefusedError (queue full; nothing was taken) and
 //     tracebuf.ErrShutdown: UNAVAILABLE with a retry delay, HTTP 503 with
 //     Retry-After;
@@ -52,6 +59,9 @@ func classify(err error) outcome {
 			return outcome{rejected: inv.Rejected, message: inv.Error()}
 		}
 		return outcome{st: status.New(codes.InvalidArgument, inv.Error())}
+	}
+	if tl, ok := errors.AsType[*tracebuf.TooLargeError](err); ok {
+		return outcome{st: status.New(codes.InvalidArgument, tl.Error()), httpCode: http.StatusRequestEntityTooLarge}
 	}
 	if errors.Is(err, cluster.ErrInvalidControl) {
 		return outcome{st: status.New(codes.InvalidArgument, err.Error())}

@@ -49,8 +49,9 @@ function countersCard(c) {
     el("dt", {}, "early decisions"), el("dd", {}, metric("early_decisions",
       Object.values(k.early_decisions).reduce((a, b) => a + b, 0)),
       early.length ? " (" + early.map(([r, n]) => r + " " + int(n)).join(", ") + ")" : ""),
-    el("dt", {}, "refused (queue full / invalid)"), el("dd", { class: k.spans_refused_queue_full ? "bad" : "" },
-      int(k.spans_refused_queue_full), " / ", int(k.spans_refused_invalid)),
+    el("dt", {}, "refused (queue full / too large / invalid)"),
+    el("dd", { class: k.spans_refused_queue_full || k.spans_refused_too_large ? "bad" : "" },
+      int(k.spans_refused_queue_full), " / ", int(k.spans_refused_too_large), " / ", int(k.spans_refused_invalid)),
     el("dt", {}, "rescued / deduplicated"), el("dd", {}, int(k.traces_rescued), " / ", int(k.spans_deduplicated)),
     el("dt", {}, "export failures"), el("dd", { class: k.export_failures ? "bad" : "" }, int(k.export_failures))));
 }

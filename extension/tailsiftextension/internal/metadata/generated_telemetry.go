@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                                 metric.Meter
 	mu                                    sync.Mutex
 	registrations                         []metric.Registration
+	ExtensionTailsiftAPIResponsesRefused  metric.Int64Counter
 	ExtensionTailsiftStoreCorruptSegments metric.Int64ObservableCounter
 	ExtensionTailsiftStoreDiskBytes       metric.Int64ObservableGauge
 	ExtensionTailsiftStoreEvictedBytes    metric.Int64ObservableCounter
@@ -197,6 +198,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ExtensionTailsiftAPIResponsesRefused, err = builder.meter.Int64Counter(
+		"otelcol_extension_tailsift_api_responses_refused",
+		metric.WithDescription("GET /api/v1/traces/{trace_id} requests answered 503 (Retry-After: 1) because the responses being served held max_concurrent_response_bytes for longer than the request could wait. [Development]"),
+		metric.WithUnit("{request}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ExtensionTailsiftStoreCorruptSegments, err = builder.meter.Int64ObservableCounter(
 		"otelcol_extension_tailsift_store_corrupt_segments",
 		metric.WithDescription("Segments (or write-ahead files) found corrupt or truncated at startup; the rest of such a file is skipped. [Development]"),

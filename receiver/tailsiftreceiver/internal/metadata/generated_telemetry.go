@@ -275,7 +275,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftSpansRefused, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_spans_refused",
-		metric.WithDescription("Spans refused, by reason (queue_full is retryable, invalid is permanent). [Development]"),
+		metric.WithDescription("Spans refused, by reason (queue_full is retryable; invalid and too_large, a request heavier than buffer.max_queued_bytes, are permanent). [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -1,0 +1,63 @@
+package tailsiftextension
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// The bound on the GETs of traces served at once.
+//
+// max_response_bytes bounds what one GET holds: its response, the trace's
+// first spans up to that many bytes, which it holds from the read until
+// the client has taken the last byte (a slow client holds it longest).
+// Without a bound on their number, N GETs of big traces held N times that:
+// 4 GETs of a 16 MiB response held 72 MiB of heap at once
+// (TestConcurrentBigTraceResponsesBounded). Each GET now takes
+// max_response_bytes of max_concurrent_response_bytes before it reads, and
+// gives it back once its response is written, so the responses held at
+// once stay within that budget. Reading the trace also takes a store
+// block's buffers (up to about 8 MiB while the block is read, given back
+// before the response is written) and, for a JSON response, one chunk's
+// pdata and JSON at a time: per GET served, so within
+// max_concurrent_response_bytes ÷ max_response_bytes of them.
+//
+// Each GET takes the whole max_response_bytes, whatever its trace's size:
+// the size is known only once the trace is read, and taking more as it
+// grows could leave two GETs each holding part of the budget and waiting
+// for the other's. A GET of a small trace gives its share back within
+// milliseconds, so one that finds the budget taken waits for it, up to
+// responseWait.
+
+// defaultResponseWait is how long a GET waits for room in
+// max_concurrent_response_bytes before it is answered 503.
+const defaultResponseWait = time.Second
+
+// retryAfterSeconds is the Retry-After of that 503.
+const retryAfterSeconds = "1"
+
+// reserveResponse takes max_response_bytes of max_concurrent_response_bytes
+// for one GET, waiting at most responseWait or until ctx ends. ok is false
+// when there was no room in time; otherwise release gives it back.
+func (e *Extension) reserveResponse(ctx context.Context) (release func(), ok bool) {
+	n := int64(e.cfg.MaxResponseBytes)
+	if !e.responses.TryAcquire(n) {
+		wctx, cancel := context.WithTimeout(ctx, e.responseWait)
+		err := e.responses.Acquire(wctx, n)
+		cancel()
+		if err != nil {
+			return nil, false
+		}
+	}
+	return func() { e.responses.Release(n) }, true
+}
+
+// refuseResponse answers a GET that found no room in
+// max_concurrent_response_bytes, and counts it.
+func (e *Extension) refuseResponse(w http.ResponseWriter, r *http.Request) {
+	if c := e.responsesRefused; c != nil {
+		c.Add(r.Context(), 1)
+	}
+	w.Header().Set("Retry-After", retryAfterSeconds)
+	http.Error(w, "other trace reads hold max_concurrent_response_bytes; retry later", http.StatusServiceUnavailable)
+}
