@@ -24,11 +24,11 @@ func overlapping() []sampling.PolicyConfig {
 	}
 }
 
-func budgetOver(t *testing.T, cfgs []sampling.PolicyConfig, b sampling.BudgetConfig) *sampling.Engine {
+func budgetOver(t *testing.T, cfgs []sampling.PolicyConfig, b sampling.BudgetConfig, opts ...sampling.Option) *sampling.Engine {
 	t.Helper()
 	require.NoError(t, sampling.ValidatePolicies(cfgs))
 	require.NoError(t, sampling.ValidateBudget(&b, cfgs))
-	e, err := sampling.NewEngine(cfgs, sampling.WithBudget(b))
+	e, err := sampling.NewEngine(cfgs, append(opts, sampling.WithBudget(b))...)
 	require.NoError(t, err)
 	return e
 }
@@ -54,6 +54,7 @@ func TestCountsBudgetClasses(t *testing.T) {
 		policies []sampling.PolicyConfig
 		budget   sampling.BudgetConfig
 		heads    []string
+		first    bool // sample_on_first_match
 		// Per class in priority order: demand (traces/s at 5000/s
 		// without a head) and probability the budget serves it with.
 		demand, p []float64
@@ -102,10 +103,33 @@ func TestCountsBudgetClasses(t *testing.T) {
 			budget:   sampling.BudgetConfig{TracesPerSecond: 2000, DropErrors: true},
 			demand:   []float64{1500, 3500}, p: []float64{1, 500.0 / 3500},
 		},
+		{
+			// A drop lets through the OK traces with R below th(50 %);
+			// keep takes R ≥ th(80 %) of them (30 %), all the rest (20 %);
+			// errors are not dropped (80 % and 20 %). With heads: 2917/s
+			// reach the policies, keep's demand is 35 % of them, all's
+			// 20 %. (all's p moves with keep's demand: not checked.)
+			name: "drop survivors split between classes",
+			policies: []sampling.PolicyConfig{
+				dropPolicy("drop", statusPolicy("ok", "OK"), probPolicy("p", 50)), probPolicy("keep", 80), always,
+			},
+			budget: sampling.BudgetConfig{TracesPerSecond: 1500, DropErrors: true},
+			heads:  []string{"ot=th:8", "ot=th:c", ""},
+			demand: []float64{1021, 583}, p: []float64{1},
+		},
+		{
+			// With sample_on_first_match the later policies' sets are
+			// part of the kept set and of its split: as without it.
+			name:     "default classes, sample_on_first_match",
+			policies: overlapping(),
+			budget:   sampling.BudgetConfig{TracesPerSecond: 2000, DropErrors: true},
+			first:    true,
+			demand:   []float64{1500, 2500, 100}, p: []float64{1, 0.2, 0},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := budgetOver(t, tt.policies, tt.budget)
+			e := budgetOver(t, tt.policies, tt.budget, sampling.WithFirstMatch(tt.first))
 			r := countRun{n: 300_000, perSec: 5000, heads: tt.heads, classOf: okOrError}
 			res := r.run(t, e, 219)
 			checkRatio(t, res.classes["ok"], "ok")
@@ -122,6 +146,8 @@ func TestCountsBudgetClasses(t *testing.T) {
 				// The demand is an average over about 4 s: a class of
 				// 100/s is within 20 of it.
 				assert.InDelta(t, tt.demand[i], cps[i].Demand, max(0.06*tt.demand[i], 20), "demand of %s", cps[i].Name)
+			}
+			for i := range tt.p {
 				assert.InDelta(t, tt.p[i], cps[i].Probability, 0.03, "probability of %s", cps[i].Name)
 			}
 		})
