@@ -15,18 +15,23 @@ import (
 // shared among priority classes of policies. It is off when both rates are
 // zero (the block absent).
 //
-// A kept trace belongs to the class of the policy that decided it
-// (Decision.Policy). Each class's demand, what its policies keep before the
-// budget, is measured over time; the classes take from the budget in order,
-// each what it demands or what is left, and the next takes what the one
-// before left unused:
+// A kept trace belongs to the class of highest priority among the policies
+// that sample it (in rule mode, the rule's). Each class's demand, what its
+// policies keep before the budget and the classes before it do not, is
+// measured over time; the classes take from the budget in order, each what
+// it demands or what is left, and the next takes what the one before left
+// unused:
 //
 //	alloc_c = min(demand_c, remaining); p_c = alloc_c / demand_c; remaining -= alloc_c
 //
 // A trace of class c, kept by its policies with probability q, is then kept
 // with probability q·p_c, consistently (on its randomness), and carries the
-// threshold of q·p_c. A class marked NeverDrop keeps all its traces (p = 1)
-// but still uses up the budget.
+// threshold of q·p_c. Where the sets of randomness values of policies of
+// different classes overlap, a trace's class depends on its randomness;
+// the budget then keeps the fraction p_c of each class's part of the kept
+// set, and marks the probability of what it keeps (budget_split.go). A
+// class marked NeverDrop keeps all its traces (p = 1) but still uses up the
+// budget.
 type BudgetConfig struct {
 	// SpansPerSecond caps the kept spans per second; 0 when unused.
 	SpansPerSecond float64 `mapstructure:"spans_per_second"`
@@ -48,7 +53,8 @@ type BudgetClass struct {
 	// Name identifies the class in ClassProbabilities.
 	Name string `mapstructure:"name"`
 	// Policies are the names of the policies whose kept traces are the
-	// class's.
+	// class's; a trace that policies of several classes keep is the first
+	// such class's.
 	Policies []string `mapstructure:"policies"`
 	// NeverDrop: the budget never drops this class's traces; they still
 	// count against the budget, ahead of the classes after it.
@@ -314,27 +320,36 @@ func newBudget(cfg *BudgetConfig, policies []PolicyConfig) (*budget, error) {
 	return b, nil
 }
 
-// apply takes a trace the policies keep, decided by policy index pi with
-// the conditional threshold q on randomness rnd, counts it in its class's
-// demand (unless an earlier decision did) and returns the threshold of
-// q·p_c and whether rnd passes it. In Redecide it recomputes no probability.
-func (b *budget) apply(t *Trace, pi int, q otelsampling.Threshold, rnd otelsampling.Randomness) (otelsampling.Threshold, bool) {
-	ci := b.classOf[pi]
+// count counts t in class ci's demand, unless an earlier decision did,
+// and recomputes the classes' probabilities when due (not in Redecide).
+// It returns false when ci is no class (a policy in none).
+func (b *budget) count(t *Trace, ci int) bool {
 	if ci < 0 {
-		return q, true
+		return false
 	}
-	c := &b.classes[ci]
 	if !t.counted {
 		w := uint64(1)
 		if b.spans {
 			w = uint64(max(t.SpanCount, 1))
 		}
-		c.count.Add(w)
+		b.classes[ci].count.Add(w)
 		t.counted = true
 	}
 	if next := b.next.Load(); !t.redo && (next == 0 || t.Now >= next) {
 		b.adjust(t.Now)
 	}
+	return true
+}
+
+// thin takes a trace the policies keep with the conditional threshold q
+// on randomness rnd, whose class ci does not depend on rnd (budget.take):
+// it counts the trace in ci's demand and returns the threshold of q·p_c
+// and whether rnd passes it.
+func (b *budget) thin(t *Trace, ci int, q otelsampling.Threshold, rnd otelsampling.Randomness) (otelsampling.Threshold, bool) {
+	if !b.count(t, ci) {
+		return q, true
+	}
+	c := &b.classes[ci]
 	if c.neverDrop || (!b.dropErrors && t.StatusMask&StatusErrorBit != 0) {
 		return q, true
 	}

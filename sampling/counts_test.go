@@ -361,9 +361,8 @@ func TestCountsUnion(t *testing.T) {
 	// A budget thins the kept traces on the randomness they are marked
 	// with: on the derived one, uniform above the union's threshold, the
 	// counts still add up (the most permissive sampler's randomness is not
-	// uniform there). One class: the class of a trace is the policy that
-	// sampled it, which depends on the randomness when policies overlap,
-	// whatever the marks.
+	// uniform there). One class here; classes that split the union are
+	// TestCountsBudgetClasses' (counts_budget_test.go).
 	t.Run("budget over a union", func(t *testing.T) {
 		cfgs := []sampling.PolicyConfig{probPolicy("p", 30), notPolicy("n", probPolicy("q", 50)), salted(10, "s")}
 		require.NoError(t, sampling.ValidatePolicies(cfgs))

@@ -164,9 +164,13 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 // See keepSet and docs/policies/counts.md.
 //
 // With a budget (WithBudget), a trace so kept with threshold q is then kept
-// only if it passes the threshold of q·p_c, p_c being the probability of the
-// class of the policy named; one the budget drops is NotSampled but still
-// names that policy.
+// only if it passes the threshold of q·p_c, p_c being the probability of its
+// class, the highest-priority class of the policies that sample it; where
+// that class depends on the trace's randomness (policies of different
+// classes overlap), the budget keeps the fraction p_c of each class's part
+// and marks the probability of what it keeps, on a derived randomness
+// (budget_split.go). One the budget drops is NotSampled but still names the
+// policy.
 //
 // A kept trace's threshold is then scaled by the head sampler's (Trace.Scale):
 // head-sampled at p and kept at q, it is marked p·q.
@@ -245,6 +249,10 @@ func (e *Engine) decide(t *Trace) Decision {
 		return e.decideRules(t)
 	}
 	var set keepSet
+	var split *classSplit // the sets by budget class, with a budget
+	if e.budget != nil {
+		split = &classSplit{}
+	}
 	for i, p := range e.policies {
 		if !e.drop[i] {
 			continue
@@ -268,6 +276,9 @@ func (e *Engine) decide(t *Trace) Decision {
 		}
 		d := p.Evaluate(t)
 		set.add(d)
+		if split != nil && d.hasSet() {
+			split.note(e.budget.classOf[i], &d)
+		}
 		switch d.Verdict {
 		case Sampled:
 			if sampled < 0 {
@@ -278,9 +289,9 @@ func (e *Engine) decide(t *Trace) Decision {
 				th, rv = d.Threshold, d.rv
 			}
 			if e.firstMatch && !invertNotSampled {
-				th, rv = e.probe(t, i+1, th, rv, &set)
+				th, rv = e.probe(t, i+1, th, rv, &set, split)
 				th, rv = e.union(t, &set, th, rv)
-				return e.keep(t, sampled, th, rv)
+				return e.keepSets(t, sampled, th, rv, &set, split)
 			}
 		case NotSampled:
 			notSampled = true
@@ -301,11 +312,11 @@ func (e *Engine) decide(t *Trace) Decision {
 		return Decision{Verdict: NotSampled}
 	case sampled >= 0:
 		th, rv = e.union(t, &set, th, rv)
-		return e.keep(t, sampled, th, rv)
+		return e.keepSets(t, sampled, th, rv, &set, split)
 	case invertSampled >= 0 && !notSampled:
 		set.full = true
 		th, rv = e.union(t, &set, otelsampling.AlwaysSampleThreshold, 0)
-		return e.keep(t, invertSampled, th, rv)
+		return e.keepSets(t, invertSampled, th, rv, &set, split)
 	}
 	return Decision{Verdict: NotSampled}
 }
@@ -324,10 +335,11 @@ func (e *Engine) union(t *Trace, set *keepSet, th otelsampling.Threshold, rv uin
 
 // probe returns the most permissive of th and the thresholds with which
 // the policies from the i-th on would sample t, evaluated as in Redecide:
-// they learn nothing and charge nothing; it adds their sets to set. With
-// sample_on_first_match, the first policy that samples decides, but a
-// later one that would keep t is part of t's probability of being kept.
-func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set *keepSet) (otelsampling.Threshold, uint8) {
+// they learn nothing and charge nothing; it adds their sets to set (and
+// split). With sample_on_first_match, the first policy that samples
+// decides, but a later one that would keep t is part of t's probability
+// of being kept.
+func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set *keepSet, split *classSplit) (otelsampling.Threshold, uint8) {
 	if th == otelsampling.AlwaysSampleThreshold {
 		return th, rv // set is full already
 	}
@@ -339,6 +351,9 @@ func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set
 		}
 		d := e.policies[i].Evaluate(t)
 		set.add(d)
+		if split != nil && d.hasSet() {
+			split.note(e.budget.classOf[i], &d)
+		}
 		if d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
 			th, rv = d.Threshold, d.rv
 		}
@@ -352,9 +367,16 @@ func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set
 // the budget's share taken, scaled by the head threshold. A probability of
 // 1 needs no randomness.
 func (e *Engine) keep(t *Trace, i int, th otelsampling.Threshold, rv uint8) Decision {
+	return e.keepSets(t, i, th, rv, nil, nil)
+}
+
+// keepSets is keep with the decision's sets: set, what the policies keep,
+// and split, the same by budget class (nil without a budget, and in rule
+// mode), from which the budget takes each class's share (budget.take).
+func (e *Engine) keepSets(t *Trace, i int, th otelsampling.Threshold, rv uint8, set *keepSet, split *classSplit) Decision {
 	if e.budget != nil {
 		var ok bool
-		if th, ok = e.budget.apply(t, i, th, e.randomness(t, rv)); !ok {
+		if th, rv, ok = e.budget.take(t, i, th, rv, set, split, e.salts); !ok {
 			return Decision{Verdict: NotSampled, Policy: e.names[i]}
 		}
 	}
