@@ -241,7 +241,9 @@ func (v ival) has(x uint64) bool { return x >= v.lo && x < v.hi }
 
 // measure fills p from the decision's sets; see the outcomes.
 func (p *splitParts) measure(t *Trace, set *keepSet, s *classSplit, salts []uint64) int {
-	if set == nil || set.inexact || set.survInexact || s.cx == 0 {
+	// A composite's derived randomness (set.derived) is not one of the
+	// axes: its set is not {R ≥ th} on the trace's own randomness.
+	if set == nil || set.inexact || set.survInexact || set.derived > 0 || s.cx == 0 {
 		return splitUnknown
 	}
 	var ax axes
