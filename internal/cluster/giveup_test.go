@@ -101,3 +101,48 @@ func TestHandOverToHungMemberGivesUp(t *testing.T) {
 	_, again := buf.countedSpans(t)
 	assert.Equal(t, 20, again, "given back as spans taken in once already (not counted again by RED)")
 }
+
+// TestShutdownWithHungMember: the gateway shuts down while the member
+// that owns its traces accepts the connection and never answers. Shutdown
+// keeps its deadline (handover.timeout is longer), and the traces the
+// handover took out are given back, to be decided here by the buffer's
+// shutdown, not left with the member.
+func TestShutdownWithHungMember(t *testing.T) {
+	n, buf, g := hungPair(t, 10*time.Second)
+	const deadline = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, n.Shutdown(ctx))
+	took := time.Since(start)
+	t.Logf("shutdown took %v with a %v deadline; spans given back: %d of 20; the member was called %d times",
+		took, deadline, givenBack(t, buf), g.calls.Load())
+	assert.Less(t, took, deadline+time.Second, "Shutdown keeps its deadline")
+	assert.Equal(t, 20, givenBack(t, buf), "the traces taken out for the hung member are given back")
+}
+
+// TestDecisionsToHungMemberNotHanded: a draining gateway hands its
+// decisions over at each sweep until every one went. A send to a member
+// that never answers only queued them, and they counted as handed over:
+// later sweeps did not send them again, and the router's queue dropped
+// them after its retries (the kept trace's late spans at the new owner
+// were then decided afresh). Not taken in time, they are refused now, and
+// the next sweep tries again.
+func TestDecisionsToHungMemberNotHanded(t *testing.T) {
+	g, addr := startHungGateway(t)
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addr}, 0
+	cfg.Handover.BytesPerSecond = 1 << 40
+	cfg.Handover.Timeout = 200 * time.Millisecond
+	buf := &decisionBuffer{}
+	obs := &decisionObserver{}
+	n, _ := runNode(t, cfg, buf, obs)
+	n.BeginDrain()
+	start := time.Now()
+	n.HandOver(context.Background())
+	took := time.Since(start)
+	t.Logf("handover took %v; decisions counted handed over: %d; the member was called %d times", took, obs.handed.Load(), g.calls.Load())
+	assert.Less(t, took, cfg.Handover.Timeout+time.Second, "the handover keeps its timeout")
+	assert.Zero(t, obs.handed.Load(), "a decision the member did not take is not handed over")
+	assert.False(t, n.decisionsHanded.Load(), "the next sweep hands the decisions over again")
+}
