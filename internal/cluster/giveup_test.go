@@ -146,3 +146,12 @@ func TestDecisionsToHungMemberNotHanded(t *testing.T) {
 	assert.Zero(t, obs.handed.Load(), "a decision the member did not take is not handed over")
 	assert.False(t, n.decisionsHanded.Load(), "the next sweep hands the decisions over again")
 }
+
+// TestCountTraces: a part a split gives back holds a trace's spans under
+// their scopes, not together: each trace counts once.
+func TestCountTraces(t *testing.T) {
+	var w routertest.Workload
+	traces, spans := countTraces(encode(t, w.Batch(10, 3)))
+	assert.Equal(t, 10, traces)
+	assert.Equal(t, 30, spans)
+}

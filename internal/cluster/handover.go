@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -193,19 +195,18 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 }
 
 // countTraces returns the traces and spans of buf, an encoded TracesData
-// the buffer made (its spans grouped by trace).
+// (a part of a chunk: a trace's spans may be apart, under their scopes).
 func countTraces(buf []byte) (traces, spans int) {
 	var b wire.Batch
 	if wire.Scan(buf, &b) != nil {
 		return 0, 0
 	}
-	var last [16]byte
+	ids := make([][16]byte, len(b.Spans))
 	for i := range b.Spans {
-		if id := b.Spans[i].TraceID; i == 0 || id != last {
-			traces, last = traces+1, id
-		}
+		ids[i] = b.Spans[i].TraceID
 	}
-	return traces, len(b.Spans)
+	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	return len(slices.Compact(ids)), len(b.Spans)
 }
 
 // giveBack returns traces (an encoded TracesData of n traces) that could
