@@ -74,6 +74,8 @@ func TestDecisionRVRecovered(t *testing.T) {
 	tr, err = s.Trace(ids[1])
 	require.NoError(t, err)
 	assert.Equal(t, Decision{Keep: true, Policy: "retroactive", Reason: "retroactive"}, tr.Decision)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	assert.Len(t, s.idx.rvs, 2, "the index holds the rvs of traces 1 and 5")
 }
 
