@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -15,6 +16,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/store"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // TestRestartKeepsRV: a trace kept on a derived randomness (a salt, not's
@@ -128,4 +131,30 @@ func idNumber(id [16]byte) uint64 {
 		n = n<<8 | uint64(b)
 	}
 	return n
+}
+
+// TestStoredDecisionRestoresMark: the store's record of a kept decision
+// gives back the mark its spans were sent with: th, th and rv, or a
+// supplement (a rescued trace another gateway handed over is recorded as
+// a keep by a late span, whatever decided it here).
+func TestStoredDecisionRestoresMark(t *testing.T) {
+	th, err := otelsampling.ProbabilityToThreshold(0.25)
+	require.NoError(t, err)
+	rnd, err := otelsampling.UnsignedToRandomness(0xabcdef)
+	require.NoError(t, err)
+	kept := sampling.Decision{Verdict: sampling.Sampled, Threshold: th, Policy: "p"}
+	for name, mark := range map[string]keptMark{
+		"th":      newKeptMark(th, otelsampling.Randomness{}, false),
+		"th, rv":  newKeptMark(th, rnd, true),
+		"rescued": supplementMark(th, sampling.SupplementRescue),
+		"retro":   supplementMark(th, sampling.SupplementRetro),
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := storedDecision(kept, mark.withRule(3), ReasonHandover)
+			assert.Equal(t, mark, restoredMark(d))
+			assert.Equal(t, mark.marker().Mark([]byte("vendor=x")), restoredMark(d).marker().Mark([]byte("vendor=x")))
+		})
+	}
+	dropped := storedDecision(sampling.Decision{Policy: "p"}, keptMark{}, ReasonQuiet)
+	assert.Equal(t, store.Decision{Policy: "p", Reason: ReasonQuiet}, dropped)
 }
