@@ -27,6 +27,19 @@ const (
 	flagRelayed
 	flagDemand
 	flagHandedOver
+	// flagMarks: each kept decision is followed by its mark word (markRV,
+	// markSupplement). Set only when some kept decision has a mark, so
+	// that decisions without one go in the form every version reads.
+	flagMarks
+)
+
+// A kept decision's mark word: the randomness its spans carry as rv (low
+// 56 bits) with markRV, and its supplement from markSupplementShift.
+const (
+	markRV              = 1 << 56
+	markSupplementShift = 57
+	markSupplementMask  = 3 << markSupplementShift
+	maxSupplement       = 2 // sampling.SupplementRetro
 )
 
 // maxFrom bounds Demand.From: a host:port.
@@ -37,6 +50,7 @@ const maxThreshold = 1 << 56
 
 const (
 	keptSize    = 16 + 8 // trace ID, threshold
+	markSize    = 8      // a kept decision's mark word, with flagMarks
 	droppedSize = 8      // trace ID hash
 )
 
@@ -78,16 +92,65 @@ type Decisions struct {
 // Len is the number of decisions.
 func (d *Decisions) Len() int { return len(d.Kept) + len(d.Dropped) }
 
-// Kept is a kept trace's decision.
+// Kept is a kept trace's decision: how its spans were marked, so that its
+// late spans at the new owner are marked the same (docs/policies/counts.md).
 type Kept struct {
 	ID        [16]byte
 	Threshold uint64 // the unsigned OpenTelemetry threshold (th)
+	// RV, with HasRV, is the randomness (56 bits) the trace was kept on
+	// when a policy derived it (a hash_salt, not's reflection, the
+	// union's R*): its spans carry it as an explicit rv next to th.
+	RV    uint64
+	HasRV bool
+	// Supplement, when not 0, is the sampling.Supplement its spans carry
+	// instead of th (a rescue, a retroactive keep: they count 0).
+	Supplement uint8
+}
+
+// marked reports whether k has a mark besides its threshold.
+func (k *Kept) marked() bool { return k.HasRV || k.Supplement != 0 }
+
+// marked reports whether some kept decision of d has a mark.
+func (d *Decisions) marked() bool {
+	for i := range d.Kept {
+		if d.Kept[i].marked() {
+			return true
+		}
+	}
+	return false
+}
+
+// word returns k's mark word.
+func (k *Kept) word() uint64 {
+	w := uint64(k.Supplement) << markSupplementShift
+	if k.HasRV {
+		w |= markRV | k.RV&(markRV-1)
+	}
+	return w
+}
+
+// setWord sets k's mark from word w.
+func (k *Kept) setWord(w uint64) error {
+	if w>>(markSupplementShift+2) != 0 || (w>>markSupplementShift)&3 > maxSupplement {
+		return fmt.Errorf("kept mark %#x out of range", w)
+	}
+	if w&markRV == 0 && w&(markRV-1) != 0 {
+		return fmt.Errorf("kept mark %#x: randomness without its flag", w)
+	}
+	k.Supplement = uint8((w & markSupplementMask) >> markSupplementShift)
+	k.HasRV, k.RV = w&markRV != 0, w&(markRV-1)
+	return nil
 }
 
 // AppendControl appends c to dst as a TracesData.resource_spans field, to be
 // the first of a request.
 func AppendControl(dst []byte, c *Control) []byte {
-	payload := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.Decisions.Kept)*keptSize+len(c.Decisions.Dropped)*droppedSize)
+	marks := c.Decisions.marked()
+	perKept := keptSize
+	if marks {
+		perKept += markSize
+	}
+	payload := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.Decisions.Kept)*perKept+len(c.Decisions.Dropped)*droppedSize)
 	var flags byte
 	if c.Forwarded || c.Relayed || c.HandedOver {
 		flags |= flagForwarded
@@ -101,6 +164,9 @@ func AppendControl(dst []byte, c *Control) []byte {
 	if c.Demand != nil {
 		flags |= flagDemand
 	}
+	if marks {
+		flags |= flagMarks
+	}
 	payload = append(payload, controlVersion, flags)
 	if d := c.Demand; d != nil {
 		payload = binary.AppendUvarint(payload, uint64(len(d.From)))
@@ -111,6 +177,9 @@ func AppendControl(dst []byte, c *Control) []byte {
 	for _, k := range c.Decisions.Kept {
 		payload = append(payload, k.ID[:]...)
 		payload = binary.LittleEndian.AppendUint64(payload, k.Threshold)
+		if marks {
+			payload = binary.LittleEndian.AppendUint64(payload, k.word())
+		}
 	}
 	payload = binary.AppendUvarint(payload, uint64(len(c.Decisions.Dropped)))
 	for _, h := range c.Decisions.Dropped {
@@ -211,7 +280,7 @@ func (c *Control) decode(p []byte) error {
 	if p[0] != controlVersion {
 		return fmt.Errorf("version %d, want %d", p[0], controlVersion)
 	}
-	if p[1]&^(flagForwarded|flagRelayed|flagDemand|flagHandedOver) != 0 {
+	if p[1]&^(flagForwarded|flagRelayed|flagDemand|flagHandedOver|flagMarks) != 0 {
 		return fmt.Errorf("unknown flags %#x", p[1])
 	}
 	c.Forwarded = p[1]&flagForwarded != 0
@@ -224,6 +293,10 @@ func (c *Control) decode(p []byte) error {
 		return errors.New("handed over without forwarded")
 	}
 	hasDemand := p[1]&flagDemand != 0
+	perKept := uint64(keptSize)
+	if p[1]&flagMarks != 0 {
+		perKept += markSize
+	}
 	p = p[2:]
 	if hasDemand {
 		var err error
@@ -232,7 +305,7 @@ func (c *Control) decode(p []byte) error {
 		}
 	}
 	nKept, n := binary.Uvarint(p)
-	if n <= 0 || nKept > uint64(len(p)-n)/keptSize {
+	if n <= 0 || nKept > uint64(len(p)-n)/perKept {
 		return errors.New("bad kept count")
 	}
 	p = p[n:]
@@ -245,7 +318,12 @@ func (c *Control) decode(p []byte) error {
 			if k.Threshold >= maxThreshold {
 				return fmt.Errorf("kept threshold %#x out of range", k.Threshold)
 			}
-			p = p[keptSize:]
+			if perKept > keptSize {
+				if err := k.setWord(binary.LittleEndian.Uint64(p[keptSize:])); err != nil {
+					return err
+				}
+			}
+			p = p[perKept:]
 		}
 	}
 	nDropped, n := binary.Uvarint(p)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,6 +32,16 @@ func TestControlRoundTrip(t *testing.T) {
 		{name: "decisions", c: Control{Decisions: Decisions{
 			Kept:    []Kept{{ID: [16]byte{1, 2, 3}, Threshold: 0}, {ID: [16]byte{9}, Threshold: 1<<56 - 1}},
 			Dropped: []uint64{7, 1 << 63},
+		}}},
+		{name: "decisions with marks", c: Control{Forwarded: true, Decisions: Decisions{
+			Kept: []Kept{
+				{ID: [16]byte{1}, Threshold: 1 << 55, RV: 1<<56 - 1, HasRV: true},
+				{ID: [16]byte{2}, Threshold: 3, RV: 0, HasRV: true},
+				{ID: [16]byte{3}, Supplement: 1},
+				{ID: [16]byte{4}, Supplement: 2},
+				{ID: [16]byte{5}, Threshold: 9},
+			},
+			Dropped: []uint64{7},
 		}}},
 		{name: "demand", c: Control{Demand: &Demand{From: "10.0.0.5:4317", PerSecond: 123.5}}},
 		{name: "demand and decisions", c: Control{Forwarded: true, Demand: &Demand{From: "gw:1"}, Decisions: Decisions{Dropped: []uint64{3}}}},
@@ -104,6 +115,10 @@ func TestSplitControlMalformed(t *testing.T) {
 		{name: "negative demand", payload: []byte{controlVersion, flagDemand, 1, 'a', 0, 0, 0, 0, 0, 0, 0xf0, 0xbf, 0, 0}},
 		{name: "NaN demand", payload: []byte{controlVersion, flagDemand, 0, 1, 0, 0, 0, 0, 0, 0xf8, 0x7f, 0, 0}},
 		{name: "threshold", payload: append([]byte{controlVersion, 0, 1}, append(make([]byte, 16), 0, 0, 0, 0, 0, 0, 0, 1, 0)...)},
+		{name: "kept without its mark", payload: append([]byte{controlVersion, flagMarks, 1}, append(make([]byte, 16+8), 0)...)},
+		{name: "mark past its bits", payload: markedPayload(1 << 59)},
+		{name: "unknown supplement", payload: markedPayload(3 << markSupplementShift)},
+		{name: "randomness without its flag", payload: markedPayload(5)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +131,37 @@ func TestSplitControlMalformed(t *testing.T) {
 	}
 }
 
+// markedPayload is a control payload of one kept decision with mark word w.
+func markedPayload(w uint64) []byte {
+	p := append([]byte{controlVersion, flagMarks, 1}, make([]byte, 16+8)...)
+	p = binary.LittleEndian.AppendUint64(p, w)
+	return append(p, 0)
+}
+
+// TestControlAsOlderGatewaysWrite: decisions as a gateway before the kept
+// decisions' marks writes them (no flagMarks, 24 bytes a kept decision)
+// decode to kept decisions without marks; and decisions without marks are
+// written that way, so that older gateways read them.
+func TestControlAsOlderGatewaysWrite(t *testing.T) {
+	p := []byte{controlVersion, flagForwarded, 1}
+	p = append(p, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6)
+	p = binary.LittleEndian.AppendUint64(p, 1<<55)
+	p = append(p, 1)
+	p = binary.LittleEndian.AppendUint64(p, 42)
+	td := ptrace.NewTraces()
+	td.ResourceSpans().AppendEmpty().Resource().Attributes().PutEmptyBytes(ControlKey).FromRaw(p)
+	buf := encode(t, td)
+	c, _, ok, err := SplitControl(buf)
+	require.NoError(t, err)
+	require.True(t, ok)
+	want := Control{Forwarded: true, Decisions: Decisions{
+		Kept:    []Kept{{ID: [16]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6}, Threshold: 1 << 55}},
+		Dropped: []uint64{42},
+	}}
+	assert.Equal(t, want, c)
+	assert.Equal(t, p, controlBytes(AppendControl(nil, &want)), "unmarked decisions are written as older gateways read them")
+}
+
 // FuzzSplitControl: no input panics; what decodes encodes back the same.
 func FuzzSplitControl(f *testing.F) {
 	f.Add(AppendControl(nil, &Control{Forwarded: true}))
@@ -123,6 +169,9 @@ func FuzzSplitControl(f *testing.F) {
 	f.Add(AppendControl(nil, &Control{Forwarded: true, Relayed: true, HandedOver: true}))
 	f.Add(AppendControl(nil, &Control{Decisions: Decisions{Kept: []Kept{{ID: [16]byte{1}, Threshold: 5}}, Dropped: []uint64{3}}}))
 	f.Add(AppendControl(nil, &Control{Demand: &Demand{From: "a:1", PerSecond: 2}}))
+	f.Add(AppendControl(nil, &Control{Forwarded: true, Decisions: Decisions{Kept: []Kept{
+		{ID: [16]byte{1}, Threshold: 5, RV: 77, HasRV: true}, {ID: [16]byte{2}, Supplement: 1}, {ID: [16]byte{3}},
+	}}}))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		c, _, ok, err := SplitControl(buf)

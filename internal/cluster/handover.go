@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
 // HandOver hands the traces buffered here that this gateway no longer owns
@@ -14,9 +17,12 @@ import (
 // changed: decisions first, so that the late spans that follow the traces
 // find them. It is bounded by handover.timeout and handover.max_bytes and
 // paced at handover.bytes_per_second; what it does not hand over stays in
-// the buffer and is decided here, and what a send refuses is given back to
-// the buffer. It runs after the member set settled, and at shutdown, when
-// this gateway owns nothing any more.
+// the buffer and is decided here. Its sends do not go through the router's
+// queues: each waits for the member's answer, at most the router's send
+// timeout and what is left of handover.timeout, and what a member did not
+// take (refused, or not answered in time) is given back to the buffer.
+// It runs after the member set settled, and at shutdown, when this
+// gateway owns nothing any more.
 func (n *Node) HandOver(ctx context.Context) {
 	n.handoverMu.Lock()
 	defer n.handoverMu.Unlock()
@@ -26,8 +32,8 @@ func (n *Node) HandOver(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Handover.Timeout)
 	defer cancel()
-	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes}
 	start := n.clock.Now()
+	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes, next: start}
 	// A draining gateway learns no new decision of others' traces: the
 	// decisions it handed over once need not go again. Until every one
 	// went (a send refused some, or the handover stopped), each sweep
@@ -63,7 +69,8 @@ func (n *Node) HandOver(ctx context.Context) {
 type handover struct {
 	n      *Node
 	others *ring.Ring
-	budget int64 // bytes left under max_bytes
+	budget int64     // bytes left under max_bytes
+	next   time.Time // when the pace lets the next send go
 
 	traceCount, decisionCount, local int
 }
@@ -81,18 +88,22 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 	if err != nil {
 		return false, false
 	}
-	refused, ok := h.n.sendDecisions(ctx, h.others, &d, Control{Forwarded: true}, h.pace, func(p *Decisions) {
+	refused, ok := h.n.sendDecisions(ctx, h.others, &d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
 		h.decisionCount += p.Len()
 	})
 	return ok, ok && refused.Len() == 0
 }
 
-// sendDecisions sends d to the owners of its traces in others, in requests
-// of at most a handover chunk, each behind ctl with its part of d. pace,
-// when not nil, is charged each request first and ends the sends when it
-// returns false. The decisions a send refuses are returned (they stay
-// remembered where they were); sent is told each part that went.
+// sendDecisions sends d to the owners of its traces in others with send
+// (the router's SendNow, which waits for the member's answer, or Send,
+// which queues), in requests of at most a handover chunk, each behind ctl
+// with its part of d. pace, when not nil, is charged each request first
+// and ends the sends when it returns false. The decisions a send refuses
+// are returned (they stay remembered where they were), with the rest of
+// that owner's, which are not tried once a send to it failed; sent is
+// told each part that went.
 func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decisions, ctl Control,
+	send func(ctx context.Context, member string, data []byte) error,
 	pace func(ctx context.Context, bytes int) bool, sent func(*Decisions),
 ) (refused Decisions, ok bool) {
 	byOwner := make(map[int]*Decisions)
@@ -124,11 +135,13 @@ func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decision
 				return refused, false
 			}
 			member := others.Members()[owner]
-			if err := n.router.Send(ctx, member, data, 0); err != nil {
+			if err := send(ctx, member, data); err != nil {
 				n.logger.Debug("Decisions not handed over", zap.String("member", member), zap.Error(err))
-				refused.Kept = append(refused.Kept, part.Decisions.Kept...)
-				refused.Dropped = append(refused.Dropped, part.Decisions.Dropped...)
-				continue
+				// A member that did not take one part would keep the
+				// next ones waiting as long (one that never answers).
+				refused.Kept = append(append(refused.Kept, part.Decisions.Kept...), all.Kept...)
+				refused.Dropped = append(append(refused.Dropped, part.Decisions.Dropped...), all.Dropped...)
+				break
 			}
 			if sent != nil {
 				sent(&part.Decisions)
@@ -155,40 +168,75 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			return true
 		}
 		if !h.pace(ctx, len(f.Traces)) {
-			h.giveBack(f)
+			h.giveBack(f.Traces, f.NTraces)
 			return false
 		}
 		// Marked handed over: the owner does not count them again (RED).
-		if err := h.n.router.RouteWith(ctx, f.Traces, h.n.handOver); err != nil {
+		// Each member's part waits for its answer: what a member did not
+		// take is decided here, not left in a queue that retries it.
+		left := h.n.router.RouteNow(ctx, f.Traces, h.n.handOver)
+		traces, spans, bytes := f.NTraces, f.Spans, len(f.Traces)
+		for _, l := range left {
 			// The next chunks would fail the same way: the rest stays here.
-			h.n.logger.Debug("Traces not handed over; deciding them here", zap.Error(err))
-			h.giveBack(f)
+			h.n.logger.Debug("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err))
+			t, s := countTraces(l.Data)
+			h.giveBack(l.Data, t)
+			traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
+		}
+		if traces > 0 {
+			h.traceCount += traces
+			h.n.obs.HandedOver(ctx, traces, spans, bytes)
+		}
+		if len(left) > 0 {
 			return false
 		}
-		h.traceCount += f.NTraces
-		h.n.obs.HandedOver(ctx, f.NTraces, f.Spans, len(f.Traces))
 	}
 	return true
 }
 
-// giveBack returns traces that could not be handed over to the buffer, to be
-// decided here.
-func (h *handover) giveBack(f Foreign) {
-	h.local += f.NTraces
-	h.n.obs.DecidedLocally(context.Background(), f.NTraces)
+// countTraces returns the traces and spans of buf, an encoded TracesData
+// (a part of a chunk: a trace's spans may be apart, under their scopes).
+func countTraces(buf []byte) (traces, spans int) {
+	var b wire.Batch
+	if wire.Scan(buf, &b) != nil {
+		return 0, 0
+	}
+	ids := make([][16]byte, len(b.Spans))
+	for i := range b.Spans {
+		ids[i] = b.Spans[i].TraceID
+	}
+	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	return len(slices.Compact(ids)), len(b.Spans)
+}
+
+// giveBack returns traces (an encoded TracesData of n traces) that could
+// not be handed over to the buffer, to be decided here.
+func (h *handover) giveBack(traces []byte, n int) {
+	h.local += n
+	h.n.obs.DecidedLocally(context.Background(), n)
 	// Not bounded by the handover's ctx: these traces are not lost. They
 	// were counted (RED) when this gateway first took them in.
-	if _, err := h.n.buf.IngestAgain(context.Background(), f.Traces, nil); err != nil {
-		h.n.logger.Error("Traces that could not be handed over were not taken back", zap.Int("traces", f.NTraces), zap.Error(err))
+	if _, err := h.n.buf.IngestAgain(context.Background(), traces, nil); err != nil {
+		h.n.logger.Error("Traces that could not be handed over were not taken back", zap.Int("traces", n), zap.Error(err))
 	}
 }
 
-// pace charges bytes to the budget and waits what the rate limit asks. It
-// returns false when ctx ended first.
+// pace charges bytes to the budget and waits what the rate limit asks:
+// a send of bytes goes bytes/bytes_per_second after the one before it was
+// let go, the time that one took to be answered counted in (the sends
+// wait for their answers). It returns false when ctx ended first.
 func (h *handover) pace(ctx context.Context, bytes int) bool {
 	h.budget -= int64(bytes)
-	d := time.Duration(float64(bytes) / float64(h.n.cfg.Handover.BytesPerSecond) * float64(time.Second))
-	if d < time.Millisecond {
+	now := h.n.clock.Now()
+	per := time.Duration(float64(bytes) / float64(h.n.cfg.Handover.BytesPerSecond) * float64(time.Second))
+	if per < time.Millisecond {
+		return ctx.Err() == nil // too small to pace
+	}
+	// A send that took longer than its own time goes on at once; there is
+	// no credit beyond that (no burst after a pause).
+	h.next = maxTime(h.next, now.Add(-per)).Add(per)
+	d := h.next.Sub(now)
+	if d <= 0 {
 		return ctx.Err() == nil
 	}
 	t := h.n.clock.NewTimer(d)
@@ -199,4 +247,11 @@ func (h *handover) pace(ctx context.Context, bytes int) bool {
 	case <-t.C():
 		return true
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -29,17 +29,28 @@ func (n *Node) reprefix(data []byte) []byte {
 	return n.prefix(c.Relayed, c.HandedOver)
 }
 
-// downgrade is the router's Downgrade: a gateway of a version before the
-// handed-over mark refuses a control that carries it (unknown flag), and
-// would lose the traces of a handover during an upgrade; they go to it
-// again marked forwarded only, to be counted (RED) there a second time,
-// as before the mark.
+// downgrade is the router's Downgrade: a gateway of an older version
+// refuses a control with a mark it does not know (unknown flag), and would
+// lose what comes with it during an upgrade. It gets the control again in
+// the form every version reads:
+//   - handed-over traces marked forwarded only (the handed-over mark),
+//     to be counted (RED) there a second time, as before the mark;
+//   - kept decisions with their threshold only (their marks: rv, a
+//     supplement), their late spans there marked with th alone, as
+//     before the marks.
 func downgrade(data []byte) []byte {
 	c, rest, ok, err := SplitControl(data)
-	if !ok || err != nil || !c.HandedOver {
+	if !ok || err != nil || !c.HandedOver && !c.Decisions.marked() {
 		return nil
 	}
 	c.HandedOver = false
+	if c.Decisions.marked() {
+		kept := make([]Kept, len(c.Decisions.Kept))
+		for i, k := range c.Decisions.Kept {
+			kept[i] = Kept{ID: k.ID, Threshold: k.Threshold}
+		}
+		c.Decisions.Kept = kept
+	}
 	return append(AppendControl(nil, &c), rest...)
 }
 

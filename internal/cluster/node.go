@@ -311,7 +311,11 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 // relayed, and remembers only those a send refused.
 func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) error {
 	if v := n.view.Load(); relay && v != nil && v.others.Len() > 0 {
-		refused, _ := n.sendDecisions(ctx, v.others, d, Control{Forwarded: true, Relayed: true}, nil, nil)
+		// Queued: the request that brought them does not wait for them.
+		queue := func(ctx context.Context, member string, data []byte) error {
+			return n.router.Send(ctx, member, data, 0)
+		}
+		refused, _ := n.sendDecisions(ctx, v.others, d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
 		if refused.Len() == 0 {
 			return nil
 		}
@@ -394,8 +398,9 @@ func (n *Node) Drain(ctx context.Context) {
 func (n *Node) DrainPeriod() time.Duration { return n.cfg.Drain }
 
 // Shutdown begins the drain if it has not, hands the whole buffer over
-// (when handover is on), then stops the watcher and the router, whose
-// queues are sent within ctx. The buffer decides what is left in it.
+// (when handover is on) in at most half the time ctx leaves, then stops
+// the watcher and the router, whose queues are sent within ctx. The
+// buffer decides what is left in it.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
@@ -409,11 +414,25 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			}
 		}
 		if n.cfg.Handover.Enabled && n.view.Load() != nil {
-			n.HandOver(ctx)
+			// Half the time left at most: the router's queues (spans
+			// forwarded as they came) are sent in the rest. A member that
+			// never answers holds a send that long, and what it did not
+			// take is given back to the buffer.
+			hctx, cancel := halfLeft(ctx)
+			n.HandOver(hctx)
+			cancel()
 		}
 		err = errors.Join(n.watcher.Shutdown(ctx), n.router.Shutdown(ctx))
 	})
 	return err
+}
+
+// halfLeft is ctx bounded by half the time it leaves, if it has a deadline.
+func halfLeft(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithTimeout(ctx, time.Until(d)/2)
+	}
+	return context.WithCancel(ctx)
 }
 
 // routerObserver counts forwarded spans; the router's member counts are the

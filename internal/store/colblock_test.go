@@ -49,7 +49,7 @@ func workloadBlock(t testing.TB, shape string, n int) ([]byte, int) {
 		start := len(raw)
 		raw = appendSpansFrame(raw, int64(k), req)
 		sealFrame(raw[start:], uint64(2*k+1))
-		body, _ := decisionsBody(nil, [][16]byte{{byte(k)}}, []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}, nil)
+		body, _ := decisionsBody(nil, [][16]byte{{byte(k)}}, []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}, nil, false)
 		raw = appendFrame(raw, kindDecisions, uint64(2*k+2), int64(k), body)
 		spans += rec.Spans[k]
 	}
@@ -185,7 +185,7 @@ func FuzzColumnarRoundTrip(f *testing.F) {
 	// Small seeds (a large one makes the fuzzer's minimizing stall).
 	raw := appendSpansFrame(nil, 1, pbRequest(pbSpan(pbField(8, protowire.Fixed64Type, pbTime...)), pbSpan(pbField(4, protowire.BytesType, 8, 7, 6, 5, 4, 3, 2, 1))))
 	sealFrame(raw, 1)
-	body, _ := decisionsBody(nil, [][16]byte{{1}}, []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}, nil)
+	body, _ := decisionsBody(nil, [][16]byte{{1}}, []Decision{{Keep: true, Policy: "errors", Reason: "quiet"}}, nil, false)
 	raw = appendFrame(raw, kindDecisions, 2, 3, body)
 	f.Add(raw)
 	f.Add(raw[:len(raw)/3])

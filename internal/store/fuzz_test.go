@@ -7,15 +7,19 @@ import (
 // FuzzParseRecords: the segment record parser never panics, never reads past
 // its input, and what it accepts re-encodes to the same bytes.
 func FuzzParseRecords(f *testing.F) {
-	var seed []byte
+	var seed []byte // every kind
 	seed = appendFrame(seed, KindSpans, 1, 2, spansBody(nil, [][16]byte{{1}}, []byte{10, 0}))
 	seed = appendFrame(seed, KindDecision, 2, 3, decisionBody(nil, [16]byte{1}, Decision{Keep: true, Threshold: 7, Policy: "errors", Reason: "quiet"}))
 	seed = appendFrame(seed, KindDelivered, 3, 4, deliveredBody(nil, [][16]byte{{1}, {2}}))
 	seed = appendFrame(seed, kindRequest, 4, 5, []byte{10, 0})
 	body, _ := decisionsBody(nil, [][16]byte{{1}, {2}, {3}}, []Decision{
 		{Keep: true, Policy: "errors", Reason: "quiet"}, {Threshold: 1 << 55, Policy: "baseline", Reason: "quiet"}, {Policy: "errors"},
-	}, nil)
+	}, nil, false)
 	seed = appendFrame(seed, kindDecisions, 5, 6, body)
+	body, _ = decisionsBody(nil, [][16]byte{{4}, {5}}, []Decision{
+		{Keep: true, Threshold: 1 << 55, RV: 1<<56 - 1, HasRV: true, Policy: "baseline", Reason: "quiet"}, {Policy: "errors"},
+	}, nil, true)
+	seed = appendFrame(seed, kindDecisionsRV, 6, 6, body)
 	start := len(seed)
 	seed = appendSpansFrame(seed, 7, []byte{10, 0})
 	sealFrame(seed[start:], 6)
@@ -30,8 +34,14 @@ func FuzzParseRecords(f *testing.F) {
 			if r.BatchLen > 0 {
 				batchIDs, batch = append(batchIDs, r.IDs[0]), append(batch, r.Decision)
 				if r.BatchIndex == r.BatchLen-1 {
-					body, _ := decisionsBody(nil, batchIDs, batch, nil)
-					again = appendFrame(again, kindDecisions, r.Seq, r.Time, body)
+					// A kind 7 record whose decisions have no rv
+					// re-encodes as kind 5, shorter.
+					kind, withRV := kindDecisions, anyRV(batch)
+					if withRV {
+						kind = kindDecisionsRV
+					}
+					body, _ := decisionsBody(nil, batchIDs, batch, nil, withRV)
+					again = appendFrame(again, kind, r.Seq, r.Time, body)
 					batchIDs, batch = batchIDs[:0], batch[:0]
 				}
 				return nil

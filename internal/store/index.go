@@ -18,6 +18,7 @@ const (
 	flagDecided uint8 = 1 << iota
 	flagKeep
 	flagDelivered
+	flagRV // the decision has an rv, in index.rvs
 )
 
 // maxRefs is the most blocks an entry refers to. It was 255 (a uint8),
@@ -63,12 +64,16 @@ type index struct {
 	lastSeg uint32
 	names   []string
 	nameID  map[string]uint16
+	// rvs holds the rv of the decisions that have one (flagRV), by
+	// entry: few traces (kept on a derived randomness), so a side map
+	// rather than 8 more bytes in every entry.
+	rvs map[*entry]uint64
 }
 
 func newIndex() *index {
 	return &index{
 		slots: make(map[[16]byte]uint32), more: make(map[[16]byte][]ref), bySeg: make(map[uint32]*segIDs),
-		names: []string{""}, nameID: map[string]uint16{"": 0},
+		names: []string{""}, nameID: map[string]uint16{"": 0}, rvs: make(map[*entry]uint64),
 	}
 }
 
@@ -127,9 +132,25 @@ func (x *index) intern(s string) uint16 {
 
 // decision returns the entry's decision.
 func (x *index) decision(e *entry) Decision {
-	return Decision{
+	d := Decision{
 		Keep: e.flags&flagKeep != 0, Threshold: e.threshold,
 		Policy: x.names[e.policy], Reason: x.names[e.reason],
+	}
+	if e.flags&flagRV != 0 {
+		d.RV, d.HasRV = x.rvs[e], true
+	}
+	return d
+}
+
+// setRV sets or clears the rv of e's decision.
+func (x *index) setRV(e *entry, rv uint64, has bool) {
+	switch {
+	case has:
+		x.rvs[e] = rv
+		e.flags |= flagRV
+	case e.flags&flagRV != 0:
+		delete(x.rvs, e)
+		e.flags &^= flagRV
 	}
 }
 
@@ -204,6 +225,7 @@ func (x *index) apply(r *Record, at ref) {
 				e.flags |= flagKeep
 			}
 			e.threshold, e.policy, e.reason = d.Threshold, x.intern(d.Policy), x.intern(d.Reason)
+			x.setRV(e, d.RV, d.HasRV)
 		case KindDelivered:
 			e.flags |= flagDelivered
 		}
@@ -261,6 +283,7 @@ func (x *index) without(id [16]byte, e *entry, seg uint32, refs []ref) []ref {
 // forget deletes trace id.
 func (x *index) forget(id [16]byte) {
 	if i, ok := x.slots[id]; ok {
+		x.setRV(x.ent(i), 0, false)
 		delete(x.slots, id)
 		x.free = append(x.free, i)
 	}

@@ -41,6 +41,12 @@ const (
 	// the CRC of every request a second time was about 4 % of the
 	// store's CPU. Read only inside a block.
 	kindBlockRequest byte = 6
+	// kindDecisionsRV is kind 5 with, after each decision, a uvarint:
+	// 0, or the randomness (rv) the trace was kept on plus 1 (Decision.RV).
+	// The writer uses it only for a batch where some decision has one, so
+	// that a store without such decisions stays readable by the versions
+	// before it.
+	kindDecisionsRV byte = 7
 )
 
 // frameHeader is a record's frame: u32 payload length, u32 CRC-32C of the
@@ -81,8 +87,27 @@ type Record struct {
 type Decision struct {
 	Keep      bool
 	Threshold uint64 // OpenTelemetry threshold, unsigned form
-	Policy    string
-	Reason    string
+	// RV, with HasRV, is the randomness (56 bits) a kept trace was kept
+	// on when a policy derived it (a hash_salt, not's reflection, the
+	// union's R*): its spans carry it as an explicit rv next to th.
+	RV     uint64
+	HasRV  bool
+	Policy string
+	Reason string
+}
+
+// maxRV bounds Decision.RV: 56 bits.
+const maxRV = 1 << 56
+
+// anyRV reports whether some decision of decs has an rv: a decisions
+// record of them is kind 7.
+func anyRV(decs []Decision) bool {
+	for i := range decs {
+		if decs[i].HasRV {
+			return true
+		}
+	}
+	return false
 }
 
 // errTruncated reports a record cut short: the rest of the buffer is not a
@@ -167,8 +192,9 @@ func decisionBody(dst []byte, id [16]byte, d Decision) []byte {
 // decisionsBody is the body of a decisions record (kind 5): uvarint count
 // of names, the names (uvarint length, bytes), uvarint count of decisions,
 // then each decision: trace ID, keep byte, uvarint threshold, uvarint
-// policy name index, uvarint reason name index. names is scratch space.
-func decisionsBody(dst []byte, ids [][16]byte, decs []Decision, names []string) ([]byte, []string) {
+// policy name index, uvarint reason name index, and, with withRV (kind 7),
+// uvarint rv + 1 or 0. names is scratch space.
+func decisionsBody(dst []byte, ids [][16]byte, decs []Decision, names []string, withRV bool) ([]byte, []string) {
 	names = names[:0]
 	index := func(s string) int {
 		for i, n := range names {
@@ -200,6 +226,13 @@ func decisionsBody(dst []byte, ids [][16]byte, decs []Decision, names []string) 
 		dst = binary.AppendUvarint(dst, d.Threshold)
 		dst = binary.AppendUvarint(dst, uint64(index(d.Policy)))
 		dst = binary.AppendUvarint(dst, uint64(index(d.Reason)))
+		if withRV {
+			var rv uint64
+			if d.HasRV {
+				rv = d.RV&(maxRV-1) + 1
+			}
+			dst = binary.AppendUvarint(dst, rv)
+		}
 	}
 	return dst, names
 }
@@ -243,7 +276,7 @@ func parseRecords(buf []byte, inBlock bool, f func(*Record) error) (int, error) 
 		if !unchecked && crc32.Checksum(payload, castagnoli) != crc {
 			return off, fmt.Errorf("record at %d: checksum mismatch", off)
 		}
-		if payload[0] == kindDecisions {
+		if payload[0] == kindDecisions || payload[0] == kindDecisionsRV {
 			if err := parseDecisions(payload, &r, f); err != nil {
 				return off, fmt.Errorf("record at %d: %w", off, err)
 			}
@@ -287,9 +320,10 @@ func parsePayload(p []byte, r *Record) error {
 	return nil
 }
 
-// parseDecisions checks a decisions record (kind 5) whole, then calls f
-// with each of its decisions, as a decision record.
+// parseDecisions checks a decisions record (kind 5 or 7) whole, then calls
+// f with each of its decisions, as a decision record.
 func parseDecisions(p []byte, r *Record, f func(*Record) error) error {
+	withRV := p[0] == kindDecisionsRV
 	seq, t := binary.LittleEndian.Uint64(p[1:]), int64(binary.LittleEndian.Uint64(p[9:]))
 	body := p[payloadHeader:]
 	count, n := binary.Uvarint(body)
@@ -313,7 +347,7 @@ func parseDecisions(p []byte, r *Record, f func(*Record) error) error {
 	decs := body
 	// Check every decision before handing any on.
 	for range count {
-		if _, body = parseBatchDecision(body, names); body == nil {
+		if _, body = parseBatchDecision(body, names, withRV); body == nil {
 			return errors.New("decisions record: bad decision")
 		}
 	}
@@ -323,7 +357,7 @@ func parseDecisions(p []byte, r *Record, f func(*Record) error) error {
 	for i := range int(count) {
 		var d Decision
 		id := [16]byte(decs[:16])
-		d, decs = parseBatchDecision(decs, names)
+		d, decs = parseBatchDecision(decs, names, withRV)
 		*r = Record{Kind: KindDecision, Seq: seq, Time: t, IDs: append(r.IDs[:0], id), Decision: d, BatchIndex: i, BatchLen: int(count)}
 		if err := f(r); err != nil {
 			return err
@@ -332,9 +366,9 @@ func parseDecisions(p []byte, r *Record, f func(*Record) error) error {
 	return nil
 }
 
-// parseBatchDecision parses one decision of a decisions record; the rest is
-// nil when it is malformed.
-func parseBatchDecision(b []byte, names []string) (Decision, []byte) {
+// parseBatchDecision parses one decision of a decisions record (kind 7
+// with withRV); the rest is nil when it is malformed.
+func parseBatchDecision(b []byte, names []string, withRV bool) (Decision, []byte) {
 	if len(b) < 16+1 {
 		return Decision{}, nil
 	}
@@ -350,6 +384,15 @@ func parseBatchDecision(b []byte, names []string) (Decision, []byte) {
 			return Decision{}, nil
 		}
 		*name = names[i]
+	}
+	if withRV {
+		var rv uint64
+		if rv, b, ok = uvarint(b); !ok || rv > maxRV {
+			return Decision{}, nil
+		}
+		if rv > 0 {
+			d.RV, d.HasRV = rv-1, true
+		}
 	}
 	if b == nil {
 		b = []byte{}

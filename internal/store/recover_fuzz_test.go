@@ -32,9 +32,11 @@ func FuzzRecoverSegment(f *testing.F) {
 	records = appendFrame(records, KindSpans, 1, 2, spansBody(nil, [][16]byte{id}, pbRequest(pbSpan())))
 	records = appendFrame(records, KindDecision, 2, 3, decisionBody(nil, id, Decision{Keep: true, Policy: "errors", Reason: "quiet"}))
 	records = appendFrame(records, KindDelivered, 3, 4, deliveredBody(nil, [][16]byte{id}))
+	decs, _ := decisionsBody(nil, [][16]byte{id}, []Decision{{Keep: true, Threshold: 7, RV: 0xabc, HasRV: true, Policy: "salted", Reason: "quiet"}}, nil, true)
+	records = appendFrame(records, kindDecisionsRV, 4, 4, decs)
 	start := len(records)
 	records = appendSpansFrame(records, 4, pbRequest(pbSpan(), pbSpan()))
-	sealFrame(records[start:], 4)
+	sealFrame(records[start:], 5)
 	for kind := range 3 { // zstd, s2, s2col
 		f.Add(uint8(kind), records, []byte(nil), uint16(0))
 		f.Add(uint8(kind), records, []byte{1, 2, 3}, uint16(7))

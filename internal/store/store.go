@@ -314,6 +314,9 @@ func (s *Store) AppendSpansOwned(ids [][16]byte, req []byte) bool {
 
 // AppendDecision records a decision on trace id.
 func (s *Store) AppendDecision(id [16]byte, d Decision) bool {
+	if d.HasRV { // a kind 2 record has no rv: a batch of one
+		return s.AppendDecisions([][16]byte{id}, []Decision{d})
+	}
 	return s.enqueue(item{kind: KindDecision, t: s.now(), ids: [][16]byte{id}, dec: d})
 }
 

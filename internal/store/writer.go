@@ -132,10 +132,14 @@ func (s *Store) writeBatch(first item) {
 			}
 		case KindDecision:
 			if it.decs != nil {
-				// One record for the batch (kind 5), indexed decision by
-				// decision.
-				w.scratch, w.names = decisionsBody(w.scratch[:0], it.ids, it.decs, w.names)
-				raw = appendFrame(raw, kindDecisions, w.seq, it.t, w.scratch)
+				// One record for the batch (kind 5, or 7 with an rv),
+				// indexed decision by decision.
+				kind, withRV := kindDecisions, anyRV(it.decs)
+				if withRV {
+					kind = kindDecisionsRV
+				}
+				w.scratch, w.names = decisionsBody(w.scratch[:0], it.ids, it.decs, w.names, withRV)
+				raw = appendFrame(raw, kind, w.seq, it.t, w.scratch)
 				for k := range it.decs {
 					w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids[k : k+1], Decision: it.decs[k]})
 				}

@@ -20,8 +20,11 @@ type keptMark struct {
 	rv uint64 // the randomness's 56 bits with rvSet; 0 when the trace's own
 }
 
-// rvSet marks keptMark.rv as holding a randomness (56 bits, never this one).
-const rvSet = 1 << 63
+// rvSet marks keptMark.rv as holding a randomness (the 56 bits of rvMask).
+const (
+	rvSet  = 1 << 63
+	rvMask = 1<<56 - 1
+)
 
 // A supplement (sampling.Supplement: a rescue by a late span, or a
 // retroactive keep through the store's API) is kept in keptMark.rv's bits
@@ -71,16 +74,27 @@ func (m keptMark) threshold() otelsampling.Threshold {
 	return th
 }
 
+// supplement returns the supplement m marks spans with, 0 for none.
+func (m keptMark) supplement() sampling.Supplement {
+	return sampling.Supplement((m.rv & supplementMask) >> supplementShift)
+}
+
+// randomness returns the randomness (56 bits) m writes as rv, if any.
+func (m keptMark) randomness() (uint64, bool) {
+	return m.rv & rvMask, m.rv&rvSet != 0
+}
+
 // marker is the sampling.Marker that writes m into span tracestates.
 func (m keptMark) marker() sampling.Marker {
-	if why := sampling.Supplement((m.rv & supplementMask) >> supplementShift); why != 0 {
+	if why := m.supplement(); why != 0 {
 		return sampling.NewSupplementMarker(why)
 	}
 	th := m.threshold()
-	if m.rv&rvSet == 0 {
+	rv, ok := m.randomness()
+	if !ok {
 		return sampling.NewMarker(th)
 	}
-	rnd, _ := otelsampling.UnsignedToRandomness(m.rv &^ (rvSet | supplementMask))
+	rnd, _ := otelsampling.UnsignedToRandomness(rv)
 	return sampling.NewMarkerOn(th, rnd)
 }
 

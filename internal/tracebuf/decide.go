@@ -20,9 +20,17 @@ func (s *shard) decide(ctx context.Context, t *trace, reason string, now, lag in
 
 // decideAs is decide with t evaluated to d.
 func (s *shard) decideAs(ctx context.Context, t *trace, d sampling.Decision, reason string, now, lag int64) error {
+	return s.decideMarked(ctx, t, d, nil, reason, now, lag)
+}
+
+// decideMarked is decideAs where, when given is set and d keeps t, t's
+// spans are marked with given (a decision another gateway handed over:
+// its threshold and rv or supplement) instead of d's mark.
+func (s *shard) decideMarked(ctx context.Context, t *trace, d sampling.Decision, given *keptMark, reason string, now, lag int64) error {
 	hold := false
+	var mark keptMark
 	if d.Keep() {
-		s.keep(t, d, now, false)
+		mark = s.keep(t, d, given, now, false)
 	} else if reason != ReasonMemory {
 		// A trace dropped early for lack of memory is not remembered: its
 		// later spans start afresh and get a decision of their own, so an
@@ -30,7 +38,7 @@ func (s *shard) decideAs(ctx context.Context, t *trace, d sampling.Decision, rea
 		s.decided.dropped.add(t.hash, now)
 		hold = s.held.window > 0 && (reason == ReasonQuiet || reason == ReasonMaxWait)
 	}
-	s.forget(t, d, reason, now, lag, hold)
+	s.forget(t, d, mark, reason, now, lag, hold)
 	if s.out.due() {
 		return s.flushOut(ctx, false)
 	}
@@ -89,45 +97,54 @@ func (s *shard) evaluate(t *trace, again bool) sampling.Decision {
 }
 
 // keep remembers t as kept and appends its spans, marked with d's
-// threshold, to the output batch. rescued is set when a late span keeps a
-// trace the first decision dropped: its spans then carry the rescue
-// supplement marker instead, which counts 0 (the traces kept the first time
-// already stand for it), and so do its later late spans.
-func (s *shard) keep(t *trace, d sampling.Decision, now int64, rescued bool) {
+// threshold, to the output batch, and returns the mark. rescued is set
+// when a late span keeps a trace the first decision dropped: its spans
+// then carry the rescue supplement marker instead, which counts 0 (the
+// traces kept the first time already stand for it), and so do its later
+// late spans. given, when set, is the mark to use instead (decideMarked).
+func (s *shard) keep(t *trace, d sampling.Decision, given *keptMark, now int64, rescued bool) keptMark {
 	var mark keptMark
-	if rescued {
+	switch {
+	case given != nil:
+		mark = *given
+	case rescued:
 		mark = supplementMark(d.Threshold, sampling.SupplementRescue)
-	} else {
+	default:
 		rnd, hasRnd := s.deps.engine.Randomness(&t.sum, d)
 		mark = newKeptMark(d.Threshold, rnd, hasRnd)
 	}
+	supplement := mark.supplement() != 0
 	var attrs []byte
 	if s.annotate.on() {
 		mark = mark.withRule(s.annotate.index(d.Policy))
-		if rescued {
+		if supplement {
 			attrs = s.annotate.supplementAttrs(d.Policy)
 		} else {
 			attrs = s.annotate.attrs(d.Policy, d.Threshold)
 		}
 	}
 	s.decided.rememberKept(t.sum.ID, t.hash, mark)
-	m := s.deps.engine.Marker(&t.sum, d)
-	if rescued {
+	var m sampling.Marker
+	if given != nil || rescued {
 		m = mark.marker()
+	} else {
+		m = s.deps.engine.Marker(&t.sum, d)
 	}
 	at := s.out.mark()
 	if dups := s.appendTrace(&s.out, t, &m, attrs, now); dups > 0 {
 		s.deps.observer.Deduplicated(dups)
 	}
 	s.out.cutTrace(at, now)
+	return mark
 }
 
 // forget removes a decided trace from the shard's state, and frees its
-// records unless it is to be held for rescue.
-func (s *shard) forget(t *trace, d sampling.Decision, reason string, now, lag int64, hold bool) {
+// records unless it is to be held for rescue. mark is how a kept trace's
+// spans were marked.
+func (s *shard) forget(t *trace, d sampling.Decision, mark keptMark, reason string, now, lag int64, hold bool) {
 	s.due.decided(t, reason, now)
 	s.unlink(t)
-	s.recordDecision(t, d, reason)
+	s.recordDecision(t, d, mark, reason)
 	s.deps.observer.Decided(d.Policy, d.Keep(), t.sum.SpanCount, reason, time.Duration(now-t.first), time.Duration(lag))
 	s.counts.add(d.Policy, d.Keep(), t.sum.SpanCount)
 	if k, ok := s.deps.observer.(KeptObserver); ok && d.Keep() {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 
-	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
-
 	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/sampling"
 )
@@ -37,11 +35,11 @@ func (b *Buffer) TakeForeign(ctx context.Context, sh int, owns func(h uint64) bo
 // (the shared kept cache cannot be listed) and its dropped filter.
 func (b *Buffer) ForeignDecisions(ctx context.Context, sh int, owns func(h uint64) bool) (d cluster.Decisions, err error) {
 	err = b.inShard(ctx, sh, func(_ context.Context, s *shard) {
-		// The handover carries th only: a salted probabilistic trace's
-		// explicit rv stays here (its late spans at the new owner carry th).
+		// With its mark: th, and the rv or the supplement the trace's
+		// spans carry, which its late spans at the new owner carry too.
 		for i, id := range s.decided.ring.ids {
 			if !owns(hashID(&id)) {
-				d.Kept = append(d.Kept, cluster.Kept{ID: id, Threshold: s.decided.ring.marks[i].th & thMask})
+				d.Kept = append(d.Kept, s.decided.ring.marks[i].handed(id))
 			}
 		}
 		for _, gen := range s.decided.dropped.gens {
@@ -57,11 +55,12 @@ func (b *Buffer) ForeignDecisions(ctx context.Context, sh int, owns func(h uint6
 
 // IngestDecisions remembers decisions another gateway handed over, so that
 // the late spans of those traces follow them here: spans of a kept trace
-// are forwarded with its threshold, spans of a dropped one are dropped. A
-// kept trace buffered here undecided (its late spans came before its
-// decision: the agents switched to this owner first) is kept now, at the
-// handed threshold, as its late spans would have been; a dropped one keeps
-// its own course (an ERROR among its spans here still keeps them).
+// are forwarded marked as its first spans were (its threshold, and its rv
+// or supplement), spans of a dropped one are dropped. A kept trace
+// buffered here undecided (its late spans came before its decision: the
+// agents switched to this owner first) is kept now, marked so, as its late
+// spans would have been; a dropped one keeps its own course (an ERROR
+// among its spans here still keeps them).
 func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) error {
 	perShard := make([]cluster.Decisions, len(b.shards))
 	for _, k := range d.Kept {
@@ -80,11 +79,12 @@ func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) erro
 		err := b.inShard(ctx, i, func(ctx context.Context, s *shard) {
 			now := s.now()
 			for _, k := range mine.Kept {
+				mark := handedMark(&k)
 				if t, ok := s.traces[k.ID]; ok {
-					s.keepHandedOver(ctx, t, k.Threshold, now)
+					s.keepHandedOver(ctx, t, mark, now)
 					continue
 				}
-				s.decided.rememberKept(k.ID, hashID(&k.ID), keptMark{th: k.Threshold})
+				s.decided.rememberKept(k.ID, hashID(&k.ID), mark)
 			}
 			for _, h := range mine.Dropped {
 				s.decided.dropped.add(h, now)
@@ -104,15 +104,31 @@ const HandoverRule = "handover"
 // ReasonHandover is the reason of a decision handed over by another gateway.
 const ReasonHandover = "handover"
 
-// keepHandedOver decides t as kept at th, the threshold another gateway
-// kept its trace with.
-func (s *shard) keepHandedOver(ctx context.Context, t *trace, th uint64, now int64) {
-	threshold, err := otelsampling.UnsignedToThreshold(th & thMask)
-	if err != nil {
-		threshold = otelsampling.AlwaysSampleThreshold
+// keepHandedOver decides t as kept with mark, how another gateway marked
+// its trace's spans.
+func (s *shard) keepHandedOver(ctx context.Context, t *trace, mark keptMark, now int64) {
+	d := sampling.Decision{Verdict: sampling.Sampled, Threshold: mark.threshold(), Policy: HandoverRule}
+	s.logRefused(s.decideMarked(ctx, t, d, &mark, ReasonHandover, now, -1))
+}
+
+// handed returns the decision to hand over of trace id, kept with m.
+func (m keptMark) handed(id [16]byte) cluster.Kept {
+	k := cluster.Kept{ID: id, Threshold: m.th & thMask, Supplement: uint8(m.supplement())}
+	k.RV, k.HasRV = m.randomness()
+	return k
+}
+
+// handedMark is the mark of a kept decision another gateway handed over.
+// A supplement it does not know is marked with the threshold.
+func handedMark(k *cluster.Kept) keptMark {
+	m := keptMark{th: k.Threshold & thMask}
+	switch why := sampling.Supplement(k.Supplement); {
+	case why == sampling.SupplementRescue || why == sampling.SupplementRetro:
+		m.rv = uint64(why) << supplementShift
+	case k.HasRV:
+		m.rv = k.RV&rvMask | rvSet
 	}
-	d := sampling.Decision{Verdict: sampling.Sampled, Threshold: threshold, Policy: HandoverRule}
-	s.logRefused(s.decideAs(ctx, t, d, ReasonHandover, now, -1))
+	return m
 }
 
 // waitRefused is inShard's error when its wait for the shard ended first:

@@ -103,7 +103,7 @@ func (s *shard) takeHeld(ctx context.Context, batch *wire.Batch, now int64) (dro
 		if newError || t.sum.Duration() > before {
 			if d := s.evaluate(t, true); d.Keep() {
 				s.unhold(t)
-				s.keep(t, d, now, true)
+				s.keep(t, d, nil, now, true)
 				s.deps.observer.Rescued(d.Policy)
 				s.deps.observer.Late(true, 1) // it leaves with its trace
 				s.release(t)

@@ -165,18 +165,18 @@ type shardDecisions struct {
 	decs []store.Decision
 }
 
-// recordDecision notes the decision d taken on t for reason; flushStore
-// hands it to the store.
-func (s *shard) recordDecision(t *trace, d sampling.Decision, reason string) {
+// recordDecision notes the decision d taken on t for reason, mark being
+// how its spans were marked when d keeps it; flushStore hands it to the
+// store. The store keeps the rv of mark, and a supplement as the reason
+// that made it (restoredMark reads it back).
+func (s *shard) recordDecision(t *trace, d sampling.Decision, mark keptMark, reason string) {
 	if h := s.deps.store; h != nil {
 		if !d.Keep() {
 			s.rememberDropped(t)
 		}
 		p := &h.pending[s.id]
 		p.ids = append(p.ids, t.sum.ID)
-		p.decs = append(p.decs, store.Decision{
-			Keep: d.Keep(), Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: reason,
-		})
+		p.decs = append(p.decs, storedDecision(d, mark, reason))
 	}
 }
 

@@ -21,9 +21,8 @@ const ReasonLateSpan = "late_span"
 // restoredMark is how the spans of a trace kept under stored decision d
 // are marked after a restart, as they were before it: a rescue or a
 // retroactive keep as a supplement (counting 0), any other keep with its
-// threshold. The store does not record a derived randomness (a salted
-// probabilistic keep's rv): such a trace's spans sent after the restart
-// carry th alone.
+// threshold and, when a policy derived the randomness it was kept on (a
+// hash_salt, not's reflection, the union's R*), that randomness as rv.
 func restoredMark(d store.Decision) keptMark {
 	switch d.Reason {
 	case ReasonLateSpan:
@@ -31,7 +30,32 @@ func restoredMark(d store.Decision) keptMark {
 	case RetroactiveRule:
 		return keptMark{th: d.Threshold, rv: uint64(sampling.SupplementRetro) << supplementShift}
 	}
-	return keptMark{th: d.Threshold}
+	m := keptMark{th: d.Threshold}
+	if d.HasRV {
+		m.rv = d.RV&rvMask | rvSet
+	}
+	return m
+}
+
+// storedDecision is the store's record of decision d, taken for reason,
+// the trace's spans marked with mark when d keeps it: its rv, and a
+// supplement as the reason restoredMark reads it from (a rescued trace
+// another gateway handed over is recorded as a keep by a late span).
+func storedDecision(d sampling.Decision, mark keptMark, reason string) store.Decision {
+	sd := store.Decision{Keep: d.Keep(), Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: reason}
+	if !d.Keep() {
+		return sd
+	}
+	switch mark.supplement() {
+	case sampling.SupplementRescue:
+		sd.Reason = ReasonLateSpan
+	case sampling.SupplementRetro:
+		sd.Reason = RetroactiveRule
+	}
+	if rv, ok := mark.randomness(); ok {
+		sd.RV, sd.HasRV = rv, true
+	}
+	return sd
 }
 
 // markStored decodes a stored trace's request for the next consumer: each

@@ -1,0 +1,120 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Sends that bypass the members' queues, for a caller that must know what
+// a member took before it goes on: a gateway's handover (internal/cluster)
+// gives back what a member did not take, to be decided where it was. A
+// queued request to a member that accepts and never answers was retried
+// for up to exporterhelper's max_elapsed_time (5 minutes), then dropped,
+// and dropped too when the router shut down during a retry's back-off:
+// the queue tells its caller nothing, and calls no Fallback then.
+
+// Left is what a member did not take of a RouteNow: an encoded TracesData,
+// without the prefix, the caller's.
+type Left struct {
+	Member string // the member it was for
+	Data   []byte
+	Err    error // why it was not taken
+}
+
+// SendNow sends data, an encoded TracesData, to member at once, not
+// through its queue, and returns when the member answered, or when ctx
+// ended or Settings.Timeout passed: nil only when the member took it. A
+// member that refuses it as malformed (INVALID_ARGUMENT) gets
+// Settings.Downgrade's form once, as from its queue. A send cut short may
+// have been taken all the same.
+func (r *Router) SendNow(ctx context.Context, member string, data []byte) error {
+	st := r.state.Load()
+	if st == nil {
+		return ErrNoMembers
+	}
+	i := st.ring.Index(member)
+	if i < 0 {
+		return fmt.Errorf("%s is not a member", member)
+	}
+	return st.members[i].sendNow(ctx, data)
+}
+
+// RouteNow is RouteWith without the members' queues: each member's part
+// of buf, behind prefix, is sent at once (SendNow), the parts in parallel,
+// and RouteNow returns when each was answered or given up. It returns the
+// parts no member took (refused, not answered in time, the member found
+// down), without prefix; when no member is up for some span of buf, that
+// is buf whole, nothing sent. A part is not failed over to another member
+// once sent: a gateway's handover decides it where it was instead (the
+// other member does not own it either, and would hand it on in its own
+// handover).
+func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
+	st := r.state.Load()
+	if st == nil || st.ring.Len() == 0 {
+		return []Left{{Data: buf, Err: ErrNoMembers}}
+	}
+	s := r.splitters.Get().(*splitter)
+	s.maxBytes = r.cfg.MaxRequestBytes
+	parts, ok, err := s.split(buf, &targets{ring: st.ring, down: st.down, strict: true, prefix: prefix})
+	s.batch.Reset() // do not keep buf reachable from the pool
+	r.splitters.Put(s)
+	switch {
+	case err != nil:
+		return []Left{{Data: buf, Err: consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))}}
+	case !ok:
+		return []Left{{Data: buf, Err: errAllDown}}
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Go(func() { errs[i] = st.members[p.member].sendNow(ctx, p.data) })
+	}
+	wg.Wait()
+	var left []Left
+	for i, p := range parts {
+		m := st.members[p.member]
+		if errs[i] != nil {
+			left = append(left, Left{Member: m.addr, Data: p.data[len(prefix):], Err: errs[i]})
+			continue
+		}
+		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
+		putBuffer(p.data)
+	}
+	return left
+}
+
+// sendNow is SendNow to m.
+func (m *member) sendNow(ctx context.Context, data []byte) error {
+	if m.helper == nil || m.down.Load() {
+		return fmt.Errorf("member %s is down", m.addr)
+	}
+	m.closing.RLock()
+	closed := m.closed
+	m.closing.RUnlock()
+	if closed {
+		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
+	}
+	if d := m.r.cfg.Timeout.Timeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	err := m.sendRetrying(ctx, [][]byte{data})
+	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
+		if older := m.r.cfg.Downgrade(data); older != nil {
+			err = m.sendRetrying(ctx, [][]byte{older})
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if isDown(err) && !m.stopped() {
+		m.markDown(err)
+	}
+	return fmt.Errorf("send to %s: %w", m.addr, err)
+}
