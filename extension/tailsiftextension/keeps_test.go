@@ -14,7 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
@@ -25,14 +30,31 @@ import (
 // buffer using its store that hands what it keeps to emit, on a fake clock.
 func startKeeper(t *testing.T, modify func(*Config), emit tracebuf.Emit) (*Extension, *tracebuf.Buffer, *clocktest.Fake, string) {
 	t.Helper()
-	ext, base := startExtension(t, modify)
+	return startKeeperWith(t, extensiontest.NewNopSettings(metadata.Type), modify, emit)
+}
+
+// startKeeperWith is startKeeper with the extension's settings.
+func startKeeperWith(t *testing.T, set extension.Settings, modify func(*Config), emit tracebuf.Emit) (*Extension, *tracebuf.Buffer, *clocktest.Fake, string) {
+	t.Helper()
+	ecfg := createDefaultConfig().(*Config)
+	ecfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
+	ecfg.Directory = t.TempDir()
+	if modify != nil {
+		modify(ecfg)
+	}
+	ext, err := newExtension(set, ecfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { assert.NoError(t, ext.Shutdown(context.Background())) })
+	base := "http://" + ext.Addr()
 	id := component.NewID(metadata.Type)
 	cfg := tracebuf.DefaultConfig()
 	cfg.Shards = 1
 	cfg.Output.BatchTimeout = 0
 	cfg.Storage = &id
 	clk := clocktest.NewFake(time.Unix(1000, 0))
-	buf, err := tracebuf.New(cfg, emit, tracebuf.Settings{Clock: clk})
+	var buf *tracebuf.Buffer
+	buf, err = tracebuf.New(cfg, emit, tracebuf.Settings{Clock: clk})
 	require.NoError(t, err)
 	require.NoError(t, buf.StartWithStorage(context.Background(), extHost{map[component.ID]component.Component{id: ext}}))
 	t.Cleanup(func() { require.NoError(t, buf.ShutdownWithStorage(context.Background())) })
@@ -270,4 +292,53 @@ func TestKeepTimeBounded(t *testing.T) {
 	assert.True(t, info.Decision.Keep && !info.Delivered, "the keep is recorded, not delivered")
 	resp, body = post(t, url)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "asked again: %s", body)
+}
+
+// A keep that finds max_concurrent_keeps taken for longer than it may
+// wait is answered 503 with Retry-After: 1, counted with request=keep, and
+// records nothing; once a keep is free, keeps are served again.
+func TestKeepRefusalCounted(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	out := make(sink, 16)
+	ext, buf, clk, base := startKeeperWith(t, set, func(c *Config) { c.MaxConcurrentKeeps = 1 }, out.emit)
+	ext.keepWait = time.Millisecond
+	id := [16]byte{0x7e, 0xf0}
+	dropStored(t, ext, buf, clk, id)
+
+	require.True(t, ext.keeps.TryAcquire(1), "another keep holds the only one")
+	url := base + "/api/v1/traces/" + hex.EncodeToString(id[:]) + "/keep"
+	resp, body := post(t, url)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "max_concurrent_keeps")
+	m, err := tel.GetMetric("otelcol_extension_tailsift_api_responses_refused")
+	require.NoError(t, err)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok)
+	require.Len(t, sum.DataPoints, 1)
+	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
+	assert.Equal(t, attribute.NewSet(attribute.String("request", "keep")), sum.DataPoints[0].Attributes)
+	require.NoError(t, buf.StoreSync(context.Background()))
+	info, err := ext.Store().TraceInfo(id)
+	require.NoError(t, err)
+	assert.False(t, info.Decision.Keep, "a refused keep recorded no keep")
+
+	ext.keeps.Release(1)
+	resp, body = post(t, url)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "served again: %s", body)
+	assert.Equal(t, 1, (<-out).SpanCount())
+}
+
+func TestKeepTime(t *testing.T) {
+	for _, tt := range []struct{ writeTimeout, want time.Duration }{
+		{0, defaultKeepTime}, // no write_timeout
+		{30 * time.Second, 29 * time.Second},
+		{2 * time.Second, 1800 * time.Millisecond},
+		{500 * time.Millisecond, 450 * time.Millisecond},
+	} {
+		assert.Equal(t, tt.want, keepTime(tt.writeTimeout), "write_timeout %v", tt.writeTimeout)
+	}
 }
