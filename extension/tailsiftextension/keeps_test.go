@@ -342,3 +342,57 @@ func TestKeepTime(t *testing.T) {
 		assert.Equal(t, tt.want, keepTime(tt.writeTimeout), "write_timeout %v", tt.writeTimeout)
 	}
 }
+
+// TestKeepEndsAtShutdown: a keep retrying what the next consumer refuses
+// ends as the buffer's shutdown begins, whatever is left of its time, and
+// says so: 503, the keep recorded and not delivered, so that the next
+// start sends the trace again.
+func TestKeepEndsAtShutdown(t *testing.T) {
+	called := make(chan struct{}, 1)
+	emit := func(context.Context, ptrace.Traces) error {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+		return errors.New("next consumer busy") // retryable
+	}
+	ext, buf, clk, base := startKeeper(t, nil, emit) // write_timeout 30s: 29 s a keep
+	id := [16]byte{0x5d, 0x07}
+	dropStored(t, ext, buf, clk, id)
+
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := http.Post(base+"/api/v1/traces/"+hex.EncodeToString(id[:])+"/keep", "application/json", http.NoBody)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		done <- answer{resp.StatusCode, body, err}
+	}()
+	<-called // the keep is retrying
+	start := time.Now()
+	require.NoError(t, buf.Shutdown(context.Background()))
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "the keep went on after the shutdown")
+	}
+	took := time.Since(start)
+	t.Logf("answered %d %v after the shutdown began: %s", a.status, took, a.body)
+	require.NoError(t, a.err)
+	assert.Less(t, took, 5*time.Second)
+	assert.Equal(t, http.StatusServiceUnavailable, a.status, string(a.body))
+	assert.Contains(t, string(a.body), "shutting down")
+	require.NoError(t, ext.Store().Sync(context.Background()))
+	info, err := ext.Store().TraceInfo(id)
+	require.NoError(t, err)
+	assert.True(t, info.Decision.Keep && !info.Delivered, "the keep is recorded, not delivered: the next start sends it")
+}
