@@ -108,6 +108,11 @@ func (e *Extension) keepTrace(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, tracebuf.ErrShutdown):
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
+	case err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, tracebuf.ErrAbandoned)):
+		// Neither the client nor the keep's time ended it: the buffer's
+		// shutdown began, which ends the keep's retries.
+		http.Error(w, "shutting down: the keep is recorded, not delivered; the next start sends the trace", http.StatusServiceUnavailable)
+		return
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
 		http.Error(w, "keep trace: the next consumer did not take the whole trace within "+e.keepTime.String()+
 			" (write_timeout less a margin); the keep is recorded, not delivered: ask again to send it: "+err.Error(), http.StatusGatewayTimeout)
