@@ -227,7 +227,10 @@ func TestConcurrentKeepsBounded(t *testing.T) {
 		info, err := ext.Store().TraceInfo(id)
 		require.NoError(t, err)
 		assert.False(t, info.Decision.Keep, "a refused keep recorded no keep")
-		assert.Zero(t, g.spans[id], "a refused keep sent nothing")
+		g.mu.Lock()
+		sent := g.spans[id]
+		g.mu.Unlock()
+		assert.Zero(t, sent, "a refused keep sent nothing")
 		resp, body := post(t, base+"/api/v1/traces/"+hex.EncodeToString(id[:])+"/keep")
 		assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	}
