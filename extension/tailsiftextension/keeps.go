@@ -36,7 +36,11 @@ import (
 // went away or the shutdown began, so a client without a deadline held
 // its keep, and its share of max_concurrent_keeps, for as long as the next
 // consumer refused, past the server's write_timeout, after which its answer
-// could not even be written (TestKeepTimeBounded).
+// could not even be written (TestKeepTimeBounded). A next consumer that
+// ignores its context is given up on AbandonGrace after that
+// (tracebuf.CallWithin): the keep is answered and gives its share back,
+// while the call, left running, still holds its request and pdata (about
+// 4 MiB) until it returns. That memory is outside max_concurrent_keeps.
 
 // defaultKeepWait is how long a keep waits for one of max_concurrent_keeps
 // before it is answered 503.
