@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
@@ -154,6 +155,7 @@ func TestResponseBudgetRefusalCounted(t *testing.T) {
 	require.True(t, ok)
 	require.Len(t, sum.DataPoints, 1)
 	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
+	assert.Equal(t, attribute.NewSet(attribute.String("request", "get")), sum.DataPoints[0].Attributes)
 
 	ext.responses.Release(int64(cfg.MaxConcurrentResponseBytes))
 	resp, body = get(t, url, protobufType)

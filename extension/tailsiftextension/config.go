@@ -48,10 +48,24 @@ type Config struct {
 	// extension_tailsift_api_responses_refused. Must be at least
 	// max_response_bytes.
 	MaxConcurrentResponseBytes tracebuf.ByteSize `mapstructure:"max_concurrent_response_bytes"`
+	// MaxConcurrentKeeps bounds the POST /api/v1/traces/{trace_id}/keep
+	// requests under way at once. A keep sends the stored trace in
+	// requests of at most 1 MiB of stored spans and holds about 12 MiB
+	// (one of them and its pdata, a store block's buffers) and the set of
+	// the spans it sent (about 40 bytes a span), so keeps hold at most
+	// about this × that. A keep that finds them all taken waits up to a
+	// second (or its own deadline), then gets 503 with Retry-After: 1,
+	// counted in extension_tailsift_api_responses_refused{request=keep},
+	// and records nothing. A keep also ends at the server's write_timeout
+	// less a tenth of it (at most a second), with 504. Between 1 and 64.
+	MaxConcurrentKeeps int `mapstructure:"max_concurrent_keeps"`
 }
 
 // maxConcurrentResponseBytes is the largest max_concurrent_response_bytes.
 const maxConcurrentResponseBytes = 64 << 30
+
+// maxConcurrentKeeps is the largest max_concurrent_keeps.
+const maxConcurrentKeeps = 64
 
 // Validate checks the store settings; the HTTP server validates itself.
 func (c *Config) Validate() error {
@@ -76,6 +90,9 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrentResponseBytes < c.MaxResponseBytes || c.MaxConcurrentResponseBytes > maxConcurrentResponseBytes {
 		errs = append(errs, fmt.Errorf("max_concurrent_response_bytes: must be between max_response_bytes (%d) and 64GiB, got %d",
 			c.MaxResponseBytes, c.MaxConcurrentResponseBytes))
+	}
+	if c.MaxConcurrentKeeps < 1 || c.MaxConcurrentKeeps > maxConcurrentKeeps {
+		errs = append(errs, fmt.Errorf("max_concurrent_keeps: must be between 1 and %d, got %d", maxConcurrentKeeps, c.MaxConcurrentKeeps))
 	}
 	return errors.Join(errs...)
 }

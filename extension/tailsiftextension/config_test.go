@@ -27,6 +27,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Compression = "s2"
 	custom.MaxResponseBytes = 16 << 20
 	custom.MaxConcurrentResponseBytes = 64 << 20
+	custom.MaxConcurrentKeeps = 4
 
 	tests := []struct {
 		id       component.ID
@@ -55,6 +56,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, "zstd", cfg.Compression, "#11 asks for zstd; s2 is the cheaper option")
 	assert.Equal(t, tracebuf.ByteSize(4<<20), cfg.MaxResponseBytes)
 	assert.Equal(t, tracebuf.ByteSize(16<<20), cfg.MaxConcurrentResponseBytes)
+	assert.Equal(t, 2, cfg.MaxConcurrentKeeps)
 	require.NoError(t, cfg.Validate())
 }
 
@@ -76,6 +78,8 @@ func TestInvalidConfig(t *testing.T) {
 			"max_concurrent_response_bytes: must be between max_response_bytes (4194304) and 64GiB, got 1048576"},
 		{"huge max_concurrent_response_bytes", func(c *Config) { c.MaxConcurrentResponseBytes = 128 << 30 },
 			"max_concurrent_response_bytes: must be between max_response_bytes (4194304) and 64GiB, got 137438953472"},
+		{"zero max_concurrent_keeps", func(c *Config) { c.MaxConcurrentKeeps = 0 }, "max_concurrent_keeps: must be between 1 and 64, got 0"},
+		{"huge max_concurrent_keeps", func(c *Config) { c.MaxConcurrentKeeps = 65 }, "max_concurrent_keeps: must be between 1 and 64, got 65"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,8 +47,14 @@ type Extension struct {
 	responses *semaphore.Weighted
 	// responseWait bounds a GET's wait for room in responses.
 	responseWait time.Duration
-	// responsesRefused counts the GETs refused for lack of it; set in
-	// Start before the server serves, never cleared (telemetry is).
+	// keeps holds max_concurrent_keeps; each keep takes one (keeps.go).
+	keeps *semaphore.Weighted
+	// keepWait bounds a keep's wait for one of keeps; keepTime bounds a
+	// keep's whole time, from its request's start.
+	keepWait, keepTime time.Duration
+	// responsesRefused counts the GETs and keeps refused for lack of
+	// room; set in Start before the server serves, never cleared
+	// (telemetry is).
 	responsesRefused metric.Int64Counter
 }
 
@@ -79,6 +85,9 @@ func newExtension(set extension.Settings, cfg *Config) (*Extension, error) {
 		cfg: cfg, set: set, mux: http.NewServeMux(), patterns: map[string]bool{},
 		responses:    semaphore.NewWeighted(int64(cfg.MaxConcurrentResponseBytes)),
 		responseWait: defaultResponseWait,
+		keeps:        semaphore.NewWeighted(int64(cfg.MaxConcurrentKeeps)),
+		keepWait:     defaultKeepWait,
+		keepTime:     keepTime(cfg.ServerConfig.WriteTimeout),
 	}
 	for _, r := range builtinRoutes(e) {
 		if err := e.Handle(r.pattern, r.handler); err != nil {

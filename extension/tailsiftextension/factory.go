@@ -34,6 +34,9 @@ func createDefaultConfig() component.Config {
 		// Four responses of max_response_bytes at once: a trace view
 		// reads one trace, and a GET of a small trace lasts milliseconds.
 		MaxConcurrentResponseBytes: 16 << 20,
+		// Two keeps at once, about 24 MiB: a keep is a person's click in
+		// a trace view, and one of a small trace lasts milliseconds.
+		MaxConcurrentKeeps: 2,
 	}
 }
 

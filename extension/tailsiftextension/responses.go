@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // The bound on the GETs of traces served at once.
@@ -52,12 +55,19 @@ func (e *Extension) reserveResponse(ctx context.Context) (release func(), ok boo
 	return func() { e.responses.Release(n) }, true
 }
 
-// refuseResponse answers a GET that found no room in
-// max_concurrent_response_bytes, and counts it.
-func (e *Extension) refuseResponse(w http.ResponseWriter, r *http.Request) {
+// The values of the refusals' attribute "request".
+var (
+	refusedGet  = metric.WithAttributeSet(attribute.NewSet(attribute.String("request", "get")))
+	refusedKeep = metric.WithAttributeSet(attribute.NewSet(attribute.String("request", "keep")))
+)
+
+// refuse answers a request that found no room in its bound (msg names
+// it) 503 with Retry-After, and counts it in api_responses_refused with
+// the attribute request (refusedGet or refusedKeep).
+func (e *Extension) refuse(w http.ResponseWriter, r *http.Request, request metric.AddOption, msg string) {
 	if c := e.responsesRefused; c != nil {
-		c.Add(r.Context(), 1)
+		c.Add(r.Context(), 1, request)
 	}
 	w.Header().Set("Retry-After", retryAfterSeconds)
-	http.Error(w, "other trace reads hold max_concurrent_response_bytes; retry later", http.StatusServiceUnavailable)
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }

@@ -3,7 +3,6 @@ package tailsiftextension
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/store"
-	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -81,7 +79,7 @@ func (e *Extension) getTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	release, ok := e.reserveResponse(r.Context())
 	if !ok {
-		e.refuseResponse(w, r)
+		e.refuse(w, r, refusedGet, "other trace reads hold max_concurrent_response_bytes; retry later")
 		return
 	}
 	defer release()
@@ -169,41 +167,4 @@ func writeJSON(w http.ResponseWriter, req []byte) {
 		flush(req[start:end])
 	}
 	_, _ = io.WriteString(w, tail)
-}
-
-// keepResponse is the body of a successful keep.
-type keepResponse struct {
-	TraceID string `json:"trace_id"`
-	Spans   int    `json:"spans"`
-	Rule    string `json:"sampling.rule"`
-}
-
-func (e *Extension) keepTrace(w http.ResponseWriter, r *http.Request) {
-	id, err := parseTraceID(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	k := e.keeper()
-	if k == nil {
-		http.Error(w, "no tailsift processor or receiver uses this extension's store", http.StatusServiceUnavailable)
-		return
-	}
-	n, err := k.KeepStored(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		http.Error(w, "trace not found (unknown, or older than the retention)", http.StatusNotFound)
-		return
-	case errors.Is(err, tracebuf.ErrNotDropped):
-		http.Error(w, "trace is kept already, or not decided yet", http.StatusConflict)
-		return
-	case errors.Is(err, tracebuf.ErrShutdown):
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	case err != nil:
-		http.Error(w, "keep trace: "+err.Error(), http.StatusBadGateway)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(keepResponse{TraceID: hex.EncodeToString(id[:]), Spans: n, Rule: tracebuf.RetroactiveRule})
 }

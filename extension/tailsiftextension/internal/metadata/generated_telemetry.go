@@ -200,7 +200,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ExtensionTailsiftAPIResponsesRefused, err = builder.meter.Int64Counter(
 		"otelcol_extension_tailsift_api_responses_refused",
-		metric.WithDescription("GET /api/v1/traces/{trace_id} requests answered 503 (Retry-After: 1) because the responses being served held max_concurrent_response_bytes for longer than the request could wait. [Development]"),
+		metric.WithDescription("Requests of the retrieval API answered 503 (Retry-After: 1) for lack of room, by request: get (GET /api/v1/traces/{trace_id}: the responses being served held max_concurrent_response_bytes for longer than it could wait) or keep (POST /api/v1/traces/{trace_id}/keep: the keeps under way held max_concurrent_keeps; a refused keep records nothing). [Development]"),
 		metric.WithUnit("{request}"),
 	)
 	errs = errors.Join(errs, err)

@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) extension.Settings {
 func AssertEqualExtensionTailsiftAPIResponsesRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_extension_tailsift_api_responses_refused",
-		Description: "GET /api/v1/traces/{trace_id} requests answered 503 (Retry-After: 1) because the responses being served held max_concurrent_response_bytes for longer than the request could wait. [Development]",
+		Description: "Requests of the retrieval API answered 503 (Retry-After: 1) for lack of room, by request: get (GET /api/v1/traces/{trace_id}: the responses being served held max_concurrent_response_bytes for longer than it could wait) or keep (POST /api/v1/traces/{trace_id}/keep: the keeps under way held max_concurrent_keeps; a refused keep records nothing). [Development]",
 		Unit:        "{request}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
