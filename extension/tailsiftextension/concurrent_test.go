@@ -149,15 +149,22 @@ func TestResponseBudgetRefusalCounted(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	assert.Contains(t, string(body), "max_concurrent_response_bytes")
+	assertRefusedOnce(t, tel, "get")
+
+	ext.responses.Release(int64(cfg.MaxConcurrentResponseBytes))
+	resp, body = get(t, url, protobufType)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "served again (an unknown trace): %s", body)
+}
+
+// assertRefusedOnce checks that the API refused one request, of kind
+// request (get or keep), in otelcol_extension_tailsift_api_responses_refused.
+func assertRefusedOnce(t *testing.T, tel *componenttest.Telemetry, request string) {
+	t.Helper()
 	m, err := tel.GetMetric("otelcol_extension_tailsift_api_responses_refused")
 	require.NoError(t, err)
 	sum, ok := m.Data.(metricdata.Sum[int64])
 	require.True(t, ok)
 	require.Len(t, sum.DataPoints, 1)
 	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
-	assert.Equal(t, attribute.NewSet(attribute.String("request", "get")), sum.DataPoints[0].Attributes)
-
-	ext.responses.Release(int64(cfg.MaxConcurrentResponseBytes))
-	resp, body = get(t, url, protobufType)
-	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "served again (an unknown trace): %s", body)
+	assert.Equal(t, attribute.NewSet(attribute.String("request", request)), sum.DataPoints[0].Attributes)
 }

@@ -18,8 +18,6 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tailsift/tailsift/extension/tailsiftextension/internal/metadata"
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
@@ -317,13 +315,7 @@ func TestKeepRefusalCounted(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	assert.Contains(t, string(body), "max_concurrent_keeps")
-	m, err := tel.GetMetric("otelcol_extension_tailsift_api_responses_refused")
-	require.NoError(t, err)
-	sum, ok := m.Data.(metricdata.Sum[int64])
-	require.True(t, ok)
-	require.Len(t, sum.DataPoints, 1)
-	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
-	assert.Equal(t, attribute.NewSet(attribute.String("request", "keep")), sum.DataPoints[0].Attributes)
+	assertRefusedOnce(t, tel, "keep")
 	require.NoError(t, buf.StoreSync(context.Background()))
 	info, err := ext.Store().TraceInfo(id)
 	require.NoError(t, err)

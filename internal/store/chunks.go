@@ -144,17 +144,7 @@ func (f *filter) appendChunks(c *chunker, req []byte, want func(id *[16]byte) bo
 		}
 		field := protowire.SizeTag(2) + protowire.SizeBytes(len(sp.Raw))
 		if c.n > 0 {
-			// c.buf's size once this span's group is flushed.
-			size := len(c.buf)
-			if sp.Scope == scope {
-				size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields+field)
-			} else {
-				if len(f.ends) > 0 {
-					size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields)
-				}
-				size += wire.ResourceSpansSize(&f.batch.Scopes[sp.Scope], field)
-			}
-			if size > c.max {
+			if f.flushedSize(len(c.buf), scope, fields, sp, field) > c.max {
 				flush()
 				if err := c.emit(); err != nil {
 					return err

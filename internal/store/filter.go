@@ -46,17 +46,7 @@ func (f *filter) appendSpansMax(dst, req []byte, want func(id *[16]byte) bool, m
 		}
 		field := protowire.SizeTag(2) + protowire.SizeBytes(len(sp.Raw))
 		if maxBytes > 0 {
-			// dst's size once this span's group is flushed.
-			size := len(dst)
-			if sp.Scope == scope {
-				size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields+field)
-			} else {
-				if len(f.ends) > 0 {
-					size += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields)
-				}
-				size += wire.ResourceSpansSize(&f.batch.Scopes[sp.Scope], field)
-			}
-			if size > maxBytes {
+			if f.flushedSize(len(dst), scope, fields, sp, field) > maxBytes {
 				omitted++
 				continue
 			}
@@ -88,4 +78,17 @@ func (f *filter) count(req []byte, want func(id *[16]byte) bool) int {
 		}
 	}
 	return n
+}
+
+// flushedSize is the size of a request of n bytes once span sp (a field of
+// field bytes) joins the spans gathered (of scope, fields bytes of them)
+// and they are flushed into it.
+func (f *filter) flushedSize(n int, scope int32, fields int, sp *wire.Span, field int) int {
+	if sp.Scope == scope {
+		return n + wire.ResourceSpansSize(&f.batch.Scopes[scope], fields+field)
+	}
+	if len(f.ends) > 0 {
+		n += wire.ResourceSpansSize(&f.batch.Scopes[scope], fields)
+	}
+	return n + wire.ResourceSpansSize(&f.batch.Scopes[sp.Scope], field)
 }
