@@ -131,7 +131,10 @@ func TestDynamicGoal(t *testing.T) {
 
 // TestDynamicNewKey: among many rare keys sampled down to the goal, a key
 // never seen before has its first trace kept, whatever its randomness: a
-// new key is what a user looks for first.
+// new key is what a user looks for first. Its later traces, until the
+// next adjustment, get the rarest key's probability; and the first traces
+// kept whole are at most half the goal per interval (5 here), so that a
+// key made of a request ID does not keep every trace.
 func TestDynamicNewKey(t *testing.T) {
 	e := newEngine(t, dynPolicy("dyn", sampling.DynamicConfig{
 		GoalTracesPerSecond: goalPerSec, AdjustmentInterval: time.Second,
@@ -145,11 +148,32 @@ func TestDynamicNewKey(t *testing.T) {
 	require.Less(t, probe(t, e, 1, 20*sec), 0.5, "the old keys are sampled down")
 
 	// A trace of randomness 0 is kept only at probability 1.
-	tr := traceWith(traceID(0), "")
-	tr.Keys[0], tr.KeySet, tr.Now = 12345, 1, 20*sec
-	d := e.Decide(tr)
+	zero := func(k int64) sampling.Decision {
+		tr := traceWith(traceID(0), "")
+		tr.Keys[0], tr.KeySet, tr.Now = uint64(k), 1, 20*sec
+		return e.Decide(tr)
+	}
+	d := zero(12345)
 	assert.True(t, d.Keep(), "a new key's first trace is kept")
 	assert.Equal(t, 1.0, d.Probability())
+	// Its second, in the same interval, is not kept whole: it has the
+	// probability of a rare key.
+	assert.False(t, zero(12345).Keep(), "a new key's second trace is sampled")
+	p := probe(t, e, 12345, 20*sec)
+	assert.Less(t, p, 0.5)
+	assert.GreaterOrEqual(t, p, probe(t, e, 1, 20*sec), "no less than an old key's")
+	// Four more new keys' first traces are kept whole (five in all), then
+	// no more until the next adjustment.
+	for k := range int64(4) {
+		assert.True(t, zero(20000+k).Keep(), "new key %d", k)
+	}
+	for k := range int64(10) {
+		assert.False(t, zero(30000+k).Keep(), "new key %d, over the allowance", k)
+	}
+	// The next interval has an allowance again.
+	tr := traceWith(traceID(0), "")
+	tr.Keys[0], tr.KeySet, tr.Now = 40000, 1, 21*sec+sec/2
+	assert.True(t, e.Decide(tr).Keep(), "a new key in the next interval")
 }
 
 // poissonCount is a helper's sanity check: the workloads have the rates
