@@ -1,7 +1,6 @@
 package sampling
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -21,11 +20,17 @@ import (
 //   - every AdjustmentInterval, the traces seen per key in the interval are
 //     folded into an exponential moving average (EMA) with weight Weight;
 //   - the interval's goal, GoalTracesPerSecond × AdjustmentInterval, is
-//     shared among the keys in proportion to log10 of their average count
-//     (at least one trace per key); a key whose share exceeds its count is
-//     kept whole and passes what it leaves to the keys after it, taken from
-//     the rarest to the most frequent;
-//   - a key's probability is its share divided by its average count.
+//     shared among the keys in proportion to log10(1 + their average
+//     count); a key whose share exceeds its count is kept whole and passes
+//     what it leaves to the keys after it, taken from the rarest to the
+//     most frequent, so that the shares add up to the goal whatever the
+//     number of keys;
+//   - a key's probability is its share divided by its average count;
+//   - the first trace of a key not tracked is kept whole, up to half the
+//     goal per interval (which the other keys' shares then leave out);
+//     its later traces, until the next adjustment, get the probability of
+//     the rarest key. A key is forgotten after 64 intervals unseen, or,
+//     the table over three quarters of MaxKeys, the longest unseen first.
 //
 // With GoalPerKey, the goal is each key's own instead: a key is kept whole
 // up to GoalTracesPerSecond and sampled down to it above, whatever the
@@ -50,7 +55,9 @@ type DynamicConfig struct {
 	// Weight is the EMA weight of the newest interval, in (0, 1]; default 0.5.
 	Weight float64 `mapstructure:"weight"`
 	// MaxKeys bounds the keys tracked; default 10000. Traces of further keys
-	// share one overflow key until tracked keys age out.
+	// share one overflow key until tracked keys age out; over three
+	// quarters of MaxKeys, the keys unseen in the last interval are
+	// forgotten, the longest unseen first, to make room for new ones.
 	MaxKeys int `mapstructure:"max_keys"`
 }
 
@@ -60,10 +67,11 @@ const (
 	defaultDynamicWeight   = 0.5
 	defaultDynamicMaxKeys  = 10000
 	maxDynamicMaxKeys      = 1 << 20
-	// dynamicAgeOut: a key whose average falls below this many traces per
-	// interval, with none in the last one, is forgotten (Refinery's
-	// AgeOutValue).
-	dynamicAgeOut = 0.5
+	// dynamicMaxIdle: a key unseen for this many intervals is forgotten.
+	// Refinery forgets a key whose average falls below half a trace per
+	// interval, which a key seen once every few intervals does between
+	// any two of its traces: it then comes back new, kept whole.
+	dynamicMaxIdle = 64
 	// dynamicBurstMultiple: when the traces counted since the last
 	// adjustment reach this multiple of the average per interval, the
 	// probabilities are recomputed at once (Refinery's BurstMultiple).
@@ -114,6 +122,7 @@ type dynKey struct {
 	th    atomic.Uint64
 	hash  uint64
 	ema   float64
+	seen  int64 // the last adjustment that took traces of it
 	// seeded is set once the key has an average: its first interval's
 	// count seeds it, rather than Weight × count as from an average of 0.
 	seeded bool
@@ -141,9 +150,20 @@ type dynamic struct {
 	// read before another's).
 	latest atomic.Int64
 
-	mu      sync.Mutex // held by adjust
-	last    int64      // start of the current interval
-	scratch []*dynKey
+	// newTh is the threshold of a new key's traces after its first, until
+	// the next adjustment: the rarest key's. fresh counts the first traces
+	// of new keys since the last adjustment, of which the first allowance
+	// are kept whole.
+	newTh     atomic.Uint64
+	fresh     atomic.Int64
+	allowance int64
+
+	mu       sync.Mutex // held by adjust
+	last     int64      // start of the current interval
+	warm     bool       // an adjustment after the cold start's was made
+	freshAvg float64    // average of the first traces kept whole per interval
+	scratch  []*dynKey
+	idle     []*dynKey
 }
 
 func newDynamic(settings any, b *builder) (evaluator, error) {
@@ -172,6 +192,8 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 	always := otelsampling.AlwaysSampleThreshold.Unsigned()
 	d.noRoot.th.Store(always)
 	d.overflow.th.Store(always)
+	d.newTh.Store(always)
+	d.allowance = int64(math.Ceil(d.goal / 2))
 	// Before the first adjustment every trace is kept, until the goal of
 	// one interval is reached: then the probabilities are computed early.
 	d.burst.Store(int64(math.Ceil(d.goal)))
@@ -179,13 +201,14 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 }
 
 // Evaluate counts the trace under its key and keeps it with the key's
-// current probability, on its randomness. In Redecide it counts nothing
-// and adjusts nothing: a key not tracked is kept whole, as a new key is.
+// current probability, on its randomness; a new key's first trace, within
+// the allowance, is kept whole. In Redecide it counts nothing and adjusts
+// nothing: a key not tracked is kept whole, as a new key's first trace is.
 func (d *dynamic) Evaluate(t *Trace) Decision {
 	always := otelsampling.AlwaysSampleThreshold.Unsigned()
 	th := always
 	if t.redo {
-		if k := d.lookup(t, false); k != nil {
+		if k, _ := d.lookup(t, false); k != nil {
 			th = k.th.Load()
 		}
 	} else {
@@ -197,10 +220,13 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 		if l := d.latest.Load(); t.Now > l+d.interval/100 {
 			d.latest.CompareAndSwap(l, t.Now)
 		}
-		k := d.lookup(t, true)
+		k, added := d.lookup(t, true)
 		k.count.Add(1)
 		d.total.Add(1)
 		th = k.th.Load()
+		if added && d.fresh.Add(1) <= d.allowance {
+			th = always // a new key's first trace
+		}
 	}
 	threshold, _ := otelsampling.UnsignedToThreshold(th)
 	if t.ShouldSample(threshold) {
@@ -210,12 +236,13 @@ func (d *dynamic) Evaluate(t *Trace) Decision {
 	return Decision{Verdict: NotSampled, Threshold: threshold}
 }
 
-// lookup returns the state of t's key. With add, a key not tracked is
-// added if there is room, else its traces go to the overflow key; without,
-// nothing is added, and nil stands for a key that would be.
-func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
+// lookup returns the state of t's key, and whether this call added it.
+// With add, a key not tracked is added if there is room, else its traces
+// go to the overflow key; without, nothing is added, and nil stands for a
+// key that would be.
+func (d *dynamic) lookup(t *Trace, add bool) (*dynKey, bool) {
 	if t.KeySet&(1<<d.slot) == 0 {
-		return &d.noRoot
+		return &d.noRoot, false
 	}
 	h := t.Keys[d.slot]
 	s := d.keys.stripe(h)
@@ -224,26 +251,27 @@ func (d *dynamic) lookup(t *Trace, add bool) *dynKey {
 	s.mu.RUnlock()
 	switch {
 	case k != nil:
-		return k
+		return k, false
 	case !add && d.keys.full():
-		return &d.overflow
+		return &d.overflow, false
 	case !add:
-		return nil
+		return nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k = s.data[h]; k != nil {
-		return k
+		return k, false
 	}
 	if !d.keys.admit(false) {
-		return &d.overflow
+		return &d.overflow, false
 	}
-	// A new key is kept whole until the next adjustment gives it a
-	// probability (or a burst brings that adjustment forward).
+	// A new key's traces after its first get the rarest key's probability
+	// until the next adjustment gives it its own (or a burst brings that
+	// adjustment forward).
 	k = &dynKey{hash: h}
-	k.th.Store(otelsampling.AlwaysSampleThreshold.Unsigned())
+	k.th.Store(d.newTh.Load())
 	s.data[h] = k
-	return k
+	return k, true
 }
 
 // take takes every key's count since the last adjustment into its taken,
@@ -325,89 +353,62 @@ func (d *dynamic) adjust(now int64) {
 	alpha := max(d.weight, 1-math.Pow(1-d.weight, float64(elapsed)/float64(d.interval)))
 
 	keys := d.scratch[:0]
-	fold := func(k *dynKey) bool {
+	// fold folds k's counts into its average, and reports whether it is
+	// still tracked and whether it has an average to share the goal by.
+	fold := func(k *dynKey) (tracked, shared bool) {
 		n := float64(k.taken) * scale
+		if n > 0 {
+			k.seen = now
+		}
 		if !k.seeded {
 			if n == 0 {
-				// Added after the counts were taken: kept whole
-				// until the next adjustment, as a new key is.
-				return k.count.Load() > 0
+				// Added after the counts were taken: keeps the
+				// threshold it was given until the next adjustment.
+				return k.count.Load() > 0, false
 			}
 			k.ema, k.seeded = n, true
 		} else {
 			k.ema = alpha*n + (1-alpha)*k.ema
 		}
-		if n == 0 && k.ema < dynamicAgeOut {
+		if now-k.seen > dynamicMaxIdle*d.interval {
 			k.ema, k.seeded = 0, false
-			return false
+			return false, false
 		}
-		return true
+		return true, true
 	}
 	for i := range d.keys.stripes {
 		s := &d.keys.stripes[i]
 		s.mu.Lock()
 		for h, k := range s.data {
-			if fold(k) {
-				keys = append(keys, k)
-			} else {
+			switch tracked, shared := fold(k); {
+			case !tracked:
 				delete(s.data, h)
 				d.keys.forget()
+			case shared:
+				keys = append(keys, k)
 			}
 		}
 		s.mu.Unlock()
 	}
+	keys = d.evict(keys, now)
 	for _, k := range [...]*dynKey{&d.noRoot, &d.overflow} {
-		if fold(k) {
+		switch tracked, shared := fold(k); {
+		case shared:
 			keys = append(keys, k)
-		} else {
-			// Absent for a while: kept whole again when it returns, as a
-			// new key is.
+		case !tracked:
+			// Absent for a while: kept whole again when it returns.
 			k.th.Store(otelsampling.AlwaysSampleThreshold.Unsigned())
 		}
 	}
-	// Rarest first, so that what rare keys leave flows to frequent ones;
-	// ties by hash, for a result independent of map order.
-	slices.SortFunc(keys, func(a, b *dynKey) int {
-		if c := cmp.Compare(a.ema, b.ema); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.hash, b.hash)
-	})
-	var logSum, total float64
-	for _, k := range keys {
-		logSum += math.Log10(max(1, k.ema))
-		total += k.ema
+	// The first traces of new keys kept whole come out of the goal the
+	// keys share: at most half of it (the allowance, a whole number, may
+	// be more, with a goal of less than two traces per interval).
+	fresh := float64(min(d.fresh.Swap(0), d.allowance)) * scale
+	if !d.warm {
+		fresh, d.warm = 0, true // the cold start kept every trace anyway
 	}
-	// With every average at most 1 (logSum 0), each key gets its floor of
-	// one trace, which keeps it whole.
-	ratio := 0.0
-	if logSum > 0 {
-		ratio = d.goal / logSum
-	}
-	extra := 0.0
-	for i, k := range keys {
-		count := max(1, k.ema)
-		goal := d.goal // per key
-		if !d.perKey {
-			goal = max(1, math.Log10(count)*ratio)
-			share := extra / float64(len(keys)-i)
-			goal += share
-			extra -= share
-		}
-		p := 1.0
-		if count <= goal {
-			if !d.perKey {
-				extra += goal - count
-			}
-		} else {
-			p = max(goal/count, otelsampling.MinSamplingProbability)
-		}
-		th, err := otelsampling.ProbabilityToThreshold(p)
-		if err != nil {
-			th = otelsampling.AlwaysSampleThreshold
-		}
-		k.th.Store(th.Unsigned())
-	}
+	d.freshAvg = alpha*fresh + (1-alpha)*d.freshAvg
+	total := d.share(keys, d.goal-min(d.freshAvg, d.goal/2))
 	clear(keys) // let forgotten keys go
 	d.scratch = keys[:0]
 	d.last = now

@@ -152,13 +152,14 @@ func TestDynamicConfigInvalid(t *testing.T) {
 
 // TestDynamicRates checks the allocation against a hand computation. With
 // 1000, 100, 10 and 1 traces per interval, the goal of 100 per interval is
-// shared in proportion to log10 of the counts (3, 2, 1, 0: 100/6 per unit),
-// with a floor of 1, from the rarest key up:
+// shared in proportion to log10(1 + count) (3.0004, 2.0043, 1.0414,
+// 0.3010: 15.755 per unit), from the rarest key up, each key taking an
+// equal part of what the rarer ones left:
 //
-//	key 4 (1):    goal 1            → p 1, leaves 0
-//	key 3 (10):   goal 16.67        → p 1, leaves 6.67
-//	key 2 (100):  goal 33.33 + 3.33 → p 0.3667
-//	key 1 (1000): goal 50 + 3.33    → p 0.05333
+//	key 4 (1):    share 4.743          → p 1, leaves 3.743
+//	key 3 (10):   share 16.407 + 1.248 → p 1, leaves 7.655 (10.150 in all)
+//	key 2 (100):  share 31.578 + 5.075 → p 0.36653
+//	key 1 (1000): share 47.272 + 5.075 → p 0.05235
 func TestDynamicRates(t *testing.T) {
 	const interval = 10 * sec
 	e := newEngine(t, dynPolicy("dyn", sampling.DynamicConfig{
@@ -171,16 +172,16 @@ func TestDynamicRates(t *testing.T) {
 		dynFeed(e, rng, spread(counts, now, interval))
 		now += interval
 	}
-	want := map[int64]float64{1: 0.05333, 2: 0.3667, 3: 1, 4: 1}
+	want := map[int64]float64{1: 0.05235, 2: 0.36653, 3: 1, 4: 1}
 	// The intervals are not aligned with the workload's (the cold start
 	// adjusts early), so a key's count per interval is off by one or so.
 	for k, p := range want {
 		assert.InEpsilon(t, p, probe(t, e, k, now), 0.03, "key %d", k)
 	}
 
-	// The next interval's kept traces: about the goal (plus key 4's floor).
+	// The next interval's kept traces: about the goal.
 	kept := dynFeed(e, rng, spread(counts, now+sec/10, interval))
-	assert.InDelta(t, 101, kept, 4*math.Sqrt(101), "kept in one interval")
+	assert.InDelta(t, 100, kept, 4*math.Sqrt(100), "kept in one interval")
 }
 
 func TestDynamicColdStart(t *testing.T) {
@@ -272,9 +273,10 @@ func TestDynamicAgeOut(t *testing.T) {
 		assert.Equal(t, p2, p3, "keys 2 and 3 share the overflow key while key 1 holds the slot")
 		assert.Less(t, p2, 0.2)
 	}
-	// Key 1 is no longer seen: with weight 1, its average is 0 at the next
-	// adjustment, which forgets it. Key 2, more frequent, takes the slot;
-	// key 3 is then alone in the overflow key, and rare.
+	// Key 1 is no longer seen: the table being over three quarters of
+	// max_keys, the next adjustment forgets it, unseen in the interval.
+	// Key 2, more frequent, takes the slot; key 3 is then alone in the
+	// overflow key, and rare.
 	for range 3 {
 		dynFeed(e, rng, spread(map[int64]int{2: 1000, 3: 10}, now, interval))
 		now += interval
@@ -387,14 +389,17 @@ func TestDynamicConcurrent(t *testing.T) {
 	for _, k := range kept {
 		total += k
 	}
-	// 50 s at a goal of 20/s: 1000 traces, plus the floors: the 20 keys of
-	// 75 traces/s get one trace per interval each (their log10 share, 0.94,
-	// is below 1), the hot one 1.35: about 1070. Each trace is kept on its
-	// own randomness, so the count varies as a sum of Bernoulli trials
-	// does: a standard deviation of at most √1070 (33; over 200 seeds, 32
-	// to 35 measured).
+	// 50 s at a goal of 20/s: 1000 traces. The shares add up to the goal:
+	// the 20 keys of 75 traces/s get 0.933 a second each (log10 76 of
+	// 40.32 units), the hot one 1.339 (log10 501). (Before the shares
+	// added up, each of the 20 keys got a floor of one trace per interval
+	// above its log10 share: about 1070.) Each trace is kept on its own
+	// randomness, so the count varies as a sum of Bernoulli trials does: a
+	// standard deviation of at most √1000 (32). Over 100 other seeds:
+	// mean 1005, sd 31, 941 to 1090. These seeds are a low draw: 936 to 950
+	// over 8 runs (as they were before, 1005 for a mean of 1072).
 	t.Logf("kept %d", total)
-	assert.InDelta(t, 1070, total, 4*math.Sqrt(1070))
+	assert.InDelta(t, 1000, total, 4*math.Sqrt(1000))
 }
 
 // TestDynamicKeyFromSpans feeds real spans: the root's service and name make
