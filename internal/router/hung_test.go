@@ -42,27 +42,54 @@ func hungSettings(s *Settings) {
 // for them. Each send timed out, was retried until the retry budget ended
 // and was dropped: Fallback (the gateway's own buffer) never saw them. The
 // member is marked down after failover.timeouts sends in a row unanswered,
-// and what its queue holds goes to Fallback.
+// and what its queue holds goes to Fallback, well within the retry budget:
+// with ten sends at once, at the first time-out; with one send at a time,
+// at the second; without retries, each send that times out goes to
+// Fallback at once.
 func TestHungMemberFallsBack(t *testing.T) {
-	fb := &fallback{}
-	hung := startHanging(t)
-	r := newRouterWith(t, []string{hung}, func(s *Settings) {
-		hungSettings(s)
-		s.Fallback = fb.take
-	})
-	var w routertest.Workload
-	for range 10 {
-		require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 2))))
+	for _, tc := range []struct {
+		name   string
+		change func(*Settings)
+	}{
+		{name: "ten sends at once", change: func(*Settings) {}},
+		{name: "one send at a time", change: func(s *Settings) {
+			q := exporterhelper.NewDefaultQueueConfig()
+			q.NumConsumers = 1
+			s.Queue = configoptional.Some(q)
+		}},
+		{name: "no retries", change: func(s *Settings) {
+			q := exporterhelper.NewDefaultQueueConfig()
+			q.NumConsumers = 1
+			s.Queue = configoptional.Some(q)
+			s.Retry.Enabled = false
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := &fallback{}
+			hung := startHanging(t)
+			r := newRouterWith(t, []string{hung}, func(s *Settings) {
+				hungSettings(s)
+				s.Fallback = fb.take
+				tc.change(s)
+			})
+			var w routertest.Workload
+			start := time.Now()
+			for range 10 {
+				require.NoError(t, r.Route(context.Background(), encodeTraces(t, w.Batch(1, 2))))
+			}
+			// The retry budget is 1 s: well past it, a request is either in
+			// Fallback or gone.
+			ok := assert.Eventually(t, func() bool { _, spans := fb.counts(); return spans == 20 }, 4*time.Second, 5*time.Millisecond,
+				"every span forwarded to the hung member is given to Fallback")
+			_, spans := fb.counts()
+			t.Logf("Fallback took %d of 20 spans in %v (send timeout 100 ms, retry budget 1 s); member down: %v",
+				spans, time.Since(start).Round(10*time.Millisecond), memberDown(r, hung))
+			if ok {
+				assert.Less(t, time.Since(start), time.Second, "given to Fallback within the retry budget")
+			}
+			assert.True(t, memberDown(r, hung), "the member that answers nothing is marked down")
+		})
 	}
-	// The retry budget is 1 s: well past it, a request is either in
-	// Fallback or gone.
-	ok := assert.Eventually(t, func() bool { _, spans := fb.counts(); return spans == 20 }, 4*time.Second, 5*time.Millisecond,
-		"every span forwarded to the hung member is given to Fallback")
-	if !ok {
-		_, spans := fb.counts()
-		t.Logf("Fallback took %d of 20 spans within 4 s (retry budget 1 s); member down: %v", spans, memberDown(r, hung))
-	}
-	assert.True(t, memberDown(r, hung), "the member that answers nothing is marked down")
 }
 
 // TestHungMemberFailsOver: an agent (no Fallback) routes to two gateways,

@@ -104,16 +104,18 @@ func (m *member) sendNow(ctx context.Context, data []byte) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
 		if older := m.r.cfg.Downgrade(data); older != nil {
 			err = m.sendRetrying(ctx, [][]byte{older})
 		}
 	}
+	_, hung := m.sent(start, err)
 	if err == nil {
 		return nil
 	}
-	if isDown(err) && !m.stopped() {
+	if (isDown(err) || hung) && !m.stopped() {
 		m.markDown(err)
 	}
 	return fmt.Errorf("send to %s: %w", m.addr, err)

@@ -65,7 +65,7 @@ func newRouterObserved(t *testing.T, addrs []string, obs Observer, change func(*
 	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	cfg := Settings{
 		GRPC:     grpc,
-		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
+		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond, Timeouts: 2},
 		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
 		Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 		Retry:    configretry.NewDefaultBackOffConfig(),
