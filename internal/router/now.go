@@ -16,7 +16,9 @@ import (
 // queued request to a member that accepts and never answers was retried
 // for up to exporterhelper's max_elapsed_time (5 minutes), then dropped,
 // and dropped too when the router shut down during a retry's back-off:
-// the queue tells its caller nothing, and calls no Fallback then.
+// the queue tells its caller nothing. (Such a member is now marked down
+// after Failover.Timeouts sends unanswered, hung.go, and its queue fails
+// over or falls back; a handover still cannot wait that long.)
 
 // Left is what a member did not take of a RouteNow: an encoded TracesData,
 // without the prefix, the caller's.
