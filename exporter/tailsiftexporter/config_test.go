@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	dns.GRPC.Compression = configcompression.TypeSnappy
 	dns.GRPC.TLS.Insecure = true
-	dns.Failover = router.FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second}
+	dns.Failover = router.FailoverConfig{Attempts: 3, Backoff: 50 * time.Millisecond, ProbeInterval: 2 * time.Second, Timeouts: 3}
 	dns.Timeout.Timeout = 10 * time.Second
 	dns.Queue.Get().Sizer = exporterhelper.RequestSizerTypeRequests
 	dns.Queue.Get().QueueSize = 5000
@@ -69,6 +69,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, b.FlushTimeout)
 	assert.Equal(t, []int64{2048, 2048}, []int64{b.MinSize, b.MaxSize})
 	assert.Equal(t, 512*1024, cfg.GRPC.WriteBufferSize)
+	assert.Equal(t, 2, cfg.Failover.Timeouts, "a member is down after two sends in a row unanswered")
 	// Each member's queue is bounded in bytes, not in requests: a queue of
 	// 1000 batches could hold 1000 × max_request_bytes.
 	assert.Equal(t, exporterhelper.RequestSizerTypeBytes, cfg.Queue.Get().Sizer)
@@ -135,6 +136,11 @@ func TestInvalidConfig(t *testing.T) {
 			name: "zero probe interval",
 			yaml: map[string]any{"members": static, "failover": map[string]any{"probe_interval": "0s"}},
 			err:  "failover: probe_interval: must be positive, got 0s",
+		},
+		{
+			name: "negative timeouts",
+			yaml: map[string]any{"members": static, "failover": map[string]any{"timeouts": -1}},
+			err:  "failover: timeouts: must not be negative, got -1",
 		},
 		{
 			name: "negative max_request_bytes",

@@ -18,7 +18,6 @@ import (
 
 	"github.com/tailsift/tailsift/exporter/tailsiftexporter/internal/metadata"
 	"github.com/tailsift/tailsift/internal/ring"
-	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
@@ -45,7 +44,8 @@ func newHarnessOn(t *testing.T, gw *routertest.Gateways, addrs []string, members
 	cfg := createDefaultConfig().(*Config)
 	members(cfg)
 	cfg.GRPC.TLS.Insecure = true
-	cfg.Failover = router.FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond}
+	// Failover.Timeouts stays the default.
+	cfg.Failover.Attempts, cfg.Failover.Backoff, cfg.Failover.ProbeInterval = 2, 10*time.Millisecond, 20*time.Millisecond
 	cfg.Retry.InitialInterval, cfg.Retry.MaxInterval = 10*time.Millisecond, 50*time.Millisecond
 	exp, tel := startExporter(t, cfg)
 	return &harness{t: t, gw: gw, exp: exp, tel: tel, ring: ring.New(addrs), sent: map[[8]byte]string{}}

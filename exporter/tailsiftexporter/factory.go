@@ -42,6 +42,9 @@ func createDefaultConfig() component.Config {
 			Attempts:      2,
 			Backoff:       100 * time.Millisecond,
 			ProbeInterval: time.Second,
+			// A gateway that leaves two sends in a row unanswered for the
+			// whole timeout (5 s each) is down: its spans fail over.
+			Timeouts: 2,
 		},
 		Timeout: exporterhelper.NewDefaultTimeoutConfig(),
 		Queue:   configoptional.Some(defaultQueue()),

@@ -155,3 +155,34 @@ func TestCountTraces(t *testing.T) {
 	assert.Equal(t, 10, traces)
 	assert.Equal(t, 30, spans)
 }
+
+// TestForwardedSpansToHungMember: a gateway forwards the spans an agent
+// misrouted to their owner, which accepts the connection and never
+// answers, and no other member is up for them. Each send timed out (5 s),
+// was retried until exporterhelper's budget ended (5 minutes), and was
+// dropped: the acknowledged spans were neither delivered nor buffered
+// here. The router marks the owner down after two sends in a row
+// unanswered, and its fallback buffers the spans here.
+func TestForwardedSpansToHungMember(t *testing.T) {
+	g, addr := startHungGateway(t)
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addr}, 0
+	buf := &heldBuffer{}
+	n, _ := runNode(t, cfg, buf, nil)
+	var w routertest.Workload
+	start := time.Now()
+	got, err := n.Ingest(context.Background(), encode(t, w.Batch(40, 1)), nil)
+	require.NoError(t, err)
+	require.Equal(t, 40, got, "the request is acknowledged whole")
+	here := func() int { return givenBack(t, buf) }
+	require.Less(t, here(), 40, "some spans are the hung member's, forwarded")
+	// Two sends of 5 s and exporterhelper's first retry interval (5 s,
+	// ±50 %) between them: at most 17.5 s.
+	ok := assert.Eventually(t, func() bool { return here() == 40 }, 25*time.Second, 20*time.Millisecond,
+		"every acknowledged span is buffered here")
+	t.Logf("buffered here %d of 40 spans after %v; the member was called %d times; down: %v",
+		here(), time.Since(start).Round(100*time.Millisecond), g.calls.Load(), routerMemberDown(n, addr))
+	if ok {
+		assert.True(t, routerMemberDown(n, addr), "the member that answers nothing is down")
+	}
+}

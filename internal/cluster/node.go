@@ -118,7 +118,7 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 	n.router = router.New(exporter.Settings{ID: set.ID, TelemetrySettings: set.Telemetry, BuildInfo: set.BuildInfo},
 		router.Settings{
 			GRPC:     cfg.GRPC,
-			Failover: router.FailoverConfig{Attempts: 2, Backoff: 100 * time.Millisecond, ProbeInterval: time.Second},
+			Failover: router.FailoverConfig{Attempts: 2, Backoff: 100 * time.Millisecond, ProbeInterval: time.Second, Timeouts: 2},
 			Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
 			Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 			Retry:    configretry.NewDefaultBackOffConfig(),

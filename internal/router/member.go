@@ -45,6 +45,10 @@ type member struct {
 	logger *zap.Logger
 
 	down atomic.Bool
+	// answeredAt (r.since) is when the member last answered a send, and
+	// unanswered counts the sends it left unanswered since (hung.go).
+	answeredAt atomic.Int64
+	unanswered atomic.Int64
 	// upAt (when the member last came back) and hold (its last hold-down)
 	// are written by the one probe loop, before down is cleared, and read
 	// by markDown, after down is set: down orders them.
@@ -143,12 +147,14 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	}
 	var err error
 	if !m.down.Load() {
+		start := m.r.since()
 		err = m.sendRetrying(ctx, req.bufs)
 		if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
 			if older := m.r.cfg.Downgrade(req.bytes()); older != nil {
 				err = m.sendRetrying(ctx, [][]byte{older})
 			}
 		}
+		unanswered, hung := m.sent(start, err)
 		if err == nil {
 			// A successful answer means the gateway read the whole
 			// request: gRPC holds no reference to it any more.
@@ -156,10 +162,15 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 			return nil
 		}
 		switch {
-		case isDown(err):
+		case isDown(err), hung:
+			// Down, or hung (hung.go): a send that timed out may have
+			// been taken all the same, and the failover sends it again.
 			if !m.stopped() { // a stopped member's probes are over
 				m.markDown(err)
 			}
+		case unanswered && !m.r.cfg.Retry.Enabled:
+			// Nothing would retry it: fail it over now, without
+			// marking the member down for one send.
 		case m.leaving.Load():
 			// The member shuts down (it left the set, or the router
 			// stops): exporterhelper retries no more, so what it would
@@ -331,6 +342,7 @@ func (m *member) probe(hold time.Duration) {
 		err := m.send(ctx, nil, grpc.WaitForReady(true))
 		cancel()
 		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
+			m.answered()
 			m.upAt = time.Now()
 			m.down.Store(false)
 			m.r.obs.MembersUp(1)

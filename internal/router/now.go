@@ -16,7 +16,9 @@ import (
 // queued request to a member that accepts and never answers was retried
 // for up to exporterhelper's max_elapsed_time (5 minutes), then dropped,
 // and dropped too when the router shut down during a retry's back-off:
-// the queue tells its caller nothing, and calls no Fallback then.
+// the queue tells its caller nothing. (Such a member is now marked down
+// after Failover.Timeouts sends unanswered, hung.go, and its queue fails
+// over or falls back; a handover still cannot wait that long.)
 
 // Left is what a member did not take of a RouteNow: an encoded TracesData,
 // without the prefix, the caller's.
@@ -104,16 +106,18 @@ func (m *member) sendNow(ctx context.Context, data []byte) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
 		if older := m.r.cfg.Downgrade(data); older != nil {
 			err = m.sendRetrying(ctx, [][]byte{older})
 		}
 	}
+	_, hung := m.sent(start, err)
 	if err == nil {
 		return nil
 	}
-	if isDown(err) && !m.stopped() {
+	if (isDown(err) || hung) && !m.stopped() {
 		m.markDown(err)
 	}
 	return fmt.Errorf("send to %s: %w", m.addr, err)

@@ -2,9 +2,9 @@
 // it splits an encoded batch by trace ID on a consistent-hash ring
 // (internal/ring), and sends each member its part over gRPC, through
 // exporterhelper's queue and retries, as bytes. A member that refuses
-// connections or answers UNAVAILABLE past a short retry is marked down, and
-// its spans go to the next member in hash order until a probe finds it
-// again.
+// connections or answers UNAVAILABLE past a short retry, or leaves its
+// sends unanswered until they time out (hung.go), is marked down, and its
+// spans go to the next member in hash order until a probe finds it again.
 //
 // The tailsift exporter is a Router behind a pdata adapter. A gateway that
 // forwards misrouted spans or hands traces over uses one the same way, on

@@ -27,14 +27,19 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counts is an Observer that counts.
-type counts struct{ routed, rerouted, up, members, oversized atomic.Int64 }
+type counts struct{ routed, rerouted, up, downs, members, oversized atomic.Int64 }
 
 func (c *counts) Routed(_ context.Context, _ string, spans, rerouted int) {
 	c.routed.Add(int64(spans))
 	c.rerouted.Add(int64(rerouted))
 }
-func (c *counts) MembersUp(d int) { c.up.Add(int64(d)) }
-func (c *counts) Members(d int)   { c.members.Add(int64(d)) }
+func (c *counts) MembersUp(d int) {
+	c.up.Add(int64(d))
+	if d < 0 {
+		c.downs.Add(int64(-d))
+	}
+}
+func (c *counts) Members(d int) { c.members.Add(int64(d)) }
 func (c *counts) Oversized(_ context.Context, _ string, spans int) {
 	c.oversized.Add(int64(spans))
 }
@@ -60,7 +65,7 @@ func newRouterObserved(t *testing.T, addrs []string, obs Observer, change func(*
 	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	cfg := Settings{
 		GRPC:     grpc,
-		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond},
+		Failover: FailoverConfig{Attempts: 2, Backoff: 10 * time.Millisecond, ProbeInterval: 20 * time.Millisecond, Timeouts: 2},
 		Timeout:  exporterhelper.NewDefaultTimeoutConfig(),
 		Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 		Retry:    configretry.NewDefaultBackOffConfig(),
