@@ -85,10 +85,12 @@ func (b *Buffer) IngestDecisions(ctx context.Context, d *cluster.Decisions) erro
 					continue
 				}
 				s.decided.rememberKept(k.ID, hashID(&k.ID), mark)
+				s.recordHandedKeep(k.ID, mark)
 			}
 			for _, h := range mine.Dropped {
 				s.decided.dropped.add(h, now)
 			}
+			s.flushStore()
 		})
 		if err != nil {
 			return err

@@ -180,6 +180,22 @@ func (s *shard) recordDecision(t *trace, d sampling.Decision, mark keptMark, rea
 	}
 }
 
+// recordHandedKeep notes, for the store, the keep of trace id that another
+// gateway handed over with mark while no span of the trace was buffered
+// here: its late spans follow the keep here, and after a restart they must
+// still (recorded as keepHandedOver records a buffered trace's). Without
+// it the store held the late spans with no decision: a restart took them
+// in again as an undecided trace, and the policies decided them afresh,
+// sent a second time or dropped (TestHandedOverKeepSurvivesCrash).
+func (s *shard) recordHandedKeep(id [16]byte, mark keptMark) {
+	if h := s.deps.store; h != nil {
+		d := sampling.Decision{Verdict: sampling.Sampled, Threshold: mark.threshold(), Policy: HandoverRule}
+		p := &h.pending[s.id]
+		p.ids = append(p.ids, id)
+		p.decs = append(p.decs, storedDecision(d, mark, ReasonHandover))
+	}
+}
+
 // flushStore hands the shard's noted decisions to the store.
 func (s *shard) flushStore() {
 	h := s.deps.store
