@@ -118,19 +118,8 @@ func TestShutdownBoundWhenNextIgnoresCtx(t *testing.T) {
 	}
 	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(errorTrace(2)...)))
 
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- h.p.Shutdown(context.Background()) }()
-	var err error
-	require.Eventually(t, func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	}, 5*time.Second, 5*time.Millisecond, "Shutdown hung in the next consumer")
-	assert.Less(t, time.Since(start), cfg.Output.ShutdownTimeout+time.Second)
+	took, err := tracebuftest.ShutdownWithin(t, context.Background(), h.p, 5*time.Second)
+	assert.Less(t, took, cfg.Output.ShutdownTimeout+time.Second)
 	require.Error(t, err, "kept spans were not handed on")
 	assert.Equal(t, int64(6), h.metric("otelcol_processor_tailsift_export_failures"), "both traces' spans")
 }

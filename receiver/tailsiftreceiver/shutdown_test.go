@@ -49,25 +49,6 @@ func startShutdownRig(t *testing.T, cfg *Config, next consumer.Traces, host comp
 	return g
 }
 
-// shutdownWithin runs Shutdown on a goroutine and requires it to return
-// within bound; it returns how long it took and Shutdown's error.
-func shutdownWithin(t *testing.T, r *tailsiftReceiver, ctx context.Context, bound time.Duration) (time.Duration, error) {
-	t.Helper()
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- r.Shutdown(ctx) }()
-	var err error
-	require.Eventually(t, func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	}, bound, 5*time.Millisecond, "Shutdown did not return")
-	return time.Since(start), err
-}
-
 // TestShutdownBoundWhenNextIgnoresCtx: a next consumer that blocks and
 // ignores its context held Shutdown forever (the shard waited in it, and
 // Shutdown for the shard). Shutdown returns by output.shutdown_timeout
@@ -92,7 +73,7 @@ func TestShutdownBoundWhenNextIgnoresCtx(t *testing.T) {
 	}
 	g.sendGRPC(batch(errorTrace(2)...))
 
-	took, err := shutdownWithin(t, g.r, context.Background(), 5*time.Second)
+	took, err := tracebuftest.ShutdownWithin(t, context.Background(), g.r, 5*time.Second)
 	assert.Less(t, took, cfg.Output.ShutdownTimeout+time.Second)
 	require.Error(t, err, "kept spans were not handed on")
 	assert.Equal(t, int64(6), g.metric("otelcol_receiver_tailsift_export_failures"), "both traces' spans")
@@ -186,7 +167,7 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
-			took, _ := shutdownWithin(t, g.r, ctx, 5*time.Second)
+			took, _ := tracebuftest.ShutdownWithin(t, ctx, g.r, 5*time.Second)
 			assert.True(t, mw.finished.Load(), "Shutdown returned (after %v) before the handler did", took)
 			want := int32(http.StatusOK)
 			if transport == "grpc" {
@@ -247,7 +228,7 @@ func TestShutdownBoundWhenREDConsumerIgnoresCtx(t *testing.T) {
 	g := newClientRig(t, r)
 	g.sendGRPC(batch(errorTrace(1)...))
 
-	took, err := shutdownWithin(t, r, context.Background(), 5*time.Second)
+	took, err := tracebuftest.ShutdownWithin(t, context.Background(), r, 5*time.Second)
 	assert.Less(t, took, cfg.Output.ShutdownTimeout+time.Second)
 	assert.True(t, metrics.entered.Load(), "the last flush reached the consumer")
 	require.ErrorContains(t, err, "RED metrics")
