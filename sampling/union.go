@@ -248,7 +248,10 @@ func (k *keepSet) mark(t *Trace, salts []uint64) (otelsampling.Threshold, uint8,
 // floor is the least randomness of salt that a trace can have: the head
 // threshold for the trace's own, 0 for a salted one (a salt applies only
 // to traces without a head threshold).
-func (k *keepSet) floor(t *Trace, salt uint8) uint64 {
+func (k *keepSet) floor(t *Trace, salt uint8) uint64 { return floorOf(t, salt) }
+
+// floorOf is keepSet.floor.
+func floorOf(t *Trace, salt uint8) uint64 {
 	if salt != 0 || !t.HasHead {
 		return 0
 	}
