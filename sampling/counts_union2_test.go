@@ -87,3 +87,40 @@ func TestCountsAndMixed(t *testing.T) {
 		})
 	}
 }
+
+// TestCountsCompositeUnion: a composite (mode consistent) whose kept set is
+// not one threshold's (sub-policies on independent salts, or on a
+// randomness and its reflection) beside another top-level policy that
+// samples on randomness. The composite decided on its own derived
+// randomness R*, which is not independent of the other policy's sets, and
+// the engine marked the most permissive threshold of the policies that
+// sampled. Handed to the engine as its sets on the trace's randomness
+// values instead, the union of all the policies is measured exactly.
+func TestCountsCompositeUnion(t *testing.T) {
+	const loose, binding = 1_000_000, 2000
+	tests := []struct {
+		name     string
+		policies []sampling.PolicyConfig
+		heads    []string
+	}{
+		{"composite(salted p10, p20), salted p30", []sampling.PolicyConfig{
+			consistentComposite("composite", loose, nil, saltedPolicy("s", "s", 10), probPolicy("p", 20)), saltedPolicy("t", "t", 30)}, nil},
+		{"composite(salted p10, p20), not p50", []sampling.PolicyConfig{
+			consistentComposite("composite", loose, nil, saltedPolicy("s", "s", 10), probPolicy("p", 20)), notPolicy("n", probPolicy("q", 50))}, nil},
+		// The total binds: the composite's sets are thinned.
+		{"composite(salted p10, p20, errors), total 2000, not p50", []sampling.PolicyConfig{
+			consistentComposite("composite", binding, nil, saltedPolicy("s", "s", 10), probPolicy("p", 20), statusPolicy("errors", "ERROR")), notPolicy("n", probPolicy("q", 50))}, nil},
+		// On a randomness and its reflection, heads included.
+		{"composite(not p30, p20), p50", []sampling.PolicyConfig{
+			consistentComposite("composite", loose, nil, andPolicy("not30", notPolicy("n", probPolicy("q", 30))), probPolicy("p", 20)), probPolicy("r", 50)}, []string{"ot=th:8", "ot=th:c", ""}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := countRun{n: 300_000, perSec: 5000, heads: tt.heads, cost: spans1to8, classOf: okOrError}
+			res := r.run(t, newEngine(t, tt.policies...), 431+uint64(i))
+			checkRatio(t, res.classes["ok"], "ok")
+			checkRatio(t, res.classes["errors"], "errors")
+			t.Logf("kept %.0f spans per second", res.keptSpans/res.secs)
+		})
+	}
+}
