@@ -229,17 +229,8 @@ func (o *compositeOffer) scale(b int, dir uint8, f float64) {
 // passes the threshold of P·pt; the decision is on R* (derivedRV), and a
 // refusal, whose set R* cannot state, carries unknownRV.
 func (o *compositeOffer) decide(t *Trace, pt float64, salts []uint64) Decision {
-	if o.p >= 1 {
-		return thinned(t, 1, pt, 0, salts)
-	}
-	if o.nb == 1 {
-		b := o.bases[0]
-		switch {
-		case b.down == 0:
-			return thinned(t, b.up, pt, b.salt, salts)
-		case b.up == 0:
-			return thinned(t, b.down, pt, b.salt|reflectRV, salts)
-		}
+	if o.oneSet() {
+		return o.decideOne(t, pt, salts)
 	}
 	var (
 		regions [maxOfferBases]region
@@ -272,6 +263,24 @@ func (o *compositeOffer) decide(t *Trace, pt float64, salts []uint64) Decision {
 	}
 	t.derived = kept
 	return Decision{rv: unknownRV}
+}
+
+// oneSet reports whether K is one threshold's set: every value, or the
+// sets on one randomness only, or on its reflection only.
+func (o *compositeOffer) oneSet() bool {
+	return o.p >= 1 || o.nb == 1 && (o.bases[0].down == 0 || o.bases[0].up == 0)
+}
+
+// decideOne is decide when K is one threshold's set (oneSet).
+func (o *compositeOffer) decideOne(t *Trace, pt float64, salts []uint64) Decision {
+	if o.p >= 1 {
+		return thinned(t, 1, pt, 0, salts)
+	}
+	b := o.bases[0]
+	if b.down == 0 {
+		return thinned(t, b.up, pt, b.salt, salts)
+	}
+	return thinned(t, b.down, pt, b.salt|reflectRV, salts)
 }
 
 // thinned decides t on the set {R ≥ th(m·pt)} of the randomness rv names.

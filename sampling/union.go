@@ -34,8 +34,9 @@ const top = otelsampling.MaxAdjustedCount
 type keepSet struct {
 	// full: a policy keeps the trace whatever its randomness.
 	full bool
-	// inexact: a policy's set is not known (an and refused on randomness),
-	// or there are more than maxBases randomness values.
+	// inexact: a policy's set is not known (an and over samplers on
+	// different randomness), or there are more than maxBases randomness
+	// values.
 	inexact bool
 	n       int
 	bases   [maxBases]baseSet
@@ -48,9 +49,10 @@ type keepSet struct {
 	survInexact bool
 
 	// derived counts the policies that kept the trace on a randomness of
-	// their own derived from the trace's (a composite, derivedRV in
-	// Trace.derived), derivedTh the last one's threshold: exact only when
-	// it is the one set on randomness.
+	// their own derived from the trace's (an and over samplers on
+	// different randomness, a composite the engine did not ask for its
+	// sets; derivedRV in Trace.derived), derivedTh the last one's
+	// threshold: exact only when it is the one set on randomness.
 	derived   int
 	derivedTh otelsampling.Threshold
 }
