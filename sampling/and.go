@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	otelsampling "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 // AndConfig keeps a trace when every sub-policy keeps it, as contrib's and
@@ -101,7 +99,10 @@ func buildSubPolicies(b *builder, key string, subs []PolicyConfig, allowed []str
 	return ps, nil
 }
 
-type and struct{ subs []evaluator }
+type and struct {
+	subs  []evaluator
+	salts []uint64 // the engine's salts, as far as the sub-policies' go
+}
 
 func newAnd(settings any, b *builder) (evaluator, error) {
 	c := settings.(*AndConfig)
@@ -109,7 +110,9 @@ func newAnd(settings any, b *builder) (evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return and{subs: subs}, nil
+	// The sub-policies' salts are registered by now; later ones are
+	// appended after them.
+	return and{subs: subs, salts: b.salts}, nil
 }
 
 // Evaluate is contrib's And.EvaluateWithThreshold: NotSampled as soon as a
@@ -117,23 +120,31 @@ func newAnd(settings any, b *builder) (evaluator, error) {
 // InvertSampled sub-policy passes) with the strictest of the sub-policies'
 // thresholds, since the trace passed them all.
 //
-// A refusal on randomness (the sub-policy's refusal carries a threshold)
-// is marked unknownRV: and does not state its set of randomness values,
-// and the engine then keeps its most permissive threshold (keepSet).
+// Its decision states its set of randomness values, kept or refused, so
+// that the engine can measure the union of the policies' sets (keepSet):
+// the intersection of its sub-policies' sets (andSets). A refusal on
+// randomness carries the strictest threshold when they sample on one
+// randomness, and unknownRV otherwise (the engine then keeps its most
+// permissive threshold). A trace kept by sub-policies on different
+// randomness (salts, or a randomness and its reflection) is kept with the
+// probability of the intersection, on a randomness derived from the
+// trace's (derivedRV, andSets.derive).
 func (p and) Evaluate(t *Trace) Decision {
-	strictest := keepAlways
-	for _, s := range p.subs {
-		d := s.Evaluate(t)
-		if d.Verdict == NotSampled && (d.Threshold != otelsampling.AlwaysSampleThreshold || d.rv&unknownRV != 0) {
-			return Decision{rv: unknownRV}
-		}
-		if d.Verdict == NotSampled || d.Verdict == InvertNotSampled {
-			return Decision{}
-		}
-		if otelsampling.ThresholdGreater(d.Threshold, strictest.Threshold) {
-			strictest = d // with the randomness it was decided on
-		}
+	var s andSets
+	refused, empty := p.eval(t, &s)
+	switch {
+	case empty:
+		return Decision{}
+	case refused && s.mixed:
+		return Decision{rv: unknownRV}
+	case refused:
+		d := s.strictest
+		d.Verdict = NotSampled
+		return d
+	case s.mixed:
+		return s.derive(t, p.salts)
 	}
-	strictest.Verdict = Sampled
-	return strictest
+	d := s.strictest
+	d.Verdict = Sampled
+	return d
 }

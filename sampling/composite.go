@@ -206,16 +206,31 @@ const maxShareSubs = 32
 // total its cost. A refusal carries its threshold (for the engine's union
 // of the policies' sets) when K is one threshold's set.
 func (p *composite) evaluateShare(t *Trace) Decision {
+	d, _ := p.decideShare(t, nil)
+	return d
+}
+
+// decideShare is evaluateShare; with sets (the engine's union, see
+// composite_union.go), K is stated as its sets on the trace's randomness
+// values, written there, their number returned (-1: the decision states
+// its set, as evaluateShare's).
+func (p *composite) decideShare(t *Trace, sets *[unionSets]Decision) (Decision, int) {
 	var o compositeOffer
 	p.offer(t, !t.redo, &o)
 	if o.p <= 0 {
-		return Decision{}
+		return Decision{}, -1
 	}
 	// The total's demand is the cost K covers.
 	pt := p.total.probability(t.Now, float64(t.SpanCount)*o.p, !t.redo)
-	d := o.decide(t, pt, p.salts)
+	d, n := Decision{}, -1
+	if sets != nil && !o.oneSet() {
+		d, n = o.sets(t, pt, p.salts, sets)
+	}
+	if n < 0 {
+		d = o.decide(t, pt, p.salts)
+	}
 	if d.Verdict != Sampled {
-		return d
+		return d, n
 	}
 	switch {
 	case !t.redo:
@@ -224,7 +239,7 @@ func (p *composite) evaluateShare(t *Trace) Decision {
 	case t.charged&p.bit == 0:
 		t.pending |= p.bit
 	}
-	return d
+	return d, n
 }
 
 // first returns the first sub-policy that samples t and its decision, or -1.

@@ -116,13 +116,17 @@ func (p *composite) offer(t *Trace, learn bool, o *compositeOffer) {
 // canonical returns rv with its salt named by the first salted policy of
 // the same salt: two sub-policies with one hash_salt sample on one
 // randomness.
-func (p *composite) canonical(rv uint8) uint8 {
+func (p *composite) canonical(rv uint8) uint8 { return canonicalSalt(p.salts, rv) }
+
+// canonicalSalt is rv with its salt named by the first of salts (the
+// engine's, or a prefix of them) with the same state.
+func canonicalSalt(salts []uint64, rv uint8) uint8 {
 	salt := rv & saltMask
-	if salt == 0 {
+	if salt == 0 || int(salt) > len(salts) {
 		return rv
 	}
 	for i := range salt - 1 {
-		if p.salts[i] == p.salts[salt-1] {
+		if salts[i] == salts[salt-1] {
 			return rv&^saltMask | (i + 1)
 		}
 	}
@@ -225,17 +229,8 @@ func (o *compositeOffer) scale(b int, dir uint8, f float64) {
 // passes the threshold of P·pt; the decision is on R* (derivedRV), and a
 // refusal, whose set R* cannot state, carries unknownRV.
 func (o *compositeOffer) decide(t *Trace, pt float64, salts []uint64) Decision {
-	if o.p >= 1 {
-		return thinned(t, 1, pt, 0, salts)
-	}
-	if o.nb == 1 {
-		b := o.bases[0]
-		switch {
-		case b.down == 0:
-			return thinned(t, b.up, pt, b.salt, salts)
-		case b.up == 0:
-			return thinned(t, b.down, pt, b.salt|reflectRV, salts)
-		}
+	if o.oneSet() {
+		return o.decideOne(t, pt, salts)
 	}
 	var (
 		regions [maxOfferBases]region
@@ -253,9 +248,11 @@ func (o *compositeOffer) decide(t *Trace, pt float64, salts []uint64) Decision {
 			r.n++
 		}
 	}
+	kept := t.derived // derive sets t.derived; a refusal leaves it as it was
 	th, rv, ok := k.derive(t, salts, regions[:o.nb])
 	switch {
 	case !ok:
+		t.derived = kept
 		return Decision{rv: unknownRV} // not in K
 	case rv != derivedRV:
 		return thinned(t, 1, pt, 0, salts) // K is every value
@@ -264,7 +261,26 @@ func (o *compositeOffer) decide(t *Trace, pt float64, salts []uint64) Decision {
 	if t.Scale(th).ShouldSample(t.derived) {
 		return Decision{Verdict: Sampled, Threshold: th, rv: derivedRV}
 	}
+	t.derived = kept
 	return Decision{rv: unknownRV}
+}
+
+// oneSet reports whether K is one threshold's set: every value, or the
+// sets on one randomness only, or on its reflection only.
+func (o *compositeOffer) oneSet() bool {
+	return o.p >= 1 || o.nb == 1 && (o.bases[0].down == 0 || o.bases[0].up == 0)
+}
+
+// decideOne is decide when K is one threshold's set (oneSet).
+func (o *compositeOffer) decideOne(t *Trace, pt float64, salts []uint64) Decision {
+	if o.p >= 1 {
+		return thinned(t, 1, pt, 0, salts)
+	}
+	b := o.bases[0]
+	if b.down == 0 {
+		return thinned(t, b.up, pt, b.salt, salts)
+	}
+	return thinned(t, b.down, pt, b.salt|reflectRV, salts)
 }
 
 // thinned decides t on the set {R ≥ th(m·pt)} of the randomness rv names.
@@ -289,69 +305,6 @@ func (p *composite) chargeOffer(t *Trace, o *compositeOffer) {
 		}
 	}
 	p.total.chargeCost(t.Now, n)
-}
-
-// evaluateForSet evaluates a composite's sub-policy so that its decision
-// states its set whether it keeps t or not: every sub-policy but and does
-// so already; and's refusal on randomness does not (see andSet).
-func evaluateForSet(e evaluator, t *Trace) Decision {
-	if a, ok := e.(and); ok {
-		return a.set(t)
-	}
-	return e.Evaluate(t)
-}
-
-// set is and's Evaluate for a composite: its refusal on randomness carries
-// the set with which it would keep t, the intersection of its sub-policies'
-// sets: {R ≥ th} on their one randomness, th the strictest of their
-// thresholds. The sub-policies after the one that refused are asked for
-// their sets as Redecide asks them (they learn and charge nothing), as
-// drop's refusal does. When they sample on different randomness the
-// intersection is not one threshold's set: the refusal then carries no
-// threshold and the trace is kept as and's Evaluate keeps it, with the
-// strictest threshold (docs/policies/counts.md, Known gaps).
-func (p and) set(t *Trace) Decision {
-	var (
-		set                   = keepAlways
-		hasRand, mixed, empty bool
-		refused, redo         bool
-		pending               uint64
-	)
-	for _, s := range p.subs {
-		d := s.Evaluate(t)
-		if d.Verdict == InvertNotSampled || d.Verdict == NotSampled && d.Threshold == otelsampling.AlwaysSampleThreshold && d.rv&unknownRV == 0 {
-			empty = true // refused whatever the randomness
-			break
-		}
-		if d.Verdict == NotSampled && !refused {
-			// The rest are asked as Redecide asks them.
-			refused, redo, pending = true, t.redo, t.pending
-			t.redo = true
-		}
-		switch {
-		case d.rv&unknownRV != 0:
-			mixed = true
-		case d.Threshold == otelsampling.AlwaysSampleThreshold:
-		default:
-			mixed = mixed || hasRand && d.rv != set.rv
-			hasRand = true
-			if otelsampling.ThresholdGreater(d.Threshold, set.Threshold) {
-				set = d // with the randomness it was decided on
-			}
-		}
-	}
-	if refused {
-		t.redo, t.pending = redo, pending
-	}
-	switch {
-	case empty, refused && mixed:
-		return Decision{}
-	case refused:
-		set.Verdict = NotSampled
-	default:
-		set.Verdict = Sampled
-	}
-	return set
 }
 
 // distinctSalts counts the distinct salts (FNV-1a states) in salts.

@@ -146,8 +146,8 @@ func TestCompositeDecideSets(t *testing.T) {
 }
 
 // TestAndSet: and's refusal on randomness states the intersection of its
-// sub-policies' sets; the sub-policies after the refusing one learn and
-// charge nothing.
+// sub-policies' sets, for a composite (set) and for the engine (Evaluate);
+// the sub-policies after the refusing one learn and charge nothing.
 func TestAndSet(t *testing.T) {
 	limit := NewPolicyConfig("rate", "rate_limiting", &RateLimitingConfig{SpansPerSecond: 10, BurstCapacity: 10})
 	cfg := NewPolicyConfig("and", "and", &AndConfig{SubPolicies: []PolicyConfig{
@@ -167,7 +167,10 @@ func TestAndSet(t *testing.T) {
 	assert.Zero(t, share.demand, "the limiter after the refusal learned nothing")
 	assert.False(t, low.redo)
 	assert.Zero(t, low.pending)
-	assert.Equal(t, unknownRV, a.Evaluate(low).rv, "and's own Evaluate does not state it")
+	assert.Equal(t, d, a.Evaluate(low), "and's own Evaluate states it too")
+	assert.Zero(t, share.demand, "the limiter after the refusal learned nothing")
+	assert.False(t, low.redo)
+	assert.Zero(t, low.pending)
 
 	high := &Trace{Now: t0, SpanCount: 1}
 	high.Randomness, _ = otelsampling.UnsignedToRandomness(1<<56 - 1)
@@ -182,6 +185,7 @@ func TestAndSet(t *testing.T) {
 	}})})
 	require.NoError(t, err)
 	assert.Equal(t, Decision{}, mixed.policies[0].(and).set(&Trace{Now: t0, SpanCount: 1}))
+	assert.Equal(t, Decision{rv: unknownRV}, mixed.policies[0].Evaluate(&Trace{Now: t0, SpanCount: 1}), "the engine is told the set is not known")
 }
 
 // TestCompositeRedecideCharges: in mode consistent, a trace kept at Decide

@@ -11,6 +11,7 @@ import (
 // Engine evaluates a policy list and combines the verdicts.
 type Engine struct {
 	policies   []evaluator
+	unions     []*composite // per policy: non-nil for a composite (composite_union.go)
 	names      []string
 	drop       []bool // policies of type drop, evaluated first
 	preds      []func(*SpanView) bool
@@ -72,6 +73,8 @@ func NewEngine(cfgs []PolicyConfig, opts ...Option) (*Engine, error) {
 			return nil, fmt.Errorf(key+" (%s): %w", i, c.Name, err)
 		}
 		e.policies = append(e.policies, p)
+		u, _ := p.(*composite)
+		e.unions = append(e.unions, u)
 		e.names = append(e.names, c.Name)
 		e.drop = append(e.drop, c.Type == "drop")
 		if o, ok := p.(decisionObserver); ok {
@@ -159,8 +162,10 @@ func (e *Engine) ObserveSpan(t *Trace, v *SpanView) {
 // that refused on randomness lets through the traces below its threshold,
 // as not keeps them). When the policies sample on one randomness and
 // nothing drops on it, that is the most permissive threshold above; when
-// it is not known exactly (an and refusing on randomness, survivors of a
-// drop kept on another randomness), the most permissive threshold stays.
+// it is not known exactly (an and over samplers on different randomness
+// beside another sampler, survivors of a drop kept on another randomness),
+// the most permissive threshold stays. A composite states its kept set as
+// its sets on the trace's randomness values (evaluate).
 // See keepSet and docs/policies/counts.md.
 //
 // With a budget (WithBudget), a trace so kept with threshold q is then kept
@@ -270,15 +275,11 @@ func (e *Engine) decide(t *Trace) Decision {
 		th                     = otelsampling.NeverSampleThreshold
 		rv                     uint8 // the randomness th was decided on
 	)
-	for i, p := range e.policies {
+	for i := range e.policies {
 		if e.drop[i] {
 			continue
 		}
-		d := p.Evaluate(t)
-		set.add(d)
-		if split != nil && d.hasSet() {
-			split.note(e.budget.classOf[i], &d)
-		}
+		d := e.evaluate(t, i, &set, split)
 		switch d.Verdict {
 		case Sampled:
 			if sampled < 0 {
@@ -321,6 +322,36 @@ func (e *Engine) decide(t *Trace) Decision {
 	return Decision{Verdict: NotSampled}
 }
 
+// evaluate evaluates top-level policy i on t and adds its set to set (and
+// split): the sets a composite states its kept set with (evaluateUnion;
+// a concrete call, so that the sets stay on the stack), or its decision's.
+func (e *Engine) evaluate(t *Trace, i int, set *keepSet, split *classSplit) Decision {
+	if u := e.unions[i]; u != nil {
+		var sets [unionSets]Decision
+		d, n := u.evaluateUnion(t, &sets)
+		if n >= 0 {
+			for j := range n {
+				set.add(sets[j])
+				if split != nil {
+					split.note(e.budget.classOf[i], &sets[j])
+				}
+			}
+			return d
+		}
+		return e.noteSet(d, i, set, split)
+	}
+	return e.noteSet(e.policies[i].Evaluate(t), i, set, split)
+}
+
+// noteSet adds the set of d, policy i's decision, to set (and split).
+func (e *Engine) noteSet(d Decision, i int, set *keepSet, split *classSplit) Decision {
+	set.add(d)
+	if split != nil && d.hasSet() {
+		split.note(e.budget.classOf[i], &d)
+	}
+	return d
+}
+
 // union returns the threshold and randomness of a kept trace: the
 // probability of the union of the sets with which the policies keep it,
 // within those the drop policies let through (keepSet.mark), or th and rv,
@@ -349,11 +380,7 @@ func (e *Engine) probe(t *Trace, i int, th otelsampling.Threshold, rv uint8, set
 		if e.drop[i] {
 			continue
 		}
-		d := e.policies[i].Evaluate(t)
-		set.add(d)
-		if split != nil && d.hasSet() {
-			split.note(e.budget.classOf[i], &d)
-		}
+		d := e.evaluate(t, i, set, split)
 		if d.Verdict == Sampled && otelsampling.ThresholdLessThan(d.Threshold, th) {
 			th, rv = d.Threshold, d.rv
 		}

@@ -34,8 +34,9 @@ const top = otelsampling.MaxAdjustedCount
 type keepSet struct {
 	// full: a policy keeps the trace whatever its randomness.
 	full bool
-	// inexact: a policy's set is not known (an and refused on randomness),
-	// or there are more than maxBases randomness values.
+	// inexact: a policy's set is not known (an and over samplers on
+	// different randomness), or there are more than maxBases randomness
+	// values.
 	inexact bool
 	n       int
 	bases   [maxBases]baseSet
@@ -48,9 +49,10 @@ type keepSet struct {
 	survInexact bool
 
 	// derived counts the policies that kept the trace on a randomness of
-	// their own derived from the trace's (a composite, derivedRV in
-	// Trace.derived), derivedTh the last one's threshold: exact only when
-	// it is the one set on randomness.
+	// their own derived from the trace's (an and over samplers on
+	// different randomness, a composite the engine did not ask for its
+	// sets; derivedRV in Trace.derived), derivedTh the last one's
+	// threshold: exact only when it is the one set on randomness.
 	derived   int
 	derivedTh otelsampling.Threshold
 }
@@ -248,7 +250,10 @@ func (k *keepSet) mark(t *Trace, salts []uint64) (otelsampling.Threshold, uint8,
 // floor is the least randomness of salt that a trace can have: the head
 // threshold for the trace's own, 0 for a salted one (a salt applies only
 // to traces without a head threshold).
-func (k *keepSet) floor(t *Trace, salt uint8) uint64 {
+func (k *keepSet) floor(t *Trace, salt uint8) uint64 { return floorOf(t, salt) }
+
+// floorOf is keepSet.floor.
+func floorOf(t *Trace, salt uint8) uint64 {
 	if salt != 0 || !t.HasHead {
 		return 0
 	}
