@@ -43,6 +43,12 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytes < 0 {
 		return fmt.Errorf("max_request_bytes: must not be negative (0 is no cap), got %d", c.MaxRequestBytes)
 	}
+	if c.Timeout.Timeout <= 0 {
+		// exporterhelper takes 0 as no time-out: a member that accepts the
+		// connection and never answers would hold its sends for ever, and
+		// failover::timeouts could never find it hung.
+		return fmt.Errorf("timeout: must be positive (a send to a member that never answers would wait for ever), got %v", c.Timeout.Timeout)
+	}
 	if c.GRPC.Endpoint != "" {
 		return fmt.Errorf("grpc::endpoint: must be empty, the members block gives each member's address (got %q)", c.GRPC.Endpoint)
 	}

@@ -143,6 +143,11 @@ func TestInvalidConfig(t *testing.T) {
 			err:  "failover: timeouts: must not be negative, got -1",
 		},
 		{
+			name: "no send timeout",
+			yaml: map[string]any{"members": static, "timeout": "0s"},
+			err:  "timeout: must be positive (a send to a member that never answers would wait for ever), got 0s",
+		},
+		{
 			name: "negative max_request_bytes",
 			yaml: map[string]any{"members": static, "max_request_bytes": -1},
 			err:  "max_request_bytes: must not be negative (0 is no cap), got -1",
