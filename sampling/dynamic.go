@@ -203,13 +203,22 @@ func newDynamic(settings any, b *builder) (evaluator, error) {
 // Evaluate counts the trace under its key and keeps it with the key's
 // current probability, on its randomness; a new key's first trace, within
 // the allowance, is kept whole. In Redecide it counts nothing and adjusts
-// nothing: a key not tracked is kept whole, as a new key's first trace is.
+// nothing: a key not tracked is judged as a new key's first trace is (kept
+// whole while the allowance lasts, else the rarest key's probability).
 func (d *dynamic) Evaluate(t *Trace) Decision {
 	always := otelsampling.AlwaysSampleThreshold.Unsigned()
 	th := always
 	if t.redo {
-		if k, _ := d.lookup(t, false); k != nil {
+		// As Decide would answer, adding nothing: a key not tracked is
+		// new, its trace kept whole while the interval's allowance lasts,
+		// else with the rarest key's probability. (The sample_on_first_match
+		// probe, and and's and drop's sub-policies after a refusal, state
+		// the trace's set with this answer.)
+		switch k, _ := d.lookup(t, false); {
+		case k != nil:
 			th = k.th.Load()
+		case d.fresh.Load() >= d.allowance:
+			th = d.newTh.Load()
 		}
 	} else {
 		// An adjustment due is made first: the trace that finds the
