@@ -12,6 +12,10 @@ type Buffer interface {
 	// already (handed over, or given back after a handover failed): they
 	// are not counted again in the RED metrics.
 	IngestAgain(ctx context.Context, buf []byte, done func()) (int, error)
+	// IngestForwarded is IngestOwned for spans another gateway forwarded
+	// (and acknowledged to its client): counted in the RED metrics, but
+	// never refused for their size, which would lose them.
+	IngestForwarded(ctx context.Context, buf []byte, done func()) (int, error)
 	// IngestDecisions remembers decisions handed over by another gateway.
 	IngestDecisions(ctx context.Context, d *Decisions) error
 	// Shards is the number of shards of the commands below.

@@ -173,6 +173,15 @@ func FuzzSplitControl(f *testing.F) {
 		{ID: [16]byte{1}, Threshold: 5, RV: 77, HasRV: true}, {ID: [16]byte{2}, Supplement: 1}, {ID: [16]byte{3}},
 	}}}))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	// Hostile mark words: every bit set, supplement 3, rv bits without
+	// markRV, and a kept count past the bytes with marks.
+	marked := AppendControl(nil, &Control{Decisions: Decisions{Kept: []Kept{{ID: [16]byte{9}, Threshold: 1, RV: 1<<56 - 1, HasRV: true, Supplement: 2}}}})
+	for _, w := range []uint64{^uint64(0), 3 << markSupplementShift, 1} {
+		bad := append([]byte(nil), marked...)
+		binary.LittleEndian.PutUint64(bad[len(bad)-1-markSize:], w)
+		f.Add(bad)
+	}
+	f.Add(marked[:len(marked)-4])
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		c, _, ok, err := SplitControl(buf)
 		if !ok || err != nil {

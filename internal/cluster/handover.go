@@ -94,6 +94,11 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 	return ok, ok && refused.Len() == 0
 }
 
+// controlFraming bounds what a decisions control (no demand) takes besides
+// its decisions: the payload's version, flags and two counts, the
+// attribute's key and the protobuf framing around it.
+const controlFraming = 128
+
 // sendDecisions sends d to the owners of its traces in others with send
 // (the router's SendNow, which waits for the member's answer, or Send,
 // which queues), in requests of at most a handover chunk, each behind ctl
@@ -122,7 +127,16 @@ func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decision
 		p := at(hash)
 		p.Dropped = append(p.Dropped, hash)
 	}
-	per := n.chunk() / keptSize // decisions per request, at most
+	// Decisions per request, at most: a kept decision with its mark word
+	// (flagMarks, when some has one) takes markSize more, and the
+	// control's framing a little, so that a request stays within a chunk
+	// (under the 4 MiB a peer's gRPC server takes by default, with the
+	// default bytes_per_second).
+	perKept := keptSize
+	if d.marked() {
+		perKept += markSize
+	}
+	per := max((n.chunk()-controlFraming)/perKept, 1)
 	for owner, all := range byOwner {
 		for all.Len() > 0 {
 			part := ctl

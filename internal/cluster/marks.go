@@ -55,10 +55,16 @@ func downgrade(data []byte) []byte {
 }
 
 // ingestFunc is how the buffer takes spans that came with c: those handed
-// over were counted (RED) by the gateway that first buffered them.
+// over were counted (RED) by the gateway that first buffered them; those
+// forwarded were acknowledged by the gateway that forwarded them, which
+// drops them if they are refused (its router takes INVALID_ARGUMENT as
+// permanent), so they are not refused for their size.
 func (n *Node) ingestFunc(c *Control) func(ctx context.Context, buf []byte, done func()) (int, error) {
-	if c.HandedOver {
+	switch {
+	case c.HandedOver:
 		return n.buf.IngestAgain
+	case c.Forwarded:
+		return n.buf.IngestForwarded
 	}
 	return n.buf.IngestOwned
 }

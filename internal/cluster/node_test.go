@@ -39,6 +39,10 @@ func (b *fakeBuffer) IngestAgain(ctx context.Context, buf []byte, done func()) (
 	return b.ingest(ctx, buf, done, false)
 }
 
+func (b *fakeBuffer) IngestForwarded(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.ingest(ctx, buf, done, true)
+}
+
 func (b *fakeBuffer) ingest(_ context.Context, buf []byte, done func(), count bool) (int, error) {
 	var batch wire.Batch
 	if err := wire.Scan(buf, &batch); err != nil {

@@ -26,6 +26,12 @@ func FuzzParseRecords(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})
+	// Hostile kind 7 records: an rv one past its 56 bits, an rv cut short,
+	// a count of decisions far past the bytes (no allocation by count).
+	body, _ = decisionsBody(nil, [][16]byte{{6}}, []Decision{{Keep: true, Policy: "p"}}, nil, true)
+	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, append(body[:len(body)-1], 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)))
+	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, append(body[:len(body)-1], 0x80)))
+	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f}))
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		var again []byte
 		var batchIDs [][16]byte

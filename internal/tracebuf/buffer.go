@@ -209,7 +209,7 @@ func (b *Buffer) IngestOwned(ctx context.Context, buf []byte, done func()) (int,
 // queues are full: a receiver that would wrap every request in
 // context.WithTimeout pays about six allocations a request instead.
 func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(), wait time.Duration) (int, error) {
-	return b.ingest(ctx, buf, done, wait, true)
+	return b.ingest(ctx, buf, done, wait, true, false)
 }
 
 // IngestAgain is IngestOwned for spans that a gateway of the tier took in
@@ -218,12 +218,22 @@ func (b *Buffer) IngestOwnedWithin(ctx context.Context, buf []byte, done func(),
 // them (RED counted them where they first came), as for the spans Replay
 // takes in again.
 func (b *Buffer) IngestAgain(ctx context.Context, buf []byte, done func()) (int, error) {
-	return b.ingest(ctx, buf, done, 0, false)
+	return b.ingest(ctx, buf, done, 0, false, true)
+}
+
+// IngestForwarded is IngestOwned for spans another gateway of the tier
+// forwarded here (their owner): it acknowledged them to its client, and
+// takes a refusal of them as permanent, so they are not refused for their
+// weight (TooLargeError), as IngestAgain's are not. The Accepted hook is
+// called for them: the forwarder did not count them.
+func (b *Buffer) IngestForwarded(ctx context.Context, buf []byte, done func()) (int, error) {
+	return b.ingest(ctx, buf, done, 0, true, true)
 }
 
 // ingest is IngestOwnedWithin; accepted says whether the Accepted hook is
-// called for the spans taken.
-func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.Duration, accepted bool) (int, error) {
+// called for the spans taken, and again whether they were acknowledged
+// once already (never refused for their weight: Buffer.reserve).
+func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.Duration, accepted, again bool) (int, error) {
 	req := b.reqs.Get().(*request)
 	req.buf, req.done = buf, done
 	// Scanning and routing touch nothing shared, so they run before the
@@ -241,7 +251,7 @@ func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.
 	}
 	defer b.inflight.Done()
 	if targets > 0 {
-		if err := b.reserve(ctx, req, wait, !accepted || b.replaying()); err != nil {
+		if err := b.reserve(ctx, req, wait, again || b.replaying()); err != nil {
 			if tl, ok := errors.AsType[*tooLarge](err); ok {
 				// Permanent: the invalid spans are counted as such too.
 				b.set.Observer.Refused(RefusedTooLarge, spans-invalid)

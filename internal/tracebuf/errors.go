@@ -48,7 +48,8 @@ func (e *RefusedError) Is(target error) bool { return target == ErrQueueFull }
 // of it was taken. It is permanent: resent as it is, it is refused again;
 // the client must split it, or the operator raise the key it names.
 // Spans taken in again (a handover given back, a replay from the store)
-// were accepted once and are never refused for their size (Buffer.reserve).
+// or forwarded by another gateway (IngestForwarded) were accepted once and
+// are never refused for their size (Buffer.reserve).
 type TooLargeError struct {
 	// Spans is the number of valid spans refused.
 	Spans int

@@ -110,7 +110,8 @@ func (b *Buffer) shardOfHash(h uint64) int {
 // TestRequestOverQueueBudgetRefused). The budget is a promise about memory,
 // so such a request is refused instead, permanently, without taking any
 // room. again (spans taken in again: a handover given back, a replay from
-// the store) keeps the old way, counted as the whole queue: those spans
+// the store; or forwarded by another gateway, which acknowledged them)
+// keeps the old way, counted as the whole queue: those spans
 // were accepted once, and refusing them would lose them. They are one
 // handover chunk (at most one trace past the chunk's size, a trace within
 // completion.max_trace_bytes), or one request a queue took before.

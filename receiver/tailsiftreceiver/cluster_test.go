@@ -59,6 +59,8 @@ type fleetOptions struct {
 	handover bool
 	drain    time.Duration
 	red      bool
+	// configure, when set, changes every gateway's config.
+	configure func(*Config)
 }
 
 func startFleetWith(t *testing.T, o fleetOptions, inDNS ...string) *fleet {
@@ -71,6 +73,9 @@ func startFleetWith(t *testing.T, o fleetOptions, inDNS ...string) *fleet {
 		addr := net.JoinHostPort(h, strconv.Itoa(f.port))
 		f.addrs = append(f.addrs, addr)
 		cfg := f.config(addr, handover)
+		if o.configure != nil {
+			o.configure(cfg)
+		}
 		if i == len(gatewayHosts)-1 && drain > 0 {
 			cfg.Cluster.Get().Drain = drain
 			// The test moves its clock until the drain ends: nothing may
