@@ -1,6 +1,7 @@
 package tailsiftreceiver
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -55,4 +56,50 @@ func TestForwardedHeavyRequestNotLost(t *testing.T) {
 		kept += at[b]
 	}
 	assert.Equal(t, len(specs), kept, "ERROR spans forwarded (%d bytes) kept by their owner", len(body))
+}
+
+// TestForwardedPartWithinPeerLimit: a gateway forwards a trace's spans to
+// their owner in one request per owner; a share larger than the owner's
+// gRPC receive limit was refused there (RESOURCE_EXHAUSTED, permanent) and
+// dropped, although the forwarder had told its client the spans were
+// taken. Here the first gateway takes requests of up to 8 MiB and its peer
+// 4 MiB (gRPC's default; an HTTP client may send 20 MiB by default): the
+// cluster's router cuts what it forwards to 3.5 MiB, as the tailsift
+// exporter does.
+func TestForwardedPartWithinPeerLimit(t *testing.T) {
+	f := startFleetWith(t, fleetOptions{configure: func(cfg *Config) {
+		g := cfg.Protocols.GRPC.Get()
+		g.MaxRecvMsgSizeMiB = 4
+		if strings.HasPrefix(g.NetAddr.Endpoint, gatewayHosts[0]+":") {
+			g.MaxRecvMsgSizeMiB = 8
+		}
+	}}, gatewayHosts[:2]...)
+	a, b := f.addrs[0], f.addrs[1]
+	r := ring.New(f.addrs[:2])
+	big := map[string]any{"payload": strings.Repeat("x", 200)}
+	var specs []spanSpec
+	for n := uint64(1000); len(specs) < 20000; n++ {
+		if r.Members()[r.Owner(ring.Hash(traceID(n)))] != b {
+			continue
+		}
+		specs = append(specs, spanSpec{Trace: n, Span: 1, Status: ptrace.StatusCodeError, Attrs: big})
+		for s := uint64(2); s <= 8; s++ {
+			specs = append(specs, spanSpec{Trace: n, Span: s, Parent: 1, Status: ptrace.StatusCodeError, Attrs: big})
+		}
+	}
+	td := batch(specs...)
+	body := marshal(t, td)
+	require.Greater(t, len(body), 5<<20, "over the peer's limit")
+	require.Less(t, len(body), 8<<20, "within the first gateway's limit")
+	f.gw[a].sendGRPC(td) // every span is b's: a forwards them all
+	require.Eventually(t, func() bool {
+		return f.gw[b].metric("otelcol_receiver_tailsift_spans_received") == int64(len(specs))
+	}, 10*time.Second, 5*time.Millisecond, "the owner took %d of %d forwarded spans (%d bytes)",
+		f.gw[b].metric("otelcol_receiver_tailsift_spans_received"), len(specs), len(body))
+	where := f.decideAll(f.addrs[:2])
+	kept := 0
+	for _, at := range where {
+		kept += at[b]
+	}
+	assert.Equal(t, len(specs), kept, "ERROR spans forwarded kept by their owner")
 }
