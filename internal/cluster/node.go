@@ -123,6 +123,11 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 			Queue:    configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
 			Retry:    configretry.NewDefaultBackOffConfig(),
 			Prefix:   n.forward,
+			// A gateway forwards up to what it takes in (an HTTP client
+			// may send 20 MiB by default) to peers that take 4 MiB over
+			// gRPC by default: parts are cut as the tailsift exporter
+			// cuts them (TestForwardedPartWithinPeerLimit).
+			MaxRequestBytes: maxForwardBytes,
 			// What no other gateway can take is buffered here: spans
 			// that cannot be forwarded (Ingest), traces that cannot be
 			// handed over (giveBack), and, through the fallback, what
@@ -134,6 +139,11 @@ func NewNode(cfg Config, buf Buffer, set Settings) *Node {
 		}, routerObserver{n})
 	return n
 }
+
+// maxForwardBytes caps a request to another gateway: 3.5 MiB, under the
+// 4 MiB a gateway's gRPC server takes by default, with an eighth spare for
+// the control field and framing, as the tailsift exporter's default.
+const maxForwardBytes = 7 << 19
 
 // takeBack is the router's Fallback: a request queued for a member that
 // is down, with no other member up, is buffered here after all. Its spans
@@ -443,8 +453,8 @@ func (routerObserver) Routed(context.Context, string, int, int) {}
 func (routerObserver) MembersUp(int)                            {}
 func (routerObserver) Members(int)                              {}
 
-// Oversized: the node's router has no MaxRequestBytes (the router logs
-// such spans anyway).
+// Oversized: a span larger than maxForwardBytes by itself goes alone (the
+// router logs such spans anyway).
 func (routerObserver) Oversized(context.Context, string, int) {}
 
 // registry holds the started nodes, for DrainAll.
