@@ -2,61 +2,21 @@ package cluster
 
 import (
 	"context"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
 
 	"github.com/tailsift/tailsift/internal/router/routertest"
 )
 
-// hungGateway accepts connections and requests and never answers: each
-// Export waits until the test ends (a gateway stuck in a full disk, a
-// paused VM, a half-open connection).
-type hungGateway struct {
-	ptraceotlp.UnimplementedGRPCServer
-	calls   atomic.Int32
-	release chan struct{}
-}
-
-func (g *hungGateway) Export(ctx context.Context, _ ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	g.calls.Add(1)
-	select {
-	case <-g.release:
-	case <-ctx.Done():
-	}
-	return ptraceotlp.NewExportResponse(), ctx.Err()
-}
-
-// startHungGateway starts a hungGateway on loopback and returns its address.
-func startHungGateway(t *testing.T) (*hungGateway, string) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	g := &hungGateway{release: make(chan struct{})}
-	srv := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(srv, g)
-	go func() { _ = srv.Serve(l) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(g.release) })
-		srv.Stop()
-	})
-	return g, l.Addr().String()
-}
-
 // hungPair is a node of self (nobody listens there) and a hung gateway,
 // with handover on, unpaced, and handover.timeout timeout, over a
 // heldBuffer holding 10 undecided traces (20 spans) the hung gateway owns.
-func hungPair(t *testing.T, timeout time.Duration) (*Node, *heldBuffer, *hungGateway) {
+func hungPair(t *testing.T, timeout time.Duration) (*Node, *heldBuffer, *routertest.Hung) {
 	t.Helper()
-	g, addr := startHungGateway(t)
+	g, addr := routertest.StartHung(t, "127.0.0.1")
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addr}, 0
 	cfg.Handover.BytesPerSecond = 1 << 40
@@ -96,7 +56,7 @@ func TestHandOverToHungMemberGivesUp(t *testing.T) {
 	assert.Less(t, took, timeout+time.Second, "the handover keeps its timeout")
 	ok := assert.Eventually(t, func() bool { return givenBack(t, buf) == 20 }, timeout+3*time.Second, 10*time.Millisecond)
 	t.Logf("handover returned after %v; spans given back %v after it: %d of 20; the member was called %d times",
-		took, time.Since(start)-took, givenBack(t, buf), g.calls.Load())
+		took, time.Since(start)-took, givenBack(t, buf), g.Calls())
 	require.True(t, ok, "the 20 spans taken out for a member that never answers are given back within 3 s of the handover's %v timeout", timeout)
 	_, again := buf.countedSpans(t)
 	assert.Equal(t, 20, again, "given back as spans taken in once already (not counted again by RED)")
@@ -116,7 +76,7 @@ func TestShutdownWithHungMember(t *testing.T) {
 	require.NoError(t, n.Shutdown(ctx))
 	took := time.Since(start)
 	t.Logf("shutdown took %v with a %v deadline; spans given back: %d of 20; the member was called %d times",
-		took, deadline, givenBack(t, buf), g.calls.Load())
+		took, deadline, givenBack(t, buf), g.Calls())
 	assert.Less(t, took, deadline+time.Second, "Shutdown keeps its deadline")
 	assert.Equal(t, 20, givenBack(t, buf), "the traces taken out for the hung member are given back")
 }
@@ -129,7 +89,7 @@ func TestShutdownWithHungMember(t *testing.T) {
 // were then decided afresh). Not taken in time, they are refused now, and
 // the next sweep tries again.
 func TestDecisionsToHungMemberNotHanded(t *testing.T) {
-	g, addr := startHungGateway(t)
+	g, addr := routertest.StartHung(t, "127.0.0.1")
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addr}, 0
 	cfg.Handover.BytesPerSecond = 1 << 40
@@ -141,7 +101,7 @@ func TestDecisionsToHungMemberNotHanded(t *testing.T) {
 	start := time.Now()
 	n.HandOver(context.Background())
 	took := time.Since(start)
-	t.Logf("handover took %v; decisions counted handed over: %d; the member was called %d times", took, obs.handed.Load(), g.calls.Load())
+	t.Logf("handover took %v; decisions counted handed over: %d; the member was called %d times", took, obs.handed.Load(), g.Calls())
 	assert.Less(t, took, cfg.Handover.Timeout+time.Second, "the handover keeps its timeout")
 	assert.Zero(t, obs.handed.Load(), "a decision the member did not take is not handed over")
 	assert.False(t, n.decisionsHanded.Load(), "the next sweep hands the decisions over again")
@@ -164,7 +124,7 @@ func TestCountTraces(t *testing.T) {
 // here. The router marks the owner down after two sends in a row
 // unanswered, and its fallback buffers the spans here.
 func TestForwardedSpansToHungMember(t *testing.T) {
-	g, addr := startHungGateway(t)
+	g, addr := routertest.StartHung(t, "127.0.0.1")
 	cfg := NewDefaultConfig()
 	cfg.Self, cfg.Members.Static, cfg.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addr}, 0
 	buf := &heldBuffer{}
@@ -181,7 +141,7 @@ func TestForwardedSpansToHungMember(t *testing.T) {
 	ok := assert.Eventually(t, func() bool { return here() == 40 }, 25*time.Second, 20*time.Millisecond,
 		"every acknowledged span is buffered here")
 	t.Logf("buffered here %d of 40 spans after %v; the member was called %d times; down: %v",
-		here(), time.Since(start).Round(100*time.Millisecond), g.calls.Load(), routerMemberDown(n, addr))
+		here(), time.Since(start).Round(100*time.Millisecond), g.Calls(), routerMemberDown(n, addr))
 	if ok {
 		assert.True(t, routerMemberDown(n, addr), "the member that answers nothing is down")
 	}
