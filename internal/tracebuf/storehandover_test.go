@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/sampling"
 )
@@ -23,10 +22,7 @@ import (
 func TestHandedOverKeepSurvivesCrash(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st := openTestStore(t, dir)
-	out := newChanSink()
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, out.emit, clk)
+	st, out, clk, b := storeRig(t, dir, 0)
 	require.NoError(t, b.IngestDecisions(ctx, &cluster.Decisions{Kept: []cluster.Kept{
 		{ID: tid(8), Supplement: uint8(sampling.SupplementRescue)},
 		{ID: tid(9), Threshold: 1 << 55}, // none of its spans comes here
@@ -44,9 +40,7 @@ func TestHandedOverKeepSurvivesCrash(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, tr.Decided && tr.Decision.Keep, "the store knows the keep")
 	assert.Equal(t, ReasonLateSpan, tr.Decision.Reason, "a handed-over rescue is stored as a keep by a late span")
-	out2 := newChanSink()
-	clk2 := clocktest.NewFake(time.Unix(100, 0))
-	b2 := storeBuffer(t, st2, out2.emit, clk2)
+	out2, clk2, b2 := rigOn(t, st2, 100)
 	n, err := b2.Replay(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, n, "delivered: nothing taken in again")

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
+	"github.com/tailsift/tailsift/internal/store"
 )
 
 // TestRescueFromStoreSurvivesCrash: a trace rescued from the store by a
@@ -22,10 +23,7 @@ import (
 func TestRescueFromStoreSurvivesCrash(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st := openTestStore(t, dir)
-	out := newChanSink()
-	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBuffer(t, st, out.emit, clk)
+	st, out, clk, b := storeRig(t, dir, 0)
 	dropTraces(t, b, clk, 5)
 	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{5}, 3, ptrace.StatusCodeError)))
 	require.NoError(t, b.Sync(ctx))
@@ -44,9 +42,7 @@ func TestRescueFromStoreSurvivesCrash(t *testing.T) {
 	assert.Equal(t, ReasonLateSpan, tr.Decision.Reason)
 	assert.True(t, tr.Delivered)
 
-	out2 := newChanSink()
-	clk2 := clocktest.NewFake(time.Unix(100, 0))
-	b2 := storeBuffer(t, st2, out2.emit, clk2)
+	out2, clk2, b2 := rigOn(t, st2, 100)
 	n, err := b2.Replay(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, n, "delivered: nothing sent again")
@@ -60,4 +56,21 @@ func TestRescueFromStoreSurvivesCrash(t *testing.T) {
 	assert.Equal(t, map[uint64]string{4: "tailsift=rescue"}, spanStates(out2.next(t)), "the late span alone, as a rescue supplement")
 	require.NoError(t, b2.ShutdownWithStorage(ctx))
 	assert.Empty(t, out2.ch, "the trace is not rescued again")
+}
+
+// storeRig opens a store in dir and a buffer on it at unix second at,
+// emitting into a chanSink.
+func storeRig(t *testing.T, dir string, at int64) (*store.Store, *chanSink, *clocktest.Fake, *Buffer) {
+	t.Helper()
+	st := openTestStore(t, dir)
+	out, clk, b := rigOn(t, st, at)
+	return st, out, clk, b
+}
+
+// rigOn is a buffer on st at unix second at, emitting into a chanSink.
+func rigOn(t *testing.T, st *store.Store, at int64) (*chanSink, *clocktest.Fake, *Buffer) {
+	t.Helper()
+	out := newChanSink()
+	clk := clocktest.NewFake(time.Unix(at, 0))
+	return out, clk, storeBuffer(t, st, out.emit, clk)
 }
