@@ -52,7 +52,7 @@ type Config struct {
 	// requests under way at once. A keep sends the stored trace in
 	// requests of at most 1 MiB of stored spans and holds about 12 MiB
 	// (one of them and its pdata, a store block's buffers) and the set of
-	// the spans it sent (about 40 bytes a span), so keeps hold at most
+	// the spans it sent (40–60 bytes a span, store.TestSpanSetBytesPerSpan), so keeps hold at most
 	// about this × that. A keep that finds them all taken waits up to a
 	// second (or its own deadline), then gets 503 with Retry-After: 1,
 	// counted in extension_tailsift_api_responses_refused{request=keep},

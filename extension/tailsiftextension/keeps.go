@@ -17,7 +17,7 @@ import (
 // A keep (POST /api/v1/traces/{trace_id}/keep) sends the stored trace down
 // the pipeline in requests of at most 1 MiB of stored spans: it holds one
 // of them and its pdata, a store block's buffers while it reads the block,
-// and the set of the spans it sent (about 40 bytes a span), whatever the
+// and the set of the spans it sent (40–60 bytes a span, store.TestSpanSetBytesPerSpan), whatever the
 // trace's size otherwise: 12–13 MiB for a trace of 32 MiB
 // (tracebuf.TestKeepStoredBigTraceBounded). Without a bound on their
 // number, N keeps held N times that: 4 keeps at once were all under way
