@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/timerslack"
 )
 
 // The configuration `make run` starts on is one the distribution accepts:
@@ -54,6 +56,9 @@ func TestDefaultConfigRun(t *testing.T) {
 	}, "config/default.yaml")
 	dir := t.TempDir()
 	require.NoError(t, c.launch(t, filepath.Join(dir, "config.yaml"), dir, []byte(config)))
+	// The binary starts over once with the default timer slack: the
+	// same process, still the one the test started.
+	assertTimerSlack(t, c.cmd.Process.Pid, timerslack.Default)
 
 	// Error traces are kept whatever else the policies do.
 	tts := newTraces(newRand(t), map[traceClass]int{classError: 5})
