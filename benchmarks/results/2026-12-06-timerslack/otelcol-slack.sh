@@ -1,6 +1,7 @@
 #!/bin/sh
 # The collector with a timer slack of 1 ms for all its threads (set before exec; inherited).
-: "${SLACK_NS:=1000000}" "${SLACK_BIN:?the collector binary}"
+export SLACK_NS="${SLACK_NS:-1000000}"
+: "${SLACK_BIN:?the collector binary}"
 exec python3 -c '
 import ctypes,os,sys
 libc=ctypes.CDLL(None,use_errno=True)
