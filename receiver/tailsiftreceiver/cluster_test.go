@@ -306,11 +306,18 @@ func TestClusterHandover(t *testing.T) {
 					f.tick(time.Second) // the settle time passes
 					return f.received() == want
 				}, 10*time.Second, 5*time.Millisecond, "want %d, got %d", want, f.received())
-				var handed int64
-				for _, g := range f.gw {
-					handed += g.metric("otelcol_receiver_tailsift_cluster_traces_handed_over")
+				// The sender counts a chunk handed over when the new owner's
+				// answer is back, which can be after that owner counted
+				// the spans received.
+				handed := func() int64 {
+					var n int64
+					for _, g := range f.gw {
+						n += g.metric("otelcol_receiver_tailsift_cluster_traces_handed_over")
+					}
+					return n
 				}
-				assert.Equal(t, int64(moved), handed)
+				assert.Eventually(t, func() bool { return handed() == int64(moved) }, 10*time.Second, 5*time.Millisecond)
+				assert.Equal(t, int64(moved), handed(), "traces handed over")
 			}
 			f.gw[a].sendGRPC(last)
 			f.waitReceived(want + traces)
