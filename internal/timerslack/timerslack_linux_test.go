@@ -195,9 +195,12 @@ func TestEnsureInvalidValueStartsNothing(t *testing.T) {
 }
 
 // A process started with the marker never starts over, whatever its slack:
-// no loop, even where the kernel would not keep the slack across execve.
+// no loop, even where the kernel would not keep the slack across execve;
+// it says so. A marker set by hand renames nothing.
 func TestEnsureMarkerStopsALoop(t *testing.T) {
 	r := helper(t, 0, EnvVar+"=2ms", execMarker+"=1")
 	require.Len(t, r.starts, 1, "%v", r.starts)
-	assert.Contains(t, r.result, "reexecuted=true marker=false err=<nil>")
+	assert.Contains(t, r.result, fmt.Sprintf("slack=%d reexecuted=true marker=false err=slack reads %v after execve, not the 2ms set before it",
+		r.slackNS[0], time.Duration(r.slackNS[0])))
+	assert.Equal(t, fmt.Sprintf("threads slack=%d comm=%s", r.slackNS[0], r.comms[0]), r.threads)
 }
