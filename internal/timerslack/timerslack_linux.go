@@ -110,6 +110,11 @@ func restoreName(name string) {
 	if name == "" || threadName() != filepath.Base(self) {
 		return // not a start by Ensure (a marker set by hand)
 	}
+	// This thread (the main one, whose name /proc/<pid>/comm shows) by
+	// prctl: /proc/self/task/*/comm belongs to root in a process that is
+	// not dumpable (set-user-ID, file capabilities).
+	name0 := append([]byte(name), 0)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name0[0])), 0, 0, 0)
 	for range 3 {
 		tids, err := os.ReadDir("/proc/self/task")
 		if err != nil {
