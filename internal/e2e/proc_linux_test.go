@@ -27,8 +27,9 @@ func setChildAttrs(cmd *exec.Cmd) {
 // shows: that one has the slack even when the binary could not execute
 // itself again and sysmon runs without it. It checks the process's name
 // too, which executing /proc/self/exe would change to "exe".
-func assertTimerSlack(t *testing.T, pid int, want time.Duration) {
+func assertTimerSlack(t *testing.T, cmd *exec.Cmd, want time.Duration) {
 	t.Helper()
+	pid := cmd.Process.Pid
 	tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	require.NoError(t, err)
 	for _, tid := range tids {
@@ -42,11 +43,9 @@ func assertTimerSlack(t *testing.T, pid int, want time.Duration) {
 		require.NoError(t, err)
 		assert.Equal(t, want, time.Duration(ns), "timer slack of thread %s of the collector, pid %d", tid.Name(), pid)
 	}
-	// The test starts the binary by its path: the kernel names the
-	// process after the path's last element, up to 15 bytes.
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	require.NoError(t, err)
-	name := filepath.Base(exe)
+	// The kernel names a process after the last element of the path it
+	// was executed by, up to 15 bytes.
+	name := filepath.Base(cmd.Path)
 	if len(name) > 15 {
 		name = name[:15]
 	}
