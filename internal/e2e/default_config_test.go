@@ -58,7 +58,7 @@ func TestDefaultConfigRun(t *testing.T) {
 	require.NoError(t, c.launch(t, filepath.Join(dir, "config.yaml"), dir, []byte(config)))
 	// The binary starts over once with the default timer slack: the
 	// same process, still the one the test started.
-	assertTimerSlack(t, c.cmd.Process.Pid, timerslack.Default)
+	assertTimerSlack(t, c.cmd, timerslack.Default)
 
 	// Error traces are kept whatever else the policies do.
 	tts := newTraces(newRand(t), map[traceClass]int{classError: 5})

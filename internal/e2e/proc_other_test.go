@@ -11,4 +11,4 @@ import (
 func setChildAttrs(*exec.Cmd) {}
 
 // assertTimerSlack: timer slack is set on Linux only.
-func assertTimerSlack(*testing.T, int, time.Duration) {}
+func assertTimerSlack(*testing.T, *exec.Cmd, time.Duration) {}

@@ -37,8 +37,10 @@ const Default = time.Millisecond
 const Max = 50 * time.Millisecond
 
 // execMarker is set in the environment of the re-executed process, so that
-// it never executes itself again, whatever its slack reads; Ensure removes
-// it from the environment the collector sees.
+// it never executes itself again, whatever its slack reads; its value is
+// the process's name before execve, which the new process takes back.
+// Ensure removes it from the environment the collector sees (Go's copy:
+// /proc/<pid>/environ still shows it).
 const execMarker = "TAILSIFT_TIMER_SLACK_EXEC"
 
 // Target is the slack that the value v of EnvVar asks for: Default when v is

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ import (
 // "result" line.
 const helperEnv = "TIMERSLACK_TEST_HELPER"
 
+// selfEnv, set for the helper, replaces the binary Ensure executes: a path
+// that does not exist makes execve fail.
+const selfEnv = "TIMERSLACK_TEST_SELF"
+
 // TestEnsureHelper is not a test: run by helper, it calls Ensure the way
 // the apply package does, in a process whose starts it counts.
 func TestEnsureHelper(t *testing.T) {
@@ -28,19 +33,51 @@ func TestEnsureHelper(t *testing.T) {
 		t.Skip("runs as the helper process of the other tests")
 	}
 	runtime.LockOSThread() // as init's main goroutine is
+	if v := os.Getenv(selfEnv); v != "" {
+		self = v
+	}
 	cur, err := Current()
 	require.NoError(t, err)
-	fmt.Printf("start pid=%d slack=%d\n", os.Getpid(), cur)
+	fmt.Printf("start pid=%d slack=%d comm=%s\n", os.Getpid(), cur, threadsOf(t, "comm"))
 	out := Ensure(os.Getenv(EnvVar))
 	_, marker := os.LookupEnv(execMarker)
 	fmt.Printf("result pid=%d slack=%d reexecuted=%v marker=%v err=%v args=%d\n",
 		os.Getpid(), out.Slack, out.Reexecuted, marker, out.Err, len(os.Args))
+	fmt.Printf("threads slack=%s comm=%s\n", threadsOf(t, "timerslack_ns"), threadsOf(t, "comm"))
+}
+
+// threadsOf returns the distinct values of /proc/<tid>/<file> over the
+// process's threads, sorted and joined with commas.
+func threadsOf(t *testing.T, file string) string {
+	tids, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, tid := range tids {
+		// /proc/<tid>/: the thread's own timerslack_ns (the task
+		// directories have none).
+		raw, err := os.ReadFile("/proc/" + tid.Name() + "/" + file)
+		if os.IsNotExist(err) {
+			continue // the thread has exited
+		}
+		require.NoError(t, err)
+		seen[strings.TrimSpace(string(raw))] = true
+	}
+	vals := make([]string, 0, len(seen))
+	for v := range seen {
+		vals = append(vals, v)
+	}
+	sort.Strings(vals)
+	return strings.Join(vals, ",")
 }
 
 type helperRun struct {
 	starts  []string
 	result  string
 	slackNS []int64
+	comms   []string // per start: the distinct names of its threads
+	// threads is the helper's "threads" line: the distinct slacks and
+	// names of its threads after Ensure returned.
+	threads string
 }
 
 // helper runs TestEnsureHelper in a new process with env added, after
@@ -71,12 +108,16 @@ func helper(t *testing.T, parent time.Duration, env ...string) helperRun {
 			r.starts = append(r.starts, line)
 			var pid int
 			var ns int64
-			_, err := fmt.Sscanf(line, "start pid=%d slack=%d", &pid, &ns)
+			var comm string
+			_, err := fmt.Sscanf(line, "start pid=%d slack=%d comm=%s", &pid, &ns, &comm)
 			require.NoError(t, err, line)
 			r.slackNS = append(r.slackNS, ns)
+			r.comms = append(r.comms, comm)
 		case strings.HasPrefix(line, "result "):
 			require.Empty(t, r.result, "two results:\n%s", out.String())
 			r.result = line
+		case strings.HasPrefix(line, "threads "):
+			r.threads = line
 		}
 	}
 	require.NotEmpty(t, r.result, out.String())
@@ -96,6 +137,33 @@ func TestEnsureStartsOverOnceWithTheSlack(t *testing.T) {
 	assert.Equal(t, pid1, pid2, "execve keeps the process")
 	assert.Equal(t, fmt.Sprintf("result pid=%d slack=%d reexecuted=true marker=false err=<nil> args=4", pid1, 3*time.Millisecond), r.result,
 		"the marker is gone from the environment the collector sees, the arguments are kept")
+	assert.True(t, strings.HasPrefix(r.threads, fmt.Sprintf("threads slack=%d comm=", 3*time.Millisecond)),
+		"every thread of the second start has the slack (sysmon included): %s", r.threads)
+}
+
+// The process keeps its name (/proc/<pid>/comm: ps, top, pgrep, killall,
+// process exporters): execve of /proc/self/exe would name it "exe".
+func TestEnsureKeepsTheProcessName(t *testing.T) {
+	r := helper(t, 0, EnvVar+"=3ms")
+	require.Len(t, r.starts, 2, "%v", r.starts)
+	name := r.comms[0]
+	require.NotContains(t, name, ",", "the first start's threads share one name")
+	assert.Equal(t, fmt.Sprintf("threads slack=%d comm=%s", 3*time.Millisecond, name), r.threads,
+		"the second start's threads have the first's name")
+}
+
+// When execve fails the process runs on as it was: every thread with the
+// slack it started with, the one that called Ensure included, so that
+// /proc/<pid>/timerslack_ns does not show a slack that sysmon lacks.
+func TestEnsureExecFailureLeavesTheSlack(t *testing.T) {
+	r := helper(t, 0, EnvVar+"=3ms", selfEnv+"=/nonexistent/tailsift")
+	require.Len(t, r.starts, 1, "%v", r.starts)
+	was := r.slackNS[0]
+	require.Less(t, was, int64(3*time.Millisecond))
+	assert.Contains(t, r.result, fmt.Sprintf("slack=%d reexecuted=false marker=false err=execve(/nonexistent/tailsift): no such file or directory", was),
+		"the outcome says the slack the process runs with")
+	assert.Equal(t, fmt.Sprintf("threads slack=%d comm=%s", was, r.comms[0]), r.threads,
+		"no thread is left with the slack Ensure set")
 }
 
 func TestEnsureDefault(t *testing.T) {
@@ -127,9 +195,12 @@ func TestEnsureInvalidValueStartsNothing(t *testing.T) {
 }
 
 // A process started with the marker never starts over, whatever its slack:
-// no loop, even where the kernel would not keep the slack across execve.
+// no loop, even where the kernel would not keep the slack across execve;
+// it says so. A marker set by hand renames nothing.
 func TestEnsureMarkerStopsALoop(t *testing.T) {
 	r := helper(t, 0, EnvVar+"=2ms", execMarker+"=1")
 	require.Len(t, r.starts, 1, "%v", r.starts)
-	assert.Contains(t, r.result, "reexecuted=true marker=false err=<nil>")
+	assert.Contains(t, r.result, fmt.Sprintf("slack=%d reexecuted=true marker=false err=slack reads %v after execve, not the 2ms set before it",
+		r.slackNS[0], time.Duration(r.slackNS[0])))
+	assert.Equal(t, fmt.Sprintf("threads slack=%d comm=%s", r.slackNS[0], r.comms[0]), r.threads)
 }
