@@ -150,7 +150,7 @@ func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decision
 			}
 			member := others.Members()[owner]
 			if err := send(ctx, member, data); err != nil {
-				n.logger.Debug("Decisions not handed over", zap.String("member", member), zap.Error(err))
+				n.logger.Warn("Decisions not handed over", zap.String("member", member), zap.Error(err))
 				// A member that did not take one part would keep the
 				// next ones waiting as long (one that never answers).
 				refused.Kept = append(append(refused.Kept, part.Decisions.Kept...), all.Kept...)
@@ -192,7 +192,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		traces, spans, bytes := f.NTraces, f.Spans, len(f.Traces)
 		for _, l := range left {
 			// The next chunks would fail the same way: the rest stays here.
-			h.n.logger.Debug("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err))
+			h.n.logger.Warn("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err))
 			t, s := countTraces(l.Data)
 			h.giveBack(l.Data, t)
 			traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)

@@ -302,7 +302,7 @@ func (n *Node) Ingest(ctx context.Context, buf []byte, done func()) (int, error)
 		return ingest(ctx, rest, done)
 	}
 	if ferr := n.router.RouteWith(ctx, other, prefix); ferr != nil {
-		n.logger.Debug("Forwarding failed; the spans are buffered here", zap.Error(ferr))
+		n.logger.Warn("Forwarding failed; the spans are buffered here", zap.Error(ferr))
 		return ingest(ctx, rest, done)
 	}
 	n.obs.Forwarded(ctx, otherSpans)
