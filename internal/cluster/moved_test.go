@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,13 +27,6 @@ func (b *retakeBuffer) IngestAgain(_ context.Context, traces []byte, _ func()) (
 	return 0, nil
 }
 
-type localObserver struct {
-	NopObserver
-	local atomic.Int64
-}
-
-func (o *localObserver) DecidedLocally(_ context.Context, n int) { o.local.Add(int64(n)) }
-
 // TestHandOverFollowsAMemberThatLeaves: the handover sends the traces a
 // gateway owns after a ring change, and that gateway leaves the set while
 // the send waits for its answer (a rolling restart: it gets SIGTERM and
@@ -52,7 +44,7 @@ func TestHandOverFollowsAMemberThatLeaves(t *testing.T) {
 	cfg.Handover.BytesPerSecond = 1 << 40
 	cfg.Handover.Timeout = 20 * time.Second
 	buf := &retakeBuffer{}
-	obs := &localObserver{}
+	obs := &countingObserver{}
 	n, _ := runNode(t, cfg, buf, obs)
 	var w routertest.Workload
 	buf.hold(encode(t, w.Batch(10, 2)))
@@ -73,6 +65,7 @@ func TestHandOverFollowsAMemberThatLeaves(t *testing.T) {
 	t.Logf("handover took %v; spans at the new owner %d; given back %d times", time.Since(start), gws.Count(), buf.again)
 	assert.Equal(t, 20, gws.Count(), "every span at the new owner")
 	assert.Zero(t, obs.local.Load(), "nothing decided here")
+	assert.Equal(t, int64(10), obs.handed.Load(), "every trace counted handed over, once")
 	buf.heldMu.Lock()
 	defer buf.heldMu.Unlock()
 	assert.Zero(t, len(buf.held), "traces left here")
