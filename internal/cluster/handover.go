@@ -98,7 +98,8 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 	if ok && refused.Len() > 0 && h.ringMoved() {
 		// Refused by a member that left meanwhile: again, to the
 		// owners in the new set (a member that took its part already
-		// takes it twice; a decision remembered twice is one).
+		// takes it twice, and is counted twice as handed over; a
+		// decision remembered twice is one).
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
 			return false, false
 		}
@@ -224,7 +225,8 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		}
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
-		// take is decided here, not left in a queue that retries it.
+		// take is given back (decided here, or taken out again when the
+		// member set changed), not left in a queue that retries it.
 		left := h.n.router.RouteNow(ctx, f.Traces, h.n.handOver)
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
