@@ -19,14 +19,11 @@ import (
 	"github.com/tailsift/tailsift/internal/timerslack"
 )
 
-// Result is what the process's start did about its timer slack.
-var Result timerslack.Outcome
-
 func init() {
-	Result = timerslack.Ensure(os.Getenv(timerslack.EnvVar))
-	if Result.Err != nil {
+	out := timerslack.Ensure(os.Getenv(timerslack.EnvVar))
+	if out.Err != nil {
 		// No logger exists yet: the collector's own comes with its
 		// config. A slack that could not be set costs CPU, not data.
-		fmt.Fprintf(os.Stderr, "tailsift: timer slack left at %v: %v\n", Result.Slack, Result.Err)
+		fmt.Fprintf(os.Stderr, "tailsift: timer slack left at %v: %v\n", out.Slack, out.Err)
 	}
 }
