@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,9 @@ func TestREDConfigsValidate(t *testing.T) {
 // reports one call per span sent, before sampling: error traces and
 // traces the policies drop alike.
 func TestREDConfigsCountEverySpan(t *testing.T) {
+	// The files name no telemetry: the collectors must start with the
+	// default self-metrics port (localhost:8888) held by another process.
+	holdDefaultMetricsPort(t)
 	// Each file's metrics pipeline and the receiver that feeds it.
 	for name, metrics := range map[string]string{"red-processor.yaml": "spanmetrics", "red-receiver.yaml": "tailsift"} {
 		t.Run(name, func(t *testing.T) {
@@ -93,4 +97,17 @@ func lastCalls(t *testing.T, path string) int64 {
 		}
 	}
 	return calls
+}
+
+// holdDefaultMetricsPort listens on the collector's default self-metrics
+// address until the test ends, as another collector on the host would. If
+// something holds it already, that does the same.
+func holdDefaultMetricsPort(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp", "localhost:8888")
+	if err != nil {
+		t.Logf("localhost:8888 already held: %v", err)
+		return
+	}
+	t.Cleanup(func() { _ = l.Close() })
 }
