@@ -60,7 +60,7 @@ func TestStatusHandler(t *testing.T) {
 	g.Add(rec)
 	rec.Received(7)
 	rec.Buffered(1024, 1)
-	rec.Decided("anomalies", true, 7, tracebuf.ReasonQuiet, 0, 0)
+	decided(rec, "anomalies", true, 7, tracebuf.ReasonQuiet, 0, 0)
 	rec.Kept(&sampling.Trace{ID: [16]byte{0xab}, SpanCount: 7, Now: t0.UnixNano()}, kept("anomalies"))
 	g.AddCluster(fakeCluster{statuspage.ClusterStatus{
 		Component: "tailsift/gw", Role: "gateway", Rerouted: 3,

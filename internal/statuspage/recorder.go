@@ -34,8 +34,8 @@ type Recorder struct {
 	exportFailures, deduplicated, rescued               atomic.Int64
 	mapped                                              atomic.Int64
 
-	// What Decided writes, at every decision on every shard's core, is
-	// kept off the lines the other counters (written per request) use: the
+	// What Decided and CountDecided write, on every shard's core, is kept
+	// off the lines the other counters (written per request) use: the
 	// early decisions' counters on a line of their own, and each policy's
 	// counts on one each (decidedCount), found without a lock (cowmap).
 	// The spans kept and dropped are the sums of the policies' counts.
@@ -148,11 +148,10 @@ func (r *Recorder) Refused(reason string, spans int) {
 	r.next.Refused(reason, spans)
 }
 
-// Decided implements tracebuf.Observer.
+// Decided implements tracebuf.Observer. It counts only the early
+// decisions, by reason; the decisions by policy are counted in
+// CountDecided, once per shard cycle and not at every decision.
 func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
-	c := r.counts(policy, keep)
-	c.traces.Add(1)
-	c.spans.Add(int64(spans))
 	switch reason {
 	case tracebuf.ReasonMaxSpans:
 		r.early.maxSpans.Add(1)
@@ -166,11 +165,14 @@ func (r *Recorder) Decided(policy string, keep bool, spans int, reason string, l
 	r.next.Decided(policy, keep, spans, reason, latency, lag)
 }
 
-// CountDecided implements tracebuf.DecisionCounter for the observer it
-// wraps: the recorder counts decisions in Decided, and hands the sums on to
-// next when next counts them that way; otherwise next counted them in
-// Decided too.
+// CountDecided implements tracebuf.DecisionCounter: a shard's decisions of
+// one policy and outcome since its last report. The recorder counts them,
+// and hands the sums on to next when next counts them that way; otherwise
+// next counted them in Decided.
 func (r *Recorder) CountDecided(policy string, keep bool, traces, spans int64) {
+	c := r.counts(policy, keep)
+	c.traces.Add(traces)
+	c.spans.Add(spans)
 	if c, ok := r.next.(tracebuf.DecisionCounter); ok {
 		c.CountDecided(policy, keep, traces, spans)
 	}

@@ -43,6 +43,13 @@ func engine(t *testing.T, budget sampling.BudgetConfig, extra ...sampling.Policy
 	return e
 }
 
+// decided records one decision as a shard does: Decided at the decision,
+// CountDecided at the shard's next report.
+func decided(rec *statuspage.Recorder, policy string, keep bool, spans int, reason string, latency, lag time.Duration) {
+	rec.Decided(policy, keep, spans, reason, latency, lag)
+	rec.CountDecided(policy, keep, 1, int64(spans))
+}
+
 func kept(policy string) sampling.Decision {
 	return sampling.Decision{Verdict: sampling.Sampled, Threshold: otelsampling.AlwaysSampleThreshold, Policy: policy}
 }
@@ -58,9 +65,9 @@ func TestRecorderCountsAndPassesOn(t *testing.T) {
 	rec.Refused(tracebuf.RefusedQueueFull, 3)
 	rec.Refused(tracebuf.RefusedInvalid, 1)
 	rec.Buffered(250, 2)
-	rec.Decided("errors", true, 4, tracebuf.ReasonQuiet, time.Second, 0)
-	rec.Decided("", false, 5, tracebuf.ReasonMaxSpans, time.Second, -1)
-	rec.Decided("", false, 1, tracebuf.ReasonMemory, time.Second, -1)
+	decided(rec, "errors", true, 4, tracebuf.ReasonQuiet, time.Second, 0)
+	decided(rec, "", false, 5, tracebuf.ReasonMaxSpans, time.Second, -1)
+	decided(rec, "", false, 1, tracebuf.ReasonMemory, time.Second, -1)
 	rec.Late(true, 2)
 	rec.Late(false, 7)
 	rec.Held(100, 1)
@@ -106,7 +113,7 @@ func TestRecorderRates(t *testing.T) {
 	g.Add(rec)
 	decide := func(policy string, keep bool, n int) {
 		for range n {
-			rec.Decided(policy, keep, 3, tracebuf.ReasonQuiet, 0, 0)
+			decided(rec, policy, keep, 3, tracebuf.ReasonQuiet, 0, 0)
 		}
 	}
 	decide("errors", true, 5)

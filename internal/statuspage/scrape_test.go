@@ -69,6 +69,7 @@ func TestConcurrentScrapes(t *testing.T) {
 				}
 				rec.Received(1)
 				rec.Decided(fmt.Sprintf("p%d", i%3), i%2 == 0, 3, tracebuf.ReasonMaxSpans, 0, 0)
+				rec.CountDecided(fmt.Sprintf("p%d", i%3), i%2 == 0, 1, 3)
 				tr := &sampling.Trace{SpanCount: 2, StatusMask: sampling.StatusErrorBit}
 				tr.ID[0] = byte(w)
 				rec.Kept(tr, sampling.Decision{Verdict: sampling.Sampled, Threshold: otelsampling.AlwaysSampleThreshold, Policy: "errors"})
