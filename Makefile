@@ -64,6 +64,8 @@ fuzz:
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzCheckMatchesReference$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzTraceStateParsing$$' -fuzztime=$(FUZZTIME) ./sampling/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzAdaptiveModel$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./sampling/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzSpanViewAgreesWithPdata$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./sampling/
+	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzPartialSuccess$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/router/
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzConvert$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./cmd/tailsift-convert/
 
 # The end-to-end runner's smoke test runs tailsift, contrib and the baseline,
