@@ -168,6 +168,10 @@ func (b *Buffer) enterWaiting(ctx context.Context) (_ context.Context, leave fun
 	}, true
 }
 
+// MaxQueued is buffer.max_queued_bytes: no request weighing more
+// (QueueWeight) is taken in, except spans taken in again.
+func (b *Buffer) MaxQueued() int64 { return b.queuedMax }
+
 // taken gives back the queue slot of a message its shard has taken off
 // its queue.
 func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }

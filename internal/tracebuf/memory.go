@@ -17,9 +17,17 @@ import (
 // twice the request's size) and the scan of its spans and scopes (136 bytes
 // a span on 64-bit platforms, a quarter of a typical span's wire size).
 func queueWeight(buf []byte, batch *wire.Batch) int64 {
-	return int64(cap(buf)) +
-		int64(cap(batch.Spans))*int64(unsafe.Sizeof(wire.Span{})) +
-		int64(cap(batch.Scopes))*int64(unsafe.Sizeof(wire.Scope{}))
+	return QueueWeight(cap(buf), cap(batch.Spans), cap(batch.Scopes))
+}
+
+// QueueWeight is what a request of size bytes holding spans spans in
+// scopes scope groups weighs against buffer.max_queued_bytes once scanned
+// (at least: a request Ingest gets in a larger buffer weighs that
+// buffer's capacity).
+func QueueWeight(size, spans, scopes int) int64 {
+	return int64(size) +
+		int64(spans)*int64(unsafe.Sizeof(wire.Span{})) +
+		int64(scopes)*int64(unsafe.Sizeof(wire.Scope{}))
 }
 
 // fitScan is req's queueWeight after letting go of the scan capacity an

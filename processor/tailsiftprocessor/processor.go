@@ -123,18 +123,18 @@ func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
 }
 
 // ConsumeTraces buffers td's spans by trace. It returns once they are queued
-// for their shards, not when they are decided.
+// for their shards, not when they are decided. A batch heavier than the
+// whole queue is taken in pieces (split.go).
 func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	var m ptrace.ProtoMarshaler
 	buf, err := m.MarshalTraces(td)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 	}
-	if p.node != nil {
-		_, err = p.node.Ingest(ctx, buf, nil)
-		return pipelineError(err)
+	if p.overQueue(td, buf) {
+		return p.consumePieces(ctx, td)
 	}
-	return pipelineError(p.buf.Ingest(ctx, buf))
+	return pipelineError(p.ingestEncoded(ctx, buf))
 }
 
 // pipelineError wraps the buffer's typed errors for the pipeline. Invalid

@@ -13,6 +13,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 )
 
 // overBudget is a batch of 8 error traces of 1 000 spans each, about 2.5
@@ -74,4 +77,33 @@ func TestSpanOverQueueBudgetIsPermanent(t *testing.T) {
 	for n := range uint64(8) {
 		assert.Len(t, h.spansOf(n+1), 1000, "error trace %d kept whole", n+1)
 	}
+}
+
+// A batch taken in pieces that finds no room for a piece before the
+// caller's context ends is refused as a request is: retryable,
+// UNAVAILABLE, counted queue_full; the client resends it whole.
+func TestOverBudgetBatchWithoutRoomIsRetryable(t *testing.T) {
+	cfg := testConfig()
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	next := tracebuftest.NewStalled(cfg)
+	h := newHarness(t, cfg, next)
+	// The first error span is decided at once and blocks its shard in next.
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(spanSpec{Trace: 100, Span: 1, Status: ptrace.StatusCodeError})))
+	<-next.Entered
+	var refused error
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		refused = h.p.ConsumeTraces(ctx, batch(overBudget()...))
+		cancel()
+		if refused != nil {
+			break
+		}
+	}
+	require.Error(t, refused)
+	assert.False(t, consumererror.IsPermanent(refused), "overload must be retryable: %v", refused)
+	assert.ErrorIs(t, refused, tracebuf.ErrQueueFull)
+	assert.Equal(t, codes.Unavailable, status.Code(refused))
+	assert.Positive(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "queue_full")))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "too_large")))
+	close(next.Release)
 }

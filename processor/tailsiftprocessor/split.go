@@ -1,0 +1,143 @@
+package tailsiftprocessor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+)
+
+// A batch heavier than the whole of buffer.max_queued_bytes could never be
+// queued whole. Refusing it would lose its traces: the processor cannot
+// make its client send smaller requests (an otlp receiver's limits, or a
+// batch processor that merges requests, are not the processor's to see).
+// So it is taken in as pieces of at most a quarter of the queue each, in
+// order, each waiting for room as a request does. Every piece is within
+// the budget; together they are admitted one after another, not at once.
+//
+// If a piece finds no room before the caller's context ends, the batch is
+// refused as retryable, like a request: the pieces taken before are in the
+// buffer, and the client's retry sends their spans again. The buffer keeps
+// a trace's spans once (what the retry brings again of a trace not decided
+// yet is dropped as a duplicate when it is exported); spans of a trace
+// decided in between arrive as late spans.
+
+// pieceShare is the part of buffer.max_queued_bytes one piece may weigh.
+const pieceShare = 4
+
+// overQueue says whether td, encoded as buf, weighs more than the whole
+// queue.
+func (p *tailsiftProcessor) overQueue(td ptrace.Traces, buf []byte) bool {
+	if tracebuf.QueueWeight(len(buf), 0, 0) > p.buf.MaxQueued() {
+		return true
+	}
+	scopes := 0
+	for _, rs := range td.ResourceSpans().All() {
+		scopes += rs.ScopeSpans().Len()
+	}
+	return tracebuf.QueueWeight(len(buf), td.SpanCount(), scopes) > p.buf.MaxQueued()
+}
+
+// consumePieces takes td in as pieces within the queue's budget. A piece
+// refused as too large (a span heavier than the whole queue, or a resource
+// or scope that is) is counted as the buffer counts it and the others go
+// on; a piece refused for lack of room, or at shutdown, ends the batch with
+// that retryable error.
+func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces) error {
+	var tooLarge []error
+	refused, taken := 0, 0
+	err := splitTraces(td, p.buf.MaxQueued()/pieceShare, func(piece ptrace.Traces) error {
+		var m ptrace.ProtoMarshaler
+		buf, err := m.MarshalTraces(piece)
+		if err != nil {
+			return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
+		}
+		spans := piece.SpanCount()
+		err = p.ingestEncoded(ctx, buf)
+		if tl, ok := errors.AsType[*tracebuf.TooLargeError](err); ok {
+			tooLarge = append(tooLarge, tl)
+			refused += spans
+			return nil
+		}
+		if inv, ok := errors.AsType[*tracebuf.InvalidError](err); ok && inv.Total > 0 {
+			// Some spans had bad IDs: counted, dropped; the others are in.
+			tooLarge = append(tooLarge, inv)
+			taken += spans - inv.Rejected
+			refused += inv.Rejected
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		taken += spans
+		return nil
+	})
+	if err != nil {
+		return pipelineError(err)
+	}
+	if len(tooLarge) == 0 {
+		return nil
+	}
+	return pipelineError(fmt.Errorf("%w (%d spans of the batch refused; the %d other spans of the batch were taken in)",
+		errors.Join(tooLarge...), refused, taken))
+}
+
+// ingestEncoded hands an encoded batch to the cluster node, or to the
+// buffer without one.
+func (p *tailsiftProcessor) ingestEncoded(ctx context.Context, buf []byte) error {
+	if p.node != nil {
+		_, err := p.node.Ingest(ctx, buf, nil)
+		return err
+	}
+	return p.buf.Ingest(ctx, buf)
+}
+
+// splitTraces calls emit with pieces of td, in order, each holding spans
+// whose encoded size and scan (tracebuf.QueueWeight) add up to at most
+// target, with their resource and scope; a span heavier than target alone
+// is a piece of its own. It stops at emit's first error.
+func splitTraces(td ptrace.Traces, target int64, emit func(ptrace.Traces) error) error {
+	var m ptrace.ProtoMarshaler
+	piece := ptrace.NewTraces()
+	var weight int64
+	for _, rs := range td.ResourceSpans().All() {
+		var prs ptrace.ResourceSpans
+		inPiece := false // prs is in the current piece
+		for _, ss := range rs.ScopeSpans().All() {
+			var pss ptrace.ScopeSpans
+			scopeIn := false
+			for _, sp := range ss.Spans().All() {
+				w := tracebuf.QueueWeight(m.SpanSize(sp), 1, 0)
+				if weight > 0 && weight+w > target {
+					if err := emit(piece); err != nil {
+						return err
+					}
+					piece, weight, inPiece, scopeIn = ptrace.NewTraces(), 0, false, false
+				}
+				if !inPiece {
+					prs = piece.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(prs.Resource())
+					prs.SetSchemaUrl(rs.SchemaUrl())
+					inPiece = true
+				}
+				if !scopeIn {
+					pss = prs.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(pss.Scope())
+					pss.SetSchemaUrl(ss.SchemaUrl())
+					weight += tracebuf.QueueWeight(0, 0, 1)
+					scopeIn = true
+				}
+				sp.CopyTo(pss.Spans().AppendEmpty())
+				weight += w
+			}
+		}
+	}
+	if piece.SpanCount() == 0 {
+		return nil
+	}
+	return emit(piece)
+}
