@@ -247,6 +247,12 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			h.giveBack(l.Data, t, !moved)
 			traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
 		}
+		if moved {
+			// Not moved: taken out again, it is charged again. (The parts
+			// are framed anew, a little larger than their share of the
+			// chunk: no more than the chunk comes back.)
+			h.budget += int64(min(len(f.Traces)-bytes, len(f.Traces)))
+		}
 		if traces > 0 {
 			h.traceCount += traces
 			h.n.obs.HandedOver(ctx, traces, spans, bytes)
