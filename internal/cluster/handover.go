@@ -74,7 +74,8 @@ type handover struct {
 	next   time.Time // when the pace lets the next send go
 
 	traceCount, decisionCount, local int
-	moves                            int // ringMoved's changes taken
+	moves                            int  // ringMoved's changes taken
+	tooMany                          bool // ringMoved found a change past maxMoves
 }
 
 // chunk is the most one send carries: a tenth of a second at the rate limit.
@@ -127,7 +128,11 @@ func (h *handover) ringMoved() bool {
 	h.n.setMu.Lock()
 	v := h.n.view.Load()
 	h.n.setMu.Unlock()
-	if v == nil || v.others.Len() == 0 || h.moves >= maxMoves || v.gen == h.gen {
+	if v == nil || v.others.Len() == 0 || v.gen == h.gen {
+		return false
+	}
+	if h.moves >= maxMoves {
+		h.tooMany = true
 		return false
 	}
 	h.others, h.gen = v.others, v.gen
@@ -236,12 +241,17 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		moved := len(left) > 0 && h.ringMoved()
 		traces, spans, bytes := f.NTraces, f.Spans, len(f.Traces)
 		for _, l := range left {
-			if moved {
+			switch {
+			case moved:
 				h.n.logger.Info("Traces not handed over to a member that left; handing them to their new owners",
 					zap.String("member", l.Member), zap.Error(l.Err))
-			} else {
+			case h.tooMany:
+				h.n.logger.Warn("Traces not handed over: the member set changed too often during the handover; deciding them here",
+					zap.String("member", l.Member), zap.Error(l.Err), zap.Int("ring_changes", h.moves))
+			default:
 				// The next chunks would fail the same way: the rest stays here.
-				h.n.logger.Warn("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err))
+				h.n.logger.Warn("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err),
+					zap.Int("ring_changes", h.moves))
 			}
 			t, s := countTraces(l.Data)
 			h.giveBack(l.Data, t, !moved)
