@@ -214,3 +214,57 @@ func TestHandOverMoveResendsDecisions(t *testing.T) {
 	assert.Equal(t, int64(len(buf.kept)+atB), obs.handed.Load(), "b's decisions counted twice")
 	assert.True(t, n.decisionsHanded.Load(), "every decision went")
 }
+
+// TestHandOverMoveAfterTakenNotAnswered: the member that leaves took the
+// traces, and its answer was lost when its connection closed. The
+// handover cannot tell: it sends them again to the new owner, and each
+// trace is then at two gateways (delivery at least once, as for a send
+// that timed out). Each copy is whole: two decisions on all the spans
+// of that moment, not a split; a draining member passes its copy on to
+// the same new owner, which drops the duplicate spans of a kept trace.
+func TestHandOverMoveAfterTakenNotAnswered(t *testing.T) {
+	var w routertest.Workload
+	td := w.Batch(20, 2)
+	buf := newTraceBuffer(t, td)
+	a, g := startGate(t, true), startGate(t, false)
+	a.takeThenHold.Store(true)
+	obs := &countingObserver{}
+	n, self := moveNode(t, buf, obs, nil, a.addr)
+	n.BeginDrain()
+	done := handOverAsync(n)
+	require.Eventually(t, func() bool { return a.calls.Load() > 0 }, 10*time.Second, time.Millisecond)
+	n.setMembers([]string{self, g.addr})
+	waitDone(t, done, 15*time.Second)
+	twice := 0
+	for id, at := range where(td, buf, a, g) {
+		assert.Equal(t, 2, at[g.addr], "trace %x whole at the new owner", id[:4])
+		assert.Contains(t, []int{0, 2}, at[a.addr], "trace %x whole or absent at the member that left", id[:4])
+		assert.Zero(t, at["here"], "trace %x", id[:4])
+		if at[a.addr] > 0 {
+			twice++
+		}
+	}
+	t.Logf("traces at both the member that left and the new owner: %d of 20; counted handed over %d", twice, obs.handed.Load())
+	assert.Equal(t, 20, twice, "delivered twice: the member took them, its answer was lost")
+	assert.Equal(t, int64(20), obs.handed.Load(), "counted handed over once")
+}
+
+// TestHandOverLastOtherLeaves: the only other member leaves during the
+// handover and this gateway is alone: it owns every trace again, and
+// what the member did not take is decided here, whole (no other gateway
+// holds a span of it), counted decided here.
+func TestHandOverLastOtherLeaves(t *testing.T) {
+	var w routertest.Workload
+	td := w.Batch(20, 2)
+	buf := newTraceBuffer(t, td)
+	a := startGate(t, true)
+	obs := &countingObserver{}
+	n, self := moveNode(t, buf, obs, nil, a.addr)
+	done := handOverAsync(n)
+	require.Eventually(t, func() bool { return a.calls.Load() > 0 }, 10*time.Second, time.Millisecond)
+	n.setMembers([]string{self})
+	waitDone(t, done, 15*time.Second)
+	count := assertWhole(t, td, 2, self, []string{self}, buf, a)
+	assert.Equal(t, 20, count["here"])
+	assert.Positive(t, obs.local.Load(), "a's traces counted decided here")
+}

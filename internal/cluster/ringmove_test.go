@@ -137,10 +137,13 @@ func spansOfTrace(enc []byte) []ptrace.Span {
 // the connection.
 type gate struct {
 	ptraceotlp.UnimplementedGRPCServer
-	addr  string
-	hold  atomic.Bool
-	calls atomic.Int64
-	ended atomic.Int64 // held calls that ended (their caller gave up)
+	addr string
+	hold atomic.Bool
+	// takeThenHold: a held call records what it got first (a gateway
+	// that took the spans and whose answer was lost).
+	takeThenHold atomic.Bool
+	calls        atomic.Int64
+	ended        atomic.Int64 // held calls that ended (their caller gave up)
 	// refuse, when set, is every call's answer.
 	refuse atomic.Pointer[error]
 	mu     sync.Mutex
@@ -162,6 +165,9 @@ func startGate(t *testing.T, held bool) *gate {
 
 func (g *gate) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	g.calls.Add(1)
+	if g.hold.Load() && g.takeThenHold.Load() {
+		g.record(req)
+	}
 	if g.hold.Load() {
 		<-ctx.Done()
 		g.ended.Add(1)
@@ -170,6 +176,11 @@ func (g *gate) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptrace
 	if err := g.refuse.Load(); err != nil {
 		return ptraceotlp.NewExportResponse(), *err
 	}
+	g.record(req)
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+func (g *gate) record(req ptraceotlp.ExportRequest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, rs := range req.Traces().ResourceSpans().All() {
@@ -179,7 +190,6 @@ func (g *gate) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptrace
 			}
 		}
 	}
-	return ptraceotlp.NewExportResponse(), nil
 }
 
 func (g *gate) spans() map[[16]byte]int {
