@@ -33,6 +33,7 @@ type traceBuffer struct {
 	tmu    sync.Mutex
 	traces map[[16]byte][]byte
 	again  int // IngestAgain calls
+	takes  atomic.Int32
 }
 
 func newTraceBuffer(t *testing.T, td ptrace.Traces) *traceBuffer {
@@ -45,6 +46,7 @@ func newTraceBuffer(t *testing.T, td ptrace.Traces) *traceBuffer {
 }
 
 func (b *traceBuffer) TakeForeign(_ context.Context, _ int, owns func(uint64) bool, maxBytes int) (Foreign, bool, error) {
+	defer b.takes.Add(1)
 	b.tmu.Lock()
 	defer b.tmu.Unlock()
 	var f Foreign
@@ -102,6 +104,13 @@ func (b *traceBuffer) IngestAgain(_ context.Context, buf []byte, done func()) (i
 		done()
 	}
 	return spans, nil
+}
+
+// empty drops what the buffer holds.
+func (b *traceBuffer) empty() {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	clear(b.traces)
 }
 
 // held returns the spans held here, by trace.
@@ -403,4 +412,59 @@ func spanTotal(m map[[16]byte]int) int {
 		s += v
 	}
 	return s
+}
+
+// TestHandOverChangeWhilePaced: the member set changes after the handover
+// took a chunk out, while the chunk waits for its turn at
+// bytes_per_second, and the new set gives this gateway some of its
+// traces. Those must come back here, whole, not go to another member
+// (which keeps what is handed to it, while the trace's later spans come
+// here).
+func TestHandOverChangeWhilePaced(t *testing.T) {
+	var w routertest.Workload
+	td := w.Batch(40, 2)
+	buf := newTraceBuffer(t, td)
+	a, g := startGate(t, false), startGate(t, false)
+	obs := &countingObserver{}
+	self := "127.0.0.1:1"
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static, cfg.Drain = self, []string{self, a.addr}, 0
+	cfg.Handover.BytesPerSecond = 64 << 10 // a chunk waits its bytes on the fake clock
+	cfg.Handover.Timeout = 20 * time.Second
+	n, clk := runNode(t, cfg, buf, obs)
+	t.Cleanup(func() { buf.empty() }) // the shutdown's handover at the end, paced on the fake clock, has nothing to wait for
+	done := handOverAsync(n)
+	require.Eventually(t, func() bool { return buf.takes.Load() > 0 }, 10*time.Second, time.Millisecond, "a chunk taken out")
+	n.setMembers([]string{self, g.addr})
+	for {
+		select {
+		case <-done:
+		default:
+			clk.Advance(10 * time.Millisecond)
+			time.Sleep(time.Millisecond) // let the paced send go
+			continue
+		}
+		break
+	}
+	// The chunk held a's traces; the others were this gateway's and stay
+	// here until the next handover.
+	r0, r1 := ring.New([]string{self, a.addr}), ring.New([]string{self, g.addr})
+	wrong, toSelf := 0, 0
+	for id, at := range where(td, buf, a, g) {
+		h := ring.Hash(id)
+		want := "here"
+		if r0.Members()[r0.Owner(h)] == a.addr {
+			if want = r1.Members()[r1.Owner(h)]; want == self {
+				want = "here"
+				toSelf++
+			}
+		}
+		if !assert.Equal(t, map[string]int{want: 2}, at, "trace %x", id[:4]) {
+			wrong++
+		}
+	}
+	t.Logf("%d take(s); traces of the chunk this gateway owns after the change: %d; traces not where they belong: %d of 40",
+		buf.takes.Load(), toSelf, wrong)
+	require.Positive(t, toSelf, "the change gives this gateway some of the chunk's traces")
+	assert.Zero(t, obs.local.Load())
 }
