@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -219,6 +220,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		if h.budget <= 0 {
 			return false
 		}
+		v := h.n.view.Load() // the set the chunk is taken under
 		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.n.chunk()), h.budget)))
 		if err != nil {
 			return false
@@ -231,15 +233,27 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			h.giveBack(f.Traces, f.NTraces, true)
 			return false
 		}
+		chunk, traces, spans := f.Traces, f.NTraces, f.Spans
+		if h.setChanged(v) {
+			// The set changed while the chunk waited: the router routes
+			// it over the new set's other members, and the traces this
+			// gateway owns now would go to one of them, while their
+			// later spans come here (TestHandOverChangeWhilePaced).
+			var t, s int
+			if chunk, t, s = h.keepOwn(chunk); chunk == nil {
+				continue
+			}
+			traces, spans = traces-t, spans-s
+		}
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
 		// take is given back (decided here, or taken out again when the
 		// member set changed), not left in a queue that retries it.
-		left := h.n.router.RouteNow(ctx, f.Traces, h.n.handOver)
+		left := h.n.router.RouteNow(ctx, chunk, h.n.handOver)
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
 		moved := len(left) > 0 && h.ringMoved()
-		traces, spans, bytes := f.NTraces, f.Spans, len(f.Traces)
+		bytes := len(chunk)
 		for _, l := range left {
 			switch {
 			case moved:
@@ -261,7 +275,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			// Not moved: taken out again, it is charged again. (The parts
 			// are framed anew, a little larger than their share of the
 			// chunk: no more than the chunk comes back.)
-			h.budget += int64(min(len(f.Traces)-bytes, len(f.Traces)))
+			h.budget += int64(min(len(chunk)-bytes, len(chunk)))
 		}
 		if traces > 0 {
 			h.traceCount += traces
@@ -279,6 +293,29 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		}
 	}
 	return true
+}
+
+// setChanged reports whether the view is another than v: a member set
+// applied (setMu waits for one being applied, whose router has changed
+// before its view), or the drain begun.
+func (h *handover) setChanged(v *view) bool {
+	h.n.setMu.Lock()
+	defer h.n.setMu.Unlock()
+	return h.n.view.Load() != v
+}
+
+// keepOwn gives the traces of chunk this gateway owns back to the buffer,
+// to be decided here whole, and returns the rest (nil when nothing is
+// left) and the traces and spans it kept.
+func (h *handover) keepOwn(chunk []byte) (rest []byte, traces, spans int) {
+	own, other, ownSpans, _, err := router.Partition(chunk, h.n.Owns)
+	if err != nil || own == nil {
+		return chunk, 0, 0
+	}
+	traces, _ = countTraces(own)
+	h.budget += int64(len(own)) // not moved
+	h.giveBack(own, traces, false)
+	return other, traces, ownSpans
 }
 
 // countTraces returns the traces and spans of buf, an encoded TracesData
