@@ -268,3 +268,51 @@ func TestHandOverLastOtherLeaves(t *testing.T) {
 	assert.Equal(t, 20, count["here"])
 	assert.Positive(t, obs.local.Load(), "a's traces counted decided here")
 }
+
+// TestHandOverDecisionsAfterAdd: a member joins while the handover's
+// decisions wait for their turn at bytes_per_second. The decisions of the
+// traces it owns now must reach it: its late spans (the agents switch to
+// it) would otherwise be decided afresh, and a kept trace's late spans
+// without an ERROR dropped, the kept trace left incomplete.
+func TestHandOverDecisionsAfterAdd(t *testing.T) {
+	a, g := startGate(t, false), startGate(t, false)
+	buf := &decisionsOf{}
+	for i := range 40 {
+		buf.kept = append(buf.kept, Kept{ID: [16]byte{byte(i), 1, 2, 3}})
+	}
+	self := "127.0.0.1:1"
+	cfg := NewDefaultConfig()
+	cfg.Self, cfg.Members.Static, cfg.Drain = self, []string{self, a.addr}, 0
+	cfg.Handover.BytesPerSecond = 16 << 10 // each request of decisions waits on the fake clock
+	cfg.Handover.Timeout = 20 * time.Second
+	n, clk := runNode(t, cfg, buf, nil)
+	n.BeginDrain()
+	done := handOverAsync(n)
+	require.Eventually(t, func() bool { return buf.lists.Load() > 0 }, 10*time.Second, time.Millisecond, "decisions listed")
+	n.setMembers([]string{self, a.addr, g.addr})
+	for {
+		select {
+		case <-done:
+		default:
+			clk.Advance(10 * time.Millisecond)
+			time.Sleep(time.Millisecond) // let the paced send go
+			continue
+		}
+		break
+	}
+	r := ring.New([]string{a.addr, g.addr})
+	atG, missing := 0, 0
+	got := g.decisions()
+	for _, k := range buf.kept {
+		if r.Members()[r.Owner(ring.Hash(k.ID))] != g.addr {
+			continue
+		}
+		atG++
+		if got[k.ID] == 0 {
+			missing++
+		}
+	}
+	require.Positive(t, atG, "the new member owns some decisions")
+	t.Logf("decisions the new member owns: %d, of which it did not get %d", atG, missing)
+	assert.Zero(t, missing, "every decision at its owner in the new set")
+}

@@ -157,6 +157,7 @@ type gate struct {
 	refuse atomic.Pointer[error]
 	mu     sync.Mutex
 	got    map[[16]byte]int // spans by trace
+	kept   map[[16]byte]int // kept decisions handed over, by trace
 	srv    *grpc.Server
 }
 
@@ -164,7 +165,7 @@ func startGate(t *testing.T, held bool) *gate {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	g := &gate{addr: l.Addr().String(), got: map[[16]byte]int{}, srv: grpc.NewServer()}
+	g := &gate{addr: l.Addr().String(), got: map[[16]byte]int{}, kept: map[[16]byte]int{}, srv: grpc.NewServer()}
 	g.hold.Store(held)
 	ptraceotlp.RegisterGRPCServer(g.srv, g)
 	go func() { _ = g.srv.Serve(l) }()
@@ -191,6 +192,13 @@ func (g *gate) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptrace
 
 func (g *gate) record(req ptraceotlp.ExportRequest) {
 	g.mu.Lock()
+	if raw, err := req.MarshalProto(); err == nil {
+		if c, _, ok, err := SplitControl(raw); ok && err == nil {
+			for _, k := range c.Decisions.Kept {
+				g.kept[k.ID]++
+			}
+		}
+	}
 	defer g.mu.Unlock()
 	for _, rs := range req.Traces().ResourceSpans().All() {
 		for _, ss := range rs.ScopeSpans().All() {
@@ -205,6 +213,12 @@ func (g *gate) spans() map[[16]byte]int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return copyCounts(g.got)
+}
+
+func (g *gate) decisions() map[[16]byte]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return copyCounts(g.kept)
 }
 
 func copyCounts(m map[[16]byte]int) map[[16]byte]int {
