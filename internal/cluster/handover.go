@@ -98,11 +98,13 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 		})
 	}
 	refused, ok := send(&d)
-	if ok && refused.Len() > 0 && h.ringMoved() {
-		// Refused by a member that left meanwhile: again, to the
-		// owners in the new set (a member that took its part already
-		// takes it twice, and is counted twice as handed over; a
-		// decision remembered twice is one).
+	if ok && h.ringMoved() {
+		// The set changed since the handover took it: again, to the
+		// owners in the new set, those a member that left refused and
+		// those a member that joined owns now, which went to their
+		// former owner (TestHandOverDecisionsAfterAdd). A member that
+		// took its part already takes it twice, and is counted twice as
+		// handed over; a decision remembered twice is one.
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
 			return false, false
 		}
