@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -33,7 +34,7 @@ func (n *Node) HandOver(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Handover.Timeout)
 	defer cancel()
 	start := n.clock.Now()
-	h := &handover{n: n, others: v.others, budget: n.cfg.Handover.MaxBytes, next: start}
+	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
 	// A draining gateway learns no new decision of others' traces: the
 	// decisions it handed over once need not go again. Until every one
 	// went (a send refused some, or the handover stopped), each sweep
@@ -69,11 +70,13 @@ func (n *Node) HandOver(ctx context.Context) {
 type handover struct {
 	n      *Node
 	others *ring.Ring
+	gen    uint64    // others' view.gen
 	budget int64     // bytes left under max_bytes
 	next   time.Time // when the pace lets the next send go
 
 	traceCount, decisionCount, local int
-	moves                            int // ringMoved's changes taken
+	moves                            int  // ringMoved's changes taken
+	tooMany                          bool // ringMoved found a change past maxMoves
 }
 
 // chunk is the most one send carries: a tenth of a second at the rate limit.
@@ -95,11 +98,13 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 		})
 	}
 	refused, ok := send(&d)
-	if ok && refused.Len() > 0 && h.ringMoved() {
-		// Refused by a member that left meanwhile: again, to the
-		// owners in the new set (a member that took its part already
-		// takes it twice, and is counted twice as handed over; a
-		// decision remembered twice is one).
+	if ok && h.ringMoved() {
+		// The set changed since the handover took it: again, to the
+		// owners in the new set, those a member that left refused and
+		// those a member that joined owns now, which went to their
+		// former owner (TestHandOverDecisionsAfterAdd). A member that
+		// took its part already takes it twice, and is counted twice as
+		// handed over; a decision remembered twice is one.
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
 			return false, false
 		}
@@ -119,15 +124,21 @@ const maxMoves = 4
 // What such a member did not take goes to the new owners with the next
 // chunks, rather than being decided here from part of its spans (the
 // rolling restart of internal/e2e/scaleout split or lost traces so,
-// about one run in two).
+// about one run in two). A member that left and came back is a change
+// too, though the set is as it was: its connection, and the send on it,
+// were closed when it left (TestHandOverMemberLeavesAndComesBack).
 func (h *handover) ringMoved() bool {
 	h.n.setMu.Lock()
 	v := h.n.view.Load()
 	h.n.setMu.Unlock()
-	if v == nil || v.others.Len() == 0 || h.moves >= maxMoves || slices.Equal(v.others.Members(), h.others.Members()) {
+	if v == nil || v.others.Len() == 0 || v.gen == h.gen {
 		return false
 	}
-	h.others = v.others
+	if h.moves >= maxMoves {
+		h.tooMany = true
+		return false
+	}
+	h.others, h.gen = v.others, v.gen
 	h.moves++
 	return true
 }
@@ -211,6 +222,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		if h.budget <= 0 {
 			return false
 		}
+		v := h.n.view.Load() // the set the chunk is taken under
 		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.n.chunk()), h.budget)))
 		if err != nil {
 			return false
@@ -223,26 +235,49 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			h.giveBack(f.Traces, f.NTraces, true)
 			return false
 		}
+		chunk, traces, spans := f.Traces, f.NTraces, f.Spans
+		if h.setChanged(v) {
+			// The set changed while the chunk waited: the router routes
+			// it over the new set's other members, and the traces this
+			// gateway owns now would go to one of them, while their
+			// later spans come here (TestHandOverChangeWhilePaced).
+			var t, s int
+			if chunk, t, s = h.keepOwn(chunk); chunk == nil {
+				continue
+			}
+			traces, spans = traces-t, spans-s
+		}
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
 		// take is given back (decided here, or taken out again when the
 		// member set changed), not left in a queue that retries it.
-		left := h.n.router.RouteNow(ctx, f.Traces, h.n.handOver)
+		left := h.n.router.RouteNow(ctx, chunk, h.n.handOver)
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
 		moved := len(left) > 0 && h.ringMoved()
-		traces, spans, bytes := f.NTraces, f.Spans, len(f.Traces)
+		bytes := len(chunk)
 		for _, l := range left {
-			if moved {
+			switch {
+			case moved:
 				h.n.logger.Info("Traces not handed over to a member that left; handing them to their new owners",
 					zap.String("member", l.Member), zap.Error(l.Err))
-			} else {
+			case h.tooMany:
+				h.n.logger.Warn("Traces not handed over: the member set changed too often during the handover; deciding them here",
+					zap.String("member", l.Member), zap.Error(l.Err), zap.Int("ring_changes", h.moves))
+			default:
 				// The next chunks would fail the same way: the rest stays here.
-				h.n.logger.Warn("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err))
+				h.n.logger.Warn("Traces not handed over; deciding them here", zap.String("member", l.Member), zap.Error(l.Err),
+					zap.Int("ring_changes", h.moves))
 			}
 			t, s := countTraces(l.Data)
 			h.giveBack(l.Data, t, !moved)
 			traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
+		}
+		if moved {
+			// Not moved: taken out again, it is charged again. (The parts
+			// are framed anew, a little larger than their share of the
+			// chunk: no more than the chunk comes back.)
+			h.budget += int64(min(len(chunk)-bytes, len(chunk)))
 		}
 		if traces > 0 {
 			h.traceCount += traces
@@ -260,6 +295,29 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		}
 	}
 	return true
+}
+
+// setChanged reports whether the view is another than v: a member set
+// applied (setMu waits for one being applied, whose router has changed
+// before its view), or the drain begun.
+func (h *handover) setChanged(v *view) bool {
+	h.n.setMu.Lock()
+	defer h.n.setMu.Unlock()
+	return h.n.view.Load() != v
+}
+
+// keepOwn gives the traces of chunk this gateway owns back to the buffer,
+// to be decided here whole, and returns the rest (nil when nothing is
+// left) and the traces and spans it kept.
+func (h *handover) keepOwn(chunk []byte) (rest []byte, traces, spans int) {
+	own, other, ownSpans, _, err := router.Partition(chunk, h.n.Owns)
+	if err != nil || own == nil {
+		return chunk, 0, 0
+	}
+	traces, _ = countTraces(own)
+	h.budget += int64(len(own)) // not moved
+	h.giveBack(own, traces, false)
+	return other, traces, ownSpans
 }
 
 // countTraces returns the traces and spans of buf, an encoded TracesData

@@ -46,6 +46,9 @@ type view struct {
 	all    *ring.Ring // every member: who owns a trace
 	self   int        // this gateway in all, -1 when it is not a member
 	others *ring.Ring // every member but this gateway: the router's ring
+	// gen counts the changes of others: a member that left and came back
+	// (a new connection) is a change, though others is as it was.
+	gen uint64
 }
 
 // Node is a gateway's membership of the cluster: it tells which traces the
@@ -220,6 +223,12 @@ func (n *Node) applyLocked() {
 	}
 	others := slices.DeleteFunc(slices.Clone(n.members), func(m string) bool { return m == n.cfg.Self })
 	v.others = ring.New(others)
+	if prev := n.view.Load(); prev != nil {
+		v.gen = prev.gen
+		if !slices.Equal(prev.others.Members(), v.others.Members()) {
+			v.gen++
+		}
+	}
 	if n.draining.Load() {
 		v.self = -1
 	}
