@@ -69,10 +69,20 @@ func TestDrainHandsOverAtOnce(t *testing.T) {
 		"handed over before the clock moved")
 
 	buf.hold(encode(t, w.Batch(10, 2))) // taken in while the drain began
-	require.Eventually(t, func() bool {
+	// One sweep at a time, each given a second of real time to hand over:
+	// a clock moved every few milliseconds would pass the drain's end
+	// (10 s, 20 sweeps) before a loaded machine had run one sweep.
+	for range 15 {
 		clk.Advance(drainSweep)
-		return gws.Count() == 40
-	}, 10*time.Second, 5*time.Millisecond, "handed over within a sweep")
+		deadline := time.Now().Add(time.Second)
+		for gws.Count() < 40 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if gws.Count() == 40 {
+			break
+		}
+	}
+	require.Equal(t, 40, gws.Count(), "handed over within a sweep")
 	select {
 	case <-done:
 		t.Fatal("the drain ended early")
