@@ -43,8 +43,8 @@ func (p *tailsiftProcessor) overQueue(td ptrace.Traces, buf []byte) bool {
 }
 
 // consumePieces takes td in as pieces within the queue's budget. A piece
-// refused as too large (a span heavier than the whole queue, or a resource
-// or scope that is) is counted as the buffer counts it and the others go
+// refused as too large (a span that with its resource and scope weighs
+// more than the whole queue) is counted as the buffer counts it and the others go
 // on; a piece refused for lack of room, or at shutdown, ends the batch with
 // that retryable error.
 func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces) error {
@@ -96,27 +96,37 @@ func (p *tailsiftProcessor) ingestEncoded(ctx context.Context, buf []byte) error
 	return p.buf.Ingest(ctx, buf)
 }
 
-// splitTraces calls emit with pieces of td, in order, each holding spans
-// whose encoded size and scan (tracebuf.QueueWeight) add up to at most
-// target, with their resource and scope; a span heavier than target alone
-// is a piece of its own. It stops at emit's first error.
+// splitTraces calls emit with pieces of td, in order, each weighing at most
+// target in the queue (tracebuf.QueueWeight): its spans, resources and
+// scopes, each with its framing. A span that with its resource and scope
+// weighs more than target is a piece of its own. It stops at emit's first
+// error.
 func splitTraces(td ptrace.Traces, target int64, emit func(ptrace.Traces) error) error {
 	var m ptrace.ProtoMarshaler
 	piece := ptrace.NewTraces()
 	var weight int64
 	for _, rs := range td.ResourceSpans().All() {
+		rw := resourceWeight(&m, rs)
 		var prs ptrace.ResourceSpans
 		inPiece := false // prs is in the current piece
 		for _, ss := range rs.ScopeSpans().All() {
+			sw := scopeWeight(&m, ss)
 			var pss ptrace.ScopeSpans
 			scopeIn := false
 			for _, sp := range ss.Spans().All() {
-				w := tracebuf.QueueWeight(m.SpanSize(sp), 1, 0)
+				w := tracebuf.QueueWeight(m.SpanSize(sp)+framing, 1, 0)
+				if !scopeIn {
+					w += sw
+				}
+				if !inPiece {
+					w += rw
+				}
 				if weight > 0 && weight+w > target {
 					if err := emit(piece); err != nil {
 						return err
 					}
 					piece, weight, inPiece, scopeIn = ptrace.NewTraces(), 0, false, false
+					w = tracebuf.QueueWeight(m.SpanSize(sp)+framing, 1, 0) + sw + rw
 				}
 				if !inPiece {
 					prs = piece.ResourceSpans().AppendEmpty()
@@ -128,7 +138,6 @@ func splitTraces(td ptrace.Traces, target int64, emit func(ptrace.Traces) error)
 					pss = prs.ScopeSpans().AppendEmpty()
 					ss.Scope().CopyTo(pss.Scope())
 					pss.SetSchemaUrl(ss.SchemaUrl())
-					weight += tracebuf.QueueWeight(0, 0, 1)
 					scopeIn = true
 				}
 				sp.CopyTo(pss.Spans().AppendEmpty())
@@ -140,4 +149,26 @@ func splitTraces(td ptrace.Traces, target int64, emit func(ptrace.Traces) error)
 		return nil
 	}
 	return emit(piece)
+}
+
+// framing bounds what a message costs its parent besides its own bytes:
+// a one-byte field tag and its length, a varint of at most 5 bytes.
+const framing = 1 + 5
+
+// resourceWeight is what rs's resource and schema URL weigh in a piece:
+// their bytes with the framing of rs.
+func resourceWeight(m *ptrace.ProtoMarshaler, rs ptrace.ResourceSpans) int64 {
+	head := ptrace.NewResourceSpans()
+	rs.Resource().CopyTo(head.Resource())
+	head.SetSchemaUrl(rs.SchemaUrl())
+	return int64(m.ResourceSpansSize(head) + framing)
+}
+
+// scopeWeight is what ss's scope and schema URL weigh in a piece: their
+// bytes with the framing of ss, and its scan.
+func scopeWeight(m *ptrace.ProtoMarshaler, ss ptrace.ScopeSpans) int64 {
+	head := ptrace.NewScopeSpans()
+	ss.Scope().CopyTo(head.Scope())
+	head.SetSchemaUrl(ss.SchemaUrl())
+	return tracebuf.QueueWeight(m.ScopeSpansSize(head)+framing, 0, 1)
 }

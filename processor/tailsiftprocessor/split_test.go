@@ -126,3 +126,54 @@ func TestOverBudgetResourceHeavyBatchIsTakenWhole(t *testing.T) {
 	h.advance(time.Minute)
 	assert.Equal(t, n, len(spansPerTrace(h.sink.AllTraces())), "error traces kept")
 }
+
+// Every piece splitTraces makes weighs at most its target in the queue
+// (the weight Ingest measures: its encoded size and its scan), unless it
+// is a single span; together the pieces hold every span once, in order.
+func TestSplitPiecesWithinTarget(t *testing.T) {
+	bigScope := batch(overBudget()...)
+	for _, rs := range bigScope.ResourceSpans().All() {
+		rs.ScopeSpans().At(0).Scope().Attributes().PutStr("pad", strings.Repeat("s", 4096))
+	}
+	for name, td := range map[string]ptrace.Traces{
+		"spans":     batch(overBudget()...),
+		"resources": manyResources(2000),
+		"scopes":    bigScope,
+	} {
+		t.Run(name, func(t *testing.T) {
+			const target = 1 << 18
+			var m ptrace.ProtoMarshaler
+			var ids []pcommon.SpanID
+			pieces := 0
+			require.NoError(t, splitTraces(td, target, func(piece ptrace.Traces) error {
+				pieces++
+				buf, err := m.MarshalTraces(piece)
+				require.NoError(t, err)
+				scopes := 0
+				for _, rs := range piece.ResourceSpans().All() {
+					scopes += rs.ScopeSpans().Len()
+					for _, ss := range rs.ScopeSpans().All() {
+						for _, sp := range ss.Spans().All() {
+							ids = append(ids, sp.SpanID())
+						}
+					}
+				}
+				if w := tracebuf.QueueWeight(len(buf), piece.SpanCount(), scopes); piece.SpanCount() > 1 {
+					assert.LessOrEqual(t, w, int64(target), "piece %d of %d spans", pieces, piece.SpanCount())
+				}
+				return nil
+			}))
+			require.Len(t, ids, td.SpanCount())
+			i := 0
+			for _, rs := range td.ResourceSpans().All() {
+				for _, ss := range rs.ScopeSpans().All() {
+					for _, sp := range ss.Spans().All() {
+						assert.Equal(t, sp.SpanID(), ids[i])
+						i++
+					}
+				}
+			}
+			assert.Greater(t, pieces, 1)
+		})
+	}
+}
