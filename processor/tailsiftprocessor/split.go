@@ -21,7 +21,9 @@ import (
 //
 // If a piece finds no room before the caller's context ends, the batch is
 // refused as retryable, like a request: the pieces taken before are in the
-// buffer, and the client's retry sends their spans again. The buffer keeps
+// buffer, and the client's retry sends their spans again. The spans not
+// taken in, those of the pieces never offered too, are counted refused
+// (queue_full), and the error counts both. The buffer keeps
 // a trace's spans once (what the retry brings again of a trace not decided
 // yet is dropped as a duplicate when it is exported); spans of a trace
 // decided in between arrive as late spans.
@@ -44,12 +46,13 @@ func (p *tailsiftProcessor) overQueue(td ptrace.Traces, buf []byte) bool {
 
 // consumePieces takes td in as pieces within the queue's budget. A piece
 // refused as too large (a span that with its resource and scope weighs
-// more than the whole queue) is counted as the buffer counts it and the others go
-// on; a piece refused for lack of room, or at shutdown, ends the batch with
-// that retryable error.
+// more than the whole queue) is counted as the buffer counts it and the
+// others go on; a piece refused for lack of room, or at shutdown, ends the
+// batch with a retryable error (piecesRefused) that counts what was taken
+// and what the client is to send again.
 func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces) error {
 	var tooLarge []error
-	refused, taken := 0, 0
+	refused, taken, offered := 0, 0, 0
 	err := splitTraces(td, p.buf.MaxQueued()/pieceShare, func(piece ptrace.Traces) error {
 		var m ptrace.ProtoMarshaler
 		buf, err := m.MarshalTraces(piece)
@@ -57,6 +60,7 @@ func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces)
 			return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 		}
 		spans := piece.SpanCount()
+		offered += spans
 		err = p.ingestEncoded(ctx, buf)
 		if tl, ok := errors.AsType[*tracebuf.TooLargeError](err); ok {
 			tooLarge = append(tooLarge, tl)
@@ -77,7 +81,7 @@ func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces)
 		return nil
 	})
 	if err != nil {
-		return pipelineError(err)
+		return pipelineError(p.refusedPart(err, td.SpanCount(), taken, offered))
 	}
 	if len(tooLarge) == 0 {
 		return nil
@@ -85,6 +89,42 @@ func (p *tailsiftProcessor) consumePieces(ctx context.Context, td ptrace.Traces)
 	return pipelineError(fmt.Errorf("%w (%d spans of the batch refused; the %d other spans of the batch were taken in)",
 		errors.Join(tooLarge...), refused, taken))
 }
+
+// refusedPart is the error of a batch whose piece was refused for lack of
+// room (or at shutdown) after taken of its total spans were taken in. The
+// buffer counted that piece's spans refused (queue_full); the pieces after
+// it, never offered, are counted so too: the client resends them all, so
+// each span of the attempt is counted once, received or refused. Other
+// errors are returned as they are.
+func (p *tailsiftProcessor) refusedPart(err error, total, taken, offered int) error {
+	rf, full := errors.AsType[*tracebuf.RefusedError](err)
+	if !full && !errors.Is(err, tracebuf.ErrShutdown) {
+		return err
+	}
+	why := err
+	if full {
+		if rest := total - offered; rest > 0 {
+			p.status.Refused(tracebuf.RefusedQueueFull, rest)
+		}
+		err, why = &tracebuf.RefusedError{Spans: total - taken, Cause: rf.Cause}, rf.Cause
+	}
+	return &piecesRefused{taken: taken, refused: total - taken, why: why, err: err}
+}
+
+// piecesRefused is a retryable refusal of a batch taken in pieces: some
+// were taken in before one found no room. It is what err is (errors.Is,
+// errors.As: a RefusedError or ErrShutdown).
+type piecesRefused struct {
+	taken, refused int
+	why, err       error // why waiting ended; what the refusal is
+}
+
+func (e *piecesRefused) Error() string {
+	return fmt.Sprintf("tailsift: a batch heavier than buffer.max_queued_bytes, taken in pieces: %d spans taken in, the other %d refused, "+
+		"retry later (spans of a trace still buffered are kept once): %v", e.taken, e.refused, e.why)
+}
+
+func (e *piecesRefused) Unwrap() error { return e.err }
 
 // ingestEncoded hands an encoded batch to the cluster node, or to the
 // buffer without one.
