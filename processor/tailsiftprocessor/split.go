@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/tailsift/tailsift/internal/cluster"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 )
 
@@ -32,8 +33,17 @@ import (
 const pieceShare = 4
 
 // overQueue says whether td, encoded as buf, weighs more than the whole
-// queue.
+// queue and is to be split. A batch another gateway sent (a cluster
+// control at its head: forwarded spans, a handover and its decisions) is
+// never split: the control belongs to the batch as a whole, which pieces
+// would drop (their spans forwarded again, the decisions lost), and the
+// node takes such spans in without refusing them for their weight.
 func (p *tailsiftProcessor) overQueue(td ptrace.Traces, buf []byte) bool {
+	if p.node != nil {
+		if _, _, control, _ := cluster.SplitControl(buf); control {
+			return false
+		}
+	}
 	if tracebuf.QueueWeight(len(buf), 0, 0) > p.buf.MaxQueued() {
 		return true
 	}
