@@ -62,3 +62,32 @@ func TestOverBudgetHandoverKeepsItsControl(t *testing.T) {
 	assert.Len(t, h.spansOf(kept), 1, "the late span of the handed-over kept trace")
 	assert.Zero(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "too_large")))
 }
+
+// A client's over-budget batch through a gateway is taken in pieces by
+// the cluster node: every span is kept here (its trace is this gateway's)
+// or forwarded to its owner, none lost or refused.
+func TestOverBudgetBatchThroughGateway(t *testing.T) {
+	gws, addrs := routertest.StartGateways(t, "127.0.0.1")
+	self := "127.0.0.1:1"
+	cfg := testConfig()
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	c := cluster.NewDefaultConfig()
+	c.Self, c.Members.Static, c.Drain = self, []string{self, addrs[0]}, 0
+	c.GRPC.TLS.Insecure = true
+	cfg.Cluster = configoptional.Some(c)
+	h := newHarness(t, cfg, nil)
+	r := ring.New(c.Members.Static)
+	mine := 0
+	for n := range uint64(8) {
+		if r.Members()[r.Owner(ring.Hash(traceID(n+1)))] == self {
+			mine += 1000
+		}
+	}
+
+	require.NoError(t, h.p.ConsumeTraces(context.Background(), batch(overBudget()...)))
+	require.Eventually(t, func() bool { return gws.Count() == 8000-mine }, 10*time.Second, 5*time.Millisecond)
+	h.advance(time.Minute)
+	h.advance(time.Minute)
+	assert.Equal(t, mine, spansIn(spansPerTrace(h.sink.AllTraces())))
+	assert.Zero(t, h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "too_large")))
+}

@@ -9,9 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
@@ -176,4 +179,56 @@ func TestSplitPiecesWithinTarget(t *testing.T) {
 			assert.Greater(t, pieces, 1)
 		})
 	}
+}
+
+// An over-budget batch with spans of invalid IDs among its pieces: the
+// valid spans are all taken in and decided, the invalid ones counted
+// refused (invalid), and the batch answered as bad data
+// (INVALID_ARGUMENT, permanent) whose message counts both.
+func TestOverBudgetBatchWithInvalidSpans(t *testing.T) {
+	cfg := testConfig()
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	h := newHarness(t, cfg, nil)
+	td := batch(overBudget()...)
+	bad := 0
+	for _, rs := range td.ResourceSpans().All() {
+		for _, sp := range rs.ScopeSpans().At(0).Spans().All() {
+			if sp.SpanID()[7]%97 == 5 { // scattered over the pieces
+				sp.SetSpanID(pcommon.SpanID{})
+				bad++
+			}
+		}
+	}
+	require.Positive(t, bad)
+	t.Logf("%d spans of invalid IDs", bad)
+	err := h.p.ConsumeTraces(context.Background(), td)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "%v", err)
+	assert.Equal(t, codes.InvalidArgument, status.Code(err))
+	assert.Contains(t, err.Error(), fmt.Sprintf("%d spans of the batch refused; the %d other spans of the batch were taken in", bad, 8000-bad))
+	assert.Equal(t, int64(bad), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
+	assert.Equal(t, int64(8000-bad), h.metric("otelcol_processor_tailsift_spans_received"))
+	h.advance(time.Minute)
+	h.advance(time.Minute)
+	assert.Equal(t, 8000-bad, spansIn(spansPerTrace(h.sink.AllTraces())), "valid spans of the error traces kept")
+}
+
+// An over-budget batch whose caller's context has ended already is taken
+// in while the queue has room, as a request is (room is tried before the
+// context is).
+func TestOverBudgetBatchCancelledContext(t *testing.T) {
+	cfg := testConfig()
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	h := newHarness(t, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, h.p.ConsumeTraces(ctx, batch(overBudget()...)))
+	assert.Equal(t, int64(8000), h.metric("otelcol_processor_tailsift_spans_received"))
+}
+
+func spansIn(per map[pcommon.TraceID]int) (n int) {
+	for _, c := range per {
+		n += c
+	}
+	return n
 }
