@@ -48,11 +48,45 @@ func FuzzSpanViewAgreesWithPdata(f *testing.F) {
 					agree(t, "span", sp.Attributes(), v.SpanAttr)
 					agree(t, "resource", rs.Resource().Attributes(), v.ResourceAttr)
 					agree(t, "scope", ss.Scope().Attributes(), v.ScopeAttr)
+					agreeSpan(t, sp, &v)
 					i++
 				}
 			}
 		}
+		if i != len(b.Spans) {
+			t.Fatalf("Scan has %d spans, pdata %d", len(b.Spans), i)
+		}
 	})
+}
+
+// agreeSpan checks the span's fields the policies and the summary read
+// besides its attributes: the status code the status_code policy keeps an
+// error trace on, the times the latency policy reads, the name, the root
+// flag, flags and tracestate.
+func agreeSpan(t *testing.T, sp ptrace.Span, v *sampling.SpanView) {
+	t.Helper()
+	status := uint8(0) // codes outside the enum are no ERROR to pdata's reader either
+	if c := sp.Status().Code(); c >= 0 && c <= ptrace.StatusCodeError {
+		status = uint8(c)
+	}
+	if v.Status != status {
+		t.Fatalf("span status: pdata %v (%d), the view %d", sp.Status().Code(), int32(sp.Status().Code()), v.Status)
+	}
+	if string(v.Name) != sp.Name() {
+		t.Fatalf("span name: pdata %q, the view %q", sp.Name(), v.Name)
+	}
+	if v.Start != uint64(sp.StartTimestamp()) || v.End != uint64(sp.EndTimestamp()) {
+		t.Fatalf("span times: pdata %d..%d, the view %d..%d", sp.StartTimestamp(), sp.EndTimestamp(), v.Start, v.End)
+	}
+	if v.Root != sp.ParentSpanID().IsEmpty() {
+		t.Fatalf("span root: pdata parent %v, the view root %v", sp.ParentSpanID(), v.Root)
+	}
+	if v.Flags != sp.Flags() {
+		t.Fatalf("span flags: pdata %#x, the view %#x", sp.Flags(), v.Flags)
+	}
+	if string(v.TraceState) != sp.TraceState().AsRaw() {
+		t.Fatalf("span tracestate: pdata %q, the view %q", sp.TraceState().AsRaw(), v.TraceState)
+	}
 }
 
 // agree checks every key of m, and one m lacks, through get.

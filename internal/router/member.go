@@ -404,7 +404,9 @@ func partialSuccess(resp []byte) (rejected int64, msg string) {
 				return 0, ""
 			}
 			resp = resp[m:]
-			rejected, msg = readPartialSuccess(ps)
+			// A repeated singular message merges: a later field wins, an
+			// absent one leaves the earlier value.
+			rejected, msg = readPartialSuccess(ps, rejected, msg)
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, resp)
@@ -416,7 +418,9 @@ func partialSuccess(resp []byte) (rejected int64, msg string) {
 	return rejected, msg
 }
 
-func readPartialSuccess(ps []byte) (rejected int64, msg string) {
+// readPartialSuccess reads an ExportTracePartialSuccess over rejected and
+// msg, what earlier occurrences set.
+func readPartialSuccess(ps []byte, rejected int64, msg string) (int64, string) {
 	for len(ps) > 0 {
 		num, typ, n := protowire.ConsumeTag(ps)
 		if n < 0 {

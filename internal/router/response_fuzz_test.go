@@ -28,6 +28,21 @@ func FuzzPartialSuccess(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Two answers concatenated are one whose partial_success messages
+	// merge (protobuf's rule for a repeated singular message): 3 rejected
+	// from the first, the message from the second.
+	first, second := ptraceotlp.NewExportResponse(), ptraceotlp.NewExportResponse()
+	first.PartialSuccess().SetRejectedSpans(3)
+	second.PartialSuccess().SetErrorMessage("too old")
+	a, err := first.MarshalProto()
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := second.MarshalProto()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append(a, b...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rejected, msg := partialSuccess(data)
 		var resp collectortrace.ExportTraceServiceResponse

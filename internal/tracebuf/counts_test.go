@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
 )
 
 // countingObserver is a DecisionCounter that logs its calls.
@@ -86,4 +88,54 @@ func TestDecisionCountsPerCycle(t *testing.T) {
 	require.NoError(t, b.Sync(ctx))
 	_, counts = obs.take()
 	assert.Empty(t, counts)
+}
+
+// countedTraces sums the traces of CountDecided calls.
+func countedTraces(counts []countedCall) (n int64) {
+	for _, c := range counts {
+		n += c.traces
+	}
+	return n
+}
+
+// TestDecisionCountsReplayAndShutdown: the traces a buffer takes in again
+// from the store after a crash and decides, and those the shutdown flush
+// decides, reach CountDecided as they reach Decided (the status page
+// counts decisions by policy only there).
+func TestDecisionCountsReplayAndShutdown(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	first := storeBuffer(t, st, newChanSink().emit, clocktest.NewFake(time.Unix(0, 0)))
+	require.NoError(t, first.Ingest(ctx, encode(t, []uint64{1, 2, 3}, 1, ptrace.StatusCodeUnset)))
+	require.NoError(t, first.Ingest(ctx, encode(t, []uint64{1}, 2, ptrace.StatusCodeError)))
+	require.NoError(t, first.Sync(ctx))
+	require.NoError(t, st.Sync(ctx))
+	image := crashCopy(t, dir) // kill -9: nothing decided
+
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	obs := &countingObserver{}
+	clk := clocktest.NewFake(time.Unix(100, 0))
+	b, err := New(cfg, newChanSink().emit, Settings{Clock: clk, Observer: obs})
+	require.NoError(t, err)
+	st2 := openTestStore(t, image)
+	b.AttachStore(st2)
+	b.Start()
+	defer b.CloseStore()
+	n, err := b.Replay(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(2 * time.Second) // quiet: the replayed traces are decided
+	require.NoError(t, b.Sync(ctx))
+	decided, counts := obs.take()
+	assert.Equal(t, 3, decided, "replayed traces decided")
+	assert.Equal(t, int64(decided), countedTraces(counts))
+
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{7, 8}, 1, ptrace.StatusCodeError)))
+	require.NoError(t, b.Shutdown(ctx))
+	decided, counts = obs.take()
+	assert.Equal(t, 2, decided, "decided by the shutdown flush")
+	assert.Equal(t, int64(decided), countedTraces(counts))
 }
