@@ -59,6 +59,11 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Spans == 1 {
+		// Smaller requests would not help: the span itself is too large.
+		return fmt.Sprintf("tailsift: a span needs %d bytes of queue with its resource and scope, more than buffer.max_queued_bytes (%d) holds in all; "+
+			"raise buffer.max_queued_bytes or send smaller spans", e.Weight, e.Max)
+	}
 	return fmt.Sprintf("tailsift: request of %d spans needs %d bytes of queue, more than buffer.max_queued_bytes (%d) holds in all; "+
 		"send smaller requests or raise buffer.max_queued_bytes", e.Spans, e.Weight, e.Max)
 }
