@@ -1,0 +1,121 @@
+package router
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tailsift/tailsift/internal/ring"
+	"github.com/tailsift/tailsift/internal/router/routertest"
+)
+
+// overloaded is a gateway's answer when its buffer is full or it shuts
+// down (tailsiftreceiver's retryable): UNAVAILABLE with a RetryInfo.
+func overloaded(t *testing.T, delay time.Duration) error {
+	t.Helper()
+	st, err := status.New(codes.Unavailable, "shutting down").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+	require.NoError(t, err)
+	return st.Err()
+}
+
+// ownedBy routes batches until n spans of traces owned by owner (on the
+// ring of addrs) were routed, and returns every span routed.
+func ownedBy(t *testing.T, r *Router, addrs []string, owner string, n int) (sent map[[8]byte]string, owned int) {
+	t.Helper()
+	rg := ring.New(addrs)
+	var w routertest.Workload
+	sent = map[[8]byte]string{}
+	for owned < n {
+		td := w.Batch(4, 3)
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					if rg.Members()[rg.Owner(ring.Hash(sp.TraceID()))] == owner {
+						owned++
+					}
+				}
+			}
+		}
+		for id, svc := range routertest.ServiceOf(td) {
+			sent[id] = svc
+		}
+		require.NoError(t, r.Route(t.Context(), encodeTraces(t, td)))
+	}
+	return sent, owned
+}
+
+// TestLeavingMemberRetriesFailOver: a gateway that shuts down answers
+// UNAVAILABLE with a RetryInfo (an overloaded gateway's answer), and its
+// address then leaves DNS. The sends it refused wait in exporterhelper's
+// retry back-off; when the member leaves the set, its queue's shutdown
+// stops the retries, and what they held must go to the members left, not
+// be dropped.
+func TestLeavingMemberRetriesFailOver(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.121", "127.0.0.122")
+	leaving := addrs[0]
+	refusals := make([]error, 50)
+	for i := range refusals {
+		refusals[i] = overloaded(t, time.Second)
+	}
+	gw.Refuse(leaving, refusals...)
+	r := newRouter(t, addrs)
+
+	sent, owned := ownedBy(t, r, addrs, leaving, 30)
+	// The leaving member refused its sends: they wait for a retry.
+	require.Eventually(t, func() bool { return gw.Calls(leaving) >= 1 }, 10*time.Second, 5*time.Millisecond)
+
+	r.SetMembers(addrs[1:])
+	r.retiring.Wait()
+	require.Eventually(t, func() bool { return gw.Count() >= len(sent) }, 10*time.Second, 5*time.Millisecond,
+		"%d of %d spans delivered (%d owned by the member that left)", gw.Count(), len(sent), owned)
+	for _, rs := range gw.Snapshot() {
+		assert.Equal(t, addrs[1], rs[0].Gateway)
+	}
+}
+
+// TestShutdownFailsOverToMembersUp: the agent shuts down while one gateway
+// refuses (UNAVAILABLE with a RetryInfo) and the other is up. Within the
+// shutdown deadline, what the refusing gateway holds goes to the one that
+// is up rather than being dropped: in its retry back-off, and in its batch
+// that leaves at shutdown.
+func TestShutdownFailsOverToMembersUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wait bool // for the refusing member's first send before Shutdown
+	}{
+		{name: "in retry back-off", wait: true},
+		{name: "sent at shutdown", wait: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, addrs := routertest.StartGateways(t, "127.0.0.123", "127.0.0.124")
+			refusing := addrs[0]
+			refusals := make([]error, 50)
+			for i := range refusals {
+				refusals[i] = overloaded(t, time.Second)
+			}
+			gw.Refuse(refusing, refusals...)
+			r := newRouterWith(t, addrs, batching(time.Hour, 1<<20))
+
+			sent, owned := ownedBy(t, r, addrs, refusing, 30)
+			if tc.wait {
+				r.flushDue(t.Context(), r.state.Load(), time.Now(), 0)
+				require.Eventually(t, func() bool { return gw.Calls(refusing) >= 1 }, 10*time.Second, 5*time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			_ = r.Shutdown(ctx)
+			assert.Len(t, gw.Snapshot(), len(sent), "spans delivered at shutdown (%d owned by the refusing member)", owned)
+			for _, rs := range gw.Snapshot() {
+				assert.Equal(t, addrs[1], rs[0].Gateway)
+			}
+		})
+	}
+}
