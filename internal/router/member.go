@@ -65,6 +65,11 @@ type member struct {
 	pend    pending
 	stop    chan struct{}
 	probes  sync.WaitGroup
+	// retry holds the requests push left to exporterhelper's retries
+	// (retrying.go): those a shutdown stops go to the other members.
+	retry retrying
+	// closeOnce closes stop and the connection once (close).
+	closeOnce sync.Once
 }
 
 // memberWindow is the flow-control window of a member connection: what
@@ -145,6 +150,7 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	if !ok {
 		return consumererror.NewPermanent(fmt.Errorf("push a %T", xr))
 	}
+	m.retry.forget(req)
 	var err error
 	if !m.down.Load() {
 		start := m.r.since()
@@ -181,11 +187,20 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 				return cerr
 			}
 		default:
-			return classify(err)
+			return m.retryLater(req, classify(err))
 		}
 	} else {
 		err = fmt.Errorf("member %s is down", m.addr)
 	}
+	if ferr := m.failover(ctx, req, err); ferr != nil {
+		return m.retryLater(req, ferr)
+	}
+	return nil
+}
+
+// failover sends req, which m could not deliver for cause, to the other
+// members up, or gives it to Settings.Fallback.
+func (m *member) failover(ctx context.Context, req *request, err error) error {
 	rerr := m.r.reroute(ctx, req, m)
 	if rerr == nil {
 		return nil
@@ -353,10 +368,18 @@ func (m *member) probe(hold time.Duration) {
 	}
 }
 
-// shutdown drains the member's queue (failing over what it cannot send, while
-// other members still run), stops probing and closes the connection. A
-// second call does nothing.
+// shutdown drains the member's queue and closes it (drain, then close).
 func (m *member) shutdown(ctx context.Context) error {
+	return errors.Join(m.drain(ctx), m.close())
+}
+
+// drain stops the member taking requests and sends its queue, failing over
+// what it cannot send, its sends in retry back-off included, to the other
+// members: their queues, or, when they are closing too, their connections
+// (Router.Shutdown drains every member before it closes any). At ctx's
+// deadline the connection is closed, so that what is left fails at once.
+// A second call does nothing.
+func (m *member) drain(ctx context.Context) error {
 	m.closing.Lock()
 	if m.closed {
 		m.closing.Unlock()
@@ -372,22 +395,36 @@ func (m *member) shutdown(ctx context.Context) error {
 	shut := make(chan error, 1)
 	go func() { shut <- m.helper.Shutdown(context.WithoutCancel(ctx)) }()
 	var err error
-	late := false
 	select {
 	case err = <-shut:
 	case <-ctx.Done():
-		late = true
+		cerr := m.close()
+		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()), cerr)
 	}
-	close(m.stop)
-	cerr := m.conn.Close()
-	if late {
-		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()))
+	// exporterhelper's retry sender gave up, at its shutdown, the sends
+	// waiting for a retry: they go to the other members now.
+	for _, req := range m.retry.take() {
+		spans := req.spans
+		if ferr := m.failover(ctx, req, errRetryStopped); ferr != nil {
+			m.logger.Error("Dropped a request in retry back-off at shutdown", zap.Int("spans", spans), zap.Error(ferr))
+			err = errors.Join(err, ferr)
+		}
 	}
-	m.probes.Wait()
-	if !m.down.Load() {
-		m.r.obs.MembersUp(-1)
-	}
-	return errors.Join(err, cerr)
+	return err
+}
+
+// close stops probing the member and closes its connection, once; a later
+// call returns nil.
+func (m *member) close() (err error) {
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		err = m.conn.Close()
+		m.probes.Wait()
+		if !m.down.Load() {
+			m.r.obs.MembersUp(-1)
+		}
+	})
+	return err
 }
 
 // partialSuccess reads ExportTraceServiceResponse.partial_success.
