@@ -90,9 +90,11 @@ func TestShutdownFailsOverToMembersUp(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		wait bool // for the refusing member's first send before Shutdown
+		kill bool // the gateway is killed instead, just before Shutdown
 	}{
 		{name: "in retry back-off", wait: true},
 		{name: "sent at shutdown", wait: false},
+		{name: "killed before shutdown", kill: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, addrs := routertest.StartGateways(t, "127.0.0.123", "127.0.0.124")
@@ -101,13 +103,18 @@ func TestShutdownFailsOverToMembersUp(t *testing.T) {
 			for i := range refusals {
 				refusals[i] = overloaded(t, time.Second)
 			}
-			gw.Refuse(refusing, refusals...)
+			if !tc.kill {
+				gw.Refuse(refusing, refusals...)
+			}
 			r := newRouterWith(t, addrs, batching(time.Hour, 1<<20))
 
 			sent, owned := ownedBy(t, r, addrs, refusing, 30)
 			if tc.wait {
 				r.flushDue(t.Context(), r.state.Load(), time.Now(), 0)
 				require.Eventually(t, func() bool { return gw.Calls(refusing) >= 1 }, 10*time.Second, 5*time.Millisecond)
+			}
+			if tc.kill {
+				gw.Stop(refusing)
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
