@@ -126,3 +126,40 @@ func TestShutdownFailsOverToMembersUp(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadMemberNotUpAtClose: a member that answers nothing is marked
+// down and probed; it leaves the set, or the router shuts down, while a
+// probe waits in its Export. Closing the connection ends that Export with
+// CANCELED, which is no answer of the member: it must not be marked up
+// again ("Member up again", members_up +1) as it is closed.
+func TestDeadMemberNotUpAtClose(t *testing.T) {
+	for _, leave := range []bool{true, false} {
+		name := "router shuts down"
+		if leave {
+			name = "leaves the set"
+		}
+		t.Run(name, func(t *testing.T) {
+			_, addrs := routertest.StartGateways(t, "127.0.0.125")
+			hung, dead := routertest.StartHung(t, "127.0.0.126")
+			obs := new(counts)
+			r := newRouterObserved(t, []string{addrs[0], dead}, obs, func(s *Settings) {
+				hungSettings(s)
+				s.Failover.ProbeInterval = 500 * time.Millisecond
+			})
+			ownedBy(t, r, []string{addrs[0], dead}, dead, 10)
+			require.Eventually(t, func() bool { return memberDown(r, dead) }, 10*time.Second, 5*time.Millisecond)
+			calls := hung.Calls()
+			// The first probe, after one probe interval, is an Export the
+			// member leaves unanswered for another.
+			require.Eventually(t, func() bool { return hung.Calls() > calls }, 10*time.Second, time.Millisecond)
+			ups := obs.ups.Load()
+			if leave {
+				r.SetMembers(addrs[:1])
+				r.retiring.Wait()
+			} else {
+				require.NoError(t, r.Shutdown(t.Context()))
+			}
+			assert.Equal(t, ups, obs.ups.Load(), "members marked up as the dead one was closed")
+		})
+	}
+}
