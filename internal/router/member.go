@@ -356,6 +356,11 @@ func (m *member) probe(hold time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		err := m.send(ctx, nil, grpc.WaitForReady(true))
 		cancel()
+		if m.stopped() {
+			// The connection closed under the probe (CANCELED): no
+			// answer of the member, which stays down as it is closed.
+			return
+		}
 		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
 			m.answered()
 			m.upAt = time.Now()
