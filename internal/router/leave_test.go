@@ -163,3 +163,21 @@ func TestDeadMemberNotUpAtClose(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkDownAfterClose: a send that found its member refusing checks
+// that the member is not stopped, then marks it down; its close may come
+// in between (a member leaving the set past its drain deadline, or the
+// router's Shutdown past its own, closes the connection while sends end).
+// close counted the member out of members_up already: marking it down then
+// must not count it out again, nor start a probe.
+func TestMarkDownAfterClose(t *testing.T) {
+	_, addrs := routertest.StartGateways(t, "127.0.0.127")
+	obs := new(counts)
+	r := newRouterObserved(t, addrs, obs, func(*Settings) {})
+	m := r.state.Load().members[0]
+	require.Equal(t, int64(1), obs.up.Load())
+	require.NoError(t, m.shutdown(t.Context()))
+	require.Equal(t, int64(0), obs.up.Load())
+	m.markDown(status.Error(codes.Unavailable, "connection refused"))
+	assert.Equal(t, int64(0), obs.up.Load(), "members_up after a closed member was marked down")
+}
