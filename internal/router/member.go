@@ -70,6 +70,9 @@ type member struct {
 	retry retrying
 	// closeOnce closes stop and the connection once (close).
 	closeOnce sync.Once
+	// stopMu orders markDown and the closing of stop: a member is not
+	// marked down (counted out of members_up, probed) once stopped.
+	stopMu sync.Mutex
 }
 
 // memberWindow is the flow-control window of a member connection: what
@@ -311,9 +314,13 @@ func classify(err error) error {
 	return err
 }
 
-// markDown marks the member down, once, and starts probing it.
+// markDown marks the member down, once, and starts probing it, unless the
+// member is stopped.
 func (m *member) markDown(cause error) {
-	if m.down.Swap(true) {
+	m.stopMu.Lock()
+	defer m.stopMu.Unlock()
+	if m.stopped() || m.down.Swap(true) {
+		// Down already, or closed: close counted it out of members_up.
 		return
 	}
 	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
@@ -422,7 +429,9 @@ func (m *member) drain(ctx context.Context) error {
 // call returns nil.
 func (m *member) close() (err error) {
 	m.closeOnce.Do(func() {
+		m.stopMu.Lock()
 		close(m.stop)
+		m.stopMu.Unlock()
 		err = m.conn.Close()
 		m.probes.Wait()
 		if !m.down.Load() {
