@@ -181,3 +181,27 @@ func TestMarkDownAfterClose(t *testing.T) {
 	m.markDown(status.Error(codes.Unavailable, "connection refused"))
 	assert.Equal(t, int64(0), obs.up.Load(), "members_up after a closed member was marked down")
 }
+
+// TestShutdownDeadlineCoversMembersThatLeft: a member that answers nothing
+// leaves the set, and the router shuts down while it drains. Shutdown
+// waits for that drain too; it must end by Shutdown's deadline, not by the
+// drain's own (the send timeout plus a probe interval).
+func TestShutdownDeadlineCoversMembersThatLeft(t *testing.T) {
+	_, addrs := routertest.StartGateways(t, "127.0.0.128")
+	hung, dead := routertest.StartHung(t, "127.0.0.129")
+	members := []string{addrs[0], dead}
+	r := newRouterWith(t, members, func(s *Settings) {
+		s.Timeout.Timeout = 3 * time.Second
+		s.Failover.Timeouts = 0 // never marked down: its sends wait their time-out
+	})
+	ownedBy(t, r, members, dead, 10)
+	require.Eventually(t, func() bool { return hung.Calls() >= 1 }, 10*time.Second, time.Millisecond)
+	r.SetMembers(addrs[:1])
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_ = r.Shutdown(ctx)
+	took := time.Since(start)
+	assert.Less(t, took, time.Second, "Shutdown with a 200 ms deadline took %v", took)
+}
