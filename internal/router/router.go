@@ -145,7 +145,8 @@ type Router struct {
 	epoch      time.Time
 	flushGen   uint64 // counts armFlush calls; guarded by flushMu
 	// done is cancelled at Shutdown's deadline: it ends the sends made
-	// directly to members whose queues are closed (sendClosing).
+	// directly to members whose queues are closed (sendClosing), and the
+	// drains of members that left the set (retire).
 	done       context.Context //nolint:containedctx // a signal, not a request's context
 	cancelDone context.CancelFunc
 }
@@ -219,6 +220,8 @@ func (r *Router) retire(m *member) {
 		defer r.retiring.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout.Timeout+r.cfg.Failover.ProbeInterval)
 		defer cancel()
+		// Shutdown waits for this drain: its deadline ends it too.
+		defer context.AfterFunc(r.done, cancel)()
 		if err := m.shutdown(ctx); err != nil {
 			r.set.Logger.Warn("Draining a member that left", zap.String("member", m.addr), zap.Error(err))
 		}
