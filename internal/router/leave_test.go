@@ -205,3 +205,19 @@ func TestShutdownDeadlineCoversMembersThatLeft(t *testing.T) {
 	took := time.Since(start)
 	assert.Less(t, took, time.Second, "Shutdown with a 200 ms deadline took %v", took)
 }
+
+// TestRetryingForgetsWhatTheRetrySenderGaveUp: the requests a member left
+// to exporterhelper's retries are remembered until sent again; one not sent
+// again within retry_on_failure::max_elapsed_time was given up by the retry
+// sender, and is forgotten rather than kept for good.
+func TestRetryingForgetsWhatTheRetrySenderGaveUp(t *testing.T) {
+	const maxElapsed = time.Minute
+	var r retrying
+	sent, givenUp, late := new(request), new(request), new(request)
+	r.add(sent, 1, maxElapsed)
+	r.add(givenUp, 2, maxElapsed)
+	r.forget(sent) // sent again
+	r.add(late, int64(2*time.Minute), maxElapsed)
+	assert.Equal(t, []*request{late}, r.take())
+	assert.Empty(t, r.take(), "take forgets")
+}
