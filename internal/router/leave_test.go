@@ -221,3 +221,31 @@ func TestRetryingForgetsWhatTheRetrySenderGaveUp(t *testing.T) {
 	assert.Equal(t, []*request{late}, r.take())
 	assert.Empty(t, r.take(), "take forgets")
 }
+
+// TestShutdownWaitsForAMemberUp: every gateway is down when the agent shuts
+// down, and one comes back before Shutdown's deadline. Without Fallback a
+// request whose members are all down waits for its member's retries and is
+// dropped at the deadline (Settings.Fallback); the queues' retries stop at
+// shutdown, so what they held must wait for a member up until the deadline
+// rather than be dropped at once.
+func TestShutdownWaitsForAMemberUp(t *testing.T) {
+	gw, addrs := routertest.StartGateways(t, "127.0.0.130", "127.0.0.131")
+	r := newRouter(t, addrs)
+	for _, a := range addrs {
+		gw.Stop(a)
+	}
+	sent, _ := ownedBy(t, r, addrs, addrs[0], 20)
+	require.Eventually(t, func() bool { return memberDown(r, addrs[0]) && memberDown(r, addrs[1]) }, 10*time.Second, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Shutdown(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond) // the gateway comes back while the agent shuts down
+	gw.Start(addrs[1])
+	<-done
+	assert.Len(t, gw.Snapshot(), len(sent), "spans delivered once a gateway came back within the shutdown deadline")
+}
