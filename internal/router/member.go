@@ -414,15 +414,9 @@ func (m *member) drain(ctx context.Context) error {
 		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()), cerr)
 	}
 	// exporterhelper's retry sender gave up, at its shutdown, the sends
-	// waiting for a retry: they go to the other members now.
-	for _, req := range m.retry.take() {
-		spans := req.spans
-		if ferr := m.failover(ctx, req, errRetryStopped); ferr != nil {
-			m.logger.Error("Dropped a request in retry back-off at shutdown", zap.Int("spans", spans), zap.Error(ferr))
-			err = errors.Join(err, ferr)
-		}
-	}
-	return err
+	// waiting for a retry: they go to the other members now, or, when none
+	// is up, as soon as one is, up to ctx's deadline.
+	return errors.Join(err, m.failoverRetries(ctx))
 }
 
 // close stops probing the member and closes its connection, once; a later

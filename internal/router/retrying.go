@@ -3,10 +3,12 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.uber.org/zap"
 )
 
 // exporterhelper retries a send that push returns as retryable (an
@@ -105,4 +107,57 @@ func (m *member) sendClosing(ctx context.Context, data []byte) error {
 	err := m.sendRetrying(ctx, [][]byte{data})
 	m.sent(start, err)
 	return err
+}
+
+// failoverRetries fails over the requests m left to a retry, which its
+// exporterhelper's shutdown gave up. What no member takes (none is up) is
+// tried again every probe interval, as the probes find members up, until
+// ctx's deadline; without a deadline, once. It returns what was dropped.
+func (m *member) failoverRetries(ctx context.Context) error {
+	left := m.retry.take()
+	var err error
+	for round := 0; len(left) > 0; round++ {
+		var again []*request
+		for _, req := range left {
+			if round > 0 && !m.down.Load() {
+				// m came back (its probe found it up): it takes its own.
+				if err = m.sendClosing(ctx, req.bytes()); err == nil {
+					req.release()
+					continue
+				}
+			}
+			if err = m.failover(ctx, req, errRetryStopped); err != nil {
+				again = append(again, req)
+			}
+		}
+		left = again
+		if len(left) == 0 || !waitRetry(ctx, m.r.cfg.Failover.ProbeInterval) {
+			break
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	spans := 0
+	for _, req := range left {
+		spans += req.spans
+	}
+	m.logger.Error("Dropped requests in retry back-off at shutdown: no member took them", zap.Int("requests", len(left)), zap.Int("spans", spans), zap.Error(err))
+	return fmt.Errorf("%d spans in retry back-off dropped at shutdown: %w", spans, err)
+}
+
+// waitRetry waits d, and reports whether there is time for another try:
+// ctx has a deadline that has not passed.
+func waitRetry(ctx context.Context, d time.Duration) bool {
+	if _, ok := ctx.Deadline(); !ok {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
