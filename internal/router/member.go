@@ -65,6 +65,14 @@ type member struct {
 	pend    pending
 	stop    chan struct{}
 	probes  sync.WaitGroup
+	// retry holds the requests push left to exporterhelper's retries
+	// (retrying.go): those a shutdown stops go to the other members.
+	retry retrying
+	// closeOnce closes stop and the connection once (close).
+	closeOnce sync.Once
+	// stopMu orders markDown and the closing of stop: a member is not
+	// marked down (counted out of members_up, probed) once stopped.
+	stopMu sync.Mutex
 }
 
 // memberWindow is the flow-control window of a member connection: what
@@ -145,6 +153,7 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 	if !ok {
 		return consumererror.NewPermanent(fmt.Errorf("push a %T", xr))
 	}
+	m.retry.forget(req)
 	var err error
 	if !m.down.Load() {
 		start := m.r.since()
@@ -181,11 +190,20 @@ func (m *member) push(ctx context.Context, xr xexporterhelper.Request) error {
 				return cerr
 			}
 		default:
-			return classify(err)
+			return m.retryLater(req, classify(err))
 		}
 	} else {
 		err = fmt.Errorf("member %s is down", m.addr)
 	}
+	if ferr := m.failover(ctx, req, err); ferr != nil {
+		return m.retryLater(req, ferr)
+	}
+	return nil
+}
+
+// failover sends req, which m could not deliver for cause, to the other
+// members up, or gives it to Settings.Fallback.
+func (m *member) failover(ctx context.Context, req *request, err error) error {
 	rerr := m.r.reroute(ctx, req, m)
 	if rerr == nil {
 		return nil
@@ -296,9 +314,13 @@ func classify(err error) error {
 	return err
 }
 
-// markDown marks the member down, once, and starts probing it.
+// markDown marks the member down, once, and starts probing it, unless the
+// member is stopped.
 func (m *member) markDown(cause error) {
-	if m.down.Swap(true) {
+	m.stopMu.Lock()
+	defer m.stopMu.Unlock()
+	if m.stopped() || m.down.Swap(true) {
+		// Down already, or closed: close counted it out of members_up.
 		return
 	}
 	m.logger.Warn("Member down; its traces go to the next member in hash order until it answers", zap.Error(cause))
@@ -341,6 +363,11 @@ func (m *member) probe(hold time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		err := m.send(ctx, nil, grpc.WaitForReady(true))
 		cancel()
+		if m.stopped() {
+			// The connection closed under the probe (CANCELED): no
+			// answer of the member, which stays down as it is closed.
+			return
+		}
 		if !isDown(err) && status.Code(err) != codes.DeadlineExceeded {
 			m.answered()
 			m.upAt = time.Now()
@@ -353,10 +380,18 @@ func (m *member) probe(hold time.Duration) {
 	}
 }
 
-// shutdown drains the member's queue (failing over what it cannot send, while
-// other members still run), stops probing and closes the connection. A
-// second call does nothing.
+// shutdown drains the member's queue and closes it (drain, then close).
 func (m *member) shutdown(ctx context.Context) error {
+	return errors.Join(m.drain(ctx), m.close())
+}
+
+// drain stops the member taking requests and sends its queue, failing over
+// what it cannot send, its sends in retry back-off included, to the other
+// members: their queues, or, when they are closing too, their connections
+// (Router.Shutdown drains every member before it closes any). At ctx's
+// deadline the connection is closed, so that what is left fails at once.
+// A second call does nothing.
+func (m *member) drain(ctx context.Context) error {
 	m.closing.Lock()
 	if m.closed {
 		m.closing.Unlock()
@@ -372,22 +407,32 @@ func (m *member) shutdown(ctx context.Context) error {
 	shut := make(chan error, 1)
 	go func() { shut <- m.helper.Shutdown(context.WithoutCancel(ctx)) }()
 	var err error
-	late := false
 	select {
 	case err = <-shut:
 	case <-ctx.Done():
-		late = true
+		cerr := m.close()
+		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()), cerr)
 	}
-	close(m.stop)
-	cerr := m.conn.Close()
-	if late {
-		err = errors.Join(<-shut, fmt.Errorf("queue of %s not sent by the deadline: %w", m.addr, ctx.Err()))
-	}
-	m.probes.Wait()
-	if !m.down.Load() {
-		m.r.obs.MembersUp(-1)
-	}
-	return errors.Join(err, cerr)
+	// exporterhelper's retry sender gave up, at its shutdown, the sends
+	// waiting for a retry: they go to the other members now, or, when none
+	// is up, as soon as one is, up to ctx's deadline.
+	return errors.Join(err, m.failoverRetries(ctx))
+}
+
+// close stops probing the member and closes its connection, once; a later
+// call returns nil.
+func (m *member) close() (err error) {
+	m.closeOnce.Do(func() {
+		m.stopMu.Lock()
+		close(m.stop)
+		m.stopMu.Unlock()
+		err = m.conn.Close()
+		m.probes.Wait()
+		if !m.down.Load() {
+			m.r.obs.MembersUp(-1)
+		}
+	})
+	return err
 }
 
 // partialSuccess reads ExportTraceServiceResponse.partial_success.

@@ -144,12 +144,18 @@ type Router struct {
 	scannedAt  atomic.Int64 // a request's last scan, in ns since epoch
 	epoch      time.Time
 	flushGen   uint64 // counts armFlush calls; guarded by flushMu
+	// done is cancelled at Shutdown's deadline: it ends the sends made
+	// directly to members whose queues are closed (sendClosing), and the
+	// drains of members that left the set (retire).
+	done       context.Context //nolint:containedctx // a signal, not a request's context
+	cancelDone context.CancelFunc
 }
 
 // New returns a router. set names it (each member's exporterhelper reports
 // as set.ID with the member's address appended) and carries its telemetry.
 func New(set exporter.Settings, cfg Settings, obs Observer) *Router {
 	r := &Router{cfg: cfg, set: set, obs: obs, splitters: sync.Pool{New: func() any { return new(splitter) }}, epoch: time.Now()}
+	r.done, r.cancelDone = context.WithCancel(context.Background())
 	r.batch, r.queue = routerBatching(cfg.Queue)
 	r.scannedAt.Store(math.MinInt64 / 2) // never
 	if r.batch != nil {
@@ -214,6 +220,8 @@ func (r *Router) retire(m *member) {
 		defer r.retiring.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout.Timeout+r.cfg.Failover.ProbeInterval)
 		defer cancel()
+		// Shutdown waits for this drain: its deadline ends it too.
+		defer context.AfterFunc(r.done, cancel)()
 		if err := m.shutdown(ctx); err != nil {
 			r.set.Logger.Warn("Draining a member that left", zap.String("member", m.addr), zap.Error(err))
 		}
@@ -316,7 +324,7 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 			prefix = p
 		}
 	}
-	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: prefix})
+	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: prefix, direct: true})
 	if err == nil && spans == 0 {
 		return errNoSpans
 	}
@@ -356,7 +364,18 @@ func (r *Router) sendParts(ctx context.Context, st *state, parts []part, t *targ
 		}
 		size := len(p.data)
 		if err := m.add(ctx, newRequest(p.data, p.spans, r.cfg.MaxRequestBytes, true)); err != nil {
-			if cur := r.state.Load(); cur != st {
+			cur := r.state.Load()
+			if cur == st && t.direct && errors.Is(err, errMemberClosed) {
+				// A failover while the router shuts down: every queue
+				// is closed, the connections are not yet.
+				err = m.sendClosing(ctx, p.data)
+				if err == nil {
+					r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
+					putBuffer(p.data)
+					continue
+				}
+			}
+			if cur != st {
 				// The member left while this batch was routed, and its
 				// queue is closed: route its part on the new set.
 				_, _, err = r.route(ctx, cur, p.data, &targets{ring: cur.ring, down: cur.down, strict: t.strict, prefix: t.prefix})
@@ -387,11 +406,14 @@ func (r *Router) sendParts(ctx context.Context, st *state, parts []part, t *targ
 }
 
 // Shutdown stops taking member changes, drains every member's queue up to
-// ctx's deadline and closes the connections. It is safe to call twice.
+// ctx's deadline and closes the connections. What a member cannot send
+// fails over to the others, whose connections stay open until every queue
+// is drained. It is safe to call twice.
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.changeMu.Lock()
 	r.closed = true
 	r.changeMu.Unlock()
+	defer context.AfterFunc(ctx, r.cancelDone)()
 	if r.flushTimer != nil {
 		// Each member's shutdown queues its batch.
 		r.flushTimer.Stop()
@@ -404,9 +426,14 @@ func (r *Router) Shutdown(ctx context.Context) error {
 			if m.helper == nil {
 				continue
 			}
-			wg.Go(func() { errs[i] = m.shutdown(ctx) })
+			wg.Go(func() { errs[i] = m.drain(ctx) })
 		}
 		wg.Wait()
+		for i, m := range st.members {
+			if m.helper != nil {
+				errs[i] = errors.Join(errs[i], m.close())
+			}
+		}
 		err = errors.Join(errs...)
 	}
 	r.retiring.Wait()

@@ -27,7 +27,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counts is an Observer that counts.
-type counts struct{ routed, rerouted, up, downs, members, oversized atomic.Int64 }
+type counts struct{ routed, rerouted, up, ups, downs, members, oversized atomic.Int64 }
 
 func (c *counts) Routed(_ context.Context, _ string, spans, rerouted int) {
 	c.routed.Add(int64(spans))
@@ -37,6 +37,8 @@ func (c *counts) MembersUp(d int) {
 	c.up.Add(int64(d))
 	if d < 0 {
 		c.downs.Add(int64(-d))
+	} else {
+		c.ups.Add(int64(d))
 	}
 }
 func (c *counts) Members(d int) { c.members.Add(int64(d)) }

@@ -46,6 +46,9 @@ type targets struct {
 	strict bool
 	// prefix is put at the head of each part.
 	prefix []byte
+	// direct: a failover, whose parts go straight to a member whose queue
+	// is closed as the router shuts down (Router.sendParts).
+	direct bool
 }
 
 // target returns the member for hash h and whether it is not the owner.
