@@ -211,6 +211,15 @@ func (x *index) apply(r *Record, at ref) {
 			if last, ok := x.lastRef(id, e); !ok || last != at {
 				x.addRef(id, e, at)
 			}
+			// Spans of a kept trace recorded after its delivery (late
+			// spans) are not delivered until a delivery record follows
+			// them: a restart sends the trace again. The flag stayed,
+			// and a late span of a kept error trace that was accepted and
+			// written, but not yet handed on at a kill -9, was never sent
+			// (TestLateSpanOfDeliveredKeepSurvivesCrash).
+			if e.flags&flagKeep != 0 {
+				e.flags &^= flagDelivered
+			}
 		case KindDecision:
 			d := &r.Decision
 			// A keep after a drop (a rescue or a retroactive keep) waits
