@@ -47,11 +47,14 @@ func (p *tailsiftProcessor) overQueue(td ptrace.Traces, buf []byte) bool {
 	if tracebuf.QueueWeight(len(buf), 0, 0) > p.buf.MaxQueued() {
 		return true
 	}
-	scopes := 0
+	scopes, spans := 0, 0
 	for _, rs := range td.ResourceSpans().All() {
-		scopes += rs.ScopeSpans().Len()
+		for _, ss := range rs.ScopeSpans().All() {
+			scopes++
+			spans += ss.Spans().Len()
+		}
 	}
-	return tracebuf.QueueWeight(len(buf), td.SpanCount(), scopes) > p.buf.MaxQueued()
+	return tracebuf.QueueWeight(len(buf), spans, scopes) > p.buf.MaxQueued()
 }
 
 // consumePieces takes td in as pieces within the queue's budget. A piece
