@@ -176,6 +176,9 @@ func Open(opts Options) (*Store, error) {
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
+// Retention is how long the store keeps what it records.
+func (s *Store) Retention() time.Duration { return s.opts.Retention }
+
 // Close writes what is queued and releases the directory.
 // It is safe to call more than once.
 func (s *Store) Close() error {

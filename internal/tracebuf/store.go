@@ -348,6 +348,14 @@ func (b *Buffer) StartWithStorage(ctx context.Context, host component.Host) erro
 	if st == nil {
 		return fmt.Errorf("storage: extension %q has not started", id)
 	}
+	// A segment is evicted once its newest record is older than the
+	// retention; a trace is decided at most max_wait after its first span.
+	// A shorter retention could evict an undecided trace's spans, and a
+	// crash would then lose them.
+	if r, w := st.Retention(), b.cfg.Completion.MaxWait; r < w {
+		return fmt.Errorf("storage: extension %q keeps spans for its retention (%v), less than completion::max_wait (%v): "+
+			"a crash could lose a trace still waiting for its decision; raise the extension's retention or lower completion::max_wait", id, r, w)
+	}
 	b.AttachStore(st)
 	b.Start()
 	n, err := b.Replay(ctx)
