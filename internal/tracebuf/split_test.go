@@ -370,7 +370,7 @@ func TestOverBudgetRequestWithControlNotSplit(t *testing.T) {
 	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
 	ctx := context.Background()
 
-	req := heavySpec{first: 1, resources: 2, scopes: 2, traces: 4, spans: 250, pad: 40}.encode(t)
+	req := heavySpec{first: 1, resources: 2, scopes: 2, traces: 6, spans: 250, pad: 40}.encode(t)
 	require.Greater(t, heavyWeight(t, req), int64(1<<20))
 	want := spansOf(t, req)
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
 
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/wire"
@@ -130,4 +131,32 @@ func fitRequestsToQueue(cfg *Config) {
 	if cfg.Protocols.HTTP.HasValue() {
 		cfg.Protocols.HTTP.Get().ServerConfig.MaxRequestBodySize = q
 	}
+}
+
+// What the buffer answers for a request heavier than the queue, taken in
+// pieces, becomes: a partial success when spans too large were refused and
+// the others taken in (rejected_spans counts those refused, bad IDs
+// included); a permanent refusal (413) when its only span is too large; a
+// retryable refusal, with the spans taken before counted as accepted, when
+// a piece found no room.
+func TestClassifyPieces(t *testing.T) {
+	partial := classify(&tracebuf.TooLargeError{Spans: 2, Weight: 3 << 20, Max: 2 << 20, Taken: 500, Invalid: 3})
+	assert.Nil(t, partial.st)
+	assert.Equal(t, 5, partial.rejected)
+	assert.Contains(t, partial.message, "2 spans each need more bytes of queue")
+	assert.Contains(t, partial.message, "the other 500 spans of the request were taken in")
+
+	whole := classify(&tracebuf.TooLargeError{Spans: 1, Weight: 3 << 20, Max: 2 << 20})
+	require.NotNil(t, whole.st)
+	assert.Equal(t, codes.InvalidArgument, whole.st.Code())
+	assert.Equal(t, http.StatusRequestEntityTooLarge, whole.httpCode)
+	assert.Contains(t, whole.st.Message(), "a span needs 3145728 bytes")
+
+	partWay := classify(&tracebuf.RefusedError{Spans: 700, Taken: 300, Cause: context.DeadlineExceeded})
+	require.NotNil(t, partWay.st)
+	assert.Equal(t, codes.Unavailable, partWay.st.Code())
+	_, retry := retryAfter(partWay.st)
+	assert.True(t, retry, "a retry delay")
+	assert.Equal(t, 300, partWay.taken)
+	assert.Contains(t, partWay.st.Message(), "300 spans taken in, the other 700 refused")
 }
