@@ -52,7 +52,7 @@ test-unit: $(BIN)
 ## fuzz: a short run of each fuzz target (scripts/fuzz-one.sh: one more run when Go's
 ## coordinator fails at the -fuzztime deadline without a failing input)
 fuzz:
-	for t in FuzzScan FuzzScanAgreesWithPdata FuzzCheckAnyValue; do \
+	for t in FuzzScan FuzzScanAgreesWithPdata FuzzCheckAnyValue FuzzSplit; do \
 		GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/wire/ || exit 1; \
 	done
 	GO=$(GO) scripts/fuzz-one.sh -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./internal/otlpguard/

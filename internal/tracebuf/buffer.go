@@ -181,14 +181,18 @@ func (b *Buffer) taken(shard int) { b.room[shard].Release(1) }
 // of errors.go:
 //   - *InvalidError: buf is not OTLP (nothing taken), or some spans have an
 //     all-zero or missing trace ID or span ID (those dropped, the rest taken);
-//   - *RefusedError: no room before ctx ended; nothing taken (retryable);
-//   - *TooLargeError: the request weighs more than the whole of
-//     buffer.max_queued_bytes; nothing taken (permanent);
+//   - *RefusedError: no room before ctx ended (retryable); nothing taken,
+//     or, of a request taken in pieces, the pieces before (Taken spans);
+//   - *TooLargeError: spans that each, with their resource and scope,
+//     weigh more than the whole of buffer.max_queued_bytes (permanent); the
+//     others of the request were taken in (Taken);
 //   - ErrShutdown: the buffer is not running; nothing taken.
 //
 // Acceptance of the valid spans is all-or-nothing: Ingest reserves room in
 // the queue of every shard the request's traces go to before it hands any of
-// them on, so a refused request can be resent whole without duplicates.
+// them on, so a refused request can be resent whole without duplicates. A
+// request heavier than the whole queue is the exception: it is taken in as
+// pieces within the queue, each all-or-nothing (split.go).
 func (b *Buffer) Ingest(ctx context.Context, buf []byte) error {
 	_, err := b.IngestCount(ctx, buf)
 	return err
@@ -256,31 +260,17 @@ func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.
 	defer b.inflight.Done()
 	if targets > 0 {
 		if err := b.reserve(ctx, req, wait, again || b.replaying()); err != nil {
-			if tl, ok := errors.AsType[*tooLarge](err); ok {
-				// Permanent: the invalid spans are counted as such too.
-				b.set.Observer.Refused(RefusedTooLarge, spans-invalid)
-				if invalid > 0 {
-					b.set.Observer.Refused(RefusedInvalid, invalid)
-				}
-				req.drop()
-				return spans, &TooLargeError{Spans: spans - invalid, Weight: tl.weight, Max: b.queuedMax}
+			if _, ok := errors.AsType[*tooLarge](err); ok {
+				// Heavier than the whole queue: taken in as pieces
+				// within it (split.go), which consume req.
+				return spans, b.ingestPieces(ctx, req, wait, accepted, invalid)
 			}
 			// The invalid spans are not counted here: the retry will be.
 			b.set.Observer.Refused(RefusedQueueFull, spans-invalid)
 			req.drop()
 			return spans, &RefusedError{Spans: spans - invalid, Cause: err}
 		}
-		b.recordSpans(req)
-		if accepted && b.set.Accepted != nil && !b.replaying() {
-			// Spans taken in again from the store were counted when they
-			// first came (RED counted them twice after a restart).
-			b.set.Accepted(&req.batch)
-		}
-		// One reference per target shard, plus Ingest's own while it
-		// walks per, which the shards recycle when done.
-		req.pending.Store(int32(targets) + 1)
-		b.handOn(req)
-		req.release()
+		b.admit(req, targets, accepted)
 		b.set.Observer.Received(spans - invalid)
 	} else {
 		req.drop()
@@ -290,6 +280,23 @@ func (b *Buffer) ingest(ctx context.Context, buf []byte, done func(), wait time.
 		return spans, InvalidIDs(invalid, spans)
 	}
 	return spans, nil
+}
+
+// admit hands on a request reserve admitted, whose spans go to targets
+// shards: req is the shards' from then on (the last to finish with it
+// recycles it).
+func (b *Buffer) admit(req *request, targets int, accepted bool) {
+	b.recordSpans(req)
+	if accepted && b.set.Accepted != nil && !b.replaying() {
+		// Spans taken in again from the store were counted when they
+		// first came (RED counted them twice after a restart).
+		b.set.Accepted(&req.batch)
+	}
+	// One reference per target shard, plus Ingest's own while it walks
+	// per, which the shards recycle when done.
+	req.pending.Store(int32(targets) + 1)
+	b.handOn(req)
+	req.release()
 }
 
 // Sync waits until every shard has taken in all that was queued before it

@@ -145,8 +145,9 @@ type BufferConfig struct {
 	// MaxQueuedBytes bounds the requests accepted but not yet taken in by the
 	// shards, each counted with its scan (queueWeight). When it is reached,
 	// callers block until their context ends and then get a retryable error.
-	// A request heavier than all of it is refused at once, permanently
-	// (TooLargeError).
+	// A request heavier than all of it is taken in as pieces within it
+	// (split.go); only a span heavier than all of it with its resource and
+	// scope is refused, permanently (TooLargeError).
 	MaxQueuedBytes ByteSize `mapstructure:"max_queued_bytes"`
 }
 

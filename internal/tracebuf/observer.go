@@ -21,7 +21,7 @@ const (
 const (
 	RefusedQueueFull = "queue_full" // retryable
 	RefusedInvalid   = "invalid"    // permanent: bad IDs
-	RefusedTooLarge  = "too_large"  // permanent: heavier than buffer.max_queued_bytes
+	RefusedTooLarge  = "too_large"  // permanent: a span heavier than buffer.max_queued_bytes
 )
 
 // Observer receives the buffer's events, for self-metrics. It is called

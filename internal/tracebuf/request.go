@@ -106,15 +106,16 @@ func (b *Buffer) shardOfHash(h uint64) int {
 // A request heavier than the whole queue could only be admitted by
 // counting it as less than it holds, which is what reserve did before: it
 // then waited for an empty queue and held up to its weight on the heap
-// against a budget it counted as full (3.8 times the budget in
-// TestRequestOverQueueBudgetRefused). The budget is a promise about memory,
-// so such a request is refused instead, permanently, without taking any
-// room. again (spans taken in again: a handover given back, a replay from
-// the store; or forwarded by another gateway, which acknowledged them)
-// keeps the old way, counted as the whole queue: those spans
-// were accepted once, and refusing them would lose them. They are one
-// handover chunk (at most one trace past the chunk's size, a trace within
-// completion.max_trace_bytes), or one request a queue took before.
+// against a budget it counted as full (3.8 times the budget). The budget is
+// a promise about memory, so reserve takes no room for such a request, and
+// Ingest takes it in as pieces within the queue instead (split.go). again
+// (spans taken in again: a handover given back, a replay from the store;
+// or forwarded by another gateway, which acknowledged them; the control
+// they came with belongs to the whole request) keeps the old way, counted
+// as the whole queue: those spans were accepted once, and are not split.
+// They are one handover chunk (at most one trace past the chunk's size, a
+// trace within completion.max_trace_bytes), or one request a queue took
+// before.
 func (b *Buffer) reserve(ctx context.Context, req *request, wait time.Duration, again bool) error {
 	req.weight = fitScan(req.buf, &req.batch, b.queuedMax)
 	if req.weight > b.queuedMax {
@@ -186,8 +187,9 @@ func (b *Buffer) gaveUp(ctx context.Context) error {
 	return ErrShutdown
 }
 
-// tooLarge is reserve's refusal of a request heavier than the whole queue;
-// ingest turns it into a TooLargeError.
+// tooLarge is reserve's answer for a request heavier than the whole queue:
+// ingest takes it in as pieces, and a piece of one span heavier than the
+// queue is refused with a TooLargeError.
 type tooLarge struct{ weight int64 }
 
 func (e *tooLarge) Error() string { return "request heavier than buffer.max_queued_bytes" }

@@ -124,17 +124,28 @@ func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
 
 // ConsumeTraces buffers td's spans by trace. It returns once they are queued
 // for their shards, not when they are decided. A batch heavier than the
-// whole queue is taken in pieces (split.go).
+// whole of buffer.max_queued_bytes (the otlp receiver in front has its own
+// size limits, which the processor cannot see; a batch processor can merge
+// requests) is taken in by the buffer as pieces within it, as the tailsift
+// receiver's requests are (tracebuf's split.go): refusing it would lose its
+// traces, since the client cannot resend it in a form that fits.
 func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	var m ptrace.ProtoMarshaler
 	buf, err := m.MarshalTraces(td)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("tailsift: encode traces: %w", err))
 	}
-	if p.overQueue(td, buf) {
-		return p.consumePieces(ctx, td)
-	}
 	return pipelineError(p.ingestEncoded(ctx, buf))
+}
+
+// ingestEncoded hands an encoded batch to the cluster node, or to the
+// buffer without one.
+func (p *tailsiftProcessor) ingestEncoded(ctx context.Context, buf []byte) error {
+	if p.node != nil {
+		_, err := p.node.Ingest(ctx, buf, nil)
+		return err
+	}
+	return p.buf.Ingest(ctx, buf)
 }
 
 // pipelineError wraps the buffer's typed errors for the pipeline. Invalid
@@ -142,8 +153,11 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 // receiver answers (HTTP 400), so the client does not resend it. The
 // consumer API cannot report a partial success: when only some spans had
 // bad IDs, the others were accepted, and the message gives the exact
-// counts. A request heavier than the whole of buffer.max_queued_bytes is
-// permanent too, with the same status. A full queue (nothing was taken) or a shutdown stays retryable,
+// counts. Spans that each weigh more than the whole of
+// buffer.max_queued_bytes are permanent too, with the same status (the
+// message counts the other spans, taken in). A full queue (nothing was
+// taken, or the pieces before of a batch taken in pieces, as the message
+// counts) or a shutdown stays retryable,
 // with the status UNAVAILABLE and a RetryInfo of retryDelay: the otlp
 // receiver answers it with RetryInfo on gRPC and HTTP 503 with Retry-After,
 // as the tailsift receiver does. Anything else is returned as it is.

@@ -130,57 +130,6 @@ func TestOverBudgetResourceHeavyBatchIsTakenWhole(t *testing.T) {
 	assert.Equal(t, n, len(spansPerTrace(h.sink.AllTraces())), "error traces kept")
 }
 
-// Every piece splitTraces makes weighs at most its target in the queue
-// (the weight Ingest measures: its encoded size and its scan), unless it
-// is a single span; together the pieces hold every span once, in order.
-func TestSplitPiecesWithinTarget(t *testing.T) {
-	bigScope := batch(overBudget()...)
-	for _, rs := range bigScope.ResourceSpans().All() {
-		rs.ScopeSpans().At(0).Scope().Attributes().PutStr("pad", strings.Repeat("s", 4096))
-	}
-	for name, td := range map[string]ptrace.Traces{
-		"spans":     batch(overBudget()...),
-		"resources": manyResources(2000),
-		"scopes":    bigScope,
-	} {
-		t.Run(name, func(t *testing.T) {
-			const target = 1 << 18
-			var m ptrace.ProtoMarshaler
-			var ids []pcommon.SpanID
-			pieces := 0
-			require.NoError(t, splitTraces(td, target, func(piece ptrace.Traces) error {
-				pieces++
-				buf, err := m.MarshalTraces(piece)
-				require.NoError(t, err)
-				scopes := 0
-				for _, rs := range piece.ResourceSpans().All() {
-					scopes += rs.ScopeSpans().Len()
-					for _, ss := range rs.ScopeSpans().All() {
-						for _, sp := range ss.Spans().All() {
-							ids = append(ids, sp.SpanID())
-						}
-					}
-				}
-				if w := tracebuf.QueueWeight(len(buf), piece.SpanCount(), scopes); piece.SpanCount() > 1 {
-					assert.LessOrEqual(t, w, int64(target), "piece %d of %d spans", pieces, piece.SpanCount())
-				}
-				return nil
-			}))
-			require.Len(t, ids, td.SpanCount())
-			i := 0
-			for _, rs := range td.ResourceSpans().All() {
-				for _, ss := range rs.ScopeSpans().All() {
-					for _, sp := range ss.Spans().All() {
-						assert.Equal(t, sp.SpanID(), ids[i])
-						i++
-					}
-				}
-			}
-			assert.Greater(t, pieces, 1)
-		})
-	}
-}
-
 // An over-budget batch with spans of invalid IDs among its pieces: the
 // valid spans are all taken in and decided, the invalid ones counted
 // refused (invalid), and the batch answered as bad data
@@ -205,7 +154,7 @@ func TestOverBudgetBatchWithInvalidSpans(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, consumererror.IsPermanent(err), "%v", err)
 	assert.Equal(t, codes.InvalidArgument, status.Code(err))
-	assert.Contains(t, err.Error(), fmt.Sprintf("%d spans of the batch refused; the %d other spans of the batch were taken in", bad, 8000-bad))
+	assert.Contains(t, err.Error(), fmt.Sprintf("rejected %d of 8000 spans", bad), "the message counts both")
 	assert.Equal(t, int64(bad), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
 	assert.Equal(t, int64(8000-bad), h.metric("otelcol_processor_tailsift_spans_received"))
 	h.advance(time.Minute)

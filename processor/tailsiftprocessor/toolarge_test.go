@@ -68,7 +68,7 @@ func TestSpanOverQueueBudgetIsPermanent(t *testing.T) {
 	assert.True(t, consumererror.IsPermanent(err), "a retry can never fit: %v", err)
 	assert.Contains(t, err.Error(), "a span needs")
 	assert.Contains(t, err.Error(), "raise buffer.max_queued_bytes or send smaller spans", "not smaller requests: one span is too large")
-	assert.Contains(t, err.Error(), "8000 other spans of the batch were taken in")
+	assert.Contains(t, err.Error(), "the other 8000 spans of the request were taken in")
 	st, ok := status.FromError(err)
 	require.True(t, ok)
 	assert.Equal(t, codes.InvalidArgument, st.Code())

@@ -411,6 +411,11 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 // outcome out tell about, and returns out.
 func endOp(ctx context.Context, obs *receiverhelper.ObsReport, format string, spans int, err error, out outcome) outcome {
 	switch {
+	case out.st != nil && out.taken > 0:
+		// Taken in part-way: the spans taken are accepted, the others
+		// a second, failed operation.
+		obs.EndTracesOp(ctx, format, out.taken, nil)
+		obs.EndTracesOp(obs.StartTracesOp(ctx), format, spans-out.taken, err)
 	case out.st != nil:
 		obs.EndTracesOp(ctx, format, spans, err)
 	case out.rejected > 0:

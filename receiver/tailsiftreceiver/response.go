@@ -31,6 +31,10 @@ type outcome struct {
 	message  string
 	// httpCode, when not 0, is the HTTP status instead of st's mapping.
 	httpCode int
+	// taken is the number of spans taken in of a request refused (st)
+	// part-way: one heavier than buffer.max_queued_bytes, taken in as
+	// pieces, of which one found no room.
+	taken int
 }
 
 // classify turns what Buffer.IngestOwned returned into an OTLP outcome. It
@@ -41,14 +45,17 @@ type outcome struct {
 //     the exact number of rejected spans;
 //   - *tracebuf.InvalidError otherwise (malformed bytes, or bad IDs in every
 //     span): INVALID_ARGUMENT, HTTP 400;
-//   - *tracebuf.TooLargeError (the request weighs more than the whole of
+//   - *tracebuf.TooLargeError with other spans taken in: partial success,
+//     the spans too large (and any with bad IDs) rejected;
+//   - *tracebuf.TooLargeError otherwise (a request of one span that with
+//     its resource and scope weighs more than the whole of
 //     buffer.max_queued_bytes; nothing was taken, and a retry never fits):
 //     INVALID_ARGUMENT without a retry delay, as gRPC's and the otlp
 //     receiver's answers to a request over their size limits are
 //     permanent; HTTP 413, as a body over max_request_body_size;
-//   - *tracebuf.RefusedError (queue full; nothing was taken) and
-//     tracebuf.ErrShutdown: UNAVAILABLE with a retry delay, HTTP 503 with
-//     Retry-After;
+//   - *tracebuf.RefusedError (queue full: nothing was taken, or the pieces
+//     before of a request heavier than the queue) and tracebuf.ErrShutdown:
+//     UNAVAILABLE with a retry delay, HTTP 503 with Retry-After;
 //   - anything else: INTERNAL, HTTP 500.
 func classify(err error) outcome {
 	if err == nil {
@@ -61,10 +68,16 @@ func classify(err error) outcome {
 		return outcome{st: status.New(codes.InvalidArgument, inv.Error())}
 	}
 	if tl, ok := errors.AsType[*tracebuf.TooLargeError](err); ok {
+		if tl.Partial() {
+			return outcome{rejected: tl.Spans + tl.Invalid, message: tl.Error()}
+		}
 		return outcome{st: status.New(codes.InvalidArgument, tl.Error()), httpCode: http.StatusRequestEntityTooLarge}
 	}
 	if errors.Is(err, cluster.ErrInvalidControl) {
 		return outcome{st: status.New(codes.InvalidArgument, err.Error())}
+	}
+	if rf, ok := errors.AsType[*tracebuf.RefusedError](err); ok {
+		return outcome{st: retryable(err.Error()), taken: rf.Taken}
 	}
 	if errors.Is(err, tracebuf.ErrQueueFull) {
 		return outcome{st: retryable(err.Error())}

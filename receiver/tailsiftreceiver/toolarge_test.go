@@ -5,64 +5,75 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/otel/attribute"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/tailsift/tailsift/internal/tracebuf"
+	"github.com/tailsift/tailsift/internal/wire"
 )
 
-// bigRequest is an export request under the default request size limits
-// (a few hundred KB) whose queue weight, its bytes and its scan (136 B a
-// span), is over a 1 MiB buffer.max_queued_bytes.
-func bigRequest(t *testing.T, first uint64) ([]byte, int) {
+// heavyRequest is an export request of error traces within a 2 MiB
+// request size limit (970 KB) whose queue weight, its bytes and its scan
+// (136 B a span), is over a 2 MiB buffer.max_queued_bytes: 16 traces of
+// 600 spans of about 130 bytes, each trace with an error on one span.
+func heavyRequest(t *testing.T, first uint64) ([]byte, []uint64, int) {
 	var specs []spanSpec
-	for n := range uint64(8) {
-		for k := range uint64(1000) {
-			specs = append(specs, spanSpec{Trace: first + n, Span: k + 2, Parent: 1, Attrs: map[string]any{"pad": "0123456789abcdef"}})
+	var traces []uint64
+	for n := range uint64(16) {
+		traces = append(traces, first+n)
+		specs = append(specs, spanSpec{Trace: first + n, Span: 1})
+		for k := range uint64(599) {
+			st := ptrace.StatusCodeUnset
+			if k == 300 {
+				st = ptrace.StatusCodeError
+			}
+			specs = append(specs, spanSpec{Trace: first + n, Span: k + 2, Parent: 1, Status: st, Attrs: map[string]any{"pad": "0123456789abcdef0123456789"}})
 		}
 	}
-	return marshal(t, batch(specs...)), len(specs)
+	return marshal(t, batch(specs...)), traces, len(specs)
 }
 
-// A request that weighs more than the whole queue can never be taken in:
-// the receiver answers it at once with a permanent refusal that names the
-// key to raise (INVALID_ARGUMENT, as a body over max_request_body_size;
-// HTTP 413), without RetryInfo or Retry-After, and counts its spans as
-// refused, reason too_large.
-func TestRequestOverQueueBudgetIsRefusedPermanently(t *testing.T) {
+// A request that weighs more than the whole of buffer.max_queued_bytes but
+// is within the request size limit is a request the client may send: it
+// is taken in, in pieces each within the budget, and its error traces are
+// decided and kept whole, over gRPC (whose pooled receive buffer counts at
+// its power-of-two capacity, 2 MiB for this request) and over HTTP alike.
+// Before, both were refused permanently (INVALID_ARGUMENT, 413) and the
+// client dropped them: 19 200 spans refused too_large, none kept.
+func TestRequestOverQueueBudgetIsTakenInPieces(t *testing.T) {
 	cfg := testConfig()
-	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	cfg.Buffer.MaxQueuedBytes = 2 << 20
 	fitRequestsToQueue(cfg)
 	g := newRig(t, cfg, nil)
 
-	req, spans := bigRequest(t, 1)
-	require.Less(t, len(req), 1<<20, "the bytes alone are within every limit")
-	_, err := g.grpcExport(context.Background(), req)
-	require.Error(t, err, "a request over buffer.max_queued_bytes was accepted over gRPC")
-	st, _ := status.FromError(err)
-	assert.Equal(t, codes.InvalidArgument, st.Code())
-	assert.Contains(t, st.Message(), "buffer.max_queued_bytes")
-	for _, d := range st.Details() {
-		_, retry := d.(*errdetails.RetryInfo)
-		assert.False(t, retry, "no RetryInfo: a retry can never fit")
+	req, grpcTraces, spans := heavyRequest(t, 1)
+	require.Less(t, len(req), 2<<20, "the bytes alone are within every limit")
+	var b wire.Batch
+	require.NoError(t, wire.Scan(req, &b))
+	weight := tracebuf.QueueWeight(len(req), len(b.Spans), len(b.Scopes))
+	require.Greater(t, weight, int64(cfg.Buffer.MaxQueuedBytes), "the request weighs more than the queue")
+
+	resp, err := g.grpcExport(context.Background(), req)
+	assert.NoError(t, err, "a request of %d bytes weighing %d (%.2f× buffer.max_queued_bytes) over gRPC",
+		len(req), weight, float64(weight)/float64(cfg.Buffer.MaxQueuedBytes))
+	assert.Empty(t, resp, "full success")
+
+	req, httpTraces, _ := heavyRequest(t, 100)
+	hresp, body := g.httpExport(req, pbContentType)
+	assert.Equal(t, http.StatusOK, hresp.StatusCode, "a request weighing more than the queue over HTTP: %s", body)
+
+	assert.Zero(t, g.metric("otelcol_receiver_tailsift_spans_refused"), "no span refused")
+	assert.Equal(t, int64(2*spans), g.metric("otelcol_receiver_tailsift_spans_received"))
+	g.advance(time.Minute)
+	g.advance(time.Minute)
+	for _, n := range append(grpcTraces, httpTraces...) {
+		assert.Len(t, g.spansOf(n), spans/16, "error trace %d kept whole", n)
 	}
-
-	req, _ = bigRequest(t, 100)
-	resp, body := g.httpExport(req, pbContentType)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a request over buffer.max_queued_bytes over HTTP")
-	assert.Empty(t, resp.Header.Get("Retry-After"))
-	var s spb.Status
-	require.NoError(t, proto.Unmarshal(body, &s))
-	assert.Contains(t, s.GetMessage(), "buffer.max_queued_bytes")
-
-	assert.Equal(t, int64(2*spans), g.metric("otelcol_receiver_tailsift_spans_refused", attribute.String("reason", "too_large")))
-	assert.Zero(t, g.metric("otelcol_receiver_tailsift_spans_received"))
 }
 
 // A receiver whose request size limit is more than buffer.max_queued_bytes
@@ -120,4 +131,32 @@ func fitRequestsToQueue(cfg *Config) {
 	if cfg.Protocols.HTTP.HasValue() {
 		cfg.Protocols.HTTP.Get().ServerConfig.MaxRequestBodySize = q
 	}
+}
+
+// What the buffer answers for a request heavier than the queue, taken in
+// pieces, becomes: a partial success when spans too large were refused and
+// the others taken in (rejected_spans counts those refused, bad IDs
+// included); a permanent refusal (413) when its only span is too large; a
+// retryable refusal, with the spans taken before counted as accepted, when
+// a piece found no room.
+func TestClassifyPieces(t *testing.T) {
+	partial := classify(&tracebuf.TooLargeError{Spans: 2, Weight: 3 << 20, Max: 2 << 20, Taken: 500, Invalid: 3})
+	assert.Nil(t, partial.st)
+	assert.Equal(t, 5, partial.rejected)
+	assert.Contains(t, partial.message, "2 spans each need more bytes of queue")
+	assert.Contains(t, partial.message, "the other 500 spans of the request were taken in")
+
+	whole := classify(&tracebuf.TooLargeError{Spans: 1, Weight: 3 << 20, Max: 2 << 20})
+	require.NotNil(t, whole.st)
+	assert.Equal(t, codes.InvalidArgument, whole.st.Code())
+	assert.Equal(t, http.StatusRequestEntityTooLarge, whole.httpCode)
+	assert.Contains(t, whole.st.Message(), "a span needs 3145728 bytes")
+
+	partWay := classify(&tracebuf.RefusedError{Spans: 700, Taken: 300, Cause: context.DeadlineExceeded})
+	require.NotNil(t, partWay.st)
+	assert.Equal(t, codes.Unavailable, partWay.st.Code())
+	_, retry := retryAfter(partWay.st)
+	assert.True(t, retry, "a retry delay")
+	assert.Equal(t, 300, partWay.taken)
+	assert.Contains(t, partWay.st.Message(), "300 spans taken in, the other 700 refused")
 }

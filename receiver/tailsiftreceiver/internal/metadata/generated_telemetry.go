@@ -275,7 +275,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverTailsiftSpansRefused, err = builder.meter.Int64Counter(
 		"otelcol_receiver_tailsift_spans_refused",
-		metric.WithDescription("Spans refused, by reason (queue_full is retryable; invalid and too_large, a request heavier than buffer.max_queued_bytes, are permanent). [Development]"),
+		metric.WithDescription("Spans refused, by reason (queue_full is retryable; invalid and too_large, a span heavier than the whole of buffer.max_queued_bytes, are permanent; a request heavier than that is taken in pieces). [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

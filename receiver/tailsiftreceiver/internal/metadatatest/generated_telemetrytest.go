@@ -402,7 +402,7 @@ func AssertEqualReceiverTailsiftSpansReceived(t *testing.T, tt *componenttest.Te
 func AssertEqualReceiverTailsiftSpansRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_tailsift_spans_refused",
-		Description: "Spans refused, by reason (queue_full is retryable; invalid and too_large, a request heavier than buffer.max_queued_bytes, are permanent). [Development]",
+		Description: "Spans refused, by reason (queue_full is retryable; invalid and too_large, a span heavier than the whole of buffer.max_queued_bytes, are permanent; a request heavier than that is taken in pieces). [Development]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
