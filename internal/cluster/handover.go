@@ -35,22 +35,28 @@ func (n *Node) HandOver(ctx context.Context) {
 	defer cancel()
 	start := n.clock.Now()
 	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
-	// A draining gateway learns no new decision of others' traces: the
-	// decisions it handed over once need not go again. Until every one
-	// went (a send refused some, or the handover stopped), each sweep
-	// hands them over again.
+	// A draining gateway learns no new decision of others' traces: each
+	// sweep sends only those not yet where they go (TestDrainDecisionsAfterChange),
+	// none when every one went and the set is the same. Decisions given
+	// back here, or that a relay kept, are sent again, all of them.
 	draining := n.draining.Load()
-	if !draining || !n.decisionsHanded.Load() {
-		all := true
-		for sh := range n.buf.Shards() {
-			ok, complete := h.decisions(ctx, sh)
-			all = all && complete // not complete when not ok
-			if !ok {
-				break
-			}
+	if n.decisionsBack.Swap(false) || !draining {
+		n.handed = nil
+	}
+	if draining && n.handed == nil {
+		n.handed = make([]*routing, n.buf.Shards())
+	}
+	for sh := range n.buf.Shards() {
+		var prev *routing
+		if draining {
+			prev = n.handed[sh]
 		}
-		if draining && all {
-			n.decisionsHanded.Store(true)
+		rt, ok := h.decisions(ctx, sh, prev)
+		if draining {
+			n.handed[sh] = rt
+		}
+		if !ok {
+			break
 		}
 	}
 	for sh := range n.buf.Shards() {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -48,20 +49,58 @@ func (rt *routing) target(h uint64) int {
 	return rt.ring.Next(h, func(i int) bool { return rt.down[i] })
 }
 
-// decisions hands shard sh's foreign decisions to their owners. ok is false
-// when the handover must stop (time or budget used up); complete, when
-// every decision went.
-func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
+// at is where the decision of the trace at h is once sent under rt: the
+// member that took it, "" when it did not go.
+func (rt *routing) at(h uint64) string {
+	i := rt.target(h)
+	if i < 0 || rt.refused[i] {
+		return ""
+	}
+	return rt.ring.Members()[i]
+}
+
+// settled reports whether every decision went under rt, and the member set
+// is still rt's (gen).
+func (rt *routing) settled(gen uint64) bool {
+	return rt.gen == gen && !rt.nowhere && !slices.Contains(rt.refused, true)
+}
+
+// notAt keeps of d the decisions that prev did not put where next sends
+// them: those that did not go, and those whose member changed.
+func notAt(d *Decisions, prev, next *routing) {
+	moved := func(h uint64) bool {
+		was := prev.at(h)
+		return was == "" || was != next.at(h)
+	}
+	d.Kept = slices.DeleteFunc(d.Kept, func(k Kept) bool { return !moved(ring.Hash(k.ID)) })
+	d.Dropped = slices.DeleteFunc(d.Dropped, func(h uint64) bool { return !moved(h) })
+}
+
+// decisions hands shard sh's foreign decisions to their owners. After
+// prev, where this shard's decisions went at a draining gateway's last
+// handover, only those not where they go now are sent; nothing is listed
+// when none can be (a draining gateway learns no new decision of others'
+// traces). It returns where the decisions are, and false when the
+// handover must stop (time or budget used up).
+func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routing, bool) {
+	if prev != nil && prev.settled(h.gen) {
+		return prev, true
+	}
 	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
 	if err != nil {
-		return false, false
+		return prev, false
 	}
-	send := func(d *Decisions) (Decisions, bool) {
-		return h.n.sendDecisions(ctx, h.n.newRouting(h.others, h.gen), d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
+	send := func(rt *routing, d *Decisions) bool {
+		_, ok := h.n.sendDecisions(ctx, rt, d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
 			h.decisionCount += p.Len()
 		})
+		return ok
 	}
-	refused, ok := send(&d)
+	rt := h.n.newRouting(h.others, h.gen)
+	if prev != nil {
+		notAt(&d, prev, rt)
+	}
+	ok := send(rt, &d)
 	if ok && h.ringMoved() {
 		// The set changed since the handover took it: again, to the
 		// owners in the new set, those a member that left refused and
@@ -70,11 +109,12 @@ func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
 		// took its part already takes it twice, and is counted twice as
 		// handed over; a decision remembered twice is one.
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
-			return false, false
+			return rt, false
 		}
-		refused, ok = send(&d)
+		next := h.n.newRouting(h.others, h.gen)
+		rt, ok = next, send(next, &d)
 	}
-	return ok, ok && refused.Len() == 0
+	return rt, ok
 }
 
 // controlFraming bounds what a decisions control (no demand) takes besides

@@ -151,3 +151,21 @@ func TestDecisionsToKilledMember(t *testing.T) {
 		})
 	}
 }
+
+// decisionsSettled reports whether a draining n's handovers put every
+// decision where it goes under the current member set: the next sweep
+// sends none.
+func decisionsSettled(n *Node) bool {
+	n.handoverMu.Lock()
+	defer n.handoverMu.Unlock()
+	v := n.view.Load()
+	if n.handed == nil || n.decisionsBack.Load() {
+		return false
+	}
+	for _, rt := range n.handed {
+		if rt == nil || !rt.settled(v.gen) {
+			return false
+		}
+	}
+	return true
+}

@@ -212,7 +212,7 @@ func TestHandOverMoveResendsDecisions(t *testing.T) {
 	assert.Equal(t, int64(2), b.calls.Load(), "b gets its decisions twice")
 	assert.Positive(t, g.calls.Load(), "the new owner gets what a did not take")
 	assert.Equal(t, int64(len(buf.kept)+atB), obs.handed.Load(), "b's decisions counted twice")
-	assert.True(t, n.decisionsHanded.Load(), "every decision went")
+	assert.True(t, decisionsSettled(n), "every decision went")
 }
 
 // TestHandOverMoveAfterTakenNotAnswered: the member that leaves took the
