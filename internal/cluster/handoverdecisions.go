@@ -102,16 +102,16 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 	}
 	ok := send(rt, &d)
 	if ok && h.ringMoved() {
-		// The set changed since the handover took it: again, to the
-		// owners in the new set, those a member that left refused and
-		// those a member that joined owns now, which went to their
-		// former owner (TestHandOverDecisionsAfterAdd). A member that
-		// took its part already takes it twice, and is counted twice as
-		// handed over; a decision remembered twice is one.
+		// The set changed since the handover took it: to the owners in
+		// the new set, those a member that left refused and those a
+		// member that joined owns now, which went to their former owner
+		// (TestHandOverDecisionsAfterAdd); not again those a member that
+		// stays took (TestHandOverMoveResendsDecisions).
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
 			return rt, false
 		}
 		next := h.n.newRouting(h.others, h.gen)
+		notAt(&d, rt, next)
 		rt, ok = next, send(next, &d)
 	}
 	return rt, ok
