@@ -132,13 +132,24 @@ func (r *Router) routeNow(ctx context.Context, st *state, buf, prefix []byte) ([
 
 // sendNow is SendNow to m.
 func (m *member) sendNow(ctx context.Context, data []byte) error {
-	if m.helper == nil || m.down.Load() {
-		return fmt.Errorf("member %s is down", m.addr)
-	}
 	m.closing.RLock()
 	closed := m.closed
 	m.closing.RUnlock()
 	if closed {
+		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
+	}
+	return m.sendDirect(ctx, data)
+}
+
+// sendDirect sends data to m at once, not through its queue (which may be
+// closed: a failover while the router shuts down), within the send
+// timeout, ctx and Shutdown's deadline. A member found down by it, or
+// hung, is marked down.
+func (m *member) sendDirect(ctx context.Context, data []byte) error {
+	if m.helper == nil || m.down.Load() {
+		return fmt.Errorf("member %s is down", m.addr)
+	}
+	if m.stopped() {
 		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
 	}
 	if d := m.r.cfg.Timeout.Timeout; d > 0 {
@@ -146,6 +157,9 @@ func (m *member) sendNow(ctx context.Context, data []byte) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.r.done, cancel)()
 	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {
