@@ -89,9 +89,10 @@ type Settings struct {
 type Observer interface {
 	// Routed: spans handed to member's queue (or sent to it at once:
 	// RouteNow), of which rerouted because their owner was down. A
-	// failover that member took at once from another member's queue
-	// reports its rerouted spans with spans 0: they were counted routed
-	// at the member they were first handed to.
+	// failover from another member's queue reports its rerouted spans
+	// with spans 0 as it is routed: they were counted routed at the
+	// member they were first handed to (and are again at a member whose
+	// queue takes a part it did not take at once).
 	Routed(ctx context.Context, member string, spans, rerouted int)
 	// MembersUp and Members change by delta.
 	MembersUp(delta int)
@@ -320,13 +321,13 @@ var errNoSpans = errors.New("the request holds no spans to fail over")
 // some span has no member up, or when the request has no spans.
 //
 // Each member's part is sent at once, not through its queue, and reroute
-// returns when each was answered: the request stays in from's queue (and
-// from's push returns) until delivered, so that exporterhelper counts its
+// returns when each was answered: from's push returns only once they are
+// delivered (or queued at their member), so that exporterhelper counts its
 // spans sent once, in from's sent_spans, and spans_routed, which counted
 // them at from, does not count them again (spans_rerouted does, at the
-// member that took them). A part not taken at once (a refusal, no answer
-// in time) goes into its member's queue, for its retries, as before, and
-// is counted there too.
+// member they go to, as they are routed). A part not taken at once (a
+// refusal, no answer in time) goes into its member's queue, for its
+// retries, as before, and is counted sent and routed there too.
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
@@ -350,6 +351,12 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 	case len(parts) == 0:
 		return errNoSpans
 	}
+	// Counted re-routed as they are routed, before they are sent, as the
+	// parts of a first routing are.
+	for i := range parts {
+		r.obs.Routed(ctx, st.members[parts[i].member].addr, 0, parts[i].rerouted)
+		parts[i].rerouted = 0
+	}
 	// Not bounded by the push's own deadline, which a member that timed
 	// out has used up: by the send timeout and Shutdown's deadline.
 	direct := context.WithoutCancel(ctx)
@@ -365,7 +372,6 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 			queue = append(queue, p)
 			continue
 		}
-		r.obs.Routed(ctx, st.members[p.member].addr, 0, p.rerouted)
 		putBuffer(p.data)
 	}
 	if len(queue) == 0 {
