@@ -20,8 +20,8 @@ import (
 // gateways answers UNAVAILABLE with a RetryInfo, as a tailsift gateway does
 // when it shuts down or its buffer is full: with the exporter's defaults
 // (batches in front of the queue, retries), the spans it holds go to the
-// gateway that is up, within the shutdown deadline, and are counted as
-// routed there.
+// gateway that is up, within the shutdown deadline, and are counted
+// routed once, where they were first routed, and re-routed.
 func TestShutdownWhileAGatewayRefuses(t *testing.T) {
 	h := newHarness(t, "127.0.0.131", "127.0.0.132")
 	refusing, up := h.ring.Members()[0], h.ring.Members()[1]
@@ -63,6 +63,8 @@ func TestShutdownWhileAGatewayRefuses(t *testing.T) {
 		assert.Equal(t, up, rs[0].Gateway)
 	}
 	assert.Len(t, got, len(h.sent), "spans delivered of those sent (%d owned by the refusing gateway)", owned)
-	assert.Equal(t, int64(len(h.sent)), h.metric("otelcol_exporter_tailsift_spans_routed", attribute.String("member", up)),
-		"spans routed to the gateway up: its own and the refusing one's")
+	assert.Equal(t, int64(len(h.sent)-owned), h.metric("otelcol_exporter_tailsift_spans_routed", attribute.String("member", up)),
+		"spans routed to the gateway up: its own; the refusing one's are counted where they were first routed")
+	assert.Equal(t, int64(len(h.sent)), h.metric("otelcol_exporter_tailsift_spans_routed"), "each span routed once")
+	assert.Equal(t, int64(owned), h.metric("otelcol_exporter_tailsift_spans_rerouted"), "the refusing gateway's re-routed")
 }

@@ -33,7 +33,8 @@ func TestMarkedDecisionsWithinChunk(t *testing.T) {
 			sizes = append(sizes, len(data))
 			return nil
 		}
-		refused, ok := n.sendDecisions(context.Background(), ring.New([]string{"a:1"}), &d, Control{Forwarded: true}, send, nil, nil)
+		rt := &routing{ring: ring.New([]string{"a:1"}), down: []bool{false}, refused: []bool{false}}
+		refused, ok := n.sendDecisions(context.Background(), rt, &d, Control{Forwarded: true}, send, nil, nil)
 		require.True(t, ok)
 		require.Zero(t, refused.Len())
 		require.NotEmpty(t, sizes)

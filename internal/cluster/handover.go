@@ -35,22 +35,28 @@ func (n *Node) HandOver(ctx context.Context) {
 	defer cancel()
 	start := n.clock.Now()
 	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
-	// A draining gateway learns no new decision of others' traces: the
-	// decisions it handed over once need not go again. Until every one
-	// went (a send refused some, or the handover stopped), each sweep
-	// hands them over again.
+	// A draining gateway learns no new decision of others' traces: each
+	// sweep sends only those not yet where they go (TestDrainDecisionsAfterChange),
+	// none when every one went and the set is the same. Decisions given
+	// back here, or that a relay kept, are sent again, all of them.
 	draining := n.draining.Load()
-	if !draining || !n.decisionsHanded.Load() {
-		all := true
-		for sh := range n.buf.Shards() {
-			ok, complete := h.decisions(ctx, sh)
-			all = all && complete // not complete when not ok
-			if !ok {
-				break
-			}
+	if n.decisionsBack.Swap(false) || !draining {
+		n.handed = nil
+	}
+	if draining && n.handed == nil {
+		n.handed = make([]*routing, n.buf.Shards())
+	}
+	for sh := range n.buf.Shards() {
+		var prev *routing
+		if draining {
+			prev = n.handed[sh]
 		}
-		if draining && all {
-			n.decisionsHanded.Store(true)
+		rt, ok := h.decisions(ctx, sh, prev)
+		if draining {
+			n.handed[sh] = rt
+		}
+		if !ok {
+			break
 		}
 	}
 	for sh := range n.buf.Shards() {
@@ -84,35 +90,6 @@ func (n *Node) chunk() int {
 	return int(max(n.cfg.Handover.BytesPerSecond/10, 64<<10))
 }
 
-// decisions hands shard sh's foreign decisions to their owners. ok is false
-// when the handover must stop (time or budget used up); complete, when
-// every decision went.
-func (h *handover) decisions(ctx context.Context, sh int) (ok, complete bool) {
-	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
-	if err != nil {
-		return false, false
-	}
-	send := func(d *Decisions) (Decisions, bool) {
-		return h.n.sendDecisions(ctx, h.others, d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
-			h.decisionCount += p.Len()
-		})
-	}
-	refused, ok := send(&d)
-	if ok && h.ringMoved() {
-		// The set changed since the handover took it: again, to the
-		// owners in the new set, those a member that left refused and
-		// those a member that joined owns now, which went to their
-		// former owner (TestHandOverDecisionsAfterAdd). A member that
-		// took its part already takes it twice, and is counted twice as
-		// handed over; a decision remembered twice is one.
-		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
-			return false, false
-		}
-		refused, ok = send(&d)
-	}
-	return ok, ok && refused.Len() == 0
-}
-
 // maxMoves bounds how often one handover follows the member set when it
 // changes under it.
 const maxMoves = 4
@@ -141,78 +118,6 @@ func (h *handover) ringMoved() bool {
 	h.others, h.gen = v.others, v.gen
 	h.moves++
 	return true
-}
-
-// controlFraming bounds what a decisions control (no demand) takes besides
-// its decisions: the payload's version, flags and two counts, the
-// attribute's key and the protobuf framing around it.
-const controlFraming = 128
-
-// sendDecisions sends d to the owners of its traces in others with send
-// (the router's SendNow, which waits for the member's answer, or Send,
-// which queues), in requests of at most a handover chunk, each behind ctl
-// with its part of d. pace, when not nil, is charged each request first
-// and ends the sends when it returns false. The decisions a send refuses
-// are returned (they stay remembered where they were), with the rest of
-// that owner's, which are not tried once a send to it failed; sent is
-// told each part that went.
-func (n *Node) sendDecisions(ctx context.Context, others *ring.Ring, d *Decisions, ctl Control,
-	send func(ctx context.Context, member string, data []byte) error,
-	pace func(ctx context.Context, bytes int) bool, sent func(*Decisions),
-) (refused Decisions, ok bool) {
-	byOwner := make(map[int]*Decisions)
-	at := func(hash uint64) *Decisions {
-		o := others.Owner(hash)
-		if byOwner[o] == nil {
-			byOwner[o] = &Decisions{}
-		}
-		return byOwner[o]
-	}
-	for _, k := range d.Kept {
-		p := at(ring.Hash(k.ID))
-		p.Kept = append(p.Kept, k)
-	}
-	for _, hash := range d.Dropped {
-		p := at(hash)
-		p.Dropped = append(p.Dropped, hash)
-	}
-	// Decisions per request, at most: a kept decision with its mark word
-	// (flagMarks, when some has one) takes markSize more, and the
-	// control's framing a little, so that a request stays within a chunk
-	// (under the 4 MiB a peer's gRPC server takes by default, with the
-	// default bytes_per_second).
-	perKept := keptSize
-	if d.marked() {
-		perKept += markSize
-	}
-	per := max((n.chunk()-controlFraming)/perKept, 1)
-	for owner, all := range byOwner {
-		for all.Len() > 0 {
-			part := ctl
-			nk := min(len(all.Kept), per)
-			part.Decisions.Kept, all.Kept = all.Kept[:nk], all.Kept[nk:]
-			nd := min(len(all.Dropped), per-nk)
-			part.Decisions.Dropped, all.Dropped = all.Dropped[:nd], all.Dropped[nd:]
-			data := AppendControl(nil, &part)
-			if pace != nil && !pace(ctx, len(data)) {
-				return refused, false
-			}
-			member := others.Members()[owner]
-			if err := send(ctx, member, data); err != nil {
-				n.logger.Warn("Decisions not handed over", zap.String("member", member), zap.Error(err))
-				// A member that did not take one part would keep the
-				// next ones waiting as long (one that never answers).
-				refused.Kept = append(append(refused.Kept, part.Decisions.Kept...), all.Kept...)
-				refused.Dropped = append(append(refused.Dropped, part.Decisions.Dropped...), all.Dropped...)
-				break
-			}
-			if sent != nil {
-				sent(&part.Decisions)
-			}
-			n.obs.DecisionsHandedOver(ctx, part.Decisions.Len())
-		}
-	}
-	return refused, true
 }
 
 // traces hands shard sh's foreign traces to their owners, chunk by chunk.

@@ -79,11 +79,14 @@ type Node struct {
 	forward, relay, handOver, relayHandOver []byte
 
 	handoverMu sync.Mutex // one handover at a time
-	// decisionsHanded: a handover while draining handed every decision
-	// over. The router's Fallback clears it when decisions come back.
-	decisionsHanded atomic.Bool
-	cancel          context.CancelFunc
-	done            chan struct{}
+	// handed is, per shard, where a draining gateway's handovers put its
+	// decisions (guarded by handoverMu). decisionsBack: decisions came back
+	// to be remembered here (the router's Fallback, a relay refused), and
+	// all are handed over again.
+	handed        []*routing
+	decisionsBack atomic.Bool
+	cancel        context.CancelFunc
+	done          chan struct{}
 	// fleet shares the budget with the other members; nil unless
 	// cluster::budget is shared. budgetDone closes when its loop ends.
 	fleet      *fleetBudget
@@ -163,7 +166,7 @@ func (n *Node) takeBack(ctx context.Context, data []byte) error {
 		if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
 			return fmt.Errorf("take back decisions: %w", err)
 		}
-		n.decisionsHanded.Store(false)
+		n.decisionsBack.Store(true)
 	}
 	if len(rest) == 0 {
 		return nil
@@ -334,11 +337,12 @@ func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) erro
 		queue := func(ctx context.Context, member string, data []byte) error {
 			return n.router.Send(ctx, member, data, 0)
 		}
-		refused, _ := n.sendDecisions(ctx, v.others, d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
+		refused, _ := n.sendDecisions(ctx, n.newRouting(v.others, v.gen), d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
 		if refused.Len() == 0 {
 			return nil
 		}
 		d = &refused
+		defer n.decisionsBack.Store(true) // to be handed over at the next sweep
 	}
 	return n.buf.IngestDecisions(ctx, d)
 }

@@ -26,6 +26,7 @@ type Left struct {
 	Member string // the member it was for
 	Data   []byte
 	Err    error // why it was not taken
+	member int   // Member's index in the state it was sent under
 }
 
 // SendNow sends data, an encoded TracesData, to member at once, not
@@ -48,18 +49,57 @@ func (r *Router) SendNow(ctx context.Context, member string, data []byte) error 
 
 // RouteNow is RouteWith without the members' queues: each member's part
 // of buf, behind prefix, is sent at once (SendNow), the parts in parallel,
-// and RouteNow returns when each was answered or given up. It returns the
-// parts no member took (refused, not answered in time, the member found
-// down), without prefix; when no member is up for some span of buf, that
-// is buf whole, nothing sent. A part is not failed over to another member
-// once sent: a gateway's handover decides it where it was instead (the
-// other member does not own it either, and would hand it on in its own
-// handover).
+// and RouteNow returns when each was answered or given up. A part whose
+// member is found down by its send (it refuses connections: killed, and
+// still in the set) goes to the next member up in hash order, as a queued
+// part fails over, and as the agents send that member's traces. It
+// returns the parts no member took (refused for another reason, not
+// answered in time, no other member up, the member set changed
+// meanwhile), without prefix; when no member is up for some span of buf,
+// that is buf whole, nothing sent. A part is not sent to another member
+// for any other refusal: a gateway's handover decides it where it was
+// instead, or sends it to the owners of a new member set.
 func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
 		return []Left{{Data: buf, Err: ErrNoMembers}}
 	}
+	left, err := r.routeNow(ctx, st, buf, prefix)
+	if err != nil {
+		return []Left{{Data: buf, Err: err}}
+	}
+	// Each round fails over the parts of members its sends found down;
+	// one not found down ends it, so at most one round per member.
+	for range st.members {
+		var again, down []Left
+		for _, l := range left {
+			if st.members[l.member].down.Load() && r.state.Load() == st {
+				down = append(down, l)
+			} else {
+				again = append(again, l)
+			}
+		}
+		if len(down) == 0 {
+			break
+		}
+		for _, l := range down {
+			more, err := r.routeNow(ctx, st, l.Data, prefix)
+			if err != nil {
+				// No other member up: l stays left, for its member's reason.
+				again = append(again, l)
+				continue
+			}
+			again = append(again, more...)
+		}
+		left = again
+	}
+	return left
+}
+
+// routeNow splits buf over st's members up and sends each its part at
+// once, in parallel. It fails, sending nothing, when buf is malformed or
+// some span has no member up.
+func (r *Router) routeNow(ctx context.Context, st *state, buf, prefix []byte) ([]Left, error) {
 	s := r.splitters.Get().(*splitter)
 	s.maxBytes = r.cfg.MaxRequestBytes
 	parts, ok, err := s.split(buf, &targets{ring: st.ring, down: st.down, strict: true, prefix: prefix})
@@ -67,9 +107,9 @@ func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
 	r.splitters.Put(s)
 	switch {
 	case err != nil:
-		return []Left{{Data: buf, Err: consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))}}
+		return nil, consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
 	case !ok:
-		return []Left{{Data: buf, Err: errAllDown}}
+		return nil, errAllDown
 	}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
@@ -81,24 +121,35 @@ func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
 	for i, p := range parts {
 		m := st.members[p.member]
 		if errs[i] != nil {
-			left = append(left, Left{Member: m.addr, Data: p.data[len(prefix):], Err: errs[i]})
+			left = append(left, Left{Member: m.addr, Data: p.data[len(prefix):], Err: errs[i], member: p.member})
 			continue
 		}
 		r.obs.Routed(ctx, m.addr, p.spans, p.rerouted)
 		putBuffer(p.data)
 	}
-	return left
+	return left, nil
 }
 
 // sendNow is SendNow to m.
 func (m *member) sendNow(ctx context.Context, data []byte) error {
-	if m.helper == nil || m.down.Load() {
-		return fmt.Errorf("member %s is down", m.addr)
-	}
 	m.closing.RLock()
 	closed := m.closed
 	m.closing.RUnlock()
 	if closed {
+		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
+	}
+	return m.sendDirect(ctx, data)
+}
+
+// sendDirect sends data to m at once, not through its queue (which may be
+// closed: a failover while the router shuts down), within the send
+// timeout, ctx and Shutdown's deadline. A member found down by it, or
+// hung, is marked down.
+func (m *member) sendDirect(ctx context.Context, data []byte) error {
+	if m.helper == nil || m.down.Load() {
+		return fmt.Errorf("member %s is down", m.addr)
+	}
+	if m.stopped() {
 		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
 	}
 	if d := m.r.cfg.Timeout.Timeout; d > 0 {
@@ -106,6 +157,9 @@ func (m *member) sendNow(ctx context.Context, data []byte) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.r.done, cancel)()
 	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {

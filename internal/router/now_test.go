@@ -95,3 +95,40 @@ func TestRouteNow(t *testing.T) {
 	assert.ErrorIs(t, left[0].Err, ErrAllDown)
 	assert.True(t, bytes.Equal(buf, left[0].Data), "buf whole")
 }
+
+// TestRouteNowFailsOverADeadMember: a member that refuses connections
+// (killed, still in the set) is found down by its part's send, and the
+// part goes to the next member up in hash order, as a queued part fails
+// over; nothing is left. Its spans are counted routed once, at the member
+// that took them, as re-routed.
+func TestRouteNowFailsOverADeadMember(t *testing.T) {
+	gws, addrs := routertest.StartGateways(t, "127.0.0.70", "127.0.0.71", "127.0.0.72")
+	gws.Stop(addrs[1])
+	obs := new(counts)
+	r := newRouterObserved(t, addrs, obs, func(*Settings) {})
+	var w routertest.Workload
+	buf := encodeTraces(t, w.Batch(60, 2))
+	rg := ring.New(addrs)
+	var b wire.Batch
+	require.NoError(t, wire.Scan(buf, &b))
+	toDead := 0
+	for _, sp := range b.Spans {
+		if rg.Members()[rg.Owner(ring.Hash(sp.TraceID))] == addrs[1] {
+			toDead++
+		}
+	}
+	require.Positive(t, toDead)
+	left := r.RouteNow(context.Background(), buf, nil)
+	assert.Empty(t, left, "nothing left: the dead member's part went to the next member up")
+	assert.True(t, memberDown(r, addrs[1]))
+	assert.True(t, r.Down(addrs[1]))
+	assert.Equal(t, 120, gws.Count(), "every span at a member up")
+	down := func(i int) bool { return rg.Members()[i] == addrs[1] }
+	for _, got := range gws.Snapshot() {
+		for _, rc := range got {
+			assert.Equal(t, rg.Members()[rg.Next(ring.Hash(rc.TraceID), down)], rc.Gateway, "at the next member up in hash order")
+		}
+	}
+	assert.Equal(t, int64(120), obs.routed.Load(), "counted routed once")
+	assert.Equal(t, int64(toDead), obs.rerouted.Load(), "the dead member's spans counted re-routed")
+}

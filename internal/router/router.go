@@ -87,8 +87,12 @@ type Settings struct {
 
 // Observer is told what the router does, for self-metrics.
 type Observer interface {
-	// Routed: spans handed to member's queue, of which rerouted because
-	// their owner was down.
+	// Routed: spans handed to member's queue (or sent to it at once:
+	// RouteNow), of which rerouted because their owner was down. A
+	// failover from another member's queue reports its rerouted spans
+	// with spans 0 as it is routed: they were counted routed at the
+	// member they were first handed to (and are again at a member whose
+	// queue takes a part it did not take at once).
 	Routed(ctx context.Context, member string, spans, rerouted int)
 	// MembersUp and Members change by delta.
 	MembersUp(delta int)
@@ -315,6 +319,15 @@ var errNoSpans = errors.New("the request holds no spans to fail over")
 // reroute sends the spans of a request that member from could not deliver to
 // the members now up, in hash order. It fails, without sending anything, when
 // some span has no member up, or when the request has no spans.
+//
+// Each member's part is sent at once, not through its queue, and reroute
+// returns when each was answered: from's push returns only once they are
+// delivered (or queued at their member), so that exporterhelper counts its
+// spans sent once, in from's sent_spans, and spans_routed, which counted
+// them at from, does not count them again (spans_rerouted does, at the
+// member they go to, as they are routed). A part not taken at once (a
+// refusal, no answer in time) goes into its member's queue, for its
+// retries, as before, and is counted sent and routed there too.
 func (r *Router) reroute(ctx context.Context, req *request, from *member) error {
 	st := r.state.Load()
 	down := func(i int) bool { return st.members[i] == from || st.down(i) }
@@ -324,11 +337,47 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 			prefix = p
 		}
 	}
-	spans, _, err := r.route(ctx, st, req.bytes(), &targets{ring: st.ring, down: down, strict: true, prefix: prefix, direct: true})
-	if err == nil && spans == 0 {
+	t := &targets{ring: st.ring, down: down, strict: true, prefix: prefix, direct: true}
+	s := r.splitters.Get().(*splitter)
+	s.maxBytes = r.cfg.MaxRequestBytes
+	parts, ok, err := s.split(req.bytes(), t)
+	s.batch.Reset() // do not keep the request reachable from the pool
+	r.splitters.Put(s)
+	switch {
+	case err != nil:
+		return consumererror.NewPermanent(fmt.Errorf("split traces by member: %w", err))
+	case !ok:
+		return errAllDown
+	case len(parts) == 0:
 		return errNoSpans
 	}
-	return err
+	// Counted re-routed as they are routed, before they are sent, as the
+	// parts of a first routing are.
+	for i := range parts {
+		r.obs.Routed(ctx, st.members[parts[i].member].addr, 0, parts[i].rerouted)
+		parts[i].rerouted = 0
+	}
+	// Not bounded by the push's own deadline, which a member that timed
+	// out has used up: by the send timeout and Shutdown's deadline.
+	direct := context.WithoutCancel(ctx)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Go(func() { errs[i] = st.members[p.member].sendDirect(direct, p.data) })
+	}
+	wg.Wait()
+	var queue []part
+	for i, p := range parts {
+		if errs[i] != nil {
+			queue = append(queue, p)
+			continue
+		}
+		putBuffer(p.data)
+	}
+	if len(queue) == 0 {
+		return nil
+	}
+	return r.sendParts(ctx, st, queue, t)
 }
 
 // route splits buf over st's members by t and hands each member its part.

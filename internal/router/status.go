@@ -21,3 +21,14 @@ func (r *Router) MemberStates(dst []MemberState) []MemberState {
 	}
 	return dst
 }
+
+// Down reports whether member is in the set and marked down: its traces go
+// to the next member up in hash order.
+func (r *Router) Down(member string) bool {
+	s := r.state.Load()
+	if s == nil {
+		return false
+	}
+	i := s.ring.Index(member)
+	return i >= 0 && s.down(i)
+}

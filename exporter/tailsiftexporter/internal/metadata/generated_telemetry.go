@@ -88,7 +88,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ExporterTailsiftSpansRouted, err = builder.meter.Int64Counter(
 		"otelcol_exporter_tailsift_spans_routed",
-		metric.WithDescription("Spans handed to a member's sending queue, by member (host:port), re-routed ones included. [Development]"),
+		metric.WithDescription("Spans handed to a member's sending queue, by member (host:port), re-routed ones included; each span counted once, at the member it was first handed to, also when it then fails over to another. [Development]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -88,7 +88,7 @@ func AssertEqualExporterTailsiftSpansRerouted(t *testing.T, tt *componenttest.Te
 func AssertEqualExporterTailsiftSpansRouted(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_exporter_tailsift_spans_routed",
-		Description: "Spans handed to a member's sending queue, by member (host:port), re-routed ones included. [Development]",
+		Description: "Spans handed to a member's sending queue, by member (host:port), re-routed ones included; each span counted once, at the member it was first handed to, also when it then fails over to another. [Development]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

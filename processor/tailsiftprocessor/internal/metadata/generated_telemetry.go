@@ -165,7 +165,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorTailsiftClusterDecisionsHandedOver, err = builder.meter.Int64Counter(
 		"otelcol_processor_tailsift_cluster_decisions_handed_over",
-		metric.WithDescription("Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block). [Development]"),
+		metric.WithDescription("Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block); each counted once per member that takes it (after a ring change only the decisions not yet at their owner in the new set are sent again). [Development]"),
 		metric.WithUnit("{decision}"),
 	)
 	errs = errors.Join(errs, err)

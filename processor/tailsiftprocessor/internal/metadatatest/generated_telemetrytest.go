@@ -116,7 +116,7 @@ func AssertEqualProcessorTailsiftClusterBytesHandedOver(t *testing.T, tt *compon
 func AssertEqualProcessorTailsiftClusterDecisionsHandedOver(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_tailsift_cluster_decisions_handed_over",
-		Description: "Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block). [Development]",
+		Description: "Decisions (kept or dropped) handed to their trace's new owner, so that its late spans follow them (cluster block); each counted once per member that takes it (after a ring change only the decisions not yet at their owner in the new set are sent again). [Development]",
 		Unit:        "{decision}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
