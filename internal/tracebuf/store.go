@@ -35,9 +35,9 @@ type storeHook struct {
 	replay    [][16]byte
 	rescue    *rescuer
 	detach    func() // from the extension's keepers
-	// emit is the next consumer without the record of the delivery: the
-	// senders of stored traces in chunks (sendStored) record it once the
-	// last chunk went.
+	// emit is the next consumer. Its callers record the delivery: a shard
+	// once the call returned nil (send, sendWire), the senders of stored
+	// traces in chunks (sendStored) once the last chunk went.
 	emit Emit
 	// pending holds each shard's decisions not yet handed to the store;
 	// only shard i touches pending[i].
@@ -53,17 +53,8 @@ type storeHook struct {
 func (b *Buffer) AttachStore(st *store.Store) {
 	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards)), emit: b.emit}
 	b.store = h
-	next := b.emit
-	b.emit = func(ctx context.Context, td ptrace.Traces) error {
-		if err := next(ctx, td); err != nil {
-			return err
-		}
-		st.AppendDelivered(traceIDs(td))
-		return nil
-	}
 	h.rescue = newRescuer(b)
 	for _, s := range b.shards {
-		s.deps.emit = b.emit
 		s.deps.store = h
 		s.due.rescuable = true // a late ERROR span keeps a dropped trace from the store
 	}
@@ -279,6 +270,7 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if !retry {
 		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
 	}
+	d := h.beginStored(ctx)
 	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
 	// Retried while the caller waits, as the shards retry, until the
 	// shutdown begins.
@@ -288,8 +280,36 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
-	h.st.AppendDelivered([][16]byte{id})
+	h.st.AppendDelivered(d, [][16]byte{id})
 	return n, nil
+}
+
+// beginStored begins the delivery of spans read back from the store
+// (store.BeginDelivery), then waits, at most syncWait, until what was
+// queued before it is written, so that the read finds every spans record
+// the delivery covers. When the store did not write them in time, it
+// returns nil: the delivery is not recorded, and a restart sends the
+// trace again.
+func (h *storeHook) beginStored(ctx context.Context) *store.Delivery {
+	d := h.st.BeginDelivery()
+	sctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if h.st.Sync(sctx) != nil {
+		return nil
+	}
+	return d
+}
+
+// beginDelivery begins the delivery of what the shard's output batch
+// holds, before its first request is handed on: its record covers the
+// spans recorded until then, not a late span recorded while the next
+// consumer's call (or its retries) is under way. It is nil without a
+// store.
+func (s *shard) beginDelivery() *store.Delivery {
+	if h := s.deps.store; h != nil {
+		return h.st.BeginDelivery()
+	}
+	return nil
 }
 
 // storedChunkBytes bounds the stored spans of one request that sendStored

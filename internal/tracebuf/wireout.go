@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/router"
+	"github.com/tailsift/tailsift/internal/store"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -63,9 +64,9 @@ func (b *Buffer) startOutput() error {
 
 // sendWire hands req, a request of the output batch holding spans spans, to
 // the wire output, retrying as send does, and records its traces as
-// delivered in the store. req is scanned once, when the KeptWire hook or
-// the store needs it.
-func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
+// delivered in the store, in d. req is scanned once, when the KeptWire hook
+// or the store needs it.
+func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *store.Delivery) error {
 	b := &s.outScan
 	b.Reset()
 	scanned := false
@@ -82,7 +83,7 @@ func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
 	}
 	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
 	if err == nil && scanned && s.deps.store != nil {
-		s.deps.store.st.AppendDelivered(batchTraceIDs(b))
+		s.deps.store.st.AppendDelivered(d, batchTraceIDs(b))
 	}
 	return err
 }
