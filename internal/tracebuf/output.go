@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
-	"github.com/tailsift/tailsift/internal/store"
 	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
@@ -214,7 +213,7 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 	// delivered (the index clears the mark at a keep that follows a
 	// drop), and a restart would send the trace again.
 	s.flushStore()
-	var d *store.Delivery
+	var d *outDelivery
 	if len(o.cuts) > 0 {
 		d = s.beginDelivery()
 	}
@@ -413,10 +412,10 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 // send hands td to the next consumer, retrying retryable errors with
 // backoff until ctx ends, and records its traces as delivered in d (nil
 // without a store). What is not delivered is counted and returned.
-func (s *shard) send(ctx context.Context, td ptrace.Traces, d *store.Delivery) error {
+func (s *shard) send(ctx context.Context, td ptrace.Traces, d *outDelivery) error {
 	err := s.deliver(ctx, td.SpanCount(), func() error { return s.deps.emit(ctx, td) })
 	if err == nil && d != nil {
-		s.deps.store.st.AppendDelivered(d, traceIDs(td))
+		d.record(traceIDs(td))
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/store"
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -223,9 +224,11 @@ func traceIDs(td ptrace.Traces) [][16]byte {
 
 // sortedIDs sorts ids and leaves each once.
 func sortedIDs(ids [][16]byte) [][16]byte {
-	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	return slices.Compact(ids)
 }
+
+func compareIDs(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) }
 
 // RetroactiveRule is the sampling.rule of a trace kept through the API
 // after it was dropped.
@@ -300,16 +303,65 @@ func (h *storeHook) beginStored(ctx context.Context) *store.Delivery {
 	return d
 }
 
-// beginDelivery begins the delivery of what the shard's output batch
-// holds, before its first request is handed on: its record covers the
-// spans recorded until then, not a late span recorded while the next
+// outDelivery is the delivery of the requests cut from a shard's output
+// batch (flushOut), recorded request by request as the next consumer
+// accepts them.
+type outDelivery struct {
+	st *store.Store
+	d  *store.Delivery
+	// waiting are the traces with spans in the open request, which stays
+	// in the batch (sorted): they are not delivered until it goes. The
+	// late spans of one trace in one request that fill the open request
+	// past output.batch_max_spans are cut in two; the first part's
+	// delivery covered the second, and a kill -9 before it went lost it
+	// (TestLateSpansCutInTwoSurviveCrash).
+	waiting [][16]byte
+}
+
+// beginDelivery begins the delivery of the requests cut from the shard's
+// output batch, before the first is handed on: it covers the spans
+// recorded until then, not a late span recorded while the next
 // consumer's call (or its retries) is under way. It is nil without a
 // store.
-func (s *shard) beginDelivery() *store.Delivery {
-	if h := s.deps.store; h != nil {
-		return h.st.BeginDelivery()
+func (s *shard) beginDelivery() *outDelivery {
+	h := s.deps.store
+	if h == nil {
+		return nil
 	}
-	return nil
+	od := &outDelivery{st: h.st, d: h.st.BeginDelivery()}
+	if o := &s.out; o.open.spans > 0 {
+		b := &s.outScan
+		b.Reset()
+		if err := wire.Scan(o.buf[o.open.at:], b); err != nil {
+			// Encoded here from scanned spans: cannot happen. Nothing
+			// is recorded: the traces are sent again after a restart.
+			s.deps.logger.Error("Kept spans' delivery not recorded: the output request does not scan", zap.Error(err))
+			return nil
+		}
+		od.waiting = batchTraceIDs(b)
+		b.Reset()
+	}
+	return od
+}
+
+// record records the delivery of the traces ids (sorted), but those
+// waiting in the open request.
+func (od *outDelivery) record(ids [][16]byte) {
+	if od == nil {
+		return
+	}
+	if len(od.waiting) > 0 {
+		kept := ids[:0]
+		for _, id := range ids {
+			if _, found := slices.BinarySearchFunc(od.waiting, id, compareIDs); !found {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
+	}
+	if len(ids) > 0 {
+		od.st.AppendDelivered(od.d, ids)
+	}
 }
 
 // storedChunkBytes bounds the stored spans of one request that sendStored

@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/router"
-	"github.com/tailsift/tailsift/internal/store"
 	"github.com/tailsift/tailsift/internal/wire"
 )
 
@@ -66,7 +65,7 @@ func (b *Buffer) startOutput() error {
 // the wire output, retrying as send does, and records its traces as
 // delivered in the store, in d. req is scanned once, when the KeptWire hook
 // or the store needs it.
-func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *store.Delivery) error {
+func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *outDelivery) error {
 	b := &s.outScan
 	b.Reset()
 	scanned := false
@@ -82,8 +81,8 @@ func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *store.De
 		s.deps.keptWire(b)
 	}
 	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
-	if err == nil && scanned && s.deps.store != nil {
-		s.deps.store.st.AppendDelivered(d, batchTraceIDs(b))
+	if err == nil && scanned && d != nil {
+		d.record(batchTraceIDs(b))
 	}
 	return err
 }
