@@ -19,14 +19,37 @@ import (
 // timeout. The first part's delivery must not cover the second: after a
 // kill -9 before the second goes, the restart sends the trace again.
 func TestLateSpansCutInTwoSurviveCrash(t *testing.T) {
+	for _, output := range []string{"pdata", "wire"} {
+		t.Run("output="+output, func(t *testing.T) { lateSpansCutInTwo(t, output == "wire") })
+	}
+}
+
+func lateSpansCutInTwo(t *testing.T, wireOut bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st := openTestStore(t, dir)
 	out := newChanSink()
 	clk := clocktest.NewFake(time.Unix(0, 0))
-	b := storeBufferWith(t, st, out.emit, clk, func(cfg *Config) {
-		cfg.Output.BatchMaxSpans = 4
-		cfg.Output.BatchTimeout = time.Second
+	cfg := testBufferConfig()
+	cfg.Completion.MaxSpans = 100
+	cfg.Output.BatchMaxSpans = 4
+	cfg.Output.BatchTimeout = time.Second
+	b, err := New(cfg, out.emit, Settings{Clock: clk})
+	require.NoError(t, err)
+	b.AttachStore(st)
+	if wireOut { // the output::exporter path: requests as bytes (sendWire)
+		b.SetEmitWire(func(ctx context.Context, req []byte, _ int) error {
+			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(req)
+			if err != nil {
+				return err
+			}
+			return out.emit(ctx, td)
+		})
+	}
+	b.Start()
+	t.Cleanup(func() {
+		require.NoError(t, b.Shutdown(context.Background()))
+		b.CloseStore()
 	})
 	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{7}, 1, ptrace.StatusCodeError)))
 	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{7}, 2, ptrace.StatusCodeUnset)))
