@@ -141,6 +141,7 @@ func TestColumnarOddInput(t *testing.T) {
 			raw := appendSpansFrame(nil, 5, c.req)
 			sealFrame(raw, 1)
 			raw = appendFrame(raw, KindDelivered, 2, 6, deliveredBody(nil, [][16]byte{{1}}))
+			raw = appendFrame(raw, kindDeliveredMark, 3, 6, deliveredMarkBody(nil, 1, [][16]byte{{1}}))
 			s, _, _, _ := colStreams(colRoundTrip(t, raw))
 			flag := s[frameHeader+payloadHeader]
 			assert.Equal(t, c.transformed, flag == 1)

@@ -23,6 +23,7 @@ func FuzzParseRecords(f *testing.F) {
 	start := len(seed)
 	seed = appendSpansFrame(seed, 7, []byte{10, 0})
 	sealFrame(seed[start:], 6)
+	seed = appendFrame(seed, kindDeliveredMark, 8, 8, deliveredMarkBody(nil, 6, [][16]byte{{1}, {2}}))
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})
@@ -32,6 +33,12 @@ func FuzzParseRecords(f *testing.F) {
 	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, append(body[:len(body)-1], 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)))
 	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, append(body[:len(body)-1], 0x80)))
 	f.Add(appendFrame(nil, kindDecisionsRV, 1, 1, []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f}))
+	// Hostile kind 8 records: a mark cut short, a mark past 64 bits, no
+	// IDs after the mark, an ID count past the bytes.
+	f.Add(appendFrame(nil, kindDeliveredMark, 2, 2, []byte{0x80}))
+	f.Add(appendFrame(nil, kindDeliveredMark, 2, 2, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0}))
+	f.Add(appendFrame(nil, kindDeliveredMark, 2, 2, []byte{1}))
+	f.Add(appendFrame(nil, kindDeliveredMark, 2, 2, []byte{1, 0xff, 0xff, 0x03}))
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		var again []byte
 		var batchIDs [][16]byte
@@ -62,6 +69,10 @@ func FuzzParseRecords(f *testing.F) {
 			case KindDecision:
 				again = appendFrame(again, r.Kind, r.Seq, r.Time, decisionBody(nil, r.IDs[0], r.Decision))
 			case KindDelivered:
+				if r.Marked {
+					again = appendFrame(again, kindDeliveredMark, r.Seq, r.Time, deliveredMarkBody(nil, r.Mark, r.IDs))
+					break
+				}
 				again = appendFrame(again, r.Kind, r.Seq, r.Time, deliveredBody(nil, r.IDs))
 			}
 			return nil

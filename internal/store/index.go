@@ -18,7 +18,8 @@ const (
 	flagDecided uint8 = 1 << iota
 	flagKeep
 	flagDelivered
-	flagRV // the decision has an rv, in index.rvs
+	flagRV    // the decision has an rv, in index.rvs
+	flagSpans // entry.spans is set: a spans record of the trace was indexed
 )
 
 // maxRefs is the most blocks an entry refers to. It was 255 (a uint8),
@@ -32,13 +33,27 @@ const maxRefs = math.MaxUint16
 // that the garbage collector never scans the index: the policy and reason
 // are interned.
 type entry struct {
-	refs      [inlineRefs]ref
-	nrefs     uint16 // refs in use, inline ones first, then more's
-	policy    uint16
-	reason    uint16
-	flags     uint8
-	last      uint32 // the newest sealed segment with a record of the trace
+	refs   [inlineRefs]ref
+	nrefs  uint16 // refs in use, inline ones first, then more's
+	policy uint16
+	reason uint16
+	flags  uint8
+	last   uint32 // the newest sealed segment with a record of the trace
+	// spans is the low 32 bits of the sequence of the trace's newest
+	// spans record (flagSpans): a delivered record with a mark (kind 8)
+	// delivers the trace only if the mark is not older. 32 bits fill the
+	// entry's padding (64 would make it 56 bytes instead of 48); compared
+	// modulo 2^32 (spansAfter), they err only when the mark is 2^31
+	// records or more past the spans record, and then toward not
+	// delivered: the trace is sent again after a restart.
+	spans     uint32
 	threshold uint64
+}
+
+// spansAfter reports whether e holds a spans record newer than mark (the
+// sequence up to which a delivery covers the trace's spans records).
+func spansAfter(e *entry, mark uint64) bool {
+	return e.flags&flagSpans != 0 && int32(e.spans-uint32(mark)) > 0
 }
 
 // index maps trace IDs to their entries, and each segment to
@@ -211,6 +226,8 @@ func (x *index) apply(r *Record, at ref) {
 			if last, ok := x.lastRef(id, e); !ok || last != at {
 				x.addRef(id, e, at)
 			}
+			e.spans = uint32(r.Seq)
+			e.flags |= flagSpans
 			// Spans of a kept trace recorded after its delivery (late
 			// spans) are not delivered until a delivery record follows
 			// them: a restart sends the trace again. The flag stayed,
@@ -236,7 +253,15 @@ func (x *index) apply(r *Record, at ref) {
 			e.threshold, e.policy, e.reason = d.Threshold, x.intern(d.Policy), x.intern(d.Reason)
 			x.setRV(e, d.RV, d.HasRV)
 		case KindDelivered:
-			e.flags |= flagDelivered
+			// A delivery covers the spans records queued before it began
+			// (its mark): a late span recorded while the trace was in
+			// the next consumer's call is not delivered by it. Its
+			// record came first, and the delivery stood: a kill -9 before
+			// the late span's own delivery lost it
+			// (TestLateSpanDuringDeliverySurvivesCrash).
+			if !r.Marked || !spansAfter(e, r.Mark) {
+				e.flags |= flagDelivered
+			}
 		}
 	}
 }

@@ -67,7 +67,7 @@ func TestIndexEvictAcrossChunks(t *testing.T) {
 		e, ok := x.get(id)
 		require.True(t, ok)
 		assert.Equal(t, []ref{{seg: 3}}, x.appendRefs(nil, id, e))
-		assert.Zero(t, e.flags)
+		assert.Equal(t, flagSpans, e.flags, "a reused entry has no flag but its new spans record's")
 	}
 	e, ok := x.get(ids[3])
 	require.True(t, ok)

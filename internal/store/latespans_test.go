@@ -21,7 +21,7 @@ func TestSpansAfterDeliveryUndeliver(t *testing.T) {
 		req, ids := request(t, []int{n}, 2, 16)
 		require.True(t, s.AppendSpans(ids, req))
 		require.True(t, s.AppendDecision(traceID(n), Decision{Keep: n == 1, Policy: "p", Reason: "quiet"}))
-		require.True(t, s.AppendDelivered([][16]byte{traceID(n)}))
+		require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(n)}))
 	}
 	req, ids := request(t, []int{1, 2}, 1, 16) // late spans of both
 	require.True(t, s.AppendSpans(ids, req))
@@ -44,7 +44,7 @@ func TestSpansAfterDeliveryUndeliver(t *testing.T) {
 		}
 	}
 
-	require.True(t, s.AppendDelivered([][16]byte{traceID(1)}))
+	require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(1)}))
 	require.NoError(t, s.Sync(ctx))
 	assert.True(t, delivered(s, 1), "delivered again once the late span's delivery is recorded")
 }

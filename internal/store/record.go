@@ -47,6 +47,15 @@ const (
 	// that a store without such decisions stays readable by the versions
 	// before it.
 	kindDecisionsRV byte = 7
+	// kindDeliveredMark is a delivered record (kind 3) that covers only
+	// the spans records up to a mark: uvarint mark (the sequence of the
+	// last record queued before the delivery began, Store.BeginDelivery),
+	// then the trace IDs as in kind 3. A spans record of one of the traces
+	// with a higher sequence, written before it (a late span recorded while
+	// the delivery was in the next consumer's call), is not delivered.
+	// The writer uses it only when such a record exists, so that a store
+	// without one stays readable by the versions before it.
+	kindDeliveredMark byte = 8
 )
 
 // frameHeader is a record's frame: u32 payload length, u32 CRC-32C of the
@@ -75,6 +84,11 @@ type Record struct {
 	// IDsOmitted: a spans record written without its trace IDs (IDs is
 	// empty): they are the trace IDs of Request's spans (requestIDs).
 	IDsOmitted bool
+	// Mark, with Marked, is what a delivered record covers (kind 8): the
+	// spans records of its traces up to sequence Mark. A delivered record
+	// without a mark (kind 3) covers every record before it.
+	Mark   uint64
+	Marked bool
 	// Decision is a decision record's decision.
 	Decision Decision
 	// BatchIndex and BatchLen: a decision read from a decisions record
@@ -246,6 +260,12 @@ func deliveredBody(dst []byte, ids [][16]byte) []byte {
 	return dst
 }
 
+// deliveredMarkBody is the body of a delivered record with a mark (kind 8).
+func deliveredMarkBody(dst []byte, mark uint64, ids [][16]byte) []byte {
+	dst = binary.AppendUvarint(dst, mark)
+	return deliveredBody(dst, ids)
+}
+
 // ParseRecords calls f for each whole, intact record at the start of buf
 // (a block's records), in order. It returns how many bytes those records take and, when it stopped
 // before the end of buf, why: a truncated or corrupt record (bad length,
@@ -310,6 +330,15 @@ func parsePayload(p []byte, r *Record) error {
 			return errors.New("delivered record: trailing bytes")
 		}
 		r.Request = rest
+	case kindDeliveredMark:
+		mark, rest, ok := uvarint(body)
+		if !ok {
+			return errors.New("delivered record: bad mark")
+		}
+		if rest, err := parseIDs(rest, r); err != nil || len(rest) > 0 {
+			return errors.New("delivered record: bad trace IDs")
+		}
+		r.Kind, r.Mark, r.Marked = KindDelivered, mark, true
 	case kindRequest, kindBlockRequest:
 		r.Kind, r.Request, r.IDsOmitted = KindSpans, body, true
 	case KindDecision:

@@ -37,6 +37,7 @@ func FuzzRecoverSegment(f *testing.F) {
 	start := len(records)
 	records = appendSpansFrame(records, 4, pbRequest(pbSpan(), pbSpan()))
 	sealFrame(records[start:], 5)
+	records = appendFrame(records, kindDeliveredMark, 6, 4, deliveredMarkBody(nil, 4, [][16]byte{id}))
 	for kind := range 3 { // zstd, s2, s2col
 		f.Add(uint8(kind), records, []byte(nil), uint16(0))
 		f.Add(uint8(kind), records, []byte{1, 2, 3}, uint16(7))

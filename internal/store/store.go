@@ -100,7 +100,14 @@ type item struct {
 	// it (appendSpansFrame), not yet sealed.
 	framed bool
 	sync   chan struct{} // a barrier: closed once what came before is written
+	// delivery is the delivery a kindBegin item begins, or that a
+	// delivered item records.
+	delivery *Delivery
 }
+
+// kindBegin is the kind of the item BeginDelivery queues: no record, it
+// marks where in the queue a delivery began.
+const kindBegin byte = 0xff
 
 // size bounds the bytes of the item's framed record.
 func (it *item) size() int64 {
@@ -328,9 +335,41 @@ func (s *Store) AppendDecisions(ids [][16]byte, decisions []Decision) bool {
 	return s.enqueue(item{kind: KindDecision, t: s.now(), ids: ids, decs: decisions})
 }
 
-// AppendDelivered records that the next consumer accepted the kept traces ids.
-func (s *Store) AppendDelivered(ids [][16]byte) bool {
-	return s.enqueue(item{kind: KindDelivered, t: s.now(), ids: ids})
+// Delivery is a delivery to the next consumer under way, from
+// BeginDelivery to AppendDelivered.
+type Delivery struct {
+	queued bool // BeginDelivery queued its item (the caller's)
+	// mark is the sequence of the last record queued before the
+	// delivery began, set once the writer reached its item (begun). Only
+	// the writer touches them.
+	mark  uint64
+	begun bool
+}
+
+// BeginDelivery notes that a delivery begins: call it before the spans to
+// be delivered are handed on (before the first try of the next consumer's
+// call; before reading them back from the store, followed by a Sync). The
+// delivery then covers the spans records appended before it, not those
+// appended while it is under way: the late spans of a kept trace recorded
+// during the next consumer's call are not delivered by it. It never
+// blocks.
+func (s *Store) BeginDelivery() *Delivery {
+	d := &Delivery{}
+	d.queued = s.enqueue(item{kind: kindBegin, delivery: d})
+	return d
+}
+
+// AppendDelivered records that the next consumer accepted the kept traces
+// ids, handed on in delivery d (BeginDelivery): of their spans records,
+// those appended before d began. Nothing is recorded when d's beginning
+// was not (the queue was full, the disk failing), and the traces are sent
+// again after a restart.
+func (s *Store) AppendDelivered(d *Delivery, ids [][16]byte) bool {
+	if d == nil || !d.queued {
+		s.stats.Dropped.Add(1)
+		return false
+	}
+	return s.enqueue(item{kind: KindDelivered, t: s.now(), ids: ids, delivery: d})
 }
 
 // Sync waits until the records appended before it are written and indexed,

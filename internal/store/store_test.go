@@ -85,7 +85,7 @@ func TestAppendAndRead(t *testing.T) {
 		require.True(t, s.AppendSpans(ids1, req1))
 		require.True(t, s.AppendSpans(ids2, req2))
 		require.True(t, s.AppendDecision(traceID(2), Decision{Keep: true, Threshold: 0, Policy: "errors", Reason: "quiet"}))
-		require.True(t, s.AppendDelivered([][16]byte{traceID(2)}))
+		require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(2)}))
 		require.NoError(t, s.Sync(context.Background()))
 
 		tr, err := s.Trace(traceID(2))
@@ -136,7 +136,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 			require.True(t, s.AppendDecision(traceID(n), Decision{Keep: n%4 == 0, Policy: "p", Reason: "quiet"}))
 		}
 		if n%8 == 0 {
-			require.True(t, s.AppendDelivered([][16]byte{traceID(n)}))
+			require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(n)}))
 		}
 		require.NoError(t, s.Sync(context.Background()))
 	}
@@ -312,10 +312,10 @@ func TestDeliveredBeforeDecision(t *testing.T) {
 	// Trace 1: delivered noted before its keep (a shard's batch of decisions
 	// reaches the store after the send). Trace 2: dropped, then kept
 	// retroactively: not delivered until that keep is.
-	require.True(t, s.AppendDelivered([][16]byte{traceID(1)}))
+	require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(1)}))
 	require.True(t, s.AppendDecisions([][16]byte{traceID(1), traceID(2)},
 		[]Decision{{Keep: true, Policy: "errors"}, {Keep: false}}))
-	require.True(t, s.AppendDelivered([][16]byte{traceID(2)}))
+	require.True(t, s.AppendDelivered(s.BeginDelivery(), [][16]byte{traceID(2)}))
 	require.True(t, s.AppendDecision(traceID(2), Decision{Keep: true, Policy: "retroactive"}))
 	require.NoError(t, s.Sync(ctx))
 	tr, err := s.Trace(traceID(1))
@@ -491,7 +491,7 @@ func TestRecordsBehindACopiedRequest(t *testing.T) {
 		require.True(t, s.AppendSpans(otherIDs, other))
 		owned, ownedIDs := request(t, []int{4}, 1, 16)
 		require.True(t, s.AppendSpansOwned(ownedIDs, owned))
-		require.True(t, s.AppendDelivered(headIDs[:1]))
+		require.True(t, s.AppendDelivered(s.BeginDelivery(), headIDs[:1]))
 		require.True(t, s.AppendDecision(headIDs[1], Decision{Policy: "baseline", Reason: "quiet"}))
 		last, lastIDs := request(t, []int{5}, tc.bigSpans, 1024)
 		require.True(t, s.AppendSpans(lastIDs, last))

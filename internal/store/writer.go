@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -14,20 +16,33 @@ import (
 // writer is the state only the writer goroutine touches (and Open, before it
 // starts).
 type writer struct {
-	seg       *os.File // the segment being written, nil until the first block
-	segBytes  int64    // a segment is closed once it holds this much
-	seq       uint64
-	raw       []byte // the framed records of a batch
-	blk       []byte // their block
-	scratch   []byte
-	names     []string // decisionsBody's scratch
-	items     []item
-	recs      []Record
-	failing   bool // the last write failed: drop until the next tick
-	writeFile func(f *os.File, b []byte) (int, error)
+	seg      *os.File // the segment being written, nil until the first block
+	segBytes int64    // a segment is closed once it holds this much
+	seq      uint64
+	raw      []byte // the framed records of a batch
+	blk      []byte // their block
+	scratch  []byte
+	names    []string // decisionsBody's scratch
+	items    []item
+	recs     []Record
+	// lastSpans is the sequence of the last spans record framed, and
+	// batchSpans the spans items of the batch being framed, with theirs:
+	// a delivery looks at them for a late span recorded while it was
+	// under way (spansSince).
+	lastSpans  uint64
+	batchSpans []batchSpan
+	failing    bool // the last write failed: drop until the next tick
+	writeFile  func(f *os.File, b []byte) (int, error)
 	// lastNum is the highest segment number used: a segment after every
 	// one was evicted does not take a number again.
 	lastNum uint32
+}
+
+// batchSpan is a spans item of the batch being framed: its position in
+// writer.items and its record's sequence.
+type batchSpan struct {
+	item int
+	seq  uint64
 }
 
 func (w *writer) close() error {
@@ -109,15 +124,25 @@ func (s *Store) writeBatch(first item) {
 	// by the same Ingest call, follow it in nearly every block. (Several
 	// requests go into w.raw: growing the copy would copy it anyway.)
 	head := w.items[0].framed && fitsBehind(w.items)
+	w.batchSpans = w.batchSpans[:0]
 	for i := range w.items {
 		it := &w.items[i]
-		if it.sync != nil {
+		switch {
+		case it.sync != nil:
 			syncs = append(syncs, it.sync)
+			continue
+		case it.kind == kindBegin:
+			it.delivery.mark, it.delivery.begun = w.seq, true
+			continue
+		case it.kind == KindDelivered && !it.delivery.begun:
+			s.stats.Dropped.Add(1) // its beginning was dropped: it covers nothing known
 			continue
 		}
 		w.seq++
 		switch it.kind {
 		case KindSpans:
+			w.lastSpans = w.seq
+			w.batchSpans = append(w.batchSpans, batchSpan{i, w.seq})
 			switch {
 			case head && i == 0:
 				sealFrame(it.req, w.seq)
@@ -149,10 +174,19 @@ func (s *Store) writeBatch(first item) {
 			w.scratch = decisionBody(w.scratch[:0], it.ids[0], it.dec)
 			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 		case KindDelivered:
+			// Kind 3 unless a late span of one of the traces was recorded
+			// after the delivery began: then kind 8, with the mark.
+			if mark := it.delivery.mark; s.spansSince(i, mark) {
+				w.scratch = deliveredMarkBody(w.scratch[:0], mark, it.ids)
+				raw = appendFrame(raw, kindDeliveredMark, w.seq, it.t, w.scratch)
+				w.recs = append(w.recs, Record{Kind: it.kind, Seq: w.seq, IDs: it.ids, Mark: mark, Marked: true})
+				maxTime = max(maxTime, it.t)
+				continue
+			}
 			w.scratch = deliveredBody(w.scratch[:0], it.ids)
 			raw = appendFrame(raw, it.kind, w.seq, it.t, w.scratch)
 		}
-		w.recs = append(w.recs, Record{Kind: it.kind, IDs: it.ids, Decision: it.dec})
+		w.recs = append(w.recs, Record{Kind: it.kind, Seq: w.seq, IDs: it.ids, Decision: it.dec})
 		maxTime = max(maxTime, it.t)
 	}
 	if len(raw) > 0 {
@@ -171,6 +205,52 @@ func (s *Store) writeBatch(first item) {
 	if cap(w.raw) > 8<<20 {
 		w.raw, w.blk = nil, nil
 	}
+}
+
+// spansSince reports whether a trace of the delivered item w.items[i] has
+// a spans record newer than mark: indexed (an earlier block), or framed
+// earlier in this batch. The index is read without the lock: only the
+// writer changes it.
+func (s *Store) spansSince(i int, mark uint64) bool {
+	w := &s.w
+	if w.lastSpans <= mark {
+		return false // no spans record at all since the delivery began
+	}
+	ids := w.items[i].ids
+	for _, id := range ids {
+		if e, ok := s.idx.get(id); ok && spansAfter(e, mark) {
+			return true
+		}
+	}
+	sorted := slices.IsSortedFunc(ids, compareIDs)
+	for _, b := range w.batchSpans {
+		if b.seq > mark && anyOf(w.items[b.item].ids, ids, sorted) {
+			return true
+		}
+	}
+	return false
+}
+
+func compareIDs(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) }
+
+// anyOf reports whether some ID of a is in ids (sorted: by compareIDs). A
+// search of unsorted ids longer than a few reports true rather than take
+// a quadratic time: a delivery record with a mark is as correct, only
+// unreadable by versions before it.
+func anyOf(a, ids [][16]byte, sorted bool) bool {
+	if !sorted && len(a)*len(ids) > 1<<12 {
+		return true
+	}
+	for _, id := range a {
+		if sorted {
+			if _, ok := slices.BinarySearchFunc(ids, id, compareIDs); ok {
+				return true
+			}
+		} else if slices.Contains(ids, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendBlock compresses raw (the framed records w.recs) into a block at

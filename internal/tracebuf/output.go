@@ -213,6 +213,10 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 	// delivered (the index clears the mark at a keep that follows a
 	// drop), and a restart would send the trace again.
 	s.flushStore()
+	var d *outDelivery
+	if len(o.cuts) > 0 {
+		d = s.beginDelivery()
+	}
 	var errs []error
 	from := 0
 	for _, c := range o.cuts {
@@ -220,12 +224,12 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 		from = c.end
 		var err error
 		if s.deps.emitWire != nil {
-			err = s.sendWire(ctx, req, c.spans)
+			err = s.sendWire(ctx, req, c.spans, d)
 		} else {
 			var td ptrace.Traces
 			td, err = s.decodeOut(req)
 			if td.ResourceSpans().Len() > 0 {
-				err = errors.Join(err, s.send(ctx, td))
+				err = errors.Join(err, s.send(ctx, td, d))
 			}
 		}
 		if err != nil {
@@ -406,9 +410,14 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 }
 
 // send hands td to the next consumer, retrying retryable errors with
-// backoff until ctx ends. What is not delivered is counted and returned.
-func (s *shard) send(ctx context.Context, td ptrace.Traces) error {
-	return s.deliver(ctx, td.SpanCount(), func() error { return s.deps.emit(ctx, td) })
+// backoff until ctx ends, and records its traces as delivered in d (nil
+// without a store). What is not delivered is counted and returned.
+func (s *shard) send(ctx context.Context, td ptrace.Traces, d *outDelivery) error {
+	err := s.deliver(ctx, td.SpanCount(), func() error { return s.deps.emit(ctx, td) })
+	if err == nil && d != nil {
+		d.record(traceIDs(td))
+	}
+	return err
 }
 
 // deliver calls call, which hands spans spans on, retrying retryable errors

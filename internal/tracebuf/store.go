@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/store"
+	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -35,9 +36,9 @@ type storeHook struct {
 	replay    [][16]byte
 	rescue    *rescuer
 	detach    func() // from the extension's keepers
-	// emit is the next consumer without the record of the delivery: the
-	// senders of stored traces in chunks (sendStored) record it once the
-	// last chunk went.
+	// emit is the next consumer. Its callers record the delivery: a shard
+	// once the call returned nil (send, sendWire), the senders of stored
+	// traces in chunks (sendStored) once the last chunk went.
 	emit Emit
 	// pending holds each shard's decisions not yet handed to the store;
 	// only shard i touches pending[i].
@@ -53,17 +54,8 @@ type storeHook struct {
 func (b *Buffer) AttachStore(st *store.Store) {
 	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards)), emit: b.emit}
 	b.store = h
-	next := b.emit
-	b.emit = func(ctx context.Context, td ptrace.Traces) error {
-		if err := next(ctx, td); err != nil {
-			return err
-		}
-		st.AppendDelivered(traceIDs(td))
-		return nil
-	}
 	h.rescue = newRescuer(b)
 	for _, s := range b.shards {
-		s.deps.emit = b.emit
 		s.deps.store = h
 		s.due.rescuable = true // a late ERROR span keeps a dropped trace from the store
 	}
@@ -232,9 +224,11 @@ func traceIDs(td ptrace.Traces) [][16]byte {
 
 // sortedIDs sorts ids and leaves each once.
 func sortedIDs(ids [][16]byte) [][16]byte {
-	slices.SortFunc(ids, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	return slices.Compact(ids)
 }
+
+func compareIDs(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) }
 
 // RetroactiveRule is the sampling.rule of a trace kept through the API
 // after it was dropped.
@@ -279,6 +273,7 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if !retry {
 		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
 	}
+	d := h.beginStored(ctx)
 	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
 	// Retried while the caller waits, as the shards retry, until the
 	// shutdown begins.
@@ -288,8 +283,85 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
-	h.st.AppendDelivered([][16]byte{id})
+	h.st.AppendDelivered(d, [][16]byte{id})
 	return n, nil
+}
+
+// beginStored begins the delivery of spans read back from the store
+// (store.BeginDelivery), then waits, at most syncWait, until what was
+// queued before it is written, so that the read finds every spans record
+// the delivery covers. When the store did not write them in time, it
+// returns nil: the delivery is not recorded, and a restart sends the
+// trace again.
+func (h *storeHook) beginStored(ctx context.Context) *store.Delivery {
+	d := h.st.BeginDelivery()
+	sctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if h.st.Sync(sctx) != nil {
+		return nil
+	}
+	return d
+}
+
+// outDelivery is the delivery of the requests cut from a shard's output
+// batch (flushOut), recorded request by request as the next consumer
+// accepts them.
+type outDelivery struct {
+	st *store.Store
+	d  *store.Delivery
+	// waiting are the traces with spans in the open request, which stays
+	// in the batch (sorted): they are not delivered until it goes. The
+	// late spans of one trace in one request that fill the open request
+	// past output.batch_max_spans are cut in two; the first part's
+	// delivery covered the second, and a kill -9 before it went lost it
+	// (TestLateSpansCutInTwoSurviveCrash).
+	waiting [][16]byte
+}
+
+// beginDelivery begins the delivery of the requests cut from the shard's
+// output batch, before the first is handed on: it covers the spans
+// recorded until then, not a late span recorded while the next
+// consumer's call (or its retries) is under way. It is nil without a
+// store.
+func (s *shard) beginDelivery() *outDelivery {
+	h := s.deps.store
+	if h == nil {
+		return nil
+	}
+	od := &outDelivery{st: h.st, d: h.st.BeginDelivery()}
+	if o := &s.out; o.open.spans > 0 {
+		b := &s.outScan
+		b.Reset()
+		if err := wire.Scan(o.buf[o.open.at:], b); err != nil {
+			// Encoded here from scanned spans: cannot happen. Nothing
+			// is recorded: the traces are sent again after a restart.
+			s.deps.logger.Error("Kept spans' delivery not recorded: the output request does not scan", zap.Error(err))
+			return nil
+		}
+		od.waiting = batchTraceIDs(b)
+		b.Reset()
+	}
+	return od
+}
+
+// record records the delivery of the traces ids (sorted), but those
+// waiting in the open request.
+func (od *outDelivery) record(ids [][16]byte) {
+	if od == nil {
+		return
+	}
+	if len(od.waiting) > 0 {
+		kept := ids[:0]
+		for _, id := range ids {
+			if _, found := slices.BinarySearchFunc(od.waiting, id, compareIDs); !found {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
+	}
+	if len(ids) > 0 {
+		od.st.AppendDelivered(od.d, ids)
+	}
 }
 
 // storedChunkBytes bounds the stored spans of one request that sendStored

@@ -137,7 +137,7 @@ func TestRestartResendsKeptUndelivered(t *testing.T) {
 	st.AppendSpans([][16]byte{tid(1), tid(2), tid(3)}, encode(t, []uint64{1, 2, 3}, 1, ptrace.StatusCodeError))
 	st.AppendDecision(tid(1), store.Decision{Keep: true, Policy: "errors", Reason: "quiet"})
 	st.AppendDecision(tid(2), store.Decision{Keep: true, Policy: "errors", Reason: "quiet"})
-	st.AppendDelivered([][16]byte{tid(2)})
+	st.AppendDelivered(st.BeginDelivery(), [][16]byte{tid(2)})
 	st.AppendDecision(tid(3), store.Decision{Keep: false, Reason: "quiet"})
 	require.NoError(t, st.Sync(ctx))
 	image := crashCopy(t, dir)

@@ -306,7 +306,7 @@ func replayKeptUndelivered(t *testing.T, others uint64) {
 		decs = append(decs, storeDecision(true, "errors", "quiet"))
 	}
 	st.AppendDecisions(ids, decs)
-	st.AppendDelivered(ids)
+	st.AppendDelivered(st.BeginDelivery(), ids)
 	require.NoError(t, st.Sync(ctx))
 	image := crashCopy(t, dir)
 

@@ -362,6 +362,7 @@ func (r *rescuer) redecide(ctx context.Context, l lateReq, sum *sampling.Trace) 
 // the rest is sent in closeStore (sendUnsent).
 func (r *rescuer) deliver(ctx context.Context, u *unsentRescue) error {
 	b := r.b
+	d := b.store.beginStored(ctx)
 	if err := r.send(ctx, u); err != nil {
 		if !r.final && b.closing.Err() != nil && !consumererror.IsPermanent(err) {
 			r.unsent = append(r.unsent, u)
@@ -370,7 +371,7 @@ func (r *rescuer) deliver(ctx context.Context, u *unsentRescue) error {
 		b.set.Observer.ExportFailed(r.unsentSpans(u))
 		return fmt.Errorf("send rescued trace: %w", err)
 	}
-	b.store.st.AppendDelivered([][16]byte{u.id})
+	b.store.st.AppendDelivered(d, [][16]byte{u.id})
 	b.set.Observer.Rescued(u.policy)
 	if !r.final {
 		// The kept cache may refuse or delay the entry: the shard's own
@@ -432,14 +433,14 @@ func (r *rescuer) sendUnsent(ctx context.Context, u *unsentRescue) {
 // the trace's shard learnt of the keep.
 func (r *rescuer) catchUp(ctx context.Context, u *unsentRescue) error {
 	b := r.b
-	r.sync(ctx)
+	d := b.store.beginStored(ctx)
 	n, err := b.sendStored(ctx, u.id, u.mark.marker(), u.rule, u.sent)
 	if err != nil {
 		b.set.Observer.ExportFailed(r.unsentSpans(u))
 		return fmt.Errorf("send late spans of rescued trace: %w", err)
 	}
 	if n > 0 {
-		b.store.st.AppendDelivered([][16]byte{u.id})
+		b.store.st.AppendDelivered(d, [][16]byte{u.id})
 	}
 	return nil
 }

@@ -133,7 +133,7 @@ func TestRestartKeepsSupplementMarks(t *testing.T) {
 		st.AppendDecision(tid(n), store.Decision{Keep: false, Reason: "quiet"})
 		st.AppendDecision(tid(n), d)
 	}
-	st.AppendDelivered([][16]byte{tid(1), tid(2), tid(3)})
+	st.AppendDelivered(st.BeginDelivery(), [][16]byte{tid(1), tid(2), tid(3)})
 	require.NoError(t, st.Sync(ctx))
 	image := crashCopy(t, dir)
 

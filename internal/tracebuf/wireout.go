@@ -63,9 +63,9 @@ func (b *Buffer) startOutput() error {
 
 // sendWire hands req, a request of the output batch holding spans spans, to
 // the wire output, retrying as send does, and records its traces as
-// delivered in the store. req is scanned once, when the KeptWire hook or
-// the store needs it.
-func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
+// delivered in the store, in d. req is scanned once, when the KeptWire hook
+// or the store needs it.
+func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *outDelivery) error {
 	b := &s.outScan
 	b.Reset()
 	scanned := false
@@ -81,8 +81,8 @@ func (s *shard) sendWire(ctx context.Context, req []byte, spans int) error {
 		s.deps.keptWire(b)
 	}
 	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
-	if err == nil && scanned && s.deps.store != nil {
-		s.deps.store.st.AppendDelivered(batchTraceIDs(b))
+	if err == nil && scanned && d != nil {
+		d.record(batchTraceIDs(b))
 	}
 	return err
 }
