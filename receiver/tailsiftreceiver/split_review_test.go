@@ -5,20 +5,25 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tailsift/tailsift/internal/cluster"
+	"github.com/tailsift/tailsift/internal/router/routertest"
 	"github.com/tailsift/tailsift/internal/tracebuf"
 	"github.com/tailsift/tailsift/internal/tracebuf/tracebuftest"
 	"github.com/tailsift/tailsift/internal/wire"
@@ -143,4 +148,77 @@ func partialSuccess(t *testing.T, resp []byte) (int64, string) {
 	r := ptraceotlp.NewExportResponse()
 	require.NoError(t, r.UnmarshalProto(resp))
 	return r.PartialSuccess().RejectedSpans(), r.PartialSuccess().ErrorMessage()
+}
+
+// heaviest records the queue weight (wire.Scan and tracebuf.QueueWeight,
+// as the receiving gateway's buffer counts it) of the heaviest request a
+// gateway received.
+type heaviest struct {
+	mu     sync.Mutex
+	weight int64
+}
+
+func (h *heaviest) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	// The generated message pdata wraps, which encodes itself backwards
+	// from the end of the buffer it is given.
+	r, ok := req.(interface {
+		SizeProto() int
+		MarshalProto([]byte) int
+	})
+	if !ok {
+		return nil, fmt.Errorf("a request of type %T this test cannot weigh", req)
+	}
+	buf := make([]byte, r.SizeProto())
+	buf = buf[len(buf)-r.MarshalProto(buf):]
+	var b wire.Batch
+	if err := wire.Scan(buf, &b); err != nil {
+		return nil, err
+	}
+	w := tracebuf.QueueWeight(len(buf), len(b.Spans), len(b.Scopes))
+	h.mu.Lock()
+	h.weight = max(h.weight, w)
+	h.mu.Unlock()
+	return next(ctx, req)
+}
+
+func (h *heaviest) get() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.weight
+}
+
+// A request of small spans within the request size limit but heavier than
+// the queue, through a gateway of a tier whose members share its
+// configuration: the part forwarded to the owner fits the owner's queue
+// (which takes forwarded spans in whole, counted as its whole queue), and
+// every span is forwarded or taken in, none refused.
+func TestOverQueueRequestForwardedPartsFitPeerQueue(t *testing.T) {
+	var peer heaviest
+	gws, addrs := routertest.StartGatewaysWith(t, []grpc.ServerOption{grpc.UnaryInterceptor(peer.intercept)}, "127.0.0.1")
+	cfg := testConfig()
+	cfg.Buffer.MaxQueuedBytes = 1 << 20
+	fitRequestsToQueue(cfg)
+	c := cluster.NewDefaultConfig()
+	c.Self, c.Members.Static, c.Drain = "127.0.0.1:1", []string{"127.0.0.1:1", addrs[0]}, 0
+	c.GRPC.TLS.Insecure = true
+	cfg.Cluster = configoptional.Some(c)
+	g := newRig(t, cfg, nil)
+
+	var specs []spanSpec
+	for n := range uint64(64) {
+		for k := range uint64(160) {
+			specs = append(specs, spanSpec{Trace: n + 1, Span: k + 2, Parent: 1})
+		}
+	}
+	req := marshal(t, batch(specs...))
+	require.Less(t, len(req), 1<<20, "within the request size limit")
+	resp, err := g.grpcExport(context.Background(), req)
+	require.NoError(t, err)
+	assert.Empty(t, resp)
+	require.Eventually(t, func() bool {
+		return int64(gws.Count())+g.metric("otelcol_receiver_tailsift_spans_received") == int64(len(specs))
+	}, 10*time.Second, 5*time.Millisecond, "every span forwarded or taken in")
+	require.Positive(t, peer.get(), "nothing forwarded: nothing to check")
+	assert.LessOrEqual(t, peer.get(), int64(cfg.Buffer.MaxQueuedBytes),
+		"a forwarded part weighing %d (%.2f× the peer's buffer.max_queued_bytes)", peer.get(), float64(peer.get())/float64(cfg.Buffer.MaxQueuedBytes))
 }
