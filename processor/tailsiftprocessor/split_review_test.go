@@ -143,6 +143,8 @@ func TestOverBudgetBatchThroughGatewayWithInvalidSpans(t *testing.T) {
 	received := h.metric("otelcol_processor_tailsift_spans_received")
 	require.Eventually(t, func() bool { return int64(gws.Count())+received == int64(16000-bad) }, 10*time.Second, 5*time.Millisecond,
 		"forwarded %d + taken in %d of %d valid spans", gws.Count(), received, 16000-bad)
+	h.advance(time.Minute) // decided: nothing to hand over at shutdown
+	h.advance(time.Minute)
 	assert.Equal(t, int64(bad), h.metric("otelcol_processor_tailsift_spans_refused", attribute.String("reason", "invalid")))
 }
 
@@ -184,4 +186,6 @@ func TestOverBudgetBatchThroughGatewayRefusedPartWay(t *testing.T) {
 	require.Eventually(t, func() bool { return int64(gws.Count()) == forwarded }, 10*time.Second, 5*time.Millisecond)
 	close(next.Release)
 	released = true
+	h.advance(time.Minute) // decided: nothing to hand over at shutdown
+	h.advance(time.Minute)
 }
