@@ -429,3 +429,14 @@ func TestIngestViaRefusedPartWay(t *testing.T) {
 	assert.Equal(t, total, taken+refused[RefusedQueueFull], "each span counted once: %d taken, refused %v", taken, refused)
 	assert.Equal(t, 1, done.count(), "released once")
 }
+
+// A TooLargeError of a request with spans of bad IDs too: the message
+// accounts for every span of the request, as rejected_spans (too large
+// and bad IDs) does, not only the spans too large and those taken in.
+func TestTooLargeMessageCountsBadIDs(t *testing.T) {
+	err := &TooLargeError{Spans: 1, Weight: 3 << 20, Max: 2 << 20, Taken: 800, Invalid: 3}
+	assert.Contains(t, err.Error(), "3 spans with bad IDs refused")
+	assert.Contains(t, err.Error(), "the other 800 spans of the request were taken in")
+	alone := &TooLargeError{Spans: 2, Weight: 3 << 20, Max: 2 << 20, Invalid: 1}
+	assert.Contains(t, alone.Error(), "1 span with bad IDs refused")
+}
