@@ -3,7 +3,9 @@ package tracebuf
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
 	"github.com/tailsift/tailsift/internal/wire"
+	"github.com/tailsift/tailsift/sampling"
 )
 
 // An adversarial review of the split (split.go): every span of a request
@@ -439,4 +442,87 @@ func TestTooLargeMessageCountsBadIDs(t *testing.T) {
 	assert.Contains(t, err.Error(), "the other 800 spans of the request were taken in")
 	alone := &TooLargeError{Spans: 2, Weight: 3 << 20, Max: 2 << 20, Invalid: 1}
 	assert.Contains(t, alone.Error(), "1 span with bad IDs refused")
+}
+
+// A trace whose spans are spread over many pieces, on four shards, with a
+// probabilistic policy: each trace is decided once, whole (all its spans
+// kept, each once, or none), every kept span with the same ot=th.
+func TestSplitTraceDecidedOnceWhole(t *testing.T) {
+	cfg := splitConfig()
+	cfg.Shards = 4
+	cfg.Policies = []sampling.PolicyConfig{
+		sampling.NewPolicyConfig("half", "probabilistic", &sampling.ProbabilisticConfig{SamplingPercentage: 50}),
+	}
+	var mu sync.Mutex
+	kept := map[[16]byte]map[[8]byte][]string{}
+	emit := func(_ context.Context, td ptrace.Traces) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					m := kept[sp.TraceID()]
+					if m == nil {
+						m = map[[8]byte][]string{}
+						kept[sp.TraceID()] = m
+					}
+					m[sp.SpanID()] = append(m[sp.SpanID()], sp.TraceState().AsRaw())
+				}
+			}
+		}
+		return nil
+	}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	log := &pieceLog{}
+	b, err := New(cfg, emit, Settings{Clock: clk, Accepted: log.accepted})
+	require.NoError(t, err)
+	b.Start()
+	defer func() { require.NoError(t, b.Shutdown(context.Background())) }()
+
+	// Spans interleaved trace by trace: each trace in every piece.
+	const traces, spans = 40, 150
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	pad := strings.Repeat("p", 60)
+	for k := range spans {
+		for n := range uint64(traces) {
+			sp := ss.AppendEmpty()
+			id := tid(n + 1) // its randomness (the last 7 bytes) spread
+			binary.BigEndian.PutUint64(id[8:], (n+1)*0x9E3779B97F4A7C15)
+			sp.SetTraceID(id)
+			sp.SetSpanID([8]byte{0, 0, 0, 0, 0, 0, byte(k >> 8), byte(k) + 1})
+			if k > 0 {
+				sp.SetParentSpanID([8]byte{0, 0, 0, 0, 0, 0, 0, 1})
+			}
+			sp.Attributes().PutStr("pad", pad)
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	req, err := m.MarshalTraces(td)
+	require.NoError(t, err)
+	require.Greater(t, heavyWeight(t, req), int64(1<<20))
+	require.NoError(t, b.Ingest(context.Background(), req))
+	require.Greater(t, len(log.all()), 4, "pieces")
+	require.NoError(t, b.Sync(context.Background()))
+	clk.Advance(cfg.Completion.MaxWait)
+	require.NoError(t, b.Sync(context.Background()))
+	clk.Advance(time.Second)
+	require.NoError(t, b.Sync(context.Background()))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, kept, "nothing kept at 50 %")
+	require.Less(t, len(kept), traces, "everything kept at 50 %")
+	for id, byspan := range kept {
+		assert.Len(t, byspan, spans, "trace %x kept whole", id)
+		var th string
+		for sid, states := range byspan {
+			require.Len(t, states, 1, "span %x of trace %x delivered once", sid, id)
+			if th == "" {
+				th = states[0]
+			}
+			assert.Equal(t, th, states[0], "one threshold for the whole trace %x", id)
+		}
+		assert.Contains(t, th, "ot=th:8", "50 %: th 8")
+	}
 }
