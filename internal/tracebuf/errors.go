@@ -85,6 +85,12 @@ func (e *TooLargeError) Error() string {
 		msg = fmt.Sprintf("tailsift: %d spans each need more bytes of queue with their resource and scope (the heaviest %d) than buffer.max_queued_bytes (%d) holds in all; "+
 			"raise buffer.max_queued_bytes or send smaller spans", e.Spans, e.Weight, e.Max)
 	}
+	switch {
+	case e.Invalid == 1:
+		msg += "; 1 span with bad IDs refused"
+	case e.Invalid > 1:
+		msg += fmt.Sprintf("; %d spans with bad IDs refused", e.Invalid)
+	}
 	if e.Taken > 0 {
 		msg += fmt.Sprintf(" (the other %d spans of the request were taken in)", e.Taken)
 	}

@@ -128,7 +128,9 @@ func (p *tailsiftProcessor) Capabilities() consumer.Capabilities {
 // size limits, which the processor cannot see; a batch processor can merge
 // requests) is taken in by the buffer as pieces within it, as the tailsift
 // receiver's requests are (tracebuf's split.go): refusing it would lose its
-// traces, since the client cannot resend it in a form that fits.
+// traces, since the client cannot resend it in a form that fits. With a
+// cluster, the processor cuts it before the node (pieces.go), so that what
+// the node forwards fits the owner's queue.
 func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	var m ptrace.ProtoMarshaler
 	buf, err := m.MarshalTraces(td)
@@ -138,12 +140,12 @@ func (p *tailsiftProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces)
 	return pipelineError(p.ingestEncoded(ctx, buf))
 }
 
-// ingestEncoded hands an encoded batch to the cluster node, or to the
-// buffer without one.
+// ingestEncoded hands an encoded batch to the cluster node (in pieces
+// when it weighs more than the whole queue: pieces.go), or to the buffer
+// without one.
 func (p *tailsiftProcessor) ingestEncoded(ctx context.Context, buf []byte) error {
 	if p.node != nil {
-		_, err := p.node.Ingest(ctx, buf, nil)
-		return err
+		return p.ingestNode(ctx, buf)
 	}
 	return p.buf.Ingest(ctx, buf)
 }

@@ -398,7 +398,14 @@ func (r *tailsiftReceiver) ingest(ctx context.Context, obs *receiverhelper.ObsRe
 	var err error
 	if r.node != nil {
 		ictx, cancel := context.WithTimeout(ctx, wait)
-		spans, err = r.node.Ingest(ictx, req, free)
+		if _, _, control, _ := cluster.SplitControl(req); control {
+			// Another gateway's: its control belongs to all of it.
+			spans, err = r.node.Ingest(ictx, req, free)
+		} else {
+			// A request heavier than the queue is cut before the node,
+			// so that what it forwards fits the owner's queue.
+			spans, err = r.buf.IngestVia(ictx, req, free, r.node.Ingest)
+		}
 		cancel()
 	} else {
 		// The buffer arms the timer only when it has to wait for room.
