@@ -16,6 +16,36 @@ type Recovery struct {
 	Undecided [][16]byte
 	// Decided are the traces with a decision.
 	Decided []Decided
+	// s is the store whose hold on eviction by retention Replayed ends;
+	// nil in the empty Recovery of a later Claim.
+	s *Store
+}
+
+// needsReplay reports whether a component reads traces of r back from the
+// store: undecided ones, or kept and not delivered.
+func (r *Recovery) needsReplay() bool {
+	if len(r.Undecided) > 0 {
+		return true
+	}
+	for i := range r.Decided {
+		if d := &r.Decided[i]; d.Decision.Keep && !d.Delivered {
+			return true
+		}
+	}
+	return false
+}
+
+// Replayed says that the component that claimed r has read its traces
+// back from the store: segments past the retention may go from now on
+// (the writer's next tick). Until then, from Open, at most a retention
+// (a minute at least), none goes for its age, so that a start after a
+// downtime longer than the retention still finds the spans of the
+// traces that were undecided. Safe to call more than once, and on a nil
+// or empty Recovery.
+func (r *Recovery) Replayed() {
+	if r != nil && r.s != nil {
+		r.s.hold.Store(0)
+	}
 }
 
 // Decided is a trace's last decision, and whether its delivery was
@@ -62,6 +92,7 @@ func (s *Store) ReleaseRecovery() (undecided, decided int) {
 	}
 	r := s.recovery
 	s.recovery = nil
+	s.hold.Store(0) // nothing will read it back
 	if r == nil {
 		return 0, 0
 	}

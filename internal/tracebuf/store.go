@@ -34,8 +34,11 @@ type storeHook struct {
 	// in the store already.
 	replaying atomic.Bool
 	replay    [][16]byte
-	rescue    *rescuer
-	detach    func() // from the extension's keepers
+	// recovery is what the store held at the last stop, claimed here;
+	// Replay says when it has read it back (store.Recovery.Replayed).
+	recovery *store.Recovery
+	rescue   *rescuer
+	detach   func() // from the extension's keepers
 	// emit is the next consumer. Its callers record the delivery: a shard
 	// once the call returned nil (send, sendWire), the senders of stored
 	// traces in chunks (sendStored) once the last chunk went.
@@ -60,7 +63,7 @@ func (b *Buffer) AttachStore(st *store.Store) {
 		s.due.rescuable = true // a late ERROR span keeps a dropped trace from the store
 	}
 	rec := st.Claim()
-	h.replay = rec.Undecided
+	h.replay, h.recovery = rec.Undecided, rec
 	// The kept traces not delivered are remembered last: the kept cache
 	// holds the newest entries, and theirs must be there when Replay
 	// sends their spans again. Remembered in the store's order, many
@@ -93,7 +96,11 @@ func (b *Buffer) AttachStore(st *store.Store) {
 // took in. Call it after Start, before anything else is ingested.
 func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	h := b.store
-	if h == nil || len(h.replay) == 0 {
+	if h == nil {
+		return 0, nil
+	}
+	if len(h.replay) == 0 {
+		h.recovery.Replayed()
 		return 0, nil
 	}
 	h.replaying.Store(true)
@@ -111,6 +118,8 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, fmt.Errorf("replay stored spans: %w", err)
 	}
+	// Read back: the store's segments past the retention may go now.
+	h.recovery.Replayed()
 	return total, nil
 }
 
