@@ -32,15 +32,20 @@ func downtimeImage(t *testing.T, clk *clocktest.Fake, modify func(*Options)) str
 
 // TestRetentionHeldUntilReplayed: a store opened after more than its
 // retention of downtime keeps the segments past it until the component
-// that claimed the recovery has read it back (Recovery.Replayed), or
-// until nothing claimed it (ReleaseRecovery); they went at Open. max_bytes
-// is enforced all the same.
+// that claimed the recovery has read it back and the traces it took in
+// had the time to be decided (Recovery.Replayed), or until nothing
+// claimed it (ReleaseRecovery); they went at Open. max_bytes is enforced
+// all the same.
 func TestRetentionHeldUntilReplayed(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		end  func(*Store)
 	}{
-		{"replayed", func(s *Store) { s.Claim().Replayed() }},
+		{"replayed", func(s *Store) { s.Claim().Replayed(0) }},
+		{"replayed, decided within 5m", func(s *Store) {
+			s.Claim().Replayed(5 * time.Minute)
+			s.opts.Clock.(*clocktest.Fake).Advance(5*time.Minute + time.Second)
+		}},
 		{"released", func(s *Store) { s.ReleaseRecovery() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

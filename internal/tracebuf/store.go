@@ -100,7 +100,7 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	if len(h.replay) == 0 {
-		h.recovery.Replayed()
+		h.recovery.Replayed(0)
 		return 0, nil
 	}
 	h.replaying.Store(true)
@@ -118,8 +118,10 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, fmt.Errorf("replay stored spans: %w", err)
 	}
-	// Read back: the store's segments past the retention may go now.
-	h.recovery.Replayed()
+	// Read back. The store holds the segments past the retention until
+	// the traces taken in are decided and handed on: they are not
+	// recorded again, and their spans are on disk only there.
+	h.recovery.Replayed(b.cfg.Completion.MaxWait + b.cfg.Output.BatchTimeout)
 	return total, nil
 }
 
