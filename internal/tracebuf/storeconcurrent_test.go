@@ -1,0 +1,85 @@
+package tracebuf
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tailsift/tailsift/internal/clock/clocktest"
+)
+
+// TestLateSpanDuringRetroKeepSurvivesCrash: a retroactive keep (POST
+// .../keep) of a dropped trace sets the trace kept for the shards before
+// it hands the stored spans on, so that later spans follow it. A late
+// span of the trace that comes while the keep's call is under way (the
+// next consumer slow, or refusing and retried) goes out through its
+// shard's output batch, and the shard's delivery record, begun after
+// every stored span of the trace was recorded, covered the stored spans
+// the keep had not handed on yet: a kill -9 then, and the restart read the
+// trace as delivered and sent nothing of it again.
+func TestLateSpanDuringRetroKeepSurvivesCrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	out := newChanSink()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	emit := func(ctx context.Context, td ptrace.Traces) error {
+		for _, s := range spanStates(td) {
+			if strings.Contains(s, "tailsift=retro") && len(spanStates(td)) > 1 && held.CompareAndSwap(false, true) {
+				close(entered) // the keep's call: held until the "kill"
+				<-release
+				break
+			}
+		}
+		return out.emit(ctx, td)
+	}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, emit, clk)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	dropTraces(t, b, clk, 5)
+	require.NoError(t, st.Sync(ctx))
+
+	kept := make(chan error, 1)
+	go func() {
+		_, err := b.KeepStored(ctx, tid(5))
+		kept <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the keep did not hand the trace on")
+	}
+	// A late span of the trace, while the keep's call is under way.
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{5}, 3, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second) // output batch
+	require.NoError(t, b.Sync(ctx))
+	assert.Equal(t, map[uint64]string{3: "tailsift=retro"}, spanStates(out.next(t)), "the late span follows the keep")
+	require.NoError(t, st.Sync(ctx))
+	image := crashCopy(t, dir) // kill -9 now, the keep's call not returned
+	close(release)
+	require.NoError(t, <-kept)
+
+	st2 := openTestStore(t, image)
+	tr, err := st2.TraceInfo(tid(5))
+	require.NoError(t, err)
+	assert.False(t, tr.Delivered, "the keep's spans were not handed on")
+	_, _, b2 := rigOn(t, st2, 100)
+	n, err := b2.Replay(ctx)
+	require.NoError(t, err)
+	t.Logf("spans sent again after the restart: %d of 3", n)
+	assert.Equal(t, 3, n, "the stored spans go again, the late span too")
+}
