@@ -49,6 +49,9 @@ type storeHook struct {
 	// extents holds each shard's recently dropped traces; only shard i
 	// touches extents[i].
 	extents []droppedExtents
+	// sends are the traces whose stored spans a keep or a rescue hands
+	// on: the shards do not record them delivered meanwhile.
+	sends storedSends
 }
 
 // AttachStore makes b record to st and resume from what st held at Open
@@ -285,12 +288,14 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
 	}
 	d := h.beginStored(ctx)
+	h.sends.begin(id) // before the shards follow the keep
 	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
 	// Retried while the caller waits, as the shards retry, until the
 	// shutdown begins.
 	ctx, cancel := b.untilClosing(ctx)
 	defer cancel()
 	n, err := b.sendStored(ctx, id, retro.marker(), RetroactiveRule, store.SpanSet{})
+	h.sends.end(id, err == nil)
 	if err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
@@ -327,6 +332,9 @@ type outDelivery struct {
 	// delivery covered the second, and a kill -9 before it went lost it
 	// (TestLateSpansCutInTwoSurviveCrash).
 	waiting [][16]byte
+	// sends are the traces a keep or a rescue is handing on from the
+	// store: left out too (storedSends).
+	sends *storedSends
 }
 
 // beginDelivery begins the delivery of the requests cut from the shard's
@@ -339,7 +347,7 @@ func (s *shard) beginDelivery() *outDelivery {
 	if h == nil {
 		return nil
 	}
-	od := &outDelivery{st: h.st, d: h.st.BeginDelivery()}
+	od := &outDelivery{st: h.st, d: h.st.BeginDelivery(), sends: &h.sends}
 	if o := &s.out; o.open.spans > 0 {
 		b := &s.outScan
 		b.Reset()
@@ -356,7 +364,8 @@ func (s *shard) beginDelivery() *outDelivery {
 }
 
 // record records the delivery of the traces ids (sorted), but those
-// waiting in the open request.
+// waiting in the open request, and those whose stored spans a keep or a
+// rescue is handing on.
 func (od *outDelivery) record(ids [][16]byte) {
 	if od == nil {
 		return
@@ -370,7 +379,7 @@ func (od *outDelivery) record(ids [][16]byte) {
 		}
 		ids = kept
 	}
-	if len(ids) > 0 {
+	if ids = od.sends.without(ids); len(ids) > 0 {
 		od.st.AppendDelivered(od.d, ids)
 	}
 }
