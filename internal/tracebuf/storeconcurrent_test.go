@@ -2,6 +2,7 @@ package tracebuf
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailsift/tailsift/internal/clock/clocktest"
@@ -82,4 +84,36 @@ func TestLateSpanDuringRetroKeepSurvivesCrash(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("spans sent again after the restart: %d of 3", n)
 	assert.Equal(t, 3, n, "the stored spans go again, the late span too")
+}
+
+// TestLateSpanAfterFailedRetroKeep: a retroactive keep whose sending
+// failed (a permanent refusal) is recorded kept and not delivered, and may
+// be asked again. A late span of the trace then followed the keep out
+// through its shard, whose delivery record marked the whole trace
+// delivered: the keep asked again was refused (ErrNotDropped), and the
+// stored spans were never handed on, without any crash.
+func TestLateSpanAfterFailedRetroKeep(t *testing.T) {
+	ctx := context.Background()
+	st, sink, clk, b := droppedInStore(t, 9)
+	require.NoError(t, st.Sync(ctx))
+	sink.fail = func(_ context.Context, n int32) error {
+		if n == 1 {
+			return consumererror.NewPermanent(errors.New("refused"))
+		}
+		return nil
+	}
+	_, err := b.KeepStored(ctx, tid(9))
+	require.Error(t, err, "the keep's call refused")
+
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{9}, 3, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second) // output batch
+	require.NoError(t, b.Sync(ctx))
+	require.Equal(t, 1, sink.count(tid(9)), "the late span follows the keep")
+	require.NoError(t, st.Sync(ctx))
+
+	_, err = b.KeepStored(ctx, tid(9))
+	require.NoError(t, err, "the keep asked again")
+	t.Logf("spans of the trace handed on: %d of 3 (the late span twice)", sink.count(tid(9)))
+	assert.Equal(t, 4, sink.count(tid(9)), "the stored spans go, the late span again")
 }
