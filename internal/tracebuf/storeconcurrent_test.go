@@ -117,3 +117,57 @@ func TestLateSpanAfterFailedRetroKeep(t *testing.T) {
 	t.Logf("spans of the trace handed on: %d of 3 (the late span twice)", sink.count(tid(9)))
 	assert.Equal(t, 4, sink.count(tid(9)), "the stored spans go, the late span again")
 }
+
+// TestLateSpanDuringRescueSurvivesCrash is
+// TestLateSpanDuringRetroKeepSurvivesCrash for a rescue: a late ERROR span
+// keeps a dropped trace from the store, and a later span of it follows the
+// rescue out through its shard while the rescuer's call is under way.
+func TestLateSpanDuringRescueSurvivesCrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	out := newChanSink()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	emit := func(ctx context.Context, td ptrace.Traces) error {
+		if states := spanStates(td); len(states) > 1 && states[1] == "tailsift=rescue" && held.CompareAndSwap(false, true) {
+			close(entered) // the rescuer's call: held until the "kill"
+			<-release
+		}
+		return out.emit(ctx, td)
+	}
+	clk := clocktest.NewFake(time.Unix(0, 0))
+	b := storeBuffer(t, st, emit, clk)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	dropTraces(t, b, clk, 5)
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{5}, 3, ptrace.StatusCodeError)))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rescue did not hand the trace on")
+	}
+	require.NoError(t, b.Ingest(ctx, encode(t, []uint64{5}, 4, ptrace.StatusCodeUnset)))
+	require.NoError(t, b.Sync(ctx))
+	clk.Advance(time.Second) // output batch
+	require.NoError(t, b.Sync(ctx))
+	assert.Equal(t, map[uint64]string{4: "tailsift=rescue"}, spanStates(out.next(t)), "the late span follows the rescue")
+	require.NoError(t, st.Sync(ctx))
+	image := crashCopy(t, dir) // kill -9 now, the rescuer's call not returned
+	close(release)
+
+	st2 := openTestStore(t, image)
+	tr, err := st2.TraceInfo(tid(5))
+	require.NoError(t, err)
+	assert.False(t, tr.Delivered, "the rescue's spans were not handed on")
+	_, _, b2 := rigOn(t, st2, 100)
+	n, err := b2.Replay(ctx)
+	require.NoError(t, err)
+	t.Logf("spans sent again after the restart: %d of 4", n)
+	assert.Equal(t, 4, n, "the stored spans go again, the late spans too")
+}
