@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -105,4 +106,48 @@ func TestSpansAfterMarkModulo(t *testing.T) {
 			assert.Equal(t, !tc.after, e.flags&flagDelivered != 0)
 		})
 	}
+}
+
+// TestDeliveryMarkAcrossRestart: sequences go on from the highest one
+// recovered, also after a crash that cut the last block, so that a
+// delivery's mark in the new run is not older than the spans records of
+// the run before. (A sequence that started again lower, as it does on a
+// directory whose every segment was evicted, where nothing is left to
+// compare with, could only err toward not delivered: the index holds the
+// newest spans record in the order of the files, and a delivery's mark
+// and the late span it must not cover are of one run.)
+func TestDeliveryMarkAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	for n := range 20 {
+		req, ids := request(t, []int{n}, 2, 16)
+		require.True(t, s.AppendSpans(ids, req))
+		require.NoError(t, s.Sync(ctx))
+	}
+	require.NoError(t, s.Close())
+	written := s.w.seq
+	require.Equal(t, uint64(20), written)
+
+	// A kill -9 during the next block's write: a torn block after the 20.
+	crashed := crashImage(t, dir)
+	seg := filepath.Join(crashed, segName(1))
+	data, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(seg, append(data, data[:blockHeader+10]...), 0o640))
+	r := openStore(t, crashed, nil)
+	// Trace 3 kept; its delivery begins, a late span of it comes.
+	require.True(t, r.AppendDecision(traceID(3), Decision{Keep: true, Policy: "p", Reason: "quiet"}))
+	d := r.BeginDelivery()
+	late, lateIDs := request(t, []int{3}, 1, 16)
+	require.True(t, r.AppendSpans(lateIDs, late))
+	require.True(t, r.AppendDelivered(d, [][16]byte{traceID(3)}))
+	require.NoError(t, r.Sync(ctx))
+	require.NoError(t, r.Close())
+	assert.Equal(t, written+3, r.w.seq, "the sequence goes on from the highest recovered")
+	r = openStore(t, crashed, nil)
+	tr, err := r.TraceInfo(traceID(3))
+	require.NoError(t, err)
+	assert.False(t, tr.Delivered, "the late span of the second run is not delivered")
+	require.NoError(t, r.Close())
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // Recovery is what the store held at Open for a component to resume from.
@@ -16,6 +17,45 @@ type Recovery struct {
 	Undecided [][16]byte
 	// Decided are the traces with a decision.
 	Decided []Decided
+	// s is the store whose hold on eviction by retention Replayed ends;
+	// nil in the empty Recovery of a later Claim.
+	s *Store
+}
+
+// needsReplay reports whether a component reads traces of r back from the
+// store: undecided ones, or kept and not delivered.
+func (r *Recovery) needsReplay() bool {
+	if len(r.Undecided) > 0 {
+		return true
+	}
+	for i := range r.Decided {
+		if d := &r.Decided[i]; d.Decision.Keep && !d.Delivered {
+			return true
+		}
+	}
+	return false
+}
+
+// Replayed says that the component that claimed r has read its traces
+// back from the store, and that they wait at most wait for their
+// decisions (and deliveries): segments past the retention may go once
+// that time is over (the writer's next tick). The traces taken in again
+// are not recorded a second time: until they are decided, their spans are
+// on disk only in the segments they came from, and a kill -9 after those
+// went lost them (TestCrashAfterReplayAfterLongDowntime). From Open until
+// then, none goes for its age, so that a start after a downtime longer
+// than the retention still finds the spans of the traces that were
+// undecided; a retention at most (a minute at least) from either. Safe
+// to call more than once, and on a nil or empty Recovery.
+func (r *Recovery) Replayed(wait time.Duration) {
+	if r == nil || r.s == nil {
+		return
+	}
+	if wait <= 0 {
+		r.s.hold.Store(0)
+		return
+	}
+	r.s.hold.Store(r.s.now() + min(int64(wait), holdFor(r.s.opts.Retention)))
 }
 
 // Decided is a trace's last decision, and whether its delivery was
@@ -62,6 +102,7 @@ func (s *Store) ReleaseRecovery() (undecided, decided int) {
 	}
 	r := s.recovery
 	s.recovery = nil
+	s.hold.Store(0) // nothing will read it back
 	if r == nil {
 		return 0, 0
 	}

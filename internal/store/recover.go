@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -70,9 +71,29 @@ func (s *Store) recover() error {
 		return err
 	}
 	s.recovery = s.snapshot()
+	s.recovery.s = s
 	s.stats.Traces.Store(int64(s.idx.len()))
+	if s.recovery.needsReplay() {
+		s.hold.Store(s.now() + holdFor(s.opts.Retention))
+	}
 	s.enforce()
 	return nil
+}
+
+// holdFor bounds the hold on eviction by retention at Open: a
+// component that claimed the recovery and never said it read it back
+// (Recovery.Replayed) holds the old segments no longer than this.
+func holdFor(retention time.Duration) int64 { return int64(max(retention, time.Minute)) }
+
+// retentionHeld reports whether eviction by retention waits at now: the
+// recovery's traces are not read back yet. A start after more than the
+// retention of downtime evicted every segment but the newest at Open,
+// before the components read their undecided traces back, and their
+// spans were lost (TestStartAfterLongDowntimeReplaysEverything). max_bytes
+// is enforced all the same.
+func (s *Store) retentionHeld(now int64) bool {
+	h := s.hold.Load()
+	return h != 0 && now < h
 }
 
 // requestIDs sets the IDs of a spans record written without them: the

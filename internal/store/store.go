@@ -81,9 +81,13 @@ type Store struct {
 	w        writer
 	recovery *Recovery
 	claimed  atomic.Bool
-	stop     chan struct{}
-	done     chan struct{}
-	close    sync.Once
+	// hold, while not 0, is when the hold on eviction by retention ends
+	// (unix ns): from Open until the recovery's traces were read back
+	// (Recovery.Replayed, ReleaseRecovery), at most a retention (holdFor).
+	hold  atomic.Int64
+	stop  chan struct{}
+	done  chan struct{}
+	close sync.Once
 }
 
 // item is one record waiting for the writer.

@@ -375,7 +375,7 @@ func (s *Store) enforce() {
 	now := s.now()
 	s.dateNoLaterThan(now)
 	cutoff := now - int64(s.opts.Retention)
-	for len(s.segs) > 1 && s.segs[0].maxTime < cutoff {
+	for len(s.segs) > 1 && s.segs[0].maxTime < cutoff && !s.retentionHeld(now) {
 		s.evictOldest("retention")
 	}
 	for s.stats.DiskBytes.Load() > s.opts.MaxBytes && s.evictOldest("max_bytes") {
@@ -404,7 +404,7 @@ func (s *Store) dateNoLaterThan(now int64) {
 // calls it: at Open, the newest segment recovered stays, whatever its age,
 // for the components to take their traces back.)
 func (s *Store) retireWritten() {
-	if len(s.segs) != 1 || s.w.seg == nil {
+	if len(s.segs) != 1 || s.w.seg == nil || s.retentionHeld(s.now()) {
 		return
 	}
 	if last := s.segs[0]; last.size == 0 || last.maxTime >= s.now()-int64(s.opts.Retention) {

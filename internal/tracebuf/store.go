@@ -34,8 +34,11 @@ type storeHook struct {
 	// in the store already.
 	replaying atomic.Bool
 	replay    [][16]byte
-	rescue    *rescuer
-	detach    func() // from the extension's keepers
+	// recovery is what the store held at the last stop, claimed here;
+	// Replay says when it has read it back (store.Recovery.Replayed).
+	recovery *store.Recovery
+	rescue   *rescuer
+	detach   func() // from the extension's keepers
 	// emit is the next consumer. Its callers record the delivery: a shard
 	// once the call returned nil (send, sendWire), the senders of stored
 	// traces in chunks (sendStored) once the last chunk went.
@@ -46,6 +49,9 @@ type storeHook struct {
 	// extents holds each shard's recently dropped traces; only shard i
 	// touches extents[i].
 	extents []droppedExtents
+	// sends are the traces whose stored spans a keep or a rescue hands
+	// on: the shards do not record them delivered meanwhile.
+	sends storedSends
 }
 
 // AttachStore makes b record to st and resume from what st held at Open
@@ -60,7 +66,7 @@ func (b *Buffer) AttachStore(st *store.Store) {
 		s.due.rescuable = true // a late ERROR span keeps a dropped trace from the store
 	}
 	rec := st.Claim()
-	h.replay = rec.Undecided
+	h.replay, h.recovery = rec.Undecided, rec
 	// The kept traces not delivered are remembered last: the kept cache
 	// holds the newest entries, and theirs must be there when Replay
 	// sends their spans again. Remembered in the store's order, many
@@ -93,7 +99,11 @@ func (b *Buffer) AttachStore(st *store.Store) {
 // took in. Call it after Start, before anything else is ingested.
 func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	h := b.store
-	if h == nil || len(h.replay) == 0 {
+	if h == nil {
+		return 0, nil
+	}
+	if len(h.replay) == 0 {
+		h.recovery.Replayed(0)
 		return 0, nil
 	}
 	h.replaying.Store(true)
@@ -111,6 +121,10 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, fmt.Errorf("replay stored spans: %w", err)
 	}
+	// Read back. The store holds the segments past the retention until
+	// the traces taken in are decided and handed on: they are not
+	// recorded again, and their spans are on disk only there.
+	h.recovery.Replayed(b.cfg.Completion.MaxWait + b.cfg.Output.BatchTimeout)
 	return total, nil
 }
 
@@ -274,12 +288,14 @@ func (b *Buffer) KeepStored(ctx context.Context, id [16]byte) (int, error) {
 		h.st.AppendDecision(id, store.Decision{Keep: true, Policy: RetroactiveRule, Reason: RetroactiveRule})
 	}
 	d := h.beginStored(ctx)
+	h.sends.begin(id) // before the shards follow the keep
 	b.kept.Set(hashID(&id), keptValue{check: idCheck(&id), mark: retro})
 	// Retried while the caller waits, as the shards retry, until the
 	// shutdown begins.
 	ctx, cancel := b.untilClosing(ctx)
 	defer cancel()
 	n, err := b.sendStored(ctx, id, retro.marker(), RetroactiveRule, store.SpanSet{})
+	h.sends.end(id, err == nil)
 	if err != nil {
 		return 0, fmt.Errorf("send kept trace: %w", err)
 	}
@@ -316,6 +332,9 @@ type outDelivery struct {
 	// delivery covered the second, and a kill -9 before it went lost it
 	// (TestLateSpansCutInTwoSurviveCrash).
 	waiting [][16]byte
+	// sends are the traces a keep or a rescue is handing on from the
+	// store: left out too (storedSends).
+	sends *storedSends
 }
 
 // beginDelivery begins the delivery of the requests cut from the shard's
@@ -328,7 +347,7 @@ func (s *shard) beginDelivery() *outDelivery {
 	if h == nil {
 		return nil
 	}
-	od := &outDelivery{st: h.st, d: h.st.BeginDelivery()}
+	od := &outDelivery{st: h.st, d: h.st.BeginDelivery(), sends: &h.sends}
 	if o := &s.out; o.open.spans > 0 {
 		b := &s.outScan
 		b.Reset()
@@ -345,7 +364,8 @@ func (s *shard) beginDelivery() *outDelivery {
 }
 
 // record records the delivery of the traces ids (sorted), but those
-// waiting in the open request.
+// waiting in the open request, and those whose stored spans a keep or a
+// rescue is handing on.
 func (od *outDelivery) record(ids [][16]byte) {
 	if od == nil {
 		return
@@ -359,7 +379,7 @@ func (od *outDelivery) record(ids [][16]byte) {
 		}
 		ids = kept
 	}
-	if len(ids) > 0 {
+	if ids = od.sends.without(ids); len(ids) > 0 {
 		od.st.AppendDelivered(od.d, ids)
 	}
 }

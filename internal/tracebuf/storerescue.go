@@ -348,6 +348,7 @@ func (r *rescuer) redecide(ctx context.Context, l lateReq, sum *sampling.Trace) 
 		defer cancel()
 	}
 	b.store.st.AppendDecision(l.id, store.Decision{Keep: true, Threshold: d.Threshold.Unsigned(), Policy: d.Policy, Reason: ReasonLateSpan})
+	b.store.sends.begin(l.id) // before the shards follow the keep; deliver ends it
 	if !r.final {
 		b.kept.Set(hashID(&l.id), keptValue{check: idCheck(&l.id), mark: rescued})
 	}
@@ -368,6 +369,7 @@ func (r *rescuer) deliver(ctx context.Context, u *unsentRescue) error {
 			r.unsent = append(r.unsent, u)
 			return nil
 		}
+		b.store.sends.end(u.id, false)
 		b.set.Observer.ExportFailed(r.unsentSpans(u))
 		return fmt.Errorf("send rescued trace: %w", err)
 	}
@@ -381,7 +383,11 @@ func (r *rescuer) deliver(ctx context.Context, u *unsentRescue) error {
 		_ = b.inShard(sctx, b.shardOf(&u.id), func(_ context.Context, s *shard) { s.decided.rememberKept(u.id, h, u.mark) })
 		cancel()
 	}
-	return r.catchUp(ctx, u)
+	// Until what the store got in between went too, the shards leave the
+	// trace out of their delivery records.
+	err := r.catchUp(ctx, u)
+	b.store.sends.end(u.id, err == nil)
+	return err
 }
 
 // send sends the stored spans of u not in u.sent, then its late span if it
