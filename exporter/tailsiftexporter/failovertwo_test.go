@@ -23,9 +23,12 @@ func TestFailedOverTwiceCountsOnce(t *testing.T) {
 	h.send(40)
 	h.check()
 	bi, ci := h.ring.Index(b), h.ring.Index(c)
-	viaC := 0 // spans of b's traces whose next member after b is c
+	viaC, downs := 0, 0 // spans of b's traces whose next member after b is c; of b's and c's
 	for _, rs := range h.gw.Snapshot() {
 		hash := ring.Hash(rs[0].TraceID)
+		if o := h.ring.Owner(hash); o == bi || o == ci {
+			downs++
+		}
 		if h.ring.Owner(hash) == bi && h.ring.Next(hash, func(i int) bool { return i == bi }) == ci {
 			viaC++
 		}
@@ -36,8 +39,10 @@ func TestFailedOverTwiceCountsOnce(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // nothing more is sent: a count that still moves shows here
 	sent := h.membersSent(nil)
 	routed := h.metric("otelcol_exporter_tailsift_spans_routed")
-	t.Logf("spans sent %d, of b's by way of c %d; sent_spans over the members %d; spans_routed %d",
-		total, viaC, sent, routed)
+	rerouted := h.metric("otelcol_exporter_tailsift_spans_rerouted")
+	t.Logf("spans sent %d, of b's by way of c %d; sent_spans over the members %d; spans_routed %d; spans_rerouted %d of %d",
+		total, viaC, sent, routed, rerouted, downs)
 	assert.Equal(t, total, sent, "sent_spans over the members counts each span once")
 	assert.Equal(t, total, routed, "spans_routed counts each span once")
+	assert.Equal(t, int64(downs), rerouted, "every span of b and c re-routed, once")
 }
