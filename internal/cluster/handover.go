@@ -35,13 +35,18 @@ func (n *Node) HandOver(ctx context.Context) {
 	defer cancel()
 	start := n.clock.Now()
 	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
-	// A draining gateway learns no new decision of others' traces: each
-	// sweep sends only those not yet where they go (TestDrainDecisionsAfterChange),
+	// A draining gateway learns no new decision of others' traces but
+	// those of the traces its handovers gave back to be decided here
+	// (givenBack): each sweep sends only those not yet where they go
+	// (TestDrainDecisionsAfterChange) and those of traces given back,
 	// none when every one went and the set is the same. Decisions given
 	// back here, or that a relay kept, are sent again, all of them.
 	draining := n.draining.Load()
 	if n.decisionsBack.Swap(false) || !draining {
 		n.handed = nil
+	}
+	if !draining {
+		n.givenBack = nil
 	}
 	if draining && n.handed == nil {
 		n.handed = make([]*routing, n.buf.Shards())
@@ -240,6 +245,20 @@ func countTraces(buf []byte) (traces, spans int) {
 	return len(slices.Compact(ids)), len(b.Spans)
 }
 
+// traceHashes returns the ring hashes of the traces of buf, an encoded
+// TracesData, with repeats.
+func traceHashes(buf []byte) []uint64 {
+	var b wire.Batch
+	if wire.Scan(buf, &b) != nil {
+		return nil
+	}
+	out := make([]uint64, len(b.Spans))
+	for i := range b.Spans {
+		out[i] = ring.Hash(b.Spans[i].TraceID)
+	}
+	return out
+}
+
 // giveBack returns traces (an encoded TracesData of n traces) that could
 // not be handed over to the buffer: to be decided here (local, counted so),
 // or taken out again for the owners of a new member set.
@@ -247,6 +266,16 @@ func (h *handover) giveBack(traces []byte, n int, local bool) {
 	if local {
 		h.local += n
 		h.n.obs.DecidedLocally(context.Background(), n)
+		if h.n.draining.Load() {
+			// Decided here after this sweep: their decisions go at the
+			// next ones.
+			if h.n.givenBack == nil {
+				h.n.givenBack = map[uint64]struct{}{}
+			}
+			for _, hash := range traceHashes(traces) {
+				h.n.givenBack[hash] = struct{}{}
+			}
+		}
 	}
 	// Not bounded by the handover's ctx: these traces are not lost. They
 	// were counted (RED) when this gateway first took them in.

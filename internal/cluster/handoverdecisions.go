@@ -66,9 +66,13 @@ func (rt *routing) settled(gen uint64) bool {
 }
 
 // notAt keeps of d the decisions that prev did not put where next sends
-// them: those that did not go, and those whose member changed.
-func notAt(d *Decisions, prev, next *routing) {
+// them: those that did not go, those whose member changed, and those of
+// the traces in fresh (made since prev: prev did not send them).
+func notAt(d *Decisions, prev, next *routing, fresh map[uint64]struct{}) {
 	moved := func(h uint64) bool {
+		if _, ok := fresh[h]; ok {
+			return true
+		}
 		was := prev.at(h)
 		return was == "" || was != next.at(h)
 	}
@@ -78,12 +82,14 @@ func notAt(d *Decisions, prev, next *routing) {
 
 // decisions hands shard sh's foreign decisions to their owners. After
 // prev, where this shard's decisions went at a draining gateway's last
-// handover, only those not where they go now are sent; nothing is listed
-// when none can be (a draining gateway learns no new decision of others'
-// traces). It returns where the decisions are, and false when the
-// handover must stop (time or budget used up).
+// handover, only those not where they go now are sent, and those of the
+// traces given back to be decided here since (givenBack); nothing is
+// listed when none can be (a draining gateway learns no other new
+// decision of others' traces). It returns where the decisions are, and
+// false when the handover must stop (time or budget used up).
 func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routing, bool) {
-	if prev != nil && prev.settled(h.gen) {
+	fresh := h.n.givenBack
+	if prev != nil && prev.settled(h.gen) && len(fresh) == 0 {
 		return prev, true
 	}
 	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
@@ -93,12 +99,21 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 	send := func(rt *routing, d *Decisions) bool {
 		_, ok := h.n.sendDecisions(ctx, rt, d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
 			h.decisionCount += p.Len()
+			for _, k := range p.Kept {
+				delete(fresh, ring.Hash(k.ID))
+			}
+			for _, hash := range p.Dropped {
+				delete(fresh, hash)
+			}
 		})
 		return ok
 	}
 	rt := h.n.newRouting(h.others, h.gen)
 	if prev != nil {
-		notAt(&d, prev, rt)
+		notAt(&d, prev, rt, fresh)
+		if d.Len() == 0 && prev.settled(h.gen) {
+			return prev, true // none of those traces decided yet
+		}
 	}
 	ok := send(rt, &d)
 	if ok && h.ringMoved() {
@@ -111,7 +126,7 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 			return rt, false
 		}
 		next := h.n.newRouting(h.others, h.gen)
-		notAt(&d, rt, next)
+		notAt(&d, rt, next, fresh)
 		rt, ok = next, send(next, &d)
 	}
 	return rt, ok

@@ -85,8 +85,13 @@ type Node struct {
 	// all are handed over again.
 	handed        []*routing
 	decisionsBack atomic.Bool
-	cancel        context.CancelFunc
-	done          chan struct{}
+	// givenBack holds the hashes of the traces a draining gateway's
+	// handovers gave back to be decided here (guarded by handoverMu):
+	// their decisions, made after a sweep, are handed over at the next
+	// ones (TestDrainSendsDecisionsMadeSinceLastSweep).
+	givenBack map[uint64]struct{}
+	cancel    context.CancelFunc
+	done      chan struct{}
 	// fleet shares the budget with the other members; nil unless
 	// cluster::budget is shared. budgetDone closes when its loop ends.
 	fleet      *fleetBudget
