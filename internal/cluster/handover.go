@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -34,7 +35,7 @@ func (n *Node) HandOver(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Handover.Timeout)
 	defer cancel()
 	start := n.clock.Now()
-	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
+	h := &handover{n: n, all: v.all, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
 	// A draining gateway learns no new decision of others' traces but
 	// those of the traces its handovers gave back to be decided here
 	// (givenBack): each sweep sends only those not yet where they go
@@ -80,6 +81,7 @@ func (n *Node) HandOver(ctx context.Context) {
 // handover is one HandOver's progress.
 type handover struct {
 	n      *Node
+	all    *ring.Ring // every member, this gateway included: others' view's
 	others *ring.Ring
 	gen    uint64    // others' view.gen
 	budget int64     // bytes left under max_bytes
@@ -120,7 +122,7 @@ func (h *handover) ringMoved() bool {
 		h.tooMany = true
 		return false
 	}
-	h.others, h.gen = v.others, v.gen
+	h.all, h.others, h.gen = v.all, v.others, v.gen
 	h.moves++
 	return true
 }
@@ -152,7 +154,17 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			// gateway owns now would go to one of them, while their
 			// later spans come here (TestHandOverChangeWhilePaced).
 			var t, s int
-			if chunk, t, s = h.keepOwn(chunk); chunk == nil {
+			if chunk, t, s = h.keep(chunk, h.n.Owns); chunk == nil {
+				continue
+			}
+			traces, spans = traces-t, spans-s
+		}
+		cur := h.n.view.Load()
+		if slices.ContainsFunc(cur.others.Members(), h.n.router.Down) {
+			// The traces of a member killed before the set drops it
+			// whose late spans end here stay here (nextup.go).
+			var t, s int
+			if chunk, t, s = h.keep(chunk, h.n.endsHere(cur)); chunk == nil {
 				continue
 			}
 			traces, spans = traces-t, spans-s
@@ -160,13 +172,23 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
 		// take is given back (decided here, or taken out again when the
-		// member set changed), not left in a queue that retries it.
-		left := h.n.router.RouteNow(ctx, chunk, h.n.handOver)
+		// member set changed), not left in a queue that retries it. The
+		// traces of a member found down go where their late spans end.
+		left := h.n.router.RouteNowVia(ctx, chunk, h.n.handOver, h.n.nextUpOf(cur))
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
 		moved := len(left) > 0 && h.ringMoved()
 		bytes := len(chunk)
 		for _, l := range left {
+			if errors.Is(l.Err, router.ErrNoNextUp) {
+				// A member found down whose traces' late spans end here
+				// (nextup.go): they stay, to be decided here whole.
+				t, s := countTraces(l.Data)
+				h.budget += int64(len(l.Data)) // not moved
+				h.giveBack(l.Data, t, false)
+				traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
+				continue
+			}
 			switch {
 			case moved:
 				h.n.logger.Info("Traces not handed over to a member that left; handing them to their new owners",
@@ -216,11 +238,12 @@ func (h *handover) setChanged(v *view) bool {
 	return h.n.view.Load() != v
 }
 
-// keepOwn gives the traces of chunk this gateway owns back to the buffer,
-// to be decided here whole, and returns the rest (nil when nothing is
-// left) and the traces and spans it kept.
-func (h *handover) keepOwn(chunk []byte) (rest []byte, traces, spans int) {
-	own, other, ownSpans, _, err := router.Partition(chunk, h.n.Owns)
+// keep gives the traces of chunk that stay here (this gateway owns them,
+// or their late spans come here) back to the buffer, to be decided here
+// whole, and returns the rest (nil when nothing is left) and the traces
+// and spans it kept.
+func (h *handover) keep(chunk []byte, here func(uint64) bool) (rest []byte, traces, spans int) {
+	own, other, ownSpans, _, err := router.Partition(chunk, here)
 	if err != nil || own == nil {
 		return chunk, 0, 0
 	}

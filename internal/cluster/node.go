@@ -342,7 +342,7 @@ func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) erro
 		queue := func(ctx context.Context, member string, data []byte) error {
 			return n.router.Send(ctx, member, data, 0)
 		}
-		refused, _ := n.sendDecisions(ctx, n.newRouting(v.others, v.gen), d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
+		refused, _ := n.sendDecisions(ctx, n.newRouting(v.all, v.others, v.gen), d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
 		if refused.Len() == 0 {
 			return nil
 		}
