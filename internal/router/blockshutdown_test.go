@@ -59,6 +59,6 @@ func TestShutdownBlockOnOverflowAllDown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("Shutdown did not return in 10 s with a 300 ms deadline; Route calls returned %d of 20", len(routed))
 		giveUp()
-		<-done
+		t.Logf("Shutdown returned once the Route calls gave up: %v", <-done)
 	}
 }
