@@ -37,17 +37,22 @@ func (n *Node) HandOver(ctx context.Context) {
 	start := n.clock.Now()
 	h := &handover{n: n, all: v.all, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
 	// A draining gateway learns no new decision of others' traces but
-	// those of the traces its handovers gave back to be decided here
-	// (givenBack): each sweep sends only those not yet where they go
-	// (TestDrainDecisionsAfterChange) and those of traces given back,
-	// none when every one went and the set is the same. Decisions given
-	// back here, or that a relay kept, are sent again, all of them.
+	// those of the traces its handovers gave back to be decided here, and
+	// those that come back (the router's Fallback, a relay refused): each
+	// sweep sends only those not yet where they go
+	// (TestDrainDecisionsAfterChange) and those (givenBack), none when
+	// every one went and the set is the same.
 	draining := n.draining.Load()
-	if n.decisionsBack.Swap(false) || !draining {
-		n.handed = nil
-	}
+	back := n.takeCameBack()
 	if !draining {
-		n.givenBack = nil
+		n.handed, n.givenBack = nil, nil // every decision is listed
+	} else if len(back) > 0 {
+		if n.givenBack == nil {
+			n.givenBack = make(map[uint64]struct{}, len(back))
+		}
+		for _, hash := range back {
+			n.givenBack[hash] = struct{}{}
+		}
 	}
 	if draining && n.handed == nil {
 		n.handed = make([]*routing, n.buf.Shards())

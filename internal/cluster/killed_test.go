@@ -181,7 +181,10 @@ func decisionsSettled(n *Node) bool {
 	n.handoverMu.Lock()
 	defer n.handoverMu.Unlock()
 	v := n.view.Load()
-	if n.handed == nil || n.decisionsBack.Load() {
+	n.backMu.Lock()
+	back := len(n.back)
+	n.backMu.Unlock()
+	if n.handed == nil || back > 0 || len(n.givenBack) > 0 {
 		return false
 	}
 	for _, rt := range n.handed {
