@@ -92,10 +92,12 @@ func (rt *routing) at(h uint64) string {
 	}
 }
 
-// settled reports whether every decision went under rt, and the member set
-// is still rt's (gen).
-func (rt *routing) settled(gen uint64) bool {
-	return rt.gen == gen && !rt.nowhere && !slices.Contains(rt.refused, true)
+// settled reports whether every decision went under rt, the member set is
+// still rt's (gen), and now's members down are rt's (a member killed, or
+// back up, since: its decisions go elsewhere; TestDrainDecisionsAfterMemberKilled).
+func (rt *routing) settled(gen uint64, now *routing) bool {
+	return rt.gen == gen && !rt.nowhere && !slices.Contains(rt.refused, true) &&
+		(now == nil || slices.Equal(rt.down, now.down))
 }
 
 // notAt keeps of d the decisions that prev did not put where next sends
@@ -122,7 +124,8 @@ func notAt(d *Decisions, prev, next *routing, fresh map[uint64]struct{}) {
 // false when the handover must stop (time or budget used up).
 func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routing, bool) {
 	fresh := h.n.givenBack
-	if prev != nil && prev.settled(h.gen) && len(fresh) == 0 {
+	rt := h.n.newRouting(h.all, h.others, h.gen)
+	if prev != nil && prev.settled(h.gen, rt) && len(fresh) == 0 {
 		return prev, true
 	}
 	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
@@ -141,10 +144,9 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 		})
 		return ok
 	}
-	rt := h.n.newRouting(h.all, h.others, h.gen)
 	if prev != nil {
 		notAt(&d, prev, rt, fresh)
-		if d.Len() == 0 && prev.settled(h.gen) {
+		if d.Len() == 0 && prev.settled(h.gen, rt) {
 			return prev, true // none of those traces decided yet
 		}
 	}

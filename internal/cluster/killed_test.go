@@ -188,7 +188,7 @@ func decisionsSettled(n *Node) bool {
 		return false
 	}
 	for _, rt := range n.handed {
-		if rt == nil || !rt.settled(v.gen) {
+		if rt == nil || !rt.settled(v.gen, nil) {
 			return false
 		}
 	}
