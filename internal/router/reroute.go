@@ -105,7 +105,8 @@ func (r *Router) sendDirect(ctx context.Context, st *state, parts []part, t *tar
 				queue = append(queue, p)
 				continue
 			}
-			putBuffer(p.data)
+			// p.data is not put back in the pool: a send that failed
+			// may leave gRPC holding it a while.
 			parts = append(parts, more...)
 		}
 		if len(parts) == 0 {
