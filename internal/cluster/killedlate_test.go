@@ -72,22 +72,34 @@ func TestHandOverToKilledMemberLateSpans(t *testing.T) {
 		name   string
 		drain  bool
 		others int // gateways up besides g
+		killed int // b, and more
 	}{
-		{"ring change", false, 1},
-		{"ring change, 4 gateways", false, 2},
-		{"drain", true, 1},
-		{"drain, 4 gateways", true, 2},
+		{"ring change", false, 1, 1},
+		{"ring change, 4 gateways", false, 2, 1},
+		{"drain", true, 1, 1},
+		{"drain, 4 gateways", true, 2, 1},
+		{"ring change, 5 gateways, 2 killed", false, 2, 2},
+		{"drain, 5 gateways, 2 killed", true, 2, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gs, gAddr, _ := listenNode(t)
-			_, bAddr, bSrv := listenNode(t)
-			members := []string{gAddr, bAddr}
+			members := []string{gAddr}
+			var dead []*grpc.Server
+			killed := map[string]bool{}
+			for range tc.killed {
+				_, addr, srv := listenNode(t)
+				dead = append(dead, srv)
+				killed[addr] = true
+				members = append(members, addr)
+			}
 			srvs := []*nodeServer{}
+			var up []string
 			for range tc.others {
 				s, addr, _ := listenNode(t)
 				srvs = append(srvs, s)
-				members = append(members, addr)
+				up = append(up, addr)
 			}
+			members = append(members, up...)
 			var w routertest.Workload
 			td := w.Batch(80, 2)
 			gBuf := newTraceBuffer(t, td)
@@ -99,32 +111,34 @@ func TestHandOverToKilledMemberLateSpans(t *testing.T) {
 			nodes := map[string]*Node{gAddr: g}
 			bufs := map[string]*fakeBuffer{gAddr: &gBuf.fakeBuffer}
 			for i, s := range srvs {
-				addr := members[2+i]
+				addr := up[i]
 				bufs[addr] = &fakeBuffer{}
 				cfg.Self = addr
 				nodes[addr], _ = runNode(t, cfg, bufs[addr], nil)
 				s.node.Store(nodes[addr])
 			}
-			bSrv.Stop() // killed; DNS still lists it
+			for _, srv := range dead {
+				srv.Stop() // killed; DNS still lists it
+			}
 			if tc.drain {
 				g.BeginDrain()
 			}
 
 			all := ring.New(members)
-			bi := all.Index(bAddr)
-			var ofB [][16]byte
+			isDead := func(i int) bool { return killed[all.Members()[i]] }
+			var ofB [][16]byte // of the killed members
 			for id := range gBuf.held() {
-				if all.Owner(ring.Hash(id)) == bi {
+				if isDead(all.Owner(ring.Hash(id))) {
 					ofB = append(ofB, id)
 				}
 			}
-			require.NotEmpty(t, ofB, "b owns some traces")
+			require.NotEmpty(t, ofB, "the killed members own some traces")
 			g.HandOver(context.Background())
 
 			// The agents' failover: each late span to the next member up.
 			notViaG := 0
 			for _, id := range ofB {
-				next := all.Members()[all.Next(ring.Hash(id), func(i int) bool { return i == bi })]
+				next := all.Members()[all.Next(ring.Hash(id), isDead)]
 				if next != gAddr {
 					notViaG++
 				}
@@ -168,7 +182,7 @@ func TestHandOverToKilledMemberLateSpans(t *testing.T) {
 					split++
 				}
 			}
-			t.Logf("b's traces %d, of which the agents send the late spans to another gateway than g %d; split %d", len(ofB), notViaG, split)
+			t.Logf("the killed members' traces %d, of which the agents send the late spans to another gateway than g %d; split %d", len(ofB), notViaG, split)
 		})
 	}
 }
