@@ -140,7 +140,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			return false
 		}
 		v := h.n.view.Load() // the set the chunk is taken under
-		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.n.chunk()), h.budget)))
+		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.stays(v), int(min(int64(h.n.chunk()), h.budget)))
 		if err != nil {
 			return false
 		}
@@ -232,6 +232,19 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		}
 	}
 	return true
+}
+
+// stays is the predicate of the traces that stay here under v: those this
+// gateway owns and, when a member is down, those of its traces whose late
+// spans end here (nextup.go), which the handover does not take out (it
+// took them out again chunk after chunk, until handover.timeout:
+// TestHandOverKilledMemberTracesThatStayHere).
+func (h *handover) stays(v *view) func(uint64) bool {
+	if !slices.ContainsFunc(v.others.Members(), h.n.router.Down) {
+		return h.n.Owns
+	}
+	here := h.n.endsHere(v)
+	return func(hash uint64) bool { return h.n.Owns(hash) || here(hash) }
 }
 
 // setChanged reports whether the view is another than v: a member set
