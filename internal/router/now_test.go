@@ -137,9 +137,23 @@ func TestRouteNowFailsOverADeadMember(t *testing.T) {
 // where next says, not to the next member up in hash order, and those
 // next sends to no member are left with ErrNoNextUp, the rest sent.
 func TestRouteNowViaChoosesNextUp(t *testing.T) {
+	for _, known := range []bool{false, true} {
+		name := "found down by its send"
+		if known {
+			name = "down already"
+		}
+		t.Run(name, func(t *testing.T) { testRouteNowVia(t, known) })
+	}
+}
+
+func testRouteNowVia(t *testing.T, known bool) {
 	gws, addrs := routertest.StartGateways(t, "127.0.0.73", "127.0.0.74", "127.0.0.75")
 	gws.Stop(addrs[1])
 	r := newRouterObserved(t, addrs, new(counts), func(*Settings) {})
+	if known {
+		require.Error(t, r.SendNow(context.Background(), addrs[1], nil))
+		require.True(t, r.Down(addrs[1]))
+	}
 	var w routertest.Workload
 	buf := encodeTraces(t, w.Batch(60, 2))
 	rg := ring.New(addrs)
@@ -173,7 +187,7 @@ func TestRouteNowViaChoosesNextUp(t *testing.T) {
 	left := r.RouteNowVia(context.Background(), buf, nil, next)
 	leftSpans := 0
 	for _, l := range left {
-		require.ErrorIs(t, l.Err, ErrNoNextUp)
+		require.ErrorIs(t, l.Err, ErrNoNextUp, "left for another reason: %d bytes", len(l.Data))
 		var lb wire.Batch
 		require.NoError(t, wire.Scan(l.Data, &lb))
 		for _, sp := range lb.Spans {
