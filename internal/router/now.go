@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -98,13 +99,30 @@ func (r *Router) RouteNowVia(ctx context.Context, buf, prefix []byte, next NextU
 			return i
 		}
 	}
+	// apart leaves the traces next sends to no member (ErrNoNextUp) and
+	// returns the rest of data, nil when nothing is left.
+	var nowhere []Left
+	apart := func(data []byte, member string) []byte {
+		none, rest, _, _, err := Partition(data, func(h uint64) bool { return pick(h) < 0 })
+		if err != nil || none == nil {
+			return data
+		}
+		nowhere = append(nowhere, Left{Member: member, Data: none, Err: ErrNoNextUp})
+		return rest
+	}
+	if pick != nil && slices.ContainsFunc(st.members, func(m *member) bool { return m.down.Load() }) {
+		// A member down already: its traces next sends nowhere are
+		// left, not the whole of buf for want of a member.
+		if buf = apart(buf, ""); buf == nil {
+			return nowhere
+		}
+	}
 	left, err := r.routeNow(ctx, st, buf, prefix, pick)
 	if err != nil {
-		return []Left{{Data: buf, Err: err}}
+		return append(nowhere, Left{Data: buf, Err: err})
 	}
 	// Each round fails over the parts of members its sends found down;
 	// one not found down ends it, so at most one round per member.
-	var nowhere []Left
 	for range st.members {
 		var again, down []Left
 		for _, l := range left {
@@ -120,13 +138,8 @@ func (r *Router) RouteNowVia(ctx context.Context, buf, prefix []byte, next NextU
 		for _, l := range down {
 			data := l.Data
 			if pick != nil {
-				// The traces next sends to no member are left apart.
-				none, rest, _, _, err := Partition(data, func(h uint64) bool { return pick(h) < 0 })
-				if err == nil && none != nil {
-					nowhere = append(nowhere, Left{Member: l.Member, Data: none, Err: ErrNoNextUp})
-					if data = rest; data == nil {
-						continue
-					}
+				if data = apart(data, l.Member); data == nil {
+					continue
 				}
 			}
 			more, err := r.routeNow(ctx, st, data, prefix, pick)
