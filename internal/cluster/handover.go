@@ -165,20 +165,13 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			traces, spans = traces-t, spans-s
 		}
 		cur := h.n.view.Load()
-		if slices.ContainsFunc(cur.others.Members(), h.n.router.Down) {
-			// The traces of a member killed before the set drops it
-			// whose late spans end here stay here (nextup.go).
-			var t, s int
-			if chunk, t, s = h.keep(chunk, h.n.endsHere(cur)); chunk == nil {
-				continue
-			}
-			traces, spans = traces-t, spans-s
-		}
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
 		// take is given back (decided here, or taken out again when the
 		// member set changed), not left in a queue that retries it. The
-		// traces of a member found down go where their late spans end.
+		// traces of a member found down go where their late spans end;
+		// those whose late spans end here are left (ErrNoNextUp), and
+		// stay (nextup.go).
 		left := h.n.router.RouteNowVia(ctx, chunk, h.n.handOver, h.n.nextUpOf(cur))
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
