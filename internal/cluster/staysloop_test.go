@@ -78,10 +78,10 @@ func assertKilledWhole(t *testing.T, td ptrace.Traces, self string, all *ring.Ri
 	for id, at := range where(td, buf, a, b) {
 		h := ring.Hash(id)
 		want := a.addr
-		switch owner := all.Members()[all.Owner(h)]; {
-		case owner == self:
+		switch all.Members()[all.Owner(h)] {
+		case self:
 			want = "here"
-		case owner == b.addr:
+		case b.addr:
 			want = lateSpansAt(all, self, a.addr, b.addr, false, h)
 		}
 		if len(at) != 1 || at[want] != 2 {
