@@ -173,20 +173,27 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		// those whose late spans end here are left (ErrNoNextUp), and
 		// stay (nextup.go).
 		left := h.n.router.RouteNowVia(ctx, chunk, h.n.handOver, h.n.nextUpOf(cur))
+		// Those of a member found down whose late spans end here
+		// (nextup.go) stay, to be decided here whole: not handed over,
+		// and not decided here for want of a member, unless no other
+		// member is up (the next chunks would fail the same way).
+		allDown, stayed := !h.anyUp(cur), 0
+		left = slices.DeleteFunc(left, func(l router.Left) bool {
+			if !errors.Is(l.Err, router.ErrNoNextUp) || allDown {
+				return false
+			}
+			t, s := countTraces(l.Data)
+			h.budget += int64(len(l.Data)) // not moved
+			h.giveBack(l.Data, t, false)
+			traces, spans, stayed = traces-t, spans-s, stayed+len(l.Data)
+			return true
+		})
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
 		moved := len(left) > 0 && h.ringMoved()
-		bytes := len(chunk)
+		sent := len(chunk) - stayed // what was routed
+		bytes := sent
 		for _, l := range left {
-			if errors.Is(l.Err, router.ErrNoNextUp) {
-				// A member found down whose traces' late spans end here
-				// (nextup.go): they stay, to be decided here whole.
-				t, s := countTraces(l.Data)
-				h.budget += int64(len(l.Data)) // not moved
-				h.giveBack(l.Data, t, false)
-				traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
-				continue
-			}
 			switch {
 			case moved:
 				h.n.logger.Info("Traces not handed over to a member that left; handing them to their new owners",
@@ -207,7 +214,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			// Not moved: taken out again, it is charged again. (The parts
 			// are framed anew, a little larger than their share of the
 			// chunk: no more than the chunk comes back.)
-			h.budget += int64(min(len(chunk)-bytes, len(chunk)))
+			h.budget += int64(min(sent-bytes, sent))
 		}
 		if traces > 0 {
 			h.traceCount += traces
@@ -228,16 +235,23 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 }
 
 // stays is the predicate of the traces that stay here under v: those this
-// gateway owns and, when a member is down, those of its traces whose late
-// spans end here (nextup.go), which the handover does not take out (it
-// took them out again chunk after chunk, until handover.timeout:
-// TestHandOverKilledMemberTracesThatStayHere).
+// gateway owns and, when a member is down and another is up, those of its
+// traces whose late spans end here (nextup.go), which the handover does
+// not take out (it took them out again chunk after chunk, until
+// handover.timeout: TestHandOverKilledMemberTracesThatStayHere). With no
+// other member up they are taken out, and given back, decided here for
+// want of a member, and the handover stops.
 func (h *handover) stays(v *view) func(uint64) bool {
-	if !slices.ContainsFunc(v.others.Members(), h.n.router.Down) {
+	if !slices.ContainsFunc(v.others.Members(), h.n.router.Down) || !h.anyUp(v) {
 		return h.n.Owns
 	}
 	here := h.n.endsHere(v)
 	return func(hash uint64) bool { return h.n.Owns(hash) || here(hash) }
+}
+
+// anyUp reports whether a member other than this gateway is up under v.
+func (h *handover) anyUp(v *view) bool {
+	return slices.ContainsFunc(v.others.Members(), func(m string) bool { return !h.n.router.Down(m) })
 }
 
 // setChanged reports whether the view is another than v: a member set

@@ -16,7 +16,7 @@ import (
 
 // nextUp returns the member (of all, this gateway self included) where
 // the spans of the trace at hash h end while its owner is down: self when
-// they end here. down reports whether another member is marked down (self
+// they end here (this gateway among them, no other member up included). down reports whether another member is marked down (self
 // never is). draining: this gateway passes on what is forwarded to it. A
 // trace whose owner is up goes to its owner; "" when no member is up.
 func nextUp(all *ring.Ring, self string, draining bool, h uint64, down func(member string) bool) string {
@@ -32,10 +32,16 @@ func nextUp(all *ring.Ring, self string, draining bool, h uint64, down func(memb
 		}
 		return members[i]
 	}
+	// Forwarded (or relayed) by this gateway's router to the next member
+	// up after it, or kept here when there is none.
+	fromHere := func(i int) string {
+		if m := at(all.Next(h, func(j int) bool { return j == i || isDown(j) })); m != "" {
+			return m
+		}
+		return self
+	}
 	if members[o] == self {
-		// Foreign only while this gateway drains: relayed, by this
-		// gateway's router, to the next member up after it.
-		return at(all.Next(h, func(i int) bool { return i == o || isDown(i) }))
+		return fromHere(o) // foreign only while this gateway drains
 	}
 	if !isDown(o) {
 		return members[o]
@@ -45,8 +51,7 @@ func nextUp(all *ring.Ring, self string, draining bool, h uint64, down func(memb
 		return ""
 	}
 	if members[first] == self {
-		// Forwarded by this gateway's router, to the next member up.
-		return at(all.Next(h, func(i int) bool { return i == first || isDown(i) }))
+		return fromHere(first)
 	}
 	// Forwarded by first to the next member up after the dead owner in
 	// its ring, which leaves first out; first keeps them when it has no
