@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -34,14 +35,24 @@ func (n *Node) HandOver(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Handover.Timeout)
 	defer cancel()
 	start := n.clock.Now()
-	h := &handover{n: n, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
-	// A draining gateway learns no new decision of others' traces: each
-	// sweep sends only those not yet where they go (TestDrainDecisionsAfterChange),
-	// none when every one went and the set is the same. Decisions given
-	// back here, or that a relay kept, are sent again, all of them.
+	h := &handover{n: n, all: v.all, others: v.others, gen: v.gen, budget: n.cfg.Handover.MaxBytes, next: start}
+	// A draining gateway learns no new decision of others' traces but
+	// those of the traces its handovers gave back to be decided here, and
+	// those that come back (the router's Fallback, a relay refused): each
+	// sweep sends only those not yet where they go
+	// (TestDrainDecisionsAfterChange) and those (givenBack), none when
+	// every one went and the set is the same.
 	draining := n.draining.Load()
-	if n.decisionsBack.Swap(false) || !draining {
-		n.handed = nil
+	back := n.takeCameBack()
+	if !draining {
+		n.handed, n.givenBack = nil, nil // every decision is listed
+	} else if len(back) > 0 {
+		if n.givenBack == nil {
+			n.givenBack = make(map[uint64]struct{}, len(back))
+		}
+		for _, hash := range back {
+			n.givenBack[hash] = struct{}{}
+		}
 	}
 	if draining && n.handed == nil {
 		n.handed = make([]*routing, n.buf.Shards())
@@ -75,6 +86,7 @@ func (n *Node) HandOver(ctx context.Context) {
 // handover is one HandOver's progress.
 type handover struct {
 	n      *Node
+	all    *ring.Ring // every member, this gateway included: others' view's
 	others *ring.Ring
 	gen    uint64    // others' view.gen
 	budget int64     // bytes left under max_bytes
@@ -115,7 +127,7 @@ func (h *handover) ringMoved() bool {
 		h.tooMany = true
 		return false
 	}
-	h.others, h.gen = v.others, v.gen
+	h.all, h.others, h.gen = v.all, v.others, v.gen
 	h.moves++
 	return true
 }
@@ -128,7 +140,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			return false
 		}
 		v := h.n.view.Load() // the set the chunk is taken under
-		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.n.Owns, int(min(int64(h.n.chunk()), h.budget)))
+		f, m, err := h.n.buf.TakeForeign(ctx, sh, h.stays(v), int(min(int64(h.n.chunk()), h.budget)))
 		if err != nil {
 			return false
 		}
@@ -147,20 +159,40 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			// gateway owns now would go to one of them, while their
 			// later spans come here (TestHandOverChangeWhilePaced).
 			var t, s int
-			if chunk, t, s = h.keepOwn(chunk); chunk == nil {
+			if chunk, t, s = h.keep(chunk, h.n.Owns); chunk == nil {
 				continue
 			}
 			traces, spans = traces-t, spans-s
 		}
+		cur := h.n.view.Load()
 		// Marked handed over: the owner does not count them again (RED).
 		// Each member's part waits for its answer: what a member did not
 		// take is given back (decided here, or taken out again when the
-		// member set changed), not left in a queue that retries it.
-		left := h.n.router.RouteNow(ctx, chunk, h.n.handOver)
+		// member set changed), not left in a queue that retries it. The
+		// traces of a member found down go where their late spans end;
+		// those whose late spans end here are left (ErrNoNextUp), and
+		// stay (nextup.go).
+		left := h.n.router.RouteNowVia(ctx, chunk, h.n.handOver, h.n.nextUpOf(cur))
+		// Those of a member found down whose late spans end here
+		// (nextup.go) stay, to be decided here whole: not handed over,
+		// and not decided here for want of a member, unless no other
+		// member is up (the next chunks would fail the same way).
+		allDown, stayed := !h.anyUp(cur), 0
+		left = slices.DeleteFunc(left, func(l router.Left) bool {
+			if !errors.Is(l.Err, router.ErrNoNextUp) || allDown {
+				return false
+			}
+			t, s := countTraces(l.Data)
+			h.budget += int64(len(l.Data)) // not moved
+			h.giveBack(l.Data, t, false)
+			traces, spans, stayed = traces-t, spans-s, stayed+len(l.Data)
+			return true
+		})
 		// A member that left the set meanwhile: what it did not take is
 		// taken out again with the next chunks, for the new owners.
 		moved := len(left) > 0 && h.ringMoved()
-		bytes := len(chunk)
+		sent := len(chunk) - stayed // what was routed
+		bytes := sent
 		for _, l := range left {
 			switch {
 			case moved:
@@ -182,7 +214,7 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 			// Not moved: taken out again, it is charged again. (The parts
 			// are framed anew, a little larger than their share of the
 			// chunk: no more than the chunk comes back.)
-			h.budget += int64(min(len(chunk)-bytes, len(chunk)))
+			h.budget += int64(min(sent-bytes, sent))
 		}
 		if traces > 0 {
 			h.traceCount += traces
@@ -202,6 +234,26 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 	return true
 }
 
+// stays is the predicate of the traces that stay here under v: those this
+// gateway owns and, when a member is down and another is up, those of its
+// traces whose late spans end here (nextup.go), which the handover does
+// not take out (it took them out again chunk after chunk, until
+// handover.timeout: TestHandOverKilledMemberTracesThatStayHere). With no
+// other member up they are taken out, and given back, decided here for
+// want of a member, and the handover stops.
+func (h *handover) stays(v *view) func(uint64) bool {
+	if !slices.ContainsFunc(v.others.Members(), h.n.router.Down) || !h.anyUp(v) {
+		return h.n.Owns
+	}
+	here := h.n.endsHere(v)
+	return func(hash uint64) bool { return h.n.Owns(hash) || here(hash) }
+}
+
+// anyUp reports whether a member other than this gateway is up under v.
+func (h *handover) anyUp(v *view) bool {
+	return slices.ContainsFunc(v.others.Members(), func(m string) bool { return !h.n.router.Down(m) })
+}
+
 // setChanged reports whether the view is another than v: a member set
 // applied (setMu waits for one being applied, whose router has changed
 // before its view), or the drain begun.
@@ -211,11 +263,12 @@ func (h *handover) setChanged(v *view) bool {
 	return h.n.view.Load() != v
 }
 
-// keepOwn gives the traces of chunk this gateway owns back to the buffer,
-// to be decided here whole, and returns the rest (nil when nothing is
-// left) and the traces and spans it kept.
-func (h *handover) keepOwn(chunk []byte) (rest []byte, traces, spans int) {
-	own, other, ownSpans, _, err := router.Partition(chunk, h.n.Owns)
+// keep gives the traces of chunk that stay here (this gateway owns them,
+// or their late spans come here) back to the buffer, to be decided here
+// whole, and returns the rest (nil when nothing is left) and the traces
+// and spans it kept.
+func (h *handover) keep(chunk []byte, here func(uint64) bool) (rest []byte, traces, spans int) {
+	own, other, ownSpans, _, err := router.Partition(chunk, here)
 	if err != nil || own == nil {
 		return chunk, 0, 0
 	}
@@ -240,6 +293,20 @@ func countTraces(buf []byte) (traces, spans int) {
 	return len(slices.Compact(ids)), len(b.Spans)
 }
 
+// traceHashes returns the ring hashes of the traces of buf, an encoded
+// TracesData, with repeats.
+func traceHashes(buf []byte) []uint64 {
+	var b wire.Batch
+	if wire.Scan(buf, &b) != nil {
+		return nil
+	}
+	out := make([]uint64, len(b.Spans))
+	for i := range b.Spans {
+		out[i] = ring.Hash(b.Spans[i].TraceID)
+	}
+	return out
+}
+
 // giveBack returns traces (an encoded TracesData of n traces) that could
 // not be handed over to the buffer: to be decided here (local, counted so),
 // or taken out again for the owners of a new member set.
@@ -247,6 +314,16 @@ func (h *handover) giveBack(traces []byte, n int, local bool) {
 	if local {
 		h.local += n
 		h.n.obs.DecidedLocally(context.Background(), n)
+		if h.n.draining.Load() {
+			// Decided here after this sweep: their decisions go at the
+			// next ones.
+			if h.n.givenBack == nil {
+				h.n.givenBack = map[uint64]struct{}{}
+			}
+			for _, hash := range traceHashes(traces) {
+				h.n.givenBack[hash] = struct{}{}
+			}
+		}
 	}
 	// Not bounded by the handover's ctx: these traces are not lost. They
 	// were counted (RED) when this gateway first took them in.

@@ -25,6 +25,11 @@ import (
 type routing struct {
 	ring *ring.Ring
 	gen  uint64 // the view's gen of ring
+	// all is every member, self (this gateway) included, for nextUp;
+	// draining, whether this gateway drained when rt was made.
+	all      *ring.Ring
+	self     string
+	draining bool
 	// down and refused are by member index: a member found down (the next
 	// member up takes its decisions), and one that refused a send for
 	// another reason (its decisions did not go, or not all).
@@ -33,42 +38,76 @@ type routing struct {
 	nowhere bool
 }
 
-// newRouting returns the routing over others (of the view's gen), the
+// newRouting returns the routing over v's other members (others and gen,
+// v's or those of a view a handover took since, whose all is all), the
 // members the router has down already skipped.
-func (n *Node) newRouting(others *ring.Ring, gen uint64) *routing {
-	rt := &routing{ring: others, gen: gen, down: make([]bool, others.Len()), refused: make([]bool, others.Len())}
+func (n *Node) newRouting(all, others *ring.Ring, gen uint64) *routing {
+	rt := &routing{
+		ring: others, gen: gen, down: make([]bool, others.Len()), refused: make([]bool, others.Len()),
+		all: all, self: n.cfg.Self, draining: n.draining.Load(),
+	}
 	for i, m := range others.Members() {
 		rt.down[i] = n.router.Down(m)
 	}
 	return rt
 }
 
+// here is target's answer for a decision that stays at this gateway: its
+// owner is down and its trace's late spans come here (nextUp).
+const here = -2
+
 // target is the index of the member the decision of the trace at hash h
-// goes to, -1 when no member is up.
+// goes to: its owner, or, when the owner is down, the member where the
+// trace's late spans end (nextUp); here for this gateway, -1 when no
+// member is up.
 func (rt *routing) target(h uint64) int {
-	return rt.ring.Next(h, func(i int) bool { return rt.down[i] })
+	if rt.all == nil {
+		return rt.ring.Next(h, func(i int) bool { return rt.down[i] })
+	}
+	m := nextUp(rt.all, rt.self, rt.draining, h, func(m string) bool {
+		i := rt.ring.Index(m)
+		return i >= 0 && rt.down[i]
+	})
+	if m == rt.self {
+		return here
+	}
+	i := rt.ring.Index(m)
+	if i >= 0 && rt.down[i] {
+		return -1
+	}
+	return i
 }
 
 // at is where the decision of the trace at h is once sent under rt: the
-// member that took it, "" when it did not go.
+// member that took it (this gateway when it stays here), "" when it did
+// not go.
 func (rt *routing) at(h uint64) string {
-	i := rt.target(h)
-	if i < 0 || rt.refused[i] {
+	switch i := rt.target(h); {
+	case i == here:
+		return rt.self
+	case i < 0 || rt.refused[i]:
 		return ""
+	default:
+		return rt.ring.Members()[i]
 	}
-	return rt.ring.Members()[i]
 }
 
-// settled reports whether every decision went under rt, and the member set
-// is still rt's (gen).
-func (rt *routing) settled(gen uint64) bool {
-	return rt.gen == gen && !rt.nowhere && !slices.Contains(rt.refused, true)
+// settled reports whether every decision went under rt, the member set is
+// still rt's (gen), and now's members down are rt's (a member killed, or
+// back up, since: its decisions go elsewhere; TestDrainDecisionsAfterMemberKilled).
+func (rt *routing) settled(gen uint64, now *routing) bool {
+	return rt.gen == gen && !rt.nowhere && !slices.Contains(rt.refused, true) &&
+		(now == nil || slices.Equal(rt.down, now.down))
 }
 
 // notAt keeps of d the decisions that prev did not put where next sends
-// them: those that did not go, and those whose member changed.
-func notAt(d *Decisions, prev, next *routing) {
+// them: those that did not go, those whose member changed, and those of
+// the traces in fresh (made since prev: prev did not send them).
+func notAt(d *Decisions, prev, next *routing, fresh map[uint64]struct{}) {
 	moved := func(h uint64) bool {
+		if _, ok := fresh[h]; ok {
+			return true
+		}
 		was := prev.at(h)
 		return was == "" || was != next.at(h)
 	}
@@ -78,12 +117,15 @@ func notAt(d *Decisions, prev, next *routing) {
 
 // decisions hands shard sh's foreign decisions to their owners. After
 // prev, where this shard's decisions went at a draining gateway's last
-// handover, only those not where they go now are sent; nothing is listed
-// when none can be (a draining gateway learns no new decision of others'
-// traces). It returns where the decisions are, and false when the
-// handover must stop (time or budget used up).
+// handover, only those not where they go now are sent, and those of the
+// traces given back to be decided here since (givenBack); nothing is
+// listed when none can be (a draining gateway learns no other new
+// decision of others' traces). It returns where the decisions are, and
+// false when the handover must stop (time or budget used up).
 func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routing, bool) {
-	if prev != nil && prev.settled(h.gen) {
+	fresh := h.n.givenBack
+	rt := h.n.newRouting(h.all, h.others, h.gen)
+	if prev != nil && prev.settled(h.gen, rt) && len(fresh) == 0 {
 		return prev, true
 	}
 	d, err := h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns)
@@ -93,12 +135,20 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 	send := func(rt *routing, d *Decisions) bool {
 		_, ok := h.n.sendDecisions(ctx, rt, d, Control{Forwarded: true}, h.n.router.SendNow, h.pace, func(p *Decisions) {
 			h.decisionCount += p.Len()
+			for _, k := range p.Kept {
+				delete(fresh, ring.Hash(k.ID))
+			}
+			for _, hash := range p.Dropped {
+				delete(fresh, hash)
+			}
 		})
 		return ok
 	}
-	rt := h.n.newRouting(h.others, h.gen)
 	if prev != nil {
-		notAt(&d, prev, rt)
+		notAt(&d, prev, rt, fresh)
+		if d.Len() == 0 && prev.settled(h.gen, rt) {
+			return prev, true // none of those traces decided yet
+		}
 	}
 	ok := send(rt, &d)
 	if ok && h.ringMoved() {
@@ -110,8 +160,8 @@ func (h *handover) decisions(ctx context.Context, sh int, prev *routing) (*routi
 		if d, err = h.n.buf.ForeignDecisions(ctx, sh, h.n.Owns); err != nil {
 			return rt, false
 		}
-		next := h.n.newRouting(h.others, h.gen)
-		notAt(&d, rt, next)
+		next := h.n.newRouting(h.all, h.others, h.gen)
+		notAt(&d, rt, next, fresh)
 		rt, ok = next, send(next, &d)
 	}
 	return rt, ok
@@ -138,8 +188,12 @@ func (n *Node) sendDecisions(ctx context.Context, rt *routing, d *Decisions, ctl
 	pace func(ctx context.Context, bytes int) bool, sent func(*Decisions),
 ) (refused Decisions, ok bool) {
 	byMember := make(map[int]*Decisions)
+	var kept Decisions // those that stay here: remembered here already
 	at := func(hash uint64) *Decisions {
 		o := rt.target(hash)
+		if o == here {
+			return &kept
+		}
 		if o < 0 {
 			rt.nowhere = true
 			return &refused

@@ -80,13 +80,21 @@ type Node struct {
 
 	handoverMu sync.Mutex // one handover at a time
 	// handed is, per shard, where a draining gateway's handovers put its
-	// decisions (guarded by handoverMu). decisionsBack: decisions came back
-	// to be remembered here (the router's Fallback, a relay refused), and
-	// all are handed over again.
-	handed        []*routing
-	decisionsBack atomic.Bool
-	cancel        context.CancelFunc
-	done          chan struct{}
+	// decisions (guarded by handoverMu).
+	handed []*routing
+	// givenBack holds the hashes of the traces a draining gateway's
+	// handovers gave back to be decided here, and of the decisions that
+	// came back to be remembered here (guarded by handoverMu): their
+	// decisions are handed over at the next sweeps
+	// (TestDrainSendsDecisionsMadeSinceLastSweep,
+	// TestDrainResendsOnlyDecisionsThatCameBack).
+	givenBack map[uint64]struct{}
+	// back holds the hashes of the decisions that came back (the router's
+	// Fallback, a relay refused) since the last handover took them.
+	backMu sync.Mutex
+	back   []uint64
+	cancel context.CancelFunc
+	done   chan struct{}
 	// fleet shares the budget with the other members; nil unless
 	// cluster::budget is shared. budgetDone closes when its loop ends.
 	fleet      *fleetBudget
@@ -166,7 +174,7 @@ func (n *Node) takeBack(ctx context.Context, data []byte) error {
 		if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
 			return fmt.Errorf("take back decisions: %w", err)
 		}
-		n.decisionsBack.Store(true)
+		n.cameBack(&c.Decisions)
 	}
 	if len(rest) == 0 {
 		return nil
@@ -337,14 +345,34 @@ func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) erro
 		queue := func(ctx context.Context, member string, data []byte) error {
 			return n.router.Send(ctx, member, data, 0)
 		}
-		refused, _ := n.sendDecisions(ctx, n.newRouting(v.others, v.gen), d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
+		refused, _ := n.sendDecisions(ctx, n.newRouting(v.all, v.others, v.gen), d, Control{Forwarded: true, Relayed: true}, queue, nil, nil)
 		if refused.Len() == 0 {
 			return nil
 		}
 		d = &refused
-		defer n.decisionsBack.Store(true) // to be handed over at the next sweep
+		defer n.cameBack(&refused) // to be handed over at the next sweep
 	}
 	return n.buf.IngestDecisions(ctx, d)
+}
+
+// cameBack notes decisions that came back to be remembered here: a
+// draining gateway's next sweep hands them over again, those only.
+func (n *Node) cameBack(d *Decisions) {
+	n.backMu.Lock()
+	defer n.backMu.Unlock()
+	for _, k := range d.Kept {
+		n.back = append(n.back, ring.Hash(k.ID))
+	}
+	n.back = append(n.back, d.Dropped...)
+}
+
+// takeCameBack returns the hashes cameBack noted, and forgets them.
+func (n *Node) takeCameBack() []uint64 {
+	n.backMu.Lock()
+	defer n.backMu.Unlock()
+	back := n.back
+	n.back = nil
+	return back
 }
 
 // loop runs a handover once the member set has not changed for

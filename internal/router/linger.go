@@ -68,7 +68,7 @@ type pending struct {
 // holds the minimum size. It fails when the queue refuses; req is then not
 // in the batch (the spans batched before it stay there, for a later flush),
 // and later requests are refused too until the queue takes the batch.
-func (m *member) add(ctx context.Context, req *request) error {
+func (m *member) add(ctx context.Context, req *request) (err error) {
 	lc := m.r.batch
 	if lc == nil {
 		return m.enqueue(ctx, req)
@@ -78,6 +78,8 @@ func (m *member) add(ctx context.Context, req *request) error {
 	if m.closed {
 		return errMemberClosed
 	}
+	ctx, done, closed := m.untilDrain(ctx)
+	defer func() { done(); err = closed(err) }()
 	if lc.max > 0 && req.spans > lc.max {
 		// Larger than a batch may be: in batches of its own. (Its size is
 		// within MaxRequestBytes already: route cut it so.)
@@ -218,6 +220,8 @@ func (m *member) flushIfOlder(ctx context.Context, now time.Time, old time.Durat
 	if m.closed {
 		return time.Time{}
 	}
+	ctx, done, _ := m.untilDrain(ctx)
+	defer done()
 	p := &m.pend
 	p.mu.Lock()
 	defer p.mu.Unlock()

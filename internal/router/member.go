@@ -62,9 +62,15 @@ type member struct {
 	// closing would wait behind shutdown's Lock, which waits for an
 	// enqueue blocked on a full queue that push empties).
 	leaving atomic.Bool
-	pend    pending
-	stop    chan struct{}
-	probes  sync.WaitGroup
+	// quit is cancelled as the member begins to drain: a request waiting
+	// for room in its queue (block_on_overflow) or for its result
+	// (wait_for_result) holds closing's read lock, which the drain waits
+	// for, and gives up then (untilDrain).
+	quit       context.Context //nolint:containedctx // a signal, not a request's context
+	cancelQuit context.CancelFunc
+	pend       pending
+	stop       chan struct{}
+	probes     sync.WaitGroup
 	// retry holds the requests push left to exporterhelper's retries
 	// (retrying.go): those a shutdown stops go to the other members.
 	retry retrying
@@ -86,6 +92,7 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 		logger: r.set.Logger.With(zap.String("member", addr)),
 		stop:   make(chan struct{}),
 	}
+	m.quit, m.cancelQuit = context.WithCancel(context.Background())
 	cc := r.cfg.GRPC
 	cc.Endpoint = addr
 	opts := []configgrpc.ToClientConnOption{
@@ -121,6 +128,7 @@ func (r *Router) newMember(ctx context.Context, addr string) (*member, error) {
 		err = m.helper.Start(ctx, r.host)
 	}
 	if err != nil {
+		m.cancelQuit()
 		return nil, errors.Join(fmt.Errorf("start member %s: %w", addr, err), conn.Close())
 	}
 	return m, nil
@@ -143,7 +151,9 @@ func (m *member) enqueue(ctx context.Context, r *request) error {
 	if m.closed {
 		return errMemberClosed
 	}
-	return m.queue(ctx, r)
+	ctx, done, closed := m.untilDrain(ctx)
+	defer done()
+	return closed(m.queue(ctx, r))
 }
 
 // push is the member's RequestConsumeFunc: send, fail over when the member is
@@ -392,6 +402,9 @@ func (m *member) shutdown(ctx context.Context) error {
 // deadline the connection is closed, so that what is left fails at once.
 // A second call does nothing.
 func (m *member) drain(ctx context.Context) error {
+	if m.cancelQuit != nil {
+		m.cancelQuit() // a request waiting under closing's read lock gives up
+	}
 	m.closing.Lock()
 	if m.closed {
 		m.closing.Unlock()

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -60,13 +62,64 @@ func (r *Router) SendNow(ctx context.Context, member string, data []byte) error 
 // for any other refusal: a gateway's handover decides it where it was
 // instead, or sends it to the owners of a new member set.
 func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
+	return r.RouteNowVia(ctx, buf, prefix, nil)
+}
+
+// ErrNoNextUp is the error of what RouteNowVia left because its NextUp
+// chose no member for it.
+var ErrNoNextUp = errors.New("its next member up is none of the members")
+
+// NextUp chooses the member a trace at hash h goes to when its owner is
+// down (down reports whether a member is marked down): a member's address,
+// or "" (or one not in the set) for none: its spans are then left, with
+// ErrNoNextUp.
+type NextUp func(h uint64, down func(member string) bool) string
+
+// RouteNowVia is RouteNow with next choosing where the traces of a member
+// found down go, rather than the next member up in hash order; nil is
+// RouteNow. A gateway's handover sends them where their late spans go,
+// which the agents send to the next member up in the ring of every
+// gateway, this one included, and which that member forwards on.
+func (r *Router) RouteNowVia(ctx context.Context, buf, prefix []byte, next NextUp) []Left {
 	st := r.state.Load()
 	if st == nil || st.ring.Len() == 0 {
 		return []Left{{Data: buf, Err: ErrNoMembers}}
 	}
-	left, err := r.routeNow(ctx, st, buf, prefix)
+	var pick func(h uint64) int
+	if next != nil {
+		down := func(member string) bool {
+			i := st.ring.Index(member)
+			return i >= 0 && st.down(i)
+		}
+		pick = func(h uint64) int {
+			i := st.ring.Index(next(h, down))
+			if i >= 0 && st.down(i) {
+				return -1
+			}
+			return i
+		}
+	}
+	// apart leaves the traces next sends to no member (ErrNoNextUp) and
+	// returns the rest of data, nil when nothing is left.
+	var nowhere []Left
+	apart := func(data []byte, member string) []byte {
+		none, rest, _, _, err := Partition(data, func(h uint64) bool { return pick(h) < 0 })
+		if err != nil || none == nil {
+			return data
+		}
+		nowhere = append(nowhere, Left{Member: member, Data: none, Err: ErrNoNextUp})
+		return rest
+	}
+	if pick != nil && slices.ContainsFunc(st.members, func(m *member) bool { return m.down.Load() }) {
+		// A member down already: its traces next sends nowhere are
+		// left, not the whole of buf for want of a member.
+		if buf = apart(buf, ""); buf == nil {
+			return nowhere
+		}
+	}
+	left, err := r.routeNow(ctx, st, buf, prefix, pick)
 	if err != nil {
-		return []Left{{Data: buf, Err: err}}
+		return append(nowhere, Left{Data: buf, Err: err})
 	}
 	// Each round fails over the parts of members its sends found down;
 	// one not found down ends it, so at most one round per member.
@@ -83,26 +136,32 @@ func (r *Router) RouteNow(ctx context.Context, buf, prefix []byte) []Left {
 			break
 		}
 		for _, l := range down {
-			more, err := r.routeNow(ctx, st, l.Data, prefix)
+			data := l.Data
+			if pick != nil {
+				if data = apart(data, l.Member); data == nil {
+					continue
+				}
+			}
+			more, err := r.routeNow(ctx, st, data, prefix, pick)
 			if err != nil {
 				// No other member up: l stays left, for its member's reason.
-				again = append(again, l)
+				again = append(again, Left{Member: l.Member, Data: data, Err: l.Err, member: l.member})
 				continue
 			}
 			again = append(again, more...)
 		}
 		left = again
 	}
-	return left
+	return append(left, nowhere...)
 }
 
-// routeNow splits buf over st's members up and sends each its part at
-// once, in parallel. It fails, sending nothing, when buf is malformed or
+// routeNow splits buf over st's members up (by next, when set, for the
+// traces of members down) and sends each its part at once, in parallel. It fails, sending nothing, when buf is malformed or
 // some span has no member up.
-func (r *Router) routeNow(ctx context.Context, st *state, buf, prefix []byte) ([]Left, error) {
+func (r *Router) routeNow(ctx context.Context, st *state, buf, prefix []byte, next func(uint64) int) ([]Left, error) {
 	s := r.splitters.Get().(*splitter)
 	s.maxBytes = r.cfg.MaxRequestBytes
-	parts, ok, err := s.split(buf, &targets{ring: st.ring, down: st.down, strict: true, prefix: prefix})
+	parts, ok, err := s.split(buf, &targets{ring: st.ring, down: st.down, strict: true, prefix: prefix, next: next})
 	s.batch.Reset() // do not keep buf reachable from the pool
 	r.splitters.Put(s)
 	switch {

@@ -132,3 +132,77 @@ func TestRouteNowFailsOverADeadMember(t *testing.T) {
 	assert.Equal(t, int64(120), obs.routed.Load(), "counted routed once")
 	assert.Equal(t, int64(toDead), obs.rerouted.Load(), "the dead member's spans counted re-routed")
 }
+
+// TestRouteNowViaChoosesNextUp: the traces of a member found down go
+// where next says, not to the next member up in hash order, and those
+// next sends to no member are left with ErrNoNextUp, the rest sent.
+func TestRouteNowViaChoosesNextUp(t *testing.T) {
+	for _, known := range []bool{false, true} {
+		name := "found down by its send"
+		if known {
+			name = "down already"
+		}
+		t.Run(name, func(t *testing.T) { testRouteNowVia(t, known) })
+	}
+}
+
+func testRouteNowVia(t *testing.T, known bool) {
+	gws, addrs := routertest.StartGateways(t, "127.0.0.73", "127.0.0.74", "127.0.0.75")
+	gws.Stop(addrs[1])
+	r := newRouterObserved(t, addrs, new(counts), func(*Settings) {})
+	if known {
+		require.Error(t, r.SendNow(context.Background(), addrs[1], nil))
+		require.True(t, r.Down(addrs[1]))
+	}
+	var w routertest.Workload
+	buf := encodeTraces(t, w.Batch(60, 2))
+	rg := ring.New(addrs)
+	dead := rg.Index(addrs[1])
+	// The dead member's traces: to the member after it that is not the
+	// next one up, or nowhere for every other trace.
+	want := map[[16]byte]string{}
+	var b wire.Batch
+	require.NoError(t, wire.Scan(buf, &b))
+	for _, sp := range b.Spans {
+		h := ring.Hash(sp.TraceID)
+		switch o := rg.Owner(h); {
+		case o != dead:
+			want[sp.TraceID] = rg.Members()[o]
+		case sp.TraceID[0]%2 == 0:
+			want[sp.TraceID] = ""
+		default:
+			first := rg.Next(h, func(i int) bool { return i == dead })
+			want[sp.TraceID] = rg.Members()[rg.Next(h, func(i int) bool { return i == dead || i == first })]
+		}
+	}
+	next := func(h uint64, down func(string) bool) string {
+		assert.True(t, down(addrs[1]))
+		for id, m := range want {
+			if ring.Hash(id) == h {
+				return m
+			}
+		}
+		return ""
+	}
+	left := r.RouteNowVia(context.Background(), buf, nil, next)
+	leftSpans := 0
+	for _, l := range left {
+		require.ErrorIs(t, l.Err, ErrNoNextUp, "left for another reason: %d bytes", len(l.Data))
+		var lb wire.Batch
+		require.NoError(t, wire.Scan(l.Data, &lb))
+		for _, sp := range lb.Spans {
+			assert.Empty(t, want[sp.TraceID], "trace %x left: next chose no member", sp.TraceID[:4])
+			leftSpans++
+		}
+	}
+	sent := 0
+	for _, got := range gws.Snapshot() {
+		for _, rc := range got {
+			assert.Equal(t, want[rc.TraceID], rc.Gateway, "trace %x where next says", rc.TraceID[:4])
+			sent++
+		}
+	}
+	t.Logf("spans left %d, sent %d, of 120", leftSpans, sent)
+	assert.Positive(t, leftSpans)
+	assert.Equal(t, 120, leftSpans+sent, "every span sent or left")
+}

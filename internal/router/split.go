@@ -49,6 +49,10 @@ type targets struct {
 	// direct: a failover, whose parts go straight to a member whose queue
 	// is closed as the router shuts down (Router.sendParts).
 	direct bool
+	// next, when set, chooses the member of a trace whose owner is down
+	// in place of the next member up in hash order (RouteNowVia): a
+	// member index, -1 for none.
+	next func(h uint64) int
 }
 
 // target returns the member for hash h and whether it is not the owner.
@@ -57,7 +61,12 @@ func (t *targets) target(h uint64) (member int, rerouted bool) {
 	if t.down == nil || !t.down(owner) {
 		return owner, false
 	}
-	next := t.ring.Next(h, t.down)
+	var next int
+	if t.next != nil {
+		next = t.next(h)
+	} else {
+		next = t.ring.Next(h, t.down)
+	}
 	if next < 0 {
 		if t.strict {
 			return -1, false
