@@ -102,8 +102,21 @@ func AppendResourceSpans(dst []byte, sc *Scope, spans []byte, ends []int) []byte
 		spansSize += fieldSize(2, e-prev)
 		prev = e
 	}
-	scopeSpansSize, rsSize := resourceSpansSizes(sc, spansSize)
+	dst = appendResourceSpansHead(dst, sc, spansSize)
+	prev = 0
+	for _, e := range ends {
+		dst = appendField(dst, 2, spans[prev:e])
+		prev = e
+	}
+	return appendResourceSpansTail(dst, sc)
+}
 
+// appendResourceSpansHead appends what comes before the span fields of
+// one resource_spans field holding one ScopeSpans under sc, whose span
+// fields (tag, length, body each) take spanFields bytes: the two messages'
+// tags and lengths, the resource and the scope.
+func appendResourceSpansHead(dst []byte, sc *Scope, spanFields int) []byte {
+	scopeSpansSize, rsSize := resourceSpansSizes(sc, spanFields)
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(rsSize))
 	if sc.Resource != nil {
@@ -114,11 +127,12 @@ func AppendResourceSpans(dst []byte, sc *Scope, spans []byte, ends []int) []byte
 	if sc.Scope != nil {
 		dst = appendField(dst, 1, sc.Scope)
 	}
-	prev = 0
-	for _, e := range ends {
-		dst = appendField(dst, 2, spans[prev:e])
-		prev = e
-	}
+	return dst
+}
+
+// appendResourceSpansTail appends what follows the span fields: the
+// scope's schema URL (closing the ScopeSpans), then the resource's.
+func appendResourceSpansTail(dst []byte, sc *Scope) []byte {
 	if len(sc.ScopeSchemaURL) > 0 {
 		dst = appendField(dst, 3, sc.ScopeSchemaURL)
 	}

@@ -1,7 +1,5 @@
 package wire
 
-import "google.golang.org/protobuf/encoding/protowire"
-
 // A request too large to be taken in at once is cut into pieces at
 // resource, scope and span boundaries: Split chooses the pieces from a
 // scanned Batch, AppendPiece re-encodes each as a TracesData (which is also
@@ -81,25 +79,9 @@ func appendRun(dst []byte, sc *Scope, spans []Span) []byte {
 	for i := range spans {
 		fields += fieldSize(2, len(spans[i].Raw))
 	}
-	scopeSpansSize, rsSize := resourceSpansSizes(sc, fields)
-	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(rsSize))
-	if sc.Resource != nil {
-		dst = appendField(dst, 1, sc.Resource)
-	}
-	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(scopeSpansSize))
-	if sc.Scope != nil {
-		dst = appendField(dst, 1, sc.Scope)
-	}
+	dst = appendResourceSpansHead(dst, sc, fields)
 	for i := range spans {
 		dst = appendField(dst, 2, spans[i].Raw)
 	}
-	if len(sc.ScopeSchemaURL) > 0 {
-		dst = appendField(dst, 3, sc.ScopeSchemaURL)
-	}
-	if len(sc.ResourceSchemaURL) > 0 {
-		dst = appendField(dst, 3, sc.ResourceSchemaURL)
-	}
-	return dst
+	return appendResourceSpansTail(dst, sc)
 }
