@@ -29,7 +29,10 @@ type request struct {
 	groups  []uint64
 	pending atomic.Int32
 	weight  int64
-	done    func() // called once the buffer no longer reads buf
+	// noted is set once the request is noted in its shards' queues of
+	// requests recorded to the store and not taken in (storequeued.go).
+	noted bool
+	done  func() // called once the buffer no longer reads buf
 }
 
 func (r *request) release() {
@@ -38,6 +41,7 @@ func (r *request) release() {
 	}
 	r.b.queued.Release(r.weight)
 	r.weight = 0 // a pooled request that takes no queue room must release none
+	r.noted = false
 	for i := range r.per {
 		r.per[i] = r.per[i][:0]
 	}

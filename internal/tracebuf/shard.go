@@ -136,6 +136,10 @@ type shard struct {
 	lent    bool       // a call given up on may still read the output batch's bytes (deliver)
 	caller  caller     // the goroutine deliver calls the next consumer on
 	outScan wire.Batch // sendWire's scan of a request, for keptWire and the store
+	// queuedSnap holds, while a delivery begins, the requests routed here
+	// and recorded to the store that the shard has not taken in
+	// (storequeued.go).
+	queuedSnap []*request
 
 	traces   map[[16]byte]*trace // undecided
 	due      completion
@@ -205,6 +209,7 @@ func (s *shard) now() int64 { return int64(s.deps.clock.Now().Sub(s.deps.base)) 
 // ingest takes in one message's spans.
 func (s *shard) ingest(ctx context.Context, req *request, idx []int32) {
 	defer req.release()
+	s.takenIn(req)
 	// Spans are stamped when the shard takes them in, not when Ingest
 	// accepted them: when the queue lags, the later spans of a trace are
 	// still queued, and the quiet rule must not fire before they are seen.

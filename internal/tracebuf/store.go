@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tailsift/tailsift/internal/store"
-	"github.com/tailsift/tailsift/internal/wire"
 	"github.com/tailsift/tailsift/sampling"
 )
 
@@ -52,13 +51,17 @@ type storeHook struct {
 	// sends are the traces whose stored spans a keep or a rescue hands
 	// on: the shards do not record them delivered meanwhile.
 	sends storedSends
+	// queued holds, per shard, the requests recorded and not taken in
+	// yet (storequeued.go).
+	queued []queuedReqs
 }
 
 // AttachStore makes b record to st and resume from what st held at Open
 // (if no other component claimed it). Call it before Start, then Replay
 // after Start.
 func (b *Buffer) AttachStore(st *store.Store) {
-	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards)), emit: b.emit}
+	h := &storeHook{st: st, pending: make([]shardDecisions, len(b.shards)), extents: make([]droppedExtents, len(b.shards)), emit: b.emit,
+		queued: make([]queuedReqs, len(b.shards))}
 	b.store = h
 	h.rescue = newRescuer(b)
 	for _, s := range b.shards {
@@ -156,6 +159,10 @@ func (b *Buffer) recordSpans(req *request) {
 			}
 		}
 	}
+	// Noted before the record is queued: a shard's delivery that begins
+	// after the record leaves the request's traces out until the shard has
+	// taken it in.
+	h.noteQueued(req)
 	if req.done == nil {
 		// The buffer owns buf and never changes it: no copy.
 		h.st.AppendSpansOwned(ids, req.buf)
@@ -317,71 +324,6 @@ func (h *storeHook) beginStored(ctx context.Context) *store.Delivery {
 		return nil
 	}
 	return d
-}
-
-// outDelivery is the delivery of the requests cut from a shard's output
-// batch (flushOut), recorded request by request as the next consumer
-// accepts them.
-type outDelivery struct {
-	st *store.Store
-	d  *store.Delivery
-	// waiting are the traces with spans in the open request, which stays
-	// in the batch (sorted): they are not delivered until it goes. The
-	// late spans of one trace in one request that fill the open request
-	// past output.batch_max_spans are cut in two; the first part's
-	// delivery covered the second, and a kill -9 before it went lost it
-	// (TestLateSpansCutInTwoSurviveCrash).
-	waiting [][16]byte
-	// sends are the traces a keep or a rescue is handing on from the
-	// store: left out too (storedSends).
-	sends *storedSends
-}
-
-// beginDelivery begins the delivery of the requests cut from the shard's
-// output batch, before the first is handed on: it covers the spans
-// recorded until then, not a late span recorded while the next
-// consumer's call (or its retries) is under way. It is nil without a
-// store.
-func (s *shard) beginDelivery() *outDelivery {
-	h := s.deps.store
-	if h == nil {
-		return nil
-	}
-	od := &outDelivery{st: h.st, d: h.st.BeginDelivery(), sends: &h.sends}
-	if o := &s.out; o.open.spans > 0 {
-		b := &s.outScan
-		b.Reset()
-		if err := wire.Scan(o.buf[o.open.at:], b); err != nil {
-			// Encoded here from scanned spans: cannot happen. Nothing
-			// is recorded: the traces are sent again after a restart.
-			s.deps.logger.Error("Kept spans' delivery not recorded: the output request does not scan", zap.Error(err))
-			return nil
-		}
-		od.waiting = batchTraceIDs(b)
-		b.Reset()
-	}
-	return od
-}
-
-// record records the delivery of the traces ids (sorted), but those
-// waiting in the open request, and those whose stored spans a keep or a
-// rescue is handing on.
-func (od *outDelivery) record(ids [][16]byte) {
-	if od == nil {
-		return
-	}
-	if len(od.waiting) > 0 {
-		kept := ids[:0]
-		for _, id := range ids {
-			if _, found := slices.BinarySearchFunc(od.waiting, id, compareIDs); !found {
-				kept = append(kept, id)
-			}
-		}
-		ids = kept
-	}
-	if ids = od.sends.without(ids); len(ids) > 0 {
-		od.st.AppendDelivered(od.d, ids)
-	}
 }
 
 // storedChunkBytes bounds the stored spans of one request that sendStored
