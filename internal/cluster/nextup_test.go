@@ -22,11 +22,12 @@ import (
 // other member up it keeps it (RouteWith fails). Only self may drain.
 // from, when not "", is where the span starts, already forwarded (a part
 // a handover sent there). It returns the gateway and the hops taken.
-func lateSpanEnds(members []string, self string, draining bool, h uint64, down map[string]bool, from string) (string, int) {
+func lateSpanEnds(rings *ringsOf, self string, draining bool, h uint64, down map[string]bool, from string) (string, int) {
+	members := rings.members
 	isDown := func(m string) bool { return m != self && down[m] }
 	at, forwarded, relayed := from, from != "", false
+	all := rings.of("")
 	if at == "" {
-		all := ring.New(members)
 		o := all.Owner(h)
 		if !isDown(all.Members()[o]) {
 			at = all.Members()[o]
@@ -41,11 +42,10 @@ func lateSpanEnds(members []string, self string, draining bool, h uint64, down m
 		if forwarded && (!drains || relayed) {
 			return at, hops
 		}
-		all := ring.New(members)
 		if i := all.Index(at); !drains && i >= 0 && all.Owner(h) == i {
 			return at, hops
 		}
-		others := ring.New(slices.DeleteFunc(slices.Clone(members), func(m string) bool { return m == at }))
+		others := rings.of(at)
 		if others.Len() == 0 {
 			return at, hops
 		}
@@ -61,6 +61,26 @@ func lateSpanEnds(members []string, self string, draining bool, h uint64, down m
 		at = others.Members()[t]
 	}
 	return "loop", 0
+}
+
+// ringsOf builds a member set's rings once: every member's, and each
+// gateway's router's (the others).
+type ringsOf struct {
+	members []string
+	rings   map[string]*ring.Ring
+}
+
+// of returns the ring of the members but not (all of them for "").
+func (r *ringsOf) of(not string) *ring.Ring {
+	if r.rings == nil {
+		r.rings = map[string]*ring.Ring{}
+	}
+	if rg, ok := r.rings[not]; ok {
+		return rg
+	}
+	rg := ring.New(slices.DeleteFunc(slices.Clone(r.members), func(m string) bool { return m == not }))
+	r.rings[not] = rg
+	return rg
 }
 
 // TestNextUpMatchesForwarding compares nextUp, for random rings, random
@@ -91,7 +111,8 @@ func TestNextUpMatchesForwarding(t *testing.T) {
 				down[m] = true
 			}
 		}
-		all := ring.New(set)
+		rings := &ringsOf{members: set}
+		all := rings.of("")
 		isDown := func(m string) bool { return down[m] }
 		for range 20 {
 			h := rng.Uint64()
@@ -104,10 +125,10 @@ func TestNextUpMatchesForwarding(t *testing.T) {
 			}
 			cases++
 			want := nextUp(all, self, draining, h, isDown)
-			late, _ := lateSpanEnds(set, self, draining, h, down, "")
+			late, _ := lateSpanEnds(rings, self, draining, h, down, "")
 			part := want
 			if want != self && want != "" {
-				part, _ = lateSpanEnds(set, self, draining, h, down, want)
+				part, _ = lateSpanEnds(rings, self, draining, h, down, want)
 			}
 			if late != want || part != want {
 				mismatches++
