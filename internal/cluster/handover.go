@@ -178,12 +178,14 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 		// and not decided here for want of a member, unless no other
 		// member is up (the next chunks would fail the same way).
 		allDown, stayed := !h.anyUp(cur), 0
+		var back [][]byte // what stays here, of chunk
 		left = slices.DeleteFunc(left, func(l router.Left) bool {
 			if !errors.Is(l.Err, router.ErrNoNextUp) || allDown {
 				return false
 			}
 			t, s := countTraces(l.Data)
 			h.budget += int64(len(l.Data)) // not moved
+			back = append(back, l.Data)
 			h.giveBack(l.Data, t, false)
 			traces, spans, stayed = traces-t, spans-s, stayed+len(l.Data)
 			return true
@@ -207,9 +209,11 @@ func (h *handover) traces(ctx context.Context, sh int) bool {
 					zap.Int("ring_changes", h.moves))
 			}
 			t, s := countTraces(l.Data)
+			back = append(back, l.Data)
 			h.giveBack(l.Data, t, !moved)
 			traces, spans, bytes = traces-t, spans-s, bytes-len(l.Data)
 		}
+		h.forget(chunk, back)
 		if moved {
 			// Not moved: taken out again, it is charged again. (The parts
 			// are framed anew, a little larger than their share of the
@@ -276,6 +280,27 @@ func (h *handover) keep(chunk []byte, here func(uint64) bool) (rest []byte, trac
 	h.budget += int64(len(own)) // not moved
 	h.giveBack(own, traces, false)
 	return other, traces, ownSpans
+}
+
+// forget drops from a draining gateway's givenBack the traces of chunk
+// that a member took (all but those of back, which stay here): their
+// decisions are not made here, and a hash kept would have every later
+// sweep list every decision (TestDrainForgetsTracesHandedOverLater).
+func (h *handover) forget(chunk []byte, back [][]byte) {
+	if !h.n.draining.Load() || len(h.n.givenBack) == 0 {
+		return
+	}
+	stays := map[uint64]struct{}{}
+	for _, b := range back {
+		for _, hash := range traceHashes(b) {
+			stays[hash] = struct{}{}
+		}
+	}
+	for _, hash := range traceHashes(chunk) {
+		if _, ok := stays[hash]; !ok {
+			delete(h.n.givenBack, hash)
+		}
+	}
 }
 
 // countTraces returns the traces and spans of buf, an encoded TracesData

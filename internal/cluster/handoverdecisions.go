@@ -274,7 +274,7 @@ func (n *Node) sendDecisions(ctx context.Context, rt *routing, d *Decisions, ctl
 			if sent != nil {
 				sent(&part.Decisions)
 			}
-			n.obs.DecisionsHandedOver(ctx, part.Decisions.Len())
+			n.obs.DecisionsHandedOver(ctx, n.toCount(&part.Decisions))
 		}
 	}
 	return refused, true

@@ -91,10 +91,16 @@ type Node struct {
 	givenBack map[uint64]struct{}
 	// back holds the hashes of the decisions that came back (the router's
 	// Fallback, a relay refused) since the last handover took them.
-	backMu sync.Mutex
-	back   []uint64
-	cancel context.CancelFunc
-	done   chan struct{}
+	// counted holds those of the decisions that came back from a relay's
+	// queue (the router's Fallback of a request marked relayed): counted
+	// handed over as they were queued, no member took them, and their
+	// next send is not counted again until a member takes it
+	// (TestRelayedDecisionsThatComeBackCountOnce).
+	backMu  sync.Mutex
+	back    []uint64
+	counted map[uint64]struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
 	// fleet shares the budget with the other members; nil unless
 	// cluster::budget is shared. budgetDone closes when its loop ends.
 	fleet      *fleetBudget
@@ -174,7 +180,9 @@ func (n *Node) takeBack(ctx context.Context, data []byte) error {
 		if err := n.buf.IngestDecisions(ctx, &c.Decisions); err != nil {
 			return fmt.Errorf("take back decisions: %w", err)
 		}
-		n.cameBack(&c.Decisions)
+		// A draining gateway's relays (queued) were counted handed over
+		// as they were queued.
+		n.cameBack(&c.Decisions, c.Relayed)
 	}
 	if len(rest) == 0 {
 		return nil
@@ -350,20 +358,56 @@ func (n *Node) takeDecisions(ctx context.Context, d *Decisions, relay bool) erro
 			return nil
 		}
 		d = &refused
-		defer n.cameBack(&refused) // to be handed over at the next sweep
+		defer n.cameBack(&refused, false) // to be handed over at the next sweep
 	}
 	return n.buf.IngestDecisions(ctx, d)
 }
 
 // cameBack notes decisions that came back to be remembered here: a
 // draining gateway's next sweep hands them over again, those only.
-func (n *Node) cameBack(d *Decisions) {
+// counted: they were counted handed over when they were queued.
+func (n *Node) cameBack(d *Decisions, counted bool) {
 	n.backMu.Lock()
 	defer n.backMu.Unlock()
+	start := len(n.back)
 	for _, k := range d.Kept {
 		n.back = append(n.back, ring.Hash(k.ID))
 	}
 	n.back = append(n.back, d.Dropped...)
+	if !counted {
+		return
+	}
+	if n.counted == nil {
+		n.counted = make(map[uint64]struct{}, len(n.back)-start)
+	}
+	for _, h := range n.back[start:] {
+		n.counted[h] = struct{}{}
+	}
+}
+
+// toCount returns how many of d, which a member took, count as handed
+// over: those not counted already as a relay that came back (cameBack),
+// which it forgets.
+func (n *Node) toCount(d *Decisions) int {
+	n.backMu.Lock()
+	defer n.backMu.Unlock()
+	c := d.Len()
+	if len(n.counted) == 0 {
+		return c
+	}
+	uncount := func(h uint64) {
+		if _, ok := n.counted[h]; ok {
+			delete(n.counted, h)
+			c--
+		}
+	}
+	for _, k := range d.Kept {
+		uncount(ring.Hash(k.ID))
+	}
+	for _, h := range d.Dropped {
+		uncount(h)
+	}
+	return c
 }
 
 // takeCameBack returns the hashes cameBack noted, and forgets them.

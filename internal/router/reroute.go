@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
+
+	"github.com/tailsift/tailsift/internal/ring"
 )
 
 // A failover from a member's queue: the spans of a request the member
@@ -42,6 +44,10 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 	s := r.splitters.Get().(*splitter)
 	s.maxBytes = r.cfg.MaxRequestBytes
 	parts, ok, err := s.split(req.bytes(), t)
+	var before int
+	if err == nil && ok {
+		before = reroutedBefore(s, st, from)
+	}
 	s.batch.Reset() // do not keep the request reachable from the pool
 	r.splitters.Put(s)
 	switch {
@@ -53,9 +59,14 @@ func (r *Router) reroute(ctx context.Context, req *request, from *member) error 
 		return errNoSpans
 	}
 	// Counted re-routed as they are routed, before they are sent, as the
-	// parts of a first routing are.
+	// parts of a first routing are: those from's queue held as re-routed
+	// already (another member's, down) were counted when they were routed
+	// to from, and are not again (TestReroutedFromQueueCountsOnce).
+	// Which part holds them is not kept: the first parts' counts go.
 	for i := range parts {
-		r.obs.Routed(ctx, st.members[parts[i].member].addr, 0, parts[i].rerouted)
+		again := min(before, parts[i].rerouted)
+		before -= again
+		r.obs.Routed(ctx, st.members[parts[i].member].addr, 0, parts[i].rerouted-again)
 	}
 	// Not bounded by the push's own deadline, which a member that timed
 	// out has used up: by the send timeout and Shutdown's deadline.
@@ -139,4 +150,25 @@ func (r *Router) resplit(ctx context.Context, p part, t *targets) ([]part, bool)
 		parts[i].rerouted = parts[i].spans
 	}
 	return parts, true
+}
+
+// reroutedBefore counts the spans of the request s split for a failover
+// from member from that are re-routed now and were re-routed when they were
+// routed to from: their trace's owner is another member, down.
+func reroutedBefore(s *splitter, st *state, from *member) int {
+	n := 0
+	var lastID [16]byte
+	last := false
+	for i := range s.batch.Spans {
+		sp := &s.batch.Spans[i]
+		if i == 0 || sp.TraceID != lastID {
+			lastID = sp.TraceID
+			o := st.ring.Owner(ring.Hash(sp.TraceID))
+			last = o >= 0 && st.members[o] != from && st.down(o)
+		}
+		if last {
+			n++
+		}
+	}
+	return n
 }
