@@ -134,7 +134,15 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 // recordSpans records an accepted request with the IDs of its traces.
 func (b *Buffer) recordSpans(req *request) {
 	h := b.store
-	if h == nil || h.replaying.Load() {
+	if h == nil {
+		return
+	}
+	if h.replaying.Load() {
+		// Taken in again from the store: recorded already, in records
+		// older than any delivery begun since. Noted all the same, so that
+		// a shard's delivery begun once Replay is over leaves the trace out
+		// until the shard has taken the request in (beginDelivery).
+		h.noteQueued(req)
 		return
 	}
 	// Sized exactly, by counting first: one allocation the store holds
