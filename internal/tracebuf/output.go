@@ -236,6 +236,7 @@ func (s *shard) flushOut(ctx context.Context, all bool) error {
 			errs = append(errs, err)
 		}
 	}
+	d.finish()
 	if s.lent {
 		// A call given up on may still read its request, in o.buf (the
 		// wire output's bytes; pdata may share them too): the batch leaves
@@ -410,12 +411,12 @@ func (s *shard) forwardLate(ctx context.Context, batch *wire.Batch, now int64) {
 }
 
 // send hands td to the next consumer, retrying retryable errors with
-// backoff until ctx ends, and records its traces as delivered in d (nil
-// without a store). What is not delivered is counted and returned.
+// backoff until ctx ends, and notes in d (nil without a store) whether its
+// traces were delivered. What is not delivered is counted and returned.
 func (s *shard) send(ctx context.Context, td ptrace.Traces, d *outDelivery) error {
 	err := s.deliver(ctx, td.SpanCount(), func() error { return s.deps.emit(ctx, td) })
-	if err == nil && d != nil {
-		d.record(traceIDs(td))
+	if d != nil {
+		d.handed(traceIDs(td), err)
 	}
 	return err
 }

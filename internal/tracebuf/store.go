@@ -124,17 +124,29 @@ func (b *Buffer) Replay(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, fmt.Errorf("replay stored spans: %w", err)
 	}
-	// Read back. The store holds the segments past the retention until
-	// the traces taken in are decided and handed on: they are not
-	// recorded again, and their spans are on disk only there.
-	h.recovery.Replayed(b.cfg.Completion.MaxWait + b.cfg.Output.BatchTimeout)
+	// Read back. The traces taken in are not recorded again: their spans
+	// are on disk only in the segments they came from, which the store
+	// holds for a retention from now, as if they were recorded now. Held
+	// only max_wait + batch_timeout, they went while the delivery of a
+	// trace kept then was refused and retried (a backend not up yet after
+	// an outage), and a kill -9 lost it
+	// (TestKeptAfterLongDowntimeOutlivesRetries: 0 of 2 spans sent again).
+	h.recovery.Replayed(max(b.cfg.Completion.MaxWait+b.cfg.Output.BatchTimeout, h.st.Retention()))
 	return total, nil
 }
 
 // recordSpans records an accepted request with the IDs of its traces.
 func (b *Buffer) recordSpans(req *request) {
 	h := b.store
-	if h == nil || h.replaying.Load() {
+	if h == nil {
+		return
+	}
+	if h.replaying.Load() {
+		// Taken in again from the store: recorded already, in records
+		// older than any delivery begun since. Noted all the same, so that
+		// a shard's delivery begun once Replay is over leaves the trace out
+		// until the shard has taken the request in (beginDelivery).
+		h.noteQueued(req)
 		return
 	}
 	// Sized exactly, by counting first: one allocation the store holds

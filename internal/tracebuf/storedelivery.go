@@ -14,8 +14,14 @@ import (
 // the requests cut from its output batch covers.
 
 // outDelivery is the delivery of the requests cut from a shard's output
-// batch (flushOut), recorded request by request as the next consumer
-// accepts them.
+// batch (flushOut), recorded once they all went, for the traces of the
+// requests the next consumer accepted and of none it did not: a trace's
+// spans may fill more than one request (late spans past
+// output.batch_max_spans, a kept trace and its late spans). Recorded as
+// each request was accepted, the first one's record covered the trace
+// while the next was refused and retried, and a kill -9 then lost the
+// spans of the next (TestTraceInTwoCutsSurvivesCrash). A kill -9 during
+// the flush sends its accepted traces again after the restart.
 type outDelivery struct {
 	st *store.Store
 	d  *store.Delivery
@@ -29,6 +35,12 @@ type outDelivery struct {
 	// sends are the traces a keep or a rescue is handing on from the
 	// store: left out too (storedSends).
 	sends *storedSends
+	// done are the traces of the requests the next consumer accepted,
+	// failed those of the requests it did not; unknown is set when a
+	// request's traces are not known (it did not scan): nothing is
+	// recorded.
+	done, failed [][16]byte
+	unknown      bool
 }
 
 // beginDelivery begins the delivery of the requests cut from the shard's
@@ -39,7 +51,15 @@ type outDelivery struct {
 // (storequeued.go). It is nil without a store.
 func (s *shard) beginDelivery() *outDelivery {
 	h := s.deps.store
-	if h == nil {
+	if h == nil || h.replaying.Load() {
+		// While Replay takes the stored traces in again, one stored
+		// request at a time, a trace's requests not read back yet have
+		// records older than any mark: a delivery of its first ones
+		// covered them all, and a kill -9 before the rest went lost them
+		// (TestReplayedRequestQueuedForShardSurvivesCrash). Nothing else
+		// is taken in meanwhile: nothing is recorded delivered, and the
+		// traces delivered are sent again after a restart. Once Replay is
+		// over, the requests it queued are noted (recordSpans).
 		return nil
 	}
 	od := s.beginQueued(h)
@@ -61,25 +81,48 @@ func (s *shard) beginDelivery() *outDelivery {
 	return od
 }
 
-// record records the delivery of the traces ids (sorted), but those
-// waiting in the open request, and those whose stored spans a keep or a
-// rescue is handing on.
-func (od *outDelivery) record(ids [][16]byte) {
-	if od == nil {
+// handed notes the outcome of a request of traces ids handed on: err is
+// the next consumer's.
+func (od *outDelivery) handed(ids [][16]byte, err error) {
+	switch {
+	case od == nil:
+	case err == nil:
+		od.done = append(od.done, ids...)
+	default:
+		od.failed = append(od.failed, ids...)
+	}
+}
+
+// finish records the delivery of the traces of the requests accepted, but
+// those with spans in a request not accepted, those waiting in the open
+// request, and those whose stored spans a keep or a rescue is handing on.
+func (od *outDelivery) finish() {
+	if od == nil || od.unknown || len(od.done) == 0 {
 		return
 	}
-	if len(od.waiting) > 0 {
-		kept := ids[:0]
-		for _, id := range ids {
-			if _, found := slices.BinarySearchFunc(od.waiting, id, compareIDs); !found {
-				kept = append(kept, id)
-			}
-		}
-		ids = kept
+	ids := sortedIDs(od.done)
+	if len(od.failed) > 0 {
+		ids = without(ids, sortedIDs(od.failed))
 	}
+	ids = without(ids, od.waiting)
 	if ids = od.sends.without(ids); len(ids) > 0 {
 		od.st.AppendDelivered(od.d, ids)
 	}
+}
+
+// without returns ids without those in leave (both sorted), in ids's
+// memory.
+func without(ids, leave [][16]byte) [][16]byte {
+	if len(leave) == 0 {
+		return ids
+	}
+	kept := ids[:0]
+	for _, id := range ids {
+		if _, found := slices.BinarySearchFunc(leave, id, compareIDs); !found {
+			kept = append(kept, id)
+		}
+	}
+	return kept
 }
 
 // The requests a shard has not taken in yet, for its deliveries to the

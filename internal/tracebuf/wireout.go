@@ -62,8 +62,8 @@ func (b *Buffer) startOutput() error {
 }
 
 // sendWire hands req, a request of the output batch holding spans spans, to
-// the wire output, retrying as send does, and records its traces as
-// delivered in the store, in d. req is scanned once, when the KeptWire hook
+// the wire output, retrying as send does, and notes in d whether its
+// traces were delivered (outDelivery). req is scanned once, when the KeptWire hook
 // or the store needs it.
 func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *outDelivery) error {
 	b := &s.outScan
@@ -81,8 +81,12 @@ func (s *shard) sendWire(ctx context.Context, req []byte, spans int, d *outDeliv
 		s.deps.keptWire(b)
 	}
 	err := s.deliver(ctx, spans, func() error { return s.deps.emitWire(ctx, req, spans) })
-	if err == nil && scanned && d != nil {
-		d.record(batchTraceIDs(b))
+	if d != nil {
+		if scanned {
+			d.handed(batchTraceIDs(b), err)
+		} else {
+			d.unknown = true
+		}
 	}
 	return err
 }
