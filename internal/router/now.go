@@ -211,14 +211,8 @@ func (m *member) sendDirect(ctx context.Context, data []byte) error {
 	if m.stopped() {
 		return fmt.Errorf("member %s: %w", m.addr, errMemberClosed)
 	}
-	if d := m.r.cfg.Timeout.Timeout; d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := m.bounded(ctx)
 	defer cancel()
-	defer context.AfterFunc(m.r.done, cancel)()
 	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	if err != nil && m.r.cfg.Downgrade != nil && status.Code(err) == codes.InvalidArgument {

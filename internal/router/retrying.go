@@ -95,18 +95,24 @@ func (m *member) sendClosing(ctx context.Context, data []byte) error {
 	if m.stopped() {
 		return errMemberClosed
 	}
-	if d := m.r.cfg.Timeout.Timeout; d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := m.bounded(ctx)
 	defer cancel()
-	defer context.AfterFunc(m.r.done, cancel)()
 	start := m.r.since()
 	err := m.sendRetrying(ctx, [][]byte{data})
 	m.sent(start, err)
 	return err
+}
+
+// bounded returns ctx bounded by the send timeout and by the deadline of
+// the router's Shutdown (r.done), for a send outside the member's queue.
+func (m *member) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := func() {}
+	if d := m.r.cfg.Timeout.Timeout; d > 0 {
+		ctx, timeout = context.WithTimeout(ctx, d)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(m.r.done, cancel)
+	return ctx, func() { stop(); cancel(); timeout() }
 }
 
 // failoverRetries fails over the requests m left to a retry, which its
